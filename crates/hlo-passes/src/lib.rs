@@ -1,0 +1,1 @@
+//! HLO graph passes: inlining, normalisation, DCE, CSE, folding, fusion planning.

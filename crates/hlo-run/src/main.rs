@@ -1,0 +1,2 @@
+//! The hlo-run command-line tool.
+fn main() {}

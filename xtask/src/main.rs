@@ -1,0 +1,2 @@
+//! Project automation: `cargo xtask bench`, `cargo xtask validate-spirv`.
+fn main() {}
