@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the system packages this project needs on a fresh Debian machine:
+# the Vulkan loader, Mesa's lavapipe (a CPU Vulkan driver, so no GPU is needed),
+# the Khronos validation layer (tests fail on any validation message) and
+# spirv-tools (tests run spirv-val over every generated kernel).
+# Idempotent: does nothing when everything is already there.
+set -euo pipefail
+
+packages=(libvulkan1 mesa-vulkan-drivers vulkan-validationlayers spirv-tools vulkan-tools)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+echo "setup-system: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
