@@ -20,7 +20,9 @@ pub type Result<T, E = VulkanError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum VulkanError {
     /// `libvulkan.so.1` (the loader) could not be opened.
-    #[error("cannot load the Vulkan loader ({reason}); install one, e.g. `{INSTALL_HINT}` for the CPU device lavapipe")]
+    #[error(
+        "cannot load the Vulkan loader ({reason}); install one, e.g. `{INSTALL_HINT}` for the CPU device lavapipe"
+    )]
     NoVulkanLoader { reason: String },
     /// The loader works but reports no physical device with Vulkan 1.2 and a compute queue.
     #[error("no usable Vulkan device (need Vulkan 1.2 with a compute queue){detail}; install a driver, e.g. `{INSTALL_HINT}` for the CPU device lavapipe")]
@@ -32,7 +34,9 @@ pub enum VulkanError {
     #[error("device `{device}` does not support {what}")]
     MissingFeature { device: String, what: String },
     /// Validation was requested (`HLO_VULKAN_VALIDATION=1` or in tests) but the layer is not installed.
-    #[error("Vulkan validation was requested but {what} is not available; install it with `{VALIDATION_INSTALL_HINT}`")]
+    #[error(
+        "Vulkan validation was requested but {what} is not available; install it with `{VALIDATION_INSTALL_HINT}`"
+    )]
     ValidationUnavailable { what: String },
     /// A Vulkan call returned an error code.
     #[error("{call} failed: {result}")]
@@ -65,6 +69,9 @@ pub enum VulkanError {
     /// An output index, or the slice an output is read into, does not fit.
     #[error("output {index}: {reason}")]
     Output { index: usize, reason: String },
+    /// The program is valid but asks for something this runtime cannot do.
+    #[error("the program cannot run here: {reason}")]
+    Unsupported { reason: String },
     /// A parameter index given to a low-level API names no input buffer.
     #[error("input {index} does not exist (the program has {count} inputs)")]
     NoSuchInput { index: usize, count: usize },
@@ -74,5 +81,20 @@ impl VulkanError {
     /// Wraps a failed Vulkan call; used as `.map_err(VulkanError::vk("vkFoo"))`.
     pub(crate) fn vk(call: &'static str) -> impl FnOnce(vk::Result) -> VulkanError {
         move |result| VulkanError::Vk { call, result }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_fixable_errors_say_what_to_install() {
+        let loader = VulkanError::NoVulkanLoader { reason: "libvulkan.so.1: not found".into() };
+        assert!(loader.to_string().contains("apt-get install libvulkan1 mesa-vulkan-drivers"));
+        let device = VulkanError::NoDevice { detail: String::new() };
+        assert!(device.to_string().contains("mesa-vulkan-drivers"));
+        let layer = VulkanError::ValidationUnavailable { what: "the layer".into() };
+        assert!(layer.to_string().contains("vulkan-validationlayers"));
     }
 }

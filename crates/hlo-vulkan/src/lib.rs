@@ -1,1 +1,41 @@
-//! The Vulkan runtime: runs an hlo-program::Program with ash and gpu-allocator.
+//! The Vulkan runtime: runs an [`hlo_program::Program`] with ash and gpu-allocator.
+//!
+//! ```text
+//! Program ──validate──▶ buffers (liveness-shared arenas) ──▶ pipelines (+ disk cache) ──▶ one recorded
+//!                                                                                        command buffer
+//! run(inputs): memcpy into mapped inputs ──▶ submit ──▶ wait (timeline semaphore) ──▶ read mapped outputs
+//! ```
+//!
+//! - [`Context`] (in `context.rs`): loads Vulkan at run time, picks a device ([`DeviceSelector`]), enables every
+//!   useful optional feature and reports them as [`DeviceCaps`], and optionally turns on the validation layer
+//!   and collects its messages.
+//! - [`Executable`] (in `executable.rs`): builds and records a program once, then replays it.
+//! - `memory.rs` places buffers; `hazard.rs` decides where barriers go; `pipeline_cache.rs` keeps compiled
+//!   pipelines on disk.
+//!
+//! Invariants:
+//! - Architecture Invariant: this crate sees only `hlo-program` (SPIR-V words, bindings, steps), never HLO.
+//! - Every Vulkan object has exactly one owner that destroys it; an [`Executable`] holds an `Arc<Context>`,
+//!   so the device outlives everything made from it, and gpu-allocator is dropped before `vkDestroyDevice`.
+//! - The command buffer is recorded once at build time; a run only copies bytes and submits.
+//! - A submission of an executable waits on its previous submission (timeline semaphore), and every host
+//!   access to an executable's buffers waits for its last submission, so the safe API cannot race the device.
+//! - Temporaries share memory only when their live ranges are disjoint; barriers consider that sharing.
+//! - Bad input (a broken program, wrong input sizes, a device limit) is an error, never a panic.
+//!
+//! The only environment this crate reads is in [`ContextOptions::from_env`]; the only files it touches are the
+//! pipeline cache in the directory the caller names.
+
+mod context;
+mod error;
+mod executable;
+mod hazard;
+mod memory;
+mod pipeline_cache;
+
+pub use context::{
+    list_devices, Context, ContextOptions, DeviceCaps, DeviceInfo, DeviceKind, DeviceSelector, MemoryReport, Severity,
+    SubgroupOps, ValidationMessage,
+};
+pub use error::{Result, VulkanError, INSTALL_HINT, VALIDATION_INSTALL_HINT};
+pub use executable::{BuildOptions, BuildStats, Executable, Ticket};

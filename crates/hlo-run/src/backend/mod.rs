@@ -1,0 +1,145 @@
+//! Backends behind one interface: the Vulkan path (the default) and the
+//! reference interpreter (`--backend interp`).
+//!
+//! A backend is prepared once per module ([`prepare`]) and then called many
+//! times, which is what `bench` and the real-time loop need: the Vulkan
+//! executable keeps its device buffers and recorded command buffer across calls.
+
+use crate::npy::HostArray;
+use crate::user_error;
+use hlo_ir::{ArrayShape, Literal, LiteralData, Module, Shape};
+use std::time::{Duration, Instant};
+
+/// Which engine executes the module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// SPIR-V kernels on a Vulkan device (lavapipe when there is no GPU).
+    Vulkan,
+    /// The reference CPU interpreter (slow, obviously correct).
+    Interp,
+}
+
+/// Options that shape preparation.
+#[derive(Clone, Debug, Default)]
+pub struct PrepareOptions {
+    /// Device name substring or index (`--device`); falls back to `HLO_VULKAN_DEVICE`.
+    pub device: Option<String>,
+}
+
+/// Where preparation time went, for `bench` and `--stats`.
+#[derive(Clone, Debug, Default)]
+pub struct CompileTimes {
+    pub passes: Duration,
+    pub codegen: Duration,
+    pub runtime_build: Duration,
+}
+
+impl CompileTimes {
+    pub fn total(&self) -> Duration {
+        self.passes + self.codegen + self.runtime_build
+    }
+}
+
+/// A module ready to be called.
+pub trait Prepared {
+    /// Runs once: inputs in, every result leaf out.
+    fn run(&mut self, inputs: &[HostArray]) -> anyhow::Result<Vec<HostArray>>;
+    /// Uploads inputs once, for timing device-resident calls.
+    fn set_inputs(&mut self, inputs: &[HostArray]) -> anyhow::Result<()>;
+    /// One call on the inputs last set, without host transfers where the
+    /// backend keeps data on a device; returns the wall time of the call.
+    fn time_call(&mut self) -> anyhow::Result<Duration>;
+    /// Human-readable statistics (kernels, dispatches, memory).
+    fn stats(&self) -> String;
+    fn compile_times(&self) -> CompileTimes;
+}
+
+/// Prepares `module` for repeated execution on `kind`.
+pub fn prepare(module: &Module, kind: BackendKind, opts: &PrepareOptions) -> anyhow::Result<Box<dyn Prepared>> {
+    match kind {
+        BackendKind::Interp => Ok(Box::new(InterpPrepared { module: module.clone(), inputs: Vec::new() })),
+        BackendKind::Vulkan => Ok(Box::new(crate::backend::vulkan::VulkanPrepared::new(module, opts)?)),
+    }
+}
+
+/// The interpreter backend: evaluates the unoptimised module directly.
+struct InterpPrepared {
+    module: Module,
+    inputs: Vec<Literal>,
+}
+
+impl InterpPrepared {
+    fn literals(&self, inputs: &[HostArray]) -> anyhow::Result<Vec<Literal>> {
+        let entry = self.module.entry_comp();
+        let mut leaves = inputs.iter();
+        entry.param_shapes().into_iter().map(|shape| build_literal(shape, &mut leaves)).collect()
+    }
+
+    fn evaluate(&self, args: &[Literal]) -> anyhow::Result<Vec<HostArray>> {
+        let result = hlo_interp::evaluate(&self.module, args).map_err(|e| anyhow::anyhow!("{e}"))?;
+        flatten_literal(&result)
+    }
+}
+
+impl Prepared for InterpPrepared {
+    fn run(&mut self, inputs: &[HostArray]) -> anyhow::Result<Vec<HostArray>> {
+        let args = self.literals(inputs)?;
+        self.evaluate(&args)
+    }
+
+    fn set_inputs(&mut self, inputs: &[HostArray]) -> anyhow::Result<()> {
+        self.inputs = self.literals(inputs)?;
+        Ok(())
+    }
+
+    fn time_call(&mut self) -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        self.evaluate(&self.inputs)?;
+        Ok(start.elapsed())
+    }
+
+    fn stats(&self) -> String {
+        format!("interpreter: {} instructions", self.module.instr_count())
+    }
+
+    fn compile_times(&self) -> CompileTimes {
+        CompileTimes::default()
+    }
+}
+
+/// Builds the literal for one (possibly tuple) parameter from flattened leaves.
+fn build_literal<'a>(shape: &Shape, leaves: &mut impl Iterator<Item = &'a HostArray>) -> anyhow::Result<Literal> {
+    match shape {
+        Shape::Array(array) => {
+            let host = leaves.next().ok_or_else(|| user_error("too few inputs for the entry parameters"))?;
+            let shape = ArrayShape::new(array.dtype, array.dims.clone());
+            hlo_interp::literal_from_bytes(&shape, &host.bytes).map_err(|e| user_error(e.to_string()))
+        }
+        Shape::Tuple(elems) => {
+            let elems = elems.iter().map(|e| build_literal(e, leaves)).collect::<anyhow::Result<Vec<_>>>()?;
+            Ok(Literal::tuple(elems))
+        }
+        Shape::Token => Ok(Literal { shape: Shape::Token, data: LiteralData::Token }),
+    }
+}
+
+/// The array leaves of a result literal as host arrays, depth first.
+pub fn flatten_literal(lit: &Literal) -> anyhow::Result<Vec<HostArray>> {
+    let mut out = Vec::new();
+    fn walk(lit: &Literal, out: &mut Vec<HostArray>) -> anyhow::Result<()> {
+        match &lit.data {
+            LiteralData::Array(_) => {
+                let shape = lit.shape.as_array().expect("array data has an array shape");
+                let bytes = hlo_interp::literal_to_bytes(lit).map_err(|e| anyhow::anyhow!("{e}"))?;
+                out.push(HostArray { dtype: shape.dtype, dims: shape.dims.clone(), bytes });
+            }
+            LiteralData::Tuple(elems) => elems.iter().try_for_each(|e| walk(e, out))?,
+            LiteralData::Token => {}
+        }
+        Ok(())
+    }
+    walk(lit, &mut out)?;
+    Ok(out)
+}
+
+pub mod vulkan;

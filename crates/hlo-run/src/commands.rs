@@ -1,0 +1,375 @@
+//! One function per subcommand. Each returns `anyhow::Result`; input problems
+//! are [`crate::UserError`]s so that `main` exits with status 2.
+
+use crate::backend::{self, BackendKind, PrepareOptions};
+use crate::inputs::{self, ParamLeaf};
+use crate::load::{self, Loaded};
+use crate::npy::{self, HostArray};
+use crate::stats::{ms, Timings};
+use crate::user_error;
+use clap::Args;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Arguments of the default command: run a module.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The HLO text module.
+    #[arg(required = true)]
+    pub module: Option<PathBuf>,
+    /// One .npy per entry-parameter leaf, in order, or one .npz with arr_0..arr_N.
+    pub inputs: Vec<PathBuf>,
+    /// Directory for out_0.npy, out_1.npy, ... (one per result leaf).
+    #[arg(short = 'o', long = "out")]
+    pub out_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Print a short summary of each output.
+    #[arg(long)]
+    pub print: bool,
+    /// Print kernel, dispatch and memory statistics.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+/// Options shared by the commands that execute a module.
+#[derive(Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// Execution engine.
+    #[arg(long, value_enum, default_value = "vulkan")]
+    pub backend: BackendKind,
+    /// Vulkan device: a name substring or an index from `hlo-run devices`.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Make deterministic random inputs instead of reading files.
+    #[arg(long)]
+    pub random_inputs: bool,
+    /// Seed for --random-inputs.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl CommonArgs {
+    fn prepare_options(&self) -> PrepareOptions {
+        PrepareOptions { device: self.device.clone() }
+    }
+}
+
+/// `hlo-run opt`.
+#[derive(Args, Debug)]
+pub struct OptArgs {
+    /// The HLO text module.
+    #[arg(required_unless_present = "list_passes")]
+    pub module: Option<PathBuf>,
+    /// Comma-separated pass names to run in order (default: the whole pipeline).
+    #[arg(long, value_delimiter = ',')]
+    pub passes: Vec<String>,
+    /// List the registered passes and exit.
+    #[arg(long)]
+    pub list_passes: bool,
+    /// Write the module after each pass into this directory.
+    #[arg(long)]
+    pub dump_after_each: Option<PathBuf>,
+    /// Print why each producer was or was not fused.
+    #[arg(long)]
+    pub explain_fusion: bool,
+}
+
+/// What `compile --emit` shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Emit {
+    /// Kernels, buffers and steps of the device program.
+    Plan,
+    /// Each kernel as WGSL (naga's writer over the same module).
+    Wgsl,
+    /// Each kernel as a SPIR-V binary, written into --out.
+    Spirv,
+}
+
+/// `hlo-run compile`.
+#[derive(Args, Debug)]
+pub struct CompileArgs {
+    /// The HLO text module.
+    pub module: PathBuf,
+    #[arg(long, value_enum, default_value = "plan")]
+    pub emit: Emit,
+    /// Directory for `--emit spirv` files (kernel_K_NAME.spv).
+    #[arg(short = 'o', long = "out")]
+    pub out_dir: Option<PathBuf>,
+    /// Also print the fusion decisions.
+    #[arg(long)]
+    pub explain_fusion: bool,
+    /// Vulkan device whose capabilities to target (default: the best device, or a
+    /// lavapipe-like target when there is no Vulkan).
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+/// `hlo-run bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// The HLO text module.
+    pub module: PathBuf,
+    /// Inputs as for running; omit with --random-inputs.
+    pub inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Timed executions.
+    #[arg(short = 'n', long, default_value_t = 50)]
+    pub runs: usize,
+    /// Untimed executions first.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: usize,
+    /// Print one JSON object instead of text (for `cargo xtask bench`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hlo-run check`: parse, verify, summarise.
+pub fn check(path: &Path) -> anyhow::Result<()> {
+    let loaded = load::load_module(path)?;
+    let module = &loaded.module;
+    let mut ops: BTreeMap<&str, usize> = BTreeMap::new();
+    for comp in &module.comps {
+        for instr in &comp.instrs {
+            *ops.entry(instr.op.opcode().name()).or_default() += 1;
+        }
+    }
+    let ops_text: Vec<String> = ops.iter().map(|(name, n)| format!("{name}:{n}")).collect();
+    println!(
+        "{}: ok: module {}, {} computations, {} instructions; ops {}",
+        loaded.path,
+        module.name,
+        module.comps.len(),
+        module.instr_count(),
+        ops_text.join(" ")
+    );
+    Ok(())
+}
+
+/// `hlo-run print`: the canonical text.
+pub fn print(path: &Path) -> anyhow::Result<()> {
+    let loaded = load::load_module(path)?;
+    print!("{}", hlo_ir::print::print_module(&loaded.module));
+    Ok(())
+}
+
+/// Reads or makes the inputs and checks them against the entry signature.
+fn gather_inputs(loaded: &Loaded, paths: &[PathBuf], common: &CommonArgs) -> anyhow::Result<Vec<HostArray>> {
+    let leaves: Vec<ParamLeaf> = inputs::param_leaves(&loaded.module);
+    let mut named = if common.random_inputs {
+        if !paths.is_empty() {
+            return Err(user_error("--random-inputs and input files are mutually exclusive"));
+        }
+        inputs::random_inputs(&leaves, common.seed)?
+    } else {
+        inputs::read_inputs(paths)?
+    };
+    inputs::check_inputs(&leaves, &mut named)?;
+    Ok(named.into_iter().map(|(_, a)| a).collect())
+}
+
+/// The default command: run a module and write its outputs.
+pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let path = args.module.as_deref().ok_or_else(|| user_error("no module given (see --help)"))?;
+    let loaded = load::load_module(path)?;
+    let host_inputs = gather_inputs(&loaded, &args.inputs, &args.common)?;
+    let mut prepared = backend::prepare(&loaded.module, args.common.backend, &args.common.prepare_options())
+        .map_err(|e| locate(&loaded, e))?;
+    let outputs = prepared.run(&host_inputs)?;
+    if let Some(dir) = &args.out_dir {
+        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        for (k, out) in outputs.iter().enumerate() {
+            npy::write_npy(&dir.join(format!("out_{k}.npy")), out)?;
+        }
+    }
+    if args.print || args.out_dir.is_none() {
+        for (k, out) in outputs.iter().enumerate() {
+            println!("out_{k}: {}", summarize(out));
+        }
+    }
+    if args.stats {
+        eprintln!("{}", prepared.stats());
+    }
+    Ok(())
+}
+
+/// Turns a backend's "unsupported op" error into a message with the op's location.
+fn locate(loaded: &Loaded, err: anyhow::Error) -> anyhow::Error {
+    match err.downcast::<crate::backend::vulkan::Unsupported>() {
+        Ok(unsupported) => {
+            let at = loaded
+                .module
+                .comp_ids()
+                .find_map(|c| loaded.module.comp(c).find(&unsupported.instr).map(|i| load::location_of(loaded, c, i)))
+                .unwrap_or_else(|| loaded.path.clone());
+            user_error(format!(
+                "{at}: the Vulkan backend does not support {} yet (instruction {}): {}\n  hint: `--backend interp` runs every op",
+                unsupported.op, unsupported.instr, unsupported.reason
+            ))
+        }
+        Err(err) => err,
+    }
+}
+
+/// `shape: min/max/mean, first values` for `--print`.
+pub fn summarize(array: &HostArray) -> String {
+    let values = host_values_f64(array);
+    let head: Vec<String> = values.iter().take(6).map(|v| format!("{v}")).collect();
+    let ellipsis = if values.len() > 6 { ", ..." } else { "" };
+    if values.is_empty() {
+        return format!("{} []", array.describe());
+    }
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    format!("{} min {min} max {max} mean {mean:.6} [{}{ellipsis}]", array.describe(), head.join(", "))
+}
+
+/// Element values as f64 (complex: the real part), for summaries.
+fn host_values_f64(array: &HostArray) -> Vec<f64> {
+    use hlo_ir::DType;
+    let b = &array.bytes;
+    let chunks = |n: usize| b.chunks_exact(n);
+    match array.dtype {
+        DType::Pred | DType::U8 => b.iter().map(|&x| x as f64).collect(),
+        DType::S8 => b.iter().map(|&x| x as i8 as f64).collect(),
+        DType::S16 => chunks(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as f64).collect(),
+        DType::U16 => chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]]) as f64).collect(),
+        DType::F16 => chunks(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64()).collect(),
+        DType::BF16 => chunks(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64()).collect(),
+        DType::S32 => chunks(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+        DType::U32 => chunks(4).map(|c| u32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+        DType::F32 => chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+        DType::C64 => chunks(8).map(|c| f32::from_le_bytes(c[..4].try_into().unwrap()) as f64).collect(),
+        DType::S64 => chunks(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+        DType::U64 => chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+        DType::F64 => chunks(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
+        DType::C128 => chunks(16).map(|c| f64::from_le_bytes(c[..8].try_into().unwrap())).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `hlo-run opt`.
+pub fn opt(args: &OptArgs) -> anyhow::Result<()> {
+    if args.list_passes {
+        for (name, _) in hlo_passes::PASSES {
+            println!("{name}");
+        }
+        return Ok(());
+    }
+    let path = args.module.as_deref().ok_or_else(|| user_error("no module given"))?;
+    let mut loaded = load::load_module(path)?;
+    if let Some(dir) = &args.dump_after_each {
+        std::fs::create_dir_all(dir)?;
+    }
+    let dump = |index: usize, name: &str, module: &hlo_ir::Module| -> anyhow::Result<()> {
+        if let Some(dir) = &args.dump_after_each {
+            let file = dir.join(format!("{index:02}-{name}.hlo"));
+            std::fs::write(&file, hlo_ir::print::print_module(module))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        }
+        Ok(())
+    };
+    let names: Vec<String> = if args.passes.is_empty() {
+        hlo_passes::pipeline::PIPELINE.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.passes.clone()
+    };
+    for (index, name) in names.iter().enumerate() {
+        let (_, pass) = hlo_passes::PASSES
+            .iter()
+            .find(|(n, _)| n == name)
+            .ok_or_else(|| user_error(format!("unknown pass '{name}' (see --list-passes)")))?;
+        pass(&mut loaded.module).map_err(|e| anyhow::anyhow!("pass {name}: {e}"))?;
+        hlo_ir::verify::verify(&loaded.module)
+            .map_err(|e| anyhow::anyhow!("internal error: module does not verify after pass {name}:\n{e}"))?;
+        dump(index + 1, name, &loaded.module)?;
+    }
+    if args.explain_fusion {
+        eprintln!("{}", hlo_passes::fusion::explain(&loaded.module));
+    }
+    print!("{}", hlo_ir::print::print_module(&loaded.module));
+    Ok(())
+}
+
+/// `hlo-run compile`.
+pub fn compile(args: &CompileArgs) -> anyhow::Result<()> {
+    let loaded = load::load_module(&args.module)?;
+    let compiled = crate::backend::vulkan::compile_for_device(&loaded.module, args.device.as_deref(), args.explain_fusion)
+        .map_err(|e| locate(&loaded, e))?;
+    match args.emit {
+        Emit::Plan => print!("{}", compiled.plan_text()),
+        Emit::Wgsl => print!("{}", compiled.wgsl().map_err(|e| anyhow::anyhow!("{e}"))?),
+        Emit::Spirv => {
+            let dir = args.out_dir.as_deref().ok_or_else(|| user_error("--emit spirv needs -o DIR"))?;
+            std::fs::create_dir_all(dir)?;
+            for (k, kernel) in compiled.program.kernels.iter().enumerate() {
+                let file = dir.join(format!("kernel_{k}_{}.spv", sanitize(&kernel.name)));
+                let bytes: Vec<u8> = kernel.spirv.iter().flat_map(|w| w.to_le_bytes()).collect();
+                std::fs::write(&file, bytes)?;
+                println!("{}", file.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+}
+
+/// `hlo-run bench`: compile once, warm up, time N calls, report min/median/p99.
+pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
+    let parse_start = Instant::now();
+    let loaded = load::load_module(&args.module)?;
+    let parse_time = parse_start.elapsed();
+    let host_inputs = gather_inputs(&loaded, &args.inputs, &args.common)?;
+    let prep_start = Instant::now();
+    let mut prepared = backend::prepare(&loaded.module, args.common.backend, &args.common.prepare_options())
+        .map_err(|e| locate(&loaded, e))?;
+    let prep_time = prep_start.elapsed();
+    prepared.set_inputs(&host_inputs)?;
+    for _ in 0..args.warmup {
+        prepared.time_call()?;
+    }
+    let samples = (0..args.runs.max(1)).map(|_| prepared.time_call()).collect::<anyhow::Result<Vec<_>>>()?;
+    let t = Timings::from_samples(&samples).expect("at least one run");
+    let times = prepared.compile_times();
+    if args.json {
+        println!(
+            "{{\"module\": {:?}, \"backend\": {:?}, \"parse_ms\": {:.3}, \"compile_ms\": {:.3}, \"runs\": {}, \"min_ms\": {:.4}, \"median_ms\": {:.4}, \"p99_ms\": {:.4}, \"mean_ms\": {:.4}, \"stats\": {:?}}}",
+            loaded.path,
+            format!("{:?}", args.common.backend).to_lowercase(),
+            parse_time.as_secs_f64() * 1e3,
+            prep_time.as_secs_f64() * 1e3,
+            t.runs,
+            t.min.as_secs_f64() * 1e3,
+            t.median.as_secs_f64() * 1e3,
+            t.p99.as_secs_f64() * 1e3,
+            t.mean.as_secs_f64() * 1e3,
+            prepared.stats()
+        );
+    } else {
+        println!("module:   {}", loaded.path);
+        println!("backend:  {:?}", args.common.backend);
+        println!(
+            "compile:  {} (parse {}, passes {}, codegen {}, runtime {})",
+            ms(parse_time + prep_time),
+            ms(parse_time),
+            ms(times.passes),
+            ms(times.codegen),
+            ms(times.runtime_build)
+        );
+        println!("runs:     {} (after {} warm-up)", t.runs, args.warmup);
+        println!("per call: min {}  median {}  p99 {}  mean {}", ms(t.min), ms(t.median), ms(t.p99), ms(t.mean));
+        println!("{}", prepared.stats());
+    }
+    Ok(())
+}
+
+/// `hlo-run devices`.
+pub fn devices() -> anyhow::Result<()> {
+    crate::backend::vulkan::print_devices()
+}

@@ -1,0 +1,103 @@
+//! Matching host arrays to a module's entry parameters.
+//!
+//! Inputs are one array per entry-parameter *leaf* (tuple parameters are
+//! flattened depth first, as JAX flattens pytrees), given as `.npy` files or one
+//! `.npz` with `arr_0..arr_N`. Each is checked against the entry signature.
+
+use crate::npy::{self, HostArray};
+use crate::user_error;
+use hlo_ir::{ArrayShape, DType, Module, Shape};
+use std::path::PathBuf;
+
+/// One entry-parameter leaf: its shape and a name for messages.
+#[derive(Clone, Debug)]
+pub struct ParamLeaf {
+    pub name: String,
+    pub shape: ArrayShape,
+}
+
+/// The entry computation's parameter leaves, in order.
+pub fn param_leaves(module: &Module) -> Vec<ParamLeaf> {
+    let entry = module.entry_comp();
+    let mut leaves = Vec::new();
+    for (number, &id) in entry.params.iter().enumerate() {
+        let instr = entry.instr(id);
+        let arrays = instr.shape.leaves();
+        for (k, leaf) in arrays.iter().enumerate() {
+            let name = if arrays.len() == 1 && !instr.shape.is_tuple() {
+                format!("parameter {number} ({})", instr.name)
+            } else {
+                format!("parameter {number} ({}) leaf {k}", instr.name)
+            };
+            leaves.push(ParamLeaf { name, shape: (*leaf).clone() });
+        }
+    }
+    leaves
+}
+
+/// Reads the input files: several `.npy`, or a single `.npz`.
+pub fn read_inputs(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, HostArray)>> {
+    if let [single] = paths {
+        if single.extension().is_some_and(|e| e == "npz") {
+            let arrays = npy::read_npz(single).map_err(|e| user_error(e.to_string()))?;
+            return Ok(arrays
+                .into_iter()
+                .enumerate()
+                .map(|(k, a)| (format!("{}[arr_{k}]", single.display()), a))
+                .collect());
+        }
+    }
+    paths
+        .iter()
+        .map(|p| npy::read_npy(p).map(|a| (p.display().to_string(), a)).map_err(|e| user_error(e.to_string())))
+        .collect()
+}
+
+/// Checks count, element type and dimensions of every input against the entry signature.
+/// A bf16 parameter accepts a `<u2` array holding the bits (numpy has no
+/// bf16; that is how JAX users save one); such inputs are relabelled bf16.
+pub fn check_inputs(leaves: &[ParamLeaf], inputs: &mut [(String, HostArray)]) -> anyhow::Result<()> {
+    if leaves.len() != inputs.len() {
+        let expected: Vec<String> = leaves.iter().map(|l| l.shape.to_string()).collect();
+        return Err(user_error(format!(
+            "the module takes {} input(s) ({}), but {} were given",
+            leaves.len(),
+            expected.join(", "),
+            inputs.len()
+        )));
+    }
+    for (leaf, (source, array)) in leaves.iter().zip(inputs) {
+        if leaf.shape.dtype == DType::BF16 && array.dtype == DType::U16 {
+            array.dtype = DType::BF16;
+        }
+        if leaf.shape.dtype != array.dtype || leaf.shape.dims != array.dims {
+            return Err(user_error(format!(
+                "input {source} is {} but {} expects {}",
+                array.describe(),
+                leaf.name,
+                ArrayShape::new(leaf.shape.dtype, leaf.shape.dims.clone())
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Deterministic random inputs for every parameter leaf.
+pub fn random_inputs(leaves: &[ParamLeaf], seed: u64) -> anyhow::Result<Vec<(String, HostArray)>> {
+    leaves
+        .iter()
+        .enumerate()
+        .map(|(k, leaf)| {
+            let shape = ArrayShape::new(leaf.shape.dtype, leaf.shape.dims.clone());
+            let lit = hlo_interp::random_literal(&shape, seed.wrapping_add(k as u64));
+            let bytes = hlo_interp::literal_to_bytes(&lit)
+                .map_err(|e| anyhow::anyhow!("cannot make random input for {}: {e}", leaf.name))?;
+            Ok((format!("random input {k}"), HostArray { dtype: shape.dtype, dims: shape.dims, bytes }))
+        })
+        .collect()
+}
+
+/// Flattens a result shape's leaves into output arrays, in order.
+pub fn output_leaves(shape: &Shape) -> Vec<ArrayShape> {
+    shape.leaves().into_iter().cloned().collect()
+}
