@@ -15,12 +15,16 @@
 //! other pipeline stage.
 #![forbid(unsafe_code)]
 
+pub mod builder;
 pub mod dtype;
 pub mod literal;
 pub mod module;
 pub mod op;
 pub mod opcode;
+pub mod print;
 pub mod shape;
+pub mod shape_inference;
+pub mod verify;
 
 pub use dtype::{DType, DTypeClass};
 pub use literal::{ArrayData, Literal, LiteralData};
@@ -31,3 +35,4 @@ pub use module::{
 pub use op::*;
 pub use opcode::Opcode;
 pub use shape::{ArrayShape, Layout, Shape, TileDim};
+pub use shape_inference::{infer_shape, ShapeError};

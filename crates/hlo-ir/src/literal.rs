@@ -13,7 +13,10 @@ use half::{bf16, f16};
 /// Sub-byte integers (`s2`, `s4`, `u2`, `u4`) are widened into `S8`/`U8`.
 /// The 8- and 4-bit float types keep their raw bit patterns in `Bits`,
 /// interpreted through the literal's element type.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// Equality compares float elements by bit pattern, like XLA's `Literal::Equal`: a NaN
+/// constant equals itself, and `0.0` and `-0.0` are different constants.
+#[derive(Clone, Debug)]
 pub enum ArrayData {
     Pred(Vec<bool>),
     S8(Vec<i8>),
@@ -31,6 +34,33 @@ pub enum ArrayData {
     C64(Vec<[f32; 2]>),
     C128(Vec<[f64; 2]>),
     Bits(Vec<u8>),
+}
+
+impl PartialEq for ArrayData {
+    fn eq(&self, other: &ArrayData) -> bool {
+        fn bits<T: Copy, B: PartialEq>(a: &[T], b: &[T], f: impl Fn(T) -> B) -> bool {
+            a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| f(x) == f(y))
+        }
+        match (self, other) {
+            (ArrayData::Pred(a), ArrayData::Pred(b)) => a == b,
+            (ArrayData::S8(a), ArrayData::S8(b)) => a == b,
+            (ArrayData::S16(a), ArrayData::S16(b)) => a == b,
+            (ArrayData::S32(a), ArrayData::S32(b)) => a == b,
+            (ArrayData::S64(a), ArrayData::S64(b)) => a == b,
+            (ArrayData::U8(a), ArrayData::U8(b)) => a == b,
+            (ArrayData::U16(a), ArrayData::U16(b)) => a == b,
+            (ArrayData::U32(a), ArrayData::U32(b)) => a == b,
+            (ArrayData::U64(a), ArrayData::U64(b)) => a == b,
+            (ArrayData::F16(a), ArrayData::F16(b)) => bits(a, b, f16::to_bits),
+            (ArrayData::BF16(a), ArrayData::BF16(b)) => bits(a, b, bf16::to_bits),
+            (ArrayData::F32(a), ArrayData::F32(b)) => bits(a, b, f32::to_bits),
+            (ArrayData::F64(a), ArrayData::F64(b)) => bits(a, b, f64::to_bits),
+            (ArrayData::C64(a), ArrayData::C64(b)) => bits(a, b, |[re, im]: [f32; 2]| (re.to_bits(), im.to_bits())),
+            (ArrayData::C128(a), ArrayData::C128(b)) => bits(a, b, |[re, im]: [f64; 2]| (re.to_bits(), im.to_bits())),
+            (ArrayData::Bits(a), ArrayData::Bits(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 impl ArrayData {
