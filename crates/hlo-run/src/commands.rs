@@ -288,7 +288,7 @@ pub fn opt(args: &OptArgs) -> anyhow::Result<()> {
         dump(index + 1, name, &loaded.module)?;
     }
     if args.explain_fusion {
-        eprintln!("{}", hlo_passes::fusion::explain(&loaded.module));
+        eprintln!("{}", hlo_passes::explain(&loaded.module));
     }
     print!("{}", hlo_ir::print::print_module(&loaded.module));
     Ok(())
@@ -301,7 +301,7 @@ pub fn compile(args: &CompileArgs) -> anyhow::Result<()> {
         .map_err(|e| locate(&loaded, e))?;
     match args.emit {
         Emit::Plan => print!("{}", compiled.plan_text()),
-        Emit::Wgsl => print!("{}", compiled.wgsl().map_err(|e| anyhow::anyhow!("{e}"))?),
+        Emit::Wgsl => print!("{}", compiled.wgsl()),
         Emit::Spirv => {
             let dir = args.out_dir.as_deref().ok_or_else(|| user_error("--emit spirv needs -o DIR"))?;
             std::fs::create_dir_all(dir)?;
@@ -338,19 +338,24 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let t = Timings::from_samples(&samples).expect("at least one run");
     let times = prepared.compile_times();
     if args.json {
-        println!(
-            "{{\"module\": {:?}, \"backend\": {:?}, \"parse_ms\": {:.3}, \"compile_ms\": {:.3}, \"runs\": {}, \"min_ms\": {:.4}, \"median_ms\": {:.4}, \"p99_ms\": {:.4}, \"mean_ms\": {:.4}, \"stats\": {:?}}}",
-            loaded.path,
-            format!("{:?}", args.common.backend).to_lowercase(),
-            parse_time.as_secs_f64() * 1e3,
-            prep_time.as_secs_f64() * 1e3,
-            t.runs,
-            t.min.as_secs_f64() * 1e3,
-            t.median.as_secs_f64() * 1e3,
-            t.p99.as_secs_f64() * 1e3,
-            t.mean.as_secs_f64() * 1e3,
-            prepared.stats()
-        );
+        let record = serde_json::json!({
+            "module": loaded.path,
+            "backend": format!("{:?}", args.common.backend).to_lowercase(),
+            "device": prepared.device(),
+            "parse_ms": parse_time.as_secs_f64() * 1e3,
+            "compile_ms": prep_time.as_secs_f64() * 1e3,
+            "passes_ms": times.passes.as_secs_f64() * 1e3,
+            "codegen_ms": times.codegen.as_secs_f64() * 1e3,
+            "runtime_build_ms": times.runtime_build.as_secs_f64() * 1e3,
+            "runs": t.runs,
+            "warmup": args.warmup,
+            "min_ms": t.min.as_secs_f64() * 1e3,
+            "median_ms": t.median.as_secs_f64() * 1e3,
+            "p99_ms": t.p99.as_secs_f64() * 1e3,
+            "mean_ms": t.mean.as_secs_f64() * 1e3,
+            "stats": prepared.stats(),
+        });
+        println!("{record}");
     } else {
         println!("module:   {}", loaded.path);
         println!("backend:  {:?}", args.common.backend);

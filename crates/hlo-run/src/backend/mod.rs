@@ -51,6 +51,8 @@ pub trait Prepared {
     fn time_call(&mut self) -> anyhow::Result<Duration>;
     /// Human-readable statistics (kernels, dispatches, memory).
     fn stats(&self) -> String;
+    /// The device that runs the calls, e.g. `#0 llvmpipe (LLVM 15.0.6, 256 bits) [cpu]`.
+    fn device(&self) -> String;
     fn compile_times(&self) -> CompileTimes;
 }
 
@@ -104,6 +106,10 @@ impl Prepared for InterpPrepared {
 
     fn compile_times(&self) -> CompileTimes {
         CompileTimes::default()
+    }
+
+    fn device(&self) -> String {
+        "host CPU (reference interpreter)".to_string()
     }
 }
 

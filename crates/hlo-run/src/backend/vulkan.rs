@@ -1,0 +1,237 @@
+//! The Vulkan backend: pass pipeline → SPIR-V codegen → an `hlo_vulkan::Executable`
+//! whose recorded command buffer is replayed on every call.
+
+use super::{CompileTimes, PrepareOptions, Prepared};
+use crate::npy::HostArray;
+use crate::user_error;
+use hlo_ir::Module;
+use hlo_vulkan::{Context, ContextOptions, DeviceSelector, Executable};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// An op the Vulkan path cannot run yet; `commands` turns it into a message
+/// with the op's line in the module.
+#[derive(Debug)]
+pub struct Unsupported {
+    pub op: String,
+    pub instr: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unsupported on Vulkan: {} ({}): {}", self.op, self.instr, self.reason)
+    }
+}
+
+impl std::error::Error for Unsupported {}
+
+/// Maps codegen errors: unsupported ops become [`Unsupported`], others stay internal errors.
+fn codegen_error(err: hlo_spirv::CodegenError) -> anyhow::Error {
+    match err {
+        hlo_spirv::CodegenError::Unsupported { op, instr, reason } => {
+            anyhow::Error::new(Unsupported { op, instr, reason })
+        }
+        other => anyhow::anyhow!("internal compiler error: {other}"),
+    }
+}
+
+/// Opens the Vulkan context, turning a missing loader or device into a user-facing message.
+pub fn open_context(device: Option<&str>) -> anyhow::Result<Arc<Context>> {
+    let mut options = ContextOptions::from_env();
+    if let Some(device) = device {
+        options.device = DeviceSelector::parse(device);
+    }
+    Context::new(&options).map_err(|e| match e {
+        hlo_vulkan::VulkanError::NoVulkanLoader { .. } | hlo_vulkan::VulkanError::NoDevice { .. } => {
+            user_error(format!("{e}\n  hint: `--backend interp` runs modules without Vulkan"))
+        }
+        hlo_vulkan::VulkanError::DeviceNotFound { .. } => user_error(e.to_string()),
+        other => anyhow::anyhow!(other),
+    })
+}
+
+/// The codegen target for a device's capabilities.
+pub fn target_for(ctx: &Context) -> hlo_spirv::Target {
+    let caps = ctx.caps();
+    hlo_spirv::Target {
+        shader_int64: caps.shader_int64,
+        shader_float64: caps.shader_float64,
+        shader_int16: caps.shader_int16,
+        float16: caps.shader_float16,
+        storage_8bit: caps.storage_buffer_8bit,
+        storage_16bit: caps.storage_buffer_16bit,
+        atomic_float_add: caps.buffer_float32_atomic_add,
+        subgroup_size: caps.subgroup_size,
+        max_workgroup_size: caps.max_compute_work_group_size,
+        max_workgroup_invocations: caps.max_compute_work_group_invocations,
+        max_storage_buffer_range: caps.max_storage_buffer_range,
+        max_shared_memory_bytes: caps.max_compute_shared_memory_size,
+        ..hlo_spirv::Target::default()
+    }
+}
+
+/// Runs the pass pipeline and codegen; returns the compiled program and the time each took.
+pub fn compile_module(
+    module: &Module,
+    target: &hlo_spirv::Target,
+    explain_fusion: bool,
+) -> anyhow::Result<(hlo_spirv::Compiled, Duration, Duration)> {
+    let start = Instant::now();
+    let mut optimized = module.clone();
+    let report = hlo_passes::run_pipeline(&mut optimized, &mut hlo_passes::PipelineOptions::default())
+        .map_err(|e| anyhow::anyhow!("internal compiler error in the pass pipeline: {e}"))?;
+    if let (true, Some(fusion)) = (explain_fusion, &report.fusion) {
+        eprintln!("{fusion}");
+    }
+    let passes = start.elapsed();
+    let start = Instant::now();
+    let compiled = hlo_spirv::compile(&optimized, target).map_err(codegen_error)?;
+    Ok((compiled, passes, start.elapsed()))
+}
+
+/// `hlo-run compile`: targets the chosen device, or a lavapipe-like default without Vulkan.
+pub fn compile_for_device(module: &Module, device: Option<&str>, explain_fusion: bool) -> anyhow::Result<hlo_spirv::Compiled> {
+    let target = match open_context(device) {
+        Ok(ctx) => target_for(&ctx),
+        Err(err) if device.is_none() => {
+            tracing::warn!("no Vulkan device ({err}); compiling for the default target");
+            hlo_spirv::Target::lavapipe()
+        }
+        Err(err) => return Err(err),
+    };
+    Ok(compile_module(module, &target, explain_fusion)?.0)
+}
+
+/// Where pipelines are cached between runs: `$HLO_VULKAN_CACHE_DIR`,
+/// `$XDG_CACHE_HOME/hlo-vulkan` or `~/.cache/hlo-vulkan`.
+fn pipeline_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("HLO_VULKAN_CACHE_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("hlo-vulkan"))
+}
+
+/// A module compiled and recorded for one device.
+pub struct VulkanPrepared {
+    compiled: hlo_spirv::Compiled,
+    executable: Executable,
+    times: CompileTimes,
+    device: String,
+}
+
+impl VulkanPrepared {
+    pub fn new(module: &Module, opts: &PrepareOptions) -> anyhow::Result<VulkanPrepared> {
+        let ctx = open_context(opts.device.as_deref())?;
+        let (compiled, passes, codegen) = compile_module(module, &target_for(&ctx), false)?;
+        let start = Instant::now();
+        let options = hlo_vulkan::BuildOptions { pipeline_cache_dir: pipeline_cache_dir(), ..Default::default() };
+        let executable = Executable::with_options(&ctx, &compiled.program, &options)
+            .map_err(|e| anyhow::anyhow!("building the Vulkan executable: {e}"))?;
+        let times = CompileTimes { passes, codegen, runtime_build: start.elapsed() };
+        let device = ctx.info().short();
+        Ok(VulkanPrepared { compiled, executable, times, device })
+    }
+
+    fn upload(&mut self, inputs: &[HostArray]) -> anyhow::Result<()> {
+        if inputs.len() != self.compiled.inputs.len() {
+            return Err(user_error(format!(
+                "the compiled module takes {} inputs, {} given",
+                self.compiled.inputs.len(),
+                inputs.len()
+            )));
+        }
+        let device_bytes: Vec<Vec<u8>> =
+            self.compiled.inputs.iter().zip(inputs).map(|(io, host)| io.to_device(&host.bytes)).collect();
+        let slices: Vec<&[u8]> = device_bytes.iter().map(|b| b.as_slice()).collect();
+        self.executable.upload_inputs(&slices).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(())
+    }
+
+    fn check_validation(&self) -> anyhow::Result<()> {
+        let messages = self.executable.context().take_validation_messages();
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let text: Vec<String> = messages.iter().map(|m| m.to_string()).collect();
+        Err(anyhow::anyhow!("Vulkan validation reported {} message(s):\n{}", messages.len(), text.join("\n")))
+    }
+}
+
+impl Prepared for VulkanPrepared {
+    fn run(&mut self, inputs: &[HostArray]) -> anyhow::Result<Vec<HostArray>> {
+        self.upload(inputs)?;
+        let ticket = self.executable.submit().map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.executable.wait(ticket).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let sizes = self.executable.output_sizes();
+        let mut outputs = Vec::with_capacity(sizes.len());
+        for (k, (io, size)) in self.compiled.outputs.iter().zip(sizes).enumerate() {
+            let mut device = vec![0u8; size as usize];
+            self.executable.read_output(k, &mut device).map_err(|e| anyhow::anyhow!("{e}"))?;
+            outputs.push(HostArray { dtype: io.dtype, dims: io.dims.clone(), bytes: io.from_device(&device) });
+        }
+        self.check_validation()?;
+        Ok(outputs)
+    }
+
+    fn set_inputs(&mut self, inputs: &[HostArray]) -> anyhow::Result<()> {
+        self.upload(inputs)
+    }
+
+    fn time_call(&mut self) -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        let ticket = self.executable.submit().map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.executable.wait(ticket).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(start.elapsed())
+    }
+
+    fn stats(&self) -> String {
+        format!("device: {}\n{}", self.device, self.executable.stats())
+    }
+
+    fn compile_times(&self) -> CompileTimes {
+        self.times.clone()
+    }
+
+    fn device(&self) -> String {
+        self.device.clone()
+    }
+}
+
+/// `hlo-run devices`.
+pub fn print_devices() -> anyhow::Result<()> {
+    let devices = hlo_vulkan::list_devices().map_err(|e| user_error(e.to_string()))?;
+    if devices.is_empty() {
+        return Err(user_error(format!("no Vulkan devices found\n  {}", hlo_vulkan::INSTALL_HINT)));
+    }
+    for d in devices {
+        let c = &d.caps;
+        println!(
+            "{}  (driver {} {}, Vulkan {}.{}.{})",
+            d.short(),
+            d.driver_name,
+            d.driver_info,
+            d.api_version.0,
+            d.api_version.1,
+            d.api_version.2
+        );
+        if let Some(why) = &d.unusable {
+            println!("    unusable: {why}");
+        }
+        println!(
+            "    int64 {} float64 {} int16 {} float16 {} atomic-float-add {} subgroup {} max-storage-buffer {} MiB",
+            c.shader_int64,
+            c.shader_float64,
+            c.shader_int16,
+            c.shader_float16,
+            c.buffer_float32_atomic_add,
+            c.subgroup_size,
+            c.max_storage_buffer_range >> 20
+        );
+    }
+    Ok(())
+}
