@@ -461,6 +461,12 @@ register("fori_loop",
          1e-5, lambda rng: [unif(rng, -2, 2, (32,))])(
     lambda x: lax.fori_loop(0, 10, lambda i, c: 0.9 * c + 0.1 * jnp.sin(c + i.astype(F32)), x))
 
+register("fori_loop_10k",
+         "lax.fori_loop(0, 10000, c <- 0.999*c + 0.001*sin(c)) on f32[16]: many tiny iterations "
+         "(benchmark for loop overhead; design.md's 10,000-iteration loop).",
+         1e-4, lambda rng: [unif(rng, -2, 2, (16,))])(
+    lambda x: lax.fori_loop(0, 10000, lambda i, c: 0.999 * c + 0.001 * jnp.sin(c), x))
+
 
 @register("while_loop",
           "lax.while_loop with data-dependent trip counts: Collatz step counts for s32[32] "
