@@ -1,0 +1,100 @@
+//! Evaluation options: pure HLO semantics by default, or XLA:CPU's floating-point
+//! environment for reproducing JAX's CPU results bit for bit.
+//!
+//! Two properties of compiled XLA:CPU code are not part of HLO's semantics, and both
+//! show up in real programs' outputs:
+//! - it runs with denormals flushed (x86 MXCSR DAZ|FTZ): arithmetic reads subnormal
+//!   inputs as zero and writes subnormal results as zero, while bit-level ops (`abs`,
+//!   `negate`, `select`, copies, total-order compares) pass them through;
+//! - LLVM contracts a float multiply feeding an add or subtract into one fused
+//!   multiply-add (single rounding) when the product has no other user, preferring the
+//!   left operand, which changes chaotic results such as Mandelbrot escape counts.
+//!
+//! [`Options::default`] follows XLA's reference evaluator (no flushing, no contraction);
+//! [`Options::xla_cpu`] turns both on.
+
+use crate::array::map_data;
+use hlo_ir::ArrayData as AD;
+use std::borrow::Cow;
+
+/// How floating-point arithmetic is carried out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Read subnormal inputs of float arithmetic as zero and flush subnormal results to zero.
+    pub flush_denormals: bool,
+    /// Compute `add`/`subtract` of a single-use f32/f64 `multiply` as a fused multiply-add.
+    pub contract_fma: bool,
+}
+
+impl Options {
+    /// The floating-point environment of XLA:CPU-compiled code (what JAX on CPU computes).
+    pub fn xla_cpu() -> Options {
+        Options { flush_denormals: true, contract_fma: true }
+    }
+}
+
+/// A flush-to-zero view of one element (subnormal f32/f64/bf16 values become signed zero).
+pub trait Flush: Copy {
+    fn flush(self) -> Self;
+}
+
+impl Flush for f32 {
+    fn flush(self) -> Self {
+        if self.is_subnormal() {
+            0.0f32.copysign(self)
+        } else {
+            self
+        }
+    }
+}
+
+impl Flush for f64 {
+    fn flush(self) -> Self {
+        if self.is_subnormal() {
+            0.0f64.copysign(self)
+        } else {
+            self
+        }
+    }
+}
+
+impl Flush for half::bf16 {
+    fn flush(self) -> Self {
+        // bf16 has f32's exponent range: its subnormals are f32 subnormals.
+        if self.to_f32().is_subnormal() {
+            half::bf16::from_f32(0.0f32.copysign(self.to_f32()))
+        } else {
+            self
+        }
+    }
+}
+
+fn has_subnormals(data: &AD) -> bool {
+    match data {
+        AD::F32(v) => v.iter().any(|x| x.is_subnormal()),
+        AD::F64(v) => v.iter().any(|x| x.is_subnormal()),
+        AD::BF16(v) => v.iter().any(|x| x.to_f32().is_subnormal()),
+        _ => false,
+    }
+}
+
+/// Flushes subnormal elements of `data` to signed zero in place.
+pub fn flush_in_place(data: &mut AD) {
+    match data {
+        AD::F32(v) => v.iter_mut().for_each(|x| *x = x.flush()),
+        AD::F64(v) => v.iter_mut().for_each(|x| *x = x.flush()),
+        AD::BF16(v) => v.iter_mut().for_each(|x| *x = x.flush()),
+        _ => {}
+    }
+}
+
+/// `data` with subnormals flushed, borrowing when there is nothing to flush.
+pub fn flushed(data: &AD) -> Cow<'_, AD> {
+    if has_subnormals(data) {
+        let mut res = map_data!(data, v => v.clone());
+        flush_in_place(&mut res);
+        Cow::Owned(res)
+    } else {
+        Cow::Borrowed(data)
+    }
+}

@@ -1,0 +1,408 @@
+//! Reductions: `reduce`, `reduce-window`, `select-and-scatter`, and `map`.
+//!
+//! Accumulation order follows XLA's evaluator: each result starts from the init value
+//! and folds the inputs in row-major order of the reduced (or window) coordinates.
+//! Window positions that fall into padding or between base-dilated elements are
+//! skipped, as XLA's evaluator and CPU emitter do (equivalent to padding with the init
+//! value when it is the reducer's identity, which is what every frontend emits).
+//!
+//! Single-input reductions whose reducer is one binary op on its two parameters run as
+//! typed folds ([`fold_fast`]); every other reducer goes through a [`ScalarFn`].
+
+use crate::array::{array_of, make};
+use crate::error::{invalid, unsupported, OpResult};
+use crate::eval::Interp;
+use crate::index::{num_elements, separable_map, strides};
+use crate::options::{flush_in_place, flushed};
+use crate::scalar::{self, Scalar, ScalarFn};
+use crate::scalar_ops::{self as so, Narrow};
+use half::{bf16, f16};
+use hlo_ir::{ArrayData as AD, ArrayShape, BinaryOp, CompId, Literal, LiteralData, Shape, Window};
+use std::borrow::Cow;
+
+/// Folds `x[base + offsets[k]]` for every k, from `init`.
+fn fold_with<T: Copy>(x: &[T], base: usize, offsets: &[usize], init: T, f: &impl Fn(T, T) -> T) -> T {
+    let mut acc = init;
+    for &o in offsets {
+        acc = f(acc, x[base + o]);
+    }
+    acc
+}
+
+/// A typed fold of one output element for the trivial reducers; the caller supplies
+/// the element's base offset and the offsets of the reduced elements relative to it.
+pub struct FastFold {
+    op: BinaryOp,
+    /// Flush denormals (see [`crate::Options`]); applied to inputs and results.
+    flush: bool,
+}
+
+macro_rules! fast_arms {
+    ($self:ident, $x:ident, $init:ident, $items:ident, $body:ident) => {{
+        let op = $self.op;
+        Ok(match ($x, $init) {
+            (AD::Pred(x), AD::Pred(i)) => AD::Pred($body(x, i[0], $items, so::pred_binop(op)?)),
+            (AD::S8(x), AD::S8(i)) => AD::S8($body(x, i[0], $items, so::int_binop(op)?)),
+            (AD::S16(x), AD::S16(i)) => AD::S16($body(x, i[0], $items, so::int_binop(op)?)),
+            (AD::S32(x), AD::S32(i)) => AD::S32($body(x, i[0], $items, so::int_binop(op)?)),
+            (AD::S64(x), AD::S64(i)) => AD::S64($body(x, i[0], $items, so::int_binop(op)?)),
+            (AD::U8(x), AD::U8(i)) => AD::U8($body(x, i[0], $items, so::int_binop(op)?)),
+            (AD::U16(x), AD::U16(i)) => AD::U16($body(x, i[0], $items, so::int_binop(op)?)),
+            (AD::U32(x), AD::U32(i)) => AD::U32($body(x, i[0], $items, so::int_binop(op)?)),
+            (AD::U64(x), AD::U64(i)) => AD::U64($body(x, i[0], $items, so::int_binop(op)?)),
+            (AD::F32(x), AD::F32(i)) => AD::F32($body(x, i[0], $items, so::float_binop(op)?)),
+            (AD::F64(x), AD::F64(i)) => AD::F64($body(x, i[0], $items, so::float_binop(op)?)),
+            (AD::F16(x), AD::F16(i)) => {
+                let g = so::float_binop::<f32>(op)?;
+                AD::F16($body(x, i[0], $items, move |a: f16, b: f16| Narrow::from_f32(g(a.to_f32(), b.to_f32()))))
+            }
+            (AD::BF16(x), AD::BF16(i)) => {
+                let g = so::float_binop::<f32>(op)?;
+                AD::BF16($body(x, i[0], $items, move |a: bf16, b: bf16| Narrow::from_f32(g(a.to_f32(), b.to_f32()))))
+            }
+            (AD::C64(x), AD::C64(i)) => AD::C64($body(x, i[0], $items, so::complex_binop(op)?)),
+            (AD::C128(x), AD::C128(i)) => AD::C128($body(x, i[0], $items, so::complex_binop(op)?)),
+            _ => return unsupported("reduction of this element type"),
+        })
+    }};
+}
+
+/// One output element per `bases[k]`, each folding the same relative `offsets`.
+fn fold_regular<T: Copy>(x: &[T], init: T, items: (&[usize], &[usize]), f: impl Fn(T, T) -> T) -> Vec<T> {
+    let (bases, offsets) = items;
+    bases.iter().map(|&b| fold_with(x, b, offsets, init, &f)).collect()
+}
+
+/// One output element per window, each folding its own absolute offsets.
+fn fold_windows<T: Copy>(x: &[T], init: T, windows: &Windows, f: impl Fn(T, T) -> T) -> Vec<T> {
+    let mut buf = Vec::new();
+    (0..windows.n_out)
+        .map(|k| {
+            windows.offsets(k, &mut buf);
+            fold_with(x, 0, &buf, init, &f)
+        })
+        .collect()
+}
+
+impl FastFold {
+    fn regular(&self, x: &AD, init: &AD, bases: &[usize], offsets: &[usize]) -> OpResult<AD> {
+        let (x, init) = self.inputs(x, init);
+        let (x, init) = (x.as_ref(), init.as_ref());
+        let items = (bases, offsets);
+        self.output(fast_arms!(self, x, init, items, fold_regular))
+    }
+
+    fn windows(&self, x: &AD, init: &AD, windows: &Windows) -> OpResult<AD> {
+        let (x, init) = self.inputs(x, init);
+        let (x, init) = (x.as_ref(), init.as_ref());
+        self.output(fast_arms!(self, x, init, windows, fold_windows))
+    }
+
+    /// Inputs as the float environment reads them (flushing only once, up front).
+    fn inputs<'d>(&self, x: &'d AD, init: &'d AD) -> (Cow<'d, AD>, Cow<'d, AD>) {
+        if self.flush {
+            (flushed(x), flushed(init))
+        } else {
+            (Cow::Borrowed(x), Cow::Borrowed(init))
+        }
+    }
+
+    fn output(&self, res: OpResult<AD>) -> OpResult<AD> {
+        let mut res = res?;
+        if self.flush {
+            flush_in_place(&mut res);
+        }
+        Ok(res)
+    }
+}
+
+/// Inputs of a variadic reduction with their shapes, and the init values.
+type Inputs<'a> = (Vec<(&'a ArrayShape, &'a AD)>, Vec<&'a AD>);
+
+/// Splits the operands of a variadic reduce into inputs and init values, checking them.
+fn split_inputs<'a>(ops: &'a [&'a Literal]) -> OpResult<Inputs<'a>> {
+    if ops.is_empty() || !ops.len().is_multiple_of(2) {
+        return invalid("expected inputs followed by as many init values");
+    }
+    let n = ops.len() / 2;
+    let inputs: Vec<_> = ops[..n].iter().map(|l| array_of(l)).collect::<OpResult<_>>()?;
+    let inits: Vec<&AD> = ops[n..].iter().map(|l| array_of(l).map(|a| a.1)).collect::<OpResult<_>>()?;
+    if inputs.iter().any(|(s, _)| s.dims != inputs[0].0.dims) {
+        return invalid("inputs have different dimensions");
+    }
+    if inits.iter().any(|d| d.len() != 1) {
+        return invalid("init values must be scalars");
+    }
+    Ok((inputs, inits))
+}
+
+/// The array shapes of a (possibly tuple) result, one per input.
+fn out_shapes(out: &Shape, n: usize) -> OpResult<Vec<&ArrayShape>> {
+    let shapes: Vec<&ArrayShape> = match out {
+        Shape::Array(a) => vec![a],
+        Shape::Tuple(elems) => elems.iter().map(|e| e.as_array()).collect::<Option<_>>().unwrap_or_default(),
+        Shape::Token => Vec::new(),
+    };
+    if shapes.len() != n {
+        return invalid(format!("expected {n} array results"));
+    }
+    Ok(shapes)
+}
+
+/// Wraps results as an array, or a tuple when the reduction is variadic.
+fn finish(out: &Shape, shapes: &[&ArrayShape], data: Vec<AD>) -> OpResult<Literal> {
+    for (s, d) in shapes.iter().zip(&data) {
+        if !d.matches(s.dtype) || d.len() as u64 != s.num_elements() {
+            return invalid(format!("reduction result does not match {s}"));
+        }
+    }
+    Ok(match out {
+        Shape::Array(_) => make(shapes[0], data.into_iter().next().expect("one result")),
+        _ => Literal {
+            shape: out.clone(),
+            data: LiteralData::Tuple(shapes.iter().zip(data).map(|(s, d)| make(s, d)).collect()),
+        },
+    })
+}
+
+/// Runs a general reducer: for each output `k`, folds the elements at `offsets_of(k)`.
+fn fold_general(
+    interp: &Interp,
+    to_apply: CompId,
+    inputs: &[(&ArrayShape, &AD)],
+    inits: &[&AD],
+    out_shapes: &[&ArrayShape],
+    n_out: usize,
+    mut offsets_of: impl FnMut(usize, &mut Vec<usize>),
+) -> OpResult<Vec<AD>> {
+    let n = inputs.len();
+    let mut func = ScalarFn::new(interp, to_apply)?;
+    if func.n_params() != 2 * n {
+        return invalid(format!("reducer takes {} parameters, expected {}", func.n_params(), 2 * n));
+    }
+    let mut res: Vec<AD> = out_shapes.iter().map(|s| AD::zeros(s.dtype, n_out)).collect();
+    let init: Vec<Scalar> = inits.iter().map(|d| scalar::get(d, 0)).collect();
+    let mut args = vec![Scalar::Pred(false); 2 * n];
+    let mut outs = Vec::with_capacity(n);
+    let mut offsets = Vec::new();
+    for k in 0..n_out {
+        args[..n].copy_from_slice(&init);
+        offsets_of(k, &mut offsets);
+        for &o in &offsets {
+            for (j, (_, d)) in inputs.iter().enumerate() {
+                args[n + j] = scalar::get(d, o);
+            }
+            func.call(&args, &mut outs)?;
+            if outs.len() != n {
+                return invalid("reducer returned the wrong number of values");
+            }
+            args[..n].copy_from_slice(&outs);
+        }
+        for (j, r) in res.iter_mut().enumerate() {
+            if !scalar::set(r, k, args[j]) {
+                return invalid("reducer result has the wrong element type");
+            }
+        }
+    }
+    Ok(res)
+}
+
+/// `reduce` over `dimensions` with the `to_apply` reducer.
+pub fn reduce(
+    interp: &Interp,
+    to_apply: CompId,
+    dimensions: &[i64],
+    out: &Shape,
+    ops: &[&Literal],
+) -> OpResult<Literal> {
+    let (inputs, inits) = split_inputs(ops)?;
+    let shapes = out_shapes(out, inputs.len())?;
+    let in_dims = &inputs[0].0.dims;
+    let st = strides(in_dims);
+    let rank = in_dims.len();
+    if dimensions.iter().any(|&d| d < 0 || d as usize >= rank) {
+        return invalid("reduce dimension out of range");
+    }
+    let kept: Vec<usize> = (0..rank).filter(|d| !dimensions.contains(&(*d as i64))).collect();
+    let mut reduced: Vec<usize> = dimensions.iter().map(|&d| d as usize).collect();
+    reduced.sort_unstable();
+    reduced.dedup();
+    let dims_terms = |ds: &[usize]| -> (Vec<i64>, Vec<Vec<i64>>) {
+        let sizes: Vec<i64> = ds.iter().map(|&d| in_dims[d]).collect();
+        let terms = ds.iter().map(|&d| (0..in_dims[d].max(0)).map(|i| i * st[d]).collect()).collect();
+        (sizes, terms)
+    };
+    let (kept_sizes, kept_terms) = dims_terms(&kept);
+    let (red_sizes, red_terms) = dims_terms(&reduced);
+    let bases = separable_map(&kept_sizes, &kept_terms);
+    let offsets = separable_map(&red_sizes, &red_terms);
+    if shapes.iter().any(|s| s.dims != kept_sizes) {
+        return invalid("reduce result dimensions do not match the kept dimensions");
+    }
+    let data = match scalar::trivial_binop(interp.module, to_apply) {
+        Some(op) if inputs.len() == 1 => vec![FastFold { op, flush: interp.options.flush_denormals }.regular(
+            inputs[0].1,
+            inits[0],
+            &bases,
+            &offsets,
+        )?],
+        _ => fold_general(interp, to_apply, &inputs, &inits, &shapes, bases.len(), |k, buf| {
+            buf.clear();
+            buf.extend(offsets.iter().map(|&o| bases[k] + o));
+        })?,
+    };
+    finish(out, &shapes, data)
+}
+
+/// The operand offsets covered by each window of a windowed op, in row-major window order.
+pub struct Windows {
+    pub n_out: usize,
+    out_dims: Vec<i64>,
+    /// `valid[d][o]`: the offset contributions of window positions along dimension `d`
+    /// for output coordinate `o` that land on an operand element.
+    valid: Vec<Vec<Vec<i64>>>,
+}
+
+impl Windows {
+    /// Windows of `window` over an operand of dimensions `in_dims`, for `out_dims` outputs.
+    pub fn new(in_dims: &[i64], window: &Window, out_dims: &[i64]) -> OpResult<Windows> {
+        let rank = in_dims.len();
+        if window.dims.len() != rank || out_dims.len() != rank {
+            return invalid("window rank does not match the operand");
+        }
+        let st = strides(in_dims);
+        let mut valid = Vec::with_capacity(rank);
+        for d in 0..rank {
+            let w = &window.dims[d];
+            if w.stride < 1 || w.base_dilation < 1 || w.window_dilation < 1 || w.size < 0 {
+                return invalid("window strides and dilations must be positive");
+            }
+            let per_out: Vec<Vec<i64>> = (0..out_dims[d])
+                .map(|o| {
+                    (0..w.size)
+                        .filter_map(|k| {
+                            let pos = o * w.stride - w.padding_low + k * w.window_dilation;
+                            if pos < 0 || pos % w.base_dilation != 0 {
+                                return None;
+                            }
+                            let i = pos / w.base_dilation;
+                            (i < in_dims[d]).then_some(i * st[d])
+                        })
+                        .collect()
+                })
+                .collect();
+            valid.push(per_out);
+        }
+        Ok(Windows { n_out: num_elements(out_dims), out_dims: out_dims.to_vec(), valid })
+    }
+
+    /// Writes the operand offsets of window `k` (row-major output order) into `buf`.
+    pub fn offsets(&self, k: usize, buf: &mut Vec<usize>) {
+        buf.clear();
+        let rank = self.out_dims.len();
+        let mut idx = vec![0i64; rank];
+        crate::index::delinearize(k, &self.out_dims, &mut idx);
+        let lists: Vec<&[i64]> = (0..rank).map(|d| self.valid[d][idx[d] as usize].as_slice()).collect();
+        if lists.iter().any(|l| l.is_empty()) {
+            return;
+        }
+        let sizes: Vec<i64> = lists.iter().map(|l| l.len() as i64).collect();
+        let terms: Vec<Vec<i64>> = lists.iter().map(|l| l.to_vec()).collect();
+        buf.extend(separable_map(&sizes, &terms));
+    }
+}
+
+/// `reduce-window`.
+pub fn reduce_window(
+    interp: &Interp,
+    to_apply: CompId,
+    window: &Window,
+    out: &Shape,
+    ops: &[&Literal],
+) -> OpResult<Literal> {
+    let (inputs, inits) = split_inputs(ops)?;
+    let shapes = out_shapes(out, inputs.len())?;
+    let windows = Windows::new(&inputs[0].0.dims, window, &shapes[0].dims)?;
+    let data = match scalar::trivial_binop(interp.module, to_apply) {
+        Some(op) if inputs.len() == 1 => {
+            vec![FastFold { op, flush: interp.options.flush_denormals }.windows(inputs[0].1, inits[0], &windows)?]
+        }
+        _ => fold_general(interp, to_apply, &inputs, &inits, &shapes, windows.n_out, |k, buf| windows.offsets(k, buf))?,
+    };
+    finish(out, &shapes, data)
+}
+
+/// `select-and-scatter`: for each source element, select one operand element of its
+/// window (the first one that `select` prefers over all later ones), then combine the
+/// source value into the result at that position with `scatter`.
+pub fn select_and_scatter(
+    interp: &Interp,
+    select: CompId,
+    scatter: CompId,
+    window: &Window,
+    out: &Shape,
+    ops: &[&Literal],
+) -> OpResult<Literal> {
+    if ops.len() != 3 {
+        return invalid("select-and-scatter takes operand, source and init value");
+    }
+    let (shape, operand) = array_of(ops[0])?;
+    let (src_shape, source) = array_of(ops[1])?;
+    let (_, init) = array_of(ops[2])?;
+    let Shape::Array(out_shape) = out else {
+        return invalid("select-and-scatter returns an array");
+    };
+    let windows = Windows::new(&shape.dims, window, &src_shape.dims)?;
+    let mut select_fn = ScalarFn::new(interp, select)?;
+    let mut scatter_fn = ScalarFn::new(interp, scatter)?;
+    let mut res = scalar::splat(scalar::get(init, 0), operand.len());
+    let mut buf = Vec::new();
+    let mut outs = Vec::new();
+    for k in 0..windows.n_out {
+        windows.offsets(k, &mut buf);
+        let Some((&first, rest)) = buf.split_first() else { continue };
+        let mut selected = first;
+        let mut selected_val = scalar::get(operand, first);
+        for &o in rest {
+            let cur = scalar::get(operand, o);
+            if !select_fn.call1(&[selected_val, cur], &mut outs)?.as_bool()? {
+                selected = o;
+                selected_val = cur;
+            }
+        }
+        let combined = scatter_fn.call1(&[scalar::get(&res, selected), scalar::get(source, k)], &mut outs)?;
+        if !scalar::set(&mut res, selected, combined) {
+            return invalid("scatter computation returned the wrong element type");
+        }
+    }
+    if !res.matches(out_shape.dtype) {
+        return invalid("select-and-scatter result type mismatch");
+    }
+    Ok(make(out_shape, res))
+}
+
+/// `map`: applies `to_apply` elementwise across the operands.
+pub fn map(interp: &Interp, to_apply: CompId, out: &Shape, ops: &[&Literal]) -> OpResult<Literal> {
+    let Shape::Array(out_shape) = out else {
+        return invalid("map returns an array");
+    };
+    let inputs: Vec<&AD> = ops.iter().map(|l| array_of(l).map(|a| a.1)).collect::<OpResult<_>>()?;
+    let n = out_shape.num_elements() as usize;
+    if inputs.iter().any(|d| d.len() != n) {
+        return invalid("map operands must have the result's dimensions");
+    }
+    let mut func = ScalarFn::new(interp, to_apply)?;
+    let mut res = AD::zeros(out_shape.dtype, n);
+    let mut args = vec![Scalar::Pred(false); inputs.len()];
+    let mut outs = Vec::new();
+    for i in 0..n {
+        for (a, d) in args.iter_mut().zip(&inputs) {
+            *a = scalar::get(d, i);
+        }
+        let v = func.call1(&args, &mut outs)?;
+        if !scalar::set(&mut res, i, v) {
+            return invalid("mapped computation returned the wrong element type");
+        }
+    }
+    Ok(make(out_shape, res))
+}

@@ -1,0 +1,706 @@
+//! Per-element semantics of the elementwise opcodes, one typed function per (op, type).
+//!
+//! Both the array path ([`crate::elementwise`]) and the scalar programs that run reducer
+//! and comparator computations ([`crate::scalar`]) look functions up here, so an op has
+//! exactly one definition. Lookups return plain `fn` pointers: the array path resolves
+//! the op once and then loops, so no per-element matching on the op or the type remains.
+//!
+//! The edge cases follow XLA's evaluator and `operation_semantics.md`:
+//! - integer `x / 0` is `-1` for signed and all ones for unsigned types, `x % 0` is `x`,
+//!   and `MIN / -1` is `MIN` with `MIN % -1 == 0`;
+//! - shifts by at least the bit width (the amount read as unsigned, so negative amounts
+//!   count as huge) give 0, except that an arithmetic right shift gives the sign bits;
+//! - `maximum`/`minimum` propagate NaN (the first NaN operand wins);
+//! - integer `power` with a negative exponent is 1 for base 1 and 0 otherwise;
+//! - `sign` keeps `-0`, `+0` and NaN;
+//! - `f16`/`bf16` ops run in f32 and round to the narrow type after every op.
+
+use crate::error::{unsupported, OpResult};
+use half::{bf16, f16};
+use hlo_ir::{BinaryOp, CompareDirection, UnaryOp};
+
+/// The IEEE float types computed natively (`f32`, `f64`).
+pub trait Float: Copy + PartialOrd + PartialEq + std::fmt::Debug + 'static {
+    const ZERO: Self;
+    const ONE: Self;
+    fn add(self, o: Self) -> Self;
+    fn sub(self, o: Self) -> Self;
+    fn mul(self, o: Self) -> Self;
+    fn div(self, o: Self) -> Self;
+    fn rem(self, o: Self) -> Self;
+    fn neg(self) -> Self;
+    fn abs(self) -> Self;
+    fn is_nan(self) -> bool;
+    fn is_finite(self) -> bool;
+    fn copysign(self, sign: Self) -> Self;
+    fn exp(self) -> Self;
+    fn exp_m1(self) -> Self;
+    fn ln(self) -> Self;
+    fn ln_1p(self) -> Self;
+    fn sqrt(self) -> Self;
+    fn cbrt(self) -> Self;
+    fn sin(self) -> Self;
+    fn cos(self) -> Self;
+    fn tan(self) -> Self;
+    fn tanh(self) -> Self;
+    fn asin(self) -> Self;
+    fn acos(self) -> Self;
+    fn atan(self) -> Self;
+    fn sinh(self) -> Self;
+    fn cosh(self) -> Self;
+    fn asinh(self) -> Self;
+    fn acosh(self) -> Self;
+    fn atanh(self) -> Self;
+    fn erf(self) -> Self;
+    fn atan2(self, x: Self) -> Self;
+    fn powf(self, e: Self) -> Self;
+    fn floor(self) -> Self;
+    fn ceil(self) -> Self;
+    /// Rounds half away from zero.
+    fn round_afz(self) -> Self;
+    fn round_even(self) -> Self;
+    /// A signed integer whose order is XLA's total order of this float
+    /// (-NaN < -inf < ... < -0 < +0 < ... < inf < +NaN).
+    fn total_order_key(self) -> i64;
+}
+
+macro_rules! impl_float {
+    ($t:ty, $bits:ty, $ubits:ty, $erf:path) => {
+        impl Float for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            #[inline]
+            fn add(self, o: Self) -> Self {
+                self + o
+            }
+            #[inline]
+            fn sub(self, o: Self) -> Self {
+                self - o
+            }
+            #[inline]
+            fn mul(self, o: Self) -> Self {
+                self * o
+            }
+            #[inline]
+            fn div(self, o: Self) -> Self {
+                self / o
+            }
+            fn rem(self, o: Self) -> Self {
+                self % o
+            }
+            fn neg(self) -> Self {
+                -self
+            }
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+            fn is_nan(self) -> bool {
+                <$t>::is_nan(self)
+            }
+            fn is_finite(self) -> bool {
+                <$t>::is_finite(self)
+            }
+            fn copysign(self, sign: Self) -> Self {
+                <$t>::copysign(self, sign)
+            }
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            fn exp_m1(self) -> Self {
+                <$t>::exp_m1(self)
+            }
+            fn ln(self) -> Self {
+                <$t>::ln(self)
+            }
+            fn ln_1p(self) -> Self {
+                <$t>::ln_1p(self)
+            }
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            fn cbrt(self) -> Self {
+                <$t>::cbrt(self)
+            }
+            fn sin(self) -> Self {
+                <$t>::sin(self)
+            }
+            fn cos(self) -> Self {
+                <$t>::cos(self)
+            }
+            fn tan(self) -> Self {
+                <$t>::tan(self)
+            }
+            fn tanh(self) -> Self {
+                <$t>::tanh(self)
+            }
+            fn asin(self) -> Self {
+                <$t>::asin(self)
+            }
+            fn acos(self) -> Self {
+                <$t>::acos(self)
+            }
+            fn atan(self) -> Self {
+                <$t>::atan(self)
+            }
+            fn sinh(self) -> Self {
+                <$t>::sinh(self)
+            }
+            fn cosh(self) -> Self {
+                <$t>::cosh(self)
+            }
+            fn asinh(self) -> Self {
+                <$t>::asinh(self)
+            }
+            fn acosh(self) -> Self {
+                <$t>::acosh(self)
+            }
+            fn atanh(self) -> Self {
+                <$t>::atanh(self)
+            }
+            fn erf(self) -> Self {
+                $erf(self)
+            }
+            fn atan2(self, x: Self) -> Self {
+                <$t>::atan2(self, x)
+            }
+            fn powf(self, e: Self) -> Self {
+                <$t>::powf(self, e)
+            }
+            fn floor(self) -> Self {
+                <$t>::floor(self)
+            }
+            fn ceil(self) -> Self {
+                <$t>::ceil(self)
+            }
+            fn round_afz(self) -> Self {
+                <$t>::round(self)
+            }
+            fn round_even(self) -> Self {
+                <$t>::round_ties_even(self)
+            }
+            fn total_order_key(self) -> i64 {
+                // Negative floats have their magnitude bits flipped so that a larger
+                // magnitude sorts lower; the sign bit then orders negatives first.
+                let bits = self.to_bits() as $bits;
+                let mask = ((bits >> (<$bits>::BITS - 1)) as $ubits) >> 1;
+                (bits ^ mask as $bits) as i64
+            }
+        }
+    };
+}
+
+impl_float!(f32, i32, u32, libm::erff);
+impl_float!(f64, i64, u64, libm::erf);
+
+/// Floats stored narrow and computed in f32 (`f16`, `bf16`).
+pub trait Narrow: Copy + 'static {
+    fn to_f32(self) -> f32;
+    fn from_f32(x: f32) -> Self;
+}
+
+impl Narrow for f16 {
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+    fn from_f32(x: f32) -> Self {
+        f16::from_f32(x)
+    }
+}
+
+impl Narrow for bf16 {
+    fn to_f32(self) -> f32 {
+        bf16::to_f32(self)
+    }
+    fn from_f32(x: f32) -> Self {
+        bf16::from_f32(x)
+    }
+}
+
+/// The integer types (sub-byte types are stored widened and re-wrapped by the caller).
+pub trait Int: Copy + Ord + Eq + std::fmt::Debug + 'static {
+    const BITS: u32;
+    const SIGNED: bool;
+    const MIN: Self;
+    const ZERO: Self;
+    const ONE: Self;
+    fn wadd(self, o: Self) -> Self;
+    fn wsub(self, o: Self) -> Self;
+    fn wmul(self, o: Self) -> Self;
+    fn wneg(self) -> Self;
+    fn wabs(self) -> Self;
+    /// Truncating division; the caller has excluded `x / 0` and `MIN / -1`.
+    fn tdiv(self, o: Self) -> Self;
+    fn trem(self, o: Self) -> Self;
+    fn not(self) -> Self;
+    fn and(self, o: Self) -> Self;
+    fn or(self, o: Self) -> Self;
+    fn xor(self, o: Self) -> Self;
+    /// The bit pattern zero-extended: how a shift amount is read.
+    fn bits_u64(self) -> u64;
+    fn shl(self, n: u32) -> Self;
+    fn shr_logical(self, n: u32) -> Self;
+    fn shr_arith(self, n: u32) -> Self;
+    fn popcnt(self) -> Self;
+    fn clz(self) -> Self;
+    fn to_i128(self) -> i128;
+    fn from_i128_wrapping(x: i128) -> Self;
+    fn is_negative(self) -> bool;
+}
+
+macro_rules! impl_int {
+    ($t:ty, $u:ty, $signed:expr) => {
+        impl Int for $t {
+            const BITS: u32 = <$t>::BITS;
+            const SIGNED: bool = $signed;
+            const MIN: Self = <$t>::MIN;
+            const ZERO: Self = 0;
+            const ONE: Self = 1;
+            #[inline]
+            fn wadd(self, o: Self) -> Self {
+                self.wrapping_add(o)
+            }
+            #[inline]
+            fn wsub(self, o: Self) -> Self {
+                self.wrapping_sub(o)
+            }
+            #[inline]
+            fn wmul(self, o: Self) -> Self {
+                self.wrapping_mul(o)
+            }
+            fn wneg(self) -> Self {
+                self.wrapping_neg()
+            }
+            #[allow(unused_comparisons)]
+            fn wabs(self) -> Self {
+                if self < 0 {
+                    self.wrapping_neg()
+                } else {
+                    self
+                }
+            }
+            fn tdiv(self, o: Self) -> Self {
+                self.wrapping_div(o)
+            }
+            fn trem(self, o: Self) -> Self {
+                self.wrapping_rem(o)
+            }
+            fn not(self) -> Self {
+                !self
+            }
+            #[inline]
+            fn and(self, o: Self) -> Self {
+                self & o
+            }
+            #[inline]
+            fn or(self, o: Self) -> Self {
+                self | o
+            }
+            #[inline]
+            fn xor(self, o: Self) -> Self {
+                self ^ o
+            }
+            fn bits_u64(self) -> u64 {
+                self as $u as u64
+            }
+            fn shl(self, n: u32) -> Self {
+                ((self as $u) << n) as $t
+            }
+            fn shr_logical(self, n: u32) -> Self {
+                ((self as $u) >> n) as $t
+            }
+            fn shr_arith(self, n: u32) -> Self {
+                // Sign-extend by shifting the signed reinterpretation.
+                (((self as $u) as <$u as SignedOf>::S) >> n) as $t
+            }
+            fn popcnt(self) -> Self {
+                self.count_ones() as $t
+            }
+            fn clz(self) -> Self {
+                self.leading_zeros() as $t
+            }
+            fn to_i128(self) -> i128 {
+                self as i128
+            }
+            fn from_i128_wrapping(x: i128) -> Self {
+                x as $t
+            }
+            #[allow(unused_comparisons)]
+            fn is_negative(self) -> bool {
+                self < 0
+            }
+        }
+    };
+}
+
+/// Maps an unsigned type to the signed type of the same width.
+pub trait SignedOf {
+    type S;
+}
+impl SignedOf for u8 {
+    type S = i8;
+}
+impl SignedOf for u16 {
+    type S = i16;
+}
+impl SignedOf for u32 {
+    type S = i32;
+}
+impl SignedOf for u64 {
+    type S = i64;
+}
+
+impl_int!(i8, u8, true);
+impl_int!(i16, u16, true);
+impl_int!(i32, u32, true);
+impl_int!(i64, u64, true);
+impl_int!(u8, u8, false);
+impl_int!(u16, u16, false);
+impl_int!(u32, u32, false);
+impl_int!(u64, u64, false);
+
+/// XLA's float `sign`: ±1 for nonzero numbers, the operand itself for ±0 and NaN.
+fn float_sign<T: Float>(x: T) -> T {
+    if x.is_nan() || x == T::ZERO {
+        x
+    } else {
+        T::ONE.copysign(x)
+    }
+}
+
+fn float_max<T: Float>(a: T, b: T) -> T {
+    if a.is_nan() {
+        a
+    } else if b.is_nan() || a < b {
+        b
+    } else {
+        a
+    }
+}
+
+fn float_min<T: Float>(a: T, b: T) -> T {
+    if a.is_nan() {
+        a
+    } else if b.is_nan() || b < a {
+        b
+    } else {
+        a
+    }
+}
+
+fn float_pow<T: Float>(a: T, b: T) -> T {
+    // 1^x = 1 and x^0 = 1 for every x, NaN included (Kahan; C's pow agrees).
+    if a == T::ONE || b == T::ZERO {
+        T::ONE
+    } else {
+        a.powf(b)
+    }
+}
+
+fn logistic<T: Float>(x: T) -> T {
+    T::ONE.div(T::ONE.add(x.neg().exp()))
+}
+
+fn rsqrt<T: Float>(x: T) -> T {
+    T::ONE.div(x.sqrt())
+}
+
+/// The typed function of a float unary op (`is-finite` and complex parts are handled by callers).
+pub fn float_unop<T: Float>(op: UnaryOp) -> OpResult<fn(T) -> T> {
+    use UnaryOp as U;
+    Ok(match op {
+        U::Abs => T::abs,
+        U::Negate => T::neg,
+        U::Exp => T::exp,
+        U::Expm1 => T::exp_m1,
+        U::Log => T::ln,
+        U::Log1p => T::ln_1p,
+        U::Logistic => logistic::<T>,
+        U::Sqrt => T::sqrt,
+        U::Rsqrt => rsqrt::<T>,
+        U::Cbrt => T::cbrt,
+        U::Sin => T::sin,
+        U::Cos => T::cos,
+        U::Tan => T::tan,
+        U::Tanh => T::tanh,
+        U::Asin => T::asin,
+        U::Acos => T::acos,
+        U::Atan => T::atan,
+        U::Sinh => T::sinh,
+        U::Cosh => T::cosh,
+        U::Asinh => T::asinh,
+        U::Acosh => T::acosh,
+        U::Atanh => T::atanh,
+        U::Erf => T::erf,
+        U::Floor => T::floor,
+        U::Ceil => T::ceil,
+        U::RoundNearestAfz => T::round_afz,
+        U::RoundNearestEven => T::round_even,
+        U::Sign => float_sign::<T>,
+        U::Real => |x| x,
+        U::Imag => |_| T::ZERO,
+        U::Not | U::PopulationCount | U::Clz | U::IsFinite => {
+            return unsupported(format!("{} on a float type", op.opcode()))
+        }
+    })
+}
+
+/// The typed function of a float binary op.
+pub fn float_binop<T: Float>(op: BinaryOp) -> OpResult<fn(T, T) -> T> {
+    use BinaryOp as B;
+    Ok(match op {
+        B::Add => T::add,
+        B::Subtract => T::sub,
+        B::Multiply => T::mul,
+        B::Divide => T::div,
+        B::Remainder => T::rem,
+        B::Maximum => float_max::<T>,
+        B::Minimum => float_min::<T>,
+        B::Power => float_pow::<T>,
+        B::Atan2 => T::atan2,
+        _ => return unsupported(format!("{} on a float type", op.opcode())),
+    })
+}
+
+fn int_sign<T: Int>(x: T) -> T {
+    if x == T::ZERO {
+        T::ZERO
+    } else if x.is_negative() {
+        T::ZERO.wsub(T::ONE)
+    } else {
+        T::ONE
+    }
+}
+
+/// The typed function of an integer unary op.
+pub fn int_unop<T: Int>(op: UnaryOp) -> OpResult<fn(T) -> T> {
+    use UnaryOp as U;
+    Ok(match op {
+        U::Abs => T::wabs,
+        U::Negate => T::wneg,
+        U::Not => T::not,
+        U::PopulationCount => T::popcnt,
+        U::Clz => T::clz,
+        U::Sign => int_sign::<T>,
+        U::Real => |x| x,
+        _ => return unsupported(format!("{} on an integer type", op.opcode())),
+    })
+}
+
+fn int_div<T: Int>(a: T, b: T) -> T {
+    if b == T::ZERO {
+        // Signed: -1; unsigned: all ones. Both are the all-ones bit pattern.
+        return T::ZERO.wsub(T::ONE);
+    }
+    if T::SIGNED && a == T::MIN && b == T::ZERO.wsub(T::ONE) {
+        return a;
+    }
+    a.tdiv(b)
+}
+
+fn int_rem<T: Int>(a: T, b: T) -> T {
+    if b == T::ZERO {
+        return a;
+    }
+    if T::SIGNED && a == T::MIN && b == T::ZERO.wsub(T::ONE) {
+        return T::ZERO;
+    }
+    a.trem(b)
+}
+
+fn int_pow<T: Int>(a: T, b: T) -> T {
+    if a == T::ONE || b == T::ZERO {
+        return T::ONE;
+    }
+    if b.is_negative() {
+        return T::ZERO;
+    }
+    // Exponentiation by squaring with wrapping products.
+    let mut base = a;
+    let mut exp = b.bits_u64();
+    let mut res = T::ONE;
+    while exp > 0 {
+        if exp & 1 == 1 {
+            res = res.wmul(base);
+        }
+        base = base.wmul(base);
+        exp >>= 1;
+    }
+    res
+}
+
+fn shift_amount<T: Int>(n: T) -> Option<u32> {
+    let n = n.bits_u64();
+    (n < T::BITS as u64).then_some(n as u32)
+}
+
+fn int_shl<T: Int>(a: T, n: T) -> T {
+    shift_amount(n).map_or(T::ZERO, |n| a.shl(n))
+}
+
+fn int_shr_logical<T: Int>(a: T, n: T) -> T {
+    shift_amount(n).map_or(T::ZERO, |n| a.shr_logical(n))
+}
+
+fn int_shr_arith<T: Int>(a: T, n: T) -> T {
+    shift_amount(n).map_or_else(|| a.shr_arith(T::BITS - 1), |n| a.shr_arith(n))
+}
+
+fn int_mulhi<T: Int>(a: T, b: T) -> T {
+    if T::SIGNED {
+        T::from_i128_wrapping((a.to_i128() * b.to_i128()) >> T::BITS)
+    } else {
+        // An unsigned 64-bit product needs all 128 bits unsigned.
+        let wide = (a.bits_u64() as u128 * b.bits_u64() as u128) >> T::BITS;
+        T::from_i128_wrapping(wide as i128)
+    }
+}
+
+/// The typed function of an integer binary op.
+pub fn int_binop<T: Int>(op: BinaryOp) -> OpResult<fn(T, T) -> T> {
+    use BinaryOp as B;
+    Ok(match op {
+        B::Add => T::wadd,
+        B::Subtract => T::wsub,
+        B::Multiply => T::wmul,
+        B::Divide => int_div::<T>,
+        B::Remainder => int_rem::<T>,
+        B::Maximum => |a, b| a.max(b),
+        B::Minimum => |a, b| a.min(b),
+        B::Power => int_pow::<T>,
+        B::And => T::and,
+        B::Or => T::or,
+        B::Xor => T::xor,
+        B::ShiftLeft => int_shl::<T>,
+        B::ShiftRightLogical => int_shr_logical::<T>,
+        B::ShiftRightArithmetic => int_shr_arith::<T>,
+        B::Mulhi => int_mulhi::<T>,
+        B::Atan2 | B::Complex => return unsupported(format!("{} on an integer type", op.opcode())),
+    })
+}
+
+/// The function of a `pred` unary op.
+pub fn pred_unop(op: UnaryOp) -> OpResult<fn(bool) -> bool> {
+    Ok(match op {
+        UnaryOp::Not => |x| !x,
+        UnaryOp::Abs | UnaryOp::Real => |x| x,
+        _ => return unsupported(format!("{} on pred", op.opcode())),
+    })
+}
+
+/// The function of a `pred` binary op: XLA computes on 0/1 and converts back to bool.
+pub fn pred_binop(op: BinaryOp) -> OpResult<fn(bool, bool) -> bool> {
+    use BinaryOp as B;
+    Ok(match op {
+        B::Add | B::Or | B::Maximum => |a, b| a | b,
+        B::Multiply | B::And | B::Minimum => |a, b| a & b,
+        B::Subtract | B::Xor => |a, b| a ^ b,
+        B::Power => |a, b| a || !b,
+        _ => return unsupported(format!("{} on pred", op.opcode())),
+    })
+}
+
+/// Complex numbers as `[re, im]`.
+pub type Cplx<T> = [T; 2];
+
+fn c_mul<T: Float>(a: Cplx<T>, b: Cplx<T>) -> Cplx<T> {
+    [a[0].mul(b[0]).sub(a[1].mul(b[1])), a[0].mul(b[1]).add(a[1].mul(b[0]))]
+}
+
+fn c_div<T: Float>(a: Cplx<T>, b: Cplx<T>) -> Cplx<T> {
+    let d = b[0].mul(b[0]).add(b[1].mul(b[1]));
+    [a[0].mul(b[0]).add(a[1].mul(b[1])).div(d), a[1].mul(b[0]).sub(a[0].mul(b[1])).div(d)]
+}
+
+/// `|z|`, computed without intermediate overflow.
+pub fn c_abs<T: Float>(z: Cplx<T>) -> T {
+    let (a, b) = (z[0].abs(), z[1].abs());
+    let (big, small) = if a < b { (b, a) } else { (a, b) };
+    if big == T::ZERO || !big.is_finite() {
+        return big.add(small);
+    }
+    let r = small.div(big);
+    big.mul(T::ONE.add(r.mul(r)).sqrt())
+}
+
+fn c_exp<T: Float>(z: Cplx<T>) -> Cplx<T> {
+    let m = z[0].exp();
+    [m.mul(z[1].cos()), m.mul(z[1].sin())]
+}
+
+fn c_log<T: Float>(z: Cplx<T>) -> Cplx<T> {
+    [c_abs(z).ln(), z[1].atan2(z[0])]
+}
+
+/// The typed function of a complex unary op that stays complex.
+pub fn complex_unop<T: Float>(op: UnaryOp) -> OpResult<fn(Cplx<T>) -> Cplx<T>> {
+    Ok(match op {
+        UnaryOp::Negate => |z| [z[0].neg(), z[1].neg()],
+        UnaryOp::Exp => c_exp::<T>,
+        UnaryOp::Log => c_log::<T>,
+        _ => return unsupported(format!("{} on a complex type", op.opcode())),
+    })
+}
+
+/// A complex binary function.
+pub type CplxFn<T> = fn(Cplx<T>, Cplx<T>) -> Cplx<T>;
+
+/// The typed function of a complex binary op.
+pub fn complex_binop<T: Float>(op: BinaryOp) -> OpResult<CplxFn<T>> {
+    Ok(match op {
+        BinaryOp::Add => |a, b| [a[0].add(b[0]), a[1].add(b[1])],
+        BinaryOp::Subtract => |a, b| [a[0].sub(b[0]), a[1].sub(b[1])],
+        BinaryOp::Multiply => c_mul::<T>,
+        BinaryOp::Divide => c_div::<T>,
+        _ => return unsupported(format!("{} on a complex type", op.opcode())),
+    })
+}
+
+/// Applies a comparison direction to an ordering-like pair of booleans.
+pub fn cmp_by<T: PartialOrd>(dir: CompareDirection) -> fn(T, T) -> bool {
+    use CompareDirection as D;
+    match dir {
+        D::Eq => |a, b| a == b,
+        D::Ne => |a, b| a != b,
+        D::Lt => |a, b| a < b,
+        D::Le => |a, b| a <= b,
+        D::Gt => |a, b| a > b,
+        D::Ge => |a, b| a >= b,
+    }
+}
+
+/// Float comparison under XLA's total order.
+pub fn total_order_cmp<T: Float>(dir: CompareDirection) -> fn(T, T) -> bool {
+    use CompareDirection as D;
+    match dir {
+        D::Eq => |a, b| a.total_order_key() == b.total_order_key(),
+        D::Ne => |a, b| a.total_order_key() != b.total_order_key(),
+        D::Lt => |a, b| a.total_order_key() < b.total_order_key(),
+        D::Le => |a, b| a.total_order_key() <= b.total_order_key(),
+        D::Gt => |a, b| a.total_order_key() > b.total_order_key(),
+        D::Ge => |a, b| a.total_order_key() >= b.total_order_key(),
+    }
+}
+
+/// XLA's float clamp: a NaN bound or operand is returned as is, else `min(hi, max(x, lo))`.
+pub fn float_clamp<T: Float>(lo: T, x: T, hi: T) -> T {
+    if lo.is_nan() {
+        return lo;
+    }
+    if x.is_nan() {
+        return x;
+    }
+    if hi.is_nan() {
+        return hi;
+    }
+    let m = if x < lo { lo } else { x };
+    if hi < m {
+        hi
+    } else {
+        m
+    }
+}
+
+/// Integer (and pred) clamp: `min(hi, max(x, lo))`.
+pub fn ord_clamp<T: Ord + Copy>(lo: T, x: T, hi: T) -> T {
+    hi.min(x.max(lo))
+}
