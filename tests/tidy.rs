@@ -1,6 +1,6 @@
 //! Tidy: the project's code habits, checked as an ordinary test
 //! (rust-analyzer's `tidy.rs`): every Rust file opens with a `//!` doc, no
-//! `#[ignore]` or `#[should_panic]`, no `println!` in library crates, and
+//! ignored or should-panic tests, no `println!` in library crates, and
 //! `unsafe` only in `hlo-vulkan` (every other library crate forbids it).
 
 use hlo_tests::repo_root;

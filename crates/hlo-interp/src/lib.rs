@@ -31,6 +31,7 @@
 
 mod array;
 mod convert;
+mod coverage;
 mod elementwise;
 mod error;
 mod eval;
@@ -46,6 +47,7 @@ mod scalar_ops;
 mod shape_ops;
 mod sort;
 
+pub use coverage::supports;
 pub use error::InterpError;
 pub use eval::{evaluate, evaluate_computation, evaluate_computation_with, evaluate_instr, evaluate_with};
 pub use literal_io::{literal_from_bytes, literal_to_bytes, random_literal};

@@ -82,6 +82,17 @@ impl fmt::Display for Literal {
 /// Header attributes XLA prints before `entry_computation_layout`.
 const HEADER_ATTRS_BEFORE_LAYOUT: [&str; 3] = ["input_output_alias", "buffer_donor", "alias_passthrough_params"];
 
+/// The order in which the printer writes an unmodelled module header attribute relative to
+/// the others (0 before `entry_computation_layout`, 1 after); the parser stable-sorts
+/// [`crate::ModuleAttrs::other`] by it, as it does instruction attributes with [`other_attr_rank`].
+pub fn header_attr_rank(name: &str) -> u8 {
+    if HEADER_ATTRS_BEFORE_LAYOUT.contains(&name) {
+        0
+    } else {
+        1
+    }
+}
+
 fn write_module(out: &mut String, module: &Module) {
     out.push_str("HloModule ");
     out.push_str(&module.name);
@@ -254,7 +265,13 @@ fn write_instr(out: &mut String, module: &Module, comp: &Computation, instr: &In
             if i > 0 {
                 out.push(',');
             }
-            out.push_str(key);
+            // XLA's keys are identifiers; any other key is quoted so that it reads back.
+            let plain = !key.is_empty() && key.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '.' | '-'));
+            if plain {
+                out.push_str(key);
+            } else {
+                let _ = write!(out, "\"{}\"", c_escape(key));
+            }
             out.push('=');
             if lexes_as_json_dict(value) {
                 out.push_str(value);
@@ -1322,13 +1339,15 @@ pub fn c_escape(s: &str) -> String {
     out
 }
 
-/// XLA's `LexesAsJsonDict`: `{...}` whose braces balance (outside strings) exactly at the end.
+/// XLA's `LexesAsJsonDict`: `{...}` whose brackets balance (outside strings) exactly at the
+/// end. Stricter than XLA's in also balancing `[]` and `()`, as the parser's bracket matching
+/// does, so that a value printed unquoted always reads back.
 pub fn lexes_as_json_dict(s: &str) -> bool {
     let bytes = s.as_bytes();
     if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') {
         return false;
     }
-    let mut depth = 0usize;
+    let mut stack: Vec<u8> = Vec::new();
     let mut in_string = false;
     let mut escaped = false;
     for (i, &b) in bytes.iter().enumerate() {
@@ -1343,20 +1362,21 @@ pub fn lexes_as_json_dict(s: &str) -> bool {
         }
         match b {
             b'"' => in_string = true,
-            b'{' => depth += 1,
-            b'}' => {
-                depth = match depth.checked_sub(1) {
-                    Some(d) => d,
-                    None => return false,
-                };
-                if depth == 0 && i + 1 != bytes.len() {
+            b'{' => stack.push(b'}'),
+            b'[' => stack.push(b']'),
+            b'(' => stack.push(b')'),
+            b'}' | b']' | b')' => {
+                if stack.pop() != Some(b) {
+                    return false;
+                }
+                if stack.is_empty() && i + 1 != bytes.len() {
                     return false;
                 }
             }
             _ => {}
         }
     }
-    depth == 0 && !in_string
+    stack.is_empty() && !in_string
 }
 
 #[cfg(test)]
@@ -1410,5 +1430,6 @@ mod tests {
         assert!(lexes_as_json_dict(r#"{"a":{"b":"}"}}"#));
         assert!(!lexes_as_json_dict("{a}{b}"));
         assert!(!lexes_as_json_dict("x"));
+        assert!(!lexes_as_json_dict("{(}"));
     }
 }

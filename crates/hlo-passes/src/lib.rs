@@ -1,1 +1,78 @@
 //! HLO graph passes: inlining, normalisation, DCE, CSE, folding, fusion planning.
+//!
+//! Every pass is one file with one entry point,
+//! `run(&mut Module) -> Result<bool /*changed*/, PassError>`, listed under a
+//! stable kebab-case name in [`PASSES`].
+//! [`pipeline`] runs them in order and verifies the module after each one in
+//! debug builds and tests, like cranelift's `verify_if`.
+//!
+//! The passes keep the IR's arena invariant (operands before users) by editing
+//! freely and then calling the crate's compaction helper, which removes dead
+//! instructions and renumbers each computation in a topological order.
+//!
+//! After the whole pipeline the entry computation (and every `while` body and
+//! condition and `conditional` branch) holds only `parameter`, `constant`,
+//! `tuple`, `get-tuple-element`, `fusion`, `while`, `conditional` and the few
+//! ops the fusion pass leaves standalone (`dot`, `convolution`, `sort`, ...).
+//! [`fusion_analysis::kernel_kind`] names the emitter each fusion needs, and
+//! [`loop_analysis`] finds `while` loops that can run inside one kernel.
+//!
+//! Architecture invariant: this crate does no IO. Dumps after each pass go
+//! through a callback in [`pipeline::PipelineOptions`].
+#![forbid(unsafe_code)]
+
+pub mod algebraic_simplification;
+pub mod constant_folding;
+pub mod cse;
+pub mod dce;
+pub mod fuse;
+pub mod fusion_analysis;
+pub mod inline_calls;
+pub mod loop_analysis;
+pub mod normalize;
+pub mod pipeline;
+mod util;
+
+pub use fuse::{explain, FusionDecision, FusionReport};
+pub use fusion_analysis::{fusion_analysis, kernel_kind, FusionAnalysis, KernelKind};
+pub use loop_analysis::{elementwise_loop_analysis, known_trip_count, ElementwiseLoop, LoopCarry};
+pub use pipeline::{run_pipeline, run_passes, PipelineOptions, PipelineReport};
+
+use hlo_ir::Module;
+
+/// The signature every pass exposes.
+pub type PassFn = fn(&mut Module) -> Result<bool, PassError>;
+
+/// Every registered pass under its stable name, in pipeline order.
+/// `hlo-run opt --passes=a,b` and `--list-passes` read this table.
+pub const PASSES: &[(&str, PassFn)] = &[
+    ("inline-calls", inline_calls::run),
+    ("normalize", normalize::run),
+    ("algebraic-simplification", algebraic_simplification::run),
+    ("constant-folding", constant_folding::run),
+    ("cse", cse::run),
+    ("dce", dce::run),
+    ("fusion", fuse::run),
+];
+
+/// Looks a pass up by its registered name.
+pub fn find_pass(name: &str) -> Option<PassFn> {
+    PASSES.iter().find(|(n, _)| *n == name).map(|&(_, f)| f)
+}
+
+/// Why a pass could not transform a module.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    /// The module uses something this pass cannot handle.
+    #[error("{pass}: `{op}` is not supported: {reason}")]
+    Unsupported { pass: &'static str, op: String, reason: String },
+    /// A pass produced or met an inconsistent module: a bug.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// The module fails verification after a pass: a bug in that pass.
+    #[error("the module fails verification after `{pass}`:\n{report}")]
+    Verify { pass: String, report: String },
+    /// `--passes` named a pass that is not registered.
+    #[error("unknown pass `{0}` (see --list-passes)")]
+    UnknownPass(String),
+}

@@ -4,6 +4,8 @@
 //! Architecture invariant: this crate (with `xtask` and `hlo-pjrt`) is the only
 //! place that does file, environment or process IO; the pipeline crates are pure.
 
+#![forbid(unsafe_code)]
+
 pub mod backend;
 pub mod commands;
 pub mod inputs;

@@ -1,0 +1,504 @@
+//! The grammar of HLO text, building the IR as it goes.
+//!
+//! ```text
+//! module      ::= 'HloModule' name (',' key '=' value)* section* computation*
+//! section     ::= ('FileNames' | 'FunctionNames' | 'FileLocations' | 'StackFrames') entry*
+//! computation ::= ['ENTRY'] name [signature] '{' instruction* '}' [',' 'execution_thread=' string]
+//! signature   ::= '(' [name ':' shape (',' name ':' shape)*] ')' '->' shape
+//! instruction ::= ['ROOT'] name '=' shape opcode '(' operands ')' (',' attribute)*
+//! operands    ::= [[shape] name (',' [shape] name)*]   | integer (parameter) | literal (constant)
+//! ```
+//!
+//! Newlines carry no meaning. Attributes an opcode models are parsed with their grammar
+//! (see [`crate::attrs`]); the others are kept verbatim. Each instruction becomes an
+//! [`Instr`] as soon as it is read: operands defined earlier resolve at once, later ones
+//! are patched (and the computation sorted) when the computation ends, and computation
+//! references hold provisional ids until the whole module is read (see [`crate::build`]).
+
+use crate::attrs::{self, NameRef};
+use crate::build::{self, CompNames, Pending, Slot};
+use crate::error::{PErr, PResult};
+use crate::lexer::{estimate_lines, is_name_char, Cursor, NameMap};
+use crate::literal::literal;
+use crate::shape::{program_shape, shape};
+use hlo_ir::{
+    Computation, FileLocation, Instr, InstrId, InstrMeta, Module, ModuleAttrs, OpMetadata, Opcode, Span,
+    StackFrame, StackFrameIndex,
+};
+
+pub(crate) use crate::build::{Attr, Payload};
+
+const SECTIONS: [&str; 4] = ["FileNames", "FunctionNames", "FileLocations", "StackFrames"];
+
+pub(crate) fn module(c: &mut Cursor<'_>) -> PResult<Module> {
+    c.skip_ws();
+    let pos = c.pos;
+    if !c.eat_keyword("HloModule") {
+        return Err(c.err_expected("'HloModule'"));
+    }
+    let Some(name) = c.word() else {
+        return Err(c.err_expected("a module name"));
+    };
+    let mut attrs = ModuleAttrs::default();
+    let mut seen: Vec<&str> = Vec::new();
+    while c.eat(b',') {
+        let (key, key_pos) = attr_name(c)?;
+        if seen.contains(&key) {
+            return Err(PErr::new(key_pos, key_pos + key.len(), format!("duplicate attribute '{key}'")));
+        }
+        seen.push(key);
+        c.expect(b'=')?;
+        match key {
+            "is_scheduled" => attrs.is_scheduled = c.bool()?,
+            "entry_computation_layout" => {
+                c.expect(b'{')?;
+                attrs.entry_computation_layout = Some(program_shape(c)?);
+                c.expect(b'}')?;
+            }
+            _ => {
+                let value = c.skip_multiline_value()?;
+                attrs.other.push((key.to_string(), value.to_string()));
+            }
+        }
+    }
+    attrs.other.sort_by_key(|(name, _)| hlo_ir::print::header_attr_rank(name));
+    let mut comps = Vec::new();
+    let mut comp_names = CompNames::default();
+    let mut entry: Option<usize> = None;
+    let mut stack_frames = StackFrameIndex::default();
+    let mut scratch = Scratch::default();
+    loop {
+        if c.at_end() {
+            break;
+        }
+        if let Some(section) = SECTIONS.iter().copied().find(|s| at_section(c, s)) {
+            c.eat_keyword(section);
+            stack_frame_section(c, section, &mut stack_frames)?;
+            continue;
+        }
+        let (comp, is_entry, pos) = computation(c, &mut comp_names, comps.len(), &mut scratch)?;
+        if is_entry {
+            if entry.is_some() {
+                return Err(PErr::new(pos, pos + comp.name.len() + 1, "more than one ENTRY computation"));
+            }
+            entry = Some(comps.len());
+        }
+        comps.push(comp);
+    }
+    if comps.is_empty() {
+        return Err(PErr::new(pos, pos + "HloModule".len(), "module has no computations"));
+    }
+    comp_names.resolve(&mut comps)?;
+    let entry = entry.unwrap_or(comps.len() - 1);
+    Ok(Module { name: name.to_string(), attrs, comps, entry: hlo_ir::CompId(entry as u32), stack_frames })
+}
+
+/// Buffers reused from one instruction to the next, so that the hot path does not allocate them.
+#[derive(Default)]
+pub(crate) struct Scratch<'a> {
+    attrs: Vec<Attr<'a>>,
+    seen: Vec<&'a str>,
+}
+
+/// A section keyword not used as a computation name (`FileNames {` would be a computation).
+fn at_section(c: &mut Cursor<'_>, kw: &str) -> bool {
+    if !c.at_keyword(kw) {
+        return false;
+    }
+    let mut probe = c.clone();
+    probe.eat_keyword(kw);
+    !matches!(probe.peek(), Some(b'{' | b'('))
+}
+
+fn stack_frame_section(c: &mut Cursor<'_>, section: &str, index: &mut StackFrameIndex) -> PResult<()> {
+    while matches!(c.peek(), Some(b'0'..=b'9')) {
+        let id = c.int()?;
+        match section {
+            "FileNames" => index.file_names.push((id, c.string()?)),
+            "FunctionNames" => index.function_names.push((id, c.string()?)),
+            "FileLocations" => {
+                let mut loc = FileLocation::default();
+                int_fields(c, |key, v| {
+                    let slot = match key {
+                        "file_name_id" => &mut loc.file_name_id,
+                        "function_name_id" => &mut loc.function_name_id,
+                        "line" => &mut loc.line,
+                        "end_line" => &mut loc.end_line,
+                        "column" => &mut loc.column,
+                        "end_column" => &mut loc.end_column,
+                        _ => return false,
+                    };
+                    *slot = v;
+                    true
+                })?;
+                index.file_locations.push((id, loc));
+            }
+            _ => {
+                let mut frame = StackFrame::default();
+                int_fields(c, |key, v| {
+                    let slot = match key {
+                        "file_location_id" => &mut frame.file_location_id,
+                        "parent_frame_id" => &mut frame.parent_frame_id,
+                        _ => return false,
+                    };
+                    *slot = v;
+                    true
+                })?;
+                index.stack_frames.push((id, frame));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `{key=int key=int ...}` (commas optional); `set` returns false for an unknown key.
+fn int_fields(c: &mut Cursor<'_>, mut set: impl FnMut(&str, i64) -> bool) -> PResult<()> {
+    c.expect(b'{')?;
+    while !c.eat(b'}') {
+        let (key, pos) = attr_name(c)?;
+        c.expect(b'=')?;
+        let v = c.int()?;
+        if !set(key, v) {
+            return Err(PErr::new(pos, pos + key.len(), format!("unknown field '{key}'")));
+        }
+        c.eat(b',');
+    }
+    Ok(())
+}
+
+fn attr_name<'a>(c: &mut Cursor<'a>) -> PResult<(&'a str, usize)> {
+    c.skip_ws();
+    let pos = c.pos;
+    match c.ident() {
+        Some(name) => Ok((name, pos)),
+        None => Err(c.err_expected("an attribute name")),
+    }
+}
+
+fn computation<'a>(
+    c: &mut Cursor<'a>,
+    comp_names: &mut CompNames<'a>,
+    index: usize,
+    scratch: &mut Scratch<'a>,
+) -> PResult<(Computation, bool, usize)> {
+    let is_entry = c.eat_keyword("ENTRY");
+    let (name, pos) = c.name(if is_entry { "a computation name" } else { "a computation" })?;
+    comp_names.define(NameRef { name, pos }, index)?;
+    if c.peek() == Some(b'(') {
+        signature(c)?;
+    }
+    c.expect(b'{')?;
+    let estimate = estimate_lines(c.rest());
+    let mut comp = Computation::new(name);
+    comp.instrs.reserve(estimate);
+    comp.spans.reserve(estimate);
+    let mut names = NameMap::default();
+    names.reserve(estimate);
+    let mut body = Body { comp, names, pending: Vec::new(), params: Vec::new(), root: None };
+    while !c.eat(b'}') {
+        if c.at_end() {
+            return Err(c.err_expected("an instruction or '}'"));
+        }
+        instruction(c, &mut body, comp_names, scratch)?;
+    }
+    if body.comp.instrs.is_empty() {
+        return Err(PErr::new(pos, pos + name.len(), format!("computation '%{name}' has no instructions")));
+    }
+    let save = c.pos;
+    if c.eat(b',') {
+        if c.eat_keyword("execution_thread") {
+            c.expect(b'=')?;
+            body.comp.execution_thread = Some(c.string()?);
+        } else {
+            c.pos = save;
+            c.pos += 1;
+            return Err(c.err_expected("'execution_thread'"));
+        }
+    }
+    Ok((build::finish(body)?, is_entry, pos))
+}
+
+/// A computation being read: its instructions so far, their names, and the references
+/// that named instructions not yet defined.
+pub(crate) struct Body<'a> {
+    pub comp: Computation,
+    pub names: NameMap<'a, u32>,
+    pub pending: Vec<Pending<'a>>,
+    /// `(instruction index, parameter number, offset of the opcode, end of the instruction)`.
+    pub params: Vec<(u32, u64, usize, usize)>,
+    /// Index of the `ROOT` instruction, if one is marked.
+    pub root: Option<u32>,
+}
+
+/// An operand or control-predecessor reference: resolved now if defined, else deferred.
+fn reference<'a>(body: &mut Body<'a>, r: NameRef<'a>, slot: Slot) -> InstrId {
+    match body.names.get(r.name) {
+        Some(&i) => InstrId::from_index(i as usize),
+        None => {
+            let instr = body.comp.instrs.len() as u32;
+            body.pending.push(Pending { instr, slot, name: r });
+            InstrId::from_index(0)
+        }
+    }
+}
+
+fn instruction<'a>(c: &mut Cursor<'a>, body: &mut Body<'a>, comp_names: &mut CompNames<'a>, scratch: &mut Scratch<'a>) -> PResult<()> {
+    let is_root = c.eat_keyword("ROOT");
+    let (name, pos) = c.name("an instruction name")?;
+    let index = body.comp.instrs.len();
+    if index >= u32::MAX as usize - 1 {
+        return Err(PErr::new(pos, pos + 1, "too many instructions in one computation"));
+    }
+    if body.names.insert(name, index as u32).is_some() {
+        return Err(PErr::new(pos, pos + name.len() + 1, format!("duplicate instruction name '%{name}'")));
+    }
+    if is_root {
+        if body.root.is_some() {
+            return Err(PErr::new(pos, pos + name.len(), "more than one ROOT instruction in computation"));
+        }
+        body.root = Some(index as u32);
+    }
+    c.expect(b'=')?;
+    let shape = shape(c)?;
+    c.skip_ws();
+    let opcode_pos = c.pos;
+    let Some(opcode_name) = c.word() else {
+        return Err(c.err_expected("an opcode"));
+    };
+    let Some(opcode) = Opcode::from_name(opcode_name) else {
+        return Err(PErr::new(opcode_pos, c.pos, format!("unknown opcode '{opcode_name}'")));
+    };
+    c.expect(b'(')?;
+    let mut operands = Vec::new();
+    let payload = match opcode {
+        Opcode::Parameter => {
+            let n = c.uint()?;
+            c.expect(b')')?;
+            // Bounded by the text so that registering it cannot allocate more than the input;
+            // the exact check (numbers 0..count, each once) runs when the computation ends.
+            if n > (c.src.len() / 8) as u64 {
+                return Err(c.err_since(opcode_pos, format!("parameter number {n} is out of range")));
+            }
+            Payload::Parameter(n)
+        }
+        Opcode::Constant => {
+            let lit = literal(c, &shape)?;
+            c.expect(b')')?;
+            Payload::Constant(Box::new(lit))
+        }
+        _ => {
+            if !c.eat(b')') {
+                loop {
+                    if at_shape(c) {
+                        crate::shape::shape(c)?;
+                    }
+                    let (name, pos) = c.name("an operand")?;
+                    let slot = Slot::Operand(operands.len() as u32);
+                    operands.push(reference(body, NameRef { name, pos }, slot));
+                    if c.eat(b',') {
+                        continue;
+                    }
+                    c.expect(b')')?;
+                    break;
+                }
+            }
+            Payload::Operands
+        }
+    };
+    scratch.attrs.clear();
+    scratch.seen.clear();
+    let mut meta = InstrMeta::default();
+    // The span ends after the last token of the instruction, not after the whitespace that
+    // the failed search for another `,` skipped.
+    let mut end = c.pos;
+    while c.eat(b',') {
+        let (key, key_pos) = attr_name(c)?;
+        if scratch.seen.contains(&key) {
+            return Err(PErr::new(key_pos, key_pos + key.len(), format!("duplicate attribute '{key}'")));
+        }
+        scratch.seen.push(key);
+        c.expect(b'=')?;
+        match key {
+            "metadata" => meta.metadata = Some(metadata(c)?),
+            "backend_config" => {
+                let value = if c.peek() == Some(b'"') { c.quoted()? } else { c.skip_value()? };
+                meta.backend_config = Some(value.to_string());
+            }
+            "sharding" => {
+                if c.peek() != Some(b'{') {
+                    return Err(c.err_expected("'{'"));
+                }
+                meta.sharding = Some(c.skip_value()?.to_string());
+            }
+            "frontend_attributes" => meta.frontend_attributes = frontend_attributes(c)?,
+            "control-predecessors" => {
+                c.expect(b'{')?;
+                if !c.eat(b'}') {
+                    loop {
+                        let (name, pos) = c.name("an instruction name")?;
+                        let slot = Slot::Pred(meta.control_predecessors.len() as u32);
+                        let id = reference(body, NameRef { name, pos }, slot);
+                        meta.control_predecessors.push(id);
+                        if c.eat(b',') {
+                            continue;
+                        }
+                        c.expect(b'}')?;
+                        break;
+                    }
+                }
+            }
+            _ => match attrs::grammar_of(key).filter(|_| attrs::accepts(opcode, key)) {
+                Some(grammar) => {
+                    let value = attrs::value(c, grammar)?;
+                    scratch.attrs.push(Attr { name: key, pos: key_pos, value });
+                }
+                None => {
+                    let value = c.skip_value()?;
+                    meta.other_attrs.push((key.to_string(), value.to_string()));
+                }
+            },
+        }
+        end = c.pos;
+    }
+    // List unmodelled attributes in the order the printer writes them.
+    meta.other_attrs.sort_by_key(|(name, _)| hlo_ir::print::other_attr_rank(opcode, name));
+    if let Payload::Parameter(n) = payload {
+        body.params.push((index as u32, n, opcode_pos, end));
+    }
+    let op = build::op(opcode, opcode_pos, payload, &mut scratch.attrs, &shape, comp_names)?;
+    let instr = Instr { name: name.to_string(), shape, op, operands, meta };
+    body.comp.push_with_span(instr, Span { start: crate::error::to_u32(pos), end: crate::error::to_u32(end) });
+    Ok(())
+}
+
+/// `(p: shape, ...) -> shape`: checked for syntax, then dropped (parameters carry their shapes).
+fn signature(c: &mut Cursor<'_>) -> PResult<()> {
+    c.expect(b'(')?;
+    if !c.eat(b')') {
+        loop {
+            // Printed bare, so a `%`-name such as `%0` or `%-x` comes back as `0` or `-x`.
+            c.eat(b'%');
+            if c.word().is_none() {
+                return Err(c.err_expected("a parameter name"));
+            }
+            c.expect(b':')?;
+            shape(c)?;
+            if c.eat(b',') {
+                continue;
+            }
+            c.expect(b')')?;
+            break;
+        }
+    }
+    if !c.eat_str("->") {
+        return Err(c.err_expected("'->'"));
+    }
+    shape(c)?;
+    Ok(())
+}
+
+/// True when an operand starts with a shape (`f32[2] %x`, `(f32[], s32[]) %t`, `token[] %t`).
+fn at_shape(c: &mut Cursor<'_>) -> bool {
+    match c.peek() {
+        Some(b'(') => true,
+        Some(_) => {
+            let rest = c.rest();
+            let word_len = rest.char_indices().find(|&(_, ch)| !is_name_char(ch)).map_or(rest.len(), |(i, _)| i);
+            rest[word_len..].starts_with('[') && (crate::shape::dtype_from_name(&rest[..word_len]).is_some() || &rest[..word_len] == "token")
+        }
+        None => false,
+    }
+}
+
+/// `{op_type="..." op_name="..." source_file="..." source_line=12 stack_frame_id=3 ...}`.
+fn metadata(c: &mut Cursor<'_>) -> PResult<OpMetadata> {
+    c.expect(b'{')?;
+    let mut m = OpMetadata::default();
+    while !c.eat(b'}') {
+        let (key, pos) = attr_name(c)?;
+        c.expect(b'=')?;
+        let dup = || PErr::new(pos, pos + key.len(), format!("duplicate metadata field '{key}'"));
+        let string_slot = match key {
+            "op_type" => Some(&mut m.op_type),
+            "op_name" => Some(&mut m.op_name),
+            "source_file" => Some(&mut m.source_file),
+            "deduplicated_name" => Some(&mut m.deduplicated_name),
+            "scheduling_name" => Some(&mut m.scheduling_name),
+            _ => None,
+        };
+        if let Some(slot) = string_slot {
+            if slot.is_some() {
+                return Err(dup());
+            }
+            *slot = Some(c.string()?);
+        } else {
+            let int_slot = match key {
+                "source_line" => Some(&mut m.source_line),
+                "source_end_line" => Some(&mut m.source_end_line),
+                "source_column" => Some(&mut m.source_column),
+                "source_end_column" => Some(&mut m.source_end_column),
+                "stack_frame_id" => Some(&mut m.stack_frame_id),
+                _ => None,
+            };
+            if let Some(slot) = int_slot {
+                if slot.is_some() {
+                    return Err(dup());
+                }
+                *slot = Some(c.int()?);
+            } else {
+                let value = metadata_value(c)?;
+                m.other.push((key.to_string(), value.to_string()));
+            }
+        }
+        c.eat(b',');
+    }
+    Ok(m)
+}
+
+/// An unmodelled metadata value: a string, a balanced `{...}`, or a bare word.
+fn metadata_value<'a>(c: &mut Cursor<'a>) -> PResult<&'a str> {
+    match c.peek() {
+        Some(b'"') => c.quoted(),
+        Some(b'{' | b'[' | b'(') => c.group(),
+        _ => {
+            let start = c.pos;
+            let len = c.rest().find(|ch: char| ch.is_whitespace() || ch == ',' || ch == '}').unwrap_or(c.rest().len());
+            if len == 0 {
+                return Err(c.err_expected("a metadata value"));
+            }
+            c.pos += len;
+            Ok(&c.src[start..c.pos])
+        }
+    }
+}
+
+/// `{key="value", key={json}}`: strings are unescaped, JSON dicts kept verbatim.
+fn frontend_attributes(c: &mut Cursor<'_>) -> PResult<Vec<(String, String)>> {
+    c.expect(b'{')?;
+    let mut out = Vec::new();
+    if c.eat(b'}') {
+        return Ok(out);
+    }
+    loop {
+        let key = if c.peek() == Some(b'"') {
+            c.string()?
+        } else {
+            match c.word() {
+                Some(w) => w.to_string(),
+                None => return Err(c.err_expected("an attribute name")),
+            }
+        };
+        c.expect(b'=')?;
+        let value = match c.peek() {
+            Some(b'"') => c.string()?,
+            Some(b'{') => c.group()?.to_string(),
+            _ => return Err(c.err_expected("a string or '{'")),
+        };
+        out.push((key, value));
+        if c.eat(b',') {
+            continue;
+        }
+        c.expect(b'}')?;
+        return Ok(out);
+    }
+}

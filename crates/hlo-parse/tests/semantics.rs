@@ -1,0 +1,111 @@
+//! What the parser builds beyond the syntax: name resolution, the topological sort of
+//! out-of-order computations, defaults of omitted attributes, parameters and spans.
+
+use hlo_ir::*;
+
+fn parse(text: &str) -> Module {
+    hlo_parse::parse_module(text).unwrap_or_else(|e| panic!("{}", hlo_parse::render_error(text, "input", &e)))
+}
+
+fn names(comp: &Computation) -> Vec<&str> {
+    comp.instrs.iter().map(|i| i.name.as_str()).collect()
+}
+
+#[test]
+fn uses_before_definitions_are_sorted_stably() {
+    let m = parse(
+        "HloModule m\n\
+         main {\n  x = f32[] parameter(0)\n  s = f32[] add(p, z)\n  z = f32[] constant(0)\n  p = f32[] multiply(x, x)\n  t = f32[] negate(s), control-predecessors={z}\n}\n",
+    );
+    let c = m.entry_comp();
+    assert_eq!(names(c), ["x", "z", "p", "s", "t"]);
+    // The root defaults to the last instruction of the text, wherever the sort put it.
+    assert_eq!(c.root_instr().name, "t");
+    let s = c.find("s").unwrap();
+    assert_eq!(c.instr(s).operands, [c.find("p").unwrap(), c.find("z").unwrap()]);
+    assert_eq!(c.root_instr().meta.control_predecessors, [c.find("z").unwrap()]);
+    for (i, instr) in c.instrs.iter().enumerate() {
+        assert!(instr.operands.iter().chain(&instr.meta.control_predecessors).all(|o| o.index() < i));
+    }
+}
+
+#[test]
+fn computations_resolve_in_any_order_and_entry_defaults_to_last() {
+    let m = parse(
+        "HloModule m\n\
+         caller {\n  a = f32[] parameter(0)\n  ROOT c = f32[] call(a), to_apply=callee\n}\n\
+         callee {\n  ROOT b = f32[] parameter(0)\n}\n",
+    );
+    assert_eq!(m.entry, CompId(1));
+    assert_eq!(m.comps[0].root_instr().op, Op::Call { to_apply: CompId(1), is_composite: false });
+}
+
+#[test]
+fn parameters_are_registered_by_number() {
+    let m = parse("HloModule m\nENTRY e {\n  b = s32[] parameter(1)\n  a = f32[] parameter(0)\n  ROOT t = (f32[], s32[]) tuple(a, b)\n}\n");
+    let c = m.entry_comp();
+    assert_eq!(c.params, [c.find("a").unwrap(), c.find("b").unwrap()]);
+    assert_eq!(c.param_shapes(), [&Shape::scalar(DType::F32), &Shape::scalar(DType::S32)]);
+}
+
+#[test]
+fn omitted_attributes_take_xla_defaults() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cases/noncanon/03_defaults_spelled_out.hlo")).unwrap();
+    let m = parse(&text);
+    let c = m.entry_comp();
+    let op = |name: &str| c.instr(c.find(name).unwrap()).op.clone();
+    let Op::Convolution { feature_group_count, batch_group_count, precision, .. } = op("conv") else { panic!() };
+    assert_eq!((feature_group_count, batch_group_count), (1, 1));
+    assert_eq!(precision, [Precision::Default, Precision::High]);
+    assert!(matches!(op("map"), Op::Map { dimensions, .. } if dimensions == [0]));
+    assert_eq!(op("topk"), Op::TopK { k: 2, largest: true });
+    assert!(matches!(op("sort"), Op::Sort { is_stable: false, dimension: 0, .. }));
+    assert!(matches!(op("tri"), Op::TriangularSolve { transpose_a: TransposeKind::NoTranspose, left_side: false, .. }));
+    assert!(matches!(op("rng"), Op::Rng { distribution: RngDistribution::Uniform }));
+    let Op::CustomCall(cc) = op("cc") else { panic!() };
+    assert_eq!(cc.called_computations, [m.find_comp("add").unwrap()]);
+    assert_eq!(cc.api_version, Some(CustomCallApiVersion::Original));
+    let Op::Constant(preds) = op("preds") else { panic!() };
+    assert_eq!(preds.data, LiteralData::Array(ArrayData::Pred(vec![true, false, true])));
+    let Op::Constant(nans) = op("nans") else { panic!() };
+    let LiteralData::Array(ArrayData::F32(v)) = &nans.data else { panic!() };
+    assert_eq!((v[0].to_bits(), v[1].to_bits()), (0x7fc0_0000, 0xffc0_0000));
+}
+
+#[test]
+fn unmodelled_attributes_are_kept_verbatim() {
+    let m = parse(
+        "HloModule m, num_partitions=2, origin_recovery_table={\n  a\n}\n\
+         ENTRY e {\n  ROOT p = f32[] parameter(0), weird={a, [b, (c)], \"}\"}, other_attrs=x y\n}\n",
+    );
+    assert_eq!(m.attrs.other, [("num_partitions".into(), "2".into()), ("origin_recovery_table".into(), "{\n  a\n}".into())]);
+    let meta = &m.entry_comp().root_instr().meta;
+    assert_eq!(meta.other_attrs, [("weird".into(), "{a, [b, (c)], \"}\"}".into()), ("other_attrs".into(), "x y".into())]);
+}
+
+#[test]
+fn spans_cover_each_instruction() {
+    let text = "HloModule m\nENTRY e {\n  a = f32[] parameter(0)\n  ROOT b = f32[] negate(a), metadata={op_name=\"n\"}\n}\n";
+    let m = parse(text);
+    let c = m.entry_comp();
+    let span = |id: InstrId| {
+        let s = c.span(id);
+        &text[s.start as usize..s.end as usize]
+    };
+    assert_eq!(span(c.find("a").unwrap()), "a = f32[] parameter(0)");
+    assert_eq!(span(c.find("b").unwrap()), "b = f32[] negate(a), metadata={op_name=\"n\"}");
+}
+
+#[test]
+fn stack_frames_and_execution_threads() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cases/ok/11_meta.hlo")).unwrap();
+    let m = parse(&text);
+    assert_eq!(m.stack_frames.file_names[1], (2, "dir/café.py".to_string()));
+    assert_eq!(m.stack_frames.file_locations[1].1.end_line, 5);
+    assert_eq!(m.stack_frames.stack_frames[1].1, StackFrame { file_location_id: 2, parent_frame_id: 1 });
+    assert_eq!(m.comps[0].execution_thread.as_deref(), Some("side"));
+    let d = m.entry_comp().find("d").unwrap();
+    let meta = &m.entry_comp().instr(d).meta;
+    assert_eq!(meta.metadata.as_ref().unwrap().op_name.as_deref(), Some("call\n\"quoted\"\t\\"));
+    assert_eq!(meta.backend_config.as_deref(), Some("\"{\\\"a\\\": 1} and more\""));
+}

@@ -1,0 +1,369 @@
+//! `algebraic-simplification`: local rewrites that remove work without changing values.
+//!
+//! Rules (each applied wherever it matches, until none does):
+//! - `x + 0`, `0 + x`, `x - 0`, `x * 1`, `1 * x`, `x / 1`, `x | 0`, `x & true`
+//!   (the constant may be an array of equal values or a broadcast of one) -> `x`;
+//! - `broadcast(broadcast(x))` -> one broadcast; a broadcast that keeps the
+//!   operand's dimensions in order -> `x`;
+//! - `reshape(reshape(x))` -> one reshape; a reshape to the same dimensions -> `x`;
+//!   a reshape of a scalar broadcast -> a scalar broadcast;
+//! - `transpose(transpose(x))` -> one transpose; the identity transpose -> `x`;
+//!   a transpose that only moves size-1 dimensions -> `reshape`;
+//! - a full `slice`, a zero `pad`, a `reverse` of size-1 dimensions, a
+//!   `convert`/`bitcast-convert` to the same type, `copy`, a one-operand
+//!   `concatenate` -> their operand;
+//! - `select(c, a, b)` with a constant predicate -> `a` or `b`;
+//! - `get-tuple-element(tuple(...))` -> the element;
+//! - an elementwise op whose operands are all broadcasts of scalars -> a
+//!   broadcast of the op on the scalars (so constant folding can finish it).
+//!
+//! Pre-condition: a well-formed module. Post-condition: none of the patterns
+//! above remains; shapes of all surviving values are unchanged.
+
+use crate::util::{compact, dims, is_identity_permutation, transpose_is_reshape, uniform_constant, NameUniquer};
+use crate::PassError;
+use hlo_ir::{BinaryOp, Computation, DType, Instr, InstrId, Module, Op, Shape};
+use std::collections::HashMap;
+
+/// Rounds of rewriting before giving up on reaching a fixpoint.
+const MAX_ROUNDS: usize = 16;
+
+pub fn run(module: &mut Module) -> Result<bool, PassError> {
+    let _span = tracing::info_span!("algebraic-simplification").entered();
+    let mut names = NameUniquer::new(module);
+    let mut changed = false;
+    for comp in &mut module.comps {
+        for _ in 0..MAX_ROUNDS {
+            let round = simplify_comp(comp, &mut names)?;
+            changed |= round;
+            if !round {
+                break;
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// What a rule does to the instruction it matched.
+enum Rewrite {
+    /// Use this existing value instead.
+    Replace(InstrId),
+    /// Change the instruction in place to this op and these operands (its shape is unchanged).
+    InPlace(Box<Op>, Vec<InstrId>),
+}
+
+fn simplify_comp(comp: &mut Computation, names: &mut NameUniquer) -> Result<bool, PassError> {
+    let mut repl: HashMap<InstrId, InstrId> = HashMap::new();
+    let mut changed = false;
+    let mut idx = 0;
+    while idx < comp.instrs.len() {
+        let id = InstrId::from_index(idx);
+        idx += 1;
+        for op in &mut comp.instr_mut(id).operands {
+            while let Some(&to) = repl.get(op) {
+                *op = to;
+            }
+        }
+        let rewrite = match rule(comp, id) {
+            Some(r) => r,
+            None => match sink_broadcast(comp, id, names) {
+                Some(r) => r,
+                None => continue,
+            },
+        };
+        changed = true;
+        match rewrite {
+            Rewrite::Replace(to) => {
+                repl.insert(id, to);
+            }
+            Rewrite::InPlace(op, operands) => {
+                let instr = comp.instr_mut(id);
+                instr.op = *op;
+                instr.operands = operands;
+                // Revisit it: the new form may match another rule.
+                idx -= 1;
+            }
+        }
+    }
+    while let Some(&to) = repl.get(&comp.root) {
+        comp.root = to;
+    }
+    if changed {
+        compact(comp)?;
+    }
+    Ok(changed)
+}
+
+/// True when `id`'s value can stand for an instruction of shape `shape`.
+fn fits(comp: &Computation, id: InstrId, shape: &Shape) -> bool {
+    comp.instr(id).shape.compatible(shape)
+}
+
+fn is_const(comp: &Computation, id: InstrId, value: f64) -> bool {
+    uniform_constant(comp, id) == Some(value)
+}
+
+fn rule(comp: &Computation, id: InstrId) -> Option<Rewrite> {
+    let instr = comp.instr(id);
+    let ops = &instr.operands;
+    let shape = &instr.shape;
+    let replace_if_fits = |x: InstrId| fits(comp, x, shape).then_some(Rewrite::Replace(x));
+    match &instr.op {
+        Op::Binary(b) => {
+            let (x, y) = (*ops.first()?, *ops.get(1)?);
+            let dtype = shape.dtype()?;
+            let (left_id, right_id) = match b {
+                BinaryOp::Add | BinaryOp::Or | BinaryOp::Xor => (Some(0.0), Some(0.0)),
+                BinaryOp::Subtract => (None, Some(0.0)),
+                BinaryOp::Multiply => (Some(1.0), Some(1.0)),
+                BinaryOp::Divide if dtype.is_float() => (None, Some(1.0)),
+                BinaryOp::And if dtype == DType::Pred => (Some(1.0), Some(1.0)),
+                _ => (None, None),
+            };
+            if matches!(b, BinaryOp::Or | BinaryOp::Xor) && dtype.is_float() {
+                return None;
+            }
+            if right_id.is_some_and(|v| is_const(comp, y, v)) {
+                if let Some(r) = replace_if_fits(x) {
+                    return Some(r);
+                }
+            }
+            if left_id.is_some_and(|v| is_const(comp, x, v)) {
+                return replace_if_fits(y);
+            }
+            None
+        }
+        Op::Broadcast { dimensions } => {
+            let x = *ops.first()?;
+            let operand = comp.instr(x);
+            if let Op::Broadcast { dimensions: inner } = &operand.op {
+                let composed: Vec<i64> = inner.iter().map(|&d| dimensions[d as usize]).collect();
+                return Some(Rewrite::InPlace(Box::new(Op::Broadcast { dimensions: composed }), operand.operands.clone()));
+            }
+            let identity = dims(&operand.shape) == dims(shape) && is_identity_permutation(dimensions);
+            if identity {
+                return replace_if_fits(x);
+            }
+            None
+        }
+        Op::Reshape => {
+            let x = *ops.first()?;
+            let operand = comp.instr(x);
+            if dims(&operand.shape) == dims(shape) {
+                return replace_if_fits(x);
+            }
+            match &operand.op {
+                Op::Reshape => Some(Rewrite::InPlace(Box::new(Op::Reshape), operand.operands.clone())),
+                Op::Broadcast { .. } if is_scalar(comp, operand.operands[0]) => {
+                    Some(Rewrite::InPlace(Box::new(Op::Broadcast { dimensions: vec![] }), operand.operands.clone()))
+                }
+                _ => None,
+            }
+        }
+        Op::Transpose { dimensions } => {
+            let x = *ops.first()?;
+            let operand = comp.instr(x);
+            if is_identity_permutation(dimensions) {
+                return replace_if_fits(x);
+            }
+            if let Op::Transpose { dimensions: inner } = &operand.op {
+                // t2(t1(x)): result dim i is x's dim inner[outer[i]].
+                let composed: Vec<i64> = dimensions.iter().map(|&d| inner[d as usize]).collect();
+                return Some(Rewrite::InPlace(Box::new(Op::Transpose { dimensions: composed }), operand.operands.clone()));
+            }
+            if transpose_is_reshape(dims(&operand.shape), dimensions) {
+                return Some(Rewrite::InPlace(Box::new(Op::Reshape), vec![x]));
+            }
+            None
+        }
+        Op::Slice { dims: slice } => {
+            let x = *ops.first()?;
+            let full = slice
+                .iter()
+                .zip(dims(&comp.instr(x).shape))
+                .all(|(s, &d)| s.start == 0 && s.limit == d && s.stride == 1);
+            if full {
+                return replace_if_fits(x);
+            }
+            None
+        }
+        Op::Pad { dims: pad } => {
+            if pad.iter().all(|p| p.low == 0 && p.high == 0 && p.interior == 0) {
+                return replace_if_fits(*ops.first()?);
+            }
+            None
+        }
+        Op::Reverse { dimensions } => {
+            let x = *ops.first()?;
+            let d = dims(&comp.instr(x).shape);
+            if dimensions.iter().all(|&r| d.get(r as usize) == Some(&1)) {
+                return replace_if_fits(x);
+            }
+            None
+        }
+        Op::Convert | Op::BitcastConvert | Op::Copy => replace_if_fits(*ops.first()?),
+        Op::Concatenate { .. } if ops.len() == 1 => replace_if_fits(ops[0]),
+        Op::Select => {
+            let (c, a, b) = (*ops.first()?, *ops.get(1)?, *ops.get(2)?);
+            match uniform_constant(comp, c) {
+                Some(v) if v != 0.0 => replace_if_fits(a),
+                Some(_) => replace_if_fits(b),
+                None if a == b => replace_if_fits(a),
+                None => None,
+            }
+        }
+        Op::GetTupleElement { index } => {
+            let t = comp.instr(*ops.first()?);
+            match t.op {
+                Op::Tuple => replace_if_fits(*t.operands.get(*index as usize)?),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn is_scalar(comp: &Computation, id: InstrId) -> bool {
+    comp.instr(id).shape.as_array().is_some_and(|a| a.rank() == 0)
+}
+
+/// `op(broadcast(a), broadcast(b), ...)` with scalar `a`, `b` -> `broadcast(op(a, b, ...))`.
+fn sink_broadcast(comp: &mut Computation, id: InstrId, names: &mut NameUniquer) -> Option<Rewrite> {
+    let instr = comp.instr(id);
+    if !instr.op.is_elementwise() || instr.operands.is_empty() || dims(&instr.shape).is_empty() {
+        return None;
+    }
+    let mut scalars = Vec::with_capacity(instr.operands.len());
+    for &o in &instr.operands {
+        let operand = comp.instr(o);
+        match &operand.op {
+            Op::Broadcast { .. } if is_scalar(comp, operand.operands[0]) => scalars.push(operand.operands[0]),
+            _ => return None,
+        }
+    }
+    let dtype = instr.shape.dtype()?;
+    let scalar = Instr::new(names.fresh(&instr.name), Shape::scalar(dtype), instr.op.clone(), scalars);
+    let mut scalar = scalar;
+    scalar.meta.metadata = instr.meta.metadata.clone();
+    let scalar_id = comp.push(scalar);
+    Some(Rewrite::InPlace(Box::new(Op::Broadcast { dimensions: vec![] }), vec![scalar_id]))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::util::testing::check;
+
+    #[test]
+    fn identities_vanish() {
+        check(
+            super::run,
+            r#"
+HloModule m
+ENTRY main {
+  x = f32[2,3] parameter(0)
+  zero = f32[] constant(0)
+  one = f32[] constant(1)
+  z = f32[2,3] broadcast(zero), dimensions={}
+  o = f32[2,3] broadcast(one), dimensions={}
+  a = f32[2,3] add(x, z)
+  m = f32[2,3] multiply(o, a)
+  d = f32[2,3] divide(m, o)
+  s = f32[2,3] slice(d), slice={[0:2], [0:3]}
+  c = f32[2,3] convert(s)
+  t = f32[2,3] transpose(c), dimensions={0,1}
+  r = f32[2,3] reshape(t)
+  ROOT n = f32[2,3] negate(r)
+}
+"#,
+            r#"
+ENTRY %main (x: f32[2,3]) -> f32[2,3] {
+%x = f32[2,3] parameter(0)
+ROOT %n = f32[2,3] negate(%x)
+}
+"#,
+        );
+    }
+
+    #[test]
+    fn chains_of_shape_ops_collapse() {
+        check(
+            super::run,
+            r#"
+HloModule m
+ENTRY main {
+  x = f32[2,3,4] parameter(0)
+  t1 = f32[3,4,2] transpose(x), dimensions={1,2,0}
+  t2 = f32[4,2,3] transpose(t1), dimensions={1,2,0}
+  r1 = f32[8,3] reshape(t2)
+  r2 = f32[24] reshape(r1)
+  b1 = f32[5,24] broadcast(r2), dimensions={1}
+  b2 = f32[6,5,24] broadcast(b1), dimensions={1,2}
+  y = f32[6,1,4] parameter(1)
+  u = f32[4,1,6] transpose(y), dimensions={2,1,0}
+  ROOT t = (f32[6,5,24], f32[4,1,6]) tuple(b2, u)
+}
+"#,
+            r#"
+ENTRY %main (x: f32[2,3,4], y: f32[6,1,4]) -> (f32[6,5,24], f32[4,1,6]) {
+%x = f32[2,3,4] parameter(0)
+%t2 = f32[4,2,3] transpose(%x), dimensions={2,0,1}
+%r2 = f32[24] reshape(%t2)
+%b2 = f32[6,5,24] broadcast(%r2), dimensions={2}
+%y = f32[6,1,4] parameter(1)
+%u = f32[4,1,6] transpose(%y), dimensions={2,1,0}
+ROOT %t = (f32[6,5,24], f32[4,1,6]) tuple(%b2, %u)
+}
+"#,
+        );
+    }
+
+    #[test]
+    fn select_with_a_constant_predicate_and_tuple_forwarding() {
+        check(
+            super::run,
+            r#"
+HloModule m
+ENTRY main {
+  x = f32[4] parameter(0)
+  y = f32[4] parameter(1)
+  p = pred[] constant(true)
+  pb = pred[4] broadcast(p), dimensions={}
+  s = f32[4] select(pb, x, y)
+  t = (f32[4], f32[4]) tuple(s, y)
+  ROOT g = f32[4] get-tuple-element(t), index=0
+}
+"#,
+            r#"
+ENTRY %main (x: f32[4], y: f32[4]) -> f32[4] {
+ROOT %x = f32[4] parameter(0)
+%y = f32[4] parameter(1)
+}
+"#,
+        );
+    }
+
+    #[test]
+    fn elementwise_ops_of_scalar_broadcasts_become_scalar_ops() {
+        check(
+            super::run,
+            r#"
+HloModule m
+ENTRY main {
+  a = f32[] constant(2)
+  b = f32[] constant(3)
+  x = f32[8] broadcast(a), dimensions={}
+  y = f32[8] broadcast(b), dimensions={}
+  ROOT p = f32[8] power(x, y)
+}
+"#,
+            r#"
+ENTRY %main () -> f32[8] {
+%a = f32[] constant(2)
+%b = f32[] constant(3)
+%p.1 = f32[] power(%a, %b)
+ROOT %p = f32[8] broadcast(%p.1), dimensions={}
+}
+"#,
+        );
+    }
+}

@@ -1,0 +1,171 @@
+//! The pass pipeline, in order, top to bottom:
+//!
+//! ```text
+//! inline-calls                  call/fusion bodies inlined (XLA's fusions undone)
+//! normalize                     bitcast/copy/opt-barrier gone, layouts stripped (row-major)
+//! repeat until nothing changes (at most 4 rounds):
+//!   algebraic-simplification    x+0, reshape(reshape), transpose(transpose), ...
+//!   constant-folding            small all-constant instructions evaluated by hlo-interp
+//!   cse                         identical instructions merged
+//! dce                           unused instructions and computations removed
+//! fusion                        kernels formed: fusion instructions + control flow
+//! dce                           clean up after fusion
+//! ```
+//!
+//! The simplification passes repeat because each exposes work for the others
+//! (a folded constant makes `x * 1` visible; a merged instruction makes `x - x` visible),
+//! like XLA's `HloPassFix`.
+//!
+//! After each pass the module is verified (`hlo_ir::verify::verify`) when
+//! [`PipelineOptions::verify`] is set, which it is by default in debug builds
+//! and tests, like cranelift's `verify_if`. A callback may observe the module
+//! after each pass (`--dump-after-each`); this crate never does IO itself.
+
+use crate::{fuse, FusionReport, PassError, PassFn};
+use hlo_ir::Module;
+use std::time::{Duration, Instant};
+
+/// One step of the pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Pass(&'static str),
+    /// Run these passes in order, again and again, until a round changes nothing.
+    Fixpoint(&'static [&'static str]),
+}
+
+/// Most rounds a [`Step::Fixpoint`] runs.
+pub const MAX_FIXPOINT_ROUNDS: usize = 4;
+
+/// The pipeline's passes in order, each listed once (the fixpoint group once):
+/// what `--list-passes`-style tools show. [`run_pipeline`] follows [`STEPS`].
+pub const PIPELINE: &[&str] = &[
+    "inline-calls",
+    "normalize",
+    "algebraic-simplification",
+    "constant-folding",
+    "cse",
+    "dce",
+    "fusion",
+    "dce",
+];
+
+/// The pipeline's steps, in order.
+pub const STEPS: &[Step] = &[
+    Step::Pass("inline-calls"),
+    Step::Pass("normalize"),
+    Step::Fixpoint(&["algebraic-simplification", "constant-folding", "cse"]),
+    Step::Pass("dce"),
+    Step::Pass("fusion"),
+    Step::Pass("dce"),
+];
+
+/// A callback that observes the module after each pass: `(pass name, module)`.
+pub type DumpFn<'a> = &'a mut dyn FnMut(&str, &Module);
+
+/// Options of [`run_pipeline`] and [`run_passes`].
+pub struct PipelineOptions<'a> {
+    /// Verify the module after every pass (default: on in debug builds).
+    pub verify: bool,
+    /// Called after every pass with the pass name and the module.
+    pub dump_after_each: Option<DumpFn<'a>>,
+}
+
+impl Default for PipelineOptions<'_> {
+    fn default() -> Self {
+        PipelineOptions { verify: cfg!(debug_assertions), dump_after_each: None }
+    }
+}
+
+/// What one pass did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PassRecord {
+    pub name: &'static str,
+    pub changed: bool,
+    /// Instructions in the module after the pass.
+    pub instrs_after: usize,
+    pub elapsed: Duration,
+}
+
+/// What the pipeline did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PipelineReport {
+    pub passes: Vec<PassRecord>,
+    /// The fusion pass's decisions, when it ran.
+    pub fusion: Option<FusionReport>,
+}
+
+/// Runs the whole pipeline ([`STEPS`]) on `module`.
+pub fn run_pipeline(module: &mut Module, opts: &mut PipelineOptions<'_>) -> Result<PipelineReport, PassError> {
+    let _span = tracing::info_span!("pipeline").entered();
+    let mut report = PipelineReport::default();
+    for step in STEPS {
+        match *step {
+            Step::Pass(name) => {
+                run_into(module, name, opts, &mut report)?;
+            }
+            Step::Fixpoint(names) => {
+                for _ in 0..MAX_FIXPOINT_ROUNDS {
+                    let mut changed = false;
+                    for &name in names {
+                        changed |= run_into(module, name, opts, &mut report)?;
+                    }
+                    if !changed {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Runs the named passes in the given order (`hlo-run opt --passes=a,b`).
+pub fn run_passes(
+    module: &mut Module,
+    names: &[&str],
+    opts: &mut PipelineOptions<'_>,
+) -> Result<PipelineReport, PassError> {
+    let mut report = PipelineReport::default();
+    for &name in names {
+        run_into(module, name, opts, &mut report)?;
+    }
+    Ok(report)
+}
+
+/// Runs one pass, records it, verifies and dumps. Returns whether it changed the module.
+fn run_into(
+    module: &mut Module,
+    name: &str,
+    opts: &mut PipelineOptions<'_>,
+    report: &mut PipelineReport,
+) -> Result<bool, PassError> {
+    let (name, pass): (&'static str, PassFn) = crate::PASSES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|&(n, f)| (n, f))
+        .ok_or_else(|| PassError::UnknownPass(name.to_string()))?;
+    let start = Instant::now();
+    let changed = if name == "fusion" {
+        let (changed, fusion) = fuse::run_with_report(module)?;
+        report.fusion = Some(fusion);
+        changed
+    } else {
+        pass(module)?
+    };
+    report.passes.push(PassRecord { name, changed, instrs_after: module.instr_count(), elapsed: start.elapsed() });
+    if opts.verify {
+        verify_after(name, module)?;
+    }
+    if let Some(dump) = opts.dump_after_each.as_mut() {
+        dump(name, module);
+    }
+    Ok(changed)
+}
+
+/// Verifies `module`, blaming `pass` for any error.
+pub fn verify_after(pass: &str, module: &Module) -> Result<(), PassError> {
+    hlo_ir::verify::verify(module).map_err(|errors| PassError::Verify {
+        pass: pass.to_string(),
+        report: hlo_ir::verify::render_with_module(module, &errors),
+    })
+}

@@ -1,0 +1,726 @@
+//! A thin builder over naga's IR for one compute kernel.
+//!
+//! naga wants every non-constant expression covered by exactly one
+//! `Statement::Emit` in the block where it is evaluated, constants and
+//! variables never emitted, and statement results never emitted. [`Kb`] keeps
+//! that bookkeeping: expressions are appended to the function's arena and the
+//! pending range is flushed into the current block before any statement is
+//! pushed or a nested block is opened or closed.
+//!
+//! Blocks get unique ids; a value emitted in a block may be reused only while
+//! that block is still open ([`Kb::is_open`]), which is how the elemental
+//! emitter scopes its cache.
+
+use crate::error::{CodegenError, Result};
+use crate::target::Target;
+use naga::{
+    AddressSpace, BinaryOperator, Block, BuiltIn, Expression, Function, GlobalVariable, Handle, Literal,
+    LocalVariable, MathFunction, ResourceBinding, Scalar, ScalarKind, Span, Statement, StorageAccess, Type,
+    TypeInner, UnaryOperator,
+};
+use std::collections::HashMap;
+
+pub(crate) type H = Handle<Expression>;
+
+/// The scalar types kernels compute with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum STy {
+    Bool,
+    I32,
+    U32,
+    F32,
+    I64,
+    U64,
+    F64,
+}
+
+impl STy {
+    pub(crate) fn scalar(self) -> Scalar {
+        match self {
+            STy::Bool => Scalar::BOOL,
+            STy::I32 => Scalar::I32,
+            STy::U32 => Scalar::U32,
+            STy::F32 => Scalar::F32,
+            STy::I64 => Scalar::I64,
+            STy::U64 => Scalar::U64,
+            STy::F64 => Scalar::F64,
+        }
+    }
+    pub(crate) fn kind(self) -> ScalarKind {
+        self.scalar().kind
+    }
+    pub(crate) fn is_float(self) -> bool {
+        matches!(self, STy::F32 | STy::F64)
+    }
+    pub(crate) fn bits(self) -> u32 {
+        match self {
+            STy::Bool => 1,
+            STy::I32 | STy::U32 | STy::F32 => 32,
+            STy::I64 | STy::U64 | STy::F64 => 64,
+        }
+    }
+}
+
+/// A literal key for interning (floats by bit pattern).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum LitKey {
+    Bool(bool),
+    I32(i32),
+    U32(u32),
+    F32(u32),
+    I64(i64),
+    U64(u64),
+    F64(u64),
+}
+
+/// Hash-consing key of a pure expression.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Bin(BinaryOperator, H, H),
+    Un(UnaryOperator, H),
+    Sel(H, H, H),
+    Math(MathFunction, [Option<H>; 4]),
+    As(H, ScalarKind, Option<u8>),
+    Rel(naga::RelationalFunction, H),
+    Access(H, H),
+    AccessIndex(H, u32),
+    Load(H),
+}
+
+/// A binding of a storage buffer in a kernel.
+#[derive(Clone, Debug)]
+pub(crate) struct BindingDecl {
+    pub global: Handle<GlobalVariable>,
+    pub writable: bool,
+}
+
+/// Builds one compute kernel: a naga module with one entry point.
+pub(crate) struct Kb {
+    pub module: naga::Module,
+    pub func: Function,
+    /// Open blocks, innermost last: statements, unique id, and whether it is a loop body
+    /// (loop-invariant expressions are hoisted out of loop bodies).
+    blocks: Vec<(Block, u32, bool)>,
+    /// Per expression: the depth of the block it was emitted in, and that block's id.
+    placed: Vec<(u16, u32)>,
+    /// Hash-consing of pure expressions (valid while the block they were emitted in is open).
+    memo: HashMap<Key, H>,
+    /// Globals that kernels write (their loads are never hoisted or merged).
+    writable_globals: std::collections::HashSet<Handle<GlobalVariable>>,
+    next_block_id: u32,
+    emit_start: usize,
+    literals: HashMap<LitKey, H>,
+    scalar_types: HashMap<Scalar, Handle<Type>>,
+    builtins: HashMap<BuiltIn, H>,
+    globals: HashMap<Handle<GlobalVariable>, H>,
+    pub bindings: Vec<BindingDecl>,
+    /// Names given to expressions so far, to keep the WGSL readable and unique.
+    names: HashMap<String, u32>,
+}
+
+impl Kb {
+    pub(crate) fn new() -> Kb {
+        Kb {
+            module: naga::Module::default(),
+            func: Function { name: Some("main".into()), ..Function::default() },
+            blocks: vec![(Block::new(), 0, false)],
+            placed: Vec::new(),
+            memo: HashMap::new(),
+            writable_globals: Default::default(),
+            next_block_id: 1,
+            emit_start: 0,
+            literals: HashMap::new(),
+            scalar_types: HashMap::new(),
+            builtins: HashMap::new(),
+            globals: HashMap::new(),
+            bindings: Vec::new(),
+            names: HashMap::new(),
+        }
+    }
+
+    // ---- types -------------------------------------------------------------
+
+    pub(crate) fn ty(&mut self, inner: TypeInner) -> Handle<Type> {
+        self.module.types.insert(Type { name: None, inner }, Span::UNDEFINED)
+    }
+
+    pub(crate) fn scalar_ty(&mut self, s: Scalar) -> Handle<Type> {
+        if let Some(&t) = self.scalar_types.get(&s) {
+            return t;
+        }
+        let t = self.ty(TypeInner::Scalar(s));
+        self.scalar_types.insert(s, t);
+        t
+    }
+
+    pub(crate) fn sty(&mut self, t: STy) -> Handle<Type> {
+        self.scalar_ty(t.scalar())
+    }
+
+    /// Declares a storage buffer `array<elem>` (or `array<atomic<elem>>`) at the next binding.
+    pub(crate) fn storage_buffer(&mut self, name: &str, elem: Scalar, atomic: bool, writable: bool) -> Handle<GlobalVariable> {
+        let base = if atomic { self.ty(TypeInner::Atomic(elem)) } else { self.scalar_ty(elem) };
+        let arr = self.ty(TypeInner::Array { base, size: naga::ArraySize::Dynamic, stride: elem.width as u32 });
+        let access = if writable { StorageAccess::LOAD | StorageAccess::STORE } else { StorageAccess::LOAD };
+        let binding = self.bindings.len() as u32;
+        let global = self.module.global_variables.append(
+            GlobalVariable {
+                name: Some(name.to_string()),
+                space: AddressSpace::Storage { access },
+                binding: Some(ResourceBinding { group: 0, binding }),
+                ty: arr,
+                init: None,
+                memory_decorations: naga::MemoryDecorations::empty(),
+            },
+            Span::UNDEFINED,
+        );
+        self.bindings.push(BindingDecl { global, writable });
+        if writable {
+            self.writable_globals.insert(global);
+        }
+        global
+    }
+
+    /// Declares a workgroup-shared `array<elem, n>`.
+    pub(crate) fn workgroup_array(&mut self, name: &str, elem: Scalar, n: u32) -> Handle<GlobalVariable> {
+        let base = self.scalar_ty(elem);
+        let len = std::num::NonZeroU32::new(n.max(1)).expect("nonzero");
+        let arr = self.ty(TypeInner::Array { base, size: naga::ArraySize::Constant(len), stride: elem.width as u32 });
+        let g = self.module.global_variables.append(
+            GlobalVariable {
+                name: Some(name.to_string()),
+                space: AddressSpace::WorkGroup,
+                binding: None,
+                ty: arr,
+                init: None,
+                memory_decorations: naga::MemoryDecorations::empty(),
+            },
+            Span::UNDEFINED,
+        );
+        self.writable_globals.insert(g);
+        g
+    }
+
+    pub(crate) fn global(&mut self, g: Handle<GlobalVariable>) -> H {
+        if let Some(&h) = self.globals.get(&g) {
+            return h;
+        }
+        let h = self.expr(Expression::GlobalVariable(g));
+        self.globals.insert(g, h);
+        h
+    }
+
+    /// A compute built-in (`global_invocation_id` and friends) as a `vec3<u32>`.
+    pub(crate) fn builtin(&mut self, b: BuiltIn) -> H {
+        if let Some(&h) = self.builtins.get(&b) {
+            return h;
+        }
+        let u32_ty = self.scalar_ty(Scalar::U32);
+        let vec3 = self.ty(TypeInner::Vector { size: naga::VectorSize::Tri, scalar: Scalar::U32 });
+        let ty = match b {
+            BuiltIn::LocalInvocationIndex => u32_ty,
+            _ => vec3,
+        };
+        let index = self.func.arguments.len() as u32;
+        let name = match b {
+            BuiltIn::GlobalInvocationId => "gid",
+            BuiltIn::LocalInvocationId => "lid",
+            BuiltIn::LocalInvocationIndex => "lidx",
+            BuiltIn::WorkGroupId => "wid",
+            _ => "builtin",
+        };
+        self.func.arguments.push(naga::FunctionArgument {
+            name: Some(name.into()),
+            ty,
+            binding: Some(naga::Binding::BuiltIn(b)),
+        });
+        let h = self.expr(Expression::FunctionArgument(index));
+        self.builtins.insert(b, h);
+        h
+    }
+
+    // ---- expressions ---------------------------------------------------------
+
+    /// Appends an expression, keeping the emit bookkeeping.
+    ///
+    /// Pure expressions are hash-consed, and an expression whose operands are all available
+    /// outside the innermost loop bodies is placed (emitted) outside them: loop-invariant code
+    /// motion at construction time. lavapipe's LLVM does not hoist storage-buffer loads out of
+    /// loops itself, and every load costs a per-lane loop there.
+    pub(crate) fn expr(&mut self, e: Expression) -> H {
+        let pre = e.needs_pre_emit();
+        let result = matches!(e, Expression::AtomicResult { .. } | Expression::CallResult(_));
+        let cur = self.blocks.len() - 1;
+        if pre || result {
+            self.flush();
+            let h = self.func.expressions.append(e, Span::UNDEFINED);
+            // Constants and variables are usable everywhere; statement results where they are made.
+            let place = if result { (cur as u16, self.blocks[cur].1) } else { (0, 0) };
+            self.placed.push(place);
+            self.emit_start = self.func.expressions.len();
+            return h;
+        }
+        let key = self.key(&e);
+        if let Some(k) = &key {
+            if let Some(&h) = self.memo.get(k) {
+                if self.is_open(self.placed[h.index()].1) {
+                    return h;
+                }
+            }
+        }
+        let min_depth = self.min_depth(&e);
+        // Hoist out of loop bodies only (never out of an `if`: that would speculate loads).
+        let mut depth = cur;
+        while depth > min_depth && self.blocks[depth].2 {
+            depth -= 1;
+        }
+        let h = if depth == cur {
+            let h = self.func.expressions.append(e, Span::UNDEFINED);
+            self.placed.push((cur as u16, self.blocks[cur].1));
+            h
+        } else {
+            self.flush();
+            let h = self.func.expressions.append(e, Span::UNDEFINED);
+            self.placed.push((depth as u16, self.blocks[depth].1));
+            let range = self.func.expressions.range_from(h.index());
+            self.blocks[depth].0.push(Statement::Emit(range), Span::UNDEFINED);
+            self.emit_start = self.func.expressions.len();
+            h
+        };
+        if let Some(k) = key {
+            self.memo.insert(k, h);
+        }
+        h
+    }
+
+    /// The innermost block depth at which `e` can be evaluated.
+    fn min_depth(&self, e: &Expression) -> usize {
+        let cur = self.blocks.len() - 1;
+        let d = |h: &H| self.placed[h.index()].0 as usize;
+        match e {
+            Expression::Load { pointer } => {
+                if self.is_pinned_pointer(*pointer) {
+                    cur
+                } else {
+                    d(pointer)
+                }
+            }
+            Expression::Binary { left, right, .. } => d(left).max(d(right)),
+            Expression::Unary { expr, .. } | Expression::As { expr, .. } => d(expr),
+            Expression::Relational { argument, .. } => d(argument),
+            Expression::Select { condition, accept, reject } => d(condition).max(d(accept)).max(d(reject)),
+            Expression::Math { arg, arg1, arg2, arg3, .. } => {
+                [Some(arg), arg1.as_ref(), arg2.as_ref(), arg3.as_ref()].into_iter().flatten().map(d).max().unwrap_or(0)
+            }
+            Expression::Access { base, index } => d(base).max(d(index)),
+            Expression::AccessIndex { base, .. } => d(base),
+            Expression::Compose { components, .. } => components.iter().map(d).max().unwrap_or(0),
+            Expression::Splat { value, .. } => d(value),
+            _ => cur,
+        }
+    }
+
+    /// True for pointers whose target may change during the kernel (locals, written buffers,
+    /// workgroup memory, atomics): loads through them stay where they are.
+    fn is_pinned_pointer(&self, p: H) -> bool {
+        match self.func.expressions[p] {
+            Expression::GlobalVariable(g) => self.writable_globals.contains(&g),
+            Expression::LocalVariable(_) => true,
+            Expression::Access { base, .. } | Expression::AccessIndex { base, .. } => self.is_pinned_pointer(base),
+            _ => true,
+        }
+    }
+
+    /// The hash-consing key of a pure expression.
+    fn key(&self, e: &Expression) -> Option<Key> {
+        Some(match *e {
+            Expression::Binary { op, left, right } => Key::Bin(op, left, right),
+            Expression::Unary { op, expr } => Key::Un(op, expr),
+            Expression::Select { condition, accept, reject } => Key::Sel(condition, accept, reject),
+            Expression::Math { fun, arg, arg1, arg2, arg3 } => Key::Math(fun, [Some(arg), arg1, arg2, arg3]),
+            Expression::As { expr, kind, convert } => Key::As(expr, kind, convert),
+            Expression::Relational { fun, argument } => Key::Rel(fun, argument),
+            Expression::Access { base, index } => Key::Access(base, index),
+            Expression::AccessIndex { base, index } => Key::AccessIndex(base, index),
+            Expression::Load { pointer } if !self.is_pinned_pointer(pointer) => Key::Load(pointer),
+            _ => return None,
+        })
+    }
+
+    fn lit_key(&mut self, key: LitKey, lit: Literal) -> H {
+        if let Some(&h) = self.literals.get(&key) {
+            return h;
+        }
+        let h = self.expr(Expression::Literal(lit));
+        self.literals.insert(key, h);
+        h
+    }
+
+    pub(crate) fn lit_bool(&mut self, v: bool) -> H {
+        self.lit_key(LitKey::Bool(v), Literal::Bool(v))
+    }
+    pub(crate) fn lit_u32(&mut self, v: u32) -> H {
+        self.lit_key(LitKey::U32(v), Literal::U32(v))
+    }
+    pub(crate) fn lit_i32(&mut self, v: i32) -> H {
+        self.lit_key(LitKey::I32(v), Literal::I32(v))
+    }
+    pub(crate) fn lit_i64(&mut self, v: i64) -> H {
+        self.lit_key(LitKey::I64(v), Literal::I64(v))
+    }
+    pub(crate) fn lit_u64(&mut self, v: u64) -> H {
+        self.lit_key(LitKey::U64(v), Literal::U64(v))
+    }
+    /// An f32 constant; NaN and infinities (which naga literals may not hold) become bitcasts.
+    pub(crate) fn lit_f32(&mut self, v: f32) -> H {
+        if v.is_finite() {
+            self.lit_key(LitKey::F32(v.to_bits()), Literal::F32(v))
+        } else {
+            let bits = self.lit_u32(v.to_bits());
+            self.bitcast(bits, STy::F32)
+        }
+    }
+    pub(crate) fn lit_f64(&mut self, v: f64) -> H {
+        if v.is_finite() {
+            self.lit_key(LitKey::F64(v.to_bits()), Literal::F64(v))
+        } else {
+            let bits = self.lit_u64(v.to_bits());
+            self.bitcast(bits, STy::F64)
+        }
+    }
+
+    /// A constant of shader type `t` from an f64 (floats) value.
+    pub(crate) fn lit_float(&mut self, t: STy, v: f64) -> H {
+        match t {
+            STy::F64 => self.lit_f64(v),
+            _ => self.lit_f32(v as f32),
+        }
+    }
+
+    /// A constant of shader type `t` from an integer value (wrapping to the type).
+    pub(crate) fn lit_int(&mut self, t: STy, v: i128) -> H {
+        match t {
+            STy::Bool => self.lit_bool(v != 0),
+            STy::I32 => self.lit_i32(v as i32),
+            STy::U32 => self.lit_u32(v as u32),
+            STy::I64 => self.lit_i64(v as i64),
+            STy::U64 => self.lit_u64(v as u64),
+            STy::F32 => self.lit_f32(v as f32),
+            STy::F64 => self.lit_f64(v as f64),
+        }
+    }
+
+    /// If `h` is an integer literal, its value.
+    pub(crate) fn const_int(&self, h: H) -> Option<i128> {
+        match self.func.expressions[h] {
+            Expression::Literal(Literal::U32(v)) => Some(v as i128),
+            Expression::Literal(Literal::I32(v)) => Some(v as i128),
+            Expression::Literal(Literal::U64(v)) => Some(v as i128),
+            Expression::Literal(Literal::I64(v)) => Some(v as i128),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn binary(&mut self, op: BinaryOperator, left: H, right: H) -> H {
+        self.expr(Expression::Binary { op, left, right })
+    }
+
+    pub(crate) fn unary(&mut self, op: UnaryOperator, e: H) -> H {
+        self.expr(Expression::Unary { op, expr: e })
+    }
+
+    pub(crate) fn select(&mut self, condition: H, accept: H, reject: H) -> H {
+        if accept == reject {
+            return accept;
+        }
+        match self.func.expressions[condition] {
+            Expression::Literal(Literal::Bool(true)) => return accept,
+            Expression::Literal(Literal::Bool(false)) => return reject,
+            _ => {}
+        }
+        self.expr(Expression::Select { condition, accept, reject })
+    }
+
+    pub(crate) fn math(&mut self, fun: MathFunction, args: &[H]) -> H {
+        self.expr(Expression::Math {
+            fun,
+            arg: args[0],
+            arg1: args.get(1).copied(),
+            arg2: args.get(2).copied(),
+            arg3: args.get(3).copied(),
+        })
+    }
+
+    pub(crate) fn relational(&mut self, fun: naga::RelationalFunction, argument: H) -> H {
+        self.expr(Expression::Relational { fun, argument })
+    }
+
+    /// A value conversion (`convert: Some(width)`) to `to`.
+    pub(crate) fn convert(&mut self, e: H, to: STy) -> H {
+        let s = to.scalar();
+        self.expr(Expression::As { expr: e, kind: s.kind, convert: Some(s.width) })
+    }
+
+    /// A bit reinterpretation to `to` (same width).
+    pub(crate) fn bitcast(&mut self, e: H, to: STy) -> H {
+        self.expr(Expression::As { expr: e, kind: to.kind(), convert: None })
+    }
+
+    pub(crate) fn access(&mut self, base: H, index: H) -> H {
+        self.expr(Expression::Access { base, index })
+    }
+
+    pub(crate) fn access_index(&mut self, base: H, index: u32) -> H {
+        self.expr(Expression::AccessIndex { base, index })
+    }
+
+    pub(crate) fn load(&mut self, pointer: H) -> H {
+        self.expr(Expression::Load { pointer })
+    }
+
+    // ---- u32 index arithmetic with light folding ---------------------------
+
+    pub(crate) fn add_u(&mut self, a: H, b: H) -> H {
+        match (self.const_int(a), self.const_int(b)) {
+            (Some(x), Some(y)) => self.lit_u32((x + y) as u32),
+            (Some(0), _) => b,
+            (_, Some(0)) => a,
+            _ => self.binary(BinaryOperator::Add, a, b),
+        }
+    }
+    pub(crate) fn sub_u(&mut self, a: H, b: H) -> H {
+        match (self.const_int(a), self.const_int(b)) {
+            (Some(x), Some(y)) => self.lit_u32((x - y) as u32),
+            (_, Some(0)) => a,
+            _ => self.binary(BinaryOperator::Subtract, a, b),
+        }
+    }
+    pub(crate) fn mul_u(&mut self, a: H, b: H) -> H {
+        match (self.const_int(a), self.const_int(b)) {
+            (Some(x), Some(y)) => self.lit_u32((x * y) as u32),
+            (Some(0), _) | (_, Some(0)) => self.lit_u32(0),
+            (Some(1), _) => b,
+            (_, Some(1)) => a,
+            _ => self.binary(BinaryOperator::Multiply, a, b),
+        }
+    }
+    pub(crate) fn div_u(&mut self, a: H, b: H) -> H {
+        match (self.const_int(a), self.const_int(b)) {
+            (Some(x), Some(y)) if y != 0 => self.lit_u32((x / y) as u32),
+            (Some(0), _) => a,
+            (_, Some(1)) => a,
+            _ => self.binary(BinaryOperator::Divide, a, b),
+        }
+    }
+    pub(crate) fn rem_u(&mut self, a: H, b: H) -> H {
+        match (self.const_int(a), self.const_int(b)) {
+            (Some(x), Some(y)) if y != 0 => self.lit_u32((x % y) as u32),
+            (_, Some(1)) => self.lit_u32(0),
+            (Some(0), _) => a,
+            _ => self.binary(BinaryOperator::Modulo, a, b),
+        }
+    }
+    pub(crate) fn add_c(&mut self, a: H, c: u32) -> H {
+        let c = self.lit_u32(c);
+        self.add_u(a, c)
+    }
+    pub(crate) fn mul_c(&mut self, a: H, c: u32) -> H {
+        let c = self.lit_u32(c);
+        self.mul_u(a, c)
+    }
+    pub(crate) fn div_c(&mut self, a: H, c: u32) -> H {
+        let c = self.lit_u32(c);
+        self.div_u(a, c)
+    }
+    pub(crate) fn rem_c(&mut self, a: H, c: u32) -> H {
+        let c = self.lit_u32(c);
+        self.rem_u(a, c)
+    }
+    pub(crate) fn min_u(&mut self, a: H, b: H) -> H {
+        match (self.const_int(a), self.const_int(b)) {
+            (Some(x), Some(y)) => self.lit_u32(x.min(y) as u32),
+            _ => self.math(MathFunction::Min, &[a, b]),
+        }
+    }
+    pub(crate) fn lt_c(&mut self, a: H, c: u32) -> H {
+        match self.const_int(a) {
+            Some(x) => self.lit_bool(x < c as i128),
+            None => {
+                let ch = self.lit_u32(c);
+                self.binary(BinaryOperator::Less, a, ch)
+            }
+        }
+    }
+
+    // ---- statements and blocks ---------------------------------------------
+
+    fn flush(&mut self) {
+        let len = self.func.expressions.len();
+        if self.emit_start < len {
+            debug_assert!(self.placed.len() == len);
+            let range = self.func.expressions.range_from(self.emit_start);
+            self.blocks.last_mut().expect("block").0.push(Statement::Emit(range), Span::UNDEFINED);
+        }
+        self.emit_start = len;
+    }
+
+    pub(crate) fn stmt(&mut self, s: Statement) {
+        self.flush();
+        self.blocks.last_mut().expect("block").0.push(s, Span::UNDEFINED);
+    }
+
+    /// Opens a nested block (an `if` branch, a loop's continuing block, ...).
+    pub(crate) fn begin_block(&mut self) {
+        self.open(false);
+    }
+
+    /// Opens the body of a loop: expressions that do not depend on the loop are placed before it.
+    /// Only use for loops whose body runs at least once, or whose hoisted loads are in bounds anyway.
+    pub(crate) fn begin_loop_body(&mut self) {
+        self.open(true);
+    }
+
+    fn open(&mut self, loop_body: bool) {
+        self.flush();
+        let id = self.next_block_id;
+        self.next_block_id += 1;
+        self.blocks.push((Block::new(), id, loop_body));
+    }
+
+    /// The id of the block `h` was emitted in (0 for constants, usable everywhere).
+    pub(crate) fn block_of(&self, h: H) -> u32 {
+        self.placed[h.index()].1
+    }
+
+    pub(crate) fn end_block(&mut self) -> Block {
+        self.flush();
+        assert!(self.blocks.len() > 1, "end_block without begin_block");
+        self.blocks.pop().expect("block").0
+    }
+
+    /// The id of the innermost open block.
+    pub(crate) fn block_id(&self) -> u32 {
+        self.blocks.last().expect("block").1
+    }
+
+    /// True while the block with this id is open (values emitted in it are usable).
+    pub(crate) fn is_open(&self, id: u32) -> bool {
+        self.blocks.iter().any(|b| b.1 == id)
+    }
+
+    pub(crate) fn store(&mut self, pointer: H, value: H) {
+        self.stmt(Statement::Store { pointer, value });
+    }
+
+    /// `if (cond) { return; }`
+    pub(crate) fn return_if(&mut self, cond: H) {
+        self.begin_block();
+        self.stmt(Statement::Return { value: None });
+        let accept = self.end_block();
+        self.stmt(Statement::If { condition: cond, accept, reject: Block::new() });
+    }
+
+    pub(crate) fn local(&mut self, name: &str, t: STy) -> H {
+        let ty = self.sty(t);
+        let lv = self.func.local_variables.append(LocalVariable { name: Some(name.to_string()), ty, init: None }, Span::UNDEFINED);
+        self.expr(Expression::LocalVariable(lv))
+    }
+
+    /// A function-local variable initialised with `init`.
+    pub(crate) fn local_init(&mut self, name: &str, t: STy, init: H) -> H {
+        let ptr = self.local(name, t);
+        self.store(ptr, init);
+        ptr
+    }
+
+    pub(crate) fn barrier(&mut self) {
+        self.stmt(Statement::ControlBarrier(naga::Barrier::WORK_GROUP));
+    }
+
+    /// Gives `h` a readable name in the WGSL output (unique within the kernel).
+    pub(crate) fn name(&mut self, h: H, name: &str) {
+        if self.func.expressions[h].needs_pre_emit() || self.func.named_expressions.contains_key(&h) {
+            return;
+        }
+        let mut base: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .collect();
+        if base.is_empty() || base.as_bytes()[0].is_ascii_digit() {
+            base.insert(0, 'v');
+        }
+        let n = self.names.entry(base.clone()).or_insert(0);
+        *n += 1;
+        let unique = if *n == 1 { base } else { format!("{base}_{}", *n - 1) };
+        self.func.named_expressions.insert(h, unique);
+    }
+
+    // ---- finishing ------------------------------------------------------------
+
+    /// Wraps the function into the entry point, validates and writes SPIR-V.
+    pub(crate) fn finish(mut self, kernel: &str, workgroup_size: [u32; 3], target: &Target) -> Result<Built> {
+        self.flush();
+        assert_eq!(self.blocks.len(), 1, "unbalanced blocks in kernel {kernel}");
+        let body = self.blocks.pop().expect("block").0;
+        self.func.body = body;
+        let module = {
+            let mut module = self.module;
+            module.entry_points.push(naga::EntryPoint {
+                name: "main".into(),
+                stage: naga::ShaderStage::Compute,
+                early_depth_test: None,
+                workgroup_size,
+                workgroup_size_overrides: None,
+                function: self.func,
+                mesh_info: None,
+                task_payload: None,
+                incoming_ray_payload: None,
+            });
+            module
+        };
+        let info = validate(&module, kernel, target)?;
+        let spirv = write_spirv(&module, &info, kernel)?;
+        let writable = self.bindings.iter().map(|b| b.writable).collect();
+        Ok(Built { module, spirv, writable, workgroup_size })
+    }
+}
+
+/// A kernel's naga module and SPIR-V words.
+pub(crate) struct Built {
+    pub module: naga::Module,
+    pub spirv: Vec<u32>,
+    pub writable: Vec<bool>,
+    pub workgroup_size: [u32; 3],
+}
+
+pub(crate) fn validate(module: &naga::Module, kernel: &str, target: &Target) -> Result<naga::valid::ModuleInfo> {
+    let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), target.capabilities());
+    validator.validate(module).map_err(|e| CodegenError::Internal {
+        kernel: kernel.to_string(),
+        naga_error: format!("{}", e.emit_to_string("")).trim().to_string() + &format!(" ({:?})", e.as_inner()),
+    })
+}
+
+pub(crate) fn write_spirv(module: &naga::Module, info: &naga::valid::ModuleInfo, kernel: &str) -> Result<Vec<u32>> {
+    let options = naga::back::spv::Options {
+        lang_version: (1, 3),
+        flags: naga::back::spv::WriterFlags::empty(),
+        fake_missing_bindings: true,
+        force_loop_bounding: false,
+        emit_int_div_checks: false,
+        bounds_check_policies: naga::proc::BoundsCheckPolicies::default(),
+        ..naga::back::spv::Options::default()
+    };
+    let pipeline = naga::back::spv::PipelineOptions { shader_stage: naga::ShaderStage::Compute, entry_point: "main".into() };
+    naga::back::spv::write_vec(module, info, &options, Some(&pipeline))
+        .map_err(|e| CodegenError::Internal { kernel: kernel.to_string(), naga_error: format!("SPIR-V writer: {e}") })
+}
+
+/// The WGSL text of a kernel's module.
+pub(crate) fn wgsl(module: &naga::Module, target: &Target) -> String {
+    match validate(module, "wgsl", target) {
+        Ok(info) => naga::back::wgsl::write_string(module, &info, naga::back::wgsl::WriterFlags::empty())
+            .unwrap_or_else(|e| format!("// WGSL writer failed: {e}\n")),
+        Err(e) => format!("// {e}\n"),
+    }
+}

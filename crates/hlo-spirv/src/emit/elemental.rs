@@ -1,0 +1,1388 @@
+//! The elemental emitter: the naga expression for element *i* of any HLO value.
+//!
+//! This is XLA's `MakeElementGenerator`: [`Em::eval`] maps an output [`Index`]
+//! back through shape ops (broadcast drops dimensions, transpose permutes,
+//! reshape re-linearises, slice/pad/concatenate/reverse/dynamic-slice/gather
+//! offset or choose, iota *is* the index) to the operands' indices, and
+//! evaluates elementwise ops on the way. Ops that combine many elements
+//! (reduce, reduce-window, dot) become loops inside the kernel with local
+//! accumulators, fully unrolled when they cover few elements. Nested
+//! `fusion`/`call`/`map` computations and reducers are evaluated in frames
+//! whose parameters point at the caller's values.
+//!
+//! Every value is cached per (frame, instruction, tuple path, index key) for
+//! as long as the block it was emitted in stays open, so a producer shared by
+//! several users at the same index is computed once.
+
+use crate::builder::{Kb, STy, H};
+use crate::emit::ops::{self, Val};
+use crate::emit::{Bind, BindKey};
+use crate::error::{CodegenError, Result};
+use crate::hostio::array_data_to_device;
+use crate::target::Target;
+use hlo_ir::{ArrayData, ArrayShape, CompId, Computation, DType, Instr, InstrId, Literal, Module, Op, Shape};
+use hlo_program::BufferId;
+use naga::{BinaryOperator as Bo, Handle, MathFunction as Mf};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// Above this many elements a reduction loop is emitted as a loop rather than unrolled.
+const UNROLL_LIMIT: u64 = 16;
+
+/// What identifies an index for caching: the handle(s) it was built from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum IndexKey {
+    Linear(H),
+    Multi(Vec<H>),
+}
+
+/// An index into an array of known dimensions, held as a row-major linear
+/// index, a multi-dimensional index, or both (the other form is derived on
+/// demand and cached while the block it was emitted in is open).
+#[derive(Debug)]
+pub(crate) struct Index {
+    pub dims: Vec<i64>,
+    key: IndexKey,
+    derived_linear: RefCell<Option<(H, u32)>>,
+    derived_multi: RefCell<Option<(Vec<H>, u32)>>,
+}
+
+impl Index {
+    pub(crate) fn from_linear(dims: &[i64], linear: H) -> Index {
+        Index {
+            dims: dims.to_vec(),
+            key: IndexKey::Linear(linear),
+            derived_linear: RefCell::new(None),
+            derived_multi: RefCell::new(None),
+        }
+    }
+
+    pub(crate) fn from_multi(dims: &[i64], multi: Vec<H>) -> Index {
+        debug_assert_eq!(dims.len(), multi.len());
+        Index {
+            dims: dims.to_vec(),
+            key: IndexKey::Multi(multi),
+            derived_linear: RefCell::new(None),
+            derived_multi: RefCell::new(None),
+        }
+    }
+
+    /// The index of a rank-0 value.
+    pub(crate) fn scalar() -> Index {
+        Index::from_multi(&[], Vec::new())
+    }
+
+    pub(crate) fn key(&self) -> &IndexKey {
+        &self.key
+    }
+
+    pub(crate) fn linear(&self, kb: &mut Kb) -> H {
+        match &self.key {
+            IndexKey::Linear(h) => *h,
+            IndexKey::Multi(m) => {
+                if let Some((h, b)) = *self.derived_linear.borrow() {
+                    if kb.is_open(b) {
+                        return h;
+                    }
+                }
+                let h = linearize(kb, &self.dims, m);
+                *self.derived_linear.borrow_mut() = Some((h, kb.block_id()));
+                h
+            }
+        }
+    }
+
+    pub(crate) fn multi(&self, kb: &mut Kb) -> Vec<H> {
+        match &self.key {
+            IndexKey::Multi(m) => m.clone(),
+            IndexKey::Linear(h) => {
+                if let Some((m, b)) = &*self.derived_multi.borrow() {
+                    if kb.is_open(*b) {
+                        return m.clone();
+                    }
+                }
+                let m = delinearize(kb, &self.dims, *h);
+                *self.derived_multi.borrow_mut() = Some((m.clone(), kb.block_id()));
+                m
+            }
+        }
+    }
+}
+
+/// Row-major strides of `dims`.
+pub(crate) fn strides(dims: &[i64]) -> Vec<u32> {
+    let mut s = vec![1u32; dims.len()];
+    for k in (0..dims.len().saturating_sub(1)).rev() {
+        s[k] = s[k + 1] * dims[k + 1].max(1) as u32;
+    }
+    s
+}
+
+pub(crate) fn linearize(kb: &mut Kb, dims: &[i64], multi: &[H]) -> H {
+    let st = strides(dims);
+    let mut acc = kb.lit_u32(0);
+    for (k, &m) in multi.iter().enumerate() {
+        if dims[k] == 1 {
+            continue;
+        }
+        let t = kb.mul_c(m, st[k]);
+        acc = kb.add_u(acc, t);
+    }
+    acc
+}
+
+pub(crate) fn delinearize(kb: &mut Kb, dims: &[i64], linear: H) -> Vec<H> {
+    let st = strides(dims);
+    let n_nontrivial = dims.iter().filter(|&&d| d != 1).count();
+    let mut out = Vec::with_capacity(dims.len());
+    for k in 0..dims.len() {
+        if dims[k] == 1 {
+            out.push(kb.lit_u32(0));
+            continue;
+        }
+        let q = kb.div_c(linear, st[k]);
+        // The outermost non-trivial dimension needs no modulo.
+        let first = dims[..k].iter().all(|&d| d == 1);
+        let v = if first || n_nontrivial == 1 { q } else { kb.rem_c(q, dims[k] as u32) };
+        out.push(v);
+    }
+    out
+}
+
+/// Where a value of a frame comes from when it is not computed by the frame itself.
+#[derive(Clone, Debug)]
+pub(crate) enum Leaf {
+    /// A device buffer holding an array in row-major order.
+    Buffer { buf: BufferId, dims: Vec<i64>, dtype: DType },
+    /// A scalar already computed (reducer arguments, loop-carried scalars).
+    Value(Val),
+    /// A loop-carried array element, only available at the index it belongs to.
+    State { val: Val, at: IndexKey, name: String },
+    Tuple(Vec<Leaf>),
+    /// An instruction of another frame (parameters of nested computations).
+    Outer { frame: usize, instr: InstrId, path: Vec<usize> },
+}
+
+struct Frame<'m> {
+    comp: &'m Computation,
+    leaves: HashMap<InstrId, Leaf>,
+}
+
+type CacheKey = (usize, InstrId, Vec<usize>, IndexKey);
+
+/// The elemental emitter for one kernel. Owns the kernel builder while the kernel is generated.
+pub(crate) struct Em<'m> {
+    pub m: &'m Module,
+    pub target: &'m Target,
+    pub kb: Kb,
+    frames: Vec<Frame<'m>>,
+    cache: HashMap<CacheKey, (Val, u32)>,
+    nested: HashMap<(usize, InstrId), usize>,
+    /// Buffers bound so far, in binding order.
+    pub binds: Vec<Bind>,
+    bound: HashMap<BindKey, Handle<naga::GlobalVariable>>,
+    /// The kernel's name, for error messages.
+    pub kernel: String,
+    daz_cache: HashMap<H, (H, u32)>,
+    /// Live users of each instruction, per computation (keyed by address).
+    users: HashMap<usize, Vec<usize>>,
+}
+
+fn leaf_may_be_subnormal(em: &Em, leaf: &Leaf, path: &[usize], depth: u32) -> bool {
+    match leaf {
+        Leaf::Buffer { .. } => true,
+        Leaf::Value(_) | Leaf::State { .. } => false,
+        Leaf::Tuple(elems) => match path.split_first() {
+            Some((first, rest)) => elems.get(*first).map(|e| leaf_may_be_subnormal(em, e, rest, depth)).unwrap_or(true),
+            None => true,
+        },
+        Leaf::Outer { frame, instr, path: p } => {
+            let mut full = p.clone();
+            full.extend_from_slice(path);
+            em.may_be_subnormal_at(*frame, *instr, &full, depth + 1)
+        }
+    }
+}
+
+/// How many live instructions (and the root) use each instruction of `comp`.
+fn count_users(comp: &Computation) -> Vec<usize> {
+    let n = comp.instrs.len();
+    let mut live = vec![false; n];
+    live[comp.root.index()] = true;
+    for i in (0..n).rev() {
+        if live[i] {
+            for o in &comp.instrs[i].operands {
+                live[o.index()] = true;
+            }
+        }
+    }
+    let mut users = vec![0usize; n];
+    for i in 0..n {
+        if live[i] {
+            for o in &comp.instrs[i].operands {
+                users[o.index()] += 1;
+            }
+        }
+    }
+    users[comp.root.index()] += 1;
+    users
+}
+
+impl<'m> Em<'m> {
+    pub(crate) fn new(m: &'m Module, target: &'m Target, kernel: &str) -> Em<'m> {
+        Em {
+            m,
+            target,
+            kb: Kb::new(),
+            frames: Vec::new(),
+            cache: HashMap::new(),
+            nested: HashMap::new(),
+            binds: Vec::new(),
+            bound: HashMap::new(),
+            kernel: kernel.to_string(),
+            daz_cache: HashMap::new(),
+            users: HashMap::new(),
+        }
+    }
+
+    /// Opens a frame evaluating `comp` with the given leaves; returns its id.
+    pub(crate) fn frame(&mut self, comp: CompId, leaves: HashMap<InstrId, Leaf>) -> usize {
+        self.frames.push(Frame { comp: self.m.comp(comp), leaves });
+        self.frames.len() - 1
+    }
+
+    pub(crate) fn set_leaf(&mut self, f: usize, id: InstrId, leaf: Leaf) {
+        self.frames[f].leaves.insert(id, leaf);
+    }
+
+    pub(crate) fn comp_of(&self, f: usize) -> &'m Computation {
+        self.frames[f].comp
+    }
+
+    /// Binds a buffer (once) and returns its global variable.
+    pub(crate) fn bind_buffer(&mut self, buf: BufferId, dtype: DType, writable: bool, atomic: bool) -> Result<Handle<naga::GlobalVariable>> {
+        let key = BindKey::Buffer(buf);
+        if let Some(&g) = self.bound.get(&key) {
+            return Ok(g);
+        }
+        let sty = ops::storage_sty(dtype).ok_or_else(|| self.unsupported_type(dtype, "buffer"))?;
+        let g = self.kb.storage_buffer(&format!("b{}", buf.0), sty.scalar(), atomic, writable);
+        self.bound.insert(key, g);
+        self.binds.push(Bind::Buffer(buf));
+        Ok(g)
+    }
+
+    /// Binds a buffer (once) with an explicit element type, e.g. `atomic<u32>` for compare-exchange.
+    pub(crate) fn bind_buffer_as(&mut self, buf: BufferId, elem: naga::Scalar, writable: bool, atomic: bool) -> Handle<naga::GlobalVariable> {
+        let key = BindKey::Buffer(buf);
+        if let Some(&g) = self.bound.get(&key) {
+            return g;
+        }
+        let g = self.kb.storage_buffer(&format!("b{}", buf.0), elem, atomic, writable);
+        self.bound.insert(key, g);
+        self.binds.push(Bind::Buffer(buf));
+        g
+    }
+
+    fn bind_constant(&mut self, comp: &Computation, id: InstrId, lit: &Literal) -> Result<Handle<naga::GlobalVariable>> {
+        let key = BindKey::Constant(comp.name.clone(), id);
+        if let Some(&g) = self.bound.get(&key) {
+            return Ok(g);
+        }
+        let instr = comp.instr(id);
+        let shape = lit.array_shape().ok_or_else(|| self.unsupported(instr, "tuple constant"))?;
+        let data = lit.array_data().ok_or_else(|| self.unsupported(instr, "tuple constant"))?;
+        let bytes = array_data_to_device(data, shape.dtype).ok_or_else(|| self.unsupported_type(shape.dtype, &instr.name))?;
+        let sty = ops::storage_sty(shape.dtype).ok_or_else(|| self.unsupported_type(shape.dtype, &instr.name))?;
+        let g = self.kb.storage_buffer(&format!("c_{}", instr.name.replace(['.', '-'], "_")), sty.scalar(), false, false);
+        self.bound.insert(key, g);
+        self.binds.push(Bind::Constant { name: instr.name.clone(), bytes });
+        Ok(g)
+    }
+
+    pub(crate) fn unsupported(&self, instr: &Instr, reason: impl Into<String>) -> CodegenError {
+        CodegenError::unsupported(instr.op.opcode().name(), &instr.name, reason)
+    }
+
+    fn unsupported_type(&self, dtype: DType, what: &str) -> CodegenError {
+        CodegenError::unsupported(format!("type {dtype}"), what, self.type_reason(dtype))
+    }
+
+    fn type_reason(&self, dtype: DType) -> String {
+        match dtype {
+            DType::S64 | DType::U64 => "the device lacks shaderInt64".into(),
+            DType::F64 => "the device lacks shaderFloat64".into(),
+            _ => format!("{dtype} has no device representation in this backend"),
+        }
+    }
+
+    /// Checks that values of `dtype` can be computed on this target.
+    pub(crate) fn check_type(&self, instr: &Instr, dtype: DType) -> Result<()> {
+        let ok = match dtype {
+            DType::S64 | DType::U64 => self.target.shader_int64,
+            DType::F64 => self.target.shader_float64,
+            other => ops::value_sty(other).is_some(),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(CodegenError::unsupported(instr.op.opcode().name(), &instr.name, format!("element type {dtype}: {}", self.type_reason(dtype))))
+        }
+    }
+
+    /// Loads element `linear` of a bound buffer.
+    pub(crate) fn load(&mut self, g: Handle<naga::GlobalVariable>, linear: H, dtype: DType) -> Val {
+        let base = self.kb.global(g);
+        let p = self.kb.access(base, linear);
+        let raw = self.kb.load(p);
+        let h = ops::from_storage(&mut self.kb, raw, dtype);
+        Val { h, dt: dtype }
+    }
+
+    /// Stores `v` at element `linear` of a bound buffer.
+    pub(crate) fn store(&mut self, g: Handle<naga::GlobalVariable>, linear: H, v: Val) {
+        let base = self.kb.global(g);
+        let p = self.kb.access(base, linear);
+        let s = ops::to_storage(&mut self.kb, v.h, v.dt);
+        self.kb.store(p, s);
+    }
+
+    // ---- evaluation ------------------------------------------------------------
+
+    /// The element at `idx` of array-valued instruction `id` (at tuple `path`) in frame `f`.
+    pub(crate) fn eval(&mut self, f: usize, id: InstrId, path: &[usize], idx: &Index) -> Result<Val> {
+        if let Some(leaf) = self.frames[f].leaves.get(&id).cloned() {
+            return self.eval_leaf(&leaf, path, idx);
+        }
+        let key: CacheKey = (f, id, path.to_vec(), idx.key().clone());
+        if let Some(&(v, b)) = self.cache.get(&key) {
+            if self.kb.is_open(b) {
+                return Ok(v);
+            }
+        }
+        let comp = self.frames[f].comp;
+        let instr = comp.instr(id);
+        let v = match &instr.op {
+            Op::GetTupleElement { index } => {
+                let mut p = vec![*index as usize];
+                p.extend_from_slice(path);
+                return self.eval(f, instr.operands[0], &p, idx);
+            }
+            Op::Tuple => {
+                let (first, rest) = path.split_first().ok_or_else(|| self.unsupported(instr, "tuple used as an array"))?;
+                return self.eval(f, instr.operands[*first], rest, idx);
+            }
+            Op::Reduce { .. } | Op::ReduceWindow { .. } if instr.shape.is_tuple() => {
+                let vals = self.eval_multi(f, id, idx)?;
+                let k = *path.first().ok_or_else(|| self.unsupported(instr, "tuple used as an array"))?;
+                return Ok(vals[k]);
+            }
+            Op::Fusion { calls, .. } | Op::Call { to_apply: calls, .. } => {
+                let nf = self.nested_frame(f, id, *calls);
+                let root = self.m.comp(*calls).root;
+                return self.eval(nf, root, path, idx);
+            }
+            Op::Parameter { number } => {
+                return Err(CodegenError::Internal {
+                    kernel: self.kernel.clone(),
+                    naga_error: format!("parameter {number} (`{}`) of `{}` is not bound", instr.name, comp.name),
+                })
+            }
+            _ if !path.is_empty() => return Err(self.unsupported(instr, "tuple-shaped result")),
+            _ => self.eval_array(f, id, instr, idx)?,
+        };
+        self.kb.name(v.h, &instr.name);
+        self.cache.insert(key, (v, self.kb.block_of(v.h)));
+        Ok(v)
+    }
+
+    fn nested_frame(&mut self, f: usize, id: InstrId, calls: CompId) -> usize {
+        if let Some(&nf) = self.nested.get(&(f, id)) {
+            return nf;
+        }
+        let comp = self.m.comp(calls);
+        let instr = self.frames[f].comp.instr(id);
+        let mut leaves = HashMap::new();
+        for (k, &p) in comp.params.iter().enumerate() {
+            leaves.insert(p, Leaf::Outer { frame: f, instr: instr.operands[k], path: Vec::new() });
+        }
+        let nf = self.frame(calls, leaves);
+        self.nested.insert((f, id), nf);
+        nf
+    }
+
+    pub(crate) fn eval_leaf(&mut self, leaf: &Leaf, path: &[usize], idx: &Index) -> Result<Val> {
+        match leaf {
+            Leaf::Buffer { buf, dims, dtype } => {
+                let g = self.bind_buffer(*buf, *dtype, false, false)?;
+                let lin = if dims.iter().product::<i64>() == 1 { self.kb.lit_u32(0) } else { idx.linear(&mut self.kb) };
+                Ok(self.load(g, lin, *dtype))
+            }
+            Leaf::Value(v) => Ok(*v),
+            Leaf::State { val, at, name } => {
+                if idx.key() == at {
+                    Ok(*val)
+                } else {
+                    Err(CodegenError::unsupported(
+                        "while",
+                        name,
+                        "the loop body reads a carried array at another element (not an elementwise loop)",
+                    ))
+                }
+            }
+            Leaf::Tuple(elems) => {
+                let (first, rest) = path.split_first().ok_or_else(|| CodegenError::Internal {
+                    kernel: self.kernel.clone(),
+                    naga_error: "tuple leaf used as an array".into(),
+                })?;
+                let e = elems[*first].clone();
+                self.eval_leaf(&e, rest, idx)
+            }
+            Leaf::Outer { frame, instr, path: p } => {
+                let mut full = p.clone();
+                full.extend_from_slice(path);
+                self.eval(*frame, *instr, &full, idx)
+            }
+        }
+    }
+
+    /// Evaluates operand `k` of `instr` at `idx`.
+    fn operand(&mut self, f: usize, instr: &Instr, k: usize, idx: &Index) -> Result<Val> {
+        self.eval(f, instr.operands[k], &[], idx)
+    }
+
+    /// Evaluates operand `k` at the output index, or at the scalar index when the operand is a
+    /// scalar of an op that broadcasts scalars implicitly (clamp, select).
+    fn operand_same(&mut self, f: usize, instr: &Instr, k: usize, idx: &Index) -> Result<Val> {
+        let comp = self.frames[f].comp;
+        let rank = comp.instr(instr.operands[k]).shape.as_array().map(|a| a.rank()).unwrap_or(0);
+        if rank == 0 && !idx.dims.is_empty() {
+            self.operand(f, instr, k, &Index::scalar())
+        } else {
+            self.operand(f, instr, k, idx)
+        }
+    }
+
+    /// Operand `k` of an arithmetic op: like [`Em::operand_same`], with subnormal floats read as zero
+    /// when the value may come straight from memory (XLA:CPU runs with DAZ|FTZ, and so does
+    /// XLA:GPU for f32; results of arithmetic are not flushed, which only matters for values
+    /// that underflow mid-computation).
+    fn arith_operand(&mut self, f: usize, instr: &Instr, k: usize, idx: &Index) -> Result<Val> {
+        let v = self.operand_same(f, instr, k, idx)?;
+        Ok(self.daz(f, instr.operands[k], v))
+    }
+
+    /// `v` (the value of `id`) with subnormals flushed, if it is a float that may be subnormal.
+    pub(crate) fn daz(&mut self, f: usize, id: InstrId, v: Val) -> Val {
+        if !matches!(v.dt, DType::F32 | DType::F64) || !self.may_be_subnormal(f, id, 0) {
+            return v;
+        }
+        if let Some(&(h, b)) = self.daz_cache.get(&v.h) {
+            if self.kb.is_open(b) {
+                return Val { h, dt: v.dt };
+            }
+        }
+        let h = ops::flush_subnormal(&mut self.kb, v.h, v.dt);
+        self.daz_cache.insert(v.h, (h, self.kb.block_of(h)));
+        Val { h, dt: v.dt }
+    }
+
+    /// True when `id`'s value (at tuple `path`) may be a subnormal read from memory: buffers and
+    /// constants and whatever only moves such values around (shape ops, select, abs, negate).
+    fn may_be_subnormal(&self, f: usize, id: InstrId, depth: u32) -> bool {
+        self.may_be_subnormal_at(f, id, &[], depth)
+    }
+
+    fn may_be_subnormal_at(&self, f: usize, id: InstrId, path: &[usize], depth: u32) -> bool {
+        if depth > 32 {
+            return true;
+        }
+        let frame = &self.frames[f];
+        if let Some(leaf) = frame.leaves.get(&id) {
+            return leaf_may_be_subnormal(self, leaf, path, depth);
+        }
+        let instr = frame.comp.instr(id);
+        let rec = |o: InstrId| self.may_be_subnormal_at(f, o, path, depth + 1);
+        match &instr.op {
+            Op::Constant(lit) => match lit.array_data() {
+                Some(ArrayData::F32(v)) => v.iter().any(|x| x.is_subnormal()),
+                Some(ArrayData::F64(v)) => v.iter().any(|x| x.is_subnormal()),
+                _ => false,
+            },
+            Op::Parameter { .. } => true,
+            Op::GetTupleElement { index } => {
+                let mut p = vec![*index as usize];
+                p.extend_from_slice(path);
+                self.may_be_subnormal_at(f, instr.operands[0], &p, depth + 1)
+            }
+            Op::Tuple => match path.split_first() {
+                Some((first, rest)) => self.may_be_subnormal_at(f, instr.operands[*first], rest, depth + 1),
+                None => true,
+            },
+            Op::Fusion { calls, .. } | Op::Call { to_apply: calls, .. } => {
+                // Look through the callee: its parameters are this instruction's operands.
+                let callee = self.m.comp(*calls);
+                self.callee_may_be_subnormal(f, instr, callee, callee.root, path, depth + 1)
+            }
+            Op::Unary(hlo_ir::UnaryOp::Abs | hlo_ir::UnaryOp::Negate)
+            | Op::Copy
+            | Op::Reshape
+            | Op::Bitcast
+            | Op::Broadcast { .. }
+            | Op::Transpose { .. }
+            | Op::Slice { .. }
+            | Op::Reverse { .. }
+            | Op::DynamicSlice { .. }
+            | Op::Gather { .. }
+            | Op::OptimizationBarrier => rec(instr.operands[0]),
+            Op::Select => instr.operands[1..].iter().any(|&o| rec(o)),
+            Op::Pad { .. } | Op::Concatenate { .. } | Op::DynamicUpdateSlice => instr.operands.iter().any(|&o| rec(o)),
+            Op::BitcastConvert => true,
+            _ => false,
+        }
+    }
+
+    /// [`Em::may_be_subnormal_at`] for an instruction of a called computation, whose parameters
+    /// are `call`'s operands in frame `f`.
+    fn callee_may_be_subnormal(&self, f: usize, call: &Instr, callee: &Computation, id: InstrId, path: &[usize], depth: u32) -> bool {
+        if depth > 32 {
+            return true;
+        }
+        let instr = callee.instr(id);
+        let rec = |o: InstrId, p: &[usize]| self.callee_may_be_subnormal(f, call, callee, o, p, depth + 1);
+        match &instr.op {
+            Op::Parameter { number } => self.may_be_subnormal_at(f, call.operands[*number as usize], path, depth + 1),
+            Op::Constant(lit) => match lit.array_data() {
+                Some(ArrayData::F32(v)) => v.iter().any(|x| x.is_subnormal()),
+                Some(ArrayData::F64(v)) => v.iter().any(|x| x.is_subnormal()),
+                _ => false,
+            },
+            Op::GetTupleElement { index } => {
+                let mut p = vec![*index as usize];
+                p.extend_from_slice(path);
+                rec(instr.operands[0], &p)
+            }
+            Op::Tuple => match path.split_first() {
+                Some((first, rest)) => rec(instr.operands[*first], rest),
+                None => true,
+            },
+            Op::Unary(hlo_ir::UnaryOp::Abs | hlo_ir::UnaryOp::Negate)
+            | Op::Copy
+            | Op::Reshape
+            | Op::Bitcast
+            | Op::Broadcast { .. }
+            | Op::Transpose { .. }
+            | Op::Slice { .. }
+            | Op::Reverse { .. }
+            | Op::DynamicSlice { .. }
+            | Op::Gather { .. }
+            | Op::OptimizationBarrier => rec(instr.operands[0], path),
+            Op::Select => instr.operands[1..].iter().any(|&o| rec(o, path)),
+            Op::Pad { .. } | Op::Concatenate { .. } | Op::DynamicUpdateSlice => instr.operands.iter().any(|&o| rec(o, path)),
+            Op::Fusion { .. } | Op::Call { .. } | Op::BitcastConvert => true,
+            _ => false,
+        }
+    }
+
+    /// `a * b + c` as one fused multiply-add where XLA:CPU's LLVM contracts it: an f32/f64 add or
+    /// subtract with an operand that is a multiply with no other user (the left one preferred).
+    fn try_fma(&mut self, f: usize, instr: &Instr, op: hlo_ir::BinaryOp, idx: &Index) -> Result<Option<Val>> {
+        if !matches!(op, hlo_ir::BinaryOp::Add | hlo_ir::BinaryOp::Subtract) {
+            return Ok(None);
+        }
+        let dt = match instr.shape.as_array() {
+            Some(a) if matches!(a.dtype, DType::F32 | DType::F64) => a.dtype,
+            _ => return Ok(None),
+        };
+        let mode = match (self.target.fma, dt) {
+            (crate::target::FmaMode::Unfused, _) => return Ok(None),
+            (crate::target::FmaMode::ViaF64, DType::F32) if self.target.shader_float64 => crate::target::FmaMode::ViaF64,
+            _ => crate::target::FmaMode::Native,
+        };
+        let Some(k) = (0..2).find(|&k| self.is_single_use_product(f, instr.operands[k], dt)) else { return Ok(None) };
+        let comp = self.frames[f].comp;
+        let m = comp.instr(instr.operands[k]);
+        let a = self.arith_operand(f, m, 0, idx)?;
+        let b = self.arith_operand(f, m, 1, idx)?;
+        let c = self.arith_operand(f, instr, 1 - k, idx)?;
+        let kb = &mut self.kb;
+        if mode == crate::target::FmaMode::ViaF64 {
+            let (a64, b64, c64) = (kb.convert(a.h, STy::F64), kb.convert(b.h, STy::F64), kb.convert(c.h, STy::F64));
+            let p = kb.binary(Bo::Multiply, a64, b64);
+            let r = match (op, k) {
+                (hlo_ir::BinaryOp::Add, _) => kb.binary(Bo::Add, p, c64),
+                (_, 0) => kb.binary(Bo::Subtract, p, c64),
+                _ => kb.binary(Bo::Subtract, c64, p),
+            };
+            return Ok(Some(Val { h: kb.convert(r, STy::F32), dt }));
+        }
+        let h = match (op, k) {
+            (hlo_ir::BinaryOp::Add, _) => kb.math(Mf::Fma, &[a.h, b.h, c.h]),
+            (_, 0) => {
+                let nc = kb.unary(naga::UnaryOperator::Negate, c.h);
+                kb.math(Mf::Fma, &[a.h, b.h, nc])
+            }
+            _ => {
+                let na = kb.unary(naga::UnaryOperator::Negate, a.h);
+                kb.math(Mf::Fma, &[na, b.h, c.h])
+            }
+        };
+        Ok(Some(Val { h, dt }))
+    }
+
+    fn is_single_use_product(&mut self, f: usize, id: InstrId, dt: DType) -> bool {
+        let frame = &self.frames[f];
+        if frame.leaves.contains_key(&id) {
+            return false;
+        }
+        let comp = frame.comp;
+        let instr = comp.instr(id);
+        if !matches!(instr.op, Op::Binary(hlo_ir::BinaryOp::Multiply)) || instr.shape.dtype() != Some(dt) {
+            return false;
+        }
+        let users = self.users.entry(comp as *const Computation as usize).or_insert_with(|| count_users(comp));
+        users[id.index()] == 1
+    }
+
+    fn operand_shape(&self, f: usize, instr: &Instr, k: usize) -> Result<&'m ArrayShape> {
+        let comp = self.frames[f].comp;
+        let op = comp.instr(instr.operands[k]);
+        op.shape.as_array().ok_or_else(|| self.unsupported(instr, format!("operand {k} is not an array")))
+    }
+
+    fn eval_array(&mut self, f: usize, id: InstrId, instr: &'m Instr, idx: &Index) -> Result<Val> {
+        let shape = instr.shape.as_array().ok_or_else(|| self.unsupported(instr, "non-array result"))?;
+        let dt = shape.dtype;
+        self.check_type(instr, dt)?;
+        let kb = &mut self.kb;
+        let _ = kb;
+        let v = match &instr.op {
+            Op::Constant(lit) => self.constant(f, id, instr, lit, idx)?,
+            Op::Iota { dimension } => {
+                let m = idx.multi(&mut self.kb);
+                let i = m[*dimension as usize];
+                Val { h: ops::convert(&mut self.kb, Val { h: i, dt: DType::U32 }, dt), dt }
+            }
+            Op::Unary(u) => {
+                let x = if ops::unary_is_arithmetic(*u) {
+                    self.arith_operand(f, instr, 0, idx)?
+                } else {
+                    self.operand(f, instr, 0, idx)?
+                };
+                let h = ops::unary(&mut self.kb, *u, x, dt).map_err(|r| self.unsupported(instr, r))?;
+                Val { h, dt }
+            }
+            Op::Binary(b) => {
+                if let Some(v) = self.try_fma(f, instr, *b, idx)? {
+                    return Ok(v);
+                }
+                let x = self.arith_operand(f, instr, 0, idx)?;
+                let y = self.arith_operand(f, instr, 1, idx)?;
+                let rhs_const = self.scalar_constant(f, instr.operands[1]);
+                let h = ops::binary(&mut self.kb, *b, x, y, dt, rhs_const).map_err(|r| self.unsupported(instr, r))?;
+                Val { h, dt }
+            }
+            Op::Compare { direction, compare_type } => {
+                let (x, y) = if *compare_type == Some(hlo_ir::CompareType::TotalOrder) {
+                    (self.operand_same(f, instr, 0, idx)?, self.operand_same(f, instr, 1, idx)?)
+                } else {
+                    (self.arith_operand(f, instr, 0, idx)?, self.arith_operand(f, instr, 1, idx)?)
+                };
+                Val { h: ops::compare(&mut self.kb, *direction, *compare_type, x, y), dt }
+            }
+            Op::Select => {
+                let c = self.operand_same(f, instr, 0, idx)?;
+                let a = self.operand_same(f, instr, 1, idx)?;
+                let b = self.operand_same(f, instr, 2, idx)?;
+                Val { h: self.kb.select(c.h, a.h, b.h), dt }
+            }
+            Op::Clamp => {
+                let lo = self.arith_operand(f, instr, 0, idx)?;
+                let x = self.arith_operand(f, instr, 1, idx)?;
+                let hi = self.arith_operand(f, instr, 2, idx)?;
+                let t = ops::binary(&mut self.kb, hlo_ir::BinaryOp::Maximum, x, lo, dt, None).map_err(|r| self.unsupported(instr, r))?;
+                let h = ops::binary(&mut self.kb, hlo_ir::BinaryOp::Minimum, Val { h: t, dt }, hi, dt, None)
+                    .map_err(|r| self.unsupported(instr, r))?;
+                Val { h, dt }
+            }
+            Op::Convert => {
+                let x = self.arith_operand(f, instr, 0, idx)?;
+                self.check_type(instr, x.dt)?;
+                Val { h: ops::convert(&mut self.kb, x, dt), dt }
+            }
+            Op::BitcastConvert => {
+                let x = self.operand(f, instr, 0, idx)?;
+                let h = ops::bitcast_convert(&mut self.kb, x, dt).map_err(|r| self.unsupported(instr, r))?;
+                Val { h, dt }
+            }
+            Op::ReducePrecision { exponent_bits, mantissa_bits } => {
+                let x = self.operand(f, instr, 0, idx)?;
+                let h = ops::reduce_precision(&mut self.kb, x, *exponent_bits, *mantissa_bits).map_err(|r| self.unsupported(instr, r))?;
+                Val { h, dt }
+            }
+            Op::Copy | Op::OptimizationBarrier => self.operand(f, instr, 0, idx)?,
+            Op::Broadcast { dimensions } => {
+                let os = self.operand_shape(f, instr, 0)?;
+                if os.rank() == 0 {
+                    self.operand(f, instr, 0, &Index::scalar())?
+                } else if os.dims == shape.dims && dimensions.iter().enumerate().all(|(k, &d)| d == k as i64) {
+                    self.operand(f, instr, 0, idx)?
+                } else {
+                    let m = idx.multi(&mut self.kb);
+                    let om: Vec<H> = dimensions.iter().map(|&d| m[d as usize]).collect();
+                    self.operand(f, instr, 0, &Index::from_multi(&os.dims, om))?
+                }
+            }
+            Op::Reshape | Op::Bitcast => {
+                let os = self.operand_shape(f, instr, 0)?;
+                if matches!(instr.op, Op::Bitcast) && !(os.is_row_major() && shape.is_row_major()) {
+                    let m = idx.multi(&mut self.kb);
+                    let phys = physical_offset(&mut self.kb, shape, &m);
+                    let om = from_physical_offset(&mut self.kb, os, phys);
+                    self.operand(f, instr, 0, &Index::from_multi(&os.dims, om))?
+                } else {
+                    let lin = idx.linear(&mut self.kb);
+                    self.operand(f, instr, 0, &Index::from_linear(&os.dims, lin))?
+                }
+            }
+            Op::Transpose { dimensions } => {
+                let os = self.operand_shape(f, instr, 0)?;
+                let m = idx.multi(&mut self.kb);
+                let mut om = vec![m.first().copied().unwrap_or_else(|| self.kb.lit_u32(0)); os.rank()];
+                for (k, &d) in dimensions.iter().enumerate() {
+                    om[d as usize] = m[k];
+                }
+                self.operand(f, instr, 0, &Index::from_multi(&os.dims, om))?
+            }
+            Op::Slice { dims } => {
+                let os = self.operand_shape(f, instr, 0)?;
+                let m = idx.multi(&mut self.kb);
+                let om: Vec<H> = m
+                    .iter()
+                    .zip(dims)
+                    .map(|(&i, s)| {
+                        let t = self.kb.mul_c(i, s.stride as u32);
+                        self.kb.add_c(t, s.start as u32)
+                    })
+                    .collect();
+                self.operand(f, instr, 0, &Index::from_multi(&os.dims, om))?
+            }
+            Op::Reverse { dimensions } => {
+                let os = self.operand_shape(f, instr, 0)?;
+                let mut om = idx.multi(&mut self.kb);
+                for &d in dimensions {
+                    let d = d as usize;
+                    let last = self.kb.lit_u32((os.dims[d] - 1) as u32);
+                    om[d] = self.kb.sub_u(last, om[d]);
+                }
+                self.operand(f, instr, 0, &Index::from_multi(&os.dims, om))?
+            }
+            Op::Pad { dims } => self.pad(f, instr, dims, idx)?,
+            Op::Concatenate { dimension } => self.concatenate(f, instr, *dimension as usize, idx)?,
+            Op::DynamicSlice { sizes } => {
+                let os = self.operand_shape(f, instr, 0)?;
+                let m = idx.multi(&mut self.kb);
+                let mut om = Vec::with_capacity(m.len());
+                for k in 0..m.len() {
+                    let start = self.clamped_start(f, instr, 1 + k, os.dims[k] - sizes[k])?;
+                    om.push(self.kb.add_u(m[k], start));
+                }
+                self.operand(f, instr, 0, &Index::from_multi(&os.dims, om))?
+            }
+            Op::DynamicUpdateSlice => {
+                let us = self.operand_shape(f, instr, 1)?;
+                let m = idx.multi(&mut self.kb);
+                let mut inside = self.kb.lit_bool(true);
+                let mut um = Vec::with_capacity(m.len());
+                for k in 0..m.len() {
+                    let start = self.clamped_start(f, instr, 2 + k, shape.dims[k] - us.dims[k])?;
+                    // (i - start) wraps to a huge u32 below the window, so one compare checks both ends.
+                    let rel = self.kb.sub_u(m[k], start);
+                    let n = self.kb.lit_u32(us.dims[k] as u32);
+                    let lt = self.kb.binary(Bo::Less, rel, n);
+                    inside = if self.kb.const_int(n) == Some(0) { lt } else { self.kb.binary(Bo::LogicalAnd, inside, lt) };
+                    let last = self.kb.lit_u32((us.dims[k] - 1).max(0) as u32);
+                    um.push(self.kb.min_u(rel, last));
+                }
+                let base = self.operand(f, instr, 0, idx)?;
+                let upd = self.operand(f, instr, 1, &Index::from_multi(&us.dims, um))?;
+                Val { h: self.kb.select(inside, upd.h, base.h), dt }
+            }
+            Op::Gather { dims, slice_sizes, .. } => self.gather(f, instr, dims, slice_sizes, idx)?,
+            Op::Reduce { .. } | Op::ReduceWindow { .. } => self.eval_multi(f, id, idx)?[0],
+            Op::Dot { dims, .. } => self.dot(f, instr, dims, idx)?,
+            Op::Map { to_apply, .. } => {
+                let mut args = Vec::new();
+                for k in 0..instr.operands.len() {
+                    args.push(self.operand(f, instr, k, idx)?);
+                }
+                self.apply(*to_apply, args)?[0]
+            }
+            _ => {
+                return Err(self.unsupported(instr, "no elemental lowering for this op"));
+            }
+        };
+        Ok(v)
+    }
+
+    /// The value of a constant at `idx`: a literal for scalars, a constant buffer otherwise.
+    fn constant(&mut self, f: usize, id: InstrId, instr: &Instr, lit: &Literal, idx: &Index) -> Result<Val> {
+        let shape = lit.array_shape().ok_or_else(|| self.unsupported(instr, "tuple constant"))?;
+        let data = lit.array_data().ok_or_else(|| self.unsupported(instr, "tuple constant"))?;
+        if shape.num_elements() == 1 {
+            return literal_element(&mut self.kb, data, shape.dtype, 0).ok_or_else(|| self.unsupported(instr, "constant type"));
+        }
+        let comp = self.frames[f].comp;
+        let g = self.bind_constant(comp, id, lit)?;
+        let lin = idx.linear(&mut self.kb);
+        Ok(self.load(g, lin, shape.dtype))
+    }
+
+    /// If `id` is a scalar constant, possibly broadcast or reshaped, its value as f64.
+    pub(crate) fn scalar_constant(&self, f: usize, id: InstrId) -> Option<f64> {
+        let comp = self.frames[f].comp;
+        let instr = comp.instr(id);
+        match &instr.op {
+            Op::Constant(lit) => {
+                let data = lit.array_data()?;
+                if data.len() != 1 {
+                    return None;
+                }
+                Some(match data {
+                    ArrayData::F32(v) => v[0] as f64,
+                    ArrayData::F64(v) => v[0],
+                    ArrayData::F16(v) => v[0].to_f64(),
+                    ArrayData::BF16(v) => v[0].to_f64(),
+                    ArrayData::S32(v) => v[0] as f64,
+                    _ => return None,
+                })
+            }
+            Op::Broadcast { .. } | Op::Reshape | Op::Bitcast | Op::Copy => self.scalar_constant(f, instr.operands[0]),
+            _ => None,
+        }
+    }
+
+    /// A dynamic start index (operand `k`, a scalar) clamped to `[0, max_start]`, as u32.
+    fn clamped_start(&mut self, f: usize, instr: &Instr, k: usize, max_start: i64) -> Result<H> {
+        let v = self.operand(f, instr, k, &Index::scalar())?;
+        Ok(self.clamp_index(v, max_start))
+    }
+
+    /// Clamps an integer value to `[0, max]` and returns it as u32.
+    fn clamp_index(&mut self, v: Val, max: i64) -> H {
+        let max = max.max(0);
+        let kb = &mut self.kb;
+        if v.dt.is_unsigned_integer() {
+            let h = if v.dt.bit_width() == 64 {
+                let m = kb.lit_u64(max as u64);
+                let c = kb.math(Mf::Min, &[v.h, m]);
+                kb.convert(c, STy::U32)
+            } else {
+                let m = kb.lit_u32(max as u32);
+                kb.math(Mf::Min, &[v.h, m])
+            };
+            return h;
+        }
+        let (t, lo, hi) = if v.dt.bit_width() == 64 {
+            (STy::I64, kb.lit_i64(0), kb.lit_i64(max))
+        } else {
+            (STy::I32, kb.lit_i32(0), kb.lit_i32(max as i32))
+        };
+        let _ = t;
+        let mx = kb.math(Mf::Max, &[v.h, lo]);
+        let c = kb.math(Mf::Min, &[mx, hi]);
+        if v.dt.bit_width() == 64 {
+            kb.convert(c, STy::U32)
+        } else {
+            kb.bitcast(c, STy::U32)
+        }
+    }
+
+    fn pad(&mut self, f: usize, instr: &Instr, dims: &[hlo_ir::PadDim], idx: &Index) -> Result<Val> {
+        let os = self.operand_shape(f, instr, 0)?;
+        let m = idx.multi(&mut self.kb);
+        let mut valid = self.kb.lit_bool(true);
+        let mut om = Vec::with_capacity(m.len());
+        for (k, p) in dims.iter().enumerate() {
+            let n = os.dims[k];
+            if p.low == 0 && p.interior == 0 {
+                // Only high padding: in range iff i < n.
+                let lt = self.kb.lt_c(m[k], n as u32);
+                valid = and(&mut self.kb, valid, lt);
+                let last = self.kb.lit_u32((n - 1).max(0) as u32);
+                om.push(self.kb.min_u(m[k], last));
+                continue;
+            }
+            let kb = &mut self.kb;
+            let i = kb.bitcast(m[k], STy::I32);
+            let low = kb.lit_i32(p.low as i32);
+            let t = kb.binary(Bo::Subtract, i, low);
+            let zero = kb.lit_i32(0);
+            let ge = kb.binary(Bo::GreaterEqual, t, zero);
+            valid = and(kb, valid, ge);
+            let step = p.interior + 1;
+            let q = if step > 1 {
+                let s = kb.lit_i32(step as i32);
+                let tz = kb.math(Mf::Max, &[t, zero]);
+                let r = kb.binary(Bo::Modulo, tz, s);
+                let on = kb.binary(Bo::Equal, r, zero);
+                valid = and(kb, valid, on);
+                kb.binary(Bo::Divide, tz, s)
+            } else {
+                t
+            };
+            let nn = kb.lit_i32(n as i32);
+            let lt = kb.binary(Bo::Less, q, nn);
+            valid = and(kb, valid, lt);
+            let last = kb.lit_i32((n - 1).max(0) as i32);
+            let qc = kb.math(Mf::Clamp, &[q, zero, last]);
+            om.push(kb.bitcast(qc, STy::U32));
+        }
+        let x = self.operand(f, instr, 0, &Index::from_multi(&os.dims, om))?;
+        let pv = self.operand(f, instr, 1, &Index::scalar())?;
+        Ok(Val { h: self.kb.select(valid, x.h, pv.h), dt: x.dt })
+    }
+
+    fn concatenate(&mut self, f: usize, instr: &Instr, dim: usize, idx: &Index) -> Result<Val> {
+        let m = idx.multi(&mut self.kb);
+        let mut offset = 0i64;
+        let mut result: Option<Val> = None;
+        let mut pieces = Vec::new();
+        for k in 0..instr.operands.len() {
+            let os = self.operand_shape(f, instr, k)?;
+            let n = os.dims[dim];
+            if n == 0 {
+                continue;
+            }
+            pieces.push((k, offset, n, os));
+            offset += n;
+        }
+        // Evaluate back to front so that the select chain picks the first matching piece.
+        for (k, off, n, os) in pieces.into_iter().rev() {
+            let mut om = m.clone();
+            let o = self.kb.lit_u32(off as u32);
+            let rel = self.kb.sub_u(m[dim], o);
+            let last = self.kb.lit_u32((n - 1) as u32);
+            om[dim] = self.kb.min_u(rel, last);
+            let v = self.operand(f, instr, k, &Index::from_multi(&os.dims, om))?;
+            result = Some(match result {
+                None => v,
+                Some(prev) => {
+                    let end = self.kb.lit_u32((off + n) as u32);
+                    let inside = self.kb.binary(Bo::Less, m[dim], end);
+                    Val { h: self.kb.select(inside, v.h, prev.h), dt: v.dt }
+                }
+            });
+        }
+        result.ok_or_else(|| self.unsupported(instr, "concatenate of empty operands"))
+    }
+
+    fn gather(&mut self, f: usize, instr: &Instr, dims: &hlo_ir::GatherDims, slice_sizes: &[i64], idx: &Index) -> Result<Val> {
+        let os = self.operand_shape(f, instr, 0)?;
+        let is = self.operand_shape(f, instr, 1)?;
+        let m = idx.multi(&mut self.kb);
+        let out_rank = m.len();
+        // Batch dimensions of the output: those that are not offset dimensions, in order.
+        let batch_out: Vec<usize> = (0..out_rank).filter(|d| !dims.offset_dims.contains(&(*d as i64))).collect();
+        // Indices into start_indices: batch dims with index_vector_dim inserted.
+        let ivd = dims.index_vector_dim as usize;
+        let idx_rank = is.rank();
+        let mut batch_iter = batch_out.iter();
+        let mut g: Vec<Option<H>> = vec![None; idx_rank];
+        for (d, slot) in g.iter_mut().enumerate() {
+            if d == ivd {
+                continue;
+            }
+            *slot = batch_iter.next().map(|&b| m[b]);
+        }
+        let zero = self.kb.lit_u32(0);
+        let n_idx = dims.start_index_map.len();
+        let mut start = vec![zero; os.rank()];
+        for k in 0..n_idx {
+            let mut gi: Vec<H> = g.iter().map(|h| h.unwrap_or(zero)).collect();
+            if ivd < idx_rank {
+                gi[ivd] = self.kb.lit_u32(k as u32);
+            }
+            let v = self.operand(f, instr, 1, &Index::from_multi(&is.dims, gi))?;
+            let od = dims.start_index_map[k] as usize;
+            start[od] = self.clamp_index(v, os.dims[od] - slice_sizes[od]);
+        }
+        // Operand batching dimensions take the matching start-indices batch coordinate.
+        for (i, &obd) in dims.operand_batching_dims.iter().enumerate() {
+            let sbd = dims.start_indices_batching_dims[i] as usize;
+            start[obd as usize] = g[sbd].unwrap_or(zero);
+        }
+        // Offsets: operand dims that are neither collapsed nor batching, in order, take the offset dims.
+        let mut offs = dims.offset_dims.iter();
+        let mut om = Vec::with_capacity(os.rank());
+        for d in 0..os.rank() {
+            let dd = d as i64;
+            if dims.collapsed_slice_dims.contains(&dd) || dims.operand_batching_dims.contains(&dd) {
+                om.push(start[d]);
+            } else {
+                let o = offs.next().map(|&od| m[od as usize]).unwrap_or(zero);
+                om.push(self.kb.add_u(start[d], o));
+            }
+        }
+        self.operand(f, instr, 0, &Index::from_multi(&os.dims, om))
+    }
+
+    /// Evaluates a (possibly variadic) reduce or reduce-window at `idx`; one value per output.
+    pub(crate) fn eval_multi(&mut self, f: usize, id: InstrId, idx: &Index) -> Result<Vec<Val>> {
+        let comp = self.frames[f].comp;
+        let instr = comp.instr(id);
+        let key0: CacheKey = (f, id, vec![0], idx.key().clone());
+        if let Some(&(_, b)) = self.cache.get(&key0) {
+            if self.kb.is_open(b) {
+                let n = instr.operands.len() / 2;
+                return Ok((0..n).map(|k| self.cache[&(f, id, vec![k], idx.key().clone())].0).collect());
+            }
+        }
+        for leaf in instr.shape.leaves() {
+            self.check_type(instr, leaf.dtype)?;
+        }
+        let vals = match &instr.op {
+            Op::Reduce { dimensions, to_apply } => self.reduce(f, instr, dimensions, *to_apply, idx)?,
+            Op::ReduceWindow { window, to_apply } => self.reduce_window(f, instr, window, *to_apply, idx)?,
+            _ => return Err(self.unsupported(instr, "not a reduction")),
+        };
+        for (k, v) in vals.iter().enumerate() {
+            let name = if vals.len() > 1 { format!("{}_{k}", instr.name) } else { instr.name.clone() };
+            self.kb.name(v.h, &name);
+            self.cache.insert((f, id, vec![k], idx.key().clone()), (*v, self.kb.block_of(v.h)));
+        }
+        Ok(vals)
+    }
+
+    /// Applies computation `comp` to scalar arguments; returns its (tuple-flattened) results.
+    pub(crate) fn apply(&mut self, comp: CompId, args: Vec<Val>) -> Result<Vec<Val>> {
+        let c = self.m.comp(comp);
+        let mut leaves = HashMap::new();
+        for (k, &p) in c.params.iter().enumerate() {
+            let a = *args.get(k).ok_or_else(|| CodegenError::Internal {
+                kernel: self.kernel.clone(),
+                naga_error: format!("computation `{}` called with too few arguments", c.name),
+            })?;
+            leaves.insert(p, Leaf::Value(a));
+        }
+        let f = self.frame(comp, leaves);
+        let root = c.root_instr();
+        let n = match &root.shape {
+            Shape::Tuple(t) => t.len(),
+            _ => 0,
+        };
+        if n == 0 {
+            Ok(vec![self.eval(f, c.root, &[], &Index::scalar())?])
+        } else {
+            (0..n).map(|k| self.eval(f, c.root, &[k], &Index::scalar())).collect()
+        }
+    }
+
+    fn reduce(&mut self, f: usize, instr: &Instr, dimensions: &[i64], to_apply: CompId, idx: &Index) -> Result<Vec<Val>> {
+        let n = instr.operands.len() / 2;
+        let ins = self.operand_shape(f, instr, 0)?;
+        let mut inits = Vec::with_capacity(n);
+        for k in 0..n {
+            inits.push(self.operand(f, instr, n + k, &Index::scalar())?);
+        }
+        let mut red: Vec<usize> = dimensions.iter().map(|&d| d as usize).collect();
+        red.sort_unstable();
+        let extents: Vec<u32> = red.iter().map(|&d| ins.dims[d] as u32).collect();
+        let out_m = idx.multi(&mut self.kb);
+        let in_dims = ins.dims.clone();
+        let operands: Vec<InstrId> = instr.operands[..n].to_vec();
+        let mut body = |em: &mut Em<'m>, point: &[H], accs: &[Val]| -> Result<Vec<Val>> {
+            let mut full = Vec::with_capacity(in_dims.len());
+            let (mut o, mut r) = (0, 0);
+            for d in 0..in_dims.len() {
+                if red.get(r) == Some(&d) {
+                    full.push(point[r]);
+                    r += 1;
+                } else {
+                    full.push(out_m[o]);
+                    o += 1;
+                }
+            }
+            let at = Index::from_multi(&in_dims, full);
+            let mut args = accs.to_vec();
+            for &op in &operands {
+                let v = em.eval(f, op, &[], &at)?;
+                args.push(em.daz(f, op, v));
+            }
+            em.apply(to_apply, args)
+        };
+        self.fold(&extents, inits, &mut body)
+    }
+
+    fn reduce_window(&mut self, f: usize, instr: &Instr, window: &hlo_ir::Window, to_apply: CompId, idx: &Index) -> Result<Vec<Val>> {
+        let n = instr.operands.len() / 2;
+        let ins = self.operand_shape(f, instr, 0)?;
+        let mut inits = Vec::with_capacity(n);
+        for k in 0..n {
+            inits.push(self.operand(f, instr, n + k, &Index::scalar())?);
+        }
+        let extents: Vec<u32> = window.dims.iter().map(|w| w.size as u32).collect();
+        let out_m = idx.multi(&mut self.kb);
+        let in_dims = ins.dims.clone();
+        let wdims = window.dims.clone();
+        let operands: Vec<InstrId> = instr.operands[..n].to_vec();
+        let mut body = |em: &mut Em<'m>, point: &[H], accs: &[Val]| -> Result<Vec<Val>> {
+            let mut valid = em.kb.lit_bool(true);
+            let mut full = Vec::with_capacity(in_dims.len());
+            for (d, w) in wdims.iter().enumerate() {
+                let kb = &mut em.kb;
+                // pos = out * stride + w * window_dilation - pad_low, in the base-dilated space.
+                let o = kb.mul_c(out_m[d], w.stride as u32);
+                let wp = kb.mul_c(point[d], w.window_dilation as u32);
+                let pos_u = kb.add_u(o, wp);
+                let trivial = w.padding_low == 0 && w.base_dilation == 1;
+                if trivial {
+                    let n = in_dims[d];
+                    if (out_m.len() == in_dims.len()) && can_skip_bound(w, n) {
+                        full.push(pos_u);
+                        continue;
+                    }
+                    let lt = kb.lt_c(pos_u, n as u32);
+                    valid = and(kb, valid, lt);
+                    let last = kb.lit_u32((n - 1).max(0) as u32);
+                    full.push(kb.min_u(pos_u, last));
+                    continue;
+                }
+                let pos_i = kb.bitcast(pos_u, STy::I32);
+                let low = kb.lit_i32(w.padding_low as i32);
+                let mut pos = kb.binary(Bo::Subtract, pos_i, low);
+                let zero = kb.lit_i32(0);
+                let ge = kb.binary(Bo::GreaterEqual, pos, zero);
+                valid = and(kb, valid, ge);
+                if w.base_dilation > 1 {
+                    let bd = kb.lit_i32(w.base_dilation as i32);
+                    let pz = kb.math(Mf::Max, &[pos, zero]);
+                    let r = kb.binary(Bo::Modulo, pz, bd);
+                    let on = kb.binary(Bo::Equal, r, zero);
+                    valid = and(kb, valid, on);
+                    pos = kb.binary(Bo::Divide, pz, bd);
+                }
+                let nn = kb.lit_i32(in_dims[d] as i32);
+                let lt = kb.binary(Bo::Less, pos, nn);
+                valid = and(kb, valid, lt);
+                let last = kb.lit_i32((in_dims[d] - 1).max(0) as i32);
+                let c = kb.math(Mf::Clamp, &[pos, zero, last]);
+                full.push(kb.bitcast(c, STy::U32));
+            }
+            let at = Index::from_multi(&in_dims, full);
+            let mut args = accs.to_vec();
+            for &op in &operands {
+                let v = em.eval(f, op, &[], &at)?;
+                args.push(em.daz(f, op, v));
+            }
+            let new = em.apply(to_apply, args)?;
+            Ok(new.iter().zip(accs).map(|(nv, av)| Val { h: em.kb.select(valid, nv.h, av.h), dt: av.dt }).collect())
+        };
+        self.fold(&extents, inits, &mut body)
+    }
+
+    fn dot(&mut self, f: usize, instr: &Instr, dims: &hlo_ir::DotDims, idx: &Index) -> Result<Val> {
+        let out = instr.shape.as_array().ok_or_else(|| self.unsupported(instr, "tuple dot"))?;
+        let ls = self.operand_shape(f, instr, 0)?;
+        let rs = self.operand_shape(f, instr, 1)?;
+        let acc_dt = if out.dtype.is_narrow_float() { DType::F32 } else { out.dtype };
+        let m = idx.multi(&mut self.kb);
+        let nb = dims.lhs_batch.len();
+        let lhs_free: Vec<usize> =
+            (0..ls.rank()).filter(|d| !dims.lhs_batch.contains(&(*d as i64)) && !dims.lhs_contracting.contains(&(*d as i64))).collect();
+        let rhs_free: Vec<usize> =
+            (0..rs.rank()).filter(|d| !dims.rhs_batch.contains(&(*d as i64)) && !dims.rhs_contracting.contains(&(*d as i64))).collect();
+        let zero = self.kb.lit_u32(0);
+        let mut lbase = vec![zero; ls.rank()];
+        let mut rbase = vec![zero; rs.rank()];
+        for (k, (&lb, &rb)) in dims.lhs_batch.iter().zip(&dims.rhs_batch).enumerate() {
+            lbase[lb as usize] = m[k];
+            rbase[rb as usize] = m[k];
+        }
+        for (k, &d) in lhs_free.iter().enumerate() {
+            lbase[d] = m[nb + k];
+        }
+        for (k, &d) in rhs_free.iter().enumerate() {
+            rbase[d] = m[nb + lhs_free.len() + k];
+        }
+        let extents: Vec<u32> = dims.lhs_contracting.iter().map(|&d| ls.dims[d as usize] as u32).collect();
+        let init = if acc_dt.is_float() {
+            let t = ops::value_sty(acc_dt).expect("checked");
+            Val { h: self.kb.lit_float(t, 0.0), dt: acc_dt }
+        } else if acc_dt == DType::Pred {
+            Val { h: self.kb.lit_bool(false), dt: acc_dt }
+        } else {
+            let t = ops::value_sty(acc_dt).expect("checked");
+            Val { h: self.kb.lit_int(t, 0), dt: acc_dt }
+        };
+        let (lhs, rhs) = (instr.operands[0], instr.operands[1]);
+        let (ldims, rdims) = (ls.dims.clone(), rs.dims.clone());
+        let (lc, rc) = (dims.lhs_contracting.clone(), dims.rhs_contracting.clone());
+        let mut body = |em: &mut Em<'m>, point: &[H], accs: &[Val]| -> Result<Vec<Val>> {
+            let mut li = lbase.clone();
+            let mut ri = rbase.clone();
+            for (k, (&l, &r)) in lc.iter().zip(&rc).enumerate() {
+                li[l as usize] = point[k];
+                ri[r as usize] = point[k];
+            }
+            let a = em.eval(f, lhs, &[], &Index::from_multi(&ldims, li))?;
+            let a = em.daz(f, lhs, a);
+            let b = em.eval(f, rhs, &[], &Index::from_multi(&rdims, ri))?;
+            let b = em.daz(f, rhs, b);
+            let a = Val { h: ops::convert(&mut em.kb, a, acc_dt), dt: acc_dt };
+            let b = Val { h: ops::convert(&mut em.kb, b, acc_dt), dt: acc_dt };
+            let kb = &mut em.kb;
+            let h = if acc_dt == DType::Pred {
+                let p = kb.binary(Bo::LogicalAnd, a.h, b.h);
+                kb.binary(Bo::LogicalOr, accs[0].h, p)
+            } else {
+                let p = kb.binary(Bo::Multiply, a.h, b.h);
+                let s = kb.binary(Bo::Add, accs[0].h, p);
+                ops::normalize(kb, s, acc_dt)
+            };
+            Ok(vec![Val { h, dt: acc_dt }])
+        };
+        let r = self.fold(&extents, vec![init], &mut body)?[0];
+        Ok(Val { h: ops::convert(&mut self.kb, r, out.dtype), dt: out.dtype })
+    }
+
+    /// Folds `body` over every point of `extents` (row-major), threading accumulators.
+    /// Few points are unrolled into straight-line code; otherwise nested loops with local accumulators.
+    pub(crate) fn fold(
+        &mut self,
+        extents: &[u32],
+        init: Vec<Val>,
+        body: &mut dyn FnMut(&mut Em<'m>, &[H], &[Val]) -> Result<Vec<Val>>,
+    ) -> Result<Vec<Val>> {
+        let total: u64 = extents.iter().map(|&e| e as u64).product();
+        if total == 0 {
+            return Ok(init);
+        }
+        if total <= UNROLL_LIMIT {
+            let mut accs = init;
+            for p in 0..total {
+                let mut point = Vec::with_capacity(extents.len());
+                let mut rem = p;
+                for (k, &e) in extents.iter().enumerate().rev() {
+                    let _ = k;
+                    point.push((rem % e as u64) as u32);
+                    rem /= e as u64;
+                }
+                point.reverse();
+                let point: Vec<H> = point.into_iter().map(|v| self.kb.lit_u32(v)).collect();
+                accs = body(self, &point, &accs)?;
+            }
+            return Ok(accs);
+        }
+        let locals: Vec<(H, DType)> = init
+            .iter()
+            .enumerate()
+            .map(|(k, v)| {
+                let t = ops::value_sty(v.dt).expect("checked");
+                (self.kb.local_init(&format!("acc{k}"), t, v.h), v.dt)
+            })
+            .collect();
+        let mut point = vec![self.kb.lit_u32(0); extents.len()];
+        self.loops(extents, 0, &mut point, &locals, body)?;
+        Ok(locals.iter().map(|&(p, dt)| Val { h: self.kb.load(p), dt }).collect())
+    }
+
+    fn loops(
+        &mut self,
+        extents: &[u32],
+        d: usize,
+        point: &mut Vec<H>,
+        locals: &[(H, DType)],
+        body: &mut dyn FnMut(&mut Em<'m>, &[H], &[Val]) -> Result<Vec<Val>>,
+    ) -> Result<()> {
+        if d == extents.len() {
+            let accs: Vec<Val> = locals.iter().map(|&(p, dt)| Val { h: self.kb.load(p), dt }).collect();
+            let new = body(self, point, &accs)?;
+            for (&(p, _), v) in locals.iter().zip(new) {
+                self.kb.store(p, v.h);
+            }
+            return Ok(());
+        }
+        if extents[d] == 1 {
+            point[d] = self.kb.lit_u32(0);
+            return self.loops(extents, d + 1, point, locals, body);
+        }
+        let zero = self.kb.lit_u32(0);
+        let counter = self.kb.local_init(&format!("i{d}"), STy::U32, zero);
+        self.kb.begin_loop_body();
+        point[d] = self.kb.load(counter);
+        self.loops(extents, d + 1, point, locals, body)?;
+        let body_block = self.kb.end_block();
+        self.kb.begin_block();
+        let c = self.kb.load(counter);
+        let next = self.kb.add_c(c, 1);
+        self.kb.store(counter, next);
+        let n = self.kb.lit_u32(extents[d]);
+        let done = self.kb.binary(Bo::GreaterEqual, next, n);
+        let continuing = self.kb.end_block();
+        self.kb.stmt(naga::Statement::Loop { body: body_block, continuing, break_if: Some(done) });
+        Ok(())
+    }
+}
+
+fn and(kb: &mut Kb, a: H, b: H) -> H {
+    match kb.func.expressions[a] {
+        naga::Expression::Literal(naga::Literal::Bool(true)) => b,
+        _ => kb.binary(Bo::LogicalAnd, a, b),
+    }
+}
+
+/// True when a window dimension never reads past the end of the input (valid windows only).
+fn can_skip_bound(w: &hlo_ir::WindowDim, n: i64) -> bool {
+    w.padding_high <= 0 && w.padding_low == 0 && w.base_dilation == 1 && n > 0
+}
+
+/// The offset of a logical multi-index in the physical (layout-ordered) storage of `shape`.
+fn physical_offset(kb: &mut Kb, shape: &ArrayShape, m: &[H]) -> H {
+    let m2m = shape.minor_to_major();
+    let mut stride = 1u32;
+    let mut acc = kb.lit_u32(0);
+    for &d in &m2m {
+        let d = d as usize;
+        let t = kb.mul_c(m[d], stride);
+        acc = kb.add_u(acc, t);
+        stride *= shape.dims[d].max(1) as u32;
+    }
+    acc
+}
+
+/// The logical multi-index of physical offset `off` in `shape`'s layout.
+fn from_physical_offset(kb: &mut Kb, shape: &ArrayShape, off: H) -> Vec<H> {
+    let m2m = shape.minor_to_major();
+    let mut out = vec![kb.lit_u32(0); shape.rank()];
+    let mut stride = 1u32;
+    let n = m2m.len();
+    for (k, &d) in m2m.iter().enumerate() {
+        let d = d as usize;
+        let q = kb.div_c(off, stride);
+        out[d] = if k + 1 == n { q } else { kb.rem_c(q, shape.dims[d].max(1) as u32) };
+        stride *= shape.dims[d].max(1) as u32;
+    }
+    out
+}
+
+/// Element `i` of literal data as a shader constant of its value type.
+pub(crate) fn literal_element(kb: &mut Kb, data: &ArrayData, dtype: DType, i: usize) -> Option<Val> {
+    let h = match data {
+        ArrayData::Pred(v) => kb.lit_bool(v[i]),
+        ArrayData::S8(v) => kb.lit_i32(v[i] as i32),
+        ArrayData::S16(v) => kb.lit_i32(v[i] as i32),
+        ArrayData::S32(v) => kb.lit_i32(v[i]),
+        ArrayData::S64(v) => kb.lit_i64(v[i]),
+        ArrayData::U8(v) => kb.lit_u32(v[i] as u32),
+        ArrayData::U16(v) => kb.lit_u32(v[i] as u32),
+        ArrayData::U32(v) => kb.lit_u32(v[i]),
+        ArrayData::U64(v) => kb.lit_u64(v[i]),
+        ArrayData::F16(v) => kb.lit_f32(v[i].to_f32()),
+        ArrayData::BF16(v) => kb.lit_f32(v[i].to_f32()),
+        ArrayData::F32(v) => kb.lit_f32(v[i]),
+        ArrayData::F64(v) => kb.lit_f64(v[i]),
+        _ => return None,
+    };
+    Some(Val { h, dt: dtype })
+}

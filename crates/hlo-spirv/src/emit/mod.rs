@@ -1,0 +1,184 @@
+//! Kernel emitters, one per kernel kind, over the shared elemental emitter.
+//!
+//! ```text
+//!   fused computation ──classify──▶ KernelKind ──emitter──▶ naga::Module ──validate──▶ SPIR-V
+//!                                     Loop            loop_fusion.rs
+//!                                     Reduce          reduce.rs  (row loop or workgroup tree)
+//!                                     Scatter         scatter.rs (init step + atomic combine)
+//!                                     ElementwiseLoop elementwise_loop.rs (while loop in the shader)
+//! ```
+//! Every emitter evaluates values through [`elemental::Em`], so any
+//! elementwise prologue fuses into any kernel kind.
+
+pub(crate) mod elemental;
+pub(crate) mod elementwise_loop;
+pub(crate) mod loop_fusion;
+pub(crate) mod ops;
+pub(crate) mod reduce;
+pub(crate) mod scatter;
+
+use crate::builder::{Built, Kb, H};
+use crate::target::Target;
+use elemental::Leaf;
+use hlo_ir::{CompId, DType, InstrId, Module};
+use hlo_program::BufferId;
+use std::collections::HashMap;
+use std::fmt;
+
+/// Which emitter produced a kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KernelKind {
+    /// One invocation per output element (elementwise and shape ops, small reductions, dot).
+    Loop,
+    /// A reduction with one invocation per output element looping over the reduced elements.
+    ReduceRow,
+    /// A reduction with one workgroup per output element and a shared-memory tree.
+    ReduceTree,
+    /// Writes a scatter's operand into its output buffer before the combine kernel.
+    ScatterInit,
+    /// One invocation per update element, combining atomically.
+    Scatter,
+    /// A while loop whose body is elementwise, run inside one kernel.
+    ElementwiseLoop,
+}
+
+impl fmt::Display for KernelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KernelKind::Loop => "loop",
+            KernelKind::ReduceRow => "reduce-row",
+            KernelKind::ReduceTree => "reduce-tree",
+            KernelKind::ScatterInit => "scatter-init",
+            KernelKind::Scatter => "scatter",
+            KernelKind::ElementwiseLoop => "elementwise-loop",
+        })
+    }
+}
+
+/// What a kernel binding is bound to.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Bind {
+    Buffer(BufferId),
+    /// A constant array used inside a fused computation; the program gives it a buffer.
+    Constant { name: String, bytes: Vec<u8> },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum BindKey {
+    Buffer(BufferId),
+    Constant(String, InstrId),
+}
+
+/// One output leaf of a kernel.
+#[derive(Clone, Debug)]
+pub(crate) struct OutBuf {
+    pub path: Vec<usize>,
+    pub buf: BufferId,
+    pub dims: Vec<i64>,
+    pub dtype: DType,
+}
+
+impl OutBuf {
+    pub(crate) fn n_elems(&self) -> u64 {
+        self.dims.iter().map(|&d| d.max(0) as u64).product()
+    }
+}
+
+/// Everything an emitter needs to generate the kernel(s) computing one value.
+pub(crate) struct KernelCtx<'m> {
+    pub m: &'m Module,
+    pub target: &'m Target,
+    pub name: String,
+    /// The computation in which `root` is evaluated.
+    pub comp: CompId,
+    pub root: InstrId,
+    /// Values of `comp` that come from buffers (fused parameters, or a standalone op's operands).
+    pub leaves: HashMap<InstrId, Leaf>,
+    pub outputs: Vec<OutBuf>,
+    /// HLO instruction names the kernel computes, for `kernels_info`.
+    pub sources: Vec<String>,
+}
+
+/// A generated kernel and how to dispatch it.
+pub(crate) struct KernelOut {
+    pub name: String,
+    pub kind: KernelKind,
+    pub built: Built,
+    pub binds: Vec<Bind>,
+    pub groups: [u32; 3],
+    pub sources: Vec<String>,
+}
+
+/// What an emitter asks the program to do.
+pub(crate) enum KernelStep {
+    Kernel(Box<KernelOut>),
+    Copy { src: BufferId, dst: BufferId, bytes: u64 },
+    Fill { buf: BufferId, word: u32 },
+}
+
+/// Workgroup counts for `n_groups` groups, split over x and y when x would exceed 65535.
+pub(crate) fn grid(n_groups: u64) -> [u32; 3] {
+    let n = n_groups.max(1);
+    if n <= 65535 {
+        return [n as u32, 1, 1];
+    }
+    let gy = n.div_ceil(65535);
+    let gx = n.div_ceil(gy);
+    [gx as u32, gy as u32, 1]
+}
+
+/// The linear invocation index of a kernel dispatched with `groups` of `wg` invocations.
+pub(crate) fn invocation_index(kb: &mut Kb, wg: u32, groups: [u32; 3]) -> H {
+    let gid = kb.builtin(naga::BuiltIn::GlobalInvocationId);
+    let x = kb.access_index(gid, 0);
+    if groups[1] == 1 {
+        return x;
+    }
+    let y = kb.access_index(gid, 1);
+    let row = kb.mul_c(y, groups[0] * wg);
+    kb.add_u(row, x)
+}
+
+/// The linear workgroup index.
+pub(crate) fn workgroup_index(kb: &mut Kb, groups: [u32; 3]) -> H {
+    let wid = kb.builtin(naga::BuiltIn::WorkGroupId);
+    let x = kb.access_index(wid, 0);
+    if groups[1] == 1 {
+        return x;
+    }
+    let y = kb.access_index(wid, 1);
+    let row = kb.mul_c(y, groups[0]);
+    kb.add_u(row, x)
+}
+
+/// The emitter for a computation rooted at `root`: decided by the root's op (its "hero").
+pub(crate) fn classify(m: &Module, comp: CompId, root: InstrId) -> KernelKind {
+    let c = m.comp(comp);
+    let r = c.instr(root);
+    match &r.op {
+        hlo_ir::Op::Scatter { .. } => KernelKind::Scatter,
+        hlo_ir::Op::Reduce { .. } => KernelKind::ReduceRow,
+        _ => KernelKind::Loop,
+    }
+}
+
+/// Emits the kernel(s) computing `ctx.root` into `ctx.outputs`.
+pub(crate) fn emit(ctx: &KernelCtx) -> crate::error::Result<Vec<KernelStep>> {
+    match classify(ctx.m, ctx.comp, ctx.root) {
+        KernelKind::Scatter => scatter::emit(ctx),
+        KernelKind::ReduceRow => reduce::emit(ctx),
+        _ => loop_fusion::emit(ctx, KernelKind::Loop),
+    }
+}
+
+/// Applies computation `comp`'s callee ids (helper for emitters that need the called computation).
+pub(crate) fn _callee(m: &Module, comp: CompId) -> &hlo_ir::Computation {
+    m.comp(comp)
+}
+
+pub(crate) fn finish(em: elemental::Em, ctx_name: &str, kind: KernelKind, wg: [u32; 3], groups: [u32; 3], sources: Vec<String>) -> crate::error::Result<KernelStep> {
+    let binds = em.binds.clone();
+    let target = em.target;
+    let built = em.kb.finish(ctx_name, wg, target)?;
+    Ok(KernelStep::Kernel(Box::new(KernelOut { name: ctx_name.to_string(), kind, built, binds, groups, sources })))
+}

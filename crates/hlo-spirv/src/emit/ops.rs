@@ -1,0 +1,901 @@
+//! Scalar semantics of HLO's elementwise ops, as naga expressions.
+//!
+//! A value of HLO type `T` lives in the shader as [`value_sty`]`(T)`:
+//! pred as `bool`, s8/s16/s32 as sign-extended `i32`, u8/u16/u32 as
+//! zero-extended `u32`, f16/bf16/f32 as `f32` (narrow floats hold a value
+//! exactly representable in the narrow type), and 64-bit types natively.
+//! Every op that produces a narrow type re-normalises its result
+//! ([`normalize`]): integers wrap to their width, narrow floats are rounded
+//! to nearest even with integer bit operations, as XLA computes them in f32
+//! and rounds after every op.
+//!
+//! Where XLA defines a result that naga or SPIR-V leave undefined (integer
+//! division by zero and `INT_MIN / -1`, shifts by the bit width or more,
+//! float-to-int conversion of NaN and out-of-range values, NaN in max/min),
+//! the XLA result is emitted explicitly.
+
+use crate::builder::{Kb, STy, H};
+use hlo_ir::{BinaryOp, CompareDirection, CompareType, DType, UnaryOp};
+use naga::{BinaryOperator as Bo, MathFunction as Mf, RelationalFunction as Rf, UnaryOperator as Uo};
+
+/// A scalar value in its shader representation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Val {
+    pub h: H,
+    pub dt: DType,
+}
+
+/// The shader type that holds values of `dt`.
+pub(crate) fn value_sty(dt: DType) -> Option<STy> {
+    Some(match dt {
+        DType::Pred => STy::Bool,
+        DType::S8 | DType::S16 | DType::S32 => STy::I32,
+        DType::U8 | DType::U16 | DType::U32 => STy::U32,
+        DType::F16 | DType::BF16 | DType::F32 => STy::F32,
+        DType::S64 => STy::I64,
+        DType::U64 => STy::U64,
+        DType::F64 => STy::F64,
+        _ => return None,
+    })
+}
+
+/// The shader type of one element of a device buffer holding `dt`.
+pub(crate) fn storage_sty(dt: DType) -> Option<STy> {
+    Some(match dt {
+        DType::Pred => STy::U32,
+        other => value_sty(other)?,
+    })
+}
+
+fn vty(dt: DType) -> STy {
+    value_sty(dt).expect("type checked by the caller")
+}
+
+/// Bits of an integer type.
+fn int_bits(dt: DType) -> u32 {
+    dt.bit_width()
+}
+
+/// Converts a loaded storage word to the value representation.
+pub(crate) fn from_storage(kb: &mut Kb, h: H, dt: DType) -> H {
+    if dt == DType::Pred {
+        let zero = kb.lit_u32(0);
+        kb.binary(Bo::NotEqual, h, zero)
+    } else {
+        h
+    }
+}
+
+/// Converts a value to the word stored in a device buffer.
+pub(crate) fn to_storage(kb: &mut Kb, h: H, dt: DType) -> H {
+    if dt == DType::Pred {
+        let one = kb.lit_u32(1);
+        let zero = kb.lit_u32(0);
+        kb.select(h, one, zero)
+    } else {
+        h
+    }
+}
+
+/// Wraps narrow integers to their width and rounds narrow floats; identity otherwise.
+pub(crate) fn normalize(kb: &mut Kb, h: H, dt: DType) -> H {
+    match dt {
+        DType::S8 | DType::S16 => {
+            let s = kb.lit_u32(32 - int_bits(dt));
+            let l = kb.binary(Bo::ShiftLeft, h, s);
+            kb.binary(Bo::ShiftRight, l, s)
+        }
+        DType::U8 | DType::U16 => {
+            let m = kb.lit_u32((1u32 << int_bits(dt)) - 1);
+            kb.binary(Bo::And, h, m)
+        }
+        DType::BF16 => round_bf16(kb, h),
+        DType::F16 => round_f16(kb, h),
+        _ => h,
+    }
+}
+
+/// Rounds an f32 to the nearest bf16 (ties to even), keeping NaN a (quiet) NaN.
+pub(crate) fn round_bf16(kb: &mut Kb, x: H) -> H {
+    let b = kb.bitcast(x, STy::U32);
+    let c16 = kb.lit_u32(16);
+    let one = kb.lit_u32(1);
+    let sh = kb.binary(Bo::ShiftRight, b, c16);
+    let lsb = kb.binary(Bo::And, sh, one);
+    let bias = kb.lit_u32(0x7fff);
+    let t = kb.binary(Bo::Add, b, bias);
+    let t = kb.binary(Bo::Add, t, lsb);
+    let hi = kb.lit_u32(0xffff_0000);
+    let rounded = kb.binary(Bo::And, t, hi);
+    let nan_bits = kb.binary(Bo::And, b, hi);
+    let quiet = kb.lit_u32(0x0040_0000);
+    let nan_bits = kb.binary(Bo::InclusiveOr, nan_bits, quiet);
+    let isnan = kb.relational(Rf::IsNan, x);
+    let r = kb.select(isnan, nan_bits, rounded);
+    kb.bitcast(r, STy::F32)
+}
+
+/// Rounds an f32 to the nearest f16 value (ties to even, subnormals and overflow to infinity included).
+pub(crate) fn round_f16(kb: &mut Kb, x: H) -> H {
+    let b = kb.bitcast(x, STy::U32);
+    let absmask = kb.lit_u32(0x7fff_ffff);
+    let a = kb.binary(Bo::And, b, absmask);
+    // Normal range: drop 13 mantissa bits with round-to-nearest-even.
+    let c13 = kb.lit_u32(13);
+    let one = kb.lit_u32(1);
+    let sh = kb.binary(Bo::ShiftRight, b, c13);
+    let lsb = kb.binary(Bo::And, sh, one);
+    let bias = kb.lit_u32(0xfff);
+    let t = kb.binary(Bo::Add, b, bias);
+    let t = kb.binary(Bo::Add, t, lsb);
+    let keep = kb.lit_u32(0xffff_e000);
+    let normal = kb.binary(Bo::And, t, keep);
+    let normal = kb.bitcast(normal, STy::F32);
+    // Subnormal range: a multiple of 2^-24, rounded to even (exact in f32).
+    let scale = kb.lit_f32(16777216.0);
+    let inv = kb.lit_f32(1.0 / 16777216.0);
+    let scaled = kb.binary(Bo::Multiply, x, scale);
+    let r = kb.math(Mf::Round, &[scaled]);
+    let sub = kb.binary(Bo::Multiply, r, inv);
+    // Overflow: at or above 65520 rounds to infinity.
+    let signmask = kb.lit_u32(0x8000_0000);
+    let sign = kb.binary(Bo::And, b, signmask);
+    let infbits = kb.lit_u32(0x7f80_0000);
+    let inf = kb.binary(Bo::InclusiveOr, sign, infbits);
+    let inf = kb.bitcast(inf, STy::F32);
+    let min_normal = kb.lit_u32(0x3880_0000);
+    let overflow = kb.lit_u32(0x477f_f000);
+    let is_sub = kb.binary(Bo::Less, a, min_normal);
+    let is_over = kb.binary(Bo::GreaterEqual, a, overflow);
+    let is_special = kb.binary(Bo::GreaterEqual, a, infbits);
+    let r = kb.select(is_sub, sub, normal);
+    let r = kb.select(is_over, inf, r);
+    kb.select(is_special, x, r)
+}
+
+/// True for unary ops that do float arithmetic (and so read subnormal inputs as zero on XLA:CPU).
+pub(crate) fn unary_is_arithmetic(op: UnaryOp) -> bool {
+    !matches!(op, UnaryOp::Abs | UnaryOp::Negate | UnaryOp::IsFinite | UnaryOp::Real | UnaryOp::Imag | UnaryOp::Not)
+}
+
+/// A float with subnormals replaced by a zero of the same sign.
+pub(crate) fn flush_subnormal(kb: &mut Kb, x: H, dt: DType) -> H {
+    let t = vty(dt);
+    let min_normal = if t == STy::F64 { kb.lit_f64(f64::MIN_POSITIVE) } else { kb.lit_f32(f32::MIN_POSITIVE) };
+    let a = kb.math(Mf::Abs, &[x]);
+    let tiny = kb.binary(Bo::Less, a, min_normal);
+    // The sign bit alone: a zero of x's sign (x * 0.0 may lose the sign under fast-math folding).
+    let (ut, sign) = if t == STy::F64 { (STy::U64, kb.lit_u64(1 << 63)) } else { (STy::U32, kb.lit_u32(1 << 31)) };
+    let bits = kb.bitcast(x, ut);
+    let sbits = kb.binary(Bo::And, bits, sign);
+    let signed_zero = kb.bitcast(sbits, t);
+    kb.select(tiny, signed_zero, x)
+}
+
+fn lit(kb: &mut Kb, dt: DType, v: f64) -> H {
+    let t = vty(dt);
+    if t.is_float() {
+        kb.lit_float(t, v)
+    } else {
+        kb.lit_int(t, v as i128)
+    }
+}
+
+fn isnan(kb: &mut Kb, x: H) -> H {
+    kb.relational(Rf::IsNan, x)
+}
+
+fn bool_and(kb: &mut Kb, a: H, b: H) -> H {
+    kb.binary(Bo::LogicalAnd, a, b)
+}
+
+fn bool_or(kb: &mut Kb, a: H, b: H) -> H {
+    kb.binary(Bo::LogicalOr, a, b)
+}
+
+fn fbin(kb: &mut Kb, op: Bo, a: H, b: H) -> H {
+    kb.binary(op, a, b)
+}
+
+fn fconst(kb: &mut Kb, v: f32) -> H {
+    kb.lit_f32(v)
+}
+
+fn is_f64(dt: DType) -> bool {
+    dt == DType::F64
+}
+
+/// `reason` for a transcendental the device lacks at 64 bits.
+const F64_MATH: &str = "f64 transcendental functions are not available in SPIR-V's GLSL.std.450";
+
+/// An elementwise unary op; returns the result in the value representation of `out`.
+pub(crate) fn unary(kb: &mut Kb, op: UnaryOp, x: Val, out: DType) -> Result<H, String> {
+    let dt = x.dt;
+    let xh = x.h;
+    let float = dt.is_float();
+    let math_f32 = |kb: &mut Kb, f: Mf| -> Result<H, String> {
+        if is_f64(dt) {
+            return Err(F64_MATH.into());
+        }
+        Ok(kb.math(f, &[xh]))
+    };
+    let r = match op {
+        UnaryOp::Abs if float => kb.math(Mf::Abs, &[xh]),
+        UnaryOp::Abs if dt.is_signed_integer() => {
+            let zero = lit(kb, dt, 0.0);
+            let neg = kb.binary(Bo::Subtract, zero, xh);
+            let lt = kb.binary(Bo::Less, xh, zero);
+            kb.select(lt, neg, xh)
+        }
+        UnaryOp::Abs if dt.is_unsigned_integer() => xh,
+        UnaryOp::Negate if float => kb.unary(Uo::Negate, xh),
+        UnaryOp::Negate if dt.is_integer() => {
+            let zero = lit(kb, dt, 0.0);
+            kb.binary(Bo::Subtract, zero, xh)
+        }
+        UnaryOp::Sign if float => {
+            // sign(±0) = ±0 and sign(NaN) = NaN, as XLA defines it.
+            let zero = lit(kb, dt, 0.0);
+            let one = lit(kb, dt, 1.0);
+            let mone = lit(kb, dt, -1.0);
+            let lt = kb.binary(Bo::Less, xh, zero);
+            let s = kb.select(lt, mone, one);
+            let eq = kb.binary(Bo::Equal, xh, zero);
+            let nan = isnan(kb, xh);
+            let keep = bool_or(kb, eq, nan);
+            kb.select(keep, xh, s)
+        }
+        UnaryOp::Sign if dt.is_integer() => {
+            let zero = lit(kb, dt, 0.0);
+            let one = lit(kb, dt, 1.0);
+            let gt = kb.binary(Bo::Greater, xh, zero);
+            let s = kb.select(gt, one, zero);
+            if dt.is_signed_integer() {
+                let mone = lit(kb, dt, -1.0);
+                let lt = kb.binary(Bo::Less, xh, zero);
+                kb.select(lt, mone, s)
+            } else {
+                s
+            }
+        }
+        UnaryOp::Not if dt == DType::Pred => kb.unary(Uo::LogicalNot, xh),
+        UnaryOp::Not if dt.is_integer() => kb.unary(Uo::BitwiseNot, xh),
+        UnaryOp::IsFinite if float => {
+            let inf = kb.relational(Rf::IsInf, xh);
+            let nan = isnan(kb, xh);
+            let bad = bool_or(kb, inf, nan);
+            kb.unary(Uo::LogicalNot, bad)
+        }
+        UnaryOp::Exp if float => math_f32(kb, Mf::Exp)?,
+        UnaryOp::Log if float => math_f32(kb, Mf::Log)?,
+        UnaryOp::Sin if float => math_f32(kb, Mf::Sin)?,
+        UnaryOp::Cos if float => math_f32(kb, Mf::Cos)?,
+        UnaryOp::Tan if float => math_f32(kb, Mf::Tan)?,
+        UnaryOp::Atan if float => math_f32(kb, Mf::Atan)?,
+        UnaryOp::Acos if float => math_f32(kb, Mf::Acos)?,
+        UnaryOp::Asin if float => math_f32(kb, Mf::Asin)?,
+        UnaryOp::Sinh if float => math_f32(kb, Mf::Sinh)?,
+        UnaryOp::Cosh if float => math_f32(kb, Mf::Cosh)?,
+        UnaryOp::Asinh if float => math_f32(kb, Mf::Asinh)?,
+        UnaryOp::Acosh if float => math_f32(kb, Mf::Acosh)?,
+        UnaryOp::Atanh if float => math_f32(kb, Mf::Atanh)?,
+        UnaryOp::Sqrt if float => kb.math(Mf::Sqrt, &[xh]),
+        UnaryOp::Rsqrt if float => kb.math(Mf::InverseSqrt, &[xh]),
+        UnaryOp::Floor if float => kb.math(Mf::Floor, &[xh]),
+        UnaryOp::Ceil if float => kb.math(Mf::Ceil, &[xh]),
+        UnaryOp::RoundNearestEven if float => kb.math(Mf::Round, &[xh]),
+        UnaryOp::RoundNearestAfz if float => {
+            // trunc(x) plus one step away from zero when the dropped fraction is at least a half
+            // (x - trunc(x) is exact, so there is no double rounding).
+            let t = kb.math(Mf::Trunc, &[xh]);
+            let d = kb.binary(Bo::Subtract, xh, t);
+            let ad = kb.math(Mf::Abs, &[d]);
+            let half = lit(kb, dt, 0.5);
+            let up = kb.binary(Bo::GreaterEqual, ad, half);
+            let s = kb.math(Mf::Sign, &[xh]);
+            let away = kb.binary(Bo::Add, t, s);
+            kb.select(up, away, t)
+        }
+        UnaryOp::Tanh if float => {
+            if is_f64(dt) {
+                return Err(F64_MATH.into());
+            }
+            // tanh(x) is ±1 in f32 beyond |x| = 9; clamping keeps exp-based implementations finite.
+            let lo = fconst(kb, -10.0);
+            let hi = fconst(kb, 10.0);
+            let c = kb.math(Mf::Clamp, &[xh, lo, hi]);
+            let t = kb.math(Mf::Tanh, &[c]);
+            let nan = isnan(kb, xh);
+            kb.select(nan, xh, t)
+        }
+        UnaryOp::Logistic if float => {
+            if is_f64(dt) {
+                return Err(F64_MATH.into());
+            }
+            let neg = kb.unary(Uo::Negate, xh);
+            let e = kb.math(Mf::Exp, &[neg]);
+            let one = fconst(kb, 1.0);
+            let d = fbin(kb, Bo::Add, one, e);
+            fbin(kb, Bo::Divide, one, d)
+        }
+        UnaryOp::Expm1 if float => {
+            if is_f64(dt) {
+                return Err(F64_MATH.into());
+            }
+            expm1(kb, xh)
+        }
+        UnaryOp::Log1p if float => {
+            if is_f64(dt) {
+                return Err(F64_MATH.into());
+            }
+            log1p(kb, xh)
+        }
+        UnaryOp::Erf if float => {
+            if is_f64(dt) {
+                return Err(F64_MATH.into());
+            }
+            erf(kb, xh)
+        }
+        UnaryOp::Cbrt if float => {
+            if is_f64(dt) {
+                return Err(F64_MATH.into());
+            }
+            cbrt(kb, xh)
+        }
+        UnaryOp::Clz if dt.is_integer() => {
+            let bits = int_bits(dt);
+            if bits == 64 {
+                let c = kb.math(Mf::CountLeadingZeros, &[xh]);
+                return Ok(c);
+            }
+            let u = to_u32_bits(kb, xh, dt);
+            let c = kb.math(Mf::CountLeadingZeros, &[u]);
+            let k = kb.lit_u32(32 - bits);
+            let c = kb.binary(Bo::Subtract, c, k);
+            if dt.is_signed_integer() {
+                kb.bitcast(c, STy::I32)
+            } else {
+                c
+            }
+        }
+        UnaryOp::PopulationCount if dt.is_integer() => {
+            if int_bits(dt) == 64 {
+                return Ok(kb.math(Mf::CountOneBits, &[xh]));
+            }
+            let u = to_u32_bits(kb, xh, dt);
+            let c = kb.math(Mf::CountOneBits, &[u]);
+            if dt.is_signed_integer() {
+                kb.bitcast(c, STy::I32)
+            } else {
+                c
+            }
+        }
+        _ => return Err(format!("{:?} on {dt} is not supported", op)),
+    };
+    Ok(normalize(kb, r, out))
+}
+
+/// The low `bits(dt)` bits of an integer value as a zero-extended u32.
+fn to_u32_bits(kb: &mut Kb, x: H, dt: DType) -> H {
+    let u = if dt.is_signed_integer() { kb.bitcast(x, STy::U32) } else { x };
+    let bits = int_bits(dt);
+    if bits < 32 {
+        let m = kb.lit_u32((1u32 << bits) - 1);
+        kb.binary(Bo::And, u, m)
+    } else {
+        u
+    }
+}
+
+/// expm1 by Kahan's trick: (u - 1) * x / log(u) with u = exp(x), exact near zero.
+fn expm1(kb: &mut Kb, x: H) -> H {
+    let u = kb.math(Mf::Exp, &[x]);
+    let one = fconst(kb, 1.0);
+    let um1 = fbin(kb, Bo::Subtract, u, one);
+    let lu = kb.math(Mf::Log, &[u]);
+    let prod = fbin(kb, Bo::Multiply, um1, x);
+    let r = fbin(kb, Bo::Divide, prod, lu);
+    // u == 1: x is tiny, expm1(x) = x. u - 1 == -1: the result is -1. u infinite: u - 1.
+    let is_one = kb.binary(Bo::Equal, u, one);
+    let mone = fconst(kb, -1.0);
+    let is_m1 = kb.binary(Bo::Equal, um1, mone);
+    let inf = kb.relational(Rf::IsInf, u);
+    let r = kb.select(is_m1, mone, r);
+    let r = kb.select(inf, u, r);
+    kb.select(is_one, x, r)
+}
+
+/// log1p by Kahan's trick: log(u) * x / (u - 1) with u = 1 + x.
+fn log1p(kb: &mut Kb, x: H) -> H {
+    let one = fconst(kb, 1.0);
+    let u = fbin(kb, Bo::Add, one, x);
+    let lu = kb.math(Mf::Log, &[u]);
+    let um1 = fbin(kb, Bo::Subtract, u, one);
+    let prod = fbin(kb, Bo::Multiply, lu, x);
+    let r = fbin(kb, Bo::Divide, prod, um1);
+    let is_one = kb.binary(Bo::Equal, u, one);
+    let inf = kb.relational(Rf::IsInf, u);
+    let r = kb.select(inf, lu, r);
+    kb.select(is_one, x, r)
+}
+
+/// erf as XLA and Eigen compute it in f32: a rational approximation on [-4, 4].
+fn erf(kb: &mut Kb, x: H) -> H {
+    const ALPHA: [f32; 7] = [
+        -2.726_142_3e-10,
+        2.770_681_4e-08,
+        -2.101_024e-06,
+        -5.692_506_4e-05,
+        -7.349_906_3e-04,
+        -2.954_600e-03,
+        -1.609_603_3e-02,
+    ];
+    const BETA: [f32; 5] = [-1.456_607_2e-05, -2.133_740_6e-04, -1.682_827e-03, -7.373_329e-03, -1.426_474e-02];
+    let lo = fconst(kb, -4.0);
+    let hi = fconst(kb, 4.0);
+    let xc = kb.math(Mf::Clamp, &[x, lo, hi]);
+    let x2 = fbin(kb, Bo::Multiply, xc, xc);
+    let mut p = fconst(kb, ALPHA[0]);
+    for &a in &ALPHA[1..] {
+        let c = fconst(kb, a);
+        p = kb.math(Mf::Fma, &[p, x2, c]);
+    }
+    p = fbin(kb, Bo::Multiply, xc, p);
+    let mut q = fconst(kb, BETA[0]);
+    for &b in &BETA[1..] {
+        let c = fconst(kb, b);
+        q = kb.math(Mf::Fma, &[q, x2, c]);
+    }
+    let r = fbin(kb, Bo::Divide, p, q);
+    let nan = isnan(kb, x);
+    kb.select(nan, x, r)
+}
+
+/// Cube root: pow(|x|, 1/3) with the sign restored, refined by one Newton step.
+fn cbrt(kb: &mut Kb, x: H) -> H {
+    let ax = kb.math(Mf::Abs, &[x]);
+    let third = fconst(kb, 1.0 / 3.0);
+    let y = kb.math(Mf::Pow, &[ax, third]);
+    // y <- y - (y^3 - a) / (3 y^2)
+    let y2 = fbin(kb, Bo::Multiply, y, y);
+    let y3 = fbin(kb, Bo::Multiply, y2, y);
+    let num = fbin(kb, Bo::Subtract, y3, ax);
+    let three = fconst(kb, 3.0);
+    let den = fbin(kb, Bo::Multiply, three, y2);
+    let step = fbin(kb, Bo::Divide, num, den);
+    let refined = fbin(kb, Bo::Subtract, y, step);
+    let zero = fconst(kb, 0.0);
+    let is_zero = kb.binary(Bo::Equal, ax, zero);
+    let inf = kb.relational(Rf::IsInf, ax);
+    let nan = isnan(kb, x);
+    let keep = bool_or(kb, is_zero, inf);
+    let keep = bool_or(kb, keep, nan);
+    let s = kb.math(Mf::Sign, &[x]);
+    let signed = fbin(kb, Bo::Multiply, s, refined);
+    kb.select(keep, x, signed)
+}
+
+/// Float `pow(x, y)` with C's special cases (GLSL's pow is undefined for x <= 0).
+fn pow(kb: &mut Kb, x: H, y: H, exponent: Option<f64>) -> H {
+    match exponent {
+        Some(e) if e == 1.0 => return x,
+        Some(e) if e == 2.0 => return fbin(kb, Bo::Multiply, x, x),
+        Some(e) if e == 0.5 => {
+            // pow(-0, 0.5) = +0 and pow(-inf, 0.5) = +inf, unlike sqrt.
+            let s = kb.math(Mf::Sqrt, &[x]);
+            let ninf = fconst(kb, f32::NEG_INFINITY);
+            let is_ninf = kb.binary(Bo::Equal, x, ninf);
+            let pinf = fconst(kb, f32::INFINITY);
+            let s = kb.select(is_ninf, pinf, s);
+            let zero = fconst(kb, 0.0);
+            let is_zero = kb.binary(Bo::Equal, x, zero);
+            return kb.select(is_zero, zero, s);
+        }
+        _ => {}
+    }
+    let ax = kb.math(Mf::Abs, &[x]);
+    let p = kb.math(Mf::Pow, &[ax, y]);
+    let zero = fconst(kb, 0.0);
+    let one = fconst(kb, 1.0);
+    let half = fconst(kb, 0.5);
+    // y integral, and odd
+    let fy = kb.math(Mf::Floor, &[y]);
+    let y_int = kb.binary(Bo::Equal, fy, y);
+    let hy = fbin(kb, Bo::Multiply, y, half);
+    let fhy = kb.math(Mf::Floor, &[hy]);
+    let y_even = kb.binary(Bo::Equal, fhy, hy);
+    let not_even = kb.unary(Uo::LogicalNot, y_even);
+    let y_odd = bool_and(kb, y_int, not_even);
+    let neg = kb.binary(Bo::Less, x, zero);
+    // A negative zero base counts as negative for odd powers: pow(-0, -1) = -inf.
+    let xb = kb.bitcast(x, STy::U32);
+    let signbit = kb.lit_u32(0x8000_0000);
+    let sb = kb.binary(Bo::And, xb, signbit);
+    let zero_u = kb.lit_u32(0);
+    let sign_set = kb.binary(Bo::NotEqual, sb, zero_u);
+    let flip = bool_and(kb, sign_set, y_odd);
+    let np = kb.unary(Uo::Negate, p);
+    let r = kb.select(flip, np, p);
+    // x == 0: +-0 or +-inf by the sign of y (GLSL leaves this undefined).
+    let is_zero = kb.binary(Bo::Equal, x, zero);
+    let ylt = kb.binary(Bo::Less, y, zero);
+    let inf = fconst(kb, f32::INFINITY);
+    let z = kb.select(ylt, inf, zero);
+    let nz = kb.unary(Uo::Negate, z);
+    let z = kb.select(flip, nz, z);
+    let r = kb.select(is_zero, z, r);
+    let not_int = kb.unary(Uo::LogicalNot, y_int);
+    let yinf = kb.relational(Rf::IsInf, y);
+    let finite_y = kb.unary(Uo::LogicalNot, yinf);
+    let not_int = bool_and(kb, not_int, finite_y);
+    let bad = bool_and(kb, neg, not_int);
+    let nan = fconst(kb, f32::NAN);
+    let r = kb.select(bad, nan, r);
+    // |x| == 1 with infinite y is 1 (pow(-1, ±inf) = 1); pow(1, y) = 1; pow(x, 0) = 1.
+    let ax_one = kb.binary(Bo::Equal, ax, one);
+    let ax_one_inf = bool_and(kb, ax_one, yinf);
+    let x_one = kb.binary(Bo::Equal, x, one);
+    let y_zero = kb.binary(Bo::Equal, y, zero);
+    let is_one = bool_or(kb, x_one, y_zero);
+    let is_one = bool_or(kb, is_one, ax_one_inf);
+    kb.select(is_one, one, r)
+}
+
+/// An elementwise binary op on two values of type `a.dt`; the result has type `out`.
+/// `rhs_const` is the right operand's value when it is a known scalar constant.
+pub(crate) fn binary(kb: &mut Kb, op: BinaryOp, a: Val, b: Val, out: DType, rhs_const: Option<f64>) -> Result<H, String> {
+    let dt = a.dt;
+    let (x, y) = (a.h, b.h);
+    let float = dt.is_float();
+    let pred = dt == DType::Pred;
+    let r = match op {
+        BinaryOp::Add if pred => bool_or(kb, x, y),
+        BinaryOp::Multiply if pred => bool_and(kb, x, y),
+        BinaryOp::Add => kb.binary(Bo::Add, x, y),
+        BinaryOp::Subtract if !pred => kb.binary(Bo::Subtract, x, y),
+        BinaryOp::Multiply => kb.binary(Bo::Multiply, x, y),
+        BinaryOp::Divide if float => kb.binary(Bo::Divide, x, y),
+        BinaryOp::Divide if dt.is_integer() => int_div(kb, x, y, dt, false),
+        BinaryOp::Remainder if float => kb.binary(Bo::Modulo, x, y),
+        BinaryOp::Remainder if dt.is_integer() => int_div(kb, x, y, dt, true),
+        BinaryOp::Maximum | BinaryOp::Minimum if pred => {
+            if op == BinaryOp::Maximum {
+                bool_or(kb, x, y)
+            } else {
+                bool_and(kb, x, y)
+            }
+        }
+        BinaryOp::Maximum | BinaryOp::Minimum => {
+            let f = if op == BinaryOp::Maximum { Mf::Max } else { Mf::Min };
+            let m = kb.math(f, &[x, y]);
+            if float {
+                // NaN in either operand propagates (GLSL's FMax/FMin may return the other).
+                let xn = isnan(kb, x);
+                let yn = isnan(kb, y);
+                let m = kb.select(yn, y, m);
+                kb.select(xn, x, m)
+            } else {
+                m
+            }
+        }
+        BinaryOp::Power if float && !is_f64(dt) => pow(kb, x, y, rhs_const),
+        BinaryOp::Atan2 if float && !is_f64(dt) => kb.math(Mf::Atan2, &[x, y]),
+        BinaryOp::And if pred => bool_and(kb, x, y),
+        BinaryOp::Or if pred => bool_or(kb, x, y),
+        BinaryOp::Xor if pred => kb.binary(Bo::NotEqual, x, y),
+        BinaryOp::And if dt.is_integer() => kb.binary(Bo::And, x, y),
+        BinaryOp::Or if dt.is_integer() => kb.binary(Bo::InclusiveOr, x, y),
+        BinaryOp::Xor if dt.is_integer() => kb.binary(Bo::ExclusiveOr, x, y),
+        BinaryOp::ShiftLeft | BinaryOp::ShiftRightArithmetic | BinaryOp::ShiftRightLogical if dt.is_integer() => {
+            shift(kb, op, x, y, dt)
+        }
+        _ => return Err(format!("{op:?} on {dt} is not supported")),
+    };
+    Ok(normalize(kb, r, out))
+}
+
+/// Integer division or remainder with XLA's results for a zero divisor
+/// (x / 0 = -1, x % 0 = x) and for signed overflow (MIN / -1 = MIN, MIN % -1 = 0).
+fn int_div(kb: &mut Kb, x: H, y: H, dt: DType, rem: bool) -> H {
+    let t = vty(dt);
+    let zero = kb.lit_int(t, 0);
+    let one = kb.lit_int(t, 1);
+    let y_zero = kb.binary(Bo::Equal, y, zero);
+    let mut bad = y_zero;
+    let mut overflow = None;
+    if dt.is_signed_integer() && t.bits() == int_bits(dt) {
+        let min = kb.lit_int(t, -(1i128 << (t.bits() - 1)));
+        let mone = kb.lit_int(t, -1);
+        let xm = kb.binary(Bo::Equal, x, min);
+        let ym = kb.binary(Bo::Equal, y, mone);
+        let o = bool_and(kb, xm, ym);
+        bad = bool_or(kb, bad, o);
+        overflow = Some((o, min));
+    }
+    let safe = kb.select(bad, one, y);
+    let q = kb.binary(Bo::Divide, x, safe);
+    if rem {
+        // x - safe * (x / safe): SPIR-V's OpSRem is poison for negative operands on Vulkan.
+        let p = kb.binary(Bo::Multiply, q, safe);
+        let r = kb.binary(Bo::Subtract, x, p);
+        let r = match overflow {
+            Some((o, _)) => kb.select(o, zero, r),
+            None => r,
+        };
+        kb.select(y_zero, x, r)
+    } else {
+        let all_ones = kb.lit_int(t, -1);
+        let q = match overflow {
+            Some((o, min)) => kb.select(o, min, q),
+            None => q,
+        };
+        kb.select(y_zero, all_ones, q)
+    }
+}
+
+/// Shifts with XLA's results for amounts at or beyond the bit width
+/// (left and logical right give 0, arithmetic right gives the sign fill).
+fn shift(kb: &mut Kb, op: BinaryOp, x: H, y: H, dt: DType) -> H {
+    let t = vty(dt);
+    let bits = int_bits(dt);
+    let wide = t.bits();
+    // The amount as an unsigned number of the value type.
+    let amount = if dt.is_signed_integer() {
+        let ut = if wide == 64 { STy::U64 } else { STy::U32 };
+        kb.bitcast(y, ut)
+    } else {
+        y
+    };
+    let ut = if wide == 64 { STy::U64 } else { STy::U32 };
+    let width = kb.lit_int(ut, bits as i128);
+    let too_big = kb.binary(Bo::GreaterEqual, amount, width);
+    let maxs = kb.lit_int(ut, (wide - 1) as i128);
+    let clamped = kb.math(Mf::Min, &[amount, maxs]);
+    let s = if wide == 64 { kb.convert(clamped, STy::U32) } else { clamped };
+    let zero = kb.lit_int(t, 0);
+    match op {
+        BinaryOp::ShiftLeft => {
+            let r = kb.binary(Bo::ShiftLeft, x, s);
+            kb.select(too_big, zero, r)
+        }
+        BinaryOp::ShiftRightArithmetic => {
+            // Work on the sign-extended signed value; shifting by (wide - 1) gives the sign fill.
+            let st = if wide == 64 { STy::I64 } else { STy::I32 };
+            let sx = if dt.is_signed_integer() {
+                x
+            } else if bits < wide {
+                // Sign-extend the narrow unsigned pattern.
+                let k = kb.lit_u32(wide - bits);
+                let sxi = kb.bitcast(x, st);
+                let l = kb.binary(Bo::ShiftLeft, sxi, k);
+                kb.binary(Bo::ShiftRight, l, k)
+            } else {
+                kb.bitcast(x, st)
+            };
+            let r = kb.binary(Bo::ShiftRight, sx, s);
+            if dt.is_signed_integer() {
+                r
+            } else {
+                kb.bitcast(r, t)
+            }
+        }
+        _ => {
+            // Logical: shift the zero-extended bit pattern.
+            let u = if dt.is_signed_integer() {
+                let ub = kb.bitcast(x, ut);
+                if bits < wide {
+                    let m = kb.lit_int(ut, (1i128 << bits) - 1);
+                    kb.binary(Bo::And, ub, m)
+                } else {
+                    ub
+                }
+            } else {
+                x
+            };
+            let r = kb.binary(Bo::ShiftRight, u, s);
+            let r = if dt.is_signed_integer() { kb.bitcast(r, t) } else { r };
+            kb.select(too_big, zero, r)
+        }
+    }
+}
+
+/// A comparison; the result is a `bool`.
+pub(crate) fn compare(kb: &mut Kb, dir: CompareDirection, ty: Option<CompareType>, a: Val, b: Val) -> H {
+    let dt = a.dt;
+    let (mut x, mut y) = (a.h, b.h);
+    if dt == DType::Pred && !matches!(dir, CompareDirection::Eq | CompareDirection::Ne) {
+        let one = kb.lit_u32(1);
+        let zero = kb.lit_u32(0);
+        x = kb.select(x, one, zero);
+        y = kb.select(y, one, zero);
+    }
+    if dt.is_float() && ty == Some(CompareType::TotalOrder) {
+        x = total_order_key(kb, x, dt);
+        y = total_order_key(kb, y, dt);
+    }
+    let op = match dir {
+        CompareDirection::Eq => Bo::Equal,
+        CompareDirection::Ne => Bo::NotEqual,
+        CompareDirection::Lt => Bo::Less,
+        CompareDirection::Le => Bo::LessEqual,
+        CompareDirection::Gt => Bo::Greater,
+        CompareDirection::Ge => Bo::GreaterEqual,
+    };
+    if dir == CompareDirection::Ne && dt.is_float() && ty != Some(CompareType::TotalOrder) {
+        // Unordered not-equal: NaN != anything.
+        let eq = kb.binary(Bo::Equal, x, y);
+        return kb.unary(Uo::LogicalNot, eq);
+    }
+    kb.binary(op, x, y)
+}
+
+/// Maps a float to a signed integer whose order is XLA's total order
+/// (-NaN < -inf < ... < -0 < +0 < ... < inf < NaN).
+fn total_order_key(kb: &mut Kb, x: H, dt: DType) -> H {
+    let (st, mag) = if is_f64(dt) { (STy::I64, 0x7fff_ffff_ffff_ffffi128) } else { (STy::I32, 0x7fff_ffff) };
+    let i = kb.bitcast(x, st);
+    let zero = kb.lit_int(st, 0);
+    let m = kb.lit_int(st, mag);
+    let flipped = kb.binary(Bo::ExclusiveOr, i, m);
+    let neg = kb.binary(Bo::Less, i, zero);
+    kb.select(neg, flipped, i)
+}
+
+/// `convert`: value conversion with XLA semantics (float to int saturates, NaN gives 0).
+pub(crate) fn convert(kb: &mut Kb, x: Val, to: DType) -> H {
+    let from = x.dt;
+    let tt = vty(to);
+    let ft = vty(from);
+    if from == to {
+        return x.h;
+    }
+    if from == DType::Pred {
+        let one = lit(kb, to, 1.0);
+        let zero = lit(kb, to, 0.0);
+        return kb.select(x.h, one, zero);
+    }
+    if to == DType::Pred {
+        let zero = kb.lit_int(ft, 0);
+        let zero = if ft.is_float() { kb.lit_float(ft, 0.0) } else { zero };
+        return compare(kb, CompareDirection::Ne, None, x, Val { h: zero, dt: from });
+    }
+    if from.is_float() && to.is_integer() {
+        return float_to_int(kb, x.h, ft, to);
+    }
+    let r = if ft == tt { x.h } else if ft.bits() == tt.bits() && !ft.is_float() && !tt.is_float() { kb.bitcast(x.h, tt) } else { kb.convert(x.h, tt) };
+    normalize(kb, r, to)
+}
+
+/// Saturating float to integer conversion; NaN converts to 0.
+fn float_to_int(kb: &mut Kb, x: H, ft: STy, to: DType) -> H {
+    let tt = vty(to);
+    let bits = int_bits(to);
+    let (lo, hi): (f64, f64) = if to.is_signed_integer() {
+        (-(2f64.powi(bits as i32 - 1)), 2f64.powi(bits as i32 - 1))
+    } else {
+        (0.0, 2f64.powi(bits as i32))
+    };
+    let (min, max): (i128, i128) =
+        if to.is_signed_integer() { (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1) } else { (0, (1i128 << bits) - 1) };
+    let hi_c = kb.lit_float(ft, hi);
+    let lo_c = kb.lit_float(ft, lo);
+    let conv = kb.convert(x, tt);
+    let maxv = kb.lit_int(tt, max);
+    let minv = kb.lit_int(tt, min);
+    let zero = kb.lit_int(tt, 0);
+    let over = kb.binary(Bo::GreaterEqual, x, hi_c);
+    let under = kb.binary(Bo::LessEqual, x, lo_c);
+    let nan = isnan(kb, x);
+    let r = kb.select(over, maxv, conv);
+    let r = kb.select(under, minv, r);
+    kb.select(nan, zero, r)
+}
+
+/// `bitcast-convert` between types of equal width.
+pub(crate) fn bitcast_convert(kb: &mut Kb, x: Val, to: DType) -> Result<H, String> {
+    let from = x.dt;
+    if from.bit_width() != to.bit_width() {
+        return Err(format!("bitcast-convert from {from} to {to} changes the element width"));
+    }
+    if from == to {
+        return Ok(x.h);
+    }
+    let ft = vty(from);
+    let tt = vty(to);
+    Ok(match from.bit_width() {
+        32 | 64 => {
+            if from == DType::Pred || to == DType::Pred {
+                return Err("bitcast-convert of pred".into());
+            }
+            kb.bitcast(x.h, tt)
+        }
+        16 => {
+            // 16-bit patterns: bf16 is the high half of an f32, f16 goes through pack2x16float.
+            let bits = match from {
+                DType::BF16 => {
+                    let b = kb.bitcast(x.h, STy::U32);
+                    let s = kb.lit_u32(16);
+                    kb.binary(Bo::ShiftRight, b, s)
+                }
+                DType::F16 => {
+                    let zero = kb.lit_f32(0.0);
+                    let v2ty = kb.ty(naga::TypeInner::Vector { size: naga::VectorSize::Bi, scalar: naga::Scalar::F32 });
+                    let v = kb.expr(naga::Expression::Compose { ty: v2ty, components: vec![x.h, zero] });
+                    kb.math(Mf::Pack2x16float, &[v])
+                }
+                _ => to_u32_bits(kb, x.h, from),
+            };
+            match to {
+                DType::BF16 => {
+                    let s = kb.lit_u32(16);
+                    let b = kb.binary(Bo::ShiftLeft, bits, s);
+                    kb.bitcast(b, STy::F32)
+                }
+                DType::F16 => {
+                    let v = kb.math(Mf::Unpack2x16float, &[bits]);
+                    kb.access_index(v, 0)
+                }
+                _ => {
+                    let r = if tt == STy::I32 { kb.bitcast(bits, STy::I32) } else { bits };
+                    normalize(kb, r, to)
+                }
+            }
+        }
+        8 => {
+            let bits = to_u32_bits(kb, x.h, from);
+            let r = if tt == STy::I32 { kb.bitcast(bits, STy::I32) } else { bits };
+            let _ = ft;
+            normalize(kb, r, to)
+        }
+        _ => return Err(format!("bitcast-convert from {from} to {to}")),
+    })
+}
+
+/// `reduce-precision`: rounds an f32 to `exponent_bits`/`mantissa_bits` as XLA does.
+pub(crate) fn reduce_precision(kb: &mut Kb, x: Val, exponent_bits: i64, mantissa_bits: i64) -> Result<H, String> {
+    if x.dt != DType::F32 && !x.dt.is_narrow_float() {
+        return Err(format!("reduce-precision on {}", x.dt));
+    }
+    let (eb, mb) = (exponent_bits as i32, mantissa_bits as i32);
+    if !(1..=8).contains(&eb) || !(0..=23).contains(&mb) {
+        return Err("reduce-precision with bit counts beyond f32".into());
+    }
+    let b = kb.bitcast(x.h, STy::U32);
+    let mut r = b;
+    if mb < 23 {
+        let shift = (23 - mb) as u32;
+        let one = kb.lit_u32(1);
+        let sh = kb.lit_u32(shift);
+        let s = kb.binary(Bo::ShiftRight, b, sh);
+        let lsb = kb.binary(Bo::And, s, one);
+        let bias = kb.lit_u32((1u32 << (shift - 1)) - 1);
+        let t = kb.binary(Bo::Add, b, bias);
+        let t = kb.binary(Bo::Add, t, lsb);
+        let mask = kb.lit_u32(!((1u32 << shift) - 1));
+        r = kb.binary(Bo::And, t, mask);
+    }
+    if eb < 8 {
+        let bias = (1i64 << (eb - 1)) - 1;
+        let max_exp = (127 + bias) as u32;
+        let min_exp = (127 - bias) as u32;
+        let absm = kb.lit_u32(0x7fff_ffff);
+        let signm = kb.lit_u32(0x8000_0000);
+        let a = kb.binary(Bo::And, r, absm);
+        let sign = kb.binary(Bo::And, r, signm);
+        let over_c = kb.lit_u32(max_exp << 23);
+        let under_c = kb.lit_u32(min_exp << 23);
+        let over = kb.binary(Bo::Greater, a, over_c);
+        let under = kb.binary(Bo::Less, a, under_c);
+        let infb = kb.lit_u32(0x7f80_0000);
+        let inf = kb.binary(Bo::InclusiveOr, sign, infb);
+        // a >= (max_exp+1) << 23 means overflow
+        let over_c2 = kb.lit_u32((max_exp + 1) << 23);
+        let over2 = kb.binary(Bo::GreaterEqual, a, over_c2);
+        let _ = over;
+        r = kb.select(over2, inf, r);
+        r = kb.select(under, sign, r);
+    }
+    let f = kb.bitcast(r, STy::F32);
+    let nan = isnan(kb, x.h);
+    Ok(kb.select(nan, x.h, f))
+}

@@ -1,0 +1,265 @@
+//! Scatter kernels: one invocation per update element.
+//!
+//! The scatter's operand is first written into the output buffer (a `Copy`
+//! step when it is a buffer, a `Fill` when it is a broadcast scalar
+//! constant, a loop kernel otherwise). Then every update element computes its
+//! operand index from the (fused) scatter indices; a window that does not fit
+//! the operand entirely is skipped, as XLA specifies. The combiner is applied
+//! with a native atomic where one exists (integer add/min/max/and/or/xor, f32
+//! add with `shaderBufferFloat32AtomicAdd`), as a plain store for an
+//! overwriting combiner, and otherwise with a compare-exchange loop on the
+//! 32-bit pattern, which serves any combiner computation.
+
+use crate::builder::{STy, H};
+use crate::emit::elemental::{delinearize, linearize, Em, Index, Leaf};
+use crate::emit::ops::{self, Val};
+use crate::emit::{finish, grid, invocation_index, loop_fusion, KernelCtx, KernelKind, KernelStep, OutBuf};
+use crate::error::{CodegenError, Result};
+use crate::hostio::array_data_to_device;
+use hlo_ir::{BinaryOp, Computation, DType, InstrId, Op};
+use naga::{BinaryOperator as Bo, Scalar};
+
+/// How the combiner is applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Combine {
+    Store,
+    Atomic(naga::AtomicFunction),
+    Cas,
+}
+
+pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
+    let comp = ctx.m.comp(ctx.comp);
+    let root = comp.instr(ctx.root);
+    let Op::Scatter { dims, to_apply, unique_indices, .. } = &root.op else { unreachable!("classified as scatter") };
+    if root.operands.len() != 3 {
+        return Err(CodegenError::unsupported("scatter", &root.name, "variadic scatter (more than one operand)"));
+    }
+    let out = ctx.outputs.first().cloned().ok_or_else(|| CodegenError::unsupported("scatter", &root.name, "no output"))?;
+    let dtype = out.dtype;
+    let mut steps = init_output(ctx, comp, root.operands[0], &out)?;
+
+    let op_shape = comp.instr(root.operands[0]).shape.as_array().expect("array").clone();
+    let idx_shape = comp.instr(root.operands[1]).shape.as_array().expect("array").clone();
+    let upd_shape = comp.instr(root.operands[2]).shape.as_array().expect("array").clone();
+    let n_upd = upd_shape.num_elements();
+    if n_upd == 0 {
+        return Ok(steps);
+    }
+    let combine = combiner(ctx, ctx.m.comp(*to_apply), dtype, *unique_indices);
+    let name = format!("{}_combine", ctx.name);
+    let wg = ctx.target.loop_workgroup();
+    let groups = grid(n_upd.div_ceil(wg as u64));
+    let mut em = Em::new(ctx.m, ctx.target, &name);
+    let f = em.frame(ctx.comp, ctx.leaves.clone());
+    let storage = ops::storage_sty(dtype).ok_or_else(|| em.unsupported(root, format!("element type {dtype}")))?;
+    em.check_type(root, dtype)?;
+    let (elem, atomic) = match combine {
+        Combine::Store => (storage.scalar(), false),
+        Combine::Atomic(_) => (storage.scalar(), true),
+        Combine::Cas if storage.bits() == 32 => (Scalar::U32, true),
+        Combine::Cas => return Err(em.unsupported(root, "compare-exchange combiner on 64-bit elements")),
+    };
+    let g = em.bind_buffer_as(out.buf, elem, true, atomic);
+    let u = invocation_index(&mut em.kb, wg, groups);
+    em.kb.name(u, "u");
+    if groups[0] as u64 * groups[1] as u64 * wg as u64 != n_upd {
+        let n = em.kb.lit_u32(n_upd as u32);
+        let oob = em.kb.binary(Bo::GreaterEqual, u, n);
+        em.kb.return_if(oob);
+    }
+    let um = delinearize(&mut em.kb, &upd_shape.dims, u);
+    let scatter_dims: Vec<usize> = (0..upd_shape.rank()).filter(|d| !dims.update_window_dims.contains(&(*d as i64))).collect();
+    let ivd = dims.index_vector_dim as usize;
+    let zero = em.kb.lit_u32(0);
+    // The index into scatter_indices, index_vector_dim left for k.
+    let mut g_idx: Vec<Option<H>> = vec![None; idx_shape.rank()];
+    let mut it = scatter_dims.iter();
+    for (d, slot) in g_idx.iter_mut().enumerate() {
+        if d != ivd {
+            *slot = it.next().map(|&sd| um[sd]);
+        }
+    }
+    let rank = op_shape.rank();
+    let mut start_i: Vec<Option<H>> = vec![None; rank];
+    for (k, &od) in dims.scatter_dims_to_operand_dims.iter().enumerate() {
+        let mut gi: Vec<H> = g_idx.iter().map(|h| h.unwrap_or(zero)).collect();
+        if ivd < idx_shape.rank() {
+            gi[ivd] = em.kb.lit_u32(k as u32);
+        }
+        let v = em.eval(f, root.operands[1], &[], &Index::from_multi(&idx_shape.dims, gi))?;
+        start_i[od as usize] = Some(to_i32(&mut em, v));
+    }
+    for (i, &obd) in dims.input_batching_dims.iter().enumerate() {
+        let sbd = dims.scatter_indices_batching_dims[i] as usize;
+        let gv = g_idx[sbd].unwrap_or(zero);
+        start_i[obd as usize] = Some(em.kb.bitcast(gv, STy::I32));
+    }
+    // Window coordinates and sizes per operand dimension.
+    let mut win = dims.update_window_dims.iter();
+    let mut inside = em.kb.lit_bool(true);
+    let mut full = Vec::with_capacity(rank);
+    for d in 0..rank {
+        let dd = d as i64;
+        let inserted = dims.inserted_window_dims.contains(&dd) || dims.input_batching_dims.contains(&dd);
+        let (w, wsize) = if inserted {
+            (zero, 1i64)
+        } else {
+            let ud = *win.next().ok_or_else(|| em.unsupported(root, "malformed scatter dimension numbers"))? as usize;
+            (um[ud], upd_shape.dims[ud])
+        };
+        match start_i[d] {
+            Some(s) => {
+                let lo = em.kb.lit_i32(0);
+                let hi = em.kb.lit_i32((op_shape.dims[d] - wsize) as i32);
+                let ge = em.kb.binary(Bo::GreaterEqual, s, lo);
+                let le = em.kb.binary(Bo::LessEqual, s, hi);
+                let ok = em.kb.binary(Bo::LogicalAnd, ge, le);
+                inside = em.kb.binary(Bo::LogicalAnd, inside, ok);
+                let su = em.kb.bitcast(s, STy::U32);
+                full.push(em.kb.add_u(su, w));
+            }
+            None => {
+                if wsize > op_shape.dims[d] {
+                    inside = em.kb.lit_bool(false);
+                }
+                full.push(w);
+            }
+        }
+    }
+    em.kb.name(inside, "in_bounds");
+    em.kb.begin_block();
+    let j = linearize(&mut em.kb, &op_shape.dims, &full);
+    em.kb.name(j, "j");
+    let upd = em.eval(f, root.operands[2], &[], &Index::from_linear(&upd_shape.dims, u))?;
+    let base = em.kb.global(g);
+    let ptr = em.kb.access(base, j);
+    match combine {
+        Combine::Store => {
+            let s = ops::to_storage(&mut em.kb, upd.h, dtype);
+            em.kb.store(ptr, s);
+        }
+        Combine::Atomic(fun) => {
+            let s = ops::to_storage(&mut em.kb, upd.h, dtype);
+            em.kb.stmt(naga::Statement::Atomic { pointer: ptr, fun, value: s, result: None });
+        }
+        Combine::Cas => cas_loop(&mut em, ptr, storage, dtype, *to_apply, upd)?,
+    }
+    let accept = em.kb.end_block();
+    em.kb.stmt(naga::Statement::If { condition: inside, accept, reject: naga::Block::new() });
+    steps.push(finish(em, &name, KernelKind::Scatter, [wg, 1, 1], groups, ctx.sources.clone())?);
+    Ok(steps)
+}
+
+fn to_i32(em: &mut Em, v: Val) -> H {
+    match v.dt {
+        DType::S32 | DType::S16 | DType::S8 => v.h,
+        _ => ops::convert(&mut em.kb, v, DType::S32),
+    }
+}
+
+/// The steps writing the scatter operand into the output buffer.
+fn init_output(ctx: &KernelCtx, comp: &Computation, operand: InstrId, out: &OutBuf) -> Result<Vec<KernelStep>> {
+    let bytes = crate::hostio::device_bytes(crate::hostio::DeviceStorage::of(out.dtype).expect("checked"), out.n_elems() as usize);
+    if let Some(Leaf::Buffer { buf, .. }) = ctx.leaves.get(&operand) {
+        return Ok(vec![KernelStep::Copy { src: *buf, dst: out.buf, bytes }]);
+    }
+    if let Some(word) = broadcast_word(comp, operand) {
+        return Ok(vec![KernelStep::Fill { buf: out.buf, word }]);
+    }
+    let init = KernelCtx {
+        m: ctx.m,
+        target: ctx.target,
+        name: format!("{}_init", ctx.name),
+        comp: ctx.comp,
+        root: operand,
+        leaves: ctx.leaves.clone(),
+        outputs: vec![OutBuf { path: Vec::new(), ..out.clone() }],
+        sources: ctx.sources.clone(),
+    };
+    loop_fusion::emit(&init, KernelKind::ScatterInit)
+}
+
+/// The device word of a scalar constant broadcast to the whole array, if `id` is one.
+fn broadcast_word(comp: &Computation, id: InstrId) -> Option<u32> {
+    let instr = comp.instr(id);
+    match &instr.op {
+        Op::Constant(lit) => {
+            let data = lit.array_data()?;
+            let dt = lit.array_shape()?.dtype;
+            if data.len() != 1 || crate::hostio::DeviceStorage::of(dt)?.byte_size() != 4 {
+                return None;
+            }
+            let bytes = array_data_to_device(data, dt)?;
+            Some(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+        }
+        Op::Broadcast { .. } | Op::Copy => broadcast_word(comp, instr.operands[0]),
+        _ => None,
+    }
+}
+
+/// Chooses how to apply the combiner `to_apply(current, update)`.
+fn combiner(ctx: &KernelCtx, c: &Computation, dtype: DType, unique: bool) -> Combine {
+    if unique {
+        // Every element is written by at most one invocation: load, combine, store.
+        return if is_overwrite(c) { Combine::Store } else { Combine::Cas };
+    }
+    if is_overwrite(c) {
+        return Combine::Store;
+    }
+    let root = c.root_instr();
+    let (Some(&p0), Some(&p1)) = (c.params.first(), c.params.get(1)) else { return Combine::Cas };
+    let Op::Binary(op) = root.op else { return Combine::Cas };
+    let ops_ok = (root.operands[0] == p0 && root.operands[1] == p1) || (op.is_commutative() && root.operands[0] == p1 && root.operands[1] == p0);
+    if !ops_ok {
+        return Combine::Cas;
+    }
+    use naga::AtomicFunction as Af;
+    let narrow = dtype.is_integer() && dtype.bit_width() < 32;
+    let fun = match (op, dtype) {
+        (BinaryOp::Add, DType::F32) if ctx.target.atomic_float_add => Af::Add,
+        (BinaryOp::Add, DType::S32 | DType::U32) => Af::Add,
+        (BinaryOp::Add | BinaryOp::Or | BinaryOp::Maximum, DType::Pred) => Af::InclusiveOr,
+        (BinaryOp::Multiply | BinaryOp::And | BinaryOp::Minimum, DType::Pred) => Af::And,
+        (BinaryOp::Xor, DType::Pred) => Af::ExclusiveOr,
+        (BinaryOp::Maximum, d) if d.is_integer() && d.bit_width() <= 32 => Af::Max,
+        (BinaryOp::Minimum, d) if d.is_integer() && d.bit_width() <= 32 => Af::Min,
+        (BinaryOp::And, d) if d.is_integer() && d.bit_width() <= 32 => Af::And,
+        (BinaryOp::Or, d) if d.is_integer() && d.bit_width() <= 32 => Af::InclusiveOr,
+        (BinaryOp::Xor, d) if d.is_integer() && d.bit_width() <= 32 => Af::ExclusiveOr,
+        _ => return Combine::Cas,
+    };
+    let _ = narrow;
+    Combine::Atomic(fun)
+}
+
+/// True when the combiner returns its second parameter (the update).
+fn is_overwrite(c: &Computation) -> bool {
+    c.params.len() == 2 && c.root == c.params[1]
+}
+
+/// `loop { old = atomicLoad(p); new = f(old, upd); if cmpxchg(p, old, new).exchanged { break } }`
+fn cas_loop(em: &mut Em, ptr: H, storage: STy, dtype: DType, to_apply: hlo_ir::CompId, upd: Val) -> Result<()> {
+    let result_ty = em.kb.module.generate_predeclared_type(naga::PredeclaredType::AtomicCompareExchangeWeakResult(Scalar::U32));
+    em.kb.begin_loop_body();
+    let old_bits = em.kb.load(ptr);
+    let old_raw = if storage == STy::U32 { old_bits } else { em.kb.bitcast(old_bits, storage) };
+    let old = Val { h: ops::from_storage(&mut em.kb, old_raw, dtype), dt: dtype };
+    let new = em.apply(to_apply, vec![old, upd])?[0];
+    let new_raw = ops::to_storage(&mut em.kb, new.h, dtype);
+    let new_bits = if storage == STy::U32 { new_raw } else { em.kb.bitcast(new_raw, STy::U32) };
+    let res = em.kb.expr(naga::Expression::AtomicResult { ty: result_ty, comparison: true });
+    em.kb.stmt(naga::Statement::Atomic {
+        pointer: ptr,
+        fun: naga::AtomicFunction::Exchange { compare: Some(old_bits) },
+        value: new_bits,
+        result: Some(res),
+    });
+    let exchanged = em.kb.access_index(res, 1);
+    em.kb.begin_block();
+    em.kb.stmt(naga::Statement::Break);
+    let brk = em.kb.end_block();
+    em.kb.stmt(naga::Statement::If { condition: exchanged, accept: brk, reject: naga::Block::new() });
+    let body = em.kb.end_block();
+    em.kb.stmt(naga::Statement::Loop { body, continuing: naga::Block::new(), break_if: None });
+    Ok(())
+}

@@ -1,0 +1,485 @@
+//! Program building: walks the fused entry computation and emits kernels, buffers and steps.
+//!
+//! Parameters become `Input` buffers (one per flattened leaf), constants
+//! `Constant` buffers in device format, every kernel output a `Temp` buffer.
+//! `tuple`, `get-tuple-element`, `copy`, `reshape` and layout-preserving
+//! `bitcast` are aliases: device buffers always hold arrays in logical
+//! row-major order, so none of them moves data. Everything else becomes one
+//! or more kernels chosen by [`crate::emit::classify`].
+
+use crate::emit::elemental::Leaf;
+use crate::emit::elementwise_loop::{self, Carried, WhileCtx};
+use crate::emit::{self, Bind, KernelCtx, KernelKind, KernelStep, OutBuf};
+use crate::error::{CodegenError, Result};
+use crate::hostio::{array_data_to_device, device_bytes, DeviceStorage, HostIo};
+use crate::target::Target;
+use crate::{Compiled, KernelInfo};
+use hlo_ir::{ArrayData, ArrayShape, Computation, DType, Instr, InstrId, Module, Op, Shape};
+use hlo_program::{Access, Buffer, BufferId, BufferRole, Dispatch, Kernel, KernelId, Program, Step};
+use std::collections::{HashMap, HashSet};
+
+/// The buffers holding an HLO value.
+#[derive(Clone, Debug)]
+enum Value {
+    Leaf(BufferId),
+    Tuple(Vec<Value>),
+    Token,
+}
+
+impl Value {
+    fn leaves(&self, out: &mut Vec<BufferId>) {
+        match self {
+            Value::Leaf(b) => out.push(*b),
+            Value::Tuple(t) => t.iter().for_each(|v| v.leaves(out)),
+            Value::Token => {}
+        }
+    }
+}
+
+/// Facts about a buffer the program itself does not keep.
+#[derive(Clone, Debug)]
+pub(crate) struct BufferInfo {
+    pub dims: Vec<i64>,
+    pub dtype: DType,
+}
+
+struct Builder<'m> {
+    m: &'m Module,
+    target: &'m Target,
+    program: Program,
+    infos: Vec<BufferInfo>,
+    kernels_info: Vec<KernelInfo>,
+    modules: Vec<naga::Module>,
+    values: HashMap<InstrId, Value>,
+    /// Scalar integer constants by buffer, for trip counts.
+    int_consts: HashMap<BufferId, i64>,
+    constants_by_bytes: HashMap<(String, Vec<u8>), BufferId>,
+    kernels_by_key: HashMap<u64, KernelId>,
+}
+
+pub(crate) fn build(m: &Module, target: &Target) -> Result<Compiled> {
+    let _span = tracing::info_span!("hlo-spirv-build", module = %m.name).entered();
+    let mut b = Builder {
+        m,
+        target,
+        program: Program::default(),
+        infos: Vec::new(),
+        kernels_info: Vec::new(),
+        modules: Vec::new(),
+        values: HashMap::new(),
+        int_consts: HashMap::new(),
+        constants_by_bytes: HashMap::new(),
+        kernels_by_key: HashMap::new(),
+    };
+    let entry = m.entry_comp();
+    let live = live_set(entry);
+    let inputs = b.parameters(entry)?;
+    for id in entry.ids() {
+        if !live.contains(&id) {
+            continue;
+        }
+        b.instr(entry, id)?;
+    }
+    let root = entry.root_instr();
+    let root_value = b.values.get(&entry.root).cloned().ok_or_else(|| internal("entry root has no value"))?;
+    let mut out_bufs = Vec::new();
+    root_value.leaves(&mut out_bufs);
+    let mut outputs = Vec::new();
+    for (k, leaf) in root.shape.leaves().into_iter().enumerate() {
+        let storage = DeviceStorage::of(leaf.dtype).ok_or_else(|| unsupported_type(root, leaf.dtype, target))?;
+        outputs.push(HostIo {
+            name: if root.shape.is_tuple() { format!("{}.{k}", root.name) } else { root.name.clone() },
+            dtype: leaf.dtype,
+            dims: leaf.dims.clone(),
+            device: storage,
+        });
+    }
+    if out_bufs.len() != outputs.len() {
+        return Err(internal("entry result leaves do not match its shape"));
+    }
+    b.program.outputs = out_bufs;
+    b.program.validate().map_err(|e| internal(&format!("invalid program: {e}")))?;
+    Ok(Compiled {
+        program: b.program,
+        inputs,
+        outputs,
+        kernels_info: b.kernels_info,
+        modules: b.modules,
+        buffer_info: b.infos,
+        target: target.clone(),
+    })
+}
+
+fn internal(msg: &str) -> CodegenError {
+    CodegenError::Internal { kernel: "<program>".into(), naga_error: msg.to_string() }
+}
+
+fn unsupported_type(instr: &Instr, dtype: DType, target: &Target) -> CodegenError {
+    let reason = match dtype {
+        DType::S64 | DType::U64 if !target.shader_int64 => "the device lacks shaderInt64".to_string(),
+        DType::F64 if !target.shader_float64 => "the device lacks shaderFloat64".to_string(),
+        _ => format!("element type {dtype} has no device representation in this backend"),
+    };
+    CodegenError::unsupported(instr.op.opcode().name(), &instr.name, format!("{dtype}: {reason}"))
+}
+
+/// Instructions the root depends on.
+fn live_set(comp: &Computation) -> HashSet<InstrId> {
+    let mut live = HashSet::new();
+    let mut stack = vec![comp.root];
+    while let Some(id) = stack.pop() {
+        if live.insert(id) {
+            stack.extend(comp.instr(id).operands.iter().copied());
+        }
+    }
+    live
+}
+
+impl<'m> Builder<'m> {
+    fn check_dtype(&self, instr: &Instr, dtype: DType) -> Result<DeviceStorage> {
+        let ok = match dtype {
+            DType::S64 | DType::U64 => self.target.shader_int64,
+            DType::F64 => self.target.shader_float64,
+            _ => true,
+        };
+        match DeviceStorage::of(dtype) {
+            Some(s) if ok => Ok(s),
+            _ => Err(unsupported_type(instr, dtype, self.target)),
+        }
+    }
+
+    fn new_buffer(&mut self, instr: &Instr, name: String, shape: &ArrayShape, role: BufferRole) -> Result<BufferId> {
+        let storage = self.check_dtype(instr, shape.dtype)?;
+        let n = shape.num_elements() as usize;
+        let size = device_bytes(storage, n);
+        if size > self.target.max_storage_buffer_range {
+            return Err(CodegenError::unsupported(
+                instr.op.opcode().name(),
+                &instr.name,
+                format!("{shape} needs a {size}-byte buffer, over the device's maxStorageBufferRange of {}", self.target.max_storage_buffer_range),
+            ));
+        }
+        let id = BufferId(self.program.buffers.len() as u32);
+        self.program.buffers.push(Buffer { size_bytes: size, role, name });
+        self.infos.push(BufferInfo { dims: shape.dims.clone(), dtype: shape.dtype });
+        Ok(id)
+    }
+
+    /// Temp buffers for every leaf of `shape`.
+    fn temps(&mut self, instr: &Instr, shape: &Shape, name: &str) -> Result<Value> {
+        Ok(match shape {
+            Shape::Array(a) => Value::Leaf(self.new_buffer(instr, name.to_string(), a, BufferRole::Temp)?),
+            Shape::Tuple(t) => {
+                let mut v = Vec::new();
+                for (k, s) in t.iter().enumerate() {
+                    v.push(self.temps(instr, s, &format!("{name}.{k}"))?);
+                }
+                Value::Tuple(v)
+            }
+            Shape::Token => Value::Token,
+        })
+    }
+
+    fn parameters(&mut self, entry: &Computation) -> Result<Vec<HostIo>> {
+        let mut inputs = Vec::new();
+        for &p in &entry.params {
+            let instr = entry.instr(p);
+            let mut n = inputs.len() as u32;
+            let v = self.param_value(instr, &instr.shape, &instr.name, &mut n, &mut inputs)?;
+            self.values.insert(p, v);
+        }
+        Ok(inputs)
+    }
+
+    fn param_value(&mut self, instr: &Instr, shape: &Shape, name: &str, n: &mut u32, inputs: &mut Vec<HostIo>) -> Result<Value> {
+        Ok(match shape {
+            Shape::Array(a) => {
+                let storage = self.check_dtype(instr, a.dtype)?;
+                let id = self.new_buffer(instr, name.to_string(), a, BufferRole::Input(*n))?;
+                *n += 1;
+                inputs.push(HostIo { name: name.to_string(), dtype: a.dtype, dims: a.dims.clone(), device: storage });
+                Value::Leaf(id)
+            }
+            Shape::Tuple(t) => {
+                let mut v = Vec::new();
+                for (k, s) in t.iter().enumerate() {
+                    v.push(self.param_value(instr, s, &format!("{name}.{k}"), n, inputs)?);
+                }
+                Value::Tuple(v)
+            }
+            Shape::Token => Value::Token,
+        })
+    }
+
+    fn value(&self, id: InstrId) -> Result<Value> {
+        self.values.get(&id).cloned().ok_or_else(|| internal("operand has no value"))
+    }
+
+    fn leaf_of(&self, v: &Value) -> Result<Leaf> {
+        Ok(match v {
+            Value::Leaf(b) => {
+                let info = &self.infos[b.0 as usize];
+                Leaf::Buffer { buf: *b, dims: info.dims.clone(), dtype: info.dtype }
+            }
+            Value::Tuple(t) => Leaf::Tuple(t.iter().map(|e| self.leaf_of(e)).collect::<Result<_>>()?),
+            Value::Token => Leaf::Tuple(Vec::new()),
+        })
+    }
+
+    fn instr(&mut self, entry: &'m Computation, id: InstrId) -> Result<()> {
+        let instr = entry.instr(id);
+        let v = match &instr.op {
+            Op::Parameter { .. } => return Ok(()),
+            Op::Constant(lit) => self.constant(instr, lit)?,
+            Op::Tuple => Value::Tuple(instr.operands.iter().map(|&o| self.value(o)).collect::<Result<_>>()?),
+            Op::GetTupleElement { index } => match self.value(instr.operands[0])? {
+                Value::Tuple(t) => t.get(*index as usize).cloned().ok_or_else(|| internal("tuple index out of range"))?,
+                _ => return Err(internal("get-tuple-element of a non-tuple")),
+            },
+            Op::Copy | Op::OptimizationBarrier | Op::Reshape => self.value(instr.operands[0])?,
+            Op::Bitcast if is_trivial_bitcast(entry, instr) => self.value(instr.operands[0])?,
+            Op::AfterAll | Op::AddDependency => match instr.op {
+                Op::AddDependency => self.value(instr.operands[0])?,
+                _ => Value::Token,
+            },
+            Op::Fusion { calls, .. } => {
+                let callee = self.m.comp(*calls);
+                let mut leaves = HashMap::new();
+                for (k, &p) in callee.params.iter().enumerate() {
+                    let v = self.value(instr.operands[k])?;
+                    leaves.insert(p, self.leaf_of(&v)?);
+                }
+                self.kernel(instr, *calls, callee.root, leaves)?
+            }
+            Op::While { condition, body } => self.while_loop(entry, id, *condition, *body)?,
+            Op::Conditional { .. } => {
+                return Err(CodegenError::unsupported("conditional", &instr.name, "conditionals are not lowered to the device yet"))
+            }
+            _ => {
+                // A standalone op: evaluate it in the entry computation with its operands as leaves.
+                let mut leaves = HashMap::new();
+                for &o in &instr.operands {
+                    let v = self.value(o)?;
+                    leaves.insert(o, self.leaf_of(&v)?);
+                }
+                self.kernel(instr, self.m.entry, id, leaves)?
+            }
+        };
+        self.values.insert(id, v);
+        Ok(())
+    }
+
+    fn constant(&mut self, instr: &Instr, lit: &hlo_ir::Literal) -> Result<Value> {
+        fn go(b: &mut Builder, instr: &Instr, lit: &hlo_ir::Literal, name: &str) -> Result<Value> {
+            match (&lit.shape, &lit.data) {
+                (Shape::Array(a), hlo_ir::LiteralData::Array(data)) => {
+                    b.check_dtype(instr, a.dtype)?;
+                    let bytes = array_data_to_device(data, a.dtype).ok_or_else(|| unsupported_type(instr, a.dtype, b.target))?;
+                    let id = b.new_buffer(instr, name.to_string(), a, BufferRole::Constant(bytes))?;
+                    if data.len() == 1 {
+                        let v = match data {
+                            ArrayData::S32(v) => Some(v[0] as i64),
+                            ArrayData::S64(v) => Some(v[0]),
+                            ArrayData::U32(v) => Some(v[0] as i64),
+                            ArrayData::Pred(v) => Some(v[0] as i64),
+                            _ => None,
+                        };
+                        if let Some(v) = v {
+                            b.int_consts.insert(id, v);
+                        }
+                    }
+                    Ok(Value::Leaf(id))
+                }
+                (_, hlo_ir::LiteralData::Tuple(elems)) => {
+                    let mut v = Vec::new();
+                    for (k, e) in elems.iter().enumerate() {
+                        v.push(go(b, instr, e, &format!("{name}.{k}"))?);
+                    }
+                    Ok(Value::Tuple(v))
+                }
+                _ => Ok(Value::Token),
+            }
+        }
+        go(self, instr, lit, &instr.name)
+    }
+
+    /// Emits the kernels computing `root` of `comp` for `instr`, with fresh output buffers.
+    fn kernel(&mut self, instr: &'m Instr, comp: hlo_ir::CompId, root: InstrId, leaves: HashMap<InstrId, Leaf>) -> Result<Value> {
+        let value = self.temps(instr, &instr.shape, &instr.name)?;
+        let mut outputs = Vec::new();
+        collect_outputs(&value, &instr.shape, &mut Vec::new(), &mut outputs);
+        let sources = sources_of(self.m, instr);
+        let ctx = KernelCtx {
+            m: self.m,
+            target: self.target,
+            name: kernel_name(&instr.name),
+            comp,
+            root,
+            leaves,
+            outputs,
+            sources,
+        };
+        let steps = emit::emit(&ctx)?;
+        self.push_steps(steps)?;
+        Ok(value)
+    }
+
+    fn while_loop(&mut self, entry: &'m Computation, id: InstrId, cond: hlo_ir::CompId, body: hlo_ir::CompId) -> Result<Value> {
+        let instr = entry.instr(id);
+        let plan = elementwise_loop::analyze(self.m, entry, id)?;
+        let init = match self.value(instr.operands[0])? {
+            Value::Tuple(t) => t,
+            _ => return Err(CodegenError::unsupported("while", &instr.name, "the loop state is not a tuple")),
+        };
+        let mut leaves = Vec::new();
+        let mut consts = Vec::new();
+        let mut outputs = Vec::new();
+        let mut result = Vec::new();
+        let Shape::Tuple(elems) = &instr.shape else { unreachable!("checked by analyze") };
+        for (k, c) in plan.carried.iter().enumerate() {
+            leaves.push(self.leaf_of(&init[k])?);
+            consts.push(match &init[k] {
+                Value::Leaf(b) => self.int_consts.get(b).copied(),
+                _ => None,
+            });
+            match c {
+                Carried::Invariant => {
+                    outputs.push(None);
+                    result.push(init[k].clone());
+                }
+                _ => {
+                    let a = elems[k].as_array().expect("checked by analyze");
+                    let buf = self.new_buffer(instr, format!("{}.{k}", instr.name), a, BufferRole::Temp)?;
+                    outputs.push(Some((buf, a.dtype)));
+                    result.push(Value::Leaf(buf));
+                }
+            }
+        }
+        let ctx = WhileCtx {
+            m: self.m,
+            target: self.target,
+            name: kernel_name(&instr.name),
+            cond,
+            body,
+            init: leaves,
+            init_consts: consts,
+            outputs,
+            sources: sources_of(self.m, instr),
+        };
+        let steps = elementwise_loop::emit(&ctx, &plan)?;
+        self.push_steps(steps)?;
+        Ok(Value::Tuple(result))
+    }
+
+    fn push_steps(&mut self, steps: Vec<KernelStep>) -> Result<()> {
+        for s in steps {
+            match s {
+                KernelStep::Copy { src, dst, bytes } => self.program.steps.push(Step::Copy { src, dst, size_bytes: bytes }),
+                KernelStep::Fill { buf, word } => self.program.steps.push(Step::Fill { buffer: buf, word }),
+                KernelStep::Kernel(k) => {
+                    let mut buffers = Vec::new();
+                    for bind in &k.binds {
+                        buffers.push(match bind {
+                            Bind::Buffer(b) => *b,
+                            Bind::Constant { name, bytes } => self.constant_buffer(name, bytes),
+                        });
+                    }
+                    let bindings: Vec<Access> = k
+                        .built
+                        .writable
+                        .iter()
+                        .map(|&w| match (w, k.kind) {
+                            (false, _) => Access::Read,
+                            (true, KernelKind::Scatter) => Access::ReadWrite,
+                            (true, _) => Access::Write,
+                        })
+                        .collect();
+                    let key = cache_key(&k.built.spirv, k.built.workgroup_size);
+                    let kernel_id = match self.kernels_by_key.get(&key) {
+                        Some(&id) if self.program.kernels[id.0 as usize].spirv == k.built.spirv && self.program.kernels[id.0 as usize].bindings == bindings => id,
+                        _ => {
+                            let id = KernelId(self.program.kernels.len() as u32);
+                            self.program.kernels.push(Kernel {
+                                name: k.name.clone(),
+                                spirv: k.built.spirv.clone(),
+                                entry_point: "main".into(),
+                                bindings,
+                                workgroup_size: k.built.workgroup_size,
+                                push_constant_bytes: 0,
+                                cache_key: key,
+                            });
+                            self.kernels_info.push(KernelInfo { name: k.name.clone(), kind: k.kind, sources: k.sources.clone() });
+                            self.modules.push(k.built.module);
+                            self.kernels_by_key.insert(key, id);
+                            id
+                        }
+                    };
+                    self.program.steps.push(Step::Dispatch(Dispatch { kernel: kernel_id, buffers, groups: k.groups, push_constants: Vec::new() }));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn constant_buffer(&mut self, name: &str, bytes: &[u8]) -> BufferId {
+        let key = (name.to_string(), bytes.to_vec());
+        if let Some(&b) = self.constants_by_bytes.get(&key) {
+            return b;
+        }
+        let id = BufferId(self.program.buffers.len() as u32);
+        self.program.buffers.push(Buffer { size_bytes: bytes.len() as u64, role: BufferRole::Constant(bytes.to_vec()), name: name.to_string() });
+        self.infos.push(BufferInfo { dims: vec![(bytes.len() / 4) as i64], dtype: DType::U32 });
+        self.constants_by_bytes.insert(key, id);
+        id
+    }
+}
+
+/// True when a bitcast in the entry is a plain reshape of row-major data.
+fn is_trivial_bitcast(comp: &Computation, instr: &Instr) -> bool {
+    let src = comp.instr(instr.operands[0]);
+    match (instr.shape.as_array(), src.shape.as_array()) {
+        (Some(a), Some(b)) => a.dtype == b.dtype && a.is_row_major() && b.is_row_major(),
+        _ => false,
+    }
+}
+
+fn collect_outputs(v: &Value, shape: &Shape, path: &mut Vec<usize>, out: &mut Vec<OutBuf>) {
+    match (v, shape) {
+        (Value::Leaf(b), Shape::Array(a)) => out.push(OutBuf { path: path.clone(), buf: *b, dims: a.dims.clone(), dtype: a.dtype }),
+        (Value::Tuple(t), Shape::Tuple(s)) => {
+            for (k, (e, es)) in t.iter().zip(s).enumerate() {
+                path.push(k);
+                collect_outputs(e, es, path, out);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn sources_of(m: &Module, instr: &Instr) -> Vec<String> {
+    match &instr.op {
+        Op::Fusion { calls, .. } => {
+            let c = m.comp(*calls);
+            c.instrs.iter().filter(|i| !matches!(i.op, Op::Parameter { .. })).map(|i| i.name.clone()).collect()
+        }
+        _ => vec![instr.name.clone()],
+    }
+}
+
+fn kernel_name(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+}
+
+/// FNV-1a over the SPIR-V words and the workgroup size: stable across runs and toolchains,
+/// so the runtime can key an on-disk pipeline cache with it.
+fn cache_key(words: &[u32], wg: [u32; 3]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for w in words.iter().chain(&wg) {
+        for b in w.to_le_bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}

@@ -1,0 +1,113 @@
+//! What the device can do, as far as code generation cares.
+
+/// How XLA's contracted multiply-adds (an f32 add/subtract of a single-use product, which
+/// XLA:CPU's LLVM turns into one fused multiply-add) are computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FmaMode {
+    /// The device's `fma`, rounded once (GPUs).
+    Native,
+    /// In f64: the product of two f32 is exact there, so only the sum rounds (then to f32).
+    /// For devices whose `fma` is a multiply and an add, such as lavapipe; needs `shaderFloat64`.
+    ViaF64,
+    /// No contraction: a multiply and an add, as HLO's own semantics say.
+    Unfused,
+}
+
+/// Device facts that change the generated code. The CLI fills this from the
+/// Vulkan runtime's device capabilities; tests use [`Target::lavapipe`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// `shaderInt64`: s64/u64 arithmetic and storage.
+    pub shader_int64: bool,
+    /// `shaderFloat64`: f64 arithmetic and storage.
+    pub shader_float64: bool,
+    /// `shaderInt16` (16-bit integers are widened to 32 bits on the device regardless).
+    pub shader_int16: bool,
+    /// `shaderFloat16` (f16 is stored widened to f32 regardless).
+    pub float16: bool,
+    /// `storageBuffer8BitAccess`.
+    pub storage_8bit: bool,
+    /// `storageBuffer16BitAccess`.
+    pub storage_16bit: bool,
+    /// Subgroup size reported by the device.
+    pub subgroup_size: u32,
+    /// `maxComputeWorkGroupSize`.
+    pub max_workgroup_size: [u32; 3],
+    /// `maxComputeWorkGroupInvocations`.
+    pub max_workgroup_invocations: u32,
+    /// `maxComputeSharedMemorySize` in bytes.
+    pub max_shared_memory_bytes: u32,
+    /// `maxStorageBufferRange` in bytes: no buffer may be larger.
+    pub max_storage_buffer_range: u64,
+    /// `shaderBufferFloat32AtomicAdd`.
+    pub atomic_float_add: bool,
+    /// How contracted multiply-adds are computed (lavapipe lowers `fma` to two roundings).
+    pub fma: FmaMode,
+}
+
+impl Target {
+    /// What Mesa's lavapipe (22.3) reports; the test machines have it.
+    pub fn lavapipe() -> Target {
+        Target {
+            shader_int64: true,
+            shader_float64: true,
+            shader_int16: true,
+            float16: true,
+            storage_8bit: true,
+            storage_16bit: true,
+            subgroup_size: 8,
+            max_workgroup_size: [1024, 1024, 1024],
+            max_workgroup_invocations: 1024,
+            max_shared_memory_bytes: 32768,
+            max_storage_buffer_range: 128 << 20,
+            atomic_float_add: true,
+            fma: FmaMode::ViaF64,
+        }
+    }
+
+    /// The Vulkan 1.2 minimum: no optional features.
+    pub fn baseline() -> Target {
+        Target {
+            shader_int64: false,
+            shader_float64: false,
+            shader_int16: false,
+            float16: false,
+            storage_8bit: false,
+            storage_16bit: false,
+            subgroup_size: 1,
+            max_workgroup_size: [128, 128, 64],
+            max_workgroup_invocations: 128,
+            max_shared_memory_bytes: 16384,
+            max_storage_buffer_range: 128 << 20,
+            atomic_float_add: false,
+            fma: FmaMode::Native,
+        }
+    }
+
+    /// The workgroup width used by one-invocation-per-element kernels.
+    pub(crate) fn loop_workgroup(&self) -> u32 {
+        256.min(self.max_workgroup_invocations).min(self.max_workgroup_size[0]).max(1)
+    }
+
+    /// The naga validation capabilities this target allows.
+    pub(crate) fn capabilities(&self) -> naga::valid::Capabilities {
+        use naga::valid::Capabilities as C;
+        let mut caps = C::empty();
+        if self.shader_int64 {
+            caps |= C::SHADER_INT64;
+        }
+        if self.shader_float64 {
+            caps |= C::FLOAT64;
+        }
+        if self.atomic_float_add {
+            caps |= C::SHADER_FLOAT32_ATOMIC;
+        }
+        caps
+    }
+}
+
+impl Default for Target {
+    fn default() -> Target {
+        Target::lavapipe()
+    }
+}
