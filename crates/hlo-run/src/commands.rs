@@ -262,33 +262,38 @@ pub fn opt(args: &OptArgs) -> anyhow::Result<()> {
     let path = args.module.as_deref().ok_or_else(|| user_error("no module given"))?;
     let mut loaded = load::load_module(path)?;
     if let Some(dir) = &args.dump_after_each {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
     }
-    let dump = |index: usize, name: &str, module: &hlo_ir::Module| -> anyhow::Result<()> {
-        if let Some(dir) = &args.dump_after_each {
+    let mut index = 0usize;
+    let mut dump_error: Option<anyhow::Error> = None;
+    let mut dump = |name: &str, module: &hlo_ir::Module| {
+        index += 1;
+        if let (Some(dir), None) = (&args.dump_after_each, &dump_error) {
             let file = dir.join(format!("{index:02}-{name}.hlo"));
-            std::fs::write(&file, hlo_ir::print::print_module(module))
-                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            if let Err(e) = std::fs::write(&file, hlo_ir::print::print_module(module)) {
+                dump_error = Some(anyhow::anyhow!("{}: {e}", file.display()));
+            }
         }
-        Ok(())
     };
-    let names: Vec<String> = if args.passes.is_empty() {
-        hlo_passes::pipeline::PIPELINE.iter().map(|s| s.to_string()).collect()
+    let mut opts = hlo_passes::PipelineOptions { verify: true, dump_after_each: Some(&mut dump) };
+    let report = if args.passes.is_empty() {
+        hlo_passes::run_pipeline(&mut loaded.module, &mut opts)
     } else {
-        args.passes.clone()
-    };
-    for (index, name) in names.iter().enumerate() {
-        let (_, pass) = hlo_passes::PASSES
-            .iter()
-            .find(|(n, _)| n == name)
-            .ok_or_else(|| user_error(format!("unknown pass '{name}' (see --list-passes)")))?;
-        pass(&mut loaded.module).map_err(|e| anyhow::anyhow!("pass {name}: {e}"))?;
-        hlo_ir::verify::verify(&loaded.module)
-            .map_err(|e| anyhow::anyhow!("internal error: module does not verify after pass {name}:\n{e}"))?;
-        dump(index + 1, name, &loaded.module)?;
+        if let Some(unknown) = args.passes.iter().find(|n| hlo_passes::find_pass(n).is_none()) {
+            return Err(user_error(format!("unknown pass '{unknown}' (see --list-passes)")));
+        }
+        let names: Vec<&str> = args.passes.iter().map(|s| s.as_str()).collect();
+        hlo_passes::run_passes(&mut loaded.module, &names, &mut opts)
+    }
+    .map_err(|e| anyhow::anyhow!("internal compiler error in the pass pipeline: {e}"))?;
+    if let Some(err) = dump_error {
+        return Err(err);
     }
     if args.explain_fusion {
-        eprintln!("{}", hlo_passes::explain(&loaded.module));
+        match &report.fusion {
+            Some(fusion) => eprintln!("{fusion}"),
+            None => eprintln!("(the fusion pass did not run)"),
+        }
     }
     print!("{}", hlo_ir::print::print_module(&loaded.module));
     Ok(())
