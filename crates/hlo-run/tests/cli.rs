@@ -175,3 +175,31 @@ fn print_is_canonical_and_reparses() {
 fn vulkan_backend_runs_the_seed_module() {
     run_sample_matches_jax("seed_draw_points", "module.opt.hlo", "vulkan");
 }
+
+#[test]
+fn an_op_vulkan_cannot_run_is_named_with_its_line() {
+    let dir = temp_dir("unsupported");
+    let file = dir.join("chol.hlo");
+    std::fs::write(&file, "HloModule chol\n\nENTRY main {\n  a = f32[2,2] parameter(0)\n  ROOT c = f32[2,2] cholesky(a), lower=true\n}\n")
+        .unwrap();
+    let out = hlo_run(&[file.to_str().unwrap(), "--random-inputs"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.starts_with(&format!("{}:5:", file.display())), "{err}");
+    assert!(err.contains("cholesky") && err.contains("--backend interp"), "{err}");
+}
+
+#[test]
+fn a_missing_vulkan_driver_says_how_to_install_one() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hlo-run"))
+        .args(["hlo-samples/matmul/module.hlo", "--random-inputs"])
+        .current_dir(repo())
+        .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
+        .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("apt-get install libvulkan1 mesa-vulkan-drivers"), "{err}");
+    assert!(err.contains("--backend interp"), "{err}");
+}

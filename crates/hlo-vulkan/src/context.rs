@@ -478,8 +478,14 @@ impl InstanceParts {
         }
         // SAFETY: every pointer in `create_info` points into locals that outlive the call; the messenger's user
         // data (`sink`) is kept alive by the returned InstanceParts until after vkDestroyInstance.
-        let instance =
-            unsafe { entry.create_instance(&create_info, None) }.map_err(VulkanError::vk("vkCreateInstance"))?;
+        let instance = unsafe { entry.create_instance(&create_info, None) }.map_err(|result| {
+            // The loader answers INCOMPATIBLE_DRIVER when it finds no driver (ICD) at all.
+            if result == vk::Result::ERROR_INCOMPATIBLE_DRIVER {
+                VulkanError::NoDevice { detail: " (the Vulkan loader found no driver)".into() }
+            } else {
+                VulkanError::vk("vkCreateInstance")(result)
+            }
+        })?;
         let mut parts = InstanceParts { entry, instance, debug: None, sink, api_version };
         if validation {
             let loader = ash::ext::debug_utils::Instance::new(&parts.entry, &parts.instance);
