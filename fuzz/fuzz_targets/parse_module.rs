@@ -10,7 +10,10 @@ fn check(text: &str) {
     let printed = hlo_ir::print::print_module(&module);
     match hlo_parse::parse_module(&printed) {
         Ok(again) => assert!(again == module, "printed module re-parses differently:\n{printed}"),
-        Err(e) => panic!("printed module does not re-parse: {}\n{printed}", hlo_parse::render_error(&printed, "<printed>", &e)),
+        Err(e) => panic!(
+            "printed module does not re-parse: {}\n{printed}",
+            hlo_parse::render_error(&printed, "<printed>", &e)
+        ),
     }
 }
 

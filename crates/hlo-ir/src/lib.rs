@@ -34,5 +34,6 @@ pub use module::{
 };
 pub use op::*;
 pub use opcode::Opcode;
+pub use print::print_module;
 pub use shape::{ArrayShape, Layout, Shape, TileDim};
 pub use shape_inference::{infer_shape, ShapeError};

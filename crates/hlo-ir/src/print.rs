@@ -17,7 +17,7 @@
 
 use crate::dtype::DType;
 use crate::literal::{ArrayData, Literal, LiteralData};
-use crate::module::{Computation, Instr, InstrId, InstrMeta, Module, OpMetadata, ProgramShape};
+use crate::module::{CompId, Computation, Instr, InstrId, InstrMeta, Module, OpMetadata, ProgramShape};
 use crate::op::*;
 use crate::opcode::Opcode;
 use crate::shape::{ArrayShape, Shape};
@@ -150,7 +150,11 @@ fn write_stack_frames(out: &mut String, module: &Module) {
     }
     out.push_str("\nStackFrames\n");
     for (id, frame) in &index.stack_frames {
-        let _ = writeln!(out, "{id} {{file_location_id={} parent_frame_id={}}}", frame.file_location_id, frame.parent_frame_id);
+        let _ = writeln!(
+            out,
+            "{id} {{file_location_id={} parent_frame_id={}}}",
+            frame.file_location_id, frame.parent_frame_id
+        );
     }
 }
 
@@ -252,7 +256,7 @@ fn write_instr(out: &mut String, module: &Module, comp: &Computation, instr: &In
 
     let meta = &instr.meta;
     let mut attrs = Attrs { out, module, meta, early_done: false };
-    write_op_attrs(&mut attrs, comp, instr);
+    write_op_attrs(&mut attrs, instr);
     attrs.early_others();
     write_called_computations(&mut attrs, comp, instr);
     let out = attrs.out;
@@ -266,7 +270,8 @@ fn write_instr(out: &mut String, module: &Module, comp: &Computation, instr: &In
                 out.push(',');
             }
             // XLA's keys are identifiers; any other key is quoted so that it reads back.
-            let plain = !key.is_empty() && key.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '.' | '-'));
+            let plain =
+                !key.is_empty() && key.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '.' | '-'));
             if plain {
                 out.push_str(key);
             } else {
@@ -314,8 +319,6 @@ fn instr_name(comp: &Computation, id: InstrId) -> &str {
 fn comp_name(module: &Module, id: CompId) -> &str {
     module.comps.get(id.index()).map_or("<invalid>", |c| c.name.as_str())
 }
-
-use crate::module::CompId;
 
 /// Appends `, name=value` attributes and the unmodelled ones at XLA's positions.
 struct Attrs<'a, 'm> {
@@ -371,7 +374,7 @@ const CUSTOM_CALL_PRE_TARGET: [&str; 6] =
 /// Unmodelled collective attributes XLA prints before `dimensions`.
 const COLLECTIVE_PRE_DIMS: [&str; 2] = ["replica_groups", "constrain_layout"];
 
-fn write_op_attrs(a: &mut Attrs<'_, '_>, comp: &Computation, instr: &Instr) {
+fn write_op_attrs(a: &mut Attrs<'_, '_>, instr: &Instr) {
     match &instr.op {
         Op::Iota { dimension } => a.push(format_args!("iota_dimension={dimension}")),
         Op::Compare { direction, compare_type } => {
@@ -389,9 +392,9 @@ fn write_op_attrs(a: &mut Attrs<'_, '_>, comp: &Computation, instr: &Instr) {
         | Op::Reverse { dimensions }
         | Op::Reduce { dimensions, .. }
         | Op::Map { dimensions, .. } => a.dims("dimensions", dimensions),
-        Op::Concatenate { dimension }
-        | Op::GetDimensionSize { dimension }
-        | Op::SetDimensionSize { dimension } => a.dims("dimensions", &[*dimension]),
+        Op::Concatenate { dimension } | Op::GetDimensionSize { dimension } | Op::SetDimensionSize { dimension } => {
+            a.dims("dimensions", &[*dimension])
+        }
         Op::Slice { dims } => {
             let strided = dims.iter().any(|d| d.stride != 1);
             a.out.push_str(", slice={");
@@ -620,7 +623,6 @@ fn write_op_attrs(a: &mut Attrs<'_, '_>, comp: &Computation, instr: &Instr) {
         | Op::Async { .. }
         | Op::Other { .. } => {}
     }
-    let _ = comp;
 }
 
 fn write_called_computations(a: &mut Attrs<'_, '_>, comp: &Computation, instr: &Instr) {
@@ -658,10 +660,8 @@ fn write_called_computations(a: &mut Attrs<'_, '_>, comp: &Computation, instr: &
         | Op::Scatter { to_apply, .. }
         | Op::Sort { to_apply, .. } => a.comp("to_apply", *to_apply),
         Op::Fusion { calls, .. } => a.comp("calls", *calls),
-        Op::CustomCall(cc) => {
-            if !cc.called_computations.is_empty() {
-                write_comp_list(a, "called_computations", &cc.called_computations);
-            }
+        Op::CustomCall(cc) if !cc.called_computations.is_empty() => {
+            write_comp_list(a, "called_computations", &cc.called_computations)
         }
         Op::Async { calls: Some(calls), .. } => a.comp("calls", *calls),
         Op::Collective { attrs: CollectiveAttrs { to_apply: Some(to_apply), .. }, .. } => a.comp("to_apply", *to_apply),
@@ -1140,34 +1140,72 @@ impl CheckedElements for ArrayShape {
 
 /// C's `printf("%.{precision}g", x)` as glibc prints it (`inf`, `-nan`, `1e+10`, `3.5e-07`).
 pub fn format_g(x: f64, precision: usize) -> String {
-    if x.is_nan() {
-        return if x.is_sign_negative() { "-nan".into() } else { "nan".into() };
-    }
-    if x.is_infinite() {
-        return if x < 0.0 { "-inf".into() } else { "inf".into() };
+    if let Some(special) = non_finite(x) {
+        return special.to_string();
     }
     let p = precision.max(1);
-    // The decimal exponent after rounding to `p` significant digits decides the style.
+    // One exact formatting to `p` significant digits; the style follows from its exponent.
     let sci = format!("{:.*e}", p - 1, x);
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i64 = exp.parse().unwrap_or(0);
-    if exp < -4 || exp >= p as i64 {
-        let mantissa = strip_fraction_zeros(mantissa);
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exp.abs())
+    g_from_scientific(&sci, p)
+}
+
+fn non_finite(x: f64) -> Option<&'static str> {
+    if x.is_nan() {
+        Some(if x.is_sign_negative() { "-nan" } else { "nan" })
+    } else if x.is_infinite() {
+        Some(if x < 0.0 { "-inf" } else { "inf" })
     } else {
-        let decimals = usize::try_from(p as i64 - 1 - exp).unwrap_or(0);
-        strip_fraction_zeros(&format!("{x:.decimals$}")).to_string()
+        None
     }
 }
 
-/// Removes trailing zeros of a fraction and a dangling `.` (`%g` without `#`).
-fn strip_fraction_zeros(s: &str) -> &str {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
+/// Rewrites Rust's `[-]d[.ddd]e[-]X` in `%g` style for precision `p`: fixed notation when
+/// `-4 <= X < p`, otherwise `d[.ddd]e±XX`; trailing fraction zeros removed either way.
+fn g_from_scientific(sci: &str, p: usize) -> String {
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
+    let exp: i64 = exp.parse().unwrap_or(0);
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let digits = digits.trim_end_matches('0');
+    let digits = if digits.is_empty() { "0" } else { digits };
+    let mut out = String::with_capacity(digits.len() + 8);
+    out.push_str(sign);
+    if exp < -4 || exp >= p as i64 {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
+    } else if exp < 0 {
+        out.push_str("0.");
+        for _ in 0..(-exp - 1) {
+            out.push('0');
+        }
+        out.push_str(digits);
     } else {
-        s
+        let int_len = exp as usize + 1;
+        if digits.len() <= int_len {
+            out.push_str(digits);
+            for _ in digits.len()..int_len {
+                out.push('0');
+            }
+        } else {
+            out.push_str(&digits[..int_len]);
+            out.push('.');
+            out.push_str(&digits[int_len..]);
+        }
     }
+    out
+}
+
+/// Number of significant digits in Rust's shortest round-trip form (`{:e}`).
+fn shortest_digits(sci: &str) -> usize {
+    let mantissa = sci.split_once('e').map_or(sci, |(m, _)| m);
+    mantissa.bytes().filter(u8::is_ascii_digit).count()
 }
 
 /// Appends `(0x..)` for a NaN whose mantissa is not the default quiet NaN.
@@ -1179,22 +1217,55 @@ fn nan_payload(text: String, is_nan: bool, mantissa: u64, quiet: u64) -> String 
     }
 }
 
-/// XLA's `RoundTripFpToString(float)`.
+/// XLA's `RoundTripFpToString(float)`: `%.6g` when that reads back to `x`, else `%.9g`.
+///
+/// For a normal `x`, `%.6g` reads back exactly when the shortest round-trip form has at most
+/// 6 digits (an f32's half-ulp is far below half a unit in the 6th digit, so rounding to 6
+/// digits then gives that form), which saves formatting twice and parsing back.
 pub fn format_f32(x: f32) -> String {
-    let mut text = format_g(x as f64, 6);
-    if !x.is_nan() && text.parse::<f32>().ok() != Some(x) {
-        text = format_g(x as f64, 9);
-    }
+    let text = match non_finite(x as f64) {
+        Some(special) => special.to_string(),
+        None => {
+            let shortest = format!("{x:e}");
+            if shortest_digits(&shortest) > 6 {
+                format_g(x as f64, 9)
+            } else if x.is_normal() || x == 0.0 {
+                g_from_scientific(&shortest, 6)
+            } else {
+                // Subnormals carry fewer bits, so the shortcut's argument does not hold.
+                let six = format_g(x as f64, 6);
+                if six.parse::<f32>().ok() == Some(x) {
+                    six
+                } else {
+                    format_g(x as f64, 9)
+                }
+            }
+        }
+    };
     let mantissa = (x.to_bits() & 0x7f_ffff) as u64;
     nan_payload(text, x.is_nan(), mantissa, 0x40_0000)
 }
 
-/// XLA's `RoundTripFpToString(double)`.
+/// XLA's `RoundTripFpToString(double)`: `%.15g` when that reads back, else `%.17g`.
 pub fn format_f64(x: f64) -> String {
-    let mut text = format_g(x, 15);
-    if !x.is_nan() && text.parse::<f64>().ok() != Some(x) {
-        text = format_g(x, 17);
-    }
+    let text = match non_finite(x) {
+        Some(special) => special.to_string(),
+        None => {
+            let shortest = format!("{x:e}");
+            if shortest_digits(&shortest) > 15 {
+                format_g(x, 17)
+            } else if x.is_normal() || x == 0.0 {
+                g_from_scientific(&shortest, 15)
+            } else {
+                let fifteen = format_g(x, 15);
+                if fifteen.parse::<f64>().ok() == Some(x) {
+                    fifteen
+                } else {
+                    format_g(x, 17)
+                }
+            }
+        }
+    };
     let mantissa = x.to_bits() & 0xf_ffff_ffff_ffff;
     nan_payload(text, x.is_nan(), mantissa, 0x8_0000_0000_0000)
 }
@@ -1417,6 +1488,34 @@ mod tests {
         assert_eq!(format_f32(-f32::NAN), "-nan");
         assert_eq!(format_f32(f32::from_bits(0x7f80_0001)), "nan(0x1)");
         assert_eq!(format_f32(-2147483648.0), "-2.14748365e+09");
+    }
+
+    /// The literal definition: try `%.6g`/`%.15g`, parse back, else `%.9g`/`%.17g`.
+    #[test]
+    fn shortcut_matches_the_round_trip_definition() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..300_000u64 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            // Mix random patterns with short decimals such as 0.1 or 12.5.
+            let x = if i % 3 == 0 {
+                (state % 100_000) as f32 / 10f32.powi((state % 9) as i32)
+            } else {
+                f32::from_bits(state as u32)
+            };
+            let six = format_g(x as f64, 6);
+            let want = if x.is_nan() || six.parse::<f32>().ok() == Some(x) { six } else { format_g(x as f64, 9) };
+            assert_eq!(format_f32(x).split('(').next().unwrap(), want, "{x:e}");
+            let y = if i % 3 == 0 {
+                (state % 1_000_000) as f64 / 10f64.powi((state % 12) as i32)
+            } else {
+                f64::from_bits(state)
+            };
+            let fifteen = format_g(y, 15);
+            let want = if y.is_nan() || fifteen.parse::<f64>().ok() == Some(y) { fifteen } else { format_g(y, 17) };
+            assert_eq!(format_f64(y).split('(').next().unwrap(), want, "{y:e}");
+        }
     }
 
     #[test]

@@ -23,7 +23,8 @@ fn main() {
         None => ("synthetic module".to_string(), synthetic(20 << 20)),
     };
     let mb = text.len() as f64 / 1e6;
-    let module = hlo_parse::parse_module(&text).unwrap_or_else(|e| panic!("{}", hlo_parse::render_error(&text, &label, &e)));
+    let module =
+        hlo_parse::parse_module(&text).unwrap_or_else(|e| panic!("{}", hlo_parse::render_error(&text, &label, &e)));
     println!("{label}: {mb:.1} MB, {} instructions in {} computations", module.instr_count(), module.comps.len());
 
     let mut parse_s = Vec::new();
@@ -50,7 +51,9 @@ fn main() {
         v[v.len() / 2]
     };
     let out_mb = printed_len as f64 / 1e6;
-    for (what, size, wall, cpu) in [("parse", mb, &mut parse_s, &mut parse_cpu), ("print", out_mb, &mut print_s, &mut print_cpu)] {
+    for (what, size, wall, cpu) in
+        [("parse", mb, &mut parse_s, &mut parse_cpu), ("print", out_mb, &mut print_s, &mut print_cpu)]
+    {
         let (w, c) = (median(wall), median(cpu));
         let cpu_text = if c > 0.0 { format!(", CPU {:.1} ms = {:.0} MB/s", c * 1e3, size / c) } else { String::new() };
         println!("{what}: median over {iters} runs: wall {:.1} ms = {:.0} MB/s{cpu_text}", w * 1e3, size / w);
@@ -76,13 +79,27 @@ fn synthetic(target: usize) -> String {
     let mut prev = "x".to_string();
     let mut i = 0;
     while s.len() < target {
-        let meta = |op: &str| format!("metadata={{op_name=\"jit(bench)/layer_{i}/{op}\" source_file=\"/home/user/model.py\" source_line={} stack_frame_id={}}}", 100 + i % 900, 1 + i % 17);
+        let meta = |op: &str| {
+            format!("metadata={{op_name=\"jit(bench)/layer_{i}/{op}\" source_file=\"/home/user/model.py\" source_line={} stack_frame_id={}}}", 100 + i % 900, 1 + i % 17)
+        };
         let _ = writeln!(s, "  %constant.{i} = f32[] constant({}), {}", 0.5 + (i % 97) as f64 / 7.0, meta("mul"));
         let _ = writeln!(s, "  %fusion.{i} = f32[128,256]{{1,0}} fusion(%{prev}, %constant.{i}), kind=kLoop, calls=%fused_computation, {}", meta("mul"));
         let _ = writeln!(s, "  %add.{i} = f32[128,256]{{1,0}} add(%fusion.{i}, %x), {}", meta("add"));
-        let _ = writeln!(s, "  %reduce.{i} = f32[128]{{0}} reduce(%add.{i}, %constant.{i}), dimensions={{1}}, to_apply=%add, {}", meta("reduce_sum"));
-        let _ = writeln!(s, "  %broadcast.{i} = f32[128,256]{{1,0}} broadcast(%reduce.{i}), dimensions={{0}}, {}", meta("broadcast_in_dim"));
-        let _ = writeln!(s, "  %slice.{i} = f32[128,64]{{1,0}} slice(%broadcast.{i}), slice={{[0:128], [0:256:4]}}, {}", meta("slice"));
+        let _ = writeln!(
+            s,
+            "  %reduce.{i} = f32[128]{{0}} reduce(%add.{i}, %constant.{i}), dimensions={{1}}, to_apply=%add, {}",
+            meta("reduce_sum")
+        );
+        let _ = writeln!(
+            s,
+            "  %broadcast.{i} = f32[128,256]{{1,0}} broadcast(%reduce.{i}), dimensions={{0}}, {}",
+            meta("broadcast_in_dim")
+        );
+        let _ = writeln!(
+            s,
+            "  %slice.{i} = f32[128,64]{{1,0}} slice(%broadcast.{i}), slice={{[0:128], [0:256:4]}}, {}",
+            meta("slice")
+        );
         let _ = writeln!(s, "  %dot.{i} = f32[128,256]{{1,0}} dot(%slice.{i}, %w.t), lhs_contracting_dims={{1}}, rhs_contracting_dims={{0}}, {}", meta("dot_general"));
         let _ = writeln!(s, "  %tanh.{i} = f32[128,256]{{1,0}} tanh(%dot.{i}), {}", meta("tanh"));
         prev = format!("tanh.{i}");

@@ -19,6 +19,9 @@ pub(crate) struct NameRef<'a> {
     pub pos: usize,
 }
 
+/// One `{output_index}: (operand, {operand_index})` entry of `output_to_operand_aliasing`.
+pub(crate) type Aliasing = (Vec<i64>, i64, Vec<i64>);
+
 /// The grammar of an attribute value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Grammar {
@@ -57,22 +60,54 @@ pub(crate) enum Value<'a> {
     Float(f32),
     Str(String),
     Shapes(Vec<Shape>),
-    Aliasing(Vec<(Vec<i64>, i64, Vec<i64>)>),
+    Aliasing(Vec<Aliasing>),
     Literal(Box<Literal>),
 }
 
 /// The grammar of a modelled attribute name.
 pub(crate) fn grammar_of(name: &str) -> Option<Grammar> {
     Some(match name {
-        "dimensions" | "slice_sizes" | "dynamic_slice_sizes" | "fft_length" | "offset_dims"
-        | "collapsed_slice_dims" | "start_index_map" | "operand_batching_dims" | "start_indices_batching_dims"
-        | "update_window_dims" | "inserted_window_dims" | "scatter_dims_to_operand_dims" | "input_batching_dims"
-        | "scatter_indices_batching_dims" | "lhs_batch_dims" | "lhs_contracting_dims" | "rhs_batch_dims"
-        | "rhs_contracting_dims" | "lhs_ragged_dims" | "rhs_group_dims" => Grammar::Ints,
-        "iota_dimension" | "index_vector_dim" | "feature_group_count" | "batch_group_count" | "exponent_bits"
-        | "mantissa_bits" | "k" | "delta" | "feature_index" | "channel_id" | "index" => Grammar::Int,
-        "indices_are_sorted" | "unique_indices" | "is_stable" | "largest" | "lower" | "left_side" | "unit_diagonal"
-        | "custom_call_has_side_effect" | "is_host_transfer" | "is_composite" => Grammar::Bool,
+        "dimensions"
+        | "slice_sizes"
+        | "dynamic_slice_sizes"
+        | "fft_length"
+        | "offset_dims"
+        | "collapsed_slice_dims"
+        | "start_index_map"
+        | "operand_batching_dims"
+        | "start_indices_batching_dims"
+        | "update_window_dims"
+        | "inserted_window_dims"
+        | "scatter_dims_to_operand_dims"
+        | "input_batching_dims"
+        | "scatter_indices_batching_dims"
+        | "lhs_batch_dims"
+        | "lhs_contracting_dims"
+        | "rhs_batch_dims"
+        | "rhs_contracting_dims"
+        | "lhs_ragged_dims"
+        | "rhs_group_dims" => Grammar::Ints,
+        "iota_dimension"
+        | "index_vector_dim"
+        | "feature_group_count"
+        | "batch_group_count"
+        | "exponent_bits"
+        | "mantissa_bits"
+        | "k"
+        | "delta"
+        | "feature_index"
+        | "channel_id"
+        | "index" => Grammar::Int,
+        "indices_are_sorted"
+        | "unique_indices"
+        | "is_stable"
+        | "largest"
+        | "lower"
+        | "left_side"
+        | "unit_diagonal"
+        | "custom_call_has_side_effect"
+        | "is_host_transfer"
+        | "is_composite" => Grammar::Bool,
         "to_apply" | "calls" | "condition" | "body" | "select" | "scatter" | "true_computation"
         | "false_computation" => Grammar::Comp,
         "branch_computations" | "called_computations" => Grammar::Comps,
@@ -136,7 +171,8 @@ pub(crate) fn accepts(opcode: Opcode, name: &str) -> bool {
         ],
         O::Dot => return DOT_DIMS.contains(&name) || matches!(name, "operand_precision" | "algorithm"),
         O::RaggedDot => {
-            return DOT_DIMS.contains(&name) || matches!(name, "operand_precision" | "lhs_ragged_dims" | "rhs_group_dims")
+            return DOT_DIMS.contains(&name)
+                || matches!(name, "operand_precision" | "lhs_ragged_dims" | "rhs_group_dims")
         }
         O::ScaledDot => return DOT_DIMS.contains(&name) || name == "operand_precision",
         O::Convolution => &["window", "dim_labels", "feature_group_count", "batch_group_count", "operand_precision"],
@@ -345,11 +381,15 @@ fn window(c: &mut Cursor<'_>) -> PResult<Window> {
     c.expect(b'{')?;
     let open = c.pos - 1;
     let mut size: Option<Vec<i64>> = None;
-    let mut fields: Vec<(&str, usize, Vec<(i64, i64)>)> = Vec::new();
+    // (field, offset of its name, per-dimension values; `pad` uses both halves of the pair).
+    type Field<'k> = (&'k str, usize, Vec<(i64, i64)>);
+    let mut fields: Vec<Field<'_>> = Vec::new();
     while !c.eat(b'}') {
         let key_start = c.pos;
         let Some(key) = c.ident() else {
-            return Err(c.err_expected("a window field (size, stride, pad, lhs_dilate, rhs_dilate, rhs_reversal) or '}'"));
+            return Err(
+                c.err_expected("a window field (size, stride, pad, lhs_dilate, rhs_dilate, rhs_reversal) or '}'")
+            );
         };
         if !matches!(key, "size" | "stride" | "pad" | "lhs_dilate" | "rhs_dilate" | "rhs_reversal") {
             return Err(c.err_since(key_start, format!("unknown window field '{key}'")));
@@ -435,7 +475,9 @@ fn dim_labels(c: &mut Cursor<'_>) -> PResult<ConvDims> {
     let (kernel_input_feature, kernel_output_feature, kernel_spatial) = labels(rhs, 'i', 'o').map_err(bad)?;
     let (output_batch, output_feature, output_spatial) = labels(out, 'b', 'f').map_err(bad)?;
     if input_spatial.len() != kernel_spatial.len() || input_spatial.len() != output_spatial.len() {
-        return Err(bad("input, kernel and output dimension labels have different numbers of spatial dimensions".into()));
+        return Err(bad(
+            "input, kernel and output dimension labels have different numbers of spatial dimensions".into()
+        ));
     }
     Ok(ConvDims {
         input_batch,
@@ -469,13 +511,16 @@ fn labels(s: &str, a: char, b: char) -> Result<(i64, i64, Vec<i64>), String> {
             }
             *slot = Some(i);
         } else {
-            return Err(format!("unexpected dimension label '{ch}' in '{s}' (expected '{a}', '{b}' and 0..{n_spatial})"));
+            return Err(format!(
+                "unexpected dimension label '{ch}' in '{s}' (expected '{a}', '{b}' and 0..{n_spatial})"
+            ));
         }
     }
     let (Some(pa), Some(pb)) = (pos_a, pos_b) else {
         return Err(format!("dimension labels '{s}' need both '{a}' and '{b}'"));
     };
-    let spatial = spatial.into_iter().collect::<Option<Vec<i64>>>().ok_or_else(|| format!("missing spatial label in '{s}'"))?;
+    let spatial =
+        spatial.into_iter().collect::<Option<Vec<i64>>>().ok_or_else(|| format!("missing spatial label in '{s}'"))?;
     Ok((pa, pb, spatial))
 }
 
@@ -495,7 +540,9 @@ fn precision(c: &mut Cursor<'_>) -> PResult<Vec<Precision>> {
             "default" => Precision::Default,
             "high" => Precision::High,
             "highest" => Precision::Highest,
-            _ => return Err(c.err_since(start, format!("expected a precision (default, high, highest), found '{word}'"))),
+            _ => {
+                return Err(c.err_since(start, format!("expected a precision (default, high, highest), found '{word}'")))
+            }
         });
         if c.eat(b',') {
             continue;
@@ -506,7 +553,7 @@ fn precision(c: &mut Cursor<'_>) -> PResult<Vec<Precision>> {
 }
 
 /// `{{out_index}: (operand, {operand_index}), ...}`.
-fn aliasing(c: &mut Cursor<'_>) -> PResult<Vec<(Vec<i64>, i64, Vec<i64>)>> {
+fn aliasing(c: &mut Cursor<'_>) -> PResult<Vec<Aliasing>> {
     c.expect(b'{')?;
     let mut out = Vec::new();
     if c.eat(b'}') {

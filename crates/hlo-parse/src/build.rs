@@ -72,7 +72,11 @@ impl<'a> CompNames<'a> {
     pub fn define(&mut self, r: NameRef<'a>, index: usize) -> PResult<()> {
         let id = self.intern(r) as usize;
         if self.defined[id].is_some() {
-            return Err(PErr::new(r.pos, r.pos + r.name.len() + 1, format!("duplicate computation name '%{}'", r.name)));
+            return Err(PErr::new(
+                r.pos,
+                r.pos + r.name.len() + 1,
+                format!("duplicate computation name '%{}'", r.name),
+            ));
         }
         let index = u32::try_from(index).map_err(|_| PErr::new(r.pos, r.pos + 1, "too many computations"))?;
         self.defined[id] = Some(index);
@@ -125,7 +129,10 @@ pub(crate) fn finish(body: Body<'_>) -> PResult<Computation> {
         let err = |message: String| PErr::new(start, end, message);
         match usize::try_from(number).ok().and_then(|n| seen.get_mut(n)) {
             None => {
-                return Err(err(format!("parameter number {number} is out of range: the computation has {} parameters", seen.len())))
+                return Err(err(format!(
+                    "parameter number {number} is out of range: the computation has {} parameters",
+                    seen.len()
+                )))
             }
             Some(true) => return Err(err(format!("duplicate parameter number {number}"))),
             Some(slot) => *slot = true,
@@ -151,13 +158,14 @@ fn sort(comp: Computation) -> PResult<Computation> {
     }
     let mut users: Vec<Vec<u32>> = vec![Vec::new(); n];
     let mut waiting = vec![0u32; n];
-    for i in 0..n {
+    for (i, count) in waiting.iter_mut().enumerate() {
         for d in deps(i) {
             users[d].push(i as u32);
-            waiting[i] += 1;
+            *count += 1;
         }
     }
-    let mut ready: BinaryHeap<Reverse<u32>> = (0..n as u32).filter(|&i| waiting[i as usize] == 0).map(Reverse).collect();
+    let mut ready: BinaryHeap<Reverse<u32>> =
+        (0..n as u32).filter(|&i| waiting[i as usize] == 0).map(Reverse).collect();
     let mut order = Vec::with_capacity(n);
     while let Some(Reverse(i)) = ready.pop() {
         order.push(i as usize);
@@ -238,7 +246,11 @@ impl<'a> Attrs<'a, '_> {
         };
         match value {
             Value::Ints(v) if v.len() == 1 => Ok(v[0]),
-            Value::Ints(v) => Err(PErr::new(pos, pos + name.len(), format!("expected exactly one dimension in '{name}', found {}", v.len()))),
+            Value::Ints(v) => Err(PErr::new(
+                pos,
+                pos + name.len(),
+                format!("expected exactly one dimension in '{name}', found {}", v.len()),
+            )),
             _ => Err(self.missing(name)),
         }
     }
@@ -259,7 +271,8 @@ impl<'a> Attrs<'a, '_> {
             return Err(self.missing(name));
         };
         match value {
-            Value::Int(v) => u64::try_from(v).map_err(|_| PErr::new(pos, pos + name.len(), format!("'{name}' must be non-negative, found {v}"))),
+            Value::Int(v) => u64::try_from(v)
+                .map_err(|_| PErr::new(pos, pos + name.len(), format!("'{name}' must be non-negative, found {v}"))),
             _ => Err(self.missing(name)),
         }
     }
@@ -372,13 +385,14 @@ pub(crate) fn op<'a>(
                     _ => None,
                 })?
                 .ok_or_else(|| a.missing("direction"))?;
-            let compare_type = a.enumerator("type", "a comparison type (FLOAT, TOTALORDER, SIGNED, UNSIGNED)", |w| match w {
-                "FLOAT" => Some(CompareType::Float),
-                "TOTALORDER" => Some(CompareType::TotalOrder),
-                "SIGNED" => Some(CompareType::Signed),
-                "UNSIGNED" => Some(CompareType::Unsigned),
-                _ => None,
-            })?;
+            let compare_type =
+                a.enumerator("type", "a comparison type (FLOAT, TOTALORDER, SIGNED, UNSIGNED)", |w| match w {
+                    "FLOAT" => Some(CompareType::Float),
+                    "TOTALORDER" => Some(CompareType::TotalOrder),
+                    "SIGNED" => Some(CompareType::Signed),
+                    "UNSIGNED" => Some(CompareType::Unsigned),
+                    _ => None,
+                })?;
             Op::Compare { direction, compare_type }
         }
         O::Select => Op::Select,
@@ -429,7 +443,11 @@ pub(crate) fn op<'a>(
                 operand_batching_dims: a.opt_ints("operand_batching_dims")?.unwrap_or_default(),
                 start_indices_batching_dims: a.opt_ints("start_indices_batching_dims")?.unwrap_or_default(),
             };
-            Op::Gather { dims, slice_sizes: a.ints("slice_sizes")?, indices_are_sorted: a.flag("indices_are_sorted", false) }
+            Op::Gather {
+                dims,
+                slice_sizes: a.ints("slice_sizes")?,
+                indices_are_sorted: a.flag("indices_are_sorted", false),
+            }
         }
         O::Scatter => {
             let dims = ScatterDims {
@@ -519,13 +537,14 @@ pub(crate) fn op<'a>(
                 Some((Value::Str(s), _)) => s,
                 _ => return Err(a.missing("custom_call_target")),
             };
-            let api_version = a.enumerator("api_version", "an API version (API_VERSION_ORIGINAL, ...)", |w| match w {
-                "API_VERSION_ORIGINAL" => Some(CustomCallApiVersion::Original),
-                "API_VERSION_STATUS_RETURNING" => Some(CustomCallApiVersion::StatusReturning),
-                "API_VERSION_STATUS_RETURNING_UNIFIED" => Some(CustomCallApiVersion::StatusReturningUnified),
-                "API_VERSION_TYPED_FFI" => Some(CustomCallApiVersion::TypedFfi),
-                _ => None,
-            })?;
+            let api_version =
+                a.enumerator("api_version", "an API version (API_VERSION_ORIGINAL, ...)", |w| match w {
+                    "API_VERSION_ORIGINAL" => Some(CustomCallApiVersion::Original),
+                    "API_VERSION_STATUS_RETURNING" => Some(CustomCallApiVersion::StatusReturning),
+                    "API_VERSION_STATUS_RETURNING_UNIFIED" => Some(CustomCallApiVersion::StatusReturningUnified),
+                    "API_VERSION_TYPED_FFI" => Some(CustomCallApiVersion::TypedFfi),
+                    _ => None,
+                })?;
             let mut called_computations = a.opt_comps("called_computations")?.unwrap_or_default();
             called_computations.extend(a.opt_comp("to_apply")?);
             let operand_layout_constraints = match a.take("operand_layout_constraints") {

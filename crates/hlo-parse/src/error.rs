@@ -25,11 +25,7 @@ pub fn render_error(source: &str, file: &str, err: &ParseError) -> String {
     let line_idx = err.line.saturating_sub(1) as usize;
     let line_text = source.lines().nth(line_idx).unwrap_or("");
     let col = err.column.saturating_sub(1) as usize;
-    let prefix: String = line_text
-        .chars()
-        .take(col)
-        .map(|c| if c == '\t' { '\t' } else { ' ' })
-        .collect();
+    let prefix: String = line_text.chars().take(col).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
     let span_len = (err.span.end.saturating_sub(err.span.start)) as usize;
     let rest_of_line = line_text.chars().skip(col).count();
     let tildes = span_len.min(rest_of_line).saturating_sub(1);

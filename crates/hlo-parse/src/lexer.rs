@@ -283,7 +283,8 @@ impl<'a> Cursor<'a> {
         self.skip_ws();
         let start = self.pos;
         let value = self.int()?;
-        u64::try_from(value).map_err(|_| PErr::new(start, self.pos, format!("expected a non-negative integer, found '{value}'")))
+        u64::try_from(value)
+            .map_err(|_| PErr::new(start, self.pos, format!("expected a non-negative integer, found '{value}'")))
     }
 
     /// `true` or `false`.
@@ -318,7 +319,10 @@ impl<'a> Cursor<'a> {
         }
         let number = recognize((
             opt(char('-')),
-            nom::branch::alt((recognize((digit1, opt(pair(char('.'), opt(digit1))))), recognize(pair(char('.'), digit1)))),
+            nom::branch::alt((
+                recognize((digit1, opt(pair(char('.'), opt(digit1))))),
+                recognize(pair(char('.'), digit1)),
+            )),
             opt((nom::branch::alt((char('e'), char('E'))), opt(nom::branch::alt((char('+'), char('-')))), digit1)),
         ));
         self.lex(number).map(|text| (text, None))

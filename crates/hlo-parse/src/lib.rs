@@ -9,17 +9,25 @@
 //! [`hlo_ir::InstrMeta::other_attrs`] (and module ones in [`hlo_ir::ModuleAttrs::other`]),
 //! so [`hlo_ir::print::print_module`] writes them back.
 //!
-//! [`syntax`] holds the grammar and builds each instruction as soon as it is read;
+//! [`lexer`] holds the cursor and the lexemes: numbers, strings and tags are nom parsers,
+//! while names and whitespace (the hottest lexemes) are plain byte loops. [`syntax`] holds
+//! the grammar and builds each instruction as soon as it is read;
 //! [`build`] holds what needs more than one instruction: typed ops from attributes, the
 //! resolution of names used before their definition (computations anywhere in the module,
 //! instructions within their computation), and the topological sort that the IR's
 //! operands-first order requires when the text uses a name before defining it.
 //!
-//! Architecture invariant: the parser never panics, on any input. It indexes only through
-//! checked accessors, bounds nesting (tuples, literals) by [`lexer::MAX_DEPTH`], rejects
-//! shapes whose element count overflows `i64`, and never allocates ahead of the text
-//! (a constant's elements are pushed as they are read). Checking that shapes agree with
-//! their operands is not its job: that is `hlo_ir::verify`.
+//! Architecture invariant: the parser never panics, on any input. It reads the text through
+//! checked accessors (indexing only its own tables, by indices it created), bounds nesting
+//! (tuples, literals) by [`lexer::MAX_DEPTH`], rejects shapes whose element count overflows
+//! `i64`, and allocates in proportion to the text, never to numbers written in it (a
+//! constant's elements are pushed as they are read; parameter numbers are bounded by the
+//! text's length). `tests/no_panic.rs` and the cargo-fuzz target in `fuzz/` check this.
+//! Checking that shapes agree with their operands is not its job: that is `hlo_ir::verify`.
+//!
+//! Speed: one pass, no backtracking beyond a token; each instruction becomes an `Instr` as
+//! it is read, and name tables are sized from a count of the computation's lines. About
+//! 70 MB/s on a 21 MB module (`examples/parse_bench.rs`).
 
 #![forbid(unsafe_code)]
 

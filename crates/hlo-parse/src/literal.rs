@@ -11,9 +11,9 @@
 
 use crate::error::{PErr, PResult};
 use crate::lexer::{parse_hex_payload, Cursor};
+use half::{bf16, f16};
 use hlo_ir::print::{MiniFloat, MiniFloatKind};
 use hlo_ir::{ArrayData, ArrayShape, DType, Literal, LiteralData, Shape};
-use half::{bf16, f16};
 
 /// Parses a literal of `shape` at the cursor.
 pub(crate) fn literal(c: &mut Cursor<'_>, shape: &Shape) -> PResult<Literal> {
@@ -325,7 +325,8 @@ pub fn encode_minifloat(format: MiniFloat, x: f64) -> u8 {
     let width = format.width();
     let mant_all: i64 = (1i64 << m) - 1;
     let e_max_field: i64 = (1i64 << format.exponent_bits) - 1;
-    let sign: u8 = if format.kind != MiniFloatKind::ExponentOnly && x.is_sign_negative() { 1 << (width - 1) } else { 0 };
+    let sign: u8 =
+        if format.kind != MiniFloatKind::ExponentOnly && x.is_sign_negative() { 1 << (width - 1) } else { 0 };
     let nan: u8 = match format.kind {
         MiniFloatKind::Ieee => ((e_max_field << m) as u8) | (1u8 << m.saturating_sub(1)) | sign,
         MiniFloatKind::FiniteAllOnesNan => ((e_max_field << m) | mant_all) as u8 | sign,

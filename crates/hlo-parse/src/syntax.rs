@@ -22,8 +22,8 @@ use crate::lexer::{estimate_lines, is_name_char, Cursor, NameMap};
 use crate::literal::literal;
 use crate::shape::{program_shape, shape};
 use hlo_ir::{
-    Computation, FileLocation, Instr, InstrId, InstrMeta, Module, ModuleAttrs, OpMetadata, Opcode, Span,
-    StackFrame, StackFrameIndex,
+    Computation, FileLocation, Instr, InstrId, InstrMeta, Module, ModuleAttrs, OpMetadata, Opcode, Span, StackFrame,
+    StackFrameIndex,
 };
 
 pub(crate) use crate::build::{Attr, Payload};
@@ -242,7 +242,12 @@ fn reference<'a>(body: &mut Body<'a>, r: NameRef<'a>, slot: Slot) -> InstrId {
     }
 }
 
-fn instruction<'a>(c: &mut Cursor<'a>, body: &mut Body<'a>, comp_names: &mut CompNames<'a>, scratch: &mut Scratch<'a>) -> PResult<()> {
+fn instruction<'a>(
+    c: &mut Cursor<'a>,
+    body: &mut Body<'a>,
+    comp_names: &mut CompNames<'a>,
+    scratch: &mut Scratch<'a>,
+) -> PResult<()> {
     let is_root = c.eat_keyword("ROOT");
     let (name, pos) = c.name("an instruction name")?;
     let index = body.comp.instrs.len();
@@ -404,7 +409,8 @@ fn at_shape(c: &mut Cursor<'_>) -> bool {
         Some(_) => {
             let rest = c.rest();
             let word_len = rest.char_indices().find(|&(_, ch)| !is_name_char(ch)).map_or(rest.len(), |(i, _)| i);
-            rest[word_len..].starts_with('[') && (crate::shape::dtype_from_name(&rest[..word_len]).is_some() || &rest[..word_len] == "token")
+            rest[word_len..].starts_with('[')
+                && (crate::shape::dtype_from_name(&rest[..word_len]).is_some() || &rest[..word_len] == "token")
         }
         None => false,
     }

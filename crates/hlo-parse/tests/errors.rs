@@ -43,16 +43,31 @@ fn module_structure() {
     t.check("HloModule m, is_scheduled=maybe", 1, 27, "expected 'true' or 'false', found 'maybe'");
     t.check("HloModule m, a=1, a=2", 1, 19, "duplicate attribute 'a'");
     t.check("HloModule m\n%c {\n}", 2, 1, "computation '%c' has no instructions");
-    t.check("HloModule m\n%c {\n  %x = f32[] parameter(0)\n", 4, 1, "expected an instruction or '}', found end of input");
+    t.check(
+        "HloModule m\n%c {\n  %x = f32[] parameter(0)\n",
+        4,
+        1,
+        "expected an instruction or '}', found end of input",
+    );
     t.check("HloModule m\n%c (x: f32[]) f32[] {\n  %x = f32[] parameter(0)\n}", 2, 15, "expected '->', found 'f32'");
-    t.check("HloModule m\n%c {\n  %x = f32[] parameter(0)\n}\n%c {\n  %y = f32[] parameter(0)\n}", 5, 1, "duplicate computation name '%c'");
+    t.check(
+        "HloModule m\n%c {\n  %x = f32[] parameter(0)\n}\n%c {\n  %y = f32[] parameter(0)\n}",
+        5,
+        1,
+        "duplicate computation name '%c'",
+    );
     t.check(
         "HloModule m\nENTRY %a {\n  %x = f32[] parameter(0)\n}\nENTRY %b {\n  %y = f32[] parameter(0)\n}",
         5,
         7,
         "more than one ENTRY computation",
     );
-    t.check("HloModule m\n%c {\n  %x = f32[] parameter(0)\n}, thread=\"t\"", 4, 4, "expected 'execution_thread', found 'thread'");
+    t.check(
+        "HloModule m\n%c {\n  %x = f32[] parameter(0)\n}, thread=\"t\"",
+        4,
+        4,
+        "expected 'execution_thread', found 'thread'",
+    );
 }
 
 #[test]
@@ -62,9 +77,24 @@ fn instructions() {
     t.check(&entry("  ROOT %x f32[] parameter(0)"), 4, 11, "expected '=', found 'f32'");
     t.check(&entry("  ROOT %x = f32[] negate(%y)"), 4, 26, "undefined instruction '%y'");
     t.check(&entry("  %x = f32[] parameter(0)\n  ROOT %x = f32[] negate(%x)"), 5, 8, "duplicate instruction name '%x'");
-    t.check(&entry("  ROOT %x = f32[] parameter(0)\n  ROOT %y = f32[] negate(%x)"), 5, 8, "more than one ROOT instruction in computation");
-    t.check(&entry("  %a = f32[] negate(%b)\n  ROOT %b = f32[] negate(%a)"), 4, 3, "instruction '%a' depends on itself (a cycle through operands or control predecessors)");
-    t.check(&entry("  ROOT %x = f32[] parameter(1)"), 4, 19, "parameter number 1 is out of range: the computation has 1 parameters");
+    t.check(
+        &entry("  ROOT %x = f32[] parameter(0)\n  ROOT %y = f32[] negate(%x)"),
+        5,
+        8,
+        "more than one ROOT instruction in computation",
+    );
+    t.check(
+        &entry("  %a = f32[] negate(%b)\n  ROOT %b = f32[] negate(%a)"),
+        4,
+        3,
+        "instruction '%a' depends on itself (a cycle through operands or control predecessors)",
+    );
+    t.check(
+        &entry("  ROOT %x = f32[] parameter(1)"),
+        4,
+        19,
+        "parameter number 1 is out of range: the computation has 1 parameters",
+    );
     t.check(&entry("  %x = f32[] parameter(0)\n  ROOT %y = f32[] parameter(0)"), 5, 19, "duplicate parameter number 0");
     t.check(&entry("  ROOT %x = f32[] parameter(-1)"), 4, 29, "expected a non-negative integer, found '-1'");
     t.check(&entry("  ROOT %x = f32[] parameter(0), sharding=replicated"), 4, 42, "expected '{', found 'replicated'");
@@ -72,23 +102,53 @@ fn instructions() {
     t.check(&entry("  ROOT %x = f32[] parameter(0), metadata={op_name=\"x}"), 4, 51, "unterminated string");
     t.check(&entry("  ROOT %x = f32[] parameter(0), foo={1,2"), 4, 37, "unclosed '{'");
     t.check(&entry("  ROOT %x = f32[] parameter(0), foo={1,2]"), 4, 41, "expected '}', found ']'");
-    t.check(&entry("  ROOT %x = f32[] parameter(0), control-predecessors={%nope}"), 4, 55, "undefined instruction '%nope'");
+    t.check(
+        &entry("  ROOT %x = f32[] parameter(0), control-predecessors={%nope}"),
+        4,
+        55,
+        "undefined instruction '%nope'",
+    );
 }
 
 #[test]
 fn attributes() {
     let mut t = Table::default();
-    t.check(&entry("  %p = f32[4] parameter(0)\n  ROOT %s = f32[1] slice(%p), slice={[0:1}"), 5, 42, "expected ']', found '}'");
-    t.check(&entry("  %p = f32[4] parameter(0)\n  ROOT %r = f32[] reduce(%p, %p), dimensions={0}"), 5, 19, "missing attribute 'to_apply' of 'reduce'");
-    t.check(&entry("  %p = f32[4] parameter(0)\n  ROOT %r = f32[] reduce(%p, %p), dimensions={0}, to_apply=%nope"), 5, 60, "undefined computation '%nope'");
+    t.check(
+        &entry("  %p = f32[4] parameter(0)\n  ROOT %s = f32[1] slice(%p), slice={[0:1}"),
+        5,
+        42,
+        "expected ']', found '}'",
+    );
+    t.check(
+        &entry("  %p = f32[4] parameter(0)\n  ROOT %r = f32[] reduce(%p, %p), dimensions={0}"),
+        5,
+        19,
+        "missing attribute 'to_apply' of 'reduce'",
+    );
+    t.check(
+        &entry("  %p = f32[4] parameter(0)\n  ROOT %r = f32[] reduce(%p, %p), dimensions={0}, to_apply=%nope"),
+        5,
+        60,
+        "undefined computation '%nope'",
+    );
     t.check(
         &entry("  %p = f32[4] parameter(0)\n  ROOT %c = pred[4] compare(%p, %p), direction=XX"),
         5,
         48,
         "expected a comparison direction (EQ, NE, LT, LE, GT, GE), found 'XX'",
     );
-    t.check(&entry("  %p = f32[4] parameter(0)\n  ROOT %c = f32[4] concatenate(%p, %p), dimensions={0,1}"), 5, 41, "expected exactly one dimension in 'dimensions', found 2");
-    t.check(&entry("  %p = f32[4] parameter(0)\n  ROOT %f = f32[4] fusion(%p), kind=kFast, calls=%main"), 5, 37, "expected a fusion kind (kLoop, kInput, kOutput, kCustom), found 'kFast'");
+    t.check(
+        &entry("  %p = f32[4] parameter(0)\n  ROOT %c = f32[4] concatenate(%p, %p), dimensions={0,1}"),
+        5,
+        41,
+        "expected exactly one dimension in 'dimensions', found 2",
+    );
+    t.check(
+        &entry("  %p = f32[4] parameter(0)\n  ROOT %f = f32[4] fusion(%p), kind=kFast, calls=%main"),
+        5,
+        37,
+        "expected a fusion kind (kLoop, kInput, kOutput, kCustom), found 'kFast'",
+    );
     t.check(
         &entry("  %p = f32[4,4] parameter(0)\n  ROOT %r = f32[4,4] reduce-window(%p, %p), window={size=3x3 strid=2x2}, to_apply=%main"),
         5,
@@ -102,14 +162,31 @@ fn attributes() {
         "window field 'stride' has 1 dimensions but 'size' has 2",
     );
     t.check(
-        &entry("  %p = f32[1,4,4,1] parameter(0)\n  ROOT %c = f32[1,4,4,1] convolution(%p, %p), dim_labels=b01f_01io->bf"),
+        &entry(
+            "  %p = f32[1,4,4,1] parameter(0)\n  ROOT %c = f32[1,4,4,1] convolution(%p, %p), dim_labels=b01f_01io->bf",
+        ),
         5,
         58,
         "input, kernel and output dimension labels have different numbers of spatial dimensions",
     );
-    t.check(&entry("  %p = f32[4] parameter(0)\n  ROOT %c = f32[4] convolution(%p, %p), dim_labels=b0x_0io->b0f"), 5, 52, "unexpected dimension label 'x' in 'b0x' (expected 'b', 'f' and 0..1)");
-    t.check(&entry("  %p = f32[4] parameter(0)\n  ROOT %d = f32[4] dot(%p, %p), operand_precision={fast}"), 5, 52, "expected a precision (default, high, highest), found 'fast'");
-    t.check(&entry("  %p = f32[4] parameter(0)\n  ROOT %q = f32[4] pad(%p, %p), padding=1x1"), 5, 42, "expected '_', found 'x1'");
+    t.check(
+        &entry("  %p = f32[4] parameter(0)\n  ROOT %c = f32[4] convolution(%p, %p), dim_labels=b0x_0io->b0f"),
+        5,
+        52,
+        "unexpected dimension label 'x' in 'b0x' (expected 'b', 'f' and 0..1)",
+    );
+    t.check(
+        &entry("  %p = f32[4] parameter(0)\n  ROOT %d = f32[4] dot(%p, %p), operand_precision={fast}"),
+        5,
+        52,
+        "expected a precision (default, high, highest), found 'fast'",
+    );
+    t.check(
+        &entry("  %p = f32[4] parameter(0)\n  ROOT %q = f32[4] pad(%p, %p), padding=1x1"),
+        5,
+        42,
+        "expected '_', found 'x1'",
+    );
 }
 
 #[test]
@@ -117,20 +194,55 @@ fn shapes_and_literals() {
     let mut t = Table::default();
     t.check(&entry("  ROOT %x = f33[] parameter(0)"), 4, 13, "expected a shape, found unknown element type 'f33'");
     t.check(&entry("  ROOT %x = f32[2,-1] parameter(0)"), 4, 19, "dimension size must be non-negative, found -1");
-    t.check(&entry("  ROOT %x = f32[99999999999999999999] parameter(0)"), 4, 17, "integer '99999999999999999999' is out of range");
-    t.check(&entry("  ROOT %x = f32[9999999999,9999999999] parameter(0)"), 4, 13, "shape has more elements than fit in 64 bits");
-    t.check(&entry("  ROOT %x = f32[2]{0:X(1)} parameter(0)"), 4, 22, "expected a layout item (T, E, S, D, L, #, *, SC or M), found 'X'");
-    t.check(&entry(&format!("  ROOT %x = {}f32[]{} parameter(0)", "(".repeat(70), ")".repeat(70))), 4, 77, "nesting deeper than 64 levels");
+    t.check(
+        &entry("  ROOT %x = f32[99999999999999999999] parameter(0)"),
+        4,
+        17,
+        "integer '99999999999999999999' is out of range",
+    );
+    t.check(
+        &entry("  ROOT %x = f32[9999999999,9999999999] parameter(0)"),
+        4,
+        13,
+        "shape has more elements than fit in 64 bits",
+    );
+    t.check(
+        &entry("  ROOT %x = f32[2]{0:X(1)} parameter(0)"),
+        4,
+        22,
+        "expected a layout item (T, E, S, D, L, #, *, SC or M), found 'X'",
+    );
+    t.check(
+        &entry(&format!("  ROOT %x = {}f32[]{} parameter(0)", "(".repeat(70), ")".repeat(70))),
+        4,
+        77,
+        "nesting deeper than 64 levels",
+    );
     t.check(&entry("  ROOT %c = f32[2,2] constant({1, 2})"), 4, 32, "expected '{', found '1'");
     t.check(&entry("  ROOT %c = f32[3] constant({1, 2})"), 4, 29, "expected 3 elements in dimension 0, found 2");
-    t.check(&entry("  ROOT %c = f32[1] constant({1, 2})"), 4, 33, "expected '}' after 1 elements in dimension 0, found '2'");
+    t.check(
+        &entry("  ROOT %c = f32[1] constant({1, 2})"),
+        4,
+        33,
+        "expected '}' after 1 elements in dimension 0, found '2'",
+    );
     t.check(&entry("  ROOT %c = f32[2] constant({{1}, {2}})"), 4, 30, "expected a value of type f32, found '{'");
     t.check(&entry("  ROOT %c = s8[] constant(300)"), 4, 27, "value 300 is out of range for s8");
     t.check(&entry("  ROOT %c = u32[] constant(-1)"), 4, 28, "value -1 is out of range for u32");
     t.check(&entry("  ROOT %c = f16[] constant(1e6)"), 4, 28, "value 1e6 is out of range for f16");
-    t.check(&entry("  ROOT %c = f16[] constant(nan(0x400))"), 4, 28, "NaN payload does not fit in f16 (or the type has no such NaN)");
+    t.check(
+        &entry("  ROOT %c = f16[] constant(nan(0x400))"),
+        4,
+        28,
+        "NaN payload does not fit in f16 (or the type has no such NaN)",
+    );
     t.check(&entry("  ROOT %c = pred[] constant(2)"), 4, 29, "expected 'true', 'false', '0' or '1', found '2'");
-    t.check(&entry("  ROOT %c = f32[100] constant({...})"), 4, 31, "constant value elided as '{...}'; dump with large constants printed in full");
+    t.check(
+        &entry("  ROOT %c = f32[100] constant({...})"),
+        4,
+        31,
+        "constant value elided as '{...}'; dump with large constants printed in full",
+    );
     t.check(&entry("  ROOT %c = (f32[], s32[]) constant((1, 2, 3))"), 4, 42, "expected ')', found ','");
 }
 

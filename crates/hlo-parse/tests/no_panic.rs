@@ -100,16 +100,33 @@ fn byte_mutations() {
 
 #[test]
 fn hostile_inputs() {
-    let deep_tuple = format!("HloModule m\nENTRY %e {{\n  ROOT %p = {}f32[]{} parameter(0)\n}}", "(".repeat(100_000), ")".repeat(100_000));
-    let deep_literal = format!("HloModule m\nENTRY %e {{\n  ROOT %c = f32[1] constant({}1{})\n}}", "{".repeat(100_000), "}".repeat(100_000));
+    let deep_tuple = format!(
+        "HloModule m\nENTRY %e {{\n  ROOT %p = {}f32[]{} parameter(0)\n}}",
+        "(".repeat(100_000),
+        ")".repeat(100_000)
+    );
+    let deep_literal = format!(
+        "HloModule m\nENTRY %e {{\n  ROOT %c = f32[1] constant({}1{})\n}}",
+        "{".repeat(100_000),
+        "}".repeat(100_000)
+    );
     let deep_value = format!("HloModule m\nENTRY %e {{\n  ROOT %p = f32[] parameter(0), x={}\n}}", "{".repeat(100_000));
     let huge_count = "HloModule m\nENTRY %e {\n  ROOT %c = f32[99999999999999] constant({1})\n}".to_string();
     let huge_param = "HloModule m\nENTRY %e {\n  ROOT %p = f32[] parameter(18446744073709551615)\n}".to_string();
-    let many_dims = format!("HloModule m\nENTRY %e {{\n  ROOT %p = f32[{}] parameter(0)\n}}", vec!["1"; 10_000].join(","));
+    let many_dims =
+        format!("HloModule m\nENTRY %e {{\n  ROOT %p = f32[{}] parameter(0)\n}}", vec!["1"; 10_000].join(","));
     for text in [deep_tuple, deep_literal, deep_value, huge_count, huge_param, many_dims] {
         exercise(&text, &|| "hostile input".to_string());
     }
-    for text in ["", "%", "HloModule", "HloModule m\n%", "HloModule m\nENTRY", "\u{0}", "HloModule m\n%c {\n  %x = f32[] constant(nan(0x"] {
+    for text in [
+        "",
+        "%",
+        "HloModule",
+        "HloModule m\n%",
+        "HloModule m\nENTRY",
+        "\u{0}",
+        "HloModule m\n%c {\n  %x = f32[] constant(nan(0x",
+    ] {
         exercise(text, &|| format!("{text:?}"));
     }
 }

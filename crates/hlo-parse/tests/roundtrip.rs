@@ -23,9 +23,19 @@ fn parse(path: &Path, text: &str) -> Module {
 /// `parse(print(m)) == m`, reporting the printed text on failure.
 fn check_reparse(path: &Path, module: &Module) -> String {
     let printed = hlo_ir::print::print_module(module);
-    let again = hlo_parse::parse_module(&printed)
-        .unwrap_or_else(|e| panic!("{}: printed text does not parse:\n{}", path.display(), hlo_parse::render_error(&printed, "<printed>", &e)));
-    assert!(again == *module, "{}: printed text re-parses to a different module: {}", path.display(), first_difference(module, &again));
+    let again = hlo_parse::parse_module(&printed).unwrap_or_else(|e| {
+        panic!(
+            "{}: printed text does not parse:\n{}",
+            path.display(),
+            hlo_parse::render_error(&printed, "<printed>", &e)
+        )
+    });
+    assert!(
+        again == *module,
+        "{}: printed text re-parses to a different module: {}",
+        path.display(),
+        first_difference(module, &again)
+    );
     printed
 }
 

@@ -44,7 +44,10 @@ fn every_sample_parses_and_round_trips() {
         match hlo_parse::parse_module(&printed) {
             Ok(again) if again == module => {}
             Ok(_) => failures.push(format!("{shown}: printed text re-parses to a different module")),
-            Err(e) => failures.push(format!("{shown}: printed text does not re-parse:\n{}", hlo_parse::render_error(&printed, "<printed>", &e))),
+            Err(e) => failures.push(format!(
+                "{shown}: printed text does not re-parse:\n{}",
+                hlo_parse::render_error(&printed, "<printed>", &e)
+            )),
         }
     }
     assert!(failures.is_empty(), "{} of {} files failed:\n{}", failures.len(), files.len(), failures.join("\n"));
@@ -55,7 +58,8 @@ fn optimised_dumps_print_back_byte_for_byte() {
     let mut failures = Vec::new();
     // The seed module was dumped by an older XLA that printed operand shapes; it only
     // round-trips structurally.
-    let canonical = |p: &PathBuf| p.to_string_lossy().ends_with(".opt.hlo") && !p.to_string_lossy().contains("seed_draw_points");
+    let canonical =
+        |p: &PathBuf| p.to_string_lossy().ends_with(".opt.hlo") && !p.to_string_lossy().contains("seed_draw_points");
     for path in sample_files().iter().filter(|p| canonical(p)) {
         let text = std::fs::read_to_string(path).unwrap();
         let Ok(module) = hlo_parse::parse_module(&text) else { continue };

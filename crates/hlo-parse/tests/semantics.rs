@@ -50,7 +50,11 @@ fn parameters_are_registered_by_number() {
 
 #[test]
 fn omitted_attributes_take_xla_defaults() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cases/noncanon/03_defaults_spelled_out.hlo")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/cases/noncanon/03_defaults_spelled_out.hlo"
+    ))
+    .unwrap();
     let m = parse(&text);
     let c = m.entry_comp();
     let op = |name: &str| c.instr(c.find(name).unwrap()).op.clone();
@@ -78,14 +82,21 @@ fn unmodelled_attributes_are_kept_verbatim() {
         "HloModule m, num_partitions=2, origin_recovery_table={\n  a\n}\n\
          ENTRY e {\n  ROOT p = f32[] parameter(0), weird={a, [b, (c)], \"}\"}, other_attrs=x y\n}\n",
     );
-    assert_eq!(m.attrs.other, [("num_partitions".into(), "2".into()), ("origin_recovery_table".into(), "{\n  a\n}".into())]);
+    assert_eq!(
+        m.attrs.other,
+        [("num_partitions".into(), "2".into()), ("origin_recovery_table".into(), "{\n  a\n}".into())]
+    );
     let meta = &m.entry_comp().root_instr().meta;
-    assert_eq!(meta.other_attrs, [("weird".into(), "{a, [b, (c)], \"}\"}".into()), ("other_attrs".into(), "x y".into())]);
+    assert_eq!(
+        meta.other_attrs,
+        [("weird".into(), "{a, [b, (c)], \"}\"}".into()), ("other_attrs".into(), "x y".into())]
+    );
 }
 
 #[test]
 fn spans_cover_each_instruction() {
-    let text = "HloModule m\nENTRY e {\n  a = f32[] parameter(0)\n  ROOT b = f32[] negate(a), metadata={op_name=\"n\"}\n}\n";
+    let text =
+        "HloModule m\nENTRY e {\n  a = f32[] parameter(0)\n  ROOT b = f32[] negate(a), metadata={op_name=\"n\"}\n}\n";
     let m = parse(text);
     let c = m.entry_comp();
     let span = |id: InstrId| {
