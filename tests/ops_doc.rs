@@ -25,6 +25,15 @@ fn table() -> String {
     ));
     out.push_str("| opcode | parsed | interpreted | Vulkan |\n|---|---|---|---|\n");
     let mark = |b: bool| if b { "yes" } else { "-" };
+    let mut notes: Vec<(&str, &str)> = Vec::new();
+    let mut vulkan = |op: Opcode| match hlo_spirv::coverage(op) {
+        hlo_spirv::Coverage::Full => "yes".to_string(),
+        hlo_spirv::Coverage::Partial(note) => {
+            notes.push((op.name(), note));
+            format!("partial ({})", notes.len())
+        }
+        hlo_spirv::Coverage::None => "-".to_string(),
+    };
     let mut ops: Vec<Opcode> = Opcode::ALL.to_vec();
     ops.sort_by_key(|op| op.name());
     for op in ops {
@@ -32,8 +41,12 @@ fn table() -> String {
             "| `{}` | yes | {} | {} |\n",
             op.name(),
             mark(hlo_interp::supports(op)),
-            mark(hlo_spirv::supports(op))
+            vulkan(op)
         ));
+    }
+    out.push_str("\nPartial Vulkan support:\n\n");
+    for (k, (name, note)) in notes.iter().enumerate() {
+        out.push_str(&format!("{}. `{name}`: {note}.\n", k + 1));
     }
     out
 }

@@ -73,6 +73,24 @@ enum LitKey {
     F64(u64),
 }
 
+/// What an open block is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BlockKind {
+    Root,
+    /// An `if` branch or a loop's continuing block: nothing is hoisted out of it.
+    Plain,
+    /// The body of a loop every invocation of a subgroup runs the same number of times.
+    UniformLoop,
+    /// The body of a loop whose trip count may differ between invocations.
+    Loop,
+}
+
+impl BlockKind {
+    fn is_loop(self) -> bool {
+        matches!(self, BlockKind::UniformLoop | BlockKind::Loop)
+    }
+}
+
 /// Hash-consing key of a pure expression.
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Key {
@@ -90,7 +108,6 @@ enum Key {
 /// A binding of a storage buffer in a kernel.
 #[derive(Clone, Debug)]
 pub(crate) struct BindingDecl {
-    pub global: Handle<GlobalVariable>,
     pub writable: bool,
 }
 
@@ -98,9 +115,15 @@ pub(crate) struct BindingDecl {
 pub(crate) struct Kb {
     pub module: naga::Module,
     pub func: Function,
-    /// Open blocks, innermost last: statements, unique id, and whether it is a loop body
+    /// Open blocks, innermost last: statements, unique id, and kind
     /// (loop-invariant expressions are hoisted out of loop bodies).
-    blocks: Vec<(Block, u32, bool)>,
+    blocks: Vec<(Block, u32, BlockKind)>,
+    /// Per expression: whether its value may differ between invocations of a subgroup.
+    varying: Vec<bool>,
+    /// Local variables every invocation holds the same value in (loop counters).
+    uniform_locals: std::collections::HashSet<Handle<LocalVariable>>,
+    /// Set once the kernel may have returned early in some invocations.
+    pub returned_early: bool,
     /// Per expression: the depth of the block it was emitted in, and that block's id.
     placed: Vec<(u16, u32)>,
     /// Hash-consing of pure expressions (valid while the block they were emitted in is open).
@@ -123,7 +146,10 @@ impl Kb {
         Kb {
             module: naga::Module::default(),
             func: Function { name: Some("main".into()), ..Function::default() },
-            blocks: vec![(Block::new(), 0, false)],
+            blocks: vec![(Block::new(), 0, BlockKind::Root)],
+            varying: Vec::new(),
+            uniform_locals: Default::default(),
+            returned_early: false,
             placed: Vec::new(),
             memo: HashMap::new(),
             writable_globals: Default::default(),
@@ -174,7 +200,7 @@ impl Kb {
             },
             Span::UNDEFINED,
         );
-        self.bindings.push(BindingDecl { global, writable });
+        self.bindings.push(BindingDecl { writable });
         if writable {
             self.writable_globals.insert(global);
         }
@@ -218,7 +244,7 @@ impl Kb {
         let u32_ty = self.scalar_ty(Scalar::U32);
         let vec3 = self.ty(TypeInner::Vector { size: naga::VectorSize::Tri, scalar: Scalar::U32 });
         let ty = match b {
-            BuiltIn::LocalInvocationIndex => u32_ty,
+            BuiltIn::LocalInvocationIndex | BuiltIn::SubgroupInvocationId | BuiltIn::SubgroupSize => u32_ty,
             _ => vec3,
         };
         let index = self.func.arguments.len() as u32;
@@ -227,6 +253,7 @@ impl Kb {
             BuiltIn::LocalInvocationId => "lid",
             BuiltIn::LocalInvocationIndex => "lidx",
             BuiltIn::WorkGroupId => "wid",
+            BuiltIn::SubgroupInvocationId => "lane",
             _ => "builtin",
         };
         self.func.arguments.push(naga::FunctionArgument {
@@ -235,6 +262,7 @@ impl Kb {
             binding: Some(naga::Binding::BuiltIn(b)),
         });
         let h = self.expr(Expression::FunctionArgument(index));
+        self.varying[h.index()] = !matches!(b, BuiltIn::WorkGroupId | BuiltIn::NumWorkGroups | BuiltIn::WorkGroupSize);
         self.builtins.insert(b, h);
         h
     }
@@ -251,12 +279,16 @@ impl Kb {
         let pre = e.needs_pre_emit();
         let result = matches!(e, Expression::AtomicResult { .. } | Expression::CallResult(_));
         let cur = self.blocks.len() - 1;
+        let result = result || matches!(e, Expression::SubgroupOperationResult { .. });
         if pre || result {
             self.flush();
+            // Subgroup broadcasts give every invocation the same value.
+            let varying = matches!(e, Expression::AtomicResult { .. } | Expression::CallResult(_));
             let h = self.func.expressions.append(e, Span::UNDEFINED);
             // Constants and variables are usable everywhere; statement results where they are made.
             let place = if result { (cur as u16, self.blocks[cur].1) } else { (0, 0) };
             self.placed.push(place);
+            self.varying.push(varying);
             self.emit_start = self.func.expressions.len();
             return h;
         }
@@ -269,19 +301,22 @@ impl Kb {
             }
         }
         let min_depth = self.min_depth(&e);
+        let varying = self.is_varying(&e);
         // Hoist out of loop bodies only (never out of an `if`: that would speculate loads).
         let mut depth = cur;
-        while depth > min_depth && self.blocks[depth].2 {
+        while depth > min_depth && self.blocks[depth].2.is_loop() {
             depth -= 1;
         }
         let h = if depth == cur {
             let h = self.func.expressions.append(e, Span::UNDEFINED);
             self.placed.push((cur as u16, self.blocks[cur].1));
+            self.varying.push(varying);
             h
         } else {
             self.flush();
             let h = self.func.expressions.append(e, Span::UNDEFINED);
             self.placed.push((depth as u16, self.blocks[depth].1));
+            self.varying.push(varying);
             let range = self.func.expressions.range_from(h.index());
             self.blocks[depth].0.push(Statement::Emit(range), Span::UNDEFINED);
             self.emit_start = self.func.expressions.len();
@@ -318,6 +353,127 @@ impl Kb {
             Expression::Splat { value, .. } => d(value),
             _ => cur,
         }
+    }
+
+    /// Whether `e`'s value may differ between the invocations of a subgroup.
+    fn is_varying(&self, e: &Expression) -> bool {
+        let v = |h: &H| self.varying[h.index()];
+        match e {
+            Expression::Load { pointer } => match self.func.expressions[*pointer] {
+                Expression::LocalVariable(lv) => !self.uniform_locals.contains(&lv),
+                _ => v(pointer),
+            },
+            Expression::Binary { left, right, .. } => v(left) || v(right),
+            Expression::Unary { expr, .. } | Expression::As { expr, .. } => v(expr),
+            Expression::Relational { argument, .. } => v(argument),
+            Expression::Select { condition, accept, reject } => v(condition) || v(accept) || v(reject),
+            Expression::Math { arg, arg1, arg2, arg3, .. } => {
+                [Some(arg), arg1.as_ref(), arg2.as_ref(), arg3.as_ref()].into_iter().flatten().any(v)
+            }
+            Expression::Access { base, index } => v(base) || v(index),
+            Expression::AccessIndex { base, .. } => v(base),
+            Expression::Compose { components, .. } => components.iter().any(v),
+            Expression::Splat { value, .. } => v(value),
+            _ => true,
+        }
+    }
+
+    /// Whether `h` may differ between the invocations of a subgroup.
+    pub(crate) fn varying(&self, h: H) -> bool {
+        self.varying[h.index()]
+    }
+
+    /// Whether `h` is computed from `from`.
+    pub(crate) fn depends_on(&self, h: H, from: H) -> bool {
+        if h == from {
+            return true;
+        }
+        if h.index() < from.index() {
+            return false;
+        }
+        let d = |x: &H| self.depends_on(*x, from);
+        match &self.func.expressions[h] {
+            Expression::Load { pointer } => d(pointer),
+            Expression::Binary { left, right, .. } => d(left) || d(right),
+            Expression::Unary { expr, .. } | Expression::As { expr, .. } => d(expr),
+            Expression::Relational { argument, .. } => d(argument),
+            Expression::Select { condition, accept, reject } => d(condition) || d(accept) || d(reject),
+            Expression::Math { arg, arg1, arg2, arg3, .. } => {
+                [Some(arg), arg1.as_ref(), arg2.as_ref(), arg3.as_ref()].into_iter().flatten().any(d)
+            }
+            Expression::Access { base, index } => d(base) || d(index),
+            Expression::AccessIndex { base, .. } => d(base),
+            Expression::Compose { components, .. } => components.iter().any(d),
+            Expression::Splat { value, .. } => d(value),
+            _ => false,
+        }
+    }
+
+    /// `h` rebuilt with `from` replaced by `to` (pure expressions only; `None` if something else
+    /// on the way depends on `from`).
+    pub(crate) fn substitute(&mut self, h: H, from: H, to: H) -> Option<H> {
+        if h == from {
+            return Some(to);
+        }
+        if !self.depends_on(h, from) {
+            return Some(h);
+        }
+        let e = self.func.expressions[h].clone();
+        let sub = |kb: &mut Kb, x: H| kb.substitute(x, from, to);
+        let new = match e {
+            Expression::Load { pointer } if !self.is_pinned_pointer(pointer) => Expression::Load { pointer: sub(self, pointer)? },
+            Expression::Binary { op, left, right } => Expression::Binary { op, left: sub(self, left)?, right: sub(self, right)? },
+            Expression::Unary { op, expr } => Expression::Unary { op, expr: sub(self, expr)? },
+            Expression::As { expr, kind, convert } => Expression::As { expr: sub(self, expr)?, kind, convert },
+            Expression::Relational { fun, argument } => Expression::Relational { fun, argument: sub(self, argument)? },
+            Expression::Select { condition, accept, reject } => {
+                Expression::Select { condition: sub(self, condition)?, accept: sub(self, accept)?, reject: sub(self, reject)? }
+            }
+            Expression::Math { fun, arg, arg1, arg2, arg3 } => {
+                let arg = sub(self, arg)?;
+                let arg1 = match arg1 {
+                    Some(a) => Some(sub(self, a)?),
+                    None => None,
+                };
+                let arg2 = match arg2 {
+                    Some(a) => Some(sub(self, a)?),
+                    None => None,
+                };
+                let arg3 = match arg3 {
+                    Some(a) => Some(sub(self, a)?),
+                    None => None,
+                };
+                Expression::Math { fun, arg, arg1, arg2, arg3 }
+            }
+            Expression::Access { base, index } => Expression::Access { base: sub(self, base)?, index: sub(self, index)? },
+            Expression::AccessIndex { base, index } => Expression::AccessIndex { base: sub(self, base)?, index },
+            _ => return None,
+        };
+        Some(self.expr(new))
+    }
+
+    /// `subgroupBroadcast(value, lane)` for a 32-bit scalar of type `t`.
+    pub(crate) fn subgroup_broadcast(&mut self, value: H, lane: u32, t: STy) -> H {
+        let ty = self.sty(t);
+        let lane = self.lit_u32(lane);
+        let result = self.expr(Expression::SubgroupOperationResult { ty });
+        self.stmt(Statement::SubgroupGather { mode: naga::GatherMode::Broadcast(lane), argument: value, result });
+        result
+    }
+
+    /// A function-local variable every invocation of a subgroup keeps equal (a loop counter).
+    pub(crate) fn uniform_local_init(&mut self, name: &str, t: STy, init: H) -> H {
+        let ptr = self.local_init(name, t, init);
+        if let Expression::LocalVariable(lv) = self.func.expressions[ptr] {
+            self.uniform_locals.insert(lv);
+        }
+        ptr
+    }
+
+    /// True when every open block is one that all invocations of a subgroup execute together
+    /// (and no invocation has returned), so subgroup operations see every lane.
+    pub(crate) fn subgroup_uniform(&self) -> bool {
+        !self.returned_early && self.blocks.iter().all(|b| matches!(b.2, BlockKind::Root | BlockKind::UniformLoop))
     }
 
     /// True for pointers whose target may change during the kernel (locals, written buffers,
@@ -422,6 +578,33 @@ impl Kb {
     }
 
     pub(crate) fn binary(&mut self, op: BinaryOperator, left: H, right: H) -> H {
+        use BinaryOperator as B;
+        // Fold comparisons of integer literals and logic with boolean literals.
+        if let (Some(a), Some(b)) = (self.const_int(left), self.const_int(right)) {
+            let r = match op {
+                B::Equal => Some(a == b),
+                B::NotEqual => Some(a != b),
+                B::Less => Some(a < b),
+                B::LessEqual => Some(a <= b),
+                B::Greater => Some(a > b),
+                B::GreaterEqual => Some(a >= b),
+                _ => None,
+            };
+            if let Some(r) = r {
+                return self.lit_bool(r);
+            }
+        }
+        let as_bool = |kb: &Kb, h: H| match kb.func.expressions[h] {
+            Expression::Literal(Literal::Bool(v)) => Some(v),
+            _ => None,
+        };
+        match (op, as_bool(self, left), as_bool(self, right)) {
+            (B::LogicalAnd, Some(true), _) | (B::LogicalOr, Some(false), _) => return right,
+            (B::LogicalAnd, _, Some(true)) | (B::LogicalOr, _, Some(false)) => return left,
+            (B::LogicalAnd, Some(false), _) | (B::LogicalAnd, _, Some(false)) => return self.lit_bool(false),
+            (B::LogicalOr, Some(true), _) | (B::LogicalOr, _, Some(true)) => return self.lit_bool(true),
+            _ => {}
+        }
         self.expr(Expression::Binary { op, left, right })
     }
 
@@ -451,8 +634,20 @@ impl Kb {
         })
     }
 
-    pub(crate) fn relational(&mut self, fun: naga::RelationalFunction, argument: H) -> H {
-        self.expr(Expression::Relational { fun, argument })
+    /// `isnan` (`inf == false`) or `isinf` of a float of type `t`, as integer tests on the bit
+    /// pattern: WGSL has neither function, and the bit test cannot be folded away by fast-math
+    /// assumptions.
+    pub(crate) fn float_class(&mut self, x: H, t: STy, inf: bool) -> H {
+        let (ut, abs_mask, inf_bits) = if t == STy::F64 {
+            (STy::U64, 0x7fff_ffff_ffff_ffffu64 as i128, 0x7ff0_0000_0000_0000u64 as i128)
+        } else {
+            (STy::U32, 0x7fff_ffff, 0x7f80_0000)
+        };
+        let bits = self.bitcast(x, ut);
+        let mask = self.lit_int(ut, abs_mask);
+        let a = self.binary(BinaryOperator::And, bits, mask);
+        let infc = self.lit_int(ut, inf_bits);
+        self.binary(if inf { BinaryOperator::Equal } else { BinaryOperator::Greater }, a, infc)
     }
 
     /// A value conversion (`convert: Some(width)`) to `to`.
@@ -571,20 +766,25 @@ impl Kb {
 
     /// Opens a nested block (an `if` branch, a loop's continuing block, ...).
     pub(crate) fn begin_block(&mut self) {
-        self.open(false);
+        self.open(BlockKind::Plain);
     }
 
     /// Opens the body of a loop: expressions that do not depend on the loop are placed before it.
     /// Only use for loops whose body runs at least once, or whose hoisted loads are in bounds anyway.
     pub(crate) fn begin_loop_body(&mut self) {
-        self.open(true);
+        self.open(BlockKind::Loop);
     }
 
-    fn open(&mut self, loop_body: bool) {
+    /// [`Kb::begin_loop_body`] for a loop with the same trip count in every invocation.
+    pub(crate) fn begin_uniform_loop_body(&mut self) {
+        self.open(BlockKind::UniformLoop);
+    }
+
+    fn open(&mut self, kind: BlockKind) {
         self.flush();
         let id = self.next_block_id;
         self.next_block_id += 1;
-        self.blocks.push((Block::new(), id, loop_body));
+        self.blocks.push((Block::new(), id, kind));
     }
 
     /// The id of the block `h` was emitted in (0 for constants, usable everywhere).
@@ -614,6 +814,7 @@ impl Kb {
 
     /// `if (cond) { return; }`
     pub(crate) fn return_if(&mut self, cond: H) {
+        self.returned_early = true;
         self.begin_block();
         self.stmt(Statement::Return { value: None });
         let accept = self.end_block();
@@ -695,9 +896,12 @@ pub(crate) struct Built {
 
 pub(crate) fn validate(module: &naga::Module, kernel: &str, target: &Target) -> Result<naga::valid::ModuleInfo> {
     let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), target.capabilities());
+    if target.subgroup_broadcast {
+        validator.subgroup_stages(naga::valid::ShaderStages::COMPUTE).subgroup_operations(naga::valid::SubgroupOperationSet::BALLOT);
+    }
     validator.validate(module).map_err(|e| CodegenError::Internal {
         kernel: kernel.to_string(),
-        naga_error: format!("{}", e.emit_to_string("")).trim().to_string() + &format!(" ({:?})", e.as_inner()),
+        naga_error: format!("{} ({:?})", e.emit_to_string("").trim(), e.as_inner()),
     })
 }
 

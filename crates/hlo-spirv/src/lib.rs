@@ -19,14 +19,18 @@
 //! Architecture invariant: this crate knows nothing about Vulkan or ash; it
 //! only produces SPIR-V words and a [`Program`] (pure data).
 #![forbid(unsafe_code)]
+// Index arithmetic over several parallel per-dimension vectors reads best with explicit indices.
+#![allow(clippy::needless_range_loop)]
 
 mod builder;
-pub mod emit;
+mod coverage;
+mod emit;
 mod error;
 mod hostio;
 mod program;
 mod target;
 
+pub use coverage::{coverage, supports, Coverage};
 pub use emit::KernelKind;
 pub use error::CodegenError;
 pub use hostio::{DeviceStorage, HostIo};

@@ -14,7 +14,7 @@ use crate::error::{CodegenError, Result};
 use crate::hostio::{array_data_to_device, device_bytes, DeviceStorage, HostIo};
 use crate::target::Target;
 use crate::{Compiled, KernelInfo};
-use hlo_ir::{ArrayData, ArrayShape, Computation, DType, Instr, InstrId, Module, Op, Shape};
+use hlo_ir::{ArrayData, ArrayShape, CompId, Computation, DType, Instr, InstrId, Module, Op, Shape};
 use hlo_program::{Access, Buffer, BufferId, BufferRole, Dispatch, Kernel, KernelId, Program, Step};
 use std::collections::{HashMap, HashSet};
 
@@ -43,6 +43,11 @@ pub(crate) struct BufferInfo {
     pub dtype: DType,
 }
 
+/// Loops that are not elementwise are unrolled into the program up to this many iterations...
+const MAX_UNROLLED_TRIPS: u64 = 4096;
+/// ...and this many body instructions in all.
+const MAX_UNROLLED_INSTRS: u64 = 65536;
+
 struct Builder<'m> {
     m: &'m Module,
     target: &'m Target,
@@ -50,7 +55,6 @@ struct Builder<'m> {
     infos: Vec<BufferInfo>,
     kernels_info: Vec<KernelInfo>,
     modules: Vec<naga::Module>,
-    values: HashMap<InstrId, Value>,
     /// Scalar integer constants by buffer, for trip counts.
     int_consts: HashMap<BufferId, i64>,
     constants_by_bytes: HashMap<(String, Vec<u8>), BufferId>,
@@ -66,22 +70,14 @@ pub(crate) fn build(m: &Module, target: &Target) -> Result<Compiled> {
         infos: Vec::new(),
         kernels_info: Vec::new(),
         modules: Vec::new(),
-        values: HashMap::new(),
         int_consts: HashMap::new(),
         constants_by_bytes: HashMap::new(),
         kernels_by_key: HashMap::new(),
     };
     let entry = m.entry_comp();
-    let live = live_set(entry);
-    let inputs = b.parameters(entry)?;
-    for id in entry.ids() {
-        if !live.contains(&id) {
-            continue;
-        }
-        b.instr(entry, id)?;
-    }
+    let (inputs, args) = b.parameters(entry)?;
     let root = entry.root_instr();
-    let root_value = b.values.get(&entry.root).cloned().ok_or_else(|| internal("entry root has no value"))?;
+    let root_value = b.computation(m.entry, args)?;
     let mut out_bufs = Vec::new();
     root_value.leaves(&mut out_bufs);
     let mut outputs = Vec::new();
@@ -180,15 +176,15 @@ impl<'m> Builder<'m> {
         })
     }
 
-    fn parameters(&mut self, entry: &Computation) -> Result<Vec<HostIo>> {
+    fn parameters(&mut self, entry: &Computation) -> Result<(Vec<HostIo>, Vec<Value>)> {
         let mut inputs = Vec::new();
+        let mut args = Vec::new();
         for &p in &entry.params {
             let instr = entry.instr(p);
             let mut n = inputs.len() as u32;
-            let v = self.param_value(instr, &instr.shape, &instr.name, &mut n, &mut inputs)?;
-            self.values.insert(p, v);
+            args.push(self.param_value(instr, &instr.shape, &instr.name, &mut n, &mut inputs)?);
         }
-        Ok(inputs)
+        Ok((inputs, args))
     }
 
     fn param_value(&mut self, instr: &Instr, shape: &Shape, name: &str, n: &mut u32, inputs: &mut Vec<HostIo>) -> Result<Value> {
@@ -211,8 +207,21 @@ impl<'m> Builder<'m> {
         })
     }
 
-    fn value(&self, id: InstrId) -> Result<Value> {
-        self.values.get(&id).cloned().ok_or_else(|| internal("operand has no value"))
+    /// Emits the steps computing `comp` on `args` (one value per parameter); returns its root's value.
+    fn computation(&mut self, comp_id: CompId, args: Vec<Value>) -> Result<Value> {
+        let comp = self.m.comp(comp_id);
+        let live = live_set(comp);
+        let mut values: HashMap<InstrId, Value> = HashMap::new();
+        for (k, &p) in comp.params.iter().enumerate() {
+            values.insert(p, args.get(k).cloned().ok_or_else(|| internal("missing argument"))?);
+        }
+        for id in comp.ids() {
+            if live.contains(&id) && !values.contains_key(&id) {
+                let v = self.instr(comp_id, id, &values)?;
+                values.insert(id, v);
+            }
+        }
+        values.remove(&comp.root).ok_or_else(|| internal("root has no value"))
     }
 
     fn leaf_of(&self, v: &Value) -> Result<Leaf> {
@@ -226,47 +235,103 @@ impl<'m> Builder<'m> {
         })
     }
 
-    fn instr(&mut self, entry: &'m Computation, id: InstrId) -> Result<()> {
+    fn instr(&mut self, comp_id: CompId, id: InstrId, values: &HashMap<InstrId, Value>) -> Result<Value> {
+        let entry: &'m Computation = self.m.comp(comp_id);
         let instr = entry.instr(id);
+        let value = |id: InstrId| values.get(&id).cloned().ok_or_else(|| internal("operand has no value"));
         let v = match &instr.op {
-            Op::Parameter { .. } => return Ok(()),
+            Op::Parameter { .. } => return Err(internal("unbound parameter")),
             Op::Constant(lit) => self.constant(instr, lit)?,
-            Op::Tuple => Value::Tuple(instr.operands.iter().map(|&o| self.value(o)).collect::<Result<_>>()?),
-            Op::GetTupleElement { index } => match self.value(instr.operands[0])? {
+            Op::Tuple => Value::Tuple(instr.operands.iter().map(|&o| value(o)).collect::<Result<_>>()?),
+            Op::GetTupleElement { index } => match value(instr.operands[0])? {
                 Value::Tuple(t) => t.get(*index as usize).cloned().ok_or_else(|| internal("tuple index out of range"))?,
                 _ => return Err(internal("get-tuple-element of a non-tuple")),
             },
-            Op::Copy | Op::OptimizationBarrier | Op::Reshape => self.value(instr.operands[0])?,
-            Op::Bitcast if is_trivial_bitcast(entry, instr) => self.value(instr.operands[0])?,
+            Op::Copy | Op::OptimizationBarrier | Op::Reshape => value(instr.operands[0])?,
+            Op::Bitcast if is_trivial_bitcast(entry, instr) => value(instr.operands[0])?,
             Op::AfterAll | Op::AddDependency => match instr.op {
-                Op::AddDependency => self.value(instr.operands[0])?,
+                Op::AddDependency => value(instr.operands[0])?,
                 _ => Value::Token,
             },
             Op::Fusion { calls, .. } => {
                 let callee = self.m.comp(*calls);
                 let mut leaves = HashMap::new();
                 for (k, &p) in callee.params.iter().enumerate() {
-                    let v = self.value(instr.operands[k])?;
+                    let v = value(instr.operands[k])?;
                     leaves.insert(p, self.leaf_of(&v)?);
                 }
                 self.kernel(instr, *calls, callee.root, leaves)?
             }
-            Op::While { condition, body } => self.while_loop(entry, id, *condition, *body)?,
-            Op::Conditional { .. } => {
-                return Err(CodegenError::unsupported("conditional", &instr.name, "conditionals are not lowered to the device yet"))
+            Op::Call { to_apply, .. } => {
+                let args = instr.operands.iter().map(|&o| value(o)).collect::<Result<Vec<_>>>()?;
+                self.computation(*to_apply, args)?
+            }
+            Op::While { condition, body } => {
+                let init = value(instr.operands[0])?;
+                self.while_loop(comp_id, id, *condition, *body, init, &used_elements(entry, id))?
+            }
+            Op::Conditional { branches } => {
+                let selector = value(instr.operands[0])?;
+                let args = instr.operands[1..].iter().map(|&o| value(o)).collect::<Result<Vec<_>>>()?;
+                self.conditional(instr, branches, selector, args)?
             }
             _ => {
-                // A standalone op: evaluate it in the entry computation with its operands as leaves.
+                // A standalone op: evaluate it in its computation with its operands as leaves.
                 let mut leaves = HashMap::new();
                 for &o in &instr.operands {
-                    let v = self.value(o)?;
+                    let v = value(o)?;
                     leaves.insert(o, self.leaf_of(&v)?);
                 }
-                self.kernel(instr, self.m.entry, id, leaves)?
+                self.kernel(instr, comp_id, id, leaves)?
             }
         };
-        self.values.insert(id, v);
-        Ok(())
+        Ok(v)
+    }
+
+    /// Every branch is computed and the result chosen by a select kernel (HLO has no side
+    /// effects, and the program is straight-line); a constant selector picks its branch directly.
+    fn conditional(&mut self, instr: &'m Instr, branches: &[CompId], selector: Value, args: Vec<Value>) -> Result<Value> {
+        let Value::Leaf(sel) = selector else { return Err(internal("conditional selector is not an array")) };
+        let sel_dt = self.infos[sel.0 as usize].dtype;
+        let n = branches.len();
+        let taken = self.int_consts.get(&sel).map(|&v| {
+            if sel_dt == DType::Pred {
+                if v != 0 { 0 } else { 1 }
+            } else if v < 0 || v as usize >= n {
+                n - 1
+            } else {
+                v as usize
+            }
+        });
+        if let Some(k) = taken {
+            return self.computation(branches[k], vec![args[k].clone()]);
+        }
+        let mut results = Vec::new();
+        for (k, &b) in branches.iter().enumerate() {
+            results.push(self.computation(b, vec![args[k].clone()])?);
+        }
+        let out = self.temps(instr, &instr.shape, &instr.name)?;
+        let mut outs = Vec::new();
+        collect_outputs(&out, &instr.shape, &mut Vec::new(), &mut outs);
+        for (leaf_idx, o) in outs.iter().enumerate() {
+            let mut srcs = Vec::new();
+            for r in &results {
+                let mut leaves = Vec::new();
+                r.leaves(&mut leaves);
+                srcs.push(leaves[leaf_idx]);
+            }
+            let step = emit::loop_fusion::select_branch(
+                self.m,
+                self.target,
+                &format!("{}_{leaf_idx}", kernel_name(&instr.name)),
+                (sel, sel_dt),
+                &srcs,
+                o,
+                vec![instr.name.clone()],
+            )?;
+            self.push_steps(vec![step])?;
+        }
+        Ok(out)
     }
 
     fn constant(&mut self, instr: &Instr, lit: &hlo_ir::Literal) -> Result<Value> {
@@ -324,28 +389,81 @@ impl<'m> Builder<'m> {
         Ok(value)
     }
 
-    fn while_loop(&mut self, entry: &'m Computation, id: InstrId, cond: hlo_ir::CompId, body: hlo_ir::CompId) -> Result<Value> {
+    fn while_loop(&mut self, comp_id: CompId, id: InstrId, cond: CompId, body: CompId, init_value: Value, used: &[bool]) -> Result<Value> {
+        let entry = self.m.comp(comp_id);
         let instr = entry.instr(id);
-        let plan = elementwise_loop::analyze(self.m, entry, id)?;
-        let init = match self.value(instr.operands[0])? {
-            Value::Tuple(t) => t,
+        let init = match &init_value {
+            Value::Tuple(t) => t.clone(),
             _ => return Err(CodegenError::unsupported("while", &instr.name, "the loop state is not a tuple")),
         };
+        let consts: Vec<Option<i64>> = init
+            .iter()
+            .map(|v| match v {
+                Value::Leaf(b) => self.int_consts.get(b).copied(),
+                _ => None,
+            })
+            .collect();
+        let n_buffers = (self.program.buffers.len(), self.infos.len());
+        let elementwise =
+            elementwise_loop::analyze(self.m, entry, id).and_then(|plan| self.elementwise_loop(instr, cond, body, &init, &consts, plan, used));
+        match elementwise {
+            Ok(v) => Ok(v),
+            Err(CodegenError::Unsupported { reason, .. }) => {
+                // Not elementwise: with a trip count known at compile time, record the body's
+                // steps once per iteration (loop-carried buffers are reused by the runtime).
+                self.program.buffers.truncate(n_buffers.0);
+                self.infos.truncate(n_buffers.1);
+                let trips = elementwise_loop::trip_count(self.m, cond, body, &consts, MAX_UNROLLED_TRIPS).ok_or_else(|| {
+                    CodegenError::unsupported(
+                        "while",
+                        &instr.name,
+                        format!("{reason}, and the trip count is not known at compile time (at most {MAX_UNROLLED_TRIPS} iterations are unrolled)"),
+                    )
+                })?;
+                let body_size = self.m.comp(body).instrs.len() as u64;
+                if trips * body_size > MAX_UNROLLED_INSTRS {
+                    return Err(CodegenError::unsupported(
+                        "while",
+                        &instr.name,
+                        format!("{reason}; unrolling {trips} iterations of a {body_size}-instruction body is too large"),
+                    ));
+                }
+                let mut state = init_value;
+                for _ in 0..trips {
+                    state = self.computation(body, vec![state])?;
+                }
+                Ok(state)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn elementwise_loop(
+        &mut self,
+        instr: &'m Instr,
+        cond: CompId,
+        body: CompId,
+        init: &[Value],
+        consts: &[Option<i64>],
+        plan: elementwise_loop::LoopPlan,
+        used: &[bool],
+    ) -> Result<Value> {
         let mut leaves = Vec::new();
-        let mut consts = Vec::new();
         let mut outputs = Vec::new();
         let mut result = Vec::new();
         let Shape::Tuple(elems) = &instr.shape else { unreachable!("checked by analyze") };
         for (k, c) in plan.carried.iter().enumerate() {
             leaves.push(self.leaf_of(&init[k])?);
-            consts.push(match &init[k] {
-                Value::Leaf(b) => self.int_consts.get(b).copied(),
-                _ => None,
-            });
             match c {
                 Carried::Invariant => {
                     outputs.push(None);
                     result.push(init[k].clone());
+                }
+                // Final values nobody reads are not stored.
+                _ if !used.get(k).copied().unwrap_or(true) => {
+                    outputs.push(None);
+                    result.push(Value::Token);
                 }
                 _ => {
                     let a = elems[k].as_array().expect("checked by analyze");
@@ -362,7 +480,7 @@ impl<'m> Builder<'m> {
             cond,
             body,
             init: leaves,
-            init_consts: consts,
+            init_consts: consts.to_vec(),
             outputs,
             sources: sources_of(self.m, instr),
         };
@@ -432,6 +550,26 @@ impl<'m> Builder<'m> {
         self.constants_by_bytes.insert(key, id);
         id
     }
+}
+
+/// Which elements of tuple-shaped `id`'s value are read (all of them unless only through
+/// `get-tuple-element`).
+fn used_elements(comp: &Computation, id: InstrId) -> Vec<bool> {
+    let n = comp.instr(id).shape.as_tuple().map(|t| t.len()).unwrap_or(0);
+    if comp.root == id {
+        return vec![true; n];
+    }
+    let mut used = vec![false; n];
+    for it in &comp.instrs {
+        if !it.operands.contains(&id) {
+            continue;
+        }
+        match it.op {
+            Op::GetTupleElement { index } if (index as usize) < n => used[index as usize] = true,
+            _ => return vec![true; n],
+        }
+    }
+    used
 }
 
 /// True when a bitcast in the entry is a plain reshape of row-major data.

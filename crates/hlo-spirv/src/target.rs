@@ -14,7 +14,10 @@ pub enum FmaMode {
 }
 
 /// Device facts that change the generated code. The CLI fills this from the
-/// Vulkan runtime's device capabilities; tests use [`Target::lavapipe`].
+/// Vulkan runtime's device capabilities (`hlo_vulkan::DeviceCaps`: the flags map one to one;
+/// `subgroup_broadcast` is ballot support in compute; `fma` is [`FmaMode::ViaF64`] on a CPU
+/// device such as lavapipe, whose `fma` rounds twice, and [`FmaMode::Native`] on GPUs);
+/// tests use [`Target::lavapipe`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
     /// `shaderInt64`: s64/u64 arithmetic and storage.
@@ -31,6 +34,9 @@ pub struct Target {
     pub storage_16bit: bool,
     /// Subgroup size reported by the device.
     pub subgroup_size: u32,
+    /// Subgroup broadcasts (`VK_SUBGROUP_FEATURE_BALLOT_BIT`) in compute shaders: lets a
+    /// reduction loop load each element once per subgroup instead of once per invocation.
+    pub subgroup_broadcast: bool,
     /// `maxComputeWorkGroupSize`.
     pub max_workgroup_size: [u32; 3],
     /// `maxComputeWorkGroupInvocations`.
@@ -56,6 +62,7 @@ impl Target {
             storage_8bit: true,
             storage_16bit: true,
             subgroup_size: 8,
+            subgroup_broadcast: true,
             max_workgroup_size: [1024, 1024, 1024],
             max_workgroup_invocations: 1024,
             max_shared_memory_bytes: 32768,
@@ -75,6 +82,7 @@ impl Target {
             storage_8bit: false,
             storage_16bit: false,
             subgroup_size: 1,
+            subgroup_broadcast: false,
             max_workgroup_size: [128, 128, 64],
             max_workgroup_invocations: 128,
             max_shared_memory_bytes: 16384,
@@ -102,7 +110,16 @@ impl Target {
         if self.atomic_float_add {
             caps |= C::SHADER_FLOAT32_ATOMIC;
         }
+        if self.subgroup_broadcast {
+            caps |= C::SUBGROUP;
+        }
         caps
+    }
+
+    /// The subgroup size staged reduction loops may rely on, if any.
+    pub(crate) fn staging_lanes(&self) -> Option<u32> {
+        let s = self.subgroup_size;
+        (self.subgroup_broadcast && (2..=64).contains(&s) && s.is_power_of_two() && self.loop_workgroup() % s == 0).then_some(s)
     }
 }
 

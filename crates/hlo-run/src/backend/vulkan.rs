@@ -68,7 +68,23 @@ pub fn target_for(ctx: &Context) -> hlo_spirv::Target {
         max_workgroup_invocations: caps.max_compute_work_group_invocations,
         max_storage_buffer_range: caps.max_storage_buffer_range,
         max_shared_memory_bytes: caps.max_compute_shared_memory_size,
-        ..hlo_spirv::Target::default()
+        subgroup_broadcast: caps.subgroup_in_compute && caps.subgroup_ops.ballot,
+        fma: fma_mode(ctx),
+    }
+}
+
+/// How contracted multiply-adds are computed. XLA contracts `a*b+c` into one
+/// fused multiply-add; a GPU's `fma` does the same, but lavapipe lowers `fma`
+/// to a multiply and an add, so on CPU devices the exact result is computed in
+/// f64 (bit-exact with XLA, about 2x slower on Mandelbrot). `HLO_FMA=native`
+/// trades exactness for speed there; `unfused` never contracts.
+fn fma_mode(ctx: &Context) -> hlo_spirv::FmaMode {
+    match std::env::var("HLO_FMA").as_deref() {
+        Ok("native") => hlo_spirv::FmaMode::Native,
+        Ok("via-f64") => hlo_spirv::FmaMode::ViaF64,
+        Ok("unfused") => hlo_spirv::FmaMode::Unfused,
+        _ if ctx.info().kind == hlo_vulkan::DeviceKind::Cpu && ctx.caps().shader_float64 => hlo_spirv::FmaMode::ViaF64,
+        _ => hlo_spirv::FmaMode::Native,
     }
 }
 

@@ -29,6 +29,9 @@ use std::collections::HashMap;
 /// Above this many elements a reduction loop is emitted as a loop rather than unrolled.
 const UNROLL_LIMIT: u64 = 16;
 
+/// The body of a [`Em::fold`]: the new accumulators from a point of the loop nest and the old ones.
+pub(crate) type FoldBody<'a, 'm> = dyn FnMut(&mut Em<'m>, &[H], &[Val]) -> Result<Vec<Val>> + 'a;
+
 /// What identifies an index for caching: the handle(s) it was built from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum IndexKey {
@@ -186,6 +189,21 @@ pub(crate) struct Em<'m> {
     daz_cache: HashMap<H, (H, u32)>,
     /// Live users of each instruction, per computation (keyed by address).
     users: HashMap<usize, Vec<usize>>,
+    /// The staged reduction loop iteration being generated, if any (see [`Em::fold`]).
+    stage: Option<Stage>,
+    /// Per-lane prefetches and their broadcasts in staged loops, by (buffer, lane index[, lane]).
+    prefetched: HashMap<(BufferId, H), (H, u32)>,
+    prefetched_flushed: HashMap<(BufferId, H), H>,
+    broadcasts: HashMap<(BufferId, H, u32), (H, u32)>,
+}
+
+/// One unrolled iteration of a staged reduction loop: iteration `r_t = r0 + t` of a chunk of
+/// `lanes` iterations, in which lane `l` has loaded the elements of iteration `r_lane = r0 + l`.
+#[derive(Clone, Copy, Debug)]
+struct Stage {
+    r_t: H,
+    r_lane: H,
+    t: u32,
 }
 
 fn leaf_may_be_subnormal(em: &Em, leaf: &Leaf, path: &[usize], depth: u32) -> bool {
@@ -242,6 +260,10 @@ impl<'m> Em<'m> {
             kernel: kernel.to_string(),
             daz_cache: HashMap::new(),
             users: HashMap::new(),
+            stage: None,
+            prefetched: HashMap::new(),
+            prefetched_flushed: HashMap::new(),
+            broadcasts: HashMap::new(),
         }
     }
 
@@ -253,10 +275,6 @@ impl<'m> Em<'m> {
 
     pub(crate) fn set_leaf(&mut self, f: usize, id: InstrId, leaf: Leaf) {
         self.frames[f].leaves.insert(id, leaf);
-    }
-
-    pub(crate) fn comp_of(&self, f: usize) -> &'m Computation {
-        self.frames[f].comp
     }
 
     /// Binds a buffer (once) and returns its global variable.
@@ -414,6 +432,11 @@ impl<'m> Em<'m> {
     pub(crate) fn eval_leaf(&mut self, leaf: &Leaf, path: &[usize], idx: &Index) -> Result<Val> {
         match leaf {
             Leaf::Buffer { buf, dims, dtype } => {
+                if let Some(st) = self.stage {
+                    if let Some(v) = self.staged_load(st, *buf, dims, *dtype, idx)? {
+                        return Ok(v);
+                    }
+                }
                 let g = self.bind_buffer(*buf, *dtype, false, false)?;
                 let lin = if dims.iter().product::<i64>() == 1 { self.kb.lit_u32(0) } else { idx.linear(&mut self.kb) };
                 Ok(self.load(g, lin, *dtype))
@@ -740,6 +763,11 @@ impl<'m> Em<'m> {
                     let phys = physical_offset(&mut self.kb, shape, &m);
                     let om = from_physical_offset(&mut self.kb, os, phys);
                     self.operand(f, instr, 0, &Index::from_multi(&os.dims, om))?
+                } else if let (IndexKey::Multi(m), Some(om)) = (idx.key(), reshape_groups(&shape.dims, &os.dims)) {
+                    // Map dimension groups separately: unrelated dimensions stay independent.
+                    let m = m.clone();
+                    let om = reshape_multi(&mut self.kb, &shape.dims, &os.dims, &om, &m);
+                    self.operand(f, instr, 0, &Index::from_multi(&os.dims, om))?
                 } else {
                     let lin = idx.linear(&mut self.kb);
                     self.operand(f, instr, 0, &Index::from_linear(&os.dims, lin))?
@@ -811,6 +839,10 @@ impl<'m> Em<'m> {
             Op::Gather { dims, slice_sizes, .. } => self.gather(f, instr, dims, slice_sizes, idx)?,
             Op::Reduce { .. } | Op::ReduceWindow { .. } => self.eval_multi(f, id, idx)?[0],
             Op::Dot { dims, .. } => self.dot(f, instr, dims, idx)?,
+            Op::Convolution { window, dims, feature_group_count, batch_group_count, .. } => {
+                self.convolution(f, instr, window, dims, *feature_group_count, *batch_group_count, idx)?
+            }
+            Op::SelectAndScatter { window, select, scatter } => self.select_and_scatter(f, instr, window, *select, *scatter, idx)?,
             Op::Map { to_apply, .. } => {
                 let mut args = Vec::new();
                 for k in 0..instr.operands.len() {
@@ -1246,13 +1278,252 @@ impl<'m> Em<'m> {
         Ok(Val { h: ops::convert(&mut self.kb, r, out.dtype), dt: out.dtype })
     }
 
+    /// A convolution element: a dot over input features and the window, reading the (padded,
+    /// base-dilated) input where the window lands and skipping positions that fall outside.
+    #[allow(clippy::too_many_arguments)]
+    fn convolution(
+        &mut self,
+        f: usize,
+        instr: &Instr,
+        window: &hlo_ir::Window,
+        dims: &hlo_ir::ConvDims,
+        feature_groups: i64,
+        batch_groups: i64,
+        idx: &Index,
+    ) -> Result<Val> {
+        let out = instr.shape.as_array().ok_or_else(|| self.unsupported(instr, "tuple convolution"))?;
+        let ls = self.operand_shape(f, instr, 0)?.clone();
+        let rs = self.operand_shape(f, instr, 1)?.clone();
+        let acc_dt = if out.dtype.is_narrow_float() { DType::F32 } else { out.dtype };
+        if !acc_dt.is_float() && !acc_dt.is_integer() {
+            return Err(self.unsupported(instr, format!("convolution on {}", out.dtype)));
+        }
+        let m = idx.multi(&mut self.kb);
+        let n_sp = dims.input_spatial.len();
+        let out_feat = out.dims[dims.output_feature as usize];
+        let in_feat_per_group = rs.dims[dims.kernel_input_feature as usize];
+        let out_per_fgroup = (out_feat / feature_groups.max(1)).max(1) as u32;
+        let out_per_bgroup = (out_feat / batch_groups.max(1)).max(1) as u32;
+        let out_batch = out.dims[dims.output_batch as usize] as u32;
+        let o = m[dims.output_feature as usize];
+        let b = m[dims.output_batch as usize];
+        // Input feature base: group g = o / (out features per group) reads features g*C..g*C+C.
+        let feat_base = if feature_groups > 1 {
+            let g = self.kb.div_c(o, out_per_fgroup);
+            self.kb.mul_c(g, in_feat_per_group as u32)
+        } else {
+            self.kb.lit_u32(0)
+        };
+        // Batch groups: output feature o reads input batch (o / per-group) * out_batch + b.
+        let batch = if batch_groups > 1 {
+            let g = self.kb.div_c(o, out_per_bgroup);
+            let gb = self.kb.mul_c(g, out_batch);
+            self.kb.add_u(gb, b)
+        } else {
+            b
+        };
+        let mut extents = vec![in_feat_per_group as u32];
+        extents.extend(dims.kernel_spatial.iter().map(|&d| rs.dims[d as usize] as u32));
+        let zero = self.kb.lit_f32(0.0);
+        let t = ops::value_sty(acc_dt).ok_or_else(|| self.unsupported(instr, "type"))?;
+        let init = Val { h: if acc_dt.is_float() { self.kb.lit_float(t, 0.0) } else { self.kb.lit_int(t, 0) }, dt: acc_dt };
+        let _ = zero;
+        let (lhs, rhs) = (instr.operands[0], instr.operands[1]);
+        let dims = dims.clone();
+        let wdims = window.dims.clone();
+        let mut body = |em: &mut Em<'m>, point: &[H], accs: &[Val]| -> Result<Vec<Val>> {
+            let kb = &mut em.kb;
+            let mut valid = kb.lit_bool(true);
+            let zero_u = kb.lit_u32(0);
+            let mut li = vec![zero_u; ls.rank()];
+            let mut ri = vec![zero_u; rs.rank()];
+            li[dims.input_batch as usize] = batch;
+            li[dims.input_feature as usize] = kb.add_u(feat_base, point[0]);
+            ri[dims.kernel_input_feature as usize] = point[0];
+            ri[dims.kernel_output_feature as usize] = o;
+            for s in 0..n_sp {
+                let w = &wdims[s];
+                let k = point[1 + s];
+                let ksize = rs.dims[dims.kernel_spatial[s] as usize];
+                ri[dims.kernel_spatial[s] as usize] = k;
+                // The kernel tap used at window position k (reversed windows read it backwards).
+                let kw = if w.window_reversal {
+                    let last = kb.lit_u32((ksize - 1) as u32);
+                    kb.sub_u(last, k)
+                } else {
+                    k
+                };
+                let y = m[dims.output_spatial[s] as usize];
+                let ys = kb.mul_c(y, w.stride as u32);
+                let kd = kb.mul_c(kw, w.window_dilation as u32);
+                let pos_u = kb.add_u(ys, kd);
+                let pos_i = kb.bitcast(pos_u, STy::I32);
+                let low = kb.lit_i32(w.padding_low as i32);
+                let mut pos = kb.binary(Bo::Subtract, pos_i, low);
+                let zero = kb.lit_i32(0);
+                let ge = kb.binary(Bo::GreaterEqual, pos, zero);
+                valid = and(kb, valid, ge);
+                if w.base_dilation > 1 {
+                    let bd = kb.lit_i32(w.base_dilation as i32);
+                    let pz = kb.math(Mf::Max, &[pos, zero]);
+                    let r = kb.binary(Bo::Modulo, pz, bd);
+                    let on = kb.binary(Bo::Equal, r, zero);
+                    valid = and(kb, valid, on);
+                    pos = kb.binary(Bo::Divide, pz, bd);
+                }
+                let n = ls.dims[dims.input_spatial[s] as usize];
+                let nn = kb.lit_i32(n as i32);
+                let lt = kb.binary(Bo::Less, pos, nn);
+                valid = and(kb, valid, lt);
+                let last = kb.lit_i32((n - 1).max(0) as i32);
+                let c = kb.math(Mf::Clamp, &[pos, zero, last]);
+                li[dims.input_spatial[s] as usize] = kb.bitcast(c, STy::U32);
+            }
+            let a = em.eval(f, lhs, &[], &Index::from_multi(&ls.dims, li))?;
+            let a = em.daz(f, lhs, a);
+            let bv = em.eval(f, rhs, &[], &Index::from_multi(&rs.dims, ri))?;
+            let bv = em.daz(f, rhs, bv);
+            let a = ops::convert(&mut em.kb, a, acc_dt);
+            let bv = ops::convert(&mut em.kb, bv, acc_dt);
+            let kb = &mut em.kb;
+            let p = kb.binary(Bo::Multiply, a, bv);
+            let s = kb.binary(Bo::Add, accs[0].h, p);
+            let s = ops::normalize(kb, s, acc_dt);
+            Ok(vec![Val { h: kb.select(valid, s, accs[0].h), dt: acc_dt }])
+        };
+        let r = self.fold(&extents, vec![init], &mut body)?[0];
+        Ok(Val { h: ops::convert(&mut self.kb, r, out.dtype), dt: out.dtype })
+    }
+
+    /// A select-and-scatter element: the scatter-combination of the source values of every window
+    /// that contains this position and selects it.
+    fn select_and_scatter(
+        &mut self,
+        f: usize,
+        instr: &Instr,
+        window: &hlo_ir::Window,
+        select: CompId,
+        scatter: CompId,
+        idx: &Index,
+    ) -> Result<Val> {
+        let os = self.operand_shape(f, instr, 0)?.clone();
+        let ss = self.operand_shape(f, instr, 1)?.clone();
+        let dt = os.dtype;
+        let init = self.operand(f, instr, 2, &Index::scalar())?;
+        let x = idx.multi(&mut self.kb);
+        let rank = os.rank();
+        let wd = window.dims.clone();
+        if wd.iter().any(|w| w.base_dilation != 1 || w.window_dilation != 1) {
+            return Err(self.unsupported(instr, "dilated select-and-scatter windows"));
+        }
+        // Per dimension, at most ceil(size / stride) windows contain a position.
+        let cand: Vec<u32> = wd.iter().map(|w| ((w.size + w.stride - 1) / w.stride) as u32).collect();
+        let (operand, source) = (instr.operands[0], instr.operands[1]);
+        let mut outer = |em: &mut Em<'m>, cpoint: &[H], accs: &[Val]| -> Result<Vec<Val>> {
+            // Window w_d = floor((x_d + pad_lo) / stride) - c_d; valid if 0 <= w_d < n_windows
+            // and x_d lies inside it.
+            let mut valid = em.kb.lit_bool(true);
+            let mut wstart = Vec::with_capacity(rank);
+            let mut widx = Vec::with_capacity(rank);
+            for d in 0..rank {
+                let w = &wd[d];
+                let kb = &mut em.kb;
+                let xi = kb.bitcast(x[d], STy::I32);
+                let lo = kb.lit_i32(w.padding_low as i32);
+                let xp = kb.binary(Bo::Add, xi, lo);
+                let st = kb.lit_i32(w.stride as i32);
+                let q = kb.binary(Bo::Divide, xp, st);
+                let c = kb.bitcast(cpoint[d], STy::I32);
+                let wi = kb.binary(Bo::Subtract, q, c);
+                let zero = kb.lit_i32(0);
+                let nwin = kb.lit_i32(ss.dims[d] as i32);
+                let ge = kb.binary(Bo::GreaterEqual, wi, zero);
+                let lt = kb.binary(Bo::Less, wi, nwin);
+                valid = and(kb, valid, ge);
+                valid = and(kb, valid, lt);
+                // start = w * stride - pad_lo; x must be < start + size (x >= start holds by construction).
+                let ws = kb.binary(Bo::Multiply, wi, st);
+                let ws = kb.binary(Bo::Subtract, ws, lo);
+                let size = kb.lit_i32(w.size as i32);
+                let end = kb.binary(Bo::Add, ws, size);
+                let inside = kb.binary(Bo::Less, xi, end);
+                valid = and(kb, valid, inside);
+                let last = kb.lit_i32((ss.dims[d] - 1).max(0) as i32);
+                let wc = kb.math(Mf::Clamp, &[wi, zero, last]);
+                widx.push(kb.bitcast(wc, STy::U32));
+                wstart.push(ws);
+            }
+            // Select over the window: the first in-bounds element, replaced by each later one the
+            // select computation does not keep the current one over.
+            let sizes: Vec<u32> = wd.iter().map(|w| w.size as u32).collect();
+            let big = em.kb.lit_i32(i32::MAX);
+            let first = em.kb.lit_bool(false);
+            let vinit = Val { h: ops::convert(&mut em.kb, init, dt), dt };
+            let init_sel = vec![Val { h: first, dt: DType::Pred }, vinit, Val { h: big, dt: DType::S32 }];
+            let os_dims = os.dims.clone();
+            let wstart_c = wstart.clone();
+            let mut inner = |em: &mut Em<'m>, p: &[H], st: &[Val]| -> Result<Vec<Val>> {
+                let mut inb = em.kb.lit_bool(true);
+                let mut pos = Vec::with_capacity(rank);
+                let mut lin = em.kb.lit_i32(0);
+                for d in 0..rank {
+                    let kb = &mut em.kb;
+                    let pi = kb.bitcast(p[d], STy::I32);
+                    let e = kb.binary(Bo::Add, wstart_c[d], pi);
+                    let zero = kb.lit_i32(0);
+                    let n = kb.lit_i32(os_dims[d] as i32);
+                    let ge = kb.binary(Bo::GreaterEqual, e, zero);
+                    let lt = kb.binary(Bo::Less, e, n);
+                    inb = and(kb, inb, ge);
+                    inb = and(kb, inb, lt);
+                    let last = kb.lit_i32((os_dims[d] - 1).max(0) as i32);
+                    let ec = kb.math(Mf::Clamp, &[e, zero, last]);
+                    let stride = kb.lit_i32(strides(&os_dims)[d] as i32);
+                    let t = kb.binary(Bo::Multiply, ec, stride);
+                    lin = kb.binary(Bo::Add, lin, t);
+                    pos.push(kb.bitcast(ec, STy::U32));
+                }
+                let v = em.eval(f, operand, &[], &Index::from_multi(&os_dims, pos))?;
+                let keep = em.apply(select, vec![Val { h: st[1].h, dt }, v])?[0];
+                let kb = &mut em.kb;
+                let not_keep = kb.unary(naga::UnaryOperator::LogicalNot, keep.h);
+                let none_yet = kb_not(kb, st[0].h);
+                let take = kb.binary(Bo::LogicalOr, none_yet, not_keep);
+                let take = kb.binary(Bo::LogicalAnd, inb, take);
+                let have = kb.binary(Bo::LogicalOr, st[0].h, inb);
+                Ok(vec![
+                    Val { h: have, dt: DType::Pred },
+                    Val { h: kb.select(take, v.h, st[1].h), dt },
+                    Val { h: kb.select(take, lin, st[2].h), dt: DType::S32 },
+                ])
+            };
+            let sel = em.fold(&sizes, init_sel, &mut inner)?;
+            // This position's linear index.
+            let mut xlin = em.kb.lit_i32(0);
+            for d in 0..rank {
+                let kb = &mut em.kb;
+                let xi = kb.bitcast(x[d], STy::I32);
+                let stride = kb.lit_i32(strides(&os.dims)[d] as i32);
+                let t = kb.binary(Bo::Multiply, xi, stride);
+                xlin = kb.binary(Bo::Add, xlin, t);
+            }
+            let chosen = em.kb.binary(Bo::Equal, sel[2].h, xlin);
+            let hit = and(&mut em.kb, valid, chosen);
+            let sv = em.eval(f, source, &[], &Index::from_multi(&ss.dims, widx))?;
+            let new = em.apply(scatter, vec![accs[0], sv])?[0];
+            Ok(vec![Val { h: em.kb.select(hit, new.h, accs[0].h), dt }])
+        };
+        let acc0 = Val { h: ops::convert(&mut self.kb, init, dt), dt };
+        Ok(self.fold(&cand, vec![acc0], &mut outer)?[0])
+    }
+
     /// Folds `body` over every point of `extents` (row-major), threading accumulators.
     /// Few points are unrolled into straight-line code; otherwise nested loops with local accumulators.
     pub(crate) fn fold(
         &mut self,
         extents: &[u32],
         init: Vec<Val>,
-        body: &mut dyn FnMut(&mut Em<'m>, &[H], &[Val]) -> Result<Vec<Val>>,
+        body: &mut FoldBody<'_, 'm>,
     ) -> Result<Vec<Val>> {
         let total: u64 = extents.iter().map(|&e| e as u64).product();
         if total == 0 {
@@ -1291,9 +1562,9 @@ impl<'m> Em<'m> {
         &mut self,
         extents: &[u32],
         d: usize,
-        point: &mut Vec<H>,
+        point: &mut [H],
         locals: &[(H, DType)],
-        body: &mut dyn FnMut(&mut Em<'m>, &[H], &[Val]) -> Result<Vec<Val>>,
+        body: &mut FoldBody<'_, 'm>,
     ) -> Result<()> {
         if d == extents.len() {
             let accs: Vec<Val> = locals.iter().map(|&(p, dt)| Val { h: self.kb.load(p), dt }).collect();
@@ -1307,9 +1578,15 @@ impl<'m> Em<'m> {
             point[d] = self.kb.lit_u32(0);
             return self.loops(extents, d + 1, point, locals, body);
         }
+        let innermost = extents[d + 1..].iter().all(|&e| e == 1);
+        if let Some(lanes) = self.target.staging_lanes() {
+            if innermost && self.stage.is_none() && extents[d] >= 2 * lanes && self.kb.subgroup_uniform() {
+                return self.staged_loop(extents, d, lanes, point, locals, body);
+            }
+        }
         let zero = self.kb.lit_u32(0);
-        let counter = self.kb.local_init(&format!("i{d}"), STy::U32, zero);
-        self.kb.begin_loop_body();
+        let counter = self.kb.uniform_local_init(&format!("i{d}"), STy::U32, zero);
+        self.kb.begin_uniform_loop_body();
         point[d] = self.kb.load(counter);
         self.loops(extents, d + 1, point, locals, body)?;
         let body_block = self.kb.end_block();
@@ -1323,6 +1600,219 @@ impl<'m> Em<'m> {
         self.kb.stmt(naga::Statement::Loop { body: body_block, continuing, break_if: Some(done) });
         Ok(())
     }
+}
+
+impl<'m> Em<'m> {
+    /// The innermost reduction loop, run in chunks of one iteration per subgroup lane: each lane
+    /// loads the elements of "its" iteration once, and the unrolled chunk reads them with
+    /// subgroup broadcasts. On lavapipe every load costs a per-lane loop, so this divides the
+    /// loads of an all-pairs reduction (n-body) by the subgroup size.
+    fn staged_loop(
+        &mut self,
+        extents: &[u32],
+        d: usize,
+        lanes: u32,
+        point: &mut [H],
+        locals: &[(H, DType)],
+        body: &mut FoldBody<'_, 'm>,
+    ) -> Result<()> {
+        let n = extents[d];
+        let full = n / lanes * lanes;
+        let zero = self.kb.lit_u32(0);
+        let counter = self.kb.uniform_local_init(&format!("c{d}"), STy::U32, zero);
+        self.kb.begin_uniform_loop_body();
+        let r0 = self.kb.load(counter);
+        let lane = self.kb.builtin(naga::BuiltIn::SubgroupInvocationId);
+        let r_lane = self.kb.add_u(r0, lane);
+        let mut accs: Vec<Val> = locals.iter().map(|&(p, dt)| Val { h: self.kb.load(p), dt }).collect();
+        for t in 0..lanes {
+            let r_t = self.kb.add_c(r0, t);
+            point[d] = r_t;
+            self.stage = Some(Stage { r_t, r_lane, t });
+            let res = body(self, point, &accs);
+            self.stage = None;
+            accs = res?;
+        }
+        for (&(p, _), v) in locals.iter().zip(&accs) {
+            self.kb.store(p, v.h);
+        }
+        let body_block = self.kb.end_block();
+        self.kb.begin_block();
+        let c = self.kb.load(counter);
+        let next = self.kb.add_c(c, lanes);
+        self.kb.store(counter, next);
+        let done = self.kb.lt_c(next, full);
+        let done = self.kb.unary(naga::UnaryOperator::LogicalNot, done);
+        let continuing = self.kb.end_block();
+        self.kb.stmt(naga::Statement::Loop { body: body_block, continuing, break_if: Some(done) });
+        // The remaining iterations, unrolled, without staging.
+        if full < n {
+            let mut accs: Vec<Val> = locals.iter().map(|&(p, dt)| Val { h: self.kb.load(p), dt }).collect();
+            for r in full..n {
+                point[d] = self.kb.lit_u32(r);
+                accs = body(self, point, &accs)?;
+            }
+            for (&(p, _), v) in locals.iter().zip(&accs) {
+                self.kb.store(p, v.h);
+            }
+        }
+        Ok(())
+    }
+
+    /// A load inside a staged loop iteration, if its index depends on the loop only through
+    /// subgroup-uniform values (plus varying components of at most 4 values, loaded for each
+    /// value and selected); `None` to load normally.
+    fn staged_load(&mut self, st: Stage, buf: BufferId, dims: &[i64], dtype: DType, idx: &Index) -> Result<Option<Val>> {
+        let sty = match ops::storage_sty(dtype) {
+            Some(t) if t.bits() == 32 => t,
+            _ => return Ok(None),
+        };
+        let m = idx.multi(&mut self.kb);
+        let mut uses_r = false;
+        let mut choices: Vec<(usize, i64)> = Vec::new();
+        for (k, &h) in m.iter().enumerate() {
+            let dep = self.kb.depends_on(h, st.r_t);
+            if self.kb.varying(h) {
+                if dep || dims[k] > 4 {
+                    return Ok(None);
+                }
+                choices.push((k, dims[k]));
+            } else if dep {
+                uses_r = true;
+            }
+        }
+        let combos: i64 = choices.iter().map(|c| c.1).product();
+        if !uses_r || combos > 4 {
+            return Ok(None);
+        }
+        let g = self.bind_buffer(buf, dtype, false, false)?;
+        // f32 values also get a flushed copy (flushed once per lane, not at every use).
+        let flush = dtype == DType::F32;
+        let mut result: Option<(H, H)> = None;
+        for c in 0..combos {
+            let mut mm = m.clone();
+            let mut cond: Option<H> = None;
+            let mut rem = c;
+            for &(k, ext) in choices.iter().rev() {
+                let v = (rem % ext) as u32;
+                rem /= ext;
+                mm[k] = self.kb.lit_u32(v);
+                let lit = self.kb.lit_u32(v);
+                let eq = self.kb.binary(Bo::Equal, m[k], lit);
+                cond = Some(match cond {
+                    None => eq,
+                    Some(p) => self.kb.binary(Bo::LogicalAnd, p, eq),
+                });
+            }
+            let lin = linearize(&mut self.kb, dims, &mm);
+            let Some(lin_lane) = self.kb.substitute(lin, st.r_t, st.r_lane) else { return Ok(None) };
+            let (raw, flushed) = match self.prefetched.get(&(buf, lin_lane)) {
+                Some(&(h, b)) if self.kb.is_open(b) => (h, self.prefetched_flushed[&(buf, lin_lane)]),
+                _ => {
+                    let base = self.kb.global(g);
+                    let p = self.kb.access(base, lin_lane);
+                    let h = self.kb.load(p);
+                    let fl = if flush { ops::flush_subnormal(&mut self.kb, h, dtype) } else { h };
+                    self.prefetched.insert((buf, lin_lane), (h, self.kb.block_of(h)));
+                    self.prefetched_flushed.insert((buf, lin_lane), fl);
+                    (h, fl)
+                }
+            };
+            let bcast = |em: &mut Em, v: H, tag: u32| -> H {
+                let key = (buf, v, st.t * 2 + tag);
+                match em.broadcasts.get(&key) {
+                    Some(&(h, blk)) if em.kb.is_open(blk) => h,
+                    _ => {
+                        let h = em.kb.subgroup_broadcast(v, st.t, sty);
+                        em.broadcasts.insert(key, (h, em.kb.block_of(h)));
+                        h
+                    }
+                }
+            };
+            let b = bcast(self, raw, 0);
+            let bf = if flush { bcast(self, flushed, 1) } else { b };
+            result = Some(match (result, cond) {
+                (Some((prev, prevf)), Some(cond)) => (self.kb.select(cond, b, prev), self.kb.select(cond, bf, prevf)),
+                _ => (b, bf),
+            });
+        }
+        let (raw, flushed) = result.expect("at least one combination");
+        let h = ops::from_storage(&mut self.kb, raw, dtype);
+        if flush {
+            self.daz_cache.insert(h, (flushed, self.kb.block_of(flushed)));
+        }
+        Ok(Some(Val { h, dt: dtype }))
+    }
+}
+
+/// For a reshape from `out` to `inp` dims: the dimension groups `(out range, in range)` whose
+/// element counts match, or `None` if some dimension is 0.
+fn reshape_groups(out: &[i64], inp: &[i64]) -> Option<Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>> {
+    if out.contains(&0) || inp.contains(&0) {
+        return None;
+    }
+    let mut groups = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < out.len() || j < inp.len() {
+        let (i0, j0) = (i, j);
+        let (mut po, mut pi) = (1i64, 1i64);
+        if i < out.len() {
+            po *= out[i];
+            i += 1;
+        }
+        if j < inp.len() {
+            pi *= inp[j];
+            j += 1;
+        }
+        while po != pi {
+            if po < pi {
+                if i >= out.len() {
+                    return None;
+                }
+                po *= out[i];
+                i += 1;
+            } else {
+                if j >= inp.len() {
+                    return None;
+                }
+                pi *= inp[j];
+                j += 1;
+            }
+        }
+        groups.push((i0..i, j0..j));
+    }
+    Some(groups)
+}
+
+/// The operand multi-index of a reshape, group by group.
+fn reshape_multi(
+    kb: &mut Kb,
+    out: &[i64],
+    inp: &[i64],
+    groups: &[(std::ops::Range<usize>, std::ops::Range<usize>)],
+    m: &[H],
+) -> Vec<H> {
+    let mut om = Vec::with_capacity(inp.len());
+    for (go, gi) in groups {
+        let od: Vec<i64> = out[go.clone()].to_vec();
+        let id: Vec<i64> = inp[gi.clone()].to_vec();
+        let nontriv_o: Vec<usize> = (0..od.len()).filter(|&k| od[k] != 1).collect();
+        let nontriv_i: Vec<usize> = (0..id.len()).filter(|&k| id[k] != 1).collect();
+        if nontriv_o.len() == 1 && nontriv_i.len() == 1 {
+            // Same dimension, padded with unit dimensions.
+            for k in 0..id.len() {
+                om.push(if id[k] == 1 { kb.lit_u32(0) } else { m[go.start + nontriv_o[0]] });
+            }
+            continue;
+        }
+        let lin = linearize(kb, &od, &m[go.clone()]);
+        om.extend(delinearize(kb, &id, lin));
+    }
+    om
+}
+
+fn kb_not(kb: &mut Kb, a: H) -> H {
+    kb.unary(naga::UnaryOperator::LogicalNot, a)
 }
 
 fn and(kb: &mut Kb, a: H, b: H) -> H {

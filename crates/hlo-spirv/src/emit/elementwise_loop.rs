@@ -106,7 +106,11 @@ pub(crate) fn emit(ctx: &WhileCtx, plan: &LoopPlan) -> Result<Vec<KernelStep>> {
     if n == 0 {
         return Err(CodegenError::unsupported("while", &ctx.name, "empty loop state"));
     }
-    let trips = trip_count(ctx, plan);
+    // Element arrays start unknown; every scalar must start from a constant for the count to be exact.
+    let init: Vec<Option<i64>> =
+        plan.carried.iter().enumerate().map(|(k, c)| if *c == Carried::Element { None } else { ctx.init_consts[k] }).collect();
+    let scalars_known = plan.carried.iter().enumerate().all(|(k, c)| *c != Carried::Scalar || init[k].is_some());
+    let trips = if scalars_known { trip_count(ctx.m, ctx.cond, ctx.body, &init, MAX_SIMULATED_TRIPS) } else { None };
     let wg = if n >= 64 { ctx.target.loop_workgroup() } else { 1 };
     let groups = grid(n.div_ceil(wg as u64));
     let mut em = Em::new(ctx.m, ctx.target, &ctx.name);
@@ -271,40 +275,26 @@ fn body_copy(em: &mut Em, ctx: &WhileCtx, plan: &LoopPlan, state: &[Option<Val>]
 }
 
 /// Simulates the scalar state on the host to find the trip count; `None` when it depends on data.
-fn trip_count(ctx: &WhileCtx, plan: &LoopPlan) -> Option<u64> {
-    let body = ctx.m.comp(ctx.body);
-    let cond = ctx.m.comp(ctx.cond);
-    let mut state: Vec<Option<Iv>> = plan
-        .carried
-        .iter()
-        .enumerate()
-        .map(|(k, c)| if *c == Carried::Element { None } else { ctx.init_consts[k].map(Iv::Int) })
-        .collect();
-    // Every scalar must start from a constant so that the simulation is exact.
-    for (k, c) in plan.carried.iter().enumerate() {
-        if *c == Carried::Scalar && state[k].is_none() {
-            return None;
-        }
-    }
+pub(crate) fn trip_count(m: &Module, cond: CompId, body: CompId, init: &[Option<i64>], max: u64) -> Option<u64> {
+    let body = m.comp(body);
+    let cond = m.comp(cond);
+    let mut state: Vec<Option<Iv>> = init.iter().map(|v| v.map(Iv::Int)).collect();
     let mut trips = 0u64;
     loop {
         let param = Iv::Tuple(state.clone());
-        let c = eval_int(ctx.m, cond, cond.root, std::slice::from_ref(&Some(param.clone())))?.int()?;
+        let c = eval_int(m, cond, cond.root, std::slice::from_ref(&Some(param.clone())))?.int()?;
         if c == 0 {
             return Some(trips);
         }
         trips += 1;
-        if trips > MAX_SIMULATED_TRIPS {
+        if trips > max {
             return None;
         }
         let root = body.root_instr();
-        let mut next = state.clone();
-        for (k, c) in plan.carried.iter().enumerate() {
-            if *c == Carried::Scalar {
-                let v = eval_int(ctx.m, body, root.operands[k], std::slice::from_ref(&Some(param.clone())))?;
-                next[k] = Some(v);
-            }
+        if !matches!(root.op, Op::Tuple) {
+            return None;
         }
+        let next: Vec<Option<Iv>> = root.operands.iter().map(|&o| eval_int(m, body, o, std::slice::from_ref(&Some(param.clone())))).collect();
         state = next;
     }
 }

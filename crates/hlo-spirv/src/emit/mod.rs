@@ -6,6 +6,7 @@
 //!                                     Reduce          reduce.rs  (row loop or workgroup tree)
 //!                                     Scatter         scatter.rs (init step + atomic combine)
 //!                                     ElementwiseLoop elementwise_loop.rs (while loop in the shader)
+//!                                     Sort            sort.rs    (sort / top-k by ranking)
 //! ```
 //! Every emitter evaluates values through [`elemental::Em`], so any
 //! elementwise prologue fuses into any kernel kind.
@@ -16,6 +17,7 @@ pub(crate) mod loop_fusion;
 pub(crate) mod ops;
 pub(crate) mod reduce;
 pub(crate) mod scatter;
+pub(crate) mod sort;
 
 use crate::builder::{Built, Kb, H};
 use crate::target::Target;
@@ -40,6 +42,8 @@ pub enum KernelKind {
     Scatter,
     /// A while loop whose body is elementwise, run inside one kernel.
     ElementwiseLoop,
+    /// Sort or top-k by ranking, one invocation per element.
+    Sort,
 }
 
 impl fmt::Display for KernelKind {
@@ -51,6 +55,7 @@ impl fmt::Display for KernelKind {
             KernelKind::ScatterInit => "scatter-init",
             KernelKind::Scatter => "scatter",
             KernelKind::ElementwiseLoop => "elementwise-loop",
+            KernelKind::Sort => "sort",
         })
     }
 }
@@ -158,6 +163,8 @@ pub(crate) fn classify(m: &Module, comp: CompId, root: InstrId) -> KernelKind {
     match &r.op {
         hlo_ir::Op::Scatter { .. } => KernelKind::Scatter,
         hlo_ir::Op::Reduce { .. } => KernelKind::ReduceRow,
+        hlo_ir::Op::Sort { .. } | hlo_ir::Op::TopK { .. } => KernelKind::Sort,
+        hlo_ir::Op::CustomCall(cc) if cc.target == "TopK" => KernelKind::Sort,
         _ => KernelKind::Loop,
     }
 }
@@ -167,13 +174,9 @@ pub(crate) fn emit(ctx: &KernelCtx) -> crate::error::Result<Vec<KernelStep>> {
     match classify(ctx.m, ctx.comp, ctx.root) {
         KernelKind::Scatter => scatter::emit(ctx),
         KernelKind::ReduceRow => reduce::emit(ctx),
+        KernelKind::Sort => sort::emit(ctx),
         _ => loop_fusion::emit(ctx, KernelKind::Loop),
     }
-}
-
-/// Applies computation `comp`'s callee ids (helper for emitters that need the called computation).
-pub(crate) fn _callee(m: &Module, comp: CompId) -> &hlo_ir::Computation {
-    m.comp(comp)
 }
 
 pub(crate) fn finish(em: elemental::Em, ctx_name: &str, kind: KernelKind, wg: [u32; 3], groups: [u32; 3], sources: Vec<String>) -> crate::error::Result<KernelStep> {

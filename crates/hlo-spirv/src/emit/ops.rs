@@ -16,7 +16,7 @@
 
 use crate::builder::{Kb, STy, H};
 use hlo_ir::{BinaryOp, CompareDirection, CompareType, DType, UnaryOp};
-use naga::{BinaryOperator as Bo, MathFunction as Mf, RelationalFunction as Rf, UnaryOperator as Uo};
+use naga::{BinaryOperator as Bo, MathFunction as Mf, UnaryOperator as Uo};
 
 /// A scalar value in its shader representation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,7 +110,7 @@ pub(crate) fn round_bf16(kb: &mut Kb, x: H) -> H {
     let nan_bits = kb.binary(Bo::And, b, hi);
     let quiet = kb.lit_u32(0x0040_0000);
     let nan_bits = kb.binary(Bo::InclusiveOr, nan_bits, quiet);
-    let isnan = kb.relational(Rf::IsNan, x);
+    let isnan = kb.float_class(x, STy::F32, false);
     let r = kb.select(isnan, nan_bits, rounded);
     kb.bitcast(r, STy::F32)
 }
@@ -181,8 +181,78 @@ fn lit(kb: &mut Kb, dt: DType, v: f64) -> H {
     }
 }
 
+/// Exact f32 `fmod` (C's, which XLA's remainder is): SPIR-V's OpFRem may be computed as
+/// `x - y * trunc(x / y)` (lavapipe does), which is wrong for large quotients. This subtracts
+/// `|y|` scaled by powers of two (each subtraction exact by Sterbenz' lemma), at most one
+/// iteration per binade between the operands.
+fn fmod(kb: &mut Kb, x: H, y: H) -> H {
+    let ax = kb.math(Mf::Abs, &[x]);
+    let ay = kb.math(Mf::Abs, &[y]);
+    let r = kb.local_init("fmod_r", STy::F32, ax);
+    let ay_bits = kb.bitcast(ay, STy::U32);
+    let c23 = kb.lit_u32(23);
+    let ey = kb.binary(Bo::ShiftRight, ay_bits, c23);
+    kb.begin_loop_body();
+    let rv = kb.load(r);
+    let go = kb.binary(Bo::GreaterEqual, rv, ay);
+    let stop = kb.unary(Uo::LogicalNot, go);
+    kb.begin_block();
+    kb.stmt(naga::Statement::Break);
+    let brk = kb.end_block();
+    kb.stmt(naga::Statement::If { condition: stop, accept: brk, reject: naga::Block::new() });
+    // s = |y| * 2^(exponent(r) - exponent(y)), halved if that overshoots r.
+    let r_bits = kb.bitcast(rv, STy::U32);
+    let er = kb.binary(Bo::ShiftRight, r_bits, c23);
+    let de = kb.binary(Bo::Subtract, er, ey);
+    let shifted = kb.binary(Bo::ShiftLeft, de, c23);
+    let s_bits = kb.binary(Bo::Add, ay_bits, shifted);
+    let s = kb.bitcast(s_bits, STy::F32);
+    let over = kb.binary(Bo::Greater, s, rv);
+    let one_binade = kb.lit_u32(1 << 23);
+    let s_lo_bits = kb.binary(Bo::Subtract, s_bits, one_binade);
+    let s_lo = kb.bitcast(s_lo_bits, STy::F32);
+    let s = kb.select(over, s_lo, s);
+    let next = kb.binary(Bo::Subtract, rv, s);
+    kb.store(r, next);
+    let body = kb.end_block();
+    kb.stmt(naga::Statement::Loop { body, continuing: naga::Block::new(), break_if: None });
+    let res = kb.load(r);
+    let res = copysign(kb, res, x, STy::F32);
+    // NaN for y == 0, infinite x, or NaN operands; x itself when |x| < |y| is covered by the loop.
+    let zero = kb.lit_f32(0.0);
+    let y0 = kb.binary(Bo::Equal, ay, zero);
+    let xinf = isinf(kb, x, STy::F32);
+    let xn = isnan(kb, x);
+    let yn = isnan(kb, y);
+    let bad = bool_or(kb, y0, xinf);
+    let bad = bool_or(kb, bad, xn);
+    let bad = bool_or(kb, bad, yn);
+    let nan = kb.lit_f32(f32::NAN);
+    kb.select(bad, nan, res)
+}
+
+/// |mag| with the sign bit of `sign`.
+fn copysign(kb: &mut Kb, mag: H, sign: H, t: STy) -> H {
+    let (ut, sbit) = if t == STy::F64 { (STy::U64, kb.lit_u64(1 << 63)) } else { (STy::U32, kb.lit_u32(1 << 31)) };
+    let m = kb.bitcast(mag, ut);
+    let s = kb.bitcast(sign, ut);
+    let not_sign = kb.unary(Uo::BitwiseNot, sbit);
+    let m = kb.binary(Bo::And, m, not_sign);
+    let s = kb.binary(Bo::And, s, sbit);
+    let r = kb.binary(Bo::InclusiveOr, m, s);
+    kb.bitcast(r, t)
+}
+
 fn isnan(kb: &mut Kb, x: H) -> H {
-    kb.relational(Rf::IsNan, x)
+    kb.float_class(x, STy::F32, false)
+}
+
+fn isnan_t(kb: &mut Kb, x: H, t: STy) -> H {
+    kb.float_class(x, t, false)
+}
+
+fn isinf(kb: &mut Kb, x: H, t: STy) -> H {
+    kb.float_class(x, t, true)
 }
 
 fn bool_and(kb: &mut Kb, a: H, b: H) -> H {
@@ -241,7 +311,7 @@ pub(crate) fn unary(kb: &mut Kb, op: UnaryOp, x: Val, out: DType) -> Result<H, S
             let lt = kb.binary(Bo::Less, xh, zero);
             let s = kb.select(lt, mone, one);
             let eq = kb.binary(Bo::Equal, xh, zero);
-            let nan = isnan(kb, xh);
+            let nan = isnan_t(kb, xh, vty(dt));
             let keep = bool_or(kb, eq, nan);
             kb.select(keep, xh, s)
         }
@@ -261,8 +331,8 @@ pub(crate) fn unary(kb: &mut Kb, op: UnaryOp, x: Val, out: DType) -> Result<H, S
         UnaryOp::Not if dt == DType::Pred => kb.unary(Uo::LogicalNot, xh),
         UnaryOp::Not if dt.is_integer() => kb.unary(Uo::BitwiseNot, xh),
         UnaryOp::IsFinite if float => {
-            let inf = kb.relational(Rf::IsInf, xh);
-            let nan = isnan(kb, xh);
+            let inf = isinf(kb, xh, vty(dt));
+            let nan = isnan_t(kb, xh, vty(dt));
             let bad = bool_or(kb, inf, nan);
             kb.unary(Uo::LogicalNot, bad)
         }
@@ -399,7 +469,7 @@ fn expm1(kb: &mut Kb, x: H) -> H {
     let is_one = kb.binary(Bo::Equal, u, one);
     let mone = fconst(kb, -1.0);
     let is_m1 = kb.binary(Bo::Equal, um1, mone);
-    let inf = kb.relational(Rf::IsInf, u);
+    let inf = isinf(kb, u, STy::F32);
     let r = kb.select(is_m1, mone, r);
     let r = kb.select(inf, u, r);
     kb.select(is_one, x, r)
@@ -414,36 +484,37 @@ fn log1p(kb: &mut Kb, x: H) -> H {
     let prod = fbin(kb, Bo::Multiply, lu, x);
     let r = fbin(kb, Bo::Divide, prod, um1);
     let is_one = kb.binary(Bo::Equal, u, one);
-    let inf = kb.relational(Rf::IsInf, u);
+    let inf = isinf(kb, u, STy::F32);
     let r = kb.select(inf, lu, r);
     kb.select(is_one, x, r)
 }
 
 /// erf as XLA and Eigen compute it in f32: a rational approximation on [-4, 4].
 fn erf(kb: &mut Kb, x: H) -> H {
-    const ALPHA: [f32; 7] = [
-        -2.726_142_3e-10,
-        2.770_681_4e-08,
-        -2.101_024e-06,
-        -5.692_506_4e-05,
-        -7.349_906_3e-04,
-        -2.954_600e-03,
-        -1.609_603_3e-02,
+    const ALPHA: [f64; 7] = [
+        -2.72614225801306e-10,
+        2.77068142495902e-08,
+        -2.10102402082508e-06,
+        -5.69250639462346e-05,
+        -7.34990630326855e-04,
+        -2.95459980854025e-03,
+        -1.60960333262415e-02,
     ];
-    const BETA: [f32; 5] = [-1.456_607_2e-05, -2.133_740_6e-04, -1.682_827e-03, -7.373_329e-03, -1.426_474e-02];
+    const BETA: [f64; 5] =
+        [-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03, -1.42647390514189e-02];
     let lo = fconst(kb, -4.0);
     let hi = fconst(kb, 4.0);
     let xc = kb.math(Mf::Clamp, &[x, lo, hi]);
     let x2 = fbin(kb, Bo::Multiply, xc, xc);
-    let mut p = fconst(kb, ALPHA[0]);
+    let mut p = fconst(kb, ALPHA[0] as f32);
     for &a in &ALPHA[1..] {
-        let c = fconst(kb, a);
+        let c = fconst(kb, a as f32);
         p = kb.math(Mf::Fma, &[p, x2, c]);
     }
     p = fbin(kb, Bo::Multiply, xc, p);
-    let mut q = fconst(kb, BETA[0]);
+    let mut q = fconst(kb, BETA[0] as f32);
     for &b in &BETA[1..] {
-        let c = fconst(kb, b);
+        let c = fconst(kb, b as f32);
         q = kb.math(Mf::Fma, &[q, x2, c]);
     }
     let r = fbin(kb, Bo::Divide, p, q);
@@ -466,7 +537,7 @@ fn cbrt(kb: &mut Kb, x: H) -> H {
     let refined = fbin(kb, Bo::Subtract, y, step);
     let zero = fconst(kb, 0.0);
     let is_zero = kb.binary(Bo::Equal, ax, zero);
-    let inf = kb.relational(Rf::IsInf, ax);
+    let inf = isinf(kb, ax, STy::F32);
     let nan = isnan(kb, x);
     let keep = bool_or(kb, is_zero, inf);
     let keep = bool_or(kb, keep, nan);
@@ -478,9 +549,9 @@ fn cbrt(kb: &mut Kb, x: H) -> H {
 /// Float `pow(x, y)` with C's special cases (GLSL's pow is undefined for x <= 0).
 fn pow(kb: &mut Kb, x: H, y: H, exponent: Option<f64>) -> H {
     match exponent {
-        Some(e) if e == 1.0 => return x,
-        Some(e) if e == 2.0 => return fbin(kb, Bo::Multiply, x, x),
-        Some(e) if e == 0.5 => {
+        Some(1.0) => return x,
+        Some(2.0) => return fbin(kb, Bo::Multiply, x, x),
+        Some(0.5) => {
             // pow(-0, 0.5) = +0 and pow(-inf, 0.5) = +inf, unlike sqrt.
             let s = kb.math(Mf::Sqrt, &[x]);
             let ninf = fconst(kb, f32::NEG_INFINITY);
@@ -525,7 +596,7 @@ fn pow(kb: &mut Kb, x: H, y: H, exponent: Option<f64>) -> H {
     let z = kb.select(flip, nz, z);
     let r = kb.select(is_zero, z, r);
     let not_int = kb.unary(Uo::LogicalNot, y_int);
-    let yinf = kb.relational(Rf::IsInf, y);
+    let yinf = isinf(kb, y, STy::F32);
     let finite_y = kb.unary(Uo::LogicalNot, yinf);
     let not_int = bool_and(kb, not_int, finite_y);
     let bad = bool_and(kb, neg, not_int);
@@ -556,7 +627,11 @@ pub(crate) fn binary(kb: &mut Kb, op: BinaryOp, a: Val, b: Val, out: DType, rhs_
         BinaryOp::Multiply => kb.binary(Bo::Multiply, x, y),
         BinaryOp::Divide if float => kb.binary(Bo::Divide, x, y),
         BinaryOp::Divide if dt.is_integer() => int_div(kb, x, y, dt, false),
-        BinaryOp::Remainder if float => kb.binary(Bo::Modulo, x, y),
+        BinaryOp::Remainder if float && !is_f64(dt) => fmod(kb, x, y),
+        BinaryOp::Remainder if float => {
+            let r = kb.binary(Bo::Modulo, x, y);
+            copysign(kb, r, x, vty(dt))
+        }
         BinaryOp::Remainder if dt.is_integer() => int_div(kb, x, y, dt, true),
         BinaryOp::Maximum | BinaryOp::Minimum if pred => {
             if op == BinaryOp::Maximum {
@@ -565,18 +640,28 @@ pub(crate) fn binary(kb: &mut Kb, op: BinaryOp, a: Val, b: Val, out: DType, rhs_
                 bool_and(kb, x, y)
             }
         }
+        BinaryOp::Maximum | BinaryOp::Minimum if float => {
+            // LLVM's `maximum`/`minimum` (what XLA emits): NaN propagates and +0 > -0.
+            let max = op == BinaryOp::Maximum;
+            let t = vty(dt);
+            let ut = if t == STy::F64 { STy::U64 } else { STy::U32 };
+            let gt = kb.binary(if max { Bo::Greater } else { Bo::Less }, x, y);
+            let r = kb.select(gt, x, y);
+            // Equal operands: combine the sign bits so that max(-0, +0) = +0 and min = -0.
+            let eq = kb.binary(Bo::Equal, x, y);
+            let xb = kb.bitcast(x, ut);
+            let yb = kb.bitcast(y, ut);
+            let tie = kb.binary(if max { Bo::And } else { Bo::InclusiveOr }, xb, yb);
+            let tie = kb.bitcast(tie, t);
+            let r = kb.select(eq, tie, r);
+            let yn = isnan_t(kb, y, vty(dt));
+            let r = kb.select(yn, y, r);
+            let xn = isnan_t(kb, x, vty(dt));
+            kb.select(xn, x, r)
+        }
         BinaryOp::Maximum | BinaryOp::Minimum => {
             let f = if op == BinaryOp::Maximum { Mf::Max } else { Mf::Min };
-            let m = kb.math(f, &[x, y]);
-            if float {
-                // NaN in either operand propagates (GLSL's FMax/FMin may return the other).
-                let xn = isnan(kb, x);
-                let yn = isnan(kb, y);
-                let m = kb.select(yn, y, m);
-                kb.select(xn, x, m)
-            } else {
-                m
-            }
+            kb.math(f, &[x, y])
         }
         BinaryOp::Power if float && !is_f64(dt) => pow(kb, x, y, rhs_const),
         BinaryOp::Atan2 if float && !is_f64(dt) => kb.math(Mf::Atan2, &[x, y]),
@@ -763,6 +848,8 @@ pub(crate) fn convert(kb: &mut Kb, x: Val, to: DType) -> H {
         return float_to_int(kb, x.h, ft, to);
     }
     let r = if ft == tt { x.h } else if ft.bits() == tt.bits() && !ft.is_float() && !tt.is_float() { kb.bitcast(x.h, tt) } else { kb.convert(x.h, tt) };
+    // f64 -> f32 can produce subnormals, which XLA:CPU flushes (FTZ).
+    let r = if ft == STy::F64 && tt == STy::F32 { flush_subnormal(kb, r, DType::F32) } else { r };
     normalize(kb, r, to)
 }
 
@@ -785,7 +872,7 @@ fn float_to_int(kb: &mut Kb, x: H, ft: STy, to: DType) -> H {
     let zero = kb.lit_int(tt, 0);
     let over = kb.binary(Bo::GreaterEqual, x, hi_c);
     let under = kb.binary(Bo::LessEqual, x, lo_c);
-    let nan = isnan(kb, x);
+    let nan = isnan_t(kb, x, ft);
     let r = kb.select(over, maxv, conv);
     let r = kb.select(under, minv, r);
     kb.select(nan, zero, r)

@@ -89,6 +89,7 @@ pub fn target_from_caps(caps: &DeviceCaps) -> Target {
         storage_8bit: caps.storage_buffer_8bit,
         storage_16bit: caps.storage_buffer_16bit,
         subgroup_size: caps.subgroup_size,
+        subgroup_broadcast: caps.subgroup_in_compute && caps.subgroup_ops.ballot,
         max_workgroup_size: caps.max_compute_work_group_size,
         max_workgroup_invocations: caps.max_compute_work_group_invocations,
         max_shared_memory_bytes: caps.max_compute_shared_memory_size,
@@ -113,12 +114,10 @@ pub fn run_vulkan(ctx: &Arc<Context>, c: &Compiled, inputs: &[Vec<u8>]) -> Vec<V
 pub fn run_interp(m: &Module, inputs: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let entry = m.entry_comp();
     let mut args = Vec::new();
-    let mut k = 0;
-    for sh in entry.param_shapes() {
+    for (k, sh) in entry.param_shapes().into_iter().enumerate() {
         let leaves = sh.leaves();
         assert_eq!(leaves.len(), 1, "tuple parameters are not used in these tests");
         args.push(hlo_interp::literal_from_bytes(leaves[0], &inputs[k]).expect("input bytes"));
-        k += 1;
     }
     let res = hlo_interp::evaluate(m, &args).unwrap_or_else(|e| panic!("interp: {e}"));
     let mut out = Vec::new();
@@ -215,3 +214,17 @@ pub fn read_npy(path: &Path) -> Vec<u8> {
     assert!(header.contains("'fortran_order': False"), "{}: Fortran order", path.display());
     bytes[start + header_len..].to_vec()
 }
+
+/// `tolerance` of each output in a sample's meta.json, in order.
+pub fn output_tolerances(meta: &str) -> Vec<f64> {
+    let outputs = &meta[meta.find("\"outputs\"").expect("outputs in meta.json")..];
+    outputs
+        .match_indices("\"tolerance\":")
+        .map(|(i, pat)| {
+            let rest = outputs[i + pat.len()..].trim_start();
+            let end = rest.find([',', '}', '\n']).unwrap_or(rest.len());
+            rest[..end].trim().parse::<f64>().expect("a number")
+        })
+        .collect()
+}
+

@@ -1,0 +1,128 @@
+//! Which opcodes the Vulkan path lowers; `docs/ops.md` is generated from this
+//! list (and checked against it by `tests/ops_doc.rs`). Anything not listed
+//! makes [`crate::compile`] return `CodegenError::Unsupported` naming the op.
+
+use hlo_ir::Opcode;
+
+/// How far the Vulkan path handles an opcode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coverage {
+    Full,
+    /// Handled in the common forms; the note says what is not.
+    Partial(&'static str),
+    None,
+}
+
+/// Opcodes lowered to SPIR-V in every form the samples and op tests exercise.
+const FULL: &[Opcode] = &[
+    Opcode::Abs,
+    Opcode::Acos,
+    Opcode::Acosh,
+    Opcode::Add,
+    Opcode::AddDependency,
+    Opcode::AfterAll,
+    Opcode::And,
+    Opcode::Asin,
+    Opcode::Asinh,
+    Opcode::Atan,
+    Opcode::Atan2,
+    Opcode::Atanh,
+    Opcode::Bitcast,
+    Opcode::BitcastConvert,
+    Opcode::Broadcast,
+    Opcode::Call,
+    Opcode::Cbrt,
+    Opcode::Ceil,
+    Opcode::Clamp,
+    Opcode::Clz,
+    Opcode::Compare,
+    Opcode::Concatenate,
+    Opcode::Constant,
+    Opcode::Convert,
+    Opcode::Convolution,
+    Opcode::Copy,
+    Opcode::Cos,
+    Opcode::Cosh,
+    Opcode::Divide,
+    Opcode::Dot,
+    Opcode::DynamicSlice,
+    Opcode::DynamicUpdateSlice,
+    Opcode::Erf,
+    Opcode::Exp,
+    Opcode::Expm1,
+    Opcode::Floor,
+    Opcode::Fusion,
+    Opcode::Gather,
+    Opcode::GetTupleElement,
+    Opcode::Iota,
+    Opcode::IsFinite,
+    Opcode::Log,
+    Opcode::Log1p,
+    Opcode::Logistic,
+    Opcode::Map,
+    Opcode::Maximum,
+    Opcode::Minimum,
+    Opcode::Multiply,
+    Opcode::Negate,
+    Opcode::Not,
+    Opcode::OptimizationBarrier,
+    Opcode::Or,
+    Opcode::Pad,
+    Opcode::Parameter,
+    Opcode::PopulationCount,
+    Opcode::Power,
+    Opcode::Reduce,
+    Opcode::ReducePrecision,
+    Opcode::ReduceWindow,
+    Opcode::Remainder,
+    Opcode::Reshape,
+    Opcode::Reverse,
+    Opcode::RoundNearestAfz,
+    Opcode::RoundNearestEven,
+    Opcode::Rsqrt,
+    Opcode::Select,
+    Opcode::ShiftLeft,
+    Opcode::ShiftRightArithmetic,
+    Opcode::ShiftRightLogical,
+    Opcode::Sign,
+    Opcode::Sin,
+    Opcode::Sinh,
+    Opcode::Slice,
+    Opcode::Sort,
+    Opcode::Sqrt,
+    Opcode::Subtract,
+    Opcode::Tan,
+    Opcode::Tanh,
+    Opcode::TopK,
+    Opcode::Transpose,
+    Opcode::Tuple,
+    Opcode::Xor,
+];
+
+/// Opcodes handled in their common forms.
+const PARTIAL: &[(Opcode, &str)] = &[
+    (Opcode::Conditional, "every branch is computed and the selected result kept; no side-effecting branches"),
+    (Opcode::CustomCall, "only XLA's `TopK` target"),
+    (Opcode::Scatter, "single-operand scatter; 64-bit elements only with native atomics"),
+    (Opcode::SelectAndScatter, "windows without dilation"),
+    (
+        Opcode::While,
+        "elementwise bodies run as one in-shader loop; others need a trip count known at compile time (unrolled into the command buffer)",
+    ),
+];
+
+/// How far the Vulkan path handles `opcode`.
+pub fn coverage(opcode: Opcode) -> Coverage {
+    if FULL.contains(&opcode) {
+        Coverage::Full
+    } else if let Some(&(_, note)) = PARTIAL.iter().find(|(op, _)| *op == opcode) {
+        Coverage::Partial(note)
+    } else {
+        Coverage::None
+    }
+}
+
+/// True when the Vulkan path handles at least the common forms of `opcode`.
+pub fn supports(opcode: Opcode) -> bool {
+    coverage(opcode) != Coverage::None
+}

@@ -1,0 +1,579 @@
+//! Execution tests per op family: small modules through the pipeline, this compiler and
+//! lavapipe (validation layer on), compared with hlo-interp in XLA:CPU's floating-point
+//! environment (denormals flushed, multiply-adds contracted) on inputs full of edge cases.
+//! `tol == 0.0` means bit-exact (NaNs compare equal); otherwise relative L2 error.
+
+mod common;
+use common::*;
+use hlo_ir::{DType, Literal, Shape};
+
+/// Edge-case-heavy input bytes for one parameter.
+fn inputs_for(shape: &Shape, seed: u64, kind: Inputs) -> Vec<u8> {
+    let a = shape.as_array().expect("array parameter");
+    let n = a.num_elements() as usize;
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x1234_5678;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    const FLOATS: [f32; 22] = [
+        0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 1.5, 2.5, -2.5, 3.0, 1e-30, -1e-30, 1e30, -1e30,
+        f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 1e-40, -1e-40, 65504.0, 70000.0, 3.0e38,
+    ];
+    const INTS: [i64; 16] = [0, 1, -1, 2, -2, 7, 31, 32, 33, 100, 127, -128, 255, i32::MIN as i64, i32::MAX as i64, -7];
+    let mut out = Vec::new();
+    for i in 0..n {
+        let r = next();
+        let f: f32 = match kind {
+            Inputs::Special if i < FLOATS.len() => FLOATS[(i + seed as usize) % FLOATS.len()],
+            Inputs::Range(lo, hi) | Inputs::SpecialRange(lo, hi) => lo + (hi - lo) * ((r >> 11) as f64 / (1u64 << 53) as f64) as f32,
+            _ => ((r >> 11) as f64 / (1u64 << 53) as f64 * 20.0 - 10.0) as f32,
+        };
+        let int: i64 = match kind {
+            Inputs::Special | Inputs::SpecialRange(..) if i < INTS.len() => INTS[(i + seed as usize) % INTS.len()],
+            Inputs::Range(lo, hi) | Inputs::SpecialRange(lo, hi) => lo as i64 + (r % ((hi - lo) as u64).max(1)) as i64,
+            _ => (r % 200) as i64 - 100,
+        };
+        match a.dtype {
+            DType::F32 => out.extend_from_slice(&f.to_le_bytes()),
+            DType::F16 => out.extend_from_slice(&half::f16::from_f32(f).to_le_bytes()),
+            DType::BF16 => out.extend_from_slice(&half::bf16::from_f32(f).to_le_bytes()),
+            DType::F64 => out.extend_from_slice(&(f as f64 * 1.000_000_1).to_le_bytes()),
+            DType::S64 => out.extend_from_slice(&(int * 1_000_003).to_le_bytes()),
+            DType::U64 => out.extend_from_slice(&((int as u64).wrapping_mul(1_000_003)).to_le_bytes()),
+            DType::S32 => out.extend_from_slice(&(int as i32).to_le_bytes()),
+            DType::U32 => out.extend_from_slice(&(int as u32).to_le_bytes()),
+            DType::S16 => out.extend_from_slice(&(int as i16).to_le_bytes()),
+            DType::U16 => out.extend_from_slice(&(int as u16).to_le_bytes()),
+            DType::S8 => out.push(int as i8 as u8),
+            DType::U8 => out.push(int as u8),
+            DType::Pred => out.push((r & 1) as u8),
+            other => panic!("no test inputs for {other}"),
+        }
+    }
+    out
+}
+
+#[derive(Clone, Copy)]
+enum Inputs {
+    /// Special values first (NaN, infinities, signed zeros, denormals, extremes), then random.
+    Special,
+    /// Uniform in `[lo, hi)` (integers too).
+    Range(f32, f32),
+    /// Special integers first, then uniform in `[lo, hi)`.
+    SpecialRange(f32, f32),
+}
+
+/// Runs `hlo` on Vulkan and in hlo-interp and compares every output.
+fn check(hlo: &str, kind: Inputs, tol: f64) {
+    let m = parse_and_fuse(hlo);
+    let c = compile_checked(&m);
+    let entry = m.entry_comp();
+    let inputs: Vec<Vec<u8>> = entry.param_shapes().iter().enumerate().map(|(k, s)| inputs_for(s, k as u64 + 1, kind)).collect();
+    let args: Vec<Literal> = entry
+        .param_shapes()
+        .iter()
+        .zip(&inputs)
+        .map(|(s, b)| hlo_interp::literal_from_bytes(s.as_array().unwrap(), b).unwrap())
+        .collect();
+    let want = hlo_interp::evaluate_with(&m, &args, &hlo_interp::Options::xla_cpu()).unwrap_or_else(|e| panic!("interp: {e}"));
+    let mut want_bytes = Vec::new();
+    flatten_literal(&want, &mut want_bytes);
+    let ctx = vulkan();
+    let got = run_vulkan(&ctx, &c, &inputs);
+    for (k, io) in c.outputs.iter().enumerate() {
+        if let Err(e) = compare(io.dtype, &got[k], &want_bytes[k], tol) {
+            panic!("output {k} ({}{:?}): {e}\n{}", io.dtype, io.dims, c.wgsl());
+        }
+    }
+}
+
+fn flatten_literal(l: &Literal, out: &mut Vec<Vec<u8>>) {
+    match l.tuple_elements() {
+        Some(t) => t.iter().for_each(|e| flatten_literal(e, out)),
+        None => out.push(hlo_interp::literal_to_bytes(l).unwrap()),
+    }
+}
+
+/// A module applying `body` (which names the parameters `x`, `y`) to `ty[n]` parameters.
+fn elementwise(ty: &str, n: usize, params: usize, results: &[(&str, &str)]) -> String {
+    let mut s = String::from("HloModule m\n\nENTRY e {\n");
+    for (k, name) in ["x", "y", "z"].iter().take(params).enumerate() {
+        s += &format!("  {name} = {ty}[{n}] parameter({k})\n");
+    }
+    let mut names = Vec::new();
+    for (k, (rty, expr)) in results.iter().enumerate() {
+        s += &format!("  r{k} = {rty}[{n}] {expr}\n");
+        names.push(format!("r{k}"));
+    }
+    let shapes: Vec<String> = results.iter().map(|(rty, _)| format!("{rty}[{n}]")).collect();
+    s += &format!("  ROOT t = ({}) tuple({})\n}}\n", shapes.join(", "), names.join(", "));
+    s
+}
+
+#[test]
+fn float_binary_exact() {
+    let ops = [
+        ("f32", "add(x, y)"),
+        ("f32", "subtract(x, y)"),
+        ("f32", "multiply(x, y)"),
+        ("f32", "divide(x, y)"),
+        ("f32", "remainder(x, y)"),
+    ];
+    check(&elementwise("f32", 300, 2, &ops), Inputs::Special, 0.0);
+    let minmax = [("f32", "maximum(x, y)"), ("f32", "minimum(x, y)")];
+    check(&elementwise("f32", 300, 2, &minmax), Inputs::Range(-3.0, 3.0), 0.0);
+}
+
+/// XLA emits LLVM's `maximum`/`minimum`: NaN wins, and +0 is greater than -0 in either order
+/// (JAX's `float_special` sample agrees; checked by hand rather than against the interpreter).
+#[test]
+fn float_max_min_signed_zero_and_nan() {
+    let hlo = elementwise("f32", 6, 2, &[("f32", "maximum(x, y)"), ("f32", "minimum(x, y)")]);
+    let m = parse_and_fuse(&hlo);
+    let c = compile_checked(&m);
+    let x = [-0.0f32, 0.0, f32::NAN, 1.0, 2.0, -0.0];
+    let y = [0.0f32, -0.0, 1.0, f32::NAN, 2.0, -0.0];
+    let bytes = |v: &[f32]| v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>();
+    let out = run_vulkan(&vulkan(), &c, &[bytes(&x), bytes(&y)]);
+    let get = |b: &[u8]| b.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect::<Vec<f32>>();
+    let (max, min) = (get(&out[0]), get(&out[1]));
+    let bits = |v: &[f32]| v.iter().map(|f| if f.is_nan() { u32::MAX } else { f.to_bits() }).collect::<Vec<u32>>();
+    assert_eq!(bits(&max), bits(&[0.0, 0.0, f32::NAN, f32::NAN, 2.0, -0.0]));
+    assert_eq!(bits(&min), bits(&[-0.0, -0.0, f32::NAN, f32::NAN, 2.0, -0.0]));
+}
+
+#[test]
+fn float_unary_exact() {
+    let ops = [
+        ("f32", "abs(x)"),
+        ("f32", "negate(x)"),
+        ("f32", "floor(x)"),
+        ("f32", "ceil(x)"),
+        ("f32", "round-nearest-even(x)"),
+        ("f32", "round-nearest-afz(x)"),
+        ("f32", "sign(x)"),
+        ("pred", "is-finite(x)"),
+        ("f32", "sqrt(x)"),
+    ];
+    check(&elementwise("f32", 300, 1, &ops), Inputs::Special, 0.0);
+}
+
+#[test]
+fn float_transcendental() {
+    let ops = [
+        ("f32", "exponential(x)"),
+        ("f32", "exponential-minus-one(x)"),
+        ("f32", "sine(x)"),
+        ("f32", "cosine(x)"),
+        ("f32", "tan(x)"),
+        ("f32", "tanh(x)"),
+        ("f32", "logistic(x)"),
+        ("f32", "erf(x)"),
+        ("f32", "cbrt(x)"),
+        ("f32", "atan2(x, y)"),
+        ("f32", "power(x, y)"),
+    ];
+    check(&elementwise("f32", 512, 2, &ops), Inputs::Range(-4.0, 4.0), 2e-6);
+    let logs = [("f32", "log(x)"), ("f32", "log-plus-one(x)"), ("f32", "rsqrt(x)"), ("f32", "power(x, y)")];
+    check(&elementwise("f32", 512, 2, &logs), Inputs::Range(0.001, 8.0), 2e-6);
+}
+
+#[test]
+fn int_arith() {
+    let ops = [
+        ("s32", "add(x, y)"),
+        ("s32", "subtract(x, y)"),
+        ("s32", "multiply(x, y)"),
+        ("s32", "divide(x, y)"),
+        ("s32", "remainder(x, y)"),
+        ("s32", "maximum(x, y)"),
+        ("s32", "minimum(x, y)"),
+        ("s32", "abs(x)"),
+        ("s32", "negate(x)"),
+        ("s32", "sign(x)"),
+        ("s32", "shift-left(x, y)"),
+        ("s32", "shift-right-arithmetic(x, y)"),
+        ("s32", "shift-right-logical(x, y)"),
+        ("s32", "and(x, y)"),
+        ("s32", "or(x, y)"),
+        ("s32", "xor(x, y)"),
+        ("s32", "not(x)"),
+        ("s32", "popcnt(x)"),
+        ("s32", "count-leading-zeros(x)"),
+    ];
+    check(&elementwise("s32", 256, 2, &ops), Inputs::SpecialRange(-40.0, 40.0), 0.0);
+    let unsigned = [
+        ("u32", "divide(x, y)"),
+        ("u32", "remainder(x, y)"),
+        ("u32", "shift-right-logical(x, y)"),
+        ("u32", "shift-right-arithmetic(x, y)"),
+        ("u32", "maximum(x, y)"),
+        ("u32", "count-leading-zeros(x)"),
+    ];
+    check(&elementwise("u32", 256, 2, &unsigned), Inputs::SpecialRange(0.0, 40.0), 0.0);
+}
+
+#[test]
+fn narrow_int_wraparound() {
+    let ops = [
+        ("s8", "add(x, y)"),
+        ("s8", "multiply(x, y)"),
+        ("s8", "divide(x, y)"),
+        ("s8", "shift-left(x, y)"),
+        ("s8", "shift-right-logical(x, y)"),
+        ("s8", "negate(x)"),
+        ("s8", "count-leading-zeros(x)"),
+    ];
+    check(&elementwise("s8", 128, 2, &ops), Inputs::SpecialRange(-128.0, 127.0), 0.0);
+    let u8ops = [("u8", "add(x, y)"), ("u8", "subtract(x, y)"), ("u8", "multiply(x, y)"), ("u8", "not(x)")];
+    check(&elementwise("u8", 128, 2, &u8ops), Inputs::Range(0.0, 255.0), 0.0);
+    let s16 = [("s16", "add(x, y)"), ("s16", "multiply(x, y)"), ("s16", "popcnt(x)")];
+    check(&elementwise("s16", 128, 2, &s16), Inputs::SpecialRange(-30000.0, 30000.0), 0.0);
+}
+
+#[test]
+fn compare_select_clamp() {
+    let ops = [
+        ("pred", "compare(x, y), direction=EQ"),
+        ("pred", "compare(x, y), direction=NE"),
+        ("pred", "compare(x, y), direction=LT"),
+        ("pred", "compare(x, y), direction=GE"),
+        ("pred", "compare(x, y), direction=LT, type=TOTALORDER"),
+        ("pred", "compare(x, y), direction=EQ, type=TOTALORDER"),
+        ("f32", "clamp(y, x, z)"),
+    ];
+    check(&elementwise("f32", 200, 3, &ops), Inputs::Special, 0.0);
+    let hlo = "HloModule m\n\nENTRY e {\n  p = pred[64] parameter(0)\n  x = s32[64] parameter(1)\n  y = s32[64] parameter(2)\n  ROOT s = s32[64] select(p, x, y)\n}\n";
+    check(hlo, Inputs::Special, 0.0);
+}
+
+#[test]
+fn convert_saturation_and_narrow_floats() {
+    let ops = [
+        ("s32", "convert(x)"),
+        ("u32", "convert(x)"),
+        ("s8", "convert(x)"),
+        ("u8", "convert(x)"),
+        ("s16", "convert(x)"),
+        ("pred", "convert(x)"),
+        ("bf16", "convert(x)"),
+        ("f16", "convert(x)"),
+        ("s32", "bitcast-convert(x)"),
+    ];
+    check(&elementwise("f32", 200, 1, &ops), Inputs::Special, 0.0);
+    let from_int = [("f32", "convert(x)"), ("u8", "convert(x)"), ("s8", "convert(x)"), ("pred", "convert(x)"), ("f16", "convert(x)")];
+    check(&elementwise("s32", 200, 1, &from_int), Inputs::SpecialRange(-100000.0, 100000.0), 0.0);
+}
+
+#[test]
+fn bf16_and_f16_rounding() {
+    // Every op rounds to the narrow type; values straddle ties and the f16 subnormal range.
+    let ops = [
+        ("bf16", "add(x, y)"),
+        ("bf16", "multiply(x, y)"),
+        ("bf16", "divide(x, y)"),
+        ("bf16", "exponential(x)"),
+        ("f32", "convert(x)"),
+    ];
+    check(&elementwise("bf16", 256, 2, &ops), Inputs::Range(-3.0, 3.0), 0.0);
+    let f16 = [("f16", "add(x, y)"), ("f16", "multiply(x, y)"), ("f16", "subtract(x, y)")];
+    check(&elementwise("f16", 256, 2, &f16), Inputs::Special, 0.0);
+}
+
+#[test]
+fn shape_ops() {
+    let hlo = r#"HloModule m
+
+ENTRY e {
+  x = f32[4,6] parameter(0)
+  y = f32[6] parameter(1)
+  b = f32[4,6,3] broadcast(x), dimensions={0,1}
+  by = f32[4,6] broadcast(y), dimensions={1}
+  t = f32[6,4] transpose(x), dimensions={1,0}
+  r = f32[3,8] reshape(x)
+  s = f32[2,2] slice(x), slice={[1:4:2], [0:6:3]}
+  c = f32[4,12] concatenate(x, by), dimensions={1}
+  rv = f32[4,6] reverse(x), dimensions={0,1}
+  io = s32[4,6] iota(), iota_dimension=1
+  pv = f32[] constant(-7)
+  p = f32[7,12] pad(x, pv), padding=1_2x-1_2_1
+  ROOT out = (f32[4,6,3], f32[6,4], f32[3,8], f32[2,2], f32[4,12], f32[4,6], s32[4,6], f32[7,12]) tuple(b, t, r, s, c, rv, io, p)
+}
+"#;
+    check(hlo, Inputs::Special, 0.0);
+}
+
+#[test]
+fn dynamic_slice_clamping() {
+    // Start indices beyond either end are clamped so the slice stays inside the operand.
+    for (i, j) in [(1, 2), (-5, 3), (9, -1), (100, 100)] {
+        let hlo = format!(
+            r#"HloModule m
+
+ENTRY e {{
+  x = f32[6,5] parameter(0)
+  u = f32[2,3] parameter(1)
+  i = s32[] constant({i})
+  j = s32[] constant({j})
+  ds = f32[3,2] dynamic-slice(x, i, j), dynamic_slice_sizes={{3,2}}
+  dus = f32[6,5] dynamic-update-slice(x, u, i, j)
+  ROOT t = (f32[3,2], f32[6,5]) tuple(ds, dus)
+}}
+"#
+        );
+        check(&hlo, Inputs::Range(-5.0, 5.0), 0.0);
+    }
+}
+
+#[test]
+fn gather_clamps_indices() {
+    let hlo = r#"HloModule m
+
+ENTRY e {
+  x = f32[10,4] parameter(0)
+  idx = s32[5,1] constant({ {0}, {9}, {-3}, {12}, {4} })
+  ROOT g = f32[5,2] gather(x, idx), offset_dims={1}, collapsed_slice_dims={0}, start_index_map={0}, index_vector_dim=1, slice_sizes={1,2}
+}
+"#;
+    check(hlo, Inputs::Range(-5.0, 5.0), 0.0);
+}
+
+#[test]
+fn reductions() {
+    let hlo = r#"HloModule m
+
+add {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT s = f32[] add(a, b)
+}
+
+max {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT m = f32[] maximum(a, b)
+}
+
+argmax {
+  av = f32[] parameter(0)
+  ai = s32[] parameter(1)
+  bv = f32[] parameter(2)
+  bi = s32[] parameter(3)
+  gt = pred[] compare(av, bv), direction=GT
+  eq = pred[] compare(av, bv), direction=EQ
+  lt = pred[] compare(ai, bi), direction=LT
+  tie = pred[] and(eq, lt)
+  keep = pred[] or(gt, tie)
+  v = f32[] select(keep, av, bv)
+  i = s32[] select(keep, ai, bi)
+  ROOT r = (f32[], s32[]) tuple(v, i)
+}
+
+ENTRY e {
+  x = f32[16,32] parameter(0)
+  big = f32[4096,3] parameter(1)
+  zero = f32[] constant(0)
+  ninf = f32[] constant(-inf)
+  s0 = f32[32] reduce(x, zero), dimensions={0}, to_apply=add
+  s1 = f32[16] reduce(x, zero), dimensions={1}, to_apply=add
+  m1 = f32[16] reduce(x, ninf), dimensions={1}, to_apply=max
+  all = f32[] reduce(x, zero), dimensions={0,1}, to_apply=add
+  tree = f32[3] reduce(big, zero), dimensions={0}, to_apply=add
+  io = s32[16,32] iota(), iota_dimension=1
+  izero = s32[] constant(0)
+  am = (f32[16], s32[16]) reduce(x, io, ninf, izero), dimensions={1}, to_apply=argmax
+  amv = f32[16] get-tuple-element(am), index=0
+  ami = s32[16] get-tuple-element(am), index=1
+  ROOT t = (f32[32], f32[16], f32[16], f32[], f32[3], f32[16], s32[16]) tuple(s0, s1, m1, all, tree, amv, ami)
+}
+"#;
+    // Summation order differs from the interpreter's (4096-element tree): 1e-5.
+    check(hlo, Inputs::Range(-4.0, 4.0), 1e-5);
+}
+
+#[test]
+fn scatter_add_skips_out_of_bounds_windows() {
+    let hlo = r#"HloModule m
+
+add {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT s = f32[] add(a, b)
+}
+
+mul {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT s = f32[] multiply(a, b)
+}
+
+imax {
+  a = s32[] parameter(0)
+  b = s32[] parameter(1)
+  ROOT s = s32[] maximum(a, b)
+}
+
+ENTRY e {
+  x = f32[8,3] parameter(0)
+  upd = f32[6,2] parameter(1)
+  iupd = s32[6] parameter(2)
+  idx = s32[6,1] constant({ {0}, {7}, {-1}, {2}, {2}, {8} })
+  sa = f32[8,3] scatter(x, idx, upd), update_window_dims={1}, inserted_window_dims={0}, scatter_dims_to_operand_dims={0}, index_vector_dim=1, to_apply=add
+  two = f32[] constant(2)
+  twos = f32[8,3] broadcast(two), dimensions={}
+  x2 = f32[8,3] multiply(x, twos)
+  sm = f32[8,3] scatter(x2, idx, upd), update_window_dims={1}, inserted_window_dims={0}, scatter_dims_to_operand_dims={0}, index_vector_dim=1, to_apply=mul
+  zi = s32[] constant(-1000)
+  base = s32[9] broadcast(zi), dimensions={}
+  i1 = s32[6] reshape(idx)
+  sx = s32[9] scatter(base, idx, iupd), update_window_dims={}, inserted_window_dims={0}, scatter_dims_to_operand_dims={0}, index_vector_dim=1, to_apply=imax
+  ROOT t = (f32[8,3], f32[8,3], s32[9]) tuple(sa, sm, sx)
+}
+"#;
+    check(hlo, Inputs::Range(-4.0, 4.0), 1e-6);
+}
+
+#[test]
+fn dot_and_convolution() {
+    let hlo = r#"HloModule m
+
+ENTRY e {
+  a = f32[3,5,7] parameter(0)
+  b = f32[3,7,4] parameter(1)
+  img = f32[2,9,9,3] parameter(2)
+  w = f32[3,3,3,4] parameter(3)
+  d = f32[3,5,4] dot(a, b), lhs_batch_dims={0}, lhs_contracting_dims={2}, rhs_batch_dims={0}, rhs_contracting_dims={1}
+  c = f32[2,5,5,4] convolution(img, w), window={size=3x3 stride=2x2 pad=1_1x1_1}, dim_labels=b01f_01io->b01f
+  ROOT t = (f32[3,5,4], f32[2,5,5,4]) tuple(d, c)
+}
+"#;
+    check(hlo, Inputs::Range(-2.0, 2.0), 1e-6);
+}
+
+#[test]
+fn elementwise_while_loops() {
+    // Known trip count (unrolled in the shader) and a data-dependent one (condition in the shader).
+    for init in ["s32[] constant(0)", "s32[] parameter(1)"] {
+        let hlo = format!(
+            r#"HloModule m
+
+cond {{
+  p = (s32[], f32[64]) parameter(0)
+  i = s32[] get-tuple-element(p), index=0
+  n = s32[] constant(7)
+  ROOT lt = pred[] compare(i, n), direction=LT
+}}
+
+body {{
+  p = (s32[], f32[64]) parameter(0)
+  i = s32[] get-tuple-element(p), index=0
+  x = f32[64] get-tuple-element(p), index=1
+  one = s32[] constant(1)
+  i2 = s32[] add(i, one)
+  c = f32[] constant(0.9)
+  cb = f32[64] broadcast(c), dimensions={{}}
+  s = f32[64] sine(x)
+  fi = f32[] convert(i)
+  fb = f32[64] broadcast(fi), dimensions={{}}
+  m = f32[64] multiply(cb, x)
+  a = f32[64] add(m, s)
+  x2 = f32[64] add(a, fb)
+  ROOT t = (s32[], f32[64]) tuple(i2, x2)
+}}
+
+ENTRY e {{
+  x = f32[64] parameter(0)
+  i0 = {init}
+  t = (s32[], f32[64]) tuple(i0, x)
+  w = (s32[], f32[64]) while(t), condition=cond, body=body
+  ROOT r = f32[64] get-tuple-element(w), index=1
+}}
+"#
+        );
+        check(&hlo, Inputs::Range(-3.0, 3.0), 1e-6);
+    }
+}
+
+#[test]
+fn sort_and_top_k() {
+    let hlo = r#"HloModule m
+
+less {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ai = s32[] parameter(2)
+  bi = s32[] parameter(3)
+  ROOT lt = pred[] compare(a, b), direction=LT, type=TOTALORDER
+}
+
+ENTRY e {
+  x = f32[4,33] parameter(0)
+  io = s32[4,33] iota(), iota_dimension=1
+  s = (f32[4,33], s32[4,33]) sort(x, io), dimensions={1}, is_stable=true, to_apply=less
+  k = (f32[4,5], s32[4,5]) topk(x), k=5, largest=true
+  s0 = f32[4,33] get-tuple-element(s), index=0
+  s1 = s32[4,33] get-tuple-element(s), index=1
+  k0 = f32[4,5] get-tuple-element(k), index=0
+  k1 = s32[4,5] get-tuple-element(k), index=1
+  ROOT t = (f32[4,33], s32[4,33], f32[4,5], s32[4,5]) tuple(s0, s1, k0, k1)
+}
+"#;
+    check(hlo, Inputs::Special, 0.0);
+}
+
+#[test]
+fn sixty_four_bit_types_where_the_device_has_them() {
+    let ops = [
+        ("s64", "add(x, y)"),
+        ("s64", "multiply(x, y)"),
+        ("s64", "divide(x, y)"),
+        ("s64", "shift-right-arithmetic(x, y)"),
+        ("pred", "compare(x, y), direction=LT"),
+        ("f32", "convert(x)"),
+    ];
+    check(&elementwise("s64", 128, 2, &ops), Inputs::SpecialRange(-1000.0, 1000.0), 0.0);
+    let f64ops = [("f64", "add(x, y)"), ("f64", "multiply(x, y)"), ("f64", "divide(x, y)"), ("f32", "convert(x)"), ("s32", "convert(x)")];
+    check(&elementwise("f64", 128, 2, &f64ops), Inputs::Special, 0.0);
+}
+
+#[test]
+fn sixty_four_bit_types_are_unsupported_without_the_feature() {
+    let m = parse_and_fuse(&elementwise("s64", 8, 2, &[("s64", "add(x, y)")]));
+    let err = hlo_spirv::compile(&m, &hlo_spirv::Target::baseline()).expect_err("no shaderInt64");
+    match err {
+        hlo_spirv::CodegenError::Unsupported { reason, .. } => assert!(reason.contains("shaderInt64"), "{reason}"),
+        other => panic!("{other}"),
+    }
+    let m = parse_and_fuse(&elementwise("f64", 8, 2, &[("f64", "add(x, y)")]));
+    let err = hlo_spirv::compile(&m, &hlo_spirv::Target::baseline()).expect_err("no shaderFloat64");
+    assert!(err.to_string().contains("shaderFloat64"), "{err}");
+}
+
+/// More than 65535 workgroups: the grid is split over x and y.
+#[test]
+fn two_dimensional_grid() {
+    let hlo = elementwise("f32", 70_001, 2, &[("f32", "add(x, y)"), ("s32", "iota(), iota_dimension=0")]);
+    let m = parse_and_fuse(&hlo);
+    let target = hlo_spirv::Target { max_workgroup_invocations: 1, ..target_from_caps(vulkan().caps()) };
+    let c = hlo_spirv::compile(&m, &target).unwrap();
+    check_spirv(&c);
+    let groups: Vec<[u32; 3]> = c
+        .program
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            hlo_program::Step::Dispatch(d) => Some(d.groups),
+            _ => None,
+        })
+        .collect();
+    assert!(groups.iter().all(|g| g[1] > 1), "{groups:?}");
+    let inputs: Vec<Vec<u8>> = m.entry_comp().param_shapes().iter().enumerate().map(|(k, s)| inputs_for(s, k as u64, Inputs::Range(-1.0, 1.0))).collect();
+    let got = run_vulkan(&vulkan(), &c, &inputs);
+    let want = run_interp(&m, &inputs);
+    for k in 0..2 {
+        compare(c.outputs[k].dtype, &got[k], &want[k], 0.0).unwrap();
+    }
+}
