@@ -37,12 +37,7 @@ fn table() -> String {
     let mut ops: Vec<Opcode> = Opcode::ALL.to_vec();
     ops.sort_by_key(|op| op.name());
     for op in ops {
-        out.push_str(&format!(
-            "| `{}` | yes | {} | {} |\n",
-            op.name(),
-            mark(hlo_interp::supports(op)),
-            vulkan(op)
-        ));
+        out.push_str(&format!("| `{}` | yes | {} | {} |\n", op.name(), mark(hlo_interp::supports(op)), vulkan(op)));
     }
     out.push_str("\nPartial Vulkan support:\n\n");
     for (k, (name, note)) in notes.iter().enumerate() {

@@ -103,7 +103,11 @@ fn unsafe_only_in_the_runtime_crate() {
                     if code.contains("unsafe {") || code.trim_end().ends_with("unsafe") {
                         let window = &lines[i.saturating_sub(4)..i];
                         if !window.iter().any(|l| l.contains("SAFETY:")) && !line.contains("SAFETY:") {
-                            bad.push(format!("{}:{}: unsafe block without a `// SAFETY:` comment", file.display(), i + 1));
+                            bad.push(format!(
+                                "{}:{}: unsafe block without a `// SAFETY:` comment",
+                                file.display(),
+                                i + 1
+                            ));
                         }
                     }
                 }

@@ -419,41 +419,101 @@ pub struct CollectiveAttrs {
 /// A typed HLO operation.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
-    Parameter { number: u64 },
+    Parameter {
+        number: u64,
+    },
     Constant(Box<Literal>),
-    Iota { dimension: i64 },
+    Iota {
+        dimension: i64,
+    },
     Unary(UnaryOp),
     Binary(BinaryOp),
-    Compare { direction: CompareDirection, compare_type: Option<CompareType> },
+    Compare {
+        direction: CompareDirection,
+        compare_type: Option<CompareType>,
+    },
     Select,
     Clamp,
     Convert,
     BitcastConvert,
     StochasticConvert,
-    ReducePrecision { exponent_bits: i64, mantissa_bits: i64 },
-    Broadcast { dimensions: Vec<i64> },
+    ReducePrecision {
+        exponent_bits: i64,
+        mantissa_bits: i64,
+    },
+    Broadcast {
+        dimensions: Vec<i64>,
+    },
     Reshape,
     DynamicReshape,
-    Transpose { dimensions: Vec<i64> },
-    Reverse { dimensions: Vec<i64> },
-    Slice { dims: Vec<SliceDim> },
-    DynamicSlice { sizes: Vec<i64> },
+    Transpose {
+        dimensions: Vec<i64>,
+    },
+    Reverse {
+        dimensions: Vec<i64>,
+    },
+    Slice {
+        dims: Vec<SliceDim>,
+    },
+    DynamicSlice {
+        sizes: Vec<i64>,
+    },
     DynamicUpdateSlice,
-    Concatenate { dimension: i64 },
-    Pad { dims: Vec<PadDim> },
+    Concatenate {
+        dimension: i64,
+    },
+    Pad {
+        dims: Vec<PadDim>,
+    },
     Bitcast,
     Copy,
     Tuple,
-    GetTupleElement { index: u64 },
-    Reduce { dimensions: Vec<i64>, to_apply: CompId },
-    ReduceWindow { window: Window, to_apply: CompId },
-    SelectAndScatter { window: Window, select: CompId, scatter: CompId },
-    Map { dimensions: Vec<i64>, to_apply: CompId },
-    Gather { dims: GatherDims, slice_sizes: Vec<i64>, indices_are_sorted: bool },
-    Scatter { dims: ScatterDims, indices_are_sorted: bool, unique_indices: bool, to_apply: CompId },
-    Dot { dims: DotDims, precision: Vec<Precision>, algorithm: Option<String> },
-    RaggedDot { dims: DotDims, lhs_ragged: Vec<i64>, rhs_group: Vec<i64>, precision: Vec<Precision> },
-    ScaledDot { dims: DotDims, precision: Vec<Precision> },
+    GetTupleElement {
+        index: u64,
+    },
+    Reduce {
+        dimensions: Vec<i64>,
+        to_apply: CompId,
+    },
+    ReduceWindow {
+        window: Window,
+        to_apply: CompId,
+    },
+    SelectAndScatter {
+        window: Window,
+        select: CompId,
+        scatter: CompId,
+    },
+    Map {
+        dimensions: Vec<i64>,
+        to_apply: CompId,
+    },
+    Gather {
+        dims: GatherDims,
+        slice_sizes: Vec<i64>,
+        indices_are_sorted: bool,
+    },
+    Scatter {
+        dims: ScatterDims,
+        indices_are_sorted: bool,
+        unique_indices: bool,
+        to_apply: CompId,
+    },
+    Dot {
+        dims: DotDims,
+        precision: Vec<Precision>,
+        algorithm: Option<String>,
+    },
+    RaggedDot {
+        dims: DotDims,
+        lhs_ragged: Vec<i64>,
+        rhs_group: Vec<i64>,
+        precision: Vec<Precision>,
+    },
+    ScaledDot {
+        dims: DotDims,
+        precision: Vec<Precision>,
+    },
     Convolution {
         window: Window,
         dims: ConvDims,
@@ -461,26 +521,73 @@ pub enum Op {
         batch_group_count: i64,
         precision: Vec<Precision>,
     },
-    Sort { dimension: i64, is_stable: bool, to_apply: CompId },
-    TopK { k: i64, largest: bool },
-    While { condition: CompId, body: CompId },
+    Sort {
+        dimension: i64,
+        is_stable: bool,
+        to_apply: CompId,
+    },
+    TopK {
+        k: i64,
+        largest: bool,
+    },
+    While {
+        condition: CompId,
+        body: CompId,
+    },
     /// `branches[0]` is the true branch and `branches[1]` the false one when
     /// the selector is a `pred`; otherwise they are indexed by the `s32` selector.
-    Conditional { branches: Vec<CompId> },
-    Call { to_apply: CompId, is_composite: bool },
-    Fusion { kind: FusionKind, calls: CompId },
+    Conditional {
+        branches: Vec<CompId>,
+    },
+    Call {
+        to_apply: CompId,
+        is_composite: bool,
+    },
+    Fusion {
+        kind: FusionKind,
+        calls: CompId,
+    },
     CustomCall(Box<CustomCall>),
-    Rng { distribution: RngDistribution },
-    RngBitGenerator { algorithm: RngAlgorithm },
-    RngGetAndUpdateState { delta: i64 },
-    Fft { fft_type: FftType, fft_length: Vec<i64> },
-    Cholesky { lower: bool },
-    TriangularSolve { left_side: bool, lower: bool, unit_diagonal: bool, transpose_a: TransposeKind },
-    BatchNormTraining { epsilon: f32, feature_index: i64 },
-    BatchNormInference { epsilon: f32, feature_index: i64 },
-    BatchNormGrad { epsilon: f32, feature_index: i64 },
-    GetDimensionSize { dimension: i64 },
-    SetDimensionSize { dimension: i64 },
+    Rng {
+        distribution: RngDistribution,
+    },
+    RngBitGenerator {
+        algorithm: RngAlgorithm,
+    },
+    RngGetAndUpdateState {
+        delta: i64,
+    },
+    Fft {
+        fft_type: FftType,
+        fft_length: Vec<i64>,
+    },
+    Cholesky {
+        lower: bool,
+    },
+    TriangularSolve {
+        left_side: bool,
+        lower: bool,
+        unit_diagonal: bool,
+        transpose_a: TransposeKind,
+    },
+    BatchNormTraining {
+        epsilon: f32,
+        feature_index: i64,
+    },
+    BatchNormInference {
+        epsilon: f32,
+        feature_index: i64,
+    },
+    BatchNormGrad {
+        epsilon: f32,
+        feature_index: i64,
+    },
+    GetDimensionSize {
+        dimension: i64,
+    },
+    SetDimensionSize {
+        dimension: i64,
+    },
     AfterAll,
     AddDependency,
     OptimizationBarrier,
@@ -489,19 +596,39 @@ pub enum Op {
     ReplicaId,
     Infeed,
     Outfeed,
-    Send { channel_id: Option<i64>, is_host_transfer: bool },
-    SendDone { channel_id: Option<i64>, is_host_transfer: bool },
-    Recv { channel_id: Option<i64>, is_host_transfer: bool },
-    RecvDone { channel_id: Option<i64>, is_host_transfer: bool },
+    Send {
+        channel_id: Option<i64>,
+        is_host_transfer: bool,
+    },
+    SendDone {
+        channel_id: Option<i64>,
+        is_host_transfer: bool,
+    },
+    Recv {
+        channel_id: Option<i64>,
+        is_host_transfer: bool,
+    },
+    RecvDone {
+        channel_id: Option<i64>,
+        is_host_transfer: bool,
+    },
     CopyStart,
     CopyDone,
     /// `async-start`, `async-update`, `async-done`: `calls` names the wrapped computation.
-    Async { opcode: Opcode, calls: Option<CompId> },
+    Async {
+        opcode: Opcode,
+        calls: Option<CompId>,
+    },
     /// All collective opcodes (`all-reduce`, `all-gather-start`, `collective-permute`, ...).
-    Collective { opcode: Opcode, attrs: CollectiveAttrs },
+    Collective {
+        opcode: Opcode,
+        attrs: CollectiveAttrs,
+    },
     /// Opcodes new enough that no JAX program emits them yet (`scan`, `shuffle`):
     /// their attributes stay in [`crate::InstrMeta::other_attrs`].
-    Other { opcode: Opcode },
+    Other {
+        opcode: Opcode,
+    },
 }
 
 impl Op {

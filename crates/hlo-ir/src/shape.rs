@@ -150,9 +150,7 @@ impl Shape {
     pub fn compatible(&self, other: &Shape) -> bool {
         match (self, other) {
             (Shape::Array(a), Shape::Array(b)) => a.compatible(b),
-            (Shape::Tuple(a), Shape::Tuple(b)) => {
-                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.compatible(y))
-            }
+            (Shape::Tuple(a), Shape::Tuple(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.compatible(y)),
             (Shape::Token, Shape::Token) => true,
             _ => false,
         }
@@ -215,7 +213,8 @@ impl fmt::Display for Layout {
                     f.write_str(")")?;
                 }
             }
-            for item in self.other.iter().filter(|s| s.starts_with("L(") || s.starts_with("#(") || s.starts_with("*(")) {
+            for item in self.other.iter().filter(|s| s.starts_with("L(") || s.starts_with("#(") || s.starts_with("*("))
+            {
                 f.write_str(item)?;
             }
             if let Some(bits) = self.element_size_in_bits {

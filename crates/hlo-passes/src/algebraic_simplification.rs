@@ -138,7 +138,10 @@ fn rule(comp: &Computation, id: InstrId) -> Option<Rewrite> {
             let operand = comp.instr(x);
             if let Op::Broadcast { dimensions: inner } = &operand.op {
                 let composed: Vec<i64> = inner.iter().map(|&d| dimensions[d as usize]).collect();
-                return Some(Rewrite::InPlace(Box::new(Op::Broadcast { dimensions: composed }), operand.operands.clone()));
+                return Some(Rewrite::InPlace(
+                    Box::new(Op::Broadcast { dimensions: composed }),
+                    operand.operands.clone(),
+                ));
             }
             let identity = dims(&operand.shape) == dims(shape) && is_identity_permutation(dimensions);
             if identity {
@@ -169,7 +172,10 @@ fn rule(comp: &Computation, id: InstrId) -> Option<Rewrite> {
             if let Op::Transpose { dimensions: inner } = &operand.op {
                 // t2(t1(x)): result dim i is x's dim inner[outer[i]].
                 let composed: Vec<i64> = dimensions.iter().map(|&d| inner[d as usize]).collect();
-                return Some(Rewrite::InPlace(Box::new(Op::Transpose { dimensions: composed }), operand.operands.clone()));
+                return Some(Rewrite::InPlace(
+                    Box::new(Op::Transpose { dimensions: composed }),
+                    operand.operands.clone(),
+                ));
             }
             if transpose_is_reshape(dims(&operand.shape), dimensions) {
                 return Some(Rewrite::InPlace(Box::new(Op::Reshape), vec![x]));

@@ -40,10 +40,7 @@ fn cse_comp(comp: &mut Computation) -> Result<bool, PassError> {
             }
         }
         let instr = comp.instr(id);
-        if !is_mergeable(&instr.op)
-            || !instr.meta.control_predecessors.is_empty()
-            || in_control_deps.contains(&id)
-        {
+        if !is_mergeable(&instr.op) || !instr.meta.control_predecessors.is_empty() || in_control_deps.contains(&id) {
             continue;
         }
         let mut key_operands = instr.operands.clone();

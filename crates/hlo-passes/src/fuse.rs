@@ -432,12 +432,8 @@ impl Planner<'_> {
             if group.members.contains(&p) || !considered.insert(p) {
                 continue;
             }
-            let consumer = self.users[p.index()]
-                .iter()
-                .rev()
-                .copied()
-                .find(|u| group.members.contains(u))
-                .unwrap_or(root);
+            let consumer =
+                self.users[p.index()].iter().rev().copied().find(|u| group.members.contains(u)).unwrap_or(root);
             let (decision, count) = self.decide(p, &group);
             self.record(p, consumer, decision);
             match decision {
@@ -689,13 +685,7 @@ fn fuse_comp(
 ) -> Result<bool, PassError> {
     let comp = module.comp(cid).clone();
     let n = comp.instrs.len();
-    let mut planner = Planner {
-        comp: &comp,
-        users: users(&comp),
-        needed: vec![false; n],
-        groups: Vec::new(),
-        report,
-    };
+    let mut planner = Planner { comp: &comp, users: users(&comp), needed: vec![false; n], groups: Vec::new(), report };
     planner.plan();
     planner.merge_siblings();
     let groups = std::mem::take(&mut planner.groups);
@@ -776,8 +766,12 @@ fn fuse_comp(
         let first = comp.instr(group.outputs[0]);
         let hero_name = module.comp(fused_id).instr(analysis.heroes[0]).op.opcode().name().replace('-', "_");
         let prefix = if kind == FusionKind::Loop { "loop" } else { "input" };
-        let mut fusion =
-            Instr::new(names.fresh(&format!("{prefix}_{hero_name}_fusion")), root_shape, Op::Fusion { kind, calls: fused_id }, inputs);
+        let mut fusion = Instr::new(
+            names.fresh(&format!("{prefix}_{hero_name}_fusion")),
+            root_shape,
+            Op::Fusion { kind, calls: fused_id },
+            inputs,
+        );
         fusion.meta.metadata = first.meta.metadata.clone();
         let fusion_name = fusion.name.clone();
         let fusion_id = new_comp.push(fusion);
@@ -834,8 +828,10 @@ mod tests {
     pub(crate) fn assert_fused_form(module: &Module) {
         for cid in control_comps(module) {
             for instr in &module.comp(cid).instrs {
-                let ok = matches!(classify(module.comp(cid), instr), Class::Boundary | Class::Constant | Class::Standalone(_))
-                    || is_view(module.comp(cid), instr);
+                let ok = matches!(
+                    classify(module.comp(cid), instr),
+                    Class::Boundary | Class::Constant | Class::Standalone(_)
+                ) || is_view(module.comp(cid), instr);
                 assert!(ok, "{} is left unfused in {}", instr.name, module.comp(cid).name);
             }
         }
@@ -956,9 +952,8 @@ ENTRY main {
 "#,
         );
         assert_eq!(report.kernel_count("main"), 3, "{report}");
-        let reject = |p: &str| {
-            report.edges.iter().any(|e| e.producer == p && matches!(e.decision, FusionDecision::Reject(_)))
-        };
+        let reject =
+            |p: &str| report.edges.iter().any(|e| e.producer == p && matches!(e.decision, FusionDecision::Reject(_)));
         assert!(reject("s") && reject("m"), "{report}");
         let mut k = kinds(&module);
         k.sort_by_key(|(f, _)| *f as u8);
@@ -998,7 +993,8 @@ ENTRY main {
         assert!(report
             .edges
             .iter()
-            .any(|e| e.producer == "base" && e.decision == FusionDecision::Reject("scatter updates its operand in place")));
+            .any(|e| e.producer == "base"
+                && e.decision == FusionDecision::Reject("scatter updates its operand in place")));
         assert!(report.edges.iter().any(|e| e.producer == "u2" && e.decision == FusionDecision::Fuse));
         assert!(kinds(&module).contains(&(FusionKind::Input, KernelKind::Scatter)));
     }
@@ -1020,7 +1016,10 @@ ENTRY main {
 }
 "#,
         );
-        assert!(report.edges.iter().any(|e| e.producer == "d" && e.decision == FusionDecision::Reject("dot runs as its own kernel")));
+        assert!(report
+            .edges
+            .iter()
+            .any(|e| e.producer == "d" && e.decision == FusionDecision::Reject("dot runs as its own kernel")));
         assert!(module.entry_comp().instrs.iter().any(|it| matches!(it.op, Op::Dot { .. })));
         assert!(report.kernels.iter().any(|k| k.kind == KernelKind::Dot));
     }

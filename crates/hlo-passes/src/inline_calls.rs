@@ -93,11 +93,9 @@ fn emit(
         let instr = src.instr(id);
         let operands: Vec<InstrId> = instr.operands.iter().map(|o| map[o.index()]).collect();
         let new_id = match (&instr.op, args) {
-            (Op::Parameter { number }, Some(args)) => {
-                *args.get(*number as usize).ok_or_else(|| {
-                    PassError::Internal(format!("{}: parameter({number}) has no argument", src.name))
-                })?
-            }
+            (Op::Parameter { number }, Some(args)) => *args
+                .get(*number as usize)
+                .ok_or_else(|| PassError::Internal(format!("{}: parameter({number}) has no argument", src.name)))?,
             (Op::Call { to_apply: callee, .. } | Op::Fusion { calls: callee, .. }, _) => {
                 let callee = module.comp(*callee);
                 emit(module, callee, Some(&operands), dst, names, depth + 1)?

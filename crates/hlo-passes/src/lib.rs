@@ -36,7 +36,7 @@ mod util;
 pub use fuse::{explain, FusionDecision, FusionReport};
 pub use fusion_analysis::{fusion_analysis, kernel_kind, FusionAnalysis, KernelKind};
 pub use loop_analysis::{elementwise_loop_analysis, known_trip_count, ElementwiseLoop, LoopCarry};
-pub use pipeline::{run_pipeline, run_passes, PipelineOptions, PipelineReport};
+pub use pipeline::{run_passes, run_pipeline, PipelineOptions, PipelineReport};
 
 use hlo_ir::Module;
 

@@ -124,7 +124,11 @@ fn trip_count_from_config(config: &str) -> Option<u64> {
 
 /// The counter of a while loop: `(tuple index, init, step, bound direction, bound)`,
 /// with the direction normalised so the counter is on the left (`i < N`).
-fn counter_pattern(module: &Module, comp: CompId, while_instr: InstrId) -> Option<(usize, i64, i64, CompareDirection, i64)> {
+fn counter_pattern(
+    module: &Module,
+    comp: CompId,
+    while_instr: InstrId,
+) -> Option<(usize, i64, i64, CompareDirection, i64)> {
     let parent = module.comp(comp);
     let instr = parent.instr(while_instr);
     let Op::While { condition, body } = instr.op else { return None };
@@ -144,7 +148,13 @@ fn counter_pattern(module: &Module, comp: CompId, while_instr: InstrId) -> Optio
         _ => return None,
     };
     let init_tuple = parent.instr(*instr.operands.first()?);
-    let init = match sym(module, parent, init_tuple.operands.get(k).copied().filter(|_| matches!(init_tuple.op, Op::Tuple))?, &[], 0) {
+    let init = match sym(
+        module,
+        parent,
+        init_tuple.operands.get(k).copied().filter(|_| matches!(init_tuple.op, Op::Tuple))?,
+        &[],
+        0,
+    ) {
         Sym::Const(c) => c,
         _ => return None,
     };
@@ -165,7 +175,9 @@ fn flip(dir: CompareDirection) -> CompareDirection {
 /// The number of iterations of the `while` instruction `while_instr` in computation `comp`,
 /// when it is known at compile time.
 pub fn known_trip_count(module: &Module, comp: CompId, while_instr: InstrId) -> Option<u64> {
-    if let Some(n) = module.comp(comp).instr(while_instr).meta.backend_config.as_deref().and_then(trip_count_from_config) {
+    if let Some(n) =
+        module.comp(comp).instr(while_instr).meta.backend_config.as_deref().and_then(trip_count_from_config)
+    {
         return Some(n);
     }
     let (_, init, step, dir, bound) = counter_pattern(module, comp, while_instr)?;
@@ -224,7 +236,9 @@ fn deps(module: &Module, comp: &Computation, params: &[Dep], dims: &[i64]) -> Op
             }
             // Copies, barriers and same-dimension bitcasts move no element.
             Op::Copy | Op::OptimizationBarrier => operands[0].clone(),
-            Op::Bitcast | Op::Reshape if crate::util::dims(&instr.shape) == crate::util::dims(&comp.instr(instr.operands[0]).shape) => {
+            Op::Bitcast | Op::Reshape
+                if crate::util::dims(&instr.shape) == crate::util::dims(&comp.instr(instr.operands[0]).shape) =>
+            {
                 operands[0].clone()
             }
             op if op.is_elementwise() && any_elem => {
@@ -378,13 +392,15 @@ ENTRY main {
         let mut module = parse(FORI);
         assert_eq!(elementwise_loop_analysis(&module, module.entry, while_of(&module)), Some(expected.clone()));
         crate::fuse::run(&mut module).unwrap();
-        let w = module.entry_comp().ids().find(|&id| matches!(module.entry_comp().instr(id).op, Op::While { .. })).unwrap();
+        let w =
+            module.entry_comp().ids().find(|&id| matches!(module.entry_comp().instr(id).op, Op::While { .. })).unwrap();
         assert_eq!(elementwise_loop_analysis(&module, module.entry, w), Some(expected));
     }
 
     #[test]
     fn a_loop_that_mixes_elements_is_not_elementwise() {
-        let text = FORI.replace("z = f32[16] add(y, cb)", "yr = f32[16] reverse(y), dimensions={0}\n  z = f32[16] add(yr, cb)");
+        let text = FORI
+            .replace("z = f32[16] add(y, cb)", "yr = f32[16] reverse(y), dimensions={0}\n  z = f32[16] add(yr, cb)");
         let module = parse(&text);
         assert_eq!(elementwise_loop_analysis(&module, module.entry, while_of(&module)), None);
         assert_eq!(known_trip_count(&module, module.entry, while_of(&module)), Some(8));

@@ -68,11 +68,8 @@ fn bitcast_steps(from: &ArrayShape, to: &ArrayShape) -> Option<Vec<Step>> {
     let perm_from: Vec<i64> = from.minor_to_major().into_iter().rev().collect();
     let perm_to: Vec<i64> = to.minor_to_major().into_iter().rev().collect();
     let phys_to: Vec<i64> = perm_to.iter().map(|&d| to.dims[d as usize]).collect();
-    let mut steps = vec![
-        Step::Transpose(perm_from),
-        Step::Reshape(phys_to),
-        Step::Transpose(inverse_permutation(&perm_to)),
-    ];
+    let mut steps =
+        vec![Step::Transpose(perm_from), Step::Reshape(phys_to), Step::Transpose(inverse_permutation(&perm_to))];
     if from.dtype != to.dtype {
         steps.push(Step::BitcastConvert(to.dtype));
     }
@@ -149,8 +146,8 @@ fn remove_physical_ops(comp: &mut Computation, names: &mut NameUniquer) -> Resul
                 let (Some(from), Some(to)) = (comp.instr(operand).shape.as_array(), instr.shape.as_array()) else {
                     return Err(unsupported("bitcast of a tuple or token"));
                 };
-                let steps = bitcast_steps(from, to)
-                    .ok_or_else(|| unsupported("element widths or element counts differ"))?;
+                let steps =
+                    bitcast_steps(from, to).ok_or_else(|| unsupported("element widths or element counts differ"))?;
                 changed = true;
                 if steps.is_empty() {
                     repl.insert(id, operand);

@@ -38,16 +38,8 @@ pub const MAX_FIXPOINT_ROUNDS: usize = 4;
 
 /// The pipeline's passes in order, each listed once (the fixpoint group once):
 /// what `--list-passes`-style tools show. [`run_pipeline`] follows [`STEPS`].
-pub const PIPELINE: &[&str] = &[
-    "inline-calls",
-    "normalize",
-    "algebraic-simplification",
-    "constant-folding",
-    "cse",
-    "dce",
-    "fusion",
-    "dce",
-];
+pub const PIPELINE: &[&str] =
+    &["inline-calls", "normalize", "algebraic-simplification", "constant-folding", "cse", "dce", "fusion", "dce"];
 
 /// The pipeline's steps, in order.
 pub const STEPS: &[Step] = &[

@@ -81,10 +81,7 @@ pub(crate) fn compact(comp: &mut Computation) -> Result<bool, PassError> {
     stack.extend(comp.ids().filter(|&id| is_side_effecting(&comp.instr(id).op)));
     while let Some(id) = stack.pop() {
         if id.index() >= n {
-            return Err(PassError::Internal(format!(
-                "computation {}: operand {id:?} out of range",
-                comp.name
-            )));
+            return Err(PassError::Internal(format!("computation {}: operand {id:?} out of range", comp.name)));
         }
         if std::mem::replace(&mut live[id.index()], true) {
             continue;
@@ -106,11 +103,8 @@ pub(crate) fn compact(comp: &mut Computation) -> Result<bool, PassError> {
             let n_ops = instr.operands.len();
             let n_preds = n_ops + instr.meta.control_predecessors.len();
             if *next < n_preds {
-                let pred = if *next < n_ops {
-                    instr.operands[*next]
-                } else {
-                    instr.meta.control_predecessors[*next - n_ops]
-                };
+                let pred =
+                    if *next < n_ops { instr.operands[*next] } else { instr.meta.control_predecessors[*next - n_ops] };
                 *next += 1;
                 if pred.index() >= n || !live[pred.index()] {
                     continue;
@@ -197,7 +191,9 @@ pub(crate) fn remove_unreachable_comps(module: &mut Module) -> bool {
     module.comps = comps.into_iter().zip(&keep).filter(|(_, &k)| k).map(|(c, _)| c).collect();
     for comp in &mut module.comps {
         for instr in &mut comp.instrs {
-            instr.op.map_called_computations(|c| map[c.index()].expect("callees of reachable computations are reachable"));
+            instr
+                .op
+                .map_called_computations(|c| map[c.index()].expect("callees of reachable computations are reachable"));
         }
     }
     module.entry = map[module.entry.index()].expect("entry is reachable");
@@ -463,7 +459,8 @@ pub(crate) mod testing {
     use hlo_ir::Module;
 
     pub(crate) fn parse(text: &str) -> Module {
-        let module = hlo_parse::parse_module(text).unwrap_or_else(|e| panic!("test module does not parse: {e}\n{text}"));
+        let module =
+            hlo_parse::parse_module(text).unwrap_or_else(|e| panic!("test module does not parse: {e}\n{text}"));
         crate::pipeline::verify_after("parse", &module).unwrap_or_else(|e| panic!("{e}"));
         module
     }
@@ -471,12 +468,7 @@ pub(crate) mod testing {
     /// The printed module without its `HloModule` header, one trimmed line per instruction.
     pub(crate) fn print(module: &Module) -> String {
         let text = hlo_ir::print::print_module(module);
-        text.lines()
-            .skip(1)
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join("\n")
+        text.lines().skip(1).map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n")
     }
 
     /// Runs `pass` on `input`, verifies the result, and returns whether it changed and the printed module.

@@ -37,9 +37,9 @@ fn every_registered_pass_runs_alone_on_every_sample() {
     for (sample, file) in common::sample_modules() {
         for &(name, pass) in PASSES {
             let mut module = common::load(&sample, file);
-            let res = pass(&mut module).map_err(|e| e.to_string()).and_then(|_| {
-                hlo_passes::pipeline::verify_after(name, &module).map_err(|e| e.to_string())
-            });
+            let res = pass(&mut module)
+                .map_err(|e| e.to_string())
+                .and_then(|_| hlo_passes::pipeline::verify_after(name, &module).map_err(|e| e.to_string()));
             if let Err(e) = res {
                 failures.push(format!("{sample}/{file} {name}: {e}"));
             }
@@ -116,7 +116,10 @@ fn pipeline_output_is_fused_and_round_trips() {
         let entry = module.entry_comp();
         for instr in &entry.instrs {
             let fused_form = !instr.op.is_elementwise()
-                && !matches!(instr.op, Op::Broadcast { .. } | Op::Reduce { .. } | Op::Transpose { .. } | Op::Iota { .. });
+                && !matches!(
+                    instr.op,
+                    Op::Broadcast { .. } | Op::Reduce { .. } | Op::Transpose { .. } | Op::Iota { .. }
+                );
             if !fused_form {
                 failures.push(format!("{sample}/{file}: {} is not fused", instr.name));
             }
@@ -170,8 +173,7 @@ fn mandelbrot_loop_runs_per_element_before_and_after_the_pipeline() {
                 .unwrap_or_else(|| panic!("{file} {stage}: not an elementwise loop"));
             assert_eq!(analysis.trip_count, 100);
             assert_eq!(analysis.dims, vec![128, 128]);
-            let per_element =
-                analysis.carries.iter().filter(|c| **c == hlo_passes::LoopCarry::PerElement).count();
+            let per_element = analysis.carries.iter().filter(|c| **c == hlo_passes::LoopCarry::PerElement).count();
             assert_eq!(per_element, 3, "{file} {stage}: {analysis:?}");
         }
     }

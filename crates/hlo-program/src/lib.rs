@@ -114,9 +114,16 @@ pub struct Dispatch {
 pub enum Step {
     Dispatch(Dispatch),
     /// Fill a whole buffer with a repeated 32-bit word.
-    Fill { buffer: BufferId, word: u32 },
+    Fill {
+        buffer: BufferId,
+        word: u32,
+    },
     /// Copy `size_bytes` from the start of `src` to the start of `dst`.
-    Copy { src: BufferId, dst: BufferId, size_bytes: u64 },
+    Copy {
+        src: BufferId,
+        dst: BufferId,
+        size_bytes: u64,
+    },
 }
 
 /// A complete device program for one HLO entry computation.

@@ -302,8 +302,9 @@ pub fn opt(args: &OptArgs) -> anyhow::Result<()> {
 /// `hlo-run compile`.
 pub fn compile(args: &CompileArgs) -> anyhow::Result<()> {
     let loaded = load::load_module(&args.module)?;
-    let compiled = crate::backend::vulkan::compile_for_device(&loaded.module, args.device.as_deref(), args.explain_fusion)
-        .map_err(|e| locate(&loaded, e))?;
+    let compiled =
+        crate::backend::vulkan::compile_for_device(&loaded.module, args.device.as_deref(), args.explain_fusion)
+            .map_err(|e| locate(&loaded, e))?;
     match args.emit {
         Emit::Plan => print!("{}", compiled.plan_text()),
         Emit::Wgsl => print!("{}", compiled.wgsl()),

@@ -22,7 +22,8 @@ pub fn load_module(path: &Path) -> anyhow::Result<Loaded> {
 
 /// Parses and verifies module text; `file` names it in messages.
 pub fn parse_and_verify(source: &str, file: &str) -> anyhow::Result<Module> {
-    let module = hlo_parse::parse_module(source).map_err(|err| user_error(hlo_parse::render_error(source, file, &err)))?;
+    let module =
+        hlo_parse::parse_module(source).map_err(|err| user_error(hlo_parse::render_error(source, file, &err)))?;
     hlo_ir::verify::verify(&module).map_err(|errs| user_error(format!("{file}: module does not verify:\n{errs}")))?;
     Ok(module)
 }

@@ -110,7 +110,8 @@ pub fn read_npy_from(reader: impl Read, path: &Path) -> Result<HostArray, NpyErr
     let name = path.display().to_string();
     let file = npyz::NpyFile::new(reader).map_err(io_err(path))?;
     let descr = file.header().dtype().descr();
-    let dtype = dtype_from_descr(&descr).ok_or_else(|| NpyError::UnsupportedDescr { path: name.clone(), descr: descr.clone() })?;
+    let dtype = dtype_from_descr(&descr)
+        .ok_or_else(|| NpyError::UnsupportedDescr { path: name.clone(), descr: descr.clone() })?;
     if file.order() == npyz::Order::Fortran && file.shape().len() > 1 {
         return Err(NpyError::FortranOrder { path: name });
     }

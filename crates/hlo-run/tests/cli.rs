@@ -48,11 +48,8 @@ fn check_reports_line_and_column_of_a_syntax_error() {
     let dir = temp_dir("syntax");
     let file = dir.join("bad.hlo");
     // Line 4, column 34: the shape's closing bracket is missing.
-    std::fs::write(
-        &file,
-        "HloModule bad\n\nENTRY main {\n  a = f32[3] parameter(0)\n  ROOT b = f32[3 negate(a)\n}\n",
-    )
-    .unwrap();
+    std::fs::write(&file, "HloModule bad\n\nENTRY main {\n  a = f32[3] parameter(0)\n  ROOT b = f32[3 negate(a)\n}\n")
+        .unwrap();
     let out = hlo_run(&["check", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
@@ -180,8 +177,11 @@ fn vulkan_backend_runs_the_seed_module() {
 fn an_op_vulkan_cannot_run_is_named_with_its_line() {
     let dir = temp_dir("unsupported");
     let file = dir.join("chol.hlo");
-    std::fs::write(&file, "HloModule chol\n\nENTRY main {\n  a = f32[2,2] parameter(0)\n  ROOT c = f32[2,2] cholesky(a), lower=true\n}\n")
-        .unwrap();
+    std::fs::write(
+        &file,
+        "HloModule chol\n\nENTRY main {\n  a = f32[2,2] parameter(0)\n  ROOT c = f32[2,2] cholesky(a), lower=true\n}\n",
+    )
+    .unwrap();
     let out = hlo_run(&[file.to_str().unwrap(), "--random-inputs"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);

@@ -54,7 +54,12 @@ fn main() {
         max_shared_memory_bytes: caps.max_compute_shared_memory_size,
         max_storage_buffer_range: caps.max_storage_buffer_range,
         atomic_float_add: caps.buffer_float32_atomic_add,
-        fma: match std::env::var("HLO_FMA").as_deref() { Ok("native") => hlo_spirv::FmaMode::Native, Ok("unfused") => hlo_spirv::FmaMode::Unfused, _ if caps.shader_float64 => hlo_spirv::FmaMode::ViaF64, _ => hlo_spirv::FmaMode::Native },
+        fma: match std::env::var("HLO_FMA").as_deref() {
+            Ok("native") => hlo_spirv::FmaMode::Native,
+            Ok("unfused") => hlo_spirv::FmaMode::Unfused,
+            _ if caps.shader_float64 => hlo_spirv::FmaMode::ViaF64,
+            _ => hlo_spirv::FmaMode::Native,
+        },
     };
     let t1 = Instant::now();
     let compiled = hlo_spirv::compile(&m, &target).expect("compile");
@@ -74,14 +79,22 @@ fn main() {
         println!("  kernel {} ({})", info.name, info.kind);
     }
 
-    let inputs: Vec<Vec<u8>> =
-        compiled.inputs.iter().enumerate().map(|(k, io)| io.to_device(&read_npy(&dir.join(format!("in_{k}.npy"))))).collect();
+    let inputs: Vec<Vec<u8>> = compiled
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(k, io)| io.to_device(&read_npy(&dir.join(format!("in_{k}.npy")))))
+        .collect();
     let refs: Vec<&[u8]> = inputs.iter().map(|v| v.as_slice()).collect();
     let outs = exe.run(&refs).expect("run");
     for (k, io) in compiled.outputs.iter().enumerate() {
         let got = io.from_device(&outs[k]);
         let want = read_npy(&dir.join(format!("out_{k}.npy")));
-        println!("  output {k}: {} bytes, {}", got.len(), if got == want { "bit-identical to JAX" } else { "differs from JAX in some bits" });
+        println!(
+            "  output {k}: {} bytes, {}",
+            got.len(),
+            if got == want { "bit-identical to JAX" } else { "differs from JAX in some bits" }
+        );
     }
     for _ in 0..3 {
         exe.run(&refs).expect("warm-up");
@@ -99,5 +112,9 @@ fn main() {
         exe.run(&refs).expect("run");
         full.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    println!("  median of {runs}: submit+wait {:.2} ms, full run (upload, run, read back) {:.2} ms", median(device), median(full));
+    println!(
+        "  median of {runs}: submit+wait {:.2} ms, full run (upload, run, read back) {:.2} ms",
+        median(device),
+        median(full)
+    );
 }

@@ -14,9 +14,8 @@
 use crate::error::{CodegenError, Result};
 use crate::target::Target;
 use naga::{
-    AddressSpace, BinaryOperator, Block, BuiltIn, Expression, Function, GlobalVariable, Handle, Literal,
-    LocalVariable, MathFunction, ResourceBinding, Scalar, ScalarKind, Span, Statement, StorageAccess, Type,
-    TypeInner, UnaryOperator,
+    AddressSpace, BinaryOperator, Block, BuiltIn, Expression, Function, GlobalVariable, Handle, Literal, LocalVariable,
+    MathFunction, ResourceBinding, Scalar, ScalarKind, Span, Statement, StorageAccess, Type, TypeInner, UnaryOperator,
 };
 use std::collections::HashMap;
 
@@ -184,7 +183,13 @@ impl Kb {
     }
 
     /// Declares a storage buffer `array<elem>` (or `array<atomic<elem>>`) at the next binding.
-    pub(crate) fn storage_buffer(&mut self, name: &str, elem: Scalar, atomic: bool, writable: bool) -> Handle<GlobalVariable> {
+    pub(crate) fn storage_buffer(
+        &mut self,
+        name: &str,
+        elem: Scalar,
+        atomic: bool,
+        writable: bool,
+    ) -> Handle<GlobalVariable> {
         let base = if atomic { self.ty(TypeInner::Atomic(elem)) } else { self.scalar_ty(elem) };
         let arr = self.ty(TypeInner::Array { base, size: naga::ArraySize::Dynamic, stride: elem.width as u32 });
         let access = if writable { StorageAccess::LOAD | StorageAccess::STORE } else { StorageAccess::LOAD };
@@ -421,14 +426,20 @@ impl Kb {
         let e = self.func.expressions[h].clone();
         let sub = |kb: &mut Kb, x: H| kb.substitute(x, from, to);
         let new = match e {
-            Expression::Load { pointer } if !self.is_pinned_pointer(pointer) => Expression::Load { pointer: sub(self, pointer)? },
-            Expression::Binary { op, left, right } => Expression::Binary { op, left: sub(self, left)?, right: sub(self, right)? },
+            Expression::Load { pointer } if !self.is_pinned_pointer(pointer) => {
+                Expression::Load { pointer: sub(self, pointer)? }
+            }
+            Expression::Binary { op, left, right } => {
+                Expression::Binary { op, left: sub(self, left)?, right: sub(self, right)? }
+            }
             Expression::Unary { op, expr } => Expression::Unary { op, expr: sub(self, expr)? },
             Expression::As { expr, kind, convert } => Expression::As { expr: sub(self, expr)?, kind, convert },
             Expression::Relational { fun, argument } => Expression::Relational { fun, argument: sub(self, argument)? },
-            Expression::Select { condition, accept, reject } => {
-                Expression::Select { condition: sub(self, condition)?, accept: sub(self, accept)?, reject: sub(self, reject)? }
-            }
+            Expression::Select { condition, accept, reject } => Expression::Select {
+                condition: sub(self, condition)?,
+                accept: sub(self, accept)?,
+                reject: sub(self, reject)?,
+            },
             Expression::Math { fun, arg, arg1, arg2, arg3 } => {
                 let arg = sub(self, arg)?;
                 let arg1 = match arg1 {
@@ -445,7 +456,9 @@ impl Kb {
                 };
                 Expression::Math { fun, arg, arg1, arg2, arg3 }
             }
-            Expression::Access { base, index } => Expression::Access { base: sub(self, base)?, index: sub(self, index)? },
+            Expression::Access { base, index } => {
+                Expression::Access { base: sub(self, base)?, index: sub(self, index)? }
+            }
             Expression::AccessIndex { base, index } => Expression::AccessIndex { base: sub(self, base)?, index },
             _ => return None,
         };
@@ -823,7 +836,10 @@ impl Kb {
 
     pub(crate) fn local(&mut self, name: &str, t: STy) -> H {
         let ty = self.sty(t);
-        let lv = self.func.local_variables.append(LocalVariable { name: Some(name.to_string()), ty, init: None }, Span::UNDEFINED);
+        let lv = self
+            .func
+            .local_variables
+            .append(LocalVariable { name: Some(name.to_string()), ty, init: None }, Span::UNDEFINED);
         self.expr(Expression::LocalVariable(lv))
     }
 
@@ -843,10 +859,8 @@ impl Kb {
         if self.func.expressions[h].needs_pre_emit() || self.func.named_expressions.contains_key(&h) {
             return;
         }
-        let mut base: String = name
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
-            .collect();
+        let mut base: String =
+            name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
         if base.is_empty() || base.as_bytes()[0].is_ascii_digit() {
             base.insert(0, 'v');
         }
@@ -897,7 +911,9 @@ pub(crate) struct Built {
 pub(crate) fn validate(module: &naga::Module, kernel: &str, target: &Target) -> Result<naga::valid::ModuleInfo> {
     let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), target.capabilities());
     if target.subgroup_broadcast {
-        validator.subgroup_stages(naga::valid::ShaderStages::COMPUTE).subgroup_operations(naga::valid::SubgroupOperationSet::BALLOT);
+        validator
+            .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+            .subgroup_operations(naga::valid::SubgroupOperationSet::BALLOT);
     }
     validator.validate(module).map_err(|e| CodegenError::Internal {
         kernel: kernel.to_string(),
@@ -915,7 +931,8 @@ pub(crate) fn write_spirv(module: &naga::Module, info: &naga::valid::ModuleInfo,
         bounds_check_policies: naga::proc::BoundsCheckPolicies::default(),
         ..naga::back::spv::Options::default()
     };
-    let pipeline = naga::back::spv::PipelineOptions { shader_stage: naga::ShaderStage::Compute, entry_point: "main".into() };
+    let pipeline =
+        naga::back::spv::PipelineOptions { shader_stage: naga::ShaderStage::Compute, entry_point: "main".into() };
     naga::back::spv::write_vec(module, info, &options, Some(&pipeline))
         .map_err(|e| CodegenError::Internal { kernel: kernel.to_string(), naga_error: format!("SPIR-V writer: {e}") })
 }

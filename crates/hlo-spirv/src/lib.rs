@@ -33,8 +33,8 @@ mod target;
 pub use coverage::{coverage, supports, Coverage};
 pub use emit::KernelKind;
 pub use error::CodegenError;
-pub use hostio::{DeviceStorage, HostIo};
 pub use hlo_program::Program;
+pub use hostio::{DeviceStorage, HostIo};
 pub use target::{FmaMode, Target};
 
 use hlo_ir::Module;
@@ -125,7 +125,9 @@ impl Compiled {
                 BufferRole::Temp => "temp".to_string(),
             };
             let ty = match self.buffer_info.get(b) {
-                Some(i) => format!("{}[{}]", i.dtype, i.dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")),
+                Some(i) => {
+                    format!("{}[{}]", i.dtype, i.dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","))
+                }
                 None => String::new(),
             };
             let _ = writeln!(out, "  buf{b} {role} {ty} {} bytes `{}`", buf.size_bytes, buf.name);

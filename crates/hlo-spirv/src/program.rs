@@ -152,7 +152,10 @@ impl<'m> Builder<'m> {
             return Err(CodegenError::unsupported(
                 instr.op.opcode().name(),
                 &instr.name,
-                format!("{shape} needs a {size}-byte buffer, over the device's maxStorageBufferRange of {}", self.target.max_storage_buffer_range),
+                format!(
+                    "{shape} needs a {size}-byte buffer, over the device's maxStorageBufferRange of {}",
+                    self.target.max_storage_buffer_range
+                ),
             ));
         }
         let id = BufferId(self.program.buffers.len() as u32);
@@ -187,7 +190,14 @@ impl<'m> Builder<'m> {
         Ok((inputs, args))
     }
 
-    fn param_value(&mut self, instr: &Instr, shape: &Shape, name: &str, n: &mut u32, inputs: &mut Vec<HostIo>) -> Result<Value> {
+    fn param_value(
+        &mut self,
+        instr: &Instr,
+        shape: &Shape,
+        name: &str,
+        n: &mut u32,
+        inputs: &mut Vec<HostIo>,
+    ) -> Result<Value> {
         Ok(match shape {
             Shape::Array(a) => {
                 let storage = self.check_dtype(instr, a.dtype)?;
@@ -244,7 +254,9 @@ impl<'m> Builder<'m> {
             Op::Constant(lit) => self.constant(instr, lit)?,
             Op::Tuple => Value::Tuple(instr.operands.iter().map(|&o| value(o)).collect::<Result<_>>()?),
             Op::GetTupleElement { index } => match value(instr.operands[0])? {
-                Value::Tuple(t) => t.get(*index as usize).cloned().ok_or_else(|| internal("tuple index out of range"))?,
+                Value::Tuple(t) => {
+                    t.get(*index as usize).cloned().ok_or_else(|| internal("tuple index out of range"))?
+                }
                 _ => return Err(internal("get-tuple-element of a non-tuple")),
             },
             Op::Copy | Op::OptimizationBarrier | Op::Reshape => value(instr.operands[0])?,
@@ -290,13 +302,23 @@ impl<'m> Builder<'m> {
 
     /// Every branch is computed and the result chosen by a select kernel (HLO has no side
     /// effects, and the program is straight-line); a constant selector picks its branch directly.
-    fn conditional(&mut self, instr: &'m Instr, branches: &[CompId], selector: Value, args: Vec<Value>) -> Result<Value> {
+    fn conditional(
+        &mut self,
+        instr: &'m Instr,
+        branches: &[CompId],
+        selector: Value,
+        args: Vec<Value>,
+    ) -> Result<Value> {
         let Value::Leaf(sel) = selector else { return Err(internal("conditional selector is not an array")) };
         let sel_dt = self.infos[sel.0 as usize].dtype;
         let n = branches.len();
         let taken = self.int_consts.get(&sel).map(|&v| {
             if sel_dt == DType::Pred {
-                if v != 0 { 0 } else { 1 }
+                if v != 0 {
+                    0
+                } else {
+                    1
+                }
             } else if v < 0 || v as usize >= n {
                 n - 1
             } else {
@@ -339,7 +361,8 @@ impl<'m> Builder<'m> {
             match (&lit.shape, &lit.data) {
                 (Shape::Array(a), hlo_ir::LiteralData::Array(data)) => {
                     b.check_dtype(instr, a.dtype)?;
-                    let bytes = array_data_to_device(data, a.dtype).ok_or_else(|| unsupported_type(instr, a.dtype, b.target))?;
+                    let bytes = array_data_to_device(data, a.dtype)
+                        .ok_or_else(|| unsupported_type(instr, a.dtype, b.target))?;
                     let id = b.new_buffer(instr, name.to_string(), a, BufferRole::Constant(bytes))?;
                     if data.len() == 1 {
                         let v = match data {
@@ -369,7 +392,13 @@ impl<'m> Builder<'m> {
     }
 
     /// Emits the kernels computing `root` of `comp` for `instr`, with fresh output buffers.
-    fn kernel(&mut self, instr: &'m Instr, comp: hlo_ir::CompId, root: InstrId, leaves: HashMap<InstrId, Leaf>) -> Result<Value> {
+    fn kernel(
+        &mut self,
+        instr: &'m Instr,
+        comp: hlo_ir::CompId,
+        root: InstrId,
+        leaves: HashMap<InstrId, Leaf>,
+    ) -> Result<Value> {
         let value = self.temps(instr, &instr.shape, &instr.name)?;
         let mut outputs = Vec::new();
         collect_outputs(&value, &instr.shape, &mut Vec::new(), &mut outputs);
@@ -389,7 +418,15 @@ impl<'m> Builder<'m> {
         Ok(value)
     }
 
-    fn while_loop(&mut self, comp_id: CompId, id: InstrId, cond: CompId, body: CompId, init_value: Value, used: &[bool]) -> Result<Value> {
+    fn while_loop(
+        &mut self,
+        comp_id: CompId,
+        id: InstrId,
+        cond: CompId,
+        body: CompId,
+        init_value: Value,
+        used: &[bool],
+    ) -> Result<Value> {
         let entry = self.m.comp(comp_id);
         let instr = entry.instr(id);
         let init = match &init_value {
@@ -404,8 +441,8 @@ impl<'m> Builder<'m> {
             })
             .collect();
         let n_buffers = (self.program.buffers.len(), self.infos.len());
-        let elementwise =
-            elementwise_loop::analyze(self.m, entry, id).and_then(|plan| self.elementwise_loop(instr, cond, body, &init, &consts, plan, used));
+        let elementwise = elementwise_loop::analyze(self.m, entry, id)
+            .and_then(|plan| self.elementwise_loop(instr, cond, body, &init, &consts, plan, used));
         match elementwise {
             Ok(v) => Ok(v),
             Err(CodegenError::Unsupported { reason, .. }) => {
@@ -425,7 +462,9 @@ impl<'m> Builder<'m> {
                     return Err(CodegenError::unsupported(
                         "while",
                         &instr.name,
-                        format!("{reason}; unrolling {trips} iterations of a {body_size}-instruction body is too large"),
+                        format!(
+                            "{reason}; unrolling {trips} iterations of a {body_size}-instruction body is too large"
+                        ),
                     ));
                 }
                 let mut state = init_value;
@@ -492,7 +531,9 @@ impl<'m> Builder<'m> {
     fn push_steps(&mut self, steps: Vec<KernelStep>) -> Result<()> {
         for s in steps {
             match s {
-                KernelStep::Copy { src, dst, bytes } => self.program.steps.push(Step::Copy { src, dst, size_bytes: bytes }),
+                KernelStep::Copy { src, dst, bytes } => {
+                    self.program.steps.push(Step::Copy { src, dst, size_bytes: bytes })
+                }
                 KernelStep::Fill { buf, word } => self.program.steps.push(Step::Fill { buffer: buf, word }),
                 KernelStep::Kernel(k) => {
                     let mut buffers = Vec::new();
@@ -514,7 +555,12 @@ impl<'m> Builder<'m> {
                         .collect();
                     let key = cache_key(&k.built.spirv, k.built.workgroup_size);
                     let kernel_id = match self.kernels_by_key.get(&key) {
-                        Some(&id) if self.program.kernels[id.0 as usize].spirv == k.built.spirv && self.program.kernels[id.0 as usize].bindings == bindings => id,
+                        Some(&id)
+                            if self.program.kernels[id.0 as usize].spirv == k.built.spirv
+                                && self.program.kernels[id.0 as usize].bindings == bindings =>
+                        {
+                            id
+                        }
                         _ => {
                             let id = KernelId(self.program.kernels.len() as u32);
                             self.program.kernels.push(Kernel {
@@ -526,13 +572,22 @@ impl<'m> Builder<'m> {
                                 push_constant_bytes: 0,
                                 cache_key: key,
                             });
-                            self.kernels_info.push(KernelInfo { name: k.name.clone(), kind: k.kind, sources: k.sources.clone() });
+                            self.kernels_info.push(KernelInfo {
+                                name: k.name.clone(),
+                                kind: k.kind,
+                                sources: k.sources.clone(),
+                            });
                             self.modules.push(k.built.module);
                             self.kernels_by_key.insert(key, id);
                             id
                         }
                     };
-                    self.program.steps.push(Step::Dispatch(Dispatch { kernel: kernel_id, buffers, groups: k.groups, push_constants: Vec::new() }));
+                    self.program.steps.push(Step::Dispatch(Dispatch {
+                        kernel: kernel_id,
+                        buffers,
+                        groups: k.groups,
+                        push_constants: Vec::new(),
+                    }));
                 }
             }
         }
@@ -545,7 +600,11 @@ impl<'m> Builder<'m> {
             return b;
         }
         let id = BufferId(self.program.buffers.len() as u32);
-        self.program.buffers.push(Buffer { size_bytes: bytes.len() as u64, role: BufferRole::Constant(bytes.to_vec()), name: name.to_string() });
+        self.program.buffers.push(Buffer {
+            size_bytes: bytes.len() as u64,
+            role: BufferRole::Constant(bytes.to_vec()),
+            name: name.to_string(),
+        });
         self.infos.push(BufferInfo { dims: vec![(bytes.len() / 4) as i64], dtype: DType::U32 });
         self.constants_by_bytes.insert(key, id);
         id
@@ -583,7 +642,9 @@ fn is_trivial_bitcast(comp: &Computation, instr: &Instr) -> bool {
 
 fn collect_outputs(v: &Value, shape: &Shape, path: &mut Vec<usize>, out: &mut Vec<OutBuf>) {
     match (v, shape) {
-        (Value::Leaf(b), Shape::Array(a)) => out.push(OutBuf { path: path.clone(), buf: *b, dims: a.dims.clone(), dtype: a.dtype }),
+        (Value::Leaf(b), Shape::Array(a)) => {
+            out.push(OutBuf { path: path.clone(), buf: *b, dims: a.dims.clone(), dtype: a.dtype })
+        }
         (Value::Tuple(t), Shape::Tuple(s)) => {
             for (k, (e, es)) in t.iter().zip(s).enumerate() {
                 path.push(k);

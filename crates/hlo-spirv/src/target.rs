@@ -119,7 +119,8 @@ impl Target {
     /// The subgroup size staged reduction loops may rely on, if any.
     pub(crate) fn staging_lanes(&self) -> Option<u32> {
         let s = self.subgroup_size;
-        (self.subgroup_broadcast && (2..=64).contains(&s) && s.is_power_of_two() && self.loop_workgroup() % s == 0).then_some(s)
+        (self.subgroup_broadcast && (2..=64).contains(&s) && s.is_power_of_two() && self.loop_workgroup() % s == 0)
+            .then_some(s)
     }
 }
 

@@ -19,8 +19,28 @@ fn inputs_for(shape: &Shape, seed: u64, kind: Inputs) -> Vec<u8> {
         state
     };
     const FLOATS: [f32; 22] = [
-        0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 1.5, 2.5, -2.5, 3.0, 1e-30, -1e-30, 1e30, -1e30,
-        f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 1e-40, -1e-40, 65504.0, 70000.0, 3.0e38,
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        0.5,
+        -0.5,
+        1.5,
+        2.5,
+        -2.5,
+        3.0,
+        1e-30,
+        -1e-30,
+        1e30,
+        -1e30,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        1e-40,
+        -1e-40,
+        65504.0,
+        70000.0,
+        3.0e38,
     ];
     const INTS: [i64; 16] = [0, 1, -1, 2, -2, 7, 31, 32, 33, 100, 127, -128, 255, i32::MIN as i64, i32::MAX as i64, -7];
     let mut out = Vec::new();
@@ -28,7 +48,9 @@ fn inputs_for(shape: &Shape, seed: u64, kind: Inputs) -> Vec<u8> {
         let r = next();
         let f: f32 = match kind {
             Inputs::Special if i < FLOATS.len() => FLOATS[(i + seed as usize) % FLOATS.len()],
-            Inputs::Range(lo, hi) | Inputs::SpecialRange(lo, hi) => lo + (hi - lo) * ((r >> 11) as f64 / (1u64 << 53) as f64) as f32,
+            Inputs::Range(lo, hi) | Inputs::SpecialRange(lo, hi) => {
+                lo + (hi - lo) * ((r >> 11) as f64 / (1u64 << 53) as f64) as f32
+            }
             _ => ((r >> 11) as f64 / (1u64 << 53) as f64 * 20.0 - 10.0) as f32,
         };
         let int: i64 = match kind {
@@ -71,14 +93,16 @@ fn check(hlo: &str, kind: Inputs, tol: f64) {
     let m = parse_and_fuse(hlo);
     let c = compile_checked(&m);
     let entry = m.entry_comp();
-    let inputs: Vec<Vec<u8>> = entry.param_shapes().iter().enumerate().map(|(k, s)| inputs_for(s, k as u64 + 1, kind)).collect();
+    let inputs: Vec<Vec<u8>> =
+        entry.param_shapes().iter().enumerate().map(|(k, s)| inputs_for(s, k as u64 + 1, kind)).collect();
     let args: Vec<Literal> = entry
         .param_shapes()
         .iter()
         .zip(&inputs)
         .map(|(s, b)| hlo_interp::literal_from_bytes(s.as_array().unwrap(), b).unwrap())
         .collect();
-    let want = hlo_interp::evaluate_with(&m, &args, &hlo_interp::Options::xla_cpu()).unwrap_or_else(|e| panic!("interp: {e}"));
+    let want =
+        hlo_interp::evaluate_with(&m, &args, &hlo_interp::Options::xla_cpu()).unwrap_or_else(|e| panic!("interp: {e}"));
     let mut want_bytes = Vec::new();
     flatten_literal(&want, &mut want_bytes);
     let ctx = vulkan();
@@ -264,7 +288,13 @@ fn convert_saturation_and_narrow_floats() {
         ("s32", "bitcast-convert(x)"),
     ];
     check(&elementwise("f32", 200, 1, &ops), Inputs::Special, 0.0);
-    let from_int = [("f32", "convert(x)"), ("u8", "convert(x)"), ("s8", "convert(x)"), ("pred", "convert(x)"), ("f16", "convert(x)")];
+    let from_int = [
+        ("f32", "convert(x)"),
+        ("u8", "convert(x)"),
+        ("s8", "convert(x)"),
+        ("pred", "convert(x)"),
+        ("f16", "convert(x)"),
+    ];
     check(&elementwise("s32", 200, 1, &from_int), Inputs::SpecialRange(-100000.0, 100000.0), 0.0);
 }
 
@@ -535,7 +565,13 @@ fn sixty_four_bit_types_where_the_device_has_them() {
         ("f32", "convert(x)"),
     ];
     check(&elementwise("s64", 128, 2, &ops), Inputs::SpecialRange(-1000.0, 1000.0), 0.0);
-    let f64ops = [("f64", "add(x, y)"), ("f64", "multiply(x, y)"), ("f64", "divide(x, y)"), ("f32", "convert(x)"), ("s32", "convert(x)")];
+    let f64ops = [
+        ("f64", "add(x, y)"),
+        ("f64", "multiply(x, y)"),
+        ("f64", "divide(x, y)"),
+        ("f32", "convert(x)"),
+        ("s32", "convert(x)"),
+    ];
     check(&elementwise("f64", 128, 2, &f64ops), Inputs::Special, 0.0);
 }
 
@@ -570,7 +606,13 @@ fn two_dimensional_grid() {
         })
         .collect();
     assert!(groups.iter().all(|g| g[1] > 1), "{groups:?}");
-    let inputs: Vec<Vec<u8>> = m.entry_comp().param_shapes().iter().enumerate().map(|(k, s)| inputs_for(s, k as u64, Inputs::Range(-1.0, 1.0))).collect();
+    let inputs: Vec<Vec<u8>> = m
+        .entry_comp()
+        .param_shapes()
+        .iter()
+        .enumerate()
+        .map(|(k, s)| inputs_for(s, k as u64, Inputs::Range(-1.0, 1.0)))
+        .collect();
     let got = run_vulkan(&vulkan(), &c, &inputs);
     let want = run_interp(&m, &inputs);
     for k in 0..2 {

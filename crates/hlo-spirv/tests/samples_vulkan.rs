@@ -49,7 +49,8 @@ fn samples_vulkan() {
             }
         };
         check_spirv(&compiled);
-        let inputs: Vec<Vec<u8>> = (0..compiled.inputs.len()).map(|k| read_npy(&case.join(format!("in_{k}.npy")))).collect();
+        let inputs: Vec<Vec<u8>> =
+            (0..compiled.inputs.len()).map(|k| read_npy(&case.join(format!("in_{k}.npy")))).collect();
         let meta = std::fs::read_to_string(case.join("meta.json")).unwrap();
         let tols = output_tolerances(&meta);
         let start = std::time::Instant::now();
@@ -63,12 +64,17 @@ fn samples_vulkan() {
             }
         }
         if ok {
-            println!("{name}: ok ({} kernels, {:.1} ms)", compiled.program.kernels.len(), start.elapsed().as_secs_f64() * 1e3);
+            println!(
+                "{name}: ok ({} kernels, {:.1} ms)",
+                compiled.program.kernels.len(),
+                start.elapsed().as_secs_f64() * 1e3
+            );
             passed.push(name.clone());
         }
     }
     println!("passed {} of {}: {}", passed.len(), names.len(), passed.join(" "));
     assert!(failures.is_empty(), "failures:\n{}", failures.join("\n"));
-    let expected: Vec<(String, String)> = EXPECTED_UNSUPPORTED.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    let expected: Vec<(String, String)> =
+        EXPECTED_UNSUPPORTED.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
     assert_eq!(unsupported, expected, "the set of unsupported samples changed");
 }

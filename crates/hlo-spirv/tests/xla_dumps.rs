@@ -40,7 +40,8 @@ fn xla_dumps_vulkan() {
             }
         };
         check_spirv(&compiled);
-        let inputs: Vec<Vec<u8>> = (0..compiled.inputs.len()).map(|k| read_npy(&case.join(format!("in_{k}.npy")))).collect();
+        let inputs: Vec<Vec<u8>> =
+            (0..compiled.inputs.len()).map(|k| read_npy(&case.join(format!("in_{k}.npy")))).collect();
         let meta = std::fs::read_to_string(case.join("meta.json")).unwrap();
         let tols = output_tolerances(&meta);
         let outs = run_vulkan(&ctx, &compiled, &inputs);
@@ -57,6 +58,7 @@ fn xla_dumps_vulkan() {
         }
     }
     assert!(failures.is_empty(), "failures:\n{}", failures.join("\n"));
-    let expected: Vec<(String, String)> = EXPECTED_UNSUPPORTED.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    let expected: Vec<(String, String)> =
+        EXPECTED_UNSUPPORTED.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
     assert_eq!(unsupported, expected, "the set of unsupported dumps changed");
 }

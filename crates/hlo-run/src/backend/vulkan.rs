@@ -108,7 +108,11 @@ pub fn compile_module(
 }
 
 /// `hlo-run compile`: targets the chosen device, or a lavapipe-like default without Vulkan.
-pub fn compile_for_device(module: &Module, device: Option<&str>, explain_fusion: bool) -> anyhow::Result<hlo_spirv::Compiled> {
+pub fn compile_for_device(
+    module: &Module,
+    device: Option<&str>,
+    explain_fusion: bool,
+) -> anyhow::Result<hlo_spirv::Compiled> {
     let target = match open_context(device) {
         Ok(ctx) => target_for(&ctx),
         Err(err) if device.is_none() => {

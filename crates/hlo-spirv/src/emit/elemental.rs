@@ -156,14 +156,26 @@ pub(crate) fn delinearize(kb: &mut Kb, dims: &[i64], linear: H) -> Vec<H> {
 #[derive(Clone, Debug)]
 pub(crate) enum Leaf {
     /// A device buffer holding an array in row-major order.
-    Buffer { buf: BufferId, dims: Vec<i64>, dtype: DType },
+    Buffer {
+        buf: BufferId,
+        dims: Vec<i64>,
+        dtype: DType,
+    },
     /// A scalar already computed (reducer arguments, loop-carried scalars).
     Value(Val),
     /// A loop-carried array element, only available at the index it belongs to.
-    State { val: Val, at: IndexKey, name: String },
+    State {
+        val: Val,
+        at: IndexKey,
+        name: String,
+    },
     Tuple(Vec<Leaf>),
     /// An instruction of another frame (parameters of nested computations).
-    Outer { frame: usize, instr: InstrId, path: Vec<usize> },
+    Outer {
+        frame: usize,
+        instr: InstrId,
+        path: Vec<usize>,
+    },
 }
 
 struct Frame<'m> {
@@ -278,7 +290,13 @@ impl<'m> Em<'m> {
     }
 
     /// Binds a buffer (once) and returns its global variable.
-    pub(crate) fn bind_buffer(&mut self, buf: BufferId, dtype: DType, writable: bool, atomic: bool) -> Result<Handle<naga::GlobalVariable>> {
+    pub(crate) fn bind_buffer(
+        &mut self,
+        buf: BufferId,
+        dtype: DType,
+        writable: bool,
+        atomic: bool,
+    ) -> Result<Handle<naga::GlobalVariable>> {
         let key = BindKey::Buffer(buf);
         if let Some(&g) = self.bound.get(&key) {
             return Ok(g);
@@ -291,7 +309,13 @@ impl<'m> Em<'m> {
     }
 
     /// Binds a buffer (once) with an explicit element type, e.g. `atomic<u32>` for compare-exchange.
-    pub(crate) fn bind_buffer_as(&mut self, buf: BufferId, elem: naga::Scalar, writable: bool, atomic: bool) -> Handle<naga::GlobalVariable> {
+    pub(crate) fn bind_buffer_as(
+        &mut self,
+        buf: BufferId,
+        elem: naga::Scalar,
+        writable: bool,
+        atomic: bool,
+    ) -> Handle<naga::GlobalVariable> {
         let key = BindKey::Buffer(buf);
         if let Some(&g) = self.bound.get(&key) {
             return g;
@@ -302,7 +326,12 @@ impl<'m> Em<'m> {
         g
     }
 
-    fn bind_constant(&mut self, comp: &Computation, id: InstrId, lit: &Literal) -> Result<Handle<naga::GlobalVariable>> {
+    fn bind_constant(
+        &mut self,
+        comp: &Computation,
+        id: InstrId,
+        lit: &Literal,
+    ) -> Result<Handle<naga::GlobalVariable>> {
         let key = BindKey::Constant(comp.name.clone(), id);
         if let Some(&g) = self.bound.get(&key) {
             return Ok(g);
@@ -310,9 +339,11 @@ impl<'m> Em<'m> {
         let instr = comp.instr(id);
         let shape = lit.array_shape().ok_or_else(|| self.unsupported(instr, "tuple constant"))?;
         let data = lit.array_data().ok_or_else(|| self.unsupported(instr, "tuple constant"))?;
-        let bytes = array_data_to_device(data, shape.dtype).ok_or_else(|| self.unsupported_type(shape.dtype, &instr.name))?;
+        let bytes =
+            array_data_to_device(data, shape.dtype).ok_or_else(|| self.unsupported_type(shape.dtype, &instr.name))?;
         let sty = ops::storage_sty(shape.dtype).ok_or_else(|| self.unsupported_type(shape.dtype, &instr.name))?;
-        let g = self.kb.storage_buffer(&format!("c_{}", instr.name.replace(['.', '-'], "_")), sty.scalar(), false, false);
+        let g =
+            self.kb.storage_buffer(&format!("c_{}", instr.name.replace(['.', '-'], "_")), sty.scalar(), false, false);
         self.bound.insert(key, g);
         self.binds.push(Bind::Constant { name: instr.name.clone(), bytes });
         Ok(g)
@@ -344,7 +375,11 @@ impl<'m> Em<'m> {
         if ok {
             Ok(())
         } else {
-            Err(CodegenError::unsupported(instr.op.opcode().name(), &instr.name, format!("element type {dtype}: {}", self.type_reason(dtype))))
+            Err(CodegenError::unsupported(
+                instr.op.opcode().name(),
+                &instr.name,
+                format!("element type {dtype}: {}", self.type_reason(dtype)),
+            ))
         }
     }
 
@@ -387,7 +422,8 @@ impl<'m> Em<'m> {
                 return self.eval(f, instr.operands[0], &p, idx);
             }
             Op::Tuple => {
-                let (first, rest) = path.split_first().ok_or_else(|| self.unsupported(instr, "tuple used as an array"))?;
+                let (first, rest) =
+                    path.split_first().ok_or_else(|| self.unsupported(instr, "tuple used as an array"))?;
                 return self.eval(f, instr.operands[*first], rest, idx);
             }
             Op::Reduce { .. } | Op::ReduceWindow { .. } if instr.shape.is_tuple() => {
@@ -567,7 +603,15 @@ impl<'m> Em<'m> {
 
     /// [`Em::may_be_subnormal_at`] for an instruction of a called computation, whose parameters
     /// are `call`'s operands in frame `f`.
-    fn callee_may_be_subnormal(&self, f: usize, call: &Instr, callee: &Computation, id: InstrId, path: &[usize], depth: u32) -> bool {
+    fn callee_may_be_subnormal(
+        &self,
+        f: usize,
+        call: &Instr,
+        callee: &Computation,
+        id: InstrId,
+        path: &[usize],
+        depth: u32,
+    ) -> bool {
         if depth > 32 {
             return true;
         }
@@ -601,7 +645,9 @@ impl<'m> Em<'m> {
             | Op::Gather { .. }
             | Op::OptimizationBarrier => rec(instr.operands[0], path),
             Op::Select => instr.operands[1..].iter().any(|&o| rec(o, path)),
-            Op::Pad { .. } | Op::Concatenate { .. } | Op::DynamicUpdateSlice => instr.operands.iter().any(|&o| rec(o, path)),
+            Op::Pad { .. } | Op::Concatenate { .. } | Op::DynamicUpdateSlice => {
+                instr.operands.iter().any(|&o| rec(o, path))
+            }
             Op::Fusion { .. } | Op::Call { .. } | Op::BitcastConvert => true,
             _ => false,
         }
@@ -619,7 +665,9 @@ impl<'m> Em<'m> {
         };
         let mode = match (self.target.fma, dt) {
             (crate::target::FmaMode::Unfused, _) => return Ok(None),
-            (crate::target::FmaMode::ViaF64, DType::F32) if self.target.shader_float64 => crate::target::FmaMode::ViaF64,
+            (crate::target::FmaMode::ViaF64, DType::F32) if self.target.shader_float64 => {
+                crate::target::FmaMode::ViaF64
+            }
             _ => crate::target::FmaMode::Native,
         };
         let Some(k) = (0..2).find(|&k| self.is_single_use_product(f, instr.operands[k], dt)) else { return Ok(None) };
@@ -723,7 +771,8 @@ impl<'m> Em<'m> {
                 let lo = self.arith_operand(f, instr, 0, idx)?;
                 let x = self.arith_operand(f, instr, 1, idx)?;
                 let hi = self.arith_operand(f, instr, 2, idx)?;
-                let t = ops::binary(&mut self.kb, hlo_ir::BinaryOp::Maximum, x, lo, dt, None).map_err(|r| self.unsupported(instr, r))?;
+                let t = ops::binary(&mut self.kb, hlo_ir::BinaryOp::Maximum, x, lo, dt, None)
+                    .map_err(|r| self.unsupported(instr, r))?;
                 let h = ops::binary(&mut self.kb, hlo_ir::BinaryOp::Minimum, Val { h: t, dt }, hi, dt, None)
                     .map_err(|r| self.unsupported(instr, r))?;
                 Val { h, dt }
@@ -740,7 +789,8 @@ impl<'m> Em<'m> {
             }
             Op::ReducePrecision { exponent_bits, mantissa_bits } => {
                 let x = self.operand(f, instr, 0, idx)?;
-                let h = ops::reduce_precision(&mut self.kb, x, *exponent_bits, *mantissa_bits).map_err(|r| self.unsupported(instr, r))?;
+                let h = ops::reduce_precision(&mut self.kb, x, *exponent_bits, *mantissa_bits)
+                    .map_err(|r| self.unsupported(instr, r))?;
                 Val { h, dt }
             }
             Op::Copy | Op::OptimizationBarrier => self.operand(f, instr, 0, idx)?,
@@ -828,7 +878,8 @@ impl<'m> Em<'m> {
                     let rel = self.kb.sub_u(m[k], start);
                     let n = self.kb.lit_u32(us.dims[k] as u32);
                     let lt = self.kb.binary(Bo::Less, rel, n);
-                    inside = if self.kb.const_int(n) == Some(0) { lt } else { self.kb.binary(Bo::LogicalAnd, inside, lt) };
+                    inside =
+                        if self.kb.const_int(n) == Some(0) { lt } else { self.kb.binary(Bo::LogicalAnd, inside, lt) };
                     let last = self.kb.lit_u32((us.dims[k] - 1).max(0) as u32);
                     um.push(self.kb.min_u(rel, last));
                 }
@@ -842,7 +893,9 @@ impl<'m> Em<'m> {
             Op::Convolution { window, dims, feature_group_count, batch_group_count, .. } => {
                 self.convolution(f, instr, window, dims, *feature_group_count, *batch_group_count, idx)?
             }
-            Op::SelectAndScatter { window, select, scatter } => self.select_and_scatter(f, instr, window, *select, *scatter, idx)?,
+            Op::SelectAndScatter { window, select, scatter } => {
+                self.select_and_scatter(f, instr, window, *select, *scatter, idx)?
+            }
             Op::Map { to_apply, .. } => {
                 let mut args = Vec::new();
                 for k in 0..instr.operands.len() {
@@ -862,7 +915,8 @@ impl<'m> Em<'m> {
         let shape = lit.array_shape().ok_or_else(|| self.unsupported(instr, "tuple constant"))?;
         let data = lit.array_data().ok_or_else(|| self.unsupported(instr, "tuple constant"))?;
         if shape.num_elements() == 1 {
-            return literal_element(&mut self.kb, data, shape.dtype, 0).ok_or_else(|| self.unsupported(instr, "constant type"));
+            return literal_element(&mut self.kb, data, shape.dtype, 0)
+                .ok_or_else(|| self.unsupported(instr, "constant type"));
         }
         let comp = self.frames[f].comp;
         let g = self.bind_constant(comp, id, lit)?;
@@ -1009,7 +1063,14 @@ impl<'m> Em<'m> {
         result.ok_or_else(|| self.unsupported(instr, "concatenate of empty operands"))
     }
 
-    fn gather(&mut self, f: usize, instr: &Instr, dims: &hlo_ir::GatherDims, slice_sizes: &[i64], idx: &Index) -> Result<Val> {
+    fn gather(
+        &mut self,
+        f: usize,
+        instr: &Instr,
+        dims: &hlo_ir::GatherDims,
+        slice_sizes: &[i64],
+        idx: &Index,
+    ) -> Result<Val> {
         let os = self.operand_shape(f, instr, 0)?;
         let is = self.operand_shape(f, instr, 1)?;
         let m = idx.multi(&mut self.kb);
@@ -1110,7 +1171,14 @@ impl<'m> Em<'m> {
         }
     }
 
-    fn reduce(&mut self, f: usize, instr: &Instr, dimensions: &[i64], to_apply: CompId, idx: &Index) -> Result<Vec<Val>> {
+    fn reduce(
+        &mut self,
+        f: usize,
+        instr: &Instr,
+        dimensions: &[i64],
+        to_apply: CompId,
+        idx: &Index,
+    ) -> Result<Vec<Val>> {
         let n = instr.operands.len() / 2;
         let ins = self.operand_shape(f, instr, 0)?;
         let mut inits = Vec::with_capacity(n);
@@ -1146,7 +1214,14 @@ impl<'m> Em<'m> {
         self.fold(&extents, inits, &mut body)
     }
 
-    fn reduce_window(&mut self, f: usize, instr: &Instr, window: &hlo_ir::Window, to_apply: CompId, idx: &Index) -> Result<Vec<Val>> {
+    fn reduce_window(
+        &mut self,
+        f: usize,
+        instr: &Instr,
+        window: &hlo_ir::Window,
+        to_apply: CompId,
+        idx: &Index,
+    ) -> Result<Vec<Val>> {
         let n = instr.operands.len() / 2;
         let ins = self.operand_shape(f, instr, 0)?;
         let mut inits = Vec::with_capacity(n);
@@ -1220,10 +1295,12 @@ impl<'m> Em<'m> {
         let acc_dt = if out.dtype.is_narrow_float() { DType::F32 } else { out.dtype };
         let m = idx.multi(&mut self.kb);
         let nb = dims.lhs_batch.len();
-        let lhs_free: Vec<usize> =
-            (0..ls.rank()).filter(|d| !dims.lhs_batch.contains(&(*d as i64)) && !dims.lhs_contracting.contains(&(*d as i64))).collect();
-        let rhs_free: Vec<usize> =
-            (0..rs.rank()).filter(|d| !dims.rhs_batch.contains(&(*d as i64)) && !dims.rhs_contracting.contains(&(*d as i64))).collect();
+        let lhs_free: Vec<usize> = (0..ls.rank())
+            .filter(|d| !dims.lhs_batch.contains(&(*d as i64)) && !dims.lhs_contracting.contains(&(*d as i64)))
+            .collect();
+        let rhs_free: Vec<usize> = (0..rs.rank())
+            .filter(|d| !dims.rhs_batch.contains(&(*d as i64)) && !dims.rhs_contracting.contains(&(*d as i64)))
+            .collect();
         let zero = self.kb.lit_u32(0);
         let mut lbase = vec![zero; ls.rank()];
         let mut rbase = vec![zero; rs.rank()];
@@ -1326,7 +1403,8 @@ impl<'m> Em<'m> {
         extents.extend(dims.kernel_spatial.iter().map(|&d| rs.dims[d as usize] as u32));
         let zero = self.kb.lit_f32(0.0);
         let t = ops::value_sty(acc_dt).ok_or_else(|| self.unsupported(instr, "type"))?;
-        let init = Val { h: if acc_dt.is_float() { self.kb.lit_float(t, 0.0) } else { self.kb.lit_int(t, 0) }, dt: acc_dt };
+        let init =
+            Val { h: if acc_dt.is_float() { self.kb.lit_float(t, 0.0) } else { self.kb.lit_int(t, 0) }, dt: acc_dt };
         let _ = zero;
         let (lhs, rhs) = (instr.operands[0], instr.operands[1]);
         let dims = dims.clone();
@@ -1519,12 +1597,7 @@ impl<'m> Em<'m> {
 
     /// Folds `body` over every point of `extents` (row-major), threading accumulators.
     /// Few points are unrolled into straight-line code; otherwise nested loops with local accumulators.
-    pub(crate) fn fold(
-        &mut self,
-        extents: &[u32],
-        init: Vec<Val>,
-        body: &mut FoldBody<'_, 'm>,
-    ) -> Result<Vec<Val>> {
+    pub(crate) fn fold(&mut self, extents: &[u32], init: Vec<Val>, body: &mut FoldBody<'_, 'm>) -> Result<Vec<Val>> {
         let total: u64 = extents.iter().map(|&e| e as u64).product();
         if total == 0 {
             return Ok(init);
@@ -1662,7 +1735,14 @@ impl<'m> Em<'m> {
     /// A load inside a staged loop iteration, if its index depends on the loop only through
     /// subgroup-uniform values (plus varying components of at most 4 values, loaded for each
     /// value and selected); `None` to load normally.
-    fn staged_load(&mut self, st: Stage, buf: BufferId, dims: &[i64], dtype: DType, idx: &Index) -> Result<Option<Val>> {
+    fn staged_load(
+        &mut self,
+        st: Stage,
+        buf: BufferId,
+        dims: &[i64],
+        dtype: DType,
+        idx: &Index,
+    ) -> Result<Option<Val>> {
         let sty = match ops::storage_sty(dtype) {
             Some(t) if t.bits() == 32 => t,
             _ => return Ok(None),

@@ -107,8 +107,12 @@ pub(crate) fn emit(ctx: &WhileCtx, plan: &LoopPlan) -> Result<Vec<KernelStep>> {
         return Err(CodegenError::unsupported("while", &ctx.name, "empty loop state"));
     }
     // Element arrays start unknown; every scalar must start from a constant for the count to be exact.
-    let init: Vec<Option<i64>> =
-        plan.carried.iter().enumerate().map(|(k, c)| if *c == Carried::Element { None } else { ctx.init_consts[k] }).collect();
+    let init: Vec<Option<i64>> = plan
+        .carried
+        .iter()
+        .enumerate()
+        .map(|(k, c)| if *c == Carried::Element { None } else { ctx.init_consts[k] })
+        .collect();
     let scalars_known = plan.carried.iter().enumerate().all(|(k, c)| *c != Carried::Scalar || init[k].is_some());
     let trips = if scalars_known { trip_count(ctx.m, ctx.cond, ctx.body, &init, MAX_SIMULATED_TRIPS) } else { None };
     let wg = if n >= 64 { ctx.target.loop_workgroup() } else { 1 };
@@ -145,7 +149,8 @@ pub(crate) fn emit(ctx: &WhileCtx, plan: &LoopPlan) -> Result<Vec<KernelStep>> {
                 let at = if *c == Carried::Scalar { Index::scalar() } else { Index::from_linear(&plan.dims, i) };
                 let dt = leaf_dtype(&leaf);
                 let v = em.eval_leaf(&leaf, &[], &at)?;
-                let ty = ops::value_sty(dt).ok_or_else(|| CodegenError::unsupported("while", &ctx.name, format!("carried {dt}")))?;
+                let ty = ops::value_sty(dt)
+                    .ok_or_else(|| CodegenError::unsupported("while", &ctx.name, format!("carried {dt}")))?;
                 Some((em.kb.local_init(&format!("s{k}"), ty, v.h), dt))
             }
         };
@@ -258,7 +263,14 @@ fn state_leaf(ctx: &WhileCtx, plan: &LoopPlan, state: &[Option<Val>], key: &Inde
 }
 
 /// One evaluation of the body: the next state from `state`.
-fn body_copy(em: &mut Em, ctx: &WhileCtx, plan: &LoopPlan, state: &[Option<Val>], key: &IndexKey, i: H) -> Result<Vec<Option<Val>>> {
+fn body_copy(
+    em: &mut Em,
+    ctx: &WhileCtx,
+    plan: &LoopPlan,
+    state: &[Option<Val>],
+    key: &IndexKey,
+    i: H,
+) -> Result<Vec<Option<Val>>> {
     let body = ctx.m.comp(ctx.body);
     let f = em.frame(ctx.body, HashMap::new());
     em.set_leaf(f, body.params[0], state_leaf(ctx, plan, state, key));
@@ -294,7 +306,8 @@ pub(crate) fn trip_count(m: &Module, cond: CompId, body: CompId, init: &[Option<
         if !matches!(root.op, Op::Tuple) {
             return None;
         }
-        let next: Vec<Option<Iv>> = root.operands.iter().map(|&o| eval_int(m, body, o, std::slice::from_ref(&Some(param.clone())))).collect();
+        let next: Vec<Option<Iv>> =
+            root.operands.iter().map(|&o| eval_int(m, body, o, std::slice::from_ref(&Some(param.clone())))).collect();
         state = next;
     }
 }

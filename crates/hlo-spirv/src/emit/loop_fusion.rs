@@ -67,7 +67,13 @@ pub(crate) fn emit(ctx: &KernelCtx, kind: KernelKind) -> Result<Vec<KernelStep>>
     Ok(vec![finish(em, &ctx.name, kind, wg3, groups, ctx.sources.clone())?])
 }
 
-fn eval_output(em: &mut Em, f: usize, ctx: &KernelCtx, o: &crate::emit::OutBuf, i: crate::builder::H) -> Result<crate::emit::ops::Val> {
+fn eval_output(
+    em: &mut Em,
+    f: usize,
+    ctx: &KernelCtx,
+    o: &crate::emit::OutBuf,
+    i: crate::builder::H,
+) -> Result<crate::emit::ops::Val> {
     let idx = Index::from_linear(&o.dims, i);
     em.eval(f, ctx.root, &o.path, &idx)
 }

@@ -65,7 +65,10 @@ impl fmt::Display for KernelKind {
 pub(crate) enum Bind {
     Buffer(BufferId),
     /// A constant array used inside a fused computation; the program gives it a buffer.
-    Constant { name: String, bytes: Vec<u8> },
+    Constant {
+        name: String,
+        bytes: Vec<u8>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -179,7 +182,14 @@ pub(crate) fn emit(ctx: &KernelCtx) -> crate::error::Result<Vec<KernelStep>> {
     }
 }
 
-pub(crate) fn finish(em: elemental::Em, ctx_name: &str, kind: KernelKind, wg: [u32; 3], groups: [u32; 3], sources: Vec<String>) -> crate::error::Result<KernelStep> {
+pub(crate) fn finish(
+    em: elemental::Em,
+    ctx_name: &str,
+    kind: KernelKind,
+    wg: [u32; 3],
+    groups: [u32; 3],
+    sources: Vec<String>,
+) -> crate::error::Result<KernelStep> {
     let binds = em.binds.clone();
     let target = em.target;
     let built = em.kb.finish(ctx_name, wg, target)?;

@@ -500,8 +500,13 @@ fn erf(kb: &mut Kb, x: H) -> H {
         -2.95459980854025e-03,
         -1.60960333262415e-02,
     ];
-    const BETA: [f64; 5] =
-        [-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03, -1.42647390514189e-02];
+    const BETA: [f64; 5] = [
+        -1.45660718464996e-05,
+        -2.13374055278905e-04,
+        -1.68282697438203e-03,
+        -7.37332916720468e-03,
+        -1.42647390514189e-02,
+    ];
     let lo = fconst(kb, -4.0);
     let hi = fconst(kb, 4.0);
     let xc = kb.math(Mf::Clamp, &[x, lo, hi]);
@@ -614,7 +619,14 @@ fn pow(kb: &mut Kb, x: H, y: H, exponent: Option<f64>) -> H {
 
 /// An elementwise binary op on two values of type `a.dt`; the result has type `out`.
 /// `rhs_const` is the right operand's value when it is a known scalar constant.
-pub(crate) fn binary(kb: &mut Kb, op: BinaryOp, a: Val, b: Val, out: DType, rhs_const: Option<f64>) -> Result<H, String> {
+pub(crate) fn binary(
+    kb: &mut Kb,
+    op: BinaryOp,
+    a: Val,
+    b: Val,
+    out: DType,
+    rhs_const: Option<f64>,
+) -> Result<H, String> {
     let dt = a.dt;
     let (x, y) = (a.h, b.h);
     let float = dt.is_float();
@@ -847,7 +859,13 @@ pub(crate) fn convert(kb: &mut Kb, x: Val, to: DType) -> H {
     if from.is_float() && to.is_integer() {
         return float_to_int(kb, x.h, ft, to);
     }
-    let r = if ft == tt { x.h } else if ft.bits() == tt.bits() && !ft.is_float() && !tt.is_float() { kb.bitcast(x.h, tt) } else { kb.convert(x.h, tt) };
+    let r = if ft == tt {
+        x.h
+    } else if ft.bits() == tt.bits() && !ft.is_float() && !tt.is_float() {
+        kb.bitcast(x.h, tt)
+    } else {
+        kb.convert(x.h, tt)
+    };
     // f64 -> f32 can produce subnormals, which XLA:CPU flushes (FTZ).
     let r = if ft == STy::F64 && tt == STy::F32 { flush_subnormal(kb, r, DType::F32) } else { r };
     normalize(kb, r, to)
@@ -862,8 +880,11 @@ fn float_to_int(kb: &mut Kb, x: H, ft: STy, to: DType) -> H {
     } else {
         (0.0, 2f64.powi(bits as i32))
     };
-    let (min, max): (i128, i128) =
-        if to.is_signed_integer() { (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1) } else { (0, (1i128 << bits) - 1) };
+    let (min, max): (i128, i128) = if to.is_signed_integer() {
+        (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+    } else {
+        (0, (1i128 << bits) - 1)
+    };
     let hi_c = kb.lit_float(ft, hi);
     let lo_c = kb.lit_float(ft, lo);
     let conv = kb.convert(x, tt);

@@ -129,7 +129,9 @@ fn tree(ctx: &KernelCtx, root_id: InstrId, dimensions: &[i64], reduced: u64, n_o
         .iter()
         .enumerate()
         .map(|(k, &(_, dt))| {
-            let ty = ops::value_sty(dt).map(|t| if t == crate::builder::STy::Bool { crate::builder::STy::U32 } else { t }).expect("checked");
+            let ty = ops::value_sty(dt)
+                .map(|t| if t == crate::builder::STy::Bool { crate::builder::STy::U32 } else { t })
+                .expect("checked");
             em.kb.workgroup_array(&format!("partial{k}"), ty.scalar(), wg)
         })
         .collect();

@@ -34,7 +34,8 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     if root.operands.len() != 3 {
         return Err(CodegenError::unsupported("scatter", &root.name, "variadic scatter (more than one operand)"));
     }
-    let out = ctx.outputs.first().cloned().ok_or_else(|| CodegenError::unsupported("scatter", &root.name, "no output"))?;
+    let out =
+        ctx.outputs.first().cloned().ok_or_else(|| CodegenError::unsupported("scatter", &root.name, "no output"))?;
     let dtype = out.dtype;
     let mut steps = init_output(ctx, comp, root.operands[0], &out)?;
 
@@ -68,7 +69,8 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         em.kb.return_if(oob);
     }
     let um = delinearize(&mut em.kb, &upd_shape.dims, u);
-    let scatter_dims: Vec<usize> = (0..upd_shape.rank()).filter(|d| !dims.update_window_dims.contains(&(*d as i64))).collect();
+    let scatter_dims: Vec<usize> =
+        (0..upd_shape.rank()).filter(|d| !dims.update_window_dims.contains(&(*d as i64))).collect();
     let ivd = dims.index_vector_dim as usize;
     let zero = em.kb.lit_u32(0);
     // The index into scatter_indices, index_vector_dim left for k.
@@ -159,7 +161,10 @@ fn to_i32(em: &mut Em, v: Val) -> H {
 
 /// The steps writing the scatter operand into the output buffer.
 fn init_output(ctx: &KernelCtx, comp: &Computation, operand: InstrId, out: &OutBuf) -> Result<Vec<KernelStep>> {
-    let bytes = crate::hostio::device_bytes(crate::hostio::DeviceStorage::of(out.dtype).expect("checked"), out.n_elems() as usize);
+    let bytes = crate::hostio::device_bytes(
+        crate::hostio::DeviceStorage::of(out.dtype).expect("checked"),
+        out.n_elems() as usize,
+    );
     if let Some(Leaf::Buffer { buf, .. }) = ctx.leaves.get(&operand) {
         return Ok(vec![KernelStep::Copy { src: *buf, dst: out.buf, bytes }]);
     }
@@ -209,7 +214,8 @@ fn combiner(ctx: &KernelCtx, c: &Computation, dtype: DType, unique: bool) -> Com
     let root = c.root_instr();
     let (Some(&p0), Some(&p1)) = (c.params.first(), c.params.get(1)) else { return Combine::Cas };
     let Op::Binary(op) = root.op else { return Combine::Cas };
-    let ops_ok = (root.operands[0] == p0 && root.operands[1] == p1) || (op.is_commutative() && root.operands[0] == p1 && root.operands[1] == p0);
+    let ops_ok = (root.operands[0] == p0 && root.operands[1] == p1)
+        || (op.is_commutative() && root.operands[0] == p1 && root.operands[1] == p0);
     if !ops_ok {
         return Combine::Cas;
     }
@@ -239,7 +245,8 @@ fn is_overwrite(c: &Computation) -> bool {
 
 /// `loop { old = atomicLoad(p); new = f(old, upd); if cmpxchg(p, old, new).exchanged { break } }`
 fn cas_loop(em: &mut Em, ptr: H, storage: STy, dtype: DType, to_apply: hlo_ir::CompId, upd: Val) -> Result<()> {
-    let result_ty = em.kb.module.generate_predeclared_type(naga::PredeclaredType::AtomicCompareExchangeWeakResult(Scalar::U32));
+    let result_ty =
+        em.kb.module.generate_predeclared_type(naga::PredeclaredType::AtomicCompareExchangeWeakResult(Scalar::U32));
     em.kb.begin_loop_body();
     let old_bits = em.kb.load(ptr);
     let old_raw = if storage == STy::U32 { old_bits } else { em.kb.bitcast(old_bits, storage) };

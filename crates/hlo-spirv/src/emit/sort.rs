@@ -35,7 +35,12 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         }
         _ => unreachable!("classified as sort"),
     };
-    let in_shape = comp.instr(root.operands[0]).shape.as_array().cloned().ok_or_else(|| CodegenError::unsupported("sort", &root.name, "tuple operand"))?;
+    let in_shape = comp
+        .instr(root.operands[0])
+        .shape
+        .as_array()
+        .cloned()
+        .ok_or_else(|| CodegenError::unsupported("sort", &root.name, "tuple operand"))?;
     let n_elems = in_shape.num_elements();
     if n_elems == 0 {
         return Ok(Vec::new());

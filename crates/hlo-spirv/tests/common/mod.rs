@@ -73,8 +73,9 @@ use std::sync::Arc;
 
 /// A lavapipe context with the validation layer on (tests never run without it).
 pub fn vulkan() -> Arc<Context> {
-    let ctx = Context::new(&ContextOptions { validation: true, ..Default::default() })
-        .unwrap_or_else(|e| panic!("cannot open a Vulkan device (apt install mesa-vulkan-drivers vulkan-validationlayers): {e}"));
+    let ctx = Context::new(&ContextOptions { validation: true, ..Default::default() }).unwrap_or_else(|e| {
+        panic!("cannot open a Vulkan device (apt install mesa-vulkan-drivers vulkan-validationlayers): {e}")
+    });
     assert!(ctx.validation_enabled());
     ctx
 }
@@ -192,8 +193,14 @@ pub fn compare(dtype: hlo_ir::DType, got: &[u8], want: &[u8], tol: f64) -> Resul
             }
             let rel = if den > 0.0 { (num / den).sqrt() } else { num.sqrt() };
             if rel > tol {
-                let worst = (0..g.len()).filter(|&i| g[i].is_finite()).max_by(|&i, &j| (g[i] - w[i]).abs().total_cmp(&(g[j] - w[j]).abs())).unwrap_or(0);
-                return Err(format!("relative L2 error {rel:e} > {tol:e}; worst element {worst}: got {} want {}", g[worst], w[worst]));
+                let worst = (0..g.len())
+                    .filter(|&i| g[i].is_finite())
+                    .max_by(|&i, &j| (g[i] - w[i]).abs().total_cmp(&(g[j] - w[j]).abs()))
+                    .unwrap_or(0);
+                return Err(format!(
+                    "relative L2 error {rel:e} > {tol:e}; worst element {worst}: got {} want {}",
+                    g[worst], w[worst]
+                ));
             }
             Ok(())
         }
@@ -227,4 +234,3 @@ pub fn output_tolerances(meta: &str) -> Vec<f64> {
         })
         .collect()
 }
-
