@@ -203,3 +203,11 @@ fn a_missing_vulkan_driver_says_how_to_install_one() {
     assert!(err.contains("apt-get install libvulkan1 mesa-vulkan-drivers"), "{err}");
     assert!(err.contains("--backend interp"), "{err}");
 }
+
+/// Mandelbrot's escape counts are chaotic in the last bit of each multiply-add:
+/// both backends must reproduce XLA:CPU's fused multiply-adds to match exactly.
+#[test]
+fn both_backends_reproduce_mandelbrot_counts_exactly() {
+    run_sample_matches_jax("mandelbrot", "module.hlo", "interp");
+    run_sample_matches_jax("mandelbrot", "module.hlo", "vulkan");
+}

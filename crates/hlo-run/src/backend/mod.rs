@@ -77,8 +77,20 @@ impl InterpPrepared {
         entry.param_shapes().into_iter().map(|shape| build_literal(shape, &mut leaves)).collect()
     }
 
+    /// XLA:CPU's float environment (fused multiply-adds, denormals flushed) by
+    /// default, so results match what JAX computes on CPU bit for bit;
+    /// `HLO_INTERP_PURE=1` evaluates plain HLO semantics as XLA's reference
+    /// evaluator does.
+    fn options() -> hlo_interp::Options {
+        match std::env::var("HLO_INTERP_PURE").as_deref() {
+            Ok("1") | Ok("true") => hlo_interp::Options::default(),
+            _ => hlo_interp::Options::xla_cpu(),
+        }
+    }
+
     fn evaluate(&self, args: &[Literal]) -> anyhow::Result<Vec<HostArray>> {
-        let result = hlo_interp::evaluate(&self.module, args).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let result =
+            hlo_interp::evaluate_with(&self.module, args, &Self::options()).map_err(|e| anyhow::anyhow!("{e}"))?;
         flatten_literal(&result)
     }
 }
