@@ -367,20 +367,28 @@ fn float_sign<T: Float>(x: T) -> T {
     }
 }
 
+/// True for -0 and every other value with the sign bit set.
+fn sign_negative<T: Float>(x: T) -> bool {
+    T::ONE.copysign(x) < T::ZERO
+}
+
+/// IEEE 754-2019 `maximum`, as compiled XLA computes it (LLVM's `llvm.maximum`
+/// on CPU, the same rule on GPU): NaN wins, and +0 is greater than -0.
 fn float_max<T: Float>(a: T, b: T) -> T {
     if a.is_nan() {
         a
-    } else if b.is_nan() || a < b {
+    } else if b.is_nan() || a < b || (a == b && sign_negative(a) && !sign_negative(b)) {
         b
     } else {
         a
     }
 }
 
+/// IEEE 754-2019 `minimum`: NaN wins, and -0 is less than +0.
 fn float_min<T: Float>(a: T, b: T) -> T {
     if a.is_nan() {
         a
-    } else if b.is_nan() || b < a {
+    } else if b.is_nan() || b < a || (a == b && sign_negative(b) && !sign_negative(a)) {
         b
     } else {
         a

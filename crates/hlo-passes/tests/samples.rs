@@ -8,22 +8,10 @@ mod common;
 use hlo_ir::{Module, Op};
 use hlo_passes::{run_pipeline, PipelineOptions, PASSES};
 
-/// Samples whose interpreter result already differs from JAX's before any pass
-/// runs: an oracle issue, not a pass bug. For these only `after == before` is checked.
-/// FIXME: remove entries as hlo-interp matches JAX.
-const ORACLE_MISMATCHES: &[(&str, usize)] = &[
-    // One output of float_special differs from JAX in the interpreter itself (relative error 0.25).
-    ("float_special", 5),
-];
-
-/// Integer outputs where a few elements may differ from JAX: Mandelbrot escape
-/// counts are chaotic on the set boundary, and XLA contracts `x*x-y*y+c` into FMAs.
-fn allowed_int_mismatches(sample: &str, n_elems: usize) -> usize {
-    if sample.starts_with("mandelbrot") {
-        n_elems / 1000
-    } else {
-        0
-    }
+/// The interpreter in XLA:CPU's float environment (fused multiply-adds,
+/// denormals flushed) reproduces JAX's outputs, so the oracle check is strict.
+fn evaluate(module: &Module, args: &[hlo_ir::Literal]) -> Result<hlo_ir::Literal, hlo_interp::InterpError> {
+    hlo_interp::evaluate_with(module, args, &hlo_interp::Options::xla_cpu())
 }
 
 fn pipeline(module: &mut Module) -> hlo_passes::PipelineReport {
@@ -74,9 +62,9 @@ fn pipeline_preserves_meaning() {
     for (sample, file) in common::sample_modules() {
         let mut module = common::load(&sample, file);
         let args = common::inputs(&sample, &module);
-        let before = hlo_interp::evaluate(&module, &args);
+        let before = evaluate(&module, &args);
         pipeline(&mut module);
-        let after = match hlo_interp::evaluate(&module, &args) {
+        let after = match evaluate(&module, &args) {
             Ok(after) => after,
             Err(e) => {
                 failures.push(format!("{sample}/{file}: the interpreter fails after the pipeline: {e}"));
@@ -88,16 +76,12 @@ fn pipeline_preserves_meaning() {
         let got = common::leaves(&after);
         assert_eq!(got.len(), want.len(), "{sample}/{file}: output count");
         for (i, (got, want)) in got.iter().zip(&want).enumerate() {
-            let n = common::as_f64(want).len();
             if let Ok(before) = &before {
                 if let Err(e) = common::compare(got, common::leaves(before)[i], tol, 0) {
                     failures.push(format!("{sample}/{file} output {i}: after != before: {e}"));
                 }
             }
-            if ORACLE_MISMATCHES.contains(&(sample.as_str(), i)) {
-                continue;
-            }
-            if let Err(e) = common::compare(got, want, tol, allowed_int_mismatches(&sample, n)) {
+            if let Err(e) = common::compare(got, want, tol, 0) {
                 failures.push(format!("{sample}/{file} output {i}: after != JAX: {e}"));
             }
         }
