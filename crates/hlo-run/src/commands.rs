@@ -52,7 +52,7 @@ pub struct CommonArgs {
 
 impl CommonArgs {
     fn prepare_options(&self) -> PrepareOptions {
-        PrepareOptions { device: self.device.clone() }
+        PrepareOptions { device: self.device.clone(), profile: false }
     }
 }
 
@@ -124,6 +124,10 @@ pub struct BenchArgs {
     /// Print one JSON object instead of text (for `cargo xtask bench`).
     #[arg(long)]
     pub json: bool,
+    /// Also record GPU timestamps after every step and print where one call's device time goes
+    /// (the timestamps add a little work to every call).
+    #[arg(long)]
+    pub profile: bool,
 }
 
 /// `hlo-run check`: parse, verify, summarise.
@@ -333,8 +337,9 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let parse_time = parse_start.elapsed();
     let host_inputs = gather_inputs(&loaded, &args.inputs, &args.common)?;
     let prep_start = Instant::now();
-    let mut prepared = backend::prepare(&loaded.module, args.common.backend, &args.common.prepare_options())
-        .map_err(|e| locate(&loaded, e))?;
+    let options = PrepareOptions { profile: args.profile, ..args.common.prepare_options() };
+    let mut prepared =
+        backend::prepare(&loaded.module, args.common.backend, &options).map_err(|e| locate(&loaded, e))?;
     let prep_time = prep_start.elapsed();
     prepared.set_inputs(&host_inputs)?;
     for _ in 0..args.warmup {
@@ -376,6 +381,14 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         println!("runs:     {} (after {} warm-up)", t.runs, args.warmup);
         println!("per call: min {}  median {}  p99 {}  mean {}", ms(t.min), ms(t.median), ms(t.p99), ms(t.mean));
         println!("{}", prepared.stats());
+        if let Some(steps) = prepared.step_times()? {
+            let total: f64 = steps.iter().map(|(_, ns)| ns).sum();
+            println!("device time of the last call by step ({:.3} ms in all):", total * 1e-6);
+            for (name, ns) in steps {
+                let share = if total > 0.0 { 100.0 * ns / total } else { 0.0 };
+                println!("  {name:<48} {:>10.3} ms {share:>5.1}%", ns * 1e-6);
+            }
+        }
     }
     Ok(())
 }

@@ -161,6 +161,10 @@ pub struct DeviceCaps {
     pub max_per_stage_storage_buffers: u32,
     /// Some memory type is device-local, host-visible and host-coherent, so buffers can be mapped (zero-copy).
     pub host_visible_device_local: bool,
+    /// `timestampComputeAndGraphics`: compute queues can write GPU timestamps (used by profiling).
+    pub timestamps: bool,
+    /// Femtoseconds per timestamp tick (`timestampPeriod`, kept as an integer so caps stay `Eq`).
+    pub timestamp_period_fs: u64,
 }
 
 /// One physical device as [`list_devices`] reports it.
@@ -609,6 +613,8 @@ fn query_device(parts: &InstanceParts, pd: vk::PhysicalDevice, index: usize) -> 
     caps.max_compute_shared_memory_size = limits.max_compute_shared_memory_size;
     caps.max_push_constants_size = limits.max_push_constants_size;
     caps.max_per_stage_storage_buffers = limits.max_per_stage_descriptor_storage_buffers;
+    caps.timestamps = limits.timestamp_compute_and_graphics == vk::TRUE;
+    caps.timestamp_period_fs = (limits.timestamp_period as f64 * 1e6).round() as u64;
     caps.max_memory_allocation_size = u64::MAX;
     caps.max_buffer_size = u64::MAX;
 

@@ -38,6 +38,20 @@ pub struct BuildOptions {
     /// Move inputs, constants and outputs through staging buffers even when device memory is mappable, as on
     /// a discrete GPU; lets the staging paths be tested on devices (lavapipe) that never need them.
     pub force_staging: bool,
+    /// Write a GPU timestamp after every step so [`Executable::last_step_times`] can say where a call's time
+    /// goes. Off by default: the timestamps add work to every replay.
+    pub profile: bool,
+}
+
+/// GPU time of one step of the last call, from [`Executable::last_step_times`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepTime {
+    /// Index into the program's steps.
+    pub step: usize,
+    /// The kernel's name for a dispatch, `fill` or `copy` otherwise.
+    pub name: String,
+    /// Device time between the end of the previous step and the end of this one.
+    pub nanos: f64,
 }
 
 /// A submitted run; pass it to [`Executable::wait`].
@@ -129,6 +143,9 @@ pub struct Executable {
     /// Device buffers copied into readback buffers at the end of every run.
     output_readbacks: Vec<(Binding, Binding)>,
     stats: BuildStats,
+    /// With [`BuildOptions::profile`]: the timestamp query pool (query 0 before the first step, query k+1 after
+    /// the k-th recorded step) and, per recorded step, its program step index and name.
+    profile: Option<(vk::QueryPool, Vec<(usize, String)>)>,
 }
 
 /// A byte range of one of the executable's device buffers.
@@ -199,11 +216,15 @@ impl Executable {
             input_uploads: Vec::new(),
             output_readbacks: Vec::new(),
             stats: BuildStats::default(),
+            profile: None,
         };
         exe.create_sync_objects()?;
         exe.create_buffers(program)?;
         exe.create_pipelines(program, options.pipeline_cache_dir.as_deref())?;
         exe.create_descriptor_sets(program)?;
+        if options.profile {
+            exe.create_query_pool(program)?;
+        }
         exe.record(program)?;
         exe.stats.n_kernels = program.kernels.len();
         exe.stats.device_bytes = exe.buffers.iter().map(DeviceBuffer::allocated_bytes).sum();
@@ -794,6 +815,58 @@ impl Executable {
     }
 
     /// Records the whole program into the main command buffer.
+    /// Creates the timestamp pool for [`BuildOptions::profile`] (one query per step, plus one before the first).
+    fn create_query_pool(&mut self, program: &Program) -> Result<()> {
+        if !self.ctx.caps().timestamps {
+            return Err(VulkanError::Unsupported {
+                reason: "profiling: this device cannot write timestamps from compute".into(),
+            });
+        }
+        let steps: Vec<(usize, String)> = program
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| match step {
+                Step::Dispatch(d) => (i, program.kernels[d.kernel.0 as usize].name.clone()),
+                Step::Fill { .. } => (i, "fill".to_string()),
+                Step::Copy { .. } => (i, "copy".to_string()),
+            })
+            .collect();
+        let info =
+            vk::QueryPoolCreateInfo::default().query_type(vk::QueryType::TIMESTAMP).query_count(steps.len() as u32 + 1);
+        // SAFETY: plain object creation on a live device; destroyed in Drop.
+        let pool = unsafe { self.ctx.device().create_query_pool(&info, None) }
+            .map_err(VulkanError::vk("vkCreateQueryPool"))?;
+        self.profile = Some((pool, steps));
+        Ok(())
+    }
+
+    /// Device time of each step of the last finished call, when built with [`BuildOptions::profile`].
+    /// Waits for the last submission first.
+    pub fn last_step_times(&self) -> Result<Option<Vec<StepTime>>> {
+        let Some((pool, steps)) = &self.profile else { return Ok(None) };
+        if self.main_last == 0 {
+            return Ok(Some(Vec::new()));
+        }
+        self.wait_value(self.main_last)?;
+        let mut ticks = vec![0u64; steps.len() + 1];
+        // SAFETY: every query was written by the finished submission (waited above); the slice matches the count.
+        unsafe { self.ctx.device().get_query_pool_results(*pool, 0, &mut ticks, vk::QueryResultFlags::TYPE_64) }
+            .map_err(VulkanError::vk("vkGetQueryPoolResults"))?;
+        let period = self.ctx.caps().timestamp_period_fs as f64 * 1e-6;
+        Ok(Some(
+            steps
+                .iter()
+                .enumerate()
+                .map(|(k, (step, name))| StepTime {
+                    step: *step,
+                    name: name.clone(),
+                    nanos: ticks[k + 1].saturating_sub(ticks[k]) as f64 * period,
+                })
+                .collect(),
+        ))
+    }
+
     fn record(&mut self, program: &Program) -> Result<()> {
         self.main_cb = self.allocate_cb()?;
         let cb = self.main_cb;
@@ -803,6 +876,19 @@ impl Executable {
         let begin = vk::CommandBufferBeginInfo::default();
         // SAFETY: `cb` is a fresh primary command buffer of our pool.
         unsafe { device.begin_command_buffer(cb, &begin) }.map_err(VulkanError::vk("vkBeginCommandBuffer"))?;
+        let pool = self.profile.as_ref().map(|(pool, _)| *pool);
+        let mut n_stamps = 0u32;
+        let stamp = |n_stamps: &mut u32| {
+            if let Some(pool) = pool {
+                // SAFETY: the pool holds one query per step plus one, reset below before the first write.
+                unsafe { device.cmd_write_timestamp(cb, vk::PipelineStageFlags::BOTTOM_OF_PIPE, pool, *n_stamps) };
+                *n_stamps += 1;
+            }
+        };
+        if let Some((pool, steps)) = &self.profile {
+            // SAFETY: the pool is live and not in use by any pending submission (we are recording the first time).
+            unsafe { device.cmd_reset_query_pool(cb, *pool, 0, steps.len() as u32 + 1) };
+        }
         let mut tracker = Tracker::default();
         let mut n_barriers = 0;
         let mut barrier_if = |needed: bool| {
@@ -816,8 +902,12 @@ impl Executable {
             barrier_if(tracker.step(&[(staging.region(), false), (input.region(), true)]));
             self.copy(cb, staging, input, input.range);
         }
+        stamp(&mut n_stamps);
         let mut bound_pipeline = None;
         for (step_idx, step) in program.steps.iter().enumerate() {
+            if step_idx > 0 {
+                stamp(&mut n_stamps);
+            }
             let accesses: Vec<(Region, bool)> = program
                 .step_accesses(step)
                 .into_iter()
@@ -893,6 +983,9 @@ impl Executable {
                     self.copy(cb, s, t, *size_bytes);
                 }
             }
+        }
+        if !program.steps.is_empty() {
+            stamp(&mut n_stamps);
         }
         for &(device_side, host_side) in &self.output_readbacks {
             barrier_if(tracker.step(&[(device_side.region(), false), (host_side.region(), true)]));
@@ -1030,6 +1123,9 @@ impl Drop for Executable {
             device.destroy_descriptor_pool(self.descriptor_pool, None);
             device.destroy_command_pool(self.command_pool, None);
             device.destroy_semaphore(self.semaphore, None);
+            if let Some((pool, _)) = self.profile.take() {
+                device.destroy_query_pool(pool, None);
+            }
         }
     }
 }

@@ -38,4 +38,4 @@ pub use context::{
     SubgroupOps, ValidationMessage,
 };
 pub use error::{Result, VulkanError, INSTALL_HINT, VALIDATION_INSTALL_HINT};
-pub use executable::{BuildOptions, BuildStats, Executable, Ticket};
+pub use executable::{BuildOptions, BuildStats, Executable, StepTime, Ticket};

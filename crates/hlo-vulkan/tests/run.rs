@@ -426,3 +426,28 @@ fn executable_is_send() {
     is_send::<Executable>();
     is_send_sync::<hlo_vulkan::Context>();
 }
+
+#[test]
+fn profiling_reports_one_time_per_step() {
+    let ctx = context();
+    let n = 4096;
+    let mut program = add_program(n);
+    // A second dispatch reading the first one's output, so there are two steps to time.
+    program.buffers.push(buffer("d", n, BufferRole::Temp));
+    program.steps.push(dispatch(0, &[2, 1, 3], n));
+    program.outputs = ids(&[3]);
+    let options = BuildOptions { profile: true, ..Default::default() };
+    let mut exe = Executable::with_options(&ctx, &program, &options).unwrap();
+    assert_eq!(exe.last_step_times().unwrap(), Some(Vec::new()), "no call yet");
+    let a = vec![1.0f32; n];
+    let out = exe.run(&[&f32_bytes(&a), &f32_bytes(&a)]).unwrap();
+    assert_eq!(f32s(&out[0]), vec![3.0; n]);
+    let times = exe.last_step_times().unwrap().expect("built with profile");
+    assert_eq!(times.iter().map(|t| (t.step, t.name.as_str())).collect::<Vec<_>>(), [(0, "add"), (1, "add")]);
+    assert!(times.iter().all(|t| t.nanos.is_finite() && t.nanos >= 0.0), "{times:?}");
+    // Without profiling there is nothing to report.
+    let plain = build(&ctx, &program, false);
+    assert_eq!(plain.last_step_times().unwrap(), None);
+    drop((exe, plain));
+    assert_clean(&ctx);
+}

@@ -24,6 +24,8 @@ pub enum BackendKind {
 pub struct PrepareOptions {
     /// Device name substring or index (`--device`); falls back to `HLO_VULKAN_DEVICE`.
     pub device: Option<String>,
+    /// Record GPU timestamps after every step (`bench --profile`).
+    pub profile: bool,
 }
 
 /// Where preparation time went, for `bench` and `--stats`.
@@ -54,6 +56,10 @@ pub trait Prepared {
     /// The device that runs the calls, e.g. `#0 llvmpipe (LLVM 15.0.6, 256 bits) [cpu]`.
     fn device(&self) -> String;
     fn compile_times(&self) -> CompileTimes;
+    /// Device time per step of the last call, `(step name, nanoseconds)`, when prepared with `profile`.
+    fn step_times(&self) -> anyhow::Result<Option<Vec<(String, f64)>>> {
+        Ok(None)
+    }
 }
 
 /// Prepares `module` for repeated execution on `kind`.

@@ -149,7 +149,11 @@ impl VulkanPrepared {
         let ctx = open_context(opts.device.as_deref())?;
         let (compiled, passes, codegen) = compile_module(module, &target_for(&ctx), false)?;
         let start = Instant::now();
-        let options = hlo_vulkan::BuildOptions { pipeline_cache_dir: pipeline_cache_dir(), ..Default::default() };
+        let options = hlo_vulkan::BuildOptions {
+            pipeline_cache_dir: pipeline_cache_dir(),
+            profile: opts.profile,
+            ..Default::default()
+        };
         let executable = Executable::with_options(&ctx, &compiled.program, &options)
             .map_err(|e| anyhow::anyhow!("building the Vulkan executable: {e}"))?;
         let times = CompileTimes { passes, codegen, runtime_build: start.elapsed() };
@@ -219,6 +223,11 @@ impl Prepared for VulkanPrepared {
 
     fn device(&self) -> String {
         self.device.clone()
+    }
+
+    fn step_times(&self) -> anyhow::Result<Option<Vec<(String, f64)>>> {
+        let times = self.executable.last_step_times().map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(times.map(|steps| steps.into_iter().map(|t| (format!("step {:>3} {}", t.step, t.name), t.nanos)).collect()))
     }
 }
 
