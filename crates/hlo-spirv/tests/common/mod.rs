@@ -234,3 +234,75 @@ pub fn output_tolerances(meta: &str) -> Vec<f64> {
         })
         .collect()
 }
+
+/// What [`run_samples`] found.
+pub struct SampleReport {
+    /// Samples the backend rejected, with the op that stopped them.
+    pub unsupported: Vec<(String, String)>,
+    pub failures: Vec<String>,
+    pub passed: Vec<String>,
+}
+
+/// Runs every `hlo-samples/` case through `prepare` (parse, maybe the pass pipeline), this
+/// compiler and lavapipe, and compares each output with JAX's `out_K.npy`: integers exactly,
+/// floats by relative L2 error within the sample's tolerance. `files` lists the module files
+/// to try in order; samples with none of them are skipped.
+pub fn run_samples(files: &[&str], prepare: impl Fn(&str) -> Module) -> SampleReport {
+    let ctx = vulkan();
+    let target = target_from_caps(ctx.caps());
+    let dir = samples_dir();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("hlo-samples")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("meta.json").exists())
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let mut report = SampleReport { unsupported: Vec::new(), failures: Vec::new(), passed: Vec::new() };
+    for name in &names {
+        let case = dir.join(name);
+        let Some(file) = files.iter().find(|f| case.join(f).exists()) else { continue };
+        let text = std::fs::read_to_string(case.join(file)).unwrap();
+        let compiled = match hlo_spirv::compile(&prepare(&text), &target) {
+            Ok(c) => c,
+            Err(hlo_spirv::CodegenError::Unsupported { op, instr, reason }) => {
+                println!("{name}: unsupported {op} (`{instr}`: {reason})");
+                report.unsupported.push((name.clone(), op));
+                continue;
+            }
+            Err(e) => {
+                report.failures.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        check_spirv(&compiled);
+        let inputs: Vec<Vec<u8>> =
+            (0..compiled.inputs.len()).map(|k| read_npy(&case.join(format!("in_{k}.npy")))).collect();
+        let meta = std::fs::read_to_string(case.join("meta.json")).unwrap();
+        let tols = output_tolerances(&meta);
+        let start = std::time::Instant::now();
+        let outs = run_vulkan(&ctx, &compiled, &inputs);
+        let mut ok = true;
+        for (k, io) in compiled.outputs.iter().enumerate() {
+            let want = read_npy(&case.join(format!("out_{k}.npy")));
+            if let Err(e) = compare(io.dtype, &outs[k], &want, tols[k]) {
+                report.failures.push(format!("{name}: output {k} ({}{:?}): {e}", io.dtype, io.dims));
+                ok = false;
+            }
+        }
+        if ok {
+            let ms = start.elapsed().as_secs_f64() * 1e3;
+            println!("{name}: ok ({} kernels, {ms:.1} ms)", compiled.program.kernels.len());
+            report.passed.push(name.clone());
+        }
+    }
+    println!("passed {} of {}: {}", report.passed.len(), names.len(), report.passed.join(" "));
+    report
+}
+
+/// Asserts no failures and exactly the `expected` unsupported samples.
+pub fn assert_report(report: &SampleReport, expected: &[(&str, &str)]) {
+    assert!(report.failures.is_empty(), "failures:\n{}", report.failures.join("\n"));
+    let expected: Vec<(String, String)> = expected.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    assert_eq!(report.unsupported, expected, "the set of unsupported samples changed");
+}
