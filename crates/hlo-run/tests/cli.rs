@@ -211,3 +211,38 @@ fn both_backends_reproduce_mandelbrot_counts_exactly() {
     run_sample_matches_jax("mandelbrot", "module.hlo", "interp");
     run_sample_matches_jax("mandelbrot", "module.hlo", "vulkan");
 }
+
+#[test]
+fn one_npz_archive_supplies_every_input() {
+    use std::io::Write;
+    let sample = repo().join("hlo-samples/matmul");
+    let dir = temp_dir("npz");
+    let archive = dir.join("inputs.npz");
+    let mut zip = npyz::zip::ZipWriter::new(std::fs::File::create(&archive).unwrap());
+    for k in 0..2 {
+        zip.start_file(format!("arr_{k}.npy"), npyz::zip::write::FileOptions::default()).unwrap();
+        zip.write_all(&std::fs::read(sample.join(format!("in_{k}.npy"))).unwrap()).unwrap();
+    }
+    zip.finish().unwrap();
+    let out_dir = dir.join("out");
+    let module = sample.join("module.hlo");
+    for backend in ["interp", "vulkan"] {
+        let out = hlo_run(&[
+            module.to_str().unwrap(),
+            archive.to_str().unwrap(),
+            "-o",
+            out_dir.to_str().unwrap(),
+            "--backend",
+            backend,
+        ]);
+        assert!(out.status.success(), "{backend}: {}", stderr(&out));
+        let ours = npy::read_npy(&out_dir.join("out_0.npy")).unwrap();
+        let jax = npy::read_npy(&sample.join("out_0.npy")).unwrap();
+        assert_eq!((ours.dtype, &ours.dims), (jax.dtype, &jax.dims), "{backend}");
+        let f = |a: &npy::HostArray| -> Vec<f32> {
+            a.bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        };
+        let max_err = f(&ours).iter().zip(f(&jax)).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(max_err < 1e-4, "{backend}: max abs error {max_err}");
+    }
+}
