@@ -12,7 +12,7 @@
 //! Pre-condition: a well-formed module. Post-condition: no two mergeable
 //! instructions remain in a computation; the arena stays topologically ordered.
 
-use crate::util::{compact, literal_identical};
+use crate::util::{compact, is_side_effecting, literal_identical};
 use crate::PassError;
 use hlo_ir::{Computation, InstrId, Module, Op, Opcode, Shape};
 use std::collections::{HashMap, HashSet};
@@ -74,31 +74,24 @@ fn is_commutative(op: &Op) -> bool {
     matches!(op, Op::Binary(b) if b.is_commutative())
 }
 
+/// Side-effecting ops never merge; neither do parameters, random bits, custom
+/// calls (their targets may be impure without saying so), control flow, and the
+/// ordering/annotation ops whose identity matters.
 fn is_mergeable(op: &Op) -> bool {
-    !matches!(
-        op,
-        Op::Parameter { .. }
-            | Op::Rng { .. }
-            | Op::RngBitGenerator { .. }
-            | Op::RngGetAndUpdateState { .. }
-            | Op::CustomCall(_)
-            | Op::While { .. }
-            | Op::Conditional { .. }
-            | Op::Call { .. }
-            | Op::Infeed
-            | Op::Outfeed
-            | Op::Send { .. }
-            | Op::SendDone { .. }
-            | Op::Recv { .. }
-            | Op::RecvDone { .. }
-            | Op::AfterAll
-            | Op::Collective { .. }
-            | Op::Async { .. }
-            | Op::Domain
-            | Op::OptimizationBarrier
-            | Op::AddDependency
-            | Op::Other { .. }
-    )
+    !is_side_effecting(op)
+        && !matches!(
+            op,
+            Op::Parameter { .. }
+                | Op::RngBitGenerator { .. }
+                | Op::CustomCall(_)
+                | Op::While { .. }
+                | Op::Conditional { .. }
+                | Op::Call { .. }
+                | Op::Domain
+                | Op::OptimizationBarrier
+                | Op::AddDependency
+                | Op::Other { .. }
+        )
 }
 
 fn same_op(a: &Op, b: &Op) -> bool {
