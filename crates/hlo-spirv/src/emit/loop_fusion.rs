@@ -5,7 +5,7 @@
 //! index, so producers they have in common are computed once.
 
 use crate::emit::elemental::{Em, Index};
-use crate::emit::{finish, grid, invocation_index, KernelCtx, KernelKind, KernelStep};
+use crate::emit::{element_index, finish, grid, invocation_index, ElementIndex, KernelCtx, KernelKind, KernelStep};
 use crate::error::Result;
 use naga::BinaryOperator as Bo;
 
@@ -22,16 +22,7 @@ pub(crate) fn emit(ctx: &KernelCtx, kind: KernelKind) -> Result<Vec<KernelStep>>
     for o in &ctx.outputs {
         outs.push(em.bind_buffer(o.buf, o.dtype, true, false)?);
     }
-    let gi = invocation_index(&mut em.kb, wg, groups);
-    let exact = groups[0] as u64 * groups[1] as u64 * wg as u64 == n_max;
-    // Invocations past the end compute the last element again and do not store it: every lane
-    // stays active, which subgroup operations in reduction loops need.
-    let i = if exact {
-        gi
-    } else {
-        let last = em.kb.lit_u32(n_max as u32 - 1);
-        em.kb.min_u(gi, last)
-    };
+    let ElementIndex { raw: gi, clamped: i, exact } = element_index(&mut em.kb, wg, groups, n_max);
     em.kb.name(i, "i");
     let mut stores = Vec::new();
     for (o, &g) in ctx.outputs.iter().zip(&outs) {

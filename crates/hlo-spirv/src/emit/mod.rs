@@ -147,6 +147,31 @@ pub(crate) fn invocation_index(kb: &mut Kb, wg: u32, groups: [u32; 3]) -> H {
     kb.add_u(row, x)
 }
 
+/// This invocation's element in a grid of `groups` workgroups of `wg` invocations covering `n` elements.
+pub(crate) struct ElementIndex {
+    /// The invocation's own index; past the end when the grid overshoots `n`.
+    pub raw: H,
+    /// The element to compute: `raw` clamped to the last element. Invocations past the end compute the
+    /// last element again and do not store it, so every lane stays active, which subgroup operations in
+    /// reduction and ranking loops need.
+    pub clamped: H,
+    /// The grid covers exactly `n` elements: no invocation is past the end, so stores need no guard.
+    pub exact: bool,
+}
+
+/// See [`ElementIndex`]; `n` must be at least 1.
+pub(crate) fn element_index(kb: &mut Kb, wg: u32, groups: [u32; 3], n: u64) -> ElementIndex {
+    let raw = invocation_index(kb, wg, groups);
+    let exact = groups[0] as u64 * groups[1] as u64 * wg as u64 == n;
+    let clamped = if exact {
+        raw
+    } else {
+        let last = kb.lit_u32(n as u32 - 1);
+        kb.min_u(raw, last)
+    };
+    ElementIndex { raw, clamped, exact }
+}
+
 /// The linear workgroup index.
 pub(crate) fn workgroup_index(kb: &mut Kb, groups: [u32; 3]) -> H {
     let wid = kb.builtin(naga::BuiltIn::WorkGroupId);

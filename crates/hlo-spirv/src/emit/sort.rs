@@ -11,7 +11,7 @@
 use crate::builder::{STy, H};
 use crate::emit::elemental::{linearize, Em, Index};
 use crate::emit::ops::{self, Val};
-use crate::emit::{finish, grid, invocation_index, KernelCtx, KernelKind, KernelStep};
+use crate::emit::{element_index, finish, grid, ElementIndex, KernelCtx, KernelKind, KernelStep};
 use crate::error::{CodegenError, Result};
 use hlo_ir::{DType, Op};
 use naga::BinaryOperator as Bo;
@@ -54,16 +54,7 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     for o in &ctx.outputs {
         outs.push(em.bind_buffer(o.buf, o.dtype, true, false)?);
     }
-    let gi = invocation_index(&mut em.kb, wg, groups);
-    // Every lane stays active (the ranking loop may use subgroup broadcasts); the extra
-    // invocations rank the last element again and do not store.
-    let exact = groups[0] as u64 * groups[1] as u64 * wg as u64 == n_elems;
-    let i = if exact {
-        gi
-    } else {
-        let last = em.kb.lit_u32(n_elems as u32 - 1);
-        em.kb.min_u(gi, last)
-    };
+    let ElementIndex { raw: gi, clamped: i, exact } = element_index(&mut em.kb, wg, groups, n_elems);
     em.kb.name(i, "i");
     let idx = Index::from_linear(&in_shape.dims, i);
     let m = idx.multi(&mut em.kb);
