@@ -1255,26 +1255,9 @@ impl<'m> Em<'m> {
                     full.push(kb.min_u(pos_u, last));
                     continue;
                 }
-                let pos_i = kb.bitcast(pos_u, STy::I32);
-                let low = kb.lit_i32(w.padding_low as i32);
-                let mut pos = kb.binary(Bo::Subtract, pos_i, low);
-                let zero = kb.lit_i32(0);
-                let ge = kb.binary(Bo::GreaterEqual, pos, zero);
-                valid = and(kb, valid, ge);
-                if w.base_dilation > 1 {
-                    let bd = kb.lit_i32(w.base_dilation as i32);
-                    let pz = kb.math(Mf::Max, &[pos, zero]);
-                    let r = kb.binary(Bo::Modulo, pz, bd);
-                    let on = kb.binary(Bo::Equal, r, zero);
-                    valid = and(kb, valid, on);
-                    pos = kb.binary(Bo::Divide, pz, bd);
-                }
-                let nn = kb.lit_i32(in_dims[d] as i32);
-                let lt = kb.binary(Bo::Less, pos, nn);
-                valid = and(kb, valid, lt);
-                let last = kb.lit_i32((in_dims[d] - 1).max(0) as i32);
-                let c = kb.math(Mf::Clamp, &[pos, zero, last]);
-                full.push(kb.bitcast(c, STy::U32));
+                let (index, ok) = window_input_index(kb, pos_u, w, in_dims[d], valid);
+                valid = ok;
+                full.push(index);
             }
             let at = Index::from_multi(&in_dims, full);
             let mut args = accs.to_vec();
@@ -1435,27 +1418,10 @@ impl<'m> Em<'m> {
                 let ys = kb.mul_c(y, w.stride as u32);
                 let kd = kb.mul_c(kw, w.window_dilation as u32);
                 let pos_u = kb.add_u(ys, kd);
-                let pos_i = kb.bitcast(pos_u, STy::I32);
-                let low = kb.lit_i32(w.padding_low as i32);
-                let mut pos = kb.binary(Bo::Subtract, pos_i, low);
-                let zero = kb.lit_i32(0);
-                let ge = kb.binary(Bo::GreaterEqual, pos, zero);
-                valid = and(kb, valid, ge);
-                if w.base_dilation > 1 {
-                    let bd = kb.lit_i32(w.base_dilation as i32);
-                    let pz = kb.math(Mf::Max, &[pos, zero]);
-                    let r = kb.binary(Bo::Modulo, pz, bd);
-                    let on = kb.binary(Bo::Equal, r, zero);
-                    valid = and(kb, valid, on);
-                    pos = kb.binary(Bo::Divide, pz, bd);
-                }
                 let n = ls.dims[dims.input_spatial[s] as usize];
-                let nn = kb.lit_i32(n as i32);
-                let lt = kb.binary(Bo::Less, pos, nn);
-                valid = and(kb, valid, lt);
-                let last = kb.lit_i32((n - 1).max(0) as i32);
-                let c = kb.math(Mf::Clamp, &[pos, zero, last]);
-                li[dims.input_spatial[s] as usize] = kb.bitcast(c, STy::U32);
+                let (index, ok) = window_input_index(kb, pos_u, w, n, valid);
+                valid = ok;
+                li[dims.input_spatial[s] as usize] = index;
             }
             let a = em.eval(f, lhs, &[], &Index::from_multi(&ls.dims, li))?;
             let a = em.daz(f, lhs, a);
@@ -1893,6 +1859,33 @@ fn reshape_multi(
 
 fn kb_not(kb: &mut Kb, a: H) -> H {
     kb.unary(naga::UnaryOperator::LogicalNot, a)
+}
+
+/// Maps a position in the padded, base-dilated input of a window op (reduce-window, convolution)
+/// to an index into the real input of `extent` elements. Returns the index, clamped so that the
+/// read is always in bounds, and `valid` and-ed with whether the position hits a real element
+/// rather than padding or a dilation hole.
+fn window_input_index(kb: &mut Kb, pos_u: H, w: &hlo_ir::WindowDim, extent: i64, valid: H) -> (H, H) {
+    let pos_i = kb.bitcast(pos_u, STy::I32);
+    let low = kb.lit_i32(w.padding_low as i32);
+    let mut pos = kb.binary(Bo::Subtract, pos_i, low);
+    let zero = kb.lit_i32(0);
+    let ge = kb.binary(Bo::GreaterEqual, pos, zero);
+    let mut valid = and(kb, valid, ge);
+    if w.base_dilation > 1 {
+        let bd = kb.lit_i32(w.base_dilation as i32);
+        let pz = kb.math(Mf::Max, &[pos, zero]);
+        let r = kb.binary(Bo::Modulo, pz, bd);
+        let on = kb.binary(Bo::Equal, r, zero);
+        valid = and(kb, valid, on);
+        pos = kb.binary(Bo::Divide, pz, bd);
+    }
+    let nn = kb.lit_i32(extent as i32);
+    let lt = kb.binary(Bo::Less, pos, nn);
+    let valid = and(kb, valid, lt);
+    let last = kb.lit_i32((extent - 1).max(0) as i32);
+    let c = kb.math(Mf::Clamp, &[pos, zero, last]);
+    (kb.bitcast(c, STy::U32), valid)
 }
 
 fn and(kb: &mut Kb, a: H, b: H) -> H {
