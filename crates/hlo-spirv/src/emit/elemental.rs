@@ -1705,7 +1705,7 @@ impl<'m> Em<'m> {
         &mut self,
         st: Stage,
         buf: BufferId,
-        dims: &[i64],
+        buffer_dims: &[i64],
         dtype: DType,
         idx: &Index,
     ) -> Result<Option<Val>> {
@@ -1713,6 +1713,12 @@ impl<'m> Em<'m> {
             Some(t) if t.bits() == 32 => t,
             _ => return Ok(None),
         };
+        // The index is over the value's own shape, which may be a bitcast or reshape of the
+        // buffer's (aliased, same row-major order): only the linear offset is shared, so all
+        // multi-dimensional reasoning below uses the index's dimensions, never the buffer's.
+        debug_assert_eq!(idx.dims.iter().product::<i64>(), buffer_dims.iter().product::<i64>());
+        let dims = idx.dims.clone();
+        let dims = &dims[..];
         let m = idx.multi(&mut self.kb);
         let mut uses_r = false;
         let mut choices: Vec<(usize, i64)> = Vec::new();

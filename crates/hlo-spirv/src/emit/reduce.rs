@@ -87,7 +87,7 @@ fn tree(ctx: &KernelCtx, root_id: InstrId, dimensions: &[i64], reduced: u64, n_o
     for k in 0..n {
         inits.push(em.eval(f, root.operands[n + k], &[], &Index::scalar())?);
     }
-    // Each invocation folds elements t, t + wg, t + 2wg, ... (reduced >= wg, so t is in range).
+    // Each invocation folds elements t, t + wg, t + 2wg, ...
     let accs: Vec<(crate::builder::H, hlo_ir::DType)> = inits
         .iter()
         .enumerate()
@@ -97,6 +97,12 @@ fn tree(ctx: &KernelCtx, root_id: InstrId, dimensions: &[i64], reduced: u64, n_o
         })
         .collect();
     let r = em.kb.local_init("r", crate::builder::STy::U32, t);
+    // With fewer reduced elements than invocations, invocations past the end contribute only
+    // the init value: the strided loop runs at least once, so it must not be entered.
+    let guarded = reduced < wg as u64;
+    if guarded {
+        em.kb.begin_block();
+    }
     em.kb.begin_loop_body();
     {
         let rv = em.kb.load(r);
@@ -131,6 +137,11 @@ fn tree(ctx: &KernelCtx, root_id: InstrId, dimensions: &[i64], reduced: u64, n_o
     let done = em.kb.unary(naga::UnaryOperator::LogicalNot, done);
     let continuing = em.kb.end_block();
     em.kb.stmt(naga::Statement::Loop { body, continuing, break_if: Some(done) });
+    if guarded {
+        let accept = em.kb.end_block();
+        let inside = em.kb.lt_c(t, reduced as u32);
+        em.kb.stmt(naga::Statement::If { condition: inside, accept, reject: naga::Block::new() });
+    }
 
     // Shared-memory tree.
     let shared: Vec<_> = accs

@@ -17,7 +17,10 @@ pub fn parse(text: &str) -> Module {
 pub fn spirv_val(words: &[u32], name: &str) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("hlo-spirv-val-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let path = dir.join(format!("{}.spv", name.replace(['/', ' '], "_")));
+    // Tests run in parallel threads of one process and kernels share names: one file per call.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("{}-{seq}.spv", name.replace(['/', ' '], "_")));
     let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
     std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
     let out = Command::new("spirv-val")
