@@ -618,7 +618,105 @@ impl Kb {
             (B::LogicalOr, Some(true), _) | (B::LogicalOr, _, Some(true)) => return self.lit_bool(true),
             _ => {}
         }
+        if let Some(h) = self.float_zero_operand(op, left, right) {
+            return h;
+        }
         self.expr(Expression::Binary { op, left, right })
+    }
+
+    /// The float literal `+0.0`'s type, if `h` is one.
+    fn positive_zero_literal(&self, h: H) -> Option<STy> {
+        match self.func.expressions[h] {
+            Expression::Literal(Literal::F32(v)) if v.to_bits() == 0 => Some(STy::F32),
+            Expression::Literal(Literal::F64(v)) if v.to_bits() == 0 => Some(STy::F64),
+            _ => None,
+        }
+    }
+
+    /// Float arithmetic with a literal `+0.0` operand, spelled without that arithmetic.
+    ///
+    /// Why: llvmpipe (lavapipe) builds LLVM IR through helpers that short-circuit an operand equal
+    /// to the constant zero (`0 + x -> x`, `x * 0 -> 0`, `0 / x -> 0`, `x / 0 -> undef`), which
+    /// is wrong for `-0.0`, infinities and NaN, and no SPIR-V decoration turns that off. The
+    /// IEEE result is written out with selects instead, so every driver gets it right.
+    fn float_zero_operand(&mut self, op: BinaryOperator, left: H, right: H) -> Option<H> {
+        use BinaryOperator as B;
+        let (lz, rz) = (self.positive_zero_literal(left), self.positive_zero_literal(right));
+        let t = lz.or(rz)?;
+        let (ut, sign_mask) = if t == STy::F64 { (STy::U64, 1i128 << 63) } else { (STy::U32, 1i128 << 31) };
+        let zero = if lz.is_some() { left } else { right };
+        let nan = self.lit_float(t, f64::NAN);
+        // `+-0` with the sign of `x`.
+        let signed_zero = |kb: &mut Kb, x: H| {
+            let bits = kb.bitcast(x, ut);
+            let mask = kb.lit_int(ut, sign_mask);
+            let s = kb.binary(B::And, bits, mask);
+            kb.bitcast(s, t)
+        };
+        Some(match (op, lz.is_some(), rz.is_some()) {
+            // 0 + 0 = +0; 0 + x = x otherwise (NaN included).
+            (B::Add, true, true) => zero,
+            (B::Add, _, _) => {
+                let x = if lz.is_some() { right } else { left };
+                let is_zero = self.binary(B::Equal, x, zero);
+                self.select(is_zero, zero, x)
+            }
+            // x - 0 = x exactly (-0 - 0 = -0).
+            (B::Subtract, _, true) => left,
+            // 0 - x = -x, except 0 - 0 = +0.
+            (B::Subtract, true, false) => {
+                let neg = self.unary(UnaryOperator::Negate, right);
+                let is_zero = self.binary(B::Equal, right, zero);
+                self.select(is_zero, zero, neg)
+            }
+            // x * 0 = +-0 with the sign of x; NaN for infinite or NaN x.
+            (B::Multiply, _, _) => {
+                let x = if lz.is_some() { right } else { left };
+                if lz.is_some() && rz.is_some() {
+                    return Some(zero);
+                }
+                let finite = self.float_finite(x, t);
+                let z = signed_zero(self, x);
+                self.select(finite, z, nan)
+            }
+            // 0 / x = +-0 with the sign of x; NaN for x = 0 or NaN.
+            (B::Divide, true, false) => {
+                let is_zero = self.binary(B::Equal, right, zero);
+                let is_nan = self.float_class(right, t, false);
+                let bad = self.binary(B::LogicalOr, is_zero, is_nan);
+                let z = signed_zero(self, right);
+                self.select(bad, nan, z)
+            }
+            // x / 0 = +-inf with the sign of x; NaN for x = 0 or NaN (0 / 0 included).
+            (B::Divide, _, true) => {
+                let is_zero = self.binary(B::Equal, left, zero);
+                let is_nan = self.float_class(left, t, false);
+                let bad = self.binary(B::LogicalOr, is_zero, is_nan);
+                let inf_bits = if t == STy::F64 { 0x7ff0_0000_0000_0000u64 as i128 } else { 0x7f80_0000 };
+                let bits = self.bitcast(left, ut);
+                let mask = self.lit_int(ut, sign_mask);
+                let s = self.binary(B::And, bits, mask);
+                let infc = self.lit_int(ut, inf_bits);
+                let signed_inf = self.binary(B::InclusiveOr, s, infc);
+                let signed_inf = self.bitcast(signed_inf, t);
+                self.select(bad, nan, signed_inf)
+            }
+            _ => return None,
+        })
+    }
+
+    /// `x` is neither infinite nor NaN (a bit test, immune to fast-math folding).
+    pub(crate) fn float_finite(&mut self, x: H, t: STy) -> H {
+        let (ut, abs_mask, inf_bits) = if t == STy::F64 {
+            (STy::U64, 0x7fff_ffff_ffff_ffffu64 as i128, 0x7ff0_0000_0000_0000u64 as i128)
+        } else {
+            (STy::U32, 0x7fff_ffff, 0x7f80_0000)
+        };
+        let bits = self.bitcast(x, ut);
+        let mask = self.lit_int(ut, abs_mask);
+        let a = self.binary(BinaryOperator::And, bits, mask);
+        let infc = self.lit_int(ut, inf_bits);
+        self.binary(BinaryOperator::Less, a, infc)
     }
 
     pub(crate) fn unary(&mut self, op: UnaryOperator, e: H) -> H {
@@ -933,8 +1031,11 @@ pub(crate) fn write_spirv(module: &naga::Module, info: &naga::valid::ModuleInfo,
     };
     let pipeline =
         naga::back::spv::PipelineOptions { shader_stage: naga::ShaderStage::Compute, entry_point: "main".into() };
-    naga::back::spv::write_vec(module, info, &options, Some(&pipeline))
-        .map_err(|e| CodegenError::Internal { kernel: kernel.to_string(), naga_error: format!("SPIR-V writer: {e}") })
+    let mut words = naga::back::spv::write_vec(module, info, &options, Some(&pipeline)).map_err(|e| {
+        CodegenError::Internal { kernel: kernel.to_string(), naga_error: format!("SPIR-V writer: {e}") }
+    })?;
+    crate::spirv_exact::mark_float_ops_exact(&mut words);
+    Ok(words)
 }
 
 /// The WGSL text of a kernel's module.

@@ -28,6 +28,7 @@ mod emit;
 mod error;
 mod hostio;
 mod program;
+mod spirv_exact;
 mod target;
 
 pub use coverage::{coverage, supports, Coverage};

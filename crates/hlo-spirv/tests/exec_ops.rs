@@ -151,6 +151,24 @@ fn float_binary_exact() {
     check(&elementwise("f32", 300, 2, &minmax), Inputs::Range(-3.0, 3.0), 0.0);
 }
 
+/// Float arithmetic with a literal zero operand keeps IEEE semantics: -0.0, infinities and NaN
+/// (lavapipe's LLVM builder short-circuits `0 + x`, `x * 0`, `0 / x` and `x / 0` unless the
+/// emitter spells them out).
+#[test]
+fn literal_zero_operands() {
+    let zero = "z = f32[] constant(0)\n  zb = f32[300] broadcast(z), dimensions={}\n  ";
+    let ops = [
+        ("f32", "multiply(x, zb)"),
+        ("f32", "multiply(zb, x)"),
+        ("f32", "divide(zb, x)"),
+        ("f32", "divide(x, zb)"),
+        ("f32", "subtract(zb, x)"),
+        ("f32", "add(zb, x)"),
+    ];
+    let hlo = elementwise("f32", 300, 1, &ops).replacen("  r0 =", &format!("  {zero}r0 ="), 1);
+    check(&hlo, Inputs::Special, 0.0);
+}
+
 /// XLA emits LLVM's `maximum`/`minimum`: NaN wins, and +0 is greater than -0 in either order
 /// (JAX's `float_special` sample agrees; checked by hand rather than against the interpreter).
 #[test]
