@@ -11,7 +11,8 @@
 //! - every id points into its table;
 //! - every dispatch binds exactly one buffer per kernel binding;
 //! - a step only reads buffers that are program inputs, constants, or were
-//!   written by an earlier step (so buffer liveness is a simple scan).
+//!   written by an earlier step (so buffer liveness is a simple scan);
+//! - every status buffer is a temporary that a fill step zeroes before anything else touches it.
 #![forbid(unsafe_code)]
 
 use std::fmt;
@@ -135,6 +136,24 @@ pub struct Program {
     /// The buffers holding the result leaves, in flattened output order.
     /// A buffer may appear more than once, and may be an input or constant.
     pub outputs: Vec<BufferId>,
+    /// Conditions kernels check on the device, one entry per checking kernel.
+    pub checks: Vec<StatusBuffer>,
+}
+
+/// Where one kernel reports conditions that only the device can see going wrong (a loop that the
+/// driver stopped early, ...): a run whose result would be wrong must fail instead.
+///
+/// Protocol: `buffer` is a temporary `u32` that a `Fill` step zeroes before anything else
+/// touches it. When the kernel's check `k` fails, it stores `k + 1` there (any failing invocation
+/// may win). After every run the runtime reads it like an output and, when it is not 0, fails
+/// with `messages[k]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusBuffer {
+    pub buffer: BufferId,
+    /// The kernel that reports through it.
+    pub kernel: String,
+    /// What each failure code means, code `k + 1` for entry `k`: a full sentence for the user.
+    pub messages: Vec<String>,
 }
 
 /// A structural defect in a [`Program`]; always a compiler bug.
@@ -152,6 +171,8 @@ pub enum ProgramError {
     PushConstantSize { step: usize, expected: u32, found: usize },
     #[error("output {index} names buffer {buffer}, which does not exist")]
     BadOutput { index: usize, buffer: u32 },
+    #[error("status buffer {buffer} is not a temporary of at least 4 bytes zero-filled before its first use")]
+    BadStatus { buffer: u32 },
 }
 
 impl Program {
@@ -224,6 +245,18 @@ impl Program {
         for (index, id) in self.outputs.iter().enumerate() {
             if id.0 as usize >= n_buffers {
                 return Err(ProgramError::BadOutput { index, buffer: id.0 });
+            }
+        }
+        for status in &self.checks {
+            let id = status.buffer;
+            let is_temp = self
+                .buffers
+                .get(id.0 as usize)
+                .is_some_and(|b| matches!(b.role, BufferRole::Temp) && b.size_bytes >= 4);
+            let first_touch = self.steps.iter().find(|step| step_buffer_ids(step).contains(&id));
+            let zeroed_first = matches!(first_touch, Some(Step::Fill { buffer, word: 0 }) if *buffer == id);
+            if !is_temp || !zeroed_first {
+                return Err(ProgramError::BadStatus { buffer: id.0 });
             }
         }
         Ok(())

@@ -72,6 +72,9 @@ pub enum VulkanError {
     /// The program is valid but asks for something this runtime cannot do.
     #[error("the program cannot run here: {reason}")]
     Unsupported { reason: String },
+    /// A kernel found on the device that its result would be wrong (see `hlo_program::StatusBuffer`).
+    #[error("kernel `{kernel}`: {message}")]
+    DeviceCheckFailed { kernel: String, message: String },
     /// A parameter index given to a low-level API names no input buffer.
     #[error("input {index} does not exist (the program has {count} inputs)")]
     NoSuchInput { index: usize, count: usize },

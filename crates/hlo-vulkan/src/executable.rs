@@ -138,6 +138,8 @@ pub struct Executable {
     /// Per parameter number: where the host writes it. `None` when no buffer holds that parameter.
     inputs: Vec<Option<InputSlot>>,
     outputs: Vec<OutputSlot>,
+    /// Where the host reads each device-check status after a run, and what its codes mean.
+    statuses: Vec<(OutputSlot, hlo_program::StatusBuffer)>,
     /// Staging buffers whose contents are copied into input buffers at the start of every run.
     input_uploads: Vec<(Binding, Binding)>,
     /// Device buffers copied into readback buffers at the end of every run.
@@ -169,6 +171,7 @@ struct InputSlot {
     targets: Vec<Binding>,
 }
 
+#[derive(Clone, Copy)]
 struct OutputSlot {
     size: u64,
     /// Where the result is on the device (what `copy_output_to_input` copies from).
@@ -213,6 +216,7 @@ impl Executable {
             bindings: Vec::new(),
             inputs: Vec::new(),
             outputs: Vec::new(),
+            statuses: Vec::new(),
             input_uploads: Vec::new(),
             output_readbacks: Vec::new(),
             stats: BuildStats::default(),
@@ -305,9 +309,14 @@ impl Executable {
     }
 
     /// Blocks until the submission behind `ticket` (and everything submitted before it) has finished.
+    /// Fails when a kernel of that run reported a failed device check.
     pub fn wait(&self, ticket: Ticket) -> Result<()> {
         // A ticket of another executable could name a value this semaphore never reaches; clamp it.
-        self.wait_value(ticket.0.min(self.last_signal))
+        self.wait_value(ticket.0.min(self.last_signal))?;
+        if ticket.0 >= self.main_last {
+            self.check_status()?;
+        }
+        Ok(())
     }
 
     /// Copies output `index` into `dst`, which must be exactly its size (after waiting for the last submission).
@@ -323,6 +332,7 @@ impl Executable {
             });
         }
         self.wait_value(self.last_signal)?;
+        self.check_status()?;
         let host = slot.host;
         let bytes = self.buffers[host.buf]
             .host_bytes()
@@ -510,7 +520,9 @@ impl Executable {
 
         // Outputs: read in place where mapped, else through one readback buffer per distinct logical buffer.
         let mut readback_of: HashMap<u32, Binding> = HashMap::new();
-        for (index, id) in program.outputs.iter().enumerate() {
+        // Status buffers of device checks are read back like more outputs.
+        let statuses = program.checks.iter().map(|c| &c.buffer);
+        for (index, id) in program.outputs.iter().chain(statuses).enumerate() {
             let size = program.buffers[id.0 as usize].size_bytes;
             let device = self.bindings[id.0 as usize]
                 .ok_or_else(|| VulkanError::Output { index, reason: "output buffer was not placed".into() })?;
@@ -527,6 +539,30 @@ impl Executable {
                 host
             };
             self.outputs.push(OutputSlot { size, device, host });
+        }
+        let n_outputs = program.outputs.len();
+        self.statuses = self.outputs.split_off(n_outputs).into_iter().zip(program.checks.iter().cloned()).collect();
+        Ok(())
+    }
+
+    /// Fails with the first device check that the last finished run reported (see
+    /// [`hlo_program::StatusBuffer`]); the caller has waited for that run.
+    fn check_status(&self) -> Result<()> {
+        for (slot, status) in &self.statuses {
+            let bytes = self.buffers[slot.host.buf].host_bytes().ok_or_else(|| VulkanError::Output {
+                index: self.outputs.len(),
+                reason: "status buffer is not host visible".into(),
+            })?;
+            let at = slot.host.offset as usize;
+            let code = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+            if code != 0 {
+                let message = status
+                    .messages
+                    .get(code as usize - 1)
+                    .cloned()
+                    .unwrap_or_else(|| format!("unknown device status code {code}"));
+                return Err(VulkanError::DeviceCheckFailed { kernel: status.kernel.clone(), message });
+            }
         }
         Ok(())
     }

@@ -53,7 +53,7 @@ pub(crate) fn padded_size(size_bytes: u64) -> u64 {
     size_bytes.max(4).next_multiple_of(4)
 }
 
-/// The live interval of every temporary that some step touches or that is an output.
+/// The live interval of every temporary that some step touches or that is an output (or a device-check status).
 pub(crate) fn temp_intervals(program: &Program) -> Vec<Option<Interval>> {
     let mut intervals: Vec<Option<Interval>> = vec![None; program.buffers.len()];
     let mut touch = |id: usize, step: usize| {
@@ -68,7 +68,7 @@ pub(crate) fn temp_intervals(program: &Program) -> Vec<Option<Interval>> {
     }
     // Outputs are read by the host after the last step.
     let end = program.steps.len();
-    for id in &program.outputs {
+    for id in program.outputs.iter().chain(program.checks.iter().map(|c| &c.buffer)) {
         touch(id.0 as usize, end);
     }
     for (it, buf) in intervals.iter_mut().zip(&program.buffers) {

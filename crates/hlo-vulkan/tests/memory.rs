@@ -35,6 +35,7 @@ fn thousand_runs_do_not_grow_memory() {
             dispatch(1, &[1, 2, 3], n),
         ],
         outputs: ids(&[3, 0]),
+        ..Default::default()
     };
     let mut exe = Executable::new(&ctx, &program, None).unwrap();
     let a: Vec<f32> = (0..n).map(|i| i as f32).collect();

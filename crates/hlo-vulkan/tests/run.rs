@@ -21,6 +21,7 @@ fn add_program(n: usize) -> Program {
         ],
         steps: vec![dispatch(0, &[0, 1, 2], n)],
         outputs: ids(&[2]),
+        ..Default::default()
     }
 }
 
@@ -65,6 +66,7 @@ fn temp_between_dispatches_gets_a_barrier() {
         ],
         steps: vec![dispatch(0, &[0, 1], n), dispatch(1, &[1, 0, 2], n)],
         outputs: ids(&[2]),
+        ..Default::default()
     };
     let mut exe = build(&ctx, &program, false);
     // One barrier between the dispatches, one for the host read at the end.
@@ -89,6 +91,7 @@ fn independent_dispatches_share_no_barrier() {
         ],
         steps: vec![dispatch(0, &[0, 1], n), dispatch(0, &[0, 2], n)],
         outputs: ids(&[1, 2]),
+        ..Default::default()
     };
     let exe = build(&ctx, &program, false);
     assert_eq!(exe.stats().n_barriers, 1, "only the final host barrier");
@@ -110,6 +113,7 @@ fn fill_then_accumulate() {
             dispatch(0, &[0, 1], n),
         ],
         outputs: ids(&[1]),
+        ..Default::default()
     };
     let mut exe = build(&ctx, &program, false);
     let x: Vec<f32> = (0..n).map(|i| i as f32).collect();
@@ -144,6 +148,7 @@ fn copy_steps() {
                 dispatch(0, &[1, 3], n),
             ],
             outputs: ids(&[2, 3]),
+            ..Default::default()
         };
         let mut exe = build(&ctx, &program, staging);
         let a: Vec<f32> = (0..n).map(|i| i as f32).collect();
@@ -185,6 +190,7 @@ fn push_constants() {
             step(2, push(-1.0, 0.5, n as u32 / 2)),
         ],
         outputs: ids(&[1, 2]),
+        ..Default::default()
     };
     let mut exe = build(&ctx, &program, false);
     let a: Vec<f32> = (0..n).map(|i| i as f32).collect();
@@ -207,7 +213,13 @@ fn chain_of_temps_shares_memory() {
         buffers.push(buffer(&format!("t{i}"), n, BufferRole::Temp));
         steps.push(dispatch(0, &[i, i + 1], n));
     }
-    let program = Program { kernels: vec![kernel("inc", INC, &[R, W], 0)], buffers, steps, outputs: ids(&[5]) };
+    let program = Program {
+        kernels: vec![kernel("inc", INC, &[R, W], 0)],
+        buffers,
+        steps,
+        outputs: ids(&[5]),
+        ..Default::default()
+    };
     let mut exe = build(&ctx, &program, false);
     let stats = exe.stats().clone();
     assert_eq!(stats.temp_logical_bytes, 5 * bytes);
@@ -237,6 +249,7 @@ fn duplicate_outputs_inputs_and_constants_as_outputs() {
             ],
             steps: vec![dispatch(0, &[0, 1, 2], n)],
             outputs: ids(&[2, 0, 2, 1, 0]),
+            ..Default::default()
         };
         let mut exe = build(&ctx, &program, staging);
         assert_eq!(exe.output_sizes(), vec![64; 5]);
@@ -263,6 +276,7 @@ fn low_level_api_and_feedback_loop() {
             buffers: vec![buffer("state", n, BufferRole::Input(0)), buffer("next", n, BufferRole::Temp)],
             steps: vec![dispatch(0, &[0, 1], n)],
             outputs: ids(&[1]),
+            ..Default::default()
         };
         let mut exe = build(&ctx, &program, staging);
         assert_eq!(exe.num_inputs(), 1);
@@ -450,4 +464,58 @@ fn profiling_reports_one_time_per_step() {
     assert_eq!(plain.last_step_times().unwrap(), None);
     drop((exe, plain));
     assert_clean(&ctx);
+}
+
+/// A kernel that stores 2 into its status buffer when `a[0] > 0` (check 1 failed).
+const CHECKED: &str = r#"
+@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read_write> status: array<u32>;
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    out[gid.x] = a[gid.x];
+    if a[0] > 0.0 { status[0] = 2u; }
+}
+"#;
+
+#[test]
+fn failed_device_checks_fail_the_run() {
+    let ctx = context();
+    let n = 64;
+    let program = Program {
+        kernels: vec![kernel("checked", CHECKED, &[R, W, RW], 0)],
+        buffers: vec![
+            buffer("a", n, BufferRole::Input(0)),
+            buffer("out", n, BufferRole::Temp),
+            buffer("status", 1, BufferRole::Temp),
+        ],
+        steps: vec![Step::Fill { buffer: BufferId(2), word: 0 }, dispatch(0, &[0, 1, 2], n)],
+        outputs: ids(&[1]),
+        checks: vec![hlo_program::StatusBuffer {
+            buffer: BufferId(2),
+            kernel: "checked".into(),
+            messages: vec!["first".into(), "the second check failed".into()],
+        }],
+    };
+    for staging in [false, true] {
+        let mut exe = build(&ctx, &program, staging);
+        let bad: Vec<f32> = (0..n).map(|i| i as f32 + 1.0).collect();
+        let good: Vec<f32> = (0..n).map(|i| -(i as f32)).collect();
+        match exe.run(&[&f32_bytes(&bad)]) {
+            Err(VulkanError::DeviceCheckFailed { kernel, message }) => {
+                assert_eq!((kernel.as_str(), message.as_str()), ("checked", "the second check failed"))
+            }
+            other => panic!("expected a failed device check, got {other:?}"),
+        }
+        // The status is zeroed at the start of every run: a good run after a bad one succeeds.
+        assert_eq!(f32s(&exe.run(&[&f32_bytes(&good)]).unwrap()[0]), good);
+        drop(exe);
+    }
+    assert_clean(&ctx);
+    // A status buffer that is not zeroed first is a compiler bug.
+    let mut broken = program.clone();
+    broken.steps.remove(0);
+    assert!(matches!(
+        Executable::with_options(&ctx, &broken, &BuildOptions::default()),
+        Err(VulkanError::InvalidProgram(hlo_program::ProgramError::BadStatus { .. }))
+    ));
 }
