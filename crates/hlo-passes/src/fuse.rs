@@ -175,6 +175,19 @@ const DUP_COST_MAX: f64 = 4.0;
 const DUP_WORK_MAX: f64 = LAUNCH_WORK / 16.0;
 /// Constants up to this many elements are copied into fusions.
 const MAX_FUSED_CONSTANT_ELEMENTS: u64 = 64;
+/// Most loop iterations fused reductions may add per output element of a kernel: a reduction
+/// recomputed inside a consumer that itself loops nests one loop in the other, and some
+/// drivers stop a kernel's loops after 65,535 iterations in all (lavapipe). Also keeps one
+/// invocation's work small enough to spread over the device.
+const MAX_NESTED_LOOP_WORK: f64 = 16384.0;
+/// Most copies of fused instructions the elemental emitter may generate for one kernel: a value
+/// read at several indices (slices of one array, unrolled short reductions) is emitted once per
+/// index, so a log-depth slice/pad/concatenate tree (`associative_scan`) grows exponentially.
+/// XLA bounds fusions by emitted size for the same reason.
+const MAX_EMITTED_COPIES: f64 = 4096.0;
+/// The elemental emitter unrolls reductions over at most this many elements (hlo-spirv's
+/// `UNROLL_LIMIT`): each element is a copy of the reduced expression.
+const EMITTER_UNROLL_LIMIT: f64 = 16.0;
 /// Bounds on one kernel.
 const MAX_GROUP_INSTRS: usize = 1000;
 const MAX_OUTPUTS: usize = 8;
@@ -337,6 +350,12 @@ struct Group {
     members: BTreeSet<InstrId>,
     /// Estimated evaluations of each member per kernel run.
     counts: HashMap<InstrId, f64>,
+    /// How many copies of each member the elemental emitter generates (see [`MAX_EMITTED_COPIES`]).
+    copies: HashMap<InstrId, f64>,
+    /// Copies of all members together.
+    emitted: f64,
+    /// Loop iterations per output element spent in fused (non-root) reductions ([`MAX_NESTED_LOOP_WORK`]).
+    nested_loop_work: f64,
     /// Members computed by this group only: every user is an exclusive member.
     /// A member that is not exclusive is a duplicate, also computed elsewhere.
     exclusive: HashSet<InstrId>,
@@ -423,6 +442,9 @@ impl Planner<'_> {
             outputs: vec![root],
             members: BTreeSet::from([root]),
             counts: HashMap::new(),
+            copies: HashMap::from([(root, 1.0)]),
+            emitted: 1.0,
+            nested_loop_work: 0.0,
             exclusive: HashSet::from([root]),
         };
         group.counts.insert(root, elems(&comp.instr(root).shape));
@@ -441,6 +463,10 @@ impl Planner<'_> {
                     if self.users[p.index()].iter().all(|u| group.exclusive.contains(u)) {
                         group.exclusive.insert(p);
                     }
+                    let copies = self.copies(p, &group);
+                    group.copies.insert(p, copies);
+                    group.emitted += copies;
+                    group.nested_loop_work += self.nested_loop_work(p, count, &group);
                     group.members.insert(p);
                     group.counts.insert(p, count);
                     heap.extend(comp.instr(p).operands.iter().copied());
@@ -510,6 +536,12 @@ impl Planner<'_> {
         if cost * (factor - 1.0) > MEM_COST && extra > LAUNCH_WORK {
             return reject("recomputing it in the consumer costs more than materialising it");
         }
+        if group.emitted + self.copies(p, group) > MAX_EMITTED_COPIES {
+            return reject("the kernel's code would grow too large (the value is read at too many indices)");
+        }
+        if group.nested_loop_work + self.nested_loop_work(p, count, group) > MAX_NESTED_LOOP_WORK {
+            return reject("its reduction would nest inside the consumer's loop for too many iterations");
+        }
         let exclusive = self.users[p.index()].iter().all(|u| group.exclusive.contains(u));
         // Duplicates compound (a duplicated producer is recomputed by every group
         // downstream that duplicates its users too), so only small costly ones are copied.
@@ -517,6 +549,48 @@ impl Planner<'_> {
             return reject("producer has other users and is too costly to duplicate");
         }
         (FusionDecision::Fuse, count)
+    }
+
+    /// How many copies of `p` the elemental emitter would generate in `group`: users reading it
+    /// at their own index share one copy; every other read site is a copy per copy of the user,
+    /// times the elements it reads when the emitter unrolls them.
+    fn copies(&self, p: InstrId, group: &Group) -> f64 {
+        let comp = self.comp;
+        let p_dims = crate::util::dims(&comp.instr(p).shape);
+        let mut same_index = 0.0f64;
+        let mut other = 0.0f64;
+        for &u in &self.users[p.index()] {
+            let Some(&copies_u) = group.copies.get(&u) else { continue };
+            let user = comp.instr(u);
+            if user.op.is_elementwise() && crate::util::dims(&user.shape) == p_dims {
+                same_index = same_index.max(copies_u);
+                continue;
+            }
+            for (slot, _) in user.operands.iter().enumerate().filter(|(_, &o)| o == p) {
+                let reads = reads_per_element(comp, user, slot);
+                let unrolled = matches!(user.op, Op::Reduce { .. } | Op::ReduceWindow { .. } | Op::Dot { .. })
+                    && reads <= EMITTER_UNROLL_LIMIT;
+                other += copies_u * if unrolled { reads.max(1.0) } else { 1.0 };
+            }
+        }
+        (same_index + other).max(1.0)
+    }
+
+    /// Loop iterations per output element of `group` that fusing `p` (a reduction evaluated
+    /// `count` times per run) adds; 0 for straight-line producers.
+    fn nested_loop_work(&self, p: InstrId, count: f64, group: &Group) -> f64 {
+        let comp = self.comp;
+        let instr = comp.instr(p);
+        let per_evaluation = match &instr.op {
+            Op::Reduce { .. } => elems(&comp.instr(instr.operands[0]).shape) / elems(&instr.shape).max(1.0),
+            Op::ReduceWindow { window, .. } => window_size(window),
+            _ => return 0.0,
+        };
+        if per_evaluation <= EMITTER_UNROLL_LIMIT {
+            return 0.0;
+        }
+        let root_elems = elems(&comp.instr(group.outputs[0]).shape).max(1.0);
+        count / root_elems * per_evaluation
     }
 
     /// Whether a group's kernel is a reduce kernel (and with which key), or a loop.
@@ -587,6 +661,12 @@ impl Planner<'_> {
                         let entry = union.counts.entry(*id).or_insert(0.0);
                         *entry = entry.max(*c);
                     }
+                    for (id, c) in &gb.copies {
+                        let entry = union.copies.entry(*id).or_insert(0.0);
+                        *entry = entry.max(*c);
+                    }
+                    union.emitted = union.copies.values().sum();
+                    union.nested_loop_work = ga.nested_loop_work.max(gb.nested_loop_work);
                     union.exclusive.extend(gb.exclusive.iter().copied());
                     self.groups[a] = union;
                     alive[b] = false;

@@ -31,6 +31,8 @@ pub mod inline_calls;
 pub mod loop_analysis;
 pub mod normalize;
 pub mod pipeline;
+pub mod split_reductions;
+pub mod split_scans;
 mod util;
 
 pub use fuse::{explain, FusionDecision, FusionReport};
@@ -52,6 +54,8 @@ pub const PASSES: &[(&str, PassFn)] = &[
     ("constant-folding", constant_folding::run),
     ("cse", cse::run),
     ("dce", dce::run),
+    ("split-reductions", split_reductions::run),
+    ("split-scans", split_scans::run),
     ("fusion", fuse::run),
 ];
 

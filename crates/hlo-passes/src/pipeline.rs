@@ -8,6 +8,8 @@
 //!   constant-folding            small all-constant instructions evaluated by hlo-interp
 //!   cse                         identical instructions merged
 //! dce                           unused instructions and computations removed
+//! split-reductions              reduces and dots over very many elements in two levels
+//! split-scans                   long cumsum-style reduce-windows as blocked two-level scans
 //! fusion                        kernels formed: fusion instructions + control flow
 //! dce                           clean up after fusion
 //! ```
@@ -38,8 +40,18 @@ pub const MAX_FIXPOINT_ROUNDS: usize = 4;
 
 /// The pipeline's passes in order, each listed once (the fixpoint group once):
 /// what `--list-passes`-style tools show. [`run_pipeline`] follows [`STEPS`].
-pub const PIPELINE: &[&str] =
-    &["inline-calls", "normalize", "algebraic-simplification", "constant-folding", "cse", "dce", "fusion", "dce"];
+pub const PIPELINE: &[&str] = &[
+    "inline-calls",
+    "normalize",
+    "algebraic-simplification",
+    "constant-folding",
+    "cse",
+    "dce",
+    "split-reductions",
+    "split-scans",
+    "fusion",
+    "dce",
+];
 
 /// The pipeline's steps, in order.
 pub const STEPS: &[Step] = &[
@@ -47,6 +59,8 @@ pub const STEPS: &[Step] = &[
     Step::Pass("normalize"),
     Step::Fixpoint(&["algebraic-simplification", "constant-folding", "cse"]),
     Step::Pass("dce"),
+    Step::Pass("split-reductions"),
+    Step::Pass("split-scans"),
     Step::Pass("fusion"),
     Step::Pass("dce"),
 ];

@@ -541,6 +541,7 @@ impl<'m> Builder<'m> {
                         buffers.push(match bind {
                             Bind::Buffer(b) => *b,
                             Bind::Constant { name, bytes } => self.constant_buffer(name, bytes),
+                            Bind::Status(messages) => self.status_buffer(&k.name, messages),
                         });
                     }
                     let bindings: Vec<Access> = k
@@ -592,6 +593,20 @@ impl<'m> Builder<'m> {
             }
         }
         Ok(())
+    }
+
+    /// A zeroed status word for one dispatch of a kernel with device checks.
+    fn status_buffer(&mut self, kernel: &str, messages: &[String]) -> BufferId {
+        let id = BufferId(self.program.buffers.len() as u32);
+        self.program.buffers.push(Buffer { size_bytes: 4, role: BufferRole::Temp, name: format!("{kernel}.status") });
+        self.infos.push(BufferInfo { dims: vec![1], dtype: DType::U32 });
+        self.program.steps.push(Step::Fill { buffer: id, word: 0 });
+        self.program.checks.push(hlo_program::StatusBuffer {
+            buffer: id,
+            kernel: kernel.to_string(),
+            messages: messages.to_vec(),
+        });
+        id
     }
 
     fn constant_buffer(&mut self, name: &str, bytes: &[u8]) -> BufferId {

@@ -49,6 +49,10 @@ pub struct Target {
     pub atomic_float_add: bool,
     /// How contracted multiply-adds are computed (lavapipe lowers `fma` to two roundings).
     pub fma: FmaMode,
+    /// Most loop iterations one invocation may run, all loops of the kernel together, on drivers
+    /// that silently stop loops past a limit (lavapipe: 65,535). Kernels stay under it or check
+    /// on the device that they did; `None`: no limit.
+    pub max_loop_iterations: Option<u64>,
 }
 
 impl Target {
@@ -69,6 +73,7 @@ impl Target {
             max_storage_buffer_range: 128 << 20,
             atomic_float_add: true,
             fma: FmaMode::ViaF64,
+            max_loop_iterations: Some(65_535),
         }
     }
 
@@ -89,6 +94,7 @@ impl Target {
             max_storage_buffer_range: 128 << 20,
             atomic_float_add: false,
             fma: FmaMode::Native,
+            max_loop_iterations: None,
         }
     }
 

@@ -165,6 +165,10 @@ pub struct DeviceCaps {
     pub timestamps: bool,
     /// Femtoseconds per timestamp tick (`timestampPeriod`, kept as an integer so caps stay `Eq`).
     pub timestamp_period_fs: u64,
+    /// Most loop iterations one shader invocation may run, all loops together, where the driver
+    /// stops loops silently past a limit: llvmpipe (lavapipe) ends every loop once 65,535
+    /// back-edges have run in an invocation (its `LP_MAX_TGSI_LOOP_ITERATIONS`). `None`: no limit.
+    pub max_shader_loop_iterations: Option<u64>,
 }
 
 /// One physical device as [`list_devices`] reports it.
@@ -659,6 +663,9 @@ fn query_device(parts: &InstanceParts, pd: vk::PhysicalDevice, index: usize) -> 
     info.driver_name = v12p.driver_name_as_c_str().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     info.driver_info = v12p.driver_info_as_c_str().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let caps = &mut info.caps;
+    if v12p.driver_id == vk::DriverId::MESA_LLVMPIPE {
+        caps.max_shader_loop_iterations = Some(65_535);
+    }
     caps.max_memory_allocation_size = maint3.max_memory_allocation_size;
     if use_13 {
         caps.max_buffer_size = maint4.max_buffer_size;

@@ -70,6 +70,7 @@ pub fn target_for(ctx: &Context) -> hlo_spirv::Target {
         max_shared_memory_bytes: caps.max_compute_shared_memory_size,
         subgroup_broadcast: caps.subgroup_in_compute && caps.subgroup_ops.ballot,
         fma: fma_mode(ctx),
+        max_loop_iterations: caps.max_shader_loop_iterations,
     }
 }
 

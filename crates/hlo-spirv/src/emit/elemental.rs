@@ -207,6 +207,17 @@ pub(crate) struct Em<'m> {
     prefetched: HashMap<(BufferId, H), (H, u32)>,
     prefetched_flushed: HashMap<(BufferId, H), H>,
     broadcasts: HashMap<(BufferId, H, u32), (H, u32)>,
+    /// The kernel's status binding (see [`Em::device_check`]) once something is checked.
+    status: Option<Handle<naga::GlobalVariable>>,
+    /// What each failure code of the status binding means, code `k + 1` for entry `k`.
+    pub checks: Vec<String>,
+    /// Trip counts of the loops being emitted, outermost first (`None`: decided at run time).
+    open_loops: Vec<Option<u64>>,
+    /// Loop iterations one invocation runs in the loops emitted so far whose trip counts are
+    /// known, all nesting levels counted (what llvmpipe's loop limiter counts).
+    pub loop_iterations: u64,
+    /// Some loop's trip count is decided at run time, so [`Em::loop_iterations`] is no bound.
+    pub dynamic_loops: bool,
 }
 
 /// One unrolled iteration of a staged reduction loop: iteration `r_t = r0 + t` of a chunk of
@@ -276,7 +287,107 @@ impl<'m> Em<'m> {
             prefetched: HashMap::new(),
             prefetched_flushed: HashMap::new(),
             broadcasts: HashMap::new(),
+            status: None,
+            checks: Vec::new(),
+            open_loops: Vec::new(),
+            loop_iterations: 0,
+            dynamic_loops: false,
         }
+    }
+
+    /// The status binding (bound on first use) and the failure code that reports `message`.
+    fn status_code(&mut self, message: String) -> (Handle<naga::GlobalVariable>, u32) {
+        let g = match self.status {
+            Some(g) => g,
+            None => {
+                let g = self.kb.storage_buffer("status", naga::Scalar::U32, false, true);
+                self.binds.push(Bind::Status(Vec::new()));
+                self.status = Some(g);
+                g
+            }
+        };
+        self.checks.push(message);
+        (g, self.checks.len() as u32)
+    }
+
+    /// Every loop a kernel emits is bracketed by `enter_loop`/[`Em::exit_loop`], so that the
+    /// kernel's iterations per invocation are known: some drivers stop loops silently past a
+    /// budget ([`Target::max_loop_iterations`]), and [`crate::emit::finish`] refuses a kernel that
+    /// would exceed it, or checks on the device when trip counts are decided at run time.
+    pub(crate) fn enter_loop(&mut self, trips: Option<u64>) {
+        match trips {
+            Some(t) if self.open_loops.iter().all(Option::is_some) => {
+                let outer: u64 = self.open_loops.iter().map(|t| t.unwrap_or(1)).fold(1u64, u64::saturating_mul);
+                self.loop_iterations = self.loop_iterations.saturating_add(outer.saturating_mul(t));
+            }
+            _ => self.dynamic_loops = true,
+        }
+        self.open_loops.push(trips);
+    }
+
+    /// Closes the innermost loop opened by [`Em::enter_loop`].
+    pub(crate) fn exit_loop(&mut self) {
+        self.open_loops.pop();
+    }
+
+    /// On drivers with a loop budget, a run fails if the budget ran out anywhere in the kernel:
+    /// a loop of (at least) two iterations whose count the driver cannot see runs only once
+    /// when the budget is spent, since llvmpipe checks it at every loop's back-edge. Emitted at
+    /// the end of kernels whose loops have trip counts decided at run time.
+    pub(crate) fn loop_budget_sentinel(&mut self) {
+        if self.target.max_loop_iterations.is_none() || !self.dynamic_loops {
+            return;
+        }
+        // The count comes from the status word (0 unless a check already failed), so that no
+        // compiler can unroll the loop: 2 | status >= 2.
+        let message = format!(
+            "a loop in this kernel needed more iterations than the device runs in one shader invocation \
+             ({} on this driver: lavapipe stops longer loops early), so its result would be wrong; \
+             run it with `--backend interp` or on a GPU",
+            self.target.max_loop_iterations.unwrap_or(0)
+        );
+        let (g, code) = self.status_code(message);
+        let base = self.kb.global(g);
+        let zero = self.kb.lit_u32(0);
+        let ptr = self.kb.access(base, zero);
+        let word = self.kb.load(ptr);
+        let two = self.kb.lit_u32(2);
+        let n = self.kb.binary(Bo::InclusiveOr, word, two);
+        let counter = self.kb.local_init("sentinel", STy::U32, zero);
+        self.kb.begin_block();
+        let c = self.kb.load(counter);
+        let next = self.kb.add_c(c, 1);
+        self.kb.store(counter, next);
+        let body = self.kb.end_block();
+        self.kb.begin_block();
+        let c = self.kb.load(counter);
+        let done = self.kb.binary(Bo::GreaterEqual, c, n);
+        let continuing = self.kb.end_block();
+        self.kb.stmt(naga::Statement::Loop { body, continuing, break_if: Some(done) });
+        let c = self.kb.load(counter);
+        let short = self.kb.binary(Bo::Less, c, n);
+        let code = self.kb.lit_u32(code);
+        self.kb.begin_block();
+        let base = self.kb.global(g);
+        let ptr = self.kb.access(base, zero);
+        self.kb.store(ptr, code);
+        let accept = self.kb.end_block();
+        self.kb.stmt(naga::Statement::If { condition: short, accept, reject: naga::Block::new() });
+    }
+
+    /// Makes a run fail with `message` when `failed` is true in any invocation: for what only
+    /// the device can see going wrong (a loop the driver stopped early). The runtime reads the
+    /// kernel's status buffer after every run (`hlo_program::StatusBuffer`).
+    pub(crate) fn device_check(&mut self, failed: H, message: String) {
+        let (g, code) = self.status_code(message);
+        let code = self.kb.lit_u32(code);
+        self.kb.begin_block();
+        let base = self.kb.global(g);
+        let zero = self.kb.lit_u32(0);
+        let ptr = self.kb.access(base, zero);
+        self.kb.store(ptr, code);
+        let accept = self.kb.end_block();
+        self.kb.stmt(naga::Statement::If { condition: failed, accept, reject: naga::Block::new() });
     }
 
     /// Opens a frame evaluating `comp` with the given leaves; returns its id.
@@ -1627,7 +1738,10 @@ impl<'m> Em<'m> {
         let counter = self.kb.uniform_local_init(&format!("i{d}"), STy::U32, zero);
         self.kb.begin_uniform_loop_body();
         point[d] = self.kb.load(counter);
-        self.loops(extents, d + 1, point, locals, body)?;
+        self.enter_loop(Some(extents[d] as u64));
+        let inner = self.loops(extents, d + 1, point, locals, body);
+        self.exit_loop();
+        inner?;
         let body_block = self.kb.end_block();
         self.kb.begin_block();
         let c = self.kb.load(counter);
@@ -1663,6 +1777,7 @@ impl<'m> Em<'m> {
         let r0 = self.kb.load(counter);
         let lane = self.kb.builtin(naga::BuiltIn::SubgroupInvocationId);
         let r_lane = self.kb.add_u(r0, lane);
+        self.enter_loop(Some((full / lanes) as u64));
         let mut accs: Vec<Val> = locals.iter().map(|&(p, dt)| Val { h: self.kb.load(p), dt }).collect();
         for t in 0..lanes {
             let r_t = self.kb.add_c(r0, t);
@@ -1670,8 +1785,15 @@ impl<'m> Em<'m> {
             self.stage = Some(Stage { r_t, r_lane, t });
             let res = body(self, point, &accs);
             self.stage = None;
-            accs = res?;
+            accs = match res {
+                Ok(a) => a,
+                Err(e) => {
+                    self.exit_loop();
+                    return Err(e);
+                }
+            };
         }
+        self.exit_loop();
         for (&(p, _), v) in locals.iter().zip(&accs) {
             self.kb.store(p, v.h);
         }

@@ -113,8 +113,9 @@ pub(crate) fn emit(ctx: &WhileCtx, plan: &LoopPlan) -> Result<Vec<KernelStep>> {
         .enumerate()
         .map(|(k, c)| if *c == Carried::Element { None } else { ctx.init_consts[k] })
         .collect();
-    let scalars_known = plan.carried.iter().enumerate().all(|(k, c)| *c != Carried::Scalar || init[k].is_some());
-    let trips = if scalars_known { trip_count(ctx.m, ctx.cond, ctx.body, &init, MAX_SIMULATED_TRIPS) } else { None };
+    // Scalars that start unknown are fine as long as the condition never depends on them
+    // (a counter next to a data-dependent accumulator): the simulation gives up otherwise.
+    let trips = trip_count(ctx.m, ctx.cond, ctx.body, &init, MAX_SIMULATED_TRIPS);
     let wg = if n >= 64 { ctx.target.loop_workgroup() } else { 1 };
     let groups = grid(n.div_ceil(wg as u64));
     let mut em = Em::new(ctx.m, ctx.target, &ctx.name);
@@ -175,10 +176,12 @@ pub(crate) fn emit(ctx: &WhileCtx, plan: &LoopPlan) -> Result<Vec<KernelStep>> {
                 let zero = em.kb.lit_u32(0);
                 let counter = em.kb.local_init("trip", STy::U32, zero);
                 em.kb.begin_loop_body();
+                em.enter_loop(Some(groups_of));
                 let mut state = load_state(&mut em);
                 for _ in 0..UNROLL {
                     state = body_copy(&mut em, ctx, plan, &state, &key, i)?;
                 }
+                em.exit_loop();
                 store_state(&mut em, &state);
                 let body = em.kb.end_block();
                 em.kb.begin_block();
@@ -201,6 +204,7 @@ pub(crate) fn emit(ctx: &WhileCtx, plan: &LoopPlan) -> Result<Vec<KernelStep>> {
         }
         None => {
             em.kb.begin_loop_body();
+            em.enter_loop(None);
             let state = load_state(&mut em);
             let cf = em.frame(ctx.cond, HashMap::new());
             let param = ctx.m.comp(ctx.cond).params[0];
@@ -215,6 +219,7 @@ pub(crate) fn emit(ctx: &WhileCtx, plan: &LoopPlan) -> Result<Vec<KernelStep>> {
             em.kb.stmt(naga::Statement::If { condition: stop, accept: brk, reject: naga::Block::new() });
             let state = body_copy(&mut em, ctx, plan, &state, &key, i)?;
             store_state(&mut em, &state);
+            em.exit_loop();
             let body = em.kb.end_block();
             em.kb.stmt(naga::Statement::Loop { body, continuing: naga::Block::new(), break_if: None });
         }

@@ -69,6 +69,9 @@ pub(crate) enum Bind {
         name: String,
         bytes: Vec<u8>,
     },
+    /// The kernel's device-check status word; the program gives each dispatch a zeroed one.
+    /// Holds what each failure code means (filled in by [`finish`]).
+    Status(Vec<String>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -208,15 +211,43 @@ pub(crate) fn emit(ctx: &KernelCtx) -> crate::error::Result<Vec<KernelStep>> {
 }
 
 pub(crate) fn finish(
-    em: elemental::Em,
+    mut em: elemental::Em,
     ctx_name: &str,
     kind: KernelKind,
     wg: [u32; 3],
     groups: [u32; 3],
     sources: Vec<String>,
 ) -> crate::error::Result<KernelStep> {
-    let binds = em.binds.clone();
+    check_loop_budget(&em, ctx_name, kind)?;
+    em.loop_budget_sentinel();
+    let binds: Vec<Bind> = em
+        .binds
+        .iter()
+        .map(|b| match b {
+            Bind::Status(_) => Bind::Status(em.checks.clone()),
+            other => other.clone(),
+        })
+        .collect();
     let target = em.target;
     let built = em.kb.finish(ctx_name, wg, target)?;
     Ok(KernelStep::Kernel(Box::new(KernelOut { name: ctx_name.to_string(), kind, built, binds, groups, sources })))
+}
+
+/// Refuses a kernel whose loops would run past the device's loop budget in one invocation
+/// ([`Target::max_loop_iterations`]): the driver would stop them early and the result would be
+/// wrong. Work that big must be split over more invocations (the pass pipeline splits large
+/// reductions, dots and scans for this reason).
+pub(crate) fn check_loop_budget(em: &elemental::Em, kernel: &str, kind: KernelKind) -> crate::error::Result<()> {
+    match em.target.max_loop_iterations {
+        Some(limit) if em.loop_iterations > limit => Err(crate::error::CodegenError::unsupported(
+            &kind.to_string(),
+            kernel,
+            format!(
+                "the kernel runs {} loop iterations per invocation, more than this device allows ({limit}: \
+                 lavapipe stops longer shader loops early)",
+                em.loop_iterations
+            ),
+        )),
+        _ => Ok(()),
+    }
 }

@@ -104,6 +104,7 @@ fn tree(ctx: &KernelCtx, root_id: InstrId, dimensions: &[i64], reduced: u64, n_o
         em.kb.begin_block();
     }
     em.kb.begin_loop_body();
+    em.enter_loop(Some(reduced.div_ceil(wg as u64)));
     {
         let rv = em.kb.load(r);
         let point = delinearize(&mut em.kb, &red_dims, rv);
@@ -128,6 +129,7 @@ fn tree(ctx: &KernelCtx, root_id: InstrId, dimensions: &[i64], reduced: u64, n_o
             em.kb.store(p, v.h);
         }
     }
+    em.exit_loop();
     let body = em.kb.end_block();
     em.kb.begin_block();
     let rv = em.kb.load(r);

@@ -248,10 +248,14 @@ fn cas_loop(em: &mut Em, ptr: H, storage: STy, dtype: DType, to_apply: hlo_ir::C
     let result_ty =
         em.kb.module.generate_predeclared_type(naga::PredeclaredType::AtomicCompareExchangeWeakResult(Scalar::U32));
     em.kb.begin_loop_body();
+    // Retries under contention: a trip count only the run decides.
+    em.enter_loop(None);
     let old_bits = em.kb.load(ptr);
     let old_raw = if storage == STy::U32 { old_bits } else { em.kb.bitcast(old_bits, storage) };
     let old = Val { h: ops::from_storage(&mut em.kb, old_raw, dtype), dt: dtype };
-    let new = em.apply(to_apply, vec![old, upd])?[0];
+    let new = em.apply(to_apply, vec![old, upd]);
+    em.exit_loop();
+    let new = new?[0];
     let new_raw = ops::to_storage(&mut em.kb, new.h, dtype);
     let new_bits = if storage == STy::U32 { new_raw } else { em.kb.bitcast(new_raw, STy::U32) };
     let res = em.kb.expr(naga::Expression::AtomicResult { ty: result_ty, comparison: true });

@@ -1,0 +1,448 @@
+//! split-reductions: reductions and dots over very many elements become two levels.
+//!
+//! A `reduce` whose reduced elements number more than [`MAX_REDUCED`] becomes a reduce of a
+//! reduce: several reduced dimensions are reduced in two groups (innermost first), and one long
+//! dimension is padded with the init value and reshaped into `[k, c]` (about `sqrt(n)` each),
+//! then reduced over `c` and over `k`, as XLA's GPU `TreeReductionRewriter` does. A `dot` whose
+//! contracted elements number more than [`MAX_CONTRACTED`] likewise contracts part of them as a
+//! batch dimension (split-K), then sums the partial products with a `reduce`.
+//!
+//! Why: a kernel evaluates each output with a loop over its reduced elements, and some drivers
+//! stop a shader loop after 65,535 iterations (lavapipe), so one level over 20M elements gave a
+//! silently truncated sum. Two levels also spread the work over many more invocations (a
+//! scalar sum used a single workgroup) and add in a tree-like order, which keeps f32 sums of
+//! many elements accurate: a sum of 2e7 ones is 2e7, not 16777216, as with XLA:CPU's vectorised
+//! loops. Reducers are associative by HLO's contract, so the split only reorders the additions.
+
+use crate::PassError;
+use hlo_ir::{ArrayShape, BinaryOp, CompId, Computation, DType, DotDims, Instr, InstrId, Module, Op, PadDim, Shape};
+
+/// Most elements one output of a `reduce` may reduce in one level.
+pub const MAX_REDUCED: u64 = 1 << 15;
+/// Most elements one output of a `dot` may contract in one level.
+pub const MAX_CONTRACTED: u64 = 1 << 14;
+
+pub fn run(module: &mut Module) -> Result<bool, PassError> {
+    let _span = tracing::info_span!("split-reductions").entered();
+    let mut changed = false;
+    for c in 0..module.comps.len() {
+        let comp_id = CompId(c as u32);
+        // New instructions are appended, and each split may need another: loop to a fixpoint.
+        let mut at = 0;
+        while at < module.comp(comp_id).instrs.len() {
+            let id = InstrId::from_index(at);
+            at += 1;
+            let replacement = match &module.comp(comp_id).instr(id).op {
+                Op::Reduce { .. } => split_reduce(module, comp_id, id)?,
+                Op::Dot { .. } => split_dot(module, comp_id, id)?,
+                _ => None,
+            };
+            if let Some(new) = replacement {
+                let comp = module.comp_mut(comp_id);
+                crate::util::apply_replacements(comp, &[(id, new)].into_iter().collect());
+                changed = true;
+            }
+        }
+        if changed {
+            crate::util::compact(module.comp_mut(comp_id))?;
+        }
+    }
+    if changed {
+        crate::util::order_callees_first(module);
+    }
+    Ok(changed)
+}
+
+fn array(shape: &Shape) -> Option<&ArrayShape> {
+    shape.as_array()
+}
+
+/// Appends an instruction named after `base` and returns its id.
+fn push(comp: &mut Computation, base: &str, shape: Shape, op: Op, operands: Vec<InstrId>) -> InstrId {
+    let name = format!("{base}.{}", comp.instrs.len());
+    comp.push(Instr::new(name, shape, op, operands))
+}
+
+/// A reduce's result shape: the input dims without `reduced`, one array per input (a tuple when variadic).
+fn reduce_shape(input_dims: &[i64], reduced: &[i64], dtypes: &[DType]) -> Shape {
+    let kept: Vec<i64> =
+        input_dims.iter().enumerate().filter(|(d, _)| !reduced.contains(&(*d as i64))).map(|(_, &n)| n).collect();
+    let arrays: Vec<Shape> = dtypes.iter().map(|&dt| Shape::Array(ArrayShape::new(dt, kept.clone()))).collect();
+    if arrays.len() == 1 {
+        arrays.into_iter().next().expect("one")
+    } else {
+        Shape::Tuple(arrays)
+    }
+}
+
+/// The leaves of a (possibly variadic) reduce's value as separate instructions.
+fn leaves_of(comp: &mut Computation, id: InstrId) -> Vec<InstrId> {
+    match comp.instr(id).shape.clone() {
+        Shape::Tuple(elems) => elems
+            .into_iter()
+            .enumerate()
+            .map(|(k, s)| push(comp, "split_gte", s, Op::GetTupleElement { index: k as u64 }, vec![id]))
+            .collect(),
+        _ => vec![id],
+    }
+}
+
+fn split_reduce(module: &mut Module, comp_id: CompId, id: InstrId) -> Result<Option<InstrId>, PassError> {
+    let comp = module.comp(comp_id);
+    let instr = comp.instr(id);
+    let Op::Reduce { dimensions, to_apply } = &instr.op else { return Ok(None) };
+    let (dimensions, to_apply) = (dimensions.clone(), *to_apply);
+    let n = instr.operands.len() / 2;
+    let inputs: Vec<InstrId> = instr.operands[..n].to_vec();
+    let inits: Vec<InstrId> = instr.operands[n..].to_vec();
+    let Some(input) = array(&comp.instr(inputs[0]).shape).cloned() else { return Ok(None) };
+    let dtypes: Vec<DType> = inputs.iter().filter_map(|&i| array(&comp.instr(i).shape).map(|a| a.dtype)).collect();
+    if dtypes.len() != n {
+        return Ok(None);
+    }
+    let mut reduced: Vec<i64> = dimensions.clone();
+    reduced.sort_unstable();
+    let sizes: Vec<u64> = reduced.iter().map(|&d| input.dims[d as usize].max(0) as u64).collect();
+    if sizes.iter().product::<u64>() <= MAX_REDUCED || sizes.contains(&0) {
+        return Ok(None);
+    }
+    let base = instr.name.clone();
+    let comp = module.comp_mut(comp_id);
+    // The innermost reduced dimensions whose product fits one level.
+    let mut inner_count = 0;
+    let mut inner_product = 1u64;
+    for &s in sizes.iter().rev() {
+        if inner_product * s > MAX_REDUCED {
+            break;
+        }
+        inner_product *= s;
+        inner_count += 1;
+    }
+    if inner_count > 0 {
+        // Several dimensions: reduce the innermost group, then the rest.
+        let inner: Vec<i64> = reduced[reduced.len() - inner_count..].to_vec();
+        let outer: Vec<i64> = reduced[..reduced.len() - inner_count]
+            .iter()
+            .map(|&d| d - inner.iter().filter(|&&i| i < d).count() as i64)
+            .collect();
+        let mut operands = inputs.clone();
+        operands.extend(&inits);
+        let first_shape = reduce_shape(&input.dims, &inner, &dtypes);
+        let first_dims = first_shape.leaves()[0].dims.clone();
+        let first = push(comp, &base, first_shape, Op::Reduce { dimensions: inner, to_apply }, operands);
+        let mut operands = leaves_of(comp, first);
+        operands.extend(&inits);
+        let shape = reduce_shape(&first_dims, &outer, &dtypes);
+        return Ok(Some(push(comp, &base, shape, Op::Reduce { dimensions: outer, to_apply }, operands)));
+    }
+    // The innermost reduced dimension alone is too long: pad it to k * c and reshape to [k, c].
+    let d = *reduced.last().expect("non-empty") as usize;
+    let len = input.dims[d] as u64;
+    let chunk = 1u64 << (64 - (len - 1).leading_zeros()).div_ceil(2);
+    let k = len.div_ceil(chunk);
+    let mut split_dims = input.dims.clone();
+    split_dims[d] = k as i64;
+    split_dims.insert(d + 1, chunk as i64);
+    let mut padded_dims = input.dims.clone();
+    padded_dims[d] = (k * chunk) as i64;
+    let mut reshaped = Vec::with_capacity(n);
+    for (j, &x) in inputs.iter().enumerate() {
+        let mut x = x;
+        if k * chunk != len {
+            let pads: Vec<PadDim> = (0..input.rank())
+                .map(|a| PadDim { low: 0, high: if a == d { (k * chunk - len) as i64 } else { 0 }, interior: 0 })
+                .collect();
+            let shape = Shape::Array(ArrayShape::new(dtypes[j], padded_dims.clone()));
+            x = push(comp, &format!("{base}_pad"), shape, Op::Pad { dims: pads }, vec![x, inits[j]]);
+        }
+        let shape = Shape::Array(ArrayShape::new(dtypes[j], split_dims.clone()));
+        reshaped.push(push(comp, &format!("{base}_split"), shape, Op::Reshape, vec![x]));
+    }
+    // Reduce over `c`, then over `k` and the other reduced dimensions (all before `d`, unshifted).
+    let inner = vec![d as i64 + 1];
+    let mut operands = reshaped;
+    operands.extend(&inits);
+    let first_shape = reduce_shape(&split_dims, &inner, &dtypes);
+    let first_dims = first_shape.leaves()[0].dims.clone();
+    let first = push(comp, &base, first_shape, Op::Reduce { dimensions: inner, to_apply }, operands);
+    let outer = reduced.clone();
+    let mut operands = leaves_of(comp, first);
+    operands.extend(&inits);
+    let shape = reduce_shape(&first_dims, &outer, &dtypes);
+    Ok(Some(push(comp, &base, shape, Op::Reduce { dimensions: outer, to_apply }, operands)))
+}
+
+/// A scalar `add` computation over `dtype`, for summing partial products.
+fn add_computation(module: &mut Module, dtype: DType) -> CompId {
+    let name = format!("split_k_add_{dtype}");
+    if let Some(id) = module.find_comp(&name) {
+        return id;
+    }
+    let scalar = Shape::Array(ArrayShape::scalar(dtype));
+    let mut c = Computation::new(name);
+    let a = c.push(Instr::new("a", scalar.clone(), Op::Parameter { number: 0 }, vec![]));
+    let b = c.push(Instr::new("b", scalar.clone(), Op::Parameter { number: 1 }, vec![]));
+    c.root = c.push(Instr::new("sum", scalar, Op::Binary(BinaryOp::Add), vec![a, b]));
+    module.comps.push(c);
+    CompId(module.comps.len() as u32 - 1)
+}
+
+fn split_dot(module: &mut Module, comp_id: CompId, id: InstrId) -> Result<Option<InstrId>, PassError> {
+    let comp = module.comp(comp_id);
+    let instr = comp.instr(id);
+    let Op::Dot { dims, precision, algorithm } = &instr.op else { return Ok(None) };
+    let (dims, precision, algorithm) = (dims.clone(), precision.clone(), algorithm.clone());
+    let (Some(out), Some(ls), Some(rs)) = (
+        array(&instr.shape).cloned(),
+        array(&comp.instr(instr.operands[0]).shape).cloned(),
+        array(&comp.instr(instr.operands[1]).shape).cloned(),
+    ) else {
+        return Ok(None);
+    };
+    let contracted: Vec<u64> = dims.lhs_contracting.iter().map(|&d| ls.dims[d as usize].max(0) as u64).collect();
+    if contracted.iter().product::<u64>() <= MAX_CONTRACTED || contracted.contains(&0) {
+        return Ok(None);
+    }
+    // Partial products are summed in f32 for narrow floats; booleans have no `add` to sum with.
+    let acc = match out.dtype {
+        DType::Pred => return Ok(None),
+        d if d.is_narrow_float() => DType::F32,
+        d => d,
+    };
+    let add = add_computation(module, acc);
+    let comp = module.comp_mut(comp_id);
+    let base = comp.instr(id).name.clone();
+    let (mut lhs, mut rhs) = (comp.instr(id).operands[0], comp.instr(id).operands[1]);
+    let (mut ldims, mut rdims) = (ls.dims.clone(), rs.dims.clone());
+    let mut new = dims.clone();
+    // The largest contracted dimension becomes a batch dimension: all of it when the others fit
+    // one level, else its `k` part after a reshape to [k, c].
+    let j = (0..contracted.len()).max_by_key(|&j| contracted[j]).expect("non-empty");
+    let rest: u64 = contracted.iter().enumerate().filter(|&(i, _)| i != j).map(|(_, &s)| s).product();
+    let (lc, rc) = (dims.lhs_contracting[j], dims.rhs_contracting[j]);
+    if rest <= MAX_CONTRACTED && contracted[j] <= MAX_CONTRACTED {
+        new.lhs_contracting.remove(j);
+        new.rhs_contracting.remove(j);
+        new.lhs_batch.push(lc);
+        new.rhs_batch.push(rc);
+    } else {
+        let len = contracted[j];
+        let chunk = 1u64 << (64 - (len - 1).leading_zeros()).div_ceil(2);
+        let k = len.div_ceil(chunk);
+        let zero = {
+            let lit = hlo_ir::Literal::zeros(ArrayShape::scalar(ls.dtype));
+            push(
+                comp,
+                &format!("{base}_zero"),
+                Shape::Array(ArrayShape::scalar(ls.dtype)),
+                Op::Constant(Box::new(lit)),
+                vec![],
+            )
+        };
+        let split = |comp: &mut Computation, x: InstrId, dims: &mut Vec<i64>, d: usize, dt: DType, zero: InstrId| {
+            let mut x = x;
+            if k * chunk != len {
+                let pads: Vec<PadDim> = (0..dims.len())
+                    .map(|a| PadDim { low: 0, high: if a == d { (k * chunk - len) as i64 } else { 0 }, interior: 0 })
+                    .collect();
+                dims[d] = (k * chunk) as i64;
+                x = push(
+                    comp,
+                    &format!("{base}_pad"),
+                    Shape::Array(ArrayShape::new(dt, dims.clone())),
+                    Op::Pad { dims: pads },
+                    vec![x, zero],
+                );
+            }
+            dims[d] = k as i64;
+            dims.insert(d + 1, chunk as i64);
+            push(comp, &format!("{base}_split"), Shape::Array(ArrayShape::new(dt, dims.clone())), Op::Reshape, vec![x])
+        };
+        let rzero = if rs.dtype == ls.dtype {
+            zero
+        } else {
+            let lit = hlo_ir::Literal::zeros(ArrayShape::scalar(rs.dtype));
+            push(
+                comp,
+                &format!("{base}_zero"),
+                Shape::Array(ArrayShape::scalar(rs.dtype)),
+                Op::Constant(Box::new(lit)),
+                vec![],
+            )
+        };
+        lhs = split(comp, lhs, &mut ldims, lc as usize, ls.dtype, zero);
+        rhs = split(comp, rhs, &mut rdims, rc as usize, rs.dtype, rzero);
+        let shift = |v: &mut Vec<i64>, at: i64| v.iter_mut().for_each(|d| *d += (*d > at) as i64);
+        shift(&mut new.lhs_batch, lc);
+        shift(&mut new.lhs_contracting, lc);
+        shift(&mut new.rhs_batch, rc);
+        shift(&mut new.rhs_contracting, rc);
+        new.lhs_contracting[j] = lc + 1;
+        new.rhs_contracting[j] = rc + 1;
+        new.lhs_batch.push(lc);
+        new.rhs_batch.push(rc);
+    }
+    // Output: batch dims (the new one last among them), then lhs free, then rhs free.
+    let nb = dims.lhs_batch.len();
+    let mut partial_dims = out.dims.clone();
+    partial_dims.insert(nb, ldims[new.lhs_batch[nb] as usize]);
+    let partial_shape = Shape::Array(ArrayShape::new(acc, partial_dims));
+    let partial = push(
+        comp,
+        &format!("{base}_partial"),
+        partial_shape,
+        Op::Dot { dims: DotDims { ..new }, precision, algorithm },
+        vec![lhs, rhs],
+    );
+    let zero = push(
+        comp,
+        &format!("{base}_init"),
+        Shape::Array(ArrayShape::scalar(acc)),
+        Op::Constant(Box::new(hlo_ir::Literal::zeros(ArrayShape::scalar(acc)))),
+        vec![],
+    );
+    let sum_shape = Shape::Array(ArrayShape::new(acc, out.dims.clone()));
+    let sum = push(
+        comp,
+        &format!("{base}_sum"),
+        sum_shape,
+        Op::Reduce { dimensions: vec![nb as i64], to_apply: add },
+        vec![partial, zero],
+    );
+    if acc == out.dtype {
+        return Ok(Some(sum));
+    }
+    Ok(Some(push(comp, &format!("{base}_convert"), Shape::Array(out), Op::Convert, vec![sum])))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::util::testing::{parse, run};
+    use hlo_ir::{ArrayData, Literal};
+
+    /// Runs the pass on `text` and checks that the interpreter gives the same results before and
+    /// after (up to float reassociation), and that no level reduces more than the limits.
+    fn check_equivalent(text: &str) {
+        let before = parse(text);
+        let (changed, after) = run(super::run, text);
+        assert!(changed, "nothing split");
+        for comp in &after.comps {
+            for instr in &comp.instrs {
+                if let hlo_ir::Op::Reduce { dimensions, .. } = &instr.op {
+                    let input = comp.instr(instr.operands[0]).shape.as_array().unwrap();
+                    let n: i64 = dimensions.iter().map(|&d| input.dims[d as usize]).product();
+                    assert!(n as u64 <= super::MAX_REDUCED, "{} still reduces {n}", instr.name);
+                }
+            }
+        }
+        let args: Vec<Literal> = before
+            .entry_comp()
+            .param_shapes()
+            .iter()
+            .enumerate()
+            .map(|(k, s)| {
+                let a = s.as_array().unwrap().clone();
+                let n = a.num_elements() as usize;
+                let data = match a.dtype {
+                    hlo_ir::DType::F32 => {
+                        ArrayData::F32((0..n).map(|i| ((i * 7919 + k * 13) % 1000) as f32 / 500.0 - 1.0).collect())
+                    }
+                    hlo_ir::DType::S32 => {
+                        ArrayData::S32((0..n).map(|i| ((i * 7919 + k) % 2001) as i32 - 1000).collect())
+                    }
+                    other => panic!("no test data for {other}"),
+                };
+                Literal::array(a, data)
+            })
+            .collect();
+        let opts = hlo_interp::Options::default();
+        let want = hlo_interp::evaluate_with(&before, &args, &opts).unwrap();
+        let got = hlo_interp::evaluate_with(&after, &args, &opts).unwrap();
+        let flat = |l: &Literal| -> Vec<f64> {
+            let mut out = Vec::new();
+            let mut stack = vec![l];
+            while let Some(l) = stack.pop() {
+                match l.tuple_elements() {
+                    Some(t) => stack.extend(t.iter().rev()),
+                    None => match l.array_data().unwrap() {
+                        ArrayData::F32(v) => out.extend(v.iter().map(|&x| x as f64)),
+                        ArrayData::S32(v) => out.extend(v.iter().map(|&x| x as f64)),
+                        other => panic!("unexpected {other:?}"),
+                    },
+                }
+            }
+            out
+        };
+        let (w, g) = (flat(&want), flat(&got));
+        assert_eq!(w.len(), g.len());
+        for (a, b) in w.iter().zip(&g) {
+            assert!((a - b).abs() <= 1e-3 * a.abs().max(1.0), "{a} vs {b}");
+        }
+    }
+
+    const ADD: &str = "add {\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n  ROOT s = f32[] add(a, b)\n}\n";
+
+    #[test]
+    fn one_long_dimension_is_padded_and_split() {
+        check_equivalent(&format!(
+            "HloModule m\n{ADD}ENTRY e {{\n  x = f32[3,100003] parameter(0)\n  z = f32[] constant(0)\n  ROOT r = f32[3] reduce(x, z), dimensions={{1}}, to_apply=add\n}}\n"
+        ));
+        check_equivalent(&format!(
+            "HloModule m\n{ADD}ENTRY e {{\n  x = f32[5000000] parameter(0)\n  z = f32[] constant(0)\n  ROOT r = f32[] reduce(x, z), dimensions={{0}}, to_apply=add\n}}\n"
+        ));
+    }
+
+    #[test]
+    fn several_dimensions_reduce_innermost_first() {
+        check_equivalent(&format!(
+            "HloModule m\n{ADD}ENTRY e {{\n  x = f32[300,3,300] parameter(0)\n  z = f32[] constant(0)\n  ROOT r = f32[3] reduce(x, z), dimensions={{0,2}}, to_apply=add\n}}\n"
+        ));
+    }
+
+    #[test]
+    fn variadic_argmax_splits_with_its_init_values() {
+        check_equivalent(
+            r#"HloModule m
+argmax {
+  a = f32[] parameter(0)
+  i = s32[] parameter(1)
+  b = f32[] parameter(2)
+  j = s32[] parameter(3)
+  gt = pred[] compare(a, b), direction=GT
+  eq = pred[] compare(a, b), direction=EQ
+  lt = pred[] compare(i, j), direction=LT
+  tie = pred[] and(eq, lt)
+  keep = pred[] or(gt, tie)
+  v = f32[] select(keep, a, b)
+  k = s32[] select(keep, i, j)
+  ROOT t = (f32[], s32[]) tuple(v, k)
+}
+ENTRY e {
+  x = f32[200001] parameter(0)
+  ix = s32[200001] iota(), iota_dimension=0
+  ninf = f32[] constant(-inf)
+  zero = s32[] constant(0)
+  ROOT r = (f32[], s32[]) reduce(x, ix, ninf, zero), dimensions={0}, to_apply=argmax
+}
+"#,
+        );
+    }
+
+    #[test]
+    fn long_dots_contract_in_two_levels() {
+        check_equivalent(
+            "HloModule m\nENTRY e {\n  a = f32[2,100001] parameter(0)\n  b = f32[100001,3] parameter(1)\n  ROOT d = f32[2,3] dot(a, b), lhs_contracting_dims={1}, rhs_contracting_dims={0}\n}\n",
+        );
+        check_equivalent(
+            "HloModule m\nENTRY e {\n  a = f32[4,200,300] parameter(0)\n  b = f32[4,300,200] parameter(1)\n  ROOT d = f32[4] dot(a, b), lhs_batch_dims={0}, rhs_batch_dims={0}, lhs_contracting_dims={1,2}, rhs_contracting_dims={2,1}\n}\n",
+        );
+    }
+
+    #[test]
+    fn short_reductions_are_left_alone() {
+        let text = format!(
+            "HloModule m\n{ADD}ENTRY e {{\n  x = f32[3,32768] parameter(0)\n  z = f32[] constant(0)\n  ROOT r = f32[3] reduce(x, z), dimensions={{1}}, to_apply=add\n}}\n"
+        );
+        assert!(!run(super::run, &text).0);
+    }
+}
