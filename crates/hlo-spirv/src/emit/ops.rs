@@ -14,6 +14,7 @@
 //! float-to-int conversion of NaN and out-of-range values, NaN in max/min),
 //! the XLA result is emitted explicitly.
 
+use super::math::{self, Trig};
 use crate::builder::{Kb, STy, H};
 use hlo_ir::{BinaryOp, CompareDirection, CompareType, DType, UnaryOp};
 use naga::{BinaryOperator as Bo, MathFunction as Mf, UnaryOperator as Uo};
@@ -181,17 +182,18 @@ fn lit(kb: &mut Kb, dt: DType, v: f64) -> H {
     }
 }
 
-/// Exact f32 `fmod` (C's, which XLA's remainder is): SPIR-V's OpFRem may be computed as
-/// `x - y * trunc(x / y)` (lavapipe does), which is wrong for large quotients. This subtracts
-/// `|y|` scaled by powers of two (each subtraction exact by Sterbenz' lemma), at most one
-/// iteration per binade between the operands.
-fn fmod(kb: &mut Kb, x: H, y: H) -> H {
+/// Exact `fmod` (C's, which XLA's remainder is) for f32 or f64 (`t`): SPIR-V's OpFRem may be
+/// computed as `x - y * trunc(x / y)` (lavapipe does), which is wrong for large quotients.
+/// This subtracts `|y|` scaled by powers of two (each subtraction exact by Sterbenz' lemma),
+/// at most one iteration per binade between the operands (254 for f32, 2046 for f64).
+fn fmod(kb: &mut Kb, x: H, y: H, t: STy) -> H {
+    let (ut, mant_bits) = if t == STy::F64 { (STy::U64, 52) } else { (STy::U32, 23) };
     let ax = kb.math(Mf::Abs, &[x]);
     let ay = kb.math(Mf::Abs, &[y]);
-    let r = kb.local_init("fmod_r", STy::F32, ax);
-    let ay_bits = kb.bitcast(ay, STy::U32);
-    let c23 = kb.lit_u32(23);
-    let ey = kb.binary(Bo::ShiftRight, ay_bits, c23);
+    let r = kb.local_init("fmod_r", t, ax);
+    let ay_bits = kb.bitcast(ay, ut);
+    let shift = kb.lit_u32(mant_bits);
+    let ey = kb.binary(Bo::ShiftRight, ay_bits, shift);
     kb.begin_loop_body();
     let rv = kb.load(r);
     let go = kb.binary(Bo::GreaterEqual, rv, ay);
@@ -201,33 +203,33 @@ fn fmod(kb: &mut Kb, x: H, y: H) -> H {
     let brk = kb.end_block();
     kb.stmt(naga::Statement::If { condition: stop, accept: brk, reject: naga::Block::new() });
     // s = |y| * 2^(exponent(r) - exponent(y)), halved if that overshoots r.
-    let r_bits = kb.bitcast(rv, STy::U32);
-    let er = kb.binary(Bo::ShiftRight, r_bits, c23);
+    let r_bits = kb.bitcast(rv, ut);
+    let er = kb.binary(Bo::ShiftRight, r_bits, shift);
     let de = kb.binary(Bo::Subtract, er, ey);
-    let shifted = kb.binary(Bo::ShiftLeft, de, c23);
+    let shifted = kb.binary(Bo::ShiftLeft, de, shift);
     let s_bits = kb.binary(Bo::Add, ay_bits, shifted);
-    let s = kb.bitcast(s_bits, STy::F32);
+    let s = kb.bitcast(s_bits, t);
     let over = kb.binary(Bo::Greater, s, rv);
-    let one_binade = kb.lit_u32(1 << 23);
+    let one_binade = kb.lit_int(ut, 1i128 << mant_bits);
     let s_lo_bits = kb.binary(Bo::Subtract, s_bits, one_binade);
-    let s_lo = kb.bitcast(s_lo_bits, STy::F32);
+    let s_lo = kb.bitcast(s_lo_bits, t);
     let s = kb.select(over, s_lo, s);
     let next = kb.binary(Bo::Subtract, rv, s);
     kb.store(r, next);
     let body = kb.end_block();
     kb.stmt(naga::Statement::Loop { body, continuing: naga::Block::new(), break_if: None });
     let res = kb.load(r);
-    let res = copysign(kb, res, x, STy::F32);
+    let res = copysign(kb, res, x, t);
     // NaN for y == 0, infinite x, or NaN operands; x itself when |x| < |y| is covered by the loop.
-    let zero = kb.lit_f32(0.0);
+    let zero = kb.lit_float(t, 0.0);
     let y0 = kb.binary(Bo::Equal, ay, zero);
-    let xinf = isinf(kb, x, STy::F32);
-    let xn = isnan(kb, x);
-    let yn = isnan(kb, y);
+    let xinf = isinf(kb, x, t);
+    let xn = isnan_t(kb, x, t);
+    let yn = isnan_t(kb, y, t);
     let bad = bool_or(kb, y0, xinf);
     let bad = bool_or(kb, bad, xn);
     let bad = bool_or(kb, bad, yn);
-    let nan = kb.lit_f32(f32::NAN);
+    let nan = kb.lit_float(t, f64::NAN);
     kb.select(bad, nan, res)
 }
 
@@ -281,14 +283,10 @@ const F64_MATH: &str = "f64 transcendental functions are not available in SPIR-V
 /// An elementwise unary op; returns the result in the value representation of `out`.
 pub(crate) fn unary(kb: &mut Kb, op: UnaryOp, x: Val, out: DType) -> Result<H, String> {
     let dt = x.dt;
-    let xh = x.h;
     let float = dt.is_float();
-    let math_f32 = |kb: &mut Kb, f: Mf| -> Result<H, String> {
-        if is_f64(dt) {
-            return Err(F64_MATH.into());
-        }
-        Ok(kb.math(f, &[xh]))
-    };
+    // bf16 shares f32's exponent range, so XLA:CPU reads its subnormals as zero too (the
+    // emitter's operand flushing covers f32 and f64 only).
+    let xh = if dt == DType::BF16 && unary_is_arithmetic(op) { flush_subnormal(kb, x.h, DType::F32) } else { x.h };
     let r = match op {
         UnaryOp::Abs if float => kb.math(Mf::Abs, &[xh]),
         UnaryOp::Abs if dt.is_signed_integer() => {
@@ -336,21 +334,24 @@ pub(crate) fn unary(kb: &mut Kb, op: UnaryOp, x: Val, out: DType) -> Result<H, S
             let bad = bool_or(kb, inf, nan);
             kb.unary(Uo::LogicalNot, bad)
         }
-        UnaryOp::Exp if float => math_f32(kb, Mf::Exp)?,
-        UnaryOp::Log if float => math_f32(kb, Mf::Log)?,
-        UnaryOp::Sin if float => math_f32(kb, Mf::Sin)?,
-        UnaryOp::Cos if float => math_f32(kb, Mf::Cos)?,
-        UnaryOp::Tan if float => math_f32(kb, Mf::Tan)?,
-        UnaryOp::Atan if float => math_f32(kb, Mf::Atan)?,
-        UnaryOp::Acos if float => math_f32(kb, Mf::Acos)?,
-        UnaryOp::Asin if float => math_f32(kb, Mf::Asin)?,
-        UnaryOp::Sinh if float => math_f32(kb, Mf::Sinh)?,
-        UnaryOp::Cosh if float => math_f32(kb, Mf::Cosh)?,
-        UnaryOp::Asinh if float => math_f32(kb, Mf::Asinh)?,
-        UnaryOp::Acosh if float => math_f32(kb, Mf::Acosh)?,
-        UnaryOp::Atanh if float => math_f32(kb, Mf::Atanh)?,
-        UnaryOp::Sqrt if float => kb.math(Mf::Sqrt, &[xh]),
-        UnaryOp::Rsqrt if float => kb.math(Mf::InverseSqrt, &[xh]),
+        UnaryOp::Sqrt if float => {
+            // GLSL leaves sqrt of a negative number undefined; IEEE (and XLA) give NaN.
+            let r = kb.math(Mf::Sqrt, &[xh]);
+            let zero = lit(kb, dt, 0.0);
+            let neg = kb.binary(Bo::Less, xh, zero);
+            let nan = lit(kb, dt, f64::NAN);
+            kb.select(neg, nan, r)
+        }
+        UnaryOp::Rsqrt if float => {
+            // 1 / sqrt(x), both correctly rounded (the driver's inversesqrt may be an estimate).
+            let r = kb.math(Mf::Sqrt, &[xh]);
+            let one = lit(kb, dt, 1.0);
+            let r = kb.binary(Bo::Divide, one, r);
+            let zero = lit(kb, dt, 0.0);
+            let neg = kb.binary(Bo::Less, xh, zero);
+            let nan = lit(kb, dt, f64::NAN);
+            kb.select(neg, nan, r)
+        }
         UnaryOp::Floor if float => kb.math(Mf::Floor, &[xh]),
         UnaryOp::Ceil if float => kb.math(Mf::Ceil, &[xh]),
         UnaryOp::RoundNearestEven if float => kb.math(Mf::Round, &[xh]),
@@ -366,51 +367,11 @@ pub(crate) fn unary(kb: &mut Kb, op: UnaryOp, x: Val, out: DType) -> Result<H, S
             let away = kb.binary(Bo::Add, t, s);
             kb.select(up, away, t)
         }
-        UnaryOp::Tanh if float => {
+        _ if float && is_transcendental(op) => {
             if is_f64(dt) {
                 return Err(F64_MATH.into());
             }
-            // tanh(x) is ±1 in f32 beyond |x| = 9; clamping keeps exp-based implementations finite.
-            let lo = fconst(kb, -10.0);
-            let hi = fconst(kb, 10.0);
-            let c = kb.math(Mf::Clamp, &[xh, lo, hi]);
-            let t = kb.math(Mf::Tanh, &[c]);
-            let nan = isnan(kb, xh);
-            kb.select(nan, xh, t)
-        }
-        UnaryOp::Logistic if float => {
-            if is_f64(dt) {
-                return Err(F64_MATH.into());
-            }
-            let neg = kb.unary(Uo::Negate, xh);
-            let e = kb.math(Mf::Exp, &[neg]);
-            let one = fconst(kb, 1.0);
-            let d = fbin(kb, Bo::Add, one, e);
-            fbin(kb, Bo::Divide, one, d)
-        }
-        UnaryOp::Expm1 if float => {
-            if is_f64(dt) {
-                return Err(F64_MATH.into());
-            }
-            expm1(kb, xh)
-        }
-        UnaryOp::Log1p if float => {
-            if is_f64(dt) {
-                return Err(F64_MATH.into());
-            }
-            log1p(kb, xh)
-        }
-        UnaryOp::Erf if float => {
-            if is_f64(dt) {
-                return Err(F64_MATH.into());
-            }
-            erf(kb, xh)
-        }
-        UnaryOp::Cbrt if float => {
-            if is_f64(dt) {
-                return Err(F64_MATH.into());
-            }
-            cbrt(kb, xh)
+            transcendental(kb, op, xh)
         }
         UnaryOp::Clz if dt.is_integer() => {
             let bits = int_bits(dt);
@@ -457,38 +418,6 @@ fn to_u32_bits(kb: &mut Kb, x: H, dt: DType) -> H {
     }
 }
 
-/// expm1 by Kahan's trick: (u - 1) * x / log(u) with u = exp(x), exact near zero.
-fn expm1(kb: &mut Kb, x: H) -> H {
-    let u = kb.math(Mf::Exp, &[x]);
-    let one = fconst(kb, 1.0);
-    let um1 = fbin(kb, Bo::Subtract, u, one);
-    let lu = kb.math(Mf::Log, &[u]);
-    let prod = fbin(kb, Bo::Multiply, um1, x);
-    let r = fbin(kb, Bo::Divide, prod, lu);
-    // u == 1: x is tiny, expm1(x) = x. u - 1 == -1: the result is -1. u infinite: u - 1.
-    let is_one = kb.binary(Bo::Equal, u, one);
-    let mone = fconst(kb, -1.0);
-    let is_m1 = kb.binary(Bo::Equal, um1, mone);
-    let inf = isinf(kb, u, STy::F32);
-    let r = kb.select(is_m1, mone, r);
-    let r = kb.select(inf, u, r);
-    kb.select(is_one, x, r)
-}
-
-/// log1p by Kahan's trick: log(u) * x / (u - 1) with u = 1 + x.
-fn log1p(kb: &mut Kb, x: H) -> H {
-    let one = fconst(kb, 1.0);
-    let u = fbin(kb, Bo::Add, one, x);
-    let lu = kb.math(Mf::Log, &[u]);
-    let um1 = fbin(kb, Bo::Subtract, u, one);
-    let prod = fbin(kb, Bo::Multiply, lu, x);
-    let r = fbin(kb, Bo::Divide, prod, um1);
-    let is_one = kb.binary(Bo::Equal, u, one);
-    let inf = isinf(kb, u, STy::F32);
-    let r = kb.select(inf, lu, r);
-    kb.select(is_one, x, r)
-}
-
 /// erf as XLA and Eigen compute it in f32: a rational approximation on [-4, 4].
 fn erf(kb: &mut Kb, x: H) -> H {
     const ALPHA: [f64; 7] = [
@@ -527,94 +456,172 @@ fn erf(kb: &mut Kb, x: H) -> H {
     kb.select(nan, x, r)
 }
 
-/// Cube root: pow(|x|, 1/3) with the sign restored, refined by one Newton step.
-fn cbrt(kb: &mut Kb, x: H) -> H {
-    let ax = kb.math(Mf::Abs, &[x]);
-    let third = fconst(kb, 1.0 / 3.0);
-    let y = kb.math(Mf::Pow, &[ax, third]);
-    // y <- y - (y^3 - a) / (3 y^2)
-    let y2 = fbin(kb, Bo::Multiply, y, y);
-    let y3 = fbin(kb, Bo::Multiply, y2, y);
-    let num = fbin(kb, Bo::Subtract, y3, ax);
-    let three = fconst(kb, 3.0);
-    let den = fbin(kb, Bo::Multiply, three, y2);
-    let step = fbin(kb, Bo::Divide, num, den);
-    let refined = fbin(kb, Bo::Subtract, y, step);
-    let zero = fconst(kb, 0.0);
-    let is_zero = kb.binary(Bo::Equal, ax, zero);
-    let inf = isinf(kb, ax, STy::F32);
-    let nan = isnan(kb, x);
-    let keep = bool_or(kb, is_zero, inf);
-    let keep = bool_or(kb, keep, nan);
-    let s = kb.math(Mf::Sign, &[x]);
-    let signed = fbin(kb, Bo::Multiply, s, refined);
-    kb.select(keep, x, signed)
+/// Whether `op` is one of the f32 functions built in [`math`] (or from them).
+fn is_transcendental(op: UnaryOp) -> bool {
+    use UnaryOp as U;
+    matches!(
+        op,
+        U::Exp
+            | U::Expm1
+            | U::Log
+            | U::Log1p
+            | U::Logistic
+            | U::Sin
+            | U::Cos
+            | U::Tan
+            | U::Tanh
+            | U::Cbrt
+            | U::Erf
+            | U::Atan
+            | U::Asin
+            | U::Acos
+            | U::Sinh
+            | U::Cosh
+            | U::Asinh
+            | U::Acosh
+            | U::Atanh
+    )
 }
 
-/// Float `pow(x, y)` with C's special cases (GLSL's pow is undefined for x <= 0).
+/// An f32 transcendental function. Those that XLA has no opcode for (and JAX decomposes
+/// before they reach HLO) are composed from the others with JAX's own formulas.
+fn transcendental(kb: &mut Kb, op: UnaryOp, x: H) -> H {
+    use UnaryOp as U;
+    let one = fconst(kb, 1.0);
+    match op {
+        U::Exp => math::exp(kb, x),
+        U::Expm1 => math::expm1(kb, x),
+        U::Log => math::log(kb, x),
+        U::Log1p => math::log1p(kb, x),
+        U::Logistic => math::logistic(kb, x),
+        U::Sin => math::trig(kb, x, Trig::Sin),
+        U::Cos => math::trig(kb, x, Trig::Cos),
+        U::Tan => math::trig(kb, x, Trig::Tan),
+        U::Tanh => math::tanh(kb, x),
+        U::Cbrt => math::cbrt(kb, x),
+        U::Erf => erf(kb, x),
+        U::Atan => math::atan2(kb, x, one),
+        U::Asin | U::Acos => {
+            // asin = 2 atan2(x, 1 + sqrt(1 - x^2)), acos = atan2(sqrt(1 - x^2), x).
+            let a = fbin(kb, Bo::Subtract, one, x);
+            let b = fbin(kb, Bo::Add, one, x);
+            let p = fbin(kb, Bo::Multiply, a, b);
+            let sq = kb.math(Mf::Sqrt, &[p]);
+            let zero = fconst(kb, 0.0);
+            let neg = kb.binary(Bo::Less, p, zero);
+            let nan = fconst(kb, f32::NAN);
+            let sq = kb.select(neg, nan, sq);
+            if op == U::Acos {
+                math::atan2(kb, sq, x)
+            } else {
+                let d = fbin(kb, Bo::Add, one, sq);
+                let t = math::atan2(kb, x, d);
+                fbin(kb, Bo::Add, t, t)
+            }
+        }
+        U::Sinh | U::Cosh => {
+            // e^(x - ln 2) -+ e^(-x - ln 2), and for sinh with |x| < 1, (m + m / (m + 1)) / 2
+            // with m = expm1(x).
+            let mln2 = fconst(kb, -std::f32::consts::LN_2);
+            let a = fbin(kb, Bo::Add, x, mln2);
+            let ea = math::exp(kb, a);
+            let b = fbin(kb, Bo::Subtract, mln2, x);
+            let eb = math::exp(kb, b);
+            if op == U::Cosh {
+                return fbin(kb, Bo::Add, ea, eb);
+            }
+            let big = fbin(kb, Bo::Subtract, ea, eb);
+            let m = math::expm1(kb, x);
+            let m1 = fbin(kb, Bo::Add, m, one);
+            let q = fbin(kb, Bo::Divide, m, m1);
+            let s = fbin(kb, Bo::Add, m, q);
+            let half = fconst(kb, 0.5);
+            let small = fbin(kb, Bo::Multiply, s, half);
+            let ax = kb.math(Mf::Abs, &[x]);
+            let is_small = kb.binary(Bo::Less, ax, one);
+            kb.select(is_small, small, big)
+        }
+        U::Asinh => {
+            // sign(x) * (|x| >= 2^64 ? log|x| + ln 2 : log1p(|x| + x^2 / (1 + sqrt(1 + x^2)))).
+            let ax = kb.math(Mf::Abs, &[x]);
+            let lx = math::log(kb, ax);
+            let ln2 = fconst(kb, std::f32::consts::LN_2);
+            let big = fbin(kb, Bo::Add, lx, ln2);
+            let x2 = fbin(kb, Bo::Multiply, ax, ax);
+            let s = fbin(kb, Bo::Add, x2, one);
+            let s = kb.math(Mf::Sqrt, &[s]);
+            let s = fbin(kb, Bo::Add, s, one);
+            let q = fbin(kb, Bo::Divide, x2, s);
+            let q = fbin(kb, Bo::Add, ax, q);
+            let small = math::log1p(kb, q);
+            let lim = fconst(kb, 1.844_674_3e19);
+            let is_big = kb.binary(Bo::GreaterEqual, ax, lim);
+            let r = kb.select(is_big, big, small);
+            math::copysign(kb, r, x)
+        }
+        U::Acosh => {
+            // x >= 2^127 ? log x + ln 2 : log1p(sqrt(x - 1) (sqrt(x + 1) + sqrt(x - 1))).
+            let lx = math::log(kb, x);
+            let ln2 = fconst(kb, std::f32::consts::LN_2);
+            let big = fbin(kb, Bo::Add, lx, ln2);
+            let a = fbin(kb, Bo::Subtract, x, one);
+            let a = kb.math(Mf::Sqrt, &[a]);
+            let b = fbin(kb, Bo::Add, x, one);
+            let b = kb.math(Mf::Sqrt, &[b]);
+            let s = fbin(kb, Bo::Add, b, a);
+            let p = fbin(kb, Bo::Multiply, a, s);
+            let small = math::log1p(kb, p);
+            let lim = fconst(kb, 1.701_411_7e38);
+            let is_big = kb.binary(Bo::GreaterEqual, x, lim);
+            let r = kb.select(is_big, big, small);
+            let below = kb.binary(Bo::Less, x, one);
+            let nan = fconst(kb, f32::NAN);
+            kb.select(below, nan, r)
+        }
+        U::Atanh => {
+            // |x| > 1 ? NaN : (log1p(x) - log1p(-x)) / 2.
+            let a = math::log1p(kb, x);
+            let nx = kb.unary(Uo::Negate, x);
+            let b = math::log1p(kb, nx);
+            let d = fbin(kb, Bo::Subtract, a, b);
+            let half = fconst(kb, 0.5);
+            let r = fbin(kb, Bo::Multiply, d, half);
+            let ax = kb.math(Mf::Abs, &[x]);
+            let out = kb.binary(Bo::Greater, ax, one);
+            let nan = fconst(kb, f32::NAN);
+            kb.select(out, nan, r)
+        }
+        _ => unreachable!("checked by is_transcendental"),
+    }
+}
+
+/// Float `pow(x, y)`; exponents known at compile time that have an exact short form skip
+/// the general algorithm.
 fn pow(kb: &mut Kb, x: H, y: H, exponent: Option<f64>) -> H {
     match exponent {
         Some(1.0) => return x,
         Some(2.0) => return fbin(kb, Bo::Multiply, x, x),
+        Some(-1.0) => {
+            let one = fconst(kb, 1.0);
+            return fbin(kb, Bo::Divide, one, x);
+        }
         Some(0.5) => {
-            // pow(-0, 0.5) = +0 and pow(-inf, 0.5) = +inf, unlike sqrt.
+            // pow(-0, 0.5) = +0 and pow(-inf, 0.5) = +inf, unlike sqrt; negative x gives NaN.
             let s = kb.math(Mf::Sqrt, &[x]);
+            let zero = fconst(kb, 0.0);
+            let neg = kb.binary(Bo::Less, x, zero);
+            let nan = fconst(kb, f32::NAN);
+            let s = kb.select(neg, nan, s);
             let ninf = fconst(kb, f32::NEG_INFINITY);
             let is_ninf = kb.binary(Bo::Equal, x, ninf);
             let pinf = fconst(kb, f32::INFINITY);
             let s = kb.select(is_ninf, pinf, s);
-            let zero = fconst(kb, 0.0);
             let is_zero = kb.binary(Bo::Equal, x, zero);
             return kb.select(is_zero, zero, s);
         }
         _ => {}
     }
-    let ax = kb.math(Mf::Abs, &[x]);
-    let p = kb.math(Mf::Pow, &[ax, y]);
-    let zero = fconst(kb, 0.0);
-    let one = fconst(kb, 1.0);
-    let half = fconst(kb, 0.5);
-    // y integral, and odd
-    let fy = kb.math(Mf::Floor, &[y]);
-    let y_int = kb.binary(Bo::Equal, fy, y);
-    let hy = fbin(kb, Bo::Multiply, y, half);
-    let fhy = kb.math(Mf::Floor, &[hy]);
-    let y_even = kb.binary(Bo::Equal, fhy, hy);
-    let not_even = kb.unary(Uo::LogicalNot, y_even);
-    let y_odd = bool_and(kb, y_int, not_even);
-    let neg = kb.binary(Bo::Less, x, zero);
-    // A negative zero base counts as negative for odd powers: pow(-0, -1) = -inf.
-    let xb = kb.bitcast(x, STy::U32);
-    let signbit = kb.lit_u32(0x8000_0000);
-    let sb = kb.binary(Bo::And, xb, signbit);
-    let zero_u = kb.lit_u32(0);
-    let sign_set = kb.binary(Bo::NotEqual, sb, zero_u);
-    let flip = bool_and(kb, sign_set, y_odd);
-    let np = kb.unary(Uo::Negate, p);
-    let r = kb.select(flip, np, p);
-    // x == 0: +-0 or +-inf by the sign of y (GLSL leaves this undefined).
-    let is_zero = kb.binary(Bo::Equal, x, zero);
-    let ylt = kb.binary(Bo::Less, y, zero);
-    let inf = fconst(kb, f32::INFINITY);
-    let z = kb.select(ylt, inf, zero);
-    let nz = kb.unary(Uo::Negate, z);
-    let z = kb.select(flip, nz, z);
-    let r = kb.select(is_zero, z, r);
-    let not_int = kb.unary(Uo::LogicalNot, y_int);
-    let yinf = isinf(kb, y, STy::F32);
-    let finite_y = kb.unary(Uo::LogicalNot, yinf);
-    let not_int = bool_and(kb, not_int, finite_y);
-    let bad = bool_and(kb, neg, not_int);
-    let nan = fconst(kb, f32::NAN);
-    let r = kb.select(bad, nan, r);
-    // |x| == 1 with infinite y is 1 (pow(-1, ±inf) = 1); pow(1, y) = 1; pow(x, 0) = 1.
-    let ax_one = kb.binary(Bo::Equal, ax, one);
-    let ax_one_inf = bool_and(kb, ax_one, yinf);
-    let x_one = kb.binary(Bo::Equal, x, one);
-    let y_zero = kb.binary(Bo::Equal, y, zero);
-    let is_one = bool_or(kb, x_one, y_zero);
-    let is_one = bool_or(kb, is_one, ax_one_inf);
-    kb.select(is_one, one, r)
+    math::pow(kb, x, y)
 }
 
 /// An elementwise binary op on two values of type `a.dt`; the result has type `out`.
@@ -628,7 +635,11 @@ pub(crate) fn binary(
     rhs_const: Option<f64>,
 ) -> Result<H, String> {
     let dt = a.dt;
-    let (x, y) = (a.h, b.h);
+    let (x, y) = if dt == DType::BF16 {
+        (flush_subnormal(kb, a.h, DType::F32), flush_subnormal(kb, b.h, DType::F32))
+    } else {
+        (a.h, b.h)
+    };
     let float = dt.is_float();
     let pred = dt == DType::Pred;
     let r = match op {
@@ -639,11 +650,7 @@ pub(crate) fn binary(
         BinaryOp::Multiply => kb.binary(Bo::Multiply, x, y),
         BinaryOp::Divide if float => kb.binary(Bo::Divide, x, y),
         BinaryOp::Divide if dt.is_integer() => int_div(kb, x, y, dt, false),
-        BinaryOp::Remainder if float && !is_f64(dt) => fmod(kb, x, y),
-        BinaryOp::Remainder if float => {
-            let r = kb.binary(Bo::Modulo, x, y);
-            copysign(kb, r, x, vty(dt))
-        }
+        BinaryOp::Remainder if float => fmod(kb, x, y, vty(dt)),
         BinaryOp::Remainder if dt.is_integer() => int_div(kb, x, y, dt, true),
         BinaryOp::Maximum | BinaryOp::Minimum if pred => {
             if op == BinaryOp::Maximum {
@@ -676,7 +683,7 @@ pub(crate) fn binary(
             kb.math(f, &[x, y])
         }
         BinaryOp::Power if float && !is_f64(dt) => pow(kb, x, y, rhs_const),
-        BinaryOp::Atan2 if float && !is_f64(dt) => kb.math(Mf::Atan2, &[x, y]),
+        BinaryOp::Atan2 if float && !is_f64(dt) => math::atan2(kb, x, y),
         BinaryOp::And if pred => bool_and(kb, x, y),
         BinaryOp::Or if pred => bool_or(kb, x, y),
         BinaryOp::Xor if pred => kb.binary(Bo::NotEqual, x, y),
