@@ -24,6 +24,28 @@ pub enum InterpError {
     /// A literal helper was given inconsistent input (wrong byte count, non-array shape).
     #[error("literal: {0}")]
     Literal(String),
+    /// Evaluating the instruction would hold more bytes than [`crate::Options::memory_limit`].
+    #[error(
+        "{comp}/{instr}: evaluating this {op} needs about {needed} more bytes while {held} are held; \
+         the interpreter's memory limit is {limit} bytes"
+    )]
+    OutOfMemory { comp: String, instr: String, op: String, needed: u64, held: u64, limit: u64 },
+    /// A `while` ran more iterations than [`crate::Options::max_while_iterations`].
+    #[error("{comp}/{instr}: the while loop ran {limit} iterations without finishing")]
+    TooManyIterations { comp: String, instr: String, limit: u64 },
+}
+
+impl InterpError {
+    /// The computation and instruction names the error points at, when it has them.
+    pub fn location(&self) -> Option<(&str, &str)> {
+        match self {
+            InterpError::Unsupported { comp, instr, .. }
+            | InterpError::Invalid { comp, instr, .. }
+            | InterpError::OutOfMemory { comp, instr, .. }
+            | InterpError::TooManyIterations { comp, instr, .. } => Some((comp, instr)),
+            _ => None,
+        }
+    }
 }
 
 /// An error inside one op, before the driver attaches the instruction's name.
@@ -31,6 +53,14 @@ pub enum InterpError {
 pub(crate) enum OpError {
     Unsupported(String),
     Invalid(String),
+    /// The op would need `needed` more bytes while `held` are held, past `limit`.
+    OutOfMemory {
+        needed: u64,
+        held: u64,
+        limit: u64,
+    },
+    /// A `while` ran `limit` iterations.
+    TooManyIterations(u64),
     /// An error that already names its place (from a called computation).
     Nested(Box<InterpError>),
 }

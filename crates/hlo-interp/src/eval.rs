@@ -4,6 +4,11 @@
 //! instructions the root depends on are evaluated (as XLA's evaluator does), so dead
 //! code with unsupported ops does not fail a module. Each value is dropped after its
 //! last use, and parameters are read from the caller's arguments without copying.
+//!
+//! Memory: every value held by an active call counts against [`Options::memory_limit`],
+//! and before an instruction runs, its result and the index tables its op builds are
+//! estimated ([`working_bytes`]) and checked, so a huge shape fails cleanly instead of
+//! aborting the process in the allocator.
 
 use crate::array::{array_of, make, scalar_i64};
 use crate::error::{invalid, unsupported, InterpError, OpError, OpResult};
@@ -14,6 +19,7 @@ use hlo_ir::{
     Module, Op, Shape, UnaryOp,
 };
 use std::borrow::Cow;
+use std::cell::Cell;
 
 /// Evaluates the entry computation of `module` on `args` (one per entry parameter; a
 /// tuple parameter takes a tuple literal), with pure HLO semantics.
@@ -47,7 +53,10 @@ pub fn evaluate_computation_with(
         });
     }
     let refs: Vec<&Literal> = args.iter().collect();
-    Interp { module, options: *options }.call(comp, &refs)
+    let interp = Interp::new(module, *options);
+    let mut held = Held::new(&interp.live);
+    held.add(args.iter().map(literal_bytes).sum());
+    interp.call(comp, &refs)
 }
 
 /// Evaluates the single instruction `instr` of computation `comp` on the given operand
@@ -76,13 +85,103 @@ pub fn evaluate_instr(
             message: "no such instruction".into(),
         });
     }
-    Interp { module, options: Options::default() }.eval_instr(c, instr, &refs, None)
+    Interp::new(module, Options::default()).eval_instr(c, instr, &refs, None)
 }
 
 /// Evaluation context: the module whose computations calls refer to, and the options.
 pub struct Interp<'m> {
     pub module: &'m Module,
     pub options: Options,
+    /// Bytes held by the values of every active call (see [`Options::memory_limit`]).
+    live: Cell<u64>,
+}
+
+/// Bytes counted in [`Interp::live`] on behalf of one holder; released when dropped,
+/// so that an error unwinding a call leaves the count right.
+struct Held<'a> {
+    live: &'a Cell<u64>,
+    bytes: u64,
+}
+
+impl<'a> Held<'a> {
+    fn new(live: &'a Cell<u64>) -> Held<'a> {
+        Held { live, bytes: 0 }
+    }
+
+    fn add(&mut self, bytes: u64) {
+        self.bytes = self.bytes.saturating_add(bytes);
+        self.live.set(self.live.get().saturating_add(bytes));
+    }
+
+    fn sub(&mut self, bytes: u64) {
+        let bytes = bytes.min(self.bytes);
+        self.bytes -= bytes;
+        self.live.set(self.live.get().saturating_sub(bytes));
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.live.set(self.live.get().saturating_sub(self.bytes));
+    }
+}
+
+/// Bytes the elements of an array of `shape` occupy in the evaluator (sub-byte types
+/// take a byte each, as they are stored).
+fn array_bytes(shape: &ArrayShape) -> u64 {
+    shape.num_elements().saturating_mul(shape.dtype.byte_size() as u64)
+}
+
+/// Bytes of every array leaf of `shape`.
+fn shape_bytes(shape: &Shape) -> u64 {
+    match shape {
+        Shape::Array(a) => array_bytes(a),
+        Shape::Tuple(elems) => elems.iter().fold(0u64, |acc, e| acc.saturating_add(shape_bytes(e))),
+        Shape::Token => 0,
+    }
+}
+
+/// Bytes a literal's arrays occupy.
+fn literal_bytes(lit: &Literal) -> u64 {
+    shape_bytes(&lit.shape)
+}
+
+/// Elements of an array shape, 0 for tuples and tokens.
+fn elements(shape: &Shape) -> u64 {
+    shape.as_array().map_or(0, |a| a.num_elements())
+}
+
+/// An upper estimate of the bytes evaluating `instr` allocates: its result, plus for ops
+/// that gather through index tables (shape ops, reductions, windows, dots...) eight bytes
+/// per result element and per element of the largest operand.
+fn working_bytes(instr: &Instr, ops: &[&Literal]) -> u64 {
+    let result = shape_bytes(&instr.shape);
+    let elementwise = matches!(
+        instr.op,
+        Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Compare { .. }
+            | Op::Select
+            | Op::Clamp
+            | Op::Convert
+            | Op::BitcastConvert
+            | Op::ReducePrecision { .. }
+            | Op::Copy
+            | Op::Constant(_)
+            | Op::Parameter { .. }
+            | Op::Tuple
+            | Op::GetTupleElement { .. }
+            | Op::Reshape
+            | Op::AddDependency
+            | Op::OptimizationBarrier
+            | Op::AfterAll
+    );
+    if elementwise {
+        return result;
+    }
+    let largest_operand = ops.iter().map(|l| elements(&l.shape)).max().unwrap_or(0);
+    let tables = elements(&instr.shape).saturating_mul(16).saturating_add(largest_operand.saturating_mul(8));
+    result.saturating_add(tables)
 }
 
 /// A multiply fused into the add or subtract that uses it (see [`Options::contract_fma`]).
@@ -131,6 +230,20 @@ fn plan_fma(comp: &Computation, live: &[bool]) -> Vec<Option<Fma>> {
 }
 
 impl<'m> Interp<'m> {
+    pub fn new(module: &'m Module, options: Options) -> Interp<'m> {
+        Interp { module, options, live: Cell::new(0) }
+    }
+
+    /// Fails when `bytes` more would go past [`Options::memory_limit`].
+    fn reserve(&self, bytes: u64) -> OpResult<()> {
+        let Some(limit) = self.options.memory_limit else { return Ok(()) };
+        let held = self.live.get();
+        if held.saturating_add(bytes) > limit {
+            return Err(OpError::OutOfMemory { needed: bytes, held, limit });
+        }
+        Ok(())
+    }
+
     /// Calls a computation: checks the arguments, then evaluates the root's dependencies.
     pub fn call(&self, comp_id: CompId, args: &[&Literal]) -> Result<Literal, InterpError> {
         let Some(comp) = self.module.comps.get(comp_id.index()) else {
@@ -197,6 +310,7 @@ impl<'m> Interp<'m> {
             }
         }
         let mut vals: Vec<Option<Literal>> = vec![None; n];
+        let mut held = Held::new(&self.live);
         for i in 0..n {
             if !live[i] {
                 continue;
@@ -207,7 +321,12 @@ impl<'m> Interp<'m> {
                 continue;
             }
             // Tuples and get-tuple-element move values out of dead operands instead of copying.
+            let before: u64 = instr.operands.iter().filter_map(|o| vals[o.index()].as_ref()).map(literal_bytes).sum();
             if let Some(res) = self.try_move(comp, i, &mut vals, &last_use) {
+                let after: u64 =
+                    instr.operands.iter().filter_map(|o| vals[o.index()].as_ref()).map(literal_bytes).sum();
+                held.sub(before - after.min(before));
+                held.add(literal_bytes(&res));
                 vals[i] = Some(res);
                 continue;
             }
@@ -232,12 +351,16 @@ impl<'m> Interp<'m> {
                     },
                     None => None,
                 };
+                self.reserve(working_bytes(instr, &ops)).map_err(|e| self.wrap(comp, id, e))?;
                 self.eval_instr(comp, id, &ops, fused)?
             };
+            held.add(literal_bytes(&res));
             vals[i] = Some(res);
             let mut release = |o: InstrId| {
                 if last_use[o.index()] == i && o != comp.root {
-                    vals[o.index()] = None;
+                    if let Some(v) = vals[o.index()].take() {
+                        held.sub(literal_bytes(&v));
+                    }
                 }
             };
             for &o in &instr.operands {
@@ -322,6 +445,12 @@ impl<'m> Interp<'m> {
                 InterpError::Unsupported { comp: comp.name.clone(), instr: name, op, reason }
             }
             OpError::Invalid(message) => InterpError::Invalid { comp: comp.name.clone(), instr: name, op, message },
+            OpError::OutOfMemory { needed, held, limit } => {
+                InterpError::OutOfMemory { comp: comp.name.clone(), instr: name, op, needed, held, limit }
+            }
+            OpError::TooManyIterations(limit) => {
+                InterpError::TooManyIterations { comp: comp.name.clone(), instr: name, limit }
+            }
             OpError::Nested(inner) => *inner,
         }
     }
@@ -471,11 +600,20 @@ impl<'m> Interp<'m> {
 
     fn eval_while(&self, condition: CompId, body: CompId, init: &Literal) -> OpResult<Literal> {
         let mut state = init.clone();
+        let mut held = Held::new(&self.live);
+        held.add(literal_bytes(&state));
+        let mut trips = 0u64;
         loop {
             let keep_going = self.call(condition, &[&state])?;
             if scalar_i64(&keep_going)? == 0 {
                 return Ok(state);
             }
+            if let Some(limit) = self.options.max_while_iterations {
+                if trips >= limit {
+                    return Err(OpError::TooManyIterations(limit));
+                }
+            }
+            trips += 1;
             state = self.call(body, &[&state])?;
         }
     }

@@ -12,24 +12,34 @@
 //!
 //! [`Options::default`] follows XLA's reference evaluator (no flushing, no contraction);
 //! [`Options::xla_cpu`] turns both on.
+//!
+//! [`Options::memory_limit`] bounds the bytes the evaluator holds at once (values plus
+//! the index tables an op builds), so that a huge shape is an error instead of an abort.
 
 use crate::array::map_data;
 use hlo_ir::ArrayData as AD;
 use std::borrow::Cow;
 
-/// How floating-point arithmetic is carried out.
+/// How floating-point arithmetic is carried out, and how much memory evaluation may use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     /// Read subnormal inputs of float arithmetic as zero and flush subnormal results to zero.
     pub flush_denormals: bool,
     /// Compute `add`/`subtract` of a single-use f32/f64 `multiply` as a fused multiply-add.
     pub contract_fma: bool,
+    /// The most bytes evaluation may hold at once; an instruction that would go past it fails
+    /// with [`crate::InterpError::OutOfMemory`] before allocating. `None`: no limit.
+    pub memory_limit: Option<u64>,
+    /// The most iterations any one `while` may run before evaluation fails with
+    /// [`crate::InterpError::TooManyIterations`]. `None`: no limit (a loop that never ends
+    /// is the program's own meaning).
+    pub max_while_iterations: Option<u64>,
 }
 
 impl Options {
     /// The floating-point environment of XLA:CPU-compiled code (what JAX on CPU computes).
     pub fn xla_cpu() -> Options {
-        Options { flush_denormals: true, contract_fma: true }
+        Options { flush_denormals: true, contract_fma: true, ..Options::default() }
     }
 }
 

@@ -75,6 +75,9 @@ fn fold_regular<T: Copy>(x: &[T], init: T, items: (&[usize], &[usize]), f: impl 
 
 /// One output element per window, each folding its own absolute offsets.
 fn fold_windows<T: Copy>(x: &[T], init: T, windows: &Windows, f: impl Fn(T, T) -> T) -> Vec<T> {
+    if let Some(d) = windows.single_long_dim() {
+        return fold_lines(x, init, windows, d, &f);
+    }
     let mut buf = Vec::new();
     (0..windows.n_out)
         .map(|k| {
@@ -254,13 +257,79 @@ pub fn reduce(
     finish(out, &shapes, data)
 }
 
+/// The window positions along one dimension that land on operand elements, for one
+/// output coordinate: `count` operand offsets `first + j * step`, in window order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Run {
+    first: i64,
+    step: i64,
+    count: i64,
+}
+
+impl Run {
+    const EMPTY: Run = Run { first: 0, step: 0, count: 0 };
+
+    fn offset(&self, j: i64) -> i64 {
+        self.first + j * self.step
+    }
+}
+
+/// Greatest common divisor of two positive numbers.
+fn gcd(mut a: i128, mut b: i128) -> i128 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// The inverse of `a` modulo `m` (`a` and `m` coprime, `m >= 1`).
+fn mod_inverse(a: i128, m: i128) -> i128 {
+    let (mut r0, mut r1, mut s0, mut s1) = (a.rem_euclid(m), m, 1i128, 0i128);
+    while r1 != 0 {
+        let q = r0 / r1;
+        (r0, r1) = (r1, r0 - q * r1);
+        (s0, s1) = (s1, s0 - q * s1);
+    }
+    s0.rem_euclid(m)
+}
+
+/// The window positions `k` in `0..size` of output coordinate `o` along one dimension
+/// that land on an element: position `o * stride - pad_low + k * wdil` of the
+/// base-dilated operand must be a multiple of `bdil` inside `[0, (n - 1) * bdil]`. The
+/// valid `k` form an arithmetic progression, found in closed form (no walk over the
+/// window, whose size may be the whole dimension, as in a cumulative sum).
+fn window_run(w: &hlo_ir::WindowDim, n: i64, stride_elems: i64, o: i64) -> Run {
+    let (size, wdil, bdil) = (w.size as i128, w.window_dilation as i128, w.base_dilation as i128);
+    if n <= 0 || size <= 0 {
+        return Run::EMPTY;
+    }
+    let a = o as i128 * w.stride as i128 - w.padding_low as i128;
+    // k * wdil = -a (mod bdil): solvable when gcd(wdil, bdil) divides a.
+    let g = gcd(wdil, bdil);
+    if a.rem_euclid(g) != 0 {
+        return Run::EMPTY;
+    }
+    let period = bdil / g;
+    let k0 = ((-a / g).rem_euclid(period) * mod_inverse(wdil / g, period)).rem_euclid(period);
+    // 0 <= a + k * wdil <= (n - 1) * bdil.
+    let k_lo = 0.max((-a + wdil - 1).div_euclid(wdil));
+    let k_hi = (size - 1).min(((n as i128 - 1) * bdil - a).div_euclid(wdil));
+    let k1 = k_lo + (k0 - k_lo).rem_euclid(period);
+    if k1 > k_hi {
+        return Run::EMPTY;
+    }
+    let count = (k_hi - k1) / period + 1;
+    let first = (a + k1 * wdil) / bdil * stride_elems as i128;
+    let step = wdil / g * stride_elems as i128;
+    Run { first: first as i64, step: step as i64, count: count as i64 }
+}
+
 /// The operand offsets covered by each window of a windowed op, in row-major window order.
 pub struct Windows {
     pub n_out: usize,
     out_dims: Vec<i64>,
-    /// `valid[d][o]`: the offset contributions of window positions along dimension `d`
-    /// for output coordinate `o` that land on an operand element.
-    valid: Vec<Vec<Vec<i64>>>,
+    /// `runs[d][o]`: the valid window positions along dimension `d` for output coordinate `o`.
+    runs: Vec<Vec<Run>>,
 }
 
 impl Windows {
@@ -271,29 +340,15 @@ impl Windows {
             return invalid("window rank does not match the operand");
         }
         let st = strides(in_dims);
-        let mut valid = Vec::with_capacity(rank);
+        let mut runs = Vec::with_capacity(rank);
         for d in 0..rank {
             let w = &window.dims[d];
             if w.stride < 1 || w.base_dilation < 1 || w.window_dilation < 1 || w.size < 0 {
                 return invalid("window strides and dilations must be positive");
             }
-            let per_out: Vec<Vec<i64>> = (0..out_dims[d])
-                .map(|o| {
-                    (0..w.size)
-                        .filter_map(|k| {
-                            let pos = o * w.stride - w.padding_low + k * w.window_dilation;
-                            if pos < 0 || pos % w.base_dilation != 0 {
-                                return None;
-                            }
-                            let i = pos / w.base_dilation;
-                            (i < in_dims[d]).then_some(i * st[d])
-                        })
-                        .collect()
-                })
-                .collect();
-            valid.push(per_out);
+            runs.push((0..out_dims[d].max(0)).map(|o| window_run(w, in_dims[d], st[d], o)).collect());
         }
-        Ok(Windows { n_out: num_elements(out_dims), out_dims: out_dims.to_vec(), valid })
+        Ok(Windows { n_out: num_elements(out_dims), out_dims: out_dims.to_vec(), runs })
     }
 
     /// Writes the operand offsets of window `k` (row-major output order) into `buf`.
@@ -302,14 +357,71 @@ impl Windows {
         let rank = self.out_dims.len();
         let mut idx = vec![0i64; rank];
         crate::index::delinearize(k, &self.out_dims, &mut idx);
-        let lists: Vec<&[i64]> = (0..rank).map(|d| self.valid[d][idx[d] as usize].as_slice()).collect();
-        if lists.iter().any(|l| l.is_empty()) {
+        let runs: Vec<Run> = (0..rank).map(|d| self.runs[d][idx[d] as usize]).collect();
+        if runs.iter().any(|r| r.count == 0) {
             return;
         }
-        let sizes: Vec<i64> = lists.iter().map(|l| l.len() as i64).collect();
-        let terms: Vec<Vec<i64>> = lists.iter().map(|l| l.to_vec()).collect();
+        let sizes: Vec<i64> = runs.iter().map(|r| r.count).collect();
+        let terms: Vec<Vec<i64>> = runs.iter().map(|r| (0..r.count).map(|j| r.offset(j)).collect()).collect();
         buf.extend(separable_map(&sizes, &terms));
     }
+
+    /// The one dimension whose windows may hold more than one element, when there is
+    /// at most one (every 1-D window, and cumulative reductions along one axis).
+    fn single_long_dim(&self) -> Option<usize> {
+        let long: Vec<usize> = (0..self.runs.len()).filter(|&d| self.runs[d].iter().any(|r| r.count > 1)).collect();
+        match long[..] {
+            [] => self.runs.len().checked_sub(1),
+            [d] => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// Folds every window by walking lines along the one long dimension `d` (see
+/// [`Windows::single_long_dim`]). When a window is the previous window of its line
+/// extended at the end (a cumulative reduction), the fold continues from the previous
+/// result, which is exactly the value a fold from scratch gives: the order of the
+/// operations is the same. So a cumulative sum costs one operation per element.
+fn fold_lines<T: Copy>(x: &[T], init: T, windows: &Windows, d: usize, f: &impl Fn(T, T) -> T) -> Vec<T> {
+    let dims = &windows.out_dims;
+    let mut res = vec![init; windows.n_out];
+    if windows.n_out == 0 {
+        return res;
+    }
+    let out_strides = strides(dims);
+    let mut outer_dims = dims.clone();
+    outer_dims[d] = 1;
+    crate::index::for_each_index(&outer_dims, |idx| {
+        let mut base = 0i64;
+        let mut out_base = 0i64;
+        for (k, &i) in idx.iter().enumerate() {
+            out_base += i * out_strides[k];
+            if k != d {
+                let run = windows.runs[k][i as usize];
+                if run.count == 0 {
+                    return; // every window of the line is empty: init stays
+                }
+                base += run.first;
+            }
+        }
+        let mut prev = Run::EMPTY;
+        let mut acc = init;
+        for o in 0..dims[d] {
+            let run = windows.runs[d][o as usize];
+            let extends = prev.count > 0 && run.first == prev.first && run.step == prev.step && run.count >= prev.count;
+            let start = if extends { prev.count } else { 0 };
+            if !extends {
+                acc = init;
+            }
+            for j in start..run.count {
+                acc = f(acc, x[(base + run.offset(j)) as usize]);
+            }
+            res[(out_base + o * out_strides[d]) as usize] = acc;
+            prev = run;
+        }
+    });
+    res
 }
 
 /// `reduce-window`.

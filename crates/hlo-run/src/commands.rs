@@ -51,9 +51,14 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
-    fn prepare_options(&self) -> PrepareOptions {
-        PrepareOptions { device: self.device.clone(), profile: false }
+    fn prepare_options(&self, memory_limit: u64) -> PrepareOptions {
+        PrepareOptions { device: self.device.clone(), profile: false, memory_limit: Some(memory_limit) }
     }
+}
+
+/// Bytes of host arrays together.
+fn host_bytes(arrays: &[HostArray]) -> u64 {
+    arrays.iter().map(|a| a.bytes.len() as u64).sum()
 }
 
 /// `hlo-run opt`.
@@ -159,29 +164,51 @@ pub fn print(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads or makes the inputs and checks them against the entry signature.
-fn gather_inputs(loaded: &Loaded, paths: &[PathBuf], common: &CommonArgs) -> anyhow::Result<Vec<HostArray>> {
+/// Reads or makes the inputs and checks them against the entry signature, within `limit` bytes.
+fn gather_inputs(
+    loaded: &Loaded,
+    paths: &[PathBuf],
+    common: &CommonArgs,
+    limit: u64,
+) -> anyhow::Result<Vec<HostArray>> {
     let leaves: Vec<ParamLeaf> = inputs::param_leaves(&loaded.module);
     let mut named = if common.random_inputs {
         if !paths.is_empty() {
             return Err(user_error("--random-inputs and input files are mutually exclusive"));
         }
-        inputs::random_inputs(&leaves, common.seed)?
+        inputs::random_inputs(&leaves, common.seed, limit).map_err(|e| {
+            let largest = leaves.iter().max_by_key(|l| l.shape.num_elements());
+            match largest {
+                Some(leaf) => {
+                    user_error(format!("{}: {e}", load::location_of(loaded, loaded.module.entry, leaf.param)))
+                }
+                None => e,
+            }
+        })?
     } else {
-        inputs::read_inputs(paths)?
+        inputs::read_inputs(paths, limit)?
     };
     inputs::check_inputs(&leaves, &mut named)?;
     Ok(named.into_iter().map(|(_, a)| a).collect())
 }
 
+/// Loads a module that is about to be run or compiled: parsed, verified, static shapes only.
+fn load_static(path: &Path) -> anyhow::Result<Loaded> {
+    let loaded = load::load_module(path)?;
+    load::check_static(&loaded)?;
+    Ok(loaded)
+}
+
 /// The default command: run a module and write its outputs.
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let path = args.module.as_deref().ok_or_else(|| user_error("no module given (see --help)"))?;
-    let loaded = load::load_module(path)?;
-    let host_inputs = gather_inputs(&loaded, &args.inputs, &args.common)?;
-    let mut prepared = backend::prepare(&loaded.module, args.common.backend, &args.common.prepare_options())
-        .map_err(|e| locate(&loaded, e))?;
-    let outputs = prepared.run(&host_inputs)?;
+    let loaded = load_static(path)?;
+    let limit = crate::limits::memory_limit()?;
+    let host_inputs = gather_inputs(&loaded, &args.inputs, &args.common, limit)?;
+    let options = args.common.prepare_options(limit.saturating_sub(host_bytes(&host_inputs)));
+    let mut prepared =
+        backend::prepare(&loaded.module, args.common.backend, &options).map_err(|e| locate(&loaded, e))?;
+    let outputs = prepared.run(&host_inputs).map_err(|e| locate(&loaded, e))?;
     if let Some(dir) = &args.out_dir {
         std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
         for (k, out) in outputs.iter().enumerate() {
@@ -199,8 +226,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Turns a backend's "unsupported op" error into a message with the op's location.
+/// Turns a backend's "unsupported op" error, or an interpreter error that names an
+/// instruction, into a message with the op's location.
 fn locate(loaded: &Loaded, err: anyhow::Error) -> anyhow::Error {
+    let err = match err.downcast::<hlo_interp::InterpError>() {
+        Ok(interp) => return locate_interp(loaded, interp),
+        Err(err) => err,
+    };
     match err.downcast::<crate::backend::vulkan::Unsupported>() {
         Ok(unsupported) => {
             let at = loaded
@@ -214,6 +246,28 @@ fn locate(loaded: &Loaded, err: anyhow::Error) -> anyhow::Error {
             ))
         }
         Err(err) => err,
+    }
+}
+
+/// An interpreter error as a message at the instruction's line: a user error (exit 2) when
+/// the module asks for what the interpreter cannot give (an op it lacks, more memory than
+/// the limit), an internal error otherwise.
+fn locate_interp(loaded: &Loaded, err: hlo_interp::InterpError) -> anyhow::Error {
+    use hlo_interp::InterpError as E;
+    let at = match err.location() {
+        Some((comp, instr)) => load::location_of_name(loaded, comp, instr),
+        None => loaded.path.clone(),
+    };
+    match &err {
+        E::OutOfMemory { instr, op, needed, held, limit, .. } => user_error(format!(
+            "{at}: evaluating {instr} ({op}) needs about {} more while {} are held, past the memory limit of {}\n  \
+             hint: HLO_MEMORY_LIMIT raises the limit if the machine has the memory",
+            crate::limits::human_bytes(*needed),
+            crate::limits::human_bytes(*held),
+            crate::limits::human_bytes(*limit)
+        )),
+        E::Unsupported { .. } | E::TooManyIterations { .. } => user_error(format!("{at}: {err}")),
+        _ => anyhow::anyhow!("{at}: internal error in the interpreter: {err}"),
     }
 }
 
@@ -264,7 +318,7 @@ pub fn opt(args: &OptArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let path = args.module.as_deref().ok_or_else(|| user_error("no module given"))?;
-    let mut loaded = load::load_module(path)?;
+    let mut loaded = load_static(path)?;
     if let Some(dir) = &args.dump_after_each {
         std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
     }
@@ -305,7 +359,7 @@ pub fn opt(args: &OptArgs) -> anyhow::Result<()> {
 
 /// `hlo-run compile`.
 pub fn compile(args: &CompileArgs) -> anyhow::Result<()> {
-    let loaded = load::load_module(&args.module)?;
+    let loaded = load_static(&args.module)?;
     let compiled =
         crate::backend::vulkan::compile_for_device(&loaded.module, args.device.as_deref(), args.explain_fusion)
             .map_err(|e| locate(&loaded, e))?;
@@ -333,19 +387,25 @@ fn sanitize(name: &str) -> String {
 /// `hlo-run bench`: compile once, warm up, time N calls, report min/median/p99.
 pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let parse_start = Instant::now();
-    let loaded = load::load_module(&args.module)?;
+    let loaded = load_static(&args.module)?;
     let parse_time = parse_start.elapsed();
-    let host_inputs = gather_inputs(&loaded, &args.inputs, &args.common)?;
+    let limit = crate::limits::memory_limit()?;
+    let host_inputs = gather_inputs(&loaded, &args.inputs, &args.common, limit)?;
     let prep_start = Instant::now();
-    let options = PrepareOptions { profile: args.profile, ..args.common.prepare_options() };
+    let options = PrepareOptions {
+        profile: args.profile,
+        ..args.common.prepare_options(limit.saturating_sub(host_bytes(&host_inputs)))
+    };
     let mut prepared =
         backend::prepare(&loaded.module, args.common.backend, &options).map_err(|e| locate(&loaded, e))?;
     let prep_time = prep_start.elapsed();
-    prepared.set_inputs(&host_inputs)?;
+    prepared.set_inputs(&host_inputs).map_err(|e| locate(&loaded, e))?;
     for _ in 0..args.warmup {
-        prepared.time_call()?;
+        prepared.time_call().map_err(|e| locate(&loaded, e))?;
     }
-    let samples = (0..args.runs.max(1)).map(|_| prepared.time_call()).collect::<anyhow::Result<Vec<_>>>()?;
+    let samples = (0..args.runs.max(1))
+        .map(|_| prepared.time_call().map_err(|e| locate(&loaded, e)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let t = Timings::from_samples(&samples).expect("at least one run");
     let times = prepared.compile_times();
     if args.json {

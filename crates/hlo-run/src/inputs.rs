@@ -6,7 +6,7 @@
 
 use crate::npy::{self, HostArray};
 use crate::user_error;
-use hlo_ir::{ArrayShape, DType, Module, Shape};
+use hlo_ir::{ArrayShape, DType, InstrId, Module, Shape};
 use std::path::PathBuf;
 
 /// One entry-parameter leaf: its shape and a name for messages.
@@ -14,6 +14,8 @@ use std::path::PathBuf;
 pub struct ParamLeaf {
     pub name: String,
     pub shape: ArrayShape,
+    /// The entry computation's parameter instruction the leaf belongs to.
+    pub param: InstrId,
 }
 
 /// The entry computation's parameter leaves, in order.
@@ -29,17 +31,17 @@ pub fn param_leaves(module: &Module) -> Vec<ParamLeaf> {
             } else {
                 format!("parameter {number} ({}) leaf {k}", instr.name)
             };
-            leaves.push(ParamLeaf { name, shape: (*leaf).clone() });
+            leaves.push(ParamLeaf { name, shape: (*leaf).clone(), param: id });
         }
     }
     leaves
 }
 
-/// Reads the input files: several `.npy`, or a single `.npz`.
-pub fn read_inputs(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, HostArray)>> {
+/// Reads the input files: several `.npy`, or a single `.npz`, with at most `limit` bytes of data in all.
+pub fn read_inputs(paths: &[PathBuf], limit: u64) -> anyhow::Result<Vec<(String, HostArray)>> {
     if let [single] = paths {
         if single.extension().is_some_and(|e| e == "npz") {
-            let arrays = npy::read_npz(single).map_err(|e| user_error(e.to_string()))?;
+            let arrays = npy::read_npz_limited(single, limit).map_err(|e| user_error(e.to_string()))?;
             return Ok(arrays
                 .into_iter()
                 .enumerate()
@@ -47,10 +49,21 @@ pub fn read_inputs(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, HostArray)>
                 .collect());
         }
     }
-    paths
-        .iter()
-        .map(|p| npy::read_npy(p).map(|a| (p.display().to_string(), a)).map_err(|e| user_error(e.to_string())))
-        .collect()
+    let mut used = 0u64;
+    let mut arrays = Vec::with_capacity(paths.len());
+    for p in paths {
+        let array = npy::read_npy_limited(p, limit.saturating_sub(used)).map_err(|e| user_error(e.to_string()))?;
+        used += array.bytes.len() as u64;
+        arrays.push((p.display().to_string(), array));
+    }
+    Ok(arrays)
+}
+
+/// Bytes of every entry-parameter leaf together.
+pub fn leaves_bytes(leaves: &[ParamLeaf]) -> u64 {
+    leaves.iter().fold(0u64, |acc, l| {
+        acc.saturating_add(l.shape.num_elements().saturating_mul(l.shape.dtype.byte_size() as u64))
+    })
 }
 
 /// Checks count, element type and dimensions of every input against the entry signature.
@@ -82,8 +95,14 @@ pub fn check_inputs(leaves: &[ParamLeaf], inputs: &mut [(String, HostArray)]) ->
     Ok(())
 }
 
-/// Deterministic random inputs for every parameter leaf.
-pub fn random_inputs(leaves: &[ParamLeaf], seed: u64) -> anyhow::Result<Vec<(String, HostArray)>> {
+/// Deterministic random inputs for every parameter leaf, if they fit in `limit` bytes
+/// (twice over: the literal and its bytes exist together for a moment).
+pub fn random_inputs(leaves: &[ParamLeaf], seed: u64, limit: u64) -> anyhow::Result<Vec<(String, HostArray)>> {
+    let what = match leaves.iter().max_by_key(|l| l.shape.num_elements()) {
+        Some(largest) => format!("--random-inputs (the largest, {}, is {})", largest.name, largest.shape),
+        None => "--random-inputs".to_string(),
+    };
+    crate::limits::check_budget(&what, leaves_bytes(leaves).saturating_mul(2), limit)?;
     leaves
         .iter()
         .enumerate()

@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod commands;
 pub mod inputs;
+pub mod limits;
 pub mod load;
 pub mod npy;
 pub mod stats;

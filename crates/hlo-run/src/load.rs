@@ -1,8 +1,13 @@
 //! Reading a module file: parse, verify, and render any error as
 //! `FILE:LINE:COL: message` with the source line and a caret.
+//!
+//! Only a regular file of at most [`crate::limits::MAX_MODULE_BYTES`] is read.
+//! Dynamic dimensions (`f32[?]`, `f32[<=8]`) parse and print, but nothing executes
+//! them: [`check_static`] names the first one for the commands that run or compile.
 
+use crate::limits;
 use crate::user_error;
-use hlo_ir::Module;
+use hlo_ir::{CompId, InstrId, Module, Shape};
 use std::path::Path;
 
 /// A parsed and verified module with the text it came from.
@@ -15,9 +20,50 @@ pub struct Loaded {
 /// Parses and verifies `path`. Every failure is a [`crate::UserError`].
 pub fn load_module(path: &Path) -> anyhow::Result<Loaded> {
     let display = path.display().to_string();
-    let source = std::fs::read_to_string(path).map_err(|e| user_error(format!("{display}: {e}")))?;
+    let source = limits::read_text(path, limits::MAX_MODULE_BYTES)?;
     let module = parse_and_verify(&source, &display)?;
     Ok(Loaded { module, source, path: display })
+}
+
+/// Fails with `FILE:LINE:COL` at the first instruction whose shape has a dynamic
+/// dimension: the interpreter, the passes and the Vulkan path all need static shapes.
+pub fn check_static(loaded: &Loaded) -> anyhow::Result<()> {
+    match first_dynamic(&loaded.module) {
+        Some((comp, instr)) => {
+            let at = location_of(loaded, comp, instr);
+            let i = loaded.module.comp(comp).instr(instr);
+            Err(user_error(format!(
+                "{at}: {} has the dynamic shape {}; dynamic dimensions (`?`, `<=N`) are not supported",
+                i.name, i.shape
+            )))
+        }
+        None => Ok(()),
+    }
+}
+
+/// The first instruction (in computation and arena order) with a dynamic dimension.
+pub fn first_dynamic(module: &Module) -> Option<(CompId, InstrId)> {
+    fn is_dynamic(shape: &Shape) -> bool {
+        match shape {
+            Shape::Array(a) => a.dynamic.iter().any(|&d| d) || a.dims.iter().any(|&d| d < 0),
+            Shape::Tuple(elems) => elems.iter().any(is_dynamic),
+            Shape::Token => false,
+        }
+    }
+    module
+        .comp_ids()
+        .find_map(|c| module.comp(c).ids().find(|&i| is_dynamic(&module.comp(c).instr(i).shape)).map(|i| (c, i)))
+}
+
+/// `FILE:LINE:COL` of the instruction named `instr` in computation `comp`, or the file alone.
+pub fn location_of_name(loaded: &Loaded, comp: &str, instr: &str) -> String {
+    let module = &loaded.module;
+    let in_comp = module.comp_ids().find(|&c| module.comp(c).name == comp);
+    let found = in_comp.into_iter().chain(module.comp_ids()).find_map(|c| module.comp(c).find(instr).map(|i| (c, i)));
+    match found {
+        Some((c, i)) => location_of(loaded, c, i),
+        None => loaded.path.clone(),
+    }
 }
 
 /// Parses and verifies module text; `file` names it in messages.

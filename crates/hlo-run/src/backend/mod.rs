@@ -26,6 +26,8 @@ pub struct PrepareOptions {
     pub device: Option<String>,
     /// Record GPU timestamps after every step (`bench --profile`).
     pub profile: bool,
+    /// The most bytes the backend may hold on the host (the interpreter's values); `None`: no limit.
+    pub memory_limit: Option<u64>,
 }
 
 /// Where preparation time went, for `bench` and `--stats`.
@@ -65,7 +67,9 @@ pub trait Prepared {
 /// Prepares `module` for repeated execution on `kind`.
 pub fn prepare(module: &Module, kind: BackendKind, opts: &PrepareOptions) -> anyhow::Result<Box<dyn Prepared>> {
     match kind {
-        BackendKind::Interp => Ok(Box::new(InterpPrepared { module: module.clone(), inputs: Vec::new() })),
+        BackendKind::Interp => {
+            Ok(Box::new(InterpPrepared { module: module.clone(), inputs: Vec::new(), memory_limit: opts.memory_limit }))
+        }
         BackendKind::Vulkan => Ok(Box::new(crate::backend::vulkan::VulkanPrepared::new(module, opts)?)),
     }
 }
@@ -74,6 +78,7 @@ pub fn prepare(module: &Module, kind: BackendKind, opts: &PrepareOptions) -> any
 struct InterpPrepared {
     module: Module,
     inputs: Vec<Literal>,
+    memory_limit: Option<u64>,
 }
 
 impl InterpPrepared {
@@ -87,16 +92,18 @@ impl InterpPrepared {
     /// default, so results match what JAX computes on CPU bit for bit;
     /// `HLO_INTERP_PURE=1` evaluates plain HLO semantics as XLA's reference
     /// evaluator does.
-    fn options() -> hlo_interp::Options {
-        match std::env::var("HLO_INTERP_PURE").as_deref() {
+    fn options(&self) -> hlo_interp::Options {
+        let numerics = match std::env::var("HLO_INTERP_PURE").as_deref() {
             Ok("1") | Ok("true") => hlo_interp::Options::default(),
             _ => hlo_interp::Options::xla_cpu(),
-        }
+        };
+        hlo_interp::Options { memory_limit: self.memory_limit, ..numerics }
     }
 
+    /// Evaluates; an [`hlo_interp::InterpError`] stays one (inside the `anyhow::Error`), so
+    /// that the caller can point at the instruction it names.
     fn evaluate(&self, args: &[Literal]) -> anyhow::Result<Vec<HostArray>> {
-        let result =
-            hlo_interp::evaluate_with(&self.module, args, &Self::options()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let result = hlo_interp::evaluate_with(&self.module, args, &self.options()).map_err(anyhow::Error::new)?;
         flatten_literal(&result)
     }
 }
