@@ -6,6 +6,8 @@
 //! The file's header is checked against the device's `pipelineCacheUUID` before the driver sees it, and a file
 //! that does not match is ignored, so a driver update never feeds stale data to the driver.
 //! Disk errors are logged and otherwise ignored: the cache only ever makes things faster.
+//! Only a regular file of at most [`MAX_CACHE_BYTES`] is read: anything else at that path (a FIFO,
+//! which would block the read forever, a device, a directory) is ignored with a warning.
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +15,9 @@ use crate::context::DeviceInfo;
 
 /// Length of `VkPipelineCacheHeaderVersionOne`.
 const HEADER_LEN: usize = 32;
+
+/// The largest cache file read (lavapipe's caches are a few MiB).
+pub(crate) const MAX_CACHE_BYTES: u64 = 1 << 30;
 
 /// The cache file for this device inside `dir`.
 pub(crate) fn cache_file(dir: &Path, info: &DeviceInfo) -> PathBuf {
@@ -22,11 +27,11 @@ pub(crate) fn cache_file(dir: &Path, info: &DeviceInfo) -> PathBuf {
 
 /// The cache bytes in `path`, or nothing when it is missing, unreadable, or made for another device or driver.
 pub(crate) fn load(path: &Path, info: &DeviceInfo) -> Vec<u8> {
-    let data = match std::fs::read(path) {
+    let data = match read_regular(path) {
         Ok(data) => data,
         Err(err) => {
             if err.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(path = %path.display(), %err, "cannot read the pipeline cache");
+                tracing::warn!(path = %path.display(), %err, "cannot read the pipeline cache; ignoring it");
             }
             return Vec::new();
         }
@@ -39,6 +44,27 @@ pub(crate) fn load(path: &Path, info: &DeviceInfo) -> Vec<u8> {
     }
 }
 
+/// The bytes of `path` if it is a regular file of at most [`MAX_CACHE_BYTES`]. The type is checked
+/// before opening (opening a FIFO for reading blocks until a writer appears) and again after.
+fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let not_regular = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(not_regular());
+    }
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    if meta.len() > MAX_CACHE_BYTES {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "larger than 1 GiB"));
+    }
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_CACHE_BYTES).read_to_end(&mut data)?;
+    Ok(data)
+}
+
 /// Writes `data` to `path` through a temporary file and a rename, so that concurrent builds never see a
 /// half-written cache.
 pub(crate) fn store(path: &Path, data: &[u8]) {
@@ -47,7 +73,11 @@ pub(crate) fn store(path: &Path, data: &[u8]) {
             std::fs::create_dir_all(dir)?;
         }
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, data)?;
+        // `create_new` fails on anything already there instead of opening it: a FIFO
+        // would block the open until a reader appears.
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        std::io::Write::write_all(&mut file, data)?;
+        drop(file);
         std::fs::rename(&tmp, path)
     };
     if let Err(err) = write() {
@@ -66,4 +96,29 @@ fn header_matches(data: &[u8], info: &DeviceInfo) -> bool {
         && word(8) == info.vendor_id
         && word(12) == info.device_id
         && data[16..32] == info.pipeline_cache_uuid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = std::env::temp_dir().join(format!("hlo-vulkan-cache-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo.vkpc");
+        let _ = std::fs::remove_file(&fifo);
+        // A FIFO with no writer: opening it for reading would block forever.
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success());
+        if made {
+            let err = read_regular(&fifo).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+            // Storing over it replaces it instead of opening it.
+            store(&fifo, b"data");
+            assert_eq!(read_regular(&fifo).unwrap(), b"data");
+        }
+        assert_eq!(read_regular(&dir).unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+        assert!(read_regular(Path::new("/dev/zero")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
