@@ -1,7 +1,7 @@
 //! Shapes and layouts: `f32[2,<=3,?]{2,1,0:T(8,128)(2,1)E(16)S(1)}`, `(s32[], token[])`.
 //!
-//! Dimensions must be non-negative and their product must fit in an `i64`, which is
-//! XLA's own rule and what lets later stages multiply sizes without overflow checks.
+//! Dimensions must be non-negative and the array's size in bytes must fit in an `i64`,
+//! which is XLA's own rule and what lets later stages multiply sizes without overflow checks.
 
 use crate::error::{PErr, PResult};
 use crate::lexer::Cursor;
@@ -64,8 +64,8 @@ pub(crate) fn shape(c: &mut Cursor<'_>) -> PResult<Shape> {
         }
     }
     let count = dims.iter().try_fold(1i64, |acc, &d| acc.checked_mul(d.max(0)));
-    if count.is_none() {
-        return Err(c.err_since(start, "shape has more elements than fit in 64 bits"));
+    if count.and_then(|n| n.checked_mul(dtype.byte_size() as i64)).is_none() {
+        return Err(c.err_since(start, "shape has more bytes than fit in 64 bits"));
     }
     let layout = if starts_layout(c) { Some(layout(c)?) } else { None };
     Ok(Shape::Array(ArrayShape { dtype, dims, dynamic, layout }))

@@ -204,7 +204,14 @@ fn shapes_and_literals() {
         &entry("  ROOT %x = f32[9999999999,9999999999] parameter(0)"),
         4,
         13,
-        "shape has more elements than fit in 64 bits",
+        "shape has more bytes than fit in 64 bits",
+    );
+    // 2^61 elements of 4 bytes: the count fits in an i64, the byte size does not.
+    t.check(
+        &entry("  ROOT %x = f32[2305843009213693952] parameter(0)"),
+        4,
+        13,
+        "shape has more bytes than fit in 64 bits",
     );
     t.check(
         &entry("  ROOT %x = f32[2]{0:X(1)} parameter(0)"),
