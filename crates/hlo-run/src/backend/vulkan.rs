@@ -37,6 +37,18 @@ fn codegen_error(err: hlo_spirv::CodegenError) -> anyhow::Error {
     }
 }
 
+/// A failure while running: a failed device check (work the device could not finish, such as a
+/// loop the driver stopped early) is something this backend cannot run, reported like an
+/// unsupported op (exit status 2); anything else is an internal error.
+fn run_error(err: hlo_vulkan::VulkanError) -> anyhow::Error {
+    match err {
+        hlo_vulkan::VulkanError::DeviceCheckFailed { kernel, message } => {
+            user_error(format!("cannot run on this Vulkan device: kernel `{kernel}`: {message}"))
+        }
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
 /// Opens the Vulkan context, turning a missing loader or device into a user-facing message.
 pub fn open_context(device: Option<&str>) -> anyhow::Result<Arc<Context>> {
     let mut options = ContextOptions::from_env();
@@ -190,13 +202,13 @@ impl VulkanPrepared {
 impl Prepared for VulkanPrepared {
     fn run(&mut self, inputs: &[HostArray]) -> anyhow::Result<Vec<HostArray>> {
         self.upload(inputs)?;
-        let ticket = self.executable.submit().map_err(|e| anyhow::anyhow!("{e}"))?;
-        self.executable.wait(ticket).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let ticket = self.executable.submit().map_err(run_error)?;
+        self.executable.wait(ticket).map_err(run_error)?;
         let sizes = self.executable.output_sizes();
         let mut outputs = Vec::with_capacity(sizes.len());
         for (k, (io, size)) in self.compiled.outputs.iter().zip(sizes).enumerate() {
             let mut device = vec![0u8; size as usize];
-            self.executable.read_output(k, &mut device).map_err(|e| anyhow::anyhow!("{e}"))?;
+            self.executable.read_output(k, &mut device).map_err(run_error)?;
             outputs.push(HostArray { dtype: io.dtype, dims: io.dims.clone(), bytes: io.from_device(&device) });
         }
         self.check_validation()?;
@@ -209,8 +221,8 @@ impl Prepared for VulkanPrepared {
 
     fn time_call(&mut self) -> anyhow::Result<Duration> {
         let start = Instant::now();
-        let ticket = self.executable.submit().map_err(|e| anyhow::anyhow!("{e}"))?;
-        self.executable.wait(ticket).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let ticket = self.executable.submit().map_err(run_error)?;
+        self.executable.wait(ticket).map_err(run_error)?;
         Ok(start.elapsed())
     }
 
