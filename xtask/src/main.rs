@@ -33,6 +33,10 @@ cargo xtask <command>
       into a temporary directory (kept on failure or with --keep) and validate that.
       spirv-val: $SPIRV_VAL, else from PATH.
 
+  difftest [ARGS...]
+      `cargo run --release -p hlo-difftest -- ARGS`: the differential tester, e.g.
+      `difftest run --minutes 30 --profile all`, `difftest replay FILE`, `difftest help`.
+
   parse-bench [ARGS...]
       `cargo run --release -p hlo-parse --example parse_bench -- ARGS` (skipped when the
       example does not exist yet).
@@ -61,6 +65,7 @@ fn dispatch(args: &[String]) -> Result<()> {
         "bench" => bench::run(&bench_opts(rest)?),
         "validate-spirv" => spirv::run(&spirv_opts(rest)?),
         "parse-bench" => parse_bench(rest),
+        "difftest" => difftest(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(())
@@ -174,6 +179,18 @@ fn spirv_opts(args: &[String]) -> Result<spirv::Opts> {
         bail!("validate-spirv: --samples only applies when no DIR is given");
     }
     Ok(o)
+}
+
+fn difftest(args: &[String]) -> Result<()> {
+    let status = util::cargo()
+        .args(["run", "--release", "-p", "hlo-difftest", "--"])
+        .args(args)
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!("hlo-difftest failed ({status})");
+    }
+    Ok(())
 }
 
 fn parse_bench(args: &[String]) -> Result<()> {

@@ -1,0 +1,377 @@
+//! Comparing Vulkan's outputs with the interpreter's.
+//!
+//! A static pass over the program ([`analyze`]) says, per output leaf, whether the value is
+//! computed *exactly* (only correctly rounded, order-independent operations: data movement,
+//! integer arithmetic, float add/subtract/multiply/max/min, conversions) and otherwise how much
+//! relative error to expect: transcendental functions and divisions add a few ulps, and sums,
+//! dots and convolutions multiply the error by the square root of the number of terms (the
+//! device reassociates them: trees, strided partial sums).
+//!
+//! [`compare`] then checks integers and `pred` exactly, exact floats bit for bit (any NaN
+//! equals any NaN), and inexact floats with `|got - want| <= tol * max(|want|, scale)` where
+//! `scale` is the largest finite magnitude in that output: an absolute floor that absorbs
+//! cancellation. NaN positions must match; infinities must match, except that an inexact
+//! output may overflow in one order of summation and not the other.
+
+use hlo_ir::{ArrayShape, BinaryOp, CompId, Computation, DType, Module, Op, Shape, UnaryOp};
+use hlo_run::npy::HostArray;
+
+/// What to expect of one output leaf.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Expect {
+    pub exact: bool,
+    /// Estimated relative error (relative to the output's scale) of an inexact value.
+    pub err: f64,
+    /// The largest number of terms any value on the way was summed over.
+    pub terms: f64,
+}
+
+impl Expect {
+    const EXACT: Expect = Expect { exact: true, err: 0.0, terms: 1.0 };
+
+    fn merge(self, other: Expect) -> Expect {
+        Expect { exact: self.exact && other.exact, err: self.err.max(other.err), terms: self.terms.max(other.terms) }
+    }
+
+    /// An op computed with `ulps` of error in its compute type (f32 for the narrow floats,
+    /// which are then rounded once more to their own type).
+    fn inexact(self, dtype: DType, ulps: f64) -> Expect {
+        if !dtype.is_float() {
+            return self;
+        }
+        let compute = if dtype == DType::F64 { eps(DType::F64) } else { eps(DType::F32) };
+        let rounding = if dtype.is_narrow_float() { 0.5 * eps(dtype) } else { 0.0 };
+        Expect { exact: false, err: self.err * 2.0 + ulps * compute + rounding, terms: self.terms }
+    }
+
+    fn summed(self, dtype: DType, n: f64) -> Expect {
+        if !dtype.is_float() || n <= 1.0 {
+            return self;
+        }
+        Expect { exact: false, err: (self.err + 4.0 * eps(dtype)) * n.sqrt() * 2.0, terms: self.terms * n }
+    }
+}
+
+/// Machine epsilon of a float type (1 for others, which never use it).
+pub fn eps(dtype: DType) -> f64 {
+    match dtype {
+        DType::F64 => f64::EPSILON,
+        DType::F32 => f32::EPSILON as f64,
+        DType::F16 => 9.765_625e-4,
+        DType::BF16 => 7.812_5e-3,
+        _ => 1.0,
+    }
+}
+
+/// What to expect of each output leaf of `module`, in flattening order.
+pub fn analyze(module: &Module) -> Vec<Expect> {
+    let entry = module.entry_comp();
+    let params = vec![Expect::EXACT; entry.params.len()];
+    let facts = analyze_comp(module, module.entry, &params);
+    let mut out = Vec::new();
+    leaves(entry, entry.root, &facts, &mut out);
+    out
+}
+
+fn leaves(comp: &Computation, id: hlo_ir::InstrId, facts: &[Expect], out: &mut Vec<Expect>) {
+    let instr = comp.instr(id);
+    match (&instr.op, &instr.shape) {
+        (Op::Tuple, _) => instr.operands.iter().for_each(|&o| leaves(comp, o, facts, out)),
+        (_, Shape::Tuple(elems)) => out.extend(std::iter::repeat_n(facts[id.index()], count_leaves(elems))),
+        _ => out.push(facts[id.index()]),
+    }
+}
+
+fn count_leaves(elems: &[Shape]) -> usize {
+    elems.iter().map(|e| if let Shape::Tuple(t) = e { count_leaves(t) } else { 1 }).sum()
+}
+
+fn dtype_of(shape: &Shape) -> DType {
+    match shape {
+        Shape::Array(a) => a.dtype,
+        Shape::Tuple(t) => t.first().map(dtype_of).unwrap_or(DType::Pred),
+        Shape::Token => DType::Pred,
+    }
+}
+
+/// Whether `comp` (a reducer) adds or multiplies floats, which reassociation changes.
+fn reassociating(module: &Module, comp: CompId) -> bool {
+    module.comp(comp).instrs.iter().any(|i| {
+        matches!(i.op, Op::Binary(BinaryOp::Add | BinaryOp::Multiply | BinaryOp::Subtract))
+            && dtype_of(&i.shape).is_float()
+    })
+}
+
+fn analyze_comp(module: &Module, comp_id: CompId, params: &[Expect]) -> Vec<Expect> {
+    let comp = module.comp(comp_id);
+    let mut facts: Vec<Expect> = Vec::with_capacity(comp.instrs.len());
+    for instr in &comp.instrs {
+        let ops: Vec<Expect> = instr.operands.iter().map(|o| facts[o.index()]).collect();
+        let merged = ops.iter().fold(Expect::EXACT, |a, &b| a.merge(b));
+        let dtype = dtype_of(&instr.shape);
+        let dims = |k: usize| -> Vec<i64> {
+            comp.instr(instr.operands[k]).shape.as_array().map(|a| a.dims.clone()).unwrap_or_default()
+        };
+        let fact = match &instr.op {
+            Op::Parameter { number } => params.get(*number as usize).copied().unwrap_or(Expect::EXACT),
+            Op::Unary(u) => match u {
+                UnaryOp::Abs
+                | UnaryOp::Negate
+                | UnaryOp::Not
+                | UnaryOp::Floor
+                | UnaryOp::Ceil
+                | UnaryOp::RoundNearestAfz
+                | UnaryOp::RoundNearestEven
+                | UnaryOp::Sign
+                | UnaryOp::IsFinite
+                | UnaryOp::Clz
+                | UnaryOp::PopulationCount => merged,
+                _ => merged.inexact(dtype, 8.0),
+            },
+            Op::Binary(BinaryOp::Divide | BinaryOp::Power | BinaryOp::Atan2) => merged.inexact(dtype, 8.0),
+            Op::Reduce { dimensions, to_apply } => {
+                let d = dims(0);
+                let n: i64 = dimensions.iter().map(|&k| d.get(k as usize).copied().unwrap_or(1)).product();
+                if reassociating(module, *to_apply) {
+                    merged.summed(dtype, n as f64)
+                } else {
+                    merged
+                }
+            }
+            Op::ReduceWindow { window, to_apply } => {
+                let n: i64 = window.dims.iter().map(|w| w.size).product();
+                if reassociating(module, *to_apply) {
+                    merged.summed(dtype, n as f64)
+                } else {
+                    merged
+                }
+            }
+            Op::Dot { dims: dd, .. } => {
+                let d = dims(0);
+                let n: i64 = dd.lhs_contracting.iter().map(|&k| d.get(k as usize).copied().unwrap_or(1)).product();
+                merged.summed(dtype, n as f64)
+            }
+            Op::Convolution { window, dims: cd, .. } => {
+                let d = dims(0);
+                let n: i64 = window.dims.iter().map(|w| w.size).product::<i64>()
+                    * d.get(cd.input_feature as usize).copied().unwrap_or(1);
+                merged.summed(dtype, n as f64)
+            }
+            Op::Scatter { to_apply, .. } => {
+                if reassociating(module, *to_apply) {
+                    merged.summed(dtype, 16.0)
+                } else {
+                    merged
+                }
+            }
+            Op::While { body, .. } => {
+                let mut state = merged;
+                for _ in 0..3 {
+                    let body_facts = analyze_comp(module, *body, &[state]);
+                    let out = body_facts[module.comp(*body).root.index()];
+                    state = state.merge(out);
+                }
+                state
+            }
+            Op::Conditional { branches } => {
+                let mut out = merged;
+                for (k, &b) in branches.iter().enumerate() {
+                    let arg = ops.get(k + 1).copied().unwrap_or(Expect::EXACT);
+                    let f = analyze_comp(module, b, &[arg]);
+                    out = out.merge(f[module.comp(b).root.index()]);
+                }
+                out
+            }
+            Op::Fusion { calls, .. } | Op::Call { to_apply: calls, .. } => {
+                let f = analyze_comp(module, *calls, &ops);
+                f[module.comp(*calls).root.index()]
+            }
+            Op::Map { to_apply, .. } => {
+                let f = analyze_comp(module, *to_apply, &ops);
+                f[module.comp(*to_apply).root.index()]
+            }
+            _ => merged,
+        };
+        facts.push(fact);
+    }
+    facts
+}
+
+/// The first disagreement between two outputs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mismatch {
+    pub output: usize,
+    pub message: String,
+    /// Largest error over the output, relative to its scale (infinite for NaN/inf/integer mismatches).
+    pub max_err: f64,
+}
+
+/// Compares every output leaf; `expect` comes from [`analyze`] of the program that made `want`.
+pub fn compare(got: &[HostArray], want: &[HostArray], expect: &[Expect]) -> Result<(), Mismatch> {
+    if got.len() != want.len() {
+        return Err(Mismatch {
+            output: 0,
+            message: format!("{} outputs, the interpreter gives {}", got.len(), want.len()),
+            max_err: f64::INFINITY,
+        });
+    }
+    for (k, (g, w)) in got.iter().zip(want).enumerate() {
+        let e = expect.get(k).copied().unwrap_or(Expect::EXACT);
+        compare_one(g, w, e).map_err(|(message, max_err)| Mismatch { output: k, message, max_err })?;
+    }
+    Ok(())
+}
+
+fn compare_one(got: &HostArray, want: &HostArray, e: Expect) -> Result<(), (String, f64)> {
+    if got.dtype != want.dtype || got.dims != want.dims || got.bytes.len() != want.bytes.len() {
+        return Err((format!("shape {} vs the interpreter's {}", got.describe(), want.describe()), f64::INFINITY));
+    }
+    let shape = ArrayShape::new(want.dtype, want.dims.clone());
+    let (g, w) = (decode(&got.bytes, want.dtype), decode(&want.bytes, want.dtype));
+    let n = w.len();
+    let at = |i: usize| index_text(&shape.dims, i);
+    match (g, w) {
+        (Elems::Int(g), Elems::Int(w)) => {
+            let bad: Vec<usize> = (0..n).filter(|&i| g[i] != w[i]).collect();
+            if let Some(&i) = bad.first() {
+                return Err((
+                    format!("{} of {n} elements differ; first at {}: got {} want {}", bad.len(), at(i), g[i], w[i]),
+                    f64::INFINITY,
+                ));
+            }
+            Ok(())
+        }
+        (Elems::Float(g), Elems::Float(w)) => {
+            let scale = w.iter().filter(|x| x.is_finite()).fold(0.0f64, |m, x| m.max(x.abs()));
+            let tol = if e.exact { 0.0 } else { e.err * 4.0 + 2.0 * eps(want.dtype) };
+            let huge = max_finite(want.dtype) * 0.5;
+            let mut bad = Vec::new();
+            let mut max_err = 0.0f64;
+            for i in 0..n {
+                let (a, b) = (g[i], w[i]);
+                let ok = if a.is_nan() || b.is_nan() {
+                    a.is_nan() && b.is_nan()
+                } else if e.exact {
+                    a.to_bits() == b.to_bits()
+                } else if !a.is_finite() || !b.is_finite() {
+                    a == b || (e.terms > 1.0 && a.signum() == b.signum() && a.abs() >= huge && b.abs() >= huge)
+                } else {
+                    let err = (a - b).abs() / b.abs().max(scale).max(f64::MIN_POSITIVE);
+                    max_err = max_err.max(err);
+                    err <= tol
+                };
+                if !ok {
+                    bad.push(i);
+                    if !(a.is_finite() && b.is_finite()) {
+                        max_err = f64::INFINITY;
+                    }
+                }
+            }
+            if let Some(&i) = bad.first() {
+                let how = if e.exact { "bit-exact".to_string() } else { format!("tolerance {tol:.1e} x {scale:.3e}") };
+                return Err((
+                    format!(
+                        "{} of {n} elements differ ({how}); first at {}: got {:e} want {:e}",
+                        bad.len(),
+                        at(i),
+                        g[i],
+                        w[i]
+                    ),
+                    if e.exact && max_err == 0.0 { f64::INFINITY } else { max_err },
+                ));
+            }
+            Ok(())
+        }
+        _ => Err(("element kinds differ".into(), f64::INFINITY)),
+    }
+}
+
+fn max_finite(dtype: DType) -> f64 {
+    match dtype {
+        DType::F64 => f64::MAX,
+        DType::F16 => 65504.0,
+        _ => f32::MAX as f64,
+    }
+}
+
+/// `[i, j, k]` of linear element `i` of an array of `dims`.
+fn index_text(dims: &[i64], mut i: usize) -> String {
+    let mut idx = vec![0usize; dims.len()];
+    for d in (0..dims.len()).rev() {
+        let n = dims[d].max(1) as usize;
+        idx[d] = i % n;
+        i /= n;
+    }
+    format!("{idx:?}")
+}
+
+/// Elements as f64 (floats) or i128 (integers and pred).
+pub(crate) enum Elems {
+    Float(Vec<f64>),
+    Int(Vec<i128>),
+}
+
+impl Elems {
+    fn len(&self) -> usize {
+        match self {
+            Elems::Float(v) => v.len(),
+            Elems::Int(v) => v.len(),
+        }
+    }
+}
+
+pub(crate) fn decode(bytes: &[u8], dtype: DType) -> Elems {
+    use DType as D;
+    let w = dtype.byte_size().max(1);
+    let ch = bytes.chunks_exact(w);
+    let arr = |c: &[u8]| -> [u8; 8] {
+        let mut a = [0u8; 8];
+        a[..c.len()].copy_from_slice(c);
+        a
+    };
+    match dtype {
+        D::F32 => Elems::Float(ch.map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect()),
+        D::F64 => Elems::Float(ch.map(|c| f64::from_le_bytes(arr(c))).collect()),
+        D::F16 => Elems::Float(ch.map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64()).collect()),
+        D::BF16 => Elems::Float(ch.map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64()).collect()),
+        D::S8 => Elems::Int(ch.map(|c| c[0] as i8 as i128).collect()),
+        D::S16 => Elems::Int(ch.map(|c| i16::from_le_bytes([c[0], c[1]]) as i128).collect()),
+        D::S32 => Elems::Int(ch.map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i128).collect()),
+        D::S64 => Elems::Int(ch.map(|c| i64::from_le_bytes(arr(c)) as i128).collect()),
+        D::U16 => Elems::Int(ch.map(|c| u16::from_le_bytes([c[0], c[1]]) as i128).collect()),
+        D::U32 => Elems::Int(ch.map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i128).collect()),
+        D::U64 => Elems::Int(ch.map(|c| u64::from_le_bytes(arr(c)) as i128).collect()),
+        _ => Elems::Int(ch.map(|c| u64::from_le_bytes(arr(c)) as i128).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f32s(v: &[f32]) -> HostArray {
+        HostArray {
+            dtype: DType::F32,
+            dims: vec![v.len() as i64],
+            bytes: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        }
+    }
+
+    #[test]
+    fn exact_outputs_compare_bits_and_any_nan() {
+        let e = Expect::EXACT;
+        assert!(compare_one(&f32s(&[1.0, f32::NAN]), &f32s(&[1.0, -f32::NAN]), e).is_ok());
+        assert!(compare_one(&f32s(&[0.0]), &f32s(&[-0.0]), e).is_err());
+        assert!(compare_one(&f32s(&[1.0 + f32::EPSILON]), &f32s(&[1.0]), e).is_err());
+    }
+
+    #[test]
+    fn inexact_outputs_allow_reassociation_but_not_wrong_rows() {
+        let e = Expect { exact: false, err: 1e-6, terms: 64.0 };
+        assert!(compare_one(&f32s(&[100.0, 1.0]), &f32s(&[100.00002, 1.0]), e).is_ok());
+        assert!(compare_one(&f32s(&[101.0, 1.0]), &f32s(&[100.0, 1.0]), e).is_err());
+        assert!(compare_one(&f32s(&[f32::INFINITY]), &f32s(&[3.3e38]), e).is_ok());
+        assert!(compare_one(&f32s(&[f32::INFINITY]), &f32s(&[1.0]), e).is_err());
+        assert!(compare_one(&f32s(&[f32::NAN]), &f32s(&[1.0]), e).is_err());
+    }
+}
