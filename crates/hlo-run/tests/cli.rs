@@ -246,3 +246,268 @@ fn one_npz_archive_supplies_every_input() {
         assert!(max_err < 1e-4, "{backend}: max abs error {max_err}");
     }
 }
+
+/// Runs `hlo-run` with extra environment, killing it (and failing the test) if it takes
+/// longer than `limit`: hostile input must give a prompt answer, not a hang.
+fn hlo_run_bounded(args: &[&str], env: &[(&str, &str)], limit: std::time::Duration) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hlo-run"));
+    cmd.args(args)
+        .current_dir(repo())
+        .env("HLO_VULKAN_VALIDATION", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("hlo-run starts");
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!("hlo-run {args:?} did not finish in {limit:?}; stderr: {}", stderr(&out));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A hostile input is a user error: exit status 2, a message that contains every one of
+/// `expected`, no panic, and an answer within seconds.
+fn assert_user_error(args: &[&str], env: &[(&str, &str)], expected: &[&str]) {
+    let out = hlo_run_bounded(args, env, std::time::Duration::from_secs(60));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{args:?}: {err}");
+    for e in expected {
+        assert!(err.contains(e), "{args:?}: expected {e:?} in: {err}");
+    }
+}
+
+/// A `.npy` file with the given header dict and data bytes (version 1.0).
+fn npy_with_header(dict: &str, data: &[u8]) -> Vec<u8> {
+    let mut header = dict.to_string();
+    let unpadded = 10 + header.len() + 1;
+    header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+const ONE_PARAM: &str = "HloModule m\n\nENTRY main {\n  ROOT p = f32[2] parameter(0)\n}\n";
+
+#[test]
+fn hostile_npy_headers_are_user_errors() {
+    let dir = temp_dir("hostile-npy");
+    let module = dir.join("m.hlo");
+    std::fs::write(&module, ONE_PARAM).unwrap();
+    let m = module.to_str().unwrap();
+    let cases: &[(&str, Vec<u8>, &[&str])] = &[
+        // A header claiming 64e6 x 32e6 floats: refused before anything is allocated.
+        (
+            "huge.npy",
+            npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (64000000, 32000000), }", &[0; 16]),
+            &["huge.npy", "f32[64000000,32000000]", "memory limit"],
+        ),
+        (
+            "overflow.npy",
+            npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4), }", &[]),
+            &["overflow.npy", "more bytes than fit in 64 bits"],
+        ),
+        (
+            "big_dim.npy",
+            npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }", &[]),
+            &["big_dim.npy", "non-negative dimension"],
+        ),
+        (
+            "negative.npy",
+            npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }", &[]),
+            &["negative.npy", "non-negative dimension"],
+        ),
+        (
+            "short.npy",
+            npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", &[0; 5]),
+            &["short.npy", "holds 5 bytes", "promises 8"],
+        ),
+        (
+            "long.npy",
+            npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", &[0; 12]),
+            &["long.npy", "holds 12 bytes", "promises 8"],
+        ),
+        (
+            "descr.npy",
+            npy_with_header("{'descr': '<U7', 'fortran_order': False, 'shape': (2,), }", &[0; 56]),
+            &["descr.npy", "unsupported .npy element type '<U7'"],
+        ),
+        (
+            "structured.npy",
+            npy_with_header("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", &[0; 8]),
+            &["structured.npy", "structured"],
+        ),
+        ("magic.npy", b"PK\x03\x04 not an npy file at all".to_vec(), &["magic.npy", "magic"]),
+        ("empty.npy", Vec::new(), &["empty.npy", "shorter than the magic"]),
+        // Version 2.0 with a 4 GiB header length.
+        ("header_len.npy", b"\x93NUMPY\x02\x00\xff\xff\xff\xff{".to_vec(), &["header_len.npy", "header claims"]),
+        (
+            "no_shape.npy",
+            npy_with_header("{'descr': '<f4', 'fortran_order': False, }", &[0; 8]),
+            &["no_shape.npy", "no 'shape'"],
+        ),
+    ];
+    for (name, bytes, expected) in cases {
+        let file = dir.join(name);
+        std::fs::write(&file, bytes).unwrap();
+        assert_user_error(&[m, file.to_str().unwrap(), "--backend", "interp"], &[], expected);
+    }
+    // A well-formed file still works.
+    let good = dir.join("good.npy");
+    std::fs::write(&good, npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", &[0; 8]))
+        .unwrap();
+    let out = hlo_run(&[m, good.to_str().unwrap(), "--backend", "interp"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn hostile_npz_archives_are_user_errors() {
+    use std::io::Write;
+    let dir = temp_dir("hostile-npz");
+    let module = dir.join("m.hlo");
+    std::fs::write(&module, ONE_PARAM).unwrap();
+    let m = module.to_str().unwrap();
+    let garbage = dir.join("garbage.npz");
+    std::fs::write(&garbage, b"this is not a zip archive").unwrap();
+    assert_user_error(&[m, garbage.to_str().unwrap(), "--backend", "interp"], &[], &["garbage.npz", "npz"]);
+    // An entry whose header promises far more than the memory limit.
+    let archive = dir.join("huge.npz");
+    let mut zip = npyz::zip::ZipWriter::new(std::fs::File::create(&archive).unwrap());
+    zip.start_file("arr_0.npy", npyz::zip::write::FileOptions::default()).unwrap();
+    zip.write_all(&npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (64000000, 32000000), }", &[]))
+        .unwrap();
+    zip.finish().unwrap();
+    assert_user_error(
+        &[m, archive.to_str().unwrap(), "--backend", "interp"],
+        &[],
+        &["huge.npz[arr_0]", "memory limit"],
+    );
+}
+
+#[test]
+fn random_inputs_larger_than_memory_are_refused_at_the_parameter() {
+    let dir = temp_dir("hostile-random");
+    let module = dir.join("m.hlo");
+    std::fs::write(&module, "HloModule m\n\nENTRY main {\n  ROOT p = f32[99999999999] parameter(0)\n}\n").unwrap();
+    let m = module.to_str().unwrap();
+    for backend in ["interp", "vulkan"] {
+        assert_user_error(
+            &[m, "--random-inputs", "--backend", backend],
+            &[],
+            &[&format!("{m}:4:8:"), "f32[99999999999]", "memory limit"],
+        );
+    }
+}
+
+#[test]
+fn interpreter_refuses_results_past_the_memory_limit() {
+    let dir = temp_dir("hostile-interp");
+    let cases = [
+        ("broadcast", "  c = f32[] constant(1)\n  ROOT b = f32[4000000000] broadcast(c), dimensions={}\n", "5:8"),
+        ("iota", "  ROOT i = s32[100000,100000] iota(), iota_dimension=0\n", "4:8"),
+        (
+            "pad",
+            "  p = f32[2] constant({1, 2})\n  c = f32[] constant(0)\n  ROOT q = f32[8000000002] pad(p, c), padding=0_8000000000\n",
+            "6:8",
+        ),
+        // Within the default limit of any machine, but not within the one set here.
+        ("moderate", "  c = f32[] constant(1)\n  ROOT b = f32[100000000] broadcast(c), dimensions={}\n", "5:8"),
+    ];
+    for (name, body, at) in cases {
+        let module = dir.join(format!("{name}.hlo"));
+        std::fs::write(&module, format!("HloModule m\n\nENTRY main {{\n{body}}}\n")).unwrap();
+        let m = module.to_str().unwrap();
+        assert_user_error(
+            &[m, "--backend", "interp"],
+            &[("HLO_MEMORY_LIMIT", "64M")],
+            &[&format!("{m}:{at}:"), name.get(..4).unwrap_or(name), "memory limit of 64.0 MiB"],
+        );
+    }
+    let out = hlo_run_bounded(
+        &["hlo-samples/matmul/module.hlo", "--random-inputs", "--backend", "interp"],
+        &[("HLO_MEMORY_LIMIT", "lots")],
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("HLO_MEMORY_LIMIT"), "{}", stderr(&out));
+}
+
+#[test]
+fn dynamic_shapes_are_refused_with_their_line() {
+    let dir = temp_dir("hostile-dynamic");
+    for shape in ["f32[?]", "f32[<=8]", "(f32[2], s32[?,3])"] {
+        let module = dir.join("dyn.hlo");
+        std::fs::write(&module, format!("HloModule m\n\nENTRY main {{\n  ROOT p = {shape} parameter(0)\n}}\n"))
+            .unwrap();
+        let m = module.to_str().unwrap();
+        let out_dir = dir.join("out");
+        for args in [
+            vec![m, "--random-inputs", "--backend", "interp", "-o", out_dir.to_str().unwrap()],
+            vec![m, "--random-inputs", "--backend", "vulkan"],
+            vec!["opt", m],
+            vec!["compile", m],
+        ] {
+            assert_user_error(&args, &[], &[&format!("{m}:4:8:"), "dynamic"]);
+        }
+        assert!(!out_dir.join("out_0.npy").exists(), "no unreadable .npy is written");
+        // Parsing and printing still accept them.
+        let out = hlo_run(&["check", m]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn special_and_oversized_files_are_refused() {
+    // `/dev/zero` never ends; reading it whole took 4 GB before failing.
+    assert_user_error(&["check", "/dev/zero"], &[], &["/dev/zero", "not a regular file"]);
+    assert_user_error(&["hlo-samples/matmul/module.hlo", "/dev/zero", "--backend", "interp"], &[], &["/dev/zero"]);
+    let dir = temp_dir("hostile-files");
+    assert_user_error(&["check", dir.to_str().unwrap()], &[], &["a directory"]);
+    // A sparse file of 2 GiB: refused by its size, without being read.
+    let big = dir.join("big.hlo");
+    std::fs::File::create(&big).unwrap().set_len(2 << 30).unwrap();
+    assert_user_error(&["check", big.to_str().unwrap()], &[], &["big.hlo", "more than the 1.0 GiB"]);
+    let latin1 = dir.join("latin1.hlo");
+    std::fs::write(&latin1, b"HloModule m\n\nENTRY main {\n  ROOT p = f32[2] parameter(0) // caf\xe9\n}\n").unwrap();
+    assert_user_error(&["check", latin1.to_str().unwrap()], &[], &[&format!("{}:4:", latin1.display()), "UTF-8"]);
+    // A FIFO with no writer blocks whoever opens it for reading.
+    let fifo = dir.join("fifo.hlo");
+    if Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success()) {
+        assert_user_error(&["check", fifo.to_str().unwrap()], &[], &["a FIFO"]);
+        let module = dir.join("m.hlo");
+        std::fs::write(&module, ONE_PARAM).unwrap();
+        assert_user_error(&[module.to_str().unwrap(), fifo.to_str().unwrap(), "--backend", "interp"], &[], &["a FIFO"]);
+    }
+}
+
+#[test]
+fn a_fifo_in_the_pipeline_cache_is_ignored() {
+    let dir = temp_dir("hostile-cache");
+    let cache = dir.join("cache");
+    let env = [("HLO_VULKAN_CACHE_DIR", cache.to_str().unwrap())];
+    let args = ["hlo-samples/matmul/module.hlo", "--random-inputs"];
+    let out = hlo_run_bounded(&args, &env, std::time::Duration::from_secs(120));
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Replace every cache file with a FIFO: the next run must not block on it.
+    let files: Vec<PathBuf> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(!files.is_empty(), "the first run writes a cache file");
+    for f in &files {
+        std::fs::remove_file(f).unwrap();
+        if !Command::new("mkfifo").arg(f).status().is_ok_and(|s| s.success()) {
+            return; // no mkfifo here
+        }
+    }
+    let out = hlo_run_bounded(&args, &env, std::time::Duration::from_secs(120));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not a regular file"), "a warning says why the cache was ignored: {}", stderr(&out));
+}
