@@ -32,6 +32,12 @@ pub trait Float: Copy + PartialOrd + PartialEq + std::fmt::Debug + 'static {
     fn abs(self) -> Self;
     fn is_nan(self) -> bool;
     fn is_finite(self) -> bool;
+    #[allow(dead_code)]
+    fn is_subnormal(self) -> bool;
+    #[allow(dead_code)]
+    fn to_f64(self) -> f64;
+    #[allow(dead_code)]
+    fn from_f64(v: f64) -> Self;
     fn copysign(self, sign: Self) -> Self;
     fn exp(self) -> Self;
     fn exp_m1(self) -> Self;
@@ -99,6 +105,15 @@ macro_rules! impl_float {
             }
             fn is_finite(self) -> bool {
                 <$t>::is_finite(self)
+            }
+            fn is_subnormal(self) -> bool {
+                <$t>::is_subnormal(self)
+            }
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            fn from_f64(v: f64) -> Self {
+                v as $t
             }
             fn copysign(self, sign: Self) -> Self {
                 <$t>::copysign(self, sign)
@@ -452,6 +467,94 @@ pub fn float_unop<T: Float>(op: UnaryOp) -> OpResult<fn(T) -> T> {
     })
 }
 
+// Not yet called: the evaluator still flushes every binary op's operands (eval.rs `flushes`).
+#[allow(dead_code)]
+/// `x` with a subnormal value read as zero of its sign (DAZ).
+fn daz<T: Float>(x: T) -> T {
+    if x.is_subnormal() {
+        T::ZERO.copysign(x)
+    } else {
+        x
+    }
+}
+
+// Not yet called: the evaluator still flushes every binary op's operands (eval.rs `flushes`).
+#[allow(dead_code)]
+/// Binary ops that XLA:CPU computes by library calls which look at operand bits before any
+/// arithmetic, so that a subnormal operand is not simply read as zero: their operands must
+/// reach [`float_binop_xla_cpu`] unflushed.
+pub fn reads_subnormal_operands(op: BinaryOp) -> bool {
+    matches!(op, BinaryOp::Atan2 | BinaryOp::Power | BinaryOp::Remainder)
+}
+
+/// `atan2` as XLA:CPU computes it with denormals-are-zero on: zeros, infinities and NaN are
+/// classified by their bits (`atan2(1e-45, 0)` is pi/2), the rest is arithmetic on operands
+/// read as zero when subnormal (`atan2(1e-45, 1e-45)` divides 0 by 0: NaN).
+fn atan2_xla_cpu<T: Float>(y: T, x: T) -> T {
+    let special = y.is_nan() || x.is_nan() || !y.is_finite() || !x.is_finite();
+    if special || y == T::ZERO || x == T::ZERO {
+        return y.atan2(x);
+    }
+    let (y, x) = (daz(y), daz(x));
+    if y == T::ZERO && x == T::ZERO {
+        return T::ZERO.div(T::ZERO);
+    }
+    y.atan2(x)
+}
+
+/// `fmod` as XLA:CPU computes it with denormals-are-zero on: a divisor that reads as zero gives
+/// NaN, otherwise the exact remainder of the operands as they are.
+fn rem_xla_cpu<T: Float>(x: T, y: T) -> T {
+    if daz(y) == T::ZERO {
+        return T::ZERO.div(T::ZERO);
+    }
+    x.rem(y)
+}
+
+/// `pow` as XLA:CPU computes it with denormals-are-zero on (glibc's `powf`): special operands
+/// are classified by their bits, a subnormal f32 base counts as 2^-150 (its normalisation
+/// multiplies by 2^23, which reads as zero), and a subnormal exponent as zero (but not as an
+/// integer, so a negative base gives NaN). f64 operands are taken as they are.
+fn pow_xla_cpu<T: Float>(x: T, y: T) -> T {
+    let f32_like = std::mem::size_of::<T>() == 4;
+    if !f32_like || !(x.is_subnormal() || y.is_subnormal()) {
+        return float_pow(x, y);
+    }
+    if y.is_subnormal() && x.is_finite() && !x.is_nan() && x != T::ONE {
+        if x == T::ZERO {
+            return float_pow(x, y);
+        }
+        if x < T::ZERO {
+            return T::ZERO.div(T::ZERO);
+        }
+        return T::ONE;
+    }
+    if x.is_subnormal() && y.is_finite() && !y.is_nan() && y != T::ZERO {
+        // |x| = 2^-150 (not an f32): 2^(-150 y), computed in f64 and rounded once.
+        let mag = T::from_f64((-150.0 * y.to_f64()).exp2());
+        let half = y.to_f64() * 0.5;
+        let y_odd = y.floor() == y && half.floor() != half;
+        if x < T::ZERO && y.floor() != y {
+            return T::ZERO.div(T::ZERO);
+        }
+        return if x < T::ZERO && y_odd { mag.neg() } else { mag };
+    }
+    float_pow(x, y)
+}
+
+// Not yet called: the evaluator still flushes every binary op's operands (eval.rs `flushes`).
+#[allow(dead_code)]
+/// The typed function of a float binary op in XLA:CPU's environment: like [`float_binop`],
+/// except for the ops of [`reads_subnormal_operands`], which receive unflushed operands.
+pub fn float_binop_xla_cpu<T: Float>(op: BinaryOp) -> OpResult<fn(T, T) -> T> {
+    Ok(match op {
+        BinaryOp::Atan2 => atan2_xla_cpu::<T>,
+        BinaryOp::Power => pow_xla_cpu::<T>,
+        BinaryOp::Remainder => rem_xla_cpu::<T>,
+        _ => return float_binop(op),
+    })
+}
+
 /// The typed function of a float binary op.
 pub fn float_binop<T: Float>(op: BinaryOp) -> OpResult<fn(T, T) -> T> {
     use BinaryOp as B;
@@ -711,4 +814,33 @@ pub fn float_clamp<T: Float>(lo: T, x: T, hi: T) -> T {
 /// Integer (and pred) clamp: `min(hi, max(x, lo))`.
 pub fn ord_clamp<T: Ord + Copy>(lo: T, x: T, hi: T) -> T {
     hi.min(x.max(lo))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: f32 = f32::from_bits(1);
+
+    /// XLA:CPU's results (JAX 0.8.3) at subnormal operands, from hlo-samples/math.
+    #[test]
+    fn subnormal_operands_as_xla_cpu_reads_them() {
+        let atan2 = float_binop_xla_cpu::<f32>(BinaryOp::Atan2).unwrap();
+        assert_eq!(atan2(D, 0.0), std::f32::consts::FRAC_PI_2);
+        assert_eq!(atan2(0.0, -D), std::f32::consts::PI);
+        assert!(atan2(D, D).is_nan());
+        assert_eq!(atan2(D, f32::MIN_POSITIVE), 0.0);
+        let pow = float_binop_xla_cpu::<f32>(BinaryOp::Power).unwrap();
+        assert_eq!(pow(0.0, -D), f32::INFINITY);
+        assert_eq!(pow(D, 0.1), 3.051_757_3e-5);
+        assert_eq!(pow(D, 0.5), 2f32.powi(-75));
+        assert_eq!(pow(D, -1.0), f32::INFINITY);
+        assert_eq!(pow(D, D), 1.0);
+        assert_eq!(pow(2.0, D), 1.0);
+        assert!(pow(-2.0, D).is_nan());
+        let rem = float_binop_xla_cpu::<f32>(BinaryOp::Remainder).unwrap();
+        assert!(rem(0.0, D).is_nan());
+        assert!(rem(f32::MIN_POSITIVE, D).is_nan());
+        assert_eq!(rem(D, f32::MIN_POSITIVE), D);
+    }
 }
