@@ -207,7 +207,7 @@ pub(crate) struct Em<'m> {
     prefetched: HashMap<(BufferId, H), (H, u32)>,
     prefetched_flushed: HashMap<(BufferId, H), H>,
     broadcasts: HashMap<(BufferId, H, u32), (H, u32)>,
-    /// The kernel's status binding (see [`Em::device_check`]) once something is checked.
+    /// The kernel's status binding (see [`Em::status_code`]) once something is checked.
     status: Option<Handle<naga::GlobalVariable>>,
     /// What each failure code of the status binding means, code `k + 1` for entry `k`.
     pub checks: Vec<String>,
@@ -295,7 +295,9 @@ impl<'m> Em<'m> {
         }
     }
 
-    /// The status binding (bound on first use) and the failure code that reports `message`.
+    /// The status binding (bound on first use) and the failure code that reports `message`: a
+    /// kernel stores the code to make the run fail with `message`, for what only the device can
+    /// see going wrong. The runtime reads the status after every run (`hlo_program::StatusBuffer`).
     fn status_code(&mut self, message: String) -> (Handle<naga::GlobalVariable>, u32) {
         let g = match self.status {
             Some(g) => g,
@@ -373,21 +375,6 @@ impl<'m> Em<'m> {
         self.kb.store(ptr, code);
         let accept = self.kb.end_block();
         self.kb.stmt(naga::Statement::If { condition: short, accept, reject: naga::Block::new() });
-    }
-
-    /// Makes a run fail with `message` when `failed` is true in any invocation: for what only
-    /// the device can see going wrong (a loop the driver stopped early). The runtime reads the
-    /// kernel's status buffer after every run (`hlo_program::StatusBuffer`).
-    pub(crate) fn device_check(&mut self, failed: H, message: String) {
-        let (g, code) = self.status_code(message);
-        let code = self.kb.lit_u32(code);
-        self.kb.begin_block();
-        let base = self.kb.global(g);
-        let zero = self.kb.lit_u32(0);
-        let ptr = self.kb.access(base, zero);
-        self.kb.store(ptr, code);
-        let accept = self.kb.end_block();
-        self.kb.stmt(naga::Statement::If { condition: failed, accept, reject: naga::Block::new() });
     }
 
     /// Opens a frame evaluating `comp` with the given leaves; returns its id.
