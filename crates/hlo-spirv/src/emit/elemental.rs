@@ -631,7 +631,8 @@ impl<'m> Em<'m> {
 
     /// `v` (the value of `id`) with subnormals flushed, if it is a float that may be subnormal.
     pub(crate) fn daz(&mut self, f: usize, id: InstrId, v: Val) -> Val {
-        if !matches!(v.dt, DType::F32 | DType::F64) || !self.may_be_subnormal(f, id, 0) {
+        // bf16 shares f32's exponent range and XLA:CPU flushes it as well.
+        if !matches!(v.dt, DType::F32 | DType::F64 | DType::BF16) || !self.may_be_subnormal(f, id, 0) {
             return v;
         }
         if let Some(&(h, b)) = self.daz_cache.get(&v.h) {
@@ -845,6 +846,10 @@ impl<'m> Em<'m> {
                 if let Some(v) = self.try_fma(f, instr, *b, idx)? {
                     return Ok(v);
                 }
+                // Operands are flushed as XLA:CPU's arithmetic does. Its atan2 and pow read a
+                // subnormal operand unflushed but flush their intermediate results, which this
+                // does not reproduce at one point: atan2(subnormal, 0) is 0 here, pi/2 in XLA
+                // (docs/numerics.md).
                 let x = self.arith_operand(f, instr, 0, idx)?;
                 let y = self.arith_operand(f, instr, 1, idx)?;
                 let rhs_const = self.scalar_constant(f, instr.operands[1]);

@@ -284,9 +284,7 @@ const F64_MATH: &str = "f64 transcendental functions are not available in SPIR-V
 pub(crate) fn unary(kb: &mut Kb, op: UnaryOp, x: Val, out: DType) -> Result<H, String> {
     let dt = x.dt;
     let float = dt.is_float();
-    // bf16 shares f32's exponent range, so XLA:CPU reads its subnormals as zero too (the
-    // emitter's operand flushing covers f32 and f64 only).
-    let xh = if dt == DType::BF16 && unary_is_arithmetic(op) { flush_subnormal(kb, x.h, DType::F32) } else { x.h };
+    let xh = x.h;
     let r = match op {
         UnaryOp::Abs if float => kb.math(Mf::Abs, &[xh]),
         UnaryOp::Abs if dt.is_signed_integer() => {
@@ -635,11 +633,7 @@ pub(crate) fn binary(
     rhs_const: Option<f64>,
 ) -> Result<H, String> {
     let dt = a.dt;
-    let (x, y) = if dt == DType::BF16 {
-        (flush_subnormal(kb, a.h, DType::F32), flush_subnormal(kb, b.h, DType::F32))
-    } else {
-        (a.h, b.h)
-    };
+    let (x, y) = (a.h, b.h);
     let float = dt.is_float();
     let pred = dt == DType::Pred;
     let r = match op {
