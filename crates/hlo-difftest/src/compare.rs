@@ -249,8 +249,14 @@ fn compare_one(got: &HostArray, want: &HostArray, e: Expect) -> Result<(), (Stri
             let mut max_err = 0.0f64;
             for i in 0..n {
                 let (a, b) = (g[i], w[i]);
+                // Summing huge values overflows in one order and not in another, and an
+                // infinity meeting the opposite infinity turns into NaN only in some orders.
+                let order_dependent = !e.exact
+                    && e.terms > 1.0
+                    && (!a.is_finite() || a.abs() >= huge)
+                    && (!b.is_finite() || b.abs() >= huge);
                 let ok = if a.is_nan() || b.is_nan() {
-                    a.is_nan() && b.is_nan()
+                    (a.is_nan() && b.is_nan()) || order_dependent
                 } else if e.exact {
                     a.to_bits() == b.to_bits()
                 } else if !a.is_finite() || !b.is_finite() {

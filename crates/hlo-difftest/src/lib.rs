@@ -36,8 +36,7 @@ use exec::{FailKind, Failure, Harness, Mode, Outcome};
 use gen::Case;
 use hlo_ir::Module;
 use hlo_run::npy::HostArray;
-use shrink::Program;
-use std::time::Duration;
+use shrink::{Budget, Program};
 
 /// What running one case found.
 #[derive(Clone, Debug)]
@@ -113,7 +112,7 @@ pub fn shrink_failure(
     inputs: &[HostArray],
     kind: FailKind,
     mode: Mode,
-    budget: Duration,
+    budget: Budget,
     on_try: &mut dyn FnMut(),
 ) -> (Program, Failure) {
     let start = Program { module: module.clone(), inputs: inputs.to_vec() };

@@ -166,6 +166,11 @@ fn real_main() -> Result<ExitCode> {
     }
 }
 
+/// A shrinking budget of `secs` seconds (and plenty of candidate runs).
+fn budget(secs: u64) -> hlo_difftest::shrink::Budget {
+    hlo_difftest::shrink::Budget { max_tries: 100_000, max_time: Duration::from_secs(secs) }
+}
+
 /// The profile a seed runs under: `all` mixes small and large.
 fn profile_for(name: &str, seed: u64) -> Result<&'static gen::Profile> {
     let name = if name == "all" {
@@ -275,7 +280,7 @@ fn test_case(
             let (shrunk, failure) = if f.kind == FailKind::InterpPanic {
                 (hlo_difftest::shrink::Program { module: module.clone(), inputs: case.inputs.clone() }, f.clone())
             } else {
-                shrink_failure(h, &module, &case.inputs, f.kind, f.mode, Duration::from_secs(shrink_secs), on_try)
+                shrink_failure(h, &module, &case.inputs, f.kind, f.mode, budget(shrink_secs), on_try)
             };
             let sig = signature(failure.kind, &shrunk.module);
             report.detail = Some(failure.detail.clone());
@@ -584,8 +589,7 @@ fn shrink_file(file: &Path, secs: u64, validation: bool) -> Result<ExitCode> {
         println!("{}: does not fail (any more); nothing to shrink", file.display());
         return Ok(ExitCode::SUCCESS);
     };
-    let (shrunk, failure) =
-        shrink_failure(&h, &saved.module, &saved.inputs, f.kind, mode, Duration::from_secs(secs), &mut || {});
+    let (shrunk, failure) = shrink_failure(&h, &saved.module, &saved.inputs, f.kind, mode, budget(secs), &mut || {});
     let header = Header {
         kind: Some(failure.kind),
         mode: Some(mode),

@@ -28,20 +28,29 @@ pub struct Program {
     pub inputs: Vec<HostArray>,
 }
 
-/// Reduces `start` while `still_fails` holds, for at most `budget`; `on_try` is called
+/// How long shrinking may go on: a number of candidate runs (which makes the result
+/// reproducible on any machine) and a wall-clock limit as a safety net.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    pub max_tries: usize,
+    pub max_time: Duration,
+}
+
+/// Reduces `start` while `still_fails` holds, within `budget`; `on_try` is called
 /// before every candidate (a heartbeat for supervising processes).
 pub fn shrink(
     start: Program,
     still_fails: &mut dyn FnMut(&Program) -> bool,
-    budget: Duration,
+    budget: Budget,
     on_try: &mut dyn FnMut(),
 ) -> Program {
-    let deadline = Instant::now() + budget;
+    let deadline = Instant::now() + budget.max_time;
+    let mut tries = 0;
     let mut cur = start;
     let mut tried: HashSet<String> = HashSet::new();
     'outer: loop {
         for cand in candidates(&cur) {
-            if Instant::now() > deadline {
+            if Instant::now() > deadline || tries >= budget.max_tries {
                 break 'outer;
             }
             let Some(cand) = finish(cand) else { continue };
@@ -54,6 +63,7 @@ pub fn shrink(
                 continue;
             }
             on_try();
+            tries += 1;
             if still_fails(&cand) {
                 cur = cand;
                 continue 'outer;

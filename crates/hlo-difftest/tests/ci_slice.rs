@@ -1,4 +1,4 @@
-//! The fixed-seed CI slice of the differential tester: a few hundred small generated programs
+//! The fixed-seed CI slice of the differential tester: a thousand small generated programs
 //! (profile `ci`), Vulkan on lavapipe with the validation layer against the interpreter.
 //!
 //! A failing program is shrunk and printed with its signature. Failures whose signature is in
@@ -7,15 +7,33 @@
 //! which entries no longer occur).
 
 use hlo_difftest::exec::{Harness, Outcome};
+use hlo_difftest::shrink::Budget;
 use hlo_difftest::{gen, run_case, shrink_failure, signature};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Seeds `0..SEEDS` of the `ci` profile.
-const SEEDS: u64 = 300;
+const SEEDS: u64 = 1000;
 
 /// Known failures by signature, with the bug they show. Empty it as bugs get fixed.
-const ALLOWED: &[(&str, &str)] = &[];
+const ALLOWED: &[(&str, &str)] = &[
+    (
+        "compile-error[bitcast-convert]",
+        "hlo-spirv: bitcast-convert between f16 and a 16-bit integer needs naga's SHADER_FLOAT16_IN_FLOAT32",
+    ),
+    (
+        "compile-error[bitcast-convert,convert]",
+        "hlo-spirv: bitcast-convert between f16 and a 16-bit integer needs naga's SHADER_FLOAT16_IN_FLOAT32",
+    ),
+    ("mismatch[clamp,reshape]", "clamp(-0, -0, +0) of f64: the interpreter gives +0, Vulkan -0 (IEEE minimum)"),
+    ("mismatch[minimum,scatter]", "hlo-interp: scatter flushes denormals of operand elements it only copies"),
+    ("mismatch[scatter]", "hlo-interp: scatter flushes denormals of operand elements and updates it only copies"),
+    ("panic[count-leading-zeros]", "hlo-spirv: naga's SPIR-V writer panics on clz of a 64-bit integer (no polyfill)"),
+    ("validation[popcnt]", "hlo-spirv: OpBitCount of a 64-bit integer (Vulkan allows 32-bit only)"),
+];
+
+/// Shrinking stops after this many candidate runs, so that signatures do not depend on speed.
+const SHRINK: Budget = Budget { max_tries: 150, max_time: Duration::from_secs(120) };
 
 #[test]
 fn ci_slice() {
@@ -32,8 +50,7 @@ fn ci_slice() {
             Outcome::Skip { .. } => skipped += 1,
             Outcome::Fail(f) => {
                 let module = verdict.failure.map(|(_, m)| m).unwrap_or_else(|| case.module.clone());
-                let (shrunk, failure) =
-                    shrink_failure(&h, &module, &case.inputs, f.kind, f.mode, Duration::from_secs(5), &mut || {});
+                let (shrunk, failure) = shrink_failure(&h, &module, &case.inputs, f.kind, f.mode, SHRINK, &mut || {});
                 let sig = signature(failure.kind, &shrunk.module);
                 let text = format!(
                     "seed {seed} ({} mode, {} data): {}\n{}",
