@@ -174,7 +174,17 @@ fn candidates(p: &Program) -> Vec<Program> {
     ids.reverse();
     for &id in &ids {
         let instr = entry.instr(id);
-        if is_param(instr) || matches!(instr.op, Op::Tuple | Op::GetTupleElement { .. }) {
+        if let Op::GetTupleElement { index } = instr.op {
+            // get-tuple-element of a tuple built right here: use the element itself.
+            let t = entry.instr(instr.operands[0]);
+            if let (Op::Tuple, Some(&elem)) = (&t.op, t.operands.get(index as usize)) {
+                let mut m = p.module.clone();
+                replace_uses(m.comp_mut(m.entry), id, elem);
+                out.push(Program { module: m, inputs: p.inputs.clone() });
+            }
+            continue;
+        }
+        if is_param(instr) || matches!(instr.op, Op::Tuple) {
             continue;
         }
         if let Op::Constant(_) = instr.op {
