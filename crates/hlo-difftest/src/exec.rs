@@ -10,7 +10,7 @@
 //! Panics on either side are caught and become findings; so do validation-layer messages.
 //! An op the Vulkan path reports as unsupported is not a failure: it is counted.
 
-use crate::compare::{analyze, compare};
+use crate::compare::{analyze, compare, wild_inputs};
 use hlo_ir::{Literal, LiteralData, Module};
 use hlo_run::npy::HostArray;
 use hlo_vulkan::{Context, ContextOptions, Executable};
@@ -237,7 +237,7 @@ impl Harness {
             return fail(FailKind::Validation, format!("{} message(s): {}", messages.len(), text.join("; ")));
         }
         let expect = analyze(module);
-        match compare(&got, want, &expect) {
+        match compare(&got, want, &expect, wild_inputs(inputs)) {
             Ok(()) => Outcome::Match,
             Err(m) => Outcome::Fail(Failure {
                 kind: FailKind::Mismatch,

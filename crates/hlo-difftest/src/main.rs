@@ -39,7 +39,8 @@ enum Cmd {
         /// small, large, ci, or all (mostly small, every tenth seed large).
         #[arg(long, default_value = "small")]
         profile: String,
-        /// Seconds a program (with its shrinking) may take before it counts as a hang.
+        /// Seconds a program (with its shrinking) may take before it counts as a hang
+        /// (four times as long in the large profile).
         #[arg(long, default_value_t = 120)]
         timeout: u64,
         /// Seconds spent shrinking each failure.
@@ -376,7 +377,10 @@ fn supervise(o: &RunOpts) -> Result<ExitCode> {
         });
         let mut current: Option<u64> = None;
         let ended = loop {
-            match rx.recv_timeout(Duration::from_secs(o.timeout)) {
+            // Programs of the large profile move 2^24-element arrays through the interpreter.
+            let large = current.and_then(|s| profile_for(&o.profile, s).ok()).is_some_and(|p| p.name == "large");
+            let limit = Duration::from_secs(if large { o.timeout * 4 } else { o.timeout });
+            match rx.recv_timeout(limit) {
                 Ok(line) => {
                     if let Some(s) = line.strip_prefix("@start ") {
                         current = s.trim().parse().ok();
