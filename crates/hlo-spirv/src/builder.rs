@@ -138,6 +138,8 @@ pub(crate) struct Kb {
     pub bindings: Vec<BindingDecl>,
     /// Names given to expressions so far, to keep the WGSL readable and unique.
     names: HashMap<String, u32>,
+    /// Bytes of the push-constant block ([`Kb::push_constant_words`]); 0 if none.
+    push_constant_bytes: u32,
 }
 
 impl Kb {
@@ -160,6 +162,7 @@ impl Kb {
             globals: HashMap::new(),
             bindings: Vec::new(),
             names: HashMap::new(),
+            push_constant_bytes: 0,
         }
     }
 
@@ -210,6 +213,37 @@ impl Kb {
             self.writable_globals.insert(global);
         }
         global
+    }
+
+    /// Declares the kernel's push-constant block as `n` u32 words and returns their values: per-dispatch
+    /// parameters, so that one pipeline serves every pass of a multi-pass algorithm. Call at most once.
+    pub(crate) fn push_constant_words(&mut self, n: u32) -> Vec<H> {
+        assert_eq!(self.push_constant_bytes, 0, "one push-constant block per kernel");
+        let u32_ty = self.scalar_ty(Scalar::U32);
+        let len = std::num::NonZeroU32::new(n.max(1)).expect("nonzero");
+        let arr = self.ty(TypeInner::Array { base: u32_ty, size: naga::ArraySize::Constant(len), stride: 4 });
+        let g = self.module.global_variables.append(
+            GlobalVariable {
+                name: Some("params".into()),
+                space: AddressSpace::Immediate,
+                binding: None,
+                ty: arr,
+                init: None,
+                memory_decorations: naga::MemoryDecorations::empty(),
+            },
+            Span::UNDEFINED,
+        );
+        self.push_constant_bytes = 4 * n.max(1);
+        let base = self.global(g);
+        (0..n)
+            .map(|i| {
+                let p = self.access_index(base, i);
+                let v = self.load(p);
+                // Every invocation of a dispatch sees the same words.
+                self.varying[v.index()] = false;
+                v
+            })
+            .collect()
     }
 
     /// Declares a workgroup-shared `array<elem, n>`.
@@ -994,7 +1028,7 @@ impl Kb {
         let info = validate(&module, kernel, target)?;
         let spirv = write_spirv(&module, &info, kernel)?;
         let writable = self.bindings.iter().map(|b| b.writable).collect();
-        Ok(Built { module, spirv, writable, workgroup_size })
+        Ok(Built { module, spirv, writable, workgroup_size, push_constant_bytes: self.push_constant_bytes })
     }
 }
 
@@ -1004,10 +1038,14 @@ pub(crate) struct Built {
     pub spirv: Vec<u32>,
     pub writable: Vec<bool>,
     pub workgroup_size: [u32; 3],
+    /// Bytes of the push-constant block (0 if none).
+    pub push_constant_bytes: u32,
 }
 
 pub(crate) fn validate(module: &naga::Module, kernel: &str, target: &Target) -> Result<naga::valid::ModuleInfo> {
-    let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), target.capabilities());
+    // Push constants are core Vulkan (at least 128 bytes); kernels that use them say so by declaring a block.
+    let caps = target.capabilities() | naga::valid::Capabilities::IMMEDIATES;
+    let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);
     if target.subgroup_broadcast {
         validator
             .subgroup_stages(naga::valid::ShaderStages::COMPUTE)

@@ -413,7 +413,12 @@ impl<'m> Builder<'m> {
             outputs,
             sources,
         };
-        let steps = emit::emit(&ctx)?;
+        let scratch = emit::Scratch::new(self.program.buffers.len() as u32);
+        let steps = emit::emit(&ctx, &scratch)?;
+        for (k, (dims, dtype)) in scratch.take().into_iter().enumerate() {
+            let shape = ArrayShape::new(dtype, dims);
+            self.new_buffer(instr, format!("{}.scratch{k}", instr.name), &shape, BufferRole::Temp)?;
+        }
         self.push_steps(steps)?;
         Ok(value)
     }
@@ -550,7 +555,7 @@ impl<'m> Builder<'m> {
                         .iter()
                         .map(|&w| match (w, k.kind) {
                             (false, _) => Access::Read,
-                            (true, KernelKind::Scatter) => Access::ReadWrite,
+                            (true, KernelKind::Scatter | KernelKind::SortPass) => Access::ReadWrite,
                             (true, _) => Access::Write,
                         })
                         .collect();
@@ -570,7 +575,7 @@ impl<'m> Builder<'m> {
                                 entry_point: "main".into(),
                                 bindings,
                                 workgroup_size: k.built.workgroup_size,
-                                push_constant_bytes: 0,
+                                push_constant_bytes: k.built.push_constant_bytes,
                                 cache_key: key,
                             });
                             self.kernels_info.push(KernelInfo {
@@ -587,7 +592,7 @@ impl<'m> Builder<'m> {
                         kernel: kernel_id,
                         buffers,
                         groups: k.groups,
-                        push_constants: Vec::new(),
+                        push_constants: k.push_constants.clone(),
                     }));
                 }
             }

@@ -45,6 +45,9 @@ pub enum KernelKind {
     ElementwiseLoop,
     /// Sort or top-k by ranking, one invocation per element.
     Sort,
+    /// One pass of a multi-pass sort (merge, radix count/scan/scatter), reading and
+    /// writing its buffers in place; parameters per dispatch in push constants.
+    SortPass,
 }
 
 impl fmt::Display for KernelKind {
@@ -57,6 +60,7 @@ impl fmt::Display for KernelKind {
             KernelKind::Scatter => "scatter",
             KernelKind::ElementwiseLoop => "elementwise-loop",
             KernelKind::Sort => "sort",
+            KernelKind::SortPass => "sort-pass",
         })
     }
 }
@@ -119,6 +123,35 @@ pub(crate) struct KernelOut {
     pub binds: Vec<Bind>,
     pub groups: [u32; 3],
     pub sources: Vec<String>,
+    /// This dispatch's push-constant bytes (`built.push_constant_bytes` long).
+    pub push_constants: Vec<u8>,
+}
+
+/// Temporary buffers an emitter needs besides its outputs (a sort's ping-pong copies and
+/// histograms). The emitter gets their ids up front; the program creates them, in order,
+/// right after the emitter returns.
+pub(crate) struct Scratch {
+    /// The id the first requested buffer gets.
+    first: u32,
+    requested: std::cell::RefCell<Vec<(Vec<i64>, DType)>>,
+}
+
+impl Scratch {
+    pub(crate) fn new(first: u32) -> Scratch {
+        Scratch { first, requested: Default::default() }
+    }
+
+    /// A new temporary array of `dims` elements of `dtype`.
+    pub(crate) fn buffer(&self, dims: Vec<i64>, dtype: DType) -> BufferId {
+        let mut r = self.requested.borrow_mut();
+        r.push((dims, dtype));
+        BufferId(self.first + r.len() as u32 - 1)
+    }
+
+    /// The requested buffers, in id order.
+    pub(crate) fn take(&self) -> Vec<(Vec<i64>, DType)> {
+        self.requested.take()
+    }
 }
 
 /// What an emitter asks the program to do.
@@ -201,12 +234,13 @@ pub(crate) fn classify(m: &Module, comp: CompId, root: InstrId) -> KernelKind {
     }
 }
 
-/// Emits the kernel(s) computing `ctx.root` into `ctx.outputs`.
-pub(crate) fn emit(ctx: &KernelCtx) -> crate::error::Result<Vec<KernelStep>> {
+/// Emits the kernel(s) computing `ctx.root` into `ctx.outputs` (and `scratch`, which the program
+/// then creates).
+pub(crate) fn emit(ctx: &KernelCtx, scratch: &Scratch) -> crate::error::Result<Vec<KernelStep>> {
     match classify(ctx.m, ctx.comp, ctx.root) {
         KernelKind::Scatter => scatter::emit(ctx),
         KernelKind::ReduceRow => reduce::emit(ctx),
-        KernelKind::Sort => sort::emit(ctx),
+        KernelKind::Sort => sort::emit(ctx, scratch),
         _ => loop_fusion::emit(ctx, KernelKind::Loop),
     }
 }
@@ -231,7 +265,15 @@ pub(crate) fn finish(
         .collect();
     let target = em.target;
     let built = em.kb.finish(ctx_name, wg, target)?;
-    Ok(KernelStep::Kernel(Box::new(KernelOut { name: ctx_name.to_string(), kind, built, binds, groups, sources })))
+    Ok(KernelStep::Kernel(Box::new(KernelOut {
+        name: ctx_name.to_string(),
+        kind,
+        built,
+        binds,
+        groups,
+        sources,
+        push_constants: Vec::new(),
+    })))
 }
 
 /// Refuses a kernel whose loops would run past the device's loop budget in one invocation

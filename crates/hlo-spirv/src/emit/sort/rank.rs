@@ -1,12 +1,11 @@
-//! Sort and top-k kernels by ranking: one invocation per element.
+//! Sort and top-k of short rows by ranking: one invocation per element.
 //!
 //! Each invocation counts the elements of its row that come before its own
 //! (the comparator computation, inlined, decides; ties go to the lower index,
 //! which makes every sort stable) and writes its values straight to that rank.
-//! That is O(n) comparisons per element, which is right for the short rows
-//! JAX programs sort (argsort of a few thousand elements at most) and needs
-//! no synchronisation at all; a bitonic network would be the next step for
-//! long rows.
+//! That is O(n) comparisons per element and one dispatch with no
+//! synchronisation, which beats the multi-pass sorts for rows of a few dozen
+//! elements; longer rows go to [`super::merge`] or [`super::radix`].
 
 use crate::builder::{STy, H};
 use crate::emit::elemental::{linearize, Em, Index};
@@ -16,7 +15,7 @@ use crate::error::{CodegenError, Result};
 use hlo_ir::{DType, Op};
 use naga::BinaryOperator as Bo;
 
-pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
+pub(super) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     let comp = ctx.m.comp(ctx.comp);
     let root = comp.instr(ctx.root);
     let (dim, topk) = match &root.op {
@@ -86,6 +85,9 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         // `k` comes before `j`: strictly first by the order, or tied with a lower index.
         let (k_first, j_first) = match (to_apply, topk) {
             (Some(cmp), _) => {
+                // Comparators read subnormals as zero, as XLA:CPU's do (see `flush_for_comparator`).
+                let theirs: Vec<Val> = theirs.iter().zip(&operands).map(|(&v, &op)| em.daz(f, op, v)).collect();
+                let mine_c: Vec<Val> = mine_c.iter().zip(&operands).map(|(&v, &op)| em.daz(f, op, v)).collect();
                 let args = |a: &[Val], b: &[Val]| a.iter().zip(b).flat_map(|(x, y)| [*x, *y]).collect::<Vec<_>>();
                 let kj = em.apply(cmp, args(&theirs, &mine_c))?[0].h;
                 let jk = em.apply(cmp, args(&mine_c, &theirs))?[0].h;
