@@ -803,8 +803,11 @@ pub fn float_clamp<T: Float>(lo: T, x: T, hi: T) -> T {
     if hi.is_nan() {
         return hi;
     }
-    let m = if x < lo { lo } else { x };
-    if hi < m {
+    // IEEE maximum/minimum order: -0 is below +0 (XLA: clamp(+0, +0, -0) is -0).
+    let negative = |a: T| a.to_f64().is_sign_negative();
+    let below = |a: T, b: T| a < b || (a == b && negative(a) && !negative(b));
+    let m = if below(x, lo) { lo } else { x };
+    if below(hi, m) {
         hi
     } else {
         m

@@ -106,7 +106,8 @@ impl Target {
     /// The naga validation capabilities this target allows.
     pub(crate) fn capabilities(&self) -> naga::valid::Capabilities {
         use naga::valid::Capabilities as C;
-        let mut caps = C::empty();
+        // pack/unpack2x16float (f16 storage) are GLSL.std.450 instructions every Vulkan device has.
+        let mut caps = C::SHADER_FLOAT16_IN_FLOAT32;
         if self.shader_int64 {
             caps |= C::SHADER_INT64;
         }

@@ -182,6 +182,26 @@ fn lit(kb: &mut Kb, dt: DType, v: f64) -> H {
     }
 }
 
+/// The high and low 32-bit halves of a 64-bit integer value of type `dt`.
+fn halves_u64(kb: &mut Kb, x: H, dt: DType) -> (H, H) {
+    let u = if dt.is_signed_integer() { kb.bitcast(x, STy::U64) } else { x };
+    let c32 = kb.lit_u64(32);
+    let hi = kb.binary(Bo::ShiftRight, u, c32);
+    let hi = kb.convert(hi, STy::U32);
+    let lo = kb.convert(u, STy::U32);
+    (hi, lo)
+}
+
+/// A bit count (u32) as a 64-bit integer value of type `dt`.
+fn widen_count(kb: &mut Kb, c: H, dt: DType) -> H {
+    let w = kb.convert(c, STy::U64);
+    if dt.is_signed_integer() {
+        kb.bitcast(w, STy::I64)
+    } else {
+        w
+    }
+}
+
 /// Exact `fmod` (C's, which XLA's remainder is) for f32 or f64 (`t`): SPIR-V's OpFRem may be
 /// computed as `x - y * trunc(x / y)` (lavapipe does), which is wrong for large quotients.
 /// This subtracts `|y|` scaled by powers of two (each subtraction exact by Sterbenz' lemma),
@@ -374,8 +394,17 @@ pub(crate) fn unary(kb: &mut Kb, op: UnaryOp, x: Val, out: DType) -> Result<H, S
         UnaryOp::Clz if dt.is_integer() => {
             let bits = int_bits(dt);
             if bits == 64 {
-                let c = kb.math(Mf::CountLeadingZeros, &[xh]);
-                return Ok(c);
+                // naga cannot write 64-bit CountLeadingZeros (and Vulkan's bit instructions are
+                // 32-bit): count in the two halves.
+                let (hi, lo) = halves_u64(kb, xh, dt);
+                let chi = kb.math(Mf::CountLeadingZeros, &[hi]);
+                let clo = kb.math(Mf::CountLeadingZeros, &[lo]);
+                let c32 = kb.lit_u32(32);
+                let low_part = kb.binary(Bo::Add, c32, clo);
+                let zero = kb.lit_u32(0);
+                let hi_zero = kb.binary(Bo::Equal, hi, zero);
+                let c = kb.select(hi_zero, low_part, chi);
+                return Ok(widen_count(kb, c, dt));
             }
             let u = to_u32_bits(kb, xh, dt);
             let c = kb.math(Mf::CountLeadingZeros, &[u]);
@@ -389,7 +418,12 @@ pub(crate) fn unary(kb: &mut Kb, op: UnaryOp, x: Val, out: DType) -> Result<H, S
         }
         UnaryOp::PopulationCount if dt.is_integer() => {
             if int_bits(dt) == 64 {
-                return Ok(kb.math(Mf::CountOneBits, &[xh]));
+                // OpBitCount is 32-bit only in Vulkan: count the halves.
+                let (hi, lo) = halves_u64(kb, xh, dt);
+                let chi = kb.math(Mf::CountOneBits, &[hi]);
+                let clo = kb.math(Mf::CountOneBits, &[lo]);
+                let c = kb.binary(Bo::Add, chi, clo);
+                return Ok(widen_count(kb, c, dt));
             }
             let u = to_u32_bits(kb, xh, dt);
             let c = kb.math(Mf::CountOneBits, &[u]);
@@ -864,6 +898,13 @@ pub(crate) fn convert(kb: &mut Kb, x: Val, to: DType) -> H {
         x.h
     } else if ft.bits() == tt.bits() && !ft.is_float() && !tt.is_float() {
         kb.bitcast(x.h, tt)
+    } else if !ft.is_float() && !tt.is_float() && ft.bits() < tt.bits() && ft.kind() != tt.kind() {
+        // Widen in the source's signedness, then reinterpret: naga picks the extension by the
+        // target's kind, and an OpSConvert of an unsigned value sign-extends it (u32 3e9 became
+        // negative as s64; lavapipe also miscompiles it, sign(s64(iota)) was 1 at 0).
+        let wide = if ft == STy::U32 { STy::U64 } else { STy::I64 };
+        let w = kb.convert(x.h, wide);
+        kb.bitcast(w, tt)
     } else {
         kb.convert(x.h, tt)
     };
