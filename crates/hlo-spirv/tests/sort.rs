@@ -178,11 +178,7 @@ fn first_difference(dt: DType, got: &[u8], want: &[u8]) -> String {
 
 /// Modules that do not compile yet, for reasons outside the sort, with a word of the error: they
 /// must keep failing that way until fixed (then drop them here).
-const KNOWN_COMPILE_FAILURES: &[(&str, &str)] = &[
-    // XLA's comparator bitcast-converts f16 to s16, and naga's validator is not told that
-    // pack2x16float is available (SHADER_FLOAT16_IN_FLOAT32): any f16 bitcast-convert fails.
-    ("sort_f16/module.opt.hlo", "SHADER_FLOAT16_IN_FLOAT32"),
-];
+const KNOWN_COMPILE_FAILURES: &[(&str, &str)] = &[];
 
 /// Outputs that differ from JAX for reasons outside the sort: they must keep differing until fixed.
 const KNOWN_MISMATCHES: &[(&str, usize, &str)] = &[(

@@ -16,7 +16,7 @@
 //! duplicated). `log2(w)` is a push constant, so every pass runs the same pipeline. Loops run at
 //! most [`SEGMENT`] and `log2(w) + 1` iterations (lavapipe stops loops after 65,535).
 
-use super::{do_loop, if_then, with_push_constants, words, Spec};
+use super::{do_loop, if_then, move_value, with_push_constants, words, Spec};
 use crate::builder::{STy, H};
 use crate::emit::elemental::Em;
 use crate::emit::ops::Val;
@@ -219,7 +219,7 @@ fn merge_kernel(ctx: &KernelCtx, spec: &Spec, src: &[BufferId], dst: &[BufferId]
                         (Some(x), Some(y)) => Val { h: em.kb.select(take_b, y.h, x.h), dt: op.dt },
                         _ => em.load(bufs[k].0, from_at, op.dt),
                     };
-                    em.store(bufs[k].1, to, v);
+                    move_value(em, bufs[k].1, to, v);
                 }
                 // Advance the run taken from and hold its next element.
                 let kb = &mut em.kb;

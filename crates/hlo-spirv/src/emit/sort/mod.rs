@@ -365,7 +365,7 @@ fn take(ctx: &KernelCtx, spec: &Spec, sorted: &[BufferId], k: u32) -> Result<Ker
     let from = spec.at(&mut em, base, j);
     for (src, dst, dt) in pairs {
         let v = em.load(src, from, dt);
-        em.store(dst, i, v);
+        move_value(&mut em, dst, i, v);
     }
     finish(em, &name, KernelKind::Loop, [wg, 1, 1], groups, ctx.sources.clone())
 }
@@ -393,6 +393,15 @@ fn do_loop(em: &mut Em, name: &str, n: H, max: u64, body: &mut dyn FnMut(&mut Em
     em.kb.stmt(naga::Statement::Loop { body: body_block, continuing, break_if: Some(done) });
     em.exit_loop();
     Ok(())
+}
+
+/// Stores element `v` at `linear` of buffer `g` exactly as it was read: sorting moves values, so
+/// whatever a store does to computed values (flushing subnormal results) must not happen here.
+fn move_value(em: &mut Em, g: naga::Handle<naga::GlobalVariable>, linear: H, v: Val) {
+    let base = em.kb.global(g);
+    let p = em.kb.access(base, linear);
+    let s = ops::to_storage(&mut em.kb, v.h, v.dt);
+    em.kb.store(p, s);
 }
 
 /// `if (cond) { body }`.

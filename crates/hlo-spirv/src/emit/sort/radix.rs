@@ -17,7 +17,7 @@
 //! pred take fewer.
 
 use super::key::KeyOrder;
-use super::{do_loop, if_then, with_push_constants, words, Spec};
+use super::{do_loop, if_then, move_value, with_push_constants, words, Spec};
 use crate::builder::STy;
 use crate::emit::elemental::Em;
 use crate::emit::{finish, grid, invocation_index, KernelCtx, KernelKind, KernelStep, Scratch};
@@ -144,7 +144,7 @@ impl Plan {
                     let to = spec.at(em, rb, c);
                     for (k, op) in spec.operands.iter().enumerate() {
                         let v = if k == key_op { x } else { em.load(bufs[k].0, at, op.dt) };
-                        em.store(bufs[k].1.expect("scatter"), to, v);
+                        move_value(em, bufs[k].1.expect("scatter"), to, v);
                     }
                 }
                 Ok(())
