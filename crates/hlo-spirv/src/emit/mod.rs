@@ -6,7 +6,7 @@
 //!                                     Reduce          reduce.rs  (row loop or workgroup tree)
 //!                                     Scatter         scatter.rs (init step + atomic combine)
 //!                                     ElementwiseLoop elementwise_loop.rs (while loop in the shader)
-//!                                     Sort            sort.rs    (sort / top-k by ranking)
+//!                                     Sort            sort/      (ranking, merge or radix passes)
 //! ```
 //! Every emitter evaluates values through [`elemental::Em`], so any
 //! elementwise prologue fuses into any kernel kind.
