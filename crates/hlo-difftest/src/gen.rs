@@ -1088,10 +1088,14 @@ impl<'p> Gen<'p> {
             // The common `x.sum(-1)` form.
             dims = vec![s.rank() as i64 - 1];
         }
-        let red = self.pick_red(s.dtype);
+        let reduced: u64 = dims.iter().map(|&d| s.dims[d as usize] as u64).product();
+        let mut red = self.pick_red(s.dtype);
+        if red == Red::Mul && s.dtype.is_float() && reduced > 16 {
+            // Long float products overflow to inf and underflow to 0 in an order-dependent way.
+            red = Red::Add;
+        }
         let to_apply = self.reducer(red, s.dtype);
         let init = self.constant(s.dtype, red.identity(s.dtype));
-        let reduced: u64 = dims.iter().map(|&d| s.dims[d as usize] as u64).product();
         let id = self.op(Op::Reduce { dimensions: dims, to_apply }, &[x.id, init], None);
         self.push_val(id, x.exact && !(red.reassociates(s.dtype) && reduced > 1))
     }
@@ -1146,7 +1150,11 @@ impl<'p> Gen<'p> {
         if s.rank() == 0 || s.dtype == DType::Pred {
             return None;
         }
-        let red = if cumsum { Red::Add } else { self.pick_red(s.dtype) };
+        let red = match self.pick_red(s.dtype) {
+            _ if cumsum => Red::Add,
+            Red::Mul if s.dtype.is_float() => Red::Add,
+            red => red,
+        };
         let mut window = Window::default();
         let axis = self.rng.random_range(0..s.rank());
         let mut reduced = 1u64;

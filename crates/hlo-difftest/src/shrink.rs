@@ -1,7 +1,7 @@
 //! Automatic reduction of a failing program (delta debugging over the entry computation).
 //!
 //! Candidates, tried in this order until none is accepted or the budget runs out:
-//! - keep one output of a tuple root, or drop one;
+//! - keep one output of a tuple root, or drop one; make an earlier value the root;
 //! - replace an instruction by a new parameter carrying the value the interpreter computes
 //!   for it (so the data flowing into the rest of the program is unchanged), or by a constant;
 //! - bypass an instruction by one of its operands of the same shape;
@@ -167,6 +167,17 @@ fn candidates(p: &Program) -> Vec<Program> {
                 m.comp_mut(m.entry).instr_mut(r).shape = Shape::Tuple(shapes);
                 out.push(Program { module: m, inputs: p.inputs.clone() });
             }
+        }
+    }
+    // Programs cut short: any earlier array value as the root.
+    let mut cut: Vec<InstrId> = entry.ids().filter(|&id| id != entry.root).collect();
+    cut.reverse();
+    for id in cut {
+        let instr = entry.instr(id);
+        if !is_param(instr) && !matches!(instr.op, Op::Constant(_)) && instr.shape.as_array().is_some() {
+            let mut m = p.module.clone();
+            m.comp_mut(m.entry).root = id;
+            out.push(Program { module: m, inputs: p.inputs.clone() });
         }
     }
     // Instructions, from the root backwards.
