@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod algebraic_simplification;
+pub mod bf16_excess_precision;
 pub mod constant_folding;
 pub mod cse;
 pub mod dce;
@@ -31,14 +32,17 @@ pub mod inline_calls;
 pub mod loop_analysis;
 pub mod normalize;
 pub mod pipeline;
+pub mod scan_rewrite;
 pub mod split_reductions;
 pub mod split_scans;
+pub mod tree_reduction;
 mod util;
+pub mod xla_rewrites;
 
 pub use fuse::{explain, FusionDecision, FusionReport};
 pub use fusion_analysis::{fusion_analysis, kernel_kind, FusionAnalysis, KernelKind};
 pub use loop_analysis::{elementwise_loop_analysis, known_trip_count, ElementwiseLoop, LoopCarry};
-pub use pipeline::{run_passes, run_pipeline, PipelineOptions, PipelineReport};
+pub use pipeline::{run_passes, run_pipeline, PipelineOptions, PipelineReport, XLA_CPU_NUMERICS};
 
 use hlo_ir::Module;
 
@@ -50,7 +54,11 @@ pub type PassFn = fn(&mut Module) -> Result<bool, PassError>;
 pub const PASSES: &[(&str, PassFn)] = &[
     ("inline-calls", inline_calls::run),
     ("normalize", normalize::run),
+    ("tree-reduction", tree_reduction::run),
+    ("scan-rewrite", scan_rewrite::run),
+    ("bf16-excess-precision", bf16_excess_precision::run),
     ("algebraic-simplification", algebraic_simplification::run),
+    ("xla-rewrites", xla_rewrites::run),
     ("constant-folding", constant_folding::run),
     ("cse", cse::run),
     ("dce", dce::run),

@@ -12,9 +12,6 @@
 //! - removes `copy` and `opt-barrier`, which are the identity on logical values
 //!   (a layout-changing copy only moves bytes, and the barrier only constrains
 //!   XLA's scheduler);
-//! - undoes XLA CPU's tree-reduction split, `reduce(reduce-window(x))` whose
-//!   window exactly tiles the reduced dimensions with the same associative
-//!   combiner, back into `reduce(x)`, so fusion sees one reduction;
 //! - strips every layout, so all shapes are row-major, and declares the entry
 //!   signature row-major. The entry's logical values do not change: the host
 //!   contract of this project is row-major buffers (numpy order), so no
@@ -27,10 +24,10 @@
 
 use crate::util::{
     apply_replacements, compact, inverse_permutation, is_identity_permutation, set_row_major, strip_layout,
-    transpose_is_reshape, uniform_constant, NameUniquer,
+    transpose_is_reshape, NameUniquer,
 };
 use crate::PassError;
-use hlo_ir::{ArrayShape, BinaryOp, CompId, Computation, DType, Instr, InstrId, Module, Op, Shape};
+use hlo_ir::{ArrayShape, Computation, DType, Instr, InstrId, Module, Op, Shape};
 use std::collections::HashMap;
 
 pub fn run(module: &mut Module) -> Result<bool, PassError> {
@@ -39,12 +36,6 @@ pub fn run(module: &mut Module) -> Result<bool, PassError> {
     let mut changed = false;
     for cid in module.comp_ids().collect::<Vec<_>>() {
         changed |= remove_physical_ops(module.comp_mut(cid), &mut names)?;
-    }
-    for cid in module.comp_ids().collect::<Vec<_>>() {
-        // XLA may split a reduction more than once: undo one level per round.
-        while undo_tree_reductions(module, cid)? {
-            changed = true;
-        }
     }
     changed |= strip_layouts(module);
     Ok(changed)
@@ -190,105 +181,6 @@ fn remove_physical_ops(comp: &mut Computation, names: &mut NameUniquer) -> Resul
     Ok(changed)
 }
 
-/// The binary op a reducer computation applies to its two parameters, if that is all it does.
-pub(crate) fn reducer_op(module: &Module, cid: CompId) -> Option<BinaryOp> {
-    let comp = module.comp(cid);
-    if comp.params.len() != 2 {
-        return None;
-    }
-    let root = comp.root_instr();
-    let Op::Binary(op) = root.op else { return None };
-    let (p0, p1) = (comp.params[0], comp.params[1]);
-    let ordered = root.operands == [p0, p1] || (op.is_commutative() && root.operands == [p1, p0]);
-    ordered.then_some(op)
-}
-
-/// True when `value` is the identity of `op` over `dtype` (so adding extra copies of it changes nothing).
-fn is_identity_of(op: BinaryOp, value: f64, dtype: DType) -> bool {
-    match op {
-        BinaryOp::Add | BinaryOp::Or | BinaryOp::Xor => value == 0.0,
-        BinaryOp::Multiply | BinaryOp::And => value == 1.0,
-        BinaryOp::Maximum => value == f64::NEG_INFINITY || (dtype.is_integer() && value <= int_min(dtype)),
-        BinaryOp::Minimum => value == f64::INFINITY || (dtype.is_integer() && value >= int_max(dtype)),
-        _ => false,
-    }
-}
-
-fn int_min(dtype: DType) -> f64 {
-    if dtype.is_unsigned_integer() {
-        0.0
-    } else {
-        -(2f64.powi(dtype.bit_width() as i32 - 1))
-    }
-}
-
-fn int_max(dtype: DType) -> f64 {
-    if dtype.is_unsigned_integer() {
-        2f64.powi(dtype.bit_width() as i32) - 1.0
-    } else {
-        2f64.powi(dtype.bit_width() as i32 - 1) - 1.0
-    }
-}
-
-/// `reduce(reduce-window(x, w), dims)` where the window tiles exactly the reduced
-/// dimensions and is 1 elsewhere, with the same associative combiner and identity
-/// inits, becomes `reduce(x, dims)`.
-fn undo_tree_reductions(module: &mut Module, cid: CompId) -> Result<bool, PassError> {
-    let mut rewrites: Vec<(InstrId, InstrId)> = Vec::new();
-    {
-        let comp = module.comp(cid);
-        for id in comp.ids() {
-            let instr = comp.instr(id);
-            let Op::Reduce { dimensions, to_apply } = &instr.op else { continue };
-            let [window_in, init] = instr.operands[..] else { continue };
-            let rw = comp.instr(window_in);
-            let Op::ReduceWindow { window, to_apply: rw_apply } = &rw.op else { continue };
-            let [x, rw_init] = rw.operands[..] else { continue };
-            let (Some(op), Some(rw_op)) = (reducer_op(module, *to_apply), reducer_op(module, *rw_apply)) else {
-                continue;
-            };
-            let Some(dtype) = instr.shape.dtype() else { continue };
-            let (Some(a), Some(b)) = (uniform_constant(comp, init), uniform_constant(comp, rw_init)) else {
-                continue;
-            };
-            if op != rw_op || a.to_bits() != b.to_bits() || !is_identity_of(op, a, dtype) {
-                continue;
-            }
-            let x_dims = crate::util::dims(&comp.instr(x).shape);
-            let rw_dims = crate::util::dims(&rw.shape);
-            if window.dims.len() != x_dims.len() || rw_dims.len() != x_dims.len() {
-                continue;
-            }
-            let tiles = window.dims.iter().enumerate().all(|(d, w)| {
-                let plain = w.padding_low == 0
-                    && w.padding_high == 0
-                    && w.window_dilation == 1
-                    && w.base_dilation == 1
-                    && !w.window_reversal;
-                let reduced = dimensions.contains(&(d as i64));
-                plain
-                    && if reduced {
-                        w.stride == w.size && x_dims[d] == w.size * rw_dims[d]
-                    } else {
-                        w.size == 1 && w.stride == 1
-                    }
-            });
-            if tiles {
-                rewrites.push((id, x));
-            }
-        }
-    }
-    if rewrites.is_empty() {
-        return Ok(false);
-    }
-    let comp = module.comp_mut(cid);
-    for (id, x) in rewrites {
-        comp.instr_mut(id).operands[0] = x;
-    }
-    compact(comp)?;
-    Ok(true)
-}
-
 /// Removes every layout; declares the entry signature row-major.
 fn strip_layouts(module: &mut Module) -> bool {
     let mut changed = false;
@@ -424,61 +316,6 @@ ROOT %g = f32[4,4,1] get-tuple-element(%t), index=0
 }
 "#,
         );
-    }
-
-    #[test]
-    fn tree_reduction_split_is_undone() {
-        crate::util::testing::check(
-            super::run,
-            r#"
-HloModule m
-add {
-  a = f32[] parameter(0)
-  b = f32[] parameter(1)
-  ROOT s = f32[] add(a, b)
-}
-ENTRY main {
-  x = f32[256,2] parameter(0)
-  z = f32[] constant(0)
-  w = f32[8,2] reduce-window(x, z), window={size=32x1 stride=32x1}, to_apply=add
-  ROOT r = f32[2] reduce(w, z), dimensions={0}, to_apply=add
-}
-"#,
-            r#"
-%add (a: f32[], b: f32[]) -> f32[] {
-%a = f32[] parameter(0)
-%b = f32[] parameter(1)
-ROOT %s = f32[] add(%a, %b)
-}
-ENTRY %main (x: f32[256,2]) -> f32[2] {
-%x = f32[256,2] parameter(0)
-%z = f32[] constant(0)
-ROOT %r = f32[2] reduce(%x, %z), dimensions={0}, to_apply=%add
-}
-"#,
-        );
-    }
-
-    #[test]
-    fn a_window_that_does_not_tile_the_dimension_is_kept() {
-        let (_, module) = crate::util::testing::run(
-            super::run,
-            r#"
-HloModule m
-add {
-  a = f32[] parameter(0)
-  b = f32[] parameter(1)
-  ROOT s = f32[] add(a, b)
-}
-ENTRY main {
-  x = f32[256] parameter(0)
-  z = f32[] constant(0)
-  w = f32[15] reduce-window(x, z), window={size=32 stride=16}, to_apply=add
-  ROOT r = f32[] reduce(w, z), dimensions={0}, to_apply=add
-}
-"#,
-        );
-        assert!(module.entry_comp().instrs.iter().any(|it| matches!(it.op, Op::ReduceWindow { .. })));
     }
 
     #[test]

@@ -3,8 +3,12 @@
 //! ```text
 //! inline-calls                  call/fusion bodies inlined (XLA's fusions undone)
 //! normalize                     bitcast/copy/opt-barrier gone, layouts stripped (row-major)
+//! tree-reduction                reduces longer than 32 in blocks of 32 (XLA:CPU's order of sums)
+//! scan-rewrite                  cumulative reduce-windows as blocked scans of 16 (XLA:CPU's)
+//! bf16-excess-precision         bf16 ops in f32; a bf16 result converted to f32 keeps its f32 value
 //! repeat until nothing changes (at most 4 rounds):
 //!   algebraic-simplification    x+0, reshape(reshape), transpose(transpose), ...
+//!   xla-rewrites                XLA's value-changing float rewrites: x / c -> x * (1/c), ...
 //!   constant-folding            small all-constant instructions evaluated by hlo-interp
 //!   cse                         identical instructions merged
 //! dce                           unused instructions and computations removed
@@ -43,7 +47,11 @@ pub const MAX_FIXPOINT_ROUNDS: usize = 4;
 pub const PIPELINE: &[&str] = &[
     "inline-calls",
     "normalize",
+    "tree-reduction",
+    "scan-rewrite",
+    "bf16-excess-precision",
     "algebraic-simplification",
+    "xla-rewrites",
     "constant-folding",
     "cse",
     "dce",
@@ -57,12 +65,31 @@ pub const PIPELINE: &[&str] = &[
 pub const STEPS: &[Step] = &[
     Step::Pass("inline-calls"),
     Step::Pass("normalize"),
-    Step::Fixpoint(&["algebraic-simplification", "constant-folding", "cse"]),
+    Step::Pass("tree-reduction"),
+    Step::Pass("scan-rewrite"),
+    // XLA:CPU normalizes bf16 before it simplifies: `x / c` in bf16 multiplies by an f32 reciprocal.
+    Step::Pass("bf16-excess-precision"),
+    Step::Fixpoint(&["algebraic-simplification", "xla-rewrites", "constant-folding", "cse"]),
     Step::Pass("dce"),
     Step::Pass("split-reductions"),
     Step::Pass("split-scans"),
     Step::Pass("fusion"),
     Step::Pass("dce"),
+];
+
+/// The passes that change values the way XLA:CPU does (see docs/architecture.md, Numerics),
+/// in pipeline order: what the interpreter runs before evaluating (`hlo-run --backend interp`)
+/// so that it computes what JAX on CPU computes. Calls are inlined first, as XLA does, so that
+/// the patterns are seen across call boundaries; simplification and folding turn the
+/// converted constants of bf16 code back into constants for `xla-rewrites` to see.
+pub const XLA_CPU_NUMERICS: &[&str] = &[
+    "inline-calls",
+    "tree-reduction",
+    "scan-rewrite",
+    "bf16-excess-precision",
+    "algebraic-simplification",
+    "constant-folding",
+    "xla-rewrites",
 ];
 
 /// A callback that observes the module after each pass: `(pass name, module)`.
