@@ -93,6 +93,11 @@ pub fn gather(dims: &GatherDims, slice_sizes: &[i64], out: &Shape, ops: &[&Liter
     if slice_sizes.iter().zip(&shape.dims).any(|(&s, &d)| s < 0 || s > d) {
         return invalid("slice sizes exceed the operand");
     }
+    // A slice with no elements has nothing to put in a non-empty result (XLA cannot
+    // compile it either: the collapsed dimension would have to be reshaped away).
+    if slice_sizes.contains(&0) && out_shape.num_elements() > 0 {
+        return invalid("a slice size of 0 leaves nothing to gather into a non-empty result");
+    }
     let reader = IndexReader::new(ishape, idata, dims.index_vector_dim)?;
     if reader.vector_len != dims.start_index_map.len() {
         return invalid("index vector length differs from start_index_map");

@@ -68,13 +68,23 @@ pub trait Prepared {
 pub fn prepare(module: &Module, kind: BackendKind, opts: &PrepareOptions) -> anyhow::Result<Box<dyn Prepared>> {
     match kind {
         BackendKind::Interp => {
-            Ok(Box::new(InterpPrepared { module: module.clone(), inputs: Vec::new(), memory_limit: opts.memory_limit }))
+            let mut module = module.clone();
+            if !InterpPrepared::pure() {
+                // XLA:CPU's value-changing rewrites (x / c as x * (1/c), sums in blocks of 32,
+                // scans in blocks of 16, bf16 excess precision): what JAX on CPU computes.
+                let mut pipeline =
+                    hlo_passes::PipelineOptions { verify: cfg!(debug_assertions), dump_after_each: None };
+                hlo_passes::run_passes(&mut module, hlo_passes::XLA_CPU_NUMERICS, &mut pipeline)
+                    .map_err(|e| anyhow::anyhow!("internal compiler error in XLA:CPU's rewrites: {e}"))?;
+            }
+            Ok(Box::new(InterpPrepared { module, inputs: Vec::new(), memory_limit: opts.memory_limit }))
         }
         BackendKind::Vulkan => Ok(Box::new(crate::backend::vulkan::VulkanPrepared::new(module, opts)?)),
     }
 }
 
-/// The interpreter backend: evaluates the unoptimised module directly.
+/// The interpreter backend: evaluates the module as given, after XLA:CPU's value-changing
+/// rewrites ([`hlo_passes::XLA_CPU_NUMERICS`]) unless `HLO_INTERP_PURE=1`.
 struct InterpPrepared {
     module: Module,
     inputs: Vec<Literal>,
@@ -88,15 +98,15 @@ impl InterpPrepared {
         entry.param_shapes().into_iter().map(|shape| build_literal(shape, &mut leaves)).collect()
     }
 
+    /// `HLO_INTERP_PURE=1`: plain HLO semantics, as XLA's reference evaluator computes them.
+    fn pure() -> bool {
+        matches!(std::env::var("HLO_INTERP_PURE").as_deref(), Ok("1") | Ok("true"))
+    }
+
     /// XLA:CPU's float environment (fused multiply-adds, denormals flushed) by
-    /// default, so results match what JAX computes on CPU bit for bit;
-    /// `HLO_INTERP_PURE=1` evaluates plain HLO semantics as XLA's reference
-    /// evaluator does.
+    /// default, so results match what JAX computes on CPU bit for bit.
     fn options(&self) -> hlo_interp::Options {
-        let numerics = match std::env::var("HLO_INTERP_PURE").as_deref() {
-            Ok("1") | Ok("true") => hlo_interp::Options::default(),
-            _ => hlo_interp::Options::xla_cpu(),
-        };
+        let numerics = if Self::pure() { hlo_interp::Options::default() } else { hlo_interp::Options::xla_cpu() };
         hlo_interp::Options { memory_limit: self.memory_limit, ..numerics }
     }
 
