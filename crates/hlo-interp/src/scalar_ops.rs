@@ -92,7 +92,14 @@ macro_rules! impl_float {
                 self / o
             }
             fn rem(self, o: Self) -> Self {
-                self % o
+                // C's fmod, whose invalid cases (x infinite, y zero) give a positive quiet NaN
+                // as XLA:CPU's does; Rust's `%` gives the x86 default NaN, which is negative.
+                let r = self % o;
+                if r.is_nan() && !self.is_nan() && !o.is_nan() {
+                    <$t>::NAN
+                } else {
+                    r
+                }
             }
             fn neg(self) -> Self {
                 -self

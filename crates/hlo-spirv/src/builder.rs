@@ -417,6 +417,49 @@ impl Kb {
         }
     }
 
+    /// Whether `h` may be a float computed by arithmetic in this kernel, as opposed to a value
+    /// copied from a storage buffer or a constant (possibly selected, negated, bitcast or made
+    /// absolute on the way). XLA:CPU flushes subnormal arithmetic results to zero, but copies
+    /// data as it is; stores use this to flush only the former.
+    pub(crate) fn may_be_arithmetic(&self, h: H) -> bool {
+        let mut stack = vec![h];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(x) = stack.pop() {
+            if !seen.insert(x) {
+                continue;
+            }
+            match &self.func.expressions[x] {
+                Expression::Literal(_)
+                | Expression::Constant(_)
+                | Expression::ZeroValue(_)
+                | Expression::FunctionArgument(_)
+                | Expression::SubgroupOperationResult { .. } => {}
+                Expression::Load { pointer } => {
+                    if !self.points_into_storage(*pointer) {
+                        return true;
+                    }
+                }
+                Expression::Select { accept, reject, .. } => stack.extend([*accept, *reject]),
+                Expression::As { expr, convert: None, .. } => stack.push(*expr),
+                Expression::Unary { op: UnaryOperator::Negate, expr } => stack.push(*expr),
+                Expression::Math { fun: MathFunction::Abs, arg, .. } => stack.push(*arg),
+                _ => return true,
+            }
+        }
+        false
+    }
+
+    /// Whether pointer `p` points into a storage buffer.
+    fn points_into_storage(&self, p: H) -> bool {
+        match &self.func.expressions[p] {
+            Expression::GlobalVariable(g) => {
+                matches!(self.module.global_variables[*g].space, AddressSpace::Storage { .. })
+            }
+            Expression::Access { base, .. } | Expression::AccessIndex { base, .. } => self.points_into_storage(*base),
+            _ => false,
+        }
+    }
+
     /// Whether `h` may differ between the invocations of a subgroup.
     pub(crate) fn varying(&self, h: H) -> bool {
         self.varying[h.index()]
@@ -658,82 +701,91 @@ impl Kb {
         self.expr(Expression::Binary { op, left, right })
     }
 
-    /// The float literal `+0.0`'s type, if `h` is one.
-    fn positive_zero_literal(&self, h: H) -> Option<STy> {
+    /// The type and sign (true: `-0.0`) of a float zero literal, if `h` is one.
+    fn zero_literal(&self, h: H) -> Option<(STy, bool)> {
         match self.func.expressions[h] {
-            Expression::Literal(Literal::F32(v)) if v.to_bits() == 0 => Some(STy::F32),
-            Expression::Literal(Literal::F64(v)) if v.to_bits() == 0 => Some(STy::F64),
+            Expression::Literal(Literal::F32(v)) if v == 0.0 => Some((STy::F32, v.is_sign_negative())),
+            Expression::Literal(Literal::F64(v)) if v == 0.0 => Some((STy::F64, v.is_sign_negative())),
             _ => None,
         }
     }
 
-    /// Float arithmetic with a literal `+0.0` operand, spelled without that arithmetic.
+    /// Float arithmetic with a literal `+-0.0` operand, spelled without that arithmetic.
     ///
     /// Why: llvmpipe (lavapipe) builds LLVM IR through helpers that short-circuit an operand equal
-    /// to the constant zero (`0 + x -> x`, `x * 0 -> 0`, `0 / x -> 0`, `x / 0 -> undef`), which
-    /// is wrong for `-0.0`, infinities and NaN, and no SPIR-V decoration turns that off. The
-    /// IEEE result is written out with selects instead, so every driver gets it right.
+    /// to the constant zero (`0 + x -> x`, `x * 0 -> 0`, `0 / x -> 0`, `x / 0 -> undef`), and
+    /// NIR rewrites `x * -0.0` through them too; all of it is wrong for `-0.0`, infinities and
+    /// NaN, and no SPIR-V decoration turns it off. The IEEE result is written out with selects
+    /// and sign-bit arithmetic instead, so every driver gets it right.
     fn float_zero_operand(&mut self, op: BinaryOperator, left: H, right: H) -> Option<H> {
         use BinaryOperator as B;
-        let (lz, rz) = (self.positive_zero_literal(left), self.positive_zero_literal(right));
-        let t = lz.or(rz)?;
+        if !matches!(op, B::Add | B::Subtract | B::Multiply | B::Divide) {
+            return None;
+        }
+        let (lz, rz) = (self.zero_literal(left), self.zero_literal(right));
+        let (t, _) = lz.or(rz)?;
+        if lz.is_some() && rz.is_some() {
+            return None; // both literal: nothing reaches the device as arithmetic on data
+        }
         let (ut, sign_mask) = if t == STy::F64 { (STy::U64, 1i128 << 63) } else { (STy::U32, 1i128 << 31) };
-        let zero = if lz.is_some() { left } else { right };
+        let inf_bits = if t == STy::F64 { 0x7ff0_0000_0000_0000u64 as i128 } else { 0x7f80_0000 };
+        let (x, negative_zero) = match (lz, rz) {
+            (Some((_, s)), None) => (right, s),
+            (None, Some((_, s))) => (left, s),
+            _ => return None,
+        };
+        let zero_on_left = lz.is_some();
+        let positive_zero = self.lit_float(t, 0.0);
         let nan = self.lit_float(t, f64::NAN);
-        // `+-0` with the sign of `x`.
-        let signed_zero = |kb: &mut Kb, x: H| {
+        // x's sign bit, flipped when the zero operand is -0 (the sign of a product or quotient).
+        let sign_of = |kb: &mut Kb, x: H| {
             let bits = kb.bitcast(x, ut);
             let mask = kb.lit_int(ut, sign_mask);
             let s = kb.binary(B::And, bits, mask);
-            kb.bitcast(s, t)
+            if negative_zero {
+                kb.binary(B::ExclusiveOr, s, mask)
+            } else {
+                s
+            }
         };
-        Some(match (op, lz.is_some(), rz.is_some()) {
-            // 0 + 0 = +0; 0 + x = x otherwise (NaN included).
-            (B::Add, true, true) => zero,
-            (B::Add, _, _) => {
-                let x = if lz.is_some() { right } else { left };
-                let is_zero = self.binary(B::Equal, x, zero);
-                self.select(is_zero, zero, x)
-            }
-            // x - 0 = x exactly (-0 - 0 = -0).
-            (B::Subtract, _, true) => left,
-            // 0 - x = -x, except 0 - 0 = +0.
-            (B::Subtract, true, false) => {
-                let neg = self.unary(UnaryOperator::Negate, right);
-                let is_zero = self.binary(B::Equal, right, zero);
-                self.select(is_zero, zero, neg)
-            }
-            // x * 0 = +-0 with the sign of x; NaN for infinite or NaN x.
-            (B::Multiply, _, _) => {
-                let x = if lz.is_some() { right } else { left };
-                if lz.is_some() && rz.is_some() {
-                    return Some(zero);
+        let is_zero = self.binary(B::Equal, x, positive_zero);
+        Some(match op {
+            // -0 + x = x exactly; +0 + x = x except +0 + -0 = +0.
+            B::Add if negative_zero => x,
+            B::Add => self.select(is_zero, positive_zero, x),
+            // x - (+0) = x exactly; x - (-0) = x + 0.
+            B::Subtract if !zero_on_left && !negative_zero => x,
+            B::Subtract if !zero_on_left => self.select(is_zero, positive_zero, x),
+            // -0 - x = -x exactly; +0 - x = -x except +0 - +0 = +0.
+            B::Subtract => {
+                let neg = self.unary(UnaryOperator::Negate, x);
+                if negative_zero {
+                    neg
+                } else {
+                    self.select(is_zero, positive_zero, neg)
                 }
+            }
+            // x * 0 = a zero with the product's sign; NaN for infinite or NaN x.
+            B::Multiply => {
                 let finite = self.float_finite(x, t);
-                let z = signed_zero(self, x);
+                let s = sign_of(self, x);
+                let z = self.bitcast(s, t);
                 self.select(finite, z, nan)
             }
-            // 0 / x = +-0 with the sign of x; NaN for x = 0 or NaN.
-            (B::Divide, true, false) => {
-                let is_zero = self.binary(B::Equal, right, zero);
-                let is_nan = self.float_class(right, t, false);
+            // 0 / x = a zero with the quotient's sign; NaN for x = 0 or NaN.
+            // x / 0 = an infinity with the quotient's sign; NaN for x = 0 or NaN.
+            B::Divide => {
+                let is_nan = self.float_class(x, t, false);
                 let bad = self.binary(B::LogicalOr, is_zero, is_nan);
-                let z = signed_zero(self, right);
-                self.select(bad, nan, z)
-            }
-            // x / 0 = +-inf with the sign of x; NaN for x = 0 or NaN (0 / 0 included).
-            (B::Divide, _, true) => {
-                let is_zero = self.binary(B::Equal, left, zero);
-                let is_nan = self.float_class(left, t, false);
-                let bad = self.binary(B::LogicalOr, is_zero, is_nan);
-                let inf_bits = if t == STy::F64 { 0x7ff0_0000_0000_0000u64 as i128 } else { 0x7f80_0000 };
-                let bits = self.bitcast(left, ut);
-                let mask = self.lit_int(ut, sign_mask);
-                let s = self.binary(B::And, bits, mask);
-                let infc = self.lit_int(ut, inf_bits);
-                let signed_inf = self.binary(B::InclusiveOr, s, infc);
-                let signed_inf = self.bitcast(signed_inf, t);
-                self.select(bad, nan, signed_inf)
+                let s = sign_of(self, x);
+                let v = if zero_on_left {
+                    s
+                } else {
+                    let infc = self.lit_int(ut, inf_bits);
+                    self.binary(B::InclusiveOr, s, infc)
+                };
+                let v = self.bitcast(v, t);
+                self.select(bad, nan, v)
             }
             _ => return None,
         })

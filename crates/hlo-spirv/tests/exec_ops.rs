@@ -156,7 +156,8 @@ fn float_binary_exact() {
 /// emitter spells them out).
 #[test]
 fn literal_zero_operands() {
-    let zero = "z = f32[] constant(0)\n  zb = f32[300] broadcast(z), dimensions={}\n  ";
+    let zero = "z = f32[] constant(0)\n  zb = f32[300] broadcast(z), dimensions={}\n  \
+                nz = f32[] constant(-0)\n  nzb = f32[300] broadcast(nz), dimensions={}\n  ";
     let ops = [
         ("f32", "multiply(x, zb)"),
         ("f32", "multiply(zb, x)"),
@@ -164,6 +165,11 @@ fn literal_zero_operands() {
         ("f32", "divide(x, zb)"),
         ("f32", "subtract(zb, x)"),
         ("f32", "add(zb, x)"),
+        ("f32", "multiply(x, nzb)"),
+        ("f32", "divide(nzb, x)"),
+        ("f32", "divide(x, nzb)"),
+        ("f32", "subtract(nzb, x)"),
+        ("f32", "subtract(x, nzb)"),
     ];
     let hlo = elementwise("f32", 300, 1, &ops).replacen("  r0 =", &format!("  {zero}r0 ="), 1);
     check(&hlo, Inputs::Special, 0.0);

@@ -163,6 +163,10 @@ pub(crate) enum Leaf {
     },
     /// A scalar already computed (reducer arguments, loop-carried scalars).
     Value(Val),
+    /// A scalar read from memory as it is, which may be subnormal: the ops that read it as
+    /// arithmetic flush it, the ones that read bits (total-order compares) do not (sort
+    /// comparator arguments).
+    Loaded(Val),
     /// A loop-carried array element, only available at the index it belongs to.
     State {
         val: Val,
@@ -233,6 +237,7 @@ fn leaf_may_be_subnormal(em: &Em, leaf: &Leaf, path: &[usize], depth: u32) -> bo
     match leaf {
         Leaf::Buffer { .. } => true,
         Leaf::Value(_) | Leaf::State { .. } => false,
+        Leaf::Loaded(_) => true,
         Leaf::Tuple(elems) => match path.split_first() {
             Some((first, rest)) => elems.get(*first).map(|e| leaf_may_be_subnormal(em, e, rest, depth)).unwrap_or(true),
             None => true,
@@ -491,7 +496,20 @@ impl<'m> Em<'m> {
     }
 
     /// Stores `v` at element `linear` of a bound buffer.
+    /// Stores `v` at `linear` of buffer `g`. A subnormal arithmetic result is stored as zero,
+    /// as XLA:CPU flushes it (FTZ); copied data keeps its subnormals.
     pub(crate) fn store(&mut self, g: Handle<naga::GlobalVariable>, linear: H, v: Val) {
+        let h = if matches!(v.dt, DType::F32 | DType::F64 | DType::BF16) && self.kb.may_be_arithmetic(v.h) {
+            ops::flush_subnormal(&mut self.kb, v.h, v.dt)
+        } else {
+            v.h
+        };
+        self.store_copy(g, linear, Val { h, dt: v.dt });
+    }
+
+    /// Stores `v` as it is: for kernels that only move data through locals (sorting), where
+    /// [`Em::store`] could not tell a copy from an arithmetic result.
+    pub(crate) fn store_copy(&mut self, g: Handle<naga::GlobalVariable>, linear: H, v: Val) {
         let base = self.kb.global(g);
         let p = self.kb.access(base, linear);
         let s = ops::to_storage(&mut self.kb, v.h, v.dt);
@@ -575,7 +593,7 @@ impl<'m> Em<'m> {
                 let lin = if dims.iter().product::<i64>() == 1 { self.kb.lit_u32(0) } else { idx.linear(&mut self.kb) };
                 Ok(self.load(g, lin, *dtype))
             }
-            Leaf::Value(v) => Ok(*v),
+            Leaf::Value(v) | Leaf::Loaded(v) => Ok(*v),
             Leaf::State { val, at, name } => {
                 if idx.key() == at {
                     Ok(*val)
@@ -696,7 +714,25 @@ impl<'m> Em<'m> {
             Op::Select => instr.operands[1..].iter().any(|&o| rec(o)),
             Op::Pad { .. } | Op::Concatenate { .. } | Op::DynamicUpdateSlice => instr.operands.iter().any(|&o| rec(o)),
             Op::BitcastConvert => true,
-            _ => false,
+            // The device does not flush arithmetic results (XLA:CPU does): a product, sum,
+            // quotient, exponential... of normal floats can be subnormal. Ops that cannot make
+            // one from flushed operands are listed here.
+            Op::Binary(hlo_ir::BinaryOp::Maximum | hlo_ir::BinaryOp::Minimum) | Op::Clamp | Op::Compare { .. } => false,
+            Op::Unary(
+                hlo_ir::UnaryOp::Floor
+                | hlo_ir::UnaryOp::Ceil
+                | hlo_ir::UnaryOp::RoundNearestAfz
+                | hlo_ir::UnaryOp::RoundNearestEven
+                | hlo_ir::UnaryOp::Sign
+                | hlo_ir::UnaryOp::Sqrt
+                | hlo_ir::UnaryOp::IsFinite,
+            ) => false,
+            // From a float: a subnormal carries over (bf16 to f32 keeps it), or f64 makes one.
+            Op::Convert => instr.operands.first().is_some_and(|&o| {
+                let from = frame.comp.instr(o).shape.dtype();
+                from.is_some_and(|d| d.is_float() && (d.bit_width() > 32 || rec(o)))
+            }),
+            _ => instr.shape.dtype().is_some_and(|d| d.is_float()),
         }
     }
 
@@ -881,7 +917,14 @@ impl<'m> Em<'m> {
                 Val { h, dt }
             }
             Op::Convert => {
-                let x = self.arith_operand(f, instr, 0, idx)?;
+                // XLA converts to and from bf16 with integer bit operations, which keep
+                // subnormals; other float conversions read operands as the arithmetic does.
+                let from_bf16 = self.operand_shape(f, instr, 0)?.dtype == DType::BF16;
+                let x = if from_bf16 || dt == DType::BF16 {
+                    self.operand_same(f, instr, 0, idx)?
+                } else {
+                    self.arith_operand(f, instr, 0, idx)?
+                };
                 self.check_type(instr, x.dt)?;
                 Val { h: ops::convert(&mut self.kb, x, dt), dt }
             }
@@ -1252,6 +1295,15 @@ impl<'m> Em<'m> {
 
     /// Applies computation `comp` to scalar arguments; returns its (tuple-flattened) results.
     pub(crate) fn apply(&mut self, comp: CompId, args: Vec<Val>) -> Result<Vec<Val>> {
+        self.apply_leaves(comp, args, Leaf::Value)
+    }
+
+    /// [`Em::apply`] to arguments read from memory as they are ([`Leaf::Loaded`]).
+    pub(crate) fn apply_loaded(&mut self, comp: CompId, args: Vec<Val>) -> Result<Vec<Val>> {
+        self.apply_leaves(comp, args, Leaf::Loaded)
+    }
+
+    fn apply_leaves(&mut self, comp: CompId, args: Vec<Val>, leaf: fn(Val) -> Leaf) -> Result<Vec<Val>> {
         let c = self.m.comp(comp);
         let mut leaves = HashMap::new();
         for (k, &p) in c.params.iter().enumerate() {
@@ -1259,7 +1311,7 @@ impl<'m> Em<'m> {
                 kernel: self.kernel.clone(),
                 naga_error: format!("computation `{}` called with too few arguments", c.name),
             })?;
-            leaves.insert(p, Leaf::Value(a));
+            leaves.insert(p, leaf(a));
         }
         let f = self.frame(comp, leaves);
         let root = c.root_instr();

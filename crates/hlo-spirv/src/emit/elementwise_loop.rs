@@ -247,7 +247,7 @@ pub(crate) fn emit(ctx: &WhileCtx, plan: &LoopPlan) -> Result<Vec<KernelStep>> {
 fn leaf_dtype(leaf: &Leaf) -> DType {
     match leaf {
         Leaf::Buffer { dtype, .. } => *dtype,
-        Leaf::Value(v) | Leaf::State { val: v, .. } => v.dt,
+        Leaf::Value(v) | Leaf::Loaded(v) | Leaf::State { val: v, .. } => v.dt,
         _ => DType::F32,
     }
 }

@@ -64,8 +64,10 @@ impl KeyOrder {
         let v = match &self.fun {
             None => x,
             Some(f) => {
+                // An arithmetic compare reads subnormals as zero under XLA:CPU's DAZ; inside `g`,
+                // each op reads the loaded value as it would (`Leaf::Loaded`).
                 let x = if self.flush { super::flush_for_comparator(em, x) } else { x };
-                let leaves = f.params.iter().map(|&p| (p, Leaf::Value(x))).collect();
+                let leaves = f.params.iter().map(|&p| (p, Leaf::Loaded(x))).collect();
                 let frame = em.frame(f.comp, leaves);
                 em.eval(frame, f.root, &[], &Index::scalar())?
             }
@@ -202,6 +204,8 @@ pub(super) fn recognize(m: &Module, cmp: CompId, operands: &[Operand], flush: bo
     // lhs before rhs when g(lhs) < g(rhs): ascending; `a` odd means the left side is the rhs.
     let descending = (a % 2 == 1) != (direction == CompareDirection::Gt);
     let params = inner.params.iter().copied().filter(|p| outer_param.get(p) == Some(&a)).collect();
+    // A total-order compare reads bits: subnormals are not zero there.
+    let flush = flush && compare_type != Some(hlo_ir::CompareType::TotalOrder);
     Some(KeyOrder { operand, fun: Some(KeyFn { comp: inner_id, root: l, params }), kind, descending, flush, bits })
 }
 

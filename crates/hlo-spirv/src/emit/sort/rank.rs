@@ -85,12 +85,11 @@ pub(super) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         // `k` comes before `j`: strictly first by the order, or tied with a lower index.
         let (k_first, j_first) = match (to_apply, topk) {
             (Some(cmp), _) => {
-                // Comparators read subnormals as zero, as XLA:CPU's do (see `flush_for_comparator`).
-                let theirs: Vec<Val> = theirs.iter().zip(&operands).map(|(&v, &op)| em.daz(f, op, v)).collect();
-                let mine_c: Vec<Val> = mine_c.iter().zip(&operands).map(|(&v, &op)| em.daz(f, op, v)).collect();
+                // XLA:CPU runs comparators with DAZ: arithmetic compares read subnormal arguments
+                // as zero, total-order compares read their bits (`Leaf::Loaded`).
                 let args = |a: &[Val], b: &[Val]| a.iter().zip(b).flat_map(|(x, y)| [*x, *y]).collect::<Vec<_>>();
-                let kj = em.apply(cmp, args(&theirs, &mine_c))?[0].h;
-                let jk = em.apply(cmp, args(&mine_c, &theirs))?[0].h;
+                let kj = em.apply_loaded(cmp, args(&theirs, &mine_c))?[0].h;
+                let jk = em.apply_loaded(cmp, args(&mine_c, &theirs))?[0].h;
                 (kj, jk)
             }
             (None, Some((_, largest))) => {
@@ -162,7 +161,7 @@ fn store_ranked(
         } else {
             mine[if topk { 0 } else { k }]
         };
-        em.store(g, lin, v);
+        em.store_copy(g, lin, v);
     }
     Ok(())
 }
