@@ -511,3 +511,71 @@ fn a_fifo_in_the_pipeline_cache_is_ignored() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("not a regular file"), "a warning says why the cache was ignored: {}", stderr(&out));
 }
+
+/// Elements of two arrays agree bit for bit (any NaN matches any NaN).
+fn same_values(a: &npy::HostArray, b: &npy::HostArray) -> Result<(), String> {
+    if (a.dtype, &a.dims) != (b.dtype, &b.dims) {
+        return Err(format!("{} vs {}", a.describe(), b.describe()));
+    }
+    let width = a.dtype.byte_size();
+    for (k, (x, y)) in a.bytes.chunks_exact(width).zip(b.bytes.chunks_exact(width)).enumerate() {
+        let both_nan = match a.dtype {
+            hlo_ir::DType::F32 => {
+                f32::from_le_bytes(x.try_into().unwrap()).is_nan() && f32::from_le_bytes(y.try_into().unwrap()).is_nan()
+            }
+            _ => false,
+        };
+        if x != y && !both_nan {
+            return Err(format!("element {k}: {x:?} vs {y:?} ({} elements)", a.bytes.len() / width));
+        }
+    }
+    Ok(())
+}
+
+/// JAX programs whose values depend on XLA:CPU's own rewrites (division by a constant,
+/// sums in blocks of 32, scans in blocks of 16, bf16 excess precision, pow by small
+/// integers; `tests/xla_numerics/generate.py`): both backends reproduce JAX's outputs bit
+/// for bit from the pre-optimisation module.
+#[test]
+fn xla_cpu_rewrites_are_reproduced_bit_for_bit() {
+    let root = repo().join("crates/hlo-run/tests/xla_numerics");
+    let mut cases: Vec<PathBuf> =
+        std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    cases.sort();
+    assert!(cases.len() >= 30, "the committed cases are there");
+    let mut failures = Vec::new();
+    for backend in ["interp", "vulkan"] {
+        for case in &cases {
+            let name = case.file_name().unwrap().to_string_lossy().into_owned();
+            let mut args = vec![case.join("module.hlo").display().to_string()];
+            let mut k = 0;
+            while case.join(format!("in_{k}.npy")).exists() {
+                args.push(case.join(format!("in_{k}.npy")).display().to_string());
+                k += 1;
+            }
+            let out_dir = temp_dir(&format!("xla-numerics-{name}-{backend}"));
+            args.extend(["-o".into(), out_dir.display().to_string(), "--backend".into(), backend.into()]);
+            let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+            let out = hlo_run(&refs);
+            if !out.status.success() {
+                failures.push(format!("{name} on {backend}: {}", stderr(&out)));
+                continue;
+            }
+            let mut k = 0;
+            while case.join(format!("out_{k}.npy")).exists() {
+                let jax = npy::read_npy(&case.join(format!("out_{k}.npy"))).unwrap();
+                let mut ours = npy::read_npy(&out_dir.join(format!("out_{k}.npy"))).unwrap();
+                if ours.dtype == hlo_ir::DType::BF16
+                    || (ours.dtype == hlo_ir::DType::U16 && jax.dtype == hlo_ir::DType::U16)
+                {
+                    ours.dtype = jax.dtype;
+                }
+                if let Err(e) = same_values(&ours, &jax) {
+                    failures.push(format!("{name} on {backend}, out_{k}: {e}"));
+                }
+                k += 1;
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
