@@ -579,3 +579,25 @@ fn xla_cpu_rewrites_are_reproduced_bit_for_bit() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn vulkan_buffers_past_the_memory_limit_on_a_cpu_device_are_refused() {
+    let dir = temp_dir("hostile-vulkan-buffers");
+    let module = dir.join("three.hlo");
+    std::fs::write(
+        &module,
+        "HloModule m\n\nENTRY main {\n  c = f32[] constant(1)\n  b = f32[8000000] broadcast(c), dimensions={}\n  \
+         d = f32[8000000] negate(b)\n  e = f32[8000000] exponential(b)\n  \
+         ROOT t = (f32[8000000], f32[8000000], f32[8000000]) tuple(b, d, e)\n}\n",
+    )
+    .unwrap();
+    let m = module.to_str().unwrap();
+    let out = hlo_run_bounded(&[m], &[("HLO_MEMORY_LIMIT", "64M")], std::time::Duration::from_secs(120));
+    let err = stderr(&out);
+    let devices = stdout(&hlo_run(&["devices"]));
+    if devices.contains("[cpu]") || devices.contains("llvmpipe") {
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("buffers need") && err.contains("memory limit of 64.0 MiB"), "{err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -149,6 +149,29 @@ fn pipeline_cache_dir() -> Option<PathBuf> {
     Some(base.join("hlo-vulkan"))
 }
 
+/// On a CPU device the device memory is the host's: the program's buffers (counted without
+/// aliasing, an upper bound) must fit in the memory limit, or allocating them would get the
+/// process killed instead of failing with a message.
+fn check_buffers_fit(program: &hlo_program::Program, ctx: &Context, limit: Option<u64>) -> anyhow::Result<()> {
+    let Some(limit) = limit else { return Ok(()) };
+    if ctx.info().kind != hlo_vulkan::DeviceKind::Cpu {
+        return Ok(());
+    }
+    let total = program.buffers.iter().fold(0u64, |acc, b| acc.saturating_add(b.size_bytes));
+    let Some(largest) = program.buffers.iter().max_by_key(|b| b.size_bytes) else { return Ok(()) };
+    if total <= limit {
+        return Ok(());
+    }
+    Err(user_error(format!(
+        "the compiled program's buffers need {} in all on this CPU device (the largest holds {}: {}), \
+         more than the memory limit of {}\n  hint: HLO_MEMORY_LIMIT raises the limit if the machine has the memory",
+        crate::limits::human_bytes(total),
+        largest.name,
+        crate::limits::human_bytes(largest.size_bytes),
+        crate::limits::human_bytes(limit)
+    )))
+}
+
 /// A module compiled and recorded for one device.
 pub struct VulkanPrepared {
     compiled: hlo_spirv::Compiled,
@@ -161,6 +184,7 @@ impl VulkanPrepared {
     pub fn new(module: &Module, opts: &PrepareOptions) -> anyhow::Result<VulkanPrepared> {
         let ctx = open_context(opts.device.as_deref())?;
         let (compiled, passes, codegen) = compile_module(module, &target_for(&ctx), false)?;
+        check_buffers_fit(&compiled.program, &ctx, opts.memory_limit)?;
         let start = Instant::now();
         let options = hlo_vulkan::BuildOptions {
             pipeline_cache_dir: pipeline_cache_dir(),
