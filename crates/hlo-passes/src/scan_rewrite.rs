@@ -71,6 +71,10 @@ fn match_scan(module: &Module, comp_id: CompId, id: InstrId) -> Option<Scan> {
     }
     let (input, init) = (instr.operands[0], instr.operands[1]);
     let in_shape = comp.instr(input).shape.as_array()?;
+    // Mixed-precision windows (an f16 input into an f32 accumulator, say) are left alone.
+    if instr.shape.dtype() != Some(in_shape.dtype) || comp.instr(init).shape.dtype() != Some(in_shape.dtype) {
+        return None;
+    }
     let trivial = |w: &WindowDim| {
         w.size == 1
             && w.stride == 1
@@ -97,6 +101,12 @@ fn match_scan(module: &Module, comp_id: CompId, id: InstrId) -> Option<Scan> {
         || w.base_dilation != 1
         || w.window_dilation != 1
     {
+        return None;
+    }
+    // The combining step applies the reducer to two values of the scan's type.
+    let reducer = module.comp(*to_apply);
+    let scalar = Shape::scalar(in_shape.dtype);
+    if reducer.params.len() != 2 || reducer.params.iter().any(|&p| !reducer.instr(p).shape.compatible(&scalar)) {
         return None;
     }
     let exclusive = if forward { w.padding_low == n } else { w.padding_high == n };
@@ -314,5 +324,26 @@ ROOT %r.11 = f32[20] slice(%r.10), slice={[0:20]}
 }
 "#,
         );
+    }
+
+    #[test]
+    fn scans_whose_reducer_takes_other_types_are_left_alone() {
+        // Found by fuzzing: the combining `map` passed f32 values to an f16 parameter.
+        let text = r#"
+HloModule m
+add {
+  a = f32[] parameter(0)
+  b = f16[] parameter(1)
+  c = f32[] convert(b)
+  ROOT s = f32[] add(a, c)
+}
+ENTRY main {
+  x = f32[100] parameter(0)
+  z = f32[] constant(0)
+  ROOT r = f32[100] reduce-window(x, z), window={size=100 pad=99_0}, to_apply=add
+}
+"#;
+        let (changed, _) = crate::util::testing::run(super::run, text);
+        assert!(!changed);
     }
 }

@@ -55,6 +55,15 @@ fn rewrite(module: &mut Module, comp_id: CompId, id: InstrId, names: &mut NameUn
     }
     let (input, init) = (instr.operands[0], instr.operands[1]);
     let Some(in_shape) = comp.instr(input).shape.as_array().cloned() else { return false };
+    // Mixed-precision reduces (an f64 input into an f32 accumulator, say) are left alone.
+    if instr.shape.dtype() != Some(in_shape.dtype) || comp.instr(init).shape.dtype() != Some(in_shape.dtype) {
+        return false;
+    }
+    let reducer = module.comp(*to_apply);
+    let scalar = Shape::scalar(in_shape.dtype);
+    if reducer.params.len() != 2 || reducer.params.iter().any(|&p| !reducer.instr(p).shape.compatible(&scalar)) {
+        return false;
+    }
     let reduced = |d: usize| dimensions.contains(&(d as i64));
     if (0..in_shape.rank()).filter(|&d| reduced(d)).all(|d| in_shape.dims[d] <= WINDOW) {
         return false;
@@ -144,5 +153,25 @@ ROOT %r = f32[4] reduce(%r.tree, %z), dimensions={1}, to_apply=%add
 }
 "#,
         );
+    }
+
+    #[test]
+    fn mixed_precision_reduces_are_left_alone() {
+        // Found by fuzzing: the block results took the input's type instead of the accumulator's.
+        let text = r#"
+HloModule m
+add {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT s = f32[] add(a, b)
+}
+ENTRY main {
+  x = f64[4,300] parameter(0)
+  z = f32[] constant(0)
+  ROOT r = f32[4] reduce(x, z), dimensions={1}, to_apply=add
+}
+"#;
+        let (changed, _) = crate::util::testing::run(super::run, text);
+        assert!(!changed);
     }
 }
