@@ -241,7 +241,7 @@ fn locate(loaded: &Loaded, err: anyhow::Error) -> anyhow::Error {
                 .find_map(|c| loaded.module.comp(c).find(&unsupported.instr).map(|i| load::location_of(loaded, c, i)))
                 .unwrap_or_else(|| loaded.path.clone());
             user_error(format!(
-                "{at}: the Vulkan backend does not support {} yet (instruction {}): {}\n  hint: `--backend interp` runs every op",
+                "{at}: the Vulkan backend cannot run {} `{}`: {}\n  hint: `--backend interp` runs every op",
                 unsupported.op, unsupported.instr, unsupported.reason
             ))
         }
