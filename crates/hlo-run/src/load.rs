@@ -21,6 +21,7 @@ pub struct Loaded {
 pub fn load_module(path: &Path) -> anyhow::Result<Loaded> {
     let display = path.display().to_string();
     let source = limits::read_text(path, limits::MAX_MODULE_BYTES)?;
+    check_parse_budget(&source, &display, limits::memory_limit()?)?;
     let module = parse_and_verify(&source, &display)?;
     Ok(Loaded { module, source, path: display })
 }
@@ -64,6 +65,23 @@ pub fn location_of_name(loaded: &Loaded, comp: &str, instr: &str) -> String {
         Some((c, i)) => location_of(loaded, c, i),
         None => loaded.path.clone(),
     }
+}
+
+/// Bytes the parsed form of one line of module text takes at most, about: an instruction
+/// with its shape, name, operands, metadata and span (measured: a million `constant` lines
+/// of 35 bytes each take 1.1 GB).
+const BYTES_PER_LINE: u64 = 1536;
+
+/// Refuses text whose parsed form would not fit in `limit` bytes: about [`BYTES_PER_LINE`]
+/// per line plus twice the text (large constants are dense: a few bytes per number).
+pub fn check_parse_budget(source: &str, file: &str, limit: u64) -> anyhow::Result<()> {
+    let lines = source.bytes().filter(|&b| b == b'\n').count() as u64 + 1;
+    let needed = lines.saturating_mul(BYTES_PER_LINE).saturating_add(2 * source.len() as u64);
+    limits::check_budget(
+        &format!("{file}: parsing {lines} lines ({} of text)", limits::human_bytes(source.len() as u64)),
+        needed,
+        limit,
+    )
 }
 
 /// Parses and verifies module text; `file` names it in messages.

@@ -601,3 +601,23 @@ fn vulkan_buffers_past_the_memory_limit_on_a_cpu_device_are_refused() {
     }
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn module_text_whose_parsed_form_exceeds_the_memory_limit_is_refused() {
+    let dir = temp_dir("hostile-lines");
+    let module = dir.join("many.hlo");
+    let mut text = String::from("HloModule m\n\nENTRY main {\n");
+    for i in 0..50_000 {
+        text.push_str(&format!("  a{i} = f32[] constant({i})\n"));
+    }
+    text.push_str("  ROOT r = f32[] add(a0, a1)\n}\n");
+    std::fs::write(&module, text).unwrap();
+    let m = module.to_str().unwrap();
+    assert_user_error(
+        &["check", m],
+        &[("HLO_MEMORY_LIMIT", "16M")],
+        &[m, "parsing 50005 lines", "memory limit of 16.0 MiB"],
+    );
+    let out = hlo_run(&["check", m]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
