@@ -616,7 +616,7 @@ fn module_text_whose_parsed_form_exceeds_the_memory_limit_is_refused() {
     assert_user_error(
         &["check", m],
         &[("HLO_MEMORY_LIMIT", "16M")],
-        &[m, "parsing 50005 lines", "memory limit of 16.0 MiB"],
+        &[m, "parsing 50006 lines", "memory limit of 16.0 MiB"],
     );
     let out = hlo_run(&["check", m]);
     assert!(out.status.success(), "{}", stderr(&out));
