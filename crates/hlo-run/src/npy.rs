@@ -281,6 +281,9 @@ impl Literal<'_> {
 /// ml_dtypes' bfloat16) is read as bf16.
 pub fn dtype_from_descr(descr: &str) -> Option<DType> {
     let descr = descr.trim_matches('\'');
+    if !descr.is_ascii() {
+        return None; // and `split_at` below stays on a char boundary
+    }
     let (order, code) = descr.split_at(1.min(descr.len()));
     if !matches!(order, "<" | "|" | "=") {
         return None;
@@ -522,6 +525,13 @@ mod tests {
             }
             assert_eq!(decoded, array, "{dtype}");
         }
+    }
+
+    #[test]
+    fn element_types_that_are_not_ascii_are_unsupported() {
+        // Found by fuzzing: splitting the byte-order character off panicked inside a UTF-8 character.
+        assert_eq!(dtype_from_descr("\u{101}1"), None);
+        assert_eq!(dtype_from_descr("<f4"), Some(DType::F32));
     }
 
     #[test]
