@@ -357,7 +357,10 @@ fn read_data(
             return Err(NpyError::Truncated { path: path.to_string(), expected: data_bytes, found });
         }
     }
-    let mut bytes = Vec::with_capacity(data_bytes as usize);
+    // Reserve only what is known to be there: a header may promise more than the reader holds.
+    const UNCHECKED_RESERVE: u64 = 64 << 20;
+    let reserve = if available.is_some() { data_bytes } else { data_bytes.min(UNCHECKED_RESERVE) };
+    let mut bytes = Vec::with_capacity(reserve as usize);
     reader
         .take(data_bytes + 1)
         .read_to_end(&mut bytes)
