@@ -201,11 +201,17 @@ impl Harness {
     }
 
     /// The interpreter's outputs, flattened; `Err` carries the outcome when it cannot give them.
+    /// Like `hlo-run --backend interp`, it evaluates the module after XLA:CPU's value-changing
+    /// rewrites (`hlo_passes::XLA_CPU_NUMERICS`), so it computes what JAX on CPU computes.
     pub fn reference(&self, module: &Module, inputs: &[HostArray]) -> Result<Vec<HostArray>, Outcome> {
         let run = quietly(|| -> Result<Vec<HostArray>, String> {
             let args = literals(module, inputs)?;
-            let result =
-                hlo_interp::evaluate_with(module, &args, &hlo_interp::Options::xla_cpu()).map_err(|e| e.to_string())?;
+            let mut module = module.clone();
+            let mut opts = hlo_passes::PipelineOptions { verify: false, dump_after_each: None };
+            hlo_passes::run_passes(&mut module, hlo_passes::XLA_CPU_NUMERICS, &mut opts)
+                .map_err(|e| format!("XLA:CPU's rewrites: {e}"))?;
+            let result = hlo_interp::evaluate_with(&module, &args, &hlo_interp::Options::xla_cpu())
+                .map_err(|e| e.to_string())?;
             hlo_run::backend::flatten_literal(&result).map_err(|e| e.to_string())
         });
         match run {

@@ -16,34 +16,7 @@ use std::time::{Duration, Instant};
 const SEEDS: u64 = 1000;
 
 /// Known failures by signature, with the bug they show. Empty it as bugs get fixed.
-const ALLOWED: &[(&str, &str)] = &[
-    (
-        "compile-error[bitcast-convert]",
-        "hlo-spirv: bitcast-convert between f16 and a 16-bit integer needs naga's SHADER_FLOAT16_IN_FLOAT32",
-    ),
-    (
-        "compile-error[bitcast-convert,convert]",
-        "hlo-spirv: bitcast-convert between f16 and a 16-bit integer needs naga's SHADER_FLOAT16_IN_FLOAT32",
-    ),
-    ("mismatch[clamp,reshape]", "clamp(-0, -0, +0) of f64: the interpreter gives +0, Vulkan -0 (IEEE minimum)"),
-    (
-        "mismatch[add,broadcast,compare,convert,maximum,multiply,subtract,while]",
-        "denormals: Vulkan flushes a value the interpreter passes through (working tree of 2026-12-06)",
-    ),
-    (
-        "mismatch[add,broadcast,compare,dynamic-slice,dynamic-update-slice,multiply,while]",
-        "denormals: Vulkan flushes a value the interpreter passes through (working tree of 2026-12-06)",
-    ),
-    (
-        "mismatch[dynamic-update-slice,maximum]",
-        "denormals: maximum(x, x) keeps a denormal in the interpreter, Vulkan flushes it",
-    ),
-    ("mismatch[round-nearest-even,select]", "denormals: select passes a denormal through; Vulkan flushes it"),
-    ("mismatch[minimum,scatter]", "hlo-interp: scatter flushes denormals of operand elements it only copies"),
-    ("mismatch[scatter]", "hlo-interp: scatter flushes denormals of operand elements and updates it only copies"),
-    ("panic[count-leading-zeros]", "hlo-spirv: naga's SPIR-V writer panics on clz of a 64-bit integer (no polyfill)"),
-    ("validation[popcnt]", "hlo-spirv: OpBitCount of a 64-bit integer (Vulkan allows 32-bit only)"),
-];
+const ALLOWED: &[(&str, &str)] = &[];
 
 /// Shrinking stops after this many candidate runs, so that signatures do not depend on speed.
 const SHRINK: Budget = Budget { max_tries: 150, max_time: Duration::from_secs(120) };

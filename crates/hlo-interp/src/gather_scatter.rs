@@ -310,15 +310,16 @@ pub fn scatter(
     let module = interp.module;
     let fast_op = scalar::trivial_binop(module, to_apply);
     let replaces = scalar::returns_param(module, to_apply) == Some(1);
+    // XLA:CPU flushes what a combiner's arithmetic reads and writes: the combined elements and
+    // the updates, not the operand elements it only copies, nor updates that merely replace.
     let flush = interp.options.flush_denormals && fast_op.is_some();
     if flush {
-        crate::options::flush_in_place(&mut res[0]);
+        crate::options::flush_at(&mut res[0], &targets);
     }
-    let fast_done = n == 1
-        && (fast_op.is_some() || replaces)
-        && scatter_fast(&mut res[0], &crate::options::flushed(updates[0].1), &targets, fast_op)?;
+    let upd = if flush { crate::options::flushed(updates[0].1) } else { std::borrow::Cow::Borrowed(updates[0].1) };
+    let fast_done = n == 1 && (fast_op.is_some() || replaces) && scatter_fast(&mut res[0], &upd, &targets, fast_op)?;
     if flush && fast_done {
-        crate::options::flush_in_place(&mut res[0]);
+        crate::options::flush_at(&mut res[0], &targets);
     }
     if !fast_done {
         let mut func = ScalarFn::new(interp, to_apply)?;

@@ -98,6 +98,23 @@ pub fn flush_in_place(data: &mut AD) {
     }
 }
 
+/// Flushes the elements of `data` at `at` (`usize::MAX` entries are skipped).
+pub fn flush_at(data: &mut AD, at: &[usize]) {
+    fn each<T: Copy>(v: &mut [T], at: &[usize], f: impl Fn(T) -> T) {
+        for &i in at {
+            if let Some(x) = v.get_mut(i) {
+                *x = f(*x);
+            }
+        }
+    }
+    match data {
+        AD::F32(v) => each(v, at, |x| x.flush()),
+        AD::F64(v) => each(v, at, |x| x.flush()),
+        AD::BF16(v) => each(v, at, |x| x.flush()),
+        _ => {}
+    }
+}
+
 /// `data` with subnormals flushed, borrowing when there is nothing to flush.
 pub fn flushed(data: &AD) -> Cow<'_, AD> {
     if has_subnormals(data) {

@@ -170,11 +170,22 @@ macro_rules! impl_float {
             fn cosh(self) -> Self {
                 <$t>::cosh(self)
             }
+            // Rust's asinh/acosh square their argument and overflow above ~1e19 (f32); past 1e8,
+            // ln(2x) is the correctly rounded value.
             fn asinh(self) -> Self {
-                <$t>::asinh(self)
+                let a = self.abs();
+                if a > 1e8 {
+                    (a.ln() + std::f64::consts::LN_2 as $t).copysign(self)
+                } else {
+                    <$t>::asinh(self)
+                }
             }
             fn acosh(self) -> Self {
-                <$t>::acosh(self)
+                if self > 1e8 {
+                    self.ln() + std::f64::consts::LN_2 as $t
+                } else {
+                    <$t>::acosh(self)
+                }
             }
             fn atanh(self) -> Self {
                 <$t>::atanh(self)

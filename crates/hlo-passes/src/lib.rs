@@ -34,7 +34,6 @@ pub mod normalize;
 pub mod pipeline;
 pub mod scan_rewrite;
 pub mod split_reductions;
-pub mod split_scans;
 pub mod tree_reduction;
 mod util;
 pub mod xla_rewrites;
@@ -63,7 +62,6 @@ pub const PASSES: &[(&str, PassFn)] = &[
     ("cse", cse::run),
     ("dce", dce::run),
     ("split-reductions", split_reductions::run),
-    ("split-scans", split_scans::run),
     ("fusion", fuse::run),
 ];
 

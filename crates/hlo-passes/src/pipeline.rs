@@ -12,8 +12,7 @@
 //!   constant-folding            small all-constant instructions evaluated by hlo-interp
 //!   cse                         identical instructions merged
 //! dce                           unused instructions and computations removed
-//! split-reductions              reduces and dots over very many elements in two levels
-//! split-scans                   long cumsum-style reduce-windows as blocked two-level scans
+//! split-reductions              variadic reduces and dots over very many elements in two levels
 //! fusion                        kernels formed: fusion instructions + control flow
 //! dce                           clean up after fusion
 //! ```
@@ -56,7 +55,6 @@ pub const PIPELINE: &[&str] = &[
     "cse",
     "dce",
     "split-reductions",
-    "split-scans",
     "fusion",
     "dce",
 ];
@@ -72,7 +70,6 @@ pub const STEPS: &[Step] = &[
     Step::Fixpoint(&["algebraic-simplification", "xla-rewrites", "constant-folding", "cse"]),
     Step::Pass("dce"),
     Step::Pass("split-reductions"),
-    Step::Pass("split-scans"),
     Step::Pass("fusion"),
     Step::Pass("dce"),
 ];

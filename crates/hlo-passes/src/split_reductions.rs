@@ -1,5 +1,10 @@
 //! split-reductions: reductions and dots over very many elements become two levels.
 //!
+//! In the pipeline it runs after `tree-reduction`, which already splits every single-result
+//! reduce longer than 32 the way XLA:CPU does (so values match JAX bit for bit); what is left
+//! for this pass is variadic reduces (argmax) and dots, and it guarantees the bound for any
+//! reduce the earlier pass leaves.
+//!
 //! A `reduce` whose reduced elements number more than [`MAX_REDUCED`] becomes a reduce of a
 //! reduce: several reduced dimensions are reduced in two groups (innermost first), and one long
 //! dimension is padded with the init value and reshaped into `[k, c]` (about `sqrt(n)` each),

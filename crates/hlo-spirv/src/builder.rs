@@ -127,6 +127,10 @@ pub(crate) struct Kb {
     placed: Vec<(u16, u32)>,
     /// Hash-consing of pure expressions (valid while the block they were emitted in is open).
     memo: HashMap<Key, H>,
+    /// Bitcast-converts: floats made from data bits (see [`Kb::may_be_arithmetic`]).
+    data_bits: std::collections::HashSet<H>,
+    /// See [`Kb::note_dynamic_loop`].
+    dynamic_loop: bool,
     /// Globals that kernels write (their loads are never hoisted or merged).
     writable_globals: std::collections::HashSet<Handle<GlobalVariable>>,
     next_block_id: u32,
@@ -153,6 +157,8 @@ impl Kb {
             returned_early: false,
             placed: Vec::new(),
             memo: HashMap::new(),
+            data_bits: std::collections::HashSet::new(),
+            dynamic_loop: false,
             writable_globals: Default::default(),
             next_block_id: 1,
             emit_start: 0,
@@ -418,8 +424,8 @@ impl Kb {
     }
 
     /// Whether `h` may be a float computed by arithmetic in this kernel, as opposed to a value
-    /// copied from a storage buffer or a constant (possibly selected, negated, bitcast or made
-    /// absolute on the way). XLA:CPU flushes subnormal arithmetic results to zero, but copies
+    /// copied from a storage buffer or a constant (possibly selected, negated or made absolute on
+    /// the way), or made from data bits ([`Kb::mark_data_bits`]). XLA:CPU flushes subnormal arithmetic results to zero, but copies
     /// data as it is; stores use this to flush only the former.
     pub(crate) fn may_be_arithmetic(&self, h: H) -> bool {
         let mut stack = vec![h];
@@ -440,6 +446,8 @@ impl Kb {
                     }
                 }
                 Expression::Select { accept, reject, .. } => stack.extend([*accept, *reject]),
+                // A float made from data bits (bitcast-convert) is data.
+                _ if self.data_bits.contains(&x) => {}
                 Expression::As { expr, convert: None, .. } => stack.push(*expr),
                 Expression::Unary { op: UnaryOperator::Negate, expr } => stack.push(*expr),
                 Expression::Math { fun: MathFunction::Abs, arg, .. } => stack.push(*arg),
@@ -447,6 +455,29 @@ impl Kb {
             }
         }
         false
+    }
+
+    /// Records that a loop whose trip count depends on the data was emitted below the elemental
+    /// emitter's accounting (`fmod`): the kernel then checks its loop budget on the device.
+    pub(crate) fn note_dynamic_loop(&mut self) {
+        self.dynamic_loop = true;
+    }
+
+    pub(crate) fn has_dynamic_loop(&self) -> bool {
+        self.dynamic_loop
+    }
+
+    /// Records that `h` reinterprets data bits (a bitcast-convert), for [`Kb::may_be_arithmetic`].
+    pub(crate) fn mark_data_bits(&mut self, h: H) {
+        self.data_bits.insert(h);
+    }
+
+    /// `(condition, accept, reject)` when `h` is a select.
+    pub(crate) fn select_parts(&self, h: H) -> Option<(H, H, H)> {
+        match self.func.expressions[h] {
+            Expression::Select { condition, accept, reject } => Some((condition, accept, reject)),
+            _ => None,
+        }
     }
 
     /// Whether pointer `p` points into a storage buffer.

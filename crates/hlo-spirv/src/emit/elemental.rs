@@ -342,7 +342,7 @@ impl<'m> Em<'m> {
     /// when the budget is spent, since llvmpipe checks it at every loop's back-edge. Emitted at
     /// the end of kernels whose loops have trip counts decided at run time.
     pub(crate) fn loop_budget_sentinel(&mut self) {
-        if self.target.max_loop_iterations.is_none() || !self.dynamic_loops {
+        if self.target.max_loop_iterations.is_none() || !(self.dynamic_loops || self.kb.has_dynamic_loop()) {
             return;
         }
         // The count comes from the status word (0 unless a check already failed), so that no
@@ -499,12 +499,22 @@ impl<'m> Em<'m> {
     /// Stores `v` at `linear` of buffer `g`. A subnormal arithmetic result is stored as zero,
     /// as XLA:CPU flushes it (FTZ); copied data keeps its subnormals.
     pub(crate) fn store(&mut self, g: Handle<naga::GlobalVariable>, linear: H, v: Val) {
-        let h = if matches!(v.dt, DType::F32 | DType::F64 | DType::BF16) && self.kb.may_be_arithmetic(v.h) {
-            ops::flush_subnormal(&mut self.kb, v.h, v.dt)
-        } else {
-            v.h
-        };
+        let h = if matches!(v.dt, DType::F32 | DType::F64 | DType::BF16) { self.flush_results(v.h, v.dt) } else { v.h };
         self.store_copy(g, linear, Val { h, dt: v.dt });
+    }
+
+    /// `h` with subnormal arithmetic results flushed: a select flushes each branch on its own,
+    /// so the branch that copies data keeps its subnormals (`select(p, round(x), x)`).
+    pub(crate) fn flush_results(&mut self, h: H, dt: DType) -> H {
+        if !self.kb.may_be_arithmetic(h) {
+            return h;
+        }
+        if let Some((c, a, b)) = self.kb.select_parts(h) {
+            let a = self.flush_results(a, dt);
+            let b = self.flush_results(b, dt);
+            return self.kb.select(c, a, b);
+        }
+        ops::flush_subnormal(&mut self.kb, h, dt)
     }
 
     /// Stores `v` as it is: for kernels that only move data through locals (sorting), where
@@ -931,6 +941,7 @@ impl<'m> Em<'m> {
             Op::BitcastConvert => {
                 let x = self.operand(f, instr, 0, idx)?;
                 let h = ops::bitcast_convert(&mut self.kb, x, dt).map_err(|r| self.unsupported(instr, r))?;
+                self.kb.mark_data_bits(h);
                 Val { h, dt }
             }
             Op::ReducePrecision { exponent_bits, mantissa_bits } => {

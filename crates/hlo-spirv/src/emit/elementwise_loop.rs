@@ -161,10 +161,18 @@ pub(crate) fn emit(ctx: &WhileCtx, plan: &LoopPlan) -> Result<Vec<KernelStep>> {
     let load_state = |em: &mut Em| -> Vec<Option<Val>> {
         locals.iter().map(|l| l.map(|(p, dt)| Val { h: em.kb.load(p), dt })).collect()
     };
+    // Each iteration's results are flushed as they are carried (XLA:CPU flushes arithmetic
+    // results), so the final state is stored as it is: a loop that runs no iteration returns
+    // its initial values, subnormals included.
     let store_state = |em: &mut Em, state: &[Option<Val>]| {
         for (l, v) in locals.iter().zip(state) {
             if let (Some((p, _)), Some(v)) = (l, v) {
-                em.kb.store(*p, v.h);
+                let h = if matches!(v.dt, DType::F32 | DType::F64 | DType::BF16) {
+                    em.flush_results(v.h, v.dt)
+                } else {
+                    v.h
+                };
+                em.kb.store(*p, h);
             }
         }
     };
@@ -231,11 +239,11 @@ pub(crate) fn emit(ctx: &WhileCtx, plan: &LoopPlan) -> Result<Vec<KernelStep>> {
         let (Some((p, dt)), Some(g)) = (locals[k], outs[k]) else { continue };
         let v = Val { h: em.kb.load(p), dt };
         match c {
-            Carried::Element => em.store(g, i, v),
+            Carried::Element => em.store_copy(g, i, v),
             _ => {
                 let first = em.kb.binary(Bo::Equal, i, zero);
                 em.kb.begin_block();
-                em.store(g, zero, v);
+                em.store_copy(g, zero, v);
                 let accept = em.kb.end_block();
                 em.kb.stmt(naga::Statement::If { condition: first, accept, reject: naga::Block::new() });
             }

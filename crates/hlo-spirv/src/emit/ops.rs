@@ -210,13 +210,22 @@ fn fmod(kb: &mut Kb, x: H, y: H, t: STy) -> H {
     let (ut, mant_bits) = if t == STy::F64 { (STy::U64, 52) } else { (STy::U32, 23) };
     let ax = kb.math(Mf::Abs, &[x]);
     let ay = kb.math(Mf::Abs, &[y]);
-    let r = kb.local_init("fmod_r", t, ax);
+    // The loop only runs for finite x and y > 0 (the others are NaN, selected below): with
+    // y == 0 or an infinite x it would never end (a driver stopping it would cut every later
+    // loop of the kernel short, as lavapipe's shared loop budget does).
+    let zero_t = kb.lit_float(t, 0.0);
+    let x_inf = isinf(kb, x, t);
+    let start = kb.select(x_inf, zero_t, ax);
+    let r = kb.local_init("fmod_r", t, start);
     let ay_bits = kb.bitcast(ay, ut);
     let shift = kb.lit_u32(mant_bits);
     let ey = kb.binary(Bo::ShiftRight, ay_bits, shift);
+    let y_positive = kb.binary(Bo::Greater, ay, zero_t);
+    kb.note_dynamic_loop();
     kb.begin_loop_body();
     let rv = kb.load(r);
     let go = kb.binary(Bo::GreaterEqual, rv, ay);
+    let go = kb.binary(Bo::LogicalAnd, go, y_positive);
     let stop = kb.unary(Uo::LogicalNot, go);
     kb.begin_block();
     kb.stmt(naga::Statement::Break);

@@ -253,15 +253,13 @@ fn cas_loop(em: &mut Em, ptr: H, storage: STy, dtype: DType, to_apply: hlo_ir::C
     let old_bits = em.kb.load(ptr);
     let old_raw = if storage == STy::U32 { old_bits } else { em.kb.bitcast(old_bits, storage) };
     let old = Val { h: ops::from_storage(&mut em.kb, old_raw, dtype), dt: dtype };
-    let new = em.apply(to_apply, vec![old, upd]);
+    // The combiner reads both as XLA:CPU does, subnormals flushed where it computes with them.
+    let new = em.apply_loaded(to_apply, vec![old, upd]);
     em.exit_loop();
     let new = new?[0];
     // A subnormal combination is stored as zero, as XLA:CPU flushes arithmetic results.
-    let new_h = if matches!(dtype, DType::F32 | DType::F64 | DType::BF16) && em.kb.may_be_arithmetic(new.h) {
-        ops::flush_subnormal(&mut em.kb, new.h, dtype)
-    } else {
-        new.h
-    };
+    let new_h =
+        if matches!(dtype, DType::F32 | DType::F64 | DType::BF16) { em.flush_results(new.h, dtype) } else { new.h };
     let new_raw = ops::to_storage(&mut em.kb, new_h, dtype);
     let new_bits = if storage == STy::U32 { new_raw } else { em.kb.bitcast(new_raw, STy::U32) };
     let res = em.kb.expr(naga::Expression::AtomicResult { ty: result_ty, comparison: true });
