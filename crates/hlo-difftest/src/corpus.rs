@@ -121,17 +121,28 @@ pub fn save(dir: &Path, header: &Header, module: &Module, inputs: &[HostArray]) 
     for line in header.note.lines() {
         out.push_str(&format!("// note: {line}\n"));
     }
+    // Inputs of huge programs stay out of the repository; the seed regenerates them.
+    let input_bytes: usize = inputs.iter().map(|a| a.bytes.len()).sum();
+    let keep_inputs = input_bytes <= MAX_SAVED_INPUT_BYTES;
+    if !keep_inputs {
+        out.push_str(&format!(
+            "// note: inputs not saved ({input_bytes} bytes); `hlo-difftest gen --seed` regenerates the program and its data\n"
+        ));
+    }
     let folder = dir.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
     out.push_str(&format!(
         "// replay: cargo run --release -p hlo-difftest -- replay crates/hlo-difftest/{folder}/{name}.hlo\n"
     ));
     out.push_str(&text);
     std::fs::write(&path, out).map_err(io(&path))?;
-    if !inputs.is_empty() {
+    if !inputs.is_empty() && keep_inputs {
         write_npz(&path.with_extension("npz"), inputs)?;
     }
     Ok(path)
 }
+
+/// Larger inputs are not written next to a saved program (they would bloat the repository).
+pub const MAX_SAVED_INPUT_BYTES: usize = 4 << 20;
 
 /// Writes arrays as `arr_0.npy`, `arr_1.npy`, ... in an uncompressed `.npz`.
 pub fn write_npz(path: &Path, arrays: &[HostArray]) -> Result<(), CorpusError> {
