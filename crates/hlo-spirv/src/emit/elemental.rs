@@ -927,10 +927,11 @@ impl<'m> Em<'m> {
                 Val { h, dt }
             }
             Op::Convert => {
-                // XLA converts to and from bf16 with integer bit operations, which keep
-                // subnormals; other float conversions read operands as the arithmetic does.
+                // XLA converts bf16 to and from other floats with integer bit operations, which
+                // keep subnormals; other conversions (to pred: `x != 0`) read operands as the
+                // arithmetic does.
                 let from_bf16 = self.operand_shape(f, instr, 0)?.dtype == DType::BF16;
-                let x = if from_bf16 || dt == DType::BF16 {
+                let x = if (from_bf16 && dt.is_float()) || dt == DType::BF16 {
                     self.operand_same(f, instr, 0, idx)?
                 } else {
                     self.arith_operand(f, instr, 0, idx)?
