@@ -176,7 +176,9 @@ fn working_bytes(instr: &Instr, ops: &[&Literal]) -> u64 {
             | Op::OptimizationBarrier
             | Op::AfterAll
     );
-    if elementwise {
+    // A broadcast of one element is a splat: no index tables.
+    let splat = matches!(instr.op, Op::Broadcast { .. }) && ops.first().is_some_and(|l| elements(&l.shape) == 1);
+    if elementwise || splat {
         return result;
     }
     let largest_operand = ops.iter().map(|l| elements(&l.shape)).max().unwrap_or(0);
