@@ -3,7 +3,6 @@
 //! ```text
 //! inline-calls                  call/fusion bodies inlined (XLA's fusions undone)
 //! normalize                     bitcast/copy/opt-barrier gone, layouts stripped (row-major)
-//! tree-reduction                reduces longer than 32 in blocks of 32 (XLA:CPU's order of sums)
 //! scan-rewrite                  cumulative reduce-windows as blocked scans of 16 (XLA:CPU's)
 //! bf16-excess-precision         bf16 ops in f32; a bf16 result converted to f32 keeps its f32 value
 //! repeat until nothing changes (at most 4 rounds):
@@ -46,7 +45,6 @@ pub const MAX_FIXPOINT_ROUNDS: usize = 4;
 pub const PIPELINE: &[&str] = &[
     "inline-calls",
     "normalize",
-    "tree-reduction",
     "scan-rewrite",
     "bf16-excess-precision",
     "algebraic-simplification",
@@ -63,7 +61,10 @@ pub const PIPELINE: &[&str] = &[
 pub const STEPS: &[Step] = &[
     Step::Pass("inline-calls"),
     Step::Pass("normalize"),
-    Step::Pass("tree-reduction"),
+    // Not `tree-reduction`: XLA:CPU's blocks of 32 give the interpreter JAX's sums bit for bit
+    // (it is in XLA_CPU_NUMERICS), but the device reduces in its own order anyway (workgroup
+    // trees, subgroup-staged loops) and the nested loops cost 2-6x (n-body); `split-reductions`
+    // below keeps long sums accurate and loops short.
     Step::Pass("scan-rewrite"),
     // XLA:CPU normalizes bf16 before it simplifies: `x / c` in bf16 multiplies by an f32 reciprocal.
     Step::Pass("bf16-excess-precision"),

@@ -1,9 +1,7 @@
 //! split-reductions: reductions and dots over very many elements become two levels.
 //!
-//! In the pipeline it runs after `tree-reduction`, which already splits every single-result
-//! reduce longer than 32 the way XLA:CPU does (so values match JAX bit for bit); what is left
-//! for this pass is variadic reduces (argmax) and dots, and it guarantees the bound for any
-//! reduce the earlier pass leaves.
+//! (`tree-reduction` reproduces XLA:CPU's own blocking by 32 for the interpreter; the device
+//! pipeline uses this pass instead, which splits only where one level would be too long.)
 //!
 //! A `reduce` whose reduced elements number more than [`MAX_REDUCED`] becomes a reduce of a
 //! reduce: several reduced dimensions are reduced in two groups (innermost first), and one long

@@ -36,7 +36,9 @@ fn every_registered_pass_runs_alone_on_every_sample() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-/// Re-running any pass but `inline-calls` (which undoes fusions by design) on the pipeline's output changes nothing.
+/// Re-running any pass of the pipeline but `inline-calls` (which undoes fusions by design) on
+/// the pipeline's output changes nothing. (Passes registered only for the interpreter's XLA:CPU
+/// numerics, such as `tree-reduction`, are not part of it.)
 #[test]
 fn every_pass_is_idempotent_after_the_pipeline() {
     let mut failures = Vec::new();
@@ -44,7 +46,8 @@ fn every_pass_is_idempotent_after_the_pipeline() {
         let mut module = common::load(&sample, file);
         pipeline(&mut module);
         let printed = hlo_ir::print::print_module(&module);
-        for &(name, pass) in PASSES.iter().filter(|(name, _)| *name != "inline-calls") {
+        let in_pipeline = |name: &str| hlo_passes::pipeline::PIPELINE.contains(&name);
+        for &(name, pass) in PASSES.iter().filter(|(name, _)| *name != "inline-calls" && in_pipeline(name)) {
             let mut again = module.clone();
             match pass(&mut again) {
                 Ok(false) if hlo_ir::print::print_module(&again) == printed => {}
