@@ -60,6 +60,7 @@ fn main() {
             _ if caps.shader_float64 => hlo_spirv::FmaMode::ViaF64,
             _ => hlo_spirv::FmaMode::Native,
         },
+        flush_results: true,
         max_loop_iterations: caps.max_shader_loop_iterations,
     };
     let t1 = Instant::now();

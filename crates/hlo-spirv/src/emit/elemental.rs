@@ -742,7 +742,7 @@ impl<'m> Em<'m> {
                 let from = frame.comp.instr(o).shape.dtype();
                 from.is_some_and(|d| d.is_float() && (d.bit_width() > 32 || rec(o)))
             }),
-            _ => instr.shape.dtype().is_some_and(|d| d.is_float()),
+            _ => self.target.flush_results && instr.shape.dtype().is_some_and(|d| d.is_float()),
         }
     }
 
