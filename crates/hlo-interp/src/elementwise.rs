@@ -108,6 +108,19 @@ pub fn unary(op: UnaryOp, x: &AD) -> OpResult<AD> {
     })
 }
 
+/// [`binary`] in XLA:CPU's float environment for the ops that read subnormal operands
+/// themselves (`atan2`, `pow`, `remainder`: [`so::reads_subnormal_operands`]); the caller passes
+/// their operands unflushed.
+pub fn binary_xla_cpu(op: BinaryOp, x: &AD, y: &AD) -> OpResult<AD> {
+    Ok(match (x, y) {
+        (AD::F16(a), AD::F16(b)) => AD::F16(narrow2(a, b, so::float_binop_xla_cpu::<f32>(op)?)),
+        (AD::BF16(a), AD::BF16(b)) => AD::BF16(narrow2(a, b, so::float_binop_xla_cpu::<f32>(op)?)),
+        (AD::F32(a), AD::F32(b)) => AD::F32(map2(a, b, so::float_binop_xla_cpu::<f32>(op)?)),
+        (AD::F64(a), AD::F64(b)) => AD::F64(map2(a, b, so::float_binop_xla_cpu::<f64>(op)?)),
+        _ => return binary(op, x, y),
+    })
+}
+
 /// A binary op; `complex` builds a complex array, everything else keeps the element type.
 pub fn binary(op: BinaryOp, x: &AD, y: &AD) -> OpResult<AD> {
     if op == BinaryOp::Complex {

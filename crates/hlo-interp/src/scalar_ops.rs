@@ -496,8 +496,6 @@ fn daz<T: Float>(x: T) -> T {
     }
 }
 
-// Not yet called: the evaluator still flushes every binary op's operands (eval.rs `flushes`).
-#[allow(dead_code)]
 /// Binary ops that XLA:CPU computes by library calls which look at operand bits before any
 /// arithmetic, so that a subnormal operand is not simply read as zero: their operands must
 /// reach [`float_binop_xla_cpu`] unflushed.
@@ -560,8 +558,6 @@ fn pow_xla_cpu<T: Float>(x: T, y: T) -> T {
     float_pow(x, y)
 }
 
-// Not yet called: the evaluator still flushes every binary op's operands (eval.rs `flushes`).
-#[allow(dead_code)]
 /// The typed function of a float binary op in XLA:CPU's environment: like [`float_binop`],
 /// except for the ops of [`reads_subnormal_operands`], which receive unflushed operands.
 pub fn float_binop_xla_cpu<T: Float>(op: BinaryOp) -> OpResult<fn(T, T) -> T> {
