@@ -16,11 +16,7 @@ use std::time::{Duration, Instant};
 const SEEDS: u64 = 1000;
 
 /// Known failures by signature, with the bug they show. Empty it as bugs get fixed.
-const ALLOWED: &[(&str, &str)] = &[(
-    "mismatch[power]",
-    "subnormal operands of pow: XLA:CPU's library call reads them (so does the interpreter), the Vulkan \
-     path flushes them first (docs/numerics.md, known differences)",
-)];
+const ALLOWED: &[(&str, &str)] = &[];
 
 /// Shrinking stops after this many candidate runs, so that signatures do not depend on speed.
 const SHRINK: Budget = Budget { max_tries: 150, max_time: Duration::from_secs(120) };

@@ -445,3 +445,12 @@ impl MiniFloat {
         (code | (((negative && sign_allowed) as u32) << self.sign_shift())) as u8
     }
 }
+
+/// Whether XLA:CPU's denormal flushing applies to converting `from` to `to`: it converts
+/// between bf16 and the other floats with integer bit operations, which keep subnormals
+/// (`jnp.float32(1e-39).astype(jnp.bfloat16)` stays subnormal); other conversions read
+/// their operand as arithmetic does.
+pub(crate) fn flushes_subnormals(from: DType, to: DType) -> bool {
+    let bit_level = (from == DType::BF16 && to.is_float()) || (to == DType::BF16 && from.is_float());
+    !bit_level
+}

@@ -649,15 +649,17 @@ impl<'m> Interp<'m> {
     }
 }
 
-/// True when XLA:CPU's denormal flushing applies to `op`: float arithmetic, but not
-/// the bit-level ops (sign flips, classification, total-order compares).
-fn flushes(op: &Op) -> bool {
+/// True when XLA:CPU's denormal flushing applies to `op` (whose first operand has type
+/// `from`, producing `to`): float arithmetic, but not the bit-level ops (sign flips,
+/// classification, total-order compares, conversions to and from bf16).
+fn flushes(op: &Op, from: Option<DType>, to: DType) -> bool {
     match op {
+        Op::Convert => from.is_some_and(|from| crate::convert::flushes_subnormals(from, to)),
         Op::Unary(u) => !matches!(
             u,
             UnaryOp::Abs | UnaryOp::Negate | UnaryOp::IsFinite | UnaryOp::Real | UnaryOp::Imag | UnaryOp::Not
         ),
-        Op::Binary(_) | Op::Clamp | Op::Convert => true,
+        Op::Binary(_) | Op::Clamp => true,
         Op::Compare { compare_type, .. } => *compare_type != Some(CompareType::TotalOrder),
         _ => false,
     }
@@ -715,7 +717,8 @@ fn fused_multiply_add(
 /// Evaluates ops that need no module context (no called computations).
 pub fn eval_detached(op: &Op, out: &Shape, ops: &[&Literal], options: &Options) -> OpResult<Literal> {
     let out_shape = out_array(out)?;
-    let flush = options.flush_denormals && flushes(op);
+    let from = ops.first().and_then(|l| l.array_shape()).map(|a| a.dtype);
+    let flush = options.flush_denormals && flushes(op, from, out_shape.dtype);
     // atan2, pow and remainder of f32 (and narrower) read subnormal operands themselves in
     // XLA:CPU (their results are still flushed); its f64 versions behave otherwise, and the math
     // suite accepts the flushed reading there.

@@ -416,7 +416,8 @@ impl Step {
                 u,
                 UnaryOp::Abs | UnaryOp::Negate | UnaryOp::IsFinite | UnaryOp::Real | UnaryOp::Imag | UnaryOp::Not
             ),
-            StepKind::Binary(_) | StepKind::Clamp | StepKind::Convert(..) => true,
+            StepKind::Binary(_) | StepKind::Clamp => true,
+            StepKind::Convert(from, to) => crate::convert::flushes_subnormals(*from, *to),
             StepKind::Compare(_, ty) => *ty != Some(CompareType::TotalOrder),
             _ => false,
         }

@@ -184,7 +184,7 @@ const MAX_NESTED_LOOP_WORK: f64 = 16384.0;
 /// read at several indices (slices of one array, unrolled short reductions) is emitted once per
 /// index, so a log-depth slice/pad/concatenate tree (`associative_scan`) grows exponentially.
 /// XLA bounds fusions by emitted size for the same reason.
-const MAX_EMITTED_COPIES: f64 = 4096.0;
+const MAX_EMITTED_COPIES: f64 = 512.0;
 /// The elemental emitter unrolls reductions over at most this many elements (hlo-spirv's
 /// `UNROLL_LIMIT`): each element is a copy of the reduced expression.
 const EMITTER_UNROLL_LIMIT: f64 = 16.0;

@@ -43,7 +43,21 @@ pub fn run(module: &mut Module) -> Result<bool, PassError> {
     let _span = tracing::info_span!("xla-rewrites").entered();
     let mut names = NameUniquer::new(module);
     let mut changed = false;
-    for comp in &mut module.comps {
+    // XLA simplifies before it fuses: inside a fusion a producer may have been duplicated for
+    // each consumer, and a rule that asks for one use would then fire where XLA's did not.
+    let fused: std::collections::HashSet<hlo_ir::CompId> = module
+        .comps
+        .iter()
+        .flat_map(|c| c.instrs.iter())
+        .filter_map(|i| match &i.op {
+            hlo_ir::Op::Fusion { calls, .. } => Some(*calls),
+            _ => None,
+        })
+        .collect();
+    for (k, comp) in module.comps.iter_mut().enumerate() {
+        if fused.contains(&hlo_ir::CompId(k as u32)) {
+            continue;
+        }
         for _ in 0..MAX_ROUNDS {
             let round = rewrite_comp(comp, &mut names)?;
             changed |= round;

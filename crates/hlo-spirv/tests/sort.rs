@@ -181,13 +181,7 @@ fn first_difference(dt: DType, got: &[u8], want: &[u8]) -> String {
 const KNOWN_COMPILE_FAILURES: &[(&str, &str)] = &[];
 
 /// Outputs that differ from JAX for reasons outside the sort: they must keep differing until fixed.
-const KNOWN_MISMATCHES: &[(&str, usize, &str)] = &[(
-    "sort_bf16/module.opt.hlo",
-    0,
-    // XLA sorts bf16 as f32 and converts back; our f32 -> bf16 `convert` (Vulkan and the
-    // interpreter) flushes subnormal inputs to zero, XLA:CPU's keeps them (0x80010000 -> 0x8001).
-    "convert f32->bf16 flushes subnormals",
-)];
+const KNOWN_MISMATCHES: &[(&str, usize, &str)] = &[];
 
 /// Every case of `sort_large/`, both module files, against JAX's hashes; on a mismatch the
 /// interpreter (small cases) says where.

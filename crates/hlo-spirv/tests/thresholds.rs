@@ -128,3 +128,59 @@ ENTRY e {{
         check(&hlo);
     }
 }
+
+/// JAX's argmax comparator keeps its first operand when both values are NaN, so it is not
+/// commutative and only an index-ordered reduction returns the first NaN's index (what numpy
+/// and JAX on CPU give). Several NaNs per row, at lengths across the tree thresholds and past
+/// the split-reductions limit; a row-strategy case (many rows) too.
+#[test]
+fn argmax_returns_the_first_nan_at_every_length() {
+    const JAX_ARGMAX: &str = r#"
+argmax {
+  av = f32[] parameter(0)
+  ai = s32[] parameter(1)
+  bv = f32[] parameter(2)
+  bi = s32[] parameter(3)
+  gt = pred[] compare(av, bv), direction=GT
+  nan = pred[] compare(av, av), direction=NE
+  pick = pred[] or(gt, nan)
+  eq = pred[] compare(av, bv), direction=EQ
+  lt = pred[] compare(ai, bi), direction=LT
+  tie = pred[] and(eq, lt)
+  keep = pred[] or(pick, tie)
+  v = f32[] select(pick, av, bv)
+  i = s32[] select(keep, ai, bi)
+  ROOT r = (f32[], s32[]) tuple(v, i)
+}
+"#;
+    let ctx = vulkan();
+    for &(rows, n) in &[(1usize, 63usize), (1, 64), (1, 65), (1, 1023), (1, 1025), (3, 4097), (1, 70_000), (70, 300)] {
+        let hlo = format!(
+            "HloModule m\n{JAX_ARGMAX}\nENTRY e {{\n  x = f32[{rows},{n}] parameter(0)\n  io = s32[{rows},{n}] iota(), iota_dimension=1\n  \
+             ninf = f32[] constant(-inf)\n  izero = s32[] constant(0)\n  \
+             am = (f32[{rows}], s32[{rows}]) reduce(x, io, ninf, izero), dimensions={{1}}, to_apply=argmax\n  \
+             ROOT ai = s32[{rows}] get-tuple-element(am), index=1\n}}\n"
+        );
+        let m = parse_and_fuse(&hlo);
+        let c = compile_checked(&m);
+        // NaNs late in the row first, then earlier ones, so that a strided or reversed order
+        // meets a later NaN before the first.
+        let mut want = Vec::new();
+        let mut x = vec![0f32; rows * n];
+        for r in 0..rows {
+            let row = &mut x[r * n..(r + 1) * n];
+            for (i, v) in row.iter_mut().enumerate() {
+                *v = ((i * 37 + r * 11) % 101) as f32;
+            }
+            let first = (n / 3 + r) % n;
+            for i in (first..n).step_by(n / 7 + 1) {
+                row[i] = f32::NAN;
+            }
+            want.push(first as i32);
+        }
+        let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let got = run_vulkan(&ctx, &c, &[bytes]);
+        let got: Vec<i32> = got[0].chunks(4).map(|b| i32::from_le_bytes(b.try_into().unwrap())).collect();
+        assert_eq!(got, want, "argmax of f32[{rows},{n}] with NaNs");
+    }
+}

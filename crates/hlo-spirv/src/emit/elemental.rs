@@ -517,6 +517,16 @@ impl<'m> Em<'m> {
         ops::flush_subnormal(&mut self.kb, h, dt)
     }
 
+    /// `v` with a subnormal arithmetic result flushed (see [`Em::flush_results`]), for ops that
+    /// look at bit patterns rather than values.
+    fn flushed_result(&mut self, v: Val) -> Val {
+        if matches!(v.dt, DType::F32 | DType::F64 | DType::BF16) {
+            Val { h: self.flush_results(v.h, v.dt), dt: v.dt }
+        } else {
+            v
+        }
+    }
+
     /// Stores `v` as it is: for kernels that only move data through locals (sorting), where
     /// [`Em::store`] could not tell a copy from an arithmetic result.
     pub(crate) fn store_copy(&mut self, g: Handle<naga::GlobalVariable>, linear: H, v: Val) {
@@ -892,19 +902,33 @@ impl<'m> Em<'m> {
                 if let Some(v) = self.try_fma(f, instr, *b, idx)? {
                     return Ok(v);
                 }
-                // Operands are flushed as XLA:CPU's arithmetic does. Its atan2 and pow read a
-                // subnormal operand unflushed but flush their intermediate results, which this
-                // does not reproduce at one point: atan2(subnormal, 0) is 0 here, pi/2 in XLA
-                // (docs/numerics.md).
-                let x = self.arith_operand(f, instr, 0, idx)?;
-                let y = self.arith_operand(f, instr, 1, idx)?;
+                // Operands are flushed as XLA:CPU's arithmetic does. Its atan2 and pow are
+                // library calls that read a subnormal operand unflushed (the results are still
+                // flushed): pow reads it here too, atan2 is corrected below.
+                let (x, y) = if *b == hlo_ir::BinaryOp::Power && matches!(dt, DType::F32 | DType::BF16) {
+                    let x = self.operand_same(f, instr, 0, idx)?;
+                    let y = self.operand_same(f, instr, 1, idx)?;
+                    (self.flushed_result(x), self.flushed_result(y))
+                } else {
+                    (self.arith_operand(f, instr, 0, idx)?, self.arith_operand(f, instr, 1, idx)?)
+                };
                 let rhs_const = self.scalar_constant(f, instr.operands[1]);
                 let h = ops::binary(&mut self.kb, *b, x, y, dt, rhs_const).map_err(|r| self.unsupported(instr, r))?;
+                if *b == hlo_ir::BinaryOp::Atan2 && matches!(dt, DType::F32 | DType::BF16) {
+                    let raw_y = self.operand_same(f, instr, 0, idx)?;
+                    let raw_x = self.operand_same(f, instr, 1, idx)?;
+                    let (raw_y, raw_x) = (self.flushed_result(raw_y), self.flushed_result(raw_x));
+                    return Ok(Val { h: ops::atan2_subnormal_operands(&mut self.kb, h, raw_y.h, raw_x.h), dt });
+                }
                 Val { h, dt }
             }
             Op::Compare { direction, compare_type } => {
                 let (x, y) = if *compare_type == Some(hlo_ir::CompareType::TotalOrder) {
-                    (self.operand_same(f, instr, 0, idx)?, self.operand_same(f, instr, 1, idx)?)
+                    // Compares bit patterns: an arithmetic result is flushed first, as XLA:CPU's
+                    // FTZ did when it was computed; data keeps its subnormals.
+                    let x = self.operand_same(f, instr, 0, idx)?;
+                    let y = self.operand_same(f, instr, 1, idx)?;
+                    (self.flushed_result(x), self.flushed_result(y))
                 } else {
                     (self.arith_operand(f, instr, 0, idx)?, self.arith_operand(f, instr, 1, idx)?)
                 };
@@ -930,17 +954,28 @@ impl<'m> Em<'m> {
                 // XLA converts bf16 to and from other floats with integer bit operations, which
                 // keep subnormals; other conversions (to pred: `x != 0`) read operands as the
                 // arithmetic does.
-                let from_bf16 = self.operand_shape(f, instr, 0)?.dtype == DType::BF16;
-                let x = if (from_bf16 && dt.is_float()) || dt == DType::BF16 {
+                let from = self.operand_shape(f, instr, 0)?.dtype;
+                let bit_level = (from == DType::BF16 && dt.is_float()) || (dt == DType::BF16 && from.is_float());
+                let x = if bit_level {
+                    // An arithmetic operand was flushed when XLA computed it; data is not.
+                    let x = self.operand_same(f, instr, 0, idx)?;
+                    self.flushed_result(x)
+                } else if dt == DType::BF16 {
                     self.operand_same(f, instr, 0, idx)?
                 } else {
                     self.arith_operand(f, instr, 0, idx)?
                 };
                 self.check_type(instr, x.dt)?;
-                Val { h: ops::convert(&mut self.kb, x, dt), dt }
+                let h = ops::convert(&mut self.kb, x, dt);
+                if bit_level {
+                    // The result's subnormals are the operand's: data, not to be flushed again.
+                    self.kb.mark_data_bits(h);
+                }
+                Val { h, dt }
             }
             Op::BitcastConvert => {
                 let x = self.operand(f, instr, 0, idx)?;
+                let x = self.flushed_result(x);
                 let h = ops::bitcast_convert(&mut self.kb, x, dt).map_err(|r| self.unsupported(instr, r))?;
                 self.kb.mark_data_bits(h);
                 Val { h, dt }

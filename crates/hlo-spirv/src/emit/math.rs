@@ -747,10 +747,23 @@ fn log2_wide(kb: &mut Kb, ax: H) -> (H, H) {
     (gh, add(kb, gl, pl))
 }
 
-/// `x^y` with C99's (and XLA's) special cases. `x` and `y` are f32 values with subnormals flushed.
+/// `x^y` with C99's special cases, and subnormal operands read as XLA:CPU's `powf` (glibc's,
+/// under denormals-are-zero) reads them: a subnormal base counts as 2^-150 whatever its value
+/// (its normalisation multiplies by 2^23, which reads as zero), a subnormal exponent as a
+/// tiny non-integer (`pow(2, 1e-45)` is 1, `pow(-2, 1e-45)` NaN, `pow(0, -1e-45)` inf).
 pub(crate) fn pow(kb: &mut Kb, x: H, y: H) -> H {
     let ax = abs(kb, x);
     let (lh, ll) = log2_wide(kb, ax);
+    let axb = bits(kb, ax);
+    let below = ubin(kb, Bo::Less, axb, 0x0080_0000);
+    let lh = {
+        let m150 = c(kb, -150.0);
+        kb.select(below, m150, lh)
+    };
+    let ll = {
+        let z = c(kb, 0.0);
+        kb.select(below, z, ll)
+    };
     let (th, tl) = two_prod(kb, y, lh);
     let yl = mul(kb, y, ll);
     let tl = add(kb, tl, yl);
@@ -774,7 +787,13 @@ pub(crate) fn pow(kb: &mut Kb, x: H, y: H) -> H {
     let mag = scale(kb, p, ki);
     // |x| = 0 or inf.
     let inf = c(kb, f32::INFINITY);
-    let y_neg = ltc(kb, y, 0.0);
+    // Signs by bits: a device that flushes subnormals in comparisons must not hide -1e-40 < 0.
+    let y_neg = {
+        let sb = sign_bit(kb, y);
+        let z = is_zero(kb, y);
+        let nz = not(kb, z);
+        and(kb, sb, nz)
+    };
     let inf_or_zero = kb.select(y_neg, inf, zero);
     let zero_or_inf = kb.select(y_neg, zero, inf);
     let ax_zero = is_zero(kb, ax);
@@ -794,7 +813,11 @@ pub(crate) fn pow(kb: &mut Kb, x: H, y: H) -> H {
     let nmag = neg(kb, mag);
     let r = kb.select(flip, nmag, mag);
     // A finite negative base with a non-integer exponent.
-    let x_neg = ltc(kb, x, 0.0);
+    let x_neg = {
+        let sb = sign_bit(kb, x);
+        let nz = not(kb, ax_zero);
+        and(kb, sb, nz)
+    };
     let x_fin = not(kb, ax_inf);
     let y_inf = is_inf(kb, y);
     let y_fin = not(kb, y_inf);

@@ -980,7 +980,27 @@ pub(crate) fn bitcast_convert(kb: &mut Kb, x: Val, to: DType) -> Result<H, Strin
                     let zero = kb.lit_f32(0.0);
                     let v2ty = kb.ty(naga::TypeInner::Vector { size: naga::VectorSize::Bi, scalar: naga::Scalar::F32 });
                     let v = kb.expr(naga::Expression::Compose { ty: v2ty, components: vec![x.h, zero] });
-                    kb.math(Mf::Pack2x16float, &[v])
+                    let packed = kb.math(Mf::Pack2x16float, &[v]);
+                    // Drivers pack every NaN as one canonical pattern; rebuild sign and payload
+                    // from the f32 (which holds the f16's payload in its top mantissa bits).
+                    let b = kb.bitcast(x.h, STy::U32);
+                    let s16 = kb.lit_u32(16);
+                    let hi = kb.binary(Bo::ShiftRight, b, s16);
+                    let sign_mask = kb.lit_u32(0x8000);
+                    let sign = kb.binary(Bo::And, hi, sign_mask);
+                    let s13 = kb.lit_u32(13);
+                    let m = kb.binary(Bo::ShiftRight, b, s13);
+                    let mant_mask = kb.lit_u32(0x3ff);
+                    let m = kb.binary(Bo::And, m, mant_mask);
+                    let quiet = kb.lit_u32(0x200);
+                    let zero_u = kb.lit_u32(0);
+                    let empty = kb.binary(Bo::Equal, m, zero_u);
+                    let m = kb.select(empty, quiet, m);
+                    let exp = kb.lit_u32(0x7c00);
+                    let nan_bits = kb.binary(Bo::InclusiveOr, sign, exp);
+                    let nan_bits = kb.binary(Bo::InclusiveOr, nan_bits, m);
+                    let is_nan = kb.float_class(x.h, STy::F32, false);
+                    kb.select(is_nan, nan_bits, packed)
                 }
                 _ => to_u32_bits(kb, x.h, from),
             };
@@ -1057,4 +1077,35 @@ pub(crate) fn reduce_precision(kb: &mut Kb, x: Val, exponent_bits: i64, mantissa
     let f = kb.bitcast(r, STy::F32);
     let nan = isnan(kb, x.h);
     Ok(kb.select(nan, x.h, f))
+}
+
+/// `atan2` result `r` (computed from operands read as zero when subnormal) corrected to what
+/// XLA:CPU's library call gives for the raw f32 operands `y` and `x`: it classifies zeros by
+/// their bits, so `atan2(subnormal, ±0)` is `±pi/2`, and otherwise divides operands read as zero,
+/// so two subnormals give NaN (`jnp.arctan2(1e-39, 1e-39)` is NaN under JAX on CPU).
+pub(crate) fn atan2_subnormal_operands(kb: &mut Kb, r: H, y: H, x: H) -> H {
+    let abs_mask = kb.lit_u32(0x7fff_ffff);
+    let min_normal = kb.lit_u32(0x0080_0000);
+    let zero = kb.lit_u32(0);
+    let class = |kb: &mut Kb, v: H| {
+        let bits = kb.bitcast(v, STy::U32);
+        let mag = kb.binary(Bo::And, bits, abs_mask);
+        let is_zero = kb.binary(Bo::Equal, mag, zero);
+        let below = kb.binary(Bo::Less, mag, min_normal);
+        let not_zero = kb.unary(naga::UnaryOperator::LogicalNot, is_zero);
+        let subnormal = kb.binary(Bo::LogicalAnd, below, not_zero);
+        (is_zero, subnormal, bits)
+    };
+    let (_, y_sub, y_bits) = class(kb, y);
+    let (x_zero, x_sub, _) = class(kb, x);
+    let both = kb.binary(Bo::LogicalAnd, y_sub, x_sub);
+    let nan = kb.lit_f32(f32::NAN);
+    let r = kb.select(both, nan, r);
+    let sign_mask = kb.lit_u32(0x8000_0000);
+    let sign = kb.binary(Bo::And, y_bits, sign_mask);
+    let half_pi = kb.lit_u32(std::f32::consts::FRAC_PI_2.to_bits());
+    let signed = kb.binary(Bo::InclusiveOr, sign, half_pi);
+    let signed = kb.bitcast(signed, STy::F32);
+    let vertical = kb.binary(Bo::LogicalAnd, y_sub, x_zero);
+    kb.select(vertical, signed, r)
 }

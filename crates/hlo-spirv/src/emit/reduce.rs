@@ -10,13 +10,19 @@
 //!   Used for few outputs with many reduced elements each.
 //!
 //! Any reducer computation works (it is inlined), including variadic ones
-//! (argmax-style tuples).
+//! (argmax-style tuples). XLA asks reducers to be associative but JAX's own
+//! argmax is not commutative: of two NaNs it keeps its first operand, which
+//! makes a left fold return the *first* NaN's index, as numpy does. So unless
+//! the reducer is one commutative binary op, the tree keeps index order: each
+//! invocation folds a contiguous chunk, and the tree only combines neighbours
+//! (lower indices as the first operand). That costs coalescing, so commutative
+//! reducers keep the strided layout.
 
 use crate::emit::elemental::{delinearize, Em, Index};
 use crate::emit::ops::{self, Val};
 use crate::emit::{finish, grid, loop_fusion, workgroup_index, KernelCtx, KernelKind, KernelStep};
 use crate::error::Result;
-use hlo_ir::{InstrId, Op};
+use hlo_ir::{BinaryOp, CompId, InstrId, Module, Op};
 use naga::{BinaryOperator as Bo, BuiltIn};
 
 /// Tree reductions need at least this many reduced elements per output...
@@ -49,6 +55,26 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     } else {
         loop_fusion::emit(ctx, KernelKind::ReduceRow)
     }
+}
+
+/// Whether `reducer` is `f(a, b) = a op b` for a commutative `op`: then the order
+/// in which partial results meet does not change the result (beyond rounding).
+fn commutative_reducer(m: &Module, reducer: CompId) -> bool {
+    let c = m.comp(reducer);
+    let root = c.instr(c.root);
+    let Op::Binary(op) = root.op else { return false };
+    let commutative = matches!(
+        op,
+        BinaryOp::Add
+            | BinaryOp::Multiply
+            | BinaryOp::Maximum
+            | BinaryOp::Minimum
+            | BinaryOp::And
+            | BinaryOp::Or
+            | BinaryOp::Xor
+    );
+    let params: Vec<_> = root.operands.iter().map(|&o| &c.instr(o).op).collect();
+    commutative && params.iter().all(|op| matches!(op, Op::Parameter { .. })) && c.params.len() == 2
 }
 
 fn tree(ctx: &KernelCtx, root_id: InstrId, dimensions: &[i64], reduced: u64, n_out: u64) -> Result<Vec<KernelStep>> {
@@ -87,7 +113,10 @@ fn tree(ctx: &KernelCtx, root_id: InstrId, dimensions: &[i64], reduced: u64, n_o
     for k in 0..n {
         inits.push(em.eval(f, root.operands[n + k], &[], &Index::scalar())?);
     }
-    // Each invocation folds elements t, t + wg, t + 2wg, ...
+    // Each invocation folds elements t, t + wg, t + 2wg, ... or, keeping index order,
+    // the contiguous chunk [t * chunk, (t + 1) * chunk).
+    let ordered = !commutative_reducer(ctx.m, to_apply);
+    let chunk = reduced.div_ceil(wg as u64).max(1);
     let accs: Vec<(crate::builder::H, hlo_ir::DType)> = inits
         .iter()
         .enumerate()
@@ -96,15 +125,24 @@ fn tree(ctx: &KernelCtx, root_id: InstrId, dimensions: &[i64], reduced: u64, n_o
             (em.kb.local_init(&format!("acc{k}"), ty, v.h), v.dt)
         })
         .collect();
-    let r = em.kb.local_init("r", crate::builder::STy::U32, t);
-    // With fewer reduced elements than invocations, invocations past the end contribute only
-    // the init value: the strided loop runs at least once, so it must not be entered.
-    let guarded = reduced < wg as u64;
+    let (start, end) = if ordered {
+        let start = em.kb.mul_c(t, chunk as u32);
+        let stop = em.kb.add_c(start, chunk as u32);
+        let total = em.kb.lit_u32(reduced as u32);
+        let end = em.kb.min_u(stop, total);
+        (start, end)
+    } else {
+        (t, em.kb.lit_u32(reduced as u32))
+    };
+    let r = em.kb.local_init("r", crate::builder::STy::U32, start);
+    // Invocations whose first element is past the end contribute only the init value: the
+    // loop runs at least once, so it must not be entered.
+    let guarded = if ordered { (wg as u64 - 1) * chunk >= reduced } else { reduced < wg as u64 };
     if guarded {
         em.kb.begin_block();
     }
     em.kb.begin_loop_body();
-    em.enter_loop(Some(reduced.div_ceil(wg as u64)));
+    em.enter_loop(Some(chunk));
     {
         let rv = em.kb.load(r);
         let point = delinearize(&mut em.kb, &red_dims, rv);
@@ -133,15 +171,15 @@ fn tree(ctx: &KernelCtx, root_id: InstrId, dimensions: &[i64], reduced: u64, n_o
     let body = em.kb.end_block();
     em.kb.begin_block();
     let rv = em.kb.load(r);
-    let next = em.kb.add_c(rv, wg);
+    let next = em.kb.add_c(rv, if ordered { 1 } else { wg });
     em.kb.store(r, next);
-    let done = em.kb.lt_c(next, reduced as u32);
+    let done = em.kb.binary(Bo::Less, next, end);
     let done = em.kb.unary(naga::UnaryOperator::LogicalNot, done);
     let continuing = em.kb.end_block();
     em.kb.stmt(naga::Statement::Loop { body, continuing, break_if: Some(done) });
     if guarded {
         let accept = em.kb.end_block();
-        let inside = em.kb.lt_c(t, reduced as u32);
+        let inside = em.kb.binary(Bo::Less, start, end);
         em.kb.stmt(naga::Statement::If { condition: inside, accept, reject: naga::Block::new() });
     }
 
@@ -164,9 +202,21 @@ fn tree(ctx: &KernelCtx, root_id: InstrId, dimensions: &[i64], reduced: u64, n_o
         em.kb.store(ptr, s);
     }
     em.kb.barrier();
-    let mut s = wg / 2;
-    while s >= 1 {
-        let cond = em.kb.lt_c(t, s);
+    // Strided: invocation t < s combines t and t + s, s = wg/2, wg/4, ... Ordered:
+    // invocation t, a multiple of 2s, combines neighbours t and t + s, s = 1, 2, 4, ...
+    let strides: Vec<u32> = if ordered {
+        std::iter::successors(Some(1u32), |s| Some(s * 2)).take_while(|&s| s < wg).collect()
+    } else {
+        std::iter::successors(Some(wg / 2), |s| Some(s / 2)).take_while(|&s| s >= 1).collect()
+    };
+    for s in strides {
+        let cond = if ordered {
+            let rem = em.kb.rem_c(t, 2 * s);
+            let zero = em.kb.lit_u32(0);
+            em.kb.binary(Bo::Equal, rem, zero)
+        } else {
+            em.kb.lt_c(t, s)
+        };
         em.kb.begin_block();
         let other = em.kb.add_c(t, s);
         let mut args = Vec::new();
@@ -190,7 +240,6 @@ fn tree(ctx: &KernelCtx, root_id: InstrId, dimensions: &[i64], reduced: u64, n_o
         let accept = em.kb.end_block();
         em.kb.stmt(naga::Statement::If { condition: cond, accept, reject: naga::Block::new() });
         em.kb.barrier();
-        s /= 2;
     }
     let zero = em.kb.lit_u32(0);
     let is_first = em.kb.binary(Bo::Equal, t, zero);
