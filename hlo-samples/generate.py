@@ -1243,11 +1243,11 @@ def associative_scans(x, a, b):
     return csum, cmax, h
 
 
-_ASSOC_SCAN_PENDING = (
-    "Vulkan: fusion folds the log-depth slice/pad/concatenate tree into kernels that grow "
-    "exponentially with the length; lavapipe takes 10 s at length 64 and does not finish "
-    "compiling at 160 (issue 11, class 6)")
-for _n, _pending in ((12, None), (160, _ASSOC_SCAN_PENDING), (1000, _ASSOC_SCAN_PENDING)):
+# Once pending: fusion folded the log-depth slice/pad/concatenate tree into kernels that grew
+# exponentially with the length (lavapipe took 10 s at length 64 and did not finish compiling
+# at 160); fusion's emitted-copies budget keeps them small now (issue 11, class 6).
+_ASSOC_SCAN_PENDING = None
+for _n, _pending in ((12, None), (160, None), (1000, None)):
     register("associative_scan_%d" % _n,
              "lax.associative_scan at length %d: cumulative sum, cumulative max, and the "
              "linear recurrence h_t = a_t h_{t-1} + b_t (a in [0.5, 1)) as a scan over affine "
@@ -1263,10 +1263,10 @@ for _n, _pending in ((12, None), (160, _ASSOC_SCAN_PENDING), (1000, _ASSOC_SCAN_
                        normal(rng, (2048,), 3.0),
                        rng.integers(-100, 100, (8, 1000), dtype=np.int32),
                        normal(rng, (2048,))],
-          pending="hlo-passes: the pipeline is not idempotent here: split-scans gives "
-                  "lax.cummin(y) and the reverse cumsum(y) each its own reshape of y, and a "
-                  "second CSE run merges them (every_pass_is_idempotent_after_the_pipeline "
-                  "fails)")
+          # Once pending: split-scans made the pipeline non-idempotent here, and flushing
+          # the select trees of its scans took the emitter 100 s (now memoised); scan-rewrite
+          # replaced split-scans.
+          )
 def cumulative_ops(x, p, l, xi, y):
     return (jnp.cumsum(x), jnp.cumprod(p), lax.cumlogsumexp(l), jnp.cumsum(xi, axis=1),
             lax.cummin(y), lax.cumsum(y, reverse=True))
@@ -1348,9 +1348,9 @@ def argmax_1m(x):
           "a[:, None] + b[None, :] of a, b f32[4096], flattened. Outputs: every 4096th "
           "probability times 2^24, the entropy, and the argmax.", 1e-4,
           lambda rng: [normal(rng, (4096,)), normal(rng, (4096,), 0.5)],
-          pending="interpreter: module.hlo's f32 sum of 2^24 exponentials is accumulated "
-                  "sequentially and comes out 1.3% low, the probabilities 5% off "
-                  "(issue 11, class 9)")
+          # Once pending: the interpreter summed the 2^24 exponentials sequentially (1.3% low);
+          # it sums in XLA:CPU's blocks now (tree-reduction in XLA_CPU_NUMERICS).
+          )
 def softmax_16m(a, b):
     logits = (a[:, None] + b[None, :]).reshape(-1)
     p = jax.nn.softmax(logits)

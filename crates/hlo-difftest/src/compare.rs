@@ -40,10 +40,12 @@ pub struct Expect {
     /// The value may be a difference of nearly equal inexact values: small relative to its
     /// scale, with an error that is large relative to itself.
     pub cancelled: bool,
+    /// The value is known to be >= 0 (or NaN): sums of such values do not cancel.
+    pub nonneg: bool,
 }
 
 impl Expect {
-    const EXACT: Expect = Expect { exact: true, err: 0.0, terms: 1.0, checked: true, cancelled: false };
+    const EXACT: Expect = Expect { exact: true, err: 0.0, terms: 1.0, checked: true, cancelled: false, nonneg: false };
 
     fn merge(self, other: Expect) -> Expect {
         Expect {
@@ -52,6 +54,7 @@ impl Expect {
             terms: self.terms.max(other.terms),
             checked: self.checked && other.checked,
             cancelled: self.cancelled || other.cancelled,
+            nonneg: self.nonneg && other.nonneg,
         }
     }
 
@@ -66,11 +69,19 @@ impl Expect {
         Expect { exact: false, err: self.err * 2.0 + ulps * compute + rounding, ..self }
     }
 
+    /// A sum of `n` terms like this value: it may cancel unless the terms are nonnegative.
     fn summed(self, dtype: DType, n: f64) -> Expect {
         if !dtype.is_float() || n <= 1.0 {
             return self;
         }
-        Expect { exact: false, err: (self.err + 4.0 * eps(dtype)) * n.sqrt() * 2.0, terms: self.terms * n, ..self }
+        let cancelled = self.cancelled || !self.nonneg;
+        Expect {
+            exact: false,
+            err: (self.err + 4.0 * eps(dtype)) * n.sqrt() * 2.0,
+            terms: self.terms * n,
+            cancelled,
+            ..self
+        }
     }
 
     /// An ill-conditioned function of this value: unchecked unless the value is exact.
@@ -142,7 +153,7 @@ fn analyze_comp(module: &Module, comp_id: CompId, params: &[Expect]) -> Vec<Expe
     let mut facts: Vec<Expect> = Vec::with_capacity(comp.instrs.len());
     for instr in &comp.instrs {
         let ops: Vec<Expect> = instr.operands.iter().map(|o| facts[o.index()]).collect();
-        let merged = ops.iter().fold(Expect::EXACT, |a, &b| a.merge(b));
+        let merged = ops.iter().fold(Expect { nonneg: !ops.is_empty(), ..Expect::EXACT }, |a, &b| a.merge(b));
         let dtype = dtype_of(&instr.shape);
         let dims = |k: usize| -> Vec<i64> {
             comp.instr(instr.operands[k]).shape.as_array().map(|a| a.dims.clone()).unwrap_or_default()
@@ -178,7 +189,8 @@ fn analyze_comp(module: &Module, comp_id: CompId, params: &[Expect]) -> Vec<Expe
                 _ => merged.nonlinear(dtype, 8.0),
             },
             Op::Binary(BinaryOp::Add | BinaryOp::Subtract) if dtype.is_float() && !merged.exact => {
-                Expect { cancelled: true, ..merged }
+                let same_signs = matches!(instr.op, Op::Binary(BinaryOp::Add)) && merged.nonneg;
+                Expect { cancelled: merged.cancelled || !same_signs, ..merged }
             }
             // `a * b + c` may be contracted into one fused multiply-add or not, depending on
             // how the program was fused (XLA:CPU contracts within a fusion, after duplicating
@@ -258,9 +270,47 @@ fn analyze_comp(module: &Module, comp_id: CompId, params: &[Expect]) -> Vec<Expe
             }
             _ => merged,
         };
+        let fact = Expect { nonneg: nonneg(instr, &ops, fact.nonneg), ..fact };
         facts.push(fact);
     }
     facts
+}
+
+/// Whether `instr`'s float value is known to be >= 0 (or NaN), given its operands' facts;
+/// `otherwise` for ops without a rule of their own (data movement: all operands nonnegative).
+fn nonneg(instr: &hlo_ir::Instr, ops: &[Expect], otherwise: bool) -> bool {
+    let all = |ks: &[usize]| ks.iter().all(|&k| ops.get(k).is_some_and(|e| e.nonneg));
+    match &instr.op {
+        Op::Constant(lit) => match lit.array_data() {
+            Some(hlo_ir::ArrayData::F32(v)) => v.iter().all(|x| *x >= 0.0),
+            Some(hlo_ir::ArrayData::F64(v)) => v.iter().all(|x| *x >= 0.0),
+            _ => false,
+        },
+        Op::Unary(u) => match u {
+            UnaryOp::Abs
+            | UnaryOp::Exp
+            | UnaryOp::Sqrt
+            | UnaryOp::Rsqrt
+            | UnaryOp::Cosh
+            | UnaryOp::Logistic
+            | UnaryOp::Acos
+            | UnaryOp::Acosh => true,
+            UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::RoundNearestAfz | UnaryOp::RoundNearestEven | UnaryOp::Sign => {
+                all(&[0])
+            }
+            _ => false,
+        },
+        Op::Binary(b) => match b {
+            BinaryOp::Multiply => instr.operands.first() == instr.operands.get(1) || all(&[0, 1]),
+            BinaryOp::Add | BinaryOp::Divide | BinaryOp::Minimum => all(&[0, 1]),
+            BinaryOp::Maximum => all(&[0]) || all(&[1]),
+            BinaryOp::Power => all(&[0]),
+            _ => false,
+        },
+        Op::Select => all(&[1, 2]),
+        Op::Clamp => all(&[0]) || all(&[1]),
+        _ => otherwise,
+    }
 }
 
 /// The first disagreement between two outputs.
@@ -457,7 +507,7 @@ mod tests {
 
     #[test]
     fn inexact_outputs_allow_reassociation_but_not_wrong_rows() {
-        let e = Expect { exact: false, err: 1e-6, terms: 64.0, checked: true, cancelled: false };
+        let e = Expect { exact: false, err: 1e-6, terms: 64.0, checked: true, cancelled: false, nonneg: false };
         assert!(compare_one(&f32s(&[100.0, 1.0]), &f32s(&[100.00002, 1.0]), e).is_ok());
         assert!(compare_one(&f32s(&[101.0, 1.0]), &f32s(&[100.0, 1.0]), e).is_err());
         assert!(compare_one(&f32s(&[f32::INFINITY]), &f32s(&[3.3e38]), e).is_ok());

@@ -83,7 +83,7 @@ pub fn run_case(h: &Harness, case: &Case) -> Verdict {
     outcomes.push(first);
     if case.direct {
         if let Some(fused) = fuse::fuse_direct(&case.module) {
-            let direct = h.device_check(&fused, Mode::Direct, &case.inputs, &want);
+            let direct = h.direct_check(&fused, &case.inputs, &want);
             if let (Outcome::Fail(f), None) = (&direct, &failure) {
                 failure = Some((f.clone(), fused));
             }

@@ -66,6 +66,18 @@ fn push(comp: &mut Computation, base: &str, shape: Shape, op: Op, operands: Vec<
     comp.push(Instr::new(name, shape, op, operands))
 }
 
+/// `x` reshaped to `shape`; a reshape of a reshape reads the inner operand, as
+/// algebraic-simplification would rewrite it (this pass runs after the simplifications, and the
+/// pipeline must come out as they leave it).
+fn reshape(comp: &mut Computation, base: &str, shape: Shape, x: InstrId) -> InstrId {
+    let inner = comp.instr(x);
+    let x = if matches!(inner.op, Op::Reshape) { inner.operands[0] } else { x };
+    if comp.instr(x).shape == shape {
+        return x;
+    }
+    push(comp, base, shape, Op::Reshape, vec![x])
+}
+
 /// A reduce's result shape: the input dims without `reduced`, one array per input (a tuple when variadic).
 fn reduce_shape(input_dims: &[i64], reduced: &[i64], dtypes: &[DType]) -> Shape {
     let kept: Vec<i64> =
@@ -159,7 +171,7 @@ fn split_reduce(module: &mut Module, comp_id: CompId, id: InstrId) -> Result<Opt
             x = push(comp, &format!("{base}_pad"), shape, Op::Pad { dims: pads }, vec![x, inits[j]]);
         }
         let shape = Shape::Array(ArrayShape::new(dtypes[j], split_dims.clone()));
-        reshaped.push(push(comp, &format!("{base}_split"), shape, Op::Reshape, vec![x]));
+        reshaped.push(reshape(comp, &format!("{base}_split"), shape, x));
     }
     // Reduce over `c`, then over `k` and the other reduced dimensions (all before `d`, unshifted).
     let inner = vec![d as i64 + 1];
@@ -259,7 +271,7 @@ fn split_dot(module: &mut Module, comp_id: CompId, id: InstrId) -> Result<Option
             }
             dims[d] = k as i64;
             dims.insert(d + 1, chunk as i64);
-            push(comp, &format!("{base}_split"), Shape::Array(ArrayShape::new(dt, dims.clone())), Op::Reshape, vec![x])
+            reshape(comp, &format!("{base}_split"), Shape::Array(ArrayShape::new(dt, dims.clone())), x)
         };
         let rzero = if rs.dtype == ls.dtype {
             zero

@@ -532,10 +532,35 @@ fn same_values(a: &npy::HostArray, b: &npy::HostArray) -> Result<(), String> {
     Ok(())
 }
 
+/// Cases whose float sums the device adds in its own order (workgroup trees; XLA:CPU's blocks
+/// of 32 cost it 2-6x, see hlo-passes' pipeline.rs): on Vulkan they match JAX within this
+/// relative error (64 ulps of the largest output: sums of ~1000 terms of either sign), the
+/// interpreter bit for bit.
+const DEVICE_SUM_ORDER: &[&str] = &["mean_rows", "sum_1k", "sum_40k", "sum_axis0", "var_cols"];
+const DEVICE_SUM_TOLERANCE: f64 = 64.0 * f32::EPSILON as f64;
+
+/// f32 arrays equal within `tol` relative to the largest magnitude of `want`.
+fn close_values(got: &npy::HostArray, want: &npy::HostArray, tol: f64) -> Result<(), String> {
+    if got.dtype != hlo_ir::DType::F32 || want.dtype != hlo_ir::DType::F32 || got.bytes.len() != want.bytes.len() {
+        return same_values(got, want);
+    }
+    let f = |b: &[u8]| -> Vec<f64> {
+        b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect()
+    };
+    let (g, w) = (f(&got.bytes), f(&want.bytes));
+    let scale = w.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    for (k, (a, b)) in g.iter().zip(&w).enumerate() {
+        if (a - b).abs() > tol * scale {
+            return Err(format!("element {k}: {a:e} vs {b:e} (tolerance {tol:e} x {scale:e})"));
+        }
+    }
+    Ok(())
+}
+
 /// JAX programs whose values depend on XLA:CPU's own rewrites (division by a constant,
 /// sums in blocks of 32, scans in blocks of 16, bf16 excess precision, pow by small
 /// integers; `tests/xla_numerics/generate.py`): both backends reproduce JAX's outputs bit
-/// for bit from the pre-optimisation module.
+/// for bit from the pre-optimisation module, except the device's sums ([`DEVICE_SUM_ORDER`]).
 #[test]
 fn xla_cpu_rewrites_are_reproduced_bit_for_bit() {
     let root = repo().join("crates/hlo-run/tests/xla_numerics");
@@ -570,7 +595,12 @@ fn xla_cpu_rewrites_are_reproduced_bit_for_bit() {
                 {
                     ours.dtype = jax.dtype;
                 }
-                if let Err(e) = same_values(&ours, &jax) {
+                let result = if backend == "vulkan" && DEVICE_SUM_ORDER.contains(&name.as_str()) {
+                    close_values(&ours, &jax, DEVICE_SUM_TOLERANCE)
+                } else {
+                    same_values(&ours, &jax)
+                };
+                if let Err(e) = result {
                     failures.push(format!("{name} on {backend}, out_{k}: {e}"));
                 }
                 k += 1;

@@ -129,6 +129,8 @@ pub(crate) struct Kb {
     memo: HashMap<Key, H>,
     /// Bitcast-converts: floats made from data bits (see [`Kb::may_be_arithmetic`]).
     data_bits: std::collections::HashSet<H>,
+    /// Answers of [`Kb::may_be_arithmetic`] (expressions never change once made).
+    arithmetic_memo: std::cell::RefCell<std::collections::HashMap<H, bool>>,
     /// See [`Kb::note_dynamic_loop`].
     dynamic_loop: bool,
     /// Globals that kernels write (their loads are never hoisted or merged).
@@ -158,6 +160,7 @@ impl Kb {
             placed: Vec::new(),
             memo: HashMap::new(),
             data_bits: std::collections::HashSet::new(),
+            arithmetic_memo: Default::default(),
             dynamic_loop: false,
             writable_globals: Default::default(),
             next_block_id: 1,
@@ -428,11 +431,26 @@ impl Kb {
     /// the way), or made from data bits ([`Kb::mark_data_bits`]). XLA:CPU flushes subnormal arithmetic results to zero, but copies
     /// data as it is; stores use this to flush only the former.
     pub(crate) fn may_be_arithmetic(&self, h: H) -> bool {
+        if let Some(&known) = self.arithmetic_memo.borrow().get(&h) {
+            return known;
+        }
+        let result = self.may_be_arithmetic_uncached(h);
+        self.arithmetic_memo.borrow_mut().insert(h, result);
+        result
+    }
+
+    fn may_be_arithmetic_uncached(&self, h: H) -> bool {
         let mut stack = vec![h];
         let mut seen = std::collections::HashSet::new();
+        let memo = self.arithmetic_memo.borrow();
         while let Some(x) = stack.pop() {
             if !seen.insert(x) {
                 continue;
+            }
+            match memo.get(&x) {
+                Some(true) => return true,
+                Some(false) => continue,
+                None => {}
             }
             match &self.func.expressions[x] {
                 Expression::Literal(_)
@@ -469,6 +487,7 @@ impl Kb {
 
     /// Records that `h` reinterprets data bits (a bitcast-convert), for [`Kb::may_be_arithmetic`].
     pub(crate) fn mark_data_bits(&mut self, h: H) {
+        self.arithmetic_memo.borrow_mut().clear();
         self.data_bits.insert(h);
     }
 

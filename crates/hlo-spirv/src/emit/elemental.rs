@@ -203,6 +203,9 @@ pub(crate) struct Em<'m> {
     /// The kernel's name, for error messages.
     pub kernel: String,
     daz_cache: HashMap<H, (H, u32)>,
+    /// [`Em::flush_results`] of a value, and the block it was made in: select trees share
+    /// branches, and flushing each path anew grows exponentially with their depth.
+    flush_cache: HashMap<H, (H, u32)>,
     /// Live users of each instruction, per computation (keyed by address).
     users: HashMap<usize, Vec<usize>>,
     /// The staged reduction loop iteration being generated, if any (see [`Em::fold`]).
@@ -287,6 +290,7 @@ impl<'m> Em<'m> {
             bound: HashMap::new(),
             kernel: kernel.to_string(),
             daz_cache: HashMap::new(),
+            flush_cache: HashMap::new(),
             users: HashMap::new(),
             stage: None,
             prefetched: HashMap::new(),
@@ -506,15 +510,23 @@ impl<'m> Em<'m> {
     /// `h` with subnormal arithmetic results flushed: a select flushes each branch on its own,
     /// so the branch that copies data keeps its subnormals (`select(p, round(x), x)`).
     pub(crate) fn flush_results(&mut self, h: H, dt: DType) -> H {
-        if !self.kb.may_be_arithmetic(h) {
-            return h;
+        if let Some(&(r, b)) = self.flush_cache.get(&h) {
+            if self.kb.is_open(b) {
+                return r;
+            }
         }
-        if let Some((c, a, b)) = self.kb.select_parts(h) {
+        let r = if !self.kb.may_be_arithmetic(h) {
+            h
+        } else if let Some((c, a, b)) = self.kb.select_parts(h) {
             let a = self.flush_results(a, dt);
             let b = self.flush_results(b, dt);
-            return self.kb.select(c, a, b);
-        }
-        ops::flush_subnormal(&mut self.kb, h, dt)
+            self.kb.select(c, a, b)
+        } else {
+            ops::flush_subnormal(&mut self.kb, h, dt)
+        };
+        let block = self.kb.block_of(r);
+        self.flush_cache.insert(h, (r, block));
+        r
     }
 
     /// `v` with a subnormal arithmetic result flushed (see [`Em::flush_results`]), for ops that
