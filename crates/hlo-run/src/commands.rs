@@ -31,6 +31,15 @@ pub struct RunArgs {
     /// Print kernel, dispatch and memory statistics.
     #[arg(long)]
     pub stats: bool,
+    /// Run the module this many times, feeding outputs back into inputs of the same dtype and
+    /// shape (state stays on the device; outputs are read once, at the end), and print the
+    /// time per iteration.
+    #[arg(long, value_name = "N")]
+    pub iterations: Option<u64>,
+    /// With --iterations: result leaf OUT feeds input IN (repeatable). Default: the module's
+    /// input_output_alias, else the one output and input of each dtype and shape.
+    #[arg(long, value_name = "OUT=IN", requires = "iterations")]
+    pub feed: Vec<crate::feed::Feed>,
 }
 
 /// Options shared by the commands that execute a module.
@@ -208,7 +217,24 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let options = args.common.prepare_options(limit.saturating_sub(host_bytes(&host_inputs)));
     let mut prepared =
         backend::prepare(&loaded.module, args.common.backend, &options).map_err(|e| locate(&loaded, e))?;
-    let outputs = prepared.run(&host_inputs).map_err(|e| locate(&loaded, e))?;
+    let outputs = match args.iterations {
+        None => prepared.run(&host_inputs).map_err(|e| locate(&loaded, e))?,
+        Some(0) => return Err(user_error("--iterations must be at least 1")),
+        Some(n) => {
+            let feeds = crate::feed::choose_feeds(&loaded.module, &args.feed).map_err(user_error)?;
+            let (outputs, elapsed) =
+                prepared.run_iterations(&host_inputs, &feeds, n).map_err(|e| locate(&loaded, e))?;
+            let fed: Vec<String> = feeds.iter().map(|f| f.to_string()).collect();
+            let total_ms = elapsed.as_secs_f64() * 1e3;
+            eprintln!(
+                "{n} iterations in {total_ms:.3} ms: {:.4} ms per iteration on {} (fed: {})",
+                total_ms / n as f64,
+                prepared.device(),
+                fed.join(", ")
+            );
+            outputs
+        }
+    };
     if let Some(dir) = &args.out_dir {
         std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
         for (k, out) in outputs.iter().enumerate() {

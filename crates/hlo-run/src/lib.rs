@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod commands;
+pub mod feed;
 pub mod inputs;
 pub mod limits;
 pub mod load;

@@ -62,6 +62,26 @@ pub trait Prepared {
     fn step_times(&self) -> anyhow::Result<Option<Vec<(String, f64)>>> {
         Ok(None)
     }
+    /// Runs `iterations` (at least 1) calls, each one's `feeds` outputs becoming the next one's
+    /// inputs; returns the last call's outputs and the wall time of all calls. This default goes
+    /// through the host between calls; a device backend keeps the state where it is.
+    fn run_iterations(
+        &mut self,
+        inputs: &[HostArray],
+        feeds: &[crate::feed::Feed],
+        iterations: u64,
+    ) -> anyhow::Result<(Vec<HostArray>, Duration)> {
+        let start = Instant::now();
+        let mut current = inputs.to_vec();
+        let mut outputs = self.run(&current)?;
+        for _ in 1..iterations {
+            for f in feeds {
+                current[f.input] = outputs[f.output].clone();
+            }
+            outputs = self.run(&current)?;
+        }
+        Ok((outputs, start.elapsed()))
+    }
 }
 
 /// Prepares `module` for repeated execution on `kind`.

@@ -264,6 +264,36 @@ impl Prepared for VulkanPrepared {
         self.device.clone()
     }
 
+    /// The state stays on the device: one upload, then each call followed by device-side copies
+    /// of the fed outputs into the inputs, and one read-back at the end.
+    fn run_iterations(
+        &mut self,
+        inputs: &[HostArray],
+        feeds: &[crate::feed::Feed],
+        iterations: u64,
+    ) -> anyhow::Result<(Vec<HostArray>, Duration)> {
+        self.upload(inputs)?;
+        let start = Instant::now();
+        let mut last = self.executable.submit().map_err(run_error)?;
+        for _ in 1..iterations {
+            for f in feeds {
+                self.executable.copy_output_to_input(f.output, f.input).map_err(run_error)?;
+            }
+            last = self.executable.submit().map_err(run_error)?;
+        }
+        self.executable.wait(last).map_err(run_error)?;
+        let elapsed = start.elapsed();
+        let sizes = self.executable.output_sizes();
+        let mut outputs = Vec::with_capacity(sizes.len());
+        for (k, (io, size)) in self.compiled.outputs.iter().zip(sizes).enumerate() {
+            let mut device = vec![0u8; size as usize];
+            self.executable.read_output(k, &mut device).map_err(run_error)?;
+            outputs.push(HostArray { dtype: io.dtype, dims: io.dims.clone(), bytes: io.from_device(&device) });
+        }
+        self.check_validation()?;
+        Ok((outputs, elapsed))
+    }
+
     fn step_times(&self) -> anyhow::Result<Option<Vec<(String, f64)>>> {
         let times = self.executable.last_step_times().map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(times.map(|steps| steps.into_iter().map(|t| (format!("step {:>3} {}", t.step, t.name), t.nanos)).collect()))
