@@ -332,6 +332,18 @@ pub fn wild_inputs(inputs: &[HostArray]) -> bool {
     })
 }
 
+/// Output leaves compared, and leaves not compared (unchecked: ill-conditioned or cancelled;
+/// wild: sums over huge inputs), since the process started: what the difftester really checks.
+static LEAVES_COMPARED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static LEAVES_UNCHECKED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static LEAVES_WILD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// `(compared, unchecked, wild)` output leaves so far in this process (see [`compare`]).
+pub fn leaf_counts() -> (u64, u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    (LEAVES_COMPARED.load(Relaxed), LEAVES_UNCHECKED.load(Relaxed), LEAVES_WILD.load(Relaxed))
+}
+
 /// Compares every output leaf; `expect` comes from [`analyze`] of the program that made `want`.
 /// With `wild` inputs (see [`wild_inputs`]), inexact outputs that went through a sum are not
 /// compared (exact ones still are, bit for bit).
@@ -345,12 +357,16 @@ pub fn compare(got: &[HostArray], want: &[HostArray], expect: &[Expect], wild: b
     }
     for (k, (g, w)) in got.iter().zip(want).enumerate() {
         let e = expect.get(k).copied().unwrap_or(Expect::EXACT);
+        use std::sync::atomic::Ordering::Relaxed;
         if !e.checked {
+            LEAVES_UNCHECKED.fetch_add(1, Relaxed);
             continue;
         }
         if wild && !e.exact && e.terms > 1.0 && g.dtype.is_float() && g.bytes.len() == w.bytes.len() {
+            LEAVES_WILD.fetch_add(1, Relaxed);
             continue;
         }
+        LEAVES_COMPARED.fetch_add(1, Relaxed);
         compare_one(g, w, e).map_err(|(message, max_err)| Mismatch { output: k, message, max_err })?;
     }
     Ok(())

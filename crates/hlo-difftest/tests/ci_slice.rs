@@ -53,6 +53,10 @@ fn ci_slice() {
         "ci slice: {SEEDS} seeds in {:.1} s: {matched} match, {skipped} skipped, unsupported {unsupported:?}",
         start.elapsed().as_secs_f64()
     );
+    let (compared, unchecked, wild) = hlo_difftest::compare::leaf_counts();
+    println!(
+        "output leaves: {compared} compared, {unchecked} not compared (ill-conditioned or cancelled), {wild} not compared (sums of huge inputs)"
+    );
     println!("allow-list ({} entries):", ALLOWED.len());
     for (sig, why) in ALLOWED {
         let seen = if failures.contains_key(*sig) { "seen" } else { "NOT SEEN: remove it" };
