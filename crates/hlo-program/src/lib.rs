@@ -1,9 +1,11 @@
 //! The device program: what the compiler hands to a runtime.
 //!
 //! A [`Program`] is pure data: a list of SPIR-V kernels with their binding
-//! layout, a list of logical buffers, and a straight-line list of [`Step`]s
-//! that the runtime records once into a command buffer and replays on every
-//! call. It knows nothing about HLO (the compiler's side) and nothing about
+//! layout, a list of logical buffers, and a list of [`Step`]s that the runtime
+//! records once and replays on every call. Steps are straight-line work
+//! (dispatch, fill, copy) or structured control flow ([`Loop`],
+//! [`Conditional`]) whose decisions the device makes, so a runtime can run
+//! them without a host round trip per iteration. It knows nothing about HLO (the compiler's side) and nothing about
 //! Vulkan (the runtime's side), so that a second runtime (WebGPU, a test
 //! double) can consume the same artifact.
 //!
@@ -11,7 +13,12 @@
 //! - every id points into its table;
 //! - every dispatch binds exactly one buffer per kernel binding;
 //! - a step only reads buffers that are program inputs, constants, or were
-//!   written by an earlier step (so buffer liveness is a simple scan);
+//!   written by an earlier step (so buffer liveness is a simple scan); a loop
+//!   body may read what was written before the loop or earlier in the body, and
+//!   after a conditional a buffer counts as written only if it was written
+//!   before it or by every branch;
+//! - a device loop's flag is a temporary of at least 4 bytes that its
+//!   condition steps write;
 //! - every status buffer is a temporary that a fill step zeroes before anything else touches it.
 #![forbid(unsafe_code)]
 
@@ -125,6 +132,70 @@ pub enum Step {
         dst: BufferId,
         size_bytes: u64,
     },
+    /// Runs `body` repeatedly; see [`Loop`].
+    Loop(Loop),
+    /// Runs one of several step lists, chosen on the device; see [`Conditional`].
+    Conditional(Conditional),
+}
+
+/// A loop whose iterations the device runs back to back (XLA's `while`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Loop {
+    pub body: Vec<Step>,
+    pub trip: TripCount,
+}
+
+/// How many times a [`Loop`] runs its body.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TripCount {
+    /// Exactly this many times (0 allowed): known when compiling.
+    Static(u64),
+    /// Until the device says stop; see [`DeviceCondition`].
+    Device(DeviceCondition),
+}
+
+/// The test of a data-dependent loop. Each iteration first runs `steps`, which must write the `u32` at the start
+/// of `flag`; a nonzero flag runs the body once more, zero ends the loop (so `steps` run once more than the body).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceCondition {
+    pub steps: Vec<Step>,
+    pub flag: BufferId,
+}
+
+/// Runs `branches[i]` where `i` is the 32-bit word at the start of `selector`, written by an earlier step.
+/// As in XLA, an index out of range (a negative `s32` included) selects the last branch; a `pred` conditional is
+/// two branches with `true` as branch 0, which the compiler expresses as an index.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conditional {
+    pub selector: BufferId,
+    pub branches: Vec<Vec<Step>>,
+}
+
+impl Step {
+    /// Whether this step holds other steps.
+    pub fn is_structured(&self) -> bool {
+        matches!(self, Step::Loop(_) | Step::Conditional(_))
+    }
+
+    /// The step lists nested directly in this step, in execution order (a device condition before the body).
+    pub fn children(&self) -> Vec<&[Step]> {
+        match self {
+            Step::Dispatch(_) | Step::Fill { .. } | Step::Copy { .. } => Vec::new(),
+            Step::Loop(Loop { body, trip: TripCount::Static(_) }) => vec![body],
+            Step::Loop(Loop { body, trip: TripCount::Device(cond) }) => vec![&cond.steps, body],
+            Step::Conditional(c) => c.branches.iter().map(Vec::as_slice).collect(),
+        }
+    }
+}
+
+/// Calls `f` on every step of `steps` and of everything nested in them, parents before children.
+pub fn walk_steps<'a>(steps: &'a [Step], f: &mut impl FnMut(&'a Step)) {
+    for step in steps {
+        f(step);
+        for child in step.children() {
+            walk_steps(child, f);
+        }
+    }
 }
 
 /// A complete device program for one HLO entry computation.
@@ -173,10 +244,17 @@ pub enum ProgramError {
     BadOutput { index: usize, buffer: u32 },
     #[error("status buffer {buffer} is not a temporary of at least 4 bytes zero-filled before its first use")]
     BadStatus { buffer: u32 },
+    #[error("step {step}: loop flag {buffer} is not a temporary of at least 4 bytes written by the condition steps")]
+    BadLoopFlag { step: usize, buffer: u32 },
+    #[error("step {step}: selector {buffer} of a conditional is smaller than 4 bytes")]
+    BadSelector { step: usize, buffer: u32 },
+    #[error("step {step}: a conditional needs at least one branch")]
+    NoBranches { step: usize },
 }
 
 impl Program {
-    /// The buffers a step reads and writes, in that order.
+    /// The buffers a step reads and writes, in that order. For a structured step: everything its nested steps
+    /// touch plus the selector or flag it reads, so that liveness treats the whole structure as one step.
     pub fn step_accesses(&self, step: &Step) -> Vec<(BufferId, Access)> {
         match step {
             Step::Dispatch(d) => {
@@ -185,10 +263,26 @@ impl Program {
             }
             Step::Fill { buffer, .. } => vec![(*buffer, Access::Write)],
             Step::Copy { src, dst, .. } => vec![(*src, Access::Read), (*dst, Access::Write)],
+            Step::Loop(_) | Step::Conditional(_) => {
+                let mut accesses = Vec::new();
+                match step {
+                    Step::Conditional(c) => accesses.push((c.selector, Access::Read)),
+                    Step::Loop(Loop { trip: TripCount::Device(cond), .. }) => accesses.push((cond.flag, Access::Read)),
+                    _ => {}
+                }
+                for child in step.children() {
+                    walk_steps(child, &mut |nested| {
+                        if !nested.is_structured() {
+                            accesses.extend(self.step_accesses(nested));
+                        }
+                    });
+                }
+                accesses
+            }
         }
     }
 
-    /// Checks the invariants listed in the crate docs.
+    /// Checks the invariants listed in the crate docs. Errors inside structured steps name the top-level step.
     pub fn validate(&self) -> Result<(), ProgramError> {
         let n_buffers = self.buffers.len();
         let mut written = vec![false; n_buffers];
@@ -198,7 +292,95 @@ impl Program {
             }
         }
         for (step_idx, step) in self.steps.iter().enumerate() {
-            if let Step::Dispatch(d) = step {
+            self.validate_step(step_idx, step, &mut written)?;
+        }
+        for (index, id) in self.outputs.iter().enumerate() {
+            if id.0 as usize >= n_buffers {
+                return Err(ProgramError::BadOutput { index, buffer: id.0 });
+            }
+        }
+        for status in &self.checks {
+            let id = status.buffer;
+            let is_temp = self
+                .buffers
+                .get(id.0 as usize)
+                .is_some_and(|b| matches!(b.role, BufferRole::Temp) && b.size_bytes >= 4);
+            let mut first_touch = None;
+            walk_steps(&self.steps, &mut |step| {
+                if first_touch.is_none() && step_buffer_ids(step).contains(&id) {
+                    first_touch = Some(step);
+                }
+            });
+            let zeroed_first = matches!(first_touch, Some(Step::Fill { buffer, word: 0 }) if *buffer == id);
+            if !is_temp || !zeroed_first {
+                return Err(ProgramError::BadStatus { buffer: id.0 });
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates `step` (top-level index `step_idx`) given which buffers hold data before it; updates `written`
+    /// to what surely holds data after it.
+    fn validate_step(&self, step_idx: usize, step: &Step, written: &mut Vec<bool>) -> Result<(), ProgramError> {
+        let n_buffers = self.buffers.len();
+        let check_id = |id: BufferId| {
+            if id.0 as usize >= n_buffers {
+                return Err(ProgramError::BadId { step: step_idx, what: "buffer", id: id.0 });
+            }
+            Ok(())
+        };
+        let validate_list = |steps: &[Step], written: &mut Vec<bool>| {
+            steps.iter().try_for_each(|nested| self.validate_step(step_idx, nested, written))
+        };
+        match step {
+            Step::Loop(Loop { body, trip: TripCount::Static(trips) }) => {
+                let mut after_body = written.clone();
+                validate_list(body, &mut after_body)?;
+                if *trips > 0 {
+                    *written = after_body;
+                }
+                return Ok(());
+            }
+            Step::Loop(Loop { body, trip: TripCount::Device(cond) }) => {
+                check_id(cond.flag)?;
+                let flag = cond.flag.0 as usize;
+                let flag_ok = matches!(self.buffers[flag].role, BufferRole::Temp) && self.buffers[flag].size_bytes >= 4;
+                // The flag must come from the condition steps themselves, not from before the loop.
+                let mut after_cond = written.clone();
+                after_cond[flag] = false;
+                validate_list(&cond.steps, &mut after_cond)?;
+                if !flag_ok || !after_cond[flag] {
+                    return Err(ProgramError::BadLoopFlag { step: step_idx, buffer: cond.flag.0 });
+                }
+                // The condition always runs once; the body may not run at all.
+                let mut after_body = after_cond.clone();
+                validate_list(body, &mut after_body)?;
+                *written = after_cond;
+                return Ok(());
+            }
+            Step::Conditional(c) => {
+                check_id(c.selector)?;
+                if self.buffers[c.selector.0 as usize].size_bytes < 4 {
+                    return Err(ProgramError::BadSelector { step: step_idx, buffer: c.selector.0 });
+                }
+                if !written[c.selector.0 as usize] {
+                    return Err(ProgramError::ReadBeforeWrite { step: step_idx, buffer: c.selector.0 });
+                }
+                if c.branches.is_empty() {
+                    return Err(ProgramError::NoBranches { step: step_idx });
+                }
+                let mut in_every_branch = vec![true; n_buffers];
+                for branch in &c.branches {
+                    let mut after_branch = written.clone();
+                    validate_list(branch, &mut after_branch)?;
+                    for (all, this) in in_every_branch.iter_mut().zip(after_branch) {
+                        *all &= this;
+                    }
+                }
+                *written = in_every_branch;
+                return Ok(());
+            }
+            Step::Dispatch(d) => {
                 let Some(kernel) = self.kernels.get(d.kernel.0 as usize) else {
                     return Err(ProgramError::BadId { step: step_idx, what: "kernel", id: d.kernel.0 });
                 };
@@ -218,55 +400,185 @@ impl Program {
                     });
                 }
             }
-            let accesses = match step {
-                Step::Dispatch(_) | Step::Fill { .. } | Step::Copy { .. } => {
-                    for id in step_buffer_ids(step) {
-                        if id.0 as usize >= n_buffers {
-                            return Err(ProgramError::BadId { step: step_idx, what: "buffer", id: id.0 });
-                        }
-                    }
-                    self.step_accesses(step)
-                }
-            };
-            for &(id, access) in &accesses {
-                if access.reads() && !access.writes() && !written[id.0 as usize] {
-                    return Err(ProgramError::ReadBeforeWrite { step: step_idx, buffer: id.0 });
-                }
-                if access.writes() && !matches!(self.buffers[id.0 as usize].role, BufferRole::Temp) {
-                    return Err(ProgramError::WriteToReadOnly { step: step_idx, buffer: id.0 });
-                }
+            Step::Fill { .. } | Step::Copy { .. } => {}
+        }
+        for id in step_buffer_ids(step) {
+            check_id(id)?;
+        }
+        let accesses = self.step_accesses(step);
+        for &(id, access) in &accesses {
+            if access.reads() && !access.writes() && !written[id.0 as usize] {
+                return Err(ProgramError::ReadBeforeWrite { step: step_idx, buffer: id.0 });
             }
-            for &(id, access) in &accesses {
-                if access.writes() {
-                    written[id.0 as usize] = true;
-                }
+            if access.writes() && !matches!(self.buffers[id.0 as usize].role, BufferRole::Temp) {
+                return Err(ProgramError::WriteToReadOnly { step: step_idx, buffer: id.0 });
             }
         }
-        for (index, id) in self.outputs.iter().enumerate() {
-            if id.0 as usize >= n_buffers {
-                return Err(ProgramError::BadOutput { index, buffer: id.0 });
-            }
-        }
-        for status in &self.checks {
-            let id = status.buffer;
-            let is_temp = self
-                .buffers
-                .get(id.0 as usize)
-                .is_some_and(|b| matches!(b.role, BufferRole::Temp) && b.size_bytes >= 4);
-            let first_touch = self.steps.iter().find(|step| step_buffer_ids(step).contains(&id));
-            let zeroed_first = matches!(first_touch, Some(Step::Fill { buffer, word: 0 }) if *buffer == id);
-            if !is_temp || !zeroed_first {
-                return Err(ProgramError::BadStatus { buffer: id.0 });
+        for &(id, access) in &accesses {
+            if access.writes() {
+                written[id.0 as usize] = true;
             }
         }
         Ok(())
     }
 }
 
+/// The buffers a step names itself (for a structured step, its selector or flag; not its nested steps').
 fn step_buffer_ids(step: &Step) -> Vec<BufferId> {
     match step {
         Step::Dispatch(d) => d.buffers.clone(),
         Step::Fill { buffer, .. } => vec![*buffer],
         Step::Copy { src, dst, .. } => vec![*src, *dst],
+        Step::Loop(Loop { trip: TripCount::Device(cond), .. }) => vec![cond.flag],
+        Step::Loop(_) => Vec::new(),
+        Step::Conditional(c) => vec![c.selector],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const R: Access = Access::Read;
+    const W: Access = Access::Write;
+    const RW: Access = Access::ReadWrite;
+
+    fn kernel(name: &str, bindings: &[Access]) -> Kernel {
+        Kernel {
+            name: name.into(),
+            spirv: Vec::new(),
+            entry_point: "main".into(),
+            bindings: bindings.to_vec(),
+            workgroup_size: [1, 1, 1],
+            push_constant_bytes: 0,
+            cache_key: 0,
+        }
+    }
+
+    fn temp(name: &str) -> Buffer {
+        Buffer { size_bytes: 4, role: BufferRole::Temp, name: name.into() }
+    }
+
+    /// Kernel 0 copies binding 0 into binding 1; kernel 1 updates its binding in place.
+    fn program(buffers: Vec<Buffer>, steps: Vec<Step>) -> Program {
+        Program {
+            kernels: vec![kernel("copy", &[R, W]), kernel("update", &[RW])],
+            buffers,
+            steps,
+            ..Default::default()
+        }
+    }
+
+    fn copy(src: u32, dst: u32) -> Step {
+        Step::Dispatch(Dispatch {
+            kernel: KernelId(0),
+            buffers: vec![BufferId(src), BufferId(dst)],
+            groups: [1, 1, 1],
+            push_constants: Vec::new(),
+        })
+    }
+
+    fn fill(buffer: u32) -> Step {
+        Step::Fill { buffer: BufferId(buffer), word: 0 }
+    }
+
+    fn static_loop(trips: u64, body: Vec<Step>) -> Step {
+        Step::Loop(Loop { body, trip: TripCount::Static(trips) })
+    }
+
+    fn device_loop(cond: Vec<Step>, flag: u32, body: Vec<Step>) -> Step {
+        Step::Loop(Loop { body, trip: TripCount::Device(DeviceCondition { steps: cond, flag: BufferId(flag) }) })
+    }
+
+    fn conditional(selector: u32, branches: Vec<Vec<Step>>) -> Step {
+        Step::Conditional(Conditional { selector: BufferId(selector), branches })
+    }
+
+    fn buffers(n: usize) -> Vec<Buffer> {
+        let mut buffers = vec![Buffer { size_bytes: 4, role: BufferRole::Input(0), name: "in".into() }];
+        buffers.extend((1..n).map(|i| temp(&format!("t{i}"))));
+        buffers
+    }
+
+    #[test]
+    fn loop_body_reads_what_was_written_before_or_earlier_in_the_body() {
+        let p = program(buffers(3), vec![fill(1), static_loop(3, vec![copy(1, 2), copy(2, 1)])]);
+        assert_eq!(p.validate(), Ok(()));
+        // t2 is read before the body writes it (on the first iteration nothing has).
+        let p = program(buffers(3), vec![fill(1), static_loop(3, vec![copy(2, 1), copy(1, 2)])]);
+        assert_eq!(p.validate(), Err(ProgramError::ReadBeforeWrite { step: 1, buffer: 2 }));
+    }
+
+    #[test]
+    fn writes_of_a_loop_count_after_it_only_when_the_body_surely_ran() {
+        let after = |looped: Step| program(buffers(3), vec![fill(1), looped, copy(2, 1)]).validate();
+        assert_eq!(after(static_loop(2, vec![copy(1, 2)])), Ok(()));
+        assert_eq!(after(static_loop(0, vec![copy(1, 2)])), Err(ProgramError::ReadBeforeWrite { step: 2, buffer: 2 }));
+        // A device loop's body may run zero times; its condition always runs.
+        assert_eq!(
+            after(device_loop(vec![copy(0, 3)], 3, vec![copy(1, 2)])).map_err(|_| ()),
+            Err(()),
+            "buffer 3 does not exist"
+        );
+        let p = program(buffers(4), vec![fill(1), device_loop(vec![copy(1, 3)], 3, vec![copy(1, 2)]), copy(2, 1)]);
+        assert_eq!(p.validate(), Err(ProgramError::ReadBeforeWrite { step: 2, buffer: 2 }));
+        let p = program(buffers(4), vec![fill(1), device_loop(vec![copy(1, 2), copy(1, 3)], 3, vec![]), copy(2, 1)]);
+        assert_eq!(p.validate(), Ok(()));
+    }
+
+    #[test]
+    fn loop_flag_must_be_a_temp_written_by_the_condition() {
+        let p = program(buffers(3), vec![fill(1), fill(2), device_loop(vec![], 2, vec![copy(1, 2)])]);
+        assert_eq!(p.validate(), Err(ProgramError::BadLoopFlag { step: 2, buffer: 2 }));
+        let p = program(buffers(3), vec![fill(1), device_loop(vec![copy(1, 0)], 0, vec![])]);
+        assert_eq!(p.validate(), Err(ProgramError::WriteToReadOnly { step: 1, buffer: 0 }));
+        let mut bufs = buffers(3);
+        bufs[2].size_bytes = 0;
+        let p = program(bufs, vec![fill(1), device_loop(vec![copy(1, 2)], 2, vec![])]);
+        assert_eq!(p.validate(), Err(ProgramError::BadLoopFlag { step: 1, buffer: 2 }));
+        let p = program(buffers(3), vec![fill(1), device_loop(vec![copy(1, 2)], 2, vec![copy(2, 1)])]);
+        assert_eq!(p.validate(), Ok(()));
+    }
+
+    #[test]
+    fn after_a_conditional_only_writes_of_every_branch_count() {
+        let both = conditional(0, vec![vec![copy(0, 1), copy(0, 2)], vec![copy(0, 2)]]);
+        let p = program(buffers(4), vec![both.clone(), copy(2, 3)]);
+        assert_eq!(p.validate(), Ok(()));
+        let p = program(buffers(4), vec![both, copy(1, 3)]);
+        assert_eq!(p.validate(), Err(ProgramError::ReadBeforeWrite { step: 1, buffer: 1 }));
+        let p = program(buffers(4), vec![conditional(1, vec![vec![]])]);
+        assert_eq!(p.validate(), Err(ProgramError::ReadBeforeWrite { step: 0, buffer: 1 }));
+        let p = program(buffers(4), vec![conditional(0, vec![])]);
+        assert_eq!(p.validate(), Err(ProgramError::NoBranches { step: 0 }));
+    }
+
+    #[test]
+    fn nested_steps_are_checked_for_ids_and_counts() {
+        let deep = |inner: Step| {
+            program(buffers(3), vec![fill(1), device_loop(vec![copy(1, 2)], 2, vec![static_loop(2, vec![inner])])])
+        };
+        assert_eq!(deep(copy(1, 9)).validate(), Err(ProgramError::BadId { step: 1, what: "buffer", id: 9 }));
+        let bad_kernel = Step::Dispatch(Dispatch {
+            kernel: KernelId(7),
+            buffers: vec![],
+            groups: [1, 1, 1],
+            push_constants: vec![],
+        });
+        assert_eq!(deep(bad_kernel).validate(), Err(ProgramError::BadId { step: 1, what: "kernel", id: 7 }));
+        let nested_cond = conditional(2, vec![vec![copy(1, 2)], vec![static_loop(1, vec![copy(2, 1)])]]);
+        assert_eq!(deep(nested_cond).validate(), Ok(()));
+    }
+
+    #[test]
+    fn structured_accesses_cover_nested_steps() {
+        let p = program(
+            buffers(4),
+            vec![fill(1), device_loop(vec![copy(1, 2)], 2, vec![conditional(2, vec![vec![copy(1, 3)]])])],
+        );
+        let accesses = p.step_accesses(&p.steps[1]);
+        for (id, access) in [(2, R), (1, R), (2, W), (3, W)] {
+            assert!(accesses.contains(&(BufferId(id), access)), "{id} {access:?} in {accesses:?}");
+        }
     }
 }

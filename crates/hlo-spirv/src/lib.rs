@@ -146,6 +146,10 @@ impl Compiled {
                 Step::Copy { src, dst, size_bytes } => {
                     let _ = writeln!(out, "  copy {src} -> {dst} ({size_bytes} bytes)");
                 }
+                // The compiler does not emit structured steps yet (issue 12); print them raw.
+                Step::Loop(_) | Step::Conditional(_) => {
+                    let _ = writeln!(out, "  {step:?}");
+                }
             }
         }
         let outs: Vec<String> = p.outputs.iter().map(|b| b.to_string()).collect();

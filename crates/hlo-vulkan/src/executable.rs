@@ -3,9 +3,12 @@
 //! Build (once): validate the program, place buffers ([`crate::memory`]), upload constants, create one compute
 //! pipeline per kernel through the on-disk pipeline cache, allocate one descriptor set per dispatch, and record
 //! every step into a single command buffer with barriers only where [`crate::hazard`] says they are needed.
+//! Control flow ([`crate::control`]) splits that recording into a small *plan*: command buffers to submit, some
+//! of them repeatedly (batches of loop iterations), and the few points where the host must read a word the
+//! device computed (between batches of a device loop). A straight-line program is still one command buffer.
 //!
 //! Run (every call): write the inputs into mapped memory (or staging buffers), submit the recorded command
-//! buffer, wait on the executable's timeline semaphore, read the outputs from mapped memory (or readback
+//! buffer(s), wait on the executable's timeline semaphore, read the outputs from mapped memory (or readback
 //! buffers).
 //! Every submission waits on the previous one's semaphore value, so submissions of one executable never
 //! overlap on the device, and the host functions that touch buffers wait for the last submission first.
@@ -19,9 +22,14 @@ use std::time::{Duration, Instant};
 
 use ash::vk;
 use gpu_allocator::MemoryLocation;
-use hlo_program::{BufferRole, Program, Step};
+use hlo_program::{walk_steps, BufferId, BufferRole, DeviceCondition, Loop, Program, Step, TripCount};
 
 use crate::context::Context;
+use crate::control::{
+    batch_cap, contains_device_loop, internal_groups, internal_kernels, recorded_commands, step_key, ControlPlan, Gate,
+    StepKey, ALWAYS_ON, GATE_LOOP_INIT, GATE_LOOP_STEP, GATE_SELECT, INLINE_STATIC_COMMANDS, MAX_BATCH_REPEATS,
+    MAX_UNROLLED_COMMANDS, SLOT_BYTES,
+};
 use crate::error::{Result, VulkanError};
 use crate::hazard::{Region, Tracker};
 use crate::memory::{padded_size, place_temps, temp_intervals, DeviceBuffer};
@@ -67,6 +75,11 @@ pub struct BuildStats {
     pub n_copies: usize,
     /// Pipeline barriers recorded into the command buffer (the final one for host reads included).
     pub n_barriers: usize,
+    /// Loops and conditionals anywhere in the program.
+    pub n_loops: usize,
+    pub n_conditionals: usize,
+    /// Command buffers recorded for a call: 1 for a straight-line program, more with loop batches.
+    pub n_command_buffers: usize,
     /// Sum of the sizes of all logical buffers of the program.
     pub logical_bytes: u64,
     /// Sum of the sizes of the temporaries alone.
@@ -93,6 +106,13 @@ impl fmt::Display for BuildStats {
             "kernels: {}, dispatches: {}, fills: {}, copies: {}, barriers: {}",
             self.n_kernels, self.n_dispatches, self.n_fills, self.n_copies, self.n_barriers
         )?;
+        if self.n_loops + self.n_conditionals > 0 {
+            writeln!(
+                f,
+                "control flow: {} loops, {} conditionals, {} command buffers",
+                self.n_loops, self.n_conditionals, self.n_command_buffers
+            )?;
+        }
         writeln!(
             f,
             "memory: {} logical bytes, {} assigned ({} temp bytes in {} after sharing, {} arenas), {} device bytes",
@@ -114,18 +134,81 @@ impl fmt::Display for BuildStats {
     }
 }
 
+/// What the last call of [`Executable::submit`] (or [`Executable::run`]) did on the host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Command buffers submitted.
+    pub submits: u64,
+    /// Times the host blocked on the device to read a decision (a device loop's word between batches, or the
+    /// selector or flag of a host-driven structure). Never inside a batch.
+    pub host_waits: u64,
+    /// Submissions of device-loop batches (a subset of `submits`).
+    pub batch_submits: u64,
+}
+
+/// One thing a call does on the host, in order; see [`crate::control`].
+enum HostOp {
+    Submit(vk::CommandBuffer),
+    Repeat {
+        times: u64,
+        ops: Vec<HostOp>,
+    },
+    /// `batches[i]` runs `2^i` predicated iterations; the host reads control word `word` (the loop's sticky
+    /// active bit) after each group of submissions.
+    DeviceLoop {
+        word: u32,
+        batches: Vec<vk::CommandBuffer>,
+    },
+    /// The preceding submission copied the selector into control word `word`.
+    Switch {
+        word: u32,
+        branches: Vec<Vec<HostOp>>,
+    },
+    /// `cond` ends by copying the flag into control word `word`.
+    While {
+        cond: Vec<HostOp>,
+        word: u32,
+        body: Vec<HostOp>,
+    },
+}
+
+/// The predication state of an executable whose program has control flow.
+struct Control {
+    plan: ControlPlan,
+    /// Host-visible words: predicates and host-read decisions (see [`ControlPlan`]).
+    control_buf: usize,
+    /// Indirect dispatch arguments, one slot per predicated leaf step.
+    args_buf: usize,
+    /// [`ControlPlan::table`], uploaded once.
+    table_buf: usize,
+    gate_pipeline: usize,
+    fill_pipeline: usize,
+    copy_pipeline: usize,
+}
+
+/// A command buffer being recorded, with the accesses since its last barrier.
+struct Recording {
+    cb: vk::CommandBuffer,
+    tracker: Tracker,
+    bound_pipeline: Option<vk::Pipeline>,
+}
+
 /// A compiled, recorded program; see the module docs.
 pub struct Executable {
     ctx: Arc<Context>,
     force_staging: bool,
     pipelines: Vec<KernelPipeline>,
     descriptor_pool: vk::DescriptorPool,
-    /// One descriptor set per step (`None` for steps that are not dispatches or bind nothing).
-    descriptor_sets: Vec<Option<vk::DescriptorSet>>,
+    /// One descriptor set per dispatch that binds something, per predicated fill or copy and per gate, keyed by
+    /// the step.
+    descriptor_sets: HashMap<StepKey, vk::DescriptorSet>,
     command_pool: vk::CommandPool,
-    main_cb: vk::CommandBuffer,
-    /// The semaphore value the last submission of `main_cb` signals.
+    /// What a call submits and decides.
+    plan: Vec<HostOp>,
+    /// The semaphore value the last submission of the plan signals.
     main_last: u64,
+    control: Option<Control>,
+    run_stats: RunStats,
     /// Small command buffers for [`Executable::copy_output_to_input`], recorded on first use.
     feedback_cbs: HashMap<(usize, usize), (vk::CommandBuffer, u64)>,
     semaphore: vk::Semaphore,
@@ -205,10 +288,12 @@ impl Executable {
             force_staging: options.force_staging,
             pipelines: Vec::new(),
             descriptor_pool: vk::DescriptorPool::null(),
-            descriptor_sets: Vec::new(),
+            descriptor_sets: HashMap::new(),
             command_pool: vk::CommandPool::null(),
-            main_cb: vk::CommandBuffer::null(),
+            plan: Vec::new(),
             main_last: 0,
+            control: None,
+            run_stats: RunStats::default(),
             feedback_cbs: HashMap::new(),
             semaphore: vk::Semaphore::null(),
             last_signal: 0,
@@ -222,13 +307,22 @@ impl Executable {
             stats: BuildStats::default(),
             profile: None,
         };
+        if options.profile && program.steps.iter().any(Step::is_structured) {
+            return Err(VulkanError::Unsupported { reason: "profiling a program with loops or conditionals".into() });
+        }
         exe.create_sync_objects()?;
         exe.create_buffers(program)?;
-        exe.create_pipelines(program, options.pipeline_cache_dir.as_deref())?;
+        let plan = ControlPlan::new(program)?;
+        let internal = if plan.is_empty() { Vec::new() } else { internal_kernels()? };
+        if !plan.is_empty() {
+            exe.create_control(plan, program.kernels.len())?;
+        }
+        exe.create_pipelines(program, &internal, options.pipeline_cache_dir.as_deref())?;
         exe.create_descriptor_sets(program)?;
         if options.profile {
             exe.create_query_pool(program)?;
         }
+        exe.count_steps(program);
         exe.record(program)?;
         exe.stats.n_kernels = program.kernels.len();
         exe.stats.device_bytes = exe.buffers.iter().map(DeviceBuffer::allocated_bytes).sum();
@@ -240,6 +334,11 @@ impl Executable {
     /// What the build produced and cost.
     pub fn stats(&self) -> &BuildStats {
         &self.stats
+    }
+
+    /// What the last call did on the host: submissions and waits.
+    pub fn last_run_stats(&self) -> RunStats {
+        self.run_stats
     }
 
     /// The context this executable runs on.
@@ -300,12 +399,78 @@ impl Executable {
     }
 
     /// Submits the recorded program; it runs after all earlier submissions of this executable.
+    /// A program with device loops returns only after its loops have finished (the host decides when to stop
+    /// submitting batches); everything after the last loop may still be running.
     pub fn submit(&mut self) -> Result<Ticket> {
-        // A command buffer may not be submitted again while it is still pending.
+        // Keep calls apart: a call's decisions read words that the previous call's gates also write.
         self.wait_value(self.main_last)?;
-        let value = self.submit_cb(self.main_cb)?;
-        self.main_last = value;
-        Ok(Ticket(value))
+        let plan = std::mem::take(&mut self.plan);
+        let mut stats = RunStats::default();
+        let result = self.run_ops(&plan, &mut stats);
+        self.plan = plan;
+        self.run_stats = stats;
+        self.main_last = self.last_signal;
+        result?;
+        Ok(Ticket(self.main_last))
+    }
+
+    fn run_ops(&mut self, ops: &[HostOp], stats: &mut RunStats) -> Result<()> {
+        for op in ops {
+            match op {
+                HostOp::Submit(cb) => {
+                    self.submit_cb(*cb)?;
+                    stats.submits += 1;
+                }
+                HostOp::Repeat { times, ops } => {
+                    for _ in 0..*times {
+                        self.run_ops(ops, stats)?;
+                    }
+                }
+                HostOp::DeviceLoop { word, batches } => {
+                    // Batches grow 1, 2, 4, ... iterations, then the largest is submitted 1, 2, 4, ... times
+                    // between reads, so a loop of n iterations costs about log2(n) host round trips.
+                    let (mut level, mut repeats) = (0, 1);
+                    loop {
+                        for _ in 0..repeats {
+                            self.submit_cb(batches[level])?;
+                            stats.submits += 1;
+                            stats.batch_submits += 1;
+                        }
+                        if self.read_control_word(*word, stats)? == 0 {
+                            break;
+                        }
+                        if level + 1 < batches.len() {
+                            level += 1;
+                        } else {
+                            repeats = (repeats * 2).min(MAX_BATCH_REPEATS);
+                        }
+                    }
+                }
+                HostOp::Switch { word, branches } => {
+                    let selector = self.read_control_word(*word, stats)?;
+                    let branch = (selector as usize).min(branches.len() - 1);
+                    self.run_ops(&branches[branch], stats)?;
+                }
+                HostOp::While { cond, word, body } => loop {
+                    self.run_ops(cond, stats)?;
+                    if self.read_control_word(*word, stats)? == 0 {
+                        break;
+                    }
+                    self.run_ops(body, stats)?;
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for everything submitted and reads control word `word`.
+    fn read_control_word(&self, word: u32, stats: &mut RunStats) -> Result<u32> {
+        self.wait_value(self.last_signal)?;
+        stats.host_waits += 1;
+        let control = self.control.as_ref().expect("programs with decisions have control words");
+        let bytes = self.buffers[control.control_buf].host_bytes().expect("checked host visible at build");
+        let at = 4 * word as usize;
+        Ok(u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")))
     }
 
     /// Blocks until the submission behind `ticket` (and everything submitted before it) has finished.
@@ -569,12 +734,13 @@ impl Executable {
 
     /// A buffer bound to a dispatch must fit `maxStorageBufferRange`.
     fn check_binding_ranges(&self, program: &Program, max: u64) -> Result<()> {
-        for step in &program.steps {
+        let mut result = Ok(());
+        walk_steps(&program.steps, &mut |step| {
             if let Step::Dispatch(d) = step {
                 for id in &d.buffers {
                     let buffer = &program.buffers[id.0 as usize];
-                    if padded_size(buffer.size_bytes) > max {
-                        return Err(VulkanError::BufferTooLarge {
+                    if padded_size(buffer.size_bytes) > max && result.is_ok() {
+                        result = Err(VulkanError::BufferTooLarge {
                             name: buffer.name.clone(),
                             size: buffer.size_bytes,
                             max,
@@ -583,8 +749,8 @@ impl Executable {
                     }
                 }
             }
-        }
-        Ok(())
+        });
+        result
     }
 
     /// Writes constants into mapped memory, or through staging buffers and a one-time command buffer.
@@ -630,7 +796,13 @@ impl Executable {
         waited
     }
 
-    fn create_pipelines(&mut self, program: &Program, cache_dir: Option<&Path>) -> Result<()> {
+    /// Creates the program's pipelines, then those of `internal` (the runtime's own kernels) after them.
+    fn create_pipelines(
+        &mut self,
+        program: &Program,
+        internal: &[hlo_program::Kernel],
+        cache_dir: Option<&Path>,
+    ) -> Result<()> {
         let start = Instant::now();
         let ctx = self.ctx.clone();
         let device = ctx.device();
@@ -653,7 +825,7 @@ impl Executable {
         };
         let mut hits = ctx.caps().pipeline_creation_feedback.then_some(0);
         let mut res = Ok(());
-        for kernel in &program.kernels {
+        for kernel in program.kernels.iter().chain(internal) {
             match self.create_pipeline(kernel, cache) {
                 Ok(hit) => {
                     if let (Some(hits), Some(true)) = (hits.as_mut(), hit) {
@@ -775,47 +947,73 @@ impl Executable {
         }))
     }
 
-    /// One descriptor set per dispatch, written once: the bindings never change between runs.
+    /// One descriptor set per dispatch (and per predicated fill or copy, and per gate), written once: the
+    /// bindings never change between runs.
     fn create_descriptor_sets(&mut self, program: &Program) -> Result<()> {
-        let dispatches: Vec<(usize, &hlo_program::Dispatch)> = program
-            .steps
-            .iter()
-            .enumerate()
-            .filter_map(|(i, step)| match step {
-                Step::Dispatch(d) if !d.buffers.is_empty() => Some((i, d)),
-                _ => None,
-            })
-            .collect();
-        self.descriptor_sets = vec![None; program.steps.len()];
-        if dispatches.is_empty() {
+        let mut requests: Vec<(StepKey, usize, Vec<Binding>)> = Vec::new();
+        let control = self.control.as_ref();
+        let bound = |id: &BufferId| self.bindings[id.0 as usize];
+        walk_steps(&program.steps, &mut |step| {
+            let key = step_key(step);
+            let predicated = control.is_some_and(|c| c.plan.slots.contains_key(&key));
+            let gated = control.filter(|c| c.plan.gates.contains_key(&key));
+            match step {
+                // Every buffer a step touches has a binding (validated program, placed temps).
+                Step::Dispatch(d) if !d.buffers.is_empty() => requests.push((
+                    key,
+                    d.kernel.0 as usize,
+                    d.buffers.iter().map(|id| bound(id).expect("bound buffer was placed")).collect(),
+                )),
+                Step::Fill { buffer, .. } if predicated => {
+                    if let (Some(c), Some(b)) = (control, bound(buffer)) {
+                        requests.push((key, c.fill_pipeline, vec![b]));
+                    }
+                }
+                Step::Copy { src, dst, .. } if predicated => {
+                    if let (Some(c), Some(s), Some(t)) = (control, bound(src), bound(dst)) {
+                        requests.push((key, c.copy_pipeline, vec![s, t]));
+                    }
+                }
+                Step::Loop(Loop { trip: TripCount::Device(DeviceCondition { flag: value, .. }), .. })
+                | Step::Conditional(hlo_program::Conditional { selector: value, .. }) => {
+                    if let Some(c) = gated {
+                        let whole = |buf: usize| Binding { buf, offset: 0, range: self.buffers[buf].size };
+                        let value = bound(value).expect("a read buffer was placed");
+                        requests.push((
+                            key,
+                            c.gate_pipeline,
+                            vec![value, whole(c.control_buf), whole(c.table_buf), whole(c.args_buf)],
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        });
+        if requests.is_empty() {
             return Ok(());
         }
         let device = self.ctx.device();
-        let n_descriptors: usize = dispatches.iter().map(|(_, d)| d.buffers.len()).sum();
+        let n_descriptors: usize = requests.iter().map(|(_, _, b)| b.len()).sum();
         let sizes =
             [vk::DescriptorPoolSize { ty: vk::DescriptorType::STORAGE_BUFFER, descriptor_count: n_descriptors as u32 }];
-        let info = vk::DescriptorPoolCreateInfo::default().max_sets(dispatches.len() as u32).pool_sizes(&sizes);
+        let info = vk::DescriptorPoolCreateInfo::default().max_sets(requests.len() as u32).pool_sizes(&sizes);
         // SAFETY: valid create info; the pool is destroyed in Drop.
         self.descriptor_pool =
             unsafe { device.create_descriptor_pool(&info, None) }.map_err(VulkanError::vk("vkCreateDescriptorPool"))?;
-        let layouts: Vec<_> = dispatches.iter().map(|(_, d)| self.pipelines[d.kernel.0 as usize].set_layout).collect();
+        let layouts: Vec<_> = requests.iter().map(|(_, pipeline, _)| self.pipelines[*pipeline].set_layout).collect();
         let info = vk::DescriptorSetAllocateInfo::default().descriptor_pool(self.descriptor_pool).set_layouts(&layouts);
         // SAFETY: the pool was sized for exactly these sets.
         let sets =
             unsafe { device.allocate_descriptor_sets(&info) }.map_err(VulkanError::vk("vkAllocateDescriptorSets"))?;
-        let infos: Vec<Vec<vk::DescriptorBufferInfo>> = dispatches
+        let infos: Vec<Vec<vk::DescriptorBufferInfo>> = requests
             .iter()
-            .map(|(_, d)| {
-                d.buffers
+            .map(|(_, _, bindings)| {
+                bindings
                     .iter()
-                    .map(|id| {
-                        // Every buffer a step touches has a binding (validated program, placed temps).
-                        let b = self.bindings[id.0 as usize].expect("bound buffer was placed");
-                        vk::DescriptorBufferInfo {
-                            buffer: self.buffers[b.buf].buffer,
-                            offset: b.offset,
-                            range: b.range,
-                        }
+                    .map(|b| vk::DescriptorBufferInfo {
+                        buffer: self.buffers[b.buf].buffer,
+                        offset: b.offset,
+                        range: b.range,
                     })
                     .collect()
             })
@@ -833,10 +1031,69 @@ impl Executable {
             .collect();
         // SAFETY: every set, buffer and range is live and valid (ranges were checked against the limits).
         unsafe { device.update_descriptor_sets(&writes, &[]) };
-        for ((step, _), set) in dispatches.iter().zip(sets) {
-            self.descriptor_sets[*step] = Some(set);
+        for ((key, _, _), set) in requests.iter().zip(sets) {
+            self.descriptor_sets.insert(*key, set);
         }
         Ok(())
+    }
+
+    /// Creates the control words, the indirect argument slots and their table for `plan`.
+    fn create_control(&mut self, plan: ControlPlan, n_program_kernels: usize) -> Result<()> {
+        let control_size = padded_size(4 * plan.n_words as u64);
+        let control_buf = self.add_buffer("control words", control_size, MemoryLocation::GpuToCpu)?;
+        let words = self.buffers[control_buf].host_bytes_mut().ok_or_else(|| VulkanError::Unsupported {
+            reason: "the device has no host-visible coherent memory for the control words of loops".into(),
+        })?;
+        words.fill(0);
+        words[4 * ALWAYS_ON as usize..4 * ALWAYS_ON as usize + 4].copy_from_slice(&1u32.to_le_bytes());
+        let args_size = (SLOT_BYTES * plan.n_slots() as u64).max(SLOT_BYTES);
+        self.buffers.push(DeviceBuffer::with_usage(
+            &self.ctx,
+            "indirect dispatch arguments",
+            args_size,
+            MemoryLocation::GpuOnly,
+            vk::BufferUsageFlags::INDIRECT_BUFFER,
+        )?);
+        let args_buf = self.buffers.len() - 1;
+        let table: Vec<u8> = plan.table.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let table_buf =
+            self.add_buffer("predication table", padded_size(table.len() as u64), MemoryLocation::GpuOnly)?;
+        self.upload_constants(&[(table_buf, &table)])?;
+        let n = self.ctx.caps().max_compute_work_group_count;
+        for (slot, entry) in plan.table.chunks_exact(4).enumerate() {
+            if entry[..3].iter().zip(n).any(|(&g, max)| g > max) {
+                return Err(VulkanError::InvalidStep {
+                    step: slot,
+                    reason: format!(
+                        "predicated step {slot}: {:?} workgroups exceed the device limit {n:?}",
+                        &entry[..3]
+                    ),
+                });
+            }
+        }
+        self.control = Some(Control {
+            plan,
+            control_buf,
+            args_buf,
+            table_buf,
+            // `create_pipelines` creates the internal kernels right after the program's, in this order.
+            gate_pipeline: n_program_kernels,
+            fill_pipeline: n_program_kernels + 1,
+            copy_pipeline: n_program_kernels + 2,
+        });
+        Ok(())
+    }
+
+    /// Counts the program's steps into the build stats (each step once, however often it is recorded).
+    fn count_steps(&mut self, program: &Program) {
+        let stats = &mut self.stats;
+        walk_steps(&program.steps, &mut |step| match step {
+            Step::Dispatch(_) => stats.n_dispatches += 1,
+            Step::Fill { .. } => stats.n_fills += 1,
+            Step::Copy { .. } => stats.n_copies += 1,
+            Step::Loop(_) => stats.n_loops += 1,
+            Step::Conditional(_) => stats.n_conditionals += 1,
+        });
     }
 
     fn allocate_cb(&mut self) -> Result<vk::CommandBuffer> {
@@ -866,6 +1123,7 @@ impl Executable {
                 Step::Dispatch(d) => (i, program.kernels[d.kernel.0 as usize].name.clone()),
                 Step::Fill { .. } => (i, "fill".to_string()),
                 Step::Copy { .. } => (i, "copy".to_string()),
+                Step::Loop(_) | Step::Conditional(_) => (i, "control flow".to_string()),
             })
             .collect();
         let info =
@@ -903,137 +1161,421 @@ impl Executable {
         ))
     }
 
+    /// Records the program into command buffers and builds the plan a call runs.
     fn record(&mut self, program: &Program) -> Result<()> {
-        self.main_cb = self.allocate_cb()?;
-        let cb = self.main_cb;
-        let ctx = self.ctx.clone();
-        let device = ctx.device();
-        let caps = ctx.caps();
-        let begin = vk::CommandBufferBeginInfo::default();
-        // SAFETY: `cb` is a fresh primary command buffer of our pool.
-        unsafe { device.begin_command_buffer(cb, &begin) }.map_err(VulkanError::vk("vkBeginCommandBuffer"))?;
+        let mut rec = self.begin_recording()?;
+        let device = self.ctx.device().clone();
         let pool = self.profile.as_ref().map(|(pool, _)| *pool);
-        let mut n_stamps = 0u32;
-        let stamp = |n_stamps: &mut u32| {
+        let stamp = |rec: &Recording, query: u32| {
             if let Some(pool) = pool {
                 // SAFETY: the pool holds one query per step plus one, reset below before the first write.
-                unsafe { device.cmd_write_timestamp(cb, vk::PipelineStageFlags::BOTTOM_OF_PIPE, pool, *n_stamps) };
-                *n_stamps += 1;
+                unsafe { device.cmd_write_timestamp(rec.cb, vk::PipelineStageFlags::BOTTOM_OF_PIPE, pool, query) };
             }
         };
         if let Some((pool, steps)) = &self.profile {
             // SAFETY: the pool is live and not in use by any pending submission (we are recording the first time).
-            unsafe { device.cmd_reset_query_pool(cb, *pool, 0, steps.len() as u32 + 1) };
+            unsafe { device.cmd_reset_query_pool(rec.cb, *pool, 0, steps.len() as u32 + 1) };
         }
-        let mut tracker = Tracker::default();
-        let mut n_barriers = 0;
-        let mut barrier_if = |needed: bool| {
-            if needed {
-                n_barriers += 1;
-                full_barrier(device, cb);
-            }
-        };
-
-        for &(staging, input) in &self.input_uploads {
-            barrier_if(tracker.step(&[(staging.region(), false), (input.region(), true)]));
-            self.copy(cb, staging, input, input.range);
+        for (staging, input) in self.input_uploads.clone() {
+            self.barrier_if(&mut rec, &[(staging.region(), false), (input.region(), true)]);
+            self.copy(rec.cb, staging, input, input.range);
         }
-        stamp(&mut n_stamps);
-        let mut bound_pipeline = None;
+        stamp(&rec, 0);
+        let mut plan = Vec::new();
+        let mut open = Some(rec);
         for (step_idx, step) in program.steps.iter().enumerate() {
-            if step_idx > 0 {
-                stamp(&mut n_stamps);
+            self.record_host_steps(program, step_idx, std::slice::from_ref(step), &mut plan, &mut open)?;
+            if let Some(rec) = &open {
+                stamp(rec, step_idx as u32 + 1);
             }
-            let accesses: Vec<(Region, bool)> = program
+        }
+        let mut rec = match open.take() {
+            Some(rec) => rec,
+            None => self.begin_recording()?,
+        };
+        for (device_side, host_side) in self.output_readbacks.clone() {
+            self.barrier_if(&mut rec, &[(device_side.region(), false), (host_side.region(), true)]);
+            self.copy(rec.cb, device_side, host_side, device_side.range);
+        }
+        plan.push(HostOp::Submit(self.finish_recording(rec)?));
+        self.plan = plan;
+        Ok(())
+    }
+
+    fn begin_recording(&mut self) -> Result<Recording> {
+        let cb = self.allocate_cb()?;
+        // Loop batches are submitted again before their previous submission finished.
+        let begin = vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::SIMULTANEOUS_USE);
+        // SAFETY: `cb` is a fresh primary command buffer of our pool.
+        unsafe { self.ctx.device().begin_command_buffer(cb, &begin) }
+            .map_err(VulkanError::vk("vkBeginCommandBuffer"))?;
+        self.stats.n_command_buffers += 1;
+        Ok(Recording { cb, tracker: Tracker::default(), bound_pipeline: None })
+    }
+
+    /// Ends a recording with a barrier that makes its writes visible to the host (outputs, control words).
+    fn finish_recording(&mut self, rec: Recording) -> Result<vk::CommandBuffer> {
+        let device = self.ctx.device();
+        host_barrier(device, rec.cb);
+        self.stats.n_barriers += 1;
+        // SAFETY: `cb` is in the recording state.
+        unsafe { device.end_command_buffer(rec.cb) }.map_err(VulkanError::vk("vkEndCommandBuffer"))?;
+        Ok(rec.cb)
+    }
+
+    /// The open recording, started if there is none.
+    fn open<'r>(&mut self, open: &'r mut Option<Recording>) -> Result<&'r mut Recording> {
+        if open.is_none() {
+            *open = Some(self.begin_recording()?);
+        }
+        Ok(open.as_mut().expect("just opened"))
+    }
+
+    /// Finishes the open recording, if any, into a submission of the plan.
+    fn close(&mut self, open: &mut Option<Recording>, ops: &mut Vec<HostOp>) -> Result<()> {
+        if let Some(rec) = open.take() {
+            ops.push(HostOp::Submit(self.finish_recording(rec)?));
+        }
+        Ok(())
+    }
+
+    fn barrier_if(&mut self, rec: &mut Recording, accesses: &[(Region, bool)]) {
+        if rec.tracker.step(accesses) {
+            self.stats.n_barriers += 1;
+            full_barrier(self.ctx.device(), rec.cb);
+        }
+    }
+
+    /// Records `steps` outside predicated code: straight-line work goes into the open recording; loops and
+    /// host-driven conditionals close it and add their own operations to `ops`. `step_idx` names the top-level
+    /// step in errors.
+    fn record_host_steps(
+        &mut self,
+        program: &Program,
+        step_idx: usize,
+        steps: &[Step],
+        ops: &mut Vec<HostOp>,
+        open: &mut Option<Recording>,
+    ) -> Result<()> {
+        for step in steps {
+            let key = step_key(step);
+            let host_word = self.control.as_ref().and_then(|c| c.plan.host_words.get(&key).copied());
+            let gate = self.control.as_ref().and_then(|c| c.plan.gates.get(&key).copied());
+            match step {
+                Step::Loop(Loop { body, trip: TripCount::Static(trips) }) if contains_device_loop(body) => {
+                    self.close(open, ops)?;
+                    let body_ops = self.record_host_block(program, step_idx, body, None)?;
+                    if *trips > 0 {
+                        ops.push(HostOp::Repeat { times: *trips, ops: body_ops });
+                    }
+                }
+                Step::Loop(Loop { body, trip: TripCount::Static(trips) })
+                    if recorded_commands(body).saturating_mul(*trips) > INLINE_STATIC_COMMANDS =>
+                {
+                    // Too long to unroll: batches of up to `cap` iterations, the largest submitted repeatedly.
+                    self.close(open, ops)?;
+                    let cap = batch_cap(recorded_commands(body));
+                    let (full, rest) = (trips / cap, trips % cap);
+                    if full > 0 {
+                        let cb = self.record_static_batch(program, step_idx, body, cap)?;
+                        ops.push(HostOp::Repeat { times: full, ops: vec![HostOp::Submit(cb)] });
+                    }
+                    for bit in (0..u64::BITS).rev().filter(|bit| rest & (1 << bit) != 0) {
+                        ops.push(HostOp::Submit(self.record_static_batch(program, step_idx, body, 1 << bit)?));
+                    }
+                }
+                Step::Loop(Loop { body, trip: TripCount::Device(cond) }) => {
+                    if let Some(gate) = gate {
+                        let rec = self.open(open)?;
+                        self.record_gate(rec, step, gate, GATE_LOOP_INIT, cond.flag);
+                        self.close(open, ops)?;
+                        let cap = batch_cap(recorded_commands(&cond.steps) + recorded_commands(body) + 1);
+                        let mut batches = Vec::new();
+                        let mut size = 1;
+                        while size <= cap {
+                            batches.push(self.record_device_batch(program, step_idx, step, gate, size)?);
+                            size *= 2;
+                        }
+                        ops.push(HostOp::DeviceLoop { word: gate.word, batches });
+                    } else {
+                        let word = host_word.expect("a device loop is gated or host driven");
+                        self.close(open, ops)?;
+                        let cond_ops =
+                            self.record_host_block(program, step_idx, &cond.steps, Some((cond.flag, word)))?;
+                        let body_ops = self.record_host_block(program, step_idx, body, None)?;
+                        ops.push(HostOp::While { cond: cond_ops, word, body: body_ops });
+                    }
+                }
+                Step::Conditional(c) if host_word.is_some() => {
+                    let word = host_word.expect("checked");
+                    let rec = self.open(open)?;
+                    self.record_readback(rec, c.selector, word);
+                    self.close(open, ops)?;
+                    let branches = c
+                        .branches
+                        .iter()
+                        .map(|branch| self.record_host_block(program, step_idx, branch, None))
+                        .collect::<Result<_>>()?;
+                    ops.push(HostOp::Switch { word, branches });
+                }
+                _ => {
+                    let rec = self.open(open)?;
+                    self.record_inline(program, step_idx, rec, step, false)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The operations of a host-level block of its own; with `read_back`, it ends by copying that buffer's
+    /// first word into that control word.
+    fn record_host_block(
+        &mut self,
+        program: &Program,
+        step_idx: usize,
+        steps: &[Step],
+        read_back: Option<(BufferId, u32)>,
+    ) -> Result<Vec<HostOp>> {
+        let mut ops = Vec::new();
+        let mut open = None;
+        self.record_host_steps(program, step_idx, steps, &mut ops, &mut open)?;
+        if let Some((buffer, word)) = read_back {
+            let rec = self.open(&mut open)?;
+            self.record_readback(rec, buffer, word);
+        }
+        self.close(&mut open, &mut ops)?;
+        Ok(ops)
+    }
+
+    /// A command buffer running `iterations` iterations of a static loop's `body`.
+    fn record_static_batch(
+        &mut self,
+        program: &Program,
+        step_idx: usize,
+        body: &[Step],
+        iterations: u64,
+    ) -> Result<vk::CommandBuffer> {
+        let mut rec = self.begin_recording()?;
+        for _ in 0..iterations {
+            for step in body {
+                self.record_inline(program, step_idx, &mut rec, step, false)?;
+            }
+        }
+        self.finish_recording(rec)
+    }
+
+    /// A command buffer running `iterations` predicated iterations of device loop `step`: condition, gate, body.
+    fn record_device_batch(
+        &mut self,
+        program: &Program,
+        step_idx: usize,
+        step: &Step,
+        gate: Gate,
+        iterations: u64,
+    ) -> Result<vk::CommandBuffer> {
+        let Step::Loop(Loop { body, trip: TripCount::Device(cond) }) = step else {
+            unreachable!("called on device loops only")
+        };
+        let mut rec = self.begin_recording()?;
+        for _ in 0..iterations {
+            for nested in &cond.steps {
+                self.record_inline(program, step_idx, &mut rec, nested, true)?;
+            }
+            self.record_gate(&mut rec, step, gate, GATE_LOOP_STEP, cond.flag);
+            for nested in body {
+                self.record_inline(program, step_idx, &mut rec, nested, true)?;
+            }
+        }
+        self.finish_recording(rec)
+    }
+
+    /// Records one step that the device runs without the host; `predicated`: inside a conditional branch or a
+    /// device loop, where leaves dispatch indirectly from their slot.
+    fn record_inline(
+        &mut self,
+        program: &Program,
+        step_idx: usize,
+        rec: &mut Recording,
+        step: &Step,
+        predicated: bool,
+    ) -> Result<()> {
+        let ctx = self.ctx.clone();
+        let device = ctx.device();
+        let key = step_key(step);
+        let slot = if predicated {
+            let control = self.control.as_ref().expect("predicated code has control words");
+            let slot = control.plan.slots.get(&key).copied();
+            slot.map(|slot| (control.args_buf, slot))
+        } else {
+            None
+        };
+        let mut accesses: Vec<(Region, bool)> = match step {
+            Step::Dispatch(_) | Step::Fill { .. } | Step::Copy { .. } => program
                 .step_accesses(step)
                 .into_iter()
                 .filter_map(|(id, access)| Some((self.bindings[id.0 as usize]?.region(), access.writes())))
-                .collect();
-            match step {
-                Step::Dispatch(d) => {
-                    self.stats.n_dispatches += 1;
-                    if d.groups.iter().zip(caps.max_compute_work_group_count).any(|(&n, max)| n > max) {
-                        return Err(VulkanError::InvalidStep {
-                            step: step_idx,
-                            reason: format!(
-                                "{:?} workgroups exceed the device limit {:?}",
-                                d.groups, caps.max_compute_work_group_count
-                            ),
-                        });
-                    }
-                    barrier_if(tracker.step(&accesses));
-                    let kernel = &self.pipelines[d.kernel.0 as usize];
-                    // SAFETY: pipeline, layout and set are live and compatible (created together above); push
-                    // constant bytes match the layout's range (checked by Program::validate).
-                    unsafe {
-                        if bound_pipeline != Some(kernel.pipeline) {
-                            device.cmd_bind_pipeline(cb, vk::PipelineBindPoint::COMPUTE, kernel.pipeline);
-                            bound_pipeline = Some(kernel.pipeline);
-                        }
-                        if let Some(set) = self.descriptor_sets[step_idx] {
-                            device.cmd_bind_descriptor_sets(
-                                cb,
-                                vk::PipelineBindPoint::COMPUTE,
-                                kernel.layout,
-                                0,
-                                &[set],
-                                &[],
-                            );
-                        }
-                        if !d.push_constants.is_empty() {
-                            device.cmd_push_constants(
-                                cb,
-                                kernel.layout,
-                                vk::ShaderStageFlags::COMPUTE,
-                                0,
-                                &d.push_constants,
-                            );
-                        }
-                        device.cmd_dispatch(cb, d.groups[0], d.groups[1], d.groups[2]);
-                    }
+                .collect(),
+            _ => Vec::new(),
+        };
+        if let Some((args_buf, slot)) = slot {
+            let start = SLOT_BYTES * slot as u64;
+            accesses.push((Region { resource: args_buf, start, end: start + SLOT_BYTES }, false));
+        }
+        match step {
+            Step::Dispatch(d) => {
+                let max = ctx.caps().max_compute_work_group_count;
+                if d.groups.iter().zip(max).any(|(&n, max)| n > max) {
+                    return Err(VulkanError::InvalidStep {
+                        step: step_idx,
+                        reason: format!("{:?} workgroups exceed the device limit {max:?}", d.groups),
+                    });
                 }
-                Step::Fill { buffer, word } => {
-                    self.stats.n_fills += 1;
-                    let Some(b) = self.bindings[buffer.0 as usize] else { continue };
-                    barrier_if(tracker.step(&accesses));
+                self.barrier_if(rec, &accesses);
+                let set = self.descriptor_sets.get(&key).copied();
+                self.bind_and_push(rec, d.kernel.0 as usize, set, &d.push_constants);
+                self.dispatch(rec, d.groups, slot);
+            }
+            Step::Fill { buffer, word } => {
+                let Some(b) = self.bindings[buffer.0 as usize] else { return Ok(()) };
+                self.barrier_if(rec, &accesses);
+                if let Some(control) = self.control.as_ref().filter(|_| slot.is_some()) {
+                    let n_words = b.range / 4;
+                    let (_, row_words) = internal_groups(n_words);
+                    let push = words_bytes(&[*word, n_words as u32, row_words, 0]);
+                    let (pipeline, set) = (control.fill_pipeline, self.descriptor_sets.get(&key).copied());
+                    self.bind_and_push(rec, pipeline, set, &push);
+                    self.dispatch(rec, [0; 3], slot);
+                } else {
                     // SAFETY: offset and size are multiples of 4 inside the buffer (padded sizes, aligned offsets).
-                    unsafe { device.cmd_fill_buffer(cb, self.buffers[b.buf].buffer, b.offset, b.range, *word) };
-                }
-                Step::Copy { src, dst, size_bytes } => {
-                    self.stats.n_copies += 1;
-                    let (src_size, dst_size) =
-                        (program.buffers[src.0 as usize].size_bytes, program.buffers[dst.0 as usize].size_bytes);
-                    if *size_bytes > src_size || *size_bytes > dst_size {
-                        return Err(VulkanError::InvalidStep {
-                            step: step_idx,
-                            reason: format!("copy of {size_bytes} bytes from {src_size} into {dst_size} bytes"),
-                        });
-                    }
-                    if *size_bytes == 0 || src == dst {
-                        continue;
-                    }
-                    let (Some(s), Some(t)) = (self.bindings[src.0 as usize], self.bindings[dst.0 as usize]) else {
-                        continue;
-                    };
-                    barrier_if(tracker.step(&accesses));
-                    self.copy(cb, s, t, *size_bytes);
+                    unsafe { device.cmd_fill_buffer(rec.cb, self.buffers[b.buf].buffer, b.offset, b.range, *word) };
                 }
             }
+            Step::Copy { src, dst, size_bytes } => {
+                let (src_size, dst_size) =
+                    (program.buffers[src.0 as usize].size_bytes, program.buffers[dst.0 as usize].size_bytes);
+                if *size_bytes > src_size || *size_bytes > dst_size {
+                    return Err(VulkanError::InvalidStep {
+                        step: step_idx,
+                        reason: format!("copy of {size_bytes} bytes from {src_size} into {dst_size} bytes"),
+                    });
+                }
+                if *size_bytes == 0 || src == dst {
+                    return Ok(());
+                }
+                let (Some(s), Some(t)) = (self.bindings[src.0 as usize], self.bindings[dst.0 as usize]) else {
+                    return Ok(());
+                };
+                if let Some(control) = self.control.as_ref().filter(|_| slot.is_some()) {
+                    if size_bytes % 4 != 0 {
+                        return Err(VulkanError::Unsupported {
+                            reason: format!("step {step_idx}: a copy of {size_bytes} bytes (not whole words) inside a loop or conditional"),
+                        });
+                    }
+                    let n_words = size_bytes / 4;
+                    let (_, row_words) = internal_groups(n_words);
+                    let push = words_bytes(&[n_words as u32, row_words, 0, 0]);
+                    let (pipeline, set) = (control.copy_pipeline, self.descriptor_sets.get(&key).copied());
+                    self.barrier_if(rec, &accesses);
+                    self.bind_and_push(rec, pipeline, set, &push);
+                    self.dispatch(rec, [0; 3], slot);
+                } else {
+                    self.barrier_if(rec, &accesses);
+                    self.copy(rec.cb, s, t, *size_bytes);
+                }
+            }
+            Step::Loop(Loop { body, trip: TripCount::Static(trips) }) => {
+                if recorded_commands(body).saturating_mul(*trips) > MAX_UNROLLED_COMMANDS {
+                    return Err(VulkanError::Unsupported {
+                        reason: format!(
+                            "step {step_idx}: a static loop of {trips} iterations inside a loop or conditional unrolls to more than {MAX_UNROLLED_COMMANDS} commands"
+                        ),
+                    });
+                }
+                for _ in 0..*trips {
+                    for nested in body {
+                        self.record_inline(program, step_idx, rec, nested, predicated)?;
+                    }
+                }
+            }
+            Step::Conditional(c) => {
+                let control = self.control.as_ref().expect("conditionals have control words");
+                let gate = control.plan.gates[&key];
+                self.record_gate(rec, step, gate, GATE_SELECT, c.selector);
+                for branch in &c.branches {
+                    for nested in branch {
+                        self.record_inline(program, step_idx, rec, nested, true)?;
+                    }
+                }
+            }
+            Step::Loop(Loop { trip: TripCount::Device(_), .. }) => {
+                unreachable!("structures holding device loops are host driven")
+            }
         }
-        if !program.steps.is_empty() {
-            stamp(&mut n_stamps);
-        }
-        for &(device_side, host_side) in &self.output_readbacks {
-            barrier_if(tracker.step(&[(device_side.region(), false), (host_side.region(), true)]));
-            self.copy(cb, device_side, host_side, device_side.range);
-        }
-        // The host reads outputs after waiting on the semaphore; make the device's writes visible to it.
-        host_barrier(device, cb);
-        n_barriers += 1;
-        self.stats.n_barriers = n_barriers;
-        // SAFETY: `cb` is in the recording state.
-        unsafe { device.end_command_buffer(cb) }.map_err(VulkanError::vk("vkEndCommandBuffer"))?;
         Ok(())
+    }
+
+    /// Binds pipeline `pipeline` (unless bound), descriptor set `set` and push constants `push`.
+    fn bind_and_push(&self, rec: &mut Recording, pipeline: usize, set: Option<vk::DescriptorSet>, push: &[u8]) {
+        let device = self.ctx.device();
+        let kernel = &self.pipelines[pipeline];
+        // SAFETY: pipeline, layout and set are live and compatible (created together); push constant bytes match
+        // the layout's range (checked by Program::validate, or our own kernels' sizes).
+        unsafe {
+            if rec.bound_pipeline != Some(kernel.pipeline) {
+                device.cmd_bind_pipeline(rec.cb, vk::PipelineBindPoint::COMPUTE, kernel.pipeline);
+                rec.bound_pipeline = Some(kernel.pipeline);
+            }
+            if let Some(set) = set {
+                device.cmd_bind_descriptor_sets(rec.cb, vk::PipelineBindPoint::COMPUTE, kernel.layout, 0, &[set], &[]);
+            }
+            if !push.is_empty() {
+                device.cmd_push_constants(rec.cb, kernel.layout, vk::ShaderStageFlags::COMPUTE, 0, push);
+            }
+        }
+    }
+
+    /// Dispatches `groups` directly, or indirectly from `slot` (args buffer, slot index) when predicated.
+    fn dispatch(&self, rec: &Recording, groups: [u32; 3], slot: Option<(usize, u32)>) {
+        let device = self.ctx.device();
+        // SAFETY: a pipeline is bound; the slot lies inside the args buffer (sized for every slot), which has
+        // INDIRECT_BUFFER usage, and its counts are within the device limits (checked against the table).
+        unsafe {
+            match slot {
+                Some((args_buf, slot)) => {
+                    device.cmd_dispatch_indirect(rec.cb, self.buffers[args_buf].buffer, SLOT_BYTES * slot as u64)
+                }
+                None => device.cmd_dispatch(rec.cb, groups[0], groups[1], groups[2]),
+            }
+        }
+    }
+
+    /// Records gate `gate` of structured step `step` in `mode`, reading its flag or selector from `value`.
+    fn record_gate(&mut self, rec: &mut Recording, step: &Step, gate: Gate, mode: u32, value: BufferId) {
+        let control = self.control.as_ref().expect("gates have control words");
+        let whole = |buf: usize| Region { resource: buf, start: 0, end: self.buffers[buf].size };
+        let value = self.bindings[value.0 as usize].expect("a read buffer was placed");
+        // The gate binds whole buffers, so (for the synchronization validation too) it touches all of them.
+        let accesses = [
+            (value.region(), false),
+            (whole(control.control_buf), true),
+            (whole(control.table_buf), false),
+            (whole(control.args_buf), true),
+        ];
+        let n_slots = if mode == GATE_LOOP_INIT { gate.n_init_slots } else { gate.n_slots };
+        let push = words_bytes(&[mode, gate.word, gate.parent, gate.first_slot, n_slots, gate.n_branches, 0, 0]);
+        let (pipeline, set) = (control.gate_pipeline, self.descriptor_sets.get(&step_key(step)).copied());
+        self.barrier_if(rec, &accesses);
+        self.bind_and_push(rec, pipeline, set, &push);
+        self.dispatch(rec, [1, 1, 1], None);
+    }
+
+    /// Copies the first word of `buffer` into control word `word`, for the host to read after the submission.
+    fn record_readback(&mut self, rec: &mut Recording, buffer: BufferId, word: u32) {
+        let control = self.control.as_ref().expect("host decisions have control words");
+        let src = self.bindings[buffer.0 as usize].expect("a read buffer was placed");
+        let dst = Binding { buf: control.control_buf, offset: 4 * word as u64, range: 4 };
+        self.barrier_if(rec, &[(src.region(), false), (dst.region(), true)]);
+        self.copy(rec.cb, src, dst, 4);
     }
 
     fn copy(&self, cb: vk::CommandBuffer, src: Binding, dst: Binding, size: u64) {
@@ -1100,16 +1642,25 @@ impl Executable {
     }
 }
 
-/// Orders every earlier compute and transfer access before every later one.
+/// Little-endian bytes of push-constant words.
+fn words_bytes(words: &[u32]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+/// Orders every earlier compute and transfer access before every later one, the reads of indirect dispatch
+/// arguments included.
 fn full_barrier(device: &ash::Device, cb: vk::CommandBuffer) {
-    let stages = vk::PipelineStageFlags::COMPUTE_SHADER | vk::PipelineStageFlags::TRANSFER;
+    let stages = vk::PipelineStageFlags::COMPUTE_SHADER
+        | vk::PipelineStageFlags::TRANSFER
+        | vk::PipelineStageFlags::DRAW_INDIRECT;
     let barrier = vk::MemoryBarrier::default()
         .src_access_mask(vk::AccessFlags::SHADER_WRITE | vk::AccessFlags::TRANSFER_WRITE)
         .dst_access_mask(
             vk::AccessFlags::SHADER_READ
                 | vk::AccessFlags::SHADER_WRITE
                 | vk::AccessFlags::TRANSFER_READ
-                | vk::AccessFlags::TRANSFER_WRITE,
+                | vk::AccessFlags::TRANSFER_WRITE
+                | vk::AccessFlags::INDIRECT_COMMAND_READ,
         );
     // SAFETY: `cb` is recording; a global memory barrier between compute/transfer stages is always valid.
     unsafe { device.cmd_pipeline_barrier(cb, stages, stages, vk::DependencyFlags::empty(), &[barrier], &[], &[]) };

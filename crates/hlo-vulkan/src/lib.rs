@@ -17,7 +17,9 @@
 //! - Architecture Invariant: this crate sees only `hlo-program` (SPIR-V words, bindings, steps), never HLO.
 //! - Every Vulkan object has exactly one owner that destroys it; an [`Executable`] holds an `Arc<Context>`,
 //!   so the device outlives everything made from it, and gpu-allocator is dropped before `vkDestroyDevice`.
-//! - The command buffer is recorded once at build time; a run only copies bytes and submits.
+//! - The command buffer is recorded once at build time; a run only copies bytes and submits. With loops
+//!   (`control.rs`) a run submits several recorded command buffers and reads a device-computed word between
+//!   batches of a device loop, never inside one.
 //! - A submission of an executable waits on its previous submission (timeline semaphore), and every host
 //!   access to an executable's buffers waits for its last submission, so the safe API cannot race the device.
 //! - Temporaries share memory only when their live ranges are disjoint; barriers consider that sharing.
@@ -27,6 +29,7 @@
 //! pipeline cache in the directory the caller names.
 
 mod context;
+mod control;
 mod error;
 mod executable;
 mod hazard;
@@ -38,4 +41,4 @@ pub use context::{
     SubgroupOps, ValidationMessage,
 };
 pub use error::{Result, VulkanError, INSTALL_HINT, VALIDATION_INSTALL_HINT};
-pub use executable::{BuildOptions, BuildStats, Executable, StepTime, Ticket};
+pub use executable::{BuildOptions, BuildStats, Executable, RunStats, StepTime, Ticket};

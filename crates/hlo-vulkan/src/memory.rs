@@ -3,7 +3,9 @@
 //! Inputs and constants get one persistent `VkBuffer` each.
 //! Temporaries are placed at offsets inside one or a few big "arena" buffers: two temporaries whose live ranges
 //! (first step that touches them ..= last step that touches them; outputs live to the end) do not overlap may
-//! share bytes.
+//! share bytes. Steps are counted at the top level: a loop or conditional is one step that touches everything
+//! its nested steps touch, so nothing used inside it shares bytes with anything else used inside it (a body
+//! reads in iteration i+1 what it wrote in iteration i).
 //! Placement is greedy by size (largest first, lowest free offset), the scheme TFLite's arena planner uses;
 //! it is not optimal, but it is simple and good on the chains of elementwise kernels the compiler produces.
 //!
@@ -144,6 +146,17 @@ pub(crate) struct DeviceBuffer {
 impl DeviceBuffer {
     /// Creates a storage + transfer buffer of `size` bytes in `location`.
     pub fn new(ctx: &Arc<Context>, name: &str, size: u64, location: MemoryLocation) -> Result<DeviceBuffer> {
+        DeviceBuffer::with_usage(ctx, name, size, location, vk::BufferUsageFlags::empty())
+    }
+
+    /// Like [`DeviceBuffer::new`], with `extra_usage` (indirect dispatch arguments) on top.
+    pub fn with_usage(
+        ctx: &Arc<Context>,
+        name: &str,
+        size: u64,
+        location: MemoryLocation,
+        extra_usage: vk::BufferUsageFlags,
+    ) -> Result<DeviceBuffer> {
         let caps = ctx.caps();
         if size > caps.max_buffer_size || size > caps.max_memory_allocation_size {
             let (max, limit) = if caps.max_buffer_size < caps.max_memory_allocation_size {
@@ -159,7 +172,8 @@ impl DeviceBuffer {
             .usage(
                 vk::BufferUsageFlags::STORAGE_BUFFER
                     | vk::BufferUsageFlags::TRANSFER_SRC
-                    | vk::BufferUsageFlags::TRANSFER_DST,
+                    | vk::BufferUsageFlags::TRANSFER_DST
+                    | extra_usage,
             )
             .sharing_mode(vk::SharingMode::EXCLUSIVE);
         // SAFETY: valid create info with a non-zero size within the device limits checked above.
