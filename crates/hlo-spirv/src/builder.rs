@@ -129,6 +129,8 @@ pub(crate) struct Kb {
     memo: HashMap<Key, H>,
     /// Bitcast-converts: floats made from data bits (see [`Kb::may_be_arithmetic`]).
     data_bits: std::collections::HashSet<H>,
+    /// i64 values made by sign-extending an i32, with that i32 (see [`Kb::note_sign_extension`]).
+    sign_extended: std::collections::HashMap<H, H>,
     /// Answers of [`Kb::may_be_arithmetic`] (expressions never change once made).
     arithmetic_memo: std::cell::RefCell<std::collections::HashMap<H, bool>>,
     /// See [`Kb::note_dynamic_loop`].
@@ -160,6 +162,7 @@ impl Kb {
             placed: Vec::new(),
             memo: HashMap::new(),
             data_bits: std::collections::HashSet::new(),
+            sign_extended: std::collections::HashMap::new(),
             arithmetic_memo: Default::default(),
             dynamic_loop: false,
             writable_globals: Default::default(),
@@ -748,7 +751,59 @@ impl Kb {
         if let Some(h) = self.float_zero_operand(op, left, right) {
             return h;
         }
+        if let Some(h) = self.narrow_sign_extended_compare(op, left, right) {
+            return h;
+        }
         self.expr(Expression::Binary { op, left, right })
+    }
+
+    /// Records that i64 `wide` is the sign extension of i32 `narrow` (see
+    /// [`Kb::narrow_sign_extended_compare`]).
+    pub(crate) fn note_sign_extension(&mut self, wide: H, narrow: H) {
+        self.sign_extended.insert(wide, narrow);
+    }
+
+    /// A comparison of a sign-extended i32 with an i64 constant (or with another sign-extended
+    /// i32), done on the i32s. lavapipe (Mesa 22.3, LLVM 15) miscompiles the i64 form:
+    /// `convert<s64>(x) > 0` was true for every x, so `sign`, `abs` and selects were wrong.
+    fn narrow_sign_extended_compare(&mut self, op: BinaryOperator, left: H, right: H) -> Option<H> {
+        use BinaryOperator as B;
+        if !matches!(op, B::Equal | B::NotEqual | B::Less | B::LessEqual | B::Greater | B::GreaterEqual) {
+            return None;
+        }
+        let narrow = |kb: &Kb, h: H| kb.sign_extended.get(&h).copied();
+        let constant = |kb: &Kb, h: H| match kb.func.expressions[h] {
+            Expression::Literal(Literal::I64(v)) => Some(v),
+            _ => None,
+        };
+        match (narrow(self, left), narrow(self, right), constant(self, left), constant(self, right)) {
+            (Some(a), Some(b), _, _) => Some(self.binary(op, a, b)),
+            (Some(a), None, _, Some(c)) => Some(match i32::try_from(c) {
+                Ok(c) => {
+                    let c = self.lit_i32(c);
+                    self.binary(op, a, c)
+                }
+                Err(_) => self.lit_bool(match op {
+                    B::Equal => false,
+                    B::NotEqual => true,
+                    // Every i32 is below a constant past i32::MAX and above one below i32::MIN.
+                    B::Less | B::LessEqual => c > 0,
+                    _ => c < 0,
+                }),
+            }),
+            (None, Some(_), Some(c), _) => {
+                let flipped = match op {
+                    B::Less => B::Greater,
+                    B::LessEqual => B::GreaterEqual,
+                    B::Greater => B::Less,
+                    B::GreaterEqual => B::LessEqual,
+                    other => other,
+                };
+                let lit = self.lit_i64(c);
+                self.narrow_sign_extended_compare(flipped, right, lit)
+            }
+            _ => None,
+        }
     }
 
     /// The type and sign (true: `-0.0`) of a float zero literal, if `h` is one.

@@ -343,12 +343,15 @@ pub(crate) fn unary(kb: &mut Kb, op: UnaryOp, x: Val, out: DType) -> Result<H, S
         UnaryOp::Sign if dt.is_integer() => {
             let zero = lit(kb, dt, 0.0);
             let one = lit(kb, dt, 1.0);
-            let gt = kb.binary(Bo::Greater, xh, zero);
-            let s = kb.select(gt, one, zero);
+            let nonzero = kb.binary(Bo::NotEqual, xh, zero);
+            let s = kb.select(nonzero, one, zero);
             if dt.is_signed_integer() {
-                let mone = lit(kb, dt, -1.0);
-                let lt = kb.binary(Bo::Less, xh, zero);
-                kb.select(lt, mone, s)
+                // `(x >> (bits - 1)) | (x != 0)`: -1, 0 or 1. Compares and selects on a sign-extended
+                // s32 (`sign(convert<s64>(x))`) came out 1 for every x on lavapipe (LLVM 15).
+                // Narrow ints live sign-extended in 32 bits; the shift amount is a u32 for every width.
+                let shift = kb.lit_u32(if vty(dt) == STy::I64 { 63 } else { 31 });
+                let fill = kb.binary(Bo::ShiftRight, xh, shift);
+                kb.binary(Bo::InclusiveOr, fill, s)
             } else {
                 s
             }
@@ -915,7 +918,11 @@ pub(crate) fn convert(kb: &mut Kb, x: Val, to: DType) -> H {
         let w = kb.convert(x.h, wide);
         kb.bitcast(w, tt)
     } else {
-        kb.convert(x.h, tt)
+        let r = kb.convert(x.h, tt);
+        if ft == STy::I32 && tt == STy::I64 {
+            kb.note_sign_extension(r, x.h);
+        }
+        r
     };
     // f64 -> f32 can produce subnormals, which XLA:CPU flushes (FTZ).
     let r = if ft == STy::F64 && tt == STy::F32 { flush_subnormal(kb, r, DType::F32) } else { r };
