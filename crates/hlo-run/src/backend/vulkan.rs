@@ -215,6 +215,19 @@ impl VulkanPrepared {
         Ok(())
     }
 
+    /// Every output, read back after the last submission, then the validation layer's verdict.
+    fn read_outputs(&self) -> anyhow::Result<Vec<HostArray>> {
+        let sizes = self.executable.output_sizes();
+        let mut outputs = Vec::with_capacity(sizes.len());
+        for (k, (io, size)) in self.compiled.outputs.iter().zip(sizes).enumerate() {
+            let mut device = vec![0u8; size as usize];
+            self.executable.read_output(k, &mut device).map_err(run_error)?;
+            outputs.push(HostArray { dtype: io.dtype, dims: io.dims.clone(), bytes: io.from_device(&device) });
+        }
+        self.check_validation()?;
+        Ok(outputs)
+    }
+
     fn check_validation(&self) -> anyhow::Result<()> {
         let messages = self.executable.context().take_validation_messages();
         if messages.is_empty() {
@@ -230,15 +243,7 @@ impl Prepared for VulkanPrepared {
         self.upload(inputs)?;
         let ticket = self.executable.submit().map_err(run_error)?;
         self.executable.wait(ticket).map_err(run_error)?;
-        let sizes = self.executable.output_sizes();
-        let mut outputs = Vec::with_capacity(sizes.len());
-        for (k, (io, size)) in self.compiled.outputs.iter().zip(sizes).enumerate() {
-            let mut device = vec![0u8; size as usize];
-            self.executable.read_output(k, &mut device).map_err(run_error)?;
-            outputs.push(HostArray { dtype: io.dtype, dims: io.dims.clone(), bytes: io.from_device(&device) });
-        }
-        self.check_validation()?;
-        Ok(outputs)
+        self.read_outputs()
     }
 
     fn set_inputs(&mut self, inputs: &[HostArray]) -> anyhow::Result<()> {
@@ -283,15 +288,7 @@ impl Prepared for VulkanPrepared {
         }
         self.executable.wait(last).map_err(run_error)?;
         let elapsed = start.elapsed();
-        let sizes = self.executable.output_sizes();
-        let mut outputs = Vec::with_capacity(sizes.len());
-        for (k, (io, size)) in self.compiled.outputs.iter().zip(sizes).enumerate() {
-            let mut device = vec![0u8; size as usize];
-            self.executable.read_output(k, &mut device).map_err(run_error)?;
-            outputs.push(HostArray { dtype: io.dtype, dims: io.dims.clone(), bytes: io.from_device(&device) });
-        }
-        self.check_validation()?;
-        Ok((outputs, elapsed))
+        Ok((self.read_outputs()?, elapsed))
     }
 
     fn step_times(&self) -> anyhow::Result<Option<Vec<(String, f64)>>> {

@@ -22,7 +22,7 @@ use crate::emit::elemental::{delinearize, Em, Index};
 use crate::emit::ops::{self, Val};
 use crate::emit::{finish, grid, loop_fusion, workgroup_index, KernelCtx, KernelKind, KernelStep};
 use crate::error::Result;
-use hlo_ir::{BinaryOp, CompId, InstrId, Module, Op};
+use hlo_ir::{CompId, InstrId, Module, Op};
 use naga::{BinaryOperator as Bo, BuiltIn};
 
 /// Tree reductions need at least this many reduced elements per output...
@@ -63,16 +63,7 @@ fn commutative_reducer(m: &Module, reducer: CompId) -> bool {
     let c = m.comp(reducer);
     let root = c.instr(c.root);
     let Op::Binary(op) = root.op else { return false };
-    let commutative = matches!(
-        op,
-        BinaryOp::Add
-            | BinaryOp::Multiply
-            | BinaryOp::Maximum
-            | BinaryOp::Minimum
-            | BinaryOp::And
-            | BinaryOp::Or
-            | BinaryOp::Xor
-    );
+    let commutative = op.is_commutative();
     let params: Vec<_> = root.operands.iter().map(|&o| &c.instr(o).op).collect();
     commutative && params.iter().all(|op| matches!(op, Op::Parameter { .. })) && c.params.len() == 2
 }
