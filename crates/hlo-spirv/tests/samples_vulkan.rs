@@ -9,19 +9,7 @@ mod common;
 use common::*;
 
 /// Samples this backend cannot run yet, with the op that stops them.
-const EXPECTED_UNSUPPORTED: &[(&str, &str)] = &[
-    // Each a `while` whose trip count depends on the data and whose body is not elementwise
-    // (a reduction in the condition, or carried arrays of different shapes); the program has
-    // no host-side loop to run it.
-    ("bisection_root", "while"),
-    ("jacobi_solve", "while"),
-    ("mandelbrot_early_exit", "while"),
-    ("newton_kepler", "while"),
-    ("odeint_adaptive", "while"),
-    ("random_gamma", "while"),
-    // Collatz steps.
-    ("while_loop", "while"),
-];
+const EXPECTED_UNSUPPORTED: &[(&str, &str)] = &[];
 
 #[test]
 fn samples_vulkan() {

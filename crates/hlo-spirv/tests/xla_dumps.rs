@@ -7,17 +7,10 @@ use common::*;
 
 /// Dumps this backend cannot run as XLA fused them, with the op that stops them.
 const EXPECTED_UNSUPPORTED: &[(&str, &str)] = &[
-    ("bisection_root", "while"),
-    ("jacobi_solve", "while"),
-    ("mandelbrot_early_exit", "while"),
-    ("newton_kepler", "while"),
-    ("odeint_adaptive", "while"),
-    ("random_gamma", "while"),
     // XLA's argmax over 2^24 elements is one reduce: without hlo-passes' split-reductions a
     // workgroup's invocations would each loop 65,536 times, past lavapipe's budget (refused,
     // exit 2; the pipeline splits it and the sample passes in samples_vulkan).
     ("softmax_16m", "reduce-tree"),
-    ("while_loop", "while"),
 ];
 
 #[test]

@@ -5,7 +5,7 @@
 //! index, so producers they have in common are computed once.
 
 use crate::emit::elemental::{Em, Index};
-use crate::emit::{element_index, finish, grid, invocation_index, ElementIndex, KernelCtx, KernelKind, KernelStep};
+use crate::emit::{element_index, finish, grid, ElementIndex, KernelCtx, KernelKind, KernelStep};
 use crate::error::Result;
 use naga::BinaryOperator as Bo;
 
@@ -67,56 +67,4 @@ fn eval_output(
 ) -> Result<crate::emit::ops::Val> {
     let idx = Index::from_linear(&o.dims, i);
     em.eval(f, ctx.root, &o.path, &idx)
-}
-
-/// `out[i] = branch_sel[i]`: the result of a `conditional` whose branches were all computed.
-/// A `pred` selector picks branch 0 when true; an `s32` one picks its index, out-of-range
-/// indices picking the last branch (XLA's semantics).
-pub(crate) fn select_branch(
-    m: &hlo_ir::Module,
-    target: &crate::target::Target,
-    name: &str,
-    selector: (hlo_program::BufferId, hlo_ir::DType),
-    branches: &[hlo_program::BufferId],
-    out: &crate::emit::OutBuf,
-    sources: Vec<String>,
-) -> Result<KernelStep> {
-    let n = out.n_elems();
-    let wg = target.loop_workgroup();
-    let groups = grid(n.div_ceil(wg as u64).max(1));
-    let mut em = Em::new(m, target, name);
-    let g_out = em.bind_buffer(out.buf, out.dtype, true, false)?;
-    let g_sel = em.bind_buffer(selector.0, selector.1, false, false)?;
-    let g_br: Vec<_> = branches.iter().map(|&b| em.bind_buffer(b, out.dtype, false, false)).collect::<Result<_>>()?;
-    let i = invocation_index(&mut em.kb, wg, groups);
-    em.kb.name(i, "i");
-    let nn = em.kb.lit_u32(n as u32);
-    let oob = em.kb.binary(Bo::GreaterEqual, i, nn);
-    em.kb.return_if(oob);
-    let zero = em.kb.lit_u32(0);
-    let sel = em.load(g_sel, zero, selector.1);
-    let k = if selector.1 == hlo_ir::DType::Pred {
-        let one = em.kb.lit_u32(1);
-        em.kb.select(sel.h, zero, one)
-    } else {
-        let s = crate::emit::ops::convert(&mut em.kb, sel, hlo_ir::DType::S32);
-        let lo = em.kb.lit_i32(0);
-        let hi = em.kb.lit_i32(branches.len() as i32 - 1);
-        let ge = em.kb.binary(Bo::GreaterEqual, s, lo);
-        let le = em.kb.binary(Bo::LessEqual, s, hi);
-        let ok = em.kb.binary(Bo::LogicalAnd, ge, le);
-        let su = em.kb.bitcast(s, crate::builder::STy::U32);
-        let last = em.kb.lit_u32(branches.len() as u32 - 1);
-        em.kb.select(ok, su, last)
-    };
-    em.kb.name(k, "branch");
-    let mut v = em.load(g_br[branches.len() - 1], i, out.dtype);
-    for b in (0..branches.len() - 1).rev() {
-        let x = em.load(g_br[b], i, out.dtype);
-        let lit = em.kb.lit_u32(b as u32);
-        let is = em.kb.binary(Bo::Equal, k, lit);
-        v = crate::emit::ops::Val { h: em.kb.select(is, x.h, v.h), dt: out.dtype };
-    }
-    em.store(g_out, i, v);
-    finish(em, name, KernelKind::Loop, [wg, 1, 1], groups, sources)
 }

@@ -1,0 +1,413 @@
+//! HLO `while` and `conditional` that are not elementwise, compiled to the program's `Loop` and
+//! `Conditional` steps and run on lavapipe, compared with the interpreter: data-dependent trip
+//! counts (0, 1, 7000), state tuples of several shapes, pred and index selectors (out of range
+//! and negative included), and loops and conditionals nested in each other.
+
+mod common;
+use common::*;
+use hlo_program::{walk_steps, Step, TripCount};
+
+const ADD_F32: &str = "add {\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n  ROOT s = f32[] add(a, b)\n}\n";
+
+fn s32_bytes(values: &[i32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn pred_bytes(value: bool) -> Vec<u8> {
+    vec![u8::from(value)]
+}
+
+/// Compiles `hlo` through the pipeline, runs it on Vulkan and in the interpreter and requires equal bytes.
+/// Returns the outputs and the compiled program's steps for structural checks.
+fn run_both(hlo: &str, inputs: &[Vec<u8>]) -> (Vec<Vec<u8>>, Vec<Step>) {
+    let m = parse_and_fuse(hlo);
+    let c = compile_checked(&m);
+    let got = run_vulkan(&vulkan(), &c, inputs);
+    let want = run_interp(&parse(hlo), inputs);
+    assert_eq!(got.len(), want.len(), "output count");
+    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "output {k} differs from the interpreter\n{hlo}");
+    }
+    (got, c.program.steps)
+}
+
+fn count_steps(steps: &[Step], pick: impl Fn(&Step) -> bool) -> usize {
+    let mut n = 0;
+    walk_steps(steps, &mut |s| n += usize::from(pick(s)));
+    n
+}
+
+fn is_device_loop(s: &Step) -> bool {
+    matches!(s, Step::Loop(l) if matches!(l.trip, TripCount::Device(_)))
+}
+
+/// A counter runs to the input limit; each iteration adds the sum of an f32[1000] array (a
+/// reduction, so not elementwise) to a scalar and doubles an s32[3,5]; the state is
+/// (s32[], f32[1000], s32[3,5], f32[]).
+fn reduction_loop_hlo() -> String {
+    format!(
+        r#"HloModule m
+{ADD_F32}
+cond {{
+  p = (s32[], f32[1000], s32[3,5], f32[], s32[]) parameter(0)
+  i = s32[] get-tuple-element(p), index=0
+  n = s32[] get-tuple-element(p), index=4
+  ROOT lt = pred[] compare(i, n), direction=LT
+}}
+body {{
+  p = (s32[], f32[1000], s32[3,5], f32[], s32[]) parameter(0)
+  i = s32[] get-tuple-element(p), index=0
+  x = f32[1000] get-tuple-element(p), index=1
+  m = s32[3,5] get-tuple-element(p), index=2
+  acc = f32[] get-tuple-element(p), index=3
+  n = s32[] get-tuple-element(p), index=4
+  one = s32[] constant(1)
+  i1 = s32[] add(i, one)
+  zero = f32[] constant(0)
+  total = f32[] reduce(x, zero), dimensions={{0}}, to_apply=add
+  acc1 = f32[] add(acc, total)
+  half = f32[] constant(0.5)
+  halves = f32[1000] broadcast(half), dimensions={{}}
+  x1 = f32[1000] multiply(x, halves)
+  m1 = s32[3,5] add(m, m)
+  ROOT t = (s32[], f32[1000], s32[3,5], f32[], s32[]) tuple(i1, x1, m1, acc1, n)
+}}
+ENTRY e {{
+  n = s32[] parameter(0)
+  x = f32[1000] parameter(1)
+  m = s32[3,5] parameter(2)
+  i0 = s32[] constant(0)
+  acc0 = f32[] constant(0)
+  init = (s32[], f32[1000], s32[3,5], f32[], s32[]) tuple(i0, x, m, acc0, n)
+  w = (s32[], f32[1000], s32[3,5], f32[], s32[]) while(init), condition=cond, body=body
+  i = s32[] get-tuple-element(w), index=0
+  xs = f32[1000] get-tuple-element(w), index=1
+  ms = s32[3,5] get-tuple-element(w), index=2
+  acc = f32[] get-tuple-element(w), index=3
+  ROOT r = (s32[], f32[1000], s32[3,5], f32[]) tuple(i, xs, ms, acc)
+}}
+"#
+    )
+}
+
+#[test]
+fn data_dependent_trip_counts_with_a_reduction_in_the_body() {
+    let hlo = reduction_loop_hlo();
+    let x: Vec<f32> = (0..1000).map(|k| (k % 17) as f32 * 0.25 + 1.0).collect();
+    let m: Vec<i32> = (0..15).map(|k| k - 7).collect();
+    for trips in [0, 1, 7000] {
+        let (out, steps) = run_both(&hlo, &[s32_bytes(&[trips]), f32_bytes(&x), s32_bytes(&m)]);
+        assert_eq!(out[0], s32_bytes(&[trips]), "counter after {trips} trips");
+        assert_eq!(count_steps(&steps, is_device_loop), 1, "one device loop");
+    }
+}
+
+/// A loop whose body swaps two state leaves: the copy back must not read a leaf already overwritten.
+#[test]
+fn swapped_state_leaves() {
+    let hlo = r#"HloModule m
+cond {
+  p = (s32[], f32[4], f32[4], s32[]) parameter(0)
+  i = s32[] get-tuple-element(p), index=0
+  n = s32[] get-tuple-element(p), index=3
+  ROOT lt = pred[] compare(i, n), direction=LT
+}
+body {
+  p = (s32[], f32[4], f32[4], s32[]) parameter(0)
+  i = s32[] get-tuple-element(p), index=0
+  a = f32[4] get-tuple-element(p), index=1
+  b = f32[4] get-tuple-element(p), index=2
+  n = s32[] get-tuple-element(p), index=3
+  one = s32[] constant(1)
+  i1 = s32[] add(i, one)
+  ra = f32[4] reverse(a), dimensions={0}
+  ROOT t = (s32[], f32[4], f32[4], s32[]) tuple(i1, b, ra, n)
+}
+ENTRY e {
+  n = s32[] parameter(0)
+  a = f32[4] parameter(1)
+  b = f32[4] parameter(2)
+  i0 = s32[] constant(0)
+  init = (s32[], f32[4], f32[4], s32[]) tuple(i0, a, b, n)
+  ROOT w = (s32[], f32[4], f32[4], s32[]) while(init), condition=cond, body=body
+}
+"#;
+    for trips in [0, 1, 2, 3, 5] {
+        run_both(hlo, &[s32_bytes(&[trips]), f32_bytes(&[1.0, 2.0, 3.0, 4.0]), f32_bytes(&[5.0, 6.0, 7.0, 8.0])]);
+    }
+}
+
+/// A state that is one array (not a tuple): halve until the sum drops below 1.
+#[test]
+fn non_tuple_state() {
+    let hlo = format!(
+        r#"HloModule m
+{ADD_F32}
+cond {{
+  x = f32[64] parameter(0)
+  zero = f32[] constant(0)
+  s = f32[] reduce(x, zero), dimensions={{0}}, to_apply=add
+  one = f32[] constant(1)
+  ROOT ge = pred[] compare(s, one), direction=GE
+}}
+body {{
+  x = f32[64] parameter(0)
+  h = f32[] constant(0.5)
+  hs = f32[64] broadcast(h), dimensions={{}}
+  ROOT y = f32[64] multiply(x, hs)
+}}
+ENTRY e {{
+  x = f32[64] parameter(0)
+  ROOT w = f32[64] while(x), condition=cond, body=body
+}}
+"#
+    );
+    for scale in [0.001f32, 1.0, 1000.0] {
+        let x: Vec<f32> = (0..64).map(|k| k as f32 * scale).collect();
+        run_both(&hlo, &[f32_bytes(&x)]);
+    }
+}
+
+fn pred_conditional_hlo() -> String {
+    format!(
+        r#"HloModule m
+{ADD_F32}
+on_true {{
+  x = f32[8] parameter(0)
+  zero = f32[] constant(0)
+  s = f32[] reduce(x, zero), dimensions={{0}}, to_apply=add
+  ROOT b = f32[8] broadcast(s), dimensions={{}}
+}}
+on_false {{
+  x = f32[8] parameter(0)
+  ROOT n = f32[8] negate(x)
+}}
+ENTRY e {{
+  p = pred[] parameter(0)
+  x = f32[8] parameter(1)
+  ROOT c = f32[8] conditional(p, x, x), true_computation=on_true, false_computation=on_false
+}}
+"#
+    )
+}
+
+#[test]
+fn pred_conditional() {
+    let hlo = pred_conditional_hlo();
+    let x: Vec<f32> = (0..8).map(|k| k as f32 + 0.5).collect();
+    let (yes, steps) = run_both(&hlo, &[pred_bytes(true), f32_bytes(&x)]);
+    assert_eq!(yes[0], f32_bytes(&[x.iter().sum::<f32>(); 8]));
+    let (no, _) = run_both(&hlo, &[pred_bytes(false), f32_bytes(&x)]);
+    assert_eq!(no[0], f32_bytes(&x.iter().map(|v| -v).collect::<Vec<_>>()));
+    assert_eq!(count_steps(&steps, |s| matches!(s, Step::Conditional(_))), 1);
+}
+
+fn index_conditional_hlo() -> &'static str {
+    r#"HloModule m
+b0 {
+  x = s32[3] parameter(0)
+  y = s32[3] negate(x)
+  ROOT r = (s32[3]) tuple(y)
+}
+b1 {
+  x = s32[3] parameter(0)
+  y = s32[3] add(x, x)
+  ROOT r = (s32[3]) tuple(y)
+}
+b2 {
+  t = (s32[3], s32[]) parameter(0)
+  x = s32[3] get-tuple-element(t), index=0
+  k = s32[] get-tuple-element(t), index=1
+  kb = s32[3] broadcast(k), dimensions={}
+  y = s32[3] multiply(x, kb)
+  ROOT r = (s32[3]) tuple(y)
+}
+ENTRY e {
+  i = s32[] parameter(0)
+  x = s32[3] parameter(1)
+  seven = s32[] constant(7)
+  arg2 = (s32[3], s32[]) tuple(x, seven)
+  c = (s32[3]) conditional(i, x, x, arg2), branch_computations={b0, b1, b2}
+  ROOT y = s32[3] get-tuple-element(c), index=0
+}
+"#
+}
+
+#[test]
+fn index_conditional_out_of_range_and_negative_pick_the_last_branch() {
+    let hlo = index_conditional_hlo();
+    let x = [1, -2, 3];
+    for (index, want) in [(0, [-1, 2, -3]), (1, [2, -4, 6]), (2, [7, -14, 21]), (3, [7, -14, 21]), (-1, [7, -14, 21])] {
+        let (out, _) = run_both(hlo, &[s32_bytes(&[index]), s32_bytes(&x)]);
+        assert_eq!(out[0], s32_bytes(&want), "index {index}");
+    }
+}
+
+/// An outer loop over rows; the inner loop runs a data-dependent number of times per row (row
+/// value halved until below 1), and a conditional inside the outer body picks an update by parity.
+#[test]
+fn loops_and_conditionals_nested() {
+    let hlo = format!(
+        r#"HloModule m
+{ADD_F32}
+inner_cond {{
+  p = (f32[4], s32[]) parameter(0)
+  x = f32[4] get-tuple-element(p), index=0
+  zero = f32[] constant(0)
+  s = f32[] reduce(x, zero), dimensions={{0}}, to_apply=add
+  one = f32[] constant(1)
+  ROOT ge = pred[] compare(s, one), direction=GE
+}}
+inner_body {{
+  p = (f32[4], s32[]) parameter(0)
+  x = f32[4] get-tuple-element(p), index=0
+  k = s32[] get-tuple-element(p), index=1
+  h = f32[] constant(0.5)
+  hs = f32[4] broadcast(h), dimensions={{}}
+  y = f32[4] multiply(x, hs)
+  one = s32[] constant(1)
+  k1 = s32[] add(k, one)
+  ROOT t = (f32[4], s32[]) tuple(y, k1)
+}}
+even {{
+  a = s32[] parameter(0)
+  ten = s32[] constant(10)
+  ROOT r = s32[] add(a, ten)
+}}
+odd {{
+  a = s32[] parameter(0)
+  ROOT r = s32[] negate(a)
+}}
+outer_cond {{
+  p = (s32[], f32[5,4], s32[5], s32[]) parameter(0)
+  i = s32[] get-tuple-element(p), index=0
+  n = s32[] get-tuple-element(p), index=3
+  ROOT lt = pred[] compare(i, n), direction=LT
+}}
+outer_body {{
+  p = (s32[], f32[5,4], s32[5], s32[]) parameter(0)
+  i = s32[] get-tuple-element(p), index=0
+  x = f32[5,4] get-tuple-element(p), index=1
+  counts = s32[5] get-tuple-element(p), index=2
+  n = s32[] get-tuple-element(p), index=3
+  zero = s32[] constant(0)
+  row = f32[1,4] dynamic-slice(x, i, zero), dynamic_slice_sizes={{1,4}}
+  row1 = f32[4] reshape(row)
+  init = (f32[4], s32[]) tuple(row1, zero)
+  w = (f32[4], s32[]) while(init), condition=inner_cond, body=inner_body
+  k = s32[] get-tuple-element(w), index=1
+  two = s32[] constant(2)
+  parity = s32[] remainder(k, two)
+  c = s32[] conditional(parity, k, k), branch_computations={{even, odd}}
+  c1 = s32[1] reshape(c)
+  counts1 = s32[5] dynamic-update-slice(counts, c1, i)
+  one = s32[] constant(1)
+  i1 = s32[] add(i, one)
+  ROOT t = (s32[], f32[5,4], s32[5], s32[]) tuple(i1, x, counts1, n)
+}}
+ENTRY e {{
+  x = f32[5,4] parameter(0)
+  n = s32[] parameter(1)
+  zero = s32[] constant(0)
+  zeros = s32[5] broadcast(zero), dimensions={{}}
+  init = (s32[], f32[5,4], s32[5], s32[]) tuple(zero, x, zeros, n)
+  w = (s32[], f32[5,4], s32[5], s32[]) while(init), condition=outer_cond, body=outer_body
+  ROOT counts = s32[5] get-tuple-element(w), index=2
+}}
+"#
+    );
+    let x: Vec<f32> = [0.5f32, 3.0, 17.0, 100.0, 1.0e6].iter().flat_map(|&v| [v, v / 2.0, 0.0, v / 4.0]).collect();
+    let (out, steps) = run_both(&hlo, &[f32_bytes(&x), s32_bytes(&[5])]);
+    run_both(&hlo, &[f32_bytes(&x), s32_bytes(&[0])]);
+    assert_eq!(count_steps(&steps, |s| matches!(s, Step::Loop(_))), 2, "outer and inner loops");
+    assert_eq!(count_steps(&steps, |s| matches!(s, Step::Conditional(_))), 1);
+    assert_ne!(out[0], s32_bytes(&[0; 5]));
+}
+
+/// A conditional whose branches hold a data-dependent loop.
+#[test]
+fn loop_inside_a_conditional() {
+    let hlo = format!(
+        r#"HloModule m
+{ADD_F32}
+cond {{
+  x = f32[16] parameter(0)
+  zero = f32[] constant(0)
+  s = f32[] reduce(x, zero), dimensions={{0}}, to_apply=add
+  one = f32[] constant(1)
+  ROOT ge = pred[] compare(s, one), direction=GE
+}}
+body {{
+  x = f32[16] parameter(0)
+  h = f32[] constant(0.25)
+  hs = f32[16] broadcast(h), dimensions={{}}
+  ROOT y = f32[16] multiply(x, hs)
+}}
+shrink {{
+  x = f32[16] parameter(0)
+  ROOT w = f32[16] while(x), condition=cond, body=body
+}}
+keep {{
+  ROOT x = f32[16] parameter(0)
+}}
+ENTRY e {{
+  p = pred[] parameter(0)
+  x = f32[16] parameter(1)
+  ROOT c = f32[16] conditional(p, x, x), true_computation=shrink, false_computation=keep
+}}
+"#
+    );
+    let x: Vec<f32> = (0..16).map(|k| k as f32 * 3.0).collect();
+    for p in [true, false] {
+        let (out, _) = run_both(&hlo, &[pred_bytes(p), f32_bytes(&x)]);
+        if !p {
+            assert_eq!(out[0], f32_bytes(&x));
+        }
+    }
+}
+
+/// A loop with a trip count known at compile time that is too long to unroll becomes a static loop step.
+#[test]
+fn long_static_loop_is_a_static_loop_step() {
+    let hlo = format!(
+        r#"HloModule m
+{ADD_F32}
+cond {{
+  p = (s32[], f32[32]) parameter(0)
+  i = s32[] get-tuple-element(p), index=0
+  n = s32[] constant(3000)
+  ROOT lt = pred[] compare(i, n), direction=LT
+}}
+body {{
+  p = (s32[], f32[32]) parameter(0)
+  i = s32[] get-tuple-element(p), index=0
+  x = f32[32] get-tuple-element(p), index=1
+  one = s32[] constant(1)
+  i1 = s32[] add(i, one)
+  zero = f32[] constant(0)
+  s = f32[] reduce(x, zero), dimensions={{0}}, to_apply=add
+  c = f32[] constant(0.001)
+  t = f32[] multiply(s, c)
+  tb = f32[32] broadcast(t), dimensions={{}}
+  r = f32[32] reverse(x), dimensions={{0}}
+  y = f32[32] add(r, tb)
+  ROOT o = (s32[], f32[32]) tuple(i1, y)
+}}
+ENTRY e {{
+  x = f32[32] parameter(0)
+  zero = s32[] constant(0)
+  init = (s32[], f32[32]) tuple(zero, x)
+  w = (s32[], f32[32]) while(init), condition=cond, body=body
+  ROOT y = f32[32] get-tuple-element(w), index=1
+}}
+"#
+    );
+    let x: Vec<f32> = (0..32).map(|k| k as f32 * 0.01).collect();
+    let (_, steps) = run_both(&hlo, &[f32_bytes(&x)]);
+    let is_static = |s: &Step| matches!(s, Step::Loop(l) if l.trip == TripCount::Static(3000));
+    assert_eq!(count_steps(&steps, is_static), 1);
+}
