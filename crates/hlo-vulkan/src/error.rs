@@ -78,6 +78,15 @@ pub enum VulkanError {
     /// A parameter index given to a low-level API names no input buffer.
     #[error("input {index} does not exist (the program has {count} inputs)")]
     NoSuchInput { index: usize, count: usize },
+    /// A [`crate::DeviceArray`] is read into a slice of another size.
+    #[error("the device array has {expected} bytes, the destination {found}")]
+    ArrayReadSize { expected: u64, found: u64 },
+    /// An input array was made on another [`crate::Context`] (another device).
+    #[error("input {index} is an array of another Vulkan context")]
+    ForeignArray { index: usize },
+    /// A donation (input/output alias) that cannot hold: no such output, another size, or a second donation.
+    #[error("donating input {input} to output {output}: {reason}")]
+    Donation { input: usize, output: usize, reason: String },
 }
 
 impl VulkanError {

@@ -13,7 +13,7 @@
 //! Every submission waits on the previous one's semaphore value, so submissions of one executable never
 //! overlap on the device, and the host functions that touch buffers wait for the last submission first.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::CString;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -24,6 +24,7 @@ use ash::vk;
 use gpu_allocator::MemoryLocation;
 use hlo_program::{walk_steps, BufferId, BufferRole, DeviceCondition, Loop, Program, Step, TripCount};
 
+use crate::array::{ArrayInput, ArrayStorage, DeviceArray, SyncPoint, Timeline};
 use crate::context::Context;
 use crate::control::{
     batch_cap, contains_device_loop, internal_groups, internal_kernels, recorded_commands, step_key, ControlPlan, Gate,
@@ -211,9 +212,16 @@ pub struct Executable {
     run_stats: RunStats,
     /// Small command buffers for [`Executable::copy_output_to_input`], recorded on first use.
     feedback_cbs: HashMap<(usize, usize), (vk::CommandBuffer, u64)>,
-    semaphore: vk::Semaphore,
+    /// Orders every submission of this executable; shared with the arrays it writes (see `array.rs`).
+    timeline: Arc<Timeline>,
     /// The value the latest submission signals; the semaphore reaches it when all work is done.
     last_signal: u64,
+    /// Pool of the per-call command buffers of device-array work (copies in and out), which are reused
+    /// once their submission has finished.
+    call_pool: vk::CommandPool,
+    free_call_cbs: Vec<vk::CommandBuffer>,
+    /// What in-flight submissions touch, oldest first; released once the timeline passes their value.
+    retiring: VecDeque<Retiring>,
     /// Every device buffer; `Binding::buf` indexes it.
     buffers: Vec<DeviceBuffer>,
     /// Where each logical buffer lives (`None`: a temporary nothing uses).
@@ -231,6 +239,17 @@ pub struct Executable {
     /// With [`BuildOptions::profile`]: the timestamp query pool (query 0 before the first step, query k+1 after
     /// the k-th recorded step) and, per recorded step, its program step index and name.
     profile: Option<(vk::QueryPool, Vec<(usize, String)>)>,
+}
+
+/// Resources a submission uses, kept alive until the timeline reaches `value`.
+struct Retiring {
+    value: u64,
+    #[allow(dead_code, reason = "held, never read: dropping it frees the arrays the device no longer uses")]
+    arrays: Vec<Arc<ArrayStorage>>,
+    #[allow(dead_code, reason = "held, never read: freed once the upload copy has finished")]
+    staging: Option<DeviceBuffer>,
+    /// Per-call command buffers to reuse.
+    cbs: Vec<vk::CommandBuffer>,
 }
 
 /// A byte range of one of the executable's device buffers.
@@ -282,6 +301,7 @@ impl Executable {
     pub fn with_options(ctx: &Arc<Context>, program: &Program, options: &BuildOptions) -> Result<Executable> {
         let start = Instant::now();
         program.validate()?;
+        let timeline = Timeline::new(ctx)?;
         // Every Vulkan object is created through `exe`, whose Drop destroys whatever exists on any error path.
         let mut exe = Executable {
             ctx: ctx.clone(),
@@ -295,8 +315,11 @@ impl Executable {
             control: None,
             run_stats: RunStats::default(),
             feedback_cbs: HashMap::new(),
-            semaphore: vk::Semaphore::null(),
+            timeline,
             last_signal: 0,
+            call_pool: vk::CommandPool::null(),
+            free_call_cbs: Vec::new(),
+            retiring: VecDeque::new(),
             buffers: Vec::new(),
             bindings: Vec::new(),
             inputs: Vec::new(),
@@ -539,6 +562,220 @@ impl Executable {
         Ok(Ticket(value))
     }
 
+    /// Copies `bytes` into a new [`DeviceArray`]. Asynchronous where the array is not host-mapped: the copy
+    /// from a staging buffer is submitted on this executable's timeline, and every execution that uses the
+    /// array runs after it.
+    pub fn upload(&mut self, bytes: &[u8]) -> Result<DeviceArray> {
+        self.release_finished()?;
+        let size = bytes.len() as u64;
+        let mut storage = ArrayStorage::new(&self.ctx, "device array", size, !self.force_staging)?;
+        if storage.mapped {
+            if let Some(dst) = storage.buffer.host_bytes_mut() {
+                dst[..bytes.len()].copy_from_slice(bytes);
+                return Ok(DeviceArray::new(Arc::new(storage)));
+            }
+            storage.mapped = false;
+        }
+        let mut staging =
+            DeviceBuffer::new(&self.ctx, "staging for a device array", padded_size(size), MemoryLocation::CpuToGpu)?;
+        staging.host_bytes_mut().ok_or_else(|| VulkanError::Unsupported {
+            reason: "the device has no host-visible coherent memory for staging".into(),
+        })?[..bytes.len()]
+            .copy_from_slice(bytes);
+        let storage = Arc::new(storage);
+        let cb = self.begin_call_cb()?;
+        if size > 0 {
+            copy_buffer(self.ctx.device(), cb, (staging.buffer, 0), (storage.buffer.buffer, 0), size);
+        }
+        let value = self.end_and_submit_call_cb(cb, &[])?;
+        storage.written_by(&self.point(value));
+        self.retiring.push_back(Retiring {
+            value,
+            arrays: vec![storage.clone()],
+            staging: Some(staging),
+            cbs: vec![cb],
+        });
+        Ok(DeviceArray::new(storage))
+    }
+
+    /// Runs the program on device arrays and returns its outputs as new arrays; see
+    /// [`Executable::execute_with`].
+    pub fn execute(&mut self, inputs: &[&DeviceArray]) -> Result<Vec<DeviceArray>> {
+        self.execute_with(inputs.iter().map(|&array| ArrayInput::Read(array)).collect())
+    }
+
+    /// Runs the program on device arrays without waiting on the host (except for the decisions of device loops
+    /// and host-driven conditionals, as in [`Executable::submit`]).
+    ///
+    /// The inputs are copied on the device into the executable's own input buffers (descriptor sets are written
+    /// once at build time and the command buffers replayed, so arrays are not bound directly), the recorded
+    /// program runs, and each output is copied on the device into a new array or, for
+    /// [`ArrayInput::Donate`], into the donated array's memory. Everything is ordered on the device by timeline
+    /// semaphores: after the writers of the inputs, and after every earlier user of a donated array.
+    /// A failed device check is not reported here (that needs a host wait): see [`Executable::synchronize`].
+    /// On an error the donated arrays are dropped (safely: in-flight work keeps their memory alive).
+    pub fn execute_with(&mut self, inputs: Vec<ArrayInput<'_>>) -> Result<Vec<DeviceArray>> {
+        if inputs.len() != self.inputs.len() {
+            return Err(VulkanError::InputCount { expected: self.inputs.len(), found: inputs.len() });
+        }
+        let mut donated: Vec<Option<Arc<ArrayStorage>>> = vec![None; self.outputs.len()];
+        for (index, input) in inputs.iter().enumerate() {
+            let array = input.array();
+            if !Arc::ptr_eq(&array.storage().ctx, &self.ctx) {
+                return Err(VulkanError::ForeignArray { index });
+            }
+            if let Some(slot) = &self.inputs[index] {
+                if slot.size != array.size_bytes() {
+                    return Err(VulkanError::InputSize { index, expected: slot.size, found: array.size_bytes() });
+                }
+            }
+            if let ArrayInput::Donate { output, .. } = *input {
+                let bad = |reason: String| VulkanError::Donation { input: index, output, reason };
+                let out = self
+                    .outputs
+                    .get(output)
+                    .ok_or_else(|| bad(format!("the program has {} outputs", self.outputs.len())))?;
+                if out.size != array.size_bytes() {
+                    return Err(bad(format!("the input has {} bytes, the output {}", array.size_bytes(), out.size)));
+                }
+                if donated[output].is_some() {
+                    return Err(bad("another input is already donated to that output".into()));
+                }
+                donated[output] = Some(array.storage().clone());
+            }
+        }
+        self.release_finished()?;
+        let read: Vec<Arc<ArrayStorage>> = inputs.iter().map(|input| input.array().storage().clone()).collect();
+        drop(inputs);
+        // Read after the inputs' writers; overwrite donated arrays after everything that still uses them.
+        let mut waits: Vec<SyncPoint> = read.iter().filter_map(|s| s.written()).collect();
+        waits.extend(donated.iter().flatten().flat_map(|s| s.users()));
+        let mut stats = RunStats::default();
+        let copies_in: Vec<(vk::Buffer, Binding, u64)> = read
+            .iter()
+            .zip(&self.inputs)
+            .filter_map(|(storage, slot)| Some((storage, slot.as_ref()?)))
+            .flat_map(|(storage, slot)| slot.targets.iter().map(|&t| (storage.buffer.buffer, t, slot.size)))
+            .filter(|&(_, _, size)| size > 0)
+            .collect();
+        if !copies_in.is_empty() || waits.iter().any(|p| !p.on(&self.timeline)) {
+            let cb = self.begin_call_cb()?;
+            for &(src, target, size) in &copies_in {
+                let dst = (self.buffers[target.buf].buffer, target.offset);
+                copy_buffer(self.ctx.device(), cb, (src, 0), dst, size);
+            }
+            let submitted = self.end_and_submit_call_cb(cb, &waits);
+            // Keeps the inputs alive for the copies even if a later step fails.
+            let arrays = read.clone();
+            self.retiring.push_back(Retiring { value: self.last_signal, arrays, staging: None, cbs: vec![cb] });
+            submitted?;
+            stats.submits += 1;
+        }
+
+        if has_host_decisions(&self.plan) {
+            // As in `submit`: keep calls with host decisions apart (such a call waits on the host anyway).
+            stats.host_waits += 1;
+            self.wait_value(self.main_last)?;
+        }
+        let plan = std::mem::take(&mut self.plan);
+        let ran = self.run_ops(&plan, &mut stats);
+        self.plan = plan;
+        self.main_last = self.last_signal;
+        let outputs = ran.and_then(|()| {
+            self.outputs
+                .iter()
+                .enumerate()
+                .map(|(j, out)| match donated[j].take() {
+                    Some(storage) => Ok(storage),
+                    None => ArrayStorage::new(&self.ctx, &format!("output {j}"), out.size, !self.force_staging)
+                        .map(Arc::new),
+                })
+                .collect::<Result<Vec<_>>>()
+        });
+        self.run_stats = stats;
+        let outputs = outputs?;
+        let cb = self.begin_call_cb()?;
+        for (out, storage) in self.outputs.iter().zip(&outputs) {
+            if out.size > 0 {
+                let src = (self.buffers[out.device.buf].buffer, out.device.offset);
+                copy_buffer(self.ctx.device(), cb, src, (storage.buffer.buffer, 0), out.size);
+            }
+        }
+        host_barrier(self.ctx.device(), cb);
+        let submitted = self.end_and_submit_call_cb(cb, &[]);
+        self.run_stats.submits += submitted.is_ok() as u64;
+        let point = self.point(self.last_signal);
+        for storage in &read {
+            storage.used_by(&point);
+        }
+        for storage in &outputs {
+            storage.written_by(&point);
+        }
+        let mut arrays = read;
+        arrays.extend(outputs.iter().cloned());
+        self.retiring.push_back(Retiring { value: self.last_signal, arrays, staging: None, cbs: vec![cb] });
+        submitted?;
+        Ok(outputs.into_iter().map(DeviceArray::new).collect())
+    }
+
+    /// Waits for everything submitted, releases what finished submissions kept alive (arrays, staging memory),
+    /// and fails if the latest call reported a failed device check.
+    pub fn synchronize(&mut self) -> Result<()> {
+        self.wait_value(self.last_signal)?;
+        self.release_finished()?;
+        if self.main_last > 0 {
+            self.check_status()?;
+        }
+        Ok(())
+    }
+
+    /// Releases the resources of every finished submission; never blocks.
+    fn release_finished(&mut self) -> Result<()> {
+        if self.retiring.is_empty() {
+            return Ok(());
+        }
+        let reached = self.timeline.reached()?;
+        while self.retiring.front().is_some_and(|r| r.value <= reached) {
+            let done = self.retiring.pop_front().expect("checked");
+            self.free_call_cbs.extend(done.cbs);
+        }
+        Ok(())
+    }
+
+    fn point(&self, value: u64) -> SyncPoint {
+        SyncPoint { timeline: self.timeline.clone(), value }
+    }
+
+    /// A per-call command buffer in the recording state: a finished one reused, or a new one.
+    fn begin_call_cb(&mut self) -> Result<vk::CommandBuffer> {
+        let cb = match self.free_call_cbs.pop() {
+            Some(cb) => cb,
+            None => {
+                let info = vk::CommandBufferAllocateInfo::default()
+                    .command_pool(self.call_pool)
+                    .level(vk::CommandBufferLevel::PRIMARY)
+                    .command_buffer_count(1);
+                // SAFETY: the pool is live and only used from `&mut self`, so access is externally synchronized.
+                unsafe { self.ctx.device().allocate_command_buffers(&info) }
+                    .map_err(VulkanError::vk("vkAllocateCommandBuffers"))?[0]
+            }
+        };
+        let begin = vk::CommandBufferBeginInfo::default().flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
+        // SAFETY: `cb` is fresh or its submission has finished (released by `release_finished`); the pool allows
+        // resetting single buffers, which beginning does implicitly.
+        if let Err(err) = unsafe { self.ctx.device().begin_command_buffer(cb, &begin) } {
+            self.free_call_cbs.push(cb);
+            return Err(VulkanError::Vk { call: "vkBeginCommandBuffer", result: err });
+        }
+        Ok(cb)
+    }
+
+    fn end_and_submit_call_cb(&mut self, cb: vk::CommandBuffer, waits: &[SyncPoint]) -> Result<u64> {
+        // SAFETY: `cb` is in the recording state (from `begin_call_cb`).
+        unsafe { self.ctx.device().end_command_buffer(cb) }.map_err(VulkanError::vk("vkEndCommandBuffer"))?;
+        self.submit_cb_after(cb, waits)
+    }
+
     fn check_input(&self, index: usize, data: &[u8]) -> Result<()> {
         let slot = self.inputs.get(index).ok_or(VulkanError::NoSuchInput { index, count: self.inputs.len() })?;
         match slot {
@@ -571,14 +808,15 @@ impl Executable {
 
     fn create_sync_objects(&mut self) -> Result<()> {
         let device = self.ctx.device();
-        let mut timeline = vk::SemaphoreTypeCreateInfo::default().semaphore_type(vk::SemaphoreType::TIMELINE);
-        let info = vk::SemaphoreCreateInfo::default().push_next(&mut timeline);
-        // SAFETY: valid create info; timeline semaphores are enabled on every context's device.
-        self.semaphore =
-            unsafe { device.create_semaphore(&info, None) }.map_err(VulkanError::vk("vkCreateSemaphore"))?;
         let info = vk::CommandPoolCreateInfo::default().queue_family_index(self.ctx.queue_family());
         // SAFETY: valid create info for the context's queue family.
         self.command_pool =
+            unsafe { device.create_command_pool(&info, None) }.map_err(VulkanError::vk("vkCreateCommandPool"))?;
+        let info = vk::CommandPoolCreateInfo::default()
+            .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER | vk::CommandPoolCreateFlags::TRANSIENT)
+            .queue_family_index(self.ctx.queue_family());
+        // SAFETY: valid create info for the context's queue family.
+        self.call_pool =
             unsafe { device.create_command_pool(&info, None) }.map_err(VulkanError::vk("vkCreateCommandPool"))?;
         Ok(())
     }
@@ -1607,10 +1845,20 @@ impl Executable {
 
     /// Submits `cb` after all earlier work of this executable; returns the semaphore value it signals.
     fn submit_cb(&mut self, cb: vk::CommandBuffer) -> Result<u64> {
-        let wait_values = [self.last_signal];
+        self.submit_cb_after(cb, &[])
+    }
+
+    /// Like [`Executable::submit_cb`], also after `waits` (work on other executables' timelines).
+    fn submit_cb_after(&mut self, cb: vk::CommandBuffer, waits: &[SyncPoint]) -> Result<u64> {
+        let mut semaphores = vec![self.timeline.semaphore];
+        let mut wait_values = vec![self.last_signal];
+        for point in waits.iter().filter(|p| !p.on(&self.timeline)) {
+            semaphores.push(point.timeline.semaphore);
+            wait_values.push(point.value);
+        }
         let signal_values = [self.last_signal + 1];
-        let semaphores = [self.semaphore];
-        let stages = [vk::PipelineStageFlags::ALL_COMMANDS];
+        let signal = [self.timeline.semaphore];
+        let stages = vec![vk::PipelineStageFlags::ALL_COMMANDS; semaphores.len()];
         let cbs = [cb];
         let mut timeline = vk::TimelineSemaphoreSubmitInfo::default()
             .wait_semaphore_values(&wait_values)
@@ -1619,11 +1867,12 @@ impl Executable {
             .wait_semaphores(&semaphores)
             .wait_dst_stage_mask(&stages)
             .command_buffers(&cbs)
-            .signal_semaphores(&semaphores)
+            .signal_semaphores(&signal)
             .push_next(&mut timeline);
         let queue = self.ctx.queue();
         // SAFETY: the queue is locked; `cb` is fully recorded and not pending (callers wait for its last
-        // submission); the wait value was signalled by, or is before, an earlier submission on this queue.
+        // submission, or it is a simultaneous-use or fresh per-call buffer); every waited value was signalled by,
+        // or is before, an earlier submission on this queue; the other timelines outlive the wait (`Arc`s).
         unsafe { self.ctx.device().queue_submit(*queue, &[submit], vk::Fence::null()) }
             .map_err(VulkanError::vk("vkQueueSubmit"))?;
         self.last_signal += 1;
@@ -1631,15 +1880,25 @@ impl Executable {
     }
 
     fn wait_value(&self, value: u64) -> Result<()> {
-        if value == 0 {
-            return Ok(());
-        }
-        let semaphores = [self.semaphore];
-        let values = [value];
-        let info = vk::SemaphoreWaitInfo::default().semaphores(&semaphores).values(&values);
-        // SAFETY: the semaphore is live, and `value` was (or will be, by submitted work) signalled.
-        unsafe { self.ctx.device().wait_semaphores(&info, u64::MAX) }.map_err(VulkanError::vk("vkWaitSemaphores"))
+        self.timeline.wait(value)
     }
+}
+
+/// Whether running `ops` makes the host read a word the device computed (a device loop or a host-driven
+/// structure).
+fn has_host_decisions(ops: &[HostOp]) -> bool {
+    ops.iter().any(|op| match op {
+        HostOp::Submit(_) => false,
+        HostOp::Repeat { ops, .. } => has_host_decisions(ops),
+        HostOp::DeviceLoop { .. } | HostOp::Switch { .. } | HostOp::While { .. } => true,
+    })
+}
+
+/// Records a copy of `size` bytes between (buffer, offset) pairs.
+fn copy_buffer(device: &ash::Device, cb: vk::CommandBuffer, src: (vk::Buffer, u64), dst: (vk::Buffer, u64), size: u64) {
+    let region = vk::BufferCopy { src_offset: src.1, dst_offset: dst.1, size };
+    // SAFETY: `cb` is recording; callers pass ranges inside live, distinct buffers.
+    unsafe { device.cmd_copy_buffer(cb, src.0, dst.0, &[region]) };
 }
 
 /// Little-endian bytes of push-constant words.
@@ -1667,7 +1926,7 @@ fn full_barrier(device: &ash::Device, cb: vk::CommandBuffer) {
 }
 
 /// Makes every earlier device write visible to host reads.
-fn host_barrier(device: &ash::Device, cb: vk::CommandBuffer) {
+pub(crate) fn host_barrier(device: &ash::Device, cb: vk::CommandBuffer) {
     let barrier = vk::MemoryBarrier::default()
         .src_access_mask(vk::AccessFlags::SHADER_WRITE | vk::AccessFlags::TRANSFER_WRITE)
         .dst_access_mask(vk::AccessFlags::HOST_READ);
@@ -1700,7 +1959,8 @@ impl Drop for Executable {
             let _ = unsafe { device.device_wait_idle() };
         }
         // SAFETY: the device has finished all work of this executable (waited above), each object is destroyed
-        // once, and destroying a null handle is a no-op. Buffers are dropped after this, as fields.
+        // once, and destroying a null handle is a no-op. Buffers, retired arrays and the timeline are dropped
+        // after this, as fields.
         unsafe {
             for p in self.pipelines.drain(..) {
                 device.destroy_pipeline(p.pipeline, None);
@@ -1709,7 +1969,7 @@ impl Drop for Executable {
             }
             device.destroy_descriptor_pool(self.descriptor_pool, None);
             device.destroy_command_pool(self.command_pool, None);
-            device.destroy_semaphore(self.semaphore, None);
+            device.destroy_command_pool(self.call_pool, None);
             if let Some((pool, _)) = self.profile.take() {
                 device.destroy_query_pool(pool, None);
             }

@@ -10,6 +10,9 @@
 //!   useful optional feature and reports them as [`DeviceCaps`], and optionally turns on the validation layer
 //!   and collects its messages.
 //! - [`Executable`] (in `executable.rs`): builds and records a program once, then replays it.
+//! - [`DeviceArray`] (in `array.rs`): a buffer kept on the device between executions ([`Executable::upload`],
+//!   [`Executable::execute`], [`Executable::execute_with`] with donation, [`DeviceArray::read`]); ordered by
+//!   timeline semaphores, freed once the last submission that uses it has finished.
 //! - `memory.rs` places buffers; `hazard.rs` decides where barriers go; `pipeline_cache.rs` keeps compiled
 //!   pipelines on disk.
 //!
@@ -28,6 +31,7 @@
 //! The only environment this crate reads is in [`ContextOptions::from_env`]; the only files it touches are the
 //! pipeline cache in the directory the caller names.
 
+mod array;
 mod context;
 mod control;
 mod error;
@@ -36,6 +40,7 @@ mod hazard;
 mod memory;
 mod pipeline_cache;
 
+pub use array::{ArrayInput, DeviceArray};
 pub use context::{
     list_devices, Context, ContextOptions, DeviceCaps, DeviceInfo, DeviceKind, DeviceSelector, MemoryReport, Severity,
     SubgroupOps, ValidationMessage,
