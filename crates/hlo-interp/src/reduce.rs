@@ -40,7 +40,7 @@ fn fold_with<T: Copy>(x: &[T], base: usize, offsets: &[usize], init: T, f: &impl
         while level.len() > FOLD_BLOCK {
             level = level.chunks(FOLD_BLOCK).map(|c| c[1..].iter().fold(c[0], |acc, &v| f(acc, v))).collect();
         }
-        return level.into_iter().fold(init, |acc, v| f(acc, v));
+        return level.into_iter().fold(init, f);
     }
     let mut acc = init;
     for &o in offsets {
