@@ -496,6 +496,7 @@ impl<'p> Gen<'p> {
                 ("fori", 2),
                 ("while-data", 2),
                 ("conditional", 2),
+                ("converge", 2),
                 ("dot-long", 1),
             ],
         );
@@ -532,6 +533,7 @@ impl<'p> Gen<'p> {
             "while-data" => self.while_loop(x, true),
             "fori" => self.fori(),
             "conditional" => self.conditional(x),
+            "converge" => self.converge_loop(x),
             _ => self.dot_long(x),
         }
     }
@@ -1417,6 +1419,61 @@ impl<'p> Gen<'p> {
         let w = self.op(Op::While { condition, body }, &[init], None)?;
         let id = self.op(Op::GetTupleElement { index: 1 }, &[w], None);
         self.push_val(id, x.exact && exact)
+    }
+
+    /// A loop run until the data says stop, as Newton's method or bisection are: `while i < 200 &&
+    /// max|x| < 64: x = (x + 0.125) * 1.5` on an f32 array (the condition reduces the whole state, so
+    /// the loop cannot run per element; add-then-multiply cannot be contracted into an fma, so both
+    /// sides take the same number of trips). NaN or infinity in `x` stops it at once.
+    fn converge_loop(&mut self, x: V) -> Option<V> {
+        let s = self.shape_of(x.id);
+        if s.dtype != DType::F32 || s.dims.is_empty() || !x.exact {
+            return None;
+        }
+        let max = self.reducer(Red::Max, DType::F32);
+        let s32 = Shape::scalar(DType::S32);
+        let f32s = Shape::scalar(DType::F32);
+        let full = Shape::Array(s.clone());
+        let tuple = Shape::Tuple(vec![s32.clone(), full.clone()]);
+        let all_dims: Vec<i64> = (0..s.dims.len() as i64).collect();
+        // Condition.
+        let mut cb = Cb::new(format!("converge_cond.{}", self.comps.len()));
+        let t = cb.param(tuple.clone());
+        let c = &self.comps;
+        let i = cb.push(c, Op::GetTupleElement { index: 0 }, &[t], None).ok()?;
+        let xv = cb.push(c, Op::GetTupleElement { index: 1 }, &[t], None).ok()?;
+        let cap = cb.push(c, Op::Constant(Box::new(scalar_literal(DType::S32, 200.0))), &[], None).ok()?;
+        let counting =
+            cb.push(c, Op::Compare { direction: CompareDirection::Lt, compare_type: None }, &[i, cap], None).ok()?;
+        let ax = cb.push(c, Op::Unary(UnaryOp::Abs), &[xv], None).ok()?;
+        let ninf = cb.push(c, Op::Constant(Box::new(scalar_literal(DType::F32, f64::NEG_INFINITY))), &[], None).ok()?;
+        let m = cb.push(c, Op::Reduce { dimensions: all_dims, to_apply: max }, &[ax, ninf], Some(f32s.clone())).ok()?;
+        let limit = cb.push(c, Op::Constant(Box::new(scalar_literal(DType::F32, 64.0))), &[], None).ok()?;
+        let small =
+            cb.push(c, Op::Compare { direction: CompareDirection::Lt, compare_type: None }, &[m, limit], None).ok()?;
+        let go = cb.push(c, Op::Binary(BinaryOp::And), &[counting, small], None).ok()?;
+        let condition = self.add_comp(cb.finish(go));
+        // Body.
+        let mut bb = Cb::new(format!("converge_body.{}", self.comps.len()));
+        let t = bb.param(tuple);
+        let c = &self.comps;
+        let i = bb.push(c, Op::GetTupleElement { index: 0 }, &[t], None).ok()?;
+        let xv = bb.push(c, Op::GetTupleElement { index: 1 }, &[t], None).ok()?;
+        let one = bb.push(c, Op::Constant(Box::new(scalar_literal(DType::S32, 1.0))), &[], None).ok()?;
+        let i1 = bb.push(c, Op::Binary(BinaryOp::Add), &[i, one], None).ok()?;
+        let eighth = bb.push(c, Op::Constant(Box::new(scalar_literal(DType::F32, 0.125))), &[], None).ok()?;
+        let eighth = bb.push(c, Op::Broadcast { dimensions: vec![] }, &[eighth], Some(full.clone())).ok()?;
+        let grow = bb.push(c, Op::Constant(Box::new(scalar_literal(DType::F32, 1.5))), &[], None).ok()?;
+        let grow = bb.push(c, Op::Broadcast { dimensions: vec![] }, &[grow], Some(full)).ok()?;
+        let shifted = bb.push(c, Op::Binary(BinaryOp::Add), &[xv, eighth], None).ok()?;
+        let nx = bb.push(c, Op::Binary(BinaryOp::Multiply), &[shifted, grow], None).ok()?;
+        let root = bb.push(c, Op::Tuple, &[i1, nx], None).ok()?;
+        let body = self.add_comp(bb.finish(root));
+        let zero = self.constant(DType::S32, 0.0);
+        let init = self.op(Op::Tuple, &[zero, x.id], None)?;
+        let w = self.op(Op::While { condition, body }, &[init], None)?;
+        let id = self.op(Op::GetTupleElement { index: 1 }, &[w], None);
+        self.push_val(id, true)
     }
 
     /// The fori_loop of issue 11: `x[i+1] = x[i] * 2 + 1` over an f32 array, for a static count.
