@@ -747,11 +747,7 @@ impl Op {
             Op::Conditional { branches } => branches.iter_mut().for_each(|b| *b = f(*b)),
             Op::Fusion { calls, .. } => *calls = f(*calls),
             Op::CustomCall(cc) => cc.called_computations.iter_mut().for_each(|c| *c = f(*c)),
-            Op::Async { calls, .. } => {
-                if let Some(c) = calls {
-                    *c = f(*c);
-                }
-            }
+            Op::Async { calls: Some(c), .. } => *c = f(*c),
             Op::Collective { attrs, .. } => {
                 if let Some(c) = &mut attrs.to_apply {
                     *c = f(*c);

@@ -101,6 +101,8 @@ pub struct PipelineOptions<'a> {
     pub dump_after_each: Option<DumpFn<'a>>,
 }
 
+// Not derived: `verify` defaults to on in debug builds only (clippy sees `false` in release).
+#[allow(clippy::derivable_impls)]
 impl Default for PipelineOptions<'_> {
     fn default() -> Self {
         PipelineOptions { verify: cfg!(debug_assertions), dump_after_each: None }

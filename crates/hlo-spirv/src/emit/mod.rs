@@ -283,7 +283,7 @@ pub(crate) fn finish(
 pub(crate) fn check_loop_budget(em: &elemental::Em, kernel: &str, kind: KernelKind) -> crate::error::Result<()> {
     match em.target.max_loop_iterations {
         Some(limit) if em.loop_iterations > limit => Err(crate::error::CodegenError::unsupported(
-            &kind.to_string(),
+            kind.to_string(),
             kernel,
             format!(
                 "the kernel runs {} loop iterations per invocation, more than this device allows ({limit}: \
