@@ -1517,6 +1517,43 @@ def ensemble_dropout_vmap(w1, b1, w2, b2, key_data, x):
     return probs, mean, entropy
 
 
+# --- the seed's frame program: one call per rendered frame (issue 13) -------------------------
+
+
+def seed_frame(pos, vel, sprite_indices, sprites, vid_dim, sim):
+    """One frame of the seed's generate_video loop as a single function: render the current
+    positions (scaled_render: sprite scatter at 4x resolution, 4x4 mean), then step the n-body
+    state. Returns (image, pos', vel'), so that pos' and vel' feed the next frame."""
+    image = scaled_render((pos * 0.9 + 0.5) * vid_dim, sprite_indices, sprites, vid_dim)
+    new_pos, new_vel = sim_update_force(pos, vel, **sim)
+    return image, new_pos, new_vel
+
+
+def _seed_frame_inputs(p_count, sprite_dim, brightness):
+    """The seed's initial state (PRNGKey(144), velocities zero) and its gaussian sprite sheet."""
+    def mk(rng):
+        pos = jax.random.uniform(jax.random.PRNGKey(144), (p_count, 2), minval=-0.5, maxval=0.5)
+        vel = np.zeros((p_count, 2), F32)
+        indices = np.zeros((p_count,), np.int32)
+        kern = np.asarray(gaussian_kern(sprite_dim, 3.0))
+        sprites = (np.tile(kern.reshape(1, sprite_dim, sprite_dim, 1), 3) * brightness).astype(F32)
+        return [np.asarray(pos, F32), vel, indices, sprites]
+    return mk
+
+
+_SEED_SIM = dict(t_delta=0.05, scale=25, center_mag=0.5, repel_mag=0.05, damp=0.997, steps=4)
+
+register("seed_frame",
+         "The seed's whole frame (generate_video defaults: 800 particles, 300x300 px, 27 px "
+         "gaussian sprites, brightness 80): scaled_render of the current positions (BCOO sprite "
+         "scatter at 1200x1200, clip, 4x4 mean MSAA) and sim_update_force (4 Euler steps, "
+         "scale 25, center_mag 0.5, repel_mag 0.05, damp 0.997). Inputs (pos, vel, sprite "
+         "indices, sprite sheet); outputs (image f32[300,300,3] in 0..1, pos', vel'): run it "
+         "with --feed 1=0 --feed 2=1 to animate.",
+         1e-4, _seed_frame_inputs(800, 27, 80))(
+    lambda pos, vel, idx, sprites: seed_frame(pos, vel, idx, sprites, 300, _SEED_SIM))
+
+
 # ---------------------------------------------------------------------------
 # HLO text helpers
 # ---------------------------------------------------------------------------

@@ -21,3 +21,11 @@ ours, jax = load(sys.argv[1]), load(sys.argv[2])
 print("matches JAX's output exactly" if ours == jax else "DIFFERS from JAX's output")
 sys.exit(0 if ours == jax else 1)
 PY
+
+# The seed's whole simulation, headless: each frame is one call of the frame program JAX
+# dumped (n-body step + gaussian sprite scatter + 4x MSAA); positions and velocities stay on
+# the device, and only the image comes back, as PNG frames and an animated GIF.
+frame=hlo-samples/seed_frame
+./target/release/hlo-run "$frame/module.hlo" "$frame"/in_{0,1,2,3}.npy \
+    --frames 60 --feed 1=0 --feed 2=1 --record "$out/frames" --gif "$out/seed.gif" -o "$out/seed_state"
+echo "the seed simulation, animated: $out/seed.gif (frames: $out/frames/frame_*.png)"

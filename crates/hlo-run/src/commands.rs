@@ -36,10 +36,27 @@ pub struct RunArgs {
     /// time per iteration.
     #[arg(long, value_name = "N")]
     pub iterations: Option<u64>,
-    /// With --iterations: result leaf OUT feeds input IN (repeatable). Default: the module's
-    /// input_output_alias, else the one output and input of each dtype and shape.
-    #[arg(long, value_name = "OUT=IN", requires = "iterations")]
+    /// With --iterations or --frames: result leaf OUT feeds input IN (repeatable). Default: the
+    /// module's input_output_alias, else the one output and input of each dtype and shape.
+    #[arg(long, value_name = "OUT=IN")]
     pub feed: Vec<crate::feed::Feed>,
+    /// Run N frames of a frame program: outputs feed back as with --iterations, and the image
+    /// output is read back after every frame (for --record and --gif); prints frame times.
+    #[arg(long, value_name = "N", conflicts_with = "iterations")]
+    pub frames: Option<u64>,
+    /// With --frames: write each frame as DIR/frame_00000.png, DIR/frame_00001.png, ...
+    #[arg(long, value_name = "DIR", requires = "frames")]
+    pub record: Option<PathBuf>,
+    /// With --frames: write the frames as one animated GIF (30 frames/s, looping).
+    #[arg(long, value_name = "FILE", requires = "frames")]
+    pub gif: Option<PathBuf>,
+    /// With --frames: the result leaf shown (default: the first f32 or u8 leaf shaped HxWxC with
+    /// C in 1, 3 or 4, else the first HxW one of at least 16x16).
+    #[arg(long, value_name = "K", requires = "frames")]
+    pub image: Option<usize>,
+    /// With --frames: the float values that mean black and full intensity [default: 0..1].
+    #[arg(long, value_name = "0..1|0..255", requires = "frames")]
+    pub image_range: Option<hlo_present::ValueRange>,
 }
 
 /// Options shared by the commands that execute a module.
@@ -213,14 +230,37 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let path = args.module.as_deref().ok_or_else(|| user_error("no module given (see --help)"))?;
     let loaded = load_static(path)?;
     let limit = crate::limits::memory_limit()?;
+    if !args.feed.is_empty() && args.iterations.is_none() && args.frames.is_none() {
+        return Err(user_error("--feed needs --iterations or --frames"));
+    }
+    if args.frames == Some(0) {
+        return Err(user_error("--frames must be at least 1"));
+    }
+    let output_shapes = inputs::output_leaves(&loaded.module.entry_comp().instr(loaded.module.entry_comp().root).shape);
+    if args.frames.is_some() {
+        // Refuse a module without an image before compiling it.
+        crate::frames::choose_image_output(&output_shapes, args.image).map_err(user_error)?;
+    }
     let host_inputs = gather_inputs(&loaded, &args.inputs, &args.common, limit)?;
     let options = args.common.prepare_options(limit.saturating_sub(host_bytes(&host_inputs)));
     let mut prepared =
         backend::prepare(&loaded.module, args.common.backend, &options).map_err(|e| locate(&loaded, e))?;
-    let outputs = match args.iterations {
-        None => prepared.run(&host_inputs).map_err(|e| locate(&loaded, e))?,
-        Some(0) => return Err(user_error("--iterations must be at least 1")),
-        Some(n) => {
+    let outputs = match (args.iterations, args.frames) {
+        (_, Some(frames)) => {
+            let feeds = crate::feed::choose_feeds(&loaded.module, &args.feed).map_err(user_error)?;
+            let frame_options = crate::frames::FrameOptions {
+                frames,
+                record_dir: args.record.clone(),
+                gif: args.gif.clone(),
+                image: args.image,
+                range: args.image_range.unwrap_or_default(),
+            };
+            crate::frames::run_frames(prepared.as_mut(), &output_shapes, &host_inputs, &feeds, &frame_options)
+                .map_err(|e| locate(&loaded, e))?
+        }
+        (None, None) => prepared.run(&host_inputs).map_err(|e| locate(&loaded, e))?,
+        (Some(0), _) => return Err(user_error("--iterations must be at least 1")),
+        (Some(n), None) => {
             let feeds = crate::feed::choose_feeds(&loaded.module, &args.feed).map_err(user_error)?;
             let (outputs, elapsed) =
                 prepared.run_iterations(&host_inputs, &feeds, n).map_err(|e| locate(&loaded, e))?;

@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod commands;
 pub mod feed;
+pub mod frames;
 pub mod inputs;
 pub mod limits;
 pub mod load;

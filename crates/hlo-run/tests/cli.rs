@@ -705,3 +705,120 @@ fn iterations_feed_outputs_back_into_inputs() {
         close_values(&results[0][k], &results[1][k], 1e-5).unwrap_or_else(|e| panic!("vulkan vs interp, out_{k}: {e}"));
     }
 }
+
+/// Decodes a PNG written by `--record`: (width, height, channels, samples).
+fn read_png(path: &Path) -> (u32, u32, usize, Vec<u8>) {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    (info.width, info.height, info.color_type.samples(), buf)
+}
+
+/// An image output converted as `--frames` converts it (f32 in 0..1).
+fn image_samples(array: &npy::HostArray) -> Vec<u8> {
+    let dims: Vec<usize> = array.dims.iter().map(|&d| d as usize).collect();
+    let element = match array.dtype {
+        hlo_ir::DType::U8 => hlo_present::ElementType::U8,
+        _ => hlo_present::ElementType::F32,
+    };
+    hlo_present::Image8::from_elements(&array.bytes, element, &dims, hlo_present::ValueRange::Unit).unwrap().samples
+}
+
+/// The headless recording CI relies on: 30 frames of the seed's particle simulation as PNGs
+/// and a GIF; the particles are visible and move, and the first frame is JAX's image.
+#[test]
+fn frames_record_the_seed_simulation_headless() {
+    let s = repo().join("hlo-samples/seed_frame");
+    let module = s.join("module.hlo").display().to_string();
+    let inputs: Vec<String> = (0..4).map(|k| s.join(format!("in_{k}.npy")).display().to_string()).collect();
+    let dir = temp_dir("frames-seed");
+    let (record, gif) = (dir.join("frames"), dir.join("seed.gif"));
+    let mut args: Vec<&str> = vec![&module];
+    args.extend(inputs.iter().map(String::as_str));
+    let (record_arg, gif_arg) = (record.display().to_string(), gif.display().to_string());
+    args.extend(["--frames", "30", "--feed", "1=0", "--feed", "2=1", "--record", &record_arg, "--gif", &gif_arg]);
+    let run = hlo_run(&args);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let err = stderr(&run);
+    assert!(err.contains("30 frames of out_0") && err.contains("frames/s") && err.contains("p99"), "{err}");
+
+    let frames: Vec<Vec<u8>> = (0..30)
+        .map(|k| {
+            let (w, h, channels, samples) = read_png(&record.join(format!("frame_{k:05}.png")));
+            assert_eq!((w, h, channels), (300, 300, 3), "frame {k}");
+            let lit = samples.iter().filter(|&&v| v > 64).count();
+            assert!(lit > 1000, "frame {k} is nearly blank: {lit} bright samples");
+            samples
+        })
+        .collect();
+    let distinct = frames.windows(2).filter(|pair| pair[0] != pair[1]).count();
+    assert_eq!(distinct, 29, "every frame differs from the one before: the particles move");
+    assert!(!record.join("frame_00030.png").exists());
+
+    let jax = image_samples(&npy::read_npy(&s.join("out_0.npy")).unwrap());
+    let worst = frames[0].iter().zip(&jax).map(|(&a, &b)| a.abs_diff(b)).max().unwrap();
+    assert!(worst <= 1, "frame 0 differs from JAX's image by up to {worst} levels");
+
+    let decoder = gif::DecodeOptions::new().read_info(std::fs::File::open(&gif).unwrap()).unwrap();
+    let (w, h) = (decoder.width(), decoder.height());
+    let mut decoder = decoder;
+    let mut count = 0;
+    while decoder.read_next_frame().unwrap().is_some() {
+        count += 1;
+    }
+    assert_eq!((w, h, count), (300, 300, 30));
+}
+
+/// Frames on the device equal running the module once per frame through files.
+#[test]
+fn frames_equal_chained_runs_through_files() {
+    let dir = temp_dir("frames-chain");
+    let module = dir.join("frame.hlo");
+    std::fs::write(
+        &module,
+        "HloModule frame\n\nENTRY e {\n  x = f32[4,5] parameter(0)\n  sq = f32[4,5] multiply(x, x)\n  \
+         c = f32[] constant(0.9)\n  cb = f32[4,5] broadcast(c), dimensions={}\n  one = f32[] constant(1)\n  \
+         ob = f32[4,5] broadcast(one), dimensions={}\n  s = f32[4,5] multiply(sq, cb)\n  next = f32[4,5] subtract(ob, s)\n  \
+         image = f32[4,5,3] broadcast(x), dimensions={0,1}\n  ROOT t = (f32[4,5,3], f32[4,5]) tuple(image, next)\n}\n",
+    )
+    .unwrap();
+    let values: Vec<u8> = (0..20).flat_map(|k| (k as f32 / 20.0).to_le_bytes()).collect();
+    let start = dir.join("in_0.npy");
+    npy::write_npy(&start, &npy::HostArray { dtype: hlo_ir::DType::F32, dims: vec![4, 5], bytes: values }).unwrap();
+    let (m, record) = (module.display().to_string(), dir.join("frames"));
+    let run = hlo_run(&[&m, &start.display().to_string(), "--frames", "3", "--record", &record.display().to_string()]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let mut input = start;
+    for k in 0..3 {
+        let out = dir.join(format!("run-{k}"));
+        let run = hlo_run(&[&m, &input.display().to_string(), "-o", &out.display().to_string()]);
+        assert!(run.status.success(), "{}", stderr(&run));
+        let (w, h, channels, samples) = read_png(&record.join(format!("frame_{k:05}.png")));
+        assert_eq!((w, h, channels), (5, 4, 3));
+        assert_eq!(samples, image_samples(&npy::read_npy(&out.join("out_0.npy")).unwrap()), "frame {k}");
+        input = out.join("out_1.npy");
+    }
+}
+
+#[test]
+fn frames_without_an_image_output_are_user_errors() {
+    let s = repo().join("hlo-samples/nbody_sim_update");
+    let (module, p, v) = (s.join("module.hlo"), s.join("in_0.npy"), s.join("in_1.npy"));
+    let (module, p, v) = (module.display().to_string(), p.display().to_string(), v.display().to_string());
+    let feeds = ["--feed", "0=0", "--feed", "1=1"];
+    let mut args = vec![module.as_str(), &p, &v, "--frames", "2"];
+    args.extend(feeds);
+    let none = hlo_run(&args);
+    assert_eq!(none.status.code(), Some(2), "{}", stderr(&none));
+    assert!(stderr(&none).contains("no result leaf is an image"), "{}", stderr(&none));
+    let mut bad = args.clone();
+    bad.extend(["--image", "7"]);
+    let out = hlo_run(&bad);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--image 7: the module has 2 result leaves"), "{}", stderr(&out));
+    let range = hlo_run(&[&module, &p, &v, "--frames", "2", "--image-range", "0..9"]);
+    assert_eq!(range.status.code(), Some(2), "{}", stderr(&range));
+    assert!(stderr(&range).contains("0..255"), "{}", stderr(&range));
+}

@@ -82,6 +82,34 @@ pub trait Prepared {
         }
         Ok((outputs, start.elapsed()))
     }
+    /// Frame mode: like [`Prepared::run_iterations`], but output `image` is read back after every
+    /// call and handed to `on_frame` with the frame's index. Returns the last call's outputs and
+    /// each frame's time (the call and the image's read-back; `on_frame` not included).
+    fn run_frames(
+        &mut self,
+        inputs: &[HostArray],
+        feeds: &[crate::feed::Feed],
+        frames: u64,
+        image: usize,
+        on_frame: &mut dyn FnMut(u64, &HostArray) -> anyhow::Result<()>,
+    ) -> anyhow::Result<(Vec<HostArray>, Vec<Duration>)> {
+        let mut current = inputs.to_vec();
+        let mut outputs: Vec<HostArray> = Vec::new();
+        let mut times = Vec::new();
+        for frame in 0..frames {
+            let start = Instant::now();
+            if frame > 0 {
+                for f in feeds {
+                    current[f.input] = outputs[f.output].clone();
+                }
+            }
+            outputs = self.run(&current)?;
+            times.push(start.elapsed());
+            let shown = outputs.get(image).ok_or_else(|| anyhow::anyhow!("the module has no output {image}"))?;
+            on_frame(frame, shown)?;
+        }
+        Ok((outputs, times))
+    }
 }
 
 /// Prepares `module` for repeated execution on `kind`.

@@ -291,6 +291,44 @@ impl Prepared for VulkanPrepared {
         Ok((self.read_outputs()?, elapsed))
     }
 
+    /// One upload; per frame a call, the device-side copies of the fed outputs, and a read-back
+    /// of the image output only (the state stays on the device until the end).
+    fn run_frames(
+        &mut self,
+        inputs: &[HostArray],
+        feeds: &[crate::feed::Feed],
+        frames: u64,
+        image: usize,
+        on_frame: &mut dyn FnMut(u64, &HostArray) -> anyhow::Result<()>,
+    ) -> anyhow::Result<(Vec<HostArray>, Vec<Duration>)> {
+        let io = self
+            .compiled
+            .outputs
+            .get(image)
+            .ok_or_else(|| anyhow::anyhow!("the compiled module has no output {image}"))?
+            .clone();
+        let size = self.executable.output_sizes()[image] as usize;
+        self.upload(inputs)?;
+        let mut device = vec![0u8; size];
+        let mut times = Vec::with_capacity(frames as usize);
+        for frame in 0..frames {
+            let start = Instant::now();
+            if frame > 0 {
+                for f in feeds {
+                    self.executable.copy_output_to_input(f.output, f.input).map_err(run_error)?;
+                }
+            }
+            let ticket = self.executable.submit().map_err(run_error)?;
+            self.executable.wait(ticket).map_err(run_error)?;
+            self.executable.read_output(image, &mut device).map_err(run_error)?;
+            let shown = HostArray { dtype: io.dtype, dims: io.dims.clone(), bytes: io.from_device(&device) };
+            times.push(start.elapsed());
+            self.check_validation()?;
+            on_frame(frame, &shown)?;
+        }
+        Ok((self.read_outputs()?, times))
+    }
+
     fn step_times(&self) -> anyhow::Result<Option<Vec<(String, f64)>>> {
         let times = self.executable.last_step_times().map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(times.map(|steps| steps.into_iter().map(|t| (format!("step {:>3} {}", t.step, t.name), t.nanos)).collect()))
