@@ -101,13 +101,18 @@ const FULL: &[Opcode] = &[
 
 /// Opcodes handled in their common forms.
 const PARTIAL: &[(Opcode, &str)] = &[
-    (Opcode::Conditional, "every branch is computed and the selected result kept; no side-effecting branches"),
+    (
+        Opcode::Conditional,
+        "pred or s32/u32 index selectors, decided on the device: only the taken branch's dispatches run",
+    ),
     (Opcode::CustomCall, "only XLA's `TopK` target"),
     (Opcode::Scatter, "single-operand scatter; 64-bit elements only with native atomics"),
     (Opcode::SelectAndScatter, "windows without dilation"),
     (
         Opcode::While,
-        "elementwise bodies run as one in-shader loop; others need a trip count known at compile time (unrolled into the command buffer)",
+        "elementwise bodies run as one in-shader loop; others as device loops (a known trip count replayed, or one the \
+         condition decides on the device, checked by the host between batches); a device loop inside another device \
+         loop or a conditional is decided by the host at each step",
     ),
 ];
 
