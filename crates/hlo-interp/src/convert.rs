@@ -447,10 +447,11 @@ impl MiniFloat {
 }
 
 /// Whether XLA:CPU's denormal flushing applies to converting `from` to `to`: it converts
-/// between bf16 and the other floats with integer bit operations, which keep subnormals
-/// (`jnp.float32(1e-39).astype(jnp.bfloat16)` stays subnormal); other conversions read
-/// their operand as arithmetic does.
+/// between bf16 and f32 with integer bit operations, which keep subnormals
+/// (`jnp.float32(1e-39).astype(jnp.bfloat16)` stays subnormal); every other conversion goes
+/// through an f32 <-> f64 step or arithmetic that flushes (`bf16 -> f64`, `f64 -> bf16` and
+/// `f32 -> f64` of 1e-39 give 0 under JAX with x64).
 pub(crate) fn flushes_subnormals(from: DType, to: DType) -> bool {
-    let bit_level = (from == DType::BF16 && to.is_float()) || (to == DType::BF16 && from.is_float());
+    let bit_level = from == to || matches!((from, to), (DType::BF16, DType::F32) | (DType::F32, DType::BF16));
     !bit_level
 }

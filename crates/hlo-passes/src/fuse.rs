@@ -536,6 +536,13 @@ impl Planner<'_> {
         if cost * (factor - 1.0) > MEM_COST && extra > LAUNCH_WORK {
             return reject("recomputing it in the consumer costs more than materialising it");
         }
+        // A float remainder is a loop on the device (one step per 11 bits of exponent difference):
+        // recomputed at many indices inside another loop, lavapipe's kernels ran for minutes.
+        let loops = matches!(instr.op, Op::Binary(hlo_ir::BinaryOp::Remainder))
+            && instr.shape.as_array().is_some_and(|a| a.dtype.is_float());
+        if loops && factor > 1.0 {
+            return reject("a float remainder is a loop on the device; it is computed once, not at every read");
+        }
         if group.emitted + self.copies(p, group) > MAX_EMITTED_COPIES {
             return reject("the kernel's code would grow too large (the value is read at too many indices)");
         }

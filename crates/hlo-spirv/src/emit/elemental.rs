@@ -967,7 +967,9 @@ impl<'m> Em<'m> {
                 // keep subnormals; other conversions (to pred: `x != 0`) read operands as the
                 // arithmetic does.
                 let from = self.operand_shape(f, instr, 0)?.dtype;
-                let bit_level = (from == DType::BF16 && dt.is_float()) || (dt == DType::BF16 && from.is_float());
+                // bf16 <-> f32 are bit operations in XLA:CPU; conversions through f64 flush (DAZ/FTZ).
+                let bit_level =
+                    from == dt || matches!((from, dt), (DType::BF16, DType::F32) | (DType::F32, DType::BF16));
                 let x = if bit_level {
                     // An arithmetic operand was flushed when XLA computed it; data is not.
                     let x = self.operand_same(f, instr, 0, idx)?;
