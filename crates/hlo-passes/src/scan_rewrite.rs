@@ -268,16 +268,7 @@ fn slice_all(dims: &[i64]) -> Vec<SliceDim> {
 }
 
 fn trivial_window(rank: usize) -> Window {
-    let unit = WindowDim {
-        size: 1,
-        stride: 1,
-        padding_low: 0,
-        padding_high: 0,
-        window_dilation: 1,
-        base_dilation: 1,
-        window_reversal: false,
-    };
-    Window { dims: vec![unit; rank] }
+    Window { dims: vec![WindowDim::default(); rank] }
 }
 
 #[cfg(test)]

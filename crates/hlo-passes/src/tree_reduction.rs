@@ -81,9 +81,7 @@ fn rewrite(module: &mut Module, comp_id: CompId, id: InstrId, names: &mut NameUn
             stride: size,
             padding_low: pad / 2,
             padding_high: pad - pad / 2,
-            window_dilation: 1,
-            base_dilation: 1,
-            window_reversal: false,
+            ..WindowDim::default()
         });
         out_dims.push(out);
     }

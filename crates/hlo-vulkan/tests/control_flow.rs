@@ -7,30 +7,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use common::*;
-use hlo_program::{Access, Buffer, BufferId, BufferRole, Conditional, DeviceCondition, Loop, Program, Step, TripCount};
+use hlo_program::{Access, BufferId, BufferRole, Conditional, DeviceCondition, Loop, Program, Step, TripCount};
 use hlo_vulkan::{Context, Executable};
 
 const R: Access = Access::Read;
 const W: Access = Access::Write;
 const RW: Access = Access::ReadWrite;
-
-/// `x[0] += 1`.
-const INC_U32: &str = r#"
-@group(0) @binding(0) var<storage, read_write> x: array<u32>;
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) id: vec3<u32>) { if id.x == 0u { x[0] = x[0] + 1u; } }
-"#;
-
-/// `flag[0] = x[0] < limit[0]`.
-const LESS: &str = r#"
-@group(0) @binding(0) var<storage, read> x: array<u32>;
-@group(0) @binding(1) var<storage, read> limit: array<u32>;
-@group(0) @binding(2) var<storage, read_write> flag: array<u32>;
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-    if id.x == 0u { flag[0] = select(0u, 1u, x[0] < limit[0]); }
-}
-"#;
 
 /// `total[0] += y[0]`.
 const ADD_INTO: &str = r#"
@@ -63,10 +45,6 @@ fn kernels() -> Vec<hlo_program::Kernel> {
         kernel("parity", PARITY, &[R, W], 0),
         kernel("acc_f32", ACCUMULATE, &[R, RW], 0),
     ]
-}
-
-fn word(name: &str, role: BufferRole) -> Buffer {
-    Buffer { size_bytes: 4, role, name: name.into() }
 }
 
 fn one(kernel: u32, buffers: &[u32]) -> Step {

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use hlo_program::{Access, Buffer, BufferId, BufferRole, Conditional, DeviceCondition, Loop, Program, Step, TripCount};
+use hlo_program::{Access, BufferId, BufferRole, Conditional, DeviceCondition, Loop, Program, Step, TripCount};
 use hlo_vulkan::{ArrayInput, BuildOptions, Context, DeviceArray, Executable, MemoryReport, VulkanError};
 
 const R: Access = Access::Read;
@@ -16,21 +16,6 @@ const RW: Access = Access::ReadWrite;
 fn build(ctx: &Arc<Context>, program: &Program, force_staging: bool) -> Executable {
     Executable::with_options(ctx, program, &BuildOptions { force_staging, ..Default::default() })
         .unwrap_or_else(|err| panic!("build failed: {err}"))
-}
-
-/// `c = a + b` over `n` floats.
-fn add_program(n: usize) -> Program {
-    Program {
-        kernels: vec![kernel("add", ADD, &[R, R, W], 0)],
-        buffers: vec![
-            buffer("a", n, BufferRole::Input(0)),
-            buffer("b", n, BufferRole::Input(1)),
-            buffer("c", n, BufferRole::Temp),
-        ],
-        steps: vec![dispatch(0, &[0, 1, 2], n)],
-        outputs: ids(&[2]),
-        ..Default::default()
-    }
 }
 
 /// `next = state + 1` over `n` floats, applied `times` times in a chain of temporaries.
@@ -267,28 +252,6 @@ fn wrong_inputs_are_errors() {
     assert_eq!(read_f32(&single(exe.execute(&[&good, &good]).unwrap())), vec![2.0; 8]);
     drop((exe, narrowing, good, short));
     assert_clean(&ctx);
-}
-
-/// `x[0] += 1`.
-const INC_U32: &str = r#"
-@group(0) @binding(0) var<storage, read_write> x: array<u32>;
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) id: vec3<u32>) { if id.x == 0u { x[0] = x[0] + 1u; } }
-"#;
-
-/// `flag[0] = x[0] < limit[0]`.
-const LESS: &str = r#"
-@group(0) @binding(0) var<storage, read> x: array<u32>;
-@group(0) @binding(1) var<storage, read> limit: array<u32>;
-@group(0) @binding(2) var<storage, read_write> flag: array<u32>;
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-    if id.x == 0u { flag[0] = select(0u, 1u, x[0] < limit[0]); }
-}
-"#;
-
-fn word(name: &str, role: BufferRole) -> Buffer {
-    Buffer { size_bytes: 4, role, name: name.into() }
 }
 
 fn u32s(values: &[u32]) -> Vec<u8> {

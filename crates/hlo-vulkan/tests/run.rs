@@ -11,20 +11,6 @@ const R: Access = Access::Read;
 const W: Access = Access::Write;
 const RW: Access = Access::ReadWrite;
 
-fn add_program(n: usize) -> Program {
-    Program {
-        kernels: vec![kernel("add", ADD, &[R, R, W], 0)],
-        buffers: vec![
-            buffer("a", n, BufferRole::Input(0)),
-            buffer("b", n, BufferRole::Input(1)),
-            buffer("c", n, BufferRole::Temp),
-        ],
-        steps: vec![dispatch(0, &[0, 1, 2], n)],
-        outputs: ids(&[2]),
-        ..Default::default()
-    }
-}
-
 fn build(ctx: &std::sync::Arc<hlo_vulkan::Context>, program: &Program, force_staging: bool) -> Executable {
     Executable::with_options(ctx, program, &BuildOptions { force_staging, ..Default::default() })
         .unwrap_or_else(|err| panic!("build failed: {err}"))

@@ -215,6 +215,14 @@ impl VulkanPrepared {
         Ok(())
     }
 
+    /// Copies each fed output into its input on the device, after the last call and before the next.
+    fn feed_back(&mut self, feeds: &[crate::feed::Feed]) -> anyhow::Result<()> {
+        for f in feeds {
+            self.executable.copy_output_to_input(f.output, f.input).map_err(run_error)?;
+        }
+        Ok(())
+    }
+
     /// Every output, read back after the last submission, then the validation layer's verdict.
     fn read_outputs(&self) -> anyhow::Result<Vec<HostArray>> {
         let sizes = self.executable.output_sizes();
@@ -281,9 +289,7 @@ impl Prepared for VulkanPrepared {
         let start = Instant::now();
         let mut last = self.executable.submit().map_err(run_error)?;
         for _ in 1..iterations {
-            for f in feeds {
-                self.executable.copy_output_to_input(f.output, f.input).map_err(run_error)?;
-            }
+            self.feed_back(feeds)?;
             last = self.executable.submit().map_err(run_error)?;
         }
         self.executable.wait(last).map_err(run_error)?;
@@ -314,9 +320,7 @@ impl Prepared for VulkanPrepared {
         for frame in 0..frames {
             let start = Instant::now();
             if frame > 0 {
-                for f in feeds {
-                    self.executable.copy_output_to_input(f.output, f.input).map_err(run_error)?;
-                }
+                self.feed_back(feeds)?;
             }
             let ticket = self.executable.submit().map_err(run_error)?;
             self.executable.wait(ticket).map_err(run_error)?;

@@ -963,11 +963,10 @@ impl<'m> Em<'m> {
                 Val { h, dt }
             }
             Op::Convert => {
-                // XLA converts bf16 to and from other floats with integer bit operations, which
-                // keep subnormals; other conversions (to pred: `x != 0`) read operands as the
-                // arithmetic does.
+                // XLA:CPU converts between bf16 and f32 with integer bit operations, which keep
+                // subnormals; conversions through f64 flush them (DAZ/FTZ), and others (to pred:
+                // `x != 0`) read operands as the arithmetic does.
                 let from = self.operand_shape(f, instr, 0)?.dtype;
-                // bf16 <-> f32 are bit operations in XLA:CPU; conversions through f64 flush (DAZ/FTZ).
                 let bit_level =
                     from == dt || matches!((from, dt), (DType::BF16, DType::F32) | (DType::F32, DType::BF16));
                 let x = if bit_level {

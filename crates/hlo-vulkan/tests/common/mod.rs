@@ -120,3 +120,41 @@ pub fn dispatch(kernel: u32, buffers: &[u32], n: usize) -> Step {
 pub fn ids(ids: &[u32]) -> Vec<BufferId> {
     ids.iter().map(|&b| BufferId(b)).collect()
 }
+
+/// `x[0] += 1` on a u32 word.
+pub const INC_U32: &str = r#"
+@group(0) @binding(0) var<storage, read_write> x: array<u32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) { if id.x == 0u { x[0] = x[0] + 1u; } }
+"#;
+
+/// `flag[0] = x[0] < limit[0]`.
+pub const LESS: &str = r#"
+@group(0) @binding(0) var<storage, read> x: array<u32>;
+@group(0) @binding(1) var<storage, read> limit: array<u32>;
+@group(0) @binding(2) var<storage, read_write> flag: array<u32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+    if id.x == 0u { flag[0] = select(0u, 1u, x[0] < limit[0]); }
+}
+"#;
+
+/// A one-word (u32) buffer.
+pub fn word(name: &str, role: BufferRole) -> Buffer {
+    Buffer { size_bytes: 4, role, name: name.into() }
+}
+
+/// `c = a + b` over `n` floats.
+pub fn add_program(n: usize) -> hlo_program::Program {
+    hlo_program::Program {
+        kernels: vec![kernel("add", ADD, &[Access::Read, Access::Read, Access::Write], 0)],
+        buffers: vec![
+            buffer("a", n, BufferRole::Input(0)),
+            buffer("b", n, BufferRole::Input(1)),
+            buffer("c", n, BufferRole::Temp),
+        ],
+        steps: vec![dispatch(0, &[0, 1, 2], n)],
+        outputs: ids(&[2]),
+        ..Default::default()
+    }
+}
