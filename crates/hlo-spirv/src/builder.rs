@@ -1143,6 +1143,12 @@ impl Kb {
         self.stmt(Statement::ControlBarrier(naga::Barrier::WORK_GROUP));
     }
 
+    /// A workgroup barrier that also makes storage-buffer writes visible to the workgroup's other invocations
+    /// (`WORK_GROUP` alone covers only workgroup memory).
+    pub(crate) fn storage_barrier(&mut self) {
+        self.stmt(Statement::ControlBarrier(naga::Barrier::STORAGE | naga::Barrier::WORK_GROUP));
+    }
+
     /// Gives `h` a readable name in the WGSL output (unique within the kernel).
     pub(crate) fn name(&mut self, h: H, name: &str) {
         if self.func.expressions[h].needs_pre_emit() || self.func.named_expressions.contains_key(&h) {

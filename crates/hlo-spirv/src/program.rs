@@ -9,6 +9,7 @@
 
 use crate::emit::elemental::Leaf;
 use crate::emit::elementwise_loop::{self, Carried, WhileCtx};
+use crate::emit::workgroup_loop;
 use crate::emit::{self, Bind, KernelCtx, KernelKind, KernelStep, OutBuf};
 use crate::error::{CodegenError, Result};
 use crate::hostio::{array_data_to_device, device_bytes, DeviceStorage, HostIo};
@@ -145,7 +146,7 @@ fn unsupported_type(instr: &Instr, dtype: DType, target: &Target) -> CodegenErro
 }
 
 /// Instructions the root depends on.
-fn live_set(comp: &Computation) -> HashSet<InstrId> {
+pub(crate) fn live_set(comp: &Computation) -> HashSet<InstrId> {
     let mut live = HashSet::new();
     let mut stack = vec![comp.root];
     while let Some(id) = stack.pop() {
@@ -491,6 +492,17 @@ impl<'m> Builder<'m> {
             true => None,
             false => elementwise_loop::trip_count(self.m, cond, body, &consts, MAX_SIMULATED_TRIPS),
         };
+        if workgroup_loop::qualifies(self.m, cond, body).is_ok() {
+            let n_buffers = (self.program.buffers.len(), self.infos.len());
+            match self.workgroup_loop(instr, cond, body, init_value.clone(), trips) {
+                Ok(v) => return Ok(v),
+                Err(CodegenError::Unsupported { .. }) => {
+                    self.program.buffers.truncate(n_buffers.0);
+                    self.infos.truncate(n_buffers.1);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let body_instrs = self.m.comp(body).instrs.len() as u64;
         if let Some(trips) = trips.filter(|&t| unroll_static_loop(t, body_instrs)) {
             let mut state = init_value;
@@ -500,6 +512,83 @@ impl<'m> Builder<'m> {
             return Ok(state);
         }
         self.loop_step(instr, cond, body, init_value, trips)
+    }
+
+    /// A `while` over small arrays as one workgroup-loop kernel (see [`workgroup_loop`]). The init values are
+    /// copied into the state buffers; then one dispatch runs the whole loop when its known trip count fits in one
+    /// chunk, else the kernel is the condition of a device loop with an empty body: each dispatch runs up to a
+    /// chunk of iterations and sets the flag while the loop is not finished.
+    fn workgroup_loop(
+        &mut self,
+        instr: &'m Instr,
+        cond: CompId,
+        body: CompId,
+        init: Value,
+        static_trips: Option<u64>,
+    ) -> Result<Value> {
+        let state = self.temps(instr, &instr.shape, &instr.name)?;
+        let mut leaves = Vec::new();
+        fn walk(v: &Value, path: &mut Vec<usize>, out: &mut Vec<(Vec<usize>, BufferId)>) -> bool {
+            match v {
+                Value::Leaf(b) => out.push((path.clone(), *b)),
+                Value::Tuple(t) => {
+                    for (k, e) in t.iter().enumerate() {
+                        path.push(k);
+                        let ok = walk(e, path, out);
+                        path.pop();
+                        if !ok {
+                            return false;
+                        }
+                    }
+                }
+                Value::Token => return false,
+            }
+            true
+        }
+        if !walk(&state, &mut Vec::new(), &mut leaves) {
+            return Err(CodegenError::unsupported("while", &instr.name, "a token in the loop state"));
+        }
+        let state_leaves: Vec<workgroup_loop::StateLeaf> = leaves
+            .iter()
+            .map(|(path, buf)| {
+                let info = &self.infos[buf.0 as usize];
+                workgroup_loop::StateLeaf { path: path.clone(), buf: *buf, dims: info.dims.clone(), dtype: info.dtype }
+            })
+            .collect();
+        let init_leaves = leaf_buffers(&init);
+        if init_leaves.len() != state_leaves.len() {
+            return Err(internal("while init leaves do not match its shape"));
+        }
+        let more_shape = ArrayShape::new(DType::U32, vec![]);
+        let more = self.new_buffer(instr, format!("{}.more", instr.name), &more_shape, BufferRole::Temp)?;
+        let ctx = workgroup_loop::WorkgroupLoopCtx {
+            m: self.m,
+            target: self.target,
+            name: kernel_name(&instr.name),
+            cond,
+            body,
+            state: state_leaves.clone(),
+            state_shape: &instr.shape,
+            more,
+            sources: sources_of(self.m, instr),
+        };
+        let scratch = emit::Scratch::new(self.program.buffers.len() as u32);
+        let kernel = workgroup_loop::emit(&ctx, &scratch)?;
+        for (k, (dims, dtype)) in scratch.take().into_iter().enumerate() {
+            let shape = ArrayShape::new(dtype, dims);
+            self.new_buffer(instr, format!("{}.scratch{k}", instr.name), &shape, BufferRole::Temp)?;
+        }
+        for (&src, s) in init_leaves.iter().zip(&state_leaves) {
+            self.copy_buffer(src, s.buf);
+        }
+        if static_trips.is_some_and(|t| t < kernel.chunk) {
+            self.push_steps(kernel.steps)?;
+        } else {
+            let ((), steps) = self.nested_steps(|b| b.push_steps(kernel.steps))?;
+            let trip = TripCount::Device(DeviceCondition { steps, flag: more });
+            self.emit_step(Step::Loop(Loop { body: Vec::new(), trip }));
+        }
+        Ok(state)
     }
 
     /// A `while` as a [`Loop`] step over one state buffer per leaf of the loop state: the init values are copied
@@ -657,7 +746,9 @@ impl<'m> Builder<'m> {
                         .iter()
                         .map(|&w| match (w, k.kind) {
                             (false, _) => Access::Read,
-                            (true, KernelKind::Scatter | KernelKind::SortPass) => Access::ReadWrite,
+                            (true, KernelKind::Scatter | KernelKind::SortPass | KernelKind::WorkgroupLoop) => {
+                                Access::ReadWrite
+                            }
                             (true, _) => Access::Write,
                         })
                         .collect();

@@ -370,44 +370,65 @@ ENTRY e {{
     }
 }
 
-/// A loop with a trip count known at compile time that is too long to unroll becomes a static loop step.
-#[test]
-fn long_static_loop_is_a_static_loop_step() {
-    let hlo = format!(
+/// The body of [`static_loop_hlo`]: the sum of the state (a reduction, so not elementwise) feeds every element.
+fn static_loop_hlo(n: usize, trips: u32) -> String {
+    format!(
         r#"HloModule m
 {ADD_F32}
 cond {{
-  p = (s32[], f32[32]) parameter(0)
+  p = (s32[], f32[{n}]) parameter(0)
   i = s32[] get-tuple-element(p), index=0
-  n = s32[] constant(3000)
+  n = s32[] constant({trips})
   ROOT lt = pred[] compare(i, n), direction=LT
 }}
 body {{
-  p = (s32[], f32[32]) parameter(0)
+  p = (s32[], f32[{n}]) parameter(0)
   i = s32[] get-tuple-element(p), index=0
-  x = f32[32] get-tuple-element(p), index=1
+  x = f32[{n}] get-tuple-element(p), index=1
   one = s32[] constant(1)
   i1 = s32[] add(i, one)
   zero = f32[] constant(0)
   s = f32[] reduce(x, zero), dimensions={{0}}, to_apply=add
   c = f32[] constant(0.001)
   t = f32[] multiply(s, c)
-  tb = f32[32] broadcast(t), dimensions={{}}
-  r = f32[32] reverse(x), dimensions={{0}}
-  y = f32[32] add(r, tb)
-  ROOT o = (s32[], f32[32]) tuple(i1, y)
+  tb = f32[{n}] broadcast(t), dimensions={{}}
+  r = f32[{n}] reverse(x), dimensions={{0}}
+  y = f32[{n}] add(r, tb)
+  ROOT o = (s32[], f32[{n}]) tuple(i1, y)
 }}
 ENTRY e {{
-  x = f32[32] parameter(0)
+  x = f32[{n}] parameter(0)
   zero = s32[] constant(0)
-  init = (s32[], f32[32]) tuple(zero, x)
-  w = (s32[], f32[32]) while(init), condition=cond, body=body
-  ROOT y = f32[32] get-tuple-element(w), index=1
+  init = (s32[], f32[{n}]) tuple(zero, x)
+  w = (s32[], f32[{n}]) while(init), condition=cond, body=body
+  ROOT y = f32[{n}] get-tuple-element(w), index=1
 }}
 "#
-    );
-    let x: Vec<f32> = (0..32).map(|k| k as f32 * 0.01).collect();
-    let (_, steps) = run_both(&hlo, &[f32_bytes(&x)]);
-    let is_static = |s: &Step| matches!(s, Step::Loop(l) if l.trip == TripCount::Static(3000));
+    )
+}
+
+/// A loop with a trip count known at compile time, too long to unroll and over arrays too large for one
+/// workgroup, becomes a static loop step.
+#[test]
+fn long_static_loop_is_a_static_loop_step() {
+    let n = 5000;
+    let x: Vec<f32> = (0..n).map(|k| (k % 100) as f32 * 1e-4).collect();
+    let (_, steps) = run_both(&static_loop_hlo(n, 300), &[f32_bytes(&x)]);
+    let is_static = |s: &Step| matches!(s, Step::Loop(l) if l.trip == TripCount::Static(300));
     assert_eq!(count_steps(&steps, is_static), 1);
+}
+
+/// Over small arrays the same loop is one workgroup-loop kernel. On lavapipe, whose loop budget allows a few
+/// hundred of these iterations per dispatch, 3000 iterations take several dispatches of it, as the condition of a
+/// device loop; 300 fit in one dispatch.
+#[test]
+fn small_state_loop_is_one_workgroup_kernel() {
+    for (n, trips) in [(32, 3000), (32, 300), (1, 7000), (8, 64), (9, 65), (100, 1)] {
+        let x: Vec<f32> = (0..n).map(|k| k as f32 * 0.01).collect();
+        let hlo = static_loop_hlo(n, trips);
+        run_both(&hlo, &[f32_bytes(&x)]);
+        let c = compile_checked(&parse_and_fuse(&hlo));
+        let kinds: Vec<_> = c.kernels_info.iter().map(|k| k.kind).collect();
+        assert_eq!(kinds, [hlo_spirv::KernelKind::WorkgroupLoop], "n={n} trips={trips}");
+    }
 }

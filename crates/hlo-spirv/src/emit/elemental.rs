@@ -336,6 +336,21 @@ impl<'m> Em<'m> {
         self.open_loops.push(trips);
     }
 
+    /// The loop iterations one invocation runs so far (see [`Em::enter_loop`]).
+    pub(crate) fn loop_iterations(&self) -> u64 {
+        self.loop_iterations
+    }
+
+    /// Replaces the count, for an emitter that decides a loop's trip count after emitting its body.
+    pub(crate) fn set_loop_iterations(&mut self, n: u64) {
+        self.loop_iterations = n;
+    }
+
+    /// The kernel's name, for error messages.
+    pub(crate) fn kernel_name(&self) -> String {
+        self.kernel.clone()
+    }
+
     /// Closes the innermost loop opened by [`Em::enter_loop`].
     pub(crate) fn exit_loop(&mut self) {
         self.open_loops.pop();

@@ -116,7 +116,9 @@ pub(crate) fn emit(ctx: &WhileCtx, plan: &LoopPlan) -> Result<Vec<KernelStep>> {
     // Scalars that start unknown are fine as long as the condition never depends on them
     // (a counter next to a data-dependent accumulator): the simulation gives up otherwise.
     let trips = trip_count(ctx.m, ctx.cond, ctx.body, &init, MAX_SIMULATED_TRIPS);
-    let wg = if n >= 64 { ctx.target.loop_workgroup() } else { 1 };
+    // Below 64 elements, one subgroup per workgroup: a lane costs as much as the whole SIMD group it occupies
+    // (lavapipe runs a workgroup of 1 in a masked 8-wide vector), and more workgroups spread over more cores.
+    let wg = if n >= 64 { ctx.target.loop_workgroup() } else { ctx.target.subgroup_size.clamp(1, 64).min(n as u32) };
     let groups = grid(n.div_ceil(wg as u64));
     let mut em = Em::new(ctx.m, ctx.target, &ctx.name);
     let mut outs = Vec::new();

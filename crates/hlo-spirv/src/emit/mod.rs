@@ -6,6 +6,7 @@
 //!                                     Reduce          reduce.rs  (row loop or workgroup tree)
 //!                                     Scatter         scatter.rs (init step + atomic combine)
 //!                                     ElementwiseLoop elementwise_loop.rs (while loop in the shader)
+//!                                     WorkgroupLoop   workgroup_loop.rs (small-state while loop in one workgroup)
 //!                                     Sort            sort/      (ranking, merge or radix passes)
 //! ```
 //! Every emitter evaluates values through [`elemental::Em`], so any
@@ -19,6 +20,7 @@ pub(crate) mod ops;
 pub(crate) mod reduce;
 pub(crate) mod scatter;
 pub(crate) mod sort;
+pub(crate) mod workgroup_loop;
 
 use crate::builder::{Built, Kb, H};
 use crate::target::Target;
@@ -43,6 +45,8 @@ pub enum KernelKind {
     Scatter,
     /// A while loop whose body is elementwise, run inside one kernel.
     ElementwiseLoop,
+    /// A while loop over small arrays, run inside one workgroup of one kernel.
+    WorkgroupLoop,
     /// Sort or top-k by ranking, one invocation per element.
     Sort,
     /// One pass of a multi-pass sort (merge, radix count/scan/scatter), reading and
@@ -59,6 +63,7 @@ impl fmt::Display for KernelKind {
             KernelKind::ScatterInit => "scatter-init",
             KernelKind::Scatter => "scatter",
             KernelKind::ElementwiseLoop => "elementwise-loop",
+            KernelKind::WorkgroupLoop => "workgroup-loop",
             KernelKind::Sort => "sort",
             KernelKind::SortPass => "sort-pass",
         })
