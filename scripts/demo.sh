@@ -2,7 +2,8 @@
 # The main job on a fresh machine: installs what Vulkan needs, builds hlo-run,
 # and runs the seed's real XLA dump (the "draw_points" sprite scatter) on the
 # default Vulkan device (lavapipe when there is no GPU), then checks the
-# image against the output JAX/XLA computed for the same input.
+# image against the output JAX/XLA computed for the same input; then records the
+# seed's particle simulation headless, and shows it in a window when there is a display.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-system.sh
@@ -29,3 +30,14 @@ frame=hlo-samples/seed_frame
 ./target/release/hlo-run "$frame/module.hlo" "$frame"/in_{0,1,2,3}.npy \
     --frames 60 --feed 1=0 --feed 2=1 --record "$out/frames" --gif "$out/seed.gif" -o "$out/seed_state"
 echo "the seed simulation, animated: $out/seed.gif (frames: $out/frames/frame_*.png)"
+
+# With a display, the same simulation live in a window: the image is converted to the window's pixels on the
+# device and presented through a Vulkan swapchain. It closes after DEMO_PRESENT_FRAMES frames (a few seconds
+# on lavapipe), or earlier with Esc or the window's close button.
+if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+    echo "opening a window (Esc closes it)"
+    ./target/release/hlo-run "$frame/module.hlo" "$frame"/in_{0,1,2,3}.npy \
+        --present --frames "${DEMO_PRESENT_FRAMES:-300}" --feed 1=0 --feed 2=1 -o "$out/present_state"
+else
+    echo "no display (DISPLAY or WAYLAND_DISPLAY): skipping the live window (hlo-run ... --present)"
+fi

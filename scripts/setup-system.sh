@@ -3,10 +3,13 @@
 # the Vulkan loader, Mesa's lavapipe (a CPU Vulkan driver, so no GPU is needed),
 # the Khronos validation layer (tests fail on any validation message) and
 # spirv-tools (tests run spirv-val over every generated kernel).
+# For `hlo-run --present` and its test: the X11 libraries winit loads at run time, an X server
+# without a screen (Xvfb), xwd for screenshots and xdotool to press Esc in the window.
 # Idempotent: does nothing when everything is already there.
 set -euo pipefail
 
-packages=(libvulkan1 mesa-vulkan-drivers vulkan-validationlayers spirv-tools vulkan-tools)
+packages=(libvulkan1 mesa-vulkan-drivers vulkan-validationlayers spirv-tools vulkan-tools
+          libx11-6 libx11-xcb1 libxcursor1 libxrandr2 libxi6 libxkbcommon-x11-0 xvfb x11-apps xdotool)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,14 +1,17 @@
 //! The presentation layer: turns a module's image output (row-major HWC elements of f32 or u8)
-//! into 8-bit pixels and writes them as PNG frames or one animated GIF.
+//! into 8-bit pixels and writes them as PNG frames, one animated GIF or one animated PNG; and
+//! ([`window`]) the window of `hlo-run --present`: its event loop, input, title and frame pacing.
 //!
-//! It knows nothing of HLO or Vulkan: callers hand it bytes, an element type and dimensions.
+//! It knows nothing of HLO or Vulkan: callers hand it bytes, an element type and dimensions, or
+//! draw into the window themselves (`hlo-run` puts `hlo_vulkan::Presenter`'s swapchain on it).
 //! It writes only to the `Write` it is handed (opening files is `hlo-run`'s job).
-//! Later the window and swapchain of `--present` live here too.
 
 #![forbid(unsafe_code)]
 
 use std::io::Write;
 use std::str::FromStr;
+
+pub mod window;
 
 /// What can go wrong turning an array into pixels or writing them.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +28,23 @@ pub enum PresentError {
     Png(#[from] png::EncodingError),
     #[error("encoding GIF: {0}")]
     Gif(#[from] gif::EncodingError),
+    #[error("animated PNG frame of {found_width}x{found_height} with {found_channels} channels in an animation of {width}x{height} with {channels}")]
+    ApngFrameChanged {
+        width: usize,
+        height: usize,
+        channels: usize,
+        found_width: usize,
+        found_height: usize,
+        found_channels: usize,
+    },
+    #[error("an animated PNG needs at least one frame")]
+    EmptyApng,
+    /// No window system to open a window on.
+    #[error("{0}")]
+    NoDisplay(String),
+    /// The window system failed after the window was open.
+    #[error("window system: {0}")]
+    Window(String),
 }
 
 /// Element types an image output may have.
@@ -171,13 +191,8 @@ impl Image8 {
 
     /// PNG bytes (grey, RGB or RGBA as the image has them) into `writer`.
     pub fn encode_png(&self, writer: impl Write) -> Result<(), PresentError> {
-        let color = match self.shape.channels {
-            1 => png::ColorType::Grayscale,
-            3 => png::ColorType::Rgb,
-            _ => png::ColorType::Rgba,
-        };
         let mut encoder = png::Encoder::new(writer, self.shape.width as u32, self.shape.height as u32);
-        encoder.set_color(color);
+        encoder.set_color(png_color(self.shape.channels));
         encoder.set_depth(png::BitDepth::Eight);
         // Frames are written while the animation runs: favour speed over a few percent of size.
         encoder.set_compression(png::Compression::Fast);
@@ -238,6 +253,78 @@ impl<W: Write> GifRecorder<W> {
     /// Writes the trailer and hands back the writer.
     pub fn finish(self) -> Result<W, PresentError> {
         Ok(self.encoder.into_inner()?)
+    }
+}
+
+/// An animated PNG written frame by frame, looping forever. APNG declares its frame count up
+/// front, so the recorder is told how many frames to expect; an animation that ends early is
+/// completed by holding its last frame, so the file is always valid.
+pub struct ApngRecorder<W: Write> {
+    writer: png::Writer<W>,
+    shape: ImageShape,
+    declared: u32,
+    written: u32,
+    last: Option<Image8>,
+}
+
+impl<W: Write> ApngRecorder<W> {
+    /// An animation of `frames` frames of `shape` at `fps` frames per second.
+    pub fn new(writer: W, shape: ImageShape, frames: u32, fps: u16) -> Result<Self, PresentError> {
+        if frames == 0 {
+            return Err(PresentError::EmptyApng);
+        }
+        let mut encoder = png::Encoder::new(writer, shape.width as u32, shape.height as u32);
+        encoder.set_color(png_color(shape.channels));
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder.set_compression(png::Compression::Fast);
+        encoder.set_animated(frames, 0)?;
+        encoder.set_frame_delay(1, fps.max(1))?;
+        let writer = encoder.write_header()?;
+        Ok(ApngRecorder { writer, shape, declared: frames, written: 0, last: None })
+    }
+
+    /// Appends a frame; frames past the declared count are dropped.
+    pub fn add_frame(&mut self, image: &Image8) -> Result<(), PresentError> {
+        if image.shape != self.shape {
+            return Err(PresentError::ApngFrameChanged {
+                width: self.shape.width,
+                height: self.shape.height,
+                channels: self.shape.channels,
+                found_width: image.shape.width,
+                found_height: image.shape.height,
+                found_channels: image.shape.channels,
+            });
+        }
+        if self.written < self.declared {
+            self.writer.write_image_data(&image.samples)?;
+            self.written += 1;
+            self.last = Some(image.clone());
+        }
+        Ok(())
+    }
+
+    /// Frames added so far.
+    pub fn frames(&self) -> u32 {
+        self.written
+    }
+
+    /// Holds the last frame for any frames still declared, then writes the end of the file.
+    pub fn finish(mut self) -> Result<(), PresentError> {
+        let last = self.last.take().ok_or(PresentError::EmptyApng)?;
+        while self.written < self.declared {
+            self.writer.write_image_data(&last.samples)?;
+            self.written += 1;
+        }
+        self.writer.finish()?;
+        Ok(())
+    }
+}
+
+fn png_color(channels: usize) -> png::ColorType {
+    match channels {
+        1 => png::ColorType::Grayscale,
+        3 => png::ColorType::Rgb,
+        _ => png::ColorType::Rgba,
     }
 }
 
@@ -313,5 +400,32 @@ mod tests {
         assert_eq!(greys.len(), 3);
         assert!(greys[0] < greys[1] && greys[1] < greys[2], "{greys:?}");
         assert!(GifRecorder::new(Vec::new(), 70_000, 2, 30.0).is_err());
+    }
+
+    #[test]
+    fn apng_declares_and_holds_every_frame() {
+        let shape = ImageShape { height: 2, width: 3, channels: 1 };
+        let mut bytes = Vec::new();
+        let mut recorder = ApngRecorder::new(&mut bytes, shape, 4, 30).unwrap();
+        for k in 0..3u8 {
+            let image = Image8 { shape, samples: vec![k * 50; 6] };
+            recorder.add_frame(&image).unwrap();
+        }
+        let wrong = Image8 { shape: ImageShape { channels: 3, ..shape }, samples: vec![0; 18] };
+        assert!(matches!(recorder.add_frame(&wrong), Err(PresentError::ApngFrameChanged { .. })));
+        assert_eq!(recorder.frames(), 3);
+        recorder.finish().unwrap();
+        let mut reader = png::Decoder::new(std::io::Cursor::new(bytes)).read_info().unwrap();
+        let control = reader.info().animation_control.expect("an animated PNG");
+        assert_eq!((control.num_frames, control.num_plays), (4, 0));
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let mut firsts = Vec::new();
+        while let Ok(info) = reader.next_frame(&mut buf) {
+            assert_eq!((info.width, info.height), (3, 2));
+            firsts.push(buf[0]);
+        }
+        // The fourth frame holds the third.
+        assert_eq!(firsts, vec![0, 50, 100, 100]);
+        assert!(matches!(ApngRecorder::new(Vec::new(), shape, 0, 30), Err(PresentError::EmptyApng)));
     }
 }

@@ -36,12 +36,13 @@ pub struct RunArgs {
     /// time per iteration.
     #[arg(long, value_name = "N")]
     pub iterations: Option<u64>,
-    /// With --iterations or --frames: result leaf OUT feeds input IN (repeatable). Default: the
-    /// module's input_output_alias, else the one output and input of each dtype and shape.
+    /// With --iterations, --frames or --present: result leaf OUT feeds input IN (repeatable). Default:
+    /// the module's input_output_alias, else the one output and input of each dtype and shape.
     #[arg(long, value_name = "OUT=IN")]
     pub feed: Vec<crate::feed::Feed>,
-    /// Run N frames of a frame program: outputs feed back as with --iterations, and the image
-    /// output is read back after every frame (for --record and --gif); prints frame times.
+    /// Run N frames of a frame program: outputs feed back on the device as with --iterations, and the
+    /// image output is read back only for --record, --gif and --apng; prints frame times. With
+    /// --present: close the window after N frames.
     #[arg(long, value_name = "N", conflicts_with = "iterations")]
     pub frames: Option<u64>,
     /// With --frames: write each frame as DIR/frame_00000.png, DIR/frame_00001.png, ...
@@ -50,13 +51,27 @@ pub struct RunArgs {
     /// With --frames: write the frames as one animated GIF (30 frames/s, looping).
     #[arg(long, value_name = "FILE", requires = "frames")]
     pub gif: Option<PathBuf>,
-    /// With --frames: the result leaf shown (default: the first f32 or u8 leaf shaped HxWxC with
-    /// C in 1, 3 or 4, else the first HxW one of at least 16x16).
-    #[arg(long, value_name = "K", requires = "frames")]
+    /// With --frames: write the frames as one animated PNG (30 frames/s, looping, lossless).
+    #[arg(long, value_name = "FILE", requires = "frames")]
+    pub apng: Option<PathBuf>,
+    /// With --frames or --present: the result leaf shown (default: the first f32 or u8 leaf shaped
+    /// HxWxC with C in 1, 3 or 4, else the first HxW one of at least 16x16).
+    #[arg(long, value_name = "K")]
     pub image: Option<usize>,
-    /// With --frames: the float values that mean black and full intensity [default: 0..1].
-    #[arg(long, value_name = "0..1|0..255", requires = "frames")]
+    /// With --frames or --present: the float values that mean black and full intensity [default: 0..1].
+    #[arg(long, value_name = "0..1|0..255")]
     pub image_range: Option<hlo_present::ValueRange>,
+    /// Show the image output in a window every frame (needs a display), feeding outputs back on the
+    /// device; Esc or closing the window ends the run. FPS and frame time are in the title.
+    #[arg(long, conflicts_with = "iterations")]
+    pub present: bool,
+    /// With --present: do not wait for the display's refresh (MAILBOX or IMMEDIATE when available).
+    #[arg(long, requires = "present")]
+    pub no_vsync: bool,
+    /// With --present: set scalar parameter NAME (its name in the module, or a leaf index) every frame
+    /// from SOURCE: mouse.x, mouse.y (image pixels), mouse.down (0 or 1), time (seconds) or frame.
+    #[arg(long, value_name = "NAME=SOURCE", requires = "present")]
+    pub bind: Vec<crate::bind::Bind>,
 }
 
 /// Options shared by the commands that execute a module.
@@ -230,31 +245,38 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let path = args.module.as_deref().ok_or_else(|| user_error("no module given (see --help)"))?;
     let loaded = load_static(path)?;
     let limit = crate::limits::memory_limit()?;
-    if !args.feed.is_empty() && args.iterations.is_none() && args.frames.is_none() {
-        return Err(user_error("--feed needs --iterations or --frames"));
+    if !args.feed.is_empty() && args.iterations.is_none() && args.frames.is_none() && !args.present {
+        return Err(user_error("--feed needs --iterations, --frames or --present"));
+    }
+    if (args.image.is_some() || args.image_range.is_some()) && args.frames.is_none() && !args.present {
+        return Err(user_error("--image and --image-range need --frames or --present"));
     }
     if args.frames == Some(0) {
         return Err(user_error("--frames must be at least 1"));
     }
     let output_shapes = inputs::output_leaves(&loaded.module.entry_comp().instr(loaded.module.entry_comp().root).shape);
-    if args.frames.is_some() {
+    if args.frames.is_some() || args.present {
         // Refuse a module without an image before compiling it.
         crate::frames::choose_image_output(&output_shapes, args.image).map_err(user_error)?;
+    }
+    let frame_options = crate::frames::FrameOptions {
+        frames: args.frames.unwrap_or(0),
+        record_dir: args.record.clone(),
+        gif: args.gif.clone(),
+        apng: args.apng.clone(),
+        image: args.image,
+        range: args.image_range.unwrap_or_default(),
+    };
+    if args.present {
+        return run_present(args, &loaded, frame_options, limit);
     }
     let host_inputs = gather_inputs(&loaded, &args.inputs, &args.common, limit)?;
     let options = args.common.prepare_options(limit.saturating_sub(host_bytes(&host_inputs)));
     let mut prepared =
         backend::prepare(&loaded.module, args.common.backend, &options).map_err(|e| locate(&loaded, e))?;
     let outputs = match (args.iterations, args.frames) {
-        (_, Some(frames)) => {
+        (_, Some(_)) => {
             let feeds = crate::feed::choose_feeds(&loaded.module, &args.feed).map_err(user_error)?;
-            let frame_options = crate::frames::FrameOptions {
-                frames,
-                record_dir: args.record.clone(),
-                gif: args.gif.clone(),
-                image: args.image,
-                range: args.image_range.unwrap_or_default(),
-            };
             crate::frames::run_frames(prepared.as_mut(), &output_shapes, &host_inputs, &feeds, &frame_options)
                 .map_err(|e| locate(&loaded, e))?
         }
@@ -262,19 +284,58 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         (Some(0), _) => return Err(user_error("--iterations must be at least 1")),
         (Some(n), None) => {
             let feeds = crate::feed::choose_feeds(&loaded.module, &args.feed).map_err(user_error)?;
-            let (outputs, elapsed) =
-                prepared.run_iterations(&host_inputs, &feeds, n).map_err(|e| locate(&loaded, e))?;
-            let fed: Vec<String> = feeds.iter().map(|f| f.to_string()).collect();
-            let total_ms = elapsed.as_secs_f64() * 1e3;
+            let outcome = prepared.run_iterations(&host_inputs, &feeds, n).map_err(|e| locate(&loaded, e))?;
+            let total_ms = outcome.wall.as_secs_f64() * 1e3;
             eprintln!(
                 "{n} iterations in {total_ms:.3} ms: {:.4} ms per iteration on {} (fed: {})",
                 total_ms / n as f64,
                 prepared.device(),
-                fed.join(", ")
+                crate::frames::describe_feeds(&feeds)
             );
-            outputs
+            if let Some(bytes) = outcome.bytes_after_first {
+                eprintln!("{}", crate::frames::transfer_line("iteration", bytes, n));
+            }
+            outcome.outputs
         }
     };
+    finish_run(args, &outputs)?;
+    if args.stats {
+        eprintln!("{}", prepared.stats());
+    }
+    Ok(())
+}
+
+/// `--present`: the frame loop in a window (Vulkan only).
+fn run_present(
+    args: &RunArgs,
+    loaded: &Loaded,
+    frame_options: crate::frames::FrameOptions,
+    limit: u64,
+) -> anyhow::Result<()> {
+    if args.common.backend != BackendKind::Vulkan {
+        return Err(user_error("--present shows frames through a Vulkan swapchain: it needs --backend vulkan"));
+    }
+    let binds = crate::bind::resolve(&args.bind, &loaded.module).map_err(user_error)?;
+    let feeds = crate::feed::choose_feeds_or_none(&loaded.module, &args.feed).map_err(user_error)?;
+    crate::present::check_display_named()?;
+    let host_inputs = gather_inputs(loaded, &args.inputs, &args.common, limit)?;
+    let options = args.common.prepare_options(limit.saturating_sub(host_bytes(&host_inputs)));
+    let name = Path::new(&loaded.path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let request = crate::present::PresentRequest {
+        vsync: !args.no_vsync,
+        frames: args.frames,
+        frame_options,
+        binds,
+        title: format!("hlo-run {name}"),
+        stats: args.stats,
+    };
+    let outputs = crate::present::run_present(&loaded.module, &options, &host_inputs, &feeds, &request)
+        .map_err(|e| locate(loaded, e))?;
+    finish_run(args, &outputs)
+}
+
+/// Writes `-o` files and prints output summaries, as every run does at its end.
+fn finish_run(args: &RunArgs, outputs: &[HostArray]) -> anyhow::Result<()> {
     if let Some(dir) = &args.out_dir {
         std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
         for (k, out) in outputs.iter().enumerate() {
@@ -285,9 +346,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         for (k, out) in outputs.iter().enumerate() {
             println!("out_{k}: {}", summarize(out));
         }
-    }
-    if args.stats {
-        eprintln!("{}", prepared.stats());
     }
     Ok(())
 }

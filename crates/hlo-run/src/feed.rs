@@ -52,6 +52,24 @@ pub fn choose_feeds(module: &Module, explicit: &[Feed]) -> Result<Vec<Feed>, Str
     infer(&inputs, &outputs)
 }
 
+/// The feeds the module's `input_output_alias` declares (empty without one): these inputs may be donated,
+/// their memory receiving the output that feeds them.
+pub fn aliased(module: &Module) -> Vec<Feed> {
+    aliased_feeds(module).unwrap_or_default()
+}
+
+/// Like [`choose_feeds`], but a module none of whose outputs can feed an input gets no feeds instead of an
+/// error: `--present` also shows stateless programs (driven by `--bind time`, say).
+pub fn choose_feeds_or_none(module: &Module, explicit: &[Feed]) -> Result<Vec<Feed>, String> {
+    let inputs: Vec<ArrayShape> = param_leaves(module).into_iter().map(|l| l.shape).collect();
+    let outputs = output_leaves(&module.entry_comp().instr(module.entry_comp().root).shape);
+    let any_pair = outputs.iter().any(|o| inputs.iter().any(|i| i.dtype == o.dtype && i.dims == o.dims));
+    if explicit.is_empty() && aliased_feeds(module).is_none() && !any_pair {
+        return Ok(Vec::new());
+    }
+    choose_feeds(module, explicit)
+}
+
 /// Every feed names existing leaves of one dtype and shape; no input is fed twice.
 fn check(mut feeds: Vec<Feed>, inputs: &[ArrayShape], outputs: &[ArrayShape]) -> Result<Vec<Feed>, String> {
     feeds.sort();

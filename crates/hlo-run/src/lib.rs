@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod bind;
 pub mod commands;
 pub mod feed;
 pub mod frames;
@@ -14,6 +15,7 @@ pub mod inputs;
 pub mod limits;
 pub mod load;
 pub mod npy;
+pub mod present;
 pub mod stats;
 
 use std::fmt;
@@ -36,9 +38,10 @@ pub fn user_error(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UserError(msg.into()))
 }
 
-/// Logs go to stderr, filtered by `HLO_LOG` (e.g. `HLO_LOG=hlo_vulkan=debug`).
+/// Logs go to stderr, filtered by `HLO_LOG` (e.g. `HLO_LOG=hlo_vulkan=debug`). By default warnings, except
+/// winit's, which complains about harmless things of X servers without a screen (Xvfb's 0 mm display).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HLO_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,winit=error"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

@@ -687,6 +687,10 @@ fn iterations_feed_outputs_back_into_inputs() {
         ]);
         assert!(run.status.success(), "{backend}: {}", stderr(&run));
         assert!(stderr(&run).contains("ms per iteration"), "{}", stderr(&run));
+        if backend == "vulkan" {
+            let err = stderr(&run);
+            assert!(err.contains("host<->device copies: 0 bytes per iteration after the first"), "{err}");
+        }
         results.push((0..2).map(|k| npy::read_npy(&out.join(format!("out_{k}.npy"))).unwrap()).collect::<Vec<_>>());
     }
     // Three chained single runs through files on the device.
@@ -821,4 +825,111 @@ fn frames_without_an_image_output_are_user_errors() {
     let range = hlo_run(&[&module, &p, &v, "--frames", "2", "--image-range", "0..9"]);
     assert_eq!(range.status.code(), Some(2), "{}", stderr(&range));
     assert!(stderr(&range).contains("0..255"), "{}", stderr(&range));
+}
+
+/// Writes `values` (one per element) as the .npy input of a tiny frame module.
+fn write_input(path: &Path, dtype: hlo_ir::DType, dims: &[i64], bytes: Vec<u8>) -> String {
+    npy::write_npy(path, &npy::HostArray { dtype, dims: dims.to_vec(), bytes }).unwrap();
+    path.display().to_string()
+}
+
+/// One decoded PNG frame: (width, height, channels, samples).
+type PngFrame = (u32, u32, usize, Vec<u8>);
+
+/// The declared frame count and every frame of an animated PNG.
+fn read_apng(path: &Path) -> (u32, Vec<PngFrame>) {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info().unwrap();
+    let declared = reader.info().animation_control.expect("an animated PNG").num_frames;
+    let mut frames = Vec::new();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    while let Ok(info) = reader.next_frame(&mut buf) {
+        frames.push((info.width, info.height, info.color_type.samples(), buf[..info.buffer_size()].to_vec()));
+    }
+    (declared, frames)
+}
+
+/// A u8 grey image (HxW, no channel dimension) that brightens by 16 levels a frame: the PNG frames and the
+/// animated PNG hold the exact bytes, and without a recording nothing crosses between host and device.
+#[test]
+fn u8_grey_frames_record_as_png_and_apng() {
+    let dir = temp_dir("frames-u8");
+    let module = dir.join("grey.hlo");
+    std::fs::write(
+        &module,
+        "HloModule grey\n\nENTRY e {\n  x = u8[16,20] parameter(0)\n  c = u8[] constant(16)\n  \
+         b = u8[16,20] broadcast(c), dimensions={}\n  ROOT y = u8[16,20] add(x, b)\n}\n",
+    )
+    .unwrap();
+    let start: Vec<u8> = (0..16 * 20).map(|k| (k % 256) as u8).collect();
+    let input = write_input(&dir.join("x.npy"), hlo_ir::DType::U8, &[16, 20], start.clone());
+    let (m, record, apng) = (module.display().to_string(), dir.join("frames"), dir.join("grey.png"));
+    let (r, a) = (record.display().to_string(), apng.display().to_string());
+    let run = hlo_run(&[&m, &input, "--frames", "5", "--record", &r, "--apng", &a]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    // The image comes back every frame: 320 elements of one 32-bit word each on the device.
+    assert!(stderr(&run).contains("host<->device copies: 1280 bytes per frame after the first"), "{}", stderr(&run));
+    let (declared, frames) = read_apng(&apng);
+    assert_eq!((declared, frames.len()), (5, 5));
+    for (k, (w, h, channels, samples)) in frames.iter().enumerate() {
+        let want: Vec<u8> = start.iter().map(|v| v.wrapping_add(16 * (k as u8 + 1))).collect();
+        assert_eq!((*w, *h, *channels), (20, 16, 1), "frame {k}");
+        assert_eq!(samples, &want, "animated PNG frame {k}");
+        assert_eq!(read_png(&record.join(format!("frame_{k:05}.png"))).3, want, "PNG frame {k}");
+    }
+    let quiet = hlo_run(&[&m, &input, "--frames", "5"]);
+    assert!(quiet.status.success(), "{}", stderr(&quiet));
+    let err = stderr(&quiet);
+    assert!(err.contains("5 frames of out_0") && err.contains("0 bytes per frame after the first"), "{err}");
+    assert!(!err.contains("wrote"), "{err}");
+}
+
+/// An f32 RGBA image (four channels) records with its alpha, rounded as the PNG conversion rounds.
+#[test]
+fn rgba_frames_keep_four_channels() {
+    let dir = temp_dir("frames-rgba");
+    let module = dir.join("rgba.hlo");
+    std::fs::write(
+        &module,
+        "HloModule rgba\n\nENTRY e {\n  x = f32[3,2,4] parameter(0)\n  c = f32[] constant(0.25)\n  \
+         b = f32[3,2,4] broadcast(c), dimensions={}\n  ROOT y = f32[3,2,4] add(x, b)\n}\n",
+    )
+    .unwrap();
+    let input = write_input(&dir.join("x.npy"), hlo_ir::DType::F32, &[3, 2, 4], vec![0; 3 * 2 * 4 * 4]);
+    let (m, apng) = (module.display().to_string(), dir.join("rgba.png"));
+    let a = apng.display().to_string();
+    let run = hlo_run(&[&m, &input, "--frames", "3", "--apng", &a]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let (_, frames) = read_apng(&apng);
+    let levels: Vec<(u32, u32, usize, u8)> = frames.iter().map(|(w, h, c, s)| (*w, *h, *c, s[0])).collect();
+    assert_eq!(levels, vec![(2, 3, 4, 64), (2, 3, 4, 128), (2, 3, 4, 191)]);
+    assert!(frames.iter().all(|(.., s)| s.iter().all(|&v| v == s[0])));
+}
+
+/// `--apng` and `--bind` are checked before anything runs.
+#[test]
+fn apng_and_bind_mistakes_are_user_errors() {
+    let grey = repo().join("hlo-samples/seed_frame/module.hlo").display().to_string();
+    let no_frames = hlo_run(&[&grey, "--random-inputs", "--apng", "x.png"]);
+    assert_eq!(no_frames.status.code(), Some(2), "{}", stderr(&no_frames));
+    assert!(stderr(&no_frames).contains("--frames"), "{}", stderr(&no_frames));
+    let cases: [(&[&str], &str); 4] = [
+        (&["--present", "--bind", "time"], "expected NAME=SOURCE"),
+        (&["--present", "--bind", "Arg_0.1=mouse.z"], "unknown source `mouse.z`"),
+        (&["--bind", "0=time"], "--present"),
+        (&["--present", "--feed", "1=0", "--feed", "2=1", "--bind", "nope=time"], "no parameter is named `nope`"),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec![grey.as_str(), "--random-inputs"];
+        args.extend(extra);
+        let out = Command::new(env!("CARGO_BIN_EXE_hlo-run"))
+            .args(&args)
+            .current_dir(repo())
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
+    }
 }

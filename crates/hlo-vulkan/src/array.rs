@@ -186,6 +186,7 @@ impl DeviceArray {
         if dst.is_empty() {
             return Ok(());
         }
+        storage.ctx.count_to_host(dst.len() as u64);
         if storage.mapped {
             if let Some(bytes) = storage.buffer.host_bytes() {
                 dst.copy_from_slice(&bytes[..dst.len()]);

@@ -12,9 +12,17 @@
 //! Validation: with [`ContextOptions::validation`] the Khronos validation layer (with synchronization
 //! validation, which checks our barriers) and a `VK_EXT_debug_utils` messenger are enabled.
 //! Every warning and error the messenger sees is kept, so tests can assert that there were none.
+//!
+//! Presentation: [`Context::with_presentation`] also enables the window-system instance extensions that a display
+//! needs and `VK_KHR_swapchain`, for [`crate::Presenter`]; [`Context::new`] enables none of them, so headless runs
+//! work where no window system is installed.
+//!
+//! Transfers: the context counts the bytes the host writes into and reads out of device memory (inputs, outputs,
+//! arrays), so a caller can check that state stays on the device ([`Context::host_transfers`]).
 
 use std::ffi::{c_void, CStr, CString};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ash::vk;
@@ -252,12 +260,39 @@ struct DeviceParts {
     allocator: Option<Mutex<Allocator>>,
 }
 
+/// Bytes copied between host and device memory so far, in each direction; see [`Context::host_transfers`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostTransfers {
+    pub to_device: u64,
+    pub to_host: u64,
+}
+
+impl HostTransfers {
+    /// Both directions together.
+    pub fn total(&self) -> u64 {
+        self.to_device + self.to_host
+    }
+
+    /// What was copied since `earlier` (a reading of the same context).
+    pub fn since(&self, earlier: HostTransfers) -> HostTransfers {
+        HostTransfers {
+            to_device: self.to_device.saturating_sub(earlier.to_device),
+            to_host: self.to_host.saturating_sub(earlier.to_host),
+        }
+    }
+}
+
 /// An open Vulkan device with validation (optionally) and a memory allocator. See the module docs.
 pub struct Context {
     // Field order is drop order: the device goes before the instance.
     device: DeviceParts,
     queue: Mutex<vk::Queue>,
     queue_family: u32,
+    physical: vk::PhysicalDevice,
+    /// Surface and swapchain extensions are enabled ([`Context::with_presentation`]).
+    presentation: bool,
+    to_device_bytes: AtomicU64,
+    to_host_bytes: AtomicU64,
     debug_device: Option<ash::ext::debug_utils::Device>,
     info: DeviceInfo,
     caps: DeviceCaps,
@@ -275,22 +310,53 @@ impl fmt::Debug for Context {
 
 /// Lists every physical device the loader reports, usable or not, with its capabilities.
 pub fn list_devices() -> Result<Vec<DeviceInfo>> {
-    let parts = InstanceParts::new(false)?;
+    let parts = InstanceParts::new(false, &[])?;
     let devices = enumerate(&parts)?;
     Ok(devices.into_iter().map(|(_, info)| info).collect())
 }
 
 impl Context {
-    /// Loads Vulkan, picks a device and opens it.
+    /// Loads Vulkan, picks a device and opens it, without any window-system extension.
     pub fn new(options: &ContextOptions) -> Result<Arc<Context>> {
-        let instance = InstanceParts::new(options.validation)?;
-        let devices = enumerate(&instance)?;
+        Context::open(options, None)
+    }
+
+    /// Like [`Context::new`], with what presenting to windows of `display` needs: its surface instance extensions
+    /// and `VK_KHR_swapchain` (a device without it is not chosen).
+    pub fn with_presentation(
+        options: &ContextOptions,
+        display: raw_window_handle::RawDisplayHandle,
+    ) -> Result<Arc<Context>> {
+        Context::open(options, Some(display))
+    }
+
+    fn open(options: &ContextOptions, display: Option<raw_window_handle::RawDisplayHandle>) -> Result<Arc<Context>> {
+        let surface_extensions: &[*const std::ffi::c_char] = match display {
+            Some(display) => {
+                ash_window::enumerate_required_extensions(display).map_err(|result| VulkanError::Unsupported {
+                    reason: format!("presenting to this kind of display ({display:?}): {result}"),
+                })?
+            }
+            None => &[],
+        };
+        let instance = InstanceParts::new(options.validation, surface_extensions)?;
+        let mut devices = enumerate(&instance)?;
+        if display.is_some() {
+            for (pd, info) in &mut devices {
+                let has_swapchain = device_extensions(&instance.instance, *pd)
+                    .iter()
+                    .any(|e| e.as_c_str() == ash::khr::swapchain::NAME);
+                if !has_swapchain && info.unusable.is_none() {
+                    info.unusable = Some("no VK_KHR_swapchain, so it cannot present to a window".into());
+                }
+            }
+        }
         let (physical, info) = choose(devices, &options.device)?;
         tracing::info!(device = %info.short(), driver = %info.driver_name, "selected Vulkan device");
         let queue_family = compute_queue_family(&instance.instance, physical)
             .ok_or_else(|| VulkanError::MissingFeature { device: info.name.clone(), what: "a compute queue".into() })?;
         let caps = info.caps.clone();
-        let device = create_device(&instance, physical, queue_family, &caps)?;
+        let device = create_device(&instance, physical, queue_family, &caps, display.is_some())?;
         let mut device = DeviceParts { device, allocator: None };
         let allocator = Allocator::new(&AllocatorCreateDesc {
             instance: instance.instance.clone(),
@@ -306,7 +372,54 @@ impl Context {
         let queue = unsafe { device.device.get_device_queue(queue_family, 0) };
         let debug_device =
             instance.debug.as_ref().map(|_| ash::ext::debug_utils::Device::new(&instance.instance, &device.device));
-        Ok(Arc::new(Context { device, queue: Mutex::new(queue), queue_family, debug_device, info, caps, instance }))
+        Ok(Arc::new(Context {
+            device,
+            queue: Mutex::new(queue),
+            queue_family,
+            physical,
+            presentation: display.is_some(),
+            to_device_bytes: AtomicU64::new(0),
+            to_host_bytes: AtomicU64::new(0),
+            debug_device,
+            info,
+            caps,
+            instance,
+        }))
+    }
+
+    /// Bytes the host has copied into and out of this device's memory so far: inputs, outputs and arrays, not
+    /// the words a device loop's host decisions read. Differences of two readings tell what a stretch of work
+    /// moved; a loop whose state stays on the device moves nothing.
+    pub fn host_transfers(&self) -> HostTransfers {
+        HostTransfers {
+            to_device: self.to_device_bytes.load(Ordering::Relaxed),
+            to_host: self.to_host_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn count_to_device(&self, bytes: u64) {
+        self.to_device_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_to_host(&self, bytes: u64) {
+        self.to_host_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Whether surface and swapchain extensions are enabled ([`Context::with_presentation`]).
+    pub fn presentation_enabled(&self) -> bool {
+        self.presentation
+    }
+
+    pub(crate) fn entry(&self) -> &ash::Entry {
+        &self.instance.entry
+    }
+
+    pub(crate) fn instance(&self) -> &ash::Instance {
+        &self.instance.instance
+    }
+
+    pub(crate) fn physical_device(&self) -> vk::PhysicalDevice {
+        self.physical
     }
 
     /// The device this context runs on.
@@ -408,7 +521,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl InstanceParts {
-    fn new(validation: bool) -> Result<InstanceParts> {
+    /// `surface_extensions`: what presenting to a display needs (empty when headless).
+    fn new(validation: bool, surface_extensions: &[*const std::ffi::c_char]) -> Result<InstanceParts> {
         // SAFETY: loading libvulkan runs its initialisers; the loader is a well-behaved system library.
         let entry =
             unsafe { ash::Entry::load() }.map_err(|err| VulkanError::NoVulkanLoader { reason: err.to_string() })?;
@@ -438,6 +552,7 @@ impl InstanceParts {
             extensions.push(ash::khr::portability_enumeration::NAME.as_ptr());
             flags |= vk::InstanceCreateFlags::ENUMERATE_PORTABILITY_KHR;
         }
+        extensions.extend_from_slice(surface_extensions);
         let mut sync_validation = false;
         if validation {
             // SAFETY: plain query through a loaded entry.
@@ -785,6 +900,7 @@ fn create_device(
     pd: vk::PhysicalDevice,
     queue_family: u32,
     caps: &DeviceCaps,
+    swapchain: bool,
 ) -> Result<ash::Device> {
     let instance = &parts.instance;
     let exts = device_extensions(instance, pd);
@@ -800,6 +916,10 @@ fn create_device(
     }
     if caps.pipeline_creation_feedback && has_ext(ash::ext::pipeline_creation_feedback::NAME) {
         extensions.push(ash::ext::pipeline_creation_feedback::NAME.as_ptr());
+    }
+    if swapchain {
+        // Checked by `Context::open`: a device without it is unusable for presentation.
+        extensions.push(ash::khr::swapchain::NAME.as_ptr());
     }
 
     let b = |on: bool| if on { vk::TRUE } else { vk::FALSE };

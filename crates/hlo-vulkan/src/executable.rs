@@ -527,6 +527,7 @@ impl Executable {
             .ok_or_else(|| VulkanError::Output { index, reason: "output memory is not host visible".into() })?;
         let start = host.offset as usize;
         dst.copy_from_slice(&bytes[start..start + dst.len()]);
+        self.ctx.count_to_host(dst.len() as u64);
         Ok(())
     }
 
@@ -568,6 +569,7 @@ impl Executable {
     pub fn upload(&mut self, bytes: &[u8]) -> Result<DeviceArray> {
         self.release_finished()?;
         let size = bytes.len() as u64;
+        self.ctx.count_to_device(size);
         let mut storage = ArrayStorage::new(&self.ctx, "device array", size, !self.force_staging)?;
         if storage.mapped {
             if let Some(dst) = storage.buffer.host_bytes_mut() {
@@ -789,6 +791,7 @@ impl Executable {
     /// Copies checked bytes into the host-visible places of input `index`; the caller waited for the device.
     fn write_input(&mut self, index: usize, data: &[u8]) {
         let Some(slot) = &self.inputs[index] else { return };
+        self.ctx.count_to_device(data.len() as u64);
         for target in &slot.targets {
             if let Some(bytes) = self.buffers[target.buf].host_bytes_mut() {
                 let start = target.offset as usize;

@@ -13,6 +13,7 @@
 //! - [`DeviceArray`] (in `array.rs`): a buffer kept on the device between executions ([`Executable::upload`],
 //!   [`Executable::execute`], [`Executable::execute_with`] with donation, [`DeviceArray::read`]); ordered by
 //!   timeline semaphores, freed once the last submission that uses it has finished.
+//! - [`Presenter`] (in `present.rs`): a window's swapchain, showing an image array converted on the device.
 //! - `memory.rs` places buffers; `hazard.rs` decides where barriers go; `pipeline_cache.rs` keeps compiled
 //!   pipelines on disk.
 //!
@@ -39,11 +40,13 @@ mod executable;
 mod hazard;
 mod memory;
 mod pipeline_cache;
+mod present;
 
 pub use array::{ArrayInput, DeviceArray};
 pub use context::{
-    list_devices, Context, ContextOptions, DeviceCaps, DeviceInfo, DeviceKind, DeviceSelector, MemoryReport, Severity,
-    SubgroupOps, ValidationMessage,
+    list_devices, Context, ContextOptions, DeviceCaps, DeviceInfo, DeviceKind, DeviceSelector, HostTransfers,
+    MemoryReport, Severity, SubgroupOps, ValidationMessage,
 };
 pub use error::{Result, VulkanError, INSTALL_HINT, VALIDATION_INSTALL_HINT};
 pub use executable::{BuildOptions, BuildStats, Executable, RunStats, StepTime, Ticket};
+pub use present::{ImageLayout, ImageWords, PresentOptions, PresentTarget, Presented, Presenter};

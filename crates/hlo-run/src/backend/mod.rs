@@ -44,6 +44,23 @@ impl CompileTimes {
     }
 }
 
+/// What a loop of calls ([`Prepared::run_iterations`], [`Prepared::run_frames`]) gives back.
+#[derive(Debug)]
+pub struct LoopOutcome {
+    /// Every result leaf of the last call.
+    pub outputs: Vec<HostArray>,
+    /// Wall time of all the calls (not the final read-back of the outputs).
+    pub wall: Duration,
+    /// Frames only: each frame's time (its call, and the image's read-back when there is one).
+    pub frame_times: Vec<Duration>,
+    /// Bytes copied between host and device after the first call until the last one finished, where the
+    /// backend keeps state on a device; `None` for the interpreter, where everything is on the host.
+    pub bytes_after_first: Option<u64>,
+}
+
+/// One frame's image for [`Prepared::run_frames`]'s callback: `None` when the image is not read back.
+pub type FrameCallback<'a> = dyn FnMut(u64, Option<&HostArray>) -> anyhow::Result<()> + 'a;
+
 /// A module ready to be called.
 pub trait Prepared {
     /// Runs once: inputs in, every result leaf out.
@@ -70,7 +87,7 @@ pub trait Prepared {
         inputs: &[HostArray],
         feeds: &[crate::feed::Feed],
         iterations: u64,
-    ) -> anyhow::Result<(Vec<HostArray>, Duration)> {
+    ) -> anyhow::Result<LoopOutcome> {
         let start = Instant::now();
         let mut current = inputs.to_vec();
         let mut outputs = self.run(&current)?;
@@ -80,19 +97,21 @@ pub trait Prepared {
             }
             outputs = self.run(&current)?;
         }
-        Ok((outputs, start.elapsed()))
+        Ok(LoopOutcome { outputs, wall: start.elapsed(), frame_times: Vec::new(), bytes_after_first: None })
     }
-    /// Frame mode: like [`Prepared::run_iterations`], but output `image` is read back after every
-    /// call and handed to `on_frame` with the frame's index. Returns the last call's outputs and
-    /// each frame's time (the call and the image's read-back; `on_frame` not included).
+    /// Frame mode: like [`Prepared::run_iterations`], but after every call output `image` is handed
+    /// to `on_frame` with the frame's index, read back only when `read_image`. Each frame's time
+    /// is its call and the image's read-back (`on_frame` not included).
     fn run_frames(
         &mut self,
         inputs: &[HostArray],
         feeds: &[crate::feed::Feed],
         frames: u64,
         image: usize,
-        on_frame: &mut dyn FnMut(u64, &HostArray) -> anyhow::Result<()>,
-    ) -> anyhow::Result<(Vec<HostArray>, Vec<Duration>)> {
+        read_image: bool,
+        on_frame: &mut FrameCallback<'_>,
+    ) -> anyhow::Result<LoopOutcome> {
+        let wall = Instant::now();
         let mut current = inputs.to_vec();
         let mut outputs: Vec<HostArray> = Vec::new();
         let mut times = Vec::new();
@@ -106,9 +125,9 @@ pub trait Prepared {
             outputs = self.run(&current)?;
             times.push(start.elapsed());
             let shown = outputs.get(image).ok_or_else(|| anyhow::anyhow!("the module has no output {image}"))?;
-            on_frame(frame, shown)?;
+            on_frame(frame, read_image.then_some(shown))?;
         }
-        Ok((outputs, times))
+        Ok(LoopOutcome { outputs, wall: wall.elapsed(), frame_times: times, bytes_after_first: None })
     }
 }
 

@@ -1,11 +1,12 @@
 //! The Vulkan backend: pass pipeline → SPIR-V codegen → an `hlo_vulkan::Executable`
 //! whose recorded command buffer is replayed on every call.
 
-use super::{CompileTimes, PrepareOptions, Prepared};
+use super::{CompileTimes, FrameCallback, LoopOutcome, PrepareOptions, Prepared};
+use crate::feed::Feed;
 use crate::npy::HostArray;
 use crate::user_error;
 use hlo_ir::Module;
-use hlo_vulkan::{Context, ContextOptions, DeviceSelector, Executable};
+use hlo_vulkan::{ArrayInput, Context, ContextOptions, DeviceArray, DeviceSelector, Executable};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,11 +52,23 @@ fn run_error(err: hlo_vulkan::VulkanError) -> anyhow::Error {
 
 /// Opens the Vulkan context, turning a missing loader or device into a user-facing message.
 pub fn open_context(device: Option<&str>) -> anyhow::Result<Arc<Context>> {
+    open_context_for(device, None)
+}
+
+/// Like [`open_context`]; with `display`, also able to present to its windows (`--present`).
+pub fn open_context_for(
+    device: Option<&str>,
+    display: Option<hlo_present::window::RawDisplayHandle>,
+) -> anyhow::Result<Arc<Context>> {
     let mut options = ContextOptions::from_env();
     if let Some(device) = device {
         options.device = DeviceSelector::parse(device);
     }
-    Context::new(&options).map_err(|e| match e {
+    let opened = match display {
+        Some(display) => Context::with_presentation(&options, display),
+        None => Context::new(&options),
+    };
+    opened.map_err(|e| match e {
         hlo_vulkan::VulkanError::NoVulkanLoader { .. } | hlo_vulkan::VulkanError::NoDevice { .. } => {
             user_error(format!("{e}\n  hint: `--backend interp` runs modules without Vulkan"))
         }
@@ -180,11 +193,27 @@ pub struct VulkanPrepared {
     executable: Executable,
     times: CompileTimes,
     device: String,
+    /// The module's input/output aliasing: these inputs are donated in loops.
+    aliased: Vec<Feed>,
+}
+
+/// A loop's state on the device (`--iterations`, `--frames`, `--present`): one array per parameter leaf,
+/// replaced by the outputs that feed it after every call.
+pub struct DeviceLoop {
+    arrays: Vec<Option<DeviceArray>>,
+    feeds: Vec<Feed>,
+    /// Per input: the output its array is donated to (the pair is fed and aliased by the module).
+    donate: Vec<Option<usize>>,
 }
 
 impl VulkanPrepared {
     pub fn new(module: &Module, opts: &PrepareOptions) -> anyhow::Result<VulkanPrepared> {
         let ctx = open_context(opts.device.as_deref())?;
+        VulkanPrepared::with_context(module, opts, ctx)
+    }
+
+    /// Compiles `module` for `ctx` (opened by the caller, e.g. able to present).
+    pub fn with_context(module: &Module, opts: &PrepareOptions, ctx: Arc<Context>) -> anyhow::Result<VulkanPrepared> {
         let (compiled, passes, codegen) = compile_module(module, &target_for(&ctx), false)?;
         check_buffers_fit(&compiled.program, &ctx, opts.memory_limit)?;
         let start = Instant::now();
@@ -197,7 +226,126 @@ impl VulkanPrepared {
             .map_err(|e| anyhow::anyhow!("building the Vulkan executable: {e}"))?;
         let times = CompileTimes { passes, codegen, runtime_build: start.elapsed() };
         let device = ctx.info().short();
-        Ok(VulkanPrepared { compiled, executable, times, device })
+        Ok(VulkanPrepared { compiled, executable, times, device, aliased: crate::feed::aliased(module) })
+    }
+
+    pub fn context(&self) -> &Arc<Context> {
+        self.executable.context()
+    }
+
+    /// Host bytes of a leaf as the device stores them.
+    fn device_bytes(&self, index: usize, host: &HostArray) -> anyhow::Result<Vec<u8>> {
+        let io = self.compiled.inputs.get(index).ok_or_else(|| {
+            user_error(format!("input {index}: the compiled module takes {} inputs", self.compiled.inputs.len()))
+        })?;
+        if host.bytes.len() != io.host_bytes() {
+            return Err(user_error(format!(
+                "input {index} ({}) needs {} bytes, {} given",
+                io.name,
+                io.host_bytes(),
+                host.bytes.len()
+            )));
+        }
+        Ok(io.to_device(&host.bytes))
+    }
+
+    /// Uploads `inputs` once as the state of a loop whose `feeds` outputs replace their inputs after each call.
+    pub fn start_loop(&mut self, inputs: &[HostArray], feeds: &[Feed]) -> anyhow::Result<DeviceLoop> {
+        if inputs.len() != self.compiled.inputs.len() {
+            return Err(user_error(format!(
+                "the compiled module takes {} inputs, {} given",
+                self.compiled.inputs.len(),
+                inputs.len()
+            )));
+        }
+        let mut fed_from: Vec<Option<usize>> = vec![None; self.compiled.outputs.len()];
+        for f in feeds {
+            match fed_from.get_mut(f.output) {
+                Some(Some(earlier)) => {
+                    return Err(user_error(format!(
+                    "out_{} feeds both input {earlier} and input {}: on the device each output moves into one input",
+                    f.output, f.input
+                )))
+                }
+                Some(slot) => *slot = Some(f.input),
+                None => return Err(user_error(format!("--feed {}={}: no such output", f.output, f.input))),
+            }
+        }
+        let mut arrays = Vec::with_capacity(inputs.len());
+        for (index, host) in inputs.iter().enumerate() {
+            let bytes = self.device_bytes(index, host)?;
+            arrays.push(Some(self.executable.upload(&bytes).map_err(run_error)?));
+        }
+        let mut donate = vec![None; inputs.len()];
+        for f in feeds.iter().filter(|f| self.aliased.contains(f)) {
+            donate[f.input] = Some(f.output);
+        }
+        Ok(DeviceLoop { arrays, feeds: feeds.to_vec(), donate })
+    }
+
+    /// Replaces input `index` of the loop with `host` (a `--bind` scalar): an upload, counted as such.
+    pub fn set_input(&mut self, state: &mut DeviceLoop, index: usize, host: &HostArray) -> anyhow::Result<()> {
+        let bytes = self.device_bytes(index, host)?;
+        state.arrays[index] = Some(self.executable.upload(&bytes).map_err(run_error)?);
+        Ok(())
+    }
+
+    /// One call on the loop's arrays, submitted without waiting; returns every output on the device.
+    pub fn call(&mut self, state: &mut DeviceLoop) -> anyhow::Result<Vec<Option<DeviceArray>>> {
+        let mut donated: Vec<Option<DeviceArray>> =
+            state.donate.iter().zip(state.arrays.iter_mut()).map(|(to, array)| to.and_then(|_| array.take())).collect();
+        let missing = || anyhow::anyhow!("internal error: a loop input has no array");
+        let mut args = Vec::with_capacity(state.arrays.len());
+        for (index, array) in state.arrays.iter().enumerate() {
+            args.push(match state.donate[index] {
+                Some(output) => ArrayInput::Donate { array: donated[index].take().ok_or_else(missing)?, output },
+                None => ArrayInput::Read(array.as_ref().ok_or_else(missing)?),
+            });
+        }
+        let outputs = self.executable.execute_with(args).map_err(run_error)?;
+        Ok(outputs.into_iter().map(Some).collect())
+    }
+
+    /// Moves the fed outputs of a call into the loop's inputs.
+    pub fn feed(state: &mut DeviceLoop, outputs: &mut [Option<DeviceArray>]) -> anyhow::Result<()> {
+        for f in &state.feeds {
+            let array = outputs[f.output]
+                .take()
+                .ok_or_else(|| anyhow::anyhow!("internal error: out_{} was moved already", f.output))?;
+            state.arrays[f.input] = Some(array);
+        }
+        Ok(())
+    }
+
+    /// Waits for everything submitted and fails on a failed device check or a validation message.
+    pub fn synchronize(&mut self) -> anyhow::Result<()> {
+        self.executable.synchronize().map_err(run_error)?;
+        self.check_validation()
+    }
+
+    /// Output `index` of a call, read back to the host.
+    pub fn read_output_array(&self, index: usize, array: &DeviceArray) -> anyhow::Result<HostArray> {
+        let io = &self.compiled.outputs[index];
+        let device = array.to_host().map_err(run_error)?;
+        Ok(HostArray { dtype: io.dtype, dims: io.dims.clone(), bytes: io.from_device(&device) })
+    }
+
+    /// Every output of the last call, read back after waiting for it.
+    pub fn read_all(&mut self, outputs: &[Option<DeviceArray>]) -> anyhow::Result<Vec<HostArray>> {
+        self.synchronize()?;
+        outputs
+            .iter()
+            .enumerate()
+            .map(|(k, array)| {
+                let array = array.as_ref().ok_or_else(|| anyhow::anyhow!("internal error: out_{k} was moved"))?;
+                self.read_output_array(k, array)
+            })
+            .collect()
+    }
+
+    /// Bytes copied between host and device so far.
+    pub fn transferred_bytes(&self) -> u64 {
+        self.context().host_transfers().total()
     }
 
     fn upload(&mut self, inputs: &[HostArray]) -> anyhow::Result<()> {
@@ -215,14 +363,6 @@ impl VulkanPrepared {
         Ok(())
     }
 
-    /// Copies each fed output into its input on the device, after the last call and before the next.
-    fn feed_back(&mut self, feeds: &[crate::feed::Feed]) -> anyhow::Result<()> {
-        for f in feeds {
-            self.executable.copy_output_to_input(f.output, f.input).map_err(run_error)?;
-        }
-        Ok(())
-    }
-
     /// Every output, read back after the last submission, then the validation layer's verdict.
     fn read_outputs(&self) -> anyhow::Result<Vec<HostArray>> {
         let sizes = self.executable.output_sizes();
@@ -236,7 +376,8 @@ impl VulkanPrepared {
         Ok(outputs)
     }
 
-    fn check_validation(&self) -> anyhow::Result<()> {
+    /// Fails with every validation message reported since the last check.
+    pub fn check_validation(&self) -> anyhow::Result<()> {
         let messages = self.executable.context().take_validation_messages();
         if messages.is_empty() {
             return Ok(());
@@ -266,7 +407,14 @@ impl Prepared for VulkanPrepared {
     }
 
     fn stats(&self) -> String {
-        format!("device: {}\n{}", self.device, self.executable.stats())
+        let moved = self.context().host_transfers();
+        format!(
+            "device: {}\n{}\nhost<->device copies in all: {} bytes to the device, {} bytes to the host",
+            self.device,
+            self.executable.stats(),
+            moved.to_device,
+            moved.to_host
+        )
     }
 
     fn compile_times(&self) -> CompileTimes {
@@ -277,60 +425,63 @@ impl Prepared for VulkanPrepared {
         self.device.clone()
     }
 
-    /// The state stays on the device: one upload, then each call followed by device-side copies
-    /// of the fed outputs into the inputs, and one read-back at the end.
-    fn run_iterations(
-        &mut self,
-        inputs: &[HostArray],
-        feeds: &[crate::feed::Feed],
-        iterations: u64,
-    ) -> anyhow::Result<(Vec<HostArray>, Duration)> {
-        self.upload(inputs)?;
+    /// The state stays on the device: one upload, then calls on device arrays (the fed outputs becoming the next
+    /// call's inputs, with no host wait in between), and one read-back at the end.
+    fn run_iterations(&mut self, inputs: &[HostArray], feeds: &[Feed], iterations: u64) -> anyhow::Result<LoopOutcome> {
+        let mut state = self.start_loop(inputs, feeds)?;
         let start = Instant::now();
-        let mut last = self.executable.submit().map_err(run_error)?;
+        let mut outputs = self.call(&mut state)?;
+        let after_first = self.transferred_bytes();
         for _ in 1..iterations {
-            self.feed_back(feeds)?;
-            last = self.executable.submit().map_err(run_error)?;
+            Self::feed(&mut state, &mut outputs)?;
+            outputs = self.call(&mut state)?;
         }
-        self.executable.wait(last).map_err(run_error)?;
-        let elapsed = start.elapsed();
-        Ok((self.read_outputs()?, elapsed))
+        self.synchronize()?;
+        let wall = start.elapsed();
+        let bytes_after_first = Some(self.transferred_bytes() - after_first);
+        Ok(LoopOutcome { outputs: self.read_all(&outputs)?, wall, frame_times: Vec::new(), bytes_after_first })
     }
 
-    /// One upload; per frame a call, the device-side copies of the fed outputs, and a read-back
-    /// of the image output only (the state stays on the device until the end).
+    /// One upload; per frame a call on device arrays and, only when `read_image`, a read-back of the image
+    /// output (otherwise a wait for the frame, so that frame times mean something). The state stays on the
+    /// device until the end.
     fn run_frames(
         &mut self,
         inputs: &[HostArray],
-        feeds: &[crate::feed::Feed],
+        feeds: &[Feed],
         frames: u64,
         image: usize,
-        on_frame: &mut dyn FnMut(u64, &HostArray) -> anyhow::Result<()>,
-    ) -> anyhow::Result<(Vec<HostArray>, Vec<Duration>)> {
-        let io = self
-            .compiled
-            .outputs
-            .get(image)
-            .ok_or_else(|| anyhow::anyhow!("the compiled module has no output {image}"))?
-            .clone();
-        let size = self.executable.output_sizes()[image] as usize;
-        self.upload(inputs)?;
-        let mut device = vec![0u8; size];
+        read_image: bool,
+        on_frame: &mut FrameCallback<'_>,
+    ) -> anyhow::Result<LoopOutcome> {
+        if image >= self.compiled.outputs.len() {
+            return Err(anyhow::anyhow!("the compiled module has no output {image}"));
+        }
+        let mut state = self.start_loop(inputs, feeds)?;
+        let wall = Instant::now();
         let mut times = Vec::with_capacity(frames as usize);
+        let mut outputs = Vec::new();
+        let mut after_first = self.transferred_bytes();
         for frame in 0..frames {
             let start = Instant::now();
             if frame > 0 {
-                self.feed_back(feeds)?;
+                Self::feed(&mut state, &mut outputs)?;
             }
-            let ticket = self.executable.submit().map_err(run_error)?;
-            self.executable.wait(ticket).map_err(run_error)?;
-            self.executable.read_output(image, &mut device).map_err(run_error)?;
-            let shown = HostArray { dtype: io.dtype, dims: io.dims.clone(), bytes: io.from_device(&device) };
+            outputs = self.call(&mut state)?;
+            let shown = match (&outputs[image], read_image) {
+                (Some(array), true) => Some(self.read_output_array(image, array)?),
+                _ => None,
+            };
+            self.synchronize()?;
             times.push(start.elapsed());
-            self.check_validation()?;
-            on_frame(frame, &shown)?;
+            if frame == 0 {
+                after_first = self.transferred_bytes();
+            }
+            on_frame(frame, shown.as_ref())?;
         }
-        Ok((self.read_outputs()?, times))
+        let bytes_after_first = Some(self.transferred_bytes() - after_first);
+        let wall = wall.elapsed();
+        Ok(LoopOutcome { outputs: self.read_all(&outputs)?, wall, frame_times: times, bytes_after_first })
     }
 
     fn step_times(&self) -> anyhow::Result<Option<Vec<(String, f64)>>> {
