@@ -88,6 +88,10 @@ pub const XLA_CPU_NUMERICS: &[&str] = &[
     "algebraic-simplification",
     "constant-folding",
     "xla-rewrites",
+    // Once more, as XLA's fixpoint does: folding turns `convert(bf16 -0)` into an f32 constant that makes
+    // `x + -0` an identity, which keeps a subnormal `x` where the add would flush it (JAX: bf16 `x + -0.0`
+    // compiles to a copy).
+    "algebraic-simplification",
 ];
 
 /// A callback that observes the module after each pass: `(pass name, module)`.
