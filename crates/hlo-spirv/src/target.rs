@@ -58,6 +58,8 @@ pub struct Target {
     /// that silently stop loops past a limit (lavapipe: 65,535). Kernels stay under it or check
     /// on the device that they did; `None`: no limit.
     pub max_loop_iterations: Option<u64>,
+    /// `maxPerStageDescriptorStorageBuffers`: the most storage buffers one kernel may bind.
+    pub max_storage_buffers: u32,
 }
 
 impl Target {
@@ -80,6 +82,7 @@ impl Target {
             fma: FmaMode::ViaF64,
             flush_results: true,
             max_loop_iterations: Some(65_535),
+            max_storage_buffers: 32,
         }
     }
 
@@ -102,6 +105,7 @@ impl Target {
             fma: FmaMode::Native,
             flush_results: true,
             max_loop_iterations: None,
+            max_storage_buffers: 4,
         }
     }
 

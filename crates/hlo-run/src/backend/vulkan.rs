@@ -98,6 +98,7 @@ pub fn target_for(ctx: &Context) -> hlo_spirv::Target {
         // `HLO_DENORMALS=fast`: like `HLO_FMA=native`, speed over matching XLA:CPU in the last bit.
         flush_results: std::env::var("HLO_DENORMALS").as_deref() != Ok("fast"),
         max_loop_iterations: caps.max_shader_loop_iterations,
+        max_storage_buffers: caps.max_per_stage_storage_buffers,
     }
 }
 

@@ -32,8 +32,6 @@ pub(crate) const MAX_ARRAY_ELEMENTS: u64 = 4096;
 /// ...and the elements of all their instructions together stay below this: the work of one iteration that one
 /// workgroup (one core on lavapipe) does alone.
 pub(crate) const MAX_ITERATION_ELEMENTS: u64 = 1 << 16;
-/// Storage buffers one loop kernel may bind (its status word included), as many as a fusion may.
-const MAX_BINDINGS: usize = 16;
 /// Iterations of one dispatch at most, on any device: keeps a long loop from holding the GPU for seconds.
 const MAX_CHUNK: u64 = 1 << 16;
 
@@ -362,10 +360,14 @@ pub(crate) fn emit(ctx: &WorkgroupLoopCtx, scratch: &Scratch) -> Result<LoopKern
     let lim = em.kb.lit_u32(chunk as u32);
     em.kb.store(limit, lim);
     em.kb.stmt(naga::Statement::Loop { body: block, continuing: naga::Block::new(), break_if: None });
-    // One binding per state leaf, intermediate and constant: past the fusion pass's own limit (which every
-    // device allows), the loop runs as separate kernels instead.
-    if em.binds.len() + 1 > MAX_BINDINGS {
-        return Err(unsupported(&format!("the loop kernel would bind {} buffers", em.binds.len() + 1)));
+    // One binding per state leaf, intermediate and constant (and the status word): past the device's limit the
+    // loop runs as separate kernels instead.
+    if em.binds.len() + 1 > ctx.target.max_storage_buffers as usize {
+        return Err(unsupported(&format!(
+            "the loop kernel would bind {} buffers, the device allows {}",
+            em.binds.len() + 1,
+            ctx.target.max_storage_buffers
+        )));
     }
     let step = finish(em, &ctx.name, KernelKind::WorkgroupLoop, [w, 1, 1], [1, 1, 1], ctx.sources.clone())?;
     Ok(LoopKernel { steps: vec![step], chunk })

@@ -102,6 +102,7 @@ pub fn target_from_caps(caps: &DeviceCaps) -> Target {
         fma: if caps.shader_float64 { hlo_spirv::FmaMode::ViaF64 } else { hlo_spirv::FmaMode::Native },
         flush_results: true,
         max_loop_iterations: caps.max_shader_loop_iterations,
+        max_storage_buffers: caps.max_per_stage_storage_buffers,
     }
 }
 
