@@ -7,6 +7,7 @@
 //! row-major order, so none of them moves data. Everything else becomes one
 //! or more kernels chosen by [`crate::emit::classify`].
 
+use crate::emit::dus_in_place;
 use crate::emit::elemental::Leaf;
 use crate::emit::elementwise_loop::{self, Carried, WhileCtx};
 use crate::emit::workgroup_loop;
@@ -84,6 +85,9 @@ struct Builder<'m> {
     /// Step lists being built for the loops and conditionals we are inside, innermost last; steps go to the
     /// innermost one, or to `program.steps` when there is none.
     step_sinks: Vec<Vec<Step>>,
+    /// While the body of a loop step is built: the body and its state buffers, which an in-place
+    /// dynamic-update-slice may overwrite (see [`Builder::in_place_target`]).
+    loop_state: Option<(CompId, Vec<BufferId>)>,
 }
 
 pub(crate) fn build(m: &Module, target: &Target) -> Result<Compiled> {
@@ -99,6 +103,7 @@ pub(crate) fn build(m: &Module, target: &Target) -> Result<Compiled> {
         constants_by_bytes: HashMap::new(),
         kernels_by_key: HashMap::new(),
         step_sinks: Vec::new(),
+        loop_state: None,
     };
     let entry = m.entry_comp();
     let (inputs, args) = b.parameters(entry)?;
@@ -298,7 +303,10 @@ impl<'m> Builder<'m> {
                     let v = value(instr.operands[k])?;
                     leaves.insert(p, self.leaf_of(&v)?);
                 }
-                self.kernel(instr, *calls, callee.root, leaves)?
+                match self.in_place_target(comp_id, instr, *calls, values) {
+                    Some(buf) => self.dus_in_place(instr, *calls, callee.root, leaves, buf)?,
+                    None => self.kernel(instr, *calls, callee.root, leaves)?,
+                }
             }
             Op::Call { to_apply, .. } => {
                 let args = instr.operands.iter().map(|&o| value(o)).collect::<Result<Vec<_>>>()?;
@@ -420,6 +428,77 @@ impl<'m> Builder<'m> {
             }
         }
         go(self, instr, lit, &instr.name)
+    }
+
+    /// The loop-state buffer a fused dynamic-update-slice may update in place, if any: the fusion is one
+    /// [`dus_in_place::in_place_operand`] accepts, that operand is `get-tuple-element(param, k)` of the loop body
+    /// being built, and nothing else in the body reads state leaf `k` (so the old value is dead once the update
+    /// reads its window), nor the whole state tuple.
+    fn in_place_target(
+        &self,
+        comp_id: CompId,
+        instr: &Instr,
+        calls: CompId,
+        values: &HashMap<InstrId, Value>,
+    ) -> Option<BufferId> {
+        let (body, state) = self.loop_state.as_ref()?;
+        if *body != comp_id {
+            return None;
+        }
+        let number = dus_in_place::in_place_operand(self.m.comp(calls))?;
+        let comp = self.m.comp(comp_id);
+        let operand = instr.operands[number];
+        let param = comp.params[0];
+        let Op::GetTupleElement { index } = comp.instr(operand).op else { return None };
+        if comp.instr(operand).operands[0] != param {
+            return None;
+        }
+        let Some(Value::Leaf(buf)) = values.get(&operand) else { return None };
+        if !state.contains(buf) || instr.operands.iter().filter(|&&o| o == operand).count() != 1 {
+            return None;
+        }
+        let live = live_set(comp);
+        for id in comp.ids() {
+            let other = comp.instr(id);
+            if !live.contains(&id) || std::ptr::eq(other, instr) {
+                continue;
+            }
+            for &o in &other.operands {
+                let reads_leaf = matches!(comp.instr(o).op, Op::GetTupleElement { index: i } if i == index)
+                    && comp.instr(o).operands[0] == param;
+                let reads_tuple = o == param && !matches!(other.op, Op::GetTupleElement { .. });
+                if reads_leaf || reads_tuple {
+                    return None;
+                }
+            }
+        }
+        Some(*buf)
+    }
+
+    /// A fused dynamic-update-slice writing its window into `buf` (see [`Builder::in_place_target`]); its value is
+    /// `buf` itself.
+    fn dus_in_place(
+        &mut self,
+        instr: &'m Instr,
+        comp: CompId,
+        root: InstrId,
+        leaves: HashMap<InstrId, Leaf>,
+        buf: BufferId,
+    ) -> Result<Value> {
+        let info = self.infos[buf.0 as usize].clone();
+        let ctx = KernelCtx {
+            m: self.m,
+            target: self.target,
+            name: kernel_name(&instr.name),
+            comp,
+            root,
+            leaves,
+            outputs: Vec::new(),
+            sources: sources_of(self.m, instr),
+        };
+        let steps = dus_in_place::emit(&ctx, buf, &info.dims, info.dtype)?;
+        self.push_steps(steps)?;
+        Ok(Value::Leaf(buf))
     }
 
     /// Emits the kernels computing `root` of `comp` for `instr`, with fresh output buffers.
@@ -636,8 +715,10 @@ impl<'m> Builder<'m> {
             }
         };
         let ((), body_steps) = self.nested_steps(|b| {
-            let next = b.computation(body, vec![state.clone()])?;
-            b.write_back_state(instr, &leaf_buffers(&next), &state_leaves)
+            let outer = b.loop_state.replace((body, state_leaves.clone()));
+            let next = b.computation(body, vec![state.clone()]);
+            b.loop_state = outer;
+            b.write_back_state(instr, &leaf_buffers(&next?), &state_leaves)
         })?;
         self.emit_step(Step::Loop(Loop { body: body_steps, trip }));
         Ok(state)

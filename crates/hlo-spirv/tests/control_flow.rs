@@ -432,3 +432,73 @@ fn small_state_loop_is_one_workgroup_kernel() {
         assert_eq!(kinds, [hlo_spirv::KernelKind::WorkgroupLoop], "n={n} trips={trips}");
     }
 }
+
+/// A drawing loop: each of 100 iterations (too many to unroll) blends a 4x4 window of a 128x64 canvas (too large for a workgroup loop) (loop state) at a data-dependent
+/// position, reading the same window, so the update is written in place (`dus-in-place`), with no copy of the
+/// canvas back into the state. With `reads_elsewhere` the body also sums the whole canvas, so the old canvas is
+/// still needed and the update must not be in place. Positions run past the edge to exercise clamping.
+fn drawing_loop_hlo(reads_elsewhere: bool) -> String {
+    let extra = if reads_elsewhere {
+        "  total = f32[] reduce(c, zero), dimensions={0,1}, to_apply=add\n  acc1 = f32[] add(acc, total)\n"
+    } else {
+        "  acc1 = f32[] add(acc, zero)\n"
+    };
+    format!(
+        r#"HloModule m
+{ADD_F32}
+cond {{
+  p = (s32[], f32[128,64], f32[]) parameter(0)
+  i = s32[] get-tuple-element(p), index=0
+  n = s32[] constant(100)
+  ROOT lt = pred[] compare(i, n), direction=LT
+}}
+draw {{
+  c = f32[128,64] parameter(0)
+  x = s32[] parameter(1)
+  y = s32[] parameter(2)
+  w = f32[4,4] dynamic-slice(c, x, y), dynamic_slice_sizes={{4,4}}
+  h = f32[] constant(0.5)
+  hs = f32[4,4] broadcast(h), dimensions={{}}
+  one = f32[] constant(1)
+  ones = f32[4,4] broadcast(one), dimensions={{}}
+  b = f32[4,4] multiply(w, hs)
+  u = f32[4,4] add(b, ones)
+  ROOT d = f32[128,64] dynamic-update-slice(c, u, x, y)
+}}
+body {{
+  p = (s32[], f32[128,64], f32[]) parameter(0)
+  i = s32[] get-tuple-element(p), index=0
+  c = f32[128,64] get-tuple-element(p), index=1
+  acc = f32[] get-tuple-element(p), index=2
+  zero = f32[] constant(0)
+{extra}  seven = s32[] constant(7)
+  x = s32[] multiply(i, seven)
+  three = s32[] constant(3)
+  y = s32[] multiply(i, three)
+  d = f32[128,64] fusion(c, x, y), kind=kLoop, calls=draw
+  one = s32[] constant(1)
+  i1 = s32[] add(i, one)
+  ROOT t = (s32[], f32[128,64], f32[]) tuple(i1, d, acc1)
+}}
+ENTRY e {{
+  c = f32[128,64] parameter(0)
+  i0 = s32[] constant(0)
+  z = f32[] constant(0)
+  init = (s32[], f32[128,64], f32[]) tuple(i0, c, z)
+  ROOT w = (s32[], f32[128,64], f32[]) while(init), condition=cond, body=body
+}}
+"#
+    )
+}
+
+#[test]
+fn window_updates_of_loop_state_are_in_place() {
+    let canvas: Vec<f32> = (0..128 * 64).map(|k| (k % 13) as f32 * 0.125).collect();
+    for reads_elsewhere in [false, true] {
+        let hlo = drawing_loop_hlo(reads_elsewhere);
+        run_both(&hlo, &[f32_bytes(&canvas)]);
+        let c = compile_checked(&parse(&hlo));
+        let in_place = c.kernels_info.iter().filter(|k| k.kind == hlo_spirv::KernelKind::DusInPlace).count();
+        assert_eq!(in_place, usize::from(!reads_elsewhere), "reads_elsewhere={reads_elsewhere}");
+    }
+}

@@ -1170,7 +1170,7 @@ impl<'m> Em<'m> {
     }
 
     /// A dynamic start index (operand `k`, a scalar) clamped to `[0, max_start]`, as u32.
-    fn clamped_start(&mut self, f: usize, instr: &Instr, k: usize, max_start: i64) -> Result<H> {
+    pub(crate) fn clamped_start(&mut self, f: usize, instr: &Instr, k: usize, max_start: i64) -> Result<H> {
         let v = self.operand(f, instr, k, &Index::scalar())?;
         Ok(self.clamp_index(v, max_start))
     }

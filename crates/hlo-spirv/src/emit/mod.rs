@@ -7,11 +7,13 @@
 //!                                     Scatter         scatter.rs (init step + atomic combine)
 //!                                     ElementwiseLoop elementwise_loop.rs (while loop in the shader)
 //!                                     WorkgroupLoop   workgroup_loop.rs (small-state while loop in one workgroup)
+//!                                     DusInPlace      dus_in_place.rs (a loop state's window updated in place)
 //!                                     Sort            sort/      (ranking, merge or radix passes)
 //! ```
 //! Every emitter evaluates values through [`elemental::Em`], so any
 //! elementwise prologue fuses into any kernel kind.
 
+pub(crate) mod dus_in_place;
 pub(crate) mod elemental;
 pub(crate) mod elementwise_loop;
 pub(crate) mod loop_fusion;
@@ -47,6 +49,8 @@ pub enum KernelKind {
     ElementwiseLoop,
     /// A while loop over small arrays, run inside one workgroup of one kernel.
     WorkgroupLoop,
+    /// A dynamic-update-slice writing only its window into the operand's buffer (loop state updated in place).
+    DusInPlace,
     /// Sort or top-k by ranking, one invocation per element.
     Sort,
     /// One pass of a multi-pass sort (merge, radix count/scan/scatter), reading and
@@ -64,6 +68,7 @@ impl fmt::Display for KernelKind {
             KernelKind::Scatter => "scatter",
             KernelKind::ElementwiseLoop => "elementwise-loop",
             KernelKind::WorkgroupLoop => "workgroup-loop",
+            KernelKind::DusInPlace => "dus-in-place",
             KernelKind::Sort => "sort",
             KernelKind::SortPass => "sort-pass",
         })
