@@ -430,7 +430,7 @@ impl<'m> Builder<'m> {
         go(self, instr, lit, &instr.name)
     }
 
-    /// The loop-state buffer a fused dynamic-update-slice may update in place, if any: the fusion is one
+    /// The loop-state buffer a fused dynamic-update-slice or scatter may update in place, if any: the fusion is one
     /// [`dus_in_place::in_place_operand`] accepts, that operand is `get-tuple-element(param, k)` of the loop body
     /// being built, and nothing else in the body reads state leaf `k` (so the old value is dead once the update
     /// reads its window), nor the whole state tuple.
@@ -475,8 +475,8 @@ impl<'m> Builder<'m> {
         Some(*buf)
     }
 
-    /// A fused dynamic-update-slice writing its window into `buf` (see [`Builder::in_place_target`]); its value is
-    /// `buf` itself.
+    /// A fused dynamic-update-slice writing its window into `buf`, or a fused scatter combining into it (see
+    /// [`Builder::in_place_target`]); its value is `buf` itself.
     fn dus_in_place(
         &mut self,
         instr: &'m Instr,
@@ -486,6 +486,11 @@ impl<'m> Builder<'m> {
         buf: BufferId,
     ) -> Result<Value> {
         let info = self.infos[buf.0 as usize].clone();
+        let scatter = matches!(self.m.comp(comp).instr(root).op, Op::Scatter { .. });
+        let outputs = match scatter {
+            true => vec![OutBuf { path: Vec::new(), buf, dims: info.dims.clone(), dtype: info.dtype }],
+            false => Vec::new(),
+        };
         let ctx = KernelCtx {
             m: self.m,
             target: self.target,
@@ -493,10 +498,13 @@ impl<'m> Builder<'m> {
             comp,
             root,
             leaves,
-            outputs: Vec::new(),
+            outputs,
             sources: sources_of(self.m, instr),
         };
-        let steps = dus_in_place::emit(&ctx, buf, &info.dims, info.dtype)?;
+        let steps = match scatter {
+            true => emit::emit(&ctx, &emit::Scratch::new(self.program.buffers.len() as u32))?,
+            false => dus_in_place::emit(&ctx, buf, &info.dims, info.dtype)?,
+        };
         self.push_steps(steps)?;
         Ok(Value::Leaf(buf))
     }

@@ -1,4 +1,5 @@
-//! A dynamic-update-slice written in place: only the update's elements, into the operand's own buffer.
+//! A dynamic-update-slice written in place: only the update's elements, into the operand's own buffer (and the
+//! test that also lets a scatter combine into its operand's buffer).
 //!
 //! Inside a loop body, `canvas' = dynamic-update-slice(canvas, window, i, j)` with `canvas` loop state is XLA's
 //! in-place update: a drawing loop or a `lax.scan` stacking its outputs touches a window per iteration. Computed
@@ -13,15 +14,19 @@ use hlo_ir::{Computation, DType, Op};
 use hlo_program::BufferId;
 use naga::BinaryOperator as Bo;
 
-/// When `comp` (a fused computation) is a dynamic-update-slice of one of its parameters that may be done in
-/// place, that parameter's number: the root is the update, and the operand parameter is read nowhere else but by
-/// dynamic-slices of exactly the updated window (same start-index instructions, the update's sizes), so each
-/// invocation reads an element before it writes the same element.
+/// When `comp` (a fused computation) updates one of its parameters in a way that may be done in place, that
+/// parameter's number. Either the root is a dynamic-update-slice whose operand parameter is read nowhere else but
+/// by dynamic-slices of exactly the updated window (same start-index instructions, the update's sizes), so each
+/// invocation reads an element before it writes the same element; or the root is a scatter (one operand) whose
+/// operand parameter is read nowhere else, so the scatter combines into it directly (`emit/scatter.rs` then
+/// skips copying the operand into its output).
 pub(crate) fn in_place_operand(comp: &Computation) -> Option<usize> {
     let root = comp.root_instr();
-    if !matches!(root.op, Op::DynamicUpdateSlice) {
-        return None;
-    }
+    let scatter = match root.op {
+        Op::DynamicUpdateSlice => false,
+        Op::Scatter { .. } if root.operands.len() == 3 => true,
+        _ => return None,
+    };
     let operand = root.operands[0];
     let Op::Parameter { number } = comp.instr(operand).op else { return None };
     let update_dims = &comp.instr(root.operands[1]).shape.as_array()?.dims;
@@ -36,7 +41,7 @@ pub(crate) fn in_place_operand(comp: &Computation) -> Option<usize> {
         }
         let same_window = match &instr.op {
             _ if id == comp.root => true,
-            Op::DynamicSlice { sizes } => sizes == update_dims && instr.operands[1..] == root.operands[2..],
+            Op::DynamicSlice { sizes } if !scatter => sizes == update_dims && instr.operands[1..] == root.operands[2..],
             _ => false,
         };
         if !same_window {

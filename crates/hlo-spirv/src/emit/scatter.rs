@@ -166,6 +166,9 @@ fn init_output(ctx: &KernelCtx, comp: &Computation, operand: InstrId, out: &OutB
         out.n_elems() as usize,
     );
     if let Some(Leaf::Buffer { buf, .. }) = ctx.leaves.get(&operand) {
+        if *buf == out.buf {
+            return Ok(Vec::new()); // Updated in place (`dus_in_place::in_place_operand`).
+        }
         return Ok(vec![KernelStep::Copy { src: *buf, dst: out.buf, bytes }]);
     }
     if let Some(word) = broadcast_word(comp, operand) {
