@@ -433,21 +433,37 @@ fn small_state_loop_is_one_workgroup_kernel() {
     }
 }
 
-/// A drawing loop: each of 100 iterations (too many to unroll) blends a 4x4 window of a 128x64 canvas (too large for a workgroup loop) (loop state) at a data-dependent
-/// position, reading the same window, so the update is written in place (`dus-in-place`), with no copy of the
-/// canvas back into the state. With `reads_elsewhere` the body also sums the whole canvas, so the old canvas is
-/// still needed and the update must not be in place. Positions run past the edge to exercise clamping.
-fn drawing_loop_hlo(reads_elsewhere: bool) -> String {
-    let extra = if reads_elsewhere {
-        "  total = f32[] reduce(c, zero), dimensions={0,1}, to_apply=add\n  acc1 = f32[] add(acc, total)\n"
-    } else {
-        "  acc1 = f32[] add(acc, zero)\n"
+/// How [`drawing_loop_hlo`]'s body treats the rest of its state besides the window it draws.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Drawing {
+    /// Nothing else: the whole loop is one workgroup-loop kernel, its window written in place.
+    WindowOnly,
+    /// A second, large state leaf is scaled every iteration: too large for one workgroup, so the loop is a
+    /// `Step::Loop`, and the window is still written in place (`dus-in-place`).
+    LargeLeafBeside,
+    /// The body also sums the whole canvas, so the old canvas is still needed: no in-place update.
+    ReadsElsewhere,
+}
+
+/// A drawing loop: each of 100 iterations (too many to unroll) blends a 4x4 window of a 128x64 canvas (loop
+/// state, too large for a workgroup loop unless only its window is touched) at a data-dependent position,
+/// reading the same window. Positions run past the edge to exercise clamping.
+fn drawing_loop_hlo(mode: Drawing) -> String {
+    let extra = match mode {
+        Drawing::ReadsElsewhere => {
+            "  total = f32[] reduce(c, zero), dimensions={0,1}, to_apply=add\n  acc1 = f32[] add(acc, total)\n"
+        }
+        _ => "  acc1 = f32[] add(acc, zero)\n",
+    };
+    let big = match mode {
+        Drawing::LargeLeafBeside => "  h2 = f32[] constant(0.5)\n  h2s = f32[8192] broadcast(h2), dimensions={}\n  b1 = f32[8192] multiply(b, h2s)\n",
+        _ => "  b1 = f32[8192] get-tuple-element(p), index=3\n",
     };
     format!(
         r#"HloModule m
 {ADD_F32}
 cond {{
-  p = (s32[], f32[128,64], f32[]) parameter(0)
+  p = (s32[], f32[128,64], f32[], f32[8192]) parameter(0)
   i = s32[] get-tuple-element(p), index=0
   n = s32[] constant(100)
   ROOT lt = pred[] compare(i, n), direction=LT
@@ -466,26 +482,28 @@ draw {{
   ROOT d = f32[128,64] dynamic-update-slice(c, u, x, y)
 }}
 body {{
-  p = (s32[], f32[128,64], f32[]) parameter(0)
+  p = (s32[], f32[128,64], f32[], f32[8192]) parameter(0)
   i = s32[] get-tuple-element(p), index=0
   c = f32[128,64] get-tuple-element(p), index=1
   acc = f32[] get-tuple-element(p), index=2
+  b = f32[8192] get-tuple-element(p), index=3
   zero = f32[] constant(0)
-{extra}  seven = s32[] constant(7)
+{extra}{big}  seven = s32[] constant(7)
   x = s32[] multiply(i, seven)
   three = s32[] constant(3)
   y = s32[] multiply(i, three)
   d = f32[128,64] fusion(c, x, y), kind=kLoop, calls=draw
   one = s32[] constant(1)
   i1 = s32[] add(i, one)
-  ROOT t = (s32[], f32[128,64], f32[]) tuple(i1, d, acc1)
+  ROOT t = (s32[], f32[128,64], f32[], f32[8192]) tuple(i1, d, acc1, b1)
 }}
 ENTRY e {{
   c = f32[128,64] parameter(0)
+  b = f32[8192] parameter(1)
   i0 = s32[] constant(0)
   z = f32[] constant(0)
-  init = (s32[], f32[128,64], f32[]) tuple(i0, c, z)
-  ROOT w = (s32[], f32[128,64], f32[]) while(init), condition=cond, body=body
+  init = (s32[], f32[128,64], f32[], f32[8192]) tuple(i0, c, z, b)
+  ROOT w = (s32[], f32[128,64], f32[], f32[8192]) while(init), condition=cond, body=body
 }}
 "#
     )
@@ -493,13 +511,20 @@ ENTRY e {{
 
 #[test]
 fn window_updates_of_loop_state_are_in_place() {
+    use hlo_spirv::KernelKind;
     let canvas: Vec<f32> = (0..128 * 64).map(|k| (k % 13) as f32 * 0.125).collect();
-    for reads_elsewhere in [false, true] {
-        let hlo = drawing_loop_hlo(reads_elsewhere);
-        run_both(&hlo, &[f32_bytes(&canvas)]);
+    let big: Vec<f32> = (0..8192).map(|k| (k % 5) as f32).collect();
+    for mode in [Drawing::WindowOnly, Drawing::LargeLeafBeside, Drawing::ReadsElsewhere] {
+        let hlo = drawing_loop_hlo(mode);
+        run_both(&hlo, &[f32_bytes(&canvas), f32_bytes(&big)]);
         let c = compile_checked(&parse(&hlo));
-        let in_place = c.kernels_info.iter().filter(|k| k.kind == hlo_spirv::KernelKind::DusInPlace).count();
-        assert_eq!(in_place, usize::from(!reads_elsewhere), "reads_elsewhere={reads_elsewhere}");
+        let count = |kind: KernelKind| c.kernels_info.iter().filter(|k| k.kind == kind).count();
+        let expected = match mode {
+            Drawing::WindowOnly => (1, 0),
+            Drawing::LargeLeafBeside => (0, 1),
+            Drawing::ReadsElsewhere => (0, 0),
+        };
+        assert_eq!((count(KernelKind::WorkgroupLoop), count(KernelKind::DusInPlace)), expected, "{mode:?}");
     }
 }
 

@@ -546,7 +546,7 @@ impl<'m> Em<'m> {
 
     /// `v` with a subnormal arithmetic result flushed (see [`Em::flush_results`]), for ops that
     /// look at bit patterns rather than values.
-    fn flushed_result(&mut self, v: Val) -> Val {
+    pub(crate) fn flushed_result(&mut self, v: Val) -> Val {
         if matches!(v.dt, DType::F32 | DType::F64 | DType::BF16) {
             Val { h: self.flush_results(v.h, v.dt), dt: v.dt }
         } else {

@@ -113,7 +113,13 @@ pub(crate) fn round_bf16(kb: &mut Kb, x: H) -> H {
     let nan_bits = kb.binary(Bo::InclusiveOr, nan_bits, quiet);
     let isnan = kb.float_class(x, STy::F32, false);
     let r = kb.select(isnan, nan_bits, rounded);
-    kb.bitcast(r, STy::F32)
+    let result = kb.bitcast(r, STy::F32);
+    // Rounding keeps a value normal or subnormal as it was (bf16 has f32's exponent range), so data stays data:
+    // a subnormal bf16 read and passed through `abs` is stored as it is, not flushed like an arithmetic result.
+    if !kb.may_be_arithmetic(x) {
+        kb.mark_data_bits(result);
+    }
+    result
 }
 
 /// Rounds an f32 to the nearest f16 value (ties to even, subnormals and overflow to infinity included).

@@ -17,9 +17,10 @@
 //! round trip only every few batches.
 
 use crate::builder::{STy, H};
+use crate::emit::elemental::linearize;
 use crate::emit::elemental::{Em, Index, Leaf};
 use crate::emit::ops::Val;
-use crate::emit::{finish, KernelKind, KernelStep, Scratch};
+use crate::emit::{dus_in_place, finish, KernelKind, KernelStep, Scratch};
 use crate::error::{CodegenError, Result};
 use crate::target::Target;
 use hlo_ir::{CompId, Computation, DType, InstrId, Module, Op, Shape};
@@ -67,20 +68,84 @@ pub(crate) struct LoopKernel {
     pub chunk: u64,
 }
 
-/// Whether the loop's arrays are small enough for one workgroup; `Err` says why not.
+/// The body's fusions that update a state leaf in place: `(fusion, leaf)` where the body's result `leaf` is
+/// the fusion, a window update of `get-tuple-element(param, leaf)` that [`dus_in_place::in_place_operand`]
+/// accepts, and nothing else in the body reads that leaf. Such a leaf may be large: an iteration touches only
+/// the window.
+pub(crate) fn in_place_windows(m: &Module, body: CompId) -> Vec<(InstrId, usize)> {
+    let comp = m.comp(body);
+    let root = comp.root_instr();
+    let param = comp.params[0];
+    let mut found = Vec::new();
+    if !matches!(root.op, Op::Tuple) {
+        return found;
+    }
+    let live = crate::program::live_set(comp);
+    for (leaf, &f) in root.operands.iter().enumerate() {
+        let fusion = comp.instr(f);
+        let Op::Fusion { calls, .. } = fusion.op else { continue };
+        let callee = m.comp(calls);
+        if !matches!(callee.root_instr().op, Op::DynamicUpdateSlice) {
+            continue;
+        }
+        let Some(number) = dus_in_place::in_place_operand(callee) else { continue };
+        let operand = fusion.operands[number];
+        let reads_leaf = |o: InstrId| {
+            matches!(comp.instr(o).op, Op::GetTupleElement { index } if index as usize == leaf)
+                && comp.instr(o).operands[0] == param
+        };
+        if !reads_leaf(operand) || fusion.operands.iter().filter(|&&o| reads_leaf(o)).count() != 1 {
+            continue;
+        }
+        let read_elsewhere = comp.ids().any(|id| {
+            let other = comp.instr(id);
+            live.contains(&id)
+                && id != f
+                && other
+                    .operands
+                    .iter()
+                    .any(|&o| reads_leaf(o) || (o == param && !matches!(other.op, Op::GetTupleElement { .. })))
+        });
+        let used_twice = root.operands.iter().filter(|&&o| o == f).count() != 1
+            || comp.ids().any(|id| live.contains(&id) && id != comp.root && comp.instr(id).operands.contains(&f));
+        if !read_elsewhere && !used_twice {
+            found.push((f, leaf));
+        }
+    }
+    found
+}
+
+/// Whether the loop's arrays are small enough for one workgroup; `Err` says why not. Parameters, tuples and
+/// tuple indexing compute nothing and are not counted, nor are the whole arrays of [`in_place_windows`] updates
+/// (their windows are).
 pub(crate) fn qualifies(m: &Module, cond: CompId, body: CompId) -> std::result::Result<(), String> {
+    let windows: Vec<CompId> = in_place_windows(m, body)
+        .iter()
+        .filter_map(|&(f, _)| match m.comp(body).instr(f).op {
+            Op::Fusion { calls, .. } => Some(calls),
+            _ => None,
+        })
+        .collect();
     let mut total = 0u64;
     for comp in [cond, body] {
         let mut stack = vec![comp];
         let mut seen = vec![comp];
         while let Some(c) = stack.pop() {
-            for instr in &m.comp(c).instrs {
-                for leaf in instr.shape.leaves() {
-                    let n = leaf.num_elements();
-                    if n > MAX_ARRAY_ELEMENTS {
-                        return Err(format!("`{}` has {n} elements", instr.name));
+            let computation = m.comp(c);
+            let window = windows.contains(&c);
+            for (id, instr) in computation.ids().zip(&computation.instrs) {
+                let whole_array = window && (id == computation.root || id == computation.root_instr().operands[0]);
+                let computes = !matches!(instr.op, Op::Parameter { .. } | Op::GetTupleElement { .. } | Op::Tuple);
+                let in_place_fusion =
+                    c == body && windows.iter().any(|&w| matches!(instr.op, Op::Fusion { calls, .. } if calls == w));
+                if computes && !whole_array && !in_place_fusion {
+                    for leaf in instr.shape.leaves() {
+                        let n = leaf.num_elements();
+                        if n > MAX_ARRAY_ELEMENTS {
+                            return Err(format!("`{}` has {n} elements", instr.name));
+                        }
+                        total += n;
                     }
-                    total += n;
                 }
                 match &instr.op {
                     Op::While { .. } | Op::Conditional { .. } => {
@@ -176,7 +241,23 @@ fn for_elements(
     n: u64,
     g: naga::Handle<naga::GlobalVariable>,
     how: Store,
+    eval: impl FnMut(&mut Em, H) -> Result<Val>,
+) -> Result<()> {
+    for_each_element(em, lid, w, n, eval, |em, j, v| {
+        store(em, g, how, j, v);
+        Ok(())
+    })
+}
+
+/// Runs `put(em, j, eval(em, j))` for every element `j < n`, the `w` invocations of the workgroup striding over
+/// the elements.
+fn for_each_element(
+    em: &mut Em,
+    lid: H,
+    w: u32,
+    n: u64,
     mut eval: impl FnMut(&mut Em, H) -> Result<Val>,
+    mut put: impl FnMut(&mut Em, H, Val) -> Result<()>,
 ) -> Result<()> {
     if n == 0 {
         return Ok(());
@@ -191,14 +272,15 @@ fn for_elements(
             let j = em.kb.add_c(lid, s * w);
             if (s as u64 + 1) * (w as u64) <= n {
                 let v = eval(em, j)?;
-                store(em, g, how, j, v);
+                put(em, j, v)?;
             } else {
                 let at = em.kb.min_u(j, last);
                 let v = eval(em, at)?;
                 let inside = em.kb.lt_c(j, n as u32);
                 em.kb.begin_block();
-                store(em, g, how, at, v);
+                let stored = put(em, at, v);
                 let accept = em.kb.end_block();
+                stored?;
                 em.kb.stmt(naga::Statement::If { condition: inside, accept, reject: naga::Block::new() });
             }
         }
@@ -210,10 +292,12 @@ fn for_elements(
     em.kb.begin_block();
     em.enter_loop(Some(strides));
     let jj = em.kb.load(j);
-    let result = eval(em, jj);
+    let result = eval(em, jj).and_then(|v| put(em, jj, v));
     em.exit_loop();
-    let v = result?;
-    store(em, g, how, jj, v);
+    if let Err(e) = result {
+        em.kb.end_block();
+        return Err(e);
+    }
     let next = em.kb.add_c(jj, w);
     em.kb.store(j, next);
     let block = em.kb.end_block();
@@ -224,6 +308,41 @@ fn for_elements(
     let continuing = em.kb.end_block();
     em.kb.stmt(naga::Statement::Loop { body: block, continuing, break_if: Some(past) });
     Ok(())
+}
+
+/// Writes the window of in-place update `fusion` (see [`in_place_windows`]) into `state`, its loop-state buffer:
+/// one element of the update per invocation stride, each read (through the fusion's same-window slices) before
+/// it is written.
+fn window_phase(em: &mut Em, at: Phase, fusion: &hlo_ir::Instr, state: &StateLeaf) -> Result<()> {
+    let Op::Fusion { calls, .. } = fusion.op else { unreachable!("in_place_windows returns fusions") };
+    let callee = em.m.comp(calls);
+    let mut leaves = HashMap::new();
+    for (k, &p) in callee.params.iter().enumerate() {
+        leaves.insert(p, Leaf::Outer { frame: at.frame, instr: fusion.operands[k], path: Vec::new() });
+    }
+    let ff = em.frame(calls, leaves);
+    let dus = callee.root_instr();
+    let update_dims = callee.instr(dus.operands[1]).shape.as_array().map(|a| a.dims.clone()).unwrap_or_default();
+    let n: u64 = update_dims.iter().map(|&d| d.max(0) as u64).product();
+    let g = em.bind_buffer(state.buf, state.dtype, true, false)?;
+    let mut starts = Vec::with_capacity(update_dims.len());
+    for d in 0..update_dims.len() {
+        starts.push(em.clamped_start(ff, dus, 2 + d, state.dims[d] - update_dims[d])?);
+    }
+    for_each_element(
+        em,
+        at.lid,
+        at.w,
+        n,
+        |em, j| em.eval(ff, dus.operands[1], &[], &Index::from_linear(&update_dims, j)),
+        |em, j, v| {
+            let within = Index::from_linear(&update_dims, j).multi(&mut em.kb);
+            let position: Vec<H> = starts.iter().zip(&within).map(|(&s, &w)| em.kb.add_u(s, w)).collect();
+            let linear = linearize(&mut em.kb, &state.dims, &position);
+            em.store(g, linear, v);
+            Ok(())
+        },
+    )
 }
 
 /// The loop parameter as buffers.
@@ -295,9 +414,18 @@ pub(crate) fn emit(ctx: &WorkgroupLoopCtx, scratch: &Scratch) -> Result<LoopKern
         em.set_leaf(bf, body.params[0], param_leaf.clone());
         let users = users_of(body);
         let live = crate::program::live_set(body);
+        let windows = in_place_windows(ctx.m, ctx.body);
         for id in body.ids() {
             let instr = body.instr(id);
             if !live.contains(&id) || id == body.root || !materialise(instr, users[id.index()]) {
+                continue;
+            }
+            if let Some(&(_, leaf)) = windows.iter().find(|(f, _)| *f == id) {
+                let state = ctx.state.iter().find(|s| s.path == [leaf]).expect("a state leaf per tuple element");
+                window_phase(&mut em, Phase { frame: bf, lid, w }, instr, state)?;
+                em.kb.storage_barrier();
+                let updated = Leaf::Buffer { buf: state.buf, dims: state.dims.clone(), dtype: state.dtype };
+                em.set_leaf(bf, id, updated);
                 continue;
             }
             let phase = Phase { frame: bf, lid, w };
@@ -312,6 +440,9 @@ pub(crate) fn emit(ctx: &WorkgroupLoopCtx, scratch: &Scratch) -> Result<LoopKern
             let src_instr = body.instr(src);
             if matches!(src_instr.op, Op::Parameter { .. }) && path == s.path {
                 continue; // Passed through unchanged.
+            }
+            if windows.iter().any(|&(f, leaf)| f == src && s.path == [leaf]) {
+                continue; // Updated in place.
             }
             let n = s.dims.iter().product::<i64>().max(0) as u64;
             let staged = scratch.buffer(s.dims.clone(), s.dtype);

@@ -61,8 +61,11 @@ pub(super) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     em.kb.name(j, "j");
     let n_ops = if topk.is_some() { 1 } else { root.operands.len() };
     let mut mine = Vec::with_capacity(n_ops);
+    // A fused prologue's arithmetic results are flushed as XLA:CPU's FTZ stores them, before anything compares or
+    // moves them (a total-order comparator would otherwise order a subnormal product apart from its zero).
     for k in 0..n_ops {
-        mine.push(em.eval(f, root.operands[k], &[], &idx)?);
+        let v = em.eval(f, root.operands[k], &[], &idx)?;
+        mine.push(em.flushed_result(v));
     }
     let zero = em.kb.lit_u32(0);
     let init = vec![Val { h: zero, dt: DType::U32 }];
@@ -80,7 +83,8 @@ pub(super) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         let at = Index::from_multi(&dims, mk);
         let mut theirs = Vec::with_capacity(n_ops);
         for op in operands.iter().take(n_ops) {
-            theirs.push(em.eval(f, *op, &[], &at)?);
+            let v = em.eval(f, *op, &[], &at)?;
+            theirs.push(em.flushed_result(v));
         }
         // `k` comes before `j`: strictly first by the order, or tied with a lower index.
         let (k_first, j_first) = match (to_apply, topk) {
