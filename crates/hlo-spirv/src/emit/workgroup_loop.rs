@@ -9,16 +9,16 @@
 //! workgroup barrier between phases. Intermediates that are read more than once or combine many elements
 //! (fusions, reductions, dots) are materialised in scratch buffers, exactly as separate kernels would store
 //! them, so results are the same as the multi-kernel path bit for bit. The new state is staged and then copied
-//! over the old, because the body reads the old state while it computes the new.
+//! over the old, because the body reads the old state while it computes the new; a large leaf that the body
+//! only updates in a window ([`in_place_windows`]) is written in place instead.
 //!
 //! Drivers with a loop budget (lavapipe stops a shader's loops after 65,535 back-edges) get at most
 //! [`LoopKernel::chunk`] iterations per dispatch; the kernel then writes a flag saying whether the loop must go
-//! on, and the program re-dispatches it as the body of a device loop (`TripCount::Device`), which costs a host
-//! round trip only every few batches.
+//! on, and the program re-dispatches it as the condition of a device loop (`TripCount::Device`) with an empty
+//! body, which costs a host round trip only every few batches.
 
 use crate::builder::{STy, H};
-use crate::emit::elemental::linearize;
-use crate::emit::elemental::{Em, Index, Leaf};
+use crate::emit::elemental::{linearize, Em, Index, Leaf};
 use crate::emit::ops::Val;
 use crate::emit::{dus_in_place, finish, KernelKind, KernelStep, Scratch};
 use crate::error::{CodegenError, Result};
