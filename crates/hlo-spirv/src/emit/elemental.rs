@@ -28,6 +28,10 @@ use std::collections::HashMap;
 
 /// Above this many elements a reduction loop is emitted as a loop rather than unrolled.
 const UNROLL_LIMIT: u64 = 16;
+/// Nested unrolled folds multiply code: a reduce of a reduce of a reduce-window, each small, once made a
+/// 261,279-word kernel that lavapipe's LLVM did not finish compiling in minutes (difftest 24b8585e). Past this many
+/// copies of the innermost body, folds become loops.
+const MAX_UNROLLED_COPIES: u64 = 64;
 
 /// The body of a [`Em::fold`]: the new accumulators from a point of the loop nest and the old ones.
 pub(crate) type FoldBody<'a, 'm> = dyn FnMut(&mut Em<'m>, &[H], &[Val]) -> Result<Vec<Val>> + 'a;
@@ -225,6 +229,8 @@ pub(crate) struct Em<'m> {
     pub loop_iterations: u64,
     /// Some loop's trip count is decided at run time, so [`Em::loop_iterations`] is no bound.
     pub dynamic_loops: bool,
+    /// Copies of the current fold body that enclosing unrolled folds make (see [`MAX_UNROLLED_COPIES`]).
+    unrolled_copies: u64,
 }
 
 /// One unrolled iteration of a staged reduction loop: iteration `r_t = r0 + t` of a chunk of
@@ -301,6 +307,7 @@ impl<'m> Em<'m> {
             open_loops: Vec::new(),
             loop_iterations: 0,
             dynamic_loops: false,
+            unrolled_copies: 1,
         }
     }
 
@@ -1804,21 +1811,12 @@ impl<'m> Em<'m> {
         if total == 0 {
             return Ok(init);
         }
-        if total <= UNROLL_LIMIT {
-            let mut accs = init;
-            for p in 0..total {
-                let mut point = Vec::with_capacity(extents.len());
-                let mut rem = p;
-                for (k, &e) in extents.iter().enumerate().rev() {
-                    let _ = k;
-                    point.push((rem % e as u64) as u32);
-                    rem /= e as u64;
-                }
-                point.reverse();
-                let point: Vec<H> = point.into_iter().map(|v| self.kb.lit_u32(v)).collect();
-                accs = body(self, &point, &accs)?;
-            }
-            return Ok(accs);
+        if total <= UNROLL_LIMIT && self.unrolled_copies * total <= MAX_UNROLLED_COPIES {
+            let outer = self.unrolled_copies;
+            self.unrolled_copies *= total;
+            let result = self.unrolled_fold(extents, total, init, body);
+            self.unrolled_copies = outer;
+            return result;
         }
         let locals: Vec<(H, DType)> = init
             .iter()
@@ -1831,6 +1829,30 @@ impl<'m> Em<'m> {
         let mut point = vec![self.kb.lit_u32(0); extents.len()];
         self.loops(extents, 0, &mut point, &locals, body)?;
         Ok(locals.iter().map(|&(p, dt)| Val { h: self.kb.load(p), dt }).collect())
+    }
+
+    /// [`Em::fold`] as straight-line code, one copy of `body` per point.
+    fn unrolled_fold(
+        &mut self,
+        extents: &[u32],
+        total: u64,
+        init: Vec<Val>,
+        body: &mut FoldBody<'_, 'm>,
+    ) -> Result<Vec<Val>> {
+        let mut accs = init;
+        for p in 0..total {
+            let mut point = Vec::with_capacity(extents.len());
+            let mut rem = p;
+            for (k, &e) in extents.iter().enumerate().rev() {
+                let _ = k;
+                point.push((rem % e as u64) as u32);
+                rem /= e as u64;
+            }
+            point.reverse();
+            let point: Vec<H> = point.into_iter().map(|v| self.kb.lit_u32(v)).collect();
+            accs = body(self, &point, &accs)?;
+        }
+        Ok(accs)
     }
 
     fn loops(
@@ -1855,8 +1877,19 @@ impl<'m> Em<'m> {
         }
         let innermost = extents[d + 1..].iter().all(|&e| e == 1);
         if let Some(lanes) = self.target.staging_lanes() {
-            if innermost && self.stage.is_none() && extents[d] >= 2 * lanes && self.kb.subgroup_uniform() {
-                return self.staged_loop(extents, d, lanes, point, locals, body);
+            // A staged chunk is `lanes` copies of the body (and a remainder loop): it counts as unrolling.
+            let copies = self.unrolled_copies * (lanes as u64 + 1);
+            if innermost
+                && self.stage.is_none()
+                && extents[d] >= 2 * lanes
+                && self.kb.subgroup_uniform()
+                && copies <= MAX_UNROLLED_COPIES
+            {
+                let outer = self.unrolled_copies;
+                self.unrolled_copies = copies;
+                let result = self.staged_loop(extents, d, lanes, point, locals, body);
+                self.unrolled_copies = outer;
+                return result;
             }
         }
         let zero = self.kb.lit_u32(0);
