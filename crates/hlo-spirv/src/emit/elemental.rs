@@ -32,6 +32,9 @@ const UNROLL_LIMIT: u64 = 16;
 /// 261,279-word kernel that lavapipe's LLVM did not finish compiling in minutes (difftest 24b8585e). Past this many
 /// copies of the innermost body, folds become loops.
 const MAX_UNROLLED_COPIES: u64 = 64;
+/// A subgroup-staged loop (n-body's all-pairs sum) needs far fewer loop iterations than a plain one, which
+/// lavapipe's loop budget counts, so it may sit under more unrolled copies than another fold.
+const MAX_STAGED_COPIES: u64 = 1024;
 
 /// The body of a [`Em::fold`]: the new accumulators from a point of the loop nest and the old ones.
 pub(crate) type FoldBody<'a, 'm> = dyn FnMut(&mut Em<'m>, &[H], &[Val]) -> Result<Vec<Val>> + 'a;
@@ -1883,7 +1886,7 @@ impl<'m> Em<'m> {
                 && self.stage.is_none()
                 && extents[d] >= 2 * lanes
                 && self.kb.subgroup_uniform()
-                && copies <= MAX_UNROLLED_COPIES
+                && copies <= MAX_STAGED_COPIES
             {
                 let outer = self.unrolled_copies;
                 self.unrolled_copies = copies;
