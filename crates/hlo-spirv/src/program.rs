@@ -491,7 +491,25 @@ impl<'m> Builder<'m> {
             true => vec![OutBuf { path: Vec::new(), buf, dims: info.dims.clone(), dtype: info.dtype }],
             false => Vec::new(),
         };
-        let ctx = KernelCtx {
+        let ctx = self.kernel_ctx(instr, comp, root, leaves, outputs);
+        let steps = match scatter {
+            true => emit::emit(&ctx, &emit::Scratch::new(self.program.buffers.len() as u32))?,
+            false => dus_in_place::emit(&ctx, buf, &info.dims, info.dtype)?,
+        };
+        self.push_steps(steps)?;
+        Ok(Value::Leaf(buf))
+    }
+
+    /// What an emitter needs to compute `root` of `comp` for `instr` into `outputs`.
+    fn kernel_ctx(
+        &self,
+        instr: &Instr,
+        comp: CompId,
+        root: InstrId,
+        leaves: HashMap<InstrId, Leaf>,
+        outputs: Vec<OutBuf>,
+    ) -> KernelCtx<'m> {
+        KernelCtx {
             m: self.m,
             target: self.target,
             name: kernel_name(&instr.name),
@@ -500,13 +518,7 @@ impl<'m> Builder<'m> {
             leaves,
             outputs,
             sources: sources_of(self.m, instr),
-        };
-        let steps = match scatter {
-            true => emit::emit(&ctx, &emit::Scratch::new(self.program.buffers.len() as u32))?,
-            false => dus_in_place::emit(&ctx, buf, &info.dims, info.dtype)?,
-        };
-        self.push_steps(steps)?;
-        Ok(Value::Leaf(buf))
+        }
     }
 
     /// Emits the kernels computing `root` of `comp` for `instr`, with fresh output buffers.
@@ -520,17 +532,7 @@ impl<'m> Builder<'m> {
         let value = self.temps(instr, &instr.shape, &instr.name)?;
         let mut outputs = Vec::new();
         collect_outputs(&value, &instr.shape, &mut Vec::new(), &mut outputs);
-        let sources = sources_of(self.m, instr);
-        let ctx = KernelCtx {
-            m: self.m,
-            target: self.target,
-            name: kernel_name(&instr.name),
-            comp,
-            root,
-            leaves,
-            outputs,
-            sources,
-        };
+        let ctx = self.kernel_ctx(instr, comp, root, leaves, outputs);
         let scratch = emit::Scratch::new(self.program.buffers.len() as u32);
         let steps = emit::emit(&ctx, &scratch)?;
         for (k, (dims, dtype)) in scratch.take().into_iter().enumerate() {
