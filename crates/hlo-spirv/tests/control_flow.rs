@@ -587,3 +587,43 @@ ENTRY e {
         count_steps(&c.program.steps, |s| matches!(s, Step::Copy { size_bytes, .. } if *size_bytes == 200 * 64 * 4));
     assert_eq!(big_copies, 1, "only the init value is copied into the state");
 }
+
+/// A small loop that reads a large array every iteration (the sum of a carried, unchanged f32[8192]) is not a
+/// workgroup loop: one workgroup would sum it alone, iteration after iteration.
+#[test]
+fn a_loop_reading_a_large_array_is_not_one_workgroup() {
+    let hlo = format!(
+        r#"HloModule m
+{ADD_F32}
+cond {{
+  p = (s32[], f32[8192], f32[]) parameter(0)
+  i = s32[] get-tuple-element(p), index=0
+  n = s32[] constant(70)
+  ROOT lt = pred[] compare(i, n), direction=LT
+}}
+body {{
+  p = (s32[], f32[8192], f32[]) parameter(0)
+  i = s32[] get-tuple-element(p), index=0
+  b = f32[8192] get-tuple-element(p), index=1
+  acc = f32[] get-tuple-element(p), index=2
+  zero = f32[] constant(0)
+  s = f32[] reduce(b, zero), dimensions={{0}}, to_apply=add
+  acc1 = f32[] add(acc, s)
+  one = s32[] constant(1)
+  i1 = s32[] add(i, one)
+  ROOT t = (s32[], f32[8192], f32[]) tuple(i1, b, acc1)
+}}
+ENTRY e {{
+  b = f32[8192] parameter(0)
+  i0 = s32[] constant(0)
+  z = f32[] constant(0)
+  init = (s32[], f32[8192], f32[]) tuple(i0, b, z)
+  ROOT w = (s32[], f32[8192], f32[]) while(init), condition=cond, body=body
+}}
+"#
+    );
+    let b: Vec<f32> = (0..8192).map(|k| (k % 3) as f32).collect();
+    run_both(&hlo, &[f32_bytes(&b)]);
+    let c = compile_checked(&parse(&hlo));
+    assert!(c.kernels_info.iter().all(|k| k.kind != hlo_spirv::KernelKind::WorkgroupLoop));
+}

@@ -146,6 +146,22 @@ pub(crate) fn qualifies(m: &Module, cond: CompId, body: CompId) -> std::result::
                         }
                         total += n;
                     }
+                    // What an instruction reads counts too: a reduce of a large array has a small result.
+                    let window_operand = computation.root_instr().operands.first().copied();
+                    for &o in &instr.operands {
+                        if window && Some(o) == window_operand {
+                            continue; // Read only through the updated window (`in_place_operand`).
+                        }
+                        for leaf in computation.instr(o).shape.leaves() {
+                            if leaf.num_elements() > MAX_ARRAY_ELEMENTS {
+                                return Err(format!(
+                                    "`{}` reads an array of {} elements",
+                                    instr.name,
+                                    leaf.num_elements()
+                                ));
+                            }
+                        }
+                    }
                 }
                 match &instr.op {
                     Op::While { .. } | Op::Conditional { .. } => {
