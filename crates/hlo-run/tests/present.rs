@@ -38,7 +38,9 @@ impl Xvfb {
             }
             let display = format!(":{number}");
             let spawned = Command::new("Xvfb")
-                .args([&display, "-screen", "0", "1024x768x24", "-br", "-nolisten", "tcp"])
+                // -noreset: by default the server resets when its last client leaves, so a connection made just
+                // after the readiness probe below disconnected could be refused while it regenerates.
+                .args([&display, "-screen", "0", "1024x768x24", "-br", "-nolisten", "tcp", "-noreset"])
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(std::env::temp_dir().join(format!("xvfb-{number}.log"))).unwrap())
                 .spawn();
