@@ -303,7 +303,7 @@ impl<'m> Builder<'m> {
                     let v = value(instr.operands[k])?;
                     leaves.insert(p, self.leaf_of(&v)?);
                 }
-                match self.in_place_target(comp_id, instr, *calls, values) {
+                match self.in_place_target(comp_id, id, *calls, values) {
                     Some(buf) => self.dus_in_place(instr, *calls, callee.root, leaves, buf)?,
                     None => self.kernel(instr, *calls, callee.root, leaves)?,
                 }
@@ -437,7 +437,7 @@ impl<'m> Builder<'m> {
     fn in_place_target(
         &self,
         comp_id: CompId,
-        instr: &Instr,
+        id: InstrId,
         calls: CompId,
         values: &HashMap<InstrId, Value>,
     ) -> Option<BufferId> {
@@ -447,30 +447,10 @@ impl<'m> Builder<'m> {
         }
         let number = dus_in_place::in_place_operand(self.m.comp(calls))?;
         let comp = self.m.comp(comp_id);
-        let operand = instr.operands[number];
-        let param = comp.params[0];
-        let Op::GetTupleElement { index } = comp.instr(operand).op else { return None };
-        if comp.instr(operand).operands[0] != param {
+        dus_in_place::sole_reader_of_state_leaf(comp, id, number)?;
+        let Some(Value::Leaf(buf)) = values.get(&comp.instr(id).operands[number]) else { return None };
+        if !state.contains(buf) {
             return None;
-        }
-        let Some(Value::Leaf(buf)) = values.get(&operand) else { return None };
-        if !state.contains(buf) || instr.operands.iter().filter(|&&o| o == operand).count() != 1 {
-            return None;
-        }
-        let live = live_set(comp);
-        for id in comp.ids() {
-            let other = comp.instr(id);
-            if !live.contains(&id) || std::ptr::eq(other, instr) {
-                continue;
-            }
-            for &o in &other.operands {
-                let reads_leaf = matches!(comp.instr(o).op, Op::GetTupleElement { index: i } if i == index)
-                    && comp.instr(o).operands[0] == param;
-                let reads_tuple = o == param && !matches!(other.op, Op::GetTupleElement { .. });
-                if reads_leaf || reads_tuple {
-                    return None;
-                }
-            }
         }
         Some(*buf)
     }
@@ -565,16 +545,12 @@ impl<'m> Builder<'m> {
                     _ => None,
                 })
                 .collect();
-            let n_buffers = (self.program.buffers.len(), self.infos.len());
-            let elementwise = elementwise_loop::analyze(self.m, entry, id)
-                .and_then(|plan| self.elementwise_loop(instr, cond, body, init, &consts, plan, used));
-            match elementwise {
-                Ok(v) => return Ok(v),
-                Err(CodegenError::Unsupported { .. }) => {
-                    self.program.buffers.truncate(n_buffers.0);
-                    self.infos.truncate(n_buffers.1);
-                }
-                Err(e) => return Err(e),
+            let elementwise = self.unless_unsupported(|b| {
+                let plan = elementwise_loop::analyze(b.m, entry, id)?;
+                b.elementwise_loop(instr, cond, body, init, &consts, plan, used)
+            })?;
+            if let Some(v) = elementwise {
+                return Ok(v);
             }
         }
         let trips = match consts.is_empty() {
@@ -582,14 +558,9 @@ impl<'m> Builder<'m> {
             false => elementwise_loop::trip_count(self.m, cond, body, &consts, MAX_SIMULATED_TRIPS),
         };
         if workgroup_loop::qualifies(self.m, cond, body).is_ok() {
-            let n_buffers = (self.program.buffers.len(), self.infos.len());
-            match self.workgroup_loop(instr, cond, body, init_value.clone(), trips) {
-                Ok(v) => return Ok(v),
-                Err(CodegenError::Unsupported { .. }) => {
-                    self.program.buffers.truncate(n_buffers.0);
-                    self.infos.truncate(n_buffers.1);
-                }
-                Err(e) => return Err(e),
+            let init = init_value.clone();
+            if let Some(v) = self.unless_unsupported(|b| b.workgroup_loop(instr, cond, body, init, trips))? {
+                return Ok(v);
             }
         }
         let body_instrs = self.m.comp(body).instrs.len() as u64;
@@ -601,6 +572,21 @@ impl<'m> Builder<'m> {
             return Ok(state);
         }
         self.loop_step(instr, cond, body, init_value, trips)
+    }
+
+    /// Runs one way of lowering an instruction; if it says `Unsupported`, forgets the buffers it made and returns
+    /// `None` so that the caller tries the next way. It must not emit steps before it can fail.
+    fn unless_unsupported<T>(&mut self, attempt: impl FnOnce(&mut Self) -> Result<T>) -> Result<Option<T>> {
+        let made = (self.program.buffers.len(), self.infos.len());
+        match attempt(self) {
+            Ok(v) => Ok(Some(v)),
+            Err(CodegenError::Unsupported { .. }) => {
+                self.program.buffers.truncate(made.0);
+                self.infos.truncate(made.1);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// A `while` over small arrays as one workgroup-loop kernel (see [`workgroup_loop`]). The init values are

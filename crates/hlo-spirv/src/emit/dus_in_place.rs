@@ -10,7 +10,7 @@
 use crate::emit::elemental::{linearize, Em, Index};
 use crate::emit::{element_index, finish, grid, KernelCtx, KernelKind, KernelStep};
 use crate::error::Result;
-use hlo_ir::{Computation, DType, Op};
+use hlo_ir::{Computation, DType, InstrId, Op};
 use hlo_program::BufferId;
 use naga::BinaryOperator as Bo;
 
@@ -49,6 +49,37 @@ pub(crate) fn in_place_operand(comp: &Computation) -> Option<usize> {
         }
     }
     Some(number as usize)
+}
+
+/// The loop-state leaf that instruction `reader` of loop body `comp` reads as its operand `number`, when that
+/// operand is `get-tuple-element(param, leaf)` and nothing else reads the leaf: no other operand of `reader`,
+/// no other live instruction of the body (through any tuple-indexing of the parameter), and nothing that takes
+/// the whole state tuple. Then the leaf's old value is dead once `reader` has read it, and `reader` may
+/// overwrite its buffer.
+pub(crate) fn sole_reader_of_state_leaf(comp: &Computation, reader: InstrId, number: usize) -> Option<usize> {
+    let param = *comp.params.first()?;
+    let operand = *comp.instr(reader).operands.get(number)?;
+    let Op::GetTupleElement { index } = comp.instr(operand).op else { return None };
+    if comp.instr(operand).operands[0] != param {
+        return None;
+    }
+    let reads_leaf = |o: InstrId| {
+        matches!(comp.instr(o).op, Op::GetTupleElement { index: i } if i == index) && comp.instr(o).operands[0] == param
+    };
+    if comp.instr(reader).operands.iter().filter(|&&o| reads_leaf(o)).count() != 1 {
+        return None;
+    }
+    let live = crate::program::live_set(comp);
+    let read_elsewhere = comp.ids().any(|id| {
+        let other = comp.instr(id);
+        live.contains(&id)
+            && id != reader
+            && other
+                .operands
+                .iter()
+                .any(|&o| reads_leaf(o) || (o == param && !matches!(other.op, Op::GetTupleElement { .. })))
+    });
+    (!read_elsewhere).then_some(index as usize)
 }
 
 /// Emits the in-place update of `operand` (the `dims`/`dtype` buffer the root's operand 0 reads) by `ctx.root`.

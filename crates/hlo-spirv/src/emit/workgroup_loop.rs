@@ -75,7 +75,6 @@ pub(crate) struct LoopKernel {
 pub(crate) fn in_place_windows(m: &Module, body: CompId) -> Vec<(InstrId, usize)> {
     let comp = m.comp(body);
     let root = comp.root_instr();
-    let param = comp.params[0];
     let mut found = Vec::new();
     if !matches!(root.op, Op::Tuple) {
         return found;
@@ -89,26 +88,12 @@ pub(crate) fn in_place_windows(m: &Module, body: CompId) -> Vec<(InstrId, usize)
             continue;
         }
         let Some(number) = dus_in_place::in_place_operand(callee) else { continue };
-        let operand = fusion.operands[number];
-        let reads_leaf = |o: InstrId| {
-            matches!(comp.instr(o).op, Op::GetTupleElement { index } if index as usize == leaf)
-                && comp.instr(o).operands[0] == param
-        };
-        if !reads_leaf(operand) || fusion.operands.iter().filter(|&&o| reads_leaf(o)).count() != 1 {
+        if dus_in_place::sole_reader_of_state_leaf(comp, f, number) != Some(leaf) {
             continue;
         }
-        let read_elsewhere = comp.ids().any(|id| {
-            let other = comp.instr(id);
-            live.contains(&id)
-                && id != f
-                && other
-                    .operands
-                    .iter()
-                    .any(|&o| reads_leaf(o) || (o == param && !matches!(other.op, Op::GetTupleElement { .. })))
-        });
         let used_twice = root.operands.iter().filter(|&&o| o == f).count() != 1
             || comp.ids().any(|id| live.contains(&id) && id != comp.root && comp.instr(id).operands.contains(&f));
-        if !read_elsewhere && !used_twice {
+        if !used_twice {
             found.push((f, leaf));
         }
     }
