@@ -2,37 +2,11 @@
 //! point at the right line and column, input checking, and outputs that match
 //! JAX's for real samples.
 
+mod common;
+use common::*;
 use hlo_run::npy;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
-
-fn hlo_run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hlo-run"))
-        .args(args)
-        .current_dir(repo())
-        .env("HLO_VULKAN_VALIDATION", "1")
-        .output()
-        .expect("hlo-run starts")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hlo-run-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 #[test]
 fn check_summarises_a_valid_module() {
@@ -708,16 +682,6 @@ fn iterations_feed_outputs_back_into_inputs() {
             .unwrap_or_else(|e| panic!("device loop vs chained runs, out_{k}: {e}"));
         close_values(&results[0][k], &results[1][k], 1e-5).unwrap_or_else(|e| panic!("vulkan vs interp, out_{k}: {e}"));
     }
-}
-
-/// Decodes a PNG written by `--record`: (width, height, channels, samples).
-fn read_png(path: &Path) -> (u32, u32, usize, Vec<u8>) {
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    buf.truncate(info.buffer_size());
-    (info.width, info.height, info.color_type.samples(), buf)
 }
 
 /// An image output converted as `--frames` converts it (f32 in 0..1).

@@ -7,55 +7,20 @@
 //! (a window) so far; here the mouse is an input file held fixed for the whole run, and the
 //! zoom's frames are separate runs, each with its frame number in a file.
 
+mod common;
+use common::*;
 use hlo_ir::DType;
 use hlo_run::npy::{self, HostArray};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
 
 fn sample(name: &str) -> PathBuf {
     repo().join("hlo-samples").join(name)
-}
-
-/// Runs `hlo-run` with the Vulkan validation layers on; `args` are paths and flags.
-fn hlo_run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hlo-run"))
-        .args(args)
-        .current_dir(repo())
-        .env("HLO_VULKAN_VALIDATION", "1")
-        .output()
-        .expect("hlo-run starts")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A fresh directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hlo-run-frame-samples-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Writes a scalar input file (a 0-d array).
 fn write_scalar(path: &Path, dtype: DType, bytes: [u8; 4]) -> PathBuf {
     npy::write_npy(path, &HostArray { dtype, dims: vec![], bytes: bytes.to_vec() }).unwrap();
     path.to_path_buf()
-}
-
-/// Decodes a PNG written by `--record`: (width, height, channels, samples).
-fn read_png(path: &Path) -> (u32, u32, usize, Vec<u8>) {
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    buf.truncate(info.buffer_size());
-    (info.width, info.height, info.color_type.samples(), buf)
 }
 
 /// An f32 image in 0..1 as the 8-bit samples `--record` writes.
@@ -103,7 +68,7 @@ struct InteractiveRun {
 
 fn run_interactive(tag: &str, mouse: f32) -> InteractiveRun {
     let s = sample("seed_interactive");
-    let dir = scratch(tag);
+    let dir = temp_dir(tag);
     let mouse_file = write_scalar(&dir.join("mouse.npy"), DType::F32, mouse.to_le_bytes());
     let (record, out) = (dir.join("frames"), dir.join("out"));
     let frames = INTERACTIVE_FRAMES.to_string();
@@ -191,7 +156,7 @@ fn zoom_frame(dir: &Path, frame: i32) -> HostArray {
 /// number advances: consecutive frames differ a little, distant ones a lot.
 #[test]
 fn mandelbrot_zoom_follows_its_frame_input() {
-    let dir = scratch("zoom");
+    let dir = temp_dir("zoom");
     let s = sample("mandelbrot_zoom");
     let committed = npy::read_npy(&s.join("in_0.npy")).unwrap();
     assert_eq!((committed.dtype, committed.dims.len()), (DType::S32, 0), "in_0 is the s32 frame number");
