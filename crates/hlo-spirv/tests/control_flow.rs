@@ -423,7 +423,8 @@ fn long_static_loop_is_a_static_loop_step() {
 /// device loop; 300 fit in one dispatch.
 #[test]
 fn small_state_loop_is_one_workgroup_kernel() {
-    for (n, trips) in [(32, 3000), (32, 300), (1, 7000), (8, 64), (9, 65), (100, 1)] {
+    // Sizes straddle the subgroup (8), the last unrolled stride count (8 strides: 64) and the size limit (4096).
+    for (n, trips) in [(32, 3000), (32, 300), (1, 7000), (8, 64), (9, 65), (64, 70), (65, 70), (100, 1), (4096, 66)] {
         let x: Vec<f32> = (0..n).map(|k| k as f32 * 0.01).collect();
         let hlo = static_loop_hlo(n, trips);
         run_both(&hlo, &[f32_bytes(&x)]);
