@@ -63,6 +63,7 @@ fn main() {
         flush_results: true,
         max_loop_iterations: caps.max_shader_loop_iterations,
         max_storage_buffers: caps.max_per_stage_storage_buffers,
+        predicated_branches: caps.predicated_branches,
     };
     let t1 = Instant::now();
     let compiled = hlo_spirv::compile(&m, &target).expect("compile");

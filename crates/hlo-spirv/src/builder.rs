@@ -148,6 +148,10 @@ pub(crate) struct Kb {
     names: HashMap<String, u32>,
     /// Bytes of the push-constant block ([`Kb::push_constant_words`]); 0 if none.
     push_constant_bytes: u32,
+    /// While set (a local `bool`), math routines leave out their rare slow paths (Payne-Hanek
+    /// reduction of a big `sin` argument) and set this flag where one was needed, so that the
+    /// caller can redo that work with them ([`Target::predicated_branches`](crate::Target)).
+    pub rare_path_flag: Option<H>,
 }
 
 impl Kb {
@@ -165,6 +169,7 @@ impl Kb {
             sign_extended: std::collections::HashMap::new(),
             arithmetic_memo: Default::default(),
             dynamic_loop: false,
+            rare_path_flag: None,
             writable_globals: Default::default(),
             next_block_id: 1,
             emit_start: 0,
@@ -330,7 +335,7 @@ impl Kb {
         let pre = e.needs_pre_emit();
         let result = matches!(e, Expression::AtomicResult { .. } | Expression::CallResult(_));
         let cur = self.blocks.len() - 1;
-        let result = result || matches!(e, Expression::SubgroupOperationResult { .. });
+        let result = result || matches!(e, Expression::SubgroupOperationResult { .. } | Expression::SubgroupBallotResult);
         if pre || result {
             self.flush();
             // Subgroup broadcasts give every invocation the same value.
@@ -460,7 +465,8 @@ impl Kb {
                 | Expression::Constant(_)
                 | Expression::ZeroValue(_)
                 | Expression::FunctionArgument(_)
-                | Expression::SubgroupOperationResult { .. } => {}
+                | Expression::SubgroupOperationResult { .. }
+                | Expression::SubgroupBallotResult => {}
                 Expression::Load { pointer } => {
                     if !self.points_into_storage(*pointer) {
                         return true;
@@ -602,6 +608,19 @@ impl Kb {
         let result = self.expr(Expression::SubgroupOperationResult { ty });
         self.stmt(Statement::SubgroupGather { mode: naga::GatherMode::Broadcast(lane), argument: value, result });
         result
+    }
+
+    /// Whether `pred` (a bool) holds in any active invocation of the subgroup, through a ballot
+    /// (needs [`Target::subgroup_broadcast`](crate::Target)); every invocation gets the same answer.
+    pub(crate) fn subgroup_any(&mut self, pred: H) -> H {
+        let result = self.expr(Expression::SubgroupBallotResult);
+        self.stmt(Statement::SubgroupBallot { result, predicate: Some(pred) });
+        let lanes = [0, 1, 2, 3].map(|k| self.access_index(result, k));
+        let low = self.binary(naga::BinaryOperator::InclusiveOr, lanes[0], lanes[1]);
+        let high = self.binary(naga::BinaryOperator::InclusiveOr, lanes[2], lanes[3]);
+        let all = self.binary(naga::BinaryOperator::InclusiveOr, low, high);
+        let zero = self.lit_u32(0);
+        self.binary(naga::BinaryOperator::NotEqual, all, zero)
     }
 
     /// A function-local variable every invocation of a subgroup keeps equal (a loop counter).

@@ -60,6 +60,9 @@ pub struct Target {
     pub max_loop_iterations: Option<u64>,
     /// `maxPerStageDescriptorStorageBuffers`: the most storage buffers one kernel may bind.
     pub max_storage_buffers: u32,
+    /// The driver executes both sides of a divergent branch (lavapipe), so code keeps rare slow
+    /// paths (big-argument `sin`) out of hot loops instead of branching around them.
+    pub predicated_branches: bool,
 }
 
 impl Target {
@@ -83,6 +86,7 @@ impl Target {
             flush_results: true,
             max_loop_iterations: Some(65_535),
             max_storage_buffers: 32,
+            predicated_branches: true,
         }
     }
 
@@ -106,6 +110,7 @@ impl Target {
             flush_results: true,
             max_loop_iterations: None,
             max_storage_buffers: 4,
+            predicated_branches: false,
         }
     }
 

@@ -628,3 +628,101 @@ ENTRY e {{
     let c = compile_checked(&parse(&hlo));
     assert!(c.kernels_info.iter().all(|k| k.kind != hlo_spirv::KernelKind::WorkgroupLoop));
 }
+
+/// An elementwise loop `x <- 0.5 x + 0.25 sin(x) + 0.5` over `f32[n]`, `trips` times (a constant), or until the
+/// counter reaches the s32 input (`trips == None`, decided at run time).
+fn sine_loop_hlo(n: usize, trips: Option<u32>) -> String {
+    let (limit, extra_param, extra_arg) = match trips {
+        Some(t) => (format!("s32[] constant({t})"), String::new(), String::new()),
+        None => ("s32[] get-tuple-element(p), index=2".to_string(), ", s32[]".to_string(), ", lim".to_string()),
+    };
+    let lim_param = if trips.is_none() { "\n  lim = s32[] parameter(1)" } else { "" };
+    let pass_lim = if trips.is_none() { ", l" } else { "" };
+    let get_lim = if trips.is_none() { "\n  l = s32[] get-tuple-element(p), index=2" } else { "" };
+    format!(
+        r#"HloModule m
+cond {{
+  p = (s32[], f32[{n}]{extra_param}) parameter(0)
+  i = s32[] get-tuple-element(p), index=0
+  n = {limit}
+  ROOT lt = pred[] compare(i, n), direction=LT
+}}
+body {{
+  p = (s32[], f32[{n}]{extra_param}) parameter(0)
+  i = s32[] get-tuple-element(p), index=0
+  x = f32[{n}] get-tuple-element(p), index=1{get_lim}
+  one = s32[] constant(1)
+  i1 = s32[] add(i, one)
+  half = f32[{n}] constant({{...}})
+  s = f32[{n}] sine(x)
+  q = f32[] constant(0.25)
+  qb = f32[{n}] broadcast(q), dimensions={{}}
+  sq = f32[{n}] multiply(s, qb)
+  h = f32[] constant(0.5)
+  hb = f32[{n}] broadcast(h), dimensions={{}}
+  xh = f32[{n}] multiply(x, hb)
+  xs = f32[{n}] add(xh, sq)
+  y = f32[{n}] add(xs, hb)
+  ROOT o = (s32[], f32[{n}]{extra_param}) tuple(i1, y{pass_lim})
+}}
+ENTRY e {{
+  x = f32[{n}] parameter(0){lim_param}
+  zero = s32[] constant(0)
+  init = (s32[], f32[{n}]{extra_param}) tuple(zero, x{extra_arg})
+  w = (s32[], f32[{n}]{extra_param}) while(init), condition=cond, body=body
+  ROOT y = f32[{n}] get-tuple-element(w), index=1
+}}
+"#
+    )
+    .replace(&format!("  half = f32[{n}] constant({{...}})\n"), "")
+}
+
+/// On lavapipe, which runs both sides of every branch, an elementwise loop with a `sin` runs its iterations
+/// without the big-argument (Payne-Hanek) path and redoes, with it, the iterations where some lane needed it.
+/// Lanes start huge (3e7, still above 512 for ~16 halvings), mid-sized, small, zero and inf/nan, so fast and
+/// slow iterations mix within a subgroup, and the lanes leave the slow path at different iterations. The
+/// results must equal, bit for bit, those of the same loop compiled without the split, and match the
+/// interpreter (whose `sin` is the host's, so within a tolerance).
+#[test]
+fn sine_loops_split_their_rare_paths_and_keep_every_bit() {
+    let ctx = vulkan();
+    let plain_target = hlo_spirv::Target { predicated_branches: false, ..target_from_caps(ctx.caps()) };
+    let split_target = hlo_spirv::Target { predicated_branches: true, ..target_from_caps(ctx.caps()) };
+    let lane = |k: usize| -> f32 {
+        match k % 7 {
+            0 => 3.0e7 + k as f32,
+            1 => 700.0 - k as f32,
+            2 => -2000.0,
+            3 => 0.3 * k as f32,
+            4 => if k % 2 == 0 { 0.0 } else { -0.0 },
+            5 => if k % 14 == 5 { f32::INFINITY } else { f32::NAN },
+            _ => -1.0e38,
+        }
+    };
+    for n in [1, 8, 9, 100] {
+        let x: Vec<f32> = (0..n).map(lane).collect();
+        // 140,000 trips are 35,000 groups of 4: within lavapipe's loop budget (65,535) unsplit, over it split.
+        for trips in [Some(1), Some(4), Some(5), Some(9), Some(40), Some(140_000), None] {
+            let hlo = sine_loop_hlo(n, trips);
+            let m = parse_and_fuse(&hlo);
+            let mut inputs = vec![f32_bytes(&x)];
+            if trips.is_none() {
+                inputs.push(s32_bytes(&[37]));
+            }
+            let plain = hlo_spirv::compile(&m, &plain_target).expect("compile");
+            let split = hlo_spirv::compile(&m, &split_target).expect("compile");
+            check_spirv(&split);
+            let wgsl = split.wgsl();
+            // Below 4 trips the body is only unrolled: no loop to split.
+            let looped = trips.is_none_or(|t| (4..100_000).contains(&t));
+            assert_eq!(wgsl.contains("subgroupBallot"), looped, "n={n} trips={trips:?}: split?\n{wgsl}");
+            assert!(!plain.wgsl().contains("subgroupBallot"));
+            let want = run_vulkan(&ctx, &plain, &inputs);
+            let got = run_vulkan(&ctx, &split, &inputs);
+            assert_eq!(got, want, "n={n} trips={trips:?}: split and plain loops differ");
+            let reference = run_interp(&parse(&hlo), &inputs);
+            compare(hlo_ir::DType::F32, &got[0], &reference[0], 1e-5)
+                .unwrap_or_else(|e| panic!("n={n} trips={trips:?}: {e}"));
+        }
+    }
+}

@@ -177,6 +177,9 @@ pub struct DeviceCaps {
     /// stops loops silently past a limit: llvmpipe (lavapipe) ends every loop once 65,535
     /// back-edges have run in an invocation (its `LP_MAX_TGSI_LOOP_ITERATIONS`). `None`: no limit.
     pub max_shader_loop_iterations: Option<u64>,
+    /// The driver runs both sides of a divergent branch, masking lanes off, instead of skipping
+    /// a side no lane takes (llvmpipe's SIMD code), so a rarely taken slow path costs every time.
+    pub predicated_branches: bool,
 }
 
 /// One physical device as [`list_devices`] reports it.
@@ -780,6 +783,7 @@ fn query_device(parts: &InstanceParts, pd: vk::PhysicalDevice, index: usize) -> 
     let caps = &mut info.caps;
     if v12p.driver_id == vk::DriverId::MESA_LLVMPIPE {
         caps.max_shader_loop_iterations = Some(65_535);
+        caps.predicated_branches = true;
     }
     caps.max_memory_allocation_size = maint3.max_memory_allocation_size;
     if use_13 {

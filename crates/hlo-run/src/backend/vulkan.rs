@@ -99,6 +99,7 @@ pub fn target_for(ctx: &Context) -> hlo_spirv::Target {
         flush_results: std::env::var("HLO_DENORMALS").as_deref() != Ok("fast"),
         max_loop_iterations: caps.max_shader_loop_iterations,
         max_storage_buffers: caps.max_per_stage_storage_buffers,
+        predicated_branches: caps.predicated_branches,
     }
 }
 

@@ -102,6 +102,30 @@ pub(crate) struct WhileCtx<'m> {
 }
 
 pub(crate) fn emit(ctx: &WhileCtx, plan: &LoopPlan) -> Result<Vec<KernelStep>> {
+    if ctx.target.predicated_branches && ctx.target.subgroup_broadcast && has_rare_path(ctx.m, ctx.body) {
+        // The split loop may run up to twice the iterations; a kernel over the budget keeps one loop.
+        if let Ok(steps) = emit_with(ctx, plan, true) {
+            return Ok(steps);
+        }
+    }
+    emit_with(ctx, plan, false)
+}
+
+/// Whether evaluating `comp` (called computations included) emits a rare slow path that
+/// [`Kb::rare_path_flag`](crate::builder::Kb) can defer: a `sin`, `cos` or `tan`.
+fn has_rare_path(m: &Module, comp: CompId) -> bool {
+    let comp = m.comp(comp);
+    comp.instrs.iter().any(|instr| {
+        matches!(instr.op, Op::Unary(hlo_ir::UnaryOp::Sin | hlo_ir::UnaryOp::Cos | hlo_ir::UnaryOp::Tan))
+            || instr.op.called_computations().into_iter().any(|c| has_rare_path(m, c))
+    })
+}
+
+/// The loop kernel; with `split_rare_paths`, iterations first run without the math routines'
+/// rare slow paths (see [`Kb::rare_path_flag`](crate::builder::Kb)) and are redone with them,
+/// by the whole subgroup, when some invocation needed one. On drivers that execute both sides
+/// of every branch (lavapipe) this halves the cost of a `sin` in a loop.
+fn emit_with(ctx: &WhileCtx, plan: &LoopPlan, split_rare_paths: bool) -> Result<Vec<KernelStep>> {
     let n: u64 = plan.dims.iter().map(|&d| d.max(0) as u64).product();
     if n == 0 {
         return Err(CodegenError::unsupported("while", &ctx.name, "empty loop state"));
@@ -180,6 +204,58 @@ pub(crate) fn emit(ctx: &WhileCtx, plan: &LoopPlan) -> Result<Vec<KernelStep>> {
     };
 
     match trips {
+        Some(t) if split_rare_paths => {
+            let groups_of = t / UNROLL;
+            let copies = |em: &mut Em, state: Vec<Option<Val>>, count: u64| {
+                (0..count).try_fold(state, |state, _| body_copy(em, ctx, plan, &state, &key, i))
+            };
+            if groups_of > 0 {
+                let zero = em.kb.lit_u32(0);
+                let counter = em.kb.local_init("trip", STy::U32, zero);
+                let no = em.kb.lit_bool(false);
+                let rare = em.kb.local_init("rare", STy::Bool, no);
+                let groups = groups_of as u32;
+                // Outer loop: per pass, the fast loop runs groups until one needs a slow path,
+                // then that group runs with them. Every pass ends at a back-edge: at most
+                // groups + 1 passes of each loop.
+                em.kb.begin_loop_body();
+                em.enter_loop(Some(2 * groups_of + 2));
+                em.kb.begin_loop_body();
+                let c = em.kb.load(counter);
+                let more = em.kb.lt_c(c, groups);
+                break_unless(&mut em, more);
+                em.kb.store(rare, no);
+                em.kb.rare_path_flag = Some(rare);
+                let state = load_state(&mut em);
+                let state = copies(&mut em, state, UNROLL)?;
+                em.kb.rare_path_flag = None;
+                let mine = em.kb.load(rare);
+                let any = em.kb.subgroup_any(mine);
+                let any = em.kb.binary(Bo::LogicalOr, any, mine);
+                let fine = em.kb.unary(naga::UnaryOperator::LogicalNot, any);
+                break_unless(&mut em, fine);
+                store_state(&mut em, &state);
+                increment(&mut em, counter);
+                let fast = em.kb.end_block();
+                em.kb.stmt(naga::Statement::Loop { body: fast, continuing: naga::Block::new(), break_if: None });
+                let c = em.kb.load(counter);
+                let more = em.kb.lt_c(c, groups);
+                break_unless(&mut em, more);
+                let state = load_state(&mut em);
+                let state = copies(&mut em, state, UNROLL)?;
+                store_state(&mut em, &state);
+                increment(&mut em, counter);
+                em.exit_loop();
+                let outer = em.kb.end_block();
+                em.kb.stmt(naga::Statement::Loop { body: outer, continuing: naga::Block::new(), break_if: None });
+            }
+            let rest = t % UNROLL;
+            if rest > 0 {
+                let state = load_state(&mut em);
+                let state = copies(&mut em, state, rest)?;
+                store_state(&mut em, &state);
+            }
+        }
         Some(t) => {
             let groups_of = t / UNROLL;
             if groups_of > 0 {
@@ -212,21 +288,48 @@ pub(crate) fn emit(ctx: &WhileCtx, plan: &LoopPlan) -> Result<Vec<KernelStep>> {
                 store_state(&mut em, &state);
             }
         }
+        None if split_rare_paths => {
+            // As above, with the condition deciding the end: an invocation whose condition fails
+            // leaves both loops (`done`); the others go on, together, through the slow iteration.
+            let no = em.kb.lit_bool(false);
+            let rare = em.kb.local_init("rare", STy::Bool, no);
+            let done = em.kb.local_init("done", STy::Bool, no);
+            em.kb.begin_loop_body();
+            em.enter_loop(None);
+            em.kb.begin_loop_body();
+            let state = load_state(&mut em);
+            let go_on = condition(&mut em, ctx, plan, &state, &key)?;
+            let stop = em.kb.unary(naga::UnaryOperator::LogicalNot, go_on);
+            em.kb.store(done, stop);
+            break_unless(&mut em, go_on);
+            em.kb.store(rare, no);
+            em.kb.rare_path_flag = Some(rare);
+            let next = body_copy(&mut em, ctx, plan, &state, &key, i)?;
+            em.kb.rare_path_flag = None;
+            let mine = em.kb.load(rare);
+            let any = em.kb.subgroup_any(mine);
+            let any = em.kb.binary(Bo::LogicalOr, any, mine);
+            let fine = em.kb.unary(naga::UnaryOperator::LogicalNot, any);
+            break_unless(&mut em, fine);
+            store_state(&mut em, &next);
+            let fast = em.kb.end_block();
+            em.kb.stmt(naga::Statement::Loop { body: fast, continuing: naga::Block::new(), break_if: None });
+            let finished = em.kb.load(done);
+            let go_on = em.kb.unary(naga::UnaryOperator::LogicalNot, finished);
+            break_unless(&mut em, go_on);
+            let state = load_state(&mut em);
+            let next = body_copy(&mut em, ctx, plan, &state, &key, i)?;
+            store_state(&mut em, &next);
+            em.exit_loop();
+            let outer = em.kb.end_block();
+            em.kb.stmt(naga::Statement::Loop { body: outer, continuing: naga::Block::new(), break_if: None });
+        }
         None => {
             em.kb.begin_loop_body();
             em.enter_loop(None);
             let state = load_state(&mut em);
-            let cf = em.frame(ctx.cond, HashMap::new());
-            let param = ctx.m.comp(ctx.cond).params[0];
-            let leaf = state_leaf(ctx, plan, &state, &key);
-            em.set_leaf(cf, param, leaf);
-            let root = ctx.m.comp(ctx.cond).root;
-            let c = em.eval(cf, root, &[], &Index::scalar())?;
-            let stop = em.kb.unary(naga::UnaryOperator::LogicalNot, c.h);
-            em.kb.begin_block();
-            em.kb.stmt(naga::Statement::Break);
-            let brk = em.kb.end_block();
-            em.kb.stmt(naga::Statement::If { condition: stop, accept: brk, reject: naga::Block::new() });
+            let go_on = condition(&mut em, ctx, plan, &state, &key)?;
+            break_unless(&mut em, go_on);
             let state = body_copy(&mut em, ctx, plan, &state, &key, i)?;
             store_state(&mut em, &state);
             em.exit_loop();
@@ -252,6 +355,32 @@ pub(crate) fn emit(ctx: &WhileCtx, plan: &LoopPlan) -> Result<Vec<KernelStep>> {
         }
     }
     Ok(vec![finish(em, &ctx.name, KernelKind::ElementwiseLoop, [wg, 1, 1], groups, ctx.sources.clone())?])
+}
+
+/// `if !keep_going { break; }`
+fn break_unless(em: &mut Em, keep_going: H) {
+    let stop = em.kb.unary(naga::UnaryOperator::LogicalNot, keep_going);
+    em.kb.begin_block();
+    em.kb.stmt(naga::Statement::Break);
+    let brk = em.kb.end_block();
+    em.kb.stmt(naga::Statement::If { condition: stop, accept: brk, reject: naga::Block::new() });
+}
+
+/// `*counter += 1` for a `u32` local.
+fn increment(em: &mut Em, counter: H) {
+    let c = em.kb.load(counter);
+    let next = em.kb.add_c(c, 1);
+    em.kb.store(counter, next);
+}
+
+/// The loop condition over `state`.
+fn condition(em: &mut Em, ctx: &WhileCtx, plan: &LoopPlan, state: &[Option<Val>], key: &IndexKey) -> Result<H> {
+    let cf = em.frame(ctx.cond, HashMap::new());
+    let param = ctx.m.comp(ctx.cond).params[0];
+    let leaf = state_leaf(ctx, plan, state, key);
+    em.set_leaf(cf, param, leaf);
+    let root = ctx.m.comp(ctx.cond).root;
+    Ok(em.eval(cf, root, &[], &Index::scalar())?.h)
 }
 
 fn leaf_dtype(leaf: &Leaf) -> DType {

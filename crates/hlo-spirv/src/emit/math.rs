@@ -563,14 +563,21 @@ fn reduce_pio2(kb: &mut Kb, x: H) -> (H, H) {
     }
     let ki = kb.convert(k, STy::I32);
     let q = ibin(kb, Bo::And, ki, 3);
-    let r_var = kb.local_init("trig_r", STy::F32, r);
-    let q_var = kb.local_init("trig_q", STy::I32, q);
-    // Payne-Hanek in a branch, so that ordinary arguments do not pay for it.
     let ax = abs(kb, x);
     let big = gtc(kb, ax, CODY_WAITE_LIMIT);
     let finite = is_inf(kb, x);
     let finite = not(kb, finite);
     let big = and(kb, big, finite);
+    if let Some(flag) = kb.rare_path_flag {
+        // The caller redoes this work with the slow path where the flag ends up set.
+        let seen = kb.load(flag);
+        let seen = or(kb, seen, big);
+        kb.store(flag, seen);
+        return (r, q);
+    }
+    let r_var = kb.local_init("trig_r", STy::F32, r);
+    let q_var = kb.local_init("trig_q", STy::I32, q);
+    // Payne-Hanek in a branch, so that ordinary arguments do not pay for it.
     kb.begin_block();
     let (rb, qb) = payne_hanek(kb, ax);
     let negx = ltc(kb, x, 0.0);

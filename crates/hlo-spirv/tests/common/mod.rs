@@ -103,6 +103,7 @@ pub fn target_from_caps(caps: &DeviceCaps) -> Target {
         flush_results: true,
         max_loop_iterations: caps.max_shader_loop_iterations,
         max_storage_buffers: caps.max_per_stage_storage_buffers,
+        predicated_branches: caps.predicated_branches,
     }
 }
 
