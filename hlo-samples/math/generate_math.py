@@ -211,7 +211,7 @@ def grid_operands(dt):
     fi = finfo(dt)
     tiny, big = float(fi.tiny), float(fi.max)
     v = [0.0, float(fi.tiny * fi.eps), tiny, 1e-30, 1e-7, 0.1, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 7.0,
-         1e4, 1e10, 1e30, big, np.inf]
+         1e4, 1e10, 1e30, 0.6 * big, big, np.inf]
     v = [x for x in v if x <= big or x == np.inf]
     v = v + [-x for x in v]
     return np.array(v + [np.nan], dtype=np.float64)

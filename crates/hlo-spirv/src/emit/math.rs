@@ -662,8 +662,15 @@ pub(crate) fn atan2(kb: &mut Kb, y: H, x: H) -> H {
     let mn = kb.math(Mf::Min, &[ax, ay]);
     let t = div(kb, mn, mx);
     let big = gtc(kb, t, TAN_PI_8);
-    let num = sub(kb, mn, mx);
-    let den = add(kb, mn, mx);
+    // (mn - mx) / (mn + mx), scaled down where the sum would overflow (both near f32::MAX);
+    // a quarter of a value that large is exact.
+    let huge = gtc(kb, mx, 1.0e38);
+    let quarter = c(kb, 0.25);
+    let one = c(kb, 1.0);
+    let s = kb.select(huge, quarter, one);
+    let (smn, smx) = (mul(kb, mn, s), mul(kb, mx, s));
+    let num = sub(kb, smn, smx);
+    let den = add(kb, smn, smx);
     let shifted = div(kb, num, den);
     let t = kb.select(big, shifted, t);
     // 0/0 and inf/inf: atan2 is 0 (then the quadrant fix-up) and pi/4 (likewise).
