@@ -104,12 +104,23 @@ pub struct Buffer {
     pub name: String,
 }
 
+/// A byte range of a buffer, bound on its own: a buffer larger than one binding may be
+/// (`maxStorageBufferRange`) is bound as several windows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufferWindow {
+    pub offset_bytes: u64,
+    pub size_bytes: u64,
+}
+
 /// A compute dispatch of one kernel.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dispatch {
     pub kernel: KernelId,
     /// One buffer per entry of the kernel's `bindings`, in order.
     pub buffers: Vec<BufferId>,
+    /// Per binding, the window of its buffer bound there (`None`: all of it); empty when every
+    /// binding is a whole buffer.
+    pub windows: Vec<Option<BufferWindow>>,
     /// Workgroup counts.
     pub groups: [u32; 3],
     /// Push-constant bytes, `kernel.push_constant_bytes` long.
@@ -250,6 +261,8 @@ pub enum ProgramError {
     BadSelector { step: usize, buffer: u32 },
     #[error("step {step}: a conditional needs at least one branch")]
     NoBranches { step: usize },
+    #[error("step {step}: binding {binding} has a window past the end of buffer {buffer}, or the dispatch has windows for some bindings only")]
+    BadWindow { step: usize, binding: usize, buffer: u32 },
 }
 
 impl Program {
@@ -392,6 +405,17 @@ impl Program {
                         found: d.buffers.len(),
                     });
                 }
+                if !d.windows.is_empty() && d.windows.len() != d.buffers.len() {
+                    return Err(ProgramError::BadWindow { step: step_idx, binding: d.windows.len(), buffer: 0 });
+                }
+                for (binding, (id, window)) in d.buffers.iter().zip(&d.windows).enumerate() {
+                    let size = self.buffers.get(id.0 as usize).map_or(0, |b| b.size_bytes);
+                    if let Some(w) = window {
+                        if w.size_bytes == 0 || w.offset_bytes.saturating_add(w.size_bytes) > size {
+                            return Err(ProgramError::BadWindow { step: step_idx, binding, buffer: id.0 });
+                        }
+                    }
+                }
                 if d.push_constants.len() != kernel.push_constant_bytes as usize {
                     return Err(ProgramError::PushConstantSize {
                         step: step_idx,
@@ -473,6 +497,7 @@ mod tests {
         Step::Dispatch(Dispatch {
             kernel: KernelId(0),
             buffers: vec![BufferId(src), BufferId(dst)],
+            windows: Vec::new(),
             groups: [1, 1, 1],
             push_constants: Vec::new(),
         })
@@ -562,6 +587,7 @@ mod tests {
         let bad_kernel = Step::Dispatch(Dispatch {
             kernel: KernelId(7),
             buffers: vec![],
+            windows: Vec::new(),
             groups: [1, 1, 1],
             push_constants: vec![],
         });

@@ -694,6 +694,35 @@ fn image_samples(array: &npy::HostArray) -> Vec<u8> {
     hlo_present::Image8::from_elements(&array.bytes, element, &dims, hlo_present::ValueRange::Unit).unwrap().samples
 }
 
+/// The seed's 16,000-particle "blob" frame draws into a 4x MSAA canvas f32[4096,4096,3] of 201 MB,
+/// over lavapipe's maxStorageBufferRange (128 MiB): kernels bind it as windows of one buffer. Two
+/// frames run with their state on the device; the first is JAX's image exactly, the second differs.
+/// (The sample stays under `pending/` because the interpreter needs minutes per frame.)
+#[test]
+fn the_16000_particle_frame_runs_over_a_canvas_larger_than_one_binding() {
+    let s = repo().join("hlo-samples/pending/seed_frame_blob");
+    let module = s.join("module.hlo").display().to_string();
+    let inputs: Vec<String> = (0..4).map(|k| s.join(format!("in_{k}.npy")).display().to_string()).collect();
+    let dir = temp_dir("frames-blob");
+    let record = dir.join("frames");
+    let record_arg = record.display().to_string();
+    let mut args: Vec<&str> = vec![&module];
+    args.extend(inputs.iter().map(String::as_str));
+    args.extend(["--frames", "2", "--feed", "1=0", "--feed", "2=1", "--record", &record_arg]);
+    let run = hlo_run(&args);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let frames: Vec<Vec<u8>> = (0..2)
+        .map(|k| {
+            let (w, h, channels, samples) = read_png(&record.join(format!("frame_{k:05}.png")));
+            assert_eq!((w, h, channels), (1024, 1024, 3), "frame {k}");
+            samples
+        })
+        .collect();
+    let jax = image_samples(&npy::read_npy(&s.join("out_0.npy")).unwrap());
+    assert!(frames[0] == jax, "frame 0 differs from JAX's image");
+    assert!(frames[1] != frames[0], "the particles move");
+}
+
 /// The headless recording CI relies on: 30 frames of the seed's particle simulation as PNGs
 /// and a GIF; the particles are visible and move, and the first frame is JAX's image.
 #[test]

@@ -18,7 +18,7 @@ use crate::target::Target;
 use crate::{Compiled, KernelInfo};
 use hlo_ir::{ArrayData, ArrayShape, CompId, Computation, DType, Instr, InstrId, Module, Op, Shape};
 use hlo_program::{
-    Access, Buffer, BufferId, BufferRole, Conditional, DeviceCondition, Dispatch, Kernel, KernelId, Loop, Program,
+    Access, Buffer, BufferId, BufferWindow, BufferRole, Conditional, DeviceCondition, Dispatch, Kernel, KernelId, Loop, Program,
     Step, TripCount,
 };
 use std::collections::{HashMap, HashSet};
@@ -179,14 +179,13 @@ impl<'m> Builder<'m> {
         let storage = self.check_dtype(instr, shape.dtype)?;
         let n = shape.num_elements() as usize;
         let size = device_bytes(storage, n);
-        if size > self.target.max_storage_buffer_range {
+        // Kernels bind arrays larger than maxStorageBufferRange as several windows (`Em::bind_array`)
+        // or refuse them (`push_steps`); element indices are 32-bit.
+        if n as u64 > u64::from(u32::MAX) {
             return Err(CodegenError::unsupported(
                 instr.op.opcode().name(),
                 &instr.name,
-                format!(
-                    "{shape} needs a {size}-byte buffer, over the device's maxStorageBufferRange of {}",
-                    self.target.max_storage_buffer_range
-                ),
+                format!("{shape} has {n} elements; element indices on the device are 32-bit"),
             ));
         }
         let id = BufferId(self.program.buffers.len() as u32);
@@ -810,12 +809,33 @@ impl<'m> Builder<'m> {
                 KernelStep::Fill { buf, word } => self.emit_step(Step::Fill { buffer: buf, word }),
                 KernelStep::Kernel(k) => {
                     let mut buffers = Vec::new();
+                    let mut windows = Vec::new();
                     for bind in &k.binds {
-                        buffers.push(match bind {
-                            Bind::Buffer(b) => *b,
-                            Bind::Constant { name, bytes } => self.constant_buffer(name, bytes),
-                            Bind::Status(messages) => self.status_buffer(&k.name, messages),
-                        });
+                        let (buffer, window) = match bind {
+                            Bind::Buffer(b) => (*b, None),
+                            &Bind::Window { buf, offset_bytes, size_bytes } => {
+                                (buf, Some(BufferWindow { offset_bytes, size_bytes }))
+                            }
+                            Bind::Constant { name, bytes } => (self.constant_buffer(name, bytes), None),
+                            Bind::Status(messages) => (self.status_buffer(&k.name, messages), None),
+                        };
+                        let bytes = window.map_or(self.program.buffers[buffer.0 as usize].size_bytes, |w| w.size_bytes);
+                        if bytes > self.target.max_storage_buffer_range {
+                            return Err(CodegenError::unsupported(
+                                k.kind.to_string(),
+                                &k.name,
+                                format!(
+                                    "`{}` ({bytes} bytes) is larger than one binding may be (the device's \
+                                     maxStorageBufferRange is {}), and this kind of kernel cannot split it over several",
+                                    self.program.buffers[buffer.0 as usize].name, self.target.max_storage_buffer_range
+                                ),
+                            ));
+                        }
+                        buffers.push(buffer);
+                        windows.push(window);
+                    }
+                    if windows.iter().all(Option::is_none) {
+                        windows.clear();
                     }
                     let bindings: Vec<Access> = k
                         .built
@@ -861,6 +881,7 @@ impl<'m> Builder<'m> {
                     self.emit_step(Step::Dispatch(Dispatch {
                         kernel: kernel_id,
                         buffers,
+                        windows,
                         groups: k.groups,
                         push_constants: k.push_constants.clone(),
                     }));

@@ -973,14 +973,18 @@ impl Executable {
         Ok(())
     }
 
-    /// A buffer bound to a dispatch must fit `maxStorageBufferRange`.
+    /// A buffer (or window of one) bound to a dispatch must fit `maxStorageBufferRange`.
     fn check_binding_ranges(&self, program: &Program, max: u64) -> Result<()> {
         let mut result = Ok(());
         walk_steps(&program.steps, &mut |step| {
             if let Step::Dispatch(d) = step {
-                for id in &d.buffers {
+                for (k, id) in d.buffers.iter().enumerate() {
                     let buffer = &program.buffers[id.0 as usize];
-                    if padded_size(buffer.size_bytes) > max && result.is_ok() {
+                    let bound = match d.windows.get(k).copied().flatten() {
+                        Some(w) => w.size_bytes,
+                        None => padded_size(buffer.size_bytes),
+                    };
+                    if bound > max && result.is_ok() {
                         result = Err(VulkanError::BufferTooLarge {
                             name: buffer.name.clone(),
                             size: buffer.size_bytes,
@@ -1203,7 +1207,21 @@ impl Executable {
                 Step::Dispatch(d) if !d.buffers.is_empty() => requests.push((
                     key,
                     d.kernel.0 as usize,
-                    d.buffers.iter().map(|id| bound(id).expect("bound buffer was placed")).collect(),
+                    d.buffers
+                        .iter()
+                        .enumerate()
+                        .map(|(k, id)| {
+                            let whole = bound(id).expect("bound buffer was placed");
+                            match d.windows.get(k).copied().flatten() {
+                                Some(w) => Binding {
+                                    buf: whole.buf,
+                                    offset: whole.offset + w.offset_bytes,
+                                    range: w.size_bytes,
+                                },
+                                None => whole,
+                            }
+                        })
+                        .collect(),
                 )),
                 Step::Fill { buffer, .. } if predicated => {
                     if let (Some(c), Some(b)) = (control, bound(buffer)) {

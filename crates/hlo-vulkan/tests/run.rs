@@ -158,6 +158,7 @@ fn push_constants() {
         Step::Dispatch(Dispatch {
             kernel: KernelId(0),
             buffers: ids(&[0, out]),
+            windows: Vec::new(),
             groups: [4, 1, 1],
             push_constants: bytes,
         })

@@ -207,6 +207,9 @@ pub(crate) struct Em<'m> {
     /// Buffers bound so far, in binding order.
     pub binds: Vec<Bind>,
     bound: HashMap<BindKey, Handle<naga::GlobalVariable>>,
+    /// Buffers larger than one binding may be, bound as several windows ([`Em::bind_array`]),
+    /// by the global of their first window.
+    windows: HashMap<Handle<naga::GlobalVariable>, Windows>,
     /// The kernel's name, for error messages.
     pub kernel: String,
     daz_cache: HashMap<H, (H, u32)>,
@@ -234,6 +237,16 @@ pub(crate) struct Em<'m> {
     pub dynamic_loops: bool,
     /// Copies of the current fold body that enclosing unrolled folds make (see [`MAX_UNROLLED_COPIES`]).
     unrolled_copies: u64,
+}
+
+/// A buffer over `maxStorageBufferRange` bound as consecutive windows of `1 << shift` elements
+/// (the last one shorter): element `i` is element `i & mask` of window `i >> shift`.
+#[derive(Clone, Debug)]
+struct Windows {
+    parts: Vec<Handle<naga::GlobalVariable>>,
+    shift: u32,
+    /// Elements in the last window.
+    last_len: u64,
 }
 
 /// One unrolled iteration of a staged reduction loop: iteration `r_t = r0 + t` of a chunk of
@@ -297,6 +310,7 @@ impl<'m> Em<'m> {
             nested: HashMap::new(),
             binds: Vec::new(),
             bound: HashMap::new(),
+            windows: HashMap::new(),
             kernel: kernel.to_string(),
             daz_cache: HashMap::new(),
             flush_cache: HashMap::new(),
@@ -421,7 +435,8 @@ impl<'m> Em<'m> {
         self.frames[f].leaves.insert(id, leaf);
     }
 
-    /// Binds a buffer (once) and returns its global variable.
+    /// Binds a buffer (once) and returns its global variable, for code that indexes it directly
+    /// (`kb.access`): a buffer already bound as windows ([`Em::bind_array`]) is refused.
     pub(crate) fn bind_buffer(
         &mut self,
         buf: BufferId,
@@ -429,33 +444,141 @@ impl<'m> Em<'m> {
         writable: bool,
         atomic: bool,
     ) -> Result<Handle<naga::GlobalVariable>> {
+        let sty = ops::storage_sty(dtype).ok_or_else(|| self.unsupported_type(dtype, "buffer"))?;
         let key = BindKey::Buffer(buf);
         if let Some(&g) = self.bound.get(&key) {
+            if self.windows.contains_key(&g) {
+                return Err(self.too_large_for_one_binding(buf));
+            }
             return Ok(g);
         }
-        let sty = ops::storage_sty(dtype).ok_or_else(|| self.unsupported_type(dtype, "buffer"))?;
         let g = self.kb.storage_buffer(&format!("b{}", buf.0), sty.scalar(), atomic, writable);
         self.bound.insert(key, g);
         self.binds.push(Bind::Buffer(buf));
         Ok(g)
     }
 
-    /// Binds a buffer (once) with an explicit element type, e.g. `atomic<u32>` for compare-exchange.
-    pub(crate) fn bind_buffer_as(
+    fn too_large_for_one_binding(&self, buf: BufferId) -> CodegenError {
+        CodegenError::unsupported(
+            "kernel",
+            &self.kernel,
+            format!(
+                "buffer b{} is larger than one binding may be (maxStorageBufferRange {} bytes), and this part \
+                 of the kernel cannot read it through several",
+                buf.0, self.target.max_storage_buffer_range
+            ),
+        )
+    }
+
+    /// Whether an array of `elems` elements stored as `elem` needs several bindings.
+    pub(crate) fn needs_windows(&self, elems: u64, elem: naga::Scalar) -> bool {
+        elems.saturating_mul(u64::from(elem.width)) > self.target.max_storage_buffer_range
+    }
+
+    /// Binds the buffer of an array of `elems` elements (once) and returns its global variable,
+    /// for [`Em::load`], [`Em::store`], [`Em::store_copy`] and [`Em::at_element`]. An array
+    /// larger than `maxStorageBufferRange` is bound as several windows of the same buffer.
+    pub(crate) fn bind_array(
         &mut self,
         buf: BufferId,
+        elems: u64,
+        dtype: DType,
+        writable: bool,
+        atomic: bool,
+    ) -> Result<Handle<naga::GlobalVariable>> {
+        let sty = ops::storage_sty(dtype).ok_or_else(|| self.unsupported_type(dtype, "buffer"))?;
+        self.bind_array_as(buf, elems, sty.scalar(), writable, atomic)
+    }
+
+    /// [`Em::bind_array`] with an explicit element type, e.g. `atomic<u32>` for compare-exchange.
+    pub(crate) fn bind_array_as(
+        &mut self,
+        buf: BufferId,
+        elems: u64,
         elem: naga::Scalar,
         writable: bool,
         atomic: bool,
-    ) -> Handle<naga::GlobalVariable> {
+    ) -> Result<Handle<naga::GlobalVariable>> {
         let key = BindKey::Buffer(buf);
         if let Some(&g) = self.bound.get(&key) {
-            return g;
+            return Ok(g);
         }
-        let g = self.kb.storage_buffer(&format!("b{}", buf.0), elem, atomic, writable);
-        self.bound.insert(key, g);
-        self.binds.push(Bind::Buffer(buf));
-        g
+        if !self.needs_windows(elems, elem) {
+            let g = self.kb.storage_buffer(&format!("b{}", buf.0), elem, atomic, writable);
+            self.bound.insert(key, g);
+            self.binds.push(Bind::Buffer(buf));
+            return Ok(g);
+        }
+        if elems > u64::from(u32::MAX) {
+            return Err(CodegenError::unsupported(
+                "kernel",
+                &self.kernel,
+                format!("buffer b{} has {elems} elements; indices are 32-bit", buf.0),
+            ));
+        }
+        // Windows of a power of two of elements, as many as fit one binding.
+        let width = u64::from(elem.width);
+        let per_window = (self.target.max_storage_buffer_range / width).max(1);
+        let shift = 63 - per_window.leading_zeros();
+        let len = 1u64 << shift;
+        let count = elems.div_ceil(len);
+        let mut parts = Vec::new();
+        for k in 0..count {
+            let g = self.kb.storage_buffer(&format!("b{}_{k}", buf.0), elem, atomic, writable);
+            let elems_here = len.min(elems - k * len);
+            self.binds.push(Bind::Window { buf, offset_bytes: k * len * width, size_bytes: elems_here * width });
+            parts.push(g);
+        }
+        let first = parts[0];
+        let last_len = elems - (count - 1) * len;
+        self.bound.insert(key, first);
+        self.windows.insert(first, Windows { parts, shift, last_len });
+        Ok(first)
+    }
+
+    /// `(window, element within it)` of element `linear` of a windowed buffer.
+    fn window_of(&mut self, w: &Windows, linear: H) -> (H, H) {
+        let shift = self.kb.lit_u32(w.shift);
+        let part = self.kb.binary(Bo::ShiftRight, linear, shift);
+        let mask = self.kb.lit_u32(((1u64 << w.shift) - 1) as u32);
+        let within = self.kb.binary(Bo::And, linear, mask);
+        (part, within)
+    }
+
+    /// Emits `body` with a pointer to element `linear` of `g` (bound by [`Em::bind_array`]); for a
+    /// windowed buffer, once per window, in a chain of branches on the window the element is in.
+    pub(crate) fn at_element(
+        &mut self,
+        g: Handle<naga::GlobalVariable>,
+        linear: H,
+        mut body: impl FnMut(&mut Em<'m>, H) -> Result<()>,
+    ) -> Result<()> {
+        let Some(w) = self.windows.get(&g).cloned() else {
+            let base = self.kb.global(g);
+            let p = self.kb.access(base, linear);
+            return body(self, p);
+        };
+        let (part, within) = self.window_of(&w, linear);
+        // From the last window back: if part == k { window k } else { the chain so far }.
+        let mut reject = naga::Block::new();
+        for (k, &gk) in w.parts.iter().enumerate().rev() {
+            self.kb.begin_block();
+            let base = self.kb.global(gk);
+            let p = self.kb.access(base, within);
+            body(self, p)?;
+            let accept = self.kb.end_block();
+            if k + 1 == w.parts.len() {
+                reject = accept;
+                continue;
+            }
+            let kk = self.kb.lit_u32(k as u32);
+            let here = self.kb.binary(Bo::Equal, part, kk);
+            self.kb.begin_block();
+            self.kb.stmt(naga::Statement::If { condition: here, accept, reject });
+            reject = self.kb.end_block();
+        }
+        self.kb.stmt(naga::Statement::Block(reject));
+        Ok(())
     }
 
     fn bind_constant(
@@ -515,11 +638,41 @@ impl<'m> Em<'m> {
         }
     }
 
-    /// Loads element `linear` of a bound buffer.
+    /// Loads element `linear` of a bound buffer. From a windowed buffer ([`Em::bind_array`]), every
+    /// window is read at the element's offset (clamped into the shorter last one) and the right
+    /// value selected: no branches, and every read in bounds.
     pub(crate) fn load(&mut self, g: Handle<naga::GlobalVariable>, linear: H, dtype: DType) -> Val {
-        let base = self.kb.global(g);
-        let p = self.kb.access(base, linear);
-        let raw = self.kb.load(p);
+        let raw = match self.windows.get(&g).cloned() {
+            None => {
+                let base = self.kb.global(g);
+                let p = self.kb.access(base, linear);
+                self.kb.load(p)
+            }
+            Some(w) => {
+                let (part, within) = self.window_of(&w, linear);
+                let mut value: Option<H> = None;
+                for (k, &gk) in w.parts.iter().enumerate() {
+                    let at = if k + 1 == w.parts.len() {
+                        let last = self.kb.lit_u32((w.last_len - 1) as u32);
+                        self.kb.math(naga::MathFunction::Min, &[within, last])
+                    } else {
+                        within
+                    };
+                    let base = self.kb.global(gk);
+                    let p = self.kb.access(base, at);
+                    let raw = self.kb.load(p);
+                    value = Some(match value {
+                        None => raw,
+                        Some(before) => {
+                            let kk = self.kb.lit_u32(k as u32);
+                            let here = self.kb.binary(Bo::Equal, part, kk);
+                            self.kb.select(here, raw, before)
+                        }
+                    });
+                }
+                value.expect("at least one window")
+            }
+        };
         let h = ops::from_storage(&mut self.kb, raw, dtype);
         Val { h, dt: dtype }
     }
@@ -567,10 +720,12 @@ impl<'m> Em<'m> {
     /// Stores `v` as it is: for kernels that only move data through locals (sorting), where
     /// [`Em::store`] could not tell a copy from an arithmetic result.
     pub(crate) fn store_copy(&mut self, g: Handle<naga::GlobalVariable>, linear: H, v: Val) {
-        let base = self.kb.global(g);
-        let p = self.kb.access(base, linear);
         let s = ops::to_storage(&mut self.kb, v.h, v.dt);
-        self.kb.store(p, s);
+        self.at_element(g, linear, |em, p| {
+            em.kb.store(p, s);
+            Ok(())
+        })
+        .expect("a store cannot fail");
     }
 
     // ---- evaluation ------------------------------------------------------------
@@ -646,7 +801,8 @@ impl<'m> Em<'m> {
                         return Ok(v);
                     }
                 }
-                let g = self.bind_buffer(*buf, *dtype, false, false)?;
+                let elems = dims.iter().product::<i64>().max(0) as u64;
+                let g = self.bind_array(*buf, elems, *dtype, false, false)?;
                 let lin = if dims.iter().product::<i64>() == 1 { self.kb.lit_u32(0) } else { idx.linear(&mut self.kb) };
                 Ok(self.load(g, lin, *dtype))
             }
@@ -1996,6 +2152,10 @@ impl<'m> Em<'m> {
             Some(t) if t.bits() == 32 => t,
             _ => return Ok(None),
         };
+        // Buffers bound as windows are read through `Em::load` only.
+        if self.needs_windows(buffer_dims.iter().product::<i64>().max(0) as u64, sty.scalar()) {
+            return Ok(None);
+        }
         // The index is over the value's own shape, which may be a bitcast or reshape of the
         // buffer's (aliased, same row-major order): only the linear offset is shared, so all
         // multi-dimensional reasoning below uses the index's dimensions, never the buffer's.

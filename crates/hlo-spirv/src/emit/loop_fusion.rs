@@ -20,7 +20,7 @@ pub(crate) fn emit(ctx: &KernelCtx, kind: KernelKind) -> Result<Vec<KernelStep>>
     let f = em.frame(ctx.comp, ctx.leaves.clone());
     let mut outs = Vec::new();
     for o in &ctx.outputs {
-        outs.push(em.bind_buffer(o.buf, o.dtype, true, false)?);
+        outs.push(em.bind_array(o.buf, o.n_elems(), o.dtype, true, false)?);
     }
     let ElementIndex { raw: gi, clamped: i, exact } = element_index(&mut em.kb, wg, groups, n_max);
     em.kb.name(i, "i");

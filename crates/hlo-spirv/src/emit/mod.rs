@@ -79,6 +79,12 @@ impl fmt::Display for KernelKind {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Bind {
     Buffer(BufferId),
+    /// Bytes `offset_bytes..offset_bytes + size_bytes` of a buffer larger than one binding may be.
+    Window {
+        buf: BufferId,
+        offset_bytes: u64,
+        size_bytes: u64,
+    },
     /// A constant array used inside a fused computation; the program gives it a buffer.
     Constant {
         name: String,

@@ -80,7 +80,7 @@ fn tree(ctx: &KernelCtx, root_id: InstrId, dimensions: &[i64], reduced: u64, n_o
     let f = em.frame(ctx.comp, ctx.leaves.clone());
     let mut outs = Vec::new();
     for o in &ctx.outputs {
-        outs.push(em.bind_buffer(o.buf, o.dtype, true, false)?);
+        outs.push(em.bind_array(o.buf, o.n_elems(), o.dtype, true, false)?);
     }
     let o = workgroup_index(&mut em.kb, groups);
     em.kb.name(o, "o");

@@ -60,7 +60,7 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         Combine::Cas if storage.bits() == 32 => (Scalar::U32, true),
         Combine::Cas => return Err(em.unsupported(root, "compare-exchange combiner on 64-bit elements")),
     };
-    let g = em.bind_buffer_as(out.buf, elem, true, atomic);
+    let g = em.bind_array_as(out.buf, out.n_elems(), elem, true, atomic)?;
     let u = invocation_index(&mut em.kb, wg, groups);
     em.kb.name(u, "u");
     if groups[0] as u64 * groups[1] as u64 * wg as u64 != n_upd {
@@ -133,19 +133,15 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     let j = linearize(&mut em.kb, &op_shape.dims, &full);
     em.kb.name(j, "j");
     let upd = em.eval(f, root.operands[2], &[], &Index::from_linear(&upd_shape.dims, u))?;
-    let base = em.kb.global(g);
-    let ptr = em.kb.access(base, j);
-    match combine {
-        Combine::Store => {
-            let s = ops::to_storage(&mut em.kb, upd.h, dtype);
-            em.kb.store(ptr, s);
+    let s = ops::to_storage(&mut em.kb, upd.h, dtype);
+    em.at_element(g, j, |em, ptr| {
+        match combine {
+            Combine::Store => em.kb.store(ptr, s),
+            Combine::Atomic(fun) => em.kb.stmt(naga::Statement::Atomic { pointer: ptr, fun, value: s, result: None }),
+            Combine::Cas => cas_loop(em, ptr, storage, dtype, *to_apply, upd)?,
         }
-        Combine::Atomic(fun) => {
-            let s = ops::to_storage(&mut em.kb, upd.h, dtype);
-            em.kb.stmt(naga::Statement::Atomic { pointer: ptr, fun, value: s, result: None });
-        }
-        Combine::Cas => cas_loop(&mut em, ptr, storage, dtype, *to_apply, upd)?,
-    }
+        Ok(())
+    })?;
     let accept = em.kb.end_block();
     em.kb.stmt(naga::Statement::If { condition: inside, accept, reject: naga::Block::new() });
     steps.push(finish(em, &name, KernelKind::Scatter, [wg, 1, 1], groups, ctx.sources.clone())?);

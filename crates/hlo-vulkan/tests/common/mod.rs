@@ -112,6 +112,7 @@ pub fn dispatch(kernel: u32, buffers: &[u32], n: usize) -> Step {
     Step::Dispatch(Dispatch {
         kernel: KernelId(kernel),
         buffers: buffers.iter().map(|&b| BufferId(b)).collect(),
+        windows: Vec::new(),
         groups: [n.div_ceil(64) as u32, 1, 1],
         push_constants: Vec::new(),
     })
