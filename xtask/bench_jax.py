@@ -41,6 +41,13 @@ SAMPLES_DIR = os.path.join(os.path.dirname(HERE), "hlo-samples")
 _USER_PLATFORMS = os.environ.get("JAX_PLATFORMS")
 
 
+def sample_dir(name):
+    """hlo-samples/<name>/, or hlo-samples/pending/<name>/ for a pending sample."""
+    d = os.path.join(SAMPLES_DIR, name)
+    pending = os.path.join(SAMPLES_DIR, "pending", name)
+    return pending if not os.path.isdir(d) and os.path.isdir(pending) else d
+
+
 def load_generate():
     """Imports hlo-samples/generate.py as a module (its main() only runs as a script)."""
     path = os.path.join(SAMPLES_DIR, "generate.py")
@@ -92,7 +99,7 @@ class Bench:
         }
 
     def load_inputs(self, name):
-        d = os.path.join(SAMPLES_DIR, name)
+        d = sample_dir(name)
         with open(os.path.join(d, "meta.json")) as f:
             meta = json.load(f)
         arrays = [self.gen.load_array(os.path.join(d, e["file"]), e) for e in meta["inputs"]]
@@ -150,7 +157,7 @@ class Bench:
         jax, gen = self.jax, self.gen
         from jax._src.lib import xla_client as xc
         meta, arrays, refs = self.load_inputs(name)
-        d = os.path.join(SAMPLES_DIR, name)
+        d = sample_dir(name)
         if os.path.exists(os.path.join(d, "module.hlo")):
             with open(os.path.join(d, "module.hlo")) as f:
                 text, src = f.read(), "module.hlo"
@@ -181,7 +188,7 @@ class Bench:
         try:
             if name in self.gen.SAMPLES:
                 out.update(self.run_jit(name, runs, warmup))
-            elif os.path.isdir(os.path.join(SAMPLES_DIR, name)):
+            elif os.path.isdir(sample_dir(name)):
                 out.update(self.run_hlo_text(name, runs, warmup))
             else:
                 raise KeyError("unknown sample %r (see hlo-samples/generate.py --list)" % name)

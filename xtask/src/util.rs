@@ -58,9 +58,12 @@ pub struct Sample {
     pub inputs: Vec<PathBuf>,
 }
 
-/// Reads `hlo-samples/<name>/`; `None` when the directory has no module.
+/// Reads `hlo-samples/<name>/`, or `hlo-samples/pending/<name>/` when only that exists (pending
+/// samples are left out of the tests, not out of benchmarks); `None` when there is no module.
 pub fn sample(name: &str) -> Result<Option<Sample>> {
-    let dir = samples_dir().join(name);
+    let direct = samples_dir().join(name);
+    let pending = samples_dir().join("pending").join(name);
+    let dir = if !direct.is_dir() && pending.is_dir() { pending } else { direct };
     let module = ["module.hlo", "module.opt.hlo"].iter().map(|f| dir.join(f)).find(|p| p.is_file());
     let Some(module) = module else { return Ok(None) };
     let meta_path = dir.join("meta.json");
