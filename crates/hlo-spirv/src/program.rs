@@ -834,6 +834,23 @@ impl<'m> Builder<'m> {
                         buffers.push(buffer);
                         windows.push(window);
                     }
+                    if buffers.len() > self.target.max_storage_buffers as usize {
+                        let windowed = windows.iter().flatten().count();
+                        return Err(CodegenError::unsupported(
+                            k.kind.to_string(),
+                            &k.name,
+                            format!(
+                                "the kernel binds {} storage buffers{}, more than the device allows one kernel ({})",
+                                buffers.len(),
+                                if windowed > 0 {
+                                    format!(" ({windowed} of them windows of arrays larger than one binding may be)")
+                                } else {
+                                    String::new()
+                                },
+                                self.target.max_storage_buffers
+                            ),
+                        ));
+                    }
                     if windows.iter().all(Option::is_none) {
                         windows.clear();
                     }

@@ -150,3 +150,29 @@ ENTRY e {
         Ok(_) => panic!("a sort over 5000 f32 compiled for a 4 KiB binding range"),
     }
 }
+
+/// Windows count against the device's storage-buffer bindings per kernel: an array that would
+/// need more windows than that, or a fusion whose windows add up past it, is refused by name.
+#[test]
+fn windows_beyond_the_binding_limit_are_refused() {
+    let tiny = Target { max_storage_buffer_range: 256, ..small_range_target() };
+    let one_array = "HloModule m\nENTRY e {\n  x = f32[5000] parameter(0)\n  ROOT y = f32[5000] negate(x)\n}\n";
+    let mut sum = String::from("HloModule m\nENTRY e {\n");
+    for k in 0..9 {
+        sum.push_str(&format!("  x{k} = f32[5000] parameter({k})\n"));
+    }
+    sum.push_str("  a0 = f32[5000] add(x0, x1)\n");
+    for k in 2..9 {
+        sum.push_str(&format!("  a{} = f32[5000] add(a{}, x{k})\n", k - 1, k - 2));
+    }
+    sum.push_str("  ROOT r = f32[5000] negate(a7)\n}\n");
+    for (hlo, target, words) in
+        [(one_array, &tiny, "windows of 256 bytes"), (sum.as_str(), &small_range_target(), "storage buffers")]
+    {
+        match hlo_spirv::compile(&parse_and_fuse(hlo), target) {
+            Err(CodegenError::Unsupported { reason, .. }) => assert!(reason.contains(words), "{reason}"),
+            Err(e) => panic!("expected Unsupported, got {e}"),
+            Ok(_) => panic!("compiled past the binding limit:\n{hlo}"),
+        }
+    }
+}

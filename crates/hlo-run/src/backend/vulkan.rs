@@ -91,7 +91,7 @@ pub fn target_for(ctx: &Context) -> hlo_spirv::Target {
         subgroup_size: caps.subgroup_size,
         max_workgroup_size: caps.max_compute_work_group_size,
         max_workgroup_invocations: caps.max_compute_work_group_invocations,
-        max_storage_buffer_range: caps.max_storage_buffer_range,
+        max_storage_buffer_range: binding_range(caps.max_storage_buffer_range),
         max_shared_memory_bytes: caps.max_compute_shared_memory_size,
         subgroup_broadcast: caps.subgroup_in_compute && caps.subgroup_ops.ballot,
         fma: fma_mode(ctx),
@@ -100,6 +100,16 @@ pub fn target_for(ctx: &Context) -> hlo_spirv::Target {
         max_loop_iterations: caps.max_shader_loop_iterations,
         max_storage_buffers: caps.max_per_stage_storage_buffers,
         predicated_branches: caps.predicated_branches,
+    }
+}
+
+/// The most bytes one binding may cover: the device's `maxStorageBufferRange`, or less with
+/// `HLO_MAX_BINDING_BYTES` (a power of two of at least 256), which makes kernels bind smaller
+/// arrays as several windows, so that tests and the differential tester reach that path.
+fn binding_range(device: u64) -> u64 {
+    match std::env::var("HLO_MAX_BINDING_BYTES").ok().and_then(|v| v.parse::<u64>().ok()) {
+        Some(bytes) if bytes >= 256 && bytes.is_power_of_two() => bytes.min(device),
+        _ => device,
     }
 }
 

@@ -522,6 +522,18 @@ impl<'m> Em<'m> {
         let shift = 63 - per_window.leading_zeros();
         let len = 1u64 << shift;
         let count = elems.div_ceil(len);
+        if count > u64::from(self.target.max_storage_buffers) {
+            return Err(CodegenError::unsupported(
+                "kernel",
+                &self.kernel,
+                format!(
+                    "buffer b{} would take {count} windows of {} bytes, more bindings than the device allows one kernel ({})",
+                    buf.0,
+                    len * width,
+                    self.target.max_storage_buffers
+                ),
+            ));
+        }
         let mut parts = Vec::new();
         for k in 0..count {
             let g = self.kb.storage_buffer(&format!("b{}_{k}", buf.0), elem, atomic, writable);
