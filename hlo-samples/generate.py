@@ -2316,6 +2316,34 @@ def nbody_step_800(pos, vel):
                             repel_mag=0.05, damp=0.997, steps=1)
 
 
+# Issue 14's dot workloads: a square matmul, and an MLP training step at the issue's sizes.
+register("matmul_512", "f32[512,512] @ f32[512,512]: 134 M multiply-adds (the tiled dot kernel's benchmark).",
+         1e-4, lambda rng: [unif(rng, -1, 1, (512, 512)), unif(rng, -1, 1, (512, 512))])(
+    lambda a, b: a @ b)
+
+
+def _mlp_train_inputs(rng):
+    return [unif(rng, -0.06, 0.06, (256, 512)), unif(rng, -0.1, 0.1, (512,)),
+            unif(rng, -0.06, 0.06, (512, 10)), unif(rng, -0.1, 0.1, (10,)),
+            unif(rng, -1, 1, (128, 256)), rng.integers(0, 10, (128,)).astype(np.int32)]
+
+
+@register("mlp_train_step",
+          "One SGD step (lr 0.05) of an MLP 256 -> 512 (relu) -> 10 on a batch of 128, softmax "
+          "cross-entropy with int labels: jax.value_and_grad, then the update. Outputs: loss and the "
+          "4 updated parameters.", 1e-4, _mlp_train_inputs)
+def mlp_train_step(w1, b1, w2, b2, x, labels):
+    def loss(params):
+        w1, b1, w2, b2 = params
+        h = jax.nn.relu(x @ w1 + b1)
+        logits = h @ w2 + b2
+        logp = jax.nn.log_softmax(logits)
+        return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=1))
+    value, grads = jax.value_and_grad(loss)((w1, b1, w2, b2))
+    new = [p - 0.05 * g for p, g in zip((w1, b1, w2, b2), grads)]
+    return (value, *new)
+
+
 ALL_NAMES[:] = list(SAMPLES) + [SEED_NAME]
 
 

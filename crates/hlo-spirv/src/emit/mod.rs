@@ -13,6 +13,7 @@
 //! Every emitter evaluates values through [`elemental::Em`], so any
 //! elementwise prologue fuses into any kernel kind.
 
+pub(crate) mod dot;
 pub(crate) mod dus_in_place;
 pub(crate) mod elemental;
 pub(crate) mod elementwise_loop;
@@ -56,6 +57,8 @@ pub enum KernelKind {
     /// One pass of a multi-pass sort (merge, radix count/scan/scatter), reading and
     /// writing its buffers in place; parameters per dispatch in push constants.
     SortPass,
+    /// A dot whose invocations each compute a block of outputs (`emit/dot.rs`).
+    Dot,
 }
 
 impl fmt::Display for KernelKind {
@@ -71,6 +74,7 @@ impl fmt::Display for KernelKind {
             KernelKind::DusInPlace => "dus-in-place",
             KernelKind::Sort => "sort",
             KernelKind::SortPass => "sort-pass",
+            KernelKind::Dot => "dot",
         })
     }
 }
@@ -257,6 +261,7 @@ pub(crate) fn emit(ctx: &KernelCtx, scratch: &Scratch) -> crate::error::Result<V
         KernelKind::Scatter => scatter::emit(ctx),
         KernelKind::ReduceRow => reduce::emit(ctx),
         KernelKind::Sort => sort::emit(ctx, scratch),
+        _ if dot::applies(ctx) => dot::emit(ctx),
         _ => loop_fusion::emit(ctx, KernelKind::Loop),
     }
 }

@@ -1,0 +1,95 @@
+//! The blocked dot kernel (`emit/dot.rs`) on lavapipe against the interpreter: output sizes that
+//! straddle its blocks (rows 2 to 100 around the 16-row block, columns around the 64-invocation
+//! workgroup and its 1-4 columns each), contractions of 1 to 300 steps (around the subgroup's
+//! staged chunk of 8), batch dimensions, contracting dimensions in every position, two
+//! contracting dimensions, fused prologues (a transpose, a broadcast), bf16 and f16, and
+//! special values (inf, NaN, subnormals flushed as XLA:CPU does).
+
+mod common;
+use common::*;
+use hlo_spirv::KernelKind;
+
+fn f32_values(n: usize, seed: u32) -> Vec<f32> {
+    (0..n).map(|k| (((k as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 2001) as f32 / 1000.0 - 1.0).collect()
+}
+
+fn bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Compiles and runs `hlo` (inputs f32 of the given sizes), requires a blocked dot kernel and
+/// compares every output with the interpreter.
+fn blocked_matches_interp(hlo: &str, inputs: Vec<Vec<u8>>, tol: f64) {
+    let c = compile_checked(&parse_and_fuse(hlo));
+    let kinds: Vec<KernelKind> = c.kernels_info.iter().map(|k| k.kind).collect();
+    assert!(kinds.contains(&KernelKind::Dot), "no blocked dot kernel ({kinds:?})\n{hlo}");
+    let got = run_vulkan(&vulkan(), &c, &inputs);
+    let want = run_interp(&parse(hlo), &inputs);
+    for (k, io) in c.outputs.iter().enumerate() {
+        compare(io.dtype, &got[k], &want[k], tol).unwrap_or_else(|e| panic!("output {k}: {e}\n{hlo}"));
+    }
+}
+
+#[test]
+fn matmul_shapes_around_the_blocks() {
+    for (m, k, n) in [(2, 1, 512), (7, 8, 65), (16, 9, 64), (17, 100, 257), (100, 300, 9), (33, 64, 200), (128, 7, 130)] {
+        let hlo = format!(
+            "HloModule m\nENTRY e {{\n  a = f32[{m},{k}] parameter(0)\n  b = f32[{k},{n}] parameter(1)\n  \
+             ROOT d = f32[{m},{n}] dot(a, b), lhs_contracting_dims={{1}}, rhs_contracting_dims={{0}}\n}}\n"
+        );
+        blocked_matches_interp(&hlo, vec![bytes(&f32_values(m * k, 1)), bytes(&f32_values(k * n, 2))], 1e-5);
+    }
+}
+
+#[test]
+fn batches_and_contracting_dimensions_anywhere() {
+    let cases = [
+        // Batched, lhs contracting first, rhs contracting last.
+        ("f32[3,40,20]", "f32[3,70,40]", "f32[3,20,70]", "lhs_batch_dims={0}, lhs_contracting_dims={1}, rhs_batch_dims={0}, rhs_contracting_dims={2}", 3 * 40 * 20, 3 * 70 * 40),
+        // Batch dimension in the middle of the lhs, two free lhs dims.
+        ("f32[5,2,9,24]", "f32[2,24,33]", "f32[2,5,9,33]", "lhs_batch_dims={1}, lhs_contracting_dims={3}, rhs_batch_dims={0}, rhs_contracting_dims={1}", 5 * 2 * 9 * 24, 2 * 24 * 33),
+        // Two contracting dimensions.
+        ("f32[30,4,6]", "f32[6,4,80]", "f32[30,80]", "lhs_contracting_dims={1,2}, rhs_contracting_dims={1,0}", 30 * 24, 24 * 80),
+    ];
+    for (ls, rs, out, dims, ln, rn) in cases {
+        let hlo = format!(
+            "HloModule m\nENTRY e {{\n  a = {ls} parameter(0)\n  b = {rs} parameter(1)\n  ROOT d = {out} dot(a, b), {dims}\n}}\n"
+        );
+        blocked_matches_interp(&hlo, vec![bytes(&f32_values(ln, 3)), bytes(&f32_values(rn, 4))], 1e-5);
+    }
+}
+
+#[test]
+fn fused_prologues_and_narrow_types() {
+    // The rhs is a transpose of the parameter, the lhs a broadcast of a row: both fuse into the dot.
+    let hlo = "HloModule m\nENTRY e {\n  a = f32[64] parameter(0)\n  ab = f32[48,64] broadcast(a), dimensions={1}\n  \
+               b = f32[96,64] parameter(1)\n  bt = f32[64,96] transpose(b), dimensions={1,0}\n  \
+               ROOT d = f32[48,96] dot(ab, bt), lhs_contracting_dims={1}, rhs_contracting_dims={0}\n}\n";
+    blocked_matches_interp(hlo, vec![bytes(&f32_values(64, 5)), bytes(&f32_values(96 * 64, 6))], 1e-5);
+    for t in ["bf16", "f16"] {
+        let hlo = format!(
+            "HloModule m\nENTRY e {{\n  a = f32[40,50] parameter(0)\n  b = f32[50,70] parameter(1)\n  \
+             ah = {t}[40,50] convert(a)\n  bh = {t}[50,70] convert(b)\n  \
+             d = {t}[40,70] dot(ah, bh), lhs_contracting_dims={{1}}, rhs_contracting_dims={{0}}\n  \
+             ROOT o = f32[40,70] convert(d)\n}}\n"
+        );
+        blocked_matches_interp(&hlo, vec![bytes(&f32_values(2000, 7)), bytes(&f32_values(3500, 8))], 1e-2);
+    }
+}
+
+#[test]
+fn special_values_propagate() {
+    let (m, k, n) = (20, 12, 80);
+    let mut a = f32_values(m * k, 9);
+    a[0] = f32::INFINITY;
+    a[k * 3 + 2] = f32::NAN;
+    a[k * 5 + 3] = 1e-40; // subnormal, read as zero (DAZ); its rhs row has no infinities
+    let mut b = f32_values(k * n, 10);
+    b[7] = f32::NEG_INFINITY;
+    b[n * 4 + 9] = 3e38;
+    let hlo = format!(
+        "HloModule m\nENTRY e {{\n  a = f32[{m},{k}] parameter(0)\n  b = f32[{k},{n}] parameter(1)\n  \
+         ROOT d = f32[{m},{n}] dot(a, b), lhs_contracting_dims={{1}}, rhs_contracting_dims={{0}}\n}}\n"
+    );
+    blocked_matches_interp(&hlo, vec![bytes(&a), bytes(&b)], 1e-5);
+}
