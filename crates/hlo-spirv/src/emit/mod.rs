@@ -262,7 +262,11 @@ pub(crate) fn emit(ctx: &KernelCtx, scratch: &Scratch) -> crate::error::Result<V
         KernelKind::ReduceRow => reduce::emit(ctx),
         KernelKind::Sort => sort::emit(ctx, scratch),
         _ if dot::applies(ctx) => dot::emit(ctx),
-        _ => loop_fusion::emit(ctx, KernelKind::Loop),
+        _ => match reduce::hero(ctx) {
+            // An epilogue that reads the reduction at other indices (a reverse) cannot use it.
+            Some(hero) => reduce::emit_with_hero(ctx, hero).or_else(|_| loop_fusion::emit(ctx, KernelKind::Loop)),
+            None => loop_fusion::emit(ctx, KernelKind::Loop),
+        },
     }
 }
 

@@ -18,7 +18,7 @@
 //! (lower indices as the first operand). That costs coalescing, so commutative
 //! reducers keep the strided layout.
 
-use crate::emit::elemental::{delinearize, Em, Index};
+use crate::emit::elemental::{delinearize, Em, Index, Leaf};
 use crate::emit::ops::{self, Val};
 use crate::emit::{finish, grid, loop_fusion, workgroup_index, KernelCtx, KernelKind, KernelStep};
 use crate::error::Result;
@@ -51,10 +51,69 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     let many_reduced = reduced >= TREE_MIN_REDUCED && n_out <= TREE_MAX_OUTPUTS;
     let few_outputs = reduced >= FEW_OUTPUTS_MIN_REDUCED && n_out < FEW_OUTPUTS;
     if (many_reduced || few_outputs) && n_out > 0 {
-        tree(ctx, ctx.root, dimensions, reduced, n_out)
+        tree(ctx, ctx.root, None, dimensions, reduced, n_out)
     } else {
         loop_fusion::emit(ctx, KernelKind::ReduceRow)
     }
+}
+
+/// Whether a tree suits a reduction of `reduced` elements into `n_out` outputs.
+fn wants_tree(reduced: u64, n_out: u64) -> bool {
+    let many_reduced = reduced >= TREE_MIN_REDUCED && n_out <= TREE_MAX_OUTPUTS;
+    let few_outputs = reduced >= FEW_OUTPUTS_MIN_REDUCED && n_out < FEW_OUTPUTS;
+    (many_reduced || few_outputs) && n_out > 0
+}
+
+/// The reduce a fusion is built around when its root is an elementwise epilogue of it (a mean is
+/// a sum times a constant, a loss a negated mean): the only reduce on the root's side of the
+/// fusion, one array reduced to the root's shape, and worth a tree. Without a hero, such a
+/// fusion runs one invocation per output, which for a scalar loss is one lane folding every
+/// element.
+pub(crate) fn hero(ctx: &KernelCtx) -> Option<InstrId> {
+    let comp = ctx.m.comp(ctx.comp);
+    let root = comp.instr(ctx.root);
+    if matches!(root.op, Op::Reduce { .. }) || ctx.outputs.len() != 1 || !ctx.outputs[0].path.is_empty() {
+        return None;
+    }
+    let out_dims = &root.shape.as_array()?.dims;
+    // Reduces reachable from the root without passing through a reduce or a leaf.
+    let mut found = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![ctx.root];
+    while let Some(id) = stack.pop() {
+        // Values with a leaf are already computed (in a buffer, or by an enclosing kernel).
+        if !seen.insert(id) || ctx.leaves.contains_key(&id) {
+            continue;
+        }
+        let instr = comp.instr(id);
+        if matches!(instr.op, Op::Reduce { .. }) {
+            found.push(id);
+            continue;
+        }
+        if !instr.op.called_computations().is_empty() && !matches!(instr.op, Op::Map { .. }) {
+            return None;
+        }
+        stack.extend(instr.operands.iter().copied());
+    }
+    let [id] = found[..] else { return None };
+    let r = comp.instr(id);
+    let Op::Reduce { dimensions, .. } = &r.op else { unreachable!("collected reduces only") };
+    if r.operands.len() != 2 || r.shape.as_array().map(|a| &a.dims) != Some(out_dims) {
+        return None;
+    }
+    let input = comp.instr(r.operands[0]).shape.as_array()?;
+    let reduced: u64 = dimensions.iter().map(|&d| input.dims[d as usize].max(0) as u64).product();
+    wants_tree(reduced, ctx.outputs[0].n_elems()).then_some(id)
+}
+
+/// A tree reduction of `hero` (see [`hero`]) whose result the root's epilogue then reads.
+pub(crate) fn emit_with_hero(ctx: &KernelCtx, hero: InstrId) -> Result<Vec<KernelStep>> {
+    let comp = ctx.m.comp(ctx.comp);
+    let r = comp.instr(hero);
+    let Op::Reduce { dimensions, .. } = &r.op else { unreachable!("a hero is a reduce") };
+    let input = comp.instr(r.operands[0]).shape.as_array().expect("checked by hero").clone();
+    let reduced: u64 = dimensions.iter().map(|&d| input.dims[d as usize].max(0) as u64).product();
+    tree(ctx, hero, Some(ctx.root), dimensions, reduced, ctx.outputs[0].n_elems())
 }
 
 /// Whether `reducer` is `f(a, b) = a op b` for a commutative `op`: then the order
@@ -68,7 +127,16 @@ fn commutative_reducer(m: &Module, reducer: CompId) -> bool {
     commutative && params.iter().all(|op| matches!(op, Op::Parameter { .. })) && c.params.len() == 2
 }
 
-fn tree(ctx: &KernelCtx, root_id: InstrId, dimensions: &[i64], reduced: u64, n_out: u64) -> Result<Vec<KernelStep>> {
+/// A tree reduction of `root_id`; with `epilogue`, the value stored is `epilogue` (the fusion's
+/// root) evaluated with the reduction's result.
+fn tree(
+    ctx: &KernelCtx,
+    root_id: InstrId,
+    epilogue: Option<InstrId>,
+    dimensions: &[i64],
+    reduced: u64,
+    n_out: u64,
+) -> Result<Vec<KernelStep>> {
     let comp = ctx.m.comp(ctx.comp);
     let root = comp.instr(root_id);
     let Op::Reduce { to_apply, .. } = root.op else { unreachable!("checked by the caller") };
@@ -241,7 +309,19 @@ fn tree(ctx: &KernelCtx, root_id: InstrId, dimensions: &[i64], reduced: u64, n_o
         let ptr = em.kb.access(base, zero);
         let raw = em.kb.load(ptr);
         let v = Val { h: ops::from_storage(&mut em.kb, raw, dt), dt };
-        let _ = o_buf;
+        let v = match epilogue {
+            None => v,
+            Some(root) => {
+                let idx = Index::from_linear(&o_buf.dims, o);
+                let leaf = if o_buf.dims.is_empty() {
+                    Leaf::Value(v)
+                } else {
+                    Leaf::State { val: v, at: idx.key().clone(), name: ctx.name.clone() }
+                };
+                em.set_leaf(f, root_id, leaf);
+                em.eval(f, root, &[], &idx)?
+            }
+        };
         em.store(g, o, v);
     }
     let accept = em.kb.end_block();

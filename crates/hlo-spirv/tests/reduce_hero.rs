@@ -1,0 +1,58 @@
+//! Fusion by hero for reductions: a fusion whose root is an elementwise epilogue of one reduce (a
+//! mean, a loss, a norm) runs as a tree reduction of that reduce, the epilogue applied to its
+//! result, instead of one invocation folding every element of each output. Compared with the
+//! interpreter on lavapipe; an epilogue that reads the reduction elsewhere (a reverse) falls back.
+
+mod common;
+use common::*;
+use hlo_spirv::KernelKind;
+
+const ADD: &str = "add {\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n  ROOT s = f32[] add(a, b)\n}\n";
+
+fn bytes(n: usize) -> Vec<u8> {
+    (0..n).flat_map(|k| (((k * 7919) % 1000) as f32 / 500.0 - 1.0).to_le_bytes()).collect()
+}
+
+fn kinds_and_check(hlo: &str, inputs: Vec<Vec<u8>>) -> Vec<KernelKind> {
+    let c = compile_checked(&parse_and_fuse(hlo));
+    let got = run_vulkan(&vulkan(), &c, &inputs);
+    let want = run_interp(&parse(hlo), &inputs);
+    for (k, io) in c.outputs.iter().enumerate() {
+        compare(io.dtype, &got[k], &want[k], 1e-5).unwrap_or_else(|e| panic!("output {k}: {e}\n{hlo}"));
+    }
+    c.kernels_info.iter().map(|k| k.kind).collect()
+}
+
+#[test]
+fn a_scalar_loss_is_a_tree_with_its_epilogue() {
+    for n in [64, 1000, 4096] {
+        let hlo = format!(
+            "HloModule m\n{ADD}ENTRY e {{\n  x = f32[{n}] parameter(0)\n  ex = f32[{n}] exponential(x)\n  \
+             z = f32[] constant(0)\n  s = f32[] reduce(ex, z), dimensions={{0}}, to_apply=add\n  \
+             l = f32[] log(s)\n  c = f32[] constant(-0.5)\n  ROOT r = f32[] multiply(l, c)\n}}\n"
+        );
+        let kinds = kinds_and_check(&hlo, vec![bytes(n)]);
+        assert_eq!(kinds, [KernelKind::ReduceTree], "n={n}");
+    }
+}
+
+#[test]
+fn row_norms_with_an_epilogue_reading_another_array() {
+    let hlo = format!(
+        "HloModule m\n{ADD}ENTRY e {{\n  x = f32[16,1000] parameter(0)\n  w = f32[16] parameter(1)\n  \
+         sq = f32[16,1000] multiply(x, x)\n  z = f32[] constant(0)\n  \
+         s = f32[16] reduce(sq, z), dimensions={{1}}, to_apply=add\n  n = f32[16] sqrt(s)\n  \
+         ROOT r = f32[16] multiply(n, w)\n}}\n"
+    );
+    let kinds = kinds_and_check(&hlo, vec![bytes(16_000), bytes(16)]);
+    assert_eq!(kinds, [KernelKind::ReduceTree]);
+}
+
+#[test]
+fn an_epilogue_reading_other_indices_falls_back() {
+    let hlo = format!(
+        "HloModule m\n{ADD}ENTRY e {{\n  x = f32[16,1000] parameter(0)\n  z = f32[] constant(0)\n  \
+         s = f32[16] reduce(x, z), dimensions={{1}}, to_apply=add\n  ROOT r = f32[16] reverse(s), dimensions={{0}}\n}}\n"
+    );
+    kinds_and_check(&hlo, vec![bytes(16_000)]);
+}
