@@ -19,6 +19,7 @@
 //!   constants `c1`, `c2` (also as broadcasts of scalars), and `(a * c) * broadcast(b)` ->
 //!   `a * broadcast(b * c)`;
 //! - `exp(a) * exp(b)` -> `exp(a + b)`;
+//! - `a * -1` -> `-a` (LLVM's InstCombine, after XLA: a NaN's sign flips);
 //! - `log(exp(a))` -> `a`; `log(sqrt(a))` -> `log(a) * 0.5`; `log(rsqrt(a))` -> `log(a) * -0.5`;
 //! - `pow(a, c)` for a constant exponent: 0 -> 1, 1 -> `a`, 2 -> `a * a`, 3 -> `a * (a * a)`,
 //!   -1 -> `1 / a`, and 0.5 -> `sqrt(a)` when `a` is known non-negative (`abs`, `x * x`, ...);
@@ -387,7 +388,30 @@ fn multiply(b: &mut Builder, id: InstrId) -> Option<InstrId> {
         let sum = b.binary(BinaryOp::Add, shape.clone(), a, c);
         return Some(b.unary(UnaryOp::Exp, shape, sum));
     }
+    // Not XLA's but LLVM's, which compiles what XLA emits: InstCombine turns `x * -1.0` into
+    // `fneg x`, which flips the sign of a NaN where a multiply would keep it (a total-order
+    // compare or a bitcast then sees -NaN).
+    if dtype.is_float() {
+        for (x, c) in [(lhs, rhs), (rhs, lhs)] {
+            if is_minus_one(b, c) && !b.is_constant(x) {
+                return Some(b.unary(UnaryOp::Negate, shape, x));
+            }
+        }
+    }
     None
+}
+
+/// A float constant -1, or a broadcast of one.
+fn is_minus_one(b: &Builder, id: InstrId) -> bool {
+    let c = if b.is_scalar_constant(id) { id } else if let Some(c) = b.broadcast_of_scalar_constant(id) { c } else { return false };
+    let Op::Constant(lit) = b.op(c) else { return false };
+    match lit.array_data() {
+        Some(hlo_ir::ArrayData::F32(v)) => v.first() == Some(&-1.0),
+        Some(hlo_ir::ArrayData::F64(v)) => v.first() == Some(&-1.0),
+        Some(hlo_ir::ArrayData::F16(v)) => v.first().map(|h| h.to_f32()) == Some(-1.0),
+        Some(hlo_ir::ArrayData::BF16(v)) => v.first().map(|h| h.to_f32()) == Some(-1.0),
+        _ => false,
+    }
 }
 
 /// `0` of an integer type broadcast to `shape`.
