@@ -154,29 +154,8 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         (0..rs.rank()).filter(|&d| !is(&dims.rhs_batch, d) && !is(&dims.rhs_contracting, d)).collect();
     let lhs_free_dims: Vec<i64> = lhs_free.iter().map(|&d| ls.dims[d]).collect();
     let rhs_free_dims: Vec<i64> = rhs_free.iter().map(|&d| rs.dims[d]).collect();
-    let zero = em.kb.lit_u32(0);
-    let mut lhs_base: Vec<Vec<H>> = Vec::new();
-    for &(_, row) in &rows {
-        let mut base = vec![zero; ls.rank()];
-        for (k, &d) in dims.lhs_batch.iter().enumerate() {
-            base[d as usize] = batch_index[k];
-        }
-        for (k, h) in delinearize(&mut em.kb, &lhs_free_dims, row).into_iter().enumerate() {
-            base[lhs_free[k]] = h;
-        }
-        lhs_base.push(base);
-    }
-    let mut rhs_base: Vec<Vec<H>> = Vec::new();
-    for &(_, col) in &cols {
-        let mut base = vec![zero; rs.rank()];
-        for (k, &d) in dims.rhs_batch.iter().enumerate() {
-            base[d as usize] = batch_index[k];
-        }
-        for (k, h) in delinearize(&mut em.kb, &rhs_free_dims, col).into_iter().enumerate() {
-            base[rhs_free[k]] = h;
-        }
-        rhs_base.push(base);
-    }
+    let lhs_base = operand_bases(&mut em, ls.rank(), &dims.lhs_batch, &batch_index, &lhs_free, &lhs_free_dims, &rows);
+    let rhs_base = operand_bases(&mut em, rs.rank(), &dims.rhs_batch, &batch_index, &rhs_free, &rhs_free_dims, &cols);
 
     let extents: Vec<u32> = dims.lhs_contracting.iter().map(|&d| ls.dims[d as usize] as u32).collect();
     let zero_acc = Val { h: em.kb.lit_float(crate::builder::STy::F32, 0.0), dt: acc_dt };
@@ -244,4 +223,31 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         em.kb.stmt(naga::Statement::If { condition: inside, accept, reject: naga::Block::new() });
     }
     Ok(vec![finish(em, &ctx.name, KernelKind::Dot, [WORKGROUP, 1, 1], groups, ctx.sources.clone())?])
+}
+
+/// An operand's multi-index for each of the block's rows (or columns): the batch dimensions at
+/// `batch_index`, the free ones at the row's (clamped) index, the contracting ones left at 0.
+fn operand_bases(
+    em: &mut Em,
+    rank: usize,
+    batch: &[i64],
+    batch_index: &[H],
+    free: &[usize],
+    free_dims: &[i64],
+    lines: &[(H, H)],
+) -> Vec<Vec<H>> {
+    let zero = em.kb.lit_u32(0);
+    lines
+        .iter()
+        .map(|&(_, clamped)| {
+            let mut base = vec![zero; rank];
+            for (k, &d) in batch.iter().enumerate() {
+                base[d as usize] = batch_index[k];
+            }
+            for (k, h) in delinearize(&mut em.kb, free_dims, clamped).into_iter().enumerate() {
+                base[free[k]] = h;
+            }
+            base
+        })
+        .collect()
 }

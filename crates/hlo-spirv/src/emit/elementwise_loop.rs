@@ -224,16 +224,10 @@ fn emit_with(ctx: &WhileCtx, plan: &LoopPlan, split_rare_paths: bool) -> Result<
                 let c = em.kb.load(counter);
                 let more = em.kb.lt_c(c, groups);
                 break_unless(&mut em, more);
-                em.kb.store(rare, no);
-                em.kb.rare_path_flag = Some(rare);
-                let state = load_state(&mut em);
-                let state = copies(&mut em, state, UNROLL)?;
-                em.kb.rare_path_flag = None;
-                let mine = em.kb.load(rare);
-                let any = em.kb.subgroup_any(mine);
-                let any = em.kb.binary(Bo::LogicalOr, any, mine);
-                let fine = em.kb.unary(naga::UnaryOperator::LogicalNot, any);
-                break_unless(&mut em, fine);
+                let state = without_rare_paths(&mut em, rare, |em| {
+                    let state = load_state(em);
+                    copies(em, state, UNROLL)
+                })?;
                 store_state(&mut em, &state);
                 increment(&mut em, counter);
                 let fast = em.kb.end_block();
@@ -302,15 +296,7 @@ fn emit_with(ctx: &WhileCtx, plan: &LoopPlan, split_rare_paths: bool) -> Result<
             let stop = em.kb.unary(naga::UnaryOperator::LogicalNot, go_on);
             em.kb.store(done, stop);
             break_unless(&mut em, go_on);
-            em.kb.store(rare, no);
-            em.kb.rare_path_flag = Some(rare);
-            let next = body_copy(&mut em, ctx, plan, &state, &key, i)?;
-            em.kb.rare_path_flag = None;
-            let mine = em.kb.load(rare);
-            let any = em.kb.subgroup_any(mine);
-            let any = em.kb.binary(Bo::LogicalOr, any, mine);
-            let fine = em.kb.unary(naga::UnaryOperator::LogicalNot, any);
-            break_unless(&mut em, fine);
+            let next = without_rare_paths(&mut em, rare, |em| body_copy(em, ctx, plan, &state, &key, i))?;
             store_state(&mut em, &next);
             let fast = em.kb.end_block();
             em.kb.stmt(naga::Statement::Loop { body: fast, continuing: naga::Block::new(), break_if: None });
@@ -355,6 +341,24 @@ fn emit_with(ctx: &WhileCtx, plan: &LoopPlan, split_rare_paths: bool) -> Result<
         }
     }
     Ok(vec![finish(em, &ctx.name, KernelKind::ElementwiseLoop, [wg, 1, 1], groups, ctx.sources.clone())?])
+}
+
+/// Emits `copies` with the math routines' rare slow paths left out and recorded in `rare`
+/// ([`Kb::rare_path_flag`](crate::builder::Kb)), then leaves the loop when an invocation of the
+/// subgroup needed one (the whole subgroup, so that it redoes the work together).
+fn without_rare_paths<'m, T>(em: &mut Em<'m>, rare: H, copies: impl FnOnce(&mut Em<'m>) -> Result<T>) -> Result<T> {
+    let no = em.kb.lit_bool(false);
+    em.kb.store(rare, no);
+    em.kb.rare_path_flag = Some(rare);
+    let result = copies(em);
+    em.kb.rare_path_flag = None;
+    let result = result?;
+    let mine = em.kb.load(rare);
+    let any = em.kb.subgroup_any(mine);
+    let any = em.kb.binary(Bo::LogicalOr, any, mine);
+    let fine = em.kb.unary(naga::UnaryOperator::LogicalNot, any);
+    break_unless(em, fine);
+    Ok(result)
 }
 
 /// `if !keep_going { break; }`
