@@ -4,7 +4,8 @@
 //! own CPU time (Linux `/proc/thread-self/schedstat`), which stays meaningful when other
 //! processes share the cores.
 //!
-//! `cargo run --release -p hlo-parse --example parse_bench -- [FILE.hlo] [--iters N]`
+//! `cargo run --release -p hlo-parse --example parse_bench -- [FILE.hlo] [--iters N] [--write OUT.hlo]`
+//! (`--write` saves the module it parses, e.g. the generated one for timing `hlo-run check`).
 
 use std::fmt::Write;
 use std::time::Instant;
@@ -17,11 +18,18 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|n| n.parse().ok())
         .unwrap_or(7usize);
-    let file = args.iter().enumerate().find(|(i, a)| !a.starts_with("--") && (*i == 0 || args[i - 1] != "--iters"));
+    let write = args.iter().position(|a| a == "--write").and_then(|i| args.get(i + 1)).cloned();
+    let file = args
+        .iter()
+        .enumerate()
+        .find(|(i, a)| !a.starts_with("--") && (*i == 0 || !matches!(args[i - 1].as_str(), "--iters" | "--write")));
     let (label, text) = match file {
         Some((_, path)) => (path.clone(), std::fs::read_to_string(path).expect("readable HLO file")),
         None => ("synthetic module".to_string(), synthetic(20 << 20)),
     };
+    if let Some(out) = &write {
+        std::fs::write(out, &text).expect("writable --write path");
+    }
     let mb = text.len() as f64 / 1e6;
     let module =
         hlo_parse::parse_module(&text).unwrap_or_else(|e| panic!("{}", hlo_parse::render_error(&text, &label, &e)));
