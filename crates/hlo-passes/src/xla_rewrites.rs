@@ -20,6 +20,7 @@
 //!   `a * broadcast(b * c)`;
 //! - `exp(a) * exp(b)` -> `exp(a + b)`;
 //! - `a * -1` -> `-a` (LLVM's InstCombine, after XLA: a NaN's sign flips);
+//! - `reduce(a)` over size-1 dimensions only -> `reshape(a)`;
 //! - `log(exp(a))` -> `a`; `log(sqrt(a))` -> `log(a) * 0.5`; `log(rsqrt(a))` -> `log(a) * -0.5`;
 //! - `pow(a, c)` for a constant exponent: 0 -> 1, 1 -> `a`, 2 -> `a * a`, 3 -> `a * (a * a)`,
 //!   -1 -> `1 / a`, and 0.5 -> `sqrt(a)` when `a` is known non-negative (`abs`, `x * x`, ...);
@@ -98,6 +99,7 @@ fn rewrite_comp(comp: &mut Computation, names: &mut NameUniquer) -> Result<bool,
             Op::Binary(BinaryOp::Multiply) => multiply(&mut b, id),
             Op::Unary(UnaryOp::Log) => log(&mut b, id),
             Op::Binary(BinaryOp::Power) => power(&mut b, id),
+            Op::Reduce { .. } => reduce_of_unit_dims(&mut b, id),
             _ => None,
         };
         if let Some(to) = new {
@@ -497,6 +499,24 @@ fn power(b: &mut Builder, id: InstrId) -> Option<InstrId> {
     }
 }
 
+/// A reduce of one array over dimensions of size 1 only -> `reshape(x)`: XLA's `HandleReduce`
+/// drops the reducer and its init value, taking the init for the reducer's identity (so a sum
+/// keeps a -0 that `0 + -0` would make +0).
+fn reduce_of_unit_dims(b: &mut Builder, id: InstrId) -> Option<InstrId> {
+    let Op::Reduce { dimensions, .. } = b.op(id) else { return None };
+    let dimensions = dimensions.clone();
+    if b.comp.instr(id).operands.len() != 2 {
+        return None;
+    }
+    let x = b.operand(id, 0);
+    let input = b.comp.instr(x).shape.as_array()?.clone();
+    if !dimensions.iter().all(|&d| input.dims.get(d as usize) == Some(&1)) {
+        return None;
+    }
+    let shape = b.shape(id);
+    Some(b.push(shape, Op::Reshape, vec![x]))
+}
+
 fn log(b: &mut Builder, id: InstrId) -> Option<InstrId> {
     let x = b.operand(id, 0);
     let shape = b.shape(id);
@@ -518,6 +538,41 @@ fn log(b: &mut Builder, id: InstrId) -> Option<InstrId> {
 #[cfg(test)]
 mod tests {
     use crate::util::testing::check;
+
+    #[test]
+    fn a_reduce_over_unit_dimensions_is_a_reshape_and_times_minus_one_a_negate() {
+        check(
+            super::run,
+            r#"
+HloModule m
+add {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT s = f32[] add(a, b)
+}
+ENTRY main {
+  x = f32[1,1,16] parameter(0)
+  z = f32[] constant(0)
+  r = f32[16] reduce(x, z), dimensions={0,1}, to_apply=add
+  m = f32[] constant(-1)
+  mb = f32[16] broadcast(m), dimensions={}
+  ROOT n = f32[16] multiply(mb, r)
+}
+"#,
+            r#"
+%add (a: f32[], b: f32[]) -> f32[] {
+%a = f32[] parameter(0)
+%b = f32[] parameter(1)
+ROOT %s = f32[] add(%a, %b)
+}
+ENTRY %main (x: f32[1,1,16]) -> f32[16] {
+%x = f32[1,1,16] parameter(0)
+%r.1 = f32[16] reshape(%x)
+ROOT %n.1 = f32[16] negate(%r.1)
+}
+"#,
+        );
+    }
 
     #[test]
     fn division_by_a_constant_multiplies_by_its_reciprocal() {
