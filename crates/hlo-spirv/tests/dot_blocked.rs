@@ -2,7 +2,7 @@
 //! straddle its blocks (rows 2 to 100 around the 16-row block, columns around the 64-invocation
 //! workgroup and its 1-4 columns each), contractions of 1 to 300 steps (around the subgroup's
 //! staged chunk of 8), batch dimensions, contracting dimensions in every position, two
-//! contracting dimensions, fused prologues (a transpose, a broadcast), bf16 and f16, and
+//! contracting dimensions, outputs with few columns (run swapped), fused prologues (a transpose, a broadcast), bf16 and f16, and
 //! special values (inf, NaN, subnormals flushed as XLA:CPU does).
 
 mod common;
@@ -32,7 +32,8 @@ fn blocked_matches_interp(hlo: &str, inputs: Vec<Vec<u8>>, tol: f64) {
 
 #[test]
 fn matmul_shapes_around_the_blocks() {
-    for (m, k, n) in [(2, 1, 512), (7, 8, 65), (16, 9, 64), (17, 100, 257), (100, 300, 9), (33, 64, 200), (128, 7, 130)] {
+    // Outputs with fewer than 64 columns and more rows run swapped (rows along the lanes).
+    for (m, k, n) in [(2, 1, 512), (7, 8, 65), (16, 9, 64), (17, 100, 257), (100, 300, 9), (33, 64, 200), (128, 7, 130), (500, 17, 3), (128, 512, 10), (64, 9, 63)] {
         let hlo = format!(
             "HloModule m\nENTRY e {{\n  a = f32[{m},{k}] parameter(0)\n  b = f32[{k},{n}] parameter(1)\n  \
              ROOT d = f32[{m},{n}] dot(a, b), lhs_contracting_dims={{1}}, rhs_contracting_dims={{0}}\n}}\n"
@@ -48,6 +49,8 @@ fn batches_and_contracting_dimensions_anywhere() {
         ("f32[3,40,20]", "f32[3,70,40]", "f32[3,20,70]", "lhs_batch_dims={0}, lhs_contracting_dims={1}, rhs_batch_dims={0}, rhs_contracting_dims={2}", 3 * 40 * 20, 3 * 70 * 40),
         // Batch dimension in the middle of the lhs, two free lhs dims.
         ("f32[5,2,9,24]", "f32[2,24,33]", "f32[2,5,9,33]", "lhs_batch_dims={1}, lhs_contracting_dims={3}, rhs_batch_dims={0}, rhs_contracting_dims={1}", 5 * 2 * 9 * 24, 2 * 24 * 33),
+        // Batched and swapped (10 output columns), lhs contracting first.
+        ("f32[2,40,130]", "f32[2,40,10]", "f32[2,130,10]", "lhs_batch_dims={0}, lhs_contracting_dims={1}, rhs_batch_dims={0}, rhs_contracting_dims={1}", 2 * 40 * 130, 2 * 40 * 10),
         // Two contracting dimensions.
         ("f32[30,4,6]", "f32[6,4,80]", "f32[30,80]", "lhs_contracting_dims={1,2}, rhs_contracting_dims={1,0}", 30 * 24, 24 * 80),
     ];

@@ -30,12 +30,16 @@ const WORKGROUP: u32 = 64;
 /// Smallest dot (outputs x contraction) worth a blocked kernel.
 const MIN_WORK: u64 = 1 << 10;
 
-/// The dot's output as `batch x rows x cols`, and the block each invocation computes.
+/// The dot's output as `batch x rows x cols` in the kernel's orientation, and the block each
+/// invocation computes. `swapped`: the kernel's rows are the output's columns (the rhs free
+/// index) and its columns the output's rows, for outputs with fewer columns than a workgroup
+/// has invocations (logits of 10 classes), which would otherwise leave most lanes idle.
 struct Shape {
     batch: u64,
     rows: u64,
     cols: u64,
     tile: Tile,
+    swapped: bool,
 }
 
 /// `rows x cols` outputs per invocation.
@@ -87,10 +91,12 @@ fn shape(ctx: &KernelCtx) -> Option<Shape> {
     };
     let batch = prod(&ls.dims, &|d| dims.lhs_batch.contains(&(d as i64)));
     let depth = prod(&ls.dims, &|d| dims.lhs_contracting.contains(&(d as i64)));
-    let rows = prod(&ls.dims, &|d| !dims.lhs_batch.contains(&(d as i64)) && !dims.lhs_contracting.contains(&(d as i64)));
-    let cols = prod(&rs.dims, &|d| !dims.rhs_batch.contains(&(d as i64)) && !dims.rhs_contracting.contains(&(d as i64)));
+    let out_rows = prod(&ls.dims, &|d| !dims.lhs_batch.contains(&(d as i64)) && !dims.lhs_contracting.contains(&(d as i64)));
+    let out_cols = prod(&rs.dims, &|d| !dims.rhs_batch.contains(&(d as i64)) && !dims.rhs_contracting.contains(&(d as i64)));
+    let swapped = out_cols < u64::from(WORKGROUP) && out_rows > out_cols;
+    let (rows, cols) = if swapped { (out_cols, out_rows) } else { (out_rows, out_cols) };
     let tile = tile_for(rows, cols);
-    let s = Shape { batch, rows, cols, tile };
+    let s = Shape { batch, rows, cols, tile, swapped };
     let work = batch * rows * cols * depth;
     let grid_ok = s.cols.div_ceil(u64::from(WORKGROUP * tile.cols)) <= 65535
         && s.rows.div_ceil(u64::from(tile.rows)) <= 65535
@@ -144,42 +150,42 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         })
         .collect();
 
+    // The operand read along the kernel's rows (the lhs, or the rhs when swapped) and the one
+    // read along its columns: id, dims, batch and contracting dimensions (in pair order).
+    let lhs_side = (root.operands[0], ls.dims.clone(), dims.lhs_batch.clone(), dims.lhs_contracting.clone());
+    let rhs_side = (root.operands[1], rs.dims.clone(), dims.rhs_batch.clone(), dims.rhs_contracting.clone());
+    let (row_side, col_side) = if s.swapped { (rhs_side, lhs_side) } else { (lhs_side, rhs_side) };
     // Multi-indices of the operands: batch dims from wz, free dims from the row or column.
-    let is = |v: &[i64], d: usize| v.contains(&(d as i64));
-    let batch_dims: Vec<i64> = dims.lhs_batch.iter().map(|&d| ls.dims[d as usize]).collect();
+    let batch_dims: Vec<i64> = row_side.2.iter().map(|&d| row_side.1[d as usize]).collect();
     let batch_index = delinearize(&mut em.kb, &batch_dims, wz);
-    let lhs_free: Vec<usize> =
-        (0..ls.rank()).filter(|&d| !is(&dims.lhs_batch, d) && !is(&dims.lhs_contracting, d)).collect();
-    let rhs_free: Vec<usize> =
-        (0..rs.rank()).filter(|&d| !is(&dims.rhs_batch, d) && !is(&dims.rhs_contracting, d)).collect();
-    let lhs_free_dims: Vec<i64> = lhs_free.iter().map(|&d| ls.dims[d]).collect();
-    let rhs_free_dims: Vec<i64> = rhs_free.iter().map(|&d| rs.dims[d]).collect();
-    let lhs_base = operand_bases(&mut em, ls.rank(), &dims.lhs_batch, &batch_index, &lhs_free, &lhs_free_dims, &rows);
-    let rhs_base = operand_bases(&mut em, rs.rank(), &dims.rhs_batch, &batch_index, &rhs_free, &rhs_free_dims, &cols);
+    let row_base = operand_bases(&mut em, &row_side.1, &row_side.2, &row_side.3, &batch_index, &rows);
+    let col_base = operand_bases(&mut em, &col_side.1, &col_side.2, &col_side.3, &batch_index, &cols);
 
     let extents: Vec<u32> = dims.lhs_contracting.iter().map(|&d| ls.dims[d as usize] as u32).collect();
     let zero_acc = Val { h: em.kb.lit_float(crate::builder::STy::F32, 0.0), dt: acc_dt };
     let init = vec![zero_acc; (tile_rows * tile_cols) as usize];
-    let (lhs, rhs) = (root.operands[0], root.operands[1]);
-    let (lc, rc) = (dims.lhs_contracting.clone(), dims.rhs_contracting.clone());
+    let (lhs, rhs) = (row_side.0, col_side.0);
+    let (lc, rc) = (row_side.3.clone(), col_side.3.clone());
+    let (l_dims, r_dims) = (row_side.1.clone(), col_side.1.clone());
+    let swapped = s.swapped;
     let mut body = |em: &mut Em<'_>, point: &[H], accs: &[Val]| -> Result<Vec<Val>> {
         let mut a = Vec::with_capacity(tile_rows as usize);
-        for base in &lhs_base {
+        for base in &row_base {
             let mut at = base.clone();
             for (k, &d) in lc.iter().enumerate() {
                 at[d as usize] = point[k];
             }
-            let v = em.eval(f, lhs, &[], &Index::from_multi(&ls.dims, at))?;
+            let v = em.eval(f, lhs, &[], &Index::from_multi(&l_dims, at))?;
             let v = em.daz(f, lhs, v);
             a.push(ops::convert(&mut em.kb, v, acc_dt));
         }
         let mut b = Vec::with_capacity(tile_cols as usize);
-        for base in &rhs_base {
+        for base in &col_base {
             let mut at = base.clone();
             for (k, &d) in rc.iter().enumerate() {
                 at[d as usize] = point[k];
             }
-            let v = em.eval(f, rhs, &[], &Index::from_multi(&rs.dims, at))?;
+            let v = em.eval(f, rhs, &[], &Index::from_multi(&r_dims, at))?;
             let v = em.daz(f, rhs, v);
             b.push(ops::convert(&mut em.kb, v, acc_dt));
         }
@@ -187,7 +193,9 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         for (r, &ar) in a.iter().enumerate() {
             for (c, &bc) in b.iter().enumerate() {
                 let acc = accs[r * tile_cols as usize + c];
-                let p = em.kb.binary(Bo::Multiply, ar, bc);
+                // The lhs value first, as the per-element kernel multiplies (a * b is b * a in IEEE
+                // arithmetic, NaN payloads aside).
+                let p = if swapped { em.kb.binary(Bo::Multiply, bc, ar) } else { em.kb.binary(Bo::Multiply, ar, bc) };
                 let sum = em.kb.binary(Bo::Add, acc.h, p);
                 next.push(Val { h: ops::normalize(&mut em.kb, sum, acc_dt), dt: acc_dt });
             }
@@ -196,7 +204,9 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     };
     let sums = em.fold(&extents, init, &mut body)?;
 
-    // Store the block: output element ((batch * rows) + row) * cols + col, inside the edges only.
+    // Store the block: output element (batch * rows + row) * cols + col of the output's own rows and
+    // columns, inside the edges only.
+    let out_cols = if s.swapped { s.rows } else { s.cols };
     let kb = &mut em.kb;
     let plane = kb.mul_c(wz, (s.rows * s.cols) as u32);
     let rows_n = kb.lit_u32(s.rows as u32);
@@ -208,8 +218,9 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
             let row_in = kb.binary(Bo::Less, row, rows_n);
             let col_in = kb.binary(Bo::Less, col, cols_n);
             let inside = kb.binary(Bo::LogicalAnd, row_in, col_in);
-            let at = kb.mul_c(row, s.cols as u32);
-            let at = kb.add_u(at, col);
+            let (out_row, out_col) = if s.swapped { (col, row) } else { (row, col) };
+            let at = kb.mul_c(out_row, out_cols as u32);
+            let at = kb.add_u(at, out_col);
             let at = kb.add_u(plane, at);
             let v = sums[r * tile_cols as usize + c];
             let v = Val { h: ops::convert(kb, v, out.dtype), dt: out.dtype };
@@ -229,22 +240,24 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
 /// `batch_index`, the free ones at the row's (clamped) index, the contracting ones left at 0.
 fn operand_bases(
     em: &mut Em,
-    rank: usize,
+    dims: &[i64],
     batch: &[i64],
+    contracting: &[i64],
     batch_index: &[H],
-    free: &[usize],
-    free_dims: &[i64],
     lines: &[(H, H)],
 ) -> Vec<Vec<H>> {
+    let free: Vec<usize> =
+        (0..dims.len()).filter(|&d| !batch.contains(&(d as i64)) && !contracting.contains(&(d as i64))).collect();
+    let free_dims: Vec<i64> = free.iter().map(|&d| dims[d]).collect();
     let zero = em.kb.lit_u32(0);
     lines
         .iter()
         .map(|&(_, clamped)| {
-            let mut base = vec![zero; rank];
+            let mut base = vec![zero; dims.len()];
             for (k, &d) in batch.iter().enumerate() {
                 base[d as usize] = batch_index[k];
             }
-            for (k, h) in delinearize(&mut em.kb, free_dims, clamped).into_iter().enumerate() {
+            for (k, h) in delinearize(&mut em.kb, &free_dims, clamped).into_iter().enumerate() {
                 base[free[k]] = h;
             }
             base
