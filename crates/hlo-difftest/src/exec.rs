@@ -159,6 +159,17 @@ fn install_hook() {
     });
 }
 
+/// `module` after the `bf16-excess-precision` pass (unchanged if the pass fails: the compile
+/// then reports the problem).
+fn with_bf16_excess_precision(module: &Module) -> Module {
+    let mut m = module.clone();
+    let mut opts = hlo_passes::PipelineOptions { verify: false, dump_after_each: None };
+    match hlo_passes::run_passes(&mut m, &["bf16-excess-precision"], &mut opts) {
+        Ok(_) => m,
+        Err(_) => module.clone(),
+    }
+}
+
 /// Runs `f`, turning a panic into `Err(message at location)`.
 fn quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     install_hook();
@@ -318,7 +329,9 @@ impl Harness {
                     return Err(fail(FailKind::CompileError, format!("{e:#}")));
                 }
             },
-            Mode::Direct => match hlo_spirv::compile(module, &self.target) {
+            // XLA applies its bf16 excess precision when it compiles any module, a fused one
+            // included; the literal reference does the same.
+            Mode::Direct => match hlo_spirv::compile(&with_bf16_excess_precision(module), &self.target) {
                 Ok(compiled) => compiled,
                 Err(hlo_spirv::CodegenError::Unsupported { op, reason, .. }) => {
                     return Err(Outcome::Unsupported { op, reason })
