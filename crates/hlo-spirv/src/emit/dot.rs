@@ -84,6 +84,9 @@ fn shape(ctx: &KernelCtx) -> Option<Shape> {
     if !ctx.outputs[0].path.is_empty() {
         return None;
     }
+    if !root.operands.iter().all(|&o| cheap_operand(ctx, comp, o)) {
+        return None;
+    }
     let ls = comp.instr(root.operands[0]).shape.as_array()?;
     let rs = comp.instr(root.operands[1]).shape.as_array()?;
     let prod = |dims: &[i64], pick: &dyn Fn(usize) -> bool| -> u64 {
@@ -103,6 +106,29 @@ fn shape(ctx: &KernelCtx) -> Option<Shape> {
         && s.batch <= 65535;
     let fits = batch * rows * cols < u64::from(u32::MAX) && depth < u64::from(u32::MAX);
     (work >= MIN_WORK && rows >= 2 && cols >= 8 && depth >= 1 && grid_ok && fits).then_some(s)
+}
+
+/// Whether `id` only moves data (a parameter or constant seen through reshapes, transposes,
+/// broadcasts, slices and converts). The blocked kernel reads each operand element in every
+/// subgroup of a workgroup and in every lane's clamped edge, so an arithmetic prologue (a float
+/// `remainder` is a loop) would be recomputed many times: such dots keep the per-element kernel.
+fn cheap_operand(ctx: &KernelCtx, comp: &hlo_ir::Computation, id: hlo_ir::InstrId) -> bool {
+    if ctx.leaves.contains_key(&id) {
+        return true;
+    }
+    let instr = comp.instr(id);
+    match instr.op {
+        Op::Parameter { .. } | Op::Constant(_) | Op::Iota { .. } => true,
+        Op::Broadcast { .. }
+        | Op::Reshape
+        | Op::Bitcast
+        | Op::Transpose { .. }
+        | Op::Convert
+        | Op::Copy
+        | Op::Slice { .. }
+        | Op::GetTupleElement { .. } => instr.operands.iter().all(|&o| cheap_operand(ctx, comp, o)),
+        _ => false,
+    }
 }
 
 pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
