@@ -405,7 +405,13 @@ fn multiply(b: &mut Builder, id: InstrId) -> Option<InstrId> {
 
 /// A float constant -1, or a broadcast of one.
 fn is_minus_one(b: &Builder, id: InstrId) -> bool {
-    let c = if b.is_scalar_constant(id) { id } else if let Some(c) = b.broadcast_of_scalar_constant(id) { c } else { return false };
+    let c = if b.is_scalar_constant(id) {
+        id
+    } else if let Some(c) = b.broadcast_of_scalar_constant(id) {
+        c
+    } else {
+        return false;
+    };
     let Op::Constant(lit) = b.op(c) else { return false };
     match lit.array_data() {
         Some(hlo_ir::ArrayData::F32(v)) => v.first() == Some(&-1.0),

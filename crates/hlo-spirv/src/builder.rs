@@ -335,7 +335,8 @@ impl Kb {
         let pre = e.needs_pre_emit();
         let result = matches!(e, Expression::AtomicResult { .. } | Expression::CallResult(_));
         let cur = self.blocks.len() - 1;
-        let result = result || matches!(e, Expression::SubgroupOperationResult { .. } | Expression::SubgroupBallotResult);
+        let result =
+            result || matches!(e, Expression::SubgroupOperationResult { .. } | Expression::SubgroupBallotResult);
         if pre || result {
             self.flush();
             // Subgroup broadcasts give every invocation the same value.

@@ -18,8 +18,8 @@ use crate::target::Target;
 use crate::{Compiled, KernelInfo};
 use hlo_ir::{ArrayData, ArrayShape, CompId, Computation, DType, Instr, InstrId, Module, Op, Shape};
 use hlo_program::{
-    Access, Buffer, BufferId, BufferWindow, BufferRole, Conditional, DeviceCondition, Dispatch, Kernel, KernelId, Loop, Program,
-    Step, TripCount,
+    Access, Buffer, BufferId, BufferRole, BufferWindow, Conditional, DeviceCondition, Dispatch, Kernel, KernelId, Loop,
+    Program, Step, TripCount,
 };
 use std::collections::{HashMap, HashSet};
 

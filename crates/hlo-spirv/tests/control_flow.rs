@@ -694,8 +694,20 @@ fn sine_loops_split_their_rare_paths_and_keep_every_bit() {
             1 => 700.0 - k as f32,
             2 => -2000.0,
             3 => 0.3 * k as f32,
-            4 => if k % 2 == 0 { 0.0 } else { -0.0 },
-            5 => if k % 14 == 5 { f32::INFINITY } else { f32::NAN },
+            4 => {
+                if k % 2 == 0 {
+                    0.0
+                } else {
+                    -0.0
+                }
+            }
+            5 => {
+                if k % 14 == 5 {
+                    f32::INFINITY
+                } else {
+                    f32::NAN
+                }
+            }
             _ => -1.0e38,
         }
     };

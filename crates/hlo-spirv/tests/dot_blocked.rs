@@ -10,7 +10,9 @@ use common::*;
 use hlo_spirv::KernelKind;
 
 fn f32_values(n: usize, seed: u32) -> Vec<f32> {
-    (0..n).map(|k| (((k as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 2001) as f32 / 1000.0 - 1.0).collect()
+    (0..n)
+        .map(|k| (((k as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 2001) as f32 / 1000.0 - 1.0)
+        .collect()
 }
 
 fn bytes(values: &[f32]) -> Vec<u8> {
@@ -33,7 +35,18 @@ fn blocked_matches_interp(hlo: &str, inputs: Vec<Vec<u8>>, tol: f64) {
 #[test]
 fn matmul_shapes_around_the_blocks() {
     // Outputs with fewer than 64 columns and more rows run swapped (rows along the lanes).
-    for (m, k, n) in [(2, 1, 512), (7, 8, 65), (16, 9, 64), (17, 100, 257), (100, 300, 9), (33, 64, 200), (128, 7, 130), (500, 17, 3), (128, 512, 10), (64, 9, 63)] {
+    for (m, k, n) in [
+        (2, 1, 512),
+        (7, 8, 65),
+        (16, 9, 64),
+        (17, 100, 257),
+        (100, 300, 9),
+        (33, 64, 200),
+        (128, 7, 130),
+        (500, 17, 3),
+        (128, 512, 10),
+        (64, 9, 63),
+    ] {
         let hlo = format!(
             "HloModule m\nENTRY e {{\n  a = f32[{m},{k}] parameter(0)\n  b = f32[{k},{n}] parameter(1)\n  \
              ROOT d = f32[{m},{n}] dot(a, b), lhs_contracting_dims={{1}}, rhs_contracting_dims={{0}}\n}}\n"
@@ -46,13 +59,41 @@ fn matmul_shapes_around_the_blocks() {
 fn batches_and_contracting_dimensions_anywhere() {
     let cases = [
         // Batched, lhs contracting first, rhs contracting last.
-        ("f32[3,40,20]", "f32[3,70,40]", "f32[3,20,70]", "lhs_batch_dims={0}, lhs_contracting_dims={1}, rhs_batch_dims={0}, rhs_contracting_dims={2}", 3 * 40 * 20, 3 * 70 * 40),
+        (
+            "f32[3,40,20]",
+            "f32[3,70,40]",
+            "f32[3,20,70]",
+            "lhs_batch_dims={0}, lhs_contracting_dims={1}, rhs_batch_dims={0}, rhs_contracting_dims={2}",
+            3 * 40 * 20,
+            3 * 70 * 40,
+        ),
         // Batch dimension in the middle of the lhs, two free lhs dims.
-        ("f32[5,2,9,24]", "f32[2,24,33]", "f32[2,5,9,33]", "lhs_batch_dims={1}, lhs_contracting_dims={3}, rhs_batch_dims={0}, rhs_contracting_dims={1}", 5 * 2 * 9 * 24, 2 * 24 * 33),
+        (
+            "f32[5,2,9,24]",
+            "f32[2,24,33]",
+            "f32[2,5,9,33]",
+            "lhs_batch_dims={1}, lhs_contracting_dims={3}, rhs_batch_dims={0}, rhs_contracting_dims={1}",
+            5 * 2 * 9 * 24,
+            2 * 24 * 33,
+        ),
         // Batched and swapped (10 output columns), lhs contracting first.
-        ("f32[2,40,130]", "f32[2,40,10]", "f32[2,130,10]", "lhs_batch_dims={0}, lhs_contracting_dims={1}, rhs_batch_dims={0}, rhs_contracting_dims={1}", 2 * 40 * 130, 2 * 40 * 10),
+        (
+            "f32[2,40,130]",
+            "f32[2,40,10]",
+            "f32[2,130,10]",
+            "lhs_batch_dims={0}, lhs_contracting_dims={1}, rhs_batch_dims={0}, rhs_contracting_dims={1}",
+            2 * 40 * 130,
+            2 * 40 * 10,
+        ),
         // Two contracting dimensions.
-        ("f32[30,4,6]", "f32[6,4,80]", "f32[30,80]", "lhs_contracting_dims={1,2}, rhs_contracting_dims={1,0}", 30 * 24, 24 * 80),
+        (
+            "f32[30,4,6]",
+            "f32[6,4,80]",
+            "f32[30,80]",
+            "lhs_contracting_dims={1,2}, rhs_contracting_dims={1,0}",
+            30 * 24,
+            24 * 80,
+        ),
     ];
     for (ls, rs, out, dims, ln, rn) in cases {
         let hlo = format!(

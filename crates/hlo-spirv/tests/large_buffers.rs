@@ -84,7 +84,17 @@ ENTRY e {
   ROOT g = f32[40] gather(x, i), offset_dims={}, collapsed_slice_dims={0}, start_index_map={0}, index_vector_dim=1, slice_sizes={1}
 }
 "#;
-    let idx: Vec<i32> = (0..40).map(|k| if k == 39 { 5000 } else if k == 38 { -3 } else { k * 77 }).collect();
+    let idx: Vec<i32> = (0..40)
+        .map(|k| {
+            if k == 39 {
+                5000
+            } else if k == 38 {
+                -3
+            } else {
+                k * 77
+            }
+        })
+        .collect();
     windows_match_interp(hlo, &[f32_bytes((0..3000).map(|k| k as f32)), s32_bytes(idx)], 0.0);
 }
 

@@ -18,7 +18,7 @@ use crate::emit::elemental::{delinearize, Em, Index};
 use crate::emit::ops::{self, Val};
 use crate::emit::{finish, KernelCtx, KernelKind, KernelStep};
 use crate::error::Result;
-use hlo_ir::{DType, Op};
+use hlo_ir::{DType, InstrId, Op};
 use naga::BinaryOperator as Bo;
 
 /// Most rows of a block (lhs free index), shared by the workgroup.
@@ -94,8 +94,10 @@ fn shape(ctx: &KernelCtx) -> Option<Shape> {
     };
     let batch = prod(&ls.dims, &|d| dims.lhs_batch.contains(&(d as i64)));
     let depth = prod(&ls.dims, &|d| dims.lhs_contracting.contains(&(d as i64)));
-    let out_rows = prod(&ls.dims, &|d| !dims.lhs_batch.contains(&(d as i64)) && !dims.lhs_contracting.contains(&(d as i64)));
-    let out_cols = prod(&rs.dims, &|d| !dims.rhs_batch.contains(&(d as i64)) && !dims.rhs_contracting.contains(&(d as i64)));
+    let out_rows =
+        prod(&ls.dims, &|d| !dims.lhs_batch.contains(&(d as i64)) && !dims.lhs_contracting.contains(&(d as i64)));
+    let out_cols =
+        prod(&rs.dims, &|d| !dims.rhs_batch.contains(&(d as i64)) && !dims.rhs_contracting.contains(&(d as i64)));
     let swapped = out_cols < u64::from(WORKGROUP) && out_rows > out_cols;
     let (rows, cols) = if swapped { (out_cols, out_rows) } else { (out_rows, out_cols) };
     let tile = tile_for(rows, cols);
@@ -177,44 +179,25 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         .collect();
 
     // The operand read along the kernel's rows (the lhs, or the rhs when swapped) and the one
-    // read along its columns: id, dims, batch and contracting dimensions (in pair order).
-    let lhs_side = (root.operands[0], ls.dims.clone(), dims.lhs_batch.clone(), dims.lhs_contracting.clone());
-    let rhs_side = (root.operands[1], rs.dims.clone(), dims.rhs_batch.clone(), dims.rhs_contracting.clone());
+    // read along its columns.
+    let lhs_side =
+        Side { id: root.operands[0], dims: &ls.dims, batch: &dims.lhs_batch, contracting: &dims.lhs_contracting };
+    let rhs_side =
+        Side { id: root.operands[1], dims: &rs.dims, batch: &dims.rhs_batch, contracting: &dims.rhs_contracting };
     let (row_side, col_side) = if s.swapped { (rhs_side, lhs_side) } else { (lhs_side, rhs_side) };
     // Multi-indices of the operands: batch dims from wz, free dims from the row or column.
-    let batch_dims: Vec<i64> = row_side.2.iter().map(|&d| row_side.1[d as usize]).collect();
+    let batch_dims: Vec<i64> = row_side.batch.iter().map(|&d| row_side.dims[d as usize]).collect();
     let batch_index = delinearize(&mut em.kb, &batch_dims, wz);
-    let row_base = operand_bases(&mut em, &row_side.1, &row_side.2, &row_side.3, &batch_index, &rows);
-    let col_base = operand_bases(&mut em, &col_side.1, &col_side.2, &col_side.3, &batch_index, &cols);
+    let row_base = row_side.bases(&mut em, &batch_index, &rows);
+    let col_base = col_side.bases(&mut em, &batch_index, &cols);
 
     let extents: Vec<u32> = dims.lhs_contracting.iter().map(|&d| ls.dims[d as usize] as u32).collect();
     let zero_acc = Val { h: em.kb.lit_float(crate::builder::STy::F32, 0.0), dt: acc_dt };
     let init = vec![zero_acc; (tile_rows * tile_cols) as usize];
-    let (lhs, rhs) = (row_side.0, col_side.0);
-    let (lc, rc) = (row_side.3.clone(), col_side.3.clone());
-    let (l_dims, r_dims) = (row_side.1.clone(), col_side.1.clone());
     let swapped = s.swapped;
     let mut body = |em: &mut Em<'_>, point: &[H], accs: &[Val]| -> Result<Vec<Val>> {
-        let mut a = Vec::with_capacity(tile_rows as usize);
-        for base in &row_base {
-            let mut at = base.clone();
-            for (k, &d) in lc.iter().enumerate() {
-                at[d as usize] = point[k];
-            }
-            let v = em.eval(f, lhs, &[], &Index::from_multi(&l_dims, at))?;
-            let v = em.daz(f, lhs, v);
-            a.push(ops::convert(&mut em.kb, v, acc_dt));
-        }
-        let mut b = Vec::with_capacity(tile_cols as usize);
-        for base in &col_base {
-            let mut at = base.clone();
-            for (k, &d) in rc.iter().enumerate() {
-                at[d as usize] = point[k];
-            }
-            let v = em.eval(f, rhs, &[], &Index::from_multi(&r_dims, at))?;
-            let v = em.daz(f, rhs, v);
-            b.push(ops::convert(&mut em.kb, v, acc_dt));
-        }
+        let a = row_side.load(em, f, &row_base, point, acc_dt)?;
+        let b = col_side.load(em, f, &col_base, point, acc_dt)?;
         let mut next = Vec::with_capacity(accs.len());
         for (r, &ar) in a.iter().enumerate() {
             for (c, &bc) in b.iter().enumerate() {
@@ -262,31 +245,55 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     Ok(vec![finish(em, &ctx.name, KernelKind::Dot, [WORKGROUP, 1, 1], groups, ctx.sources.clone())?])
 }
 
-/// An operand's multi-index for each of the block's rows (or columns): the batch dimensions at
-/// `batch_index`, the free ones at the row's (clamped) index, the contracting ones left at 0.
-fn operand_bases(
-    em: &mut Em,
-    dims: &[i64],
-    batch: &[i64],
-    contracting: &[i64],
-    batch_index: &[H],
-    lines: &[(H, H)],
-) -> Vec<Vec<H>> {
-    let free: Vec<usize> =
-        (0..dims.len()).filter(|&d| !batch.contains(&(d as i64)) && !contracting.contains(&(d as i64))).collect();
-    let free_dims: Vec<i64> = free.iter().map(|&d| dims[d]).collect();
-    let zero = em.kb.lit_u32(0);
-    lines
-        .iter()
-        .map(|&(_, clamped)| {
-            let mut base = vec![zero; dims.len()];
-            for (k, &d) in batch.iter().enumerate() {
-                base[d as usize] = batch_index[k];
-            }
-            for (k, h) in delinearize(&mut em.kb, &free_dims, clamped).into_iter().enumerate() {
-                base[free[k]] = h;
-            }
-            base
-        })
-        .collect()
+/// One operand of the dot: its instruction, dims, and batch and contracting dimensions (the
+/// contracting ones in the order they pair with the other operand's).
+#[derive(Clone, Copy)]
+struct Side<'a> {
+    id: InstrId,
+    dims: &'a [i64],
+    batch: &'a [i64],
+    contracting: &'a [i64],
+}
+
+impl Side<'_> {
+    /// The operand's multi-index for each of the block's rows (or columns): the batch dimensions
+    /// at `batch_index`, the free ones at the row's (clamped) index, the contracting ones at 0.
+    fn bases(&self, em: &mut Em, batch_index: &[H], lines: &[(H, H)]) -> Vec<Vec<H>> {
+        let (batch, contracting) = (self.batch, self.contracting);
+        let free: Vec<usize> = (0..self.dims.len())
+            .filter(|&d| !batch.contains(&(d as i64)) && !contracting.contains(&(d as i64)))
+            .collect();
+        let free_dims: Vec<i64> = free.iter().map(|&d| self.dims[d]).collect();
+        let zero = em.kb.lit_u32(0);
+        lines
+            .iter()
+            .map(|&(_, clamped)| {
+                let mut base = vec![zero; self.dims.len()];
+                for (k, &d) in batch.iter().enumerate() {
+                    base[d as usize] = batch_index[k];
+                }
+                for (k, h) in delinearize(&mut em.kb, &free_dims, clamped).into_iter().enumerate() {
+                    base[free[k]] = h;
+                }
+                base
+            })
+            .collect()
+    }
+
+    /// The operand's values at contraction `point` for each of `bases`, read as XLA:CPU reads
+    /// them (subnormals as zero) and converted to the accumulator type.
+    fn load(&self, em: &mut Em, f: usize, bases: &[Vec<H>], point: &[H], acc_dt: DType) -> Result<Vec<H>> {
+        bases
+            .iter()
+            .map(|base| {
+                let mut at = base.clone();
+                for (k, &d) in self.contracting.iter().enumerate() {
+                    at[d as usize] = point[k];
+                }
+                let v = em.eval(f, self.id, &[], &Index::from_multi(self.dims, at))?;
+                let v = em.daz(f, self.id, v);
+                Ok(ops::convert(&mut em.kb, v, acc_dt))
+            })
+            .collect()
+    }
 }

@@ -452,10 +452,21 @@ impl<'m> Em<'m> {
             }
             return Ok(g);
         }
-        let g = self.kb.storage_buffer(&format!("b{}", buf.0), sty.scalar(), atomic, writable);
-        self.bound.insert(key, g);
+        Ok(self.bind_whole(buf, sty.scalar(), writable, atomic))
+    }
+
+    /// Binds all of `buf` as one binding (not yet bound).
+    fn bind_whole(
+        &mut self,
+        buf: BufferId,
+        elem: naga::Scalar,
+        writable: bool,
+        atomic: bool,
+    ) -> Handle<naga::GlobalVariable> {
+        let g = self.kb.storage_buffer(&format!("b{}", buf.0), elem, atomic, writable);
+        self.bound.insert(BindKey::Buffer(buf), g);
         self.binds.push(Bind::Buffer(buf));
-        Ok(g)
+        g
     }
 
     fn too_large_for_one_binding(&self, buf: BufferId) -> CodegenError {
@@ -504,10 +515,7 @@ impl<'m> Em<'m> {
             return Ok(g);
         }
         if !self.needs_windows(elems, elem) {
-            let g = self.kb.storage_buffer(&format!("b{}", buf.0), elem, atomic, writable);
-            self.bound.insert(key, g);
-            self.binds.push(Bind::Buffer(buf));
-            return Ok(g);
+            return Ok(self.bind_whole(buf, elem, writable, atomic));
         }
         if elems > u64::from(u32::MAX) {
             return Err(CodegenError::unsupported(

@@ -203,13 +203,13 @@ fn emit_with(ctx: &WhileCtx, plan: &LoopPlan, split_rare_paths: bool) -> Result<
         }
     };
 
+    let copies = |em: &mut Em, state: Vec<Option<Val>>, count: u64| {
+        (0..count).try_fold(state, |state, _| body_copy(em, ctx, plan, &state, &key, i))
+    };
     match trips {
-        Some(t) if split_rare_paths => {
+        Some(t) => {
             let groups_of = t / UNROLL;
-            let copies = |em: &mut Em, state: Vec<Option<Val>>, count: u64| {
-                (0..count).try_fold(state, |state, _| body_copy(em, ctx, plan, &state, &key, i))
-            };
-            if groups_of > 0 {
+            if groups_of > 0 && split_rare_paths {
                 let zero = em.kb.lit_u32(0);
                 let counter = em.kb.local_init("trip", STy::U32, zero);
                 let no = em.kb.lit_bool(false);
@@ -242,25 +242,13 @@ fn emit_with(ctx: &WhileCtx, plan: &LoopPlan, split_rare_paths: bool) -> Result<
                 em.exit_loop();
                 let outer = em.kb.end_block();
                 em.kb.stmt(naga::Statement::Loop { body: outer, continuing: naga::Block::new(), break_if: None });
-            }
-            let rest = t % UNROLL;
-            if rest > 0 {
-                let state = load_state(&mut em);
-                let state = copies(&mut em, state, rest)?;
-                store_state(&mut em, &state);
-            }
-        }
-        Some(t) => {
-            let groups_of = t / UNROLL;
-            if groups_of > 0 {
+            } else if groups_of > 0 {
                 let zero = em.kb.lit_u32(0);
                 let counter = em.kb.local_init("trip", STy::U32, zero);
                 em.kb.begin_loop_body();
                 em.enter_loop(Some(groups_of));
-                let mut state = load_state(&mut em);
-                for _ in 0..UNROLL {
-                    state = body_copy(&mut em, ctx, plan, &state, &key, i)?;
-                }
+                let state = load_state(&mut em);
+                let state = copies(&mut em, state, UNROLL)?;
                 em.exit_loop();
                 store_state(&mut em, &state);
                 let body = em.kb.end_block();
@@ -268,17 +256,15 @@ fn emit_with(ctx: &WhileCtx, plan: &LoopPlan, split_rare_paths: bool) -> Result<
                 let c = em.kb.load(counter);
                 let next = em.kb.add_c(c, 1);
                 em.kb.store(counter, next);
-                let done = em.kb.lt_c(next, groups_of as u32);
-                let done = em.kb.unary(naga::UnaryOperator::LogicalNot, done);
+                let more = em.kb.lt_c(next, groups_of as u32);
+                let done = em.kb.unary(naga::UnaryOperator::LogicalNot, more);
                 let continuing = em.kb.end_block();
                 em.kb.stmt(naga::Statement::Loop { body, continuing, break_if: Some(done) });
             }
             let rest = t % UNROLL;
             if rest > 0 {
-                let mut state = load_state(&mut em);
-                for _ in 0..rest {
-                    state = body_copy(&mut em, ctx, plan, &state, &key, i)?;
-                }
+                let state = load_state(&mut em);
+                let state = copies(&mut em, state, rest)?;
                 store_state(&mut em, &state);
             }
         }
