@@ -1288,41 +1288,67 @@ impl<'p> Gen<'p> {
         self.push_val(id, false)
     }
 
+    /// A 2-D convolution in a random layout (every dim_labels permutation of the input, kernel
+    /// and output), with strides, padding (negative too), both dilations, reversal and feature
+    /// groups, at feature and position counts around the blocked kernel's blocks.
     fn convolution(&mut self) -> Option<V> {
         let n = self.rng.random_range(1..=2);
         let h = *[1, 3, 7, 8, 9, 16, 17].choose(&mut self.rng)?;
-        let w = *[1, 3, 7, 8, 9, 16, 17].choose(&mut self.rng)?;
+        let w = *[1, 3, 7, 8, 9, 16, 17, 33, 65].choose(&mut self.rng)?;
         let c = *[1, 2, 3, 8].choose(&mut self.rng)?;
-        let o = *[1, 2, 5, 8].choose(&mut self.rng)?;
+        let mut o = *[1, 2, 5, 8, 16, 17, 33].choose(&mut self.rng)?;
+        let groups = if c > 1 && self.chance(0.15) {
+            o = c * self.rng.random_range(1..=2);
+            c
+        } else {
+            1
+        };
         let kh = self.rng.random_range(1..=3.min(h));
         let kw = self.rng.random_range(1..=3.min(w));
         let dtype = if self.chance(0.85) { DType::F32 } else { DType::F16 };
-        let lhs = self.param(ArrayShape::new(dtype, vec![n, h, w, c]), Role::Data);
-        let rhs = self.param(ArrayShape::new(dtype, vec![kh, kw, c, o]), Role::Data);
+        // Where each logical dimension (batch or feature, then the two spatial ones) sits.
+        let mut input_at = vec![0i64, 1, 2, 3];
+        let mut kernel_at = vec![0i64, 1, 2, 3];
+        let mut output_at = vec![0i64, 1, 2, 3];
+        if self.chance(0.5) {
+            input_at.shuffle_in_place(&mut self.rng);
+            kernel_at.shuffle_in_place(&mut self.rng);
+            output_at.shuffle_in_place(&mut self.rng);
+        }
+        let place = |at: &[i64], sizes: [i64; 4]| {
+            let mut dims = vec![0; 4];
+            for (k, &d) in at.iter().enumerate() {
+                dims[d as usize] = sizes[k];
+            }
+            dims
+        };
+        // Logical order: input and output (batch, feature, h, w), kernel (kh, kw, in, out).
+        let lhs = self.param(ArrayShape::new(dtype, place(&input_at, [n, c, h, w])), Role::Data);
+        let rhs = self.param(ArrayShape::new(dtype, place(&kernel_at, [kh, kw, c / groups, o])), Role::Data);
         let mut window = Window::default();
         for size in [kh, kw] {
             window.dims.push(WindowDim {
                 size,
                 stride: *[1, 1, 2].choose(&mut self.rng)?,
-                padding_low: *[0, 0, 1].choose(&mut self.rng)?,
-                padding_high: *[0, 0, 1].choose(&mut self.rng)?,
+                padding_low: *[0, 0, 1, -1].choose(&mut self.rng)?,
+                padding_high: *[0, 0, 1, 2].choose(&mut self.rng)?,
                 window_dilation: *[1, 1, 1, 2].choose(&mut self.rng)?,
                 base_dilation: *[1, 1, 1, 2].choose(&mut self.rng)?,
-                window_reversal: false,
+                window_reversal: self.chance(0.2),
             });
         }
         let dims = ConvDims {
-            input_batch: 0,
-            input_feature: 3,
-            input_spatial: vec![1, 2],
-            kernel_input_feature: 2,
-            kernel_output_feature: 3,
-            kernel_spatial: vec![0, 1],
-            output_batch: 0,
-            output_feature: 3,
-            output_spatial: vec![1, 2],
+            input_batch: input_at[0],
+            input_feature: input_at[1],
+            input_spatial: vec![input_at[2], input_at[3]],
+            kernel_spatial: vec![kernel_at[0], kernel_at[1]],
+            kernel_input_feature: kernel_at[2],
+            kernel_output_feature: kernel_at[3],
+            output_batch: output_at[0],
+            output_feature: output_at[1],
+            output_spatial: vec![output_at[2], output_at[3]],
         };
-        let op = Op::Convolution { window, dims, feature_group_count: 1, batch_group_count: 1, precision: vec![] };
+        let op = Op::Convolution { window, dims, feature_group_count: groups, batch_group_count: 1, precision: vec![] };
         let id = self.op(op, &[lhs.id, rhs.id], None)?;
         if elems(&self.shape_of(id).dims) == 0 {
             return None;

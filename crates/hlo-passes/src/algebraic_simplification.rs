@@ -15,15 +15,19 @@
 //! - `select(c, a, b)` with a constant predicate -> `a` or `b`;
 //! - `get-tuple-element(tuple(...))` -> the element;
 //! - an elementwise op whose operands are all broadcasts of scalars -> a
-//!   broadcast of the op on the scalars (so constant folding can finish it).
+//!   broadcast of the op on the scalars (so constant folding can finish it);
+//! - a `scatter` that overwrites one window at constant, in-bounds indices (JAX's
+//!   `x.at[:, 0].set(y)`) -> `dynamic-update-slice(x, reshape(y), starts...)`: the same
+//!   values, but an elementwise op that fuses into its users, where a scatter is materialised
+//!   (the seed's sprite indices were three scatter kernels and three copies).
 //!
 //! Pre-condition: a well-formed module. Post-condition: none of the patterns
 //! above remains; shapes of all surviving values are unchanged.
 
 use crate::util::{compact, dims, is_identity_permutation, transpose_is_reshape, uniform_constant, NameUniquer};
 use crate::PassError;
-use hlo_ir::{BinaryOp, Computation, DType, Instr, InstrId, Module, Op, Shape};
-use std::collections::HashMap;
+use hlo_ir::{ArrayData, ArrayShape, BinaryOp, CompId, Computation, DType, Instr, InstrId, Literal, Module, Op, Shape};
+use std::collections::{HashMap, HashSet};
 
 /// Rounds of rewriting before giving up on reaching a fixpoint.
 const MAX_ROUNDS: usize = 16;
@@ -32,9 +36,10 @@ pub fn run(module: &mut Module) -> Result<bool, PassError> {
     let _span = tracing::info_span!("algebraic-simplification").entered();
     let mut names = NameUniquer::new(module);
     let mut changed = false;
+    let overwrites: HashSet<CompId> = module.comp_ids().filter(|&c| returns_second_parameter(module.comp(c))).collect();
     for comp in &mut module.comps {
         for _ in 0..MAX_ROUNDS {
-            let round = simplify_comp(comp, &mut names)?;
+            let round = simplify_comp(comp, &mut names, &overwrites)?;
             changed |= round;
             if !round {
                 break;
@@ -52,7 +57,11 @@ enum Rewrite {
     InPlace(Box<Op>, Vec<InstrId>),
 }
 
-fn simplify_comp(comp: &mut Computation, names: &mut NameUniquer) -> Result<bool, PassError> {
+fn simplify_comp(
+    comp: &mut Computation,
+    names: &mut NameUniquer,
+    overwrites: &HashSet<CompId>,
+) -> Result<bool, PassError> {
     let mut repl: HashMap<InstrId, InstrId> = HashMap::new();
     let mut changed = false;
     let mut idx = 0;
@@ -68,7 +77,10 @@ fn simplify_comp(comp: &mut Computation, names: &mut NameUniquer) -> Result<bool
             Some(r) => r,
             None => match sink_broadcast(comp, id, names) {
                 Some(r) => r,
-                None => continue,
+                None => match scatter_as_update_slice(comp, id, names, overwrites) {
+                    Some(r) => r,
+                    None => continue,
+                },
             },
         };
         changed = true;
@@ -255,6 +267,82 @@ fn sink_broadcast(comp: &mut Computation, id: InstrId, names: &mut NameUniquer) 
     Some(Rewrite::InPlace(Box::new(Op::Broadcast { dimensions: vec![] }), vec![scalar_id]))
 }
 
+/// A combiner `(a, b) -> b`: the scatter overwrites.
+fn returns_second_parameter(comp: &Computation) -> bool {
+    comp.params.len() == 2 && matches!(comp.root_instr().op, Op::Parameter { number: 1 })
+}
+
+/// The integer values of a constant.
+fn constant_ints(comp: &Computation, id: InstrId) -> Option<Vec<i64>> {
+    let Op::Constant(lit) = &comp.instr(id).op else { return None };
+    Some(match lit.array_data()? {
+        ArrayData::S8(v) => v.iter().map(|&x| x as i64).collect(),
+        ArrayData::S16(v) => v.iter().map(|&x| x as i64).collect(),
+        ArrayData::S32(v) => v.iter().map(|&x| x as i64).collect(),
+        ArrayData::S64(v) => v.clone(),
+        ArrayData::U8(v) => v.iter().map(|&x| x as i64).collect(),
+        ArrayData::U16(v) => v.iter().map(|&x| x as i64).collect(),
+        ArrayData::U32(v) => v.iter().map(|&x| x as i64).collect(),
+        ArrayData::U64(v) => v.iter().map(|&x| i64::try_from(x).ok()).collect::<Option<_>>()?,
+        _ => return None,
+    })
+}
+
+/// `scatter(x, constant index, y)` writing one window of `x` with `y` (an overwriting combiner,
+/// every update dimension a window dimension, the window inside `x`) ->
+/// `dynamic-update-slice(x, reshape(y), s32 constant starts)`. A window partly outside `x` is
+/// skipped by scatter but clamped by dynamic-update-slice, so it stays a scatter.
+fn scatter_as_update_slice(
+    comp: &mut Computation,
+    id: InstrId,
+    names: &mut NameUniquer,
+    overwrites: &HashSet<CompId>,
+) -> Option<Rewrite> {
+    let instr = comp.instr(id);
+    let Op::Scatter { dims, to_apply, .. } = &instr.op else { return None };
+    if instr.operands.len() != 3 || !overwrites.contains(to_apply) || !dims.input_batching_dims.is_empty() {
+        return None;
+    }
+    let (x, indices, y) = (instr.operands[0], instr.operands[1], instr.operands[2]);
+    let xs = comp.instr(x).shape.as_array()?.clone();
+    let ys = comp.instr(y).shape.as_array()?.clone();
+    let index = constant_ints(comp, indices)?;
+    // One index vector: its length is the number of scattered dimensions.
+    if index.len() != dims.scatter_dims_to_operand_dims.len() {
+        return None;
+    }
+    let all_window: Vec<i64> = (0..ys.rank() as i64).collect();
+    if dims.update_window_dims != all_window || xs.rank() != ys.rank() + dims.inserted_window_dims.len() {
+        return None;
+    }
+    let mut window = Vec::with_capacity(xs.rank());
+    let mut update_dims = ys.dims.iter();
+    for d in 0..xs.rank() as i64 {
+        window.push(if dims.inserted_window_dims.contains(&d) { 1 } else { *update_dims.next()? });
+    }
+    let mut starts = vec![0i64; xs.rank()];
+    for (k, &d) in dims.scatter_dims_to_operand_dims.iter().enumerate() {
+        *starts.get_mut(d as usize)? = index[k];
+    }
+    let inside = (0..xs.rank()).all(|d| starts[d] >= 0 && starts[d] + window[d] <= xs.dims[d]);
+    if !inside || starts.iter().any(|&s| s > i64::from(i32::MAX)) {
+        return None;
+    }
+    let name = instr.name.clone();
+    let meta = instr.meta.metadata.clone();
+    let window_shape = Shape::Array(ArrayShape::new(ys.dtype, window));
+    let mut reshape = Instr::new(names.fresh(&name), window_shape, Op::Reshape, vec![y]);
+    reshape.meta.metadata = meta.clone();
+    let mut operands = vec![x, comp.push(reshape)];
+    for &start in &starts {
+        let lit = Literal::scalar_s32(start as i32);
+        let mut c = Instr::new(names.fresh(&name), Shape::scalar(DType::S32), Op::Constant(Box::new(lit)), vec![]);
+        c.meta.metadata = meta.clone();
+        operands.push(comp.push(c));
+    }
+    Some(Rewrite::InPlace(Box::new(Op::DynamicUpdateSlice), operands))
+}
+
 #[cfg(test)]
 mod tests {
     use crate::util::testing::check;
@@ -371,5 +459,54 @@ ROOT %p = f32[8] broadcast(%p.1), dimensions={}
 }
 "#,
         );
+    }
+
+    const SET: &str = "set {\n  a = s16[] parameter(0)\n  ROOT b = s16[] parameter(1)\n}\n";
+    const ADD: &str = "add {\n  a = s16[] parameter(0)\n  b = s16[] parameter(1)\n  ROOT s = s16[] add(a, b)\n}\n";
+
+    /// `x.at[:, :, 1].set(y)` as JAX emits it.
+    fn column_set(combiner: &str, index: i64) -> String {
+        let name = if combiner == SET { "set" } else { "add" };
+        format!(
+            "HloModule m\n{combiner}ENTRY main {{\n  x = s16[4,5,3] parameter(0)\n  y = s16[4,5] parameter(1)\n  \
+             i = s32[1] constant({{{index}}})\n  \
+             ROOT s = s16[4,5,3] scatter(x, i, y), update_window_dims={{0,1}}, inserted_window_dims={{2}}, \
+             scatter_dims_to_operand_dims={{2}}, index_vector_dim=0, indices_are_sorted=true, unique_indices=true, \
+             to_apply={name}\n}}\n"
+        )
+    }
+
+    #[test]
+    fn a_one_window_overwriting_scatter_becomes_an_update_slice() {
+        check(
+            super::run,
+            &column_set(SET, 1),
+            r#"
+%set (a: s16[], b: s16[]) -> s16[] {
+%a = s16[] parameter(0)
+ROOT %b = s16[] parameter(1)
+}
+
+ENTRY %main (x: s16[4,5,3], y: s16[4,5]) -> s16[4,5,3] {
+%x = s16[4,5,3] parameter(0)
+%y = s16[4,5] parameter(1)
+%s.1 = s16[4,5,1] reshape(%y)
+%s.2 = s32[] constant(0)
+%s.3 = s32[] constant(0)
+%s.4 = s32[] constant(1)
+ROOT %s = s16[4,5,3] dynamic-update-slice(%x, %s.1, %s.2, %s.3, %s.4)
+}
+"#,
+        );
+    }
+
+    #[test]
+    fn scatters_that_add_or_reach_outside_stay() {
+        for hlo in [column_set(ADD, 1), column_set(SET, 3), column_set(SET, -1)] {
+            let mut module = hlo_parse::parse_module(&hlo).expect("parses");
+            let before = hlo_ir::print::print_module(&module);
+            super::run(&mut module).expect("runs");
+            assert_eq!(hlo_ir::print::print_module(&module), before);
+        }
     }
 }

@@ -48,6 +48,8 @@ pub struct KernelInfo {
     pub kind: KernelKind,
     /// The HLO instructions the kernel evaluates.
     pub sources: Vec<String>,
+    /// Why this emitter: the hero and the strategy chosen, or why a faster one was declined.
+    pub why: String,
 }
 
 /// A compiled module: the device program plus the host-side facts needed to run it.
@@ -117,6 +119,9 @@ impl Compiled {
                 access.join(","),
                 kernel.spirv.len()
             );
+            if !info.why.is_empty() {
+                let _ = writeln!(out, "      why: {}", info.why);
+            }
         }
         let _ = writeln!(out, "buffers:");
         for (b, buf) in p.buffers.iter().enumerate() {

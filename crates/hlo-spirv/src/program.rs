@@ -889,6 +889,7 @@ impl<'m> Builder<'m> {
                                 name: k.name.clone(),
                                 kind: k.kind,
                                 sources: k.sources.clone(),
+                                why: k.why.clone(),
                             });
                             self.modules.push(k.built.module);
                             self.kernels_by_key.insert(key, id);

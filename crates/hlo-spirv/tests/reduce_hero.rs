@@ -56,3 +56,37 @@ fn an_epilogue_reading_other_indices_falls_back() {
     );
     kinds_and_check(&hlo, vec![bytes(16_000)]);
 }
+
+/// Force sums `sum_i (p_j - p_i) / |p_j - p_i|^3` over particles, with a short coordinate
+/// dimension: one invocation computes a row's coordinates in one fold, sharing the distance.
+/// Rows straddle the threshold (64) and the workgroup; the argmax-style variadic reduce keeps
+/// its first-NaN order.
+#[test]
+fn row_reductions_share_their_short_minor_dimension() {
+    for (n, k) in [(63, 2), (64, 2), (65, 3), (200, 4), (257, 3), (1000, 2), (100, 5)] {
+        let hlo = format!(
+            "HloModule m\n{ADD}ENTRY e {{\n  p = f32[{n},{k}] parameter(0)\n  \
+             a = f32[{n},{n},{k}] broadcast(p), dimensions={{0,2}}\n  b = f32[{n},{n},{k}] broadcast(p), dimensions={{1,2}}\n  \
+             d = f32[{n},{n},{k}] subtract(b, a)\n  d2 = f32[{n},{n},{k}] multiply(d, d)\n  z = f32[] constant(0)\n  \
+             r2 = f32[{n},{n}] reduce(d2, z), dimensions={{2}}, to_apply=add\n  c = f32[] constant(0.01)
+  eps = f32[{n},{n}] broadcast(c), dimensions={{}}\n  \
+             r2e = f32[{n},{n}] add(r2, eps)\n  r = f32[{n},{n}] sqrt(r2e)\n  r3 = f32[{n},{n}] multiply(r2e, r)\n  \
+             r3b = f32[{n},{n},{k}] broadcast(r3), dimensions={{0,1}}\n  fq = f32[{n},{n},{k}] divide(d, r3b)\n  \
+             ROOT s = f32[{n},{k}] reduce(fq, z), dimensions={{0}}, to_apply=add\n}}\n"
+        );
+        let kinds = kinds_and_check(&hlo, vec![bytes(n * k)]);
+        assert!(kinds.contains(&KernelKind::ReduceRow), "n={n} k={k}: {kinds:?}");
+    }
+    let argmax = "argmax {\n  av = f32[] parameter(0)\n  ai = s32[] parameter(1)\n  bv = f32[] parameter(2)\n  bi = s32[] parameter(3)\n  \
+                  gt = pred[] compare(av, bv), direction=GT\n  nan = pred[] compare(av, av), direction=NE\n  \
+                  keep = pred[] or(gt, nan)\n  v = f32[] select(keep, av, bv)\n  i = s32[] select(keep, ai, bi)\n  \
+                  ROOT t = (f32[], s32[]) tuple(v, i)\n}\n";
+    let hlo = format!(
+        "HloModule m\n{argmax}ENTRY e {{\n  x = f32[100,300,3] parameter(0)\n  io = s32[100,300,3] iota(), iota_dimension=1\n  \
+         ninf = f32[] constant(-inf)\n  zi = s32[] constant(0)\n  \
+         ROOT r = (f32[100,3], s32[100,3]) reduce(x, io, ninf, zi), dimensions={{1}}, to_apply=argmax\n}}\n"
+    );
+    let mut x: Vec<f32> = (0..90_000).map(|k| ((k * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+    x[3 * 300 * 3 + 7 * 3 + 1] = f32::NAN;
+    kinds_and_check(&hlo, vec![x.iter().flat_map(|v| v.to_le_bytes()).collect()]);
+}

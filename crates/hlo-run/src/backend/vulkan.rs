@@ -144,6 +144,13 @@ pub fn compile_module(
     let passes = start.elapsed();
     let start = Instant::now();
     let compiled = hlo_spirv::compile(&optimized, target).map_err(codegen_error)?;
+    if explain_fusion {
+        // The emitter each kernel got: its hero and strategy, or why a faster one was declined.
+        eprintln!("emitters:");
+        for info in &compiled.kernels_info {
+            eprintln!("  {} {}: {}", info.name, info.kind, info.why);
+        }
+    }
     Ok((compiled, passes, start.elapsed()))
 }
 

@@ -16,7 +16,7 @@
 use crate::builder::H;
 use crate::emit::elemental::{delinearize, Em, Index};
 use crate::emit::ops::{self, Val};
-use crate::emit::{finish, KernelCtx, KernelKind, KernelStep};
+use crate::emit::{because, finish, KernelCtx, KernelKind, KernelStep};
 use crate::error::Result;
 use hlo_ir::{DType, InstrId, Op};
 use naga::BinaryOperator as Bo;
@@ -26,9 +26,12 @@ const MAX_ROWS: u32 = 16;
 /// Most columns of a block per invocation (rhs free index).
 const MAX_COLS: u32 = 4;
 /// Invocations per workgroup.
-const WORKGROUP: u32 = 64;
+pub(crate) const WORKGROUP: u32 = 64;
 /// Smallest dot (outputs x contraction) worth a blocked kernel.
 const MIN_WORK: u64 = 1 << 10;
+/// Workgroups a dot should fill where its output allows: more than lavapipe's threads, and
+/// a start on a GPU's many cores.
+const MIN_GROUPS: u64 = 8;
 
 /// The dot's output as `batch x rows x cols` in the kernel's orientation, and the block each
 /// invocation computes. `swapped`: the kernel's rows are the output's columns (the rhs free
@@ -44,15 +47,18 @@ struct Shape {
 
 /// `rows x cols` outputs per invocation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Tile {
-    rows: u32,
-    cols: u32,
+pub(crate) struct Tile {
+    pub rows: u32,
+    pub cols: u32,
 }
 
-/// The block for a dot's output: on lavapipe, 16 x 4 ran a 512 x 512 x 512 matmul in 8.8 ms,
-/// 16 x 2 in 10.5, 8 x 2 in 13.1, 8 x 1 in 16.9 and the per-element kernel in 141 ms; smaller
-/// outputs take smaller blocks so that edge blocks waste less. `HLO_DOT_TILE=RxC` overrides.
-fn tile_for(rows: u64, cols: u64) -> Tile {
+/// The block for a `batch x rows x cols` output: on lavapipe, 16 x 4 ran a 512 x 512 x 512
+/// matmul in 8.8 ms, 16 x 2 in 10.5, 8 x 2 in 13.1, 8 x 1 in 16.9 and the per-element kernel in
+/// 141 ms; smaller outputs take smaller blocks so that edge blocks waste less, and outputs too
+/// small to fill [`MIN_GROUPS`] workgroups take smaller blocks still (down to 4 x 1), so that
+/// every core gets work (a weight gradient has few outputs and a long contraction).
+/// `HLO_DOT_TILE=RxC` overrides.
+pub(crate) fn tile_for(batch: u64, rows: u64, cols: u64) -> Tile {
     if let Some(t) = std::env::var("HLO_DOT_TILE").ok().and_then(|v| {
         let (r, c) = v.split_once('x')?;
         Some(Tile { rows: r.parse().ok()?, cols: c.parse().ok()? })
@@ -61,34 +67,51 @@ fn tile_for(rows: u64, cols: u64) -> Tile {
             return t;
         }
     }
-    let rows = (rows.next_power_of_two() as u32).clamp(1, MAX_ROWS);
-    let per_workgroup = cols.div_ceil(u64::from(WORKGROUP));
-    let cols = (per_workgroup.next_power_of_two() as u32).clamp(1, MAX_COLS);
-    Tile { rows, cols }
+    let mut tile = Tile {
+        rows: (rows.next_power_of_two() as u32).clamp(1, MAX_ROWS),
+        cols: (cols.div_ceil(u64::from(WORKGROUP)).next_power_of_two() as u32).clamp(1, MAX_COLS),
+    };
+    let groups = |t: Tile| batch * rows.div_ceil(u64::from(t.rows)) * cols.div_ceil(u64::from(WORKGROUP * t.cols));
+    while groups(tile) < MIN_GROUPS {
+        if tile.cols > 1 {
+            tile.cols /= 2;
+        } else if tile.rows > 4 {
+            tile.rows /= 2;
+        } else {
+            break;
+        }
+    }
+    tile
 }
 
 /// Whether `ctx.root` is a dot this emitter takes: a float result of enough work whose single
 /// output is the dot itself, on a grid the device can dispatch.
 pub(crate) fn applies(ctx: &KernelCtx) -> bool {
-    shape(ctx).is_some()
+    shape(ctx).is_ok()
 }
 
-fn shape(ctx: &KernelCtx) -> Option<Shape> {
+/// Why a dot at the root keeps the per-element kernel (`None` for other roots and blocked dots).
+pub(crate) fn declined(ctx: &KernelCtx) -> Option<String> {
+    let is_dot = matches!(ctx.m.comp(ctx.comp).instr(ctx.root).op, Op::Dot { .. });
+    is_dot.then(|| shape(ctx).err()).flatten().map(|why| format!("per-element dot: {why}"))
+}
+
+fn shape(ctx: &KernelCtx) -> Result<Shape, &'static str> {
     let comp = ctx.m.comp(ctx.comp);
     let root = comp.instr(ctx.root);
-    let Op::Dot { dims, .. } = &root.op else { return None };
-    let out = root.shape.as_array()?;
-    if !matches!(out.dtype, DType::F32 | DType::F16 | DType::BF16) || ctx.outputs.len() != 1 {
-        return None;
+    let Op::Dot { dims, .. } = &root.op else { return Err("not a dot") };
+    let out = root.shape.as_array().ok_or("tuple result")?;
+    if !matches!(out.dtype, DType::F32 | DType::F16 | DType::BF16) {
+        return Err("not a float dot");
     }
-    if !ctx.outputs[0].path.is_empty() {
-        return None;
+    if ctx.outputs.len() != 1 || !ctx.outputs[0].path.is_empty() {
+        return Err("other outputs in the kernel");
     }
     if !root.operands.iter().all(|&o| cheap_operand(ctx, comp, o)) {
-        return None;
+        return Err("an operand computes arithmetic, which each block would repeat");
     }
-    let ls = comp.instr(root.operands[0]).shape.as_array()?;
-    let rs = comp.instr(root.operands[1]).shape.as_array()?;
+    let ls = comp.instr(root.operands[0]).shape.as_array().ok_or("tuple operand")?;
+    let rs = comp.instr(root.operands[1]).shape.as_array().ok_or("tuple operand")?;
     let prod = |dims: &[i64], pick: &dyn Fn(usize) -> bool| -> u64 {
         dims.iter().enumerate().filter(|(d, _)| pick(*d)).map(|(_, &e)| e.max(0) as u64).product()
     };
@@ -100,21 +123,27 @@ fn shape(ctx: &KernelCtx) -> Option<Shape> {
         prod(&rs.dims, &|d| !dims.rhs_batch.contains(&(d as i64)) && !dims.rhs_contracting.contains(&(d as i64)));
     let swapped = out_cols < u64::from(WORKGROUP) && out_rows > out_cols;
     let (rows, cols) = if swapped { (out_cols, out_rows) } else { (out_rows, out_cols) };
-    let tile = tile_for(rows, cols);
+    let tile = tile_for(batch, rows, cols);
     let s = Shape { batch, rows, cols, tile, swapped };
     let work = batch * rows * cols * depth;
     let grid_ok = s.cols.div_ceil(u64::from(WORKGROUP * tile.cols)) <= 65535
         && s.rows.div_ceil(u64::from(tile.rows)) <= 65535
         && s.batch <= 65535;
     let fits = batch * rows * cols < u64::from(u32::MAX) && depth < u64::from(u32::MAX);
-    (work >= MIN_WORK && rows >= 2 && cols >= 8 && depth >= 1 && grid_ok && fits).then_some(s)
+    if work < MIN_WORK || rows < 2 || cols < 8 || depth < 1 {
+        return Err("too small for blocks");
+    }
+    if !grid_ok || !fits {
+        return Err("too large for one dispatch's grid");
+    }
+    Ok(s)
 }
 
 /// Whether `id` only moves data (a parameter or constant seen through reshapes, transposes,
 /// broadcasts, slices and converts). The blocked kernel reads each operand element in every
 /// subgroup of a workgroup and in every lane's clamped edge, so an arithmetic prologue (a float
 /// `remainder` is a loop) would be recomputed many times: such dots keep the per-element kernel.
-fn cheap_operand(ctx: &KernelCtx, comp: &hlo_ir::Computation, id: hlo_ir::InstrId) -> bool {
+pub(crate) fn cheap_operand(ctx: &KernelCtx, comp: &hlo_ir::Computation, id: hlo_ir::InstrId) -> bool {
     if ctx.leaves.contains_key(&id) {
         return true;
     }
@@ -135,6 +164,12 @@ fn cheap_operand(ctx: &KernelCtx, comp: &hlo_ir::Computation, id: hlo_ir::InstrI
 
 pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     let s = shape(ctx).expect("dot::applies was checked");
+    let why = format!(
+        "blocked dot: {}x{} outputs per invocation{}",
+        s.tile.rows,
+        s.tile.cols,
+        if s.swapped { ", swapped (few output columns)" } else { "" }
+    );
     let comp = ctx.m.comp(ctx.comp);
     let root = comp.instr(ctx.root);
     let Op::Dot { dims, .. } = &root.op else { unreachable!("checked") };
@@ -242,7 +277,7 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         let accept = em.kb.end_block();
         em.kb.stmt(naga::Statement::If { condition: inside, accept, reject: naga::Block::new() });
     }
-    Ok(vec![finish(em, &ctx.name, KernelKind::Dot, [WORKGROUP, 1, 1], groups, ctx.sources.clone())?])
+    because(Ok(vec![finish(em, &ctx.name, KernelKind::Dot, [WORKGROUP, 1, 1], groups, ctx.sources.clone())?]), || why)
 }
 
 /// One operand of the dot: its instruction, dims, and batch and contracting dimensions (the

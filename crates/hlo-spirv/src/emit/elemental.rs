@@ -1601,39 +1601,82 @@ impl<'m> Em<'m> {
         to_apply: CompId,
         idx: &Index,
     ) -> Result<Vec<Val>> {
+        let mut all = self.reduce_many(f, instr, dimensions, to_apply, std::slice::from_ref(idx))?;
+        Ok(all.pop().expect("one index"))
+    }
+
+    /// A reduce at several output indices in one fold: each output folds its own elements in
+    /// its own order, but values the indices share (a pairwise distance that every coordinate
+    /// of a force divides by) are computed once per step. One result list per index.
+    fn reduce_many(
+        &mut self,
+        f: usize,
+        instr: &Instr,
+        dimensions: &[i64],
+        to_apply: CompId,
+        idxs: &[Index],
+    ) -> Result<Vec<Vec<Val>>> {
         let n = instr.operands.len() / 2;
         let ins = self.operand_shape(f, instr, 0)?;
-        let mut inits = Vec::with_capacity(n);
-        for k in 0..n {
-            inits.push(self.operand(f, instr, n + k, &Index::scalar())?);
+        let mut inits = Vec::with_capacity(n * idxs.len());
+        for _ in idxs {
+            for k in 0..n {
+                inits.push(self.operand(f, instr, n + k, &Index::scalar())?);
+            }
         }
         let mut red: Vec<usize> = dimensions.iter().map(|&d| d as usize).collect();
         red.sort_unstable();
         let extents: Vec<u32> = red.iter().map(|&d| ins.dims[d] as u32).collect();
-        let out_m = idx.multi(&mut self.kb);
+        let out_ms: Vec<Vec<H>> = idxs.iter().map(|idx| idx.multi(&mut self.kb)).collect();
         let in_dims = ins.dims.clone();
         let operands: Vec<InstrId> = instr.operands[..n].to_vec();
         let mut body = |em: &mut Em<'m>, point: &[H], accs: &[Val]| -> Result<Vec<Val>> {
-            let mut full = Vec::with_capacity(in_dims.len());
-            let (mut o, mut r) = (0, 0);
-            for d in 0..in_dims.len() {
-                if red.get(r) == Some(&d) {
-                    full.push(point[r]);
-                    r += 1;
-                } else {
-                    full.push(out_m[o]);
-                    o += 1;
+            let mut next = Vec::with_capacity(accs.len());
+            for (k, out_m) in out_ms.iter().enumerate() {
+                let mut full = Vec::with_capacity(in_dims.len());
+                let (mut o, mut r) = (0, 0);
+                for d in 0..in_dims.len() {
+                    if red.get(r) == Some(&d) {
+                        full.push(point[r]);
+                        r += 1;
+                    } else {
+                        full.push(out_m[o]);
+                        o += 1;
+                    }
                 }
+                let at = Index::from_multi(&in_dims, full);
+                let mut args = accs[k * n..(k + 1) * n].to_vec();
+                for &op in &operands {
+                    let v = em.eval(f, op, &[], &at)?;
+                    args.push(em.daz(f, op, v));
+                }
+                next.extend(em.apply(to_apply, args)?);
             }
-            let at = Index::from_multi(&in_dims, full);
-            let mut args = accs.to_vec();
-            for &op in &operands {
-                let v = em.eval(f, op, &[], &at)?;
-                args.push(em.daz(f, op, v));
-            }
-            em.apply(to_apply, args)
+            Ok(next)
         };
-        self.fold(&extents, inits, &mut body)
+        let flat = self.fold(&extents, inits, &mut body)?;
+        Ok(flat.chunks(n).map(|c| c.to_vec()).collect())
+    }
+
+    /// Evaluates reduce `id` at every index of `idxs` in one fold ([`Em::reduce_many`]) and
+    /// caches the results, so that evaluating the reduce at those indices afterwards (in this
+    /// block) reads them.
+    pub(crate) fn prefetch_reduce(&mut self, f: usize, id: InstrId, idxs: &[Index]) -> Result<()> {
+        let comp = self.frames[f].comp;
+        let instr = comp.instr(id);
+        let Op::Reduce { dimensions, to_apply } = &instr.op else {
+            return Err(self.unsupported(instr, "not a reduce"));
+        };
+        for leaf in instr.shape.leaves() {
+            self.check_type(instr, leaf.dtype)?;
+        }
+        let all = self.reduce_many(f, instr, dimensions, *to_apply, idxs)?;
+        for (idx, vals) in idxs.iter().zip(all) {
+            for (k, v) in vals.into_iter().enumerate() {
+                self.cache.insert((f, id, vec![k], idx.key().clone()), (v, self.kb.block_of(v.h)));
+            }
+        }
+        Ok(())
     }
 
     fn reduce_window(
@@ -2334,7 +2377,7 @@ fn kb_not(kb: &mut Kb, a: H) -> H {
 /// to an index into the real input of `extent` elements. Returns the index, clamped so that the
 /// read is always in bounds, and `valid` and-ed with whether the position hits a real element
 /// rather than padding or a dilation hole.
-fn window_input_index(kb: &mut Kb, pos_u: H, w: &hlo_ir::WindowDim, extent: i64, valid: H) -> (H, H) {
+pub(crate) fn window_input_index(kb: &mut Kb, pos_u: H, w: &hlo_ir::WindowDim, extent: i64, valid: H) -> (H, H) {
     let pos_i = kb.bitcast(pos_u, STy::I32);
     let low = kb.lit_i32(w.padding_low as i32);
     let mut pos = kb.binary(Bo::Subtract, pos_i, low);

@@ -13,6 +13,7 @@
 //! Every emitter evaluates values through [`elemental::Em`], so any
 //! elementwise prologue fuses into any kernel kind.
 
+pub(crate) mod conv;
 pub(crate) mod dot;
 pub(crate) mod dus_in_place;
 pub(crate) mod elemental;
@@ -59,6 +60,8 @@ pub enum KernelKind {
     SortPass,
     /// A dot whose invocations each compute a block of outputs (`emit/dot.rs`).
     Dot,
+    /// A convolution whose invocations each compute a block of outputs (`emit/conv.rs`).
+    Convolution,
 }
 
 impl fmt::Display for KernelKind {
@@ -75,6 +78,7 @@ impl fmt::Display for KernelKind {
             KernelKind::Sort => "sort",
             KernelKind::SortPass => "sort-pass",
             KernelKind::Dot => "dot",
+            KernelKind::Convolution => "convolution",
         })
     }
 }
@@ -145,6 +149,8 @@ pub(crate) struct KernelOut {
     pub sources: Vec<String>,
     /// This dispatch's push-constant bytes (`built.push_constant_bytes` long).
     pub push_constants: Vec<u8>,
+    /// Why the emitter was chosen ([`because`]), for the plan and `--explain-fusion`.
+    pub why: String,
 }
 
 /// Temporary buffers an emitter needs besides its outputs (a sort's ping-pong copies and
@@ -257,16 +263,46 @@ pub(crate) fn classify(m: &Module, comp: CompId, root: InstrId) -> KernelKind {
 /// Emits the kernel(s) computing `ctx.root` into `ctx.outputs` (and `scratch`, which the program
 /// then creates).
 pub(crate) fn emit(ctx: &KernelCtx, scratch: &Scratch) -> crate::error::Result<Vec<KernelStep>> {
+    let root = ctx.m.comp(ctx.comp).instr(ctx.root);
+    let name = || root.name.clone();
     match classify(ctx.m, ctx.comp, ctx.root) {
-        KernelKind::Scatter => scatter::emit(ctx),
+        KernelKind::Scatter => {
+            because(scatter::emit(ctx), || "scatter at the root: one invocation per update element".into())
+        }
         KernelKind::ReduceRow => reduce::emit(ctx),
-        KernelKind::Sort => sort::emit(ctx, scratch),
+        KernelKind::Sort => because(sort::emit(ctx, scratch), || "sort at the root".into()),
         _ if dot::applies(ctx) => dot::emit(ctx),
-        _ => match reduce::hero(ctx) {
-            // An epilogue that reads the reduction at other indices (a reverse) cannot use it.
-            Some(hero) => reduce::emit_with_hero(ctx, hero).or_else(|_| loop_fusion::emit(ctx, KernelKind::Loop)),
-            None => loop_fusion::emit(ctx, KernelKind::Loop),
-        },
+        _ if conv::applies(ctx) => conv::emit(ctx),
+        _ => {
+            // Why a dot or convolution at the root keeps the per-element kernel.
+            let declined = dot::declined(ctx).or_else(|| conv::declined(ctx));
+            match (reduce::hero(ctx), reduce::shared_minor_hero(ctx)) {
+                // An epilogue that reads the reduction at other indices (a reverse) cannot use it.
+                (Some(hero), _) => {
+                    let hero_name = ctx.m.comp(ctx.comp).instr(hero).name.clone();
+                    because(reduce::emit_with_hero(ctx, hero), || {
+                        format!("hero `{hero_name}`: a reduce tree, the root `{}` its epilogue", name())
+                    })
+                    .or_else(|_| {
+                        because(loop_fusion::emit(ctx, KernelKind::Loop), || {
+                            format!("loop: the epilogue reads hero `{hero_name}` at other indices")
+                        })
+                    })
+                }
+                (None, Some((minor, hero))) => {
+                    let hero_name = ctx.m.comp(ctx.comp).instr(hero).name.clone();
+                    because(reduce::rows_sharing_minor(ctx, minor, hero), || {
+                        format!(
+                            "hero `{hero_name}`: a row reduce, {minor} outputs per invocation sharing their prologue"
+                        )
+                    })
+                }
+                (None, None) => because(loop_fusion::emit(ctx, KernelKind::Loop), || match declined {
+                    Some(why) => format!("loop: one invocation per output element ({why})"),
+                    None => "loop: one invocation per output element".into(),
+                }),
+            }
+        }
     }
 }
 
@@ -298,7 +334,26 @@ pub(crate) fn finish(
         groups,
         sources,
         push_constants: Vec::new(),
+        why: String::new(),
     })))
+}
+
+/// Records `why` on the kernels of `steps` that have no reason yet (an inner emitter's reason
+/// is the more precise one).
+pub(crate) fn because(
+    steps: crate::error::Result<Vec<KernelStep>>,
+    why: impl FnOnce() -> String,
+) -> crate::error::Result<Vec<KernelStep>> {
+    let mut steps = steps?;
+    let why = why();
+    for step in &mut steps {
+        if let KernelStep::Kernel(k) = step {
+            if k.why.is_empty() {
+                k.why = why.clone();
+            }
+        }
+    }
+    Ok(steps)
 }
 
 /// Refuses a kernel whose loops would run past the device's loop budget in one invocation

@@ -20,7 +20,9 @@
 
 use crate::emit::elemental::{delinearize, Em, Index, Leaf};
 use crate::emit::ops::{self, Val};
-use crate::emit::{finish, grid, loop_fusion, workgroup_index, KernelCtx, KernelKind, KernelStep};
+use crate::emit::{
+    because, element_index, finish, grid, loop_fusion, workgroup_index, ElementIndex, KernelCtx, KernelKind, KernelStep,
+};
 use crate::error::Result;
 use hlo_ir::{CompId, InstrId, Module, Op};
 use naga::{BinaryOperator as Bo, BuiltIn};
@@ -51,10 +53,88 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     let many_reduced = reduced >= TREE_MIN_REDUCED && n_out <= TREE_MAX_OUTPUTS;
     let few_outputs = reduced >= FEW_OUTPUTS_MIN_REDUCED && n_out < FEW_OUTPUTS;
     if (many_reduced || few_outputs) && n_out > 0 {
-        tree(ctx, ctx.root, None, dimensions, reduced, n_out)
+        because(tree(ctx, ctx.root, None, dimensions, reduced, n_out), || {
+            format!("reduce tree: {n_out} outputs of {reduced} elements, a workgroup each")
+        })
+    } else if let Some(minor) = shared_minor(ctx) {
+        because(rows_sharing_minor(ctx, minor, ctx.root), || {
+            format!("row reduce: {minor} outputs of {reduced} elements per invocation, sharing their prologue")
+        })
     } else {
-        loop_fusion::emit(ctx, KernelKind::ReduceRow)
+        because(loop_fusion::emit(ctx, KernelKind::ReduceRow), || {
+            format!("row reduce: an invocation per output folding {reduced} elements")
+        })
     }
+}
+
+/// Longest minor output dimension whose elements one invocation computes together.
+const SHARED_MINOR_MAX: i64 = 4;
+/// Fewest output rows (outputs / minor dimension) for that: enough invocations to fill the device.
+const SHARED_MINOR_MIN_ROWS: u64 = 64;
+
+/// The length of the outputs' minor dimension when [`rows_sharing_minor`] applies: every output
+/// has the same dimensions, the last of 2 to [`SHARED_MINOR_MAX`] elements.
+fn shared_minor(ctx: &KernelCtx) -> Option<u32> {
+    let first = ctx.outputs.first()?;
+    let minor = *first.dims.last()?;
+    let rows = first.n_elems() / minor.max(1) as u64;
+    let same = ctx.outputs.iter().all(|o| o.dims == first.dims);
+    (same && (2..=SHARED_MINOR_MAX).contains(&minor) && rows >= SHARED_MINOR_MIN_ROWS).then_some(minor as u32)
+}
+
+/// A row reduction whose outputs have a short minor dimension (the 2 or 3 coordinates of a
+/// force summed over particles): one invocation per output row computes the row's outputs in
+/// one fold ([`Em::prefetch_reduce`]), so that the prologue's values that do not depend on the
+/// coordinate (the pairwise distance and its power) are computed once instead of once per
+/// coordinate. Each output still folds its own elements in order: results are the per-element
+/// kernel's bit for bit. `reduce` is the root, or the reduce a root epilogue reads at the
+/// root's own index.
+pub(crate) fn rows_sharing_minor(ctx: &KernelCtx, minor: u32, reduce: InstrId) -> Result<Vec<KernelStep>> {
+    let dims = ctx.outputs[0].dims.clone();
+    let rows = ctx.outputs[0].n_elems() / u64::from(minor);
+    // Workgroups narrow enough that there are several: a row does `minor` outputs' work.
+    let wg = ctx.target.loop_workgroup().min((rows / 8).max(1).next_power_of_two() as u32).max(32);
+    let groups = grid(rows.div_ceil(u64::from(wg)));
+    let mut em = Em::new(ctx.m, ctx.target, &ctx.name);
+    let f = em.frame(ctx.comp, ctx.leaves.clone());
+    let mut outs = Vec::with_capacity(ctx.outputs.len());
+    for o in &ctx.outputs {
+        outs.push(em.bind_array(o.buf, o.n_elems(), o.dtype, true, false)?);
+    }
+    let ElementIndex { raw, clamped: row, exact } = element_index(&mut em.kb, wg, groups, rows);
+    let first = em.kb.mul_c(row, minor);
+    let linear: Vec<_> = (0..minor).map(|c| em.kb.add_c(first, c)).collect();
+    // Multi-indices that share the row's handles, so that values not depending on the minor
+    // index are cached once for all of the row's outputs.
+    let row_index = delinearize(&mut em.kb, &dims[..dims.len() - 1], row);
+    let idxs: Vec<Index> = (0..minor)
+        .map(|c| {
+            let mut m = row_index.clone();
+            m.push(em.kb.lit_u32(c));
+            Index::from_multi(&dims, m)
+        })
+        .collect();
+    em.prefetch_reduce(f, reduce, &idxs)?;
+    let mut stores = Vec::new();
+    for (o, &g) in ctx.outputs.iter().zip(&outs) {
+        for (idx, &at) in idxs.iter().zip(&linear) {
+            stores.push((g, at, em.eval(f, ctx.root, &o.path, idx)?));
+        }
+    }
+    if exact {
+        for (g, at, v) in stores {
+            em.store(g, at, v);
+        }
+    } else {
+        let inside = em.kb.lt_c(raw, rows as u32);
+        em.kb.begin_block();
+        for (g, at, v) in stores {
+            em.store(g, at, v);
+        }
+        let accept = em.kb.end_block();
+        em.kb.stmt(naga::Statement::If { condition: inside, accept, reject: naga::Block::new() });
+    }
+    Ok(vec![finish(em, &ctx.name, KernelKind::ReduceRow, [wg, 1, 1], groups, ctx.sources.clone())?])
 }
 
 /// Whether a tree suits a reduction of `reduced` elements into `n_out` outputs.
@@ -70,6 +150,18 @@ fn wants_tree(reduced: u64, n_out: u64) -> bool {
 /// fusion runs one invocation per output, which for a scalar loss is one lane folding every
 /// element.
 pub(crate) fn hero(ctx: &KernelCtx) -> Option<InstrId> {
+    let id = single_reduce(ctx)?;
+    let comp = ctx.m.comp(ctx.comp);
+    let r = comp.instr(id);
+    let Op::Reduce { dimensions, .. } = &r.op else { unreachable!("collected reduces only") };
+    let input = comp.instr(r.operands[0]).shape.as_array()?;
+    let reduced: u64 = dimensions.iter().map(|&d| input.dims[d as usize].max(0) as u64).product();
+    wants_tree(reduced, ctx.outputs[0].n_elems()).then_some(id)
+}
+
+/// The one single-output reduce that a non-reduce root with one output reads through its
+/// epilogue, with the root's dimensions.
+fn single_reduce(ctx: &KernelCtx) -> Option<InstrId> {
     let comp = ctx.m.comp(ctx.comp);
     let root = comp.instr(ctx.root);
     if matches!(root.op, Op::Reduce { .. }) || ctx.outputs.len() != 1 || !ctx.outputs[0].path.is_empty() {
@@ -97,13 +189,16 @@ pub(crate) fn hero(ctx: &KernelCtx) -> Option<InstrId> {
     }
     let [id] = found[..] else { return None };
     let r = comp.instr(id);
-    let Op::Reduce { dimensions, .. } = &r.op else { unreachable!("collected reduces only") };
     if r.operands.len() != 2 || r.shape.as_array().map(|a| &a.dims) != Some(out_dims) {
         return None;
     }
-    let input = comp.instr(r.operands[0]).shape.as_array()?;
-    let reduced: u64 = dimensions.iter().map(|&d| input.dims[d as usize].max(0) as u64).product();
-    wants_tree(reduced, ctx.outputs[0].n_elems()).then_some(id)
+    Some(id)
+}
+
+/// For a loop kernel whose root is an epilogue of one reduce with a short minor dimension:
+/// that dimension's length and the reduce ([`rows_sharing_minor`]).
+pub(crate) fn shared_minor_hero(ctx: &KernelCtx) -> Option<(u32, InstrId)> {
+    Some((shared_minor(ctx)?, single_reduce(ctx)?))
 }
 
 /// A tree reduction of `hero` (see [`hero`]) whose result the root's epilogue then reads.

@@ -1,0 +1,255 @@
+//! Blocked convolution kernels: the dot's blocks ([`dot`]) over a convolution seen as a matrix
+//! product (implicit GEMM).
+//!
+//! A convolution's output is `features x positions` (positions: the batch and spatial indices),
+//! and each output sums `input features x kernel taps` products. One workgroup owns a block of
+//! output features (taken from the workgroup id, so the same in every invocation: their kernel
+//! values are uniform loads), and each invocation a few positions strided by the workgroup size.
+//! Per step of the contraction an invocation computes the input position of each of its
+//! positions once, loads one input value per position and one kernel value per feature, and
+//! does a multiply-add per output of its block: the per-element kernel instead loads both
+//! operands and recomputes the window arithmetic for every multiply-add.
+//!
+//! The contraction runs in the per-element kernel's order (input feature, then kernel taps), and
+//! a tap that falls in the padding (or between dilated input elements) adds nothing, so each
+//! output is the per-element kernel's bit for bit. Grouped convolutions (feature or batch groups)
+//! keep the per-element kernel: a block's features could then read different input features.
+
+use crate::builder::{STy, H};
+use crate::emit::dot::{cheap_operand, tile_for, Tile, WORKGROUP};
+use crate::emit::elemental::{delinearize, strides, window_input_index, Em, Index};
+use crate::emit::ops::{self, Val};
+use crate::emit::{because, finish, KernelCtx, KernelKind, KernelStep};
+use crate::error::Result;
+use hlo_ir::{ArrayShape, ConvDims, DType, Op, Window};
+use naga::BinaryOperator as Bo;
+
+/// Smallest convolution (outputs x contraction) worth a blocked kernel.
+const MIN_WORK: u64 = 1 << 10;
+
+/// The convolution's output as `features x positions`, and the block each invocation computes.
+struct Shape {
+    features: u64,
+    positions: u64,
+    /// The output's dimensions other than its feature dimension, in order: a position's index.
+    position_dims: Vec<usize>,
+    tile: Tile,
+}
+
+/// Whether `ctx.root` is a convolution this emitter takes: a float, ungrouped convolution of
+/// enough work whose operands only move data, and whose single output is the convolution itself.
+pub(crate) fn applies(ctx: &KernelCtx) -> bool {
+    shape(ctx).is_ok()
+}
+
+/// Why a convolution at the root keeps the per-element kernel (`None` for other roots and
+/// blocked convolutions).
+pub(crate) fn declined(ctx: &KernelCtx) -> Option<String> {
+    let is_conv = matches!(ctx.m.comp(ctx.comp).instr(ctx.root).op, Op::Convolution { .. });
+    is_conv.then(|| shape(ctx).err()).flatten().map(|why| format!("per-element convolution: {why}"))
+}
+
+fn shape(ctx: &KernelCtx) -> Result<Shape, &'static str> {
+    let comp = ctx.m.comp(ctx.comp);
+    let root = comp.instr(ctx.root);
+    let Op::Convolution { dims, feature_group_count, batch_group_count, .. } = &root.op else {
+        return Err("not a convolution");
+    };
+    let out = root.shape.as_array().ok_or("tuple result")?;
+    if !matches!(out.dtype, DType::F32 | DType::F16 | DType::BF16) {
+        return Err("not a float convolution");
+    }
+    if ctx.outputs.len() != 1 || !ctx.outputs[0].path.is_empty() {
+        return Err("other outputs in the kernel");
+    }
+    if *feature_group_count != 1 || *batch_group_count != 1 {
+        return Err("grouped");
+    }
+    if !root.operands.iter().all(|&o| cheap_operand(ctx, comp, o)) {
+        return Err("an operand computes arithmetic, which each block would repeat");
+    }
+    let ks = comp.instr(root.operands[1]).shape.as_array().ok_or("tuple operand")?;
+    let features = out.dims[dims.output_feature as usize].max(0) as u64;
+    let position_dims: Vec<usize> = (0..out.rank()).filter(|&d| d as i64 != dims.output_feature).collect();
+    let positions: u64 = position_dims.iter().map(|&d| out.dims[d].max(0) as u64).product();
+    let depth: u64 = ks.dims[dims.kernel_input_feature as usize].max(0) as u64
+        * dims.kernel_spatial.iter().map(|&d| ks.dims[d as usize].max(0) as u64).product::<u64>();
+    let tile = tile_for(1, features, positions);
+    let grid_ok = positions.div_ceil(u64::from(WORKGROUP * tile.cols)) <= 65535
+        && features.div_ceil(u64::from(tile.rows)) <= 65535;
+    let fits = features * positions < u64::from(u32::MAX) && depth < u64::from(u32::MAX);
+    if features * positions * depth < MIN_WORK || features < 1 || positions < 8 || depth < 1 {
+        return Err("too small for blocks");
+    }
+    if !grid_ok || !fits {
+        return Err("too large for one dispatch's grid");
+    }
+    Ok(Shape { features, positions, position_dims, tile })
+}
+
+pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
+    let s = shape(ctx).expect("conv::applies was checked");
+    let why = format!(
+        "blocked convolution (implicit GEMM): {} features x {} positions per invocation",
+        s.tile.rows, s.tile.cols
+    );
+    let comp = ctx.m.comp(ctx.comp);
+    let root = comp.instr(ctx.root);
+    let Op::Convolution { window, dims, .. } = &root.op else { unreachable!("checked") };
+    let out = &ctx.outputs[0];
+    let out_shape = root.shape.as_array().expect("array").clone();
+    let input = comp.instr(root.operands[0]).shape.as_array().expect("array").clone();
+    let kernel = comp.instr(root.operands[1]).shape.as_array().expect("array").clone();
+    let acc_dt = DType::F32;
+
+    let Tile { rows: tile_rows, cols: tile_cols } = s.tile;
+    let groups = [
+        s.positions.div_ceil(u64::from(WORKGROUP * tile_cols)) as u32,
+        s.features.div_ceil(u64::from(tile_rows)) as u32,
+        1,
+    ];
+    let mut em = Em::new(ctx.m, ctx.target, &ctx.name);
+    let f = em.frame(ctx.comp, ctx.leaves.clone());
+    em.check_type(root, out.dtype)?;
+    let g = em.bind_array(out.buf, out.n_elems(), out.dtype, true, false)?;
+
+    let kb = &mut em.kb;
+    let wid = kb.builtin(naga::BuiltIn::WorkGroupId);
+    let lid3 = kb.builtin(naga::BuiltIn::LocalInvocationId);
+    let lid = kb.access_index(lid3, 0);
+    let (wx, wy) = (kb.access_index(wid, 0), kb.access_index(wid, 1));
+    // Output features from the workgroup id (the same in every invocation), positions per lane.
+    let feature0 = kb.mul_c(wy, tile_rows);
+    let last_feature = kb.lit_u32((s.features - 1) as u32);
+    let features: Vec<(H, H)> = (0..tile_rows)
+        .map(|r| {
+            let raw = kb.add_c(feature0, r);
+            (raw, kb.min_u(raw, last_feature))
+        })
+        .collect();
+    let position0 = kb.mul_c(wx, WORKGROUP * tile_cols);
+    let position0 = kb.add_u(position0, lid);
+    let last_position = kb.lit_u32((s.positions - 1) as u32);
+    let positions: Vec<(H, H)> = (0..tile_cols)
+        .map(|c| {
+            let raw = kb.add_c(position0, c * WORKGROUP);
+            (raw, kb.min_u(raw, last_position))
+        })
+        .collect();
+    // Each position's output multi-index (its feature index left at 0).
+    let position_extents: Vec<i64> = s.position_dims.iter().map(|&d| out_shape.dims[d]).collect();
+    let zero = kb.lit_u32(0);
+    let out_index: Vec<Vec<H>> = positions
+        .iter()
+        .map(|&(_, clamped)| {
+            let mut m = vec![zero; out_shape.rank()];
+            for (k, h) in delinearize(kb, &position_extents, clamped).into_iter().enumerate() {
+                m[s.position_dims[k]] = h;
+            }
+            m
+        })
+        .collect();
+
+    let mut extents = vec![kernel.dims[dims.kernel_input_feature as usize] as u32];
+    extents.extend(dims.kernel_spatial.iter().map(|&d| kernel.dims[d as usize] as u32));
+    let init = vec![Val { h: em.kb.lit_float(STy::F32, 0.0), dt: acc_dt }; (tile_rows * tile_cols) as usize];
+    let ids = (root.operands[0], root.operands[1]);
+    let mut body = |em: &mut Em<'_>, point: &[H], accs: &[Val]| -> Result<Vec<Val>> {
+        let mut a = Vec::with_capacity(out_index.len());
+        for m in &out_index {
+            let (li, valid) = input_index(em, dims, window, &input, &kernel, m, point);
+            let v = em.eval(f, ids.0, &[], &Index::from_multi(&input.dims, li))?;
+            let v = em.daz(f, ids.0, v);
+            a.push((ops::convert(&mut em.kb, v, acc_dt), valid));
+        }
+        let mut b = Vec::with_capacity(features.len());
+        for &(_, feature) in &features {
+            let mut ki = vec![em.kb.lit_u32(0); kernel.rank()];
+            ki[dims.kernel_input_feature as usize] = point[0];
+            ki[dims.kernel_output_feature as usize] = feature;
+            for (s, &d) in dims.kernel_spatial.iter().enumerate() {
+                ki[d as usize] = point[1 + s];
+            }
+            let v = em.eval(f, ids.1, &[], &Index::from_multi(&kernel.dims, ki))?;
+            let v = em.daz(f, ids.1, v);
+            b.push(ops::convert(&mut em.kb, v, acc_dt));
+        }
+        let mut next = Vec::with_capacity(accs.len());
+        for &br in &b {
+            for &(ac, valid) in &a {
+                let acc = accs[next.len()];
+                let kb = &mut em.kb;
+                let p = kb.binary(Bo::Multiply, ac, br);
+                let sum = kb.binary(Bo::Add, acc.h, p);
+                let sum = ops::normalize(kb, sum, acc_dt);
+                next.push(Val { h: kb.select(valid, sum, acc.h), dt: acc_dt });
+            }
+        }
+        Ok(next)
+    };
+    let sums = em.fold(&extents, init, &mut body)?;
+
+    // Store the block inside the edges: output element `m` with its feature index set.
+    let out_strides = strides(&out_shape.dims);
+    let mut stores = Vec::new();
+    for (r, &(feature, _)) in features.iter().enumerate() {
+        for (c, &(position, _)) in positions.iter().enumerate() {
+            let kb = &mut em.kb;
+            let feature_in = kb.lt_c(feature, s.features as u32);
+            let position_in = kb.lt_c(position, s.positions as u32);
+            let inside = kb.binary(Bo::LogicalAnd, feature_in, position_in);
+            let mut at = kb.mul_c(feature, out_strides[dims.output_feature as usize]);
+            for &d in &s.position_dims {
+                let t = kb.mul_c(out_index[c][d], out_strides[d]);
+                at = kb.add_u(at, t);
+            }
+            let v = sums[r * tile_cols as usize + c];
+            stores.push((inside, at, Val { h: ops::convert(kb, v, out.dtype), dt: out.dtype }));
+        }
+    }
+    for (inside, at, v) in stores {
+        em.kb.begin_block();
+        em.store(g, at, v);
+        let accept = em.kb.end_block();
+        em.kb.stmt(naga::Statement::If { condition: inside, accept, reject: naga::Block::new() });
+    }
+    let steps = finish(em, &ctx.name, KernelKind::Convolution, [WORKGROUP, 1, 1], groups, ctx.sources.clone())?;
+    because(Ok(vec![steps]), || why)
+}
+
+/// The input multi-index that output position `m` reads at contraction `point` (input feature,
+/// kernel taps), and whether it lies inside the input (not in padding or a dilation hole), as
+/// the per-element kernel computes them.
+fn input_index(
+    em: &mut Em,
+    dims: &ConvDims,
+    window: &Window,
+    input: &ArrayShape,
+    kernel: &ArrayShape,
+    m: &[H],
+    point: &[H],
+) -> (Vec<H>, H) {
+    let kb = &mut em.kb;
+    let mut valid = kb.lit_bool(true);
+    let zero = kb.lit_u32(0);
+    let mut li = vec![zero; input.rank()];
+    li[dims.input_batch as usize] = m[dims.output_batch as usize];
+    li[dims.input_feature as usize] = point[0];
+    for (s, w) in window.dims.iter().enumerate() {
+        let k = point[1 + s];
+        let taps = kernel.dims[dims.kernel_spatial[s] as usize];
+        let tap = if w.window_reversal {
+            let last = kb.lit_u32((taps - 1) as u32);
+            kb.sub_u(last, k)
+        } else {
+            k
+        };
+        let y = kb.mul_c(m[dims.output_spatial[s] as usize], w.stride as u32);
+        let t = kb.mul_c(tap, w.window_dilation as u32);
+        let pos = kb.add_u(y, t);
+        let (index, ok) = window_input_index(kb, pos, w, input.dims[dims.input_spatial[s] as usize], valid);
+        valid = ok;
+        li[dims.input_spatial[s] as usize] = index;
+    }
+    (li, valid)
+}

@@ -1,0 +1,193 @@
+//! The blocked convolution kernel (`emit/conv.rs`) on lavapipe against the interpreter: feature
+//! counts around its 16-feature block (1 to 33), position counts around the 64-invocation
+//! workgroup and its 1-4 positions each, every dim_labels layout JAX emits (NHWC, NCHW, the
+//! weight gradient's `f01b_i01o->01bf`, feature-first outputs), 1-3 spatial dimensions, strides,
+//! asymmetric and negative padding, input dilation (transposed convolutions), kernel dilation and
+//! reversal, narrow float types, and infinities and NaNs next to padding (a padded tap adds
+//! nothing, as in the per-element kernel and the interpreter).
+
+mod common;
+use common::*;
+use hlo_spirv::KernelKind;
+
+fn f32_values(n: usize, seed: u32) -> Vec<f32> {
+    (0..n)
+        .map(|k| (((k as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 2001) as f32 / 1000.0 - 1.0)
+        .collect()
+}
+
+fn bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn elements(shape: &str) -> usize {
+    let dims = &shape[shape.find('[').expect("[") + 1..shape.find(']').expect("]")];
+    dims.split(',').map(|d| d.trim().parse::<usize>().expect("dim")).product()
+}
+
+/// The module `ROOT c = {out} convolution(x, w), {attrs}` over `x: {input}` and `w: {kernel}`.
+fn conv_module(input: &str, kernel: &str, out: &str, attrs: &str) -> String {
+    format!(
+        "HloModule m\nENTRY e {{\n  x = {input} parameter(0)\n  w = {kernel} parameter(1)\n  \
+         ROOT c = {out} convolution(x, w), {attrs}\n}}\n"
+    )
+}
+
+/// Compiles and runs `hlo`, requires a blocked convolution kernel and compares every output
+/// with the interpreter.
+fn blocked_matches_interp(hlo: &str, inputs: Vec<Vec<u8>>, tol: f64) {
+    matches_interp(hlo, inputs, tol, true)
+}
+
+/// [`blocked_matches_interp`], requiring the blocked kernel only when `blocked`.
+fn matches_interp(hlo: &str, inputs: Vec<Vec<u8>>, tol: f64, blocked: bool) {
+    let c = compile_checked(&parse_and_fuse(hlo));
+    let kinds: Vec<KernelKind> = c.kernels_info.iter().map(|k| k.kind).collect();
+    let has_blocked = kinds.contains(&KernelKind::Convolution);
+    assert_eq!(has_blocked, blocked, "blocked convolution kernel expected: {blocked} ({kinds:?})\n{hlo}");
+    let got = run_vulkan(&vulkan(), &c, &inputs);
+    let want = run_interp(&parse(hlo), &inputs);
+    for (k, io) in c.outputs.iter().enumerate() {
+        compare(io.dtype, &got[k], &want[k], tol).unwrap_or_else(|e| panic!("output {k}: {e}\n{hlo}"));
+    }
+}
+
+fn check(input: &str, kernel: &str, out: &str, attrs: &str) {
+    check_blocked(input, kernel, out, attrs, true)
+}
+
+fn check_blocked(input: &str, kernel: &str, out: &str, attrs: &str, blocked: bool) {
+    let hlo = conv_module(input, kernel, out, attrs);
+    let inputs = vec![bytes(&f32_values(elements(input), 1)), bytes(&f32_values(elements(kernel), 2))];
+    matches_interp(&hlo, inputs, 1e-5, blocked);
+}
+
+#[test]
+fn features_and_positions_around_the_blocks() {
+    for n in [8, 63, 64, 65, 129, 257] {
+        for f in [1, 4, 16, 17, 33] {
+            // Convolutions under 1024 multiply-adds keep the per-element kernel.
+            check_blocked(
+                &format!("f32[1,{n},3]"),
+                &format!("f32[3,3,{f}]"),
+                &format!("f32[1,{n},{f}]"),
+                "window={size=3 pad=1_1}, dim_labels=b0f_0io->b0f",
+                n * f * 9 >= 1024,
+            );
+        }
+    }
+}
+
+#[test]
+fn layouts_strides_padding_and_dilations() {
+    let cases = [
+        // NHWC, same padding.
+        (
+            "f32[2,10,9,3]",
+            "f32[3,3,3,16]",
+            "f32[2,10,9,16]",
+            "window={size=3x3 pad=1_1x1_1}, dim_labels=b01f_01io->b01f",
+        ),
+        // Strided with asymmetric padding.
+        (
+            "f32[3,17,17,4]",
+            "f32[3,3,4,8]",
+            "f32[3,8,8,8]",
+            "window={size=3x3 stride=2x2 pad=0_1x1_0}, dim_labels=b01f_01io->b01f",
+        ),
+        // NCHW with a 5x5 kernel.
+        (
+            "f32[2,3,12,12]",
+            "f32[6,3,5,5]",
+            "f32[2,6,12,12]",
+            "window={size=5x5 pad=2_2x2_2}, dim_labels=bf01_oi01->bf01",
+        ),
+        // A transposed convolution: the input dilated.
+        (
+            "f32[1,7,7,4]",
+            "f32[3,3,4,5]",
+            "f32[1,14,14,5]",
+            "window={size=3x3 pad=1_2x1_2 lhs_dilate=2x2}, dim_labels=b01f_01io->b01f",
+        ),
+        // A dilated, reversed kernel.
+        (
+            "f32[2,11,11,2]",
+            "f32[3,3,2,7]",
+            "f32[2,7,7,7]",
+            "window={size=3x3 rhs_dilate=2x2 rhs_reversal=1x1}, dim_labels=b01f_01io->b01f",
+        ),
+        // The weight gradient JAX emits: images as features, channels as the batch.
+        (
+            "f32[8,16,16,3]",
+            "f32[8,16,16,8]",
+            "f32[3,3,3,8]",
+            "window={size=16x16 pad=1_1x1_1}, dim_labels=f01b_i01o->01bf",
+        ),
+        // Features first in the output.
+        ("f32[2,10,9,3]", "f32[3,3,3,6]", "f32[6,10,9,2]", "window={size=3x3 pad=1_1x1_1}, dim_labels=b01f_01io->f01b"),
+        // Negative padding crops the input.
+        ("f32[1,9,9,2]", "f32[2,2,2,3]", "f32[1,7,7,3]", "window={size=2x2 pad=-1_0x0_-1}, dim_labels=b01f_01io->b01f"),
+        // Three spatial dimensions.
+        (
+            "f32[1,6,6,6,2]",
+            "f32[3,3,3,2,4]",
+            "f32[1,6,6,6,4]",
+            "window={size=3x3x3 pad=1_1x1_1x1_1}, dim_labels=b012f_012io->b012f",
+        ),
+    ];
+    for (input, kernel, out, attrs) in cases {
+        check(input, kernel, out, attrs);
+    }
+}
+
+#[test]
+fn grouped_convolutions_keep_the_per_element_kernel() {
+    // Depthwise (feature groups) and the batch-grouped weight gradient of a grouped convolution.
+    check_blocked(
+        "f32[2,10,10,6]",
+        "f32[3,3,1,6]",
+        "f32[2,10,10,6]",
+        "window={size=3x3 pad=1_1x1_1}, dim_labels=b01f_01io->b01f, feature_group_count=6",
+        false,
+    );
+    check_blocked(
+        "f32[4,8,8,6]",
+        "f32[4,6,6,6]",
+        "f32[3,3,1,6]",
+        "window={size=6x6}, dim_labels=f01b_i01o->01bf, batch_group_count=6",
+        false,
+    );
+}
+
+#[test]
+fn narrow_types() {
+    for t in ["bf16", "f16"] {
+        let hlo = format!(
+            "HloModule m\nENTRY e {{\n  x = f32[2,10,10,4] parameter(0)\n  w = f32[3,3,4,8] parameter(1)\n  \
+             xh = {t}[2,10,10,4] convert(x)\n  wh = {t}[3,3,4,8] convert(w)\n  \
+             c = {t}[2,10,10,8] convolution(xh, wh), window={{size=3x3 pad=1_1x1_1}}, dim_labels=b01f_01io->b01f\n  \
+             ROOT o = f32[2,10,10,8] convert(c)\n}}\n"
+        );
+        blocked_matches_interp(&hlo, vec![bytes(&f32_values(800, 3)), bytes(&f32_values(288, 4))], 1e-2);
+    }
+}
+
+#[test]
+fn special_values_next_to_padding() {
+    // Infinities and NaNs in the kernel meet padded taps (which add nothing, not 0 * inf) and in
+    // the input meet real ones; a subnormal input reads as zero.
+    let mut x = f32_values(2 * 12 * 12 * 3, 5);
+    x[7] = f32::NAN;
+    x[3 * 12 * 5 + 4] = f32::INFINITY;
+    x[100] = 1e-40;
+    let mut w = f32_values(3 * 3 * 3 * 8, 6);
+    w[0] = f32::INFINITY;
+    w[8 * 3 * 4 + 2] = f32::NEG_INFINITY;
+    let hlo = conv_module(
+        "f32[2,12,12,3]",
+        "f32[3,3,3,8]",
+        "f32[2,12,12,8]",
+        "window={size=3x3 pad=1_1x1_1}, dim_labels=b01f_01io->b01f",
+    );
+    blocked_matches_interp(&hlo, vec![bytes(&x), bytes(&w)], 1e-5);
+}
