@@ -211,7 +211,19 @@ impl Kb {
         writable: bool,
     ) -> Handle<GlobalVariable> {
         let base = if atomic { self.ty(TypeInner::Atomic(elem)) } else { self.scalar_ty(elem) };
-        let arr = self.ty(TypeInner::Array { base, size: naga::ArraySize::Dynamic, stride: elem.width as u32 });
+        self.storage_array(name, base, elem.width as u32, writable)
+    }
+
+    /// Declares a read-only storage buffer `array<vec4<elem>>` at the next binding: one load
+    /// reads four consecutive elements (llvmpipe gathers a varying load lane by lane, so this
+    /// is a quarter of the gathers).
+    pub(crate) fn storage_buffer_vec4(&mut self, name: &str, elem: Scalar) -> Handle<GlobalVariable> {
+        let base = self.ty(TypeInner::Vector { size: naga::VectorSize::Quad, scalar: elem });
+        self.storage_array(name, base, 4 * elem.width as u32, false)
+    }
+
+    fn storage_array(&mut self, name: &str, base: Handle<Type>, stride: u32, writable: bool) -> Handle<GlobalVariable> {
+        let arr = self.ty(TypeInner::Array { base, size: naga::ArraySize::Dynamic, stride });
         let access = if writable { StorageAccess::LOAD | StorageAccess::STORE } else { StorageAccess::LOAD };
         let binding = self.bindings.len() as u32;
         let global = self.module.global_variables.append(

@@ -22,7 +22,14 @@ fn bytes(values: &[f32]) -> Vec<u8> {
 /// Compiles and runs `hlo` (inputs f32 of the given sizes), requires a blocked dot kernel and
 /// compares every output with the interpreter.
 fn blocked_matches_interp(hlo: &str, inputs: Vec<Vec<u8>>, tol: f64) {
+    blocked_matches_interp_why(hlo, inputs, tol, "blocked dot");
+}
+
+/// [`blocked_matches_interp`], also requiring `why` in the dot kernel's reason.
+fn blocked_matches_interp_why(hlo: &str, inputs: Vec<Vec<u8>>, tol: f64, why: &str) {
     let c = compile_checked(&parse_and_fuse(hlo));
+    let dot = c.kernels_info.iter().find(|k| k.kind == KernelKind::Dot);
+    assert!(dot.is_some_and(|k| k.why.contains(why)), "no dot kernel with `{why}`: {:?}\n{hlo}", c.kernels_info);
     let kinds: Vec<KernelKind> = c.kernels_info.iter().map(|k| k.kind).collect();
     assert!(kinds.contains(&KernelKind::Dot), "no blocked dot kernel ({kinds:?})\n{hlo}");
     let got = run_vulkan(&vulkan(), &c, &inputs);
@@ -53,6 +60,35 @@ fn matmul_shapes_around_the_blocks() {
         );
         blocked_matches_interp(&hlo, vec![bytes(&f32_values(m * k, 1)), bytes(&f32_values(k * n, 2))], 1e-5);
     }
+}
+
+/// Four consecutive columns per invocation read as one vec4 (an f32 rhs whose columns are its
+/// last dimension, of a multiple of 4): full and partial last blocks, a batch, and an rhs that
+/// is also the lhs.
+#[test]
+fn columns_read_four_at_a_time() {
+    for (m, k, n) in [(128, 37, 256), (100, 300, 260), (16, 3, 2048), (33, 8, 516)] {
+        let hlo = format!(
+            "HloModule m\nENTRY e {{\n  a = f32[{m},{k}] parameter(0)\n  b = f32[{k},{n}] parameter(1)\n  \
+             ROOT d = f32[{m},{n}] dot(a, b), lhs_contracting_dims={{1}}, rhs_contracting_dims={{0}}\n}}\n"
+        );
+        let inputs = vec![bytes(&f32_values(m * k, 11)), bytes(&f32_values(k * n, 12))];
+        blocked_matches_interp_why(&hlo, inputs, 1e-5, "vec4");
+    }
+    let hlo = "HloModule m\nENTRY e {\n  a = f32[2,64,40] parameter(0)\n  b = f32[2,40,400] parameter(1)\n  \
+               ROOT d = f32[2,64,400] dot(a, b), lhs_batch_dims={0}, lhs_contracting_dims={2}, rhs_batch_dims={0}, \
+               rhs_contracting_dims={1}\n}\n";
+    blocked_matches_interp_why(hlo, vec![bytes(&f32_values(5120, 13)), bytes(&f32_values(32000, 14))], 1e-5, "vec4");
+    let hlo = "HloModule m\nENTRY e {\n  a = f32[256,256] parameter(0)\n  \
+               ROOT d = f32[256,256] dot(a, a), lhs_contracting_dims={1}, rhs_contracting_dims={0}\n}\n";
+    blocked_matches_interp_why(hlo, vec![bytes(&f32_values(65536, 15))], 1e-5, "vec4");
+    let mut b = f32_values(40 * 512, 16);
+    b[5] = f32::INFINITY;
+    b[512 * 3 + 6] = 1e-40; // subnormal through the vec4 load, read as zero
+    b[512 * 7 + 7] = f32::NAN;
+    let hlo = "HloModule m\nENTRY e {\n  a = f32[128,40] parameter(0)\n  b = f32[40,512] parameter(1)\n  \
+               ROOT d = f32[128,512] dot(a, b), lhs_contracting_dims={1}, rhs_contracting_dims={0}\n}\n";
+    blocked_matches_interp_why(hlo, vec![bytes(&f32_values(5120, 17)), bytes(&b)], 1e-5, "vec4");
 }
 
 #[test]

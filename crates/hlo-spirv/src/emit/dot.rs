@@ -14,7 +14,7 @@
 //! Each output sums its products in contraction order, as the per-element kernel does.
 
 use crate::builder::H;
-use crate::emit::elemental::{delinearize, Em, Index};
+use crate::emit::elemental::{delinearize, Em, Index, Leaf};
 use crate::emit::ops::{self, Val};
 use crate::emit::{because, finish, KernelCtx, KernelKind, KernelStep};
 use crate::error::Result;
@@ -164,12 +164,7 @@ pub(crate) fn cheap_operand(ctx: &KernelCtx, comp: &hlo_ir::Computation, id: hlo
 
 pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     let s = shape(ctx).expect("dot::applies was checked");
-    let why = format!(
-        "blocked dot: {}x{} outputs per invocation{}",
-        s.tile.rows,
-        s.tile.cols,
-        if s.swapped { ", swapped (few output columns)" } else { "" }
-    );
+
     let comp = ctx.m.comp(ctx.comp);
     let root = comp.instr(ctx.root);
     let Op::Dot { dims, .. } = &root.op else { unreachable!("checked") };
@@ -203,15 +198,6 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
             (raw, kb.min_u(raw, last_row))
         })
         .collect();
-    let col0 = kb.mul_c(wx, WORKGROUP * tile_cols);
-    let col0 = kb.add_u(col0, lid);
-    let last_col = kb.lit_u32((s.cols - 1) as u32);
-    let cols: Vec<(H, H)> = (0..tile_cols)
-        .map(|c| {
-            let raw = kb.add_c(col0, c * WORKGROUP);
-            (raw, kb.min_u(raw, last_col))
-        })
-        .collect();
 
     // The operand read along the kernel's rows (the lhs, or the rhs when swapped) and the one
     // read along its columns.
@@ -220,11 +206,50 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     let rhs_side =
         Side { id: root.operands[1], dims: &rs.dims, batch: &dims.rhs_batch, contracting: &dims.rhs_contracting };
     let (row_side, col_side) = if s.swapped { (rhs_side, lhs_side) } else { (lhs_side, rhs_side) };
+    let quads = if tile_cols == 4 { col_side.quads(ctx, &mut em) } else { None };
+    let why = format!(
+        "blocked dot: {}x{} outputs per invocation{}{}",
+        s.tile.rows,
+        s.tile.cols,
+        if s.swapped { ", swapped (few output columns)" } else { "" },
+        if quads.is_some() { ", columns read as vec4" } else { "" }
+    );
+
+    // An invocation's columns: strided by the workgroup size (neighbouring invocations read
+    // neighbouring elements), or four consecutive ones when they are read as one vec4.
+    let kb = &mut em.kb;
+    let last_col = kb.lit_u32((s.cols - 1) as u32);
+    let cols: Vec<(H, H)> = if quads.is_some() {
+        let first = kb.mul_c(wx, WORKGROUP);
+        let first = kb.add_u(first, lid);
+        let first = kb.mul_c(first, 4);
+        (0..4)
+            .map(|c| {
+                let raw = kb.add_c(first, c);
+                (raw, kb.min_u(raw, last_col))
+            })
+            .collect()
+    } else {
+        let col0 = kb.mul_c(wx, WORKGROUP * tile_cols);
+        let col0 = kb.add_u(col0, lid);
+        (0..tile_cols)
+            .map(|c| {
+                let raw = kb.add_c(col0, c * WORKGROUP);
+                (raw, kb.min_u(raw, last_col))
+            })
+            .collect()
+    };
     // Multi-indices of the operands: batch dims from wz, free dims from the row or column.
     let batch_dims: Vec<i64> = row_side.batch.iter().map(|&d| row_side.dims[d as usize]).collect();
     let batch_index = delinearize(&mut em.kb, &batch_dims, wz);
     let row_base = row_side.bases(&mut em, &batch_index, &rows);
     let col_base = col_side.bases(&mut em, &batch_index, &cols);
+    // With quads: the first column of the lane's four, kept inside the array.
+    let quad_col = quads.map(|_| {
+        let kb = &mut em.kb;
+        let last_quad = kb.lit_u32((s.cols - 4) as u32);
+        kb.min_u(cols[0].0, last_quad)
+    });
 
     let extents: Vec<u32> = dims.lhs_contracting.iter().map(|&d| ls.dims[d as usize] as u32).collect();
     let zero_acc = Val { h: em.kb.lit_float(crate::builder::STy::F32, 0.0), dt: acc_dt };
@@ -232,7 +257,10 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     let swapped = s.swapped;
     let mut body = |em: &mut Em<'_>, point: &[H], accs: &[Val]| -> Result<Vec<Val>> {
         let a = row_side.load(em, f, &row_base, point, acc_dt)?;
-        let b = col_side.load(em, f, &col_base, point, acc_dt)?;
+        let b = match (quads, quad_col) {
+            (Some(g), Some(first)) => col_side.load_quad(em, f, g, &batch_index, first, point),
+            _ => col_side.load(em, f, &col_base, point, acc_dt)?,
+        };
         let mut next = Vec::with_capacity(accs.len());
         for (r, &ar) in a.iter().enumerate() {
             for (c, &bc) in b.iter().enumerate() {
@@ -291,6 +319,45 @@ struct Side<'a> {
 }
 
 impl Side<'_> {
+    /// This side as `array<vec4<f32>>` when an invocation's four columns can be read in one load:
+    /// an f32 buffer whose only free dimension is its last, of a multiple of 4 elements (then
+    /// four consecutive columns are four consecutive elements, 16-byte aligned).
+    fn quads(&self, ctx: &KernelCtx, em: &mut Em) -> Option<naga::Handle<naga::GlobalVariable>> {
+        let Some(Leaf::Buffer { buf, dims, dtype: DType::F32 }) = ctx.leaves.get(&self.id) else { return None };
+        let last = self.dims.len().checked_sub(1)? as i64;
+        let free_is_last = (0..last).all(|d| self.batch.contains(&d) || self.contracting.contains(&d))
+            && !self.batch.contains(&last)
+            && !self.contracting.contains(&last);
+        if !free_is_last || dims.as_slice() != self.dims || self.dims[last as usize] % 4 != 0 {
+            return None;
+        }
+        em.bind_vec4(*buf, self.dims.iter().product::<i64>() as u64)
+    }
+
+    /// The four values at contraction `point` of the columns `first..first + 4` (see
+    /// [`Side::quads`]), read as XLA:CPU reads them (subnormals as zero).
+    fn load_quad(
+        &self,
+        em: &mut Em,
+        f: usize,
+        g: naga::Handle<naga::GlobalVariable>,
+        batch_index: &[H],
+        first: H,
+        point: &[H],
+    ) -> Vec<H> {
+        let strides = crate::emit::elemental::strides(self.dims);
+        let last = self.dims.len() - 1;
+        let kb = &mut em.kb;
+        let mut at = kb.mul_c(first, strides[last]);
+        let parts = self.batch.iter().zip(batch_index).chain(self.contracting.iter().zip(point));
+        for (&d, &i) in parts {
+            let t = kb.mul_c(i, strides[d as usize]);
+            at = kb.add_u(at, t);
+        }
+        let quad = kb.div_c(at, 4);
+        em.load_vec4(g, quad).into_iter().map(|h| em.daz(f, self.id, Val { h, dt: DType::F32 }).h).collect()
+    }
+
     /// The operand's multi-index for each of the block's rows (or columns): the batch dimensions
     /// at `batch_index`, the free ones at the row's (clamped) index, the contracting ones at 0.
     fn bases(&self, em: &mut Em, batch_index: &[H], lines: &[(H, H)]) -> Vec<Vec<H>> {

@@ -469,6 +469,31 @@ impl<'m> Em<'m> {
         g
     }
 
+    /// Binds f32 buffer `buf` of `elems` elements (a multiple of 4) read-only as
+    /// `array<vec4<f32>>`, for [`Em::load_vec4`]; `None` when it needs several bindings.
+    pub(crate) fn bind_vec4(&mut self, buf: BufferId, elems: u64) -> Option<Handle<naga::GlobalVariable>> {
+        let key = BindKey::Vec4(buf);
+        if let Some(&g) = self.bound.get(&key) {
+            return Some(g);
+        }
+        if elems % 4 != 0 || self.needs_windows(elems, naga::Scalar::F32) {
+            return None;
+        }
+        let g = self.kb.storage_buffer_vec4(&format!("b{}_v4", buf.0), naga::Scalar::F32);
+        self.bound.insert(key, g);
+        self.binds.push(Bind::Buffer(buf));
+        Some(g)
+    }
+
+    /// The four elements `4 * quad .. 4 * quad + 4` of a buffer bound by [`Em::bind_vec4`], as
+    /// they are in memory.
+    pub(crate) fn load_vec4(&mut self, g: Handle<naga::GlobalVariable>, quad: H) -> [H; 4] {
+        let base = self.kb.global(g);
+        let p = self.kb.access(base, quad);
+        let v = self.kb.load(p);
+        [0, 1, 2, 3].map(|k| self.kb.access_index(v, k))
+    }
+
     fn too_large_for_one_binding(&self, buf: BufferId) -> CodegenError {
         CodegenError::unsupported(
             "kernel",

@@ -106,6 +106,8 @@ pub(crate) enum Bind {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum BindKey {
     Buffer(BufferId),
+    /// A read-only f32 buffer seen as `array<vec4<f32>>` (four consecutive elements per load).
+    Vec4(BufferId),
     Constant(String, InstrId),
 }
 
