@@ -93,7 +93,7 @@ pub struct CommonArgs {
 
 impl CommonArgs {
     fn prepare_options(&self, memory_limit: u64) -> PrepareOptions {
-        PrepareOptions { device: self.device.clone(), profile: false, memory_limit: Some(memory_limit) }
+        PrepareOptions { device: self.device.clone(), profile: false, memory_limit: Some(memory_limit), tiles: None }
     }
 }
 
@@ -174,6 +174,23 @@ pub struct BenchArgs {
     /// (the timestamps add a little work to every call).
     #[arg(long)]
     pub profile: bool,
+}
+
+/// `hlo-run tune`.
+#[derive(Args, Debug)]
+pub struct TuneArgs {
+    /// The HLO text module whose blocked dots and convolutions to tune.
+    pub module: PathBuf,
+    /// Inputs as for running; omit with --random-inputs.
+    pub inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Timed executions per candidate block (the fastest counts).
+    #[arg(short = 'n', long, default_value_t = 10)]
+    pub runs: usize,
+    /// Untimed executions per candidate first.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
 }
 
 /// `hlo-run check`: parse, verify, summarise.
@@ -574,6 +591,80 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// `hlo-run tune`: times every blocked dot and convolution kernel of the module with each
+/// candidate block ([`hlo_spirv::TileTable::CANDIDATES`]) on the device, keeps the fastest in
+/// the device's tile cache (beside the pipeline cache), which later compiles for that device
+/// read (`HLO_AUTOTUNE=off` ignores it).
+pub fn tune(args: &TuneArgs) -> anyhow::Result<()> {
+    use crate::backend::vulkan;
+    if args.common.backend != BackendKind::Vulkan {
+        return Err(user_error("tune measures Vulkan kernels: use --backend vulkan"));
+    }
+    let loaded = load_static(&args.module)?;
+    let limit = crate::limits::memory_limit()?;
+    let host_inputs = gather_inputs(&loaded, &args.inputs, &args.common, limit)?;
+    let ctx = vulkan::open_context(args.common.device.as_deref())?;
+    let info = ctx.info().clone();
+    let target = vulkan::target_for(&ctx);
+    drop(ctx);
+    let (compiled, _, _) = vulkan::compile_module(&loaded.module, &target, false).map_err(|e| locate(&loaded, e))?;
+    let mut tunable: Vec<(String, String)> = Vec::new();
+    for k in &compiled.kernels_info {
+        if let Some(key) = &k.tile_key {
+            if !tunable.iter().any(|(_, seen)| seen == key) {
+                tunable.push((k.name.clone(), key.clone()));
+            }
+        }
+    }
+    println!("device: {}", info.short());
+    if tunable.is_empty() {
+        println!("nothing to tune: the module has no blocked dot or convolution kernel");
+        return Ok(());
+    }
+    let mut table = target.tiles.clone();
+    for (name, key) in &tunable {
+        println!("{name} ({key}):");
+        let mut best: Option<([u32; 2], f64)> = None;
+        for candidate in hlo_spirv::TileTable::CANDIDATES {
+            let mut tiles = table.clone();
+            tiles.tiles.insert(key.clone(), candidate);
+            let options = PrepareOptions {
+                profile: true,
+                tiles: Some(tiles),
+                ..args.common.prepare_options(limit.saturating_sub(host_bytes(&host_inputs)))
+            };
+            let mut prepared =
+                backend::prepare(&loaded.module, BackendKind::Vulkan, &options).map_err(|e| locate(&loaded, e))?;
+            prepared.set_inputs(&host_inputs).map_err(|e| locate(&loaded, e))?;
+            for _ in 0..args.warmup {
+                prepared.time_call()?;
+            }
+            let mut fastest = f64::INFINITY;
+            for _ in 0..args.runs.max(1) {
+                prepared.time_call()?;
+                let steps = prepared.step_times()?.unwrap_or_default();
+                // Steps are named `step N kernel`.
+                let ns: f64 = steps
+                    .iter()
+                    .filter(|(step, _)| step.rsplit(' ').next() == Some(name.as_str()))
+                    .map(|(_, ns)| ns)
+                    .sum();
+                fastest = fastest.min(ns);
+            }
+            println!("  {:>2} x {}  {:>10.3} ms", candidate[0], candidate[1], fastest * 1e-6);
+            if best.is_none_or(|(_, t)| fastest < t) {
+                best = Some((candidate, fastest));
+            }
+        }
+        let (tile, ns) = best.expect("at least one candidate");
+        println!("  -> {} x {} ({:.3} ms)", tile[0], tile[1], ns * 1e-6);
+        table.tiles.insert(key.clone(), tile);
+    }
+    let path = vulkan::save_tiles(&info, &table)?;
+    println!("wrote {}", path.display());
     Ok(())
 }
 

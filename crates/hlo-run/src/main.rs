@@ -39,6 +39,9 @@ enum Command {
     Compile(commands::CompileArgs),
     /// Compile once, warm up, time N executions.
     Bench(commands::BenchArgs),
+    /// Time each blocked dot and convolution with several block sizes; keep the fastest for
+    /// this device (read by later compiles; HLO_AUTOTUNE=off ignores them).
+    Tune(commands::TuneArgs),
     /// List the Vulkan devices and their capabilities.
     Devices,
 }
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Some(Command::Opt(args)) => commands::opt(&args),
         Some(Command::Compile(args)) => commands::compile(&args),
         Some(Command::Bench(args)) => commands::bench(&args),
+        Some(Command::Tune(args)) => commands::tune(&args),
         Some(Command::Devices) => commands::devices(),
         None => commands::run(&cli.run),
     };

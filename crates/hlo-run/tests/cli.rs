@@ -926,3 +926,59 @@ fn apng_and_bind_mistakes_are_user_errors() {
         assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
     }
 }
+
+/// `hlo-run tune` times the module's blocked dot with each candidate block, writes the fastest
+/// into the device's tile cache, and later compiles for the device use it (and say so), unless
+/// `HLO_AUTOTUNE=off`; results stay the interpreter's.
+#[test]
+fn tune_keeps_the_fastest_block_per_device_and_compiles_use_it() {
+    let cache = temp_dir("tune");
+    let cache_env = cache.to_str().unwrap();
+    let module = cache.join("dot.hlo");
+    std::fs::write(
+        &module,
+        "HloModule m\nENTRY e {\n  a = f32[128,64] parameter(0)\n  b = f32[64,256] parameter(1)\n  \
+         ROOT d = f32[128,256] dot(a, b), lhs_contracting_dims={1}, rhs_contracting_dims={0}\n}\n",
+    )
+    .unwrap();
+    let module = module.to_str().unwrap();
+    let env = [("HLO_VULKAN_CACHE_DIR", cache_env)];
+    let out = hlo_run_bounded(
+        &["tune", module, "--random-inputs", "-n", "1", "--warmup", "0"],
+        &env,
+        std::time::Duration::from_secs(300),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("dot b1 r128 c256 k64"), "{}", stdout(&out));
+    let files: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with("tiles-") && n.ends_with(".json"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+
+    let plan = hlo_run_bounded(&["compile", module], &env, std::time::Duration::from_secs(60));
+    assert!(stdout(&plan).contains("(tuned)"), "{}", stdout(&plan));
+    let off = [("HLO_VULKAN_CACHE_DIR", cache_env), ("HLO_AUTOTUNE", "off")];
+    let plan = hlo_run_bounded(&["compile", module], &off, std::time::Duration::from_secs(60));
+    assert!(!stdout(&plan).contains("(tuned)"), "{}", stdout(&plan));
+
+    let tuned_dir = cache.join("tuned");
+    let interp_dir = cache.join("interp");
+    for (dir, backend) in [(&tuned_dir, "vulkan"), (&interp_dir, "interp")] {
+        let out = hlo_run_bounded(
+            &[module, "--random-inputs", "--seed", "5", "--backend", backend, "-o", dir.to_str().unwrap()],
+            &env,
+            std::time::Duration::from_secs(120),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let read = |dir: &Path| npy::read_npy(&dir.join("out_0.npy")).unwrap();
+    let (got, want) = (read(&tuned_dir), read(&interp_dir));
+    let as_f32 = |a: &npy::HostArray| -> Vec<f32> {
+        a.bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+    };
+    for (g, w) in as_f32(&got).iter().zip(as_f32(&want)) {
+        assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
+    }
+}

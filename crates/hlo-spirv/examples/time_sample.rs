@@ -64,6 +64,7 @@ fn main() {
         max_loop_iterations: caps.max_shader_loop_iterations,
         max_storage_buffers: caps.max_per_stage_storage_buffers,
         predicated_branches: caps.predicated_branches,
+        tiles: Default::default(),
     };
     let t1 = Instant::now();
     let compiled = hlo_spirv::compile(&m, &target).expect("compile");

@@ -36,7 +36,7 @@ pub use emit::KernelKind;
 pub use error::CodegenError;
 pub use hlo_program::Program;
 pub use hostio::{DeviceStorage, HostIo};
-pub use target::{FmaMode, Target};
+pub use target::{FmaMode, Target, TileTable};
 
 use hlo_ir::Module;
 use std::fmt::Write;
@@ -50,6 +50,8 @@ pub struct KernelInfo {
     pub sources: Vec<String>,
     /// Why this emitter: the hero and the strategy chosen, or why a faster one was declined.
     pub why: String,
+    /// For a blocked dot or convolution: the key of its block size in [`TileTable`].
+    pub tile_key: Option<String>,
 }
 
 /// A compiled module: the device program plus the host-side facts needed to run it.

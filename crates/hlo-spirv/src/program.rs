@@ -890,6 +890,7 @@ impl<'m> Builder<'m> {
                                 kind: k.kind,
                                 sources: k.sources.clone(),
                                 why: k.why.clone(),
+                                tile_key: k.tile_key.clone(),
                             });
                             self.modules.push(k.built.module);
                             self.kernels_by_key.insert(key, id);

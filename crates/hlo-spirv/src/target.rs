@@ -63,6 +63,27 @@ pub struct Target {
     /// The driver executes both sides of a divergent branch (lavapipe), so code keeps rare slow
     /// paths (big-argument `sin`) out of hot loops instead of branching around them.
     pub predicated_branches: bool,
+    /// Block sizes measured fastest on this device for particular blocked kernels (`hlo-run
+    /// tune` keeps them in a cache file per device); kernels not in it take the defaults.
+    pub tiles: TileTable,
+}
+
+/// Measured block sizes (`[rows, cols]` per invocation) of blocked dot and convolution kernels,
+/// by the kernel's shape key ([`crate::KernelInfo::tile_key`]: `dot b1 r512 c512 k512`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TileTable {
+    pub tiles: std::collections::BTreeMap<String, [u32; 2]>,
+}
+
+impl TileTable {
+    /// The blocks `hlo-run tune` tries for each kernel: the default 16 x 4 and its neighbours.
+    pub const CANDIDATES: [[u32; 2]; 9] =
+        [[16, 4], [24, 4], [8, 4], [32, 2], [16, 2], [8, 2], [4, 4], [16, 1], [32, 4]];
+
+    /// Whether a block is one the kernels accept (the `HLO_DOT_TILE` bounds).
+    pub fn valid(tile: [u32; 2]) -> bool {
+        (1..=64).contains(&tile[0]) && (1..=8).contains(&tile[1])
+    }
 }
 
 impl Target {
@@ -87,6 +108,7 @@ impl Target {
             max_loop_iterations: Some(65_535),
             max_storage_buffers: 32,
             predicated_branches: true,
+            tiles: TileTable::default(),
         }
     }
 
@@ -111,6 +133,7 @@ impl Target {
             max_loop_iterations: None,
             max_storage_buffers: 4,
             predicated_branches: false,
+            tiles: TileTable::default(),
         }
     }
 

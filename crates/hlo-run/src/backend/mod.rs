@@ -28,6 +28,8 @@ pub struct PrepareOptions {
     pub profile: bool,
     /// The most bytes the backend may hold on the host (the interpreter's values); `None`: no limit.
     pub memory_limit: Option<u64>,
+    /// Block sizes to use instead of the device's tuning cache (`hlo-run tune` trying them).
+    pub tiles: Option<hlo_spirv::TileTable>,
 }
 
 /// Where preparation time went, for `bench` and `--stats`.

@@ -100,6 +100,7 @@ pub fn target_for(ctx: &Context) -> hlo_spirv::Target {
         max_loop_iterations: caps.max_shader_loop_iterations,
         max_storage_buffers: caps.max_per_stage_storage_buffers,
         predicated_branches: caps.predicated_branches,
+        tiles: load_tiles(ctx.info()),
     }
 }
 
@@ -183,6 +184,38 @@ fn pipeline_cache_dir() -> Option<PathBuf> {
     Some(base.join("hlo-vulkan"))
 }
 
+/// The file of measured block sizes for `info`'s device and driver (`hlo-run tune`), beside the
+/// pipeline cache: `tiles-<device uuid>-<driver version>.json`.
+pub fn tiles_file(info: &hlo_vulkan::DeviceInfo) -> Option<PathBuf> {
+    let uuid: String = info.device_uuid.iter().map(|b| format!("{b:02x}")).collect();
+    Some(pipeline_cache_dir()?.join(format!("tiles-{uuid}-{:08x}.json", info.driver_version)))
+}
+
+/// The device's measured block sizes, or none: no file, an unreadable one (ignored, as a stale
+/// pipeline cache is), or `HLO_AUTOTUNE=off`.
+pub fn load_tiles(info: &hlo_vulkan::DeviceInfo) -> hlo_spirv::TileTable {
+    if std::env::var("HLO_AUTOTUNE").as_deref() == Ok("off") {
+        return hlo_spirv::TileTable::default();
+    }
+    let parsed = tiles_file(info)
+        .and_then(|path| std::fs::read(path).ok())
+        .and_then(|bytes| serde_json::from_slice::<std::collections::BTreeMap<String, [u32; 2]>>(&bytes).ok());
+    let tiles = parsed.unwrap_or_default().into_iter().filter(|(_, t)| hlo_spirv::TileTable::valid(*t)).collect();
+    hlo_spirv::TileTable { tiles }
+}
+
+/// Writes `table` as the device's measured block sizes (atomically: a temporary file renamed).
+pub fn save_tiles(info: &hlo_vulkan::DeviceInfo, table: &hlo_spirv::TileTable) -> anyhow::Result<PathBuf> {
+    let path = tiles_file(info).ok_or_else(|| anyhow::anyhow!("no cache directory (set HLO_VULKAN_CACHE_DIR)"))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&table.tiles)?)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
 /// On a CPU device the device memory is the host's: the program's buffers (counted without
 /// aliasing, an upper bound) must fit in the memory limit, or allocating them would get the
 /// process killed instead of failing with a message.
@@ -233,7 +266,11 @@ impl VulkanPrepared {
 
     /// Compiles `module` for `ctx` (opened by the caller, e.g. able to present).
     pub fn with_context(module: &Module, opts: &PrepareOptions, ctx: Arc<Context>) -> anyhow::Result<VulkanPrepared> {
-        let (compiled, passes, codegen) = compile_module(module, &target_for(&ctx), false)?;
+        let mut target = target_for(&ctx);
+        if let Some(tiles) = &opts.tiles {
+            target.tiles = tiles.clone();
+        }
+        let (compiled, passes, codegen) = compile_module(module, &target, false)?;
         check_buffers_fit(&compiled.program, &ctx, opts.memory_limit)?;
         let start = Instant::now();
         let options = hlo_vulkan::BuildOptions {

@@ -34,6 +34,10 @@ struct Shape {
     /// The output's dimensions other than its feature dimension, in order: a position's index.
     position_dims: Vec<usize>,
     tile: Tile,
+    /// The key of this convolution's block in the target's [`crate::TileTable`], and whether
+    /// the block came from it.
+    key: String,
+    tuned: bool,
 }
 
 /// Whether `ctx.root` is a convolution this emitter takes: a float, ungrouped convolution of
@@ -74,7 +78,8 @@ fn shape(ctx: &KernelCtx) -> Result<Shape, &'static str> {
     let positions: u64 = position_dims.iter().map(|&d| out.dims[d].max(0) as u64).product();
     let depth: u64 = ks.dims[dims.kernel_input_feature as usize].max(0) as u64
         * dims.kernel_spatial.iter().map(|&d| ks.dims[d as usize].max(0) as u64).product::<u64>();
-    let tile = tile_for(1, features, positions);
+    let key = format!("conv f{features} p{positions} k{depth}");
+    let (tile, tuned) = tile_for(ctx.target, &key, 1, features, positions);
     let grid_ok = positions.div_ceil(u64::from(WORKGROUP * tile.cols)) <= 65535
         && features.div_ceil(u64::from(tile.rows)) <= 65535;
     let fits = features * positions < u64::from(u32::MAX) && depth < u64::from(u32::MAX);
@@ -84,14 +89,16 @@ fn shape(ctx: &KernelCtx) -> Result<Shape, &'static str> {
     if !grid_ok || !fits {
         return Err("too large for one dispatch's grid");
     }
-    Ok(Shape { features, positions, position_dims, tile })
+    Ok(Shape { features, positions, position_dims, tile, key, tuned })
 }
 
 pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     let s = shape(ctx).expect("conv::applies was checked");
     let why = format!(
-        "blocked convolution (implicit GEMM): {} features x {} positions per invocation",
-        s.tile.rows, s.tile.cols
+        "blocked convolution (implicit GEMM): {} features x {} positions per invocation{}",
+        s.tile.rows,
+        s.tile.cols,
+        if s.tuned { " (tuned)" } else { "" }
     );
     let comp = ctx.m.comp(ctx.comp);
     let root = comp.instr(ctx.root);
@@ -213,8 +220,11 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         let accept = em.kb.end_block();
         em.kb.stmt(naga::Statement::If { condition: inside, accept, reject: naga::Block::new() });
     }
-    let steps = finish(em, &ctx.name, KernelKind::Convolution, [WORKGROUP, 1, 1], groups, ctx.sources.clone())?;
-    because(Ok(vec![steps]), || why)
+    let mut step = finish(em, &ctx.name, KernelKind::Convolution, [WORKGROUP, 1, 1], groups, ctx.sources.clone())?;
+    if let KernelStep::Kernel(k) = &mut step {
+        k.tile_key = Some(s.key.clone());
+    }
+    because(Ok(vec![step]), || why)
 }
 
 /// The input multi-index that output position `m` reads at contraction `point` (input feature,

@@ -43,6 +43,10 @@ struct Shape {
     cols: u64,
     tile: Tile,
     swapped: bool,
+    /// The key of this dot's block in the target's [`crate::TileTable`], and whether the block
+    /// came from it.
+    key: String,
+    tuned: bool,
 }
 
 /// `rows x cols` outputs per invocation.
@@ -52,19 +56,25 @@ pub(crate) struct Tile {
     pub cols: u32,
 }
 
-/// The block for a `batch x rows x cols` output: on lavapipe, 16 x 4 ran a 512 x 512 x 512
-/// matmul in 8.8 ms, 16 x 2 in 10.5, 8 x 2 in 13.1, 8 x 1 in 16.9 and the per-element kernel in
-/// 141 ms; smaller outputs take smaller blocks so that edge blocks waste less, and outputs too
-/// small to fill [`MIN_GROUPS`] workgroups take smaller blocks still (down to 4 x 1), so that
-/// every core gets work (a weight gradient has few outputs and a long contraction).
-/// `HLO_DOT_TILE=RxC` overrides.
-pub(crate) fn tile_for(batch: u64, rows: u64, cols: u64) -> Tile {
+/// The block for a `batch x rows x cols` output, and whether it was measured: the target's
+/// [`crate::TileTable`] entry for `key` (`hlo-run tune`), else on lavapipe 16 x 4 (a 512 x 512
+/// x 512 matmul: 8.8 ms, 16 x 2 10.5, 8 x 2 13.1, 8 x 1 16.9, the per-element kernel 141);
+/// smaller outputs take smaller blocks so that edge blocks waste less, and outputs too small to
+/// fill [`MIN_GROUPS`] workgroups take smaller blocks still (down to 4 x 1), so that every core
+/// gets work (a weight gradient has few outputs and a long contraction). `HLO_DOT_TILE=RxC`
+/// overrides both.
+pub(crate) fn tile_for(target: &crate::Target, key: &str, batch: u64, rows: u64, cols: u64) -> (Tile, bool) {
     if let Some(t) = std::env::var("HLO_DOT_TILE").ok().and_then(|v| {
         let (r, c) = v.split_once('x')?;
-        Some(Tile { rows: r.parse().ok()?, cols: c.parse().ok()? })
+        Some([r.parse().ok()?, c.parse().ok()?])
     }) {
-        if (1..=64).contains(&t.rows) && (1..=8).contains(&t.cols) {
-            return t;
+        if crate::TileTable::valid(t) {
+            return (Tile { rows: t[0], cols: t[1] }, false);
+        }
+    }
+    if let Some(&t) = target.tiles.tiles.get(key) {
+        if crate::TileTable::valid(t) {
+            return (Tile { rows: t[0], cols: t[1] }, true);
         }
     }
     let mut tile = Tile {
@@ -81,7 +91,7 @@ pub(crate) fn tile_for(batch: u64, rows: u64, cols: u64) -> Tile {
             break;
         }
     }
-    tile
+    (tile, false)
 }
 
 /// Whether `ctx.root` is a dot this emitter takes: a float result of enough work whose single
@@ -123,8 +133,9 @@ fn shape(ctx: &KernelCtx) -> Result<Shape, &'static str> {
         prod(&rs.dims, &|d| !dims.rhs_batch.contains(&(d as i64)) && !dims.rhs_contracting.contains(&(d as i64)));
     let swapped = out_cols < u64::from(WORKGROUP) && out_rows > out_cols;
     let (rows, cols) = if swapped { (out_cols, out_rows) } else { (out_rows, out_cols) };
-    let tile = tile_for(batch, rows, cols);
-    let s = Shape { batch, rows, cols, tile, swapped };
+    let key = format!("dot b{batch} r{rows} c{cols} k{depth}{}", if swapped { " swapped" } else { "" });
+    let (tile, tuned) = tile_for(ctx.target, &key, batch, rows, cols);
+    let s = Shape { batch, rows, cols, tile, swapped, key, tuned };
     let work = batch * rows * cols * depth;
     let grid_ok = s.cols.div_ceil(u64::from(WORKGROUP * tile.cols)) <= 65535
         && s.rows.div_ceil(u64::from(tile.rows)) <= 65535
@@ -208,9 +219,10 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     let (row_side, col_side) = if s.swapped { (rhs_side, lhs_side) } else { (lhs_side, rhs_side) };
     let quads = if tile_cols == 4 { col_side.quads(ctx, &mut em) } else { None };
     let why = format!(
-        "blocked dot: {}x{} outputs per invocation{}{}",
+        "blocked dot: {}x{} outputs per invocation{}{}{}",
         s.tile.rows,
         s.tile.cols,
+        if s.tuned { " (tuned)" } else { "" },
         if s.swapped { ", swapped (few output columns)" } else { "" },
         if quads.is_some() { ", columns read as vec4" } else { "" }
     );
@@ -305,7 +317,11 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         let accept = em.kb.end_block();
         em.kb.stmt(naga::Statement::If { condition: inside, accept, reject: naga::Block::new() });
     }
-    because(Ok(vec![finish(em, &ctx.name, KernelKind::Dot, [WORKGROUP, 1, 1], groups, ctx.sources.clone())?]), || why)
+    let mut step = finish(em, &ctx.name, KernelKind::Dot, [WORKGROUP, 1, 1], groups, ctx.sources.clone())?;
+    if let KernelStep::Kernel(k) = &mut step {
+        k.tile_key = Some(s.key.clone());
+    }
+    because(Ok(vec![step]), || why)
 }
 
 /// One operand of the dot: its instruction, dims, and batch and contracting dimensions (the

@@ -153,6 +153,8 @@ pub(crate) struct KernelOut {
     pub push_constants: Vec<u8>,
     /// Why the emitter was chosen ([`because`]), for the plan and `--explain-fusion`.
     pub why: String,
+    /// A blocked kernel's key in the target's [`crate::TileTable`].
+    pub tile_key: Option<String>,
 }
 
 /// Temporary buffers an emitter needs besides its outputs (a sort's ping-pong copies and
@@ -337,6 +339,7 @@ pub(crate) fn finish(
         sources,
         push_constants: Vec::new(),
         why: String::new(),
+        tile_key: None,
     })))
 }
 

@@ -104,6 +104,7 @@ pub fn target_from_caps(caps: &DeviceCaps) -> Target {
         max_loop_iterations: caps.max_shader_loop_iterations,
         max_storage_buffers: caps.max_per_stage_storage_buffers,
         predicated_branches: caps.predicated_branches,
+        tiles: Default::default(),
     }
 }
 
