@@ -520,7 +520,9 @@ impl Planner<'_> {
             let user = comp.instr(u);
             if let Op::Scatter { .. } = user.op {
                 let n_inputs = (user.operands.len() - 1) / 2;
-                if user.operands[..n_inputs].contains(&p) {
+                // A broadcast constant operand fuses: the scatter kernel then fills its output
+                // (vkCmdFillBuffer) instead of copying a materialised canvas of zeros.
+                if user.operands[..n_inputs].contains(&p) && !is_broadcast_constant(comp, p) {
                     return reject("scatter updates its operand in place");
                 }
             }
@@ -745,6 +747,16 @@ impl MergeKey {
     /// A loop kernel small enough for horizontal fusion.
     fn small_loop(&self) -> bool {
         matches!(self, MergeKey::Loop(dims) if dims.iter().product::<i64>() <= HORIZONTAL_MAX_ELEMENTS)
+    }
+}
+
+/// A scalar constant, or a broadcast of one.
+fn is_broadcast_constant(comp: &Computation, id: InstrId) -> bool {
+    let instr = comp.instr(id);
+    match instr.op {
+        Op::Constant(_) => crate::util::num_elements(&instr.shape) == 1,
+        Op::Broadcast { .. } => is_broadcast_constant(comp, instr.operands[0]),
+        _ => false,
     }
 }
 
@@ -1086,8 +1098,8 @@ add {
   ROOT s = f32[] add(a, b)
 }
 ENTRY main {
-  zero = f32[] constant(0)
-  base = f32[16] broadcast(zero), dimensions={}
+  p = f32[16] parameter(2)
+  base = f32[16] negate(p)
   idx = s32[5,1] parameter(0)
   upd = f32[5] parameter(1)
   two = f32[] constant(2)
@@ -1105,6 +1117,30 @@ ENTRY main {
                 && e.decision == FusionDecision::Reject("scatter updates its operand in place")));
         assert!(report.edges.iter().any(|e| e.producer == "u2" && e.decision == FusionDecision::Fuse));
         assert!(kinds(&module).contains(&(FusionKind::Input, KernelKind::Scatter)));
+    }
+
+    #[test]
+    fn a_scatter_into_a_constant_canvas_fuses_the_canvas() {
+        // The scatter kernel then fills its output instead of copying a materialised canvas.
+        let (_, report) = fuse(
+            r#"
+HloModule m
+add {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT s = f32[] add(a, b)
+}
+ENTRY main {
+  zero = f32[] constant(0)
+  base = f32[16] broadcast(zero), dimensions={}
+  idx = s32[5,1] parameter(0)
+  upd = f32[5] parameter(1)
+  ROOT s = f32[16] scatter(base, idx, upd), update_window_dims={}, inserted_window_dims={0}, scatter_dims_to_operand_dims={0}, index_vector_dim=1, to_apply=add
+}
+"#,
+        );
+        assert_eq!(report.kernel_count("main"), 1, "{report}");
+        assert!(report.edges.iter().any(|e| e.producer == "base" && e.decision == FusionDecision::Fuse));
     }
 
     #[test]
