@@ -403,7 +403,9 @@ pub(crate) fn op<'a>(
         O::ReducePrecision => {
             Op::ReducePrecision { exponent_bits: a.int("exponent_bits")?, mantissa_bits: a.int("mantissa_bits")? }
         }
-        O::Broadcast => Op::Broadcast { dimensions: a.ints("dimensions")? },
+        // XLA's parser wants `dimensions` only for a non-scalar operand; a missing list is empty,
+        // which the verifier rejects for any other operand.
+        O::Broadcast => Op::Broadcast { dimensions: a.opt_ints("dimensions")?.unwrap_or_default() },
         O::Reshape => Op::Reshape,
         O::DynamicReshape => Op::DynamicReshape,
         O::Transpose => Op::Transpose { dimensions: a.ints("dimensions")? },

@@ -171,10 +171,16 @@ impl<'a> Cursor<'a> {
     /// Consumes `c` or fails with "expected 'c', found ...".
     pub fn expect(&mut self, c: u8) -> PResult<()> {
         if self.eat(c) {
-            Ok(())
-        } else {
-            Err(self.err_expected(&format!("'{}'", c as char)))
+            return Ok(());
         }
+        let err = self.err_expected(&format!("'{}'", c as char));
+        // A missing closing bracket is the previous line's mistake: point just after its last
+        // token, not at whatever starts the next line.
+        let end = self.src[..self.pos].trim_end().len();
+        if matches!(c, b')' | b']' | b'}') && self.src[end..self.pos].contains('\n') {
+            return Err(PErr::new(end, end + 1, err.message));
+        }
+        Err(err)
     }
 
     /// Consumes `s` (after whitespace) if it is next.

@@ -230,17 +230,21 @@ pub(crate) struct Body<'a> {
     pub root: Option<u32>,
 }
 
-/// An operand or control-predecessor reference: resolved now if defined, else deferred.
+/// An operand or control-predecessor reference: resolved now if defined, else deferred. A
+/// deferred reference is recorded for the instruction being read ([`UNPLACED`]) and gets its
+/// index when that instruction is pushed: nested operands are pushed before it.
 fn reference<'a>(body: &mut Body<'a>, r: NameRef<'a>, slot: Slot) -> InstrId {
     match body.names.get(r.name) {
         Some(&i) => InstrId::from_index(i as usize),
         None => {
-            let instr = body.comp.instrs.len() as u32;
-            body.pending.push(Pending { instr, slot, name: r });
+            body.pending.push(Pending { instr: UNPLACED, slot, name: r });
             InstrId::from_index(0)
         }
     }
 }
+
+/// The instruction index of a deferred reference whose instruction is not pushed yet.
+const UNPLACED: u32 = u32::MAX;
 
 fn instruction<'a>(
     c: &mut Cursor<'a>,
@@ -250,21 +254,68 @@ fn instruction<'a>(
 ) -> PResult<()> {
     let is_root = c.eat_keyword("ROOT");
     let (name, pos) = c.name("an instruction name")?;
-    let index = body.comp.instrs.len();
-    if index >= u32::MAX as usize - 1 {
-        return Err(PErr::new(pos, pos + 1, "too many instructions in one computation"));
-    }
-    if body.names.insert(name, index as u32).is_some() {
+    if body.names.contains_key(name) {
         return Err(PErr::new(pos, pos + name.len() + 1, format!("duplicate instruction name '%{name}'")));
     }
-    if is_root {
-        if body.root.is_some() {
-            return Err(PErr::new(pos, pos + name.len(), "more than one ROOT instruction in computation"));
-        }
-        body.root = Some(index as u32);
+    if is_root && body.root.is_some() {
+        return Err(PErr::new(pos, pos + name.len(), "more than one ROOT instruction in computation"));
     }
     c.expect(b'=')?;
     let shape = shape(c)?;
+    let index = instruction_rhs(c, body, comp_names, scratch, name.to_string(), pos, shape, false)?;
+    body.names.insert(name, index);
+    if is_root {
+        body.root = Some(index);
+    }
+    Ok(())
+}
+
+/// An operand written as an instruction (`add(f32[] x, f32[] multiply(f32[] y, f32[] z))`, as
+/// XLA's parser accepts): pushed as an instruction of its own, named after its opcode.
+fn nested_operand<'a>(
+    c: &mut Cursor<'a>,
+    body: &mut Body<'a>,
+    comp_names: &mut CompNames<'a>,
+    shape: hlo_ir::Shape,
+) -> PResult<InstrId> {
+    let pos = c.pos;
+    let opcode = c.rest().split(|ch: char| !is_name_char(ch)).next().unwrap_or("operand");
+    let mut k = body.comp.instrs.len();
+    let name = loop {
+        let candidate = format!("{opcode}.nested.{k}");
+        if !body.names.contains_key(candidate.as_str()) && !body.comp.instrs.iter().any(|i| i.name == candidate) {
+            break candidate;
+        }
+        k += 1;
+    };
+    // Its own attribute scratch: the enclosing instruction's attributes are read after it.
+    let mut nested = Scratch::default();
+    let index = instruction_rhs(c, body, comp_names, &mut nested, name, pos, shape, true)?;
+    Ok(InstrId::from_index(index as usize))
+}
+
+/// Whether the text after a `,` is an attribute (`name=`), not another operand.
+fn at_attribute(c: &Cursor<'_>) -> bool {
+    let rest = c.rest().trim_start();
+    let word_len = rest.char_indices().find(|&(_, ch)| !is_name_char(ch) && ch != '-').map_or(rest.len(), |(i, _)| i);
+    word_len > 0 && rest[word_len..].trim_start().starts_with('=')
+}
+
+/// Everything of an instruction after `name = shape`: opcode, operands and attributes; pushes
+/// it and returns its index. `nested`: an operand of another instruction, whose attribute list
+/// stops at the first `,` that does not start an attribute.
+#[allow(clippy::too_many_arguments)]
+fn instruction_rhs<'a>(
+    c: &mut Cursor<'a>,
+    body: &mut Body<'a>,
+    comp_names: &mut CompNames<'a>,
+    scratch: &mut Scratch<'a>,
+    name: String,
+    pos: usize,
+    shape: hlo_ir::Shape,
+    nested: bool,
+) -> PResult<u32> {
+    let pending_start = body.pending.len();
     c.skip_ws();
     let opcode_pos = c.pos;
     let Some(opcode_name) = c.word() else {
@@ -294,12 +345,17 @@ fn instruction<'a>(
         _ => {
             if !c.eat(b')') {
                 loop {
-                    if at_shape(c) {
-                        crate::shape::shape(c)?;
+                    let operand_shape = if at_shape(c) { Some(crate::shape::shape(c)?) } else { None };
+                    match operand_shape {
+                        Some(shape) if at_nested_opcode(c) => {
+                            operands.push(nested_operand(c, body, comp_names, shape)?);
+                        }
+                        _ => {
+                            let (name, pos) = c.name("an operand")?;
+                            let slot = Slot::Operand(operands.len() as u32);
+                            operands.push(reference(body, NameRef { name, pos }, slot));
+                        }
                     }
-                    let (name, pos) = c.name("an operand")?;
-                    let slot = Slot::Operand(operands.len() as u32);
-                    operands.push(reference(body, NameRef { name, pos }, slot));
                     if c.eat(b',') {
                         continue;
                     }
@@ -316,7 +372,15 @@ fn instruction<'a>(
     // The span ends after the last token of the instruction, not after the whitespace that
     // the failed search for another `,` skipped.
     let mut end = c.pos;
-    while c.eat(b',') {
+    loop {
+        let before = c.pos;
+        if !c.eat(b',') {
+            break;
+        }
+        if nested && !at_attribute(c) {
+            c.pos = before;
+            break;
+        }
         let (key, key_pos) = attr_name(c)?;
         if scratch.seen.contains(&key) {
             return Err(PErr::new(key_pos, key_pos + key.len(), format!("duplicate attribute '{key}'")));
@@ -367,13 +431,31 @@ fn instruction<'a>(
     }
     // List unmodelled attributes in the order the printer writes them.
     meta.other_attrs.sort_by_key(|(name, _)| hlo_ir::print::other_attr_rank(opcode, name));
-    if let Payload::Parameter(n) = payload {
-        body.params.push((index as u32, n, opcode_pos, end));
-    }
+    let parameter_number = if let Payload::Parameter(n) = payload { Some(n) } else { None };
     let op = build::op(opcode, opcode_pos, payload, &mut scratch.attrs, &shape, comp_names)?;
-    let instr = Instr { name: name.to_string(), shape, op, operands, meta };
+    let index = body.comp.instrs.len();
+    if index >= u32::MAX as usize - 1 {
+        return Err(PErr::new(pos, pos + 1, "too many instructions in one computation"));
+    }
+    let index = index as u32;
+    if let Some(n) = parameter_number {
+        body.params.push((index, n, opcode_pos, end));
+    }
+    for p in &mut body.pending[pending_start..] {
+        if p.instr == UNPLACED {
+            p.instr = index;
+        }
+    }
+    let instr = Instr { name, shape, op, operands, meta };
     body.comp.push_with_span(instr, Span { start: crate::error::to_u32(pos), end: crate::error::to_u32(end) });
-    Ok(())
+    Ok(index)
+}
+
+/// Whether an operand's shape is followed by an opcode and `(`: a nested instruction.
+fn at_nested_opcode(c: &Cursor<'_>) -> bool {
+    let rest = c.rest().trim_start();
+    let word_len = rest.char_indices().find(|&(_, ch)| !is_name_char(ch) && ch != '-').map_or(rest.len(), |(i, _)| i);
+    word_len > 0 && Opcode::from_name(&rest[..word_len]).is_some() && rest[word_len..].trim_start().starts_with('(')
 }
 
 /// `(p: shape, ...) -> shape`: checked for syntax, then dropped (parameters carry their shapes).

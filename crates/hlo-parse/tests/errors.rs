@@ -102,6 +102,8 @@ fn instructions() {
     t.check(&entry("  ROOT %x = f32[] parameter(0), metadata={op_name=\"x}"), 4, 51, "unterminated string");
     t.check(&entry("  ROOT %x = f32[] parameter(0), foo={1,2"), 4, 37, "unclosed '{'");
     t.check(&entry("  ROOT %x = f32[] parameter(0), foo={1,2]"), 4, 41, "expected '}', found ']'");
+    // A missing closing bracket: just after the last token before it, not at the next line.
+    t.check(&entry("  %p = f32[4] parameter(0)\n  ROOT %x = f32[4] negate(%p"), 5, 29, "expected ')', found '}'");
     t.check(
         &entry("  ROOT %x = f32[] parameter(0), control-predecessors={%nope}"),
         4,

@@ -120,3 +120,42 @@ fn stack_frames_and_execution_threads() {
     assert_eq!(meta.metadata.as_ref().unwrap().op_name.as_deref(), Some("call\n\"quoted\"\t\\"));
     assert_eq!(meta.backend_config.as_deref(), Some("\"{\\\"a\\\": 1} and more\""));
 }
+
+/// Operands written as instructions, as XLA's parser accepts them (`add(f32[] x, f32[]
+/// multiply(...))`): each becomes an instruction named after its opcode, before its user,
+/// with its own attributes; references to later instructions still resolve, in nested
+/// operands too.
+#[test]
+fn nested_anonymous_operands_become_instructions() {
+    let m = parse(
+        "HloModule m\nENTRY e {\n  p = f32[4] parameter(0)\n  \
+         ROOT r = f32[4] add(f32[4] later, f32[4] multiply(f32[4] p, f32[4] broadcast(f32[] constant(2)), dimensions={})), \
+         metadata={op_name=\"x\"}\n  later = f32[4] negate(f32[4] p)\n}\n",
+    );
+    let c = m.entry_comp();
+    let root = c.root_instr();
+    assert_eq!(root.name, "r");
+    assert_eq!(root.meta.metadata.as_ref().and_then(|md| md.op_name.clone()).as_deref(), Some("x"));
+    let [a, b] = root.operands[..] else { panic!("two operands") };
+    assert_eq!(c.instr(a).name, "later");
+    let mul = c.instr(b);
+    assert!(matches!(mul.op, Op::Binary(BinaryOp::Multiply)), "{:?}", mul.op);
+    assert_eq!(c.instr(mul.operands[0]).name, "p");
+    let bcast = c.instr(mul.operands[1]);
+    assert!(matches!(&bcast.op, Op::Broadcast { dimensions } if dimensions.is_empty()));
+    assert!(matches!(c.instr(bcast.operands[0]).op, Op::Constant(_)));
+    assert!(hlo_ir::verify::verify(&m).is_ok());
+    // Printed, the nested operands are ordinary instructions and the text parses again.
+    let text = hlo_ir::print::print_module(&m);
+    assert_eq!(parse(&text), m);
+}
+
+#[test]
+fn a_scalar_broadcast_may_omit_its_dimensions() {
+    let m = parse("HloModule m\nENTRY e {\n  p = f32[] parameter(0)\n  ROOT b = f32[2,3] broadcast(p)\n}\n");
+    assert!(matches!(&m.entry_comp().root_instr().op, Op::Broadcast { dimensions } if dimensions.is_empty()));
+    assert!(hlo_ir::verify::verify(&m).is_ok());
+    // Of a non-scalar it is an error, which the verifier names.
+    let m = parse("HloModule m\nENTRY e {\n  p = f32[3] parameter(0)\n  ROOT b = f32[2,3] broadcast(p)\n}\n");
+    assert!(hlo_ir::verify::verify(&m).is_err());
+}

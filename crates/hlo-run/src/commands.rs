@@ -504,17 +504,36 @@ pub fn compile(args: &CompileArgs) -> anyhow::Result<()> {
     let compiled =
         crate::backend::vulkan::compile_for_device(&loaded.module, args.device.as_deref(), args.explain_fusion)
             .map_err(|e| locate(&loaded, e))?;
+    // With -o DIR every form is written there (one file per kernel for WGSL and SPIR-V), the
+    // paths printed; without it the plan and WGSL go to stdout.
+    let Some(dir) = args.out_dir.as_deref() else {
+        match args.emit {
+            Emit::Plan => print!("{}", compiled.plan_text()),
+            Emit::Wgsl => print!("{}", compiled.wgsl()),
+            Emit::Spirv => return Err(user_error("--emit spirv needs -o DIR")),
+        }
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| user_error(format!("{}: cannot create the output directory: {e}", dir.display())))?;
+    let write = |file: PathBuf, bytes: &[u8]| -> anyhow::Result<()> {
+        std::fs::write(&file, bytes).map_err(|e| user_error(format!("{}: cannot write: {e}", file.display())))?;
+        println!("{}", file.display());
+        Ok(())
+    };
     match args.emit {
-        Emit::Plan => print!("{}", compiled.plan_text()),
-        Emit::Wgsl => print!("{}", compiled.wgsl()),
+        Emit::Plan => write(dir.join("plan.txt"), compiled.plan_text().as_bytes())?,
+        Emit::Wgsl => {
+            for (k, kernel) in compiled.program.kernels.iter().enumerate() {
+                let file = dir.join(format!("kernel_{k}_{}.wgsl", sanitize(&kernel.name)));
+                write(file, compiled.kernel_wgsl(k).as_bytes())?;
+            }
+        }
         Emit::Spirv => {
-            let dir = args.out_dir.as_deref().ok_or_else(|| user_error("--emit spirv needs -o DIR"))?;
-            std::fs::create_dir_all(dir)?;
             for (k, kernel) in compiled.program.kernels.iter().enumerate() {
                 let file = dir.join(format!("kernel_{k}_{}.spv", sanitize(&kernel.name)));
                 let bytes: Vec<u8> = kernel.spirv.iter().flat_map(|w| w.to_le_bytes()).collect();
-                std::fs::write(&file, bytes)?;
-                println!("{}", file.display());
+                write(file, &bytes)?;
             }
         }
     }

@@ -88,7 +88,22 @@ pub fn check_parse_budget(source: &str, file: &str, limit: u64) -> anyhow::Resul
 pub fn parse_and_verify(source: &str, file: &str) -> anyhow::Result<Module> {
     let module =
         hlo_parse::parse_module(source).map_err(|err| user_error(hlo_parse::render_error(source, file, &err)))?;
-    hlo_ir::verify::verify(&module).map_err(|errs| user_error(format!("{file}: module does not verify:\n{errs}")))?;
+    hlo_ir::verify::verify(&module).map_err(|errs| {
+        // Each error at its instruction's FILE:LINE:COL, as parse errors are.
+        let lines: Vec<String> = errs
+            .0
+            .iter()
+            .map(|e| match e.at {
+                Some((comp, instr)) => {
+                    let span = module.comp(comp).span(instr);
+                    let (line, col) = line_col(source, span.start as usize);
+                    format!("{file}:{line}:{col}: {e}")
+                }
+                None => format!("{file}: {e}"),
+            })
+            .collect();
+        user_error(format!("module does not verify:\n{}", lines.join("\n")))
+    })?;
     Ok(module)
 }
 

@@ -45,7 +45,29 @@ fn check_reports_a_type_error_naming_the_instruction() {
     .unwrap();
     let out = hlo_run(&["check", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("c"), "{}", stderr(&out));
+    // At the instruction's FILE:LINE:COL, as a parse error would be.
+    assert!(stderr(&out).contains("bad.hlo:6:8: in %main, instruction %c"), "{}", stderr(&out));
+}
+
+/// `compile -o DIR` writes the plan, WGSL or SPIR-V there (one file per kernel) and prints the
+/// paths; without -o the plan and WGSL go to stdout.
+#[test]
+fn compile_writes_each_form_into_the_output_directory() {
+    let dir = temp_dir("compile-out");
+    let out_dir = dir.join("out");
+    let module = "hlo-samples/matmul/module.hlo";
+    for (emit, suffix) in [("plan", "plan.txt"), ("wgsl", ".wgsl"), ("spirv", ".spv")] {
+        let out = hlo_run(&["compile", module, "--emit", emit, "-o", out_dir.to_str().unwrap()]);
+        assert!(out.status.success(), "{emit}: {}", stderr(&out));
+        assert!(stdout(&out).lines().all(|l| l.ends_with(suffix)), "{emit}: {}", stdout(&out));
+        let written = std::fs::read_dir(&out_dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(suffix));
+        assert!(written.count() >= 1, "{emit}: nothing written");
+    }
+    let out = hlo_run(&["compile", module, "--emit", "wgsl"]);
+    assert!(stdout(&out).contains("@compute"), "{}", stdout(&out));
 }
 
 #[test]
