@@ -354,9 +354,11 @@ fn run_present(
 /// Writes `-o` files and prints output summaries, as every run does at its end.
 fn finish_run(args: &RunArgs, outputs: &[HostArray]) -> anyhow::Result<()> {
     if let Some(dir) = &args.out_dir {
-        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| user_error(format!("{}: cannot create the output directory: {e}", dir.display())))?;
         for (k, out) in outputs.iter().enumerate() {
-            npy::write_npy(&dir.join(format!("out_{k}.npy")), out)?;
+            let file = dir.join(format!("out_{k}.npy"));
+            npy::write_npy(&file, out).map_err(|e| user_error(format!("{}: cannot write: {e}", file.display())))?;
         }
     }
     if args.print || args.out_dir.is_none() {
@@ -381,8 +383,16 @@ fn locate(loaded: &Loaded, err: anyhow::Error) -> anyhow::Error {
                 .comp_ids()
                 .find_map(|c| loaded.module.comp(c).find(&unsupported.instr).map(|i| load::location_of(loaded, c, i)))
                 .unwrap_or_else(|| loaded.path.clone());
+            // The interpreter is the way out only when it runs every op of the module.
+            let interp_runs_it =
+                loaded.module.comps.iter().flat_map(|c| &c.instrs).all(|i| hlo_interp::supports(i.op.opcode()));
+            let hint = if interp_runs_it {
+                "\n  hint: `--backend interp` runs every op of this module"
+            } else {
+                "\n  the interpreter (`--backend interp`) cannot run this module either"
+            };
             user_error(format!(
-                "{at}: the Vulkan backend cannot run {} `{}`: {}\n  hint: `--backend interp` runs every op",
+                "{at}: the Vulkan backend cannot run {} `{}`: {}{hint}",
                 unsupported.op, unsupported.instr, unsupported.reason
             ))
         }
@@ -461,7 +471,8 @@ pub fn opt(args: &OptArgs) -> anyhow::Result<()> {
     let path = args.module.as_deref().ok_or_else(|| user_error("no module given"))?;
     let mut loaded = load_static(path)?;
     if let Some(dir) = &args.dump_after_each {
-        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| user_error(format!("{}: cannot create the dump directory: {e}", dir.display())))?;
     }
     let mut index = 0usize;
     let mut dump_error: Option<anyhow::Error> = None;

@@ -43,5 +43,7 @@ pub fn user_error(msg: impl Into<String>) -> anyhow::Error {
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HLO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,winit=error"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // Colours only for a terminal: a log piped to a file or CI stays plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
 }

@@ -68,7 +68,7 @@ fn main() -> ExitCode {
     tune_lavapipe_threads();
     let cli = Cli::parse();
     hlo_run::init_tracing();
-    let res = match cli.command {
+    let res = hlo_run::backend::vulkan::check_env().and_then(|()| match cli.command {
         Some(Command::Check(f)) => commands::check(&f.module),
         Some(Command::Print(f)) => commands::print(&f.module),
         Some(Command::Opt(args)) => commands::opt(&args),
@@ -77,7 +77,7 @@ fn main() -> ExitCode {
         Some(Command::Tune(args)) => commands::tune(&args),
         Some(Command::Devices) => commands::devices(),
         None => commands::run(&cli.run),
-    };
+    });
     match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -185,6 +185,40 @@ fn an_op_vulkan_cannot_run_is_named_with_its_line() {
     assert!(err.contains("cholesky") && err.contains("--backend interp"), "{err}");
 }
 
+/// An op neither backend runs is named (not the c64 parameter before it), and the message does
+/// not send the user to an interpreter that cannot run it either.
+#[test]
+fn an_op_no_backend_runs_is_named_without_a_false_hint() {
+    let dir = temp_dir("fft");
+    let file = dir.join("fft.hlo");
+    std::fs::write(
+        &file,
+        "HloModule f\n\nENTRY main {\n  a = c64[8] parameter(0)\n  ROOT f = c64[8] fft(a), fft_type=FFT, fft_length={8}\n}\n",
+    )
+    .unwrap();
+    let out = hlo_run(&[file.to_str().unwrap(), "--random-inputs"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.starts_with(&format!("{}:5:", file.display())), "{err}");
+    assert!(err.contains("fft `f`") && err.contains("cannot run this module either"), "{err}");
+    assert!(!err.contains("runs every op"), "{err}");
+}
+
+#[test]
+fn bad_settings_and_unwritable_outputs_are_user_errors() {
+    let module = "hlo-samples/matmul/module.hlo";
+    assert_user_error(&[module, "--random-inputs"], &[("HLO_FMA", "fast")], &["HLO_FMA=fast", "native"]);
+    assert_user_error(&[module, "--random-inputs"], &[("HLO_AUTOTUNE", "maybe")], &["HLO_AUTOTUNE=maybe"]);
+    let blocker = temp_dir("unwritable").join("a-file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let out_dir = blocker.join("out");
+    assert_user_error(
+        &[module, "--random-inputs", "-o", out_dir.to_str().unwrap()],
+        &[],
+        &["cannot create the output directory"],
+    );
+}
+
 #[test]
 fn a_missing_vulkan_driver_says_how_to_install_one() {
     let out = Command::new(env!("CARGO_BIN_EXE_hlo-run"))

@@ -129,12 +129,43 @@ fn fma_mode(ctx: &Context) -> hlo_spirv::FmaMode {
     }
 }
 
+/// Checks the environment variables that choose code generation: a misspelt value is a user
+/// error (exit 2), not a silent default.
+pub fn check_env() -> anyhow::Result<()> {
+    let allowed: [(&str, &[&str]); 3] = [
+        ("HLO_FMA", &["native", "via-f64", "unfused"]),
+        ("HLO_DENORMALS", &["fast", "exact"]),
+        ("HLO_AUTOTUNE", &["on", "off"]),
+    ];
+    for (var, values) in allowed {
+        if let Ok(v) = std::env::var(var) {
+            if !values.contains(&v.as_str()) {
+                return Err(user_error(format!("{var}={v}: expected one of {}", values.join(", "))));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The first instruction whose opcode the Vulkan path never lowers: named before anything
+/// else can fail (a c64 parameter of an `fft` module is not what stops it).
+fn first_unsupported_op(module: &Module) -> Option<Unsupported> {
+    module.comps.iter().flat_map(|c| &c.instrs).find(|i| !hlo_spirv::supports(i.op.opcode())).map(|i| Unsupported {
+        op: i.op.opcode().name().to_string(),
+        instr: i.name.clone(),
+        reason: "the Vulkan backend has no lowering for this op (docs/ops.md)".into(),
+    })
+}
+
 /// Runs the pass pipeline and codegen; returns the compiled program and the time each took.
 pub fn compile_module(
     module: &Module,
     target: &hlo_spirv::Target,
     explain_fusion: bool,
 ) -> anyhow::Result<(hlo_spirv::Compiled, Duration, Duration)> {
+    if let Some(unsupported) = first_unsupported_op(module) {
+        return Err(anyhow::Error::new(unsupported));
+    }
     let start = Instant::now();
     let mut optimized = module.clone();
     let report = hlo_passes::run_pipeline(&mut optimized, &mut hlo_passes::PipelineOptions::default())
