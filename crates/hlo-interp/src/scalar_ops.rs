@@ -742,9 +742,44 @@ fn c_mul<T: Float>(a: Cplx<T>, b: Cplx<T>) -> Cplx<T> {
     [a[0].mul(b[0]).sub(a[1].mul(b[1])), a[0].mul(b[1]).add(a[1].mul(b[0]))]
 }
 
+/// Complex division as XLA's elemental emitter computes it: Smith's algorithm (dividing by the
+/// larger of the denominator's parts, so `|b|^2` never overflows), then where that gives
+/// NaN + NaNi, C99 Annex G's answers: a zero denominator gives infinities
+/// (`(1+1i)/(0+0i)` is `inf+infi`), an infinite numerator over a finite denominator infinities,
+/// a finite numerator over an infinite denominator zeros.
 fn c_div<T: Float>(a: Cplx<T>, b: Cplx<T>) -> Cplx<T> {
-    let d = b[0].mul(b[0]).add(b[1].mul(b[1]));
-    [a[0].mul(b[0]).add(a[1].mul(b[1])).div(d), a[1].mul(b[0]).sub(a[0].mul(b[1])).div(d)]
+    let ([ar, ai], [br, bi]) = (a, b);
+    let (zero, one) = (T::ZERO, T::ONE);
+    let inf = T::from_f64(f64::INFINITY);
+    let result = if br.abs() < bi.abs() {
+        let ratio = br.div(bi);
+        let denom = bi.add(ratio.mul(br));
+        [ratio.mul(ar).add(ai).div(denom), ratio.mul(ai).sub(ar).div(denom)]
+    } else {
+        let ratio = bi.div(br);
+        let denom = br.add(ratio.mul(bi));
+        [ratio.mul(ai).add(ar).div(denom), ai.sub(ratio.mul(ar)).div(denom)]
+    };
+    if !(result[0].is_nan() && result[1].is_nan()) {
+        return result;
+    }
+    let is_inf = |x: T| x.abs() == inf;
+    let finite = |x: T| x.abs() != inf && !x.is_nan();
+    if br.abs() == zero && bi.abs() == zero && (!ar.is_nan() || !ai.is_nan()) {
+        let signed_inf = inf.copysign(br);
+        return [signed_inf.mul(ar), signed_inf.mul(ai)];
+    }
+    if (is_inf(ar) || is_inf(ai)) && finite(br) && finite(bi) {
+        let sr = (if is_inf(ar) { one } else { zero }).copysign(ar);
+        let si = (if is_inf(ai) { one } else { zero }).copysign(ai);
+        return [inf.mul(sr.mul(br).add(si.mul(bi))), inf.mul(si.mul(br).sub(sr.mul(bi)))];
+    }
+    if (is_inf(br) || is_inf(bi)) && finite(ar) && finite(ai) {
+        let sr = (if is_inf(br) { one } else { zero }).copysign(br);
+        let si = (if is_inf(bi) { one } else { zero }).copysign(bi);
+        return [zero.mul(ar.mul(sr).add(ai.mul(si))), zero.mul(ai.mul(sr).sub(ar.mul(si)))];
+    }
+    result
 }
 
 /// `|z|`, computed without intermediate overflow.
@@ -846,6 +881,28 @@ pub fn ord_clamp<T: Ord + Copy>(lo: T, x: T, hi: T) -> T {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn complex_division_gives_xla_results_at_zero_and_infinite_denominators() {
+        let (inf, nan) = (f32::INFINITY, f32::NAN);
+        let div = |a: [f32; 2], b: [f32; 2]| super::c_div(a, b);
+        assert_eq!(div([1.0, 1.0], [0.0, 0.0]), [inf, inf]);
+        assert_eq!(div([1.0, -2.0], [-0.0, 0.0]), [-inf, inf]);
+        // Smith's algorithm alone gives inf + NaNi here, which stands (only NaN + NaNi is fixed).
+        let q = div([inf, 1.0], [2.0, 0.0]);
+        assert!(q[0] == inf && q[1].is_nan(), "{q:?}");
+        // An infinite numerator over a finite denominator: infinities.
+        assert_eq!(div([inf, nan], [2.0, 1.0]), [inf, -inf]);
+        assert_eq!(div([1.0, 2.0], [inf, 0.0]), [0.0, 0.0]);
+        // Ordinary values: Smith's algorithm, exact where the quotient is.
+        assert_eq!(div([4.0, 2.0], [2.0, 0.0]), [2.0, 1.0]);
+        assert_eq!(div([0.0, 2.0], [0.0, 1.0]), [2.0, 0.0]);
+        // No overflow in |b|^2 for large denominators.
+        let q = div([1e30, 1e30], [1e30, 1e30]);
+        assert!((q[0] - 1.0).abs() < 1e-6 && q[1].abs() < 1e-6, "{q:?}");
+        // A NaN numerator over zero stays NaN.
+        assert!(div([nan, nan], [0.0, 0.0]).iter().all(|x| x.is_nan()));
+    }
     use super::*;
 
     const D: f32 = f32::from_bits(1);
