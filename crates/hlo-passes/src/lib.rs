@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod algebraic_simplification;
+pub mod batch_norm_expander;
 pub mod bf16_excess_precision;
 pub mod constant_folding;
 pub mod cse;
@@ -52,6 +53,7 @@ pub type PassFn = fn(&mut Module) -> Result<bool, PassError>;
 /// `hlo-run opt --passes=a,b` and `--list-passes` read this table.
 pub const PASSES: &[(&str, PassFn)] = &[
     ("inline-calls", inline_calls::run),
+    ("batch-norm-expander", batch_norm_expander::run),
     ("normalize", normalize::run),
     ("tree-reduction", tree_reduction::run),
     ("scan-rewrite", scan_rewrite::run),

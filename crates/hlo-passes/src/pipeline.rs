@@ -44,6 +44,7 @@ pub const MAX_FIXPOINT_ROUNDS: usize = 4;
 /// what `--list-passes`-style tools show. [`run_pipeline`] follows [`STEPS`].
 pub const PIPELINE: &[&str] = &[
     "inline-calls",
+    "batch-norm-expander",
     "normalize",
     "scan-rewrite",
     "bf16-excess-precision",
@@ -60,6 +61,7 @@ pub const PIPELINE: &[&str] = &[
 /// The pipeline's steps, in order.
 pub const STEPS: &[Step] = &[
     Step::Pass("inline-calls"),
+    Step::Pass("batch-norm-expander"),
     Step::Pass("normalize"),
     // Not `tree-reduction`: XLA:CPU's blocks of 32 give the interpreter JAX's sums bit for bit
     // (it is in XLA_CPU_NUMERICS), but the device reduces in its own order anyway (workgroup
@@ -82,6 +84,8 @@ pub const STEPS: &[Step] = &[
 /// converted constants of bf16 code back into constants for `xla-rewrites` to see.
 pub const XLA_CPU_NUMERICS: &[&str] = &[
     "inline-calls",
+    // XLA:CPU runs batch norm expanded; the interpreter has no batch-norm ops of its own.
+    "batch-norm-expander",
     "tree-reduction",
     "scan-rewrite",
     "bf16-excess-precision",

@@ -385,7 +385,7 @@ fn locate(loaded: &Loaded, err: anyhow::Error) -> anyhow::Error {
                 .unwrap_or_else(|| loaded.path.clone());
             // The interpreter is the way out only when it runs every op of the module.
             let interp_runs_it =
-                loaded.module.comps.iter().flat_map(|c| &c.instrs).all(|i| hlo_interp::supports(i.op.opcode()));
+                loaded.module.comps.iter().flat_map(|c| &c.instrs).all(|i| backend::interp_runs(i.op.opcode()));
             let hint = if interp_runs_it {
                 "\n  hint: `--backend interp` runs every op of this module"
             } else {

@@ -27,6 +27,10 @@ const FULL: &[Opcode] = &[
     Opcode::Atan,
     Opcode::Atan2,
     Opcode::Atanh,
+    // Expanded into elementwise ops and sums by `batch-norm-expander` before code generation.
+    Opcode::BatchNormGrad,
+    Opcode::BatchNormInference,
+    Opcode::BatchNormTraining,
     Opcode::Bitcast,
     Opcode::BitcastConvert,
     Opcode::Broadcast,

@@ -133,6 +133,13 @@ pub trait Prepared {
     }
 }
 
+/// Whether the interpreter backend runs `opcode`: what `hlo-interp` evaluates, and batch norm,
+/// which it runs expanded (`batch-norm-expander`).
+pub fn interp_runs(opcode: hlo_ir::Opcode) -> bool {
+    use hlo_ir::Opcode as O;
+    hlo_interp::supports(opcode) || matches!(opcode, O::BatchNormTraining | O::BatchNormInference | O::BatchNormGrad)
+}
+
 /// Prepares `module` for repeated execution on `kind`.
 pub fn prepare(module: &Module, kind: BackendKind, opts: &PrepareOptions) -> anyhow::Result<Box<dyn Prepared>> {
     match kind {
@@ -145,6 +152,11 @@ pub fn prepare(module: &Module, kind: BackendKind, opts: &PrepareOptions) -> any
                     hlo_passes::PipelineOptions { verify: cfg!(debug_assertions), dump_after_each: None };
                 hlo_passes::run_passes(&mut module, hlo_passes::XLA_CPU_NUMERICS, &mut pipeline)
                     .map_err(|e| anyhow::anyhow!("internal compiler error in XLA:CPU's rewrites: {e}"))?;
+            } else {
+                // Batch norm has no semantics of its own beyond XLA's expansion.
+                let mut pipeline = hlo_passes::PipelineOptions::default();
+                hlo_passes::run_passes(&mut module, &["batch-norm-expander"], &mut pipeline)
+                    .map_err(|e| anyhow::anyhow!("internal compiler error expanding batch norm: {e}"))?;
             }
             Ok(Box::new(InterpPrepared { module, inputs: Vec::new(), memory_limit: opts.memory_limit }))
         }
