@@ -16,6 +16,7 @@
 //! - `get-tuple-element(tuple(...))` -> the element;
 //! - an elementwise op whose operands are all broadcasts of scalars -> a
 //!   broadcast of the op on the scalars (so constant folding can finish it);
+//! - `get-dimension-size` of a static dimension -> a constant; `domain(x)` -> `x`;
 //! - a `scatter` that overwrites one window at constant, in-bounds indices (JAX's
 //!   `x.at[:, 0].set(y)`) -> `dynamic-update-slice(x, reshape(y), starts...)`: the same
 //!   values, but an elementwise op that fuses into its users, where a scatter is materialised
@@ -230,6 +231,18 @@ fn rule(comp: &Computation, id: InstrId) -> Option<Rewrite> {
                 None => None,
             }
         }
+        // A static dimension's size is a constant (the shapes this compiler runs are static).
+        Op::GetDimensionSize { dimension } => {
+            let operand = comp.instr(*ops.first()?).shape.as_array()?;
+            let d = usize::try_from(*dimension).ok()?;
+            if operand.dynamic.get(d).copied().unwrap_or(false) || shape.dtype()? != DType::S32 {
+                return None;
+            }
+            let size = i32::try_from(*operand.dims.get(d)?).ok()?;
+            Some(Rewrite::InPlace(Box::new(Op::Constant(Box::new(Literal::scalar_s32(size)))), vec![]))
+        }
+        // A domain marks a sharding boundary; on one device it is its operand.
+        Op::Domain => replace_if_fits(*ops.first()?),
         Op::GetTupleElement { index } => {
             let t = comp.instr(*ops.first()?);
             match t.op {
@@ -508,5 +521,28 @@ ROOT %s = s16[4,5,3] dynamic-update-slice(%x, %s.1, %s.2, %s.3, %s.4)
             super::run(&mut module).expect("runs");
             assert_eq!(hlo_ir::print::print_module(&module), before);
         }
+    }
+
+    #[test]
+    fn static_dimension_sizes_are_constants_and_domains_vanish() {
+        check(
+            super::run,
+            r#"
+HloModule m
+ENTRY main {
+  x = f32[3,7] parameter(0)
+  d = f32[3,7] domain(x), domain={kind="sharding", entry={maximal device=0}, exit={replicated}}
+  n = s32[] get-dimension-size(d), dimensions={1}
+  ROOT t = (f32[3,7], s32[]) tuple(d, n)
+}
+"#,
+            r#"
+ENTRY %main (x: f32[3,7]) -> (f32[3,7], s32[]) {
+%x = f32[3,7] parameter(0)
+%n = s32[] constant(7)
+ROOT %t = (f32[3,7], s32[]) tuple(%x, %n)
+}
+"#,
+        );
     }
 }

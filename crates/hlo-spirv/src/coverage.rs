@@ -70,6 +70,9 @@ const FULL: &[Opcode] = &[
     Opcode::Negate,
     Opcode::Not,
     Opcode::OptimizationBarrier,
+    // Folded by `algebraic-simplification`: a static size is a constant, a domain its operand.
+    Opcode::GetDimensionSize,
+    Opcode::Domain,
     Opcode::Or,
     Opcode::Pad,
     Opcode::Parameter,
