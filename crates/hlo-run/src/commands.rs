@@ -18,7 +18,8 @@ pub struct RunArgs {
     /// The HLO text module.
     #[arg(required = true)]
     pub module: Option<PathBuf>,
-    /// One .npy per entry-parameter leaf, in order, or one .npz with arr_0..arr_N.
+    /// One .npy per entry-parameter leaf, in order, or one .npz: arr_0..arr_N, arrays named
+    /// after the entry's parameters, or any names in archive order.
     pub inputs: Vec<PathBuf>,
     /// Directory for out_0.npy, out_1.npy, ... (one per result leaf).
     #[arg(short = 'o', long = "out")]
@@ -244,7 +245,9 @@ fn gather_inputs(
             }
         })?
     } else {
-        inputs::read_inputs(paths, limit)?
+        let mut named = inputs::read_inputs(paths, limit)?;
+        inputs::order_by_parameter_name(&loaded.module, &leaves, &mut named);
+        named
     };
     inputs::check_inputs(&leaves, &mut named)?;
     Ok(named.into_iter().map(|(_, a)| a).collect())

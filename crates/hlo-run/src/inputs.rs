@@ -41,12 +41,14 @@ pub fn param_leaves(module: &Module) -> Vec<ParamLeaf> {
 pub fn read_inputs(paths: &[PathBuf], limit: u64) -> anyhow::Result<Vec<(String, HostArray)>> {
     if let [single] = paths {
         if single.extension().is_some_and(|e| e == "npz") {
-            let arrays = npy::read_npz_limited(single, limit).map_err(|e| user_error(e.to_string()))?;
-            return Ok(arrays
-                .into_iter()
-                .enumerate()
-                .map(|(k, a)| (format!("{}[arr_{k}]", single.display()), a))
-                .collect());
+            // `np.savez(f, a, b)` names its arrays arr_0, arr_1, ...: in that order. Other names
+            // are matched to parameter names later ([`order_by_parameter_name`]).
+            let mut arrays = npy::read_npz_named(single, limit).map_err(|e| user_error(e.to_string()))?;
+            let positional = |key: &str| key.strip_prefix("arr_").and_then(|k| k.parse::<usize>().ok());
+            if arrays.iter().all(|(key, _)| positional(key).is_some()) {
+                arrays.sort_by_key(|(key, _)| positional(key));
+            }
+            return Ok(arrays.into_iter().map(|(key, a)| (format!("{}[{key}]", single.display()), a)).collect());
         }
     }
     let mut used = 0u64;
@@ -57,6 +59,26 @@ pub fn read_inputs(paths: &[PathBuf], limit: u64) -> anyhow::Result<Vec<(String,
         arrays.push((p.display().to_string(), array));
     }
     Ok(arrays)
+}
+
+/// Puts the arrays of an `.npz` archive written with names (`np.savez(f, x=..., w=...)`) in
+/// parameter order when every array parameter of the entry has an array of its name; otherwise
+/// they stay in archive order.
+pub fn order_by_parameter_name(module: &hlo_ir::Module, leaves: &[ParamLeaf], inputs: &mut Vec<(String, HostArray)>) {
+    let entry = module.entry_comp();
+    let key_of = |label: &str| label.rsplit_once('[').and_then(|(_, k)| k.strip_suffix(']')).map(str::to_string);
+    let mut ordered = Vec::with_capacity(leaves.len());
+    for leaf in leaves {
+        let name = &entry.instr(leaf.param).name;
+        match inputs.iter().position(|(label, _)| key_of(label).as_deref() == Some(name.as_str())) {
+            Some(k) if leaves.iter().filter(|l| l.param == leaf.param).count() == 1 => ordered.push(k),
+            _ => return,
+        }
+    }
+    if ordered.len() == inputs.len() {
+        let mut taken: Vec<Option<(String, HostArray)>> = std::mem::take(inputs).into_iter().map(Some).collect();
+        *inputs = ordered.into_iter().map(|k| taken[k].take().expect("each array once")).collect();
+    }
 }
 
 /// Bytes of every entry-parameter leaf together.

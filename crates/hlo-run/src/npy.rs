@@ -468,6 +468,35 @@ pub fn read_npz_limited(path: &Path, limit: u64) -> Result<Vec<HostArray>, NpyEr
     Ok(arrays)
 }
 
+/// Reads every array of an `.npz` archive in archive order (what `np.savez` wrote, keyword
+/// arguments included), each with its name (the entry without `.npy`), with at most `limit`
+/// bytes of array data in all.
+pub fn read_npz_named(path: &Path, limit: u64) -> Result<Vec<(String, HostArray)>, NpyError> {
+    let name = path.display().to_string();
+    let mut file = open_regular(path)?;
+    let len = file.metadata().map_err(io_err(path))?.len();
+    check_zip_directory(&mut file, len, &name)?;
+    let mut archive = npyz::npz::NpzArchive::new(io::BufReader::new(file))
+        .map_err(|e| NpyError::BadArchive { path: name.clone(), reason: e.to_string() })?;
+    let zip = archive.zip_archive();
+    let mut arrays = Vec::new();
+    let mut used = 0u64;
+    for k in 0..zip.len() {
+        let mut entry =
+            zip.by_index(k).map_err(|e| NpyError::BadArchive { path: name.clone(), reason: e.to_string() })?;
+        let Some(key) = entry.name().strip_suffix(".npy").map(str::to_string) else { continue };
+        let sub = format!("{name}[{key}]");
+        let header = read_header(&mut entry, &sub)?;
+        let array = read_data(entry, header, None, limit.saturating_sub(used), &sub)?;
+        used += array.bytes.len() as u64;
+        arrays.push((key, array));
+    }
+    if arrays.is_empty() {
+        return Err(NpyError::EmptyArchive { path: name });
+    }
+    Ok(arrays)
+}
+
 /// Reads every `arr_K` array of an `.npz` archive within the process's memory limit.
 pub fn read_npz(path: &Path) -> Result<Vec<HostArray>, NpyError> {
     read_npz_limited(path, crate::limits::memory_limit().unwrap_or(u64::MAX))

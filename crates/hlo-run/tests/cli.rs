@@ -247,33 +247,46 @@ fn one_npz_archive_supplies_every_input() {
     use std::io::Write;
     let sample = repo().join("hlo-samples/matmul");
     let dir = temp_dir("npz");
-    let archive = dir.join("inputs.npz");
-    let mut zip = npyz::zip::ZipWriter::new(std::fs::File::create(&archive).unwrap());
-    for k in 0..2 {
-        zip.start_file(format!("arr_{k}.npy"), npyz::zip::write::FileOptions::default()).unwrap();
-        zip.write_all(&std::fs::read(sample.join(format!("in_{k}.npy"))).unwrap()).unwrap();
-    }
-    zip.finish().unwrap();
-    let out_dir = dir.join("out");
     let module = sample.join("module.hlo");
-    for backend in ["interp", "vulkan"] {
-        let out = hlo_run(&[
-            module.to_str().unwrap(),
-            archive.to_str().unwrap(),
-            "-o",
-            out_dir.to_str().unwrap(),
-            "--backend",
-            backend,
-        ]);
-        assert!(out.status.success(), "{backend}: {}", stderr(&out));
-        let ours = npy::read_npy(&out_dir.join("out_0.npy")).unwrap();
-        let jax = npy::read_npy(&sample.join("out_0.npy")).unwrap();
-        assert_eq!((ours.dtype, &ours.dims), (jax.dtype, &jax.dims), "{backend}");
-        let f = |a: &npy::HostArray| -> Vec<f32> {
-            a.bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-        };
-        let max_err = f(&ours).iter().zip(f(&jax)).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        assert!(max_err < 1e-4, "{backend}: max abs error {max_err}");
+    let text = std::fs::read_to_string(&module).unwrap();
+    let params = hlo_parse::parse_module(&text).unwrap();
+    let names: Vec<String> =
+        params.entry_comp().params.iter().map(|&p| params.entry_comp().instr(p).name.clone()).collect();
+    // np.savez(f, a, b); np.savez(f, **{second: b, first: a}) (by name, written out of order);
+    // and other names, taken in archive order.
+    let schemes: Vec<Vec<(String, usize)>> = vec![
+        vec![("arr_0".into(), 0), ("arr_1".into(), 1)],
+        vec![(names[1].clone(), 1), (names[0].clone(), 0)],
+        vec![("x".into(), 0), ("y".into(), 1)],
+    ];
+    for (s, scheme) in schemes.iter().enumerate() {
+        let archive = dir.join(format!("inputs{s}.npz"));
+        let mut zip = npyz::zip::ZipWriter::new(std::fs::File::create(&archive).unwrap());
+        for (key, k) in scheme {
+            zip.start_file(format!("{key}.npy"), npyz::zip::write::FileOptions::default()).unwrap();
+            zip.write_all(&std::fs::read(sample.join(format!("in_{k}.npy"))).unwrap()).unwrap();
+        }
+        zip.finish().unwrap();
+        let out_dir = dir.join("out");
+        for backend in ["interp", "vulkan"] {
+            let out = hlo_run(&[
+                module.to_str().unwrap(),
+                archive.to_str().unwrap(),
+                "-o",
+                out_dir.to_str().unwrap(),
+                "--backend",
+                backend,
+            ]);
+            assert!(out.status.success(), "{backend}: {}", stderr(&out));
+            let ours = npy::read_npy(&out_dir.join("out_0.npy")).unwrap();
+            let jax = npy::read_npy(&sample.join("out_0.npy")).unwrap();
+            assert_eq!((ours.dtype, &ours.dims), (jax.dtype, &jax.dims), "{backend}");
+            let f = |a: &npy::HostArray| -> Vec<f32> {
+                a.bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+            };
+            let max_err = f(&ours).iter().zip(f(&jax)).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(max_err < 1e-4, "{backend}: max abs error {max_err}");
+        }
     }
 }
 
