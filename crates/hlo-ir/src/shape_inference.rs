@@ -319,15 +319,15 @@ pub fn infer_op(
             expect_scalar(opcode, 1, arr(1)?)?;
             return Ok(None);
         }
-        Op::AfterAll => {
-            for (index, s) in operands.iter().enumerate() {
-                if !matches!(s, Shape::Token) {
-                    return Err(kind_error(opcode, index, "a token", s));
-                }
+        // XLA's verifier takes any operands for `after-all` (they only order it after them) and
+        // wants a token as `add-dependency`'s second operand.
+        Op::AfterAll => Shape::Token,
+        Op::AddDependency => {
+            if !matches!(operands[1], Shape::Token) {
+                return Err(kind_error(opcode, 1, "a token", &operands[1]));
             }
-            Shape::Token
+            operands[0].clone()
         }
-        Op::AddDependency => operands[0].clone(),
         Op::PartitionId | Op::ReplicaId => Shape::scalar(DType::U32),
         Op::Outfeed => Shape::Token,
         Op::CustomCall(_)

@@ -182,6 +182,9 @@ fn int_in(c: &mut Cursor<'_>, dtype: DType) -> PResult<i128> {
     };
     match value {
         Some(v) if (lo..=hi).contains(&v) => Ok(v),
+        // XLA reads a u64 through an s64, so a negative one is its two's complement (-1 is
+        // u64 max); narrower unsigned types keep the range check.
+        Some(v) if dtype == DType::U64 && (i64::MIN as i128..0).contains(&v) => Ok(v + (1i128 << 64)),
         _ => Err(c.err_since(start, format!("value {text} is out of range for {dtype}"))),
     }
 }

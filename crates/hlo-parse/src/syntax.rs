@@ -39,6 +39,8 @@ pub(crate) fn module(c: &mut Cursor<'_>) -> PResult<Module> {
     let Some(name) = c.word() else {
         return Err(c.err_expected("a module name"));
     };
+    // XLA's lexer also reads `HloModule name:` (an older form its tests still use).
+    c.eat(b':');
     let mut attrs = ModuleAttrs::default();
     let mut seen: Vec<&str> = Vec::new();
     while c.eat(b',') {

@@ -159,3 +159,18 @@ fn a_scalar_broadcast_may_omit_its_dimensions() {
     let m = parse("HloModule m\nENTRY e {\n  p = f32[3] parameter(0)\n  ROOT b = f32[2,3] broadcast(p)\n}\n");
     assert!(hlo_ir::verify::verify(&m).is_err());
 }
+
+/// Forms XLA's own parser tests use: `HloModule name:`, a negative u64 constant (read through
+/// an s64, so two's complement), and `after-all` of non-token operands (which only orders it).
+#[test]
+fn xla_parser_test_forms() {
+    let m = parse("HloModule no_entry:\nENTRY c1 {\n  ROOT c = u64[] constant(-1)\n}\n");
+    assert_eq!(m.name, "no_entry");
+    let Op::Constant(lit) = &m.entry_comp().root_instr().op else { panic!("constant") };
+    assert_eq!(lit.array_data(), Some(&ArrayData::U64(vec![u64::MAX])));
+    let m = parse(
+        "HloModule m\nENTRY e {\n  p0 = f32[] parameter(0)\n  t = token[] after-all()\n  \
+         ROOT a = token[] after-all(p0, t)\n}\n",
+    );
+    assert!(hlo_ir::verify::verify(&m).is_ok());
+}

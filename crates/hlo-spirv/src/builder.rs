@@ -214,12 +214,18 @@ impl Kb {
         self.storage_array(name, base, elem.width as u32, writable)
     }
 
-    /// Declares a read-only storage buffer `array<vec4<elem>>` at the next binding: one load
-    /// reads four consecutive elements (llvmpipe gathers a varying load lane by lane, so this
+    /// Declares a storage buffer `array<vec4<elem>>` at the next binding: one load or store
+    /// moves four consecutive elements (llvmpipe gathers a varying load lane by lane, so this
     /// is a quarter of the gathers).
-    pub(crate) fn storage_buffer_vec4(&mut self, name: &str, elem: Scalar) -> Handle<GlobalVariable> {
+    pub(crate) fn storage_buffer_vec4(&mut self, name: &str, elem: Scalar, writable: bool) -> Handle<GlobalVariable> {
         let base = self.ty(TypeInner::Vector { size: naga::VectorSize::Quad, scalar: elem });
-        self.storage_array(name, base, 4 * elem.width as u32, false)
+        self.storage_array(name, base, 4 * elem.width as u32, writable)
+    }
+
+    /// `vec4<elem>(components)`.
+    pub(crate) fn compose_vec4(&mut self, elem: Scalar, components: [H; 4]) -> H {
+        let ty = self.ty(TypeInner::Vector { size: naga::VectorSize::Quad, scalar: elem });
+        self.expr(Expression::Compose { ty, components: components.to_vec() })
     }
 
     fn storage_array(&mut self, name: &str, base: Handle<Type>, stride: u32, writable: bool) -> Handle<GlobalVariable> {

@@ -213,6 +213,11 @@ pub(crate) struct Em<'m> {
     /// The kernel's name, for error messages.
     pub kernel: String,
     daz_cache: HashMap<H, (H, u32)>,
+    /// Vectorised loops: a linear index known to be `4 * quad + c`, as `(quad, c)`. An f32
+    /// buffer read at such an index is read with one vec4 load per quad ([`Em::quad_loads`]).
+    pub(crate) quads: HashMap<H, (H, u32)>,
+    /// vec4 loads made so far: `(buffer, quad)` -> the loaded vector and its block.
+    quad_cache: HashMap<(BufferId, H), (H, u32)>,
     /// [`Em::flush_results`] of a value, and the block it was made in: select trees share
     /// branches, and flushing each path anew grows exponentially with their depth.
     flush_cache: HashMap<H, (H, u32)>,
@@ -313,6 +318,8 @@ impl<'m> Em<'m> {
             windows: HashMap::new(),
             kernel: kernel.to_string(),
             daz_cache: HashMap::new(),
+            quads: HashMap::new(),
+            quad_cache: HashMap::new(),
             flush_cache: HashMap::new(),
             users: HashMap::new(),
             stage: None,
@@ -472,6 +479,16 @@ impl<'m> Em<'m> {
     /// Binds f32 buffer `buf` of `elems` elements (a multiple of 4) read-only as
     /// `array<vec4<f32>>`, for [`Em::load_vec4`]; `None` when it needs several bindings.
     pub(crate) fn bind_vec4(&mut self, buf: BufferId, elems: u64) -> Option<Handle<naga::GlobalVariable>> {
+        self.bind_vec4_as(buf, elems, false)
+    }
+
+    /// [`Em::bind_vec4`], writable for the outputs of a vectorised loop ([`Em::quad_loads`]).
+    pub(crate) fn bind_vec4_as(
+        &mut self,
+        buf: BufferId,
+        elems: u64,
+        writable: bool,
+    ) -> Option<Handle<naga::GlobalVariable>> {
         let key = BindKey::Vec4(buf);
         if let Some(&g) = self.bound.get(&key) {
             return Some(g);
@@ -479,7 +496,7 @@ impl<'m> Em<'m> {
         if elems % 4 != 0 || self.needs_windows(elems, naga::Scalar::F32) {
             return None;
         }
-        let g = self.kb.storage_buffer_vec4(&format!("b{}_v4", buf.0), naga::Scalar::F32);
+        let g = self.kb.storage_buffer_vec4(&format!("b{}_v4", buf.0), naga::Scalar::F32, writable);
         self.bound.insert(key, g);
         self.binds.push(Bind::Buffer(buf));
         Some(g)
@@ -492,6 +509,37 @@ impl<'m> Em<'m> {
         let p = self.kb.access(base, quad);
         let v = self.kb.load(p);
         [0, 1, 2, 3].map(|k| self.kb.access_index(v, k))
+    }
+
+    /// Component `c` of quad `quad` of an f32 buffer of `elems` elements (a multiple of 4),
+    /// through one vec4 load per quad and block; `None` for other buffers.
+    fn quad_load(&mut self, buf: BufferId, elems: u64, dtype: DType, quad: H, c: u32) -> Option<Val> {
+        if dtype != DType::F32 {
+            return None;
+        }
+        let v = match self.quad_cache.get(&(buf, quad)) {
+            Some(&(v, block)) if self.kb.is_open(block) => v,
+            _ => {
+                let g = self.bind_vec4(buf, elems)?;
+                let base = self.kb.global(g);
+                let p = self.kb.access(base, quad);
+                let v = self.kb.load(p);
+                let block = self.kb.block_of(v);
+                self.quad_cache.insert((buf, quad), (v, block));
+                v
+            }
+        };
+        Some(Val { h: self.kb.access_index(v, c), dt: DType::F32 })
+    }
+
+    /// Stores four f32 results at quad `quad` of a buffer bound by [`Em::bind_vec4_as`], each
+    /// flushed as [`Em::store`] flushes it.
+    pub(crate) fn store_quad(&mut self, g: Handle<naga::GlobalVariable>, quad: H, values: [Val; 4]) {
+        let flushed = values.map(|v| self.flush_results(v.h, v.dt));
+        let v = self.kb.compose_vec4(naga::Scalar::F32, flushed);
+        let base = self.kb.global(g);
+        let p = self.kb.access(base, quad);
+        self.kb.store(p, v);
     }
 
     fn too_large_for_one_binding(&self, buf: BufferId) -> CodegenError {
@@ -847,8 +895,13 @@ impl<'m> Em<'m> {
                     }
                 }
                 let elems = dims.iter().product::<i64>().max(0) as u64;
-                let g = self.bind_array(*buf, elems, *dtype, false, false)?;
                 let lin = if dims.iter().product::<i64>() == 1 { self.kb.lit_u32(0) } else { idx.linear(&mut self.kb) };
+                if let Some(&(quad, c)) = self.quads.get(&lin) {
+                    if let Some(v) = self.quad_load(*buf, elems, *dtype, quad, c) {
+                        return Ok(v);
+                    }
+                }
+                let g = self.bind_array(*buf, elems, *dtype, false, false)?;
                 Ok(self.load(g, lin, *dtype))
             }
             Leaf::Value(v) | Leaf::Loaded(v) => Ok(*v),
