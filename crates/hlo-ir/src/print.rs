@@ -516,9 +516,7 @@ fn write_op_attrs(a: &mut Attrs<'_, '_>, instr: &Instr) {
             }
             if let Some(literal) = &cc.literal {
                 a.out.push_str(", literal=");
-                write_shape(a.out, &literal.shape, true);
-                a.out.push(' ');
-                write_literal(a.out, literal);
+                write_shaped_literal(a.out, literal);
             }
             if !cc.output_to_operand_aliasing.is_empty() {
                 a.out.push_str(", output_to_operand_aliasing={");
@@ -985,6 +983,27 @@ fn write_joined<T: fmt::Display>(out: &mut String, items: &[T], sep: &str) {
 // ---------------------------------------------------------------------------------------------
 // Literals.
 // ---------------------------------------------------------------------------------------------
+
+/// A custom-call literal: `shape value`, or `( shape value, ... )` for a tuple, as XLA writes it.
+fn write_shaped_literal(out: &mut String, literal: &Literal) {
+    match (&literal.shape, &literal.data) {
+        (Shape::Tuple(_), LiteralData::Tuple(elems)) => {
+            out.push_str("( ");
+            for (i, e) in elems.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_shaped_literal(out, e);
+            }
+            out.push_str(" )");
+        }
+        _ => {
+            write_shape(out, &literal.shape, true);
+            out.push(' ');
+            write_literal(out, literal);
+        }
+    }
+}
 
 fn write_literal(out: &mut String, literal: &Literal) {
     match (&literal.shape, &literal.data) {

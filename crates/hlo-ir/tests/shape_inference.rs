@@ -293,7 +293,11 @@ fn tuples_and_misc() {
     check(Op::AfterAll, &[], "token[]");
     check(Op::AfterAll, &["f32[]", "token[]"], "token[]");
     check(Op::AddDependency, &["f32[3]", "token[]"], "f32[3]");
-    check(Op::AddDependency, &["f32[3]", "f32[]"], "error: operand 1 of add-dependency must be a token but has shape f32[]");
+    check(
+        Op::AddDependency,
+        &["f32[3]", "f32[]"],
+        "error: operand 1 of add-dependency must be a token but has shape f32[]",
+    );
     check(Op::GetDimensionSize { dimension: 1 }, &["f32[3,4]"], "s32[]");
     check(Op::GetDimensionSize { dimension: 2 }, &["f32[3,4]"], "error: dimension 2 is out of range for rank 2");
     check(Op::ReplicaId, &[], "u32[]");

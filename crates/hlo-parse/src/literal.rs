@@ -406,10 +406,30 @@ fn pow2(e: i64) -> f64 {
 }
 
 /// Checks a parse position for error messages in the attribute parsers.
+/// `shape value`, or a tuple of them in parentheses (`( s32[2] {1, 2}, pred[] true )`), as
+/// XLA writes a custom-call literal.
 pub(crate) fn shaped_literal(c: &mut Cursor<'_>) -> PResult<Literal> {
+    c.skip_ws();
+    if c.eat(b'(') {
+        let mut elems = Vec::new();
+        if !c.eat(b')') {
+            loop {
+                c.enter()?;
+                let elem = shaped_literal(c);
+                c.leave();
+                elems.push(elem?);
+                if c.eat(b',') {
+                    continue;
+                }
+                c.expect(b')')?;
+                break;
+            }
+        }
+        return Ok(Literal::tuple(elems));
+    }
     let shape = crate::shape::shape(c)?;
     if shape.is_tuple() {
-        return Err(PErr::new(c.pos, c.pos + 1, "tuple-shaped custom-call literals are not supported"));
+        return Err(PErr::new(c.pos, c.pos + 1, "a tuple custom-call literal is written as ( shape value, ... )"));
     }
     literal(c, &shape)
 }

@@ -492,6 +492,8 @@ impl Kb {
                     }
                 }
                 Expression::Select { accept, reject, .. } => stack.extend([*accept, *reject]),
+                // A component of a loaded vector (a vec4 read of a vectorised loop) is data.
+                Expression::AccessIndex { base, .. } => stack.push(*base),
                 // A float made from data bits (bitcast-convert) is data.
                 _ if self.data_bits.contains(&x) => {}
                 Expression::As { expr, convert: None, .. } => stack.push(*expr),

@@ -82,3 +82,20 @@ fn special_values_and_flushed_results() {
     );
     check(&hlo, vec![bytes(&x), bytes(&y)], true);
 }
+
+#[test]
+fn moved_values_keep_their_subnormals() {
+    // A select and a negate move data: a subnormal operand is stored as it is (XLA:CPU's FTZ
+    // only touches arithmetic results), through the vec4 read as through a scalar one.
+    let n = 1024;
+    let mut x = values(n, 8);
+    let y = values(n, 9);
+    x[3] = -1e-40;
+    x[4] = 1e-41;
+    let p: Vec<u8> = (0..n).map(|k| (k % 3 != 0) as u8).collect();
+    let hlo = format!(
+        "HloModule m\nENTRY e {{\n  p = pred[{n}] parameter(0)\n  x = f32[{n}] parameter(1)\n  y = f32[{n}] parameter(2)\n  \
+         s = f32[{n}] select(p, x, y)\n  ROOT t = (f32[{n}], f32[{n}]) tuple(s, f32[{n}] negate(x))\n}}\n"
+    );
+    check(&hlo, vec![p, bytes(&x), bytes(&y)], true);
+}
