@@ -175,7 +175,7 @@ fn xla_parser_test_forms() {
     assert!(hlo_ir::verify::verify(&m).is_ok());
     // A custom-call literal that is a tuple: `( shape value, ... )`, printed back the same way.
     let text = "HloModule m\nENTRY e {\n  p = f32[1] parameter(0)\n  ROOT c = f32[2] custom-call(p), custom_call_target=\"foo\", \
-                literal=( s32[4] {4, 128, 128, 3}, pred[2] {1, 0} )\n}\n";
+                literal=( s32[4]{0} {4, 128, 128, 3}, pred[2]{0} {1, 0} )\n}\n";
     let m = parse(text);
     let Op::CustomCall(cc) = &m.entry_comp().root_instr().op else { panic!("custom-call") };
     assert_eq!(cc.literal.as_ref().and_then(|l| l.tuple_elements()).map(|e| e.len()), Some(2));
