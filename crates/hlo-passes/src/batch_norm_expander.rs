@@ -52,17 +52,7 @@ pub fn run(module: &mut Module) -> Result<bool, PassError> {
 
 /// A scalar `add` over `dtype` for the sums.
 fn add_computation(module: &mut Module, dtype: DType) -> CompId {
-    let name = format!("batch_norm_add_{dtype}");
-    if let Some(id) = module.find_comp(&name) {
-        return id;
-    }
-    let scalar = Shape::Array(ArrayShape::scalar(dtype));
-    let mut c = Computation::new(name);
-    let a = c.push(Instr::new("a", scalar.clone(), Op::Parameter { number: 0 }, vec![]));
-    let b = c.push(Instr::new("b", scalar.clone(), Op::Parameter { number: 1 }, vec![]));
-    c.root = c.push(Instr::new("sum", scalar, Op::Binary(BinaryOp::Add), vec![a, b]));
-    module.comps.push(c);
-    CompId(module.comps.len() as u32 - 1)
+    crate::util::scalar_add_computation(module, &format!("batch_norm_add_{dtype}"), dtype)
 }
 
 /// Builds the expansion of the batch-norm instruction `at`.

@@ -18,7 +18,7 @@
 //! loops. Reducers are associative by HLO's contract, so the split only reorders the additions.
 
 use crate::PassError;
-use hlo_ir::{ArrayShape, BinaryOp, CompId, Computation, DType, DotDims, Instr, InstrId, Module, Op, PadDim, Shape};
+use hlo_ir::{ArrayShape, CompId, Computation, DType, DotDims, Instr, InstrId, Module, Op, PadDim, Shape};
 
 /// Most elements one output of a `reduce` may reduce in one level.
 pub const MAX_REDUCED: u64 = 1 << 15;
@@ -189,17 +189,7 @@ fn split_reduce(module: &mut Module, comp_id: CompId, id: InstrId) -> Result<Opt
 
 /// A scalar `add` computation over `dtype`, for summing partial products.
 fn add_computation(module: &mut Module, dtype: DType) -> CompId {
-    let name = format!("split_k_add_{dtype}");
-    if let Some(id) = module.find_comp(&name) {
-        return id;
-    }
-    let scalar = Shape::Array(ArrayShape::scalar(dtype));
-    let mut c = Computation::new(name);
-    let a = c.push(Instr::new("a", scalar.clone(), Op::Parameter { number: 0 }, vec![]));
-    let b = c.push(Instr::new("b", scalar.clone(), Op::Parameter { number: 1 }, vec![]));
-    c.root = c.push(Instr::new("sum", scalar, Op::Binary(BinaryOp::Add), vec![a, b]));
-    module.comps.push(c);
-    CompId(module.comps.len() as u32 - 1)
+    crate::util::scalar_add_computation(module, &format!("split_k_add_{dtype}"), dtype)
 }
 
 fn split_dot(module: &mut Module, comp_id: CompId, id: InstrId) -> Result<Option<InstrId>, PassError> {

@@ -495,3 +495,18 @@ pub(crate) mod testing {
         assert!(!changed, "the pass reported a change but printed the same module");
     }
 }
+
+/// The computation `name` of module: a scalar `add` over `dtype` (a reducer for the sums passes
+/// write), created once.
+pub(crate) fn scalar_add_computation(module: &mut Module, name: &str, dtype: hlo_ir::DType) -> CompId {
+    if let Some(id) = module.find_comp(name) {
+        return id;
+    }
+    let scalar = Shape::Array(hlo_ir::ArrayShape::scalar(dtype));
+    let mut c = Computation::new(name.to_string());
+    let a = c.push(hlo_ir::Instr::new("a", scalar.clone(), Op::Parameter { number: 0 }, vec![]));
+    let b = c.push(hlo_ir::Instr::new("b", scalar.clone(), Op::Parameter { number: 1 }, vec![]));
+    c.root = c.push(hlo_ir::Instr::new("sum", scalar, Op::Binary(hlo_ir::BinaryOp::Add), vec![a, b]));
+    module.comps.push(c);
+    CompId(module.comps.len() as u32 - 1)
+}

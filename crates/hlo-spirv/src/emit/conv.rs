@@ -16,7 +16,7 @@
 //! keep the per-element kernel: a block's features could then read different input features.
 
 use crate::builder::{STy, H};
-use crate::emit::dot::{cheap_operand, tile_for, Tile, WORKGROUP};
+use crate::emit::dot::{blocked_root, tile_for, Tile, WORKGROUP};
 use crate::emit::elemental::{delinearize, strides, window_input_index, Em, Index};
 use crate::emit::ops::{self, Val};
 use crate::emit::{because, finish, KernelCtx, KernelKind, KernelStep};
@@ -59,19 +59,10 @@ fn shape(ctx: &KernelCtx) -> Result<Shape, &'static str> {
     let Op::Convolution { dims, feature_group_count, batch_group_count, .. } = &root.op else {
         return Err("not a convolution");
     };
-    let out = root.shape.as_array().ok_or("tuple result")?;
-    if !matches!(out.dtype, DType::F32 | DType::F16 | DType::BF16) {
-        return Err("not a float convolution");
-    }
-    if ctx.outputs.len() != 1 || !ctx.outputs[0].path.is_empty() {
-        return Err("other outputs in the kernel");
-    }
     if *feature_group_count != 1 || *batch_group_count != 1 {
         return Err("grouped");
     }
-    if !root.operands.iter().all(|&o| cheap_operand(ctx, comp, o)) {
-        return Err("an operand computes arithmetic, which each block would repeat");
-    }
+    let out = blocked_root(ctx)?;
     let ks = comp.instr(root.operands[1]).shape.as_array().ok_or("tuple operand")?;
     let features = out.dims[dims.output_feature as usize].max(0) as u64;
     let position_dims: Vec<usize> = (0..out.rank()).filter(|&d| d as i64 != dims.output_feature).collect();

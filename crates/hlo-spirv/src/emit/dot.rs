@@ -110,16 +110,7 @@ fn shape(ctx: &KernelCtx) -> Result<Shape, &'static str> {
     let comp = ctx.m.comp(ctx.comp);
     let root = comp.instr(ctx.root);
     let Op::Dot { dims, .. } = &root.op else { return Err("not a dot") };
-    let out = root.shape.as_array().ok_or("tuple result")?;
-    if !matches!(out.dtype, DType::F32 | DType::F16 | DType::BF16) {
-        return Err("not a float dot");
-    }
-    if ctx.outputs.len() != 1 || !ctx.outputs[0].path.is_empty() {
-        return Err("other outputs in the kernel");
-    }
-    if !root.operands.iter().all(|&o| cheap_operand(ctx, comp, o)) {
-        return Err("an operand computes arithmetic, which each block would repeat");
-    }
+    blocked_root(ctx)?;
     let ls = comp.instr(root.operands[0]).shape.as_array().ok_or("tuple operand")?;
     let rs = comp.instr(root.operands[1]).shape.as_array().ok_or("tuple operand")?;
     let prod = |dims: &[i64], pick: &dyn Fn(usize) -> bool| -> u64 {
@@ -148,6 +139,24 @@ fn shape(ctx: &KernelCtx) -> Result<Shape, &'static str> {
         return Err("too large for one dispatch's grid");
     }
     Ok(s)
+}
+
+/// What every blocked kernel (dot, convolution) asks of its root: a float array that is the
+/// kernel's single output, with operands that only move data ([`cheap_operand`]).
+pub(crate) fn blocked_root<'c>(ctx: &'c KernelCtx) -> Result<&'c hlo_ir::ArrayShape, &'static str> {
+    let comp = ctx.m.comp(ctx.comp);
+    let root = comp.instr(ctx.root);
+    let out = root.shape.as_array().ok_or("tuple result")?;
+    if !matches!(out.dtype, DType::F32 | DType::F16 | DType::BF16) {
+        return Err("not a float result");
+    }
+    if ctx.outputs.len() != 1 || !ctx.outputs[0].path.is_empty() {
+        return Err("other outputs in the kernel");
+    }
+    if !root.operands.iter().all(|&o| cheap_operand(ctx, comp, o)) {
+        return Err("an operand computes arithmetic, which each block would repeat");
+    }
+    Ok(out)
 }
 
 /// Whether `id` only moves data (a parameter or constant seen through reshapes, transposes,

@@ -5,9 +5,8 @@
 //! index, so producers they have in common are computed once.
 
 use crate::emit::elemental::{Em, Index};
-use crate::emit::{element_index, finish, grid, ElementIndex, KernelCtx, KernelKind, KernelStep};
+use crate::emit::{element_index, finish, grid, guarded, ElementIndex, KernelCtx, KernelKind, KernelStep};
 use crate::error::Result;
-use naga::BinaryOperator as Bo;
 
 pub(crate) fn emit(ctx: &KernelCtx, kind: KernelKind) -> Result<Vec<KernelStep>> {
     let n_max = ctx.outputs.iter().map(|o| o.n_elems()).max().unwrap_or(0);
@@ -43,20 +42,11 @@ pub(crate) fn emit(ctx: &KernelCtx, kind: KernelKind) -> Result<Vec<KernelStep>>
             stores.push((g, eval_output(&mut em, f, ctx, o, i)?));
         }
     }
-    if exact {
+    guarded(&mut em, exact, gi, n_max, |em| {
         for (g, v) in stores {
             em.store(g, i, v);
         }
-    } else {
-        let n = em.kb.lit_u32(n_max as u32);
-        let inside = em.kb.binary(Bo::Less, gi, n);
-        em.kb.begin_block();
-        for (g, v) in stores {
-            em.store(g, i, v);
-        }
-        let accept = em.kb.end_block();
-        em.kb.stmt(naga::Statement::If { condition: inside, accept, reject: naga::Block::new() });
-    }
+    });
     let wg3 = [wg, 1, 1];
     Ok(vec![finish(em, &ctx.name, kind, wg3, groups, ctx.sources.clone())?])
 }
@@ -130,19 +120,10 @@ fn emit_quads(ctx: &KernelCtx, kind: KernelKind) -> Result<Vec<KernelStep>> {
         }
         stores.push((g, [vals[0], vals[1], vals[2], vals[3]]));
     }
-    if exact {
+    guarded(&mut em, exact, raw, quads, |em| {
         for (g, vals) in stores {
             em.store_quad(g, q, vals);
         }
-    } else {
-        let n_quads = em.kb.lit_u32(quads as u32);
-        let inside = em.kb.binary(Bo::Less, raw, n_quads);
-        em.kb.begin_block();
-        for (g, vals) in stores {
-            em.store_quad(g, q, vals);
-        }
-        let accept = em.kb.end_block();
-        em.kb.stmt(naga::Statement::If { condition: inside, accept, reject: naga::Block::new() });
-    }
+    });
     Ok(vec![finish(em, &ctx.name, kind, [wg, 1, 1], groups, ctx.sources.clone())?])
 }

@@ -239,6 +239,20 @@ pub(crate) fn element_index(kb: &mut Kb, wg: u32, groups: [u32; 3], n: u64) -> E
     ElementIndex { raw, clamped, exact }
 }
 
+/// Emits `stores` as they are when the grid covers exactly `n` invocations (`exact` of
+/// [`element_index`]), else inside `if raw < n`, so that invocations past the end store nothing.
+pub(crate) fn guarded(em: &mut elemental::Em, exact: bool, raw: H, n: u64, stores: impl FnOnce(&mut elemental::Em)) {
+    if exact {
+        stores(em);
+        return;
+    }
+    let inside = em.kb.lt_c(raw, n as u32);
+    em.kb.begin_block();
+    stores(em);
+    let accept = em.kb.end_block();
+    em.kb.stmt(naga::Statement::If { condition: inside, accept, reject: naga::Block::new() });
+}
+
 /// The linear workgroup index.
 pub(crate) fn workgroup_index(kb: &mut Kb, groups: [u32; 3]) -> H {
     let wid = kb.builtin(naga::BuiltIn::WorkGroupId);

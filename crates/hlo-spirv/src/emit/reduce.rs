@@ -21,7 +21,8 @@
 use crate::emit::elemental::{delinearize, Em, Index, Leaf};
 use crate::emit::ops::{self, Val};
 use crate::emit::{
-    because, element_index, finish, grid, loop_fusion, workgroup_index, ElementIndex, KernelCtx, KernelKind, KernelStep,
+    because, element_index, finish, grid, guarded, loop_fusion, workgroup_index, ElementIndex, KernelCtx, KernelKind,
+    KernelStep,
 };
 use crate::error::Result;
 use hlo_ir::{CompId, InstrId, Module, Op};
@@ -121,19 +122,11 @@ pub(crate) fn rows_sharing_minor(ctx: &KernelCtx, minor: u32, reduce: InstrId) -
             stores.push((g, at, em.eval(f, ctx.root, &o.path, idx)?));
         }
     }
-    if exact {
+    guarded(&mut em, exact, raw, rows, |em| {
         for (g, at, v) in stores {
             em.store(g, at, v);
         }
-    } else {
-        let inside = em.kb.lt_c(raw, rows as u32);
-        em.kb.begin_block();
-        for (g, at, v) in stores {
-            em.store(g, at, v);
-        }
-        let accept = em.kb.end_block();
-        em.kb.stmt(naga::Statement::If { condition: inside, accept, reject: naga::Block::new() });
-    }
+    });
     Ok(vec![finish(em, &ctx.name, KernelKind::ReduceRow, [wg, 1, 1], groups, ctx.sources.clone())?])
 }
 
