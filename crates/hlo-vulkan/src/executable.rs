@@ -901,7 +901,9 @@ impl Executable {
             .map(|(it, buffer)| it.map(|it| (padded_size(buffer.size_bytes), it)))
             .collect();
         let cap = caps.max_memory_allocation_size.min(caps.max_buffer_size);
-        let layout = place_temps(&items, caps.min_storage_buffer_offset_alignment, cap);
+        // At least 16 bytes: kernels read and write f32 buffers as `array<vec4<f32>>`, whose
+        // elements must be 16-byte aligned even where the device allows 4-byte binding offsets.
+        let layout = place_temps(&items, caps.min_storage_buffer_offset_alignment.max(16), cap);
         let mut arena_bufs = Vec::new();
         for (i, &size) in layout.arena_sizes.iter().enumerate() {
             arena_bufs.push(self.add_buffer(&format!("arena {i}"), size, MemoryLocation::GpuOnly)?);
