@@ -263,7 +263,8 @@ fn instruction<'a>(
         return Err(PErr::new(pos, pos + name.len(), "more than one ROOT instruction in computation"));
     }
     c.expect(b'=')?;
-    let shape = shape(c)?;
+    // XLA also reads `name = opcode(...)` and infers the shape from the operands.
+    let shape = if at_nested_opcode(c) { None } else { Some(shape(c)?) };
     let index = instruction_rhs(c, body, comp_names, scratch, name.to_string(), pos, shape, false)?;
     body.names.insert(name, index);
     if is_root {
@@ -278,7 +279,7 @@ fn nested_operand<'a>(
     c: &mut Cursor<'a>,
     body: &mut Body<'a>,
     comp_names: &mut CompNames<'a>,
-    shape: hlo_ir::Shape,
+    shape: Option<hlo_ir::Shape>,
 ) -> PResult<InstrId> {
     let pos = c.pos;
     let opcode = c.rest().split(|ch: char| !is_name_char(ch)).next().unwrap_or("operand");
@@ -314,9 +315,11 @@ fn instruction_rhs<'a>(
     scratch: &mut Scratch<'a>,
     name: String,
     pos: usize,
-    shape: hlo_ir::Shape,
+    declared: Option<hlo_ir::Shape>,
     nested: bool,
 ) -> PResult<u32> {
+    // Without a declared shape, ops are built against an empty tuple and the shape is inferred.
+    let shape = declared.clone().unwrap_or(hlo_ir::Shape::Tuple(Vec::new()));
     let pending_start = body.pending.len();
     c.skip_ws();
     let opcode_pos = c.pos;
@@ -349,7 +352,7 @@ fn instruction_rhs<'a>(
                 loop {
                     let operand_shape = if at_shape(c) { Some(crate::shape::shape(c)?) } else { None };
                     match operand_shape {
-                        Some(shape) if at_nested_opcode(c) => {
+                        shape if at_nested_opcode(c) => {
                             operands.push(nested_operand(c, body, comp_names, shape)?);
                         }
                         _ => {
@@ -435,6 +438,16 @@ fn instruction_rhs<'a>(
     meta.other_attrs.sort_by_key(|(name, _)| hlo_ir::print::other_attr_rank(opcode, name));
     let parameter_number = if let Payload::Parameter(n) = payload { Some(n) } else { None };
     let op = build::op(opcode, opcode_pos, payload, &mut scratch.attrs, &shape, comp_names)?;
+    let shape = match declared {
+        Some(shape) => shape,
+        None => inferred_shape(body, &op, &operands, pending_start).ok_or_else(|| {
+            PErr::new(
+                opcode_pos,
+                end,
+                format!("cannot infer the shape of this {opcode_name}: write it (`name = shape {opcode_name}(...)`)"),
+            )
+        })?,
+    };
     let index = body.comp.instrs.len();
     if index >= u32::MAX as usize - 1 {
         return Err(PErr::new(pos, pos + 1, "too many instructions in one computation"));
@@ -451,6 +464,21 @@ fn instruction_rhs<'a>(
     let instr = Instr { name, shape, op, operands, meta };
     body.comp.push_with_span(instr, Span { start: crate::error::to_u32(pos), end: crate::error::to_u32(end) });
     Ok(index)
+}
+
+/// The shape of an instruction written without one, from its operands (all defined before
+/// it): `None` when an operand comes later or the op's shape does not follow from its operands.
+fn inferred_shape(
+    body: &Body<'_>,
+    op: &hlo_ir::Op,
+    operands: &[InstrId],
+    pending_start: usize,
+) -> Option<hlo_ir::Shape> {
+    if body.pending[pending_start..].iter().any(|p| p.instr == UNPLACED) {
+        return None;
+    }
+    let shapes: Vec<&hlo_ir::Shape> = operands.iter().map(|&o| &body.comp.instrs[o.index()].shape).collect();
+    hlo_ir::shape_inference::infer_op(op, &shapes, None, &|_| None).ok().flatten()
 }
 
 /// Whether an operand's shape is followed by an opcode and `(`: a nested instruction.

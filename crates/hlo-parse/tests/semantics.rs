@@ -183,3 +183,23 @@ fn xla_parser_test_forms() {
     assert!(printed.contains("literal=( s32[4]{0} {4, 128, 128, 3}, pred[2]{0} {1, 0} )"), "{printed}");
     assert_eq!(parse(&printed), m);
 }
+
+/// `name = opcode(...)` without a shape, as XLA reads it: the shape is inferred from operands
+/// defined before, nested operands included; an op whose shape does not follow from its
+/// operands (or an operand defined later) asks for the shape.
+#[test]
+fn shapes_are_inferred_where_they_are_left_out() {
+    let m = parse(
+        "HloModule m\nENTRY e {\n  a = f32[2,3] parameter(0)\n  b = f32[3,4] parameter(1)\n  \
+         d = dot(a, b), lhs_contracting_dims={1}, rhs_contracting_dims={0}\n  \
+         ROOT t = tuple(d, add(f32[2,3] a, abs(a)))\n}\n",
+    );
+    let c = m.entry_comp();
+    assert_eq!(c.instr(c.find("d").unwrap()).shape.to_string(), "f32[2,4]");
+    assert_eq!(c.root_instr().shape.to_string(), "(f32[2,4], f32[2,3])");
+    assert!(hlo_ir::verify::verify(&m).is_ok());
+    let err =
+        hlo_parse::parse_module("HloModule m\nENTRY e {\n  ROOT n = negate(later)\n  later = f32[] parameter(0)\n}\n")
+            .expect_err("an operand defined later");
+    assert!(err.message.contains("cannot infer the shape"), "{}", err.message);
+}
