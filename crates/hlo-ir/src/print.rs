@@ -987,16 +987,7 @@ fn write_joined<T: fmt::Display>(out: &mut String, items: &[T], sep: &str) {
 /// A custom-call literal: `shape value`, or `( shape value, ... )` for a tuple, as XLA writes it.
 fn write_shaped_literal(out: &mut String, literal: &Literal) {
     match (&literal.shape, &literal.data) {
-        (Shape::Tuple(_), LiteralData::Tuple(elems)) => {
-            out.push_str("( ");
-            for (i, e) in elems.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_shaped_literal(out, e);
-            }
-            out.push_str(" )");
-        }
+        (Shape::Tuple(_), LiteralData::Tuple(elems)) => write_tuple_literal(out, elems, write_shaped_literal),
         _ => {
             write_shape(out, &literal.shape, true);
             out.push(' ');
@@ -1005,18 +996,21 @@ fn write_shaped_literal(out: &mut String, literal: &Literal) {
     }
 }
 
+/// `( e1, e2, ... )`, each element written by `write`.
+fn write_tuple_literal(out: &mut String, elems: &[Literal], write: fn(&mut String, &Literal)) {
+    out.push_str("( ");
+    for (i, e) in elems.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        write(out, e);
+    }
+    out.push_str(" )");
+}
+
 fn write_literal(out: &mut String, literal: &Literal) {
     match (&literal.shape, &literal.data) {
-        (Shape::Tuple(_), LiteralData::Tuple(elems)) => {
-            out.push_str("( ");
-            for (i, e) in elems.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_literal(out, e);
-            }
-            out.push_str(" )");
-        }
+        (Shape::Tuple(_), LiteralData::Tuple(elems)) => write_tuple_literal(out, elems, write_literal),
         (Shape::Token, _) | (_, LiteralData::Token) => out.push_str("token"),
         (Shape::Array(shape), LiteralData::Array(data)) => write_dense(out, shape, data),
         // A literal whose data does not match its shape cannot be printed faithfully.

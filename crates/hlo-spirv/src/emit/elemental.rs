@@ -505,10 +505,15 @@ impl<'m> Em<'m> {
     /// The four elements `4 * quad .. 4 * quad + 4` of a buffer bound by [`Em::bind_vec4`], as
     /// they are in memory.
     pub(crate) fn load_vec4(&mut self, g: Handle<naga::GlobalVariable>, quad: H) -> [H; 4] {
+        let v = self.load_quad_vector(g, quad);
+        [0, 1, 2, 3].map(|k| self.kb.access_index(v, k))
+    }
+
+    /// The vec4 at quad `quad` of a buffer bound by [`Em::bind_vec4`].
+    fn load_quad_vector(&mut self, g: Handle<naga::GlobalVariable>, quad: H) -> H {
         let base = self.kb.global(g);
         let p = self.kb.access(base, quad);
-        let v = self.kb.load(p);
-        [0, 1, 2, 3].map(|k| self.kb.access_index(v, k))
+        self.kb.load(p)
     }
 
     /// Component `c` of quad `quad` of an f32 buffer of `elems` elements (a multiple of 4),
@@ -521,9 +526,7 @@ impl<'m> Em<'m> {
             Some(&(v, block)) if self.kb.is_open(block) => v,
             _ => {
                 let g = self.bind_vec4(buf, elems)?;
-                let base = self.kb.global(g);
-                let p = self.kb.access(base, quad);
-                let v = self.kb.load(p);
+                let v = self.load_quad_vector(g, quad);
                 let block = self.kb.block_of(v);
                 self.quad_cache.insert((buf, quad), (v, block));
                 v
