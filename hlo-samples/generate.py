@@ -1629,7 +1629,8 @@ _NP_TO_HLO = {
     np.dtype(np.int8): "s8", np.dtype(np.int16): "s16", np.dtype(np.int32): "s32",
     np.dtype(np.int64): "s64", np.dtype(np.uint8): "u8", np.dtype(np.uint16): "u16",
     np.dtype(np.uint32): "u32", np.dtype(np.uint64): "u64", np.dtype(np.bool_): "pred",
-    np.dtype(jnp.bfloat16): "bf16",
+    np.dtype(jnp.bfloat16): "bf16", np.dtype(np.complex64): "c64",
+    np.dtype(np.complex128): "c128",
 }
 
 
@@ -1653,10 +1654,16 @@ def save_array(path, arr):
 
 
 def is_float(arr):
-    return hlo_type(arr) in ("f16", "bf16", "f32", "f64")
+    """Floats and complex numbers: compared by relative L2 error, not exactly."""
+    return hlo_type(arr) in ("f16", "bf16", "f32", "f64", "c64", "c128")
 
 
 def rel_l2(got, ref):
+    """Relative L2 error; complex arrays as their (re, im) parts."""
+    got, ref = np.asarray(got), np.asarray(ref)
+    if np.iscomplexobj(got) or np.iscomplexobj(ref):
+        got = np.stack([np.real(got), np.imag(got)], -1)
+        ref = np.stack([np.real(ref), np.imag(ref)], -1)
     got = np.asarray(got, np.float64)
     ref = np.asarray(ref, np.float64)
     mask = np.isfinite(ref) & np.isfinite(got)
@@ -1716,13 +1723,14 @@ def base_meta(name, description, tol):
 
 def f64_errors(sample, args, outs):
     """Relative L2 error of JAX's f32 outputs against the same program run in f64."""
-    args64 = [a.astype(np.float64) if np.asarray(a).dtype == np.float32 else a for a in args]
+    wide = {np.dtype(np.float32): np.float64, np.dtype(np.complex64): np.complex128}
+    args64 = [a.astype(wide[np.asarray(a).dtype]) if np.asarray(a).dtype in wide else a for a in args]
     with jax.enable_x64(True):
         outs64 = jax.tree_util.tree_leaves(jax.jit(sample.fn)(*args64))
         outs64 = [np.asarray(o) for o in outs64]
     errs = []
     for o, o64 in zip(outs, outs64):
-        if is_float(o) and o64.dtype == np.float64:
+        if is_float(o) and o64.dtype in (np.float64, np.complex128):
             errs.append(rel_l2(o, o64))
         else:
             errs.append(None)
@@ -2317,6 +2325,101 @@ def nbody_step_800(pos, vel):
 
 
 # Issue 14's dot workloads: a square matmul, and an MLP training step at the issue's sizes.
+# ---------------------------------------------------------------------------
+# Complex numbers and FFT (issue 15): on Vulkan, complex arrays run as pairs of real arrays
+# (the lower-complex pass) and fft as dots with DFT matrices.
+# ---------------------------------------------------------------------------
+
+def _complex(rng, shape, scale=1.0):
+    return (rng.normal(0, scale, shape) + 1j * rng.normal(0, scale, shape)).astype(np.complex64)
+
+
+def _complex_arith_inputs(rng):
+    return [_complex(rng, (64,)), _complex(rng, (64,))]
+
+
+@register("complex_arith",
+          "Complex arithmetic on c64[64] (z, w): z*w, z/w, exp(z), log(w), |z|, sqrt(w), z**w, "
+          "z == w, conj(z)*z, sum(z), prod(w[:6]), sign(z), where(re z > 0, z, w), z.real, "
+          "w.imag.", 1e-5, _complex_arith_inputs)
+def complex_arith(z, w):
+    return (z * w, z / w, jnp.exp(z), jnp.log(w), jnp.abs(z), jnp.sqrt(w), z ** w, z == w,
+            jnp.conj(z) * z, jnp.sum(z), jnp.prod(w[:6]), jnp.sign(z),
+            jnp.where(z.real > 0, z, w), z.real, w.imag)
+
+
+def _complex_special_inputs(rng):
+    inf, nan = np.inf, np.nan
+    parts = [0.0, -0.0, 1.0, -2.5, inf, -inf, nan, 3e38]
+    z = np.array([complex(a, b) for a in parts for b in parts], np.complex64)
+    w = np.array([complex(b, a) for a in parts for b in parts[::-1]], np.complex64)
+    return [z, w]
+
+
+@register("complex_special",
+          "Complex division, abs, sqrt, exp and log at special values (zeros of both signs, "
+          "infinities, NaN, 3e38 where |z|^2 overflows): every pair of parts in c64[64] z, w. "
+          "XLA's elemental emitter has C99 Annex G cases for division and sqrt: they must match.",
+          1e-5, _complex_special_inputs, f64_check=False)
+def complex_special(z, w):
+    return z / w, jnp.abs(z), jnp.sqrt(z), jnp.exp(z), jnp.log(z)
+
+
+def _julia_inputs(rng):
+    xs = np.linspace(-1.5, 1.5, 64, dtype=np.float32)
+    ys = np.linspace(-1.0, 1.0, 48, dtype=np.float32)
+    grid = (xs[None, :] + 1j * ys[:, None]).astype(np.complex64)
+    return [_complex(rng, (16, 32)), _complex(rng, (32, 8)), grid]
+
+
+@register("complex_matmul_julia",
+          "A complex matmul c64[16,32] @ c64[32,8], and a Julia set on a c64[48,64] grid: 12 "
+          "iterations of z <- z*z + c (c = -0.8+0.156i) in a fori_loop with complex state, points "
+          "frozen once |z| > 2; returns (a @ b, min(|z|, 4)).", 1e-3, _julia_inputs,
+          notes="Points near the set's boundary are chaotic: rounding moves a few of them.")
+def complex_matmul_julia(a, b, grid):
+    c = jnp.complex64(-0.8 + 0.156j)
+
+    def body(_, z):
+        return jnp.where(jnp.abs(z) > 2.0, z, z * z + c)
+
+    z = lax.fori_loop(0, 12, body, grid)
+    return a @ b, jnp.minimum(jnp.abs(z), 4.0)
+
+
+def _fft_inputs(rng):
+    return [_complex(rng, (4, 60)), unif(rng, -1, 1, (6, 64)), _complex(rng, (8, 12)),
+            unif(rng, -1, 1, (3, 10, 16)), unif(rng, -1, 1, (5, 63))]
+
+
+@register("fft_family",
+          "jnp.fft at several lengths and ranks: fft and ifft of c64[4,60] (also along axis 0), "
+          "rfft of f32[6,64] and its irfft, fft2 of c64[8,12], rfftn and irfftn of f32[3,10,16], "
+          "rfft/irfft of odd length 63.", 1e-5, _fft_inputs)
+def fft_family(x, r, y, v, odd):
+    rf = jnp.fft.rfft(r)
+    rn = jnp.fft.rfftn(v)
+    ro = jnp.fft.rfft(odd)
+    return (jnp.fft.fft(x), jnp.fft.ifft(x), jnp.fft.fft(x, axis=0), rf, jnp.fft.irfft(rf),
+            jnp.fft.fft2(y), jnp.fft.ifft2(y), rn, jnp.fft.irfftn(rn, v.shape), ro,
+            jnp.fft.irfft(ro, n=63))
+
+
+def _fft_long_inputs(rng):
+    return [_complex(rng, (2, 4096)), _complex(rng, (1021,)), unif(rng, -1, 1, (2, 1000)),
+            _complex(rng, (65536,))]
+
+
+@register("fft_long",
+          "Long transforms, split Cooley-Tukey style on Vulkan: fft/ifft of c64[2,4096] "
+          "(64 x 64), fft of prime length 1021 (one direct transform), rfft/irfft of f32[2,1000] "
+          "(25 x 40), fft of c64[65536] (256 x 256, each split again).", 1e-5, _fft_long_inputs)
+def fft_long(x, p, r, big):
+    rf = jnp.fft.rfft(r)
+    return (jnp.fft.fft(x), jnp.fft.ifft(x), jnp.fft.fft(p), rf, jnp.fft.irfft(rf, n=1000),
+            jnp.fft.fft(big))
+
+
 register("matmul_512", "f32[512,512] @ f32[512,512]: 134 M multiply-adds (the tiled dot kernel's benchmark).",
          1e-4, lambda rng: [unif(rng, -1, 1, (512, 512)), unif(rng, -1, 1, (512, 512))])(
     lambda a, b: a @ b)

@@ -20,7 +20,6 @@ const UNSUPPORTED: &[Opcode] = &[
     Opcode::CollectivePermuteStart,
     Opcode::CollectiveReduce,
     Opcode::DynamicReshape,
-    Opcode::Fft,
     Opcode::Infeed,
     Opcode::Outfeed,
     Opcode::RaggedAllToAll,

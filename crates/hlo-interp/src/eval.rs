@@ -791,6 +791,7 @@ pub fn eval_detached(op: &Op, out: &Shape, ops: &[&Literal], options: &Options) 
         Op::Reshape => shape_ops::reshape(ops[0], out_shape)?,
         Op::Transpose { dimensions } => shape_ops::transpose(ops[0], dimensions)?,
         Op::Reverse { dimensions } => shape_ops::reverse(ops[0], dimensions)?,
+        Op::Fft { fft_type, fft_length } => crate::fft::fft(ops[0], *fft_type, fft_length, out_shape)?,
         Op::Slice { dims } => shape_ops::slice(ops[0], dims, out_shape)?,
         Op::DynamicSlice { sizes } => shape_ops::dynamic_slice(ops[0], &ops[1..], sizes)?,
         Op::DynamicUpdateSlice => shape_ops::dynamic_update_slice(ops[0], ops[1], &ops[2..])?,

@@ -35,6 +35,7 @@ mod coverage;
 mod elementwise;
 mod error;
 mod eval;
+mod fft;
 mod gather_scatter;
 pub mod index;
 mod linalg;

@@ -34,6 +34,28 @@ pub trait Float: Copy + PartialOrd + PartialEq + std::fmt::Debug + 'static {
     fn is_finite(self) -> bool;
     #[allow(dead_code)]
     fn is_subnormal(self) -> bool;
+    /// `self` flushed to a signed zero if subnormal: XLA:CPU runs with FTZ, so each step of a
+    /// compound formula (complex division, `|z|`) loses its subnormal results.
+    fn ftz(self) -> Self {
+        if self.is_subnormal() {
+            Self::ZERO.copysign(self)
+        } else {
+            self
+        }
+    }
+    /// `add`, `sub`, `mul`, `div` followed by [`Float::ftz`].
+    fn fadd(self, o: Self) -> Self {
+        self.add(o).ftz()
+    }
+    fn fsub(self, o: Self) -> Self {
+        self.sub(o).ftz()
+    }
+    fn fmul(self, o: Self) -> Self {
+        self.mul(o).ftz()
+    }
+    fn fdiv(self, o: Self) -> Self {
+        self.div(o).ftz()
+    }
     #[allow(dead_code)]
     fn to_f64(self) -> f64;
     #[allow(dead_code)]
@@ -739,7 +761,7 @@ pub fn pred_binop(op: BinaryOp) -> OpResult<fn(bool, bool) -> bool> {
 pub type Cplx<T> = [T; 2];
 
 fn c_mul<T: Float>(a: Cplx<T>, b: Cplx<T>) -> Cplx<T> {
-    [a[0].mul(b[0]).sub(a[1].mul(b[1])), a[0].mul(b[1]).add(a[1].mul(b[0]))]
+    [a[0].fmul(b[0]).fsub(a[1].fmul(b[1])), a[0].fmul(b[1]).fadd(a[1].fmul(b[0]))]
 }
 
 /// Complex division as XLA's elemental emitter computes it: Smith's algorithm (dividing by the
@@ -752,13 +774,13 @@ fn c_div<T: Float>(a: Cplx<T>, b: Cplx<T>) -> Cplx<T> {
     let (zero, one) = (T::ZERO, T::ONE);
     let inf = T::from_f64(f64::INFINITY);
     let result = if br.abs() < bi.abs() {
-        let ratio = br.div(bi);
-        let denom = bi.add(ratio.mul(br));
-        [ratio.mul(ar).add(ai).div(denom), ratio.mul(ai).sub(ar).div(denom)]
+        let ratio = br.fdiv(bi);
+        let denom = bi.fadd(ratio.fmul(br));
+        [ratio.fmul(ar).fadd(ai).fdiv(denom), ratio.fmul(ai).fsub(ar).fdiv(denom)]
     } else {
-        let ratio = bi.div(br);
-        let denom = br.add(ratio.mul(bi));
-        [ratio.mul(ai).add(ar).div(denom), ai.sub(ratio.mul(ar)).div(denom)]
+        let ratio = bi.fdiv(br);
+        let denom = br.fadd(ratio.fmul(bi));
+        [ratio.fmul(ai).fadd(ar).fdiv(denom), ai.fsub(ratio.fmul(ar)).fdiv(denom)]
     };
     if !(result[0].is_nan() && result[1].is_nan()) {
         return result;
@@ -767,39 +789,139 @@ fn c_div<T: Float>(a: Cplx<T>, b: Cplx<T>) -> Cplx<T> {
     let finite = |x: T| x.abs() != inf && !x.is_nan();
     if br.abs() == zero && bi.abs() == zero && (!ar.is_nan() || !ai.is_nan()) {
         let signed_inf = inf.copysign(br);
-        return [signed_inf.mul(ar), signed_inf.mul(ai)];
+        return [signed_inf.fmul(ar), signed_inf.fmul(ai)];
     }
     if (is_inf(ar) || is_inf(ai)) && finite(br) && finite(bi) {
         let sr = (if is_inf(ar) { one } else { zero }).copysign(ar);
         let si = (if is_inf(ai) { one } else { zero }).copysign(ai);
-        return [inf.mul(sr.mul(br).add(si.mul(bi))), inf.mul(si.mul(br).sub(sr.mul(bi)))];
+        return [inf.fmul(sr.fmul(br).fadd(si.fmul(bi))), inf.fmul(si.fmul(br).fsub(sr.fmul(bi)))];
     }
     if (is_inf(br) || is_inf(bi)) && finite(ar) && finite(ai) {
         let sr = (if is_inf(br) { one } else { zero }).copysign(br);
         let si = (if is_inf(bi) { one } else { zero }).copysign(bi);
-        return [zero.mul(ar.mul(sr).add(ai.mul(si))), zero.mul(ai.mul(sr).sub(ar.mul(si)))];
+        return [zero.fmul(ar.fmul(sr).fadd(ai.fmul(si))), zero.fmul(ai.fmul(sr).fsub(ar.fmul(si)))];
     }
     result
 }
 
-/// `|z|`, computed without intermediate overflow.
+/// `|z|` as XLA's `EmitComplexAbs`: `max * sqrt(1 + (min/max)^2)` (no intermediate
+/// overflow), or `min` where that is NaN (both parts zero or infinite, or a NaN part).
 pub fn c_abs<T: Float>(z: Cplx<T>) -> T {
-    let (a, b) = (z[0].abs(), z[1].abs());
-    let (big, small) = if a < b { (b, a) } else { (a, b) };
-    if big == T::ZERO || !big.is_finite() {
-        return big.add(small);
+    let (max, min) = max_min(z[0], z[1]);
+    let d = min.fdiv(max);
+    let r = max.fmul(T::ONE.fadd(d.fmul(d)).sqrt());
+    if r.is_nan() {
+        min
+    } else {
+        r
     }
-    let r = small.div(big);
-    big.mul(T::ONE.add(r.mul(r)).sqrt())
 }
 
 fn c_exp<T: Float>(z: Cplx<T>) -> Cplx<T> {
     let m = z[0].exp();
-    [m.mul(z[1].cos()), m.mul(z[1].sin())]
+    [m.fmul(z[1].cos()), m.fmul(z[1].sin())]
 }
 
 fn c_log<T: Float>(z: Cplx<T>) -> Cplx<T> {
     [c_abs(z).ln(), z[1].atan2(z[0])]
+}
+
+/// `max(|a|, |b|)` and `min(...)` as XLA's NaN-propagating `maximum`/`minimum`.
+fn max_min<T: Float>(a: T, b: T) -> (T, T) {
+    let (a, b) = (a.abs(), b.abs());
+    if a.is_nan() || b.is_nan() {
+        let nan = T::from_f64(f64::NAN);
+        return (nan, nan);
+    }
+    if a >= b {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+/// `sqrt|z|` as XLA's `EmitSqrtComplexAbs`: `sqrt(max) * (1 + (min/max)^2)^0.25`, or `min`
+/// where that is NaN.
+fn c_sqrt_abs<T: Float>(z: Cplx<T>) -> T {
+    let (max, min) = max_min(z[0], z[1]);
+    let d = min.fdiv(max);
+    let term = T::ONE.fadd(d.fmul(d));
+    let r = max.sqrt().fmul(term.powf(T::from_f64(0.25)));
+    if r.is_nan() {
+        min
+    } else {
+        r
+    }
+}
+
+/// XLA's `EmitComplexSqrt`: `sqrt|z| * (cos(t/2), sin(t/2))`, `t = atan2(b, a)`, with its
+/// infinite, NaN and zero cases.
+fn c_sqrt<T: Float>(z: Cplx<T>) -> Cplx<T> {
+    let [a, b] = z;
+    let (zero, inf) = (T::ZERO, T::from_f64(f64::INFINITY));
+    let r = c_sqrt_abs(z);
+    let t = b.atan2(a).fmul(T::from_f64(0.5));
+    let (cos, sin) = (t.cos(), t.sin());
+    if r == zero {
+        return [zero, zero];
+    }
+    let b_inf = b.abs() == inf;
+    let b_finite = b.abs() != inf && !b.is_nan();
+    let neg_inf = T::from_f64(f64::NEG_INFINITY);
+    let re = if b_inf || a == inf {
+        inf
+    } else if a == neg_inf && b_finite {
+        zero
+    } else {
+        r.fmul(cos)
+    };
+    let im = if b_inf || a == neg_inf {
+        inf.copysign(b)
+    } else if r.is_nan() {
+        T::from_f64(f64::NAN)
+    } else if sin == zero {
+        sin
+    } else {
+        r.fmul(sin)
+    };
+    [re, im]
+}
+
+/// `z / |z|`, zero at zero (XLA's `sign` of a complex number).
+fn c_sign<T: Float>(z: Cplx<T>) -> Cplx<T> {
+    let abs = c_abs(z);
+    if abs == T::ZERO {
+        return [T::ZERO, T::ZERO];
+    }
+    [z[0].fdiv(abs), z[1].fdiv(abs)]
+}
+
+/// XLA's `EmitComplexPower`: `|x|^c * exp(-d arg x) * (cos q, sin q)`, `q = c arg x + d ln|x|`,
+/// then its cases: `0^c` (0, or 1 for c = 0), `x^0 = 1`, `1^y = 1`, `inf^c` for real c.
+fn c_pow<T: Float>(x: Cplx<T>, y: Cplx<T>) -> Cplx<T> {
+    let ([a, b], [c, d]) = (x, y);
+    let (zero, one, inf) = (T::ZERO, T::ONE, T::from_f64(f64::INFINITY));
+    let abs = c_abs(x);
+    let arg = b.atan2(a);
+    let coeff = abs.powf(c).fmul(d.neg().fmul(arg).exp());
+    let q = c.fmul(arg).fadd(d.fmul(abs.ln()));
+    let mut r = [coeff.fmul(q.cos()), coeff.fmul(q.sin())];
+    if abs == zero && d == zero && zero <= c {
+        r = [if c == zero { one } else { zero }, zero];
+    }
+    if c == zero && d == zero {
+        r = [one, zero];
+    }
+    if a == one && b == zero {
+        r = [one, zero];
+    }
+    if a == inf && b == zero && d == zero && c > zero {
+        r = [inf, zero];
+    }
+    if a == inf && b == zero && d == zero && c < zero {
+        r = [zero, zero];
+    }
+    r
 }
 
 /// The typed function of a complex unary op that stays complex.
@@ -808,6 +930,8 @@ pub fn complex_unop<T: Float>(op: UnaryOp) -> OpResult<fn(Cplx<T>) -> Cplx<T>> {
         UnaryOp::Negate => |z| [z[0].neg(), z[1].neg()],
         UnaryOp::Exp => c_exp::<T>,
         UnaryOp::Log => c_log::<T>,
+        UnaryOp::Sqrt => c_sqrt::<T>,
+        UnaryOp::Sign => c_sign::<T>,
         _ => return unsupported(format!("{} on a complex type", op.opcode())),
     })
 }
@@ -822,6 +946,7 @@ pub fn complex_binop<T: Float>(op: BinaryOp) -> OpResult<CplxFn<T>> {
         BinaryOp::Subtract => |a, b| [a[0].sub(b[0]), a[1].sub(b[1])],
         BinaryOp::Multiply => c_mul::<T>,
         BinaryOp::Divide => c_div::<T>,
+        BinaryOp::Power => c_pow::<T>,
         _ => return unsupported(format!("{} on a complex type", op.opcode())),
     })
 }

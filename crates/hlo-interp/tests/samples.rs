@@ -78,6 +78,9 @@ fn as_f64(data: &ArrayData) -> Option<Vec<f64>> {
         ArrayData::BF16(v) => v.iter().map(|x| x.to_f64()).collect(),
         ArrayData::F32(v) => v.iter().map(|&x| x as f64).collect(),
         ArrayData::F64(v) => v.clone(),
+        // Complex arrays compare as their interleaved (re, im) parts.
+        ArrayData::C64(v) => v.iter().flat_map(|z| [z[0] as f64, z[1] as f64]).collect(),
+        ArrayData::C128(v) => v.iter().flat_map(|z| [z[0], z[1]]).collect(),
         _ => return None,
     })
 }

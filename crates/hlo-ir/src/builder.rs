@@ -46,6 +46,22 @@ impl ComputationBuilder {
         ComputationBuilder { comp: Computation::new(name), callees: Vec::new(), error: None }
     }
 
+    /// A builder that can call every computation of `module` (a pass building a replacement
+    /// computation whose callees are already in place).
+    pub fn for_module(name: impl Into<String>, module: &Module) -> ComputationBuilder {
+        let mut b = ComputationBuilder::new(name);
+        b.callees = module.comps.iter().map(crate::shape_inference::signature).collect();
+        b
+    }
+
+    /// Makes `comp`, added to the module as `id` after this builder was made, callable.
+    pub fn set_callee(&mut self, id: CompId, comp: &Computation) {
+        if self.callees.len() <= id.index() {
+            self.callees.resize(id.index() + 1, None);
+        }
+        self.callees[id.index()] = crate::shape_inference::signature(comp);
+    }
+
     /// The shape of an instruction built so far.
     pub fn shape(&self, id: InstrId) -> &Shape {
         &self.comp.instr(id).shape

@@ -31,6 +31,7 @@ pub mod fuse;
 pub mod fusion_analysis;
 pub mod inline_calls;
 pub mod loop_analysis;
+pub mod lower_complex;
 pub mod normalize;
 pub mod pipeline;
 pub mod scan_rewrite;
@@ -55,6 +56,7 @@ pub const PASSES: &[(&str, PassFn)] = &[
     ("inline-calls", inline_calls::run),
     ("batch-norm-expander", batch_norm_expander::run),
     ("normalize", normalize::run),
+    ("lower-complex", lower_complex::run),
     ("tree-reduction", tree_reduction::run),
     ("scan-rewrite", scan_rewrite::run),
     ("bf16-excess-precision", bf16_excess_precision::run),

@@ -3,6 +3,7 @@
 //! ```text
 //! inline-calls                  call/fusion bodies inlined (XLA's fusions undone)
 //! normalize                     bitcast/copy/opt-barrier gone, layouts stripped (row-major)
+//! lower-complex                 complex arrays as (re, im) real pairs; fft as DFT dots
 //! scan-rewrite                  cumulative reduce-windows as blocked scans of 16 (XLA:CPU's)
 //! bf16-excess-precision         bf16 ops in f32; a bf16 result converted to f32 keeps its f32 value
 //! repeat until nothing changes (at most 4 rounds):
@@ -46,6 +47,7 @@ pub const PIPELINE: &[&str] = &[
     "inline-calls",
     "batch-norm-expander",
     "normalize",
+    "lower-complex",
     "scan-rewrite",
     "bf16-excess-precision",
     "algebraic-simplification",
@@ -63,6 +65,7 @@ pub const STEPS: &[Step] = &[
     Step::Pass("inline-calls"),
     Step::Pass("batch-norm-expander"),
     Step::Pass("normalize"),
+    Step::Pass("lower-complex"),
     // Not `tree-reduction`: XLA:CPU's blocks of 32 give the interpreter JAX's sums bit for bit
     // (it is in XLA_CPU_NUMERICS), but the device reduces in its own order anyway (workgroup
     // trees, subgroup-staged loops) and the nested loops cost 2-6x (n-body); `split-reductions`

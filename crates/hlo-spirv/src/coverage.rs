@@ -40,6 +40,9 @@ const FULL: &[Opcode] = &[
     Opcode::Clamp,
     Opcode::Clz,
     Opcode::Compare,
+    // Complex arrays run as (re, im) pairs of real arrays (`lower-complex`); entry parameters
+    // and results keep numpy's interleaved layout.
+    Opcode::Complex,
     Opcode::Concatenate,
     Opcode::Constant,
     Opcode::Convert,
@@ -58,6 +61,7 @@ const FULL: &[Opcode] = &[
     Opcode::Fusion,
     Opcode::Gather,
     Opcode::GetTupleElement,
+    Opcode::Imag,
     Opcode::Iota,
     Opcode::IsFinite,
     Opcode::Log,
@@ -78,6 +82,7 @@ const FULL: &[Opcode] = &[
     Opcode::Parameter,
     Opcode::PopulationCount,
     Opcode::Power,
+    Opcode::Real,
     Opcode::Reduce,
     Opcode::ReducePrecision,
     Opcode::ReduceWindow,
@@ -113,6 +118,11 @@ const PARTIAL: &[(Opcode, &str)] = &[
         "pred or s32/u32 index selectors, decided on the device: only the taken branch's dispatches run",
     ),
     (Opcode::CustomCall, "only XLA's `TopK` target"),
+    (
+        Opcode::Fft,
+        "all four types over 1-3 dimensions, as dots with DFT matrices (lengths split Cooley-Tukey style); a prime \
+         factor of a length above 2048 is refused",
+    ),
     (Opcode::Scatter, "single-operand scatter; 64-bit elements only with native atomics"),
     (Opcode::SelectAndScatter, "windows without dilation"),
     (

@@ -30,8 +30,20 @@ impl DeviceStorage {
             DType::S64 => DeviceStorage::I64,
             DType::U64 => DeviceStorage::U64,
             DType::F64 => DeviceStorage::F64,
+            // A complex element is two words of its part type, interleaved as numpy stores it.
+            DType::C64 => DeviceStorage::F32,
+            DType::C128 => DeviceStorage::F64,
             _ => return None,
         })
+    }
+
+    /// Device words per element of `dtype`: two for complex types (real, imaginary), else one.
+    pub fn words_per_element(dtype: DType) -> usize {
+        if dtype.is_complex() {
+            2
+        } else {
+            1
+        }
     }
 
     pub fn byte_size(self) -> usize {
@@ -75,7 +87,7 @@ impl HostIo {
 
     /// Bytes of the device buffer (never zero: empty arrays get one word).
     pub fn device_bytes(&self) -> u64 {
-        device_bytes(self.device, self.num_elements())
+        device_bytes(self.device, self.num_elements() * DeviceStorage::words_per_element(self.dtype))
     }
 
     /// Converts host bytes (little-endian, row-major) into the device format.
@@ -111,7 +123,7 @@ impl HostIo {
     ///
     /// Panics if `device` is shorter than the array: that is a caller bug.
     pub fn from_device(&self, device: &[u8]) -> Vec<u8> {
-        let n = self.num_elements();
+        let n = self.num_elements() * DeviceStorage::words_per_element(self.dtype);
         let dw = self.device.byte_size();
         assert!(device.len() >= n * dw, "device buffer for `{}` is too small", self.name);
         let mut out = Vec::with_capacity(self.host_bytes());

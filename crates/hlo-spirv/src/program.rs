@@ -166,7 +166,7 @@ impl<'m> Builder<'m> {
     fn check_dtype(&self, instr: &Instr, dtype: DType) -> Result<DeviceStorage> {
         let ok = match dtype {
             DType::S64 | DType::U64 => self.target.shader_int64,
-            DType::F64 => self.target.shader_float64,
+            DType::F64 | DType::C128 => self.target.shader_float64,
             _ => true,
         };
         match DeviceStorage::of(dtype) {
@@ -178,7 +178,7 @@ impl<'m> Builder<'m> {
     fn new_buffer(&mut self, instr: &Instr, name: String, shape: &ArrayShape, role: BufferRole) -> Result<BufferId> {
         let storage = self.check_dtype(instr, shape.dtype)?;
         let n = shape.num_elements() as usize;
-        let size = device_bytes(storage, n);
+        let size = device_bytes(storage, n * DeviceStorage::words_per_element(shape.dtype));
         // Kernels bind arrays larger than maxStorageBufferRange as several windows (`Em::bind_array`)
         // or refuse them (`push_steps`); element indices are 32-bit.
         if n as u64 > u64::from(u32::MAX) {

@@ -935,6 +935,32 @@ impl<'m> Em<'m> {
         }
     }
 
+    /// Part `part` (0 real, 1 imaginary) of the complex array that `instr` (a `real` or `imag`)
+    /// reads. After `lower-complex` only entry parameters are complex: their buffers hold
+    /// interleaved pairs of the part type, so the part is the word at `2 * i + part`.
+    fn complex_part(&mut self, f: usize, instr: &Instr, part: usize, idx: &Index) -> Result<Val> {
+        let Some((buf, dims, dtype)) = self.complex_buffer(f, instr.operands[0]) else {
+            return Err(self.unsupported(instr, "a complex value that is not an entry parameter (run lower-complex)"));
+        };
+        let part_dt = dtype.complex_component().unwrap_or(DType::F32);
+        let elems = dims.iter().product::<i64>().max(0) as u64;
+        let lin = if elems == 1 { self.kb.lit_u32(0) } else { idx.linear(&mut self.kb) };
+        let twice = self.kb.mul_c(lin, 2);
+        let at = self.kb.add_c(twice, part as u32);
+        let g = self.bind_array(buf, 2 * elems, part_dt, false, false)?;
+        Ok(self.load(g, at, part_dt))
+    }
+
+    /// The buffer behind a complex-typed instruction of frame `f`, following parameters out
+    /// through the frames that bind them.
+    fn complex_buffer(&self, f: usize, id: InstrId) -> Option<(BufferId, Vec<i64>, DType)> {
+        match self.frames[f].leaves.get(&id)? {
+            Leaf::Buffer { buf, dims, dtype } if dtype.is_complex() => Some((*buf, dims.clone(), *dtype)),
+            Leaf::Outer { frame, instr, path } if path.is_empty() => self.complex_buffer(*frame, *instr),
+            _ => None,
+        }
+    }
+
     /// Evaluates operand `k` of `instr` at `idx`.
     fn operand(&mut self, f: usize, instr: &Instr, k: usize, idx: &Index) -> Result<Val> {
         self.eval(f, instr.operands[k], &[], idx)
@@ -1188,6 +1214,12 @@ impl<'m> Em<'m> {
                 let m = idx.multi(&mut self.kb);
                 let i = m[*dimension as usize];
                 Val { h: ops::convert(&mut self.kb, Val { h: i, dt: DType::U32 }, dt), dt }
+            }
+            Op::Unary(u @ (hlo_ir::UnaryOp::Real | hlo_ir::UnaryOp::Imag))
+                if self.frames[f].comp.instr(instr.operands[0]).shape.dtype().is_some_and(|d| d.is_complex()) =>
+            {
+                let part = usize::from(*u == hlo_ir::UnaryOp::Imag);
+                self.complex_part(f, instr, part, idx)?
             }
             Op::Unary(u) => {
                 let x = if ops::unary_is_arithmetic(*u) {

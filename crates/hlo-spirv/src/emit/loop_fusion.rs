@@ -22,7 +22,12 @@ pub(crate) fn emit(ctx: &KernelCtx, kind: KernelKind) -> Result<Vec<KernelStep>>
     let f = em.frame(ctx.comp, ctx.leaves.clone());
     let mut outs = Vec::new();
     for o in &ctx.outputs {
-        outs.push(em.bind_array(o.buf, o.n_elems(), o.dtype, true, false)?);
+        // A complex output is written as interleaved (re, im) words of its part type.
+        let (elems, dtype) = match o.dtype.complex_component() {
+            Some(part) => (2 * o.n_elems(), part),
+            None => (o.n_elems(), o.dtype),
+        };
+        outs.push(em.bind_array(o.buf, elems, dtype, true, false)?);
     }
     let ElementIndex { raw: gi, clamped: i, exact } = element_index(&mut em.kb, wg, groups, n_max);
     em.kb.name(i, "i");
@@ -34,32 +39,56 @@ pub(crate) fn emit(ctx: &KernelCtx, kind: KernelKind) -> Result<Vec<KernelStep>>
         if o.n_elems() < n_max {
             let cond = em.kb.lt_c(gi, o.n_elems() as u32);
             em.kb.begin_block();
-            let v = eval_output(&mut em, f, ctx, o, i)?;
-            em.store(g, i, v);
+            for (at, v) in eval_output(&mut em, f, ctx, o, i)? {
+                em.store(g, at, v);
+            }
             let accept = em.kb.end_block();
             em.kb.stmt(naga::Statement::If { condition: cond, accept, reject: naga::Block::new() });
         } else {
-            stores.push((g, eval_output(&mut em, f, ctx, o, i)?));
+            for (at, v) in eval_output(&mut em, f, ctx, o, i)? {
+                stores.push((g, at, v));
+            }
         }
     }
     guarded(&mut em, exact, gi, n_max, |em| {
-        for (g, v) in stores {
-            em.store(g, i, v);
+        for (g, at, v) in stores {
+            em.store(g, at, v);
         }
     });
     let wg3 = [wg, 1, 1];
     Ok(vec![finish(em, &ctx.name, kind, wg3, groups, ctx.sources.clone())?])
 }
 
+/// The words output `o` stores for element `i`: its value at `i`, or for a complex output
+/// (a `complex(re, im)` built by `lower-complex`) its parts at `2 i` and `2 i + 1`.
 fn eval_output(
     em: &mut Em,
     f: usize,
     ctx: &KernelCtx,
     o: &crate::emit::OutBuf,
     i: crate::builder::H,
-) -> Result<crate::emit::ops::Val> {
+) -> Result<Vec<(crate::builder::H, crate::emit::ops::Val)>> {
     let idx = Index::from_linear(&o.dims, i);
-    em.eval(f, ctx.root, &o.path, &idx)
+    if !o.dtype.is_complex() {
+        return Ok(vec![(i, em.eval(f, ctx.root, &o.path, &idx)?)]);
+    }
+    let mut id = ctx.root;
+    for &k in &o.path {
+        let instr = ctx.m.comp(ctx.comp).instr(id);
+        match instr.op {
+            hlo_ir::Op::Tuple => id = instr.operands[k],
+            _ => return Err(em.unsupported(instr, "a complex output that is not built by `complex`")),
+        }
+    }
+    let instr = ctx.m.comp(ctx.comp).instr(id);
+    if !matches!(instr.op, hlo_ir::Op::Binary(hlo_ir::BinaryOp::Complex)) {
+        return Err(em.unsupported(instr, "a complex output that is not built by `complex`"));
+    }
+    let re = em.eval(f, instr.operands[0], &[], &idx)?;
+    let im = em.eval(f, instr.operands[1], &[], &idx)?;
+    let at_re = em.kb.mul_c(i, 2);
+    let at_im = em.kb.add_c(at_re, 1);
+    Ok(vec![(at_re, re), (at_im, im)])
 }
 
 /// Fewest elements for a vectorised loop: smaller ones cost a dispatch whatever they do.
@@ -116,7 +145,8 @@ fn emit_quads(ctx: &KernelCtx, kind: KernelKind) -> Result<Vec<KernelStep>> {
     for (o, &g) in ctx.outputs.iter().zip(&outs) {
         let mut vals = Vec::with_capacity(4);
         for &l in &lins {
-            vals.push(eval_output(&mut em, f, ctx, o, l)?);
+            let idx = Index::from_linear(&o.dims, l);
+            vals.push(em.eval(f, ctx.root, &o.path, &idx)?);
         }
         stores.push((g, [vals[0], vals[1], vals[2], vals[3]]));
     }

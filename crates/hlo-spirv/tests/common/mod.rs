@@ -149,6 +149,12 @@ pub enum Elems {
 
 pub fn decode(dtype: hlo_ir::DType, bytes: &[u8]) -> Elems {
     use hlo_ir::DType as D;
+    // A complex array compares as its interleaved (re, im) parts.
+    let dtype = match dtype {
+        D::C64 => D::F32,
+        D::C128 => D::F64,
+        other => other,
+    };
     let w = dtype.byte_size();
     let ch = bytes.chunks_exact(w);
     match dtype {
