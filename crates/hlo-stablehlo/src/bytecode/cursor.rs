@@ -89,14 +89,18 @@ impl<'a> Cursor<'a> {
         let at = self.offset();
         let n = self.varint(what)?;
         if n > self.remaining() as u64 {
-            return Err(Error::Bytecode { offset: at, expected: format!("{what}: a count of at most the bytes left, found {n}") });
+            return Err(Error::Bytecode {
+                offset: at,
+                expected: format!("{what}: a count of at most the bytes left, found {n}"),
+            });
         }
         Ok(n as usize)
     }
 
     pub fn cstr(&mut self, what: &str) -> Result<&'a str, Error> {
         let rest = &self.data[self.pos.min(self.data.len())..];
-        let len = rest.iter().position(|&b| b == 0).ok_or_else(|| self.error(format!("{what}: a null-terminated string")))?;
+        let len =
+            rest.iter().position(|&b| b == 0).ok_or_else(|| self.error(format!("{what}: a null-terminated string")))?;
         let s = std::str::from_utf8(&rest[..len]).map_err(|_| self.error(format!("{what}: UTF-8")))?;
         self.pos += len + 1;
         Ok(s)

@@ -80,7 +80,10 @@ pub(crate) struct Tables<'a> {
 
 impl<'a> Tables<'a> {
     pub fn string(&self, idx: u64, at: &Cursor) -> Result<&'a str, Error> {
-        self.strings.get(idx as usize).copied().ok_or_else(|| at.error(format!("a string index below {}", self.strings.len())))
+        self.strings
+            .get(idx as usize)
+            .copied()
+            .ok_or_else(|| at.error(format!("a string index below {}", self.strings.len())))
     }
 }
 
@@ -96,9 +99,7 @@ pub fn read(bytes: &[u8]) -> Result<Artifact, Error> {
     if !(MIN_BYTECODE_VERSION..=MAX_BYTECODE_VERSION).contains(&version) {
         return Err(Error::Bytecode {
             offset: version_at,
-            expected: format!(
-                "a bytecode version in {MIN_BYTECODE_VERSION}..={MAX_BYTECODE_VERSION}, found {version}"
-            ),
+            expected: format!("a bytecode version in {MIN_BYTECODE_VERSION}..={MAX_BYTECODE_VERSION}, found {version}"),
         });
     }
     let producer = cur.cstr("the producer string")?.to_string();
@@ -116,7 +117,9 @@ pub fn read(bytes: &[u8]) -> Result<Artifact, Error> {
         *slot = Some(data);
     }
     let mut take = |id: u8, name: &str| {
-        sections[id as usize].take().ok_or(Error::Bytecode { offset: bytes.len(), expected: format!("a {name} section") })
+        sections[id as usize]
+            .take()
+            .ok_or(Error::Bytecode { offset: bytes.len(), expected: format!("a {name} section") })
     };
     let string_sec = take(section::STRING, "string")?;
     let dialect_sec = take(section::DIALECT, "dialect")?;
@@ -161,7 +164,10 @@ fn read_strings(mut cur: Cursor<'_>) -> Result<Vec<&str>, Error> {
     let mut out = vec![""; n];
     for (slot, &len) in out.iter_mut().rev().zip(&lens) {
         if len == 0 || len > end {
-            return Err(Error::Bytecode { offset: data_at, expected: "string lengths that fit the string data".into() });
+            return Err(Error::Bytecode {
+                offset: data_at,
+                expected: "string lengths that fit the string data".into(),
+            });
         }
         let start = (end - len) as usize;
         let bytes = &data[start..end as usize - 1];
@@ -311,7 +317,9 @@ impl<'t, 'a> IrReader<'t, 'a> {
                 self.next_value += 1;
                 Ok(fresh)
             }
-            None => Err(Error::Bytecode { offset: at, expected: format!("a value index below {}", scope.values.len()) }),
+            None => {
+                Err(Error::Bytecode { offset: at, expected: format!("a value index below {}", scope.values.len()) })
+            }
         }
     }
 
@@ -365,8 +373,11 @@ impl<'t, 'a> IrReader<'t, 'a> {
         }
         let pos = Pos::Byte(cur.offset());
         let name_idx = cur.varint("an op name index")? as usize;
-        let &(dialect, op_name) =
-            self.t.op_names.get(name_idx).ok_or_else(|| cur.error(format!("an op name index below {}", self.t.op_names.len())))?;
+        let &(dialect, op_name) = self
+            .t
+            .op_names
+            .get(name_idx)
+            .ok_or_else(|| cur.error(format!("an op name index below {}", self.t.op_names.len())))?;
         let name = format!("{}.{}", self.t.dialects[dialect], op_name);
         let mask = cur.byte("an op encoding mask")?;
         if mask & 0x80 != 0 {
@@ -395,6 +406,16 @@ impl<'t, 'a> IrReader<'t, 'a> {
                 for &attr_name in names {
                     let a = self.attr(&mut props)?;
                     attrs.push((attr_name.to_string(), a));
+                }
+            } else if name == "builtin.module" {
+                // `sym_name` and `sym_visibility`, both optional: a flagged attribute index each.
+                let mut props = self.t.properties[idx].clone();
+                for attr_name in ["sym_name", "sym_visibility"] {
+                    let (a, present) = props.varint_flag("an optional attribute")?;
+                    if present {
+                        let a = crate::vhlo::attr_at(self.t, a, &props)?;
+                        attrs.push((attr_name.to_string(), a));
+                    }
                 }
             } else if !name.starts_with("builtin.") {
                 return Err(Error::Unsupported { pos, what: format!("native properties on {name}") });
