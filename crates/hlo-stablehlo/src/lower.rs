@@ -25,6 +25,11 @@ use std::collections::{HashMap, HashSet};
 
 type Result<T> = std::result::Result<T, Error>;
 
+/// Bounds that keep `hlo_ir`'s shape arithmetic (in `i64`) far from overflow on garbage input.
+const MAX_INT: i64 = 1 << 31;
+const MAX_ELEMENTS: i64 = 1 << 40;
+const MAX_CONSTANT_ELEMENTS: usize = 1 << 26;
+
 /// Lowers the top-level operations of an artifact (a `builtin.module` holding functions, or the
 /// functions themselves) with `main` as the entry computation.
 pub(crate) fn lower(top: &[Operation]) -> Result<Module> {
@@ -755,6 +760,10 @@ fn shape_of(op: &Operation, ty: &Type) -> Result<Shape> {
             if dims.iter().any(|&d| d < 0) {
                 return Err(unsupported(op, "dynamic dimensions"));
             }
+            let elems = dims.iter().try_fold(1i64, |acc, &d| acc.checked_mul(d).filter(|&n| n <= MAX_ELEMENTS));
+            if elems.is_none() {
+                return Err(unsupported(op, &format!("a tensor of more than 2^40 elements: {dims:?}")));
+            }
             Shape::array(d, dims.clone())
         }
         Type::Scalar(d) => Shape::scalar(*d),
@@ -789,7 +798,7 @@ impl<'o> Attrs<'o> {
 
     fn int(&self, name: &str) -> Result<i64> {
         match self.get(name)? {
-            Attr::Int { value, .. } => Ok(*value),
+            Attr::Int { value, .. } if value.unsigned_abs() <= MAX_INT as u64 => Ok(*value),
             other => Err(invalid(self.0, format!("`{name}` an integer, found {other:?}"))),
         }
     }
@@ -804,7 +813,9 @@ impl<'o> Attrs<'o> {
     }
 
     fn ints(&self, name: &str) -> Result<Vec<i64>> {
-        ints_of(self.get(name)?).ok_or_else(|| invalid(self.0, format!("`{name}` a list of integers")))
+        ints_of(self.get(name)?)
+            .filter(|v| v.iter().all(|x| x.unsigned_abs() <= MAX_INT as u64))
+            .ok_or_else(|| invalid(self.0, format!("`{name}` a list of integers within ±2^31")))
     }
 
     fn ints_or_empty(&self, name: &str) -> Result<Vec<i64>> {
@@ -952,6 +963,9 @@ fn literal(op: &Operation, a: &Attr) -> Result<Literal> {
     let Attr::Tensor { ty, data } = a else { return Err(invalid(op, format!("a dense tensor value, found {a:?}"))) };
     let Shape::Array(shape) = shape_of(op, ty)? else { return Err(invalid(op, "a tensor constant")) };
     let n = shape.num_elements() as usize;
+    if n > MAX_CONSTANT_ELEMENTS {
+        return Err(unsupported(op, &format!("a constant of {n} elements (at most 2^26)")));
+    }
     let d = shape.dtype;
     let size = d.byte_size().max(1);
     let data: Vec<u8> = if data.len() == size && n != 1 {
