@@ -17,7 +17,7 @@ use crate::ir::{Attr, Operation, Pos, Region, Type, ValueId};
 use crate::Error;
 use hlo_ir::shape_inference::{infer_op, same_shape, signature};
 use hlo_ir::{
-    ArrayData, ArrayShape, BinaryOp, CompId, CompareDirection, CompareType, Computation, ConvDims, CustomCall,
+    ArrayData, BinaryOp, CompId, CompareDirection, CompareType, Computation, ConvDims, CustomCall,
     CustomCallApiVersion, DType, DotDims, GatherDims, Instr, InstrId, Literal, Module, ModuleAttrs, Op, PadDim,
     Precision, RngAlgorithm, ScatterDims, Shape, SliceDim, UnaryOp, Window, WindowDim,
 };
@@ -426,7 +426,7 @@ impl<'a> Lowerer<'a> {
                     precision: precision(op, a.opt("precision_config"))?,
                 }
             }
-            "gather" | "dynamic_gather" if name == "gather" => Op::Gather {
+            "gather" => Op::Gather {
                 dims: GatherDims {
                     offset_dims: a.ints("offset_dims")?,
                     collapsed_slice_dims: a.ints("collapsed_slice_dims")?,
@@ -831,7 +831,7 @@ impl<'o> Attrs<'o> {
             None => None,
             Some(Attr::Tensor { data, ty }) => Some(expand(tensor_len(ty), data.iter().map(|&b| b != 0).collect())),
             Some(Attr::Array(xs)) => Some(xs.iter().map(|x| matches!(x, Attr::Bool(true))).collect()),
-            Some(other) if matches!(other, Attr::Other(_)) => None,
+            Some(Attr::Other(_)) => None,
             Some(other) => return Err(invalid(self.0, format!("`{name}` booleans, found {other:?}"))),
         })
     }
@@ -1019,9 +1019,4 @@ fn array_data(d: DType, b: &[u8]) -> ArrayData {
         ),
         _ => ArrayData::Bits(b.to_vec()),
     }
-}
-
-#[allow(dead_code)]
-fn array_shape(d: DType, dims: &[i64]) -> ArrayShape {
-    ArrayShape::new(d, dims.to_vec())
 }

@@ -266,7 +266,7 @@ fn vhlo_type(t: &mut Tables, cur: &mut Cursor) -> Result<Type, Error> {
     let s = Type::Scalar;
     Ok(match code {
         0 => s(DType::Pred),
-        1 => Type::Tuple(vec![]).clone_with_complex(type_ref(t, cur)?, cur)?,
+        1 => complex_of(type_ref(t, cur)?, cur)?,
         2 => s(DType::BF16),
         3 => s(DType::F16),
         4 => s(DType::F32),
@@ -307,14 +307,12 @@ fn vhlo_type(t: &mut Tables, cur: &mut Cursor) -> Result<Type, Error> {
     })
 }
 
-impl Type {
-    /// `complex<f32>` -> c64, `complex<f64>` -> c128.
-    fn clone_with_complex(self, elem: Type, cur: &Cursor) -> Result<Type, Error> {
-        match elem {
-            Type::Scalar(DType::F32) => Ok(Type::Scalar(DType::C64)),
-            Type::Scalar(DType::F64) => Ok(Type::Scalar(DType::C128)),
-            other => Err(cur.error(format!("a complex of f32 or f64, found {other:?}"))),
-        }
+/// `complex<f32>` -> c64, `complex<f64>` -> c128.
+fn complex_of(elem: Type, cur: &Cursor) -> Result<Type, Error> {
+    match elem {
+        Type::Scalar(DType::F32) => Ok(Type::Scalar(DType::C64)),
+        Type::Scalar(DType::F64) => Ok(Type::Scalar(DType::C128)),
+        other => Err(cur.error(format!("a complex of f32 or f64, found {other:?}"))),
     }
 }
 
@@ -404,7 +402,7 @@ fn builtin_type(t: &mut Tables, cur: &mut Cursor) -> Result<Type, Error> {
         4 => Type::Scalar(DType::F16),
         5 => Type::Scalar(DType::F32),
         6 => Type::Scalar(DType::F64),
-        9 => Type::Tuple(vec![]).clone_with_complex(type_ref(t, cur)?, cur)?,
+        9 => complex_of(type_ref(t, cur)?, cur)?,
         12 => Type::None,
         13 => Type::Tensor { dims: svarints(cur)?, elem: Box::new(type_ref(t, cur)?) },
         14 => {

@@ -116,7 +116,7 @@ impl<'a> Cursor<'a> {
             if align == 0 || !align.is_power_of_two() || align > 1 << 16 {
                 return Err(self.error(format!("a power-of-two section alignment, found {align}")));
             }
-            while (self.offset() as u64) % align != 0 {
+            while self.offset() as u64 & (align - 1) != 0 {
                 if self.byte("section padding")? != 0xCB {
                     return Err(self.error("padding bytes 0xCB"));
                 }
