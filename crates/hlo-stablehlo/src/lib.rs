@@ -20,6 +20,7 @@
 pub mod bytecode;
 pub mod ir;
 mod lower;
+pub mod text;
 mod vhlo;
 mod vhlo_ops;
 
@@ -31,6 +32,8 @@ use ir::Pos;
 pub enum Error {
     #[error("byte {offset}: expected {expected}")]
     Bytecode { offset: usize, expected: String },
+    #[error("{line}:{col}: expected {expected}")]
+    Text { line: u32, col: u32, expected: String },
     #[error("{pos}: unsupported: {what}")]
     Unsupported { pos: Pos, what: String },
     #[error("{pos}: {op}: {message}")]
@@ -43,6 +46,12 @@ pub enum Error {
 /// crate knows reads, and newer op versions are reported as unsupported ops.
 pub fn supported_versions() -> ((u32, u32, u32), (u32, u32, u32)) {
     ((0, 9, 0), (1, 13, 1))
+}
+
+/// Reads textual StableHLO (`jax.jit(f).lower(*args).as_text()`, pretty or generic form).
+pub fn parse_text(src: &str) -> Result<hlo_ir::Module, Error> {
+    let ops = text::parse(src)?;
+    lower::lower(&ops)
 }
 
 /// Reads a StableHLO portable artifact (VHLO serialised as MLIR bytecode) into a module.

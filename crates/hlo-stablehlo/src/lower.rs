@@ -864,9 +864,8 @@ fn ints_of(a: &Attr) -> Option<Vec<i64>> {
             let v: Vec<i64> = data.chunks(size).map(|c| le_int(c, d.is_signed_integer())).collect();
             Some(expand(tensor_len(ty), v))
         }
-        Attr::Array(xs) => {
-            xs.iter().map(|x| if let Attr::Int { value, .. } = x { Some(*value) } else { None }).collect()
-        }
+        // Nested arrays (`pad = [[1, 1], [0, 0]]` in text) flatten row-major.
+        Attr::Array(xs) => Some(xs.iter().map(ints_of).collect::<Option<Vec<_>>>()?.concat()),
         Attr::Int { value, .. } => Some(vec![*value]),
         _ => None,
     }

@@ -141,3 +141,30 @@ fn portable_artifacts_match_jax() {
     }
     assert!(failures.is_empty(), "{} fixtures failed:\n{}", failures.len(), failures.join("\n\n"));
 }
+
+/// The same programs as JAX's textual StableHLO, pretty and generic forms.
+#[test]
+fn text_matches_jax() {
+    let mut failures = Vec::new();
+    let mut n_generic = 0;
+    for name in names().into_iter().filter(|n| CUSTOM_CALLS.iter().all(|(c, _)| c != n)) {
+        let mut files = vec![format!("{name}.mlir")];
+        if fixtures().join(format!("{name}.generic.mlir")).exists() {
+            files.push(format!("{name}.generic.mlir"));
+            n_generic += 1;
+        }
+        for file in files {
+            let src = std::fs::read_to_string(fixtures().join(&file)).unwrap();
+            let res = std::panic::catch_unwind(|| match hlo_stablehlo::parse_text(&src) {
+                Ok(m) => check(&name, m),
+                Err(e) => panic!("{file}:{e}"),
+            });
+            if let Err(e) = res {
+                let msg = e.downcast_ref::<String>().cloned().unwrap_or_default();
+                failures.push(format!("{file}: {msg}"));
+            }
+        }
+    }
+    assert!(n_generic >= 4, "generic-form fixtures missing");
+    assert!(failures.is_empty(), "{} text fixtures failed:\n{}", failures.len(), failures.join("\n\n"));
+}
