@@ -273,6 +273,13 @@ impl<'a> Lowerer<'a> {
     fn op(&mut self, cx: &mut Ctx, op: &Operation) -> Result<()> {
         let ins = op.operands.iter().map(|&v| cx.get(op, v)).collect::<Result<Vec<_>>>()?;
         let name = base_name(&op.name);
+        // VHLO names each op version; one newer than the table this reader was built from may
+        // mean something else, so it is refused rather than read by its base name.
+        if let Some(short) = op.name.strip_prefix("vhlo.") {
+            if crate::vhlo_ops::attr_names(short).is_none() {
+                return Err(unsupported(op, "a VHLO op version newer than this reader knows"));
+            }
+        }
         if let Some(u) = unary(name) {
             return self.emit_results(cx, op, Op::Unary(u), &ins);
         }
@@ -498,16 +505,20 @@ impl<'a> Lowerer<'a> {
             "after_all" => Op::AfterAll,
             "partition_id" => Op::PartitionId,
             "replica_id" => Op::ReplicaId,
-            "custom_call" => self.custom_call(op, &a)?,
+            "custom_call" => return self.emit_custom_call(cx, op, &a, &ins),
+            "fft" => Op::Fft {
+                fft_type: match a.enum_("fft_type")? {
+                    "IFFT" => hlo_ir::FftType::Ifft,
+                    "RFFT" => hlo_ir::FftType::Rfft,
+                    "IRFFT" => hlo_ir::FftType::Irfft,
+                    _ => hlo_ir::FftType::Fft,
+                },
+                fft_length: a.ints("fft_length")?,
+            },
             _ => return Err(unsupported(op, "no HLO lowering for this op")),
         };
         let hlo = match hlo {
             Op::RngBitGenerator { .. } => {
-                let shapes = op.results.iter().map(|(_, t)| shape_of(op, t)).collect::<Result<Vec<_>>>()?;
-                let t = self.emit(cx, op, hlo, &ins, Shape::Tuple(shapes.clone()))?;
-                return self.untuple(cx, op, t, shapes);
-            }
-            Op::CustomCall(_) if op.results.len() != 1 => {
                 let shapes = op.results.iter().map(|(_, t)| shape_of(op, t)).collect::<Result<Vec<_>>>()?;
                 let t = self.emit(cx, op, hlo, &ins, Shape::Tuple(shapes.clone()))?;
                 return self.untuple(cx, op, t, shapes);
@@ -543,6 +554,31 @@ impl<'a> Lowerer<'a> {
         Ok(())
     }
 
+    /// A custom call keeps its target, API version, side effect, called computations and
+    /// aliasing; its backend config (a string, or the dictionary typed-FFI calls carry) and
+    /// frontend attributes go to the instruction's metadata. Several results make a tuple.
+    fn emit_custom_call(&mut self, cx: &mut Ctx, op: &Operation, a: &Attrs, ins: &[InstrId]) -> Result<()> {
+        let hlo = self.custom_call(op, a)?;
+        let shapes = op.results.iter().map(|(_, t)| shape_of(op, t)).collect::<Result<Vec<_>>>()?;
+        let single = shapes.len() == 1;
+        let shape = if single { shapes[0].clone() } else { Shape::Tuple(shapes.clone()) };
+        let id = self.emit(cx, op, hlo, ins, shape)?;
+        let meta = &mut cx.comp.instr_mut(id).meta;
+        match (a.opt("backend_config"), a.opt("mhlo.backend_config")) {
+            (Some(Attr::String(s)), _) if !s.is_empty() => meta.backend_config = Some(format!("{s:?}")),
+            (_, Some(d @ Attr::Dict(_))) => meta.backend_config = Some(format!("{:?}", attr_text(d))),
+            _ => {}
+        }
+        if let Some(Attr::Dict(kv)) = a.opt("mhlo.frontend_attributes") {
+            meta.frontend_attributes = kv.iter().map(|(k, v)| (k.clone(), attr_text(v))).collect();
+        }
+        if single {
+            cx.values.insert(op.results[0].0, id);
+            return Ok(());
+        }
+        self.untuple(cx, op, id, shapes)
+    }
+
     fn custom_call(&mut self, op: &Operation, a: &Attrs) -> Result<Op> {
         let target = match a.get("call_target_name")? {
             Attr::String(s) => s.clone(),
@@ -569,7 +605,26 @@ impl<'a> Lowerer<'a> {
             called_computations,
             has_side_effect: a.bool_or("has_side_effect", false)?,
             operand_layout_constraints: None,
-            output_to_operand_aliasing: Vec::new(),
+            output_to_operand_aliasing: match a.opt("output_operand_aliases") {
+                Some(Attr::Array(xs)) => xs
+                    .iter()
+                    .filter_map(|x| match x {
+                        Attr::OutputOperandAlias { output_tuple_indices, operand_index, operand_tuple_indices } => {
+                            Some((output_tuple_indices.clone(), *operand_index, operand_tuple_indices.clone()))
+                        }
+                        Attr::Dict(kv) => {
+                            let get = |k: &str| kv.iter().find(|(n, _)| n == k).and_then(|(_, v)| ints_of(v));
+                            Some((
+                                get("output_tuple_indices")?,
+                                *get("operand_index")?.first()?,
+                                get("operand_tuple_indices")?,
+                            ))
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            },
             literal: None,
         })))
     }
@@ -771,6 +826,23 @@ fn shape_of(op: &Operation, ty: &Type) -> Result<Shape> {
         Type::Tuple(ts) => Shape::Tuple(ts.iter().map(|t| shape_of(op, t)).collect::<Result<_>>()?),
         other => return Err(unsupported(op, &format!("type {other:?}"))),
     })
+}
+
+/// An attribute as MLIR-like text, for metadata kept verbatim (backend configs).
+fn attr_text(a: &Attr) -> String {
+    match a {
+        Attr::String(s) => s.clone(),
+        Attr::Enum(s) => s.clone(),
+        Attr::Bool(b) => b.to_string(),
+        Attr::Int { value, .. } => value.to_string(),
+        Attr::Float { value, .. } => value.to_string(),
+        Attr::SymbolRef(s) => format!("@{s}"),
+        Attr::Array(xs) => format!("[{}]", xs.iter().map(attr_text).collect::<Vec<_>>().join(", ")),
+        Attr::Dict(kv) => {
+            format!("{{{}}}", kv.iter().map(|(k, v)| format!("{k} = {}", attr_text(v))).collect::<Vec<_>>().join(", "))
+        }
+        other => format!("{other:?}"),
+    }
 }
 
 fn enum_of<'x>(op: &Operation, a: &'x Attr) -> Result<&'x str> {

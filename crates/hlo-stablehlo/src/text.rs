@@ -1431,6 +1431,10 @@ fn rename_pretty(op: &mut Operation, short: &str, bare: Vec<String>) -> Result<(
             op.attrs.push(("mantissa_bits".into(), Attr::Int { ty: Type::Scalar(DType::S32), value: m }));
         }
         "rng_bit_generator" => rename(op, "algorithm", "rng_algorithm"),
+        "fft" => {
+            rename(op, "type", "fft_type");
+            rename(op, "length", "fft_length");
+        }
         "rng" => rename(op, "distribution", "rng_distribution"),
         _ => {
             if let Some(w) = bare.first() {
