@@ -1,20 +1,32 @@
-//! A native reader of StableHLO: the portable artifacts `jax.export` writes (and PJRT
-//! plugins receive) and, later, StableHLO text, lowered to an [`hlo_ir::Module`].
+//! A native reader of StableHLO, lowered to an [`hlo_ir::Module`]: the portable artifacts
+//! `jax.export` serialises (VHLO as MLIR bytecode, what a PJRT plugin is handed to compile) and
+//! the textual StableHLO of `jax.jit(f).lower(*args).as_text()`.
 //!
 //! ```text
-//!  bytes ──bytecode::read──▶ generic tree (ir) ──lower──▶ hlo_ir::Module
-//!         MLIR container,     ops, values,       VHLO/StableHLO op
-//!         vhlo.rs encodings   attrs, regions     by op to HLO
+//!  bytes ──bytecode::read──▶ ┐
+//!         MLIR container,    │ generic tree (ir): ops, value ids, ──lower──▶ hlo_ir::Module
+//!         vhlo.rs encodings  │ typed results, attrs, regions      op by op,
+//!  text ──text::parse──────▶ ┘ (VHLO attribute names)             regions -> computations
 //! ```
 //!
+//! - [`bytecode`]: the container (sections, string/dialect/op-name tables, lazily decoded
+//!   attribute and type tables, the IR section with per-region value numbering, properties).
+//! - `vhlo.rs`: VHLO's and the builtin dialect's attribute and type encodings;
+//!   `vhlo_ops.rs`: each VHLO op's attribute names in properties order.
+//! - [`text`]: JAX's pretty forms and MLIR's generic form, normalised to the names VHLO uses.
+//! - `lower.rs`: ops to HLO instructions, checked against `hlo_ir`'s shape inference.
+//!
 //! Invariants:
-//! - The reader never panics, whatever the input: every read is bounds-checked, every count is
-//!   checked against the bytes left, nesting is limited; errors carry a byte offset and what was
+//! - The readers never panic, whatever the input: every read is bounds-checked, every count is
+//!   checked against the bytes left, nesting is limited, integers that reach shape arithmetic
+//!   are bounded; errors carry a byte offset (bytecode) or `line:col` (text) and what was
 //!   expected.
-//! - An op the lowering does not know is an [`Error::Unsupported`] naming it, never skipped.
-//! - The result is built through `hlo_ir`'s shape inference; a lowered module passes
-//!   `hlo_ir::verify::verify`.
-//! - No IO, and no dependency besides `hlo-ir` (and `thiserror`, `half`).
+//! - An op the lowering does not know is an [`Error::Unsupported`] naming it, never skipped;
+//!   so is a VHLO op version newer than the op table.
+//! - Every instruction's declared shape equals the one `hlo_ir` infers, so a lowered module
+//!   passes `hlo_ir::verify::verify`.
+//! - No IO, and no dependency besides `hlo-ir`, `thiserror` and `half` (the type of f16/bf16
+//!   literal elements).
 #![forbid(unsafe_code)]
 
 pub mod bytecode;
@@ -40,12 +52,16 @@ pub enum Error {
     Invalid { pos: Pos, op: String, message: String },
 }
 
-/// The StableHLO versions whose portable artifacts this reader accepts, as
-/// `(oldest, newest)` `major.minor.patch`. The producer string names the version an artifact
-/// targets; ops are read by their VHLO names (`_v1`, `_v2`), so any artifact whose ops this
-/// crate knows reads, and newer op versions are reported as unsupported ops.
+/// The StableHLO versions whose portable artifacts this reader accepts, `(oldest, newest)` as
+/// `(major, minor, patch)`: what a PJRT plugin advertises so that JAX serialises for a version
+/// it can read.
+///
+/// The oldest is VHLO's own minimum (0.9.0, written as MLIR bytecode version 0); the newest is
+/// that of jaxlib 0.8.3, whose artifacts the tests read (targets 0.9.0, 1.0.0 and 1.13.1). The op
+/// table (`vhlo_ops.rs`) comes from StableHLO 1.20.0, so newer artifacts mostly read too; an op
+/// version this reader does not know is refused by name.
 pub fn supported_versions() -> ((u32, u32, u32), (u32, u32, u32)) {
-    ((0, 9, 0), (1, 13, 1))
+    ((0, 9, 0), (1, 13, 5))
 }
 
 /// Reads textual StableHLO (`jax.jit(f).lower(*args).as_text()`, pretty or generic form).
