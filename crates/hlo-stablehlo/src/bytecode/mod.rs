@@ -3,7 +3,7 @@
 //! [`crate::ir`].
 //!
 //! Attributes and types are decoded lazily, on first reference, and cached: locations (most of
-//! the table) are never decoded. The dialect encodings themselves live in [`crate::vhlo`].
+//! the table) are never decoded. The dialect encodings themselves live in `vhlo.rs`.
 //! Every index and count is checked against its table or the bytes left, so truncated or
 //! corrupted input gives [`Error::Bytecode`] with an offset, never a panic or a huge allocation.
 
