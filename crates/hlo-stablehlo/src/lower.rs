@@ -510,6 +510,9 @@ impl<'a> Lowerer<'a> {
             "partition_id" => Op::PartitionId,
             "replica_id" => Op::ReplicaId,
             "custom_call" => return self.emit_custom_call(cx, op, &a, &ins),
+            // CHLO ops that HLO has (in text; artifacts carry them as custom calls).
+            "erf" => Op::Unary(UnaryOp::Erf),
+            "top_k" => Op::TopK { k: a.int("k")?, largest: a.bool_or("largest", true)? },
             "fft" => Op::Fft {
                 fft_type: match a.enum_("fft_type")? {
                     "IFFT" => hlo_ir::FftType::Ifft,
@@ -562,6 +565,27 @@ impl<'a> Lowerer<'a> {
     /// aliasing; its backend config (a string, or the dictionary typed-FFI calls carry) and
     /// frontend attributes go to the instruction's metadata. Several results make a tuple.
     fn emit_custom_call(&mut self, cx: &mut Ctx, op: &Operation, a: &Attrs, ins: &[InstrId]) -> Result<()> {
+        // CHLO ops without a StableHLO equivalent travel in portable artifacts as custom calls
+        // named `mhlo.NAME` with their attributes in `mhlo.attributes`; those HLO has natively
+        // become that op again, as XLA does when it reads such an artifact.
+        if let Some(Attr::String(target)) = a.opt("call_target_name") {
+            let inner = match a.opt("mhlo.attributes") {
+                Some(Attr::Dict(kv)) => kv.clone(),
+                _ => Vec::new(),
+            };
+            let chlo = Operation { attrs: inner, ..op.clone() };
+            let hlo = match target.as_str() {
+                "mhlo.erf" => Some(Op::Unary(UnaryOp::Erf)),
+                "mhlo.topk" => {
+                    let a = Attrs(&chlo);
+                    Some(Op::TopK { k: a.int("k")?, largest: a.bool_or("largest", true)? })
+                }
+                _ => None,
+            };
+            if let Some(hlo) = hlo {
+                return self.emit_results(cx, op, hlo, ins);
+            }
+        }
         let hlo = self.custom_call(op, a)?;
         let shapes = op.results.iter().map(|(_, t)| shape_of(op, t)).collect::<Result<Vec<_>>>()?;
         let single = shapes.len() == 1;

@@ -865,7 +865,9 @@ impl<'s> Parser<'s> {
                 let (_, results) = self.function_type()?;
                 op.results = self.results_from(results, n_results);
             }
-            _ if name.starts_with("stablehlo.") => self.pretty_stablehlo(&mut op, n_results)?,
+            _ if name.starts_with("stablehlo.") || name.starts_with("chlo.") => {
+                self.pretty_stablehlo(&mut op, n_results)?
+            }
             _ => return Err(self.err(format!("an operation, found `{name}`"))),
         }
         Ok(op)
@@ -914,6 +916,11 @@ impl<'s> Parser<'s> {
         let mut out = vec![self.ty()?];
         while self.eat(",") {
             out.push(self.ty()?);
+        }
+        // CHLO's `T -> T` and `T -> (T, T)`.
+        if self.eat("->") {
+            self.ws();
+            out = if self.peek() == Some(b'(') { self.type_list_parens()? } else { vec![self.ty()?] };
         }
         Ok(out)
     }
@@ -968,7 +975,7 @@ impl<'s> Parser<'s> {
     /// `stablehlo.OP` in its pretty form: operands, keywords and `key = value` items up to `:`,
     /// then the types and any trailing regions; each op's keywords are renamed after parsing.
     fn pretty_stablehlo(&mut self, op: &mut Operation, n_results: usize) -> R<()> {
-        let short = op.name["stablehlo.".len()..].to_string();
+        let short = op.name.split_once('.').map_or("", |(_, s)| s).to_string();
         match short.as_str() {
             "constant" => {
                 self.opt_attr_dict(op)?;
@@ -1048,6 +1055,8 @@ impl<'s> Parser<'s> {
                     op.attrs.push(("strides".into(), ints_attr(st)));
                 }
                 Some(b'(') if short == "case" || short == "if" => break,
+                // `chlo.top_k(%x, k = 2)`: the parentheses only group the items.
+                Some(b'(' | b')') => self.pos += 1,
                 _ => {
                     let k = self.ident()?;
                     if self.eat("=") {
