@@ -1,0 +1,52 @@
+//! Ops JAX rarely emits, written by hand as StableHLO text: tuples, `if`, and a `while` whose
+//! body uses a value from above (StableHLO regions may capture; HLO's may not).
+
+use hlo_ir::{Literal, LiteralData};
+
+const PROGRAM: &str = r#"
+module @m {
+  func.func public @main(%arg0: tensor<f32>, %arg1: tensor<i1>) -> (tensor<f32>, tensor<f32>) {
+    %c = stablehlo.constant dense<2.000000e+00> : tensor<f32>
+    %lim = stablehlo.constant dense<1.000000e+01> : tensor<f32>
+    %t = "stablehlo.tuple"(%arg0, %c) : (tensor<f32>, tensor<f32>) -> tuple<tensor<f32>, tensor<f32>>
+    %g = "stablehlo.get_tuple_element"(%t) <{index = 1 : i32}> : (tuple<tensor<f32>, tensor<f32>>) -> tensor<f32>
+    %i = "stablehlo.if"(%arg1) ({
+      %m = stablehlo.multiply %arg0, %g : tensor<f32>
+      stablehlo.return %m : tensor<f32>
+    }, {
+      %s = stablehlo.subtract %arg0, %g : tensor<f32>
+      stablehlo.return %s : tensor<f32>
+    }) : (tensor<i1>) -> tensor<f32>
+    %w = stablehlo.while(%x = %arg0) : tensor<f32>
+    cond {
+      %lt = stablehlo.compare  LT, %x, %lim,  FLOAT : (tensor<f32>, tensor<f32>) -> tensor<i1>
+      stablehlo.return %lt : tensor<i1>
+    } do {
+      // %g is captured from above.
+      %n = stablehlo.add %x, %g : tensor<f32>
+      stablehlo.return %n : tensor<f32>
+    }
+    return %i, %w : tensor<f32>, tensor<f32>
+  }
+}
+"#;
+
+fn run(x: f32, p: bool) -> Vec<f32> {
+    let module = hlo_stablehlo::parse_text(PROGRAM).unwrap();
+    hlo_ir::verify::verify(&module).unwrap_or_else(|e| panic!("{e}\n{}", hlo_ir::print_module(&module)));
+    let out = hlo_interp::evaluate(&module, &[Literal::scalar_f32(x), Literal::scalar_pred(p)]).unwrap();
+    let LiteralData::Tuple(elems) = out.data else { panic!("a tuple result") };
+    elems
+        .iter()
+        .map(|e| match e.array_data() {
+            Some(hlo_ir::ArrayData::F32(v)) => v[0],
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn tuple_if_and_capturing_while() {
+    assert_eq!(run(1.5, true), vec![3.0, 11.5]);
+    assert_eq!(run(1.5, false), vec![-0.5, 11.5]);
+}
