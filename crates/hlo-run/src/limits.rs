@@ -121,6 +121,22 @@ pub fn file_kind(meta: &std::fs::Metadata) -> &'static str {
 
 /// Reads a whole regular file of at most `limit` bytes as UTF-8 text.
 pub fn read_text(path: &Path, limit: u64) -> anyhow::Result<String> {
+    let bytes = read_bytes(path, limit)?;
+    text_of(path, bytes)
+}
+
+/// The bytes of `path` as UTF-8 text, or an error at the first invalid byte.
+pub fn text_of(path: &Path, bytes: Vec<u8>) -> anyhow::Result<String> {
+    let display = path.display();
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let (line, col) = crate::load::line_col(&String::from_utf8_lossy(&e.as_bytes()[..at]), at);
+        user_error(format!("{display}:{line}:{col}: the file is not UTF-8 text (byte {at})"))
+    })
+}
+
+/// Reads a regular file of at most `limit` bytes.
+pub fn read_bytes(path: &Path, limit: u64) -> anyhow::Result<Vec<u8>> {
     let display = path.display();
     let (file, len) = open_regular(path)?;
     if len > limit {
@@ -136,11 +152,7 @@ pub fn read_text(path: &Path, limit: u64) -> anyhow::Result<String> {
     if bytes.len() as u64 > limit {
         return Err(user_error(format!("{display}: the file grew past {} while it was read", human_bytes(limit))));
     }
-    String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        let (line, col) = crate::load::line_col(&String::from_utf8_lossy(&e.as_bytes()[..at]), at);
-        user_error(format!("{display}:{line}:{col}: the file is not UTF-8 text (byte {at})"))
-    })
+    Ok(bytes)
 }
 
 #[cfg(test)]

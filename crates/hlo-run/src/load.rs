@@ -17,13 +17,51 @@ pub struct Loaded {
     pub path: String,
 }
 
-/// Parses and verifies `path`. Every failure is a [`crate::UserError`].
+/// Parses and verifies `path`: HLO text, or StableHLO (a portable artifact, MLIR bytecode of
+/// the VHLO dialect as `jax.export` writes it, or textual MLIR as `jax.jit(f).lower(x).as_text()`
+/// prints it). Every failure is a [`crate::UserError`].
 pub fn load_module(path: &Path) -> anyhow::Result<Loaded> {
     let display = path.display().to_string();
-    let source = limits::read_text(path, limits::MAX_MODULE_BYTES)?;
+    let bytes = limits::read_bytes(path, limits::MAX_MODULE_BYTES)?;
+    if bytes.starts_with(MLIR_BYTECODE_MAGIC) {
+        let module = hlo_stablehlo::read_portable_artifact(&bytes)
+            .map_err(|e| user_error(format!("{display}: StableHLO artifact: {e}")))?;
+        let module = verify_stablehlo(module, &display)?;
+        return Ok(Loaded { module, source: String::new(), path: display });
+    }
+    let source = limits::text_of(path, bytes)?;
     check_parse_budget(&source, &display, limits::memory_limit()?)?;
+    if is_mlir_text(&source) {
+        let module = hlo_stablehlo::parse_text(&source).map_err(|e| user_error(format!("{display}:{e}")))?;
+        let module = verify_stablehlo(module, &display)?;
+        return Ok(Loaded { module, source: String::new(), path: display });
+    }
     let module = parse_and_verify(&source, &display)?;
     Ok(Loaded { module, source, path: display })
+}
+
+/// MLIR bytecode files start with these four bytes.
+const MLIR_BYTECODE_MAGIC: &[u8] = b"ML\xEFR";
+
+/// Textual MLIR (StableHLO) rather than HLO text: its first word is `module` or `func.func`,
+/// where HLO text starts with `HloModule` (comments and blank lines aside).
+fn is_mlir_text(source: &str) -> bool {
+    let first = source
+        .lines()
+        .map(str::trim_start)
+        .find(|l| !l.is_empty() && !l.starts_with("//") && !l.starts_with('#'))
+        .unwrap_or("");
+    first.starts_with("module") || first.starts_with("func.func")
+}
+
+/// A module read from StableHLO, verified; its errors name the file (there is no HLO text to
+/// point into).
+fn verify_stablehlo(module: Module, file: &str) -> anyhow::Result<Module> {
+    hlo_ir::verify::verify(&module).map_err(|errs| {
+        let lines: Vec<String> = errs.0.iter().map(|e| format!("{file}: {e}")).collect();
+        user_error(format!("module read from StableHLO does not verify:\n{}", lines.join("\n")))
+    })?;
+    Ok(module)
 }
 
 /// Fails with `FILE:LINE:COL` at the first instruction whose shape has a dynamic
@@ -109,6 +147,10 @@ pub fn parse_and_verify(source: &str, file: &str) -> anyhow::Result<Module> {
 
 /// `FILE:LINE:COL` of an instruction, for messages that point into the module.
 pub fn location_of(loaded: &Loaded, comp: hlo_ir::CompId, instr: hlo_ir::InstrId) -> String {
+    if loaded.source.is_empty() {
+        // Read from StableHLO: no HLO text to point into.
+        return loaded.path.clone();
+    }
     let span = loaded.module.comp(comp).span(instr);
     let (line, col) = line_col(&loaded.source, span.start as usize);
     format!("{}:{line}:{col}", loaded.path)

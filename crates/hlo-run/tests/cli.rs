@@ -1051,3 +1051,56 @@ fn tune_keeps_the_fastest_block_per_device_and_compiles_use_it() {
         assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
     }
 }
+
+/// A StableHLO portable artifact (what `jax.export` writes and JAX sends a PJRT plugin) and
+/// the same program as textual MLIR run like HLO text, on both backends, with JAX's results.
+#[test]
+fn stablehlo_artifacts_and_text_run_like_hlo() {
+    let fixtures = repo().join("crates/hlo-stablehlo/tests/fixtures");
+    for file in ["mlp_step.mlirbc", "mlp_step.mlir", "while_loop.mlirbc", "gather_scatter.mlir"] {
+        let stem = file.split('.').next().unwrap();
+        for backend in ["vulkan", "interp"] {
+            let mut args = vec![fixtures.join(file).display().to_string()];
+            let mut k = 0;
+            while fixtures.join(format!("{stem}.in{k}.npy")).exists() {
+                args.push(fixtures.join(format!("{stem}.in{k}.npy")).display().to_string());
+                k += 1;
+            }
+            let out_dir = temp_dir(&format!("stablehlo-{file}-{backend}"));
+            args.extend(["-o".into(), out_dir.display().to_string(), "--backend".into(), backend.into()]);
+            let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+            let out = hlo_run(&refs);
+            assert!(out.status.success(), "{file} on {backend}: {}", stderr(&out));
+            let mut k = 0;
+            while fixtures.join(format!("{stem}.out{k}.npy")).exists() {
+                let ours = npy::read_npy(&out_dir.join(format!("out_{k}.npy"))).unwrap();
+                let jax = npy::read_npy(&fixtures.join(format!("{stem}.out{k}.npy"))).unwrap();
+                assert_eq!((ours.dims.clone(), ours.dtype), (jax.dims.clone(), jax.dtype), "{file} out{k}");
+                if ours.dtype == hlo_ir::DType::F32 {
+                    let f = |a: &npy::HostArray| -> Vec<f32> {
+                        a.bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+                    };
+                    for (x, y) in f(&ours).iter().zip(f(&jax)) {
+                        assert!((x - y).abs() <= 1e-4 * y.abs().max(1.0), "{file} on {backend} out{k}: {x} vs {y}");
+                    }
+                } else {
+                    assert_eq!(ours.bytes, jax.bytes, "{file} on {backend} out{k}");
+                }
+                k += 1;
+            }
+            assert!(k > 0, "{file} has outputs");
+        }
+    }
+}
+
+/// A corrupt artifact is a user error naming the file and the byte, not a crash.
+#[test]
+fn a_truncated_stablehlo_artifact_is_a_user_error() {
+    let bytes = std::fs::read(repo().join("crates/hlo-stablehlo/tests/fixtures/dot.mlirbc")).unwrap();
+    let dir = temp_dir("stablehlo-truncated");
+    let file = dir.join("cut.mlirbc");
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    let out = hlo_run(&["check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cut.mlirbc: StableHLO artifact: byte"), "{}", stderr(&out));
+}
