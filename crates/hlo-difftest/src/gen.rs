@@ -21,7 +21,8 @@ use crate::edit::{assemble, compact, Cb};
 use crate::inputs::{make_inputs, DataKind, Role};
 use hlo_ir::{
     ArrayData, ArrayShape, BinaryOp, CompId, CompareDirection, CompareType, Computation, ConvDims, DType, DotDims,
-    GatherDims, InstrId, Literal, Module, Op, PadDim, ScatterDims, Shape, SliceDim, UnaryOp, Window, WindowDim,
+    FftType, GatherDims, InstrId, Literal, Module, Op, PadDim, ScatterDims, Shape, SliceDim, UnaryOp, Window,
+    WindowDim,
 };
 use hlo_run::npy::HostArray;
 use rand::seq::IndexedRandom;
@@ -146,6 +147,9 @@ struct Gen<'p> {
     pool: Vec<V>,
     /// Input role of each entry parameter, by parameter number.
     roles: Vec<Role>,
+    /// Complex results of the `complex` family: outputs too, kept out of the pool (the other
+    /// families draw real operands from it).
+    complex_outs: Vec<InstrId>,
 }
 
 const FLOATS: &[(DType, u32)] = &[(DType::F32, 8), (DType::F16, 1), (DType::BF16, 1), (DType::F64, 1)];
@@ -271,6 +275,7 @@ impl<'p> Gen<'p> {
             entry: Cb::new("main"),
             pool: Vec::new(),
             roles: Vec::new(),
+            complex_outs: Vec::new(),
         }
     }
 
@@ -498,6 +503,7 @@ impl<'p> Gen<'p> {
                 ("conditional", 2),
                 ("converge", 2),
                 ("dot-long", 1),
+                ("complex", 4),
             ],
         );
         match family {
@@ -534,6 +540,7 @@ impl<'p> Gen<'p> {
             "fori" => self.fori(),
             "conditional" => self.conditional(x),
             "converge" => self.converge_loop(x),
+            "complex" => self.complex_chain(x),
             _ => self.dot_long(x),
         }
     }
@@ -542,6 +549,11 @@ impl<'p> Gen<'p> {
     fn finish_root(&mut self) -> Option<InstrId> {
         let last = *self.pool.last()?;
         let mut outs = vec![last.id];
+        if let Some(&z) = self.complex_outs.last() {
+            if self.chance(0.5) {
+                outs.push(z);
+            }
+        }
         let extra = self.rng.random_range(0..3);
         for _ in 0..extra {
             if let Some(v) = self.pool.choose(&mut self.rng).copied() {
@@ -559,6 +571,145 @@ impl<'p> Gen<'p> {
     fn roles_for(&self, module: &Module) -> Vec<Role> {
         let n = module.entry_comp().params.len();
         (0..n).map(|i| self.roles.get(i).cloned().unwrap_or(Role::Data)).collect()
+    }
+
+    // ---- complex --------------------------------------------------------------------------
+
+    /// A complex number built from `x` (an f32 or f64 value) or read from a complex parameter,
+    /// a chain of 1-4 complex ops on it (arithmetic, transcendental functions, data movement,
+    /// reductions, dots, fft), then its real part, imaginary part or magnitude into the pool;
+    /// the complex value itself may become an output. Exercises `lower-complex` (the device) against
+    /// the interpreter's native complex arithmetic.
+    fn complex_chain(&mut self, x: V) -> Option<V> {
+        let s = self.shape_of(x.id);
+        let cdt = match s.dtype {
+            DType::F32 => DType::C64,
+            DType::F64 => DType::C128,
+            _ => return None,
+        };
+        let cshape = s.with_dtype(cdt);
+        let mut z = if self.chance(0.3) {
+            self.param(cshape.clone(), Role::Data).id
+        } else {
+            let y = self.operand_like(&s, false);
+            self.op(Op::Binary(BinaryOp::Complex), &[x.id, y.id], None)?
+        };
+        let mut exact = false;
+        for _ in 0..self.rng.random_range(1..=4) {
+            let zs = self.shape_of(z);
+            let next = match self.rng.random_range(0..12) {
+                0 => {
+                    let u = *[UnaryOp::Negate, UnaryOp::Exp, UnaryOp::Log, UnaryOp::Sqrt, UnaryOp::Sign]
+                        .choose(&mut self.rng)?;
+                    self.op(Op::Unary(u), &[z], None)
+                }
+                1..=3 => {
+                    let b = *[BinaryOp::Add, BinaryOp::Subtract, BinaryOp::Multiply, BinaryOp::Divide, BinaryOp::Power]
+                        .choose(&mut self.rng)?;
+                    let w = self.complex_like(&zs)?;
+                    let (a, c) = if self.chance(0.5) { (z, w) } else { (w, z) };
+                    self.op(Op::Binary(b), &[a, c], None)
+                }
+                4 if zs.rank() >= 2 => {
+                    let mut perm: Vec<i64> = (0..zs.rank() as i64).collect();
+                    perm.shuffle_in_place(&mut self.rng);
+                    self.op(Op::Transpose { dimensions: perm }, &[z], None)
+                }
+                5 if zs.rank() >= 1 => {
+                    let dims = zs.dims.iter().map(|&d| {
+                        let start = self.rng.random_range(0..d.max(1));
+                        SliceDim { start: start.min(d), limit: d, stride: if self.chance(0.3) { 2 } else { 1 } }
+                    });
+                    let dims: Vec<SliceDim> = dims.collect();
+                    self.op(Op::Slice { dims }, &[z], None)
+                }
+                6 if zs.rank() < self.p.max_rank => {
+                    let e = self.pick_extent().min(64);
+                    let mut dims = vec![e];
+                    dims.extend(&zs.dims);
+                    if elems(&dims) > self.p.max_elems {
+                        continue;
+                    }
+                    let dimensions: Vec<i64> = (1..=zs.rank() as i64).collect();
+                    self.op(Op::Broadcast { dimensions }, &[z], Some(Shape::Array(ArrayShape::new(cdt, dims))))
+                }
+                7 if zs.rank() >= 1 => {
+                    let add = self.complex_add(cdt);
+                    let zero = self.complex_constant(cdt, 0.0, 0.0);
+                    let d = self.rng.random_range(0..zs.rank() as i64);
+                    self.op(Op::Reduce { dimensions: vec![d], to_apply: add }, &[z, zero], None)
+                }
+                8 if zs.rank() >= 1 => {
+                    let k = *zs.dims.last()?;
+                    let n = self.pick_extent().min(48);
+                    let w = self.complex_like(&ArrayShape::new(cdt, vec![k, n]))?;
+                    let dims = DotDims {
+                        lhs_batch: vec![],
+                        lhs_contracting: vec![zs.rank() as i64 - 1],
+                        rhs_batch: vec![],
+                        rhs_contracting: vec![0],
+                    };
+                    self.op(Op::Dot { dims, precision: vec![], algorithm: None }, &[z, w], None)
+                }
+                9 if zs.rank() >= 1 && *zs.dims.last()? <= 300 && *zs.dims.last()? >= 1 => {
+                    let rank = if zs.rank() >= 2 && self.chance(0.3) { 2 } else { 1 };
+                    let fft_length = zs.dims[zs.rank() - rank..].to_vec();
+                    let fft_type = if self.chance(0.5) { FftType::Fft } else { FftType::Ifft };
+                    self.op(Op::Fft { fft_type, fft_length }, &[z], None)
+                }
+                10 => {
+                    let p = self.operand_like(&zs.with_dtype(DType::Pred), true);
+                    let w = self.complex_like(&zs)?;
+                    self.op(Op::Select, &[p.id, z, w], None)
+                }
+                11 if zs.rank() >= 1 => self.op(Op::Reverse { dimensions: vec![0] }, &[z], None),
+                _ => None,
+            };
+            if let Some(n) = next {
+                z = n;
+                exact = false;
+            }
+        }
+        if self.chance(0.4) {
+            self.complex_outs.push(z);
+        }
+        let out = *[UnaryOp::Real, UnaryOp::Imag, UnaryOp::Abs].choose(&mut self.rng)?;
+        let id = self.op(Op::Unary(out), &[z], None);
+        self.push_val(id, exact)
+    }
+
+    /// A complex operand of `shape`: `complex(a, b)` of real pool values or parameters, a
+    /// complex parameter, or a broadcast constant.
+    fn complex_like(&mut self, shape: &ArrayShape) -> Option<InstrId> {
+        let part = shape.with_dtype(shape.dtype.complex_component()?);
+        match self.rng.random_range(0..4) {
+            0 => Some(self.param(shape.clone(), Role::Data).id),
+            1 => {
+                let (re, im) =
+                    (*[0.5, -2.0, 0.0, 1.0].choose(&mut self.rng)?, *[0.25, 0.0, -1.0].choose(&mut self.rng)?);
+                let c = self.complex_constant(shape.dtype, re, im);
+                self.op(Op::Broadcast { dimensions: vec![] }, &[c], Some(Shape::Array(shape.clone())))
+            }
+            _ => {
+                let a = self.operand_like(&part, false);
+                let b = self.operand_like(&part, false);
+                self.op(Op::Binary(BinaryOp::Complex), &[a.id, b.id], None)
+            }
+        }
+    }
+
+    fn complex_constant(&mut self, dtype: DType, re: f64, im: f64) -> InstrId {
+        let data = match dtype {
+            DType::C128 => ArrayData::C128(vec![[re, im]]),
+            _ => ArrayData::C64(vec![[re as f32, im as f32]]),
+        };
+        let lit = Literal::array(ArrayShape::scalar(dtype), data);
+        self.op(Op::Constant(Box::new(lit)), &[], None).expect("a scalar constant is valid")
+    }
+
+    /// `(x, y) -> x + y` on complex scalars.
+    fn complex_add(&mut self, dtype: DType) -> CompId {
+        self.reducer(Red::Add, dtype)
     }
 
     // ---- elementwise ----------------------------------------------------------------------

@@ -109,6 +109,12 @@ fn array_for(rng: &mut ChaCha8Rng, shape: &ArrayShape, role: &Role, data: DataKi
 }
 
 fn push_value(rng: &mut ChaCha8Rng, out: &mut Vec<u8>, dtype: DType, data: DataKind) {
+    if let Some(part) = dtype.complex_component() {
+        // A complex element is its two parts, each drawn like a real one.
+        push_value(rng, out, part, data);
+        push_value(rng, out, part, data);
+        return;
+    }
     let special = data == DataKind::Special && rng.random_bool(0.25);
     if dtype.is_float() {
         let x: f64 = if special {

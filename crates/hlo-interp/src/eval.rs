@@ -655,10 +655,13 @@ impl<'m> Interp<'m> {
 fn flushes(op: &Op, from: Option<DType>, to: DType) -> bool {
     match op {
         Op::Convert => from.is_some_and(|from| crate::convert::flushes_subnormals(from, to)),
-        Op::Unary(u) => !matches!(
-            u,
-            UnaryOp::Abs | UnaryOp::Negate | UnaryOp::IsFinite | UnaryOp::Real | UnaryOp::Imag | UnaryOp::Not
-        ),
+        // `real`, `imag` and `complex` move parts; the complex `abs` is arithmetic (a quotient
+        // and a square root), unlike the real one.
+        Op::Unary(UnaryOp::Abs) => from.is_some_and(|d| d.is_complex()),
+        Op::Unary(u) => {
+            !matches!(u, UnaryOp::Negate | UnaryOp::IsFinite | UnaryOp::Real | UnaryOp::Imag | UnaryOp::Not)
+        }
+        Op::Binary(BinaryOp::Complex) => false,
         Op::Binary(_) | Op::Clamp => true,
         Op::Compare { compare_type, .. } => *compare_type != Some(CompareType::TotalOrder),
         _ => false,
@@ -722,7 +725,9 @@ pub fn eval_detached(op: &Op, out: &Shape, ops: &[&Literal], options: &Options) 
     // atan2, pow and remainder of f32 (and narrower) read subnormal operands themselves in
     // XLA:CPU (their results are still flushed); its f64 versions behave otherwise, and the math
     // suite accepts the flushed reading there.
-    let narrow_float = ops.first().and_then(|l| l.array_shape()).is_some_and(|a| a.dtype != DType::F64);
+    // Complex ones are XLA's own formulas of flushing arithmetic, not library calls.
+    let narrow_float =
+        ops.first().and_then(|l| l.array_shape()).is_some_and(|a| a.dtype != DType::F64 && !a.dtype.is_complex());
     let library_binop =
         flush && narrow_float && matches!(op, Op::Binary(b) if crate::scalar_ops::reads_subnormal_operands(*b));
     let inputs: Vec<Cow<'_, ArrayData>> = if flush && !library_binop {

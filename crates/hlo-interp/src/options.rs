@@ -84,6 +84,8 @@ fn has_subnormals(data: &AD) -> bool {
         AD::F32(v) => v.iter().any(|x| x.is_subnormal()),
         AD::F64(v) => v.iter().any(|x| x.is_subnormal()),
         AD::BF16(v) => v.iter().any(|x| x.to_f32().is_subnormal()),
+        AD::C64(v) => v.iter().any(|z| z[0].is_subnormal() || z[1].is_subnormal()),
+        AD::C128(v) => v.iter().any(|z| z[0].is_subnormal() || z[1].is_subnormal()),
         _ => false,
     }
 }
@@ -94,6 +96,9 @@ pub fn flush_in_place(data: &mut AD) {
         AD::F32(v) => v.iter_mut().for_each(|x| *x = x.flush()),
         AD::F64(v) => v.iter_mut().for_each(|x| *x = x.flush()),
         AD::BF16(v) => v.iter_mut().for_each(|x| *x = x.flush()),
+        // Each part of a complex number, as XLA:CPU's arithmetic on the parts flushes them.
+        AD::C64(v) => v.iter_mut().for_each(|z| *z = [z[0].flush(), z[1].flush()]),
+        AD::C128(v) => v.iter_mut().for_each(|z| *z = [z[0].flush(), z[1].flush()]),
         _ => {}
     }
 }

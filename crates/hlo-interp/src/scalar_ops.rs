@@ -28,6 +28,12 @@ pub trait Float: Copy + PartialOrd + PartialEq + std::fmt::Debug + 'static {
     fn mul(self, o: Self) -> Self;
     fn div(self, o: Self) -> Self;
     fn rem(self, o: Self) -> Self;
+    /// `self * b + c` with one rounding.
+    fn mul_add(self, b: Self, c: Self) -> Self;
+    /// [`Float::mul_add`] followed by [`Float::ftz`].
+    fn fma(self, b: Self, c: Self) -> Self {
+        self.mul_add(b, c).ftz()
+    }
     fn neg(self) -> Self;
     fn abs(self) -> Self;
     fn is_nan(self) -> bool;
@@ -43,13 +49,7 @@ pub trait Float: Copy + PartialOrd + PartialEq + std::fmt::Debug + 'static {
             self
         }
     }
-    /// `add`, `sub`, `mul`, `div` followed by [`Float::ftz`].
-    fn fadd(self, o: Self) -> Self {
-        self.add(o).ftz()
-    }
-    fn fsub(self, o: Self) -> Self {
-        self.sub(o).ftz()
-    }
+    /// `mul` and `div` followed by [`Float::ftz`].
     fn fmul(self, o: Self) -> Self {
         self.mul(o).ftz()
     }
@@ -112,6 +112,10 @@ macro_rules! impl_float {
             #[inline]
             fn div(self, o: Self) -> Self {
                 self / o
+            }
+            #[inline]
+            fn mul_add(self, b: Self, c: Self) -> Self {
+                <$t>::mul_add(self, b, c)
             }
             fn rem(self, o: Self) -> Self {
                 // C's fmod, whose invalid cases (x infinite, y zero) give a positive quiet NaN
@@ -760,8 +764,10 @@ pub fn pred_binop(op: BinaryOp) -> OpResult<fn(bool, bool) -> bool> {
 /// Complex numbers as `[re, im]`.
 pub type Cplx<T> = [T; 2];
 
+/// `(ac - bd, ad + bc)` with the left product of each fused into its sum, as XLA:CPU's LLVM
+/// contracts them (`(3e38+3e38i) * (2+2i)` is `-inf+infi` in JAX, not NaN).
 fn c_mul<T: Float>(a: Cplx<T>, b: Cplx<T>) -> Cplx<T> {
-    [a[0].fmul(b[0]).fsub(a[1].fmul(b[1])), a[0].fmul(b[1]).fadd(a[1].fmul(b[0]))]
+    [a[0].fma(b[0], a[1].fmul(b[1]).neg()), a[0].fma(b[1], a[1].fmul(b[0]))]
 }
 
 /// Complex division as XLA's elemental emitter computes it: Smith's algorithm (dividing by the
@@ -773,14 +779,15 @@ fn c_div<T: Float>(a: Cplx<T>, b: Cplx<T>) -> Cplx<T> {
     let ([ar, ai], [br, bi]) = (a, b);
     let (zero, one) = (T::ZERO, T::ONE);
     let inf = T::from_f64(f64::INFINITY);
+    // Products fused into the sums that use them, as LLVM contracts XLA's formula.
     let result = if br.abs() < bi.abs() {
         let ratio = br.fdiv(bi);
-        let denom = bi.fadd(ratio.fmul(br));
-        [ratio.fmul(ar).fadd(ai).fdiv(denom), ratio.fmul(ai).fsub(ar).fdiv(denom)]
+        let denom = ratio.fma(br, bi);
+        [ratio.fma(ar, ai).fdiv(denom), ratio.fma(ai, ar.neg()).fdiv(denom)]
     } else {
         let ratio = bi.fdiv(br);
-        let denom = br.fadd(ratio.fmul(bi));
-        [ratio.fmul(ai).fadd(ar).fdiv(denom), ai.fsub(ratio.fmul(ar)).fdiv(denom)]
+        let denom = ratio.fma(bi, br);
+        [ratio.fma(ai, ar).fdiv(denom), ratio.neg().fma(ar, ai).fdiv(denom)]
     };
     if !(result[0].is_nan() && result[1].is_nan()) {
         return result;
@@ -794,12 +801,12 @@ fn c_div<T: Float>(a: Cplx<T>, b: Cplx<T>) -> Cplx<T> {
     if (is_inf(ar) || is_inf(ai)) && finite(br) && finite(bi) {
         let sr = (if is_inf(ar) { one } else { zero }).copysign(ar);
         let si = (if is_inf(ai) { one } else { zero }).copysign(ai);
-        return [inf.fmul(sr.fmul(br).fadd(si.fmul(bi))), inf.fmul(si.fmul(br).fsub(sr.fmul(bi)))];
+        return [inf.fmul(sr.fma(br, si.fmul(bi))), inf.fmul(si.fma(br, sr.fmul(bi).neg()))];
     }
     if (is_inf(br) || is_inf(bi)) && finite(ar) && finite(ai) {
         let sr = (if is_inf(br) { one } else { zero }).copysign(br);
         let si = (if is_inf(bi) { one } else { zero }).copysign(bi);
-        return [zero.fmul(ar.fmul(sr).fadd(ai.fmul(si))), zero.fmul(ai.fmul(sr).fsub(ar.fmul(si)))];
+        return [zero.fmul(ar.fma(sr, ai.fmul(si))), zero.fmul(ai.fma(sr, ar.fmul(si).neg()))];
     }
     result
 }
@@ -809,7 +816,7 @@ fn c_div<T: Float>(a: Cplx<T>, b: Cplx<T>) -> Cplx<T> {
 pub fn c_abs<T: Float>(z: Cplx<T>) -> T {
     let (max, min) = max_min(z[0], z[1]);
     let d = min.fdiv(max);
-    let r = max.fmul(T::ONE.fadd(d.fmul(d)).sqrt());
+    let r = max.fmul(d.fma(d, T::ONE).sqrt());
     if r.is_nan() {
         min
     } else {
@@ -845,7 +852,7 @@ fn max_min<T: Float>(a: T, b: T) -> (T, T) {
 fn c_sqrt_abs<T: Float>(z: Cplx<T>) -> T {
     let (max, min) = max_min(z[0], z[1]);
     let d = min.fdiv(max);
-    let term = T::ONE.fadd(d.fmul(d));
+    let term = d.fma(d, T::ONE);
     let r = max.sqrt().fmul(term.powf(T::from_f64(0.25)));
     if r.is_nan() {
         min
@@ -904,7 +911,7 @@ fn c_pow<T: Float>(x: Cplx<T>, y: Cplx<T>) -> Cplx<T> {
     let abs = c_abs(x);
     let arg = b.atan2(a);
     let coeff = abs.powf(c).fmul(d.neg().fmul(arg).exp());
-    let q = c.fmul(arg).fadd(d.fmul(abs.ln()));
+    let q = c.fma(arg, d.fmul(abs.ln()));
     let mut r = [coeff.fmul(q.cos()), coeff.fmul(q.sin())];
     if abs == zero && d == zero && zero <= c {
         r = [if c == zero { one } else { zero }, zero];
