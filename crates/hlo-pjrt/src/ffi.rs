@@ -183,8 +183,9 @@ args!(ClientCreateArgs, needs client {
     kv_put_callback: *mut c_void,
     kv_put_user_arg: *mut c_void,
     client: *mut Client,
-    kv_try_get_callback: *mut c_void,
-    kv_try_get_user_arg: *mut c_void,
+    // (API 0.94 goes on with `kv_try_get_callback` and `kv_try_get_user_arg`, which the plugin
+    // does not use: every mirror ends at the last field it reads or writes, so that a caller
+    // built against an older header passes the size check.)
 });
 args!(ClientDestroyArgs, needs client { client: *mut Client });
 args!(ClientPlatformNameArgs, needs platform_name_size {
