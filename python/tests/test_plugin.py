@@ -96,3 +96,20 @@ def test_unsupported_op_is_an_error():
     with pytest.raises(Exception):
         x = jax.device_put(np.ones((4,), np.float32), VULKAN)
         jax.jit(lambda x: jax.pure_callback(lambda v: v, jax.ShapeDtypeStruct((4,), np.float32), x))(x)
+
+
+def test_random_normal():
+    # The key is a uint32 array; JAX wraps it in `sdy.sharding_constraint` when serialising for PJRT.
+    check(lambda k: jax.random.normal(k, (5, 3)), np.asarray(jax.random.key_data(jax.random.key(0))), rtol=1e-5)
+
+
+def test_bfloat16_and_grad():
+    w = np.linspace(-1, 1, 6).astype(np.float32)
+    check(lambda w: (w * 3).astype(jnp.bfloat16), w)
+    check(jax.grad(lambda w: jnp.sum(jnp.tanh(w) ** 2)), w, rtol=1e-5)
+
+
+def test_strided_host_array():
+    host = np.arange(24, dtype=np.float32).reshape(4, 6)[:, ::2]
+    out = jax.jit(lambda a: a * 2.0)(jax.device_put(host, VULKAN))
+    np.testing.assert_array_equal(np.asarray(out), host * 2.0)

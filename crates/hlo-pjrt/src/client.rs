@@ -215,6 +215,7 @@ impl Client {
                 String::from_utf8_lossy(format)
             )));
         }
+        dump_program(code);
         let module = read_stablehlo(code)?;
         let compiled = compile_module(&module, &self.target)?;
         let runtime = hlo_vulkan::Executable::with_options(
@@ -255,6 +256,18 @@ fn host_io(name: &str, dtype: DType, dims: &[i64]) -> Result<HostIo> {
     let device = DeviceStorage::of(dtype)
         .ok_or_else(|| Error::Unsupported(format!("element type {} is not supported on Vulkan", dtype.name())))?;
     Ok(HostIo { name: name.to_string(), dtype, dims: dims.to_vec(), device })
+}
+
+/// With `HLO_PJRT_DUMP_DIR` set, writes each program the plugin is asked to compile there
+/// (`program-N.mlirbc` or `.mlir`), to be replayed with `hlo-run` or the tests.
+fn dump_program(code: &[u8]) {
+    static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let Some(dir) = std::env::var_os("HLO_PJRT_DUMP_DIR") else { return };
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let ext = if code.starts_with(b"ML\xEFR") { "mlirbc" } else { "mlir" };
+    let path = std::path::Path::new(&dir).join(format!("program-{n}.{ext}"));
+    // A dump is a debugging aid: failing to write it must not fail the compilation.
+    let _ = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(path, code));
 }
 
 /// Reads the program JAX sends: MLIR bytecode (a portable artifact, starting `ML\xEFR`) or text.
