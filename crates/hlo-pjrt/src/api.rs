@@ -365,7 +365,9 @@ fn check_row_major(layout: *mut MemoryLayout, rank: usize) -> Result<()> {
             // SAFETY: the type says the union holds the tiled layout.
             let tiled = unsafe { layout.layout.tiled };
             let m2m = in_slice(tiled.minor_to_major, tiled.minor_to_major_size, "minor_to_major")?;
-            tiled.num_tiles == 0 && m2m.len() == rank && m2m.iter().enumerate().all(|(k, &d)| d == (rank - 1 - k) as i64)
+            tiled.num_tiles == 0
+                && m2m.len() == rank
+                && m2m.iter().enumerate().all(|(k, &d)| d == (rank - 1 - k) as i64)
         }
         _ => false,
     };
@@ -551,7 +553,8 @@ entry!(PJRT_Executable_OutputMemoryKinds(args: ExecutableOutputMemoryKindsArgs) 
     let info = &executable(args.executable)?.info;
     args.num_outputs = info.outputs.len();
     (args.memory_kinds, args.memory_kind_sizes) =
-        (info.output_memory_kinds.as_ptr(), info.output_memory_kind_sizes.as_ptr());
+        // `&u8` has the layout of `const char*`.
+        (info.output_memory_kinds.as_ptr() as *const *const c_char, info.output_memory_kind_sizes.as_ptr());
     Ok(())
 });
 
@@ -797,7 +800,8 @@ entry!(PJRT_Buffer_DecreaseExternalReferenceCount(args: BufferArgs) {
 
 /// An UNIMPLEMENTED error naming `name`.
 fn unimplemented(name: &str) -> *mut PjrtError {
-    PjrtError::new(code::UNIMPLEMENTED, format!("{name} is not implemented by the hlo-vk Vulkan PJRT plugin")).into_raw()
+    PjrtError::new(code::UNIMPLEMENTED, format!("{name} is not implemented by the hlo-vk Vulkan PJRT plugin"))
+        .into_raw()
 }
 
 /// The entry for `$name`: its implementation, or (`_`) a function returning UNIMPLEMENTED.

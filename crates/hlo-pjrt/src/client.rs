@@ -91,7 +91,9 @@ pub struct ExecutableInfo {
     /// The output shapes concatenated, and the rank of each.
     pub output_dims: Vec<i64>,
     pub output_ranks: Vec<usize>,
-    pub output_memory_kinds: Vec<*const c_char>,
+    /// The first byte of each output's memory kind: `const char*` pointers, as references so that
+    /// the info can be shared between threads.
+    pub output_memory_kinds: Vec<&'static u8>,
     pub output_memory_kind_sizes: Vec<usize>,
     /// The program as received (`"mlir"`: StableHLO bytecode or text), returned by `OptimizedProgram`.
     pub program: Vec<u8>,
@@ -121,7 +123,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Client {
     /// Opens the Vulkan device chosen by `HLO_VULKAN_DEVICE` (with validation under `HLO_VULKAN_VALIDATION=1`).
     pub fn new() -> Result<Box<Client>> {
-        let ctx = Context::new(&ContextOptions::from_env()).map_err(|e| Error::Internal(format!("opening Vulkan: {e}")))?;
+        let ctx =
+            Context::new(&ContextOptions::from_env()).map_err(|e| Error::Internal(format!("opening Vulkan: {e}")))?;
         let target = target_for(&ctx);
         let uploader = hlo_vulkan::Executable::with_options(
             &ctx,
@@ -218,11 +221,8 @@ impl Client {
         dump_program(code);
         let module = read_stablehlo(code)?;
         let compiled = compile_module(&module, &self.target)?;
-        let runtime = hlo_vulkan::Executable::with_options(
-            &self.ctx,
-            &compiled.program,
-            &hlo_vulkan::BuildOptions::default(),
-        )?;
+        let runtime =
+            hlo_vulkan::Executable::with_options(&self.ctx, &compiled.program, &hlo_vulkan::BuildOptions::default())?;
         self.check_validation()?;
         let outputs = compiled.outputs.clone();
         let mut output_types = Vec::with_capacity(outputs.len());
@@ -236,7 +236,7 @@ impl Client {
             inputs: compiled.inputs.clone(),
             output_dims: outputs.iter().flat_map(|io| io.dims.iter().copied()).collect(),
             output_ranks: outputs.iter().map(|io| io.dims.len()).collect(),
-            output_memory_kinds: outputs.iter().map(|_| MEMORY_KIND.as_ptr() as *const c_char).collect(),
+            output_memory_kinds: outputs.iter().map(|_| &MEMORY_KIND.as_bytes()[0]).collect(),
             output_memory_kind_sizes: outputs.iter().map(|_| MEMORY_KIND.len()).collect(),
             output_types,
             outputs,
@@ -275,8 +275,9 @@ pub fn read_stablehlo(code: &[u8]) -> Result<Module> {
     let read = if code.starts_with(b"ML\xEFR") {
         hlo_stablehlo::read_portable_artifact(code)
     } else {
-        let text = std::str::from_utf8(code)
-            .map_err(|e| Error::InvalidArgument(format!("the StableHLO program is neither MLIR bytecode nor UTF-8 text: {e}")))?;
+        let text = std::str::from_utf8(code).map_err(|e| {
+            Error::InvalidArgument(format!("the StableHLO program is neither MLIR bytecode nor UTF-8 text: {e}"))
+        })?;
         hlo_stablehlo::parse_text(text)
     };
     read.map_err(|e| match e {

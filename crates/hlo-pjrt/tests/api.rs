@@ -44,8 +44,9 @@ fn take_error(err: *mut PjrtError) -> Result<(), (i32, String)> {
     // SAFETY: a valid args struct for `PJRT_Error_Message`.
     unsafe { (api().PJRT_Error_Message)(&mut msg as *mut _ as *mut c_void) };
     // SAFETY: the message lives as long as the error, which is destroyed below.
-    let text = String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(msg.message as *const u8, msg.message_size) })
-        .into_owned();
+    let text =
+        String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(msg.message as *const u8, msg.message_size) })
+            .into_owned();
     let mut destroy: ErrorDestroyArgs = args();
     destroy.error = err;
     // SAFETY: a valid args struct for `PJRT_Error_Destroy`.
