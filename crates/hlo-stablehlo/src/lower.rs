@@ -276,6 +276,23 @@ impl<'a> Lowerer<'a> {
 
     fn op(&mut self, cx: &mut Ctx, op: &Operation) -> Result<()> {
         let ins = op.operands.iter().map(|&v| cx.get(op, v)).collect::<Result<Vec<_>>>()?;
+        // Shardy's per-value ops (`sdy.sharding_constraint`, `sdy.reshard`) mean nothing on one
+        // device, and the `builtin.unrealized_conversion_cast`s that PJRT's serialiser leaves
+        // around them (VHLO <-> builtin tensor types) are identities: each result is its operand.
+        if op.name.starts_with("sdy.") || op.name == "builtin.unrealized_conversion_cast" {
+            if op.results.len() != ins.len() {
+                return Err(unsupported(op, "a Shardy op or cast whose results are not its operands"));
+            }
+            for ((v, t), &id) in op.results.iter().zip(&ins) {
+                if let Ok(shape) = shape_of(op, t) {
+                    if !shape.compatible(cx.shape(id)) {
+                        return Err(invalid(op, format!("casts {} to {shape}", cx.shape(id))));
+                    }
+                }
+                cx.values.insert(*v, id);
+            }
+            return Ok(());
+        }
         let name = base_name(&op.name);
         // VHLO names each op version; one newer than the table this reader was built from may
         // mean something else, so it is refused rather than read by its base name.

@@ -417,7 +417,9 @@ impl<'t, 'a> IrReader<'t, 'a> {
                         attrs.push((attr_name.to_string(), a));
                     }
                 }
-            } else if !name.starts_with("builtin.") {
+            } else if !name.starts_with("builtin.") && !name.starts_with("sdy.") {
+                // Shardy ops (`sdy.mesh`, whose properties JAX writes when the process has
+                // several platforms) are skipped by `lower`, so their properties are not read.
                 return Err(Error::Unsupported { pos, what: format!("native properties on {name}") });
             }
         }
