@@ -8,3 +8,5 @@ bash scripts/setup-system.sh
 export HLO_VULKAN_VALIDATION=1
 export INSTA_UPDATE=no
 cargo test --workspace --locked "$@"
+# The PJRT plugin under the pinned JAX (python/tests).
+bash scripts/test-pjrt.sh
