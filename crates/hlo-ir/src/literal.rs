@@ -123,6 +123,10 @@ pub enum LiteralData {
     Array(ArrayData),
     Tuple(Vec<Literal>),
     Token,
+    /// An array constant whose values the dump left out (`constant({...})`, XLA's printer
+    /// elides large constants): the module parses, verifies and prints, but nothing can
+    /// compute with it (`hlo-run` refuses to run or compile it, naming the constant).
+    Elided,
 }
 
 /// A value with its shape.

@@ -447,6 +447,7 @@ fn malformed_literal(lit: &Literal) -> Option<String> {
             })
         }
         (Shape::Token, LiteralData::Token) => None,
+        (Shape::Array(a), LiteralData::Elided) if a.rank() > 0 => None,
         (shape, _) => Some(format!("its data is not of the kind shape {shape} needs")),
     }
 }

@@ -107,7 +107,7 @@ impl<'a> CompNames<'a> {
 
 /// Completes a computation once its closing brace is read.
 pub(crate) fn finish(body: Body<'_>) -> PResult<Computation> {
-    let Body { mut comp, names, pending, params, root } = body;
+    let Body { mut comp, names, pending, params, root, deferred: _ } = body;
     let n = comp.instrs.len();
     let mut forward = false;
     for p in &pending {

@@ -69,6 +69,7 @@ pub(crate) fn module(c: &mut Cursor<'_>) -> PResult<Module> {
     let mut entry: Option<usize> = None;
     let mut stack_frames = StackFrameIndex::default();
     let mut scratch = Scratch::default();
+    let mut deferred: Vec<(usize, Deferred)> = Vec::new();
     loop {
         if c.at_end() {
             break;
@@ -78,7 +79,8 @@ pub(crate) fn module(c: &mut Cursor<'_>) -> PResult<Module> {
             stack_frame_section(c, section, &mut stack_frames)?;
             continue;
         }
-        let (comp, is_entry, pos) = computation(c, &mut comp_names, comps.len(), &mut scratch)?;
+        let (comp, is_entry, pos, deferred_here) = computation(c, &mut comp_names, comps.len(), &mut scratch)?;
+        deferred.extend(deferred_here.into_iter().map(|d| (comps.len(), d)));
         if is_entry {
             if entry.is_some() {
                 return Err(PErr::new(pos, pos + comp.name.len() + 1, "more than one ENTRY computation"));
@@ -90,7 +92,10 @@ pub(crate) fn module(c: &mut Cursor<'_>) -> PResult<Module> {
     if comps.is_empty() {
         return Err(PErr::new(pos, pos + "HloModule".len(), "module has no computations"));
     }
+    let wrapped = desugar_async_starts(&mut comps, &deferred)?;
     comp_names.resolve(&mut comps)?;
+    link_async_wrappers(&mut comps, &wrapped, &deferred);
+    infer_deferred_shapes(&mut comps, &deferred)?;
     let entry = entry.unwrap_or(comps.len() - 1);
     Ok(Module { name: name.to_string(), attrs, comps, entry: hlo_ir::CompId(entry as u32), stack_frames })
 }
@@ -182,7 +187,7 @@ fn computation<'a>(
     comp_names: &mut CompNames<'a>,
     index: usize,
     scratch: &mut Scratch<'a>,
-) -> PResult<(Computation, bool, usize)> {
+) -> PResult<(Computation, bool, usize, Vec<Deferred>)> {
     let is_entry = c.eat_keyword("ENTRY");
     let (name, pos) = c.name(if is_entry { "a computation name" } else { "a computation" })?;
     comp_names.define(NameRef { name, pos }, index)?;
@@ -196,7 +201,7 @@ fn computation<'a>(
     comp.spans.reserve(estimate);
     let mut names = NameMap::default();
     names.reserve(estimate);
-    let mut body = Body { comp, names, pending: Vec::new(), params: Vec::new(), root: None };
+    let mut body = Body { comp, names, pending: Vec::new(), params: Vec::new(), root: None, deferred: Vec::new() };
     while !c.eat(b'}') {
         if c.at_end() {
             return Err(c.err_expected("an instruction or '}'"));
@@ -217,7 +222,8 @@ fn computation<'a>(
             return Err(c.err_expected("'execution_thread'"));
         }
     }
-    Ok((build::finish(body)?, is_entry, pos))
+    let deferred = std::mem::take(&mut body.deferred);
+    Ok((build::finish(body)?, is_entry, pos, deferred))
 }
 
 /// A computation being read: its instructions so far, their names, and the references
@@ -230,6 +236,29 @@ pub(crate) struct Body<'a> {
     pub params: Vec<(u32, u64, usize, usize)>,
     /// Index of the `ROOT` instruction, if one is marked.
     pub root: Option<u32>,
+    /// Instructions completed once the whole module is read.
+    pub deferred: Vec<Deferred>,
+}
+
+/// An instruction that needs the other computations of the module to be complete: async
+/// syntax sugar, whose wrapped computation is made from it, and a shape written out that only
+/// its called computations give.
+pub(crate) struct Deferred {
+    /// The instruction's name (arena indices change when a computation is sorted).
+    instr: String,
+    /// The opcode's span, for messages.
+    start: usize,
+    end: usize,
+    kind: DeferredKind,
+}
+
+pub(crate) enum DeferredKind {
+    /// `X-start(operands), attrs`: an `async-start` wrapping `X(operands), attrs`.
+    AsyncStart(hlo_ir::Op),
+    /// `X-update`/`X-done`: an `async-update`/`async-done` of the start it reads.
+    AsyncWrapper,
+    /// A shape left out where inferring it needs called computations (`conditional`, `call`).
+    InferShape,
 }
 
 /// An operand or control-predecessor reference: resolved now if defined, else deferred. A
@@ -326,8 +355,11 @@ fn instruction_rhs<'a>(
     let Some(opcode_name) = c.word() else {
         return Err(c.err_expected("an opcode"));
     };
-    let Some(opcode) = Opcode::from_name(opcode_name) else {
-        return Err(PErr::new(opcode_pos, c.pos, format!("unknown opcode '{opcode_name}'")));
+    let (opcode, sugar) = match Opcode::from_name(opcode_name) {
+        Some(opcode) => (opcode, None),
+        None => async_sugar(opcode_name)
+            .map(|(opcode, part)| (opcode, Some(part)))
+            .ok_or_else(|| PErr::new(opcode_pos, c.pos, format!("unknown opcode '{opcode_name}'")))?,
     };
     c.expect(b'(')?;
     let mut operands = Vec::new();
@@ -438,15 +470,54 @@ fn instruction_rhs<'a>(
     meta.other_attrs.sort_by_key(|(name, _)| hlo_ir::print::other_attr_rank(opcode, name));
     let parameter_number = if let Payload::Parameter(n) = payload { Some(n) } else { None };
     let op = build::op(opcode, opcode_pos, payload, &mut scratch.attrs, &shape, comp_names)?;
-    let shape = match declared {
-        Some(shape) => shape,
-        None => inferred_shape(body, &op, &operands, pending_start).ok_or_else(|| {
-            PErr::new(
+    let op = if sugar == Some(AsyncPart::Start) {
+        if declared.is_none() {
+            return Err(PErr::new(
                 opcode_pos,
                 end,
-                format!("cannot infer the shape of this {opcode_name}: write it (`name = shape {opcode_name}(...)`)"),
-            )
-        })?,
+                format!("write the shape of {opcode_name} (`name = shape {opcode_name}(...)`)"),
+            ));
+        }
+        let kind = DeferredKind::AsyncStart(op);
+        body.deferred.push(Deferred { instr: name.clone(), start: opcode_pos, end, kind });
+        hlo_ir::Op::Async { opcode: Opcode::AsyncStart, calls: None }
+    } else {
+        if sugar.is_some() {
+            body.deferred.push(Deferred {
+                instr: name.clone(),
+                start: opcode_pos,
+                end,
+                kind: DeferredKind::AsyncWrapper,
+            });
+        }
+        op
+    };
+    let shape = match declared {
+        Some(shape) => shape,
+        None => match inferred_shape(body, &op, &operands, pending_start) {
+            Some(shape) => shape,
+            // Its called computations give it: inferred once they are all read.
+            None if !op.called_computations().is_empty()
+                && !body.pending[pending_start..].iter().any(|p| p.instr == UNPLACED) =>
+            {
+                body.deferred.push(Deferred {
+                    instr: name.clone(),
+                    start: opcode_pos,
+                    end,
+                    kind: DeferredKind::InferShape,
+                });
+                hlo_ir::Shape::Tuple(Vec::new())
+            }
+            None => {
+                return Err(PErr::new(
+                    opcode_pos,
+                    end,
+                    format!(
+                        "cannot infer the shape of this {opcode_name}: write it (`name = shape {opcode_name}(...)`)"
+                    ),
+                ))
+            }
+        },
     };
     let index = body.comp.instrs.len();
     if index >= u32::MAX as usize - 1 {
@@ -464,6 +535,133 @@ fn instruction_rhs<'a>(
     let instr = Instr { name, shape, op, operands, meta };
     body.comp.push_with_span(instr, Span { start: crate::error::to_u32(pos), end: crate::error::to_u32(end) });
     Ok(index)
+}
+
+/// Which part of an async op a sugared opcode names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AsyncPart {
+    Start,
+    Update,
+    Done,
+}
+
+/// XLA's async syntax sugar: `X-start` is an `async-start` wrapping op `X`, `X-update` and
+/// `X-done` its `async-update` and `async-done`. Returns the opcode to parse the instruction
+/// as (X's own for a start, so that its attributes are read) and the part.
+fn async_sugar(name: &str) -> Option<(Opcode, AsyncPart)> {
+    let (stem, part) = if let Some(stem) = name.strip_suffix("-start") {
+        (stem, AsyncPart::Start)
+    } else if let Some(stem) = name.strip_suffix("-update") {
+        (stem, AsyncPart::Update)
+    } else {
+        (name.strip_suffix("-done")?, AsyncPart::Done)
+    };
+    let inner = Opcode::from_name(stem)?;
+    Some(match part {
+        AsyncPart::Start => (inner, part),
+        AsyncPart::Update => (Opcode::AsyncUpdate, part),
+        AsyncPart::Done => (Opcode::AsyncDone, part),
+    })
+}
+
+/// Makes the computation each sugared `X-start` wraps: parameters of the operand shapes its
+/// shape declares (element 0), root `X` of the result shape (element 1). Returns the async
+/// starts with their new computations, linked after computation names are resolved (the
+/// wrapped op's own computation references are resolved with everything else).
+fn desugar_async_starts(
+    comps: &mut Vec<Computation>,
+    deferred: &[(usize, Deferred)],
+) -> PResult<Vec<(usize, String, hlo_ir::CompId)>> {
+    let mut wrapped = Vec::new();
+    for (c, d) in deferred {
+        let DeferredKind::AsyncStart(inner) = &d.kind else { continue };
+        let Some(id) = comps[*c].find(&d.instr) else { continue };
+        let instr = comps[*c].instr(id);
+        let bad =
+            || PErr::new(d.start, d.end, "an async start's shape must be ((operand shapes...), result shape, ...)");
+        let elems = instr.shape.as_tuple().ok_or_else(bad)?;
+        let (Some(hlo_ir::Shape::Tuple(params)), Some(result)) = (elems.first(), elems.get(1)) else {
+            return Err(bad());
+        };
+        if params.len() != instr.operands.len() {
+            return Err(PErr::new(d.start, d.end, "the async start's operand shapes do not match its operands"));
+        }
+        let taken = |n: &str| comps.iter().any(|c| c.name == n);
+        let base = format!("{}.wrapped", instr.name);
+        let name =
+            (0..).map(|k| if k == 0 { base.clone() } else { format!("{base}.{k}") }).find(|n| !taken(n)).unwrap();
+        let mut comp = Computation::new(name);
+        let mut args = Vec::new();
+        for (k, p) in params.iter().enumerate() {
+            let param = Instr::new(format!("param.{k}"), p.clone(), hlo_ir::Op::Parameter { number: k as u64 }, vec![]);
+            args.push(comp.push(param));
+        }
+        let root_name = d.instr.trim_end_matches("-start").to_string();
+        let mut root = Instr::new(root_name, result.clone(), inner.clone(), args);
+        root.meta = instr.meta.clone();
+        comp.root = comp.push(root);
+        comp.execution_thread = None;
+        wrapped.push((*c, d.instr.clone(), hlo_ir::CompId(comps.len() as u32)));
+        comps.push(comp);
+    }
+    Ok(wrapped)
+}
+
+/// Points each desugared start at its wrapped computation, then each `async-update` and
+/// `async-done` at the computation of the start (or update) it completes.
+fn link_async_wrappers(
+    comps: &mut [Computation],
+    wrapped: &[(usize, String, hlo_ir::CompId)],
+    deferred: &[(usize, Deferred)],
+) {
+    for (c, name, id) in wrapped {
+        if let Some(i) = comps[*c].find(name) {
+            comps[*c].instr_mut(i).op = hlo_ir::Op::Async { opcode: Opcode::AsyncStart, calls: Some(*id) };
+        }
+    }
+    // In module order: an update is linked before the done that reads it.
+    for (c, d) in deferred {
+        if !matches!(d.kind, DeferredKind::AsyncWrapper) {
+            continue;
+        }
+        let comp = &mut comps[*c];
+        if let Some(i) = comp.find(&d.instr) {
+            let k = i.index();
+            let from = comp.instrs[k].operands.first().and_then(|o| match comp.instrs.get(o.index()).map(|i| &i.op) {
+                Some(hlo_ir::Op::Async { calls: Some(id), .. }) => Some(*id),
+                _ => None,
+            });
+            if let (Some(id), hlo_ir::Op::Async { calls, .. }) = (from, &mut comp.instrs[k].op) {
+                *calls = Some(id);
+            }
+        }
+    }
+}
+
+/// Infers the shapes left out where the called computations give them, in module order.
+fn infer_deferred_shapes(comps: &mut [Computation], deferred: &[(usize, Deferred)]) -> PResult<()> {
+    for (c, d) in deferred {
+        if !matches!(d.kind, DeferredKind::InferShape) {
+            continue;
+        }
+        let Some(id) = comps[*c].find(&d.instr) else { continue };
+        let comp = &comps[*c];
+        let instr = comp.instr(id);
+        let shapes: Vec<&hlo_ir::Shape> = instr.operands.iter().map(|o| &comp.instr(*o).shape).collect();
+        let callee =
+            |k: hlo_ir::CompId| comps.get(k.index()).and_then(|callee| hlo_ir::shape_inference::signature(callee));
+        let shape = hlo_ir::shape_inference::infer_op(&instr.op, &shapes, None, &callee).ok().flatten();
+        let opcode = instr.op.opcode().name();
+        let shape = shape.ok_or_else(|| {
+            PErr::new(
+                d.start,
+                d.end,
+                format!("cannot infer the shape of this {opcode}: write it (`name = shape {opcode}(...)`)"),
+            )
+        })?;
+        comps[*c].instr_mut(id).shape = shape;
+    }
+    Ok(())
 }
 
 /// The shape of an instruction written without one, from its operands (all defined before

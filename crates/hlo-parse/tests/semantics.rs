@@ -203,3 +203,52 @@ fn shapes_are_inferred_where_they_are_left_out() {
             .expect_err("an operand defined later");
     assert!(err.message.contains("cannot infer the shape"), "{}", err.message);
 }
+
+/// A shape left out that only called computations give (`conditional`) is inferred once the
+/// whole module is read, as XLA's parser does.
+#[test]
+fn shapes_from_called_computations_are_inferred_after_the_module() {
+    let m = parse(
+        "HloModule m\nNeg {\n  x = f32[] parameter(0)\n  ROOT n = negate(x)\n}\n\
+         Id {\n  y = f32[] parameter(0)\n  ROOT c = copy(y)\n}\n\
+         ENTRY e {\n  a = f32[] parameter(0)\n  p = pred[] parameter(1)\n  \
+         ROOT r = conditional(p, a, a), true_computation=Neg, false_computation=Id\n}\n",
+    );
+    assert_eq!(m.entry_comp().root_instr().shape.to_string(), "f32[]");
+    assert!(hlo_ir::verify::verify(&m).is_ok());
+}
+
+/// `X-start`/`X-update`/`X-done` are async ops wrapping `X` in a computation of their own;
+/// printed back without the sugar, they parse to the same module.
+#[test]
+fn async_syntax_sugar_wraps_the_op() {
+    let m = parse(
+        "HloModule m\nENTRY e {\n  p0 = f32[10] parameter(0)\n  \
+         s = ((f32[10]), f32[20], s32[]) custom-call-start(f32[10] p0), custom_call_target=\"foo\"\n  \
+         u = ((f32[10]), f32[20], s32[]) custom-call-update(((f32[10]), f32[20], s32[]) s)\n  \
+         ROOT d = f32[20] custom-call-done(u)\n}\n",
+    );
+    assert!(hlo_ir::verify::verify(&m).is_ok(), "{:?}", hlo_ir::verify::verify(&m));
+    let e = m.entry_comp();
+    let Op::Async { opcode: Opcode::AsyncStart, calls: Some(wrapped) } = e.instr(e.find("s").unwrap()).op else {
+        panic!("an async-start")
+    };
+    let root = m.comp(wrapped).root_instr();
+    assert!(matches!(&root.op, Op::CustomCall(cc) if cc.target == "foo"), "{:?}", root.op);
+    assert_eq!(root.shape.to_string(), "f32[20]");
+    for name in ["u", "d"] {
+        assert!(matches!(e.instr(e.find(name).unwrap()).op, Op::Async { calls: Some(c), .. } if c == wrapped));
+    }
+    let again = parse(&print_module(&m));
+    assert_eq!(print_module(&again), print_module(&m));
+}
+
+/// `constant({...})`, XLA's elided large constant, parses, verifies and prints back as such.
+#[test]
+fn elided_constants_are_kept_as_elided() {
+    let text = "HloModule m\nENTRY e {\n  ROOT c = f32[67,89] constant({...})\n}\n";
+    let m = parse(text);
+    assert!(matches!(&m.entry_comp().root_instr().op, Op::Constant(l) if l.data == LiteralData::Elided));
+    assert!(hlo_ir::verify::verify(&m).is_ok());
+    assert!(print_module(&m).contains("constant({...})"));
+}

@@ -65,8 +65,18 @@ fn verify_stablehlo(module: Module, file: &str) -> anyhow::Result<Module> {
 }
 
 /// Fails with `FILE:LINE:COL` at the first instruction whose shape has a dynamic
-/// dimension: the interpreter, the passes and the Vulkan path all need static shapes.
+/// dimension (the interpreter, the passes and the Vulkan path all need static shapes), or at
+/// the first constant whose values the dump elided (`{...}`): nothing can compute with it.
 pub fn check_static(loaded: &Loaded) -> anyhow::Result<()> {
+    if let Some((comp, instr)) = first_elided_constant(&loaded.module) {
+        let at = location_of(loaded, comp, instr);
+        let i = loaded.module.comp(comp).instr(instr);
+        return Err(user_error(format!(
+            "{at}: constant {} has its values elided as '{{...}}'; dump the module with large constants printed in full \
+             (XLA's HloPrintOptions.print_large_constants; JAX's `jit(f).lower(...).as_text(dialect=\"hlo\")` does)",
+            i.name
+        )));
+    }
     match first_dynamic(&loaded.module) {
         Some((comp, instr)) => {
             let at = location_of(loaded, comp, instr);
@@ -78,6 +88,21 @@ pub fn check_static(loaded: &Loaded) -> anyhow::Result<()> {
         }
         None => Ok(()),
     }
+}
+
+/// The first constant (in computation and arena order) whose values were elided.
+pub fn first_elided_constant(module: &Module) -> Option<(CompId, InstrId)> {
+    fn elided(lit: &hlo_ir::Literal) -> bool {
+        match &lit.data {
+            hlo_ir::LiteralData::Elided => true,
+            hlo_ir::LiteralData::Tuple(elems) => elems.iter().any(elided),
+            _ => false,
+        }
+    }
+    module.comp_ids().find_map(|c| {
+        let comp = module.comp(c);
+        comp.ids().find(|&i| matches!(&comp.instr(i).op, hlo_ir::Op::Constant(lit) if elided(lit))).map(|i| (c, i))
+    })
 }
 
 /// The first instruction (in computation and arena order) with a dynamic dimension.

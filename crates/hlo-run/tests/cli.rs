@@ -1104,3 +1104,19 @@ fn a_truncated_stablehlo_artifact_is_a_user_error() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("cut.mlirbc: StableHLO artifact: byte"), "{}", stderr(&out));
 }
+
+/// A dump with elided constants (`constant({...})`) checks and prints, but running or
+/// compiling it is a user error at the constant: its values are unknown.
+#[test]
+fn elided_constants_check_but_do_not_run() {
+    let dir = temp_dir("elided");
+    let file = dir.join("elided.hlo");
+    std::fs::write(&file, "HloModule m\n\nENTRY main {\n  ROOT c = f32[67,89] constant({...})\n}\n").unwrap();
+    let out = hlo_run(&["check", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for args in [vec![file.to_str().unwrap()], vec!["compile", file.to_str().unwrap()]] {
+        let out = hlo_run(&args);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains("elided.hlo:4:8: constant c has its values elided"), "{}", stderr(&out));
+    }
+}

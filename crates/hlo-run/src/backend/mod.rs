@@ -257,6 +257,7 @@ pub fn flatten_literal(lit: &Literal) -> anyhow::Result<Vec<HostArray>> {
             }
             LiteralData::Tuple(elems) => elems.iter().try_for_each(|e| walk(e, out))?,
             LiteralData::Token => {}
+            LiteralData::Elided => anyhow::bail!("a result holds a constant whose values were elided"),
         }
         Ok(())
     }
