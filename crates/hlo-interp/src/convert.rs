@@ -350,8 +350,9 @@ impl MiniFloat {
                 let v = if man == 0 { f64::INFINITY } else { f64::NAN };
                 return if sign == 1 { -v } else { v };
             }
+            // Its sign kept, as XLA widens it (0xff is -NaN).
             Specials::Fn { has_nan: true } if magnitude_bits == (1 << self.sign_shift()) - 1 => {
-                return f64::NAN;
+                return if sign == 1 { -f64::NAN } else { f64::NAN };
             }
             Specials::Fnuz if sign == 1 && magnitude_bits == 0 => return f64::NAN,
             _ => {}
@@ -396,12 +397,33 @@ impl MiniFloat {
     }
 
     fn overflow_code(&self, negative: bool) -> u8 {
+        let sign = (negative as u32) << self.sign_shift();
         match self.specials {
             Specials::Ieee => {
                 let inf = ((1u32 << self.exp_bits) - 1) << self.man_bits;
-                (inf | ((negative as u32) << self.sign_shift())) as u8
+                (inf | sign) as u8
             }
             Specials::Fn { has_nan: false } => 0,
+            // XLA keeps the sign: -500 is 0xff in e4m3fn.
+            Specials::Fn { has_nan: true } => (self.nan_code() as u32 | sign) as u8,
+            _ => self.nan_code(),
+        }
+    }
+
+    /// The pattern XLA converts NaN `x` to: its sign kept where the format has one per sign,
+    /// and in the IEEE-like formats the top bits of its payload (a quiet NaN is `0x7e` in e5m2).
+    fn nan_of(&self, x: f64) -> u8 {
+        let sign = (x.is_sign_negative() as u32) << self.sign_shift();
+        match self.specials {
+            Specials::Ieee => {
+                let mut man = ((x.to_bits() >> (52 - self.man_bits)) as u32) & ((1 << self.man_bits) - 1);
+                if man == 0 {
+                    man = 1 << self.man_bits.saturating_sub(1);
+                }
+                let exp = ((1u32 << self.exp_bits) - 1) << self.man_bits;
+                (sign | exp | man) as u8
+            }
+            Specials::Fn { has_nan: true } => (self.nan_code() as u32 | sign) as u8,
             _ => self.nan_code(),
         }
     }
@@ -409,7 +431,7 @@ impl MiniFloat {
     /// Rounds `x` to nearest (ties to the even code).
     fn encode(&self, table: &[(f64, u16)], x: f64) -> u8 {
         if x.is_nan() {
-            return self.nan_code();
+            return self.nan_of(x);
         }
         let negative = x.is_sign_negative();
         if self.specials == Specials::E8M0 && (negative || x == 0.0) {

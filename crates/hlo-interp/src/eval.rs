@@ -649,6 +649,41 @@ impl<'m> Interp<'m> {
     }
 }
 
+/// Arithmetic on 8- and 4-bit floats as XLA:CPU runs it (its float normalization): the
+/// operands widened to f32, the op in f32, the result rounded once to the narrow type.
+/// `None` for ops that do not compute on such values.
+fn minifloat_arithmetic(op: &Op, out: &Shape, ops: &[&Literal], options: &Options) -> OpResult<Option<Literal>> {
+    let mini = |d: DType| d.is_float() && d.bit_width() <= 8;
+    if !matches!(op, Op::Unary(_) | Op::Binary(_) | Op::Compare { .. } | Op::Clamp) {
+        return Ok(None);
+    }
+    if !ops.iter().any(|l| l.array_shape().is_some_and(|a| mini(a.dtype))) {
+        return Ok(None);
+    }
+    let out_shape = out_array(out)?;
+    let wide = ops
+        .iter()
+        .map(|l| {
+            let (shape, data) = array_of(l)?;
+            if mini(shape.dtype) {
+                let data = crate::convert::convert(data, shape.dtype, DType::F32)?;
+                Ok(Literal::array(shape.with_dtype(DType::F32), data))
+            } else {
+                Ok((*l).clone())
+            }
+        })
+        .collect::<OpResult<Vec<Literal>>>()?;
+    let wide_out = if mini(out_shape.dtype) { Shape::Array(out_shape.with_dtype(DType::F32)) } else { out.clone() };
+    let refs: Vec<&Literal> = wide.iter().collect();
+    let res = eval_detached(op, &wide_out, &refs, options)?;
+    if !mini(out_shape.dtype) {
+        return Ok(Some(res));
+    }
+    let (_, data) = array_of(&res)?;
+    let narrow = crate::convert::convert(data, DType::F32, out_shape.dtype)?;
+    Ok(Some(Literal::array(out_shape.clone(), narrow)))
+}
+
 /// True when XLA:CPU's denormal flushing applies to `op` (whose first operand has type
 /// `from`, producing `to`): float arithmetic, but not the bit-level ops (sign flips,
 /// classification, total-order compares, conversions to and from bf16).
@@ -719,6 +754,9 @@ fn fused_multiply_add(
 
 /// Evaluates ops that need no module context (no called computations).
 pub fn eval_detached(op: &Op, out: &Shape, ops: &[&Literal], options: &Options) -> OpResult<Literal> {
+    if let Some(res) = minifloat_arithmetic(op, out, ops, options)? {
+        return Ok(res);
+    }
     let out_shape = out_array(out)?;
     let from = ops.first().and_then(|l| l.array_shape()).map(|a| a.dtype);
     let flush = options.flush_denormals && flushes(op, from, out_shape.dtype);

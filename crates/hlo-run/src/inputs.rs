@@ -90,7 +90,8 @@ pub fn leaves_bytes(leaves: &[ParamLeaf]) -> u64 {
 
 /// Checks count, element type and dimensions of every input against the entry signature.
 /// A bf16 parameter accepts a `<u2` array holding the bits (numpy has no
-/// bf16; that is how JAX users save one); such inputs are relabelled bf16.
+/// bf16; that is how JAX users save one), an 8-bit float parameter a byte array; such inputs
+/// are relabelled.
 pub fn check_inputs(leaves: &[ParamLeaf], inputs: &mut [(String, HostArray)]) -> anyhow::Result<()> {
     if leaves.len() != inputs.len() {
         let expected: Vec<String> = leaves.iter().map(|l| l.shape.to_string()).collect();
@@ -104,6 +105,10 @@ pub fn check_inputs(leaves: &[ParamLeaf], inputs: &mut [(String, HostArray)]) ->
     for (leaf, (source, array)) in leaves.iter().zip(inputs) {
         if leaf.shape.dtype == DType::BF16 && array.dtype == DType::U16 {
             array.dtype = DType::BF16;
+        }
+        // An 8-bit float parameter takes its bits as bytes (`|u1`, or ml_dtypes' `<V1`).
+        if leaf.shape.dtype.is_float() && leaf.shape.dtype.bit_width() == 8 && array.dtype == DType::U8 {
+            array.dtype = leaf.shape.dtype;
         }
         if leaf.shape.dtype != array.dtype || leaf.shape.dims != array.dims {
             return Err(user_error(format!(

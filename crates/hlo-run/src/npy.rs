@@ -278,7 +278,7 @@ impl Literal<'_> {
 }
 
 /// Maps a numpy `descr` to an HLO element type. `<V2` (how numpy saves
-/// ml_dtypes' bfloat16) is read as bf16.
+/// ml_dtypes' bfloat16) is read as bf16, `<V1` (its 8-bit floats) as bytes.
 pub fn dtype_from_descr(descr: &str) -> Option<DType> {
     let descr = descr.trim_matches('\'');
     if !descr.is_ascii() {
@@ -288,7 +288,7 @@ pub fn dtype_from_descr(descr: &str) -> Option<DType> {
     if !matches!(order, "<" | "|" | "=") {
         return None;
     }
-    if order == "|" && !matches!(code, "b1" | "i1" | "u1" | "V2") {
+    if order == "|" && !matches!(code, "b1" | "i1" | "u1" | "V1" | "V2") {
         return None;
     }
     Some(match code {
@@ -307,6 +307,8 @@ pub fn dtype_from_descr(descr: &str) -> Option<DType> {
         "c8" => DType::C64,
         "c16" => DType::C128,
         "V2" => DType::BF16,
+        // ml_dtypes' 8-bit floats: raw bytes, typed by the parameter that reads them.
+        "V1" => DType::U8,
         _ => return None,
     })
 }
@@ -329,6 +331,8 @@ pub fn descr_for(dtype: DType) -> Option<&'static str> {
         DType::C64 => "<c8",
         DType::C128 => "<c16",
         DType::BF16 => "<u2",
+        // Their bits, as bf16's: view them with ml_dtypes (`np.load(f).view(ml_dtypes.float8_e4m3fn)`).
+        DType::F8E5M2 | DType::F8E4M3 | DType::F8E3M4 | DType::F8E4M3FN => "|u1",
         _ => return None,
     })
 }

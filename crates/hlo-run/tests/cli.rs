@@ -185,22 +185,23 @@ fn an_op_vulkan_cannot_run_is_named_with_its_line() {
     assert!(err.contains("cholesky") && err.contains("--backend interp"), "{err}");
 }
 
-/// An op neither backend runs is named (not the c64 parameter before it), and the message does
+/// An op neither backend runs is named (not a parameter before it), and the message does
 /// not send the user to an interpreter that cannot run it either.
 #[test]
 fn an_op_no_backend_runs_is_named_without_a_false_hint() {
-    let dir = temp_dir("fft");
-    let file = dir.join("fft.hlo");
+    let dir = temp_dir("rng");
+    let file = dir.join("rng.hlo");
     std::fs::write(
         &file,
-        "HloModule f\n\nENTRY main {\n  a = c64[8] parameter(0)\n  ROOT f = c64[8] fft(a), fft_type=FFT, fft_length={8}\n}\n",
+        "HloModule f\n\nENTRY main {\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n  \
+         ROOT f = f32[8] rng(a, b), distribution=rng_uniform\n}\n",
     )
     .unwrap();
     let out = hlo_run(&[file.to_str().unwrap(), "--random-inputs"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.starts_with(&format!("{}:5:", file.display())), "{err}");
-    assert!(err.contains("fft `f`") && err.contains("cannot run this module either"), "{err}");
+    assert!(err.starts_with(&format!("{}:6:", file.display())), "{err}");
+    assert!(err.contains("rng `f`") && err.contains("cannot run this module either"), "{err}");
     assert!(!err.contains("runs every op"), "{err}");
 }
 

@@ -7,6 +7,7 @@
 //! native when the target has them. Host bytes are little-endian, row-major,
 //! one element of the HLO type after another (numpy's layout).
 
+use crate::minifloat::MiniFloat;
 use hlo_ir::{ArrayData, DType};
 
 /// The element format of a device buffer.
@@ -33,6 +34,8 @@ impl DeviceStorage {
             // A complex element is two words of its part type, interleaved as numpy stores it.
             DType::C64 => DeviceStorage::F32,
             DType::C128 => DeviceStorage::F64,
+            // An 8-bit float is kept as the f32 of its value (crate::minifloat).
+            d if MiniFloat::of(d).is_some() => DeviceStorage::F32,
             _ => return None,
         })
     }
@@ -97,7 +100,12 @@ impl HostIo {
         assert_eq!(host.len(), self.host_bytes(), "host buffer for `{}` has the wrong size", self.name);
         let mut out = Vec::with_capacity(self.device_bytes() as usize);
         let w = self.dtype.byte_size();
+        let mini = MiniFloat::of(self.dtype);
         for chunk in host.chunks_exact(w) {
+            if let Some(f) = mini {
+                out.extend_from_slice(&f.decode(chunk[0]).to_le_bytes());
+                continue;
+            }
             match self.dtype {
                 DType::Pred => out.extend_from_slice(&u32::from(chunk[0] != 0).to_le_bytes()),
                 DType::U8 => out.extend_from_slice(&u32::from(chunk[0]).to_le_bytes()),
@@ -127,8 +135,13 @@ impl HostIo {
         let dw = self.device.byte_size();
         assert!(device.len() >= n * dw, "device buffer for `{}` is too small", self.name);
         let mut out = Vec::with_capacity(self.host_bytes());
+        let mini = MiniFloat::of(self.dtype);
         for chunk in device[..n * dw].chunks_exact(dw) {
             let word = [chunk[0], chunk[1], chunk[2], chunk[3]];
+            if let Some(f) = mini {
+                out.push(f.encode(f32::from_le_bytes(word)));
+                continue;
+            }
             match self.dtype {
                 DType::Pred => out.push(u8::from(u32::from_le_bytes(word) != 0)),
                 DType::U8 | DType::S8 => out.push(chunk[0]),
@@ -176,7 +189,11 @@ pub(crate) fn array_data_to_device(data: &ArrayData, dtype: DType) -> Option<Vec
         ArrayData::BF16(v) => v.iter().for_each(|&x| out.extend_from_slice(&x.to_f32().to_le_bytes())),
         ArrayData::F32(v) => v.iter().for_each(|&x| out.extend_from_slice(&x.to_le_bytes())),
         ArrayData::F64(v) => v.iter().for_each(|&x| out.extend_from_slice(&x.to_le_bytes())),
-        ArrayData::C64(_) | ArrayData::C128(_) | ArrayData::Bits(_) => return None,
+        ArrayData::Bits(v) => {
+            let f = MiniFloat::of(dtype)?;
+            v.iter().for_each(|&b| out.extend_from_slice(&f.decode(b).to_le_bytes()))
+        }
+        ArrayData::C64(_) | ArrayData::C128(_) => return None,
     }
     DeviceStorage::of(dtype)?;
     pad_empty(&mut out);

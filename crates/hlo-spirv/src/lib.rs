@@ -27,6 +27,7 @@ mod coverage;
 mod emit;
 mod error;
 mod hostio;
+mod minifloat;
 mod program;
 mod spirv_exact;
 mod target;

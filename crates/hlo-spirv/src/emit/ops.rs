@@ -33,6 +33,8 @@ pub(crate) fn value_sty(dt: DType) -> Option<STy> {
         DType::S8 | DType::S16 | DType::S32 => STy::I32,
         DType::U8 | DType::U16 | DType::U32 => STy::U32,
         DType::F16 | DType::BF16 | DType::F32 => STy::F32,
+        // 8-bit floats computed in f32, each result rounded to the format (`normalize`).
+        DType::F8E5M2 | DType::F8E4M3 | DType::F8E3M4 | DType::F8E4M3FN => STy::F32,
         DType::S64 => STy::I64,
         DType::U64 => STy::U64,
         DType::F64 => STy::F64,
@@ -92,8 +94,57 @@ pub(crate) fn normalize(kb: &mut Kb, h: H, dt: DType) -> H {
         }
         DType::BF16 => round_bf16(kb, h),
         DType::F16 => round_f16(kb, h),
-        _ => h,
+        _ => match crate::minifloat::MiniFloat::of(dt) {
+            Some(format) => round_minifloat(kb, h, format),
+            None => h,
+        },
     }
+}
+
+/// Rounds an f32 to the nearest value of an 8-bit float format (ties to even): normal values
+/// drop mantissa bits with the integer trick of [`round_bf16`]; below the format's smallest
+/// normal, `(|x| + c) - c` with `c` whose f32 ulp is the format's subnormal spacing rounds in
+/// the adder itself. Overflow is infinity, or NaN for the formats without one (`e4m3fn`).
+pub(crate) fn round_minifloat(kb: &mut Kb, x: H, f: crate::minifloat::MiniFloat) -> H {
+    let b = kb.bitcast(x, STy::U32);
+    let absmask = kb.lit_u32(0x7fff_ffff);
+    let a = kb.binary(Bo::And, b, absmask);
+    let drop = 23 - f.man_bits;
+    let sh = kb.lit_u32(drop);
+    let one = kb.lit_u32(1);
+    let lsb = kb.binary(Bo::ShiftRight, b, sh);
+    let lsb = kb.binary(Bo::And, lsb, one);
+    let bias = kb.lit_u32((1 << (drop - 1)) - 1);
+    let t = kb.binary(Bo::Add, b, bias);
+    let t = kb.binary(Bo::Add, t, lsb);
+    let keep = kb.lit_u32(!((1u32 << drop) - 1));
+    let normal = kb.binary(Bo::And, t, keep);
+    let normal = kb.bitcast(normal, STy::F32);
+    // Below the smallest normal: the adder rounds to multiples of 2^(min_exp - man_bits).
+    let absx = kb.bitcast(a, STy::F32);
+    let c = kb.lit_f32(2f32.powi(f.min_exp() - f.man_bits as i32 + 23));
+    let up = kb.binary(Bo::Add, absx, c);
+    let sub = kb.binary(Bo::Subtract, up, c);
+    let sub = crate::emit::math::copysign(kb, sub, x);
+    let min_normal = kb.lit_u32(2f32.powi(f.min_exp()).to_bits());
+    let is_sub = kb.binary(Bo::Less, a, min_normal);
+    let r = kb.select(is_sub, sub, normal);
+    // Overflow, infinities included (the normal path keeps them infinite).
+    let rb = kb.bitcast(r, STy::U32);
+    let ra = kb.binary(Bo::And, rb, absmask);
+    let max = kb.lit_u32(f.max_finite().to_bits());
+    let over = kb.binary(Bo::Greater, ra, max);
+    let overflow = if f.finite_only {
+        let nan = kb.lit_f32(f32::NAN);
+        crate::emit::math::copysign(kb, nan, x)
+    } else {
+        let inf = kb.lit_f32(f32::INFINITY);
+        crate::emit::math::copysign(kb, inf, x)
+    };
+    let r = kb.select(over, overflow, r);
+    // A NaN stays itself: its sign and payload are what the host conversion keeps.
+    let is_nan = kb.float_class(x, STy::F32, false);
+    kb.select(is_nan, x, r)
 }
 
 /// Rounds an f32 to the nearest bf16 (ties to even), keeping NaN a (quiet) NaN.
@@ -971,6 +1022,9 @@ pub(crate) fn bitcast_convert(kb: &mut Kb, x: Val, to: DType) -> Result<H, Strin
     }
     if from == to {
         return Ok(x.h);
+    }
+    if crate::minifloat::MiniFloat::of(from).is_some() || crate::minifloat::MiniFloat::of(to).is_some() {
+        return Err(format!("bitcast-convert from {from} to {to}: 8-bit floats are kept as f32 values"));
     }
     let ft = vty(from);
     let tt = vty(to);
