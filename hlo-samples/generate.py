@@ -2447,6 +2447,81 @@ def mlp_train_step(w1, b1, w2, b2, x, labels):
     return (value, *new)
 
 
+# ---------------------------------------------------------------------------
+# Dense linear algebra: JAX on CPU calls LAPACK through custom calls
+# (lapack_{s}potrf/getrf/geqrf/orgqr/trsm_ffi); hlo-vk evaluates them natively in the
+# interpreter and expands them into while loops of plain HLO for Vulkan (linalg-expander).
+# ---------------------------------------------------------------------------
+
+_LINALG_NOTE = ("Tolerance 1e-4 relative L2: LAPACK's blocked/recursive drivers and the "
+                "interpreter's unblocked loops or the Vulkan expansion order the f32 arithmetic "
+                "differently; with these condition numbers (below ~100) results differ by ~1e-6 "
+                "relative, so 1e-4 leaves margin while still catching any wrong pivot, sign or "
+                "triangle. Integer outputs (pivots) must match exactly.")
+
+
+def _spd(rng, shape):
+    m = rng.uniform(-1, 1, shape)
+    n = shape[-1]
+    return (m @ np.swapaxes(m, -1, -2) + n * np.eye(n)).astype(F32)
+
+
+def _chol_inputs(rng):
+    return [_spd(rng, (3, 4, 4)), unif(rng, -1, 1, (3, 4, 2)), _spd(rng, (2, 16, 16)),
+            unif(rng, -1, 1, (2, 16)), unif(rng, -1, 1, (2, 5, 16)),
+            np.array([[4, 2, 0, 0], [2, 1, 0, 0], [0, 0, 3, 0], [0, 0, 0, -1]], F32)]
+
+
+@register("linalg_cholesky_solve",
+          "Cholesky and triangular solves: jnp.linalg.cholesky and cho_solve on batched SPD "
+          "f32[3,4,4] with f32[3,4,2]; upper cholesky of f32[2,16,16] (jax.scipy.linalg.cholesky), "
+          "solve_triangular lower/upper/transposed/unit-diagonal of f32[2,16] right-hand sides and "
+          "a right-side lax.linalg.triangular_solve of f32[2,5,16]; the cholesky of a non-SPD "
+          "f32[4,4] (LAPACK stops with info > 0: all NaN).", 1e-4, _chol_inputs,
+          notes=_LINALG_NOTE)
+def linalg_cholesky_solve(a, b, a16, b16, c16, bad):
+    import jax.scipy.linalg as jsl
+    l4 = jnp.linalg.cholesky(a)
+    x4 = jsl.cho_solve((l4, True), b)
+    u16 = jsl.cholesky(a16, lower=False)
+    l16 = jnp.linalg.cholesky(a16)
+    y1 = jsl.solve_triangular(l16, b16, lower=True)
+    y2 = jsl.solve_triangular(u16, b16, lower=False, trans=1)
+    y3 = jsl.solve_triangular(l16, b16, lower=True, unit_diagonal=True)
+    y4 = lax.linalg.triangular_solve(l16, c16, left_side=False, lower=True, transpose_a=True)
+    return l4, x4, u16, y1, y2, y3, y4, jnp.linalg.cholesky(bad)
+
+
+def _lu_inputs(rng):
+    a = unif(rng, -1, 1, (4, 8, 8)) + 2.5 * np.eye(8, dtype=F32)
+    return [a, unif(rng, -1, 1, (4, 8, 3)), unif(rng, -1, 1, (4, 8))]
+
+
+@register("linalg_lu_solve_inv_det",
+          "LU-based linear algebra on batched well-conditioned f32[4,8,8] (uniform [-1,1] + 2.5 I, "
+          "so rows still get swapped): jnp.linalg.solve with f32[4,8,3] and with vectors f32[4,8], "
+          "jnp.linalg.inv, det, slogdet, and jax.scipy.linalg.lu_factor (LU and pivots).", 1e-4,
+          _lu_inputs, notes=_LINALG_NOTE)
+def linalg_lu_solve_inv_det(a, b, v):
+    import jax.scipy.linalg as jsl
+    sign, logdet = jnp.linalg.slogdet(a)
+    lu, piv = jsl.lu_factor(a)
+    x = jnp.linalg.solve(a, v[..., None])[..., 0]
+    return jnp.linalg.solve(a, b), x, jnp.linalg.inv(a), jnp.linalg.det(a), sign, logdet, lu, piv
+
+
+@register("linalg_qr",
+          "jnp.linalg.qr: reduced Q, R of f32[12,8] and of f32[8,8], the complete Q (f32[12,12]) of "
+          "the f32[12,8], and Q, R of a batched f32[3,5,4].", 1e-4,
+          lambda rng: [unif(rng, -1, 1, (12, 8)), unif(rng, -1, 1, (8, 8)),
+                       unif(rng, -1, 1, (3, 5, 4))], notes=_LINALG_NOTE)
+def linalg_qr(a, b, c):
+    qa, ra = jnp.linalg.qr(a)
+    qb, rb = jnp.linalg.qr(b)
+    qc, rc = jnp.linalg.qr(c)
+    return qa, ra, qb, rb, jnp.linalg.qr(a, mode="complete")[0], qc, rc
+
+
 ALL_NAMES[:] = list(SAMPLES) + [SEED_NAME]
 
 

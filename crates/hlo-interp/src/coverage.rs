@@ -4,8 +4,8 @@
 use hlo_ir::Opcode;
 
 /// Opcodes the evaluator rejects with `InterpError::Unsupported`: stateful or
-/// host-transfer ops with no defined value, dynamic shapes, linear-algebra
-/// expanders JAX's CPU path does not emit, and multi-device collectives.
+/// host-transfer ops with no defined value, dynamic shapes, batch norm (expanded by
+/// `hlo-passes` before evaluation), and multi-device collectives.
 const UNSUPPORTED: &[Opcode] = &[
     Opcode::AllGatherDone,
     Opcode::AllGatherStart,
@@ -14,7 +14,6 @@ const UNSUPPORTED: &[Opcode] = &[
     Opcode::BatchNormGrad,
     Opcode::BatchNormInference,
     Opcode::BatchNormTraining,
-    Opcode::Cholesky,
     Opcode::CollectivePermute,
     Opcode::CollectivePermuteDone,
     Opcode::CollectivePermuteStart,
@@ -35,10 +34,26 @@ const UNSUPPORTED: &[Opcode] = &[
     Opcode::SetDimensionSize,
     Opcode::Shuffle,
     Opcode::StochasticConvert,
-    Opcode::TriangularSolve,
 ];
 
 /// True when [`crate::evaluate`] can run instructions with this opcode.
 pub fn supports(opcode: Opcode) -> bool {
     !UNSUPPORTED.contains(&opcode)
+}
+
+/// True when the interpreter evaluates a `custom-call` to `target`: XLA's `TopK`, the annotations
+/// that return their operand, and the real LAPACK routines JAX emits on CPU ([`crate::lapack`]).
+pub fn supports_custom_call(target: &str) -> bool {
+    matches!(
+        target,
+        "TopK"
+            | "Sharding"
+            | "SPMDFullToShardShape"
+            | "SPMDShardToFullShape"
+            | "annotate_device_placement"
+            | "MoveToHost"
+            | "MoveToDevice"
+            | "xla_python_cpu_callback_identity"
+    ) || crate::lapack::lapack_routine(target)
+        .is_some_and(|(kind, routine)| matches!(kind, 's' | 'd') && crate::lapack::ROUTINES.contains(&routine))
 }

@@ -13,7 +13,7 @@
 use crate::array::{array_of, make, scalar_i64};
 use crate::error::{invalid, unsupported, InterpError, OpError, OpResult};
 use crate::options::{flush_in_place, flushed, Options};
-use crate::{convert, elementwise, gather_scatter, linalg, reduce, rng, shape_ops, sort};
+use crate::{convert, elementwise, gather_scatter, lapack, linalg, reduce, rng, shape_ops, sort};
 use hlo_ir::{
     ArrayData, ArrayShape, BinaryOp, CompId, CompareType, Computation, DType, Instr, InstrId, Literal, LiteralData,
     Module, Op, Shape, UnaryOp,
@@ -520,7 +520,11 @@ impl<'m> Interp<'m> {
             }
             Op::Sort { dimension, to_apply, .. } => sort::sort(self, *dimension, *to_apply, out, ops)?,
             Op::TopK { k, largest } => sort::topk(self, *k, *largest, None, out, ops)?,
-            Op::CustomCall(cc) => self.custom_call(cc, out, ops)?,
+            Op::CustomCall(cc) => self.custom_call(cc, instr.meta.backend_config.as_deref(), out, ops)?,
+            Op::Cholesky { lower } => lapack::cholesky(*lower, out, ops)?,
+            Op::TriangularSolve { left_side, lower, unit_diagonal, transpose_a } => {
+                lapack::triangular_solve(*left_side, *lower, *unit_diagonal, *transpose_a, out, ops)?
+            }
             Op::RngBitGenerator { algorithm } => rng::rng_bit_generator(*algorithm, out, ops)?,
             Op::AfterAll => Literal { shape: Shape::Token, data: LiteralData::Token },
             // A copy of a tuple (arrays go through `eval_detached`) keeps the values.
@@ -620,7 +624,16 @@ impl<'m> Interp<'m> {
         }
     }
 
-    fn custom_call(&self, cc: &hlo_ir::CustomCall, out: &Shape, ops: &[&Literal]) -> OpResult<Literal> {
+    fn custom_call(
+        &self,
+        cc: &hlo_ir::CustomCall,
+        backend_config: Option<&str>,
+        out: &Shape,
+        ops: &[&Literal],
+    ) -> OpResult<Literal> {
+        if let Some(res) = lapack::custom_call(&cc.target, backend_config, out, ops) {
+            return res;
+        }
         match cc.target.as_str() {
             // XLA:CPU keeps `topk` as this custom call, with a "greater than" comparator.
             "TopK" => {

@@ -38,6 +38,7 @@ mod eval;
 mod fft;
 mod gather_scatter;
 pub mod index;
+pub mod lapack;
 mod linalg;
 mod literal_io;
 mod options;
@@ -48,7 +49,7 @@ mod scalar_ops;
 mod shape_ops;
 mod sort;
 
-pub use coverage::supports;
+pub use coverage::{supports, supports_custom_call};
 pub use error::InterpError;
 pub use eval::{evaluate, evaluate_computation, evaluate_computation_with, evaluate_instr, evaluate_with};
 pub use literal_io::{literal_from_bytes, literal_to_bytes, random_literal};

@@ -108,8 +108,16 @@ fn simplify_comp(
 }
 
 /// True when `id`'s value can stand for an instruction of shape `shape`.
+/// `id` can stand in for an instruction of `shape`: same type and dimensions, and the same
+/// layout, since a `bitcast` user reads the physical order (a layout-changing `copy` before a
+/// bitcast is a transpose; only the interpreter sees layouts, `normalize` strips them on the device).
 fn fits(comp: &Computation, id: InstrId, shape: &Shape) -> bool {
-    comp.instr(id).shape.compatible(shape)
+    let other = &comp.instr(id).shape;
+    let same_layout = match (other, shape) {
+        (Shape::Array(a), Shape::Array(b)) => a.minor_to_major() == b.minor_to_major(),
+        _ => true,
+    };
+    other.compatible(shape) && same_layout
 }
 
 fn is_const(comp: &Computation, id: InstrId, value: f64) -> bool {
@@ -358,7 +366,25 @@ fn scatter_as_update_slice(
 
 #[cfg(test)]
 mod tests {
-    use crate::util::testing::check;
+    use crate::util::testing::{check, check_unchanged};
+
+    /// A copy that changes the layout feeds a bitcast, which reads the physical order: it is a
+    /// transpose there (XLA:CPU's dumps of `jnp.linalg.solve` have this), so it stays.
+    #[test]
+    fn a_layout_changing_copy_before_a_bitcast_stays() {
+        check_unchanged(
+            super::run,
+            r#"
+HloModule m
+ENTRY main {
+  x = f32[4,8,3]{2,1,0} parameter(0)
+  t = f32[4,3,8]{1,2,0} transpose(x), dimensions={0,2,1}
+  c = f32[4,3,8]{2,1,0} copy(t)
+  ROOT b = f32[4,3,8,1]{3,2,1,0} bitcast(c)
+}
+"#,
+        );
+    }
 
     #[test]
     fn identities_vanish() {

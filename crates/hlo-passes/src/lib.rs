@@ -30,6 +30,7 @@ pub mod dce;
 pub mod fuse;
 pub mod fusion_analysis;
 pub mod inline_calls;
+pub mod linalg_expander;
 pub mod loop_analysis;
 pub mod lower_complex;
 pub mod normalize;
@@ -55,6 +56,7 @@ pub type PassFn = fn(&mut Module) -> Result<bool, PassError>;
 pub const PASSES: &[(&str, PassFn)] = &[
     ("inline-calls", inline_calls::run),
     ("batch-norm-expander", batch_norm_expander::run),
+    ("linalg-expander", linalg_expander::run),
     ("normalize", normalize::run),
     ("lower-complex", lower_complex::run),
     ("tree-reduction", tree_reduction::run),

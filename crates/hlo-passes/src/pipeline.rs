@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! inline-calls                  call/fusion bodies inlined (XLA's fusions undone)
+//! linalg-expander               LAPACK custom calls, cholesky, triangular-solve as while loops
 //! normalize                     bitcast/copy/opt-barrier gone, layouts stripped (row-major)
 //! lower-complex                 complex arrays as (re, im) real pairs; fft as DFT dots
 //! scan-rewrite                  cumulative reduce-windows as blocked scans of 16 (XLA:CPU's)
@@ -46,6 +47,7 @@ pub const MAX_FIXPOINT_ROUNDS: usize = 4;
 pub const PIPELINE: &[&str] = &[
     "inline-calls",
     "batch-norm-expander",
+    "linalg-expander",
     "normalize",
     "lower-complex",
     "scan-rewrite",
@@ -64,6 +66,8 @@ pub const PIPELINE: &[&str] = &[
 pub const STEPS: &[Step] = &[
     Step::Pass("inline-calls"),
     Step::Pass("batch-norm-expander"),
+    // LAPACK custom calls, `cholesky` and `triangular-solve` as while loops of plain HLO.
+    Step::Pass("linalg-expander"),
     Step::Pass("normalize"),
     Step::Pass("lower-complex"),
     // Not `tree-reduction`: XLA:CPU's blocks of 32 give the interpreter JAX's sums bit for bit

@@ -387,8 +387,10 @@ fn locate(loaded: &Loaded, err: anyhow::Error) -> anyhow::Error {
                 .find_map(|c| loaded.module.comp(c).find(&unsupported.instr).map(|i| load::location_of(loaded, c, i)))
                 .unwrap_or_else(|| loaded.path.clone());
             // The interpreter is the way out only when it runs every op of the module.
-            let interp_runs_it =
-                loaded.module.comps.iter().flat_map(|c| &c.instrs).all(|i| backend::interp_runs(i.op.opcode()));
+            let interp_runs_it = loaded.module.comps.iter().flat_map(|c| &c.instrs).all(|i| match &i.op {
+                hlo_ir::Op::CustomCall(cc) => hlo_interp::supports_custom_call(&cc.target),
+                op => backend::interp_runs(op.opcode()),
+            });
             let hint = if interp_runs_it {
                 "\n  hint: `--backend interp` runs every op of this module"
             } else {

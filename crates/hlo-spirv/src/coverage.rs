@@ -37,6 +37,8 @@ const FULL: &[Opcode] = &[
     Opcode::Call,
     Opcode::Cbrt,
     Opcode::Ceil,
+    // Expanded into while loops of dynamic slices, dots and selects by `linalg-expander`.
+    Opcode::Cholesky,
     Opcode::Clamp,
     Opcode::Clz,
     Opcode::Compare,
@@ -107,6 +109,8 @@ const FULL: &[Opcode] = &[
     Opcode::Tanh,
     Opcode::TopK,
     Opcode::Transpose,
+    // Expanded into a while loop of forward substitution by `linalg-expander`.
+    Opcode::TriangularSolve,
     Opcode::Tuple,
     Opcode::Xor,
 ];
@@ -117,7 +121,11 @@ const PARTIAL: &[(Opcode, &str)] = &[
         Opcode::Conditional,
         "pred or s32/u32 index selectors, decided on the device: only the taken branch's dispatches run",
     ),
-    (Opcode::CustomCall, "only XLA's `TopK` target"),
+    (
+        Opcode::CustomCall,
+        "XLA's `TopK` target and the real LAPACK targets JAX emits on CPU \
+         (`lapack_{s,d}{potrf,getrf,geqrf,orgqr,trsm}_ffi`, expanded into while loops by `linalg-expander`)",
+    ),
     (
         Opcode::Fft,
         "all four types over 1-3 dimensions, as dots with DFT matrices (lengths split Cooley-Tukey style); a prime \

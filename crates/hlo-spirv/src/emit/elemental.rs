@@ -701,6 +701,11 @@ impl<'m> Em<'m> {
     }
 
     pub(crate) fn unsupported(&self, instr: &Instr, reason: impl Into<String>) -> CodegenError {
+        let reason = match &instr.op {
+            // Name the target: it is what the user needs to know (`lapack_ssyevd_ffi`, ...).
+            Op::CustomCall(cc) => format!("target \"{}\" is not supported ({})", cc.target, reason.into()),
+            _ => reason.into(),
+        };
         CodegenError::unsupported(instr.op.opcode().name(), &instr.name, reason)
     }
 
