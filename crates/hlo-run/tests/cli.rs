@@ -172,17 +172,18 @@ fn vulkan_backend_runs_the_seed_module() {
 #[test]
 fn an_op_vulkan_cannot_run_is_named_with_its_line() {
     let dir = temp_dir("unsupported");
-    let file = dir.join("chol.hlo");
+    let file = dir.join("rbg.hlo");
     std::fs::write(
         &file,
-        "HloModule chol\n\nENTRY main {\n  a = f32[2,2] parameter(0)\n  ROOT c = f32[2,2] cholesky(a), lower=true\n}\n",
+        "HloModule rbg\n\nENTRY main {\n  s = u64[2] parameter(0)\n  \
+         ROOT r = (u64[2], u32[8]) rng-bit-generator(s), algorithm=rng_three_fry\n}\n",
     )
     .unwrap();
     let out = hlo_run(&[file.to_str().unwrap(), "--random-inputs"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.starts_with(&format!("{}:5:", file.display())), "{err}");
-    assert!(err.contains("cholesky") && err.contains("--backend interp"), "{err}");
+    assert!(err.contains("rng-bit-generator") && err.contains("--backend interp"), "{err}");
 }
 
 /// An op neither backend runs is named (not a parameter before it), and the message does
