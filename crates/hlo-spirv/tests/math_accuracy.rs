@@ -5,8 +5,8 @@
 //! of docs/numerics.md (special values exactly).
 //!
 //! f64 functions are built in `emit/math64.rs` (the device's GLSL.std.450 functions are
-//! 32-bit); `erf`, which has no 64-bit implementation, must be refused with `Unsupported`,
-//! never answered.
+//! 32-bit); their bounds are against XLA:CPU's f64 results, which for `cbrt` and `log1p` are
+//! far from exact.
 //!
 //! `MATH_SUITE_REPORT=1` prints the largest distance measured per case.
 
@@ -29,7 +29,7 @@ fn bound(function: &str, ty: Ty) -> u64 {
         return match function {
             "cbrt" | "log1p" => 128,
             "exp" | "log" | "sin" | "cos" | "tan" | "atan2" | "pow" | "rsqrt" => 2,
-            "expm1" | "tanh" | "logistic" => 4,
+            "expm1" | "tanh" | "logistic" | "erf" => 4,
             _ => bound(function, Ty::F32),
         };
     }
@@ -48,11 +48,6 @@ fn bound(function: &str, ty: Ty) -> u64 {
     }
 }
 
-/// f64 cases the device must refuse (no 64-bit implementation yet).
-fn f64_refused(function: &str) -> bool {
-    function == "erf"
-}
-
 #[test]
 fn math_suite_matches_jax_on_vulkan() {
     let ctx = vulkan();
@@ -66,23 +61,11 @@ fn math_suite_matches_jax_on_vulkan() {
         let module = parse_and_fuse(&text);
         let compiled = match hlo_spirv::compile(&module, &target) {
             Ok(c) => c,
-            Err(hlo_spirv::CodegenError::Unsupported { op, .. })
-                if case.ty == Ty::F64 && f64_refused(&case.function) =>
-            {
-                if verbose {
-                    println!("{}: refused ({op})", case.name);
-                }
-                continue;
-            }
             Err(e) => {
                 problems.push(format!("{}: {e}", case.name));
                 continue;
             }
         };
-        if case.ty == Ty::F64 && f64_refused(&case.function) {
-            problems.push(format!("{}: compiled, but f64 {} has no accurate implementation", case.name, case.function));
-            continue;
-        }
         check_spirv(&compiled);
         let outs = run_vulkan(&ctx, &compiled, &case.inputs);
         let o = compare(&case, &outs[0], bound(&case.function, case.ty));

@@ -273,12 +273,6 @@ fn pow() {
 }
 
 #[test]
-fn erf_is_refused() {
-    let module =
-        parse_and_fuse("HloModule m\n\nENTRY e {\n  p = f64[4]{0} parameter(0)\n  ROOT r = f64[4]{0} erf(p)\n}\n");
-    match hlo_spirv::compile(&module, &hlo_spirv::Target::lavapipe()) {
-        Err(hlo_spirv::CodegenError::Unsupported { .. }) => {}
-        Err(e) => panic!("unexpected error: {e}"),
-        Ok(_) => panic!("f64 erf compiled"),
-    }
+fn erf() {
+    check_unary("erf", -6.0, 6.0, &[1.0, 2.0, 5.921587195794507], 2);
 }

@@ -23,6 +23,7 @@
 //! | `atan2`, `atan` | quotient `t` of the smaller by the larger magnitude, `atan(t) = atan(c) + atan((t - c) / (1 + t c))` with `c = round(8t) / 8` (table of `atan(c)` in two parts), quadrant fix-up |
 //! | `pow` | `2^(y log2 x)` with `log2 x` and the product in double-double arithmetic |
 //! | `cbrt` | exponent divided by 3 exactly, quadratic start, three Halley steps |
+//! | `erf` | Taylor series at 0 below 1 and at 1.5 up to 2, `1 - erfc` by a continued fraction of depth 40 above |
 //!
 //! Subnormal operands are read as zero by the caller (XLA:CPU flushes f64 arithmetic too), and
 //! subnormal results are flushed when stored.
@@ -266,6 +267,17 @@ const fn inv_odd<const N: usize>(first: usize, scale: f64, sign: f64) -> [f64; N
     out
 }
 
+const fn erf_taylor() -> [f64; 22] {
+    let mut out = [0.0; 22];
+    let mut i = 0;
+    while i < 22 {
+        let s = if i % 2 == 0 { 1.0 } else { -1.0 };
+        out[i] = s / (factorial(i) * (2 * i + 1) as f64);
+        i += 1;
+    }
+    out
+}
+
 const LOG2E: f64 = std::f64::consts::LOG2_E;
 /// `ln 2` in two parts; the first has 32 significant bits, so `k * LN2_HI` is exact for |k| < 2^21.
 const LN2_HI: f64 = 0.6931471806019545;
@@ -329,6 +341,40 @@ const SIN_S: [f64; 8] = alternating_inv_factorials(3, -1.0);
 const COS_C: [f64; 8] = alternating_inv_factorials(4, 1.0);
 /// `(atan t - t) / t^3` in `z = t^2`: `(-1)^k / (2k + 1)`, k = 1..=8 (|t| <= 1/16: 2^-68).
 const ATAN_A: [f64; 8] = inv_odd(3, -1.0, -1.0);
+/// `erf(x) / (x 2/sqrt(pi))` in `z = x^2`: `(-1)^n / (n! (2n + 1))`, n = 0..=21 (|x| <= 1).
+const ERF_T: [f64; 22] = erf_taylor();
+/// `2/sqrt(pi)`.
+const TWO_OVER_SQRT_PI: f64 = 1.1283791670955126;
+/// The Taylor coefficients of `erf` at 1.5 (from `erf(1.5)` and the series of `e^-x^2`, in
+/// 60-digit arithmetic), n = 1..=23 (|x - 1.5| <= 1/2: truncation 2^-60); `erf(1.5)` in two parts.
+const ERF_MID_0: (f64, f64) = (0.9661051464753108, -3.3867031441680696e-17);
+const ERF_MID: [f64; 23] = [
+    0.11893028922362937,
+    -0.17839543383544407,
+    0.13875200409423427,
+    -0.04459885845886102,
+    -0.014866286152953672,
+    0.019326171998839774,
+    -0.004743053201180457,
+    -0.00236267762073728,
+    0.0017098195515864044,
+    -9.291428845596045e-05,
+    -0.0002544483934079679,
+    7.769002084531931e-05,
+    1.795528143938332e-05,
+    -1.4092398222107763e-05,
+    5.954447995455224e-07,
+    1.532467225997787e-06,
+    -3.361094515965421e-07,
+    -1.0423976862910306e-07,
+    4.98733007609766e-08,
+    2.394351387558011e-09,
+    -4.854396457549027e-09,
+    4.54660002864217e-10,
+    3.43630614679883e-10,
+];
+/// Depth of the continued fraction of `erfc` used from 2 on.
+const ERFC_CF_DEPTH: usize = 40;
 /// A quadratic start for `cbrt` on [1, 8] (error 2^-5.5).
 const CBRT_START: [f64; 3] = [0.778_519_213_2, 0.256_722_629_1, -0.013_346_672_06];
 
@@ -1019,5 +1065,48 @@ pub(crate) fn cbrt(kb: &mut Kb, x: H) -> H {
     let xn = is_nan(kb, x);
     let keep = or(kb, z, inf);
     let keep = or(kb, keep, xn);
+    kb.select(keep, x, r)
+}
+
+/// The error function: its Taylor series at 0 below 1, at 1.5 up to 2, and `1 - erfc` from the
+/// continued fraction `erfc x = e^-x^2 / sqrt(pi) / (x + (1/2) / (x + 1 / (x + (3/2) / ...)))`
+/// above (evaluated to a fixed depth, bottom up).
+pub(crate) fn erf(kb: &mut Kb, x: H) -> H {
+    let ax = abs(kb, x);
+    // |x| < 1.
+    let z = mul(kb, ax, ax);
+    let p = poly(kb, z, &ERF_T);
+    let small = mulc(kb, ax, TWO_OVER_SQRT_PI);
+    let small = mul(kb, small, p);
+    // 1 <= |x| < 2.
+    let h = addc(kb, ax, -1.5);
+    let p = poly(kb, h, &ERF_MID);
+    let ph = mul(kb, p, h);
+    let mid = addc(kb, ph, ERF_MID_0.1);
+    let mid = addc(kb, mid, ERF_MID_0.0);
+    // |x| >= 2 (clamped to keep the fraction finite; erf is 1 in f64 from 5.93 on).
+    let lim = c(kb, 30.0);
+    let axc = kb.math(Mf::Min, &[ax, lim]);
+    let mut t = axc;
+    for k in (1..=ERFC_CF_DEPTH).rev() {
+        let q = c(kb, k as f64 / 2.0);
+        let q = div(kb, q, t);
+        t = add(kb, axc, q);
+    }
+    let z = mul(kb, axc, axc);
+    let nz = neg(kb, z);
+    let e = exp(kb, nz);
+    let e = mulc(kb, e, 1.0 / std::f64::consts::PI.sqrt());
+    let erfc = div(kb, e, t);
+    let one = c(kb, 1.0);
+    let large = sub(kb, one, erfc);
+    let lt1 = ltc(kb, ax, 1.0);
+    let lt2 = ltc(kb, ax, 2.0);
+    let r = kb.select(lt2, mid, large);
+    let r = kb.select(lt1, small, r);
+    let r = copysign(kb, r, x);
+    let z = is_zero(kb, x);
+    let xn = is_nan(kb, x);
+    let keep = or(kb, z, xn);
     kb.select(keep, x, r)
 }

@@ -313,10 +313,6 @@ fn is_f64(dt: DType) -> bool {
     dt == DType::F64
 }
 
-/// `reason` for a transcendental that has no 64-bit implementation in [`math64`].
-const F64_MATH: &str =
-    "f64 erf is not available (SPIR-V's GLSL.std.450 functions are 32-bit and it has no 64-bit implementation here)";
-
 /// An elementwise unary op; returns the result in the value representation of `out`.
 pub(crate) fn unary(kb: &mut Kb, op: UnaryOp, x: Val, out: DType) -> Result<H, String> {
     let dt = x.dt;
@@ -405,7 +401,7 @@ pub(crate) fn unary(kb: &mut Kb, op: UnaryOp, x: Val, out: DType) -> Result<H, S
             let away = kb.binary(Bo::Add, t, s);
             kb.select(up, away, t)
         }
-        _ if float && is_transcendental(op) => transcendental(kb, op, xh, vty(dt))?,
+        _ if float && is_transcendental(op) => transcendental(kb, op, xh, vty(dt)),
         UnaryOp::Clz if dt.is_integer() => {
             let bits = int_bits(dt);
             if bits == 64 {
@@ -503,7 +499,7 @@ fn erf(kb: &mut Kb, x: H) -> H {
     kb.select(nan, x, r)
 }
 
-/// Whether `op` is one of the f32 functions built in [`math`] (or from them).
+/// Whether `op` is one of the functions built in [`math`] and [`math64`] (or from them).
 fn is_transcendental(op: UnaryOp) -> bool {
     use UnaryOp as U;
     matches!(
@@ -570,12 +566,12 @@ const LIB64: Lib = Lib {
 /// A transcendental function of shader type `t` (f32, or f64 from [`math64`]). Those that XLA
 /// has no opcode for (and JAX decomposes before they reach HLO) are composed from the others
 /// with JAX's own formulas.
-fn transcendental(kb: &mut Kb, op: UnaryOp, x: H, t: STy) -> Result<H, String> {
+fn transcendental(kb: &mut Kb, op: UnaryOp, x: H, t: STy) -> H {
     use UnaryOp as U;
     let wide = t == STy::F64;
     let m = if wide { &LIB64 } else { &LIB32 };
     let one = kb.lit_float(t, 1.0);
-    Ok(match op {
+    match op {
         U::Exp => (m.exp)(kb, x),
         U::Expm1 => (m.expm1)(kb, x),
         U::Log => (m.log)(kb, x),
@@ -598,7 +594,7 @@ fn transcendental(kb: &mut Kb, op: UnaryOp, x: H, t: STy) -> Result<H, String> {
         U::Tanh => math::tanh(kb, x),
         U::Cbrt if wide => math64::cbrt(kb, x),
         U::Cbrt => math::cbrt(kb, x),
-        U::Erf if wide => return Err(F64_MATH.into()),
+        U::Erf if wide => math64::erf(kb, x),
         U::Erf => erf(kb, x),
         U::Atan => (m.atan2)(kb, x, one),
         U::Asin | U::Acos => {
@@ -626,7 +622,7 @@ fn transcendental(kb: &mut Kb, op: UnaryOp, x: H, t: STy) -> Result<H, String> {
             let nx = kb.unary(Uo::Negate, x);
             let eb = (m.exp_half)(kb, nx);
             if op == U::Cosh {
-                return Ok(fbin(kb, Bo::Add, ea, eb));
+                return fbin(kb, Bo::Add, ea, eb);
             }
             let big = fbin(kb, Bo::Subtract, ea, eb);
             let m = (m.expm1)(kb, x);
@@ -690,7 +686,7 @@ fn transcendental(kb: &mut Kb, op: UnaryOp, x: H, t: STy) -> Result<H, String> {
             kb.select(out, nan, r)
         }
         _ => unreachable!("checked by is_transcendental"),
-    })
+    }
 }
 
 /// Float `pow(x, y)` of shader type `t`; exponents known at compile time that have an exact
