@@ -24,6 +24,8 @@
 //!
 //! None of these rely on `fma` rounding once (lavapipe's rounds twice): error-free products
 //! split operands by masking bits, which contraction by a driver cannot break.
+//!
+//! The f64 functions are in [`super::math64`].
 
 // Constants keep the digits they were derived with (exact splits, fitted coefficients).
 #![allow(clippy::excessive_precision)]

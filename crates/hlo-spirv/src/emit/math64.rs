@@ -284,14 +284,14 @@ const LN2_HI: f64 = 0.6931471806019545;
 const LN2_LO: f64 = -4.2009150726810846e-11;
 const LN2: f64 = std::f64::consts::LN_2;
 /// `log2 e` as a double-double.
-const LOG2E_DD: (f64, f64) = (1.4426950408889634, 2.0355273740931033e-17);
+const LOG2E_DD: (f64, f64) = (std::f64::consts::LOG2_E, 2.0355273740931033e-17);
 /// `pi/2` in four parts: three of 33 bits (exact products with |k| < 2^20) and a rounded tail.
 const PIO2_PARTS: [f64; 4] = [1.5707963267341256, 6.077100506303966e-11, 2.0222662487111665e-21, 8.4784276603689e-32];
 /// Below this magnitude trigonometric arguments are reduced with [`PIO2_PARTS`].
 const CODY_WAITE_LIMIT: f64 = 1048576.0;
-const PIO2_HI: f64 = 1.5707963267948966;
+const PIO2_HI: f64 = std::f64::consts::FRAC_PI_2;
 const PIO2_LO: f64 = 6.123233995736766e-17;
-const PI_HI: f64 = 3.141592653589793;
+const PI_HI: f64 = std::f64::consts::PI;
 const PI_LO: f64 = 1.2246467991473532e-16;
 /// `atan(k/8)` for k = 0..=8, each as a double-double.
 const ATAN_K8: [(f64, f64); 9] = [
@@ -303,7 +303,7 @@ const ATAN_K8: [(f64, f64); 9] = [
     (0.5585993153435624, -5.4556305485916264e-18),
     (0.6435011087932844, 1.5834785051444286e-17),
     (0.7188299996216245, -2.1478388444456983e-17),
-    (0.7853981633974483, 3.061616997868383e-17),
+    (std::f64::consts::FRAC_PI_4, 3.061616997868383e-17),
 ];
 /// The bits of `2/pi` after the binary point, 64 to a word, after a zero word for its
 /// integer part (and the bits before it that Payne-Hanek's window may start at).
@@ -344,7 +344,7 @@ const ATAN_A: [f64; 8] = inv_odd(3, -1.0, -1.0);
 /// `erf(x) / (x 2/sqrt(pi))` in `z = x^2`: `(-1)^n / (n! (2n + 1))`, n = 0..=21 (|x| <= 1).
 const ERF_T: [f64; 22] = erf_taylor();
 /// `2/sqrt(pi)`.
-const TWO_OVER_SQRT_PI: f64 = 1.1283791670955126;
+const TWO_OVER_SQRT_PI: f64 = std::f64::consts::FRAC_2_SQRT_PI;
 /// The Taylor coefficients of `erf` at 1.5 (from `erf(1.5)` and the series of `e^-x^2`, in
 /// 60-digit arithmetic), n = 1..=23 (|x - 1.5| <= 1/2: truncation 2^-60); `erf(1.5)` in two parts.
 const ERF_MID_0: (f64, f64) = (0.9661051464753108, -3.3867031441680696e-17);
