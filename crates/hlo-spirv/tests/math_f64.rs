@@ -295,3 +295,52 @@ fn jax_x64_program() {
         assert!((g - w).abs() <= tol, "point {i}: got {g:e} want {w:e}");
     }
 }
+
+/// `sin` of large f64 arguments inside an elementwise `while`, whose loop kernel first runs
+/// without Payne-Hanek and redoes the iteration with it where an argument needs it.
+#[test]
+fn payne_hanek_in_a_loop() {
+    let text = "HloModule m
+
+cond {
+  p = (s32[], f64[8], f64[8]) parameter(0)
+  i = s32[] get-tuple-element(p), index=0
+  n = s32[] constant(3)
+  ROOT lt = pred[] compare(i, n), direction=LT
+}
+
+body {
+  p = (s32[], f64[8], f64[8]) parameter(0)
+  i = s32[] get-tuple-element(p), index=0
+  x = f64[8] get-tuple-element(p), index=1
+  acc = f64[8] get-tuple-element(p), index=2
+  one = s32[] constant(1)
+  i1 = s32[] add(i, one)
+  s = f64[8] sine(x)
+  acc1 = f64[8] add(acc, s)
+  step = f64[] constant(1000000)
+  steps = f64[8] broadcast(step), dimensions={}
+  x1 = f64[8] add(x, steps)
+  ROOT t = (s32[], f64[8], f64[8]) tuple(i1, x1, acc1)
+}
+
+ENTRY e {
+  x = f64[8] parameter(0)
+  z = s32[] constant(0)
+  zf = f64[] constant(0)
+  acc = f64[8] broadcast(zf), dimensions={}
+  t = (s32[], f64[8], f64[8]) tuple(z, x, acc)
+  w = (s32[], f64[8], f64[8]) while(t), condition=cond, body=body
+  ROOT r = f64[8] get-tuple-element(w), index=2
+}
+";
+    let module = parse_and_fuse(text);
+    let compiled = compile_checked(&module);
+    let x = [0.5, -3.0, 1e5, 2e6, -1e9, 1e15, 3.1e17, -1e18];
+    let inputs = [to_bytes(&x)];
+    let got = from_bytes(&run_vulkan(&vulkan(), &compiled, &inputs)[0]);
+    let want = from_bytes(&run_interp(&module, &inputs)[0]);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!((g - w).abs() <= 1e-15 * 3.0, "x = {:e}: got {g:e} want {w:e}", x[i]);
+    }
+}
