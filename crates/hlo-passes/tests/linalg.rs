@@ -35,7 +35,7 @@ fn leaves(lit: &Literal, out: &mut Vec<Literal>) {
     match &lit.data {
         LiteralData::Array(_) => out.push(lit.clone()),
         LiteralData::Tuple(elems) => elems.iter().for_each(|e| leaves(e, out)),
-        LiteralData::Token => {}
+        LiteralData::Token | LiteralData::Elided => {}
     }
 }
 

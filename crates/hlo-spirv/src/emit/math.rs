@@ -24,6 +24,8 @@
 //!
 //! None of these rely on `fma` rounding once (lavapipe's rounds twice): error-free products
 //! split operands by masking bits, which contraction by a driver cannot break.
+//!
+//! The f64 functions are in [`super::math64`].
 
 // Constants keep the digits they were derived with (exact splits, fitted coefficients).
 #![allow(clippy::excessive_precision)]
@@ -37,19 +39,19 @@ fn c(kb: &mut Kb, v: f32) -> H {
     kb.lit_f32(v)
 }
 
-fn add(kb: &mut Kb, a: H, b: H) -> H {
+pub(super) fn add(kb: &mut Kb, a: H, b: H) -> H {
     kb.binary(Bo::Add, a, b)
 }
 
-fn sub(kb: &mut Kb, a: H, b: H) -> H {
+pub(super) fn sub(kb: &mut Kb, a: H, b: H) -> H {
     kb.binary(Bo::Subtract, a, b)
 }
 
-fn mul(kb: &mut Kb, a: H, b: H) -> H {
+pub(super) fn mul(kb: &mut Kb, a: H, b: H) -> H {
     kb.binary(Bo::Multiply, a, b)
 }
 
-fn div(kb: &mut Kb, a: H, b: H) -> H {
+pub(super) fn div(kb: &mut Kb, a: H, b: H) -> H {
     kb.binary(Bo::Divide, a, b)
 }
 
@@ -63,7 +65,7 @@ fn mulc(kb: &mut Kb, a: H, v: f32) -> H {
     mul(kb, a, k)
 }
 
-fn lt(kb: &mut Kb, a: H, b: H) -> H {
+pub(super) fn lt(kb: &mut Kb, a: H, b: H) -> H {
     kb.binary(Bo::Less, a, b)
 }
 
@@ -77,19 +79,19 @@ fn gtc(kb: &mut Kb, a: H, v: f32) -> H {
     kb.binary(Bo::Greater, a, k)
 }
 
-fn or(kb: &mut Kb, a: H, b: H) -> H {
+pub(super) fn or(kb: &mut Kb, a: H, b: H) -> H {
     kb.binary(Bo::LogicalOr, a, b)
 }
 
-fn and(kb: &mut Kb, a: H, b: H) -> H {
+pub(super) fn and(kb: &mut Kb, a: H, b: H) -> H {
     kb.binary(Bo::LogicalAnd, a, b)
 }
 
-fn not(kb: &mut Kb, a: H) -> H {
+pub(super) fn not(kb: &mut Kb, a: H) -> H {
     kb.unary(naga::UnaryOperator::LogicalNot, a)
 }
 
-fn neg(kb: &mut Kb, a: H) -> H {
+pub(super) fn neg(kb: &mut Kb, a: H) -> H {
     kb.unary(naga::UnaryOperator::Negate, a)
 }
 
@@ -119,7 +121,7 @@ fn ibin(kb: &mut Kb, op: Bo, a: H, v: i32) -> H {
     kb.binary(op, a, k)
 }
 
-fn abs(kb: &mut Kb, x: H) -> H {
+pub(super) fn abs(kb: &mut Kb, x: H) -> H {
     kb.math(Mf::Abs, &[x])
 }
 

@@ -20,6 +20,7 @@ pub(crate) mod elemental;
 pub(crate) mod elementwise_loop;
 pub(crate) mod loop_fusion;
 pub(crate) mod math;
+pub(crate) mod math64;
 pub(crate) mod ops;
 pub(crate) mod reduce;
 pub(crate) mod scatter;

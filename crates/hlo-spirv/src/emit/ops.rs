@@ -15,6 +15,7 @@
 //! the XLA result is emitted explicitly.
 
 use super::math::{self, Trig};
+use super::math64;
 use crate::builder::{Kb, STy, H};
 use hlo_ir::{BinaryOp, CompareDirection, CompareType, DType, UnaryOp};
 use naga::{BinaryOperator as Bo, MathFunction as Mf, UnaryOperator as Uo};
@@ -363,9 +364,6 @@ fn is_f64(dt: DType) -> bool {
     dt == DType::F64
 }
 
-/// `reason` for a transcendental the device lacks at 64 bits.
-const F64_MATH: &str = "f64 transcendental functions are not available in SPIR-V's GLSL.std.450";
-
 /// An elementwise unary op; returns the result in the value representation of `out`.
 pub(crate) fn unary(kb: &mut Kb, op: UnaryOp, x: Val, out: DType) -> Result<H, String> {
     let dt = x.dt;
@@ -454,12 +452,7 @@ pub(crate) fn unary(kb: &mut Kb, op: UnaryOp, x: Val, out: DType) -> Result<H, S
             let away = kb.binary(Bo::Add, t, s);
             kb.select(up, away, t)
         }
-        _ if float && is_transcendental(op) => {
-            if is_f64(dt) {
-                return Err(F64_MATH.into());
-            }
-            transcendental(kb, op, xh)
-        }
+        _ if float && is_transcendental(op) => transcendental(kb, op, xh, vty(dt)),
         UnaryOp::Clz if dt.is_integer() => {
             let bits = int_bits(dt);
             if bits == 64 {
@@ -557,7 +550,7 @@ fn erf(kb: &mut Kb, x: H) -> H {
     kb.select(nan, x, r)
 }
 
-/// Whether `op` is one of the f32 functions built in [`math`] (or from them).
+/// Whether `op` is one of the functions built in [`math`] and [`math64`] (or from them).
 fn is_transcendental(op: UnaryOp) -> bool {
     use UnaryOp as U;
     matches!(
@@ -584,69 +577,120 @@ fn is_transcendental(op: UnaryOp) -> bool {
     )
 }
 
-/// An f32 transcendental function. Those that XLA has no opcode for (and JAX decomposes
-/// before they reach HLO) are composed from the others with JAX's own formulas.
-fn transcendental(kb: &mut Kb, op: UnaryOp, x: H) -> H {
+/// The functions of one float width that [`transcendental`] composes the others from.
+struct Lib {
+    exp: fn(&mut Kb, H) -> H,
+    /// `e^x / 2`, finite up to the overflow threshold of `sinh`.
+    exp_half: fn(&mut Kb, H) -> H,
+    expm1: fn(&mut Kb, H) -> H,
+    log: fn(&mut Kb, H) -> H,
+    log1p: fn(&mut Kb, H) -> H,
+    atan2: fn(&mut Kb, H, H) -> H,
+    copysign: fn(&mut Kb, H, H) -> H,
+}
+
+const LIB32: Lib = Lib {
+    exp: math::exp,
+    // JAX's e^(x - ln 2) (the rounding of x - ln 2 costs up to |x| / 2 ulps).
+    exp_half: |kb, x| {
+        let mln2 = kb.lit_f32(-std::f32::consts::LN_2);
+        let a = kb.binary(Bo::Add, x, mln2);
+        math::exp(kb, a)
+    },
+    expm1: math::expm1,
+    log: math::log,
+    log1p: math::log1p,
+    atan2: math::atan2,
+    copysign: math::copysign,
+};
+
+const LIB64: Lib = Lib {
+    exp: math64::exp,
+    exp_half: math64::exp_half,
+    expm1: math64::expm1,
+    log: math64::log,
+    log1p: math64::log1p,
+    atan2: math64::atan2,
+    copysign: math64::copysign,
+};
+
+/// A transcendental function of shader type `t` (f32, or f64 from [`math64`]). Those that XLA
+/// has no opcode for (and JAX decomposes before they reach HLO) are composed from the others
+/// with JAX's own formulas.
+fn transcendental(kb: &mut Kb, op: UnaryOp, x: H, t: STy) -> H {
     use UnaryOp as U;
-    let one = fconst(kb, 1.0);
+    let wide = t == STy::F64;
+    let m = if wide { &LIB64 } else { &LIB32 };
+    let one = kb.lit_float(t, 1.0);
     match op {
-        U::Exp => math::exp(kb, x),
-        U::Expm1 => math::expm1(kb, x),
-        U::Log => math::log(kb, x),
-        U::Log1p => math::log1p(kb, x),
+        U::Exp => (m.exp)(kb, x),
+        U::Expm1 => (m.expm1)(kb, x),
+        U::Log => (m.log)(kb, x),
+        U::Log1p => (m.log1p)(kb, x),
+        U::Logistic if wide => math64::logistic(kb, x),
         U::Logistic => math::logistic(kb, x),
-        U::Sin => math::trig(kb, x, Trig::Sin),
-        U::Cos => math::trig(kb, x, Trig::Cos),
-        U::Tan => math::trig(kb, x, Trig::Tan),
+        U::Sin | U::Cos | U::Tan => {
+            let which = match op {
+                U::Sin => Trig::Sin,
+                U::Cos => Trig::Cos,
+                _ => Trig::Tan,
+            };
+            if wide {
+                math64::trig(kb, x, which)
+            } else {
+                math::trig(kb, x, which)
+            }
+        }
+        U::Tanh if wide => math64::tanh(kb, x),
         U::Tanh => math::tanh(kb, x),
+        U::Cbrt if wide => math64::cbrt(kb, x),
         U::Cbrt => math::cbrt(kb, x),
+        U::Erf if wide => math64::erf(kb, x),
         U::Erf => erf(kb, x),
-        U::Atan => math::atan2(kb, x, one),
+        U::Atan => (m.atan2)(kb, x, one),
         U::Asin | U::Acos => {
             // asin = 2 atan2(x, 1 + sqrt(1 - x^2)), acos = atan2(sqrt(1 - x^2), x).
             let a = fbin(kb, Bo::Subtract, one, x);
             let b = fbin(kb, Bo::Add, one, x);
             let p = fbin(kb, Bo::Multiply, a, b);
             let sq = kb.math(Mf::Sqrt, &[p]);
-            let zero = fconst(kb, 0.0);
+            let zero = kb.lit_float(t, 0.0);
             let neg = kb.binary(Bo::Less, p, zero);
-            let nan = fconst(kb, f32::NAN);
+            let nan = kb.lit_float(t, f64::NAN);
             let sq = kb.select(neg, nan, sq);
             if op == U::Acos {
-                math::atan2(kb, sq, x)
+                (m.atan2)(kb, sq, x)
             } else {
                 let d = fbin(kb, Bo::Add, one, sq);
-                let t = math::atan2(kb, x, d);
+                let t = (m.atan2)(kb, x, d);
                 fbin(kb, Bo::Add, t, t)
             }
         }
         U::Sinh | U::Cosh => {
-            // e^(x - ln 2) -+ e^(-x - ln 2), and for sinh with |x| < 1, (m + m / (m + 1)) / 2
-            // with m = expm1(x).
-            let mln2 = fconst(kb, -std::f32::consts::LN_2);
-            let a = fbin(kb, Bo::Add, x, mln2);
-            let ea = math::exp(kb, a);
-            let b = fbin(kb, Bo::Subtract, mln2, x);
-            let eb = math::exp(kb, b);
+            // e^x / 2 -+ e^-x / 2, and for sinh with |x| < 1, (m + m / (m + 1)) / 2 with
+            // m = expm1(x).
+            let ea = (m.exp_half)(kb, x);
+            let nx = kb.unary(Uo::Negate, x);
+            let eb = (m.exp_half)(kb, nx);
             if op == U::Cosh {
                 return fbin(kb, Bo::Add, ea, eb);
             }
             let big = fbin(kb, Bo::Subtract, ea, eb);
-            let m = math::expm1(kb, x);
+            let m = (m.expm1)(kb, x);
             let m1 = fbin(kb, Bo::Add, m, one);
             let q = fbin(kb, Bo::Divide, m, m1);
             let s = fbin(kb, Bo::Add, m, q);
-            let half = fconst(kb, 0.5);
+            let half = kb.lit_float(t, 0.5);
             let small = fbin(kb, Bo::Multiply, s, half);
             let ax = kb.math(Mf::Abs, &[x]);
             let is_small = kb.binary(Bo::Less, ax, one);
             kb.select(is_small, small, big)
         }
         U::Asinh => {
-            // sign(x) * (|x| >= 2^64 ? log|x| + ln 2 : log1p(|x| + x^2 / (1 + sqrt(1 + x^2)))).
+            // sign(x) * (|x| >= sqrt(max) ? log|x| + ln 2 : log1p(|x| + x^2 / (1 + sqrt(1 + x^2)))).
             let ax = kb.math(Mf::Abs, &[x]);
-            let lx = math::log(kb, ax);
-            let ln2 = fconst(kb, std::f32::consts::LN_2);
+            let lx = (m.log)(kb, ax);
+            let ln2 = kb.lit_float(t, std::f64::consts::LN_2);
             let big = fbin(kb, Bo::Add, lx, ln2);
             let x2 = fbin(kb, Bo::Multiply, ax, ax);
             let s = fbin(kb, Bo::Add, x2, one);
@@ -654,16 +698,16 @@ fn transcendental(kb: &mut Kb, op: UnaryOp, x: H) -> H {
             let s = fbin(kb, Bo::Add, s, one);
             let q = fbin(kb, Bo::Divide, x2, s);
             let q = fbin(kb, Bo::Add, ax, q);
-            let small = math::log1p(kb, q);
-            let lim = fconst(kb, 1.844_674_3e19);
+            let small = (m.log1p)(kb, q);
+            let lim = kb.lit_float(t, if wide { 1.340_780_792_994_259_6e154 } else { 1.844_674_3e19 });
             let is_big = kb.binary(Bo::GreaterEqual, ax, lim);
             let r = kb.select(is_big, big, small);
-            math::copysign(kb, r, x)
+            (m.copysign)(kb, r, x)
         }
         U::Acosh => {
-            // x >= 2^127 ? log x + ln 2 : log1p(sqrt(x - 1) (sqrt(x + 1) + sqrt(x - 1))).
-            let lx = math::log(kb, x);
-            let ln2 = fconst(kb, std::f32::consts::LN_2);
+            // x >= max/2 ? log x + ln 2 : log1p(sqrt(x - 1) (sqrt(x + 1) + sqrt(x - 1))).
+            let lx = (m.log)(kb, x);
+            let ln2 = kb.lit_float(t, std::f64::consts::LN_2);
             let big = fbin(kb, Bo::Add, lx, ln2);
             let a = fbin(kb, Bo::Subtract, x, one);
             let a = kb.math(Mf::Sqrt, &[a]);
@@ -671,58 +715,62 @@ fn transcendental(kb: &mut Kb, op: UnaryOp, x: H) -> H {
             let b = kb.math(Mf::Sqrt, &[b]);
             let s = fbin(kb, Bo::Add, b, a);
             let p = fbin(kb, Bo::Multiply, a, s);
-            let small = math::log1p(kb, p);
-            let lim = fconst(kb, 1.701_411_7e38);
+            let small = (m.log1p)(kb, p);
+            let lim = kb.lit_float(t, if wide { 8.988_465_674_311_58e307 } else { 1.701_411_7e38 });
             let is_big = kb.binary(Bo::GreaterEqual, x, lim);
             let r = kb.select(is_big, big, small);
             let below = kb.binary(Bo::Less, x, one);
-            let nan = fconst(kb, f32::NAN);
+            let nan = kb.lit_float(t, f64::NAN);
             kb.select(below, nan, r)
         }
         U::Atanh => {
             // |x| > 1 ? NaN : (log1p(x) - log1p(-x)) / 2.
-            let a = math::log1p(kb, x);
+            let a = (m.log1p)(kb, x);
             let nx = kb.unary(Uo::Negate, x);
-            let b = math::log1p(kb, nx);
+            let b = (m.log1p)(kb, nx);
             let d = fbin(kb, Bo::Subtract, a, b);
-            let half = fconst(kb, 0.5);
+            let half = kb.lit_float(t, 0.5);
             let r = fbin(kb, Bo::Multiply, d, half);
             let ax = kb.math(Mf::Abs, &[x]);
             let out = kb.binary(Bo::Greater, ax, one);
-            let nan = fconst(kb, f32::NAN);
+            let nan = kb.lit_float(t, f64::NAN);
             kb.select(out, nan, r)
         }
         _ => unreachable!("checked by is_transcendental"),
     }
 }
 
-/// Float `pow(x, y)`; exponents known at compile time that have an exact short form skip
-/// the general algorithm.
-fn pow(kb: &mut Kb, x: H, y: H, exponent: Option<f64>) -> H {
+/// Float `pow(x, y)` of shader type `t`; exponents known at compile time that have an exact
+/// short form skip the general algorithm.
+fn pow(kb: &mut Kb, x: H, y: H, exponent: Option<f64>, t: STy) -> H {
     match exponent {
         Some(1.0) => return x,
         Some(2.0) => return fbin(kb, Bo::Multiply, x, x),
         Some(-1.0) => {
-            let one = fconst(kb, 1.0);
+            let one = kb.lit_float(t, 1.0);
             return fbin(kb, Bo::Divide, one, x);
         }
         Some(0.5) => {
             // pow(-0, 0.5) = +0 and pow(-inf, 0.5) = +inf, unlike sqrt; negative x gives NaN.
             let s = kb.math(Mf::Sqrt, &[x]);
-            let zero = fconst(kb, 0.0);
+            let zero = kb.lit_float(t, 0.0);
             let neg = kb.binary(Bo::Less, x, zero);
-            let nan = fconst(kb, f32::NAN);
+            let nan = kb.lit_float(t, f64::NAN);
             let s = kb.select(neg, nan, s);
-            let ninf = fconst(kb, f32::NEG_INFINITY);
+            let ninf = kb.lit_float(t, f64::NEG_INFINITY);
             let is_ninf = kb.binary(Bo::Equal, x, ninf);
-            let pinf = fconst(kb, f32::INFINITY);
+            let pinf = kb.lit_float(t, f64::INFINITY);
             let s = kb.select(is_ninf, pinf, s);
             let is_zero = kb.binary(Bo::Equal, x, zero);
             return kb.select(is_zero, zero, s);
         }
         _ => {}
     }
-    math::pow(kb, x, y)
+    if t == STy::F64 {
+        math64::pow(kb, x, y)
+    } else {
+        math::pow(kb, x, y)
+    }
 }
 
 /// An elementwise binary op on two values of type `a.dt`; the result has type `out`.
@@ -779,8 +827,9 @@ pub(crate) fn binary(
             let f = if op == BinaryOp::Maximum { Mf::Max } else { Mf::Min };
             kb.math(f, &[x, y])
         }
-        BinaryOp::Power if float && !is_f64(dt) => pow(kb, x, y, rhs_const),
-        BinaryOp::Atan2 if float && !is_f64(dt) => math::atan2(kb, x, y),
+        BinaryOp::Power if float => pow(kb, x, y, rhs_const, vty(dt)),
+        BinaryOp::Atan2 if is_f64(dt) => math64::atan2(kb, x, y),
+        BinaryOp::Atan2 if float => math::atan2(kb, x, y),
         BinaryOp::And if pred => bool_and(kb, x, y),
         BinaryOp::Or if pred => bool_or(kb, x, y),
         BinaryOp::Xor if pred => kb.binary(Bo::NotEqual, x, y),
