@@ -53,13 +53,48 @@ pub(crate) fn lower(top: &[Operation]) -> Result<Module> {
     }
     let mut l = Lowerer { funcs, comps: Vec::new(), func_ids: HashMap::new(), in_progress: HashSet::new(), counter: 0 };
     let entry = l.func("main", Pos::Byte(0))?;
-    Ok(Module {
+    let main = l.funcs["main"];
+    let mut module = Module {
         name: module_name,
         attrs: ModuleAttrs::default(),
         comps: l.comps,
         entry,
         stack_frames: Default::default(),
-    })
+    };
+    let root_is_tuple = module.entry_comp().instr(module.entry_comp().root).shape.is_tuple();
+    module.attrs.other = donation_attrs(main, root_is_tuple);
+    Ok(module)
+}
+
+/// XLA's `input_output_alias` and `buffer_donor` header attributes, from the argument attributes of
+/// `main` where JAX marks donated arguments (`donate_argnums`): `tf.aliasing_output = k` (result `k`
+/// may reuse the argument's memory) or `jax.buffer_donor = true` (the compiler may pick a result).
+/// Results are a tuple's elements (`{k}`) or, for one result, the root itself (`{}`).
+fn donation_attrs(main: &Operation, root_is_tuple: bool) -> Vec<(String, String)> {
+    let Some(Attr::Array(args)) = main.attr("arg_attrs") else { return Vec::new() };
+    let mut aliases = Vec::new();
+    let mut donors = Vec::new();
+    for (param, dict) in args.iter().enumerate() {
+        let Attr::Dict(entries) = dict else { continue };
+        for (name, value) in entries {
+            match (name.as_str(), value) {
+                ("tf.aliasing_output", Attr::Int { value: output, .. }) if *output >= 0 => {
+                    let path = if root_is_tuple { output.to_string() } else { String::new() };
+                    aliases.push(format!("{{{path}}}: ({param}, {{}}, may-alias)"));
+                }
+                ("jax.buffer_donor", Attr::Bool(true)) => donors.push(format!("({param}, {{}})")),
+                _ => {}
+            }
+        }
+    }
+    let mut attrs = Vec::new();
+    if !aliases.is_empty() {
+        attrs.push(("input_output_alias".to_string(), format!("{{ {} }}", aliases.join(", "))));
+    }
+    if !donors.is_empty() {
+        attrs.push(("buffer_donor".to_string(), format!("{{ {} }}", donors.join(", "))));
+    }
+    attrs
 }
 
 fn collect_func<'a>(op: &'a Operation, funcs: &mut HashMap<String, &'a Operation>) -> Result<()> {

@@ -50,3 +50,29 @@ fn tuple_if_and_capturing_while() {
     assert_eq!(run(1.5, true), vec![3.0, 11.5]);
     assert_eq!(run(1.5, false), vec![-0.5, 11.5]);
 }
+
+/// `donate_argnums` marks `main`'s arguments; they become XLA's `input_output_alias` and `buffer_donor`.
+#[test]
+fn donated_arguments_become_aliases() {
+    let step = r#"
+module @jit_step {
+  func.func public @main(%arg0: tensor<4x2xf32> {tf.aliasing_output = 1 : i32}, %arg1: tensor<4x2xf32> {jax.buffer_donor = true}, %arg2: tensor<f32>) -> (tensor<4x2xf32>, tensor<4x2xf32>) {
+    return %arg1, %arg0 : tensor<4x2xf32>, tensor<4x2xf32>
+  }
+}
+"#;
+    let module = hlo_stablehlo::parse_text(step).unwrap();
+    let attr = |name: &str| module.attrs.other.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    assert_eq!(attr("input_output_alias"), Some("{ {1}: (0, {}, may-alias) }"));
+    assert_eq!(attr("buffer_donor"), Some("{ (1, {}) }"));
+
+    let single = r#"
+func.func public @main(%arg0: tensor<4xf32> {tf.aliasing_output = 0 : i32}) -> tensor<4xf32> {
+  return %arg0 : tensor<4xf32>
+}
+"#;
+    let module = hlo_stablehlo::parse_text(single).unwrap();
+    assert_eq!(module.attrs.other, vec![("input_output_alias".to_string(), "{ {}: (0, {}, may-alias) }".to_string())]);
+    let printed = hlo_ir::print_module(&module);
+    assert!(printed.contains("input_output_alias={ {}: (0, {}, may-alias) }"), "{printed}");
+}
