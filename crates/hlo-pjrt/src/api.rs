@@ -457,6 +457,22 @@ entry!(PJRT_Device_MemoryStats(args: DeviceMemoryStatsArgs) {
     args.peak_bytes_in_use_is_set = false;
     args.largest_alloc_size_is_set = false;
     args.bytes_limit_is_set = false;
+    // The later flags, each only where the caller's (possibly older) struct reaches it.
+    let size = args.struct_size;
+    macro_rules! clear {
+        ($($flag:ident),*) => {$(
+            if size > std::mem::offset_of!(DeviceMemoryStatsArgs, $flag) {
+                args.$flag = false;
+            }
+        )*};
+    }
+    clear!(
+        peak_bytes_reserved_is_set,
+        bytes_reservable_limit_is_set,
+        largest_free_block_bytes_is_set,
+        pool_bytes_is_set,
+        peak_pool_bytes_is_set
+    );
     Ok(())
 });
 

@@ -256,7 +256,8 @@ args!(DeviceAddressableMemoriesArgs, needs num_memories {
     device: *mut Device, memories: *const *mut Memory, num_memories: usize,
 });
 args!(DeviceDefaultMemoryArgs, needs memory { device: *mut Device, memory: *mut Memory });
-// The statistics up to `bytes_reserved`; the plugin leaves the later ones unset.
+// The plugin sets the statistics up to `bytes_reserved` and clears the later `_is_set` flags where
+// the caller's struct has them (callers do not zero the struct).
 args!(DeviceMemoryStatsArgs, needs bytes_reserved_is_set {
     device: *mut Device,
     bytes_in_use: i64,
@@ -270,6 +271,16 @@ args!(DeviceMemoryStatsArgs, needs bytes_reserved_is_set {
     bytes_limit_is_set: bool,
     bytes_reserved: i64,
     bytes_reserved_is_set: bool,
+    peak_bytes_reserved: i64,
+    peak_bytes_reserved_is_set: bool,
+    bytes_reservable_limit: i64,
+    bytes_reservable_limit_is_set: bool,
+    largest_free_block_bytes: i64,
+    largest_free_block_bytes_is_set: bool,
+    pool_bytes: i64,
+    pool_bytes_is_set: bool,
+    peak_pool_bytes: i64,
+    peak_pool_bytes_is_set: bool,
 });
 
 // ----------------------------------- Memory -----------------------------------
