@@ -123,3 +123,11 @@ def test_complex_numbers():
     check(lambda z: jnp.fft.fft(z), z, rtol=1e-4, atol=1e-4)
     check(lambda x: jnp.fft.ifft(jnp.fft.fft(x, axis=0), axis=0), z, rtol=1e-4, atol=1e-5)
     check(lambda x: jnp.fft.rfft(x), normal(3, 64), rtol=1e-4, atol=1e-4)
+
+
+def test_hyperbolic_and_inverse_trigonometric():
+    # CHLO ops, which reach the plugin as `mhlo.sinh`, `mhlo.asin`, ... custom calls.
+    x = np.linspace(-3, 3, 61, dtype=np.float32)
+    u = np.linspace(-0.99, 0.99, 45, dtype=np.float32)
+    check(lambda x: (jnp.sinh(x), jnp.cosh(x), jnp.arcsinh(x * 100)), x, rtol=1e-6, atol=1e-6)
+    check(lambda u: (jnp.arcsin(u), jnp.arccos(u), jnp.arctanh(u), jnp.arccosh(2.0 + u * u * 50)), u, rtol=1e-6, atol=1e-6)

@@ -564,6 +564,13 @@ impl<'a> Lowerer<'a> {
             "custom_call" => return self.emit_custom_call(cx, op, &a, &ins),
             // CHLO ops that HLO has (in text; artifacts carry them as custom calls).
             "erf" => Op::Unary(UnaryOp::Erf),
+            "sinh" => Op::Unary(UnaryOp::Sinh),
+            "cosh" => Op::Unary(UnaryOp::Cosh),
+            "asin" => Op::Unary(UnaryOp::Asin),
+            "acos" => Op::Unary(UnaryOp::Acos),
+            "asinh" => Op::Unary(UnaryOp::Asinh),
+            "acosh" => Op::Unary(UnaryOp::Acosh),
+            "atanh" => Op::Unary(UnaryOp::Atanh),
             "top_k" => Op::TopK { k: a.int("k")?, largest: a.bool_or("largest", true)? },
             "fft" => Op::Fft {
                 fft_type: match a.enum_("fft_type")? {
@@ -628,6 +635,13 @@ impl<'a> Lowerer<'a> {
             let chlo = Operation { attrs: inner, ..op.clone() };
             let hlo = match target.as_str() {
                 "mhlo.erf" => Some(Op::Unary(UnaryOp::Erf)),
+                "mhlo.sinh" => Some(Op::Unary(UnaryOp::Sinh)),
+                "mhlo.cosh" => Some(Op::Unary(UnaryOp::Cosh)),
+                "mhlo.asin" => Some(Op::Unary(UnaryOp::Asin)),
+                "mhlo.acos" => Some(Op::Unary(UnaryOp::Acos)),
+                "mhlo.asinh" => Some(Op::Unary(UnaryOp::Asinh)),
+                "mhlo.acosh" => Some(Op::Unary(UnaryOp::Acosh)),
+                "mhlo.atanh" => Some(Op::Unary(UnaryOp::Atanh)),
                 "mhlo.topk" => {
                     let a = Attrs(&chlo);
                     Some(Op::TopK { k: a.int("k")?, largest: a.bool_or("largest", true)? })

@@ -76,3 +76,30 @@ func.func public @main(%arg0: tensor<4xf32> {tf.aliasing_output = 0 : i32}) -> t
     let printed = hlo_ir::print_module(&module);
     assert!(printed.contains("input_output_alias={ {}: (0, {}, may-alias) }"), "{printed}");
 }
+
+/// CHLO's hyperbolic and inverse trigonometric functions reach a plugin as `mhlo.NAME` custom calls.
+#[test]
+fn chlo_custom_calls_become_unary_ops() {
+    let cases: [(&str, fn(f32) -> f32, f32); 7] = [
+        ("sinh", f32::sinh, 0.7),
+        ("cosh", f32::cosh, 0.7),
+        ("asin", f32::asin, 0.3),
+        ("acos", f32::acos, 0.3),
+        ("asinh", f32::asinh, 2.5),
+        ("acosh", f32::acosh, 2.5),
+        ("atanh", f32::atanh, 0.4),
+    ];
+    for (name, f, x) in cases {
+        let text = format!(
+            "func.func public @main(%arg0: tensor<f32>) -> tensor<f32> {{\n  \
+             %0 = stablehlo.custom_call @mhlo.{name}(%arg0) {{mhlo.attributes = {{}}, mhlo.version = 1 : i64}} : (tensor<f32>) -> tensor<f32>\n  \
+             return %0 : tensor<f32>\n}}\n"
+        );
+        let module = hlo_stablehlo::parse_text(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let printed = hlo_ir::print_module(&module);
+        assert!(!printed.contains("custom-call"), "{name}:\n{printed}");
+        let out = hlo_interp::evaluate(&module, &[Literal::scalar_f32(x)]).unwrap();
+        let Some(hlo_ir::ArrayData::F32(v)) = out.array_data() else { panic!("{name}: an f32 result") };
+        assert!((v[0] - f(x)).abs() <= 1e-6 * f(x).abs().max(1.0), "{name}({x}) = {}, want {}", v[0], f(x));
+    }
+}
