@@ -131,3 +131,12 @@ def test_hyperbolic_and_inverse_trigonometric():
     u = np.linspace(-0.99, 0.99, 45, dtype=np.float32)
     check(lambda x: (jnp.sinh(x), jnp.cosh(x), jnp.arcsinh(x * 100)), x, rtol=1e-6, atol=1e-6)
     check(lambda u: (jnp.arcsin(u), jnp.arccos(u), jnp.arctanh(u), jnp.arccosh(2.0 + u * u * 50)), u, rtol=1e-6, atol=1e-6)
+
+
+def test_composite():
+    # `lax.composite` reaches the plugin as `stablehlo.composite`: a call of its decomposition.
+    def tangent(x, *, scale):
+        return jnp.sin(x) / jnp.cos(x) * scale
+
+    composite = lax.composite(tangent, name="test.tangent")
+    check(lambda x: composite(x, scale=3.0), np.linspace(-1, 1, 9, dtype=np.float32), rtol=1e-6)

@@ -523,14 +523,27 @@ impl<'a> Lowerer<'a> {
             }
             "while" => return self.while_(cx, op, &ins),
             "case" | "if" => return self.conditional(cx, op, &ins, name == "if"),
-            "call" => {
-                let callee = match a.get("callee")? {
+            // A composite (`lax.composite`) is a call of its decomposition, as XLA reads it, with its
+            // name, attributes and version as the frontend attributes XLA gives it.
+            "call" | "composite" => {
+                let is_composite = name == "composite";
+                let callee = match a.get(if is_composite { "decomposition" } else { "callee" })? {
                     Attr::String(s) | Attr::SymbolRef(s) => s.clone(),
                     other => return Err(invalid(op, format!("a callee name, found {other:?}"))),
                 };
                 let to_apply = self.func(&callee, op.pos)?;
                 let result = self.comps[to_apply.index()].root_instr().shape.clone();
-                let id = self.emit(cx, op, Op::Call { to_apply, is_composite: false }, &ins, result)?;
+                let id = self.emit(cx, op, Op::Call { to_apply, is_composite }, &ins, result)?;
+                if is_composite {
+                    let mut attrs = vec![("composite.name".to_string(), attr_text(a.get("name")?))];
+                    if let Some(d) = a.opt("composite_attributes") {
+                        attrs.push(("composite.attributes".to_string(), attr_text(d)));
+                    }
+                    if let Some(v) = a.opt("version") {
+                        attrs.push(("composite.version".to_string(), attr_text(v)));
+                    }
+                    cx.comp.instr_mut(id).meta.frontend_attributes = attrs;
+                }
                 if op.results.len() == 1 && !self.comps[to_apply.index()].root_instr().shape.is_tuple() {
                     cx.values.insert(op.results[0].0, id);
                     return Ok(());
