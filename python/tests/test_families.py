@@ -123,6 +123,8 @@ def test_complex_numbers():
     check(lambda z: jnp.fft.fft(z), z, rtol=1e-4, atol=1e-4)
     check(lambda x: jnp.fft.ifft(jnp.fft.fft(x, axis=0), axis=0), z, rtol=1e-4, atol=1e-5)
     check(lambda x: jnp.fft.rfft(x), normal(3, 64), rtol=1e-4, atol=1e-4)
+    # A complex result made only of constants (`jnp.ones`, `jnp.full`).
+    check(lambda x: (jnp.ones(3, jnp.complex64), jnp.full((2, 2), 1 + 2j, jnp.complex64) * x[0, 0]), z)
 
 
 def test_hyperbolic_and_inverse_trigonometric():
