@@ -381,8 +381,10 @@ pub fn compile_module(module: &Module, target: &Target) -> Result<hlo_spirv::Com
         )));
     }
     let mut optimized = module.clone();
-    hlo_passes::run_pipeline(&mut optimized, &mut hlo_passes::PipelineOptions::default())
-        .map_err(|e| Error::Internal(format!("internal compiler error in the pass pipeline: {e}")))?;
+    hlo_passes::run_pipeline(&mut optimized, &mut hlo_passes::PipelineOptions::default()).map_err(|e| match e {
+        hlo_passes::PassError::Unsupported { .. } => Error::Unsupported(format!("unsupported on Vulkan: {e}")),
+        other => Error::Internal(format!("internal compiler error in the pass pipeline: {other}")),
+    })?;
     hlo_spirv::compile(&optimized, target).map_err(|e| match e {
         hlo_spirv::CodegenError::Unsupported { op, instr, reason } => {
             Error::Unsupported(format!("unsupported on Vulkan: {op} ({instr}): {reason}"))
