@@ -80,7 +80,8 @@ func.func public @main(%arg0: tensor<4xf32> {tf.aliasing_output = 0 : i32}) -> t
 /// CHLO's hyperbolic and inverse trigonometric functions reach a plugin as `mhlo.NAME` custom calls.
 #[test]
 fn chlo_custom_calls_become_unary_ops() {
-    let cases: [(&str, fn(f32) -> f32, f32); 7] = [
+    type Case = (&'static str, fn(f32) -> f32, f32);
+    let cases: [Case; 7] = [
         ("sinh", f32::sinh, 0.7),
         ("cosh", f32::cosh, 0.7),
         ("asin", f32::asin, 0.3),
