@@ -267,9 +267,14 @@ fn is_scalar(comp: &Computation, id: InstrId) -> bool {
 }
 
 /// `op(broadcast(a), broadcast(b), ...)` with scalar `a`, `b` -> `broadcast(op(a, b, ...))`.
+/// Not for a complex result: after `lower-complex` a complex array must stay built by `complex`
+/// (`complex(broadcast(re), broadcast(im))`, `jnp.ones(3, complex64)`), which the device writes.
 fn sink_broadcast(comp: &mut Computation, id: InstrId, names: &mut NameUniquer) -> Option<Rewrite> {
     let instr = comp.instr(id);
     if !instr.op.is_elementwise() || instr.operands.is_empty() || dims(&instr.shape).is_empty() {
+        return None;
+    }
+    if instr.shape.dtype().is_some_and(|t| t.is_complex()) {
         return None;
     }
     let mut scalars = Vec::with_capacity(instr.operands.len());
@@ -495,6 +500,24 @@ ENTRY %main () -> f32[8] {
 %b = f32[] constant(3)
 %p.1 = f32[] power(%a, %b)
 ROOT %p = f32[8] broadcast(%p.1), dimensions={}
+}
+"#,
+        );
+    }
+
+    /// `jnp.ones(3, complex64)` after `lower-complex`: the device writes a complex array only from `complex`.
+    #[test]
+    fn complex_of_broadcasts_stays() {
+        check_unchanged(
+            super::run,
+            r#"
+HloModule m
+ENTRY main {
+  re = f32[] constant(1)
+  im = f32[] constant(0)
+  x = f32[3] broadcast(re), dimensions={}
+  y = f32[3] broadcast(im), dimensions={}
+  ROOT z = c64[3] complex(x, y)
 }
 "#,
         );

@@ -447,6 +447,35 @@ entry!(PJRT_Device_DefaultMemory(args: DeviceDefaultMemoryArgs) {
     Ok(())
 });
 
+entry!(PJRT_Device_MemoryStats(args: DeviceMemoryStatsArgs) {
+    let report = handle(args.device, "device")?.memory_report();
+    args.bytes_in_use = report.allocated_bytes as i64;
+    args.num_allocs = report.n_allocations as i64;
+    args.num_allocs_is_set = true;
+    args.bytes_reserved = report.capacity_bytes as i64;
+    args.bytes_reserved_is_set = true;
+    args.peak_bytes_in_use_is_set = false;
+    args.largest_alloc_size_is_set = false;
+    args.bytes_limit_is_set = false;
+    // The later flags, each only where the caller's (possibly older) struct reaches it.
+    let size = args.struct_size;
+    macro_rules! clear {
+        ($($flag:ident),*) => {$(
+            if size > std::mem::offset_of!(DeviceMemoryStatsArgs, $flag) {
+                args.$flag = false;
+            }
+        )*};
+    }
+    clear!(
+        peak_bytes_reserved_is_set,
+        bytes_reservable_limit_is_set,
+        largest_free_block_bytes_is_set,
+        pool_bytes_is_set,
+        peak_pool_bytes_is_set
+    );
+    Ok(())
+});
+
 // ----------------------------------- Memory -----------------------------------
 
 entry!(PJRT_Memory_Id(args: MemoryIdArgs) {
@@ -613,7 +642,8 @@ entry!(PJRT_LoadedExecutable_Execute(args: LoadedExecutableExecuteArgs) {
     let lists = in_slice(args.argument_lists, 1, "argument_lists")?;
     let buffers = in_slice(lists[0], args.num_args, "argument list")?;
     let inputs = buffers.iter().map(|&b| handle(b, "argument buffer")).collect::<Result<Vec<&Buffer>>>()?;
-    let outputs = exe.execute(client, &inputs)?;
+    let non_donatable = non_donatable_inputs(args.options)?;
+    let outputs = exe.execute(client, &inputs, non_donatable)?;
     let out_lists = in_slice(args.output_lists, 1, "output_lists")?;
     if out_lists[0].is_null() {
         return Err(Error::InvalidArgument("the output list is null".into()));
@@ -628,6 +658,25 @@ entry!(PJRT_LoadedExecutable_Execute(args: LoadedExecutableExecuteArgs) {
     }
     Ok(())
 });
+
+/// The inputs the caller forbids donating (`PJRT_ExecuteOptions.non_donatable_input_indices`): none
+/// without options or with options from a header that predates the list.
+fn non_donatable_inputs<'a>(options: *mut ExecuteOptions) -> Result<&'a [i64]> {
+    if options.is_null() {
+        return Ok(&[]);
+    }
+    // SAFETY: the caller's options struct starts with its `size_t struct_size`.
+    let size = unsafe { (*options).struct_size };
+    if size < ExecuteOptions::REQUIRED {
+        return Ok(&[]);
+    }
+    let options = handle(options, "execute options")?;
+    in_slice(
+        options.non_donatable_input_indices,
+        options.num_non_donatable_input_indices,
+        "non_donatable_input_indices",
+    )
+}
 
 /// The serialized `xla.DeviceAssignmentProto` of one replica and one partition on device 0:
 /// `replica_count: 1, computation_count: 1, computation_devices { replica_device_ids: [0] }`.
@@ -894,7 +943,7 @@ api_table! {
     PJRT_Device_LocalHardwareId = PJRT_Device_LocalHardwareId,
     PJRT_Device_AddressableMemories = PJRT_Device_AddressableMemories,
     PJRT_Device_DefaultMemory = PJRT_Device_DefaultMemory,
-    PJRT_Device_MemoryStats = _,
+    PJRT_Device_MemoryStats = PJRT_Device_MemoryStats,
     PJRT_Memory_Id = PJRT_Memory_Id,
     PJRT_Memory_Kind = PJRT_Memory_Kind,
     PJRT_Memory_DebugString = PJRT_Memory_DebugString,

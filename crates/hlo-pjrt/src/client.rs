@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use hlo_ir::{DType, Module};
 use hlo_spirv::{DeviceStorage, HostIo, Target};
-use hlo_vulkan::{Context, ContextOptions, DeviceArray};
+use hlo_vulkan::{ArrayInput, Context, ContextOptions, DeviceArray};
 
 use crate::error::{Error, PjrtError, Result};
 use crate::ffi::{self, NamedValue};
@@ -36,6 +36,14 @@ pub struct Client {
 pub struct Device {
     pub description: DeviceDescription,
     pub memories: Vec<*mut Memory>,
+    ctx: Arc<Context>,
+}
+
+impl Device {
+    /// The device memory the runtime's allocator holds now (`jax.Device.memory_stats()`).
+    pub fn memory_report(&self) -> hlo_vulkan::MemoryReport {
+        self.ctx.memory_report()
+    }
 }
 
 /// A `PJRT_DeviceDescription`.
@@ -87,6 +95,9 @@ pub struct ExecutableInfo {
     pub name: String,
     pub inputs: Vec<HostIo>,
     pub outputs: Vec<HostIo>,
+    /// Per input: the output whose memory it may be donated to (the module's `input_output_alias`, or a
+    /// `buffer_donor` matched to an output of its type and shape).
+    pub donations: Vec<Option<usize>>,
     pub output_types: Vec<u32>,
     /// The output shapes concatenated, and the rank of each.
     pub output_dims: Vec<i64>,
@@ -141,6 +152,7 @@ impl Client {
                 attributes: Vec::new(),
             },
             memories: Vec::new(),
+            ctx: ctx.clone(),
         });
         let mut memory = Box::new(Memory {
             id: 0,
@@ -231,8 +243,10 @@ impl Client {
                 Error::Unsupported(format!("output `{}` has element type {}", io.name, io.dtype.name()))
             })?);
         }
+        let donations = donations(&module, &compiled.inputs, &outputs);
         let info = ExecutableInfo {
             name: module.name.clone(),
+            donations,
             inputs: compiled.inputs.clone(),
             output_dims: outputs.iter().flat_map(|io| io.dims.iter().copied()).collect(),
             output_ranks: outputs.iter().map(|io| io.dims.len()).collect(),
@@ -246,6 +260,76 @@ impl Client {
         };
         Ok(LoadedExecutable { client: self, info: Arc::new(info), runtime: Mutex::new(Some(runtime)) })
     }
+}
+
+/// Per input leaf, the output leaf it may be donated to: the module's `input_output_alias` (JAX's
+/// `tf.aliasing_output`), then each `buffer_donor` paired with the first output of its dtype and shape
+/// that nothing else is donated to. Entries of other forms (tuple parameters, nested output paths) and
+/// pairs whose arrays differ are ignored: those inputs are read, not donated.
+fn donations(module: &Module, inputs: &[HostIo], outputs: &[HostIo]) -> Vec<Option<usize>> {
+    let mut donate = vec![None; inputs.len()];
+    let entry = module.entry_comp();
+    if entry.params.iter().any(|&p| entry.instr(p).shape.is_tuple()) || entry.params.len() != inputs.len() {
+        return donate;
+    }
+    let attr = |name: &str| module.attrs.other.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let fits = |input: usize, output: usize| {
+        inputs.get(input).zip(outputs.get(output)).is_some_and(|(i, o)| i.dtype == o.dtype && i.dims == o.dims)
+    };
+    let mut taken = vec![false; outputs.len()];
+    // `{ {1}: (0, {}, may-alias), {}: (2, {}) }`
+    for group in attr("input_output_alias").map(alias_groups).unwrap_or_default() {
+        let Some((path, rest)) = group.split_once(':') else { continue };
+        let output = match path.trim().trim_start_matches('{').trim_end_matches('}').trim() {
+            "" => 0,
+            k => match k.parse::<usize>() {
+                Ok(k) => k,
+                Err(_) => continue,
+            },
+        };
+        let mut parts = rest.trim().trim_start_matches('(').trim_end_matches(')').split(',').map(str::trim);
+        let (Some(Ok(input)), Some("{}")) = (parts.next().map(str::parse::<usize>), parts.next()) else { continue };
+        if fits(input, output) && !taken[output] && donate[input].is_none() {
+            donate[input] = Some(output);
+            taken[output] = true;
+        }
+    }
+    // `{ (1, {}), (3, {}) }`
+    for group in attr("buffer_donor").map(alias_groups).unwrap_or_default() {
+        let mut parts = group.trim().trim_start_matches('(').trim_end_matches(')').split(',').map(str::trim);
+        let (Some(Ok(input)), Some("{}")) = (parts.next().map(str::parse::<usize>), parts.next()) else { continue };
+        if donate.get(input) != Some(&None) {
+            continue;
+        }
+        if let Some(output) = (0..outputs.len()).find(|&o| !taken[o] && fits(input, o)) {
+            donate[input] = Some(output);
+            taken[output] = true;
+        }
+    }
+    donate
+}
+
+/// The entries of an alias list `{ A, B, ... }`, split at the commas outside parentheses and braces.
+fn alias_groups(text: &str) -> Vec<&str> {
+    let body = text.trim();
+    let body = body.strip_prefix('{').and_then(|b| b.strip_suffix('}')).unwrap_or("");
+    let mut groups = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (k, c) in body.char_indices() {
+        match c {
+            '(' | '{' => depth += 1,
+            ')' | '}' => depth -= 1,
+            ',' if depth == 0 => {
+                groups.push(body[start..k].trim());
+                start = k + 1;
+            }
+            _ => {}
+        }
+    }
+    if !body[start..].trim().is_empty() {
+        groups.push(body[start..].trim());
+    }
+    groups
 }
 
 /// The leaf description of an array of `dtype` and `dims`, if the device stores that type.
@@ -297,8 +381,10 @@ pub fn compile_module(module: &Module, target: &Target) -> Result<hlo_spirv::Com
         )));
     }
     let mut optimized = module.clone();
-    hlo_passes::run_pipeline(&mut optimized, &mut hlo_passes::PipelineOptions::default())
-        .map_err(|e| Error::Internal(format!("internal compiler error in the pass pipeline: {e}")))?;
+    hlo_passes::run_pipeline(&mut optimized, &mut hlo_passes::PipelineOptions::default()).map_err(|e| match e {
+        hlo_passes::PassError::Unsupported { .. } => Error::Unsupported(format!("unsupported on Vulkan: {e}")),
+        other => Error::Internal(format!("internal compiler error in the pass pipeline: {other}")),
+    })?;
     hlo_spirv::compile(&optimized, target).map_err(|e| match e {
         hlo_spirv::CodegenError::Unsupported { op, instr, reason } => {
             Error::Unsupported(format!("unsupported on Vulkan: {op} ({instr}): {reason}"))
@@ -354,7 +440,10 @@ impl Buffer {
 
     /// The device array, or an error once the buffer was deleted.
     pub fn array(&self) -> Result<Arc<DeviceArray>> {
-        lock(&self.array).clone().ok_or_else(|| Error::FailedPrecondition("the buffer was deleted or donated".into()))
+        // The error and message of XLA's own clients, which JAX users see for a donated array.
+        lock(&self.array)
+            .clone()
+            .ok_or_else(|| Error::InvalidArgument("Invalid buffer passed: buffer has been deleted or donated.".into()))
     }
 
     pub fn delete(&self) {
@@ -363,6 +452,11 @@ impl Buffer {
 
     pub fn is_deleted(&self) -> bool {
         lock(&self.array).is_none()
+    }
+
+    /// Deletes the buffer, handing its array to the caller (donation).
+    fn take_array(&self) -> Option<Arc<DeviceArray>> {
+        lock(&self.array).take()
     }
 
     pub fn on_device_size(&self) -> usize {
@@ -392,7 +486,10 @@ impl LoadedExecutable {
     }
 
     /// Runs the program on `args` and waits for it; the outputs are new buffers.
-    pub fn execute(&self, client: &Client, args: &[&Buffer]) -> Result<Vec<Buffer>> {
+    ///
+    /// An input the program aliases to an output is donated, unless listed in `non_donatable` or passed
+    /// as another argument too: its buffer is deleted and its device memory becomes that output.
+    pub fn execute(&self, client: &Client, args: &[&Buffer], non_donatable: &[i64]) -> Result<Vec<Buffer>> {
         let info = &self.info;
         if args.len() != info.inputs.len() {
             return Err(Error::InvalidArgument(format!(
@@ -418,8 +515,32 @@ impl LoadedExecutable {
         }
         let mut runtime = lock(&self.runtime);
         let runtime = runtime.as_mut().ok_or_else(|| Error::FailedPrecondition("the executable was deleted".into()))?;
-        let refs: Vec<&DeviceArray> = arrays.iter().map(|a| &**a).collect();
-        let outputs = runtime.execute(&refs)?;
+        // Donations, decided after every check that can fail before the run: a donated buffer is deleted,
+        // and its array is handed to the runtime unless another execution still holds it (then it is read).
+        let mut arrays: Vec<Option<Arc<DeviceArray>>> = arrays.into_iter().map(Some).collect();
+        let mut donated: Vec<Option<(DeviceArray, usize)>> = (0..args.len()).map(|_| None).collect();
+        for (k, buffer) in args.iter().enumerate() {
+            let passed_twice = args.iter().filter(|&&b| std::ptr::eq(b, *buffer)).count() > 1;
+            let Some(output) = info.donations[k] else { continue };
+            if passed_twice || non_donatable.contains(&(k as i64)) {
+                continue;
+            }
+            drop(buffer.take_array());
+            match arrays[k].take().map(Arc::try_unwrap) {
+                Some(Ok(array)) => donated[k] = Some((array, output)),
+                Some(Err(shared)) => arrays[k] = Some(shared),
+                None => {}
+            }
+        }
+        let mut inputs = Vec::with_capacity(args.len());
+        for (array, donation) in arrays.iter().zip(donated) {
+            inputs.push(match (donation, array) {
+                (Some((array, output)), _) => ArrayInput::Donate { array, output },
+                (None, Some(array)) => ArrayInput::Read(array),
+                (None, None) => return Err(Error::Internal("an argument lost its array".into())),
+            });
+        }
+        let outputs = runtime.execute_with(inputs)?;
         runtime.synchronize()?;
         client.check_validation()?;
         Ok(outputs.into_iter().zip(&info.outputs).map(|(array, io)| Buffer::new(client, io.clone(), array)).collect())

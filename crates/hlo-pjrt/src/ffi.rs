@@ -256,6 +256,32 @@ args!(DeviceAddressableMemoriesArgs, needs num_memories {
     device: *mut Device, memories: *const *mut Memory, num_memories: usize,
 });
 args!(DeviceDefaultMemoryArgs, needs memory { device: *mut Device, memory: *mut Memory });
+// The plugin sets the statistics up to `bytes_reserved` and clears the later `_is_set` flags where
+// the caller's struct has them (callers do not zero the struct).
+args!(DeviceMemoryStatsArgs, needs bytes_reserved_is_set {
+    device: *mut Device,
+    bytes_in_use: i64,
+    peak_bytes_in_use: i64,
+    peak_bytes_in_use_is_set: bool,
+    num_allocs: i64,
+    num_allocs_is_set: bool,
+    largest_alloc_size: i64,
+    largest_alloc_size_is_set: bool,
+    bytes_limit: i64,
+    bytes_limit_is_set: bool,
+    bytes_reserved: i64,
+    bytes_reserved_is_set: bool,
+    peak_bytes_reserved: i64,
+    peak_bytes_reserved_is_set: bool,
+    bytes_reservable_limit: i64,
+    bytes_reservable_limit_is_set: bool,
+    largest_free_block_bytes: i64,
+    largest_free_block_bytes_is_set: bool,
+    pool_bytes: i64,
+    pool_bytes_is_set: bool,
+    peak_pool_bytes: i64,
+    peak_pool_bytes_is_set: bool,
+});
 
 // ----------------------------------- Memory -----------------------------------
 args!(MemoryIdArgs, needs id { memory: *mut Memory, id: i32 });
@@ -283,9 +309,20 @@ args!(LoadedExecutableAddressableDevicesArgs, needs num_addressable_devices {
 args!(ExecutableOptimizedProgramArgs, needs program { executable: *mut Executable, program: *mut Program });
 args!(LoadedExecutableDeleteArgs, needs executable { executable: *mut LoadedExecutable });
 args!(LoadedExecutableIsDeletedArgs, needs is_deleted { executable: *mut LoadedExecutable, is_deleted: bool });
+// `PJRT_ExecuteOptions`: the plugin reads only which inputs must not be donated; an older caller's
+// shorter struct has no such list.
+args!(ExecuteOptions, needs num_non_donatable_input_indices {
+    send_callbacks: *mut c_void,
+    recv_callbacks: *mut c_void,
+    num_send_ops: usize,
+    num_recv_ops: usize,
+    launch_id: i32,
+    non_donatable_input_indices: *const i64,
+    num_non_donatable_input_indices: usize,
+});
 args!(LoadedExecutableExecuteArgs, needs execute_device {
     executable: *mut LoadedExecutable,
-    options: *mut c_void,
+    options: *mut ExecuteOptions,
     argument_lists: *const *const *mut Buffer,
     num_devices: usize,
     num_args: usize,

@@ -107,12 +107,22 @@ fn compile(client: *mut Client, code: &[u8]) -> Result<*mut LoadedExecutable, (i
 }
 
 fn execute(exe: *mut LoadedExecutable, inputs: &[*mut Buffer], num_outputs: usize) -> Vec<*mut Buffer> {
+    execute_with(exe, inputs, num_outputs, null_mut())
+}
+
+fn execute_with(
+    exe: *mut LoadedExecutable,
+    inputs: &[*mut Buffer],
+    num_outputs: usize,
+    options: *mut ExecuteOptions,
+) -> Vec<*mut Buffer> {
     let mut outputs = vec![null_mut::<Buffer>(); num_outputs];
     let arg_list: *const *mut Buffer = inputs.as_ptr();
     let out_list: *mut *mut Buffer = outputs.as_mut_ptr();
     let mut event: *mut Event = null_mut();
     let mut a: LoadedExecutableExecuteArgs = args();
     a.executable = exe;
+    a.options = options;
     a.argument_lists = &arg_list;
     a.num_devices = 1;
     a.num_args = inputs.len();
@@ -221,6 +231,74 @@ fn client_compile_transfer_execute_read_back() {
     assert!(compile(client, bad.as_bytes()).is_err());
 
     for buffer in outputs.into_iter().chain(again).chain([ba, bb, wrong]) {
+        destroy_buffer(buffer);
+    }
+    let mut destroy: LoadedExecutableDestroyArgs = args();
+    destroy.executable = exe;
+    call(api().PJRT_LoadedExecutable_Destroy, &mut destroy).unwrap();
+    let mut destroy_client: ClientDestroyArgs = args();
+    destroy_client.client = client;
+    call(api().PJRT_Client_Destroy, &mut destroy_client).unwrap();
+}
+
+fn is_deleted(buffer: *mut Buffer) -> bool {
+    let mut a: BufferBoolArgs = args();
+    a.buffer = buffer;
+    call(api().PJRT_Buffer_IsDeleted, &mut a).unwrap();
+    a.value
+}
+
+/// `jax.jit(step, donate_argnums=(0, 1))`: each argument's memory becomes the output it aliases.
+const DONATING_MODULE: &str = r#"
+module @step {
+  func.func public @main(%arg0: tensor<3xf32> {tf.aliasing_output = 1 : i32}, %arg1: tensor<3xf32> {jax.buffer_donor = true}) -> (tensor<3xf32>, tensor<3xf32>) {
+    %0 = stablehlo.add %arg0, %arg1 : tensor<3xf32>
+    %1 = stablehlo.subtract %arg1, %arg0 : tensor<3xf32>
+    return %0, %1 : tensor<3xf32>, tensor<3xf32>
+  }
+}
+"#;
+
+#[test]
+fn donated_buffers_are_deleted_unless_the_caller_forbids_it() {
+    let mut create: ClientCreateArgs = args();
+    call(api().PJRT_Client_Create, &mut create).unwrap();
+    let client = create.client;
+    let exe = compile(client, DONATING_MODULE.as_bytes()).unwrap();
+    let (x, v) = ([1.0f32, 2.0, 3.0], [0.5f32, 0.25, -1.0]);
+
+    let (bx, bv) = (upload(client, &x, &[3]), upload(client, &v, &[3]));
+    let out = execute(exe, &[bx, bv], 2);
+    assert_eq!((is_deleted(bx), is_deleted(bv)), (true, true));
+    assert_eq!(download(out[0]), [1.5, 2.25, 2.0]);
+    assert_eq!(download(out[1]), [-0.5, -1.75, -4.0]);
+    // A donated buffer passed again is an INVALID_ARGUMENT error.
+    let stale = [bx, bv];
+    let arg_list: *const *mut Buffer = stale.as_ptr();
+    let mut sink = [null_mut::<Buffer>(); 2];
+    let out_list: *mut *mut Buffer = sink.as_mut_ptr();
+    let mut exec: LoadedExecutableExecuteArgs = args();
+    exec.executable = exe;
+    exec.argument_lists = &arg_list;
+    exec.num_devices = 1;
+    exec.num_args = 2;
+    exec.output_lists = &out_list;
+    let err = call(api().PJRT_LoadedExecutable_Execute, &mut exec).unwrap_err();
+    assert_eq!(err.0, code::INVALID_ARGUMENT, "{}", err.1);
+
+    // `non_donatable_input_indices` keeps input 1; the same buffer passed twice is never donated.
+    let mut options: ExecuteOptions = args();
+    let keep = [1i64];
+    options.non_donatable_input_indices = keep.as_ptr();
+    options.num_non_donatable_input_indices = 1;
+    let again = execute_with(exe, &[out[0], out[1]], 2, &mut options);
+    assert!(is_deleted(out[0]) && !is_deleted(out[1]));
+    assert_eq!(download(again[0]), [1.0, 0.5, -2.0]);
+    let twice = execute(exe, &[out[1], out[1]], 2);
+    assert!(!is_deleted(out[1]));
+    assert_eq!(download(twice[1]), [0.0, 0.0, 0.0]);
+
+    for buffer in [bx, bv].into_iter().chain(out).chain(again).chain(twice) {
         destroy_buffer(buffer);
     }
     let mut destroy: LoadedExecutableDestroyArgs = args();

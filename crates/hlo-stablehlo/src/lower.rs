@@ -53,13 +53,48 @@ pub(crate) fn lower(top: &[Operation]) -> Result<Module> {
     }
     let mut l = Lowerer { funcs, comps: Vec::new(), func_ids: HashMap::new(), in_progress: HashSet::new(), counter: 0 };
     let entry = l.func("main", Pos::Byte(0))?;
-    Ok(Module {
+    let main = l.funcs["main"];
+    let mut module = Module {
         name: module_name,
         attrs: ModuleAttrs::default(),
         comps: l.comps,
         entry,
         stack_frames: Default::default(),
-    })
+    };
+    let root_is_tuple = module.entry_comp().instr(module.entry_comp().root).shape.is_tuple();
+    module.attrs.other = donation_attrs(main, root_is_tuple);
+    Ok(module)
+}
+
+/// XLA's `input_output_alias` and `buffer_donor` header attributes, from the argument attributes of
+/// `main` where JAX marks donated arguments (`donate_argnums`): `tf.aliasing_output = k` (result `k`
+/// may reuse the argument's memory) or `jax.buffer_donor = true` (the compiler may pick a result).
+/// Results are a tuple's elements (`{k}`) or, for one result, the root itself (`{}`).
+fn donation_attrs(main: &Operation, root_is_tuple: bool) -> Vec<(String, String)> {
+    let Some(Attr::Array(args)) = main.attr("arg_attrs") else { return Vec::new() };
+    let mut aliases = Vec::new();
+    let mut donors = Vec::new();
+    for (param, dict) in args.iter().enumerate() {
+        let Attr::Dict(entries) = dict else { continue };
+        for (name, value) in entries {
+            match (name.as_str(), value) {
+                ("tf.aliasing_output", Attr::Int { value: output, .. }) if *output >= 0 => {
+                    let path = if root_is_tuple { output.to_string() } else { String::new() };
+                    aliases.push(format!("{{{path}}}: ({param}, {{}}, may-alias)"));
+                }
+                ("jax.buffer_donor", Attr::Bool(true)) => donors.push(format!("({param}, {{}})")),
+                _ => {}
+            }
+        }
+    }
+    let mut attrs = Vec::new();
+    if !aliases.is_empty() {
+        attrs.push(("input_output_alias".to_string(), format!("{{ {} }}", aliases.join(", "))));
+    }
+    if !donors.is_empty() {
+        attrs.push(("buffer_donor".to_string(), format!("{{ {} }}", donors.join(", "))));
+    }
+    attrs
 }
 
 fn collect_func<'a>(op: &'a Operation, funcs: &mut HashMap<String, &'a Operation>) -> Result<()> {
@@ -488,14 +523,27 @@ impl<'a> Lowerer<'a> {
             }
             "while" => return self.while_(cx, op, &ins),
             "case" | "if" => return self.conditional(cx, op, &ins, name == "if"),
-            "call" => {
-                let callee = match a.get("callee")? {
+            // A composite (`lax.composite`) is a call of its decomposition, as XLA reads it, with its
+            // name, attributes and version as the frontend attributes XLA gives it.
+            "call" | "composite" => {
+                let is_composite = name == "composite";
+                let callee = match a.get(if is_composite { "decomposition" } else { "callee" })? {
                     Attr::String(s) | Attr::SymbolRef(s) => s.clone(),
                     other => return Err(invalid(op, format!("a callee name, found {other:?}"))),
                 };
                 let to_apply = self.func(&callee, op.pos)?;
                 let result = self.comps[to_apply.index()].root_instr().shape.clone();
-                let id = self.emit(cx, op, Op::Call { to_apply, is_composite: false }, &ins, result)?;
+                let id = self.emit(cx, op, Op::Call { to_apply, is_composite }, &ins, result)?;
+                if is_composite {
+                    let mut attrs = vec![("composite.name".to_string(), attr_text(a.get("name")?))];
+                    if let Some(d) = a.opt("composite_attributes") {
+                        attrs.push(("composite.attributes".to_string(), attr_text(d)));
+                    }
+                    if let Some(v) = a.opt("version") {
+                        attrs.push(("composite.version".to_string(), attr_text(v)));
+                    }
+                    cx.comp.instr_mut(id).meta.frontend_attributes = attrs;
+                }
                 if op.results.len() == 1 && !self.comps[to_apply.index()].root_instr().shape.is_tuple() {
                     cx.values.insert(op.results[0].0, id);
                     return Ok(());
@@ -529,6 +577,13 @@ impl<'a> Lowerer<'a> {
             "custom_call" => return self.emit_custom_call(cx, op, &a, &ins),
             // CHLO ops that HLO has (in text; artifacts carry them as custom calls).
             "erf" => Op::Unary(UnaryOp::Erf),
+            "sinh" => Op::Unary(UnaryOp::Sinh),
+            "cosh" => Op::Unary(UnaryOp::Cosh),
+            "asin" => Op::Unary(UnaryOp::Asin),
+            "acos" => Op::Unary(UnaryOp::Acos),
+            "asinh" => Op::Unary(UnaryOp::Asinh),
+            "acosh" => Op::Unary(UnaryOp::Acosh),
+            "atanh" => Op::Unary(UnaryOp::Atanh),
             "top_k" => Op::TopK { k: a.int("k")?, largest: a.bool_or("largest", true)? },
             "fft" => Op::Fft {
                 fft_type: match a.enum_("fft_type")? {
@@ -593,6 +648,13 @@ impl<'a> Lowerer<'a> {
             let chlo = Operation { attrs: inner, ..op.clone() };
             let hlo = match target.as_str() {
                 "mhlo.erf" => Some(Op::Unary(UnaryOp::Erf)),
+                "mhlo.sinh" => Some(Op::Unary(UnaryOp::Sinh)),
+                "mhlo.cosh" => Some(Op::Unary(UnaryOp::Cosh)),
+                "mhlo.asin" => Some(Op::Unary(UnaryOp::Asin)),
+                "mhlo.acos" => Some(Op::Unary(UnaryOp::Acos)),
+                "mhlo.asinh" => Some(Op::Unary(UnaryOp::Asinh)),
+                "mhlo.acosh" => Some(Op::Unary(UnaryOp::Acosh)),
+                "mhlo.atanh" => Some(Op::Unary(UnaryOp::Atanh)),
                 "mhlo.topk" => {
                     let a = Attrs(&chlo);
                     Some(Op::TopK { k: a.int("k")?, largest: a.bool_or("largest", true)? })

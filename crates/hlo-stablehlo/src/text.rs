@@ -937,6 +937,7 @@ impl<'s> Parser<'s> {
         op.attrs.push(("sym_name".into(), Attr::String(fname)));
         self.expect("(")?;
         let mut args = Vec::new();
+        let mut arg_attrs = Vec::new();
         if !self.eat(")") {
             loop {
                 self.expect("%")?;
@@ -944,9 +945,8 @@ impl<'s> Parser<'s> {
                 self.expect(":")?;
                 let ty = self.ty()?;
                 self.ws();
-                if self.peek() == Some(b'{') {
-                    self.attr_dict()?;
-                }
+                let dict = if self.peek() == Some(b'{') { self.attr_dict()? } else { Vec::new() };
+                arg_attrs.push(Attr::Dict(dict));
                 if self.eat_kw("loc") {
                     self.skip_balanced(b'(', b')')?;
                 }
@@ -967,6 +967,9 @@ impl<'s> Parser<'s> {
         }
         if self.eat_kw("attributes") {
             op.attrs.extend(self.attr_dict()?);
+        }
+        if arg_attrs.iter().any(|a| !matches!(a, Attr::Dict(d) if d.is_empty())) {
+            op.attrs.push(("arg_attrs".into(), Attr::Array(arg_attrs)));
         }
         op.regions.push(self.region(&args)?);
         Ok(())

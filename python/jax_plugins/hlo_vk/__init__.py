@@ -51,3 +51,20 @@ def initialize() -> None:
 
     priority = int(os.environ.get("HLO_VK_PRIORITY", "400"))
     xla_bridge.register_plugin("vulkan", priority=priority, library_path=path)
+    enable_donation()
+
+
+def enable_donation() -> None:
+    """Lets JAX lower `donate_argnums` for "vulkan".
+
+    JAX writes donations into the program (`tf.aliasing_output`) only for the platforms listed in
+    `jax._src.interpreters.mlir._platforms_with_donation` (cpu, cuda, rocm, tpu, neuron in 0.8.3) and
+    otherwise warns "Donation is not implemented"; the plugin implements donation, so it joins the list.
+    """
+    try:
+        from jax._src.interpreters import mlir
+    except ImportError:
+        return
+    platforms = getattr(mlir, "_platforms_with_donation", None)
+    if isinstance(platforms, list) and "vulkan" not in platforms:
+        platforms.append("vulkan")
