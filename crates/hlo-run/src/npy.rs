@@ -559,6 +559,10 @@ mod tests {
                 assert_eq!(decoded.dtype, DType::U16, "bf16 is stored as its bits");
                 decoded.dtype = DType::BF16;
             }
+            if dtype.is_float() && dtype.bit_width() == 8 {
+                assert_eq!(decoded.dtype, DType::U8, "8-bit floats are stored as their bits");
+                decoded.dtype = dtype;
+            }
             assert_eq!(decoded, array, "{dtype}");
         }
     }
