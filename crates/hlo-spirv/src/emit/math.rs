@@ -801,9 +801,38 @@ pub(crate) fn pow(kb: &mut Kb, x: H, y: H) -> H {
     let p = addc(kb, em1, 1.0);
     let ki = kb.convert(k, STy::I32);
     let mag = scale(kb, p, ki);
+    pow_special_cases(kb, x, y, ax, mag, STy::F32)
+}
+
+/// The special cases of `pow` shared by both widths (`t` is `F32` or `F64`), applied to
+/// `mag`, `|x|^y` computed for finite nonzero `|x|`: a zero or infinite base, the sign for odd
+/// integer exponents, NaN for a finite negative base with a non-integer exponent, infinite
+/// exponents, NaN operands, and `pow(x, +-0) = pow(1, y) = 1`, as C99 and XLA:CPU give them.
+/// Signs are read from the bits: a device that flushes subnormals in comparisons must not
+/// hide -1e-40 < 0.
+pub(super) fn pow_special_cases(kb: &mut Kb, x: H, y: H, ax: H, mag: H, t: STy) -> H {
+    let (ut, sign, magnitude) =
+        if t == STy::F64 { (STy::U64, 1i128 << 63, (1i128 << 63) - 1) } else { (STy::U32, 1 << 31, (1 << 31) - 1) };
+    let masked = |kb: &mut Kb, v: H, mask: i128| {
+        let b = kb.bitcast(v, ut);
+        let m = kb.lit_int(ut, mask);
+        let r = kb.binary(Bo::And, b, m);
+        let zero = kb.lit_int(ut, 0);
+        (r, zero)
+    };
+    let sign_bit = |kb: &mut Kb, v: H| {
+        let (s, zero) = masked(kb, v, sign);
+        kb.binary(Bo::NotEqual, s, zero)
+    };
+    let is_zero = |kb: &mut Kb, v: H| {
+        let (a, zero) = masked(kb, v, magnitude);
+        kb.binary(Bo::Equal, a, zero)
+    };
+    let zero = kb.lit_float(t, 0.0);
+    let one = kb.lit_float(t, 1.0);
+    let inf = kb.lit_float(t, f64::INFINITY);
+    let nan = kb.lit_float(t, f64::NAN);
     // |x| = 0 or inf.
-    let inf = c(kb, f32::INFINITY);
-    // Signs by bits: a device that flushes subnormals in comparisons must not hide -1e-40 < 0.
     let y_neg = {
         let sb = sign_bit(kb, y);
         let z = is_zero(kb, y);
@@ -813,13 +842,14 @@ pub(crate) fn pow(kb: &mut Kb, x: H, y: H) -> H {
     let inf_or_zero = kb.select(y_neg, inf, zero);
     let zero_or_inf = kb.select(y_neg, zero, inf);
     let ax_zero = is_zero(kb, ax);
-    let ax_inf = is_inf(kb, ax);
+    let ax_inf = kb.float_class(ax, t, true);
     let mag = kb.select(ax_zero, inf_or_zero, mag);
     let mag = kb.select(ax_inf, zero_or_inf, mag);
     // Integer and odd-integer exponents.
     let fy = kb.math(Mf::Floor, &[y]);
     let y_int = kb.binary(Bo::Equal, fy, y);
-    let hy = mulc(kb, y, 0.5);
+    let half = kb.lit_float(t, 0.5);
+    let hy = mul(kb, y, half);
     let fhy = kb.math(Mf::Floor, &[hy]);
     let y_even = kb.binary(Bo::Equal, fhy, hy);
     let y_not_even = not(kb, y_even);
@@ -830,29 +860,26 @@ pub(crate) fn pow(kb: &mut Kb, x: H, y: H) -> H {
     let r = kb.select(flip, nmag, mag);
     // A finite negative base with a non-integer exponent.
     let x_neg = {
-        let sb = sign_bit(kb, x);
         let nz = not(kb, ax_zero);
-        and(kb, sb, nz)
+        and(kb, x_signed, nz)
     };
     let x_fin = not(kb, ax_inf);
-    let y_inf = is_inf(kb, y);
+    let y_inf = kb.float_class(y, t, true);
     let y_fin = not(kb, y_inf);
     let y_not_int = not(kb, y_int);
     let bad = and(kb, x_neg, x_fin);
     let bad = and(kb, bad, y_not_int);
     let bad = and(kb, bad, y_fin);
-    let nan = c(kb, f32::NAN);
     let r = kb.select(bad, nan, r);
     // Infinite exponents: 1 for |x| = 1, else 0 or inf by whether |x| < 1 agrees with y < 0.
-    let one = c(kb, 1.0);
-    let ax_lt1 = ltc(kb, ax, 1.0);
+    let ax_lt1 = lt(kb, ax, one);
     let grow = kb.binary(Bo::Equal, ax_lt1, y_neg);
     let yinf_r = kb.select(grow, inf, zero);
     let ax_one = kb.binary(Bo::Equal, ax, one);
     let yinf_r = kb.select(ax_one, one, yinf_r);
     let r = kb.select(y_inf, yinf_r, r);
-    let xn = is_nan(kb, x);
-    let yn = is_nan(kb, y);
+    let xn = kb.float_class(x, t, false);
+    let yn = kb.float_class(y, t, false);
     let any_nan = or(kb, xn, yn);
     let r = kb.select(any_nan, nan, r);
     // pow(x, +-0) = 1 and pow(1, y) = 1, NaN or not.

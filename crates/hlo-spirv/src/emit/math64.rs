@@ -965,63 +965,7 @@ pub(crate) fn pow(kb: &mut Kb, x: H, y: H) -> H {
     let p = addc(kb, em1, 1.0);
     let ki = kb.convert(k, STy::I32);
     let mag = scale(kb, p, ki);
-    // |x| = 0 or inf.
-    let inf = c(kb, f64::INFINITY);
-    let y_neg = {
-        let sb = sign_bit(kb, y);
-        let z = is_zero(kb, y);
-        let nz = not(kb, z);
-        and(kb, sb, nz)
-    };
-    let inf_or_zero = kb.select(y_neg, inf, zero);
-    let zero_or_inf = kb.select(y_neg, zero, inf);
-    let ax_zero = is_zero(kb, ax);
-    let ax_inf = is_inf(kb, ax);
-    let mag = kb.select(ax_zero, inf_or_zero, mag);
-    let mag = kb.select(ax_inf, zero_or_inf, mag);
-    // Integer and odd-integer exponents.
-    let fy = kb.math(Mf::Floor, &[y]);
-    let y_int = kb.binary(Bo::Equal, fy, y);
-    let hy = mulc(kb, y, 0.5);
-    let fhy = kb.math(Mf::Floor, &[hy]);
-    let y_even = kb.binary(Bo::Equal, fhy, hy);
-    let y_not_even = not(kb, y_even);
-    let y_odd = and(kb, y_int, y_not_even);
-    let x_signed = sign_bit(kb, x);
-    let flip = and(kb, x_signed, y_odd);
-    let nmag = neg(kb, mag);
-    let r = kb.select(flip, nmag, mag);
-    // A finite negative base with a non-integer exponent.
-    let x_neg = {
-        let nz = not(kb, ax_zero);
-        and(kb, x_signed, nz)
-    };
-    let x_fin = not(kb, ax_inf);
-    let y_inf = is_inf(kb, y);
-    let y_fin = not(kb, y_inf);
-    let y_not_int = not(kb, y_int);
-    let bad = and(kb, x_neg, x_fin);
-    let bad = and(kb, bad, y_not_int);
-    let bad = and(kb, bad, y_fin);
-    let nan = c(kb, f64::NAN);
-    let r = kb.select(bad, nan, r);
-    // Infinite exponents: 1 for |x| = 1, else 0 or inf by whether |x| < 1 agrees with y < 0.
-    let one = c(kb, 1.0);
-    let ax_lt1 = ltc(kb, ax, 1.0);
-    let grow = kb.binary(Bo::Equal, ax_lt1, y_neg);
-    let yinf_r = kb.select(grow, inf, zero);
-    let ax_one = kb.binary(Bo::Equal, ax, one);
-    let yinf_r = kb.select(ax_one, one, yinf_r);
-    let r = kb.select(y_inf, yinf_r, r);
-    let xn = is_nan(kb, x);
-    let yn = is_nan(kb, y);
-    let any_nan = or(kb, xn, yn);
-    let r = kb.select(any_nan, nan, r);
-    // pow(x, +-0) = 1 and pow(1, y) = 1, NaN or not.
-    let y_zero = is_zero(kb, y);
-    let x_one = kb.binary(Bo::Equal, x, one);
-    let is_one = or(kb, y_zero, x_one);
-    kb.select(is_one, one, r)
+    super::math::pow_special_cases(kb, x, y, ax, mag, STy::F64)
 }
 
 /// Cube root (subnormal inputs read as zero).
