@@ -403,7 +403,9 @@ impl MiniFloat {
                 let inf = ((1u32 << self.exp_bits) - 1) << self.man_bits;
                 (inf | sign) as u8
             }
-            Specials::Fn { has_nan: false } => 0,
+            // No NaN and no infinity: XLA saturates to the largest magnitude (7.0 and inf are
+            // 6.0 in e2m1fn).
+            Specials::Fn { has_nan: false } => (((1u32 << self.sign_shift()) - 1) | sign) as u8,
             // XLA keeps the sign: -500 is 0xff in e4m3fn.
             Specials::Fn { has_nan: true } => (self.nan_code() as u32 | sign) as u8,
             _ => self.nan_code(),
@@ -424,8 +426,27 @@ impl MiniFloat {
                 (sign | exp | man) as u8
             }
             Specials::Fn { has_nan: true } => (self.nan_code() as u32 | sign) as u8,
+            // A format without NaN: XLA gives the sign bit alone (-0 in e2m1fn), whatever the
+            // NaN's sign.
+            Specials::Fn { has_nan: false } => (1u32 << self.sign_shift()) as u8,
             _ => self.nan_code(),
         }
+    }
+
+    /// `e8m0fnu` as XLA converts an f32 to it: the f32's exponent, plus one where the
+    /// mantissa is at least half (ties away from zero, unlike every other format); an f32
+    /// subnormal `m * 2^-149` rounds up to 2^-126 only above the half (2^-127 is code 0).
+    /// Zero, negative values, NaN and what rounds past 2^127 are NaN.
+    fn encode_e8m0(&self, x: f64) -> u8 {
+        let v = x as f32;
+        if v.is_nan() || v <= 0.0 || v.is_infinite() {
+            return self.nan_code();
+        }
+        let bits = v.to_bits();
+        let exp = bits >> 23;
+        let man = bits & 0x7f_ffff;
+        let code = if exp == 0 { u32::from(man > 0x40_0000) } else { exp + u32::from(man >= 0x40_0000) };
+        code.min(0xff) as u8
     }
 
     /// Rounds `x` to nearest (ties to the even code).
@@ -434,8 +455,8 @@ impl MiniFloat {
             return self.nan_of(x);
         }
         let negative = x.is_sign_negative();
-        if self.specials == Specials::E8M0 && (negative || x == 0.0) {
-            return self.nan_code();
+        if self.specials == Specials::E8M0 {
+            return self.encode_e8m0(x);
         }
         let mag = x.abs();
         let pos = table.partition_point(|(v, _)| *v < mag);
@@ -474,6 +495,15 @@ impl MiniFloat {
 /// through an f32 <-> f64 step or arithmetic that flushes (`bf16 -> f64`, `f64 -> bf16` and
 /// `f32 -> f64` of 1e-39 give 0 under JAX with x64).
 pub(crate) fn flushes_subnormals(from: DType, to: DType) -> bool {
-    let bit_level = from == to || matches!((from, to), (DType::BF16, DType::F32) | (DType::F32, DType::BF16));
+    // `f32 <-> e8m0fnu` works on the f32's bits too: 1.25 * 2^-127 is 2^-126, not NaN, and
+    // code 0 widens to the subnormal 2^-127.
+    let bit_level = from == to
+        || matches!(
+            (from, to),
+            (DType::BF16, DType::F32)
+                | (DType::F32, DType::BF16)
+                | (DType::F32, DType::F8E8M0FNU)
+                | (DType::F8E8M0FNU, DType::F32)
+        );
     !bit_level
 }

@@ -83,6 +83,14 @@ fn computed_in_f32(op: &Op) -> bool {
     }
 }
 
+/// The narrow types XLA:CPU computes in f32 (`FloatNormalization`), so that a result's f32
+/// convert skips the round trip: bf16, and `f8e8m0fnu`, whose `(a * b).astype(f32)` is the
+/// f32 product. The other 8- and 4-bit floats are computed in f16, and their f32 converts
+/// read the rounded value.
+fn widened_to_f32(dtype: DType) -> bool {
+    matches!(dtype, DType::BF16 | DType::F8E8M0FNU)
+}
+
 fn dtype(shape: &Shape) -> Option<DType> {
     shape.as_array().map(|a| a.dtype)
 }
@@ -98,7 +106,8 @@ fn normalize(
 ) {
     let comp = module.comp(comp_id);
     let instr = comp.instr(id);
-    if dtype(&instr.shape) != Some(DType::BF16) || !computed_in_f32(&instr.op) {
+    let Some(narrow) = dtype(&instr.shape).filter(|&d| widened_to_f32(d)) else { return };
+    if !computed_in_f32(&instr.op) {
         return;
     }
     let (op, operands, metadata) = (instr.op.clone(), instr.operands.clone(), instr.meta.metadata.clone());
@@ -109,7 +118,7 @@ fn normalize(
     for o in operands {
         let operand = comp.instr(o);
         match operand.shape.as_array() {
-            Some(a) if a.dtype == DType::BF16 => {
+            Some(a) if a.dtype == narrow => {
                 let shape = Shape::Array(ArrayShape::new(DType::F32, a.dims.clone()));
                 let up = Instr::new(names.fresh(&format!("{}.f32", operand.name)), shape, Op::Convert, vec![o]);
                 wide.push(comp.push(up));

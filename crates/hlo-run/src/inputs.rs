@@ -106,8 +106,16 @@ pub fn check_inputs(leaves: &[ParamLeaf], inputs: &mut [(String, HostArray)]) ->
         if leaf.shape.dtype == DType::BF16 && array.dtype == DType::U16 {
             array.dtype = DType::BF16;
         }
-        // An 8-bit float parameter takes its bits as bytes (`|u1`, or ml_dtypes' `<V1`).
-        if leaf.shape.dtype.is_float() && leaf.shape.dtype.bit_width() == 8 && array.dtype == DType::U8 {
+        // An 8- or 4-bit float parameter takes its bits as bytes (`|u1`, or ml_dtypes' `<V1`).
+        if leaf.shape.dtype.is_float() && leaf.shape.dtype.bit_width() <= 8 && array.dtype == DType::U8 {
+            array.dtype = leaf.shape.dtype;
+        }
+        // A 2- or 4-bit integer parameter takes a byte per element: numpy's int8/uint8, or
+        // ml_dtypes' int4 (`<V1`, the value in the low bits); the backends wrap to the width.
+        if leaf.shape.dtype.is_integer()
+            && leaf.shape.dtype.bit_width() < 8
+            && matches!(array.dtype, DType::U8 | DType::S8)
+        {
             array.dtype = leaf.shape.dtype;
         }
         if leaf.shape.dtype != array.dtype || leaf.shape.dims != array.dims {

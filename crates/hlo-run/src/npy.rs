@@ -331,8 +331,12 @@ pub fn descr_for(dtype: DType) -> Option<&'static str> {
         DType::C64 => "<c8",
         DType::C128 => "<c16",
         DType::BF16 => "<u2",
-        // Their bits, as bf16's: view them with ml_dtypes (`np.load(f).view(ml_dtypes.float8_e4m3fn)`).
-        DType::F8E5M2 | DType::F8E4M3 | DType::F8E3M4 | DType::F8E4M3FN => "|u1",
+        // Their bits, as bf16's: view them with ml_dtypes (`np.load(f).view(ml_dtypes.float8_e4m3fn)`);
+        // a 4-bit float takes a byte, its code in the low bits, as ml_dtypes stores it.
+        d if d.is_float() && d.bit_width() <= 8 => "|u1",
+        // Sub-byte integers hold their value in a byte (ml_dtypes' int4 and friends view them).
+        DType::S2 | DType::S4 => "|i1",
+        DType::U2 | DType::U4 => "|u1",
         _ => return None,
     })
 }
@@ -559,8 +563,11 @@ mod tests {
                 assert_eq!(decoded.dtype, DType::U16, "bf16 is stored as its bits");
                 decoded.dtype = DType::BF16;
             }
-            if dtype.is_float() && dtype.bit_width() == 8 {
-                assert_eq!(decoded.dtype, DType::U8, "8-bit floats are stored as their bits");
+            if dtype.is_float() && dtype.bit_width() <= 8 {
+                assert_eq!(decoded.dtype, DType::U8, "8- and 4-bit floats are stored as their bits");
+                decoded.dtype = dtype;
+            }
+            if dtype.bit_width() < 8 && dtype.is_integer() {
                 decoded.dtype = dtype;
             }
             assert_eq!(decoded, array, "{dtype}");

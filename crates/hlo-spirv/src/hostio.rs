@@ -1,9 +1,9 @@
 //! How host arrays map to device buffers, and the conversions at that boundary.
 //!
 //! On the device every element is a 32- or 64-bit word:
-//! f32/s32/u32 are native, pred is a u32 0 or 1, s8/s16 are sign-extended to
-//! i32, u8/u16 zero-extended to u32, f16/bf16 are stored as the f32 with the
-//! same value (kernels round every narrow-float result), and s64/u64/f64 are
+//! f32/s32/u32 are native, pred is a u32 0 or 1, s2/s4/s8/s16 are sign-extended to
+//! i32, u2/u4/u8/u16 zero-extended to u32, f16/bf16 and the 8- and 4-bit floats are
+//! stored as the f32 with the same value (kernels round every narrow-float result), and s64/u64/f64 are
 //! native when the target has them. Host bytes are little-endian, row-major,
 //! one element of the HLO type after another (numpy's layout).
 
@@ -25,8 +25,8 @@ impl DeviceStorage {
     /// The device format for elements of `dtype`, if this backend stores that type at all.
     pub fn of(dtype: DType) -> Option<DeviceStorage> {
         Some(match dtype {
-            DType::Pred | DType::U8 | DType::U16 | DType::U32 => DeviceStorage::U32,
-            DType::S8 | DType::S16 | DType::S32 => DeviceStorage::I32,
+            DType::Pred | DType::U2 | DType::U4 | DType::U8 | DType::U16 | DType::U32 => DeviceStorage::U32,
+            DType::S2 | DType::S4 | DType::S8 | DType::S16 | DType::S32 => DeviceStorage::I32,
             DType::F16 | DType::BF16 | DType::F32 => DeviceStorage::F32,
             DType::S64 => DeviceStorage::I64,
             DType::U64 => DeviceStorage::U64,
@@ -34,7 +34,7 @@ impl DeviceStorage {
             // A complex element is two words of its part type, interleaved as numpy stores it.
             DType::C64 => DeviceStorage::F32,
             DType::C128 => DeviceStorage::F64,
-            // An 8-bit float is kept as the f32 of its value (crate::minifloat).
+            // An 8- or 4-bit float is kept as the f32 of its value (crate::minifloat).
             d if MiniFloat::of(d).is_some() => DeviceStorage::F32,
             _ => return None,
         })
@@ -110,6 +110,16 @@ impl HostIo {
                 DType::Pred => out.extend_from_slice(&u32::from(chunk[0] != 0).to_le_bytes()),
                 DType::U8 => out.extend_from_slice(&u32::from(chunk[0]).to_le_bytes()),
                 DType::S8 => out.extend_from_slice(&i32::from(chunk[0] as i8).to_le_bytes()),
+                // A byte per element, the value in the low bits (ml_dtypes' int4 has 0x0f for -1,
+                // numpy's int8 0xff): wrapped to the width as the interpreter reads it.
+                DType::U2 | DType::U4 => {
+                    let mask = (1u8 << self.dtype.bit_width()) - 1;
+                    out.extend_from_slice(&u32::from(chunk[0] & mask).to_le_bytes())
+                }
+                DType::S2 | DType::S4 => {
+                    let shift = 8 - self.dtype.bit_width();
+                    out.extend_from_slice(&i32::from(((chunk[0] << shift) as i8) >> shift).to_le_bytes())
+                }
                 DType::U16 => out.extend_from_slice(&u32::from(u16::from_le_bytes([chunk[0], chunk[1]])).to_le_bytes()),
                 DType::S16 => out.extend_from_slice(&i32::from(i16::from_le_bytes([chunk[0], chunk[1]])).to_le_bytes()),
                 DType::F16 => {
@@ -144,7 +154,7 @@ impl HostIo {
             }
             match self.dtype {
                 DType::Pred => out.push(u8::from(u32::from_le_bytes(word) != 0)),
-                DType::U8 | DType::S8 => out.push(chunk[0]),
+                DType::U8 | DType::S8 | DType::U2 | DType::U4 | DType::S2 | DType::S4 => out.push(chunk[0]),
                 DType::U16 | DType::S16 => out.extend_from_slice(&chunk[..2]),
                 DType::F16 => {
                     let v = half::f16::from_f32(f32::from_le_bytes(word));

@@ -1290,10 +1290,17 @@ impl<'m> Em<'m> {
             Op::Convert => {
                 // XLA:CPU converts between bf16 and f32 with integer bit operations, which keep
                 // subnormals; conversions through f64 flush them (DAZ/FTZ), and others (to pred:
-                // `x != 0`) read operands as the arithmetic does.
+                // `x != 0`) read operands as the arithmetic does. `f32 <-> e8m0fnu` works on the
+                // bits too (the interpreter's `flushes_subnormals` has the same list).
                 let from = self.operand_shape(f, instr, 0)?.dtype;
-                let bit_level =
-                    from == dt || matches!((from, dt), (DType::BF16, DType::F32) | (DType::F32, DType::BF16));
+                let bit_level = from == dt
+                    || matches!(
+                        (from, dt),
+                        (DType::BF16, DType::F32)
+                            | (DType::F32, DType::BF16)
+                            | (DType::F32, DType::F8E8M0FNU)
+                            | (DType::F8E8M0FNU, DType::F32)
+                    );
                 let x = if bit_level {
                     // An arithmetic operand was flushed when XLA computed it; data is not.
                     let x = self.operand_same(f, instr, 0, idx)?;

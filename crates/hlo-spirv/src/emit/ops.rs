@@ -34,8 +34,10 @@ pub(crate) fn value_sty(dt: DType) -> Option<STy> {
         DType::S8 | DType::S16 | DType::S32 => STy::I32,
         DType::U8 | DType::U16 | DType::U32 => STy::U32,
         DType::F16 | DType::BF16 | DType::F32 => STy::F32,
-        // 8-bit floats computed in f32, each result rounded to the format (`normalize`).
-        DType::F8E5M2 | DType::F8E4M3 | DType::F8E3M4 | DType::F8E4M3FN => STy::F32,
+        DType::S2 | DType::S4 => STy::I32,
+        DType::U2 | DType::U4 => STy::U32,
+        // 8- and 4-bit floats computed in f32, each result rounded to the format (`normalize`).
+        d if crate::minifloat::MiniFloat::of(d).is_some() => STy::F32,
         DType::S64 => STy::I64,
         DType::U64 => STy::U64,
         DType::F64 => STy::F64,
@@ -84,12 +86,12 @@ pub(crate) fn to_storage(kb: &mut Kb, h: H, dt: DType) -> H {
 /// Wraps narrow integers to their width and rounds narrow floats; identity otherwise.
 pub(crate) fn normalize(kb: &mut Kb, h: H, dt: DType) -> H {
     match dt {
-        DType::S8 | DType::S16 => {
+        DType::S2 | DType::S4 | DType::S8 | DType::S16 => {
             let s = kb.lit_u32(32 - int_bits(dt));
             let l = kb.binary(Bo::ShiftLeft, h, s);
             kb.binary(Bo::ShiftRight, l, s)
         }
-        DType::U8 | DType::U16 => {
+        DType::U2 | DType::U4 | DType::U8 | DType::U16 => {
             let m = kb.lit_u32((1u32 << int_bits(dt)) - 1);
             kb.binary(Bo::And, h, m)
         }
@@ -102,11 +104,16 @@ pub(crate) fn normalize(kb: &mut Kb, h: H, dt: DType) -> H {
     }
 }
 
-/// Rounds an f32 to the nearest value of an 8-bit float format (ties to even): normal values
-/// drop mantissa bits with the integer trick of [`round_bf16`]; below the format's smallest
-/// normal, `(|x| + c) - c` with `c` whose f32 ulp is the format's subnormal spacing rounds in
-/// the adder itself. Overflow is infinity, or NaN for the formats without one (`e4m3fn`).
+/// Rounds an f32 to the nearest value of an 8- or 4-bit float format (ties to even): normal
+/// values drop mantissa bits with the integer trick of [`round_bf16`]; below the format's
+/// smallest normal, `(|x| + c) - c` with `c` whose f32 ulp is the format's subnormal spacing
+/// rounds in the adder itself. Overflow and NaN become what XLA's conversion gives
+/// ([`crate::minifloat::Specials`]): infinity, NaN, or the largest magnitude.
 pub(crate) fn round_minifloat(kb: &mut Kb, x: H, f: crate::minifloat::MiniFloat) -> H {
+    use crate::minifloat::Specials;
+    if f.specials == Specials::ExponentOnly {
+        return round_e8m0(kb, x);
+    }
     let b = kb.bitcast(x, STy::U32);
     let absmask = kb.lit_u32(0x7fff_ffff);
     let a = kb.binary(Bo::And, b, absmask);
@@ -135,17 +142,69 @@ pub(crate) fn round_minifloat(kb: &mut Kb, x: H, f: crate::minifloat::MiniFloat)
     let ra = kb.binary(Bo::And, rb, absmask);
     let max = kb.lit_u32(f.max_finite().to_bits());
     let over = kb.binary(Bo::Greater, ra, max);
-    let overflow = if f.finite_only {
-        let nan = kb.lit_f32(f32::NAN);
-        crate::emit::math::copysign(kb, nan, x)
-    } else {
-        let inf = kb.lit_f32(f32::INFINITY);
-        crate::emit::math::copysign(kb, inf, x)
+    let overflow = match f.specials {
+        Specials::Ieee => kb.lit_f32(f32::INFINITY),
+        Specials::FiniteNoNan => kb.lit_f32(f.max_finite()),
+        _ => kb.lit_f32(f32::NAN),
     };
+    let overflow = crate::emit::math::copysign(kb, overflow, x);
     let r = kb.select(over, overflow, r);
-    // A NaN stays itself: its sign and payload are what the host conversion keeps.
+    let r = if f.specials == Specials::FiniteNegZeroNan {
+        // No negative zero: -0 is +0 (0x80 is the NaN).
+        let zero = kb.lit_f32(0.0);
+        let is_zero = kb.binary(Bo::Equal, r, zero);
+        kb.select(is_zero, zero, r)
+    } else {
+        r
+    };
     let is_nan = kb.float_class(x, STy::F32, false);
+    if f.specials == Specials::FiniteNoNan {
+        // No NaN at all: XLA gives the sign bit alone.
+        let minus_zero = kb.lit_f32(-0.0);
+        return kb.select(is_nan, minus_zero, r);
+    }
+    // A NaN stays itself: its sign and payload are what the host conversion keeps.
     kb.select(is_nan, x, r)
+}
+
+/// Rounds an f32 to `f8e8m0fnu` as XLA converts: the power of two of the f32's exponent, one
+/// higher where the mantissa is at least half (ties away from zero); an f32 subnormal is 2^-126
+/// above 1.5 * 2^-127 and 2^-127 (kept as that f32 subnormal) below. Zero, negative values,
+/// infinity, NaN and what rounds past 2^127 are NaN.
+fn round_e8m0(kb: &mut Kb, x: H) -> H {
+    let b = kb.bitcast(x, STy::U32);
+    let c23 = kb.lit_u32(23);
+    let exp = kb.binary(Bo::ShiftRight, b, c23);
+    let man_mask = kb.lit_u32(0x7f_ffff);
+    let man = kb.binary(Bo::And, b, man_mask);
+    let half = kb.lit_u32(0x40_0000);
+    let zero_u = kb.lit_u32(0);
+    let one_u = kb.lit_u32(1);
+    let up_normal = kb.binary(Bo::GreaterEqual, man, half);
+    let up_sub = kb.binary(Bo::Greater, man, half);
+    let is_sub = kb.binary(Bo::Equal, exp, zero_u);
+    let up = kb.select(is_sub, up_sub, up_normal);
+    let inc = kb.select(up, one_u, zero_u);
+    let code = kb.binary(Bo::Add, exp, inc);
+    let shifted = kb.binary(Bo::ShiftLeft, code, c23);
+    let smallest = kb.lit_u32(0x40_0000);
+    let is_code0 = kb.binary(Bo::Equal, code, zero_u);
+    let bits = kb.select(is_code0, smallest, shifted);
+    let r = kb.bitcast(bits, STy::F32);
+    // NaN where the value is not positive and finite, or rounds to code 255 (or past it: a
+    // negative value's sign bit lands in `exp`).
+    let max_code = kb.lit_u32(255);
+    let too_big = kb.binary(Bo::GreaterEqual, code, max_code);
+    let zero = kb.lit_f32(0.0);
+    let not_positive = kb.binary(Bo::LessEqual, x, zero);
+    let is_nan = kb.float_class(x, STy::F32, false);
+    let bad = kb.binary(Bo::LogicalOr, too_big, not_positive);
+    let bad = kb.binary(Bo::LogicalOr, bad, is_nan);
+    let nan = kb.lit_f32(f32::NAN);
+    let r = kb.select(bad, nan, r);
+    // The result is data, not an arithmetic value to flush: 2^-127 is an f32 subnormal.
+    kb.mark_data_bits(r);
+    r
 }
 
 /// Rounds an f32 to the nearest bf16 (ties to even), keeping NaN a (quiet) NaN.
