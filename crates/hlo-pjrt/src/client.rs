@@ -410,6 +410,7 @@ fn target_for(ctx: &Context) -> Target {
         storage_8bit: caps.storage_buffer_8bit,
         storage_16bit: caps.storage_buffer_16bit,
         atomic_float_add: caps.buffer_float32_atomic_add,
+        int64_atomics: caps.buffer_int64_atomics,
         subgroup_size: caps.subgroup_size,
         max_workgroup_size: caps.max_compute_work_group_size,
         max_workgroup_invocations: caps.max_compute_work_group_invocations,

@@ -54,6 +54,7 @@ fn main() {
         max_shared_memory_bytes: caps.max_compute_shared_memory_size,
         max_storage_buffer_range: caps.max_storage_buffer_range,
         atomic_float_add: caps.buffer_float32_atomic_add,
+        int64_atomics: caps.buffer_int64_atomics,
         fma: match std::env::var("HLO_FMA").as_deref() {
             Ok("native") => hlo_spirv::FmaMode::Native,
             Ok("unfused") => hlo_spirv::FmaMode::Unfused,

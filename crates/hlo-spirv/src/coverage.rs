@@ -131,7 +131,7 @@ const PARTIAL: &[(Opcode, &str)] = &[
         "all four types over 1-3 dimensions, as dots with DFT matrices (lengths split Cooley-Tukey style); a prime \
          factor of a length above 2048 is refused",
     ),
-    (Opcode::Scatter, "single-operand scatter; 64-bit elements only with native atomics"),
+    (Opcode::Scatter, "single-operand scatter; 64-bit elements with `shaderBufferInt64Atomics` (native add, min, max and bitwise atomics; other combiners as a 64-bit compare-exchange loop) or an overwriting combiner"),
     (Opcode::SelectAndScatter, "windows without dilation"),
     (
         Opcode::While,

@@ -47,6 +47,9 @@ pub struct Target {
     pub max_storage_buffer_range: u64,
     /// `shaderBufferFloat32AtomicAdd`.
     pub atomic_float_add: bool,
+    /// `shaderBufferInt64Atomics`: 64-bit integer atomics on storage buffers (scatter-add of
+    /// s64/u64 natively, other 64-bit combiners as a compare-exchange loop).
+    pub int64_atomics: bool,
     /// How contracted multiply-adds are computed (lavapipe lowers `fma` to two roundings).
     pub fma: FmaMode,
     /// Flush subnormal arithmetic results where later arithmetic reads them, as XLA:CPU's FTZ
@@ -103,6 +106,7 @@ impl Target {
             max_shared_memory_bytes: 32768,
             max_storage_buffer_range: 128 << 20,
             atomic_float_add: true,
+            int64_atomics: true,
             fma: FmaMode::ViaF64,
             flush_results: true,
             max_loop_iterations: Some(65_535),
@@ -128,6 +132,7 @@ impl Target {
             max_shared_memory_bytes: 16384,
             max_storage_buffer_range: 128 << 20,
             atomic_float_add: false,
+            int64_atomics: false,
             fma: FmaMode::Native,
             flush_results: true,
             max_loop_iterations: None,
@@ -155,6 +160,9 @@ impl Target {
         }
         if self.atomic_float_add {
             caps |= C::SHADER_FLOAT32_ATOMIC;
+        }
+        if self.int64_atomics && self.shader_int64 {
+            caps |= C::SHADER_INT64_ATOMIC_ALL_OPS;
         }
         if self.subgroup_broadcast {
             caps |= C::SUBGROUP;

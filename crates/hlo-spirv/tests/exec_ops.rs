@@ -490,6 +490,78 @@ ENTRY e {
     check(hlo, Inputs::Range(-4.0, 4.0), 1e-6);
 }
 
+/// 64-bit scatters: s64/u64 add, min and max through native 64-bit atomics (values past 2^32,
+/// so a 32-bit atomic would lose the carry), f64 add and multiply and an s64 multiply through
+/// the 64-bit compare-exchange loop; duplicate and out-of-bounds indices.
+#[test]
+fn scatter_on_64_bit_elements() {
+    let hlo = r#"HloModule m
+
+sadd {
+  a = s64[] parameter(0)
+  b = s64[] parameter(1)
+  ROOT s = s64[] add(a, b)
+}
+
+smul {
+  a = s64[] parameter(0)
+  b = s64[] parameter(1)
+  ROOT s = s64[] multiply(a, b)
+}
+
+umax {
+  a = u64[] parameter(0)
+  b = u64[] parameter(1)
+  ROOT s = u64[] maximum(a, b)
+}
+
+smin {
+  a = s64[] parameter(0)
+  b = s64[] parameter(1)
+  ROOT s = s64[] minimum(a, b)
+}
+
+fadd {
+  a = f64[] parameter(0)
+  b = f64[] parameter(1)
+  ROOT s = f64[] add(a, b)
+}
+
+fmul {
+  a = f64[] parameter(0)
+  b = f64[] parameter(1)
+  ROOT s = f64[] multiply(a, b)
+}
+
+ENTRY e {
+  x = f32[9] parameter(0)
+  upd = f32[40] parameter(1)
+  idx = s32[40,1] parameter(2)
+  big = s64[] constant(1099511627776)
+  bigs = s64[40] broadcast(big), dimensions={}
+  ui = s64[40] convert(upd)
+  u = s64[40] multiply(ui, bigs)
+  xi = s64[9] convert(x)
+  sa = s64[9] scatter(xi, idx, u), update_window_dims={}, inserted_window_dims={0}, scatter_dims_to_operand_dims={0}, index_vector_dim=1, to_apply=sadd
+  sm = s64[9] scatter(xi, idx, ui), update_window_dims={}, inserted_window_dims={0}, scatter_dims_to_operand_dims={0}, index_vector_dim=1, to_apply=smul
+  sn = s64[9] scatter(xi, idx, u), update_window_dims={}, inserted_window_dims={0}, scatter_dims_to_operand_dims={0}, index_vector_dim=1, to_apply=smin
+  uu = u64[40] convert(u)
+  xu = u64[9] convert(xi)
+  ux = u64[9] scatter(xu, idx, uu), update_window_dims={}, inserted_window_dims={0}, scatter_dims_to_operand_dims={0}, index_vector_dim=1, to_apply=umax
+  fu = f64[40] convert(upd)
+  fx = f64[9] convert(x)
+  fa = f64[9] scatter(fx, idx, fu), update_window_dims={}, inserted_window_dims={0}, scatter_dims_to_operand_dims={0}, index_vector_dim=1, to_apply=fadd
+  fi = f64[40] convert(ui)
+  fm = f64[9] scatter(fx, idx, fi), update_window_dims={}, inserted_window_dims={0}, scatter_dims_to_operand_dims={0}, index_vector_dim=1, to_apply=fmul
+  ROOT t = (s64[9], s64[9], s64[9], u64[9], f64[9], f64[9]) tuple(sa, sm, sn, ux, fa, fm)
+}
+"#;
+    // Indices in [-2, 11): duplicates, and some out of bounds (skipped). f64 sums of f32
+    // values in that range and products of small integers are exact whatever the order of
+    // the atomics.
+    check(hlo, Inputs::Range(-2.0, 11.0), 0.0);
+}
+
 #[test]
 fn dot_and_convolution() {
     let hlo = r#"HloModule m

@@ -8,7 +8,8 @@
 //! with a native atomic where one exists (integer add/min/max/and/or/xor, f32
 //! add with `shaderBufferFloat32AtomicAdd`), as a plain store for an
 //! overwriting combiner, and otherwise with a compare-exchange loop on the
-//! 32-bit pattern, which serves any combiner computation.
+//! element's 32- or 64-bit pattern, which serves any combiner computation. 64-bit elements
+//! need `shaderBufferInt64Atomics` for anything but an overwrite.
 
 use crate::builder::{STy, H};
 use crate::emit::elemental::{delinearize, linearize, Em, Index, Leaf};
@@ -58,7 +59,12 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         Combine::Store => (storage.scalar(), false),
         Combine::Atomic(_) => (storage.scalar(), true),
         Combine::Cas if storage.bits() == 32 => (Scalar::U32, true),
-        Combine::Cas => return Err(em.unsupported(root, "compare-exchange combiner on 64-bit elements")),
+        Combine::Cas if ctx.target.int64_atomics => (Scalar::U64, true),
+        Combine::Cas => {
+            return Err(
+                em.unsupported(root, "a combiner on 64-bit elements without 64-bit atomics (shaderBufferInt64Atomics)")
+            )
+        }
     };
     let g = em.bind_array_as(out.buf, out.n_elems(), elem, true, atomic)?;
     let u = invocation_index(&mut em.kb, wg, groups);
@@ -219,21 +225,23 @@ fn combiner(ctx: &KernelCtx, c: &Computation, dtype: DType, unique: bool) -> Com
         return Combine::Cas;
     }
     use naga::AtomicFunction as Af;
-    let narrow = dtype.is_integer() && dtype.bit_width() < 32;
+    // 64-bit integers take the same atomics where the device has them (the element is then a
+    // native i64/u64 word).
+    let int_width_ok = |d: DType| d.bit_width() <= 32 || (d.bit_width() == 64 && ctx.target.int64_atomics);
     let fun = match (op, dtype) {
         (BinaryOp::Add, DType::F32) if ctx.target.atomic_float_add => Af::Add,
         (BinaryOp::Add, DType::S32 | DType::U32) => Af::Add,
+        (BinaryOp::Add, DType::S64 | DType::U64) if ctx.target.int64_atomics => Af::Add,
         (BinaryOp::Add | BinaryOp::Or | BinaryOp::Maximum, DType::Pred) => Af::InclusiveOr,
         (BinaryOp::Multiply | BinaryOp::And | BinaryOp::Minimum, DType::Pred) => Af::And,
         (BinaryOp::Xor, DType::Pred) => Af::ExclusiveOr,
-        (BinaryOp::Maximum, d) if d.is_integer() && d.bit_width() <= 32 => Af::Max,
-        (BinaryOp::Minimum, d) if d.is_integer() && d.bit_width() <= 32 => Af::Min,
-        (BinaryOp::And, d) if d.is_integer() && d.bit_width() <= 32 => Af::And,
-        (BinaryOp::Or, d) if d.is_integer() && d.bit_width() <= 32 => Af::InclusiveOr,
-        (BinaryOp::Xor, d) if d.is_integer() && d.bit_width() <= 32 => Af::ExclusiveOr,
+        (BinaryOp::Maximum, d) if d.is_integer() && int_width_ok(d) => Af::Max,
+        (BinaryOp::Minimum, d) if d.is_integer() && int_width_ok(d) => Af::Min,
+        (BinaryOp::And, d) if d.is_integer() && int_width_ok(d) => Af::And,
+        (BinaryOp::Or, d) if d.is_integer() && int_width_ok(d) => Af::InclusiveOr,
+        (BinaryOp::Xor, d) if d.is_integer() && int_width_ok(d) => Af::ExclusiveOr,
         _ => return Combine::Cas,
     };
-    let _ = narrow;
     Combine::Atomic(fun)
 }
 
@@ -243,14 +251,16 @@ fn is_overwrite(c: &Computation) -> bool {
 }
 
 /// `loop { old = atomicLoad(p); new = f(old, upd); if cmpxchg(p, old, new).exchanged { break } }`
+/// The exchange is on the element's bits as a u32, or a u64 for 64-bit elements.
 fn cas_loop(em: &mut Em, ptr: H, storage: STy, dtype: DType, to_apply: hlo_ir::CompId, upd: Val) -> Result<()> {
+    let (bits_scalar, bits_ty) = if storage.bits() == 64 { (Scalar::U64, STy::U64) } else { (Scalar::U32, STy::U32) };
     let result_ty =
-        em.kb.module.generate_predeclared_type(naga::PredeclaredType::AtomicCompareExchangeWeakResult(Scalar::U32));
+        em.kb.module.generate_predeclared_type(naga::PredeclaredType::AtomicCompareExchangeWeakResult(bits_scalar));
     em.kb.begin_loop_body();
     // Retries under contention: a trip count only the run decides.
     em.enter_loop(None);
     let old_bits = em.kb.load(ptr);
-    let old_raw = if storage == STy::U32 { old_bits } else { em.kb.bitcast(old_bits, storage) };
+    let old_raw = if storage == bits_ty { old_bits } else { em.kb.bitcast(old_bits, storage) };
     let old = Val { h: ops::from_storage(&mut em.kb, old_raw, dtype), dt: dtype };
     // The combiner reads both as XLA:CPU does, subnormals flushed where it computes with them.
     let new = em.apply_loaded(to_apply, vec![old, upd]);
@@ -260,7 +270,7 @@ fn cas_loop(em: &mut Em, ptr: H, storage: STy, dtype: DType, to_apply: hlo_ir::C
     let new_h =
         if matches!(dtype, DType::F32 | DType::F64 | DType::BF16) { em.flush_results(new.h, dtype) } else { new.h };
     let new_raw = ops::to_storage(&mut em.kb, new_h, dtype);
-    let new_bits = if storage == STy::U32 { new_raw } else { em.kb.bitcast(new_raw, STy::U32) };
+    let new_bits = if storage == bits_ty { new_raw } else { em.kb.bitcast(new_raw, bits_ty) };
     let res = em.kb.expr(naga::Expression::AtomicResult { ty: result_ty, comparison: true });
     em.kb.stmt(naga::Statement::Atomic {
         pointer: ptr,

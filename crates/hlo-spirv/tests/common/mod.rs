@@ -99,6 +99,7 @@ pub fn target_from_caps(caps: &DeviceCaps) -> Target {
         max_shared_memory_bytes: caps.max_compute_shared_memory_size,
         max_storage_buffer_range: caps.max_storage_buffer_range,
         atomic_float_add: caps.buffer_float32_atomic_add,
+        int64_atomics: caps.buffer_int64_atomics,
         fma: if caps.shader_float64 { hlo_spirv::FmaMode::ViaF64 } else { hlo_spirv::FmaMode::Native },
         flush_results: true,
         max_loop_iterations: caps.max_shader_loop_iterations,
