@@ -255,7 +255,15 @@ pub fn promote(path: &Path) -> Result<PathBuf, CorpusError> {
     let name = path
         .file_name()
         .ok_or_else(|| CorpusError::Io { path: path.display().to_string(), message: "not a file".into() })?;
-    let dest = dir.join(name);
+    // Names are failure signatures, which two different programs can share: never replace a
+    // regression already kept, number the newcomer instead.
+    let mut dest = dir.join(name);
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut k = 2;
+    while dest.exists() {
+        dest = dir.join(format!("{stem}-{k}.hlo"));
+        k += 1;
+    }
     std::fs::rename(path, &dest).map_err(io(path))?;
     let npz = path.with_extension("npz");
     if npz.exists() {

@@ -152,16 +152,30 @@ struct Gen<'p> {
     complex_outs: Vec<InstrId>,
 }
 
-const FLOATS: &[(DType, u32)] = &[(DType::F32, 8), (DType::F16, 1), (DType::BF16, 1), (DType::F64, 1)];
+/// Element types and their weights. The 8- and 4-bit floats and the 4-bit integers are kept
+/// as f32 and 32-bit words on the device and rounded or wrapped after every op, a path of
+/// its own.
+const FLOATS: &[(DType, u32)] = &[
+    (DType::F32, 16),
+    (DType::F16, 2),
+    (DType::BF16, 2),
+    (DType::F64, 2),
+    (DType::F8E4M3FN, 1),
+    (DType::F8E5M2, 1),
+    (DType::F8E4M3FNUZ, 1),
+    (DType::F4E2M1FN, 1),
+];
 const INTS: &[(DType, u32)] = &[
-    (DType::S32, 4),
-    (DType::U32, 1),
-    (DType::S8, 1),
-    (DType::U8, 1),
-    (DType::S16, 1),
-    (DType::U16, 1),
-    (DType::S64, 1),
-    (DType::U64, 1),
+    (DType::S32, 8),
+    (DType::U32, 2),
+    (DType::S8, 2),
+    (DType::U8, 2),
+    (DType::S16, 2),
+    (DType::U16, 2),
+    (DType::S64, 2),
+    (DType::U64, 2),
+    (DType::S4, 1),
+    (DType::U4, 1),
 ];
 
 fn weighted<T: Copy>(rng: &mut ChaCha8Rng, items: &[(T, u32)]) -> T {
@@ -199,9 +213,32 @@ pub(crate) fn scalar_literal(dtype: DType, x: f64) -> Literal {
         DType::F16 => ArrayData::F16(vec![half::f16::from_f64(x)]),
         DType::BF16 => ArrayData::BF16(vec![half::bf16::from_f64(x)]),
         DType::F64 => ArrayData::F64(vec![x]),
-        _ => ArrayData::F32(vec![x as f32]),
+        DType::S2 | DType::S4 => ArrayData::S8(vec![wrap_signed(x as i64, dtype.bit_width()) as i8]),
+        DType::U2 | DType::U4 => ArrayData::U8(vec![(x as i64 as u8) & ((1 << dtype.bit_width()) - 1)]),
+        d => match hlo_ir::print::MiniFloat::of(d) {
+            Some(format) => ArrayData::Bits(vec![hlo_parse::encode_minifloat(format, x)]),
+            None => ArrayData::F32(vec![x as f32]),
+        },
     };
     Literal::array(ArrayShape::scalar(dtype), data)
+}
+
+/// Infinity, or the largest finite value of a float type without infinities (the 8- and
+/// 4-bit `fn`/`fnuz` types, where infinity converts to NaN or saturates), as a max or min
+/// reduction's identity.
+fn float_max(dtype: DType) -> f64 {
+    match hlo_ir::print::MiniFloat::of(dtype) {
+        Some(format) if format.kind != hlo_ir::print::MiniFloatKind::Ieee => {
+            (0..=255u8).map(|b| format.to_f64(b)).filter(|x| x.is_finite()).fold(0.0, f64::max)
+        }
+        _ => f64::INFINITY,
+    }
+}
+
+/// `v` wrapped to a signed integer of `bits` bits.
+fn wrap_signed(v: i64, bits: u32) -> i64 {
+    let shift = 64 - bits;
+    (v << shift) >> shift
 }
 
 /// The lowest and highest value of an integer type, as f64 (exact for up to 53 bits; the
@@ -216,6 +253,10 @@ fn int_range(dtype: DType) -> (f64, f64) {
         DType::U16 => (0.0, u16::MAX as f64),
         DType::U32 => (0.0, u32::MAX as f64),
         DType::U64 => (0.0, u64::MAX as f64),
+        DType::S2 | DType::S4 => {
+            (-(2f64.powi(dtype.bit_width() as i32 - 1)), 2f64.powi(dtype.bit_width() as i32 - 1) - 1.0)
+        }
+        DType::U2 | DType::U4 => (0.0, 2f64.powi(dtype.bit_width() as i32) - 1.0),
         _ => (0.0, 1.0),
     }
 }
@@ -250,8 +291,8 @@ impl Red {
             (Red::Mul, ..) => 1.0,
             (Red::And, _, true) => 1.0,
             (Red::And, ..) => hi,
-            (Red::Max, true, _) => f64::NEG_INFINITY,
-            (Red::Min, true, _) => f64::INFINITY,
+            (Red::Max, true, _) => -float_max(dtype),
+            (Red::Min, true, _) => float_max(dtype),
             (Red::Max, _, true) => 0.0,
             (Red::Min, _, true) => 1.0,
             (Red::Max, ..) => lo,
@@ -880,7 +921,9 @@ impl<'p> Gen<'p> {
             .iter()
             .chain(INTS)
             .map(|&(d, _)| d)
+            // The device keeps 8- and 4-bit floats as f32 values, not bits: no bitcasts of them.
             .filter(|&d| d != s.dtype && d.bit_width() == s.dtype.bit_width() && s.dtype != DType::Pred)
+            .filter(|&d| d.bit_width() >= 16 || !(d.is_float() || s.dtype.is_float()))
             .collect();
         let to = *same_width.choose(&mut self.rng)?;
         let id = self.op(Op::BitcastConvert, &[x.id], Some(Shape::Array(s.with_dtype(to))));

@@ -129,7 +129,12 @@ fn push_value(rng: &mut ChaCha8Rng, out: &mut Vec<u8>, dtype: DType, data: DataK
             DType::F64 => out.extend_from_slice(&x.to_le_bytes()),
             DType::F16 => out.extend_from_slice(&half::f16::from_f64(x).to_le_bytes()),
             DType::BF16 => out.extend_from_slice(&half::bf16::from_f64(x).to_le_bytes()),
-            _ => out.extend_from_slice(&(x as f32).to_le_bytes()),
+            d => match hlo_ir::print::MiniFloat::of(d) {
+                // 8- and 4-bit floats: the bit pattern of the nearest value (NaN, overflow and
+                // saturation as XLA converts).
+                Some(format) => out.push(hlo_parse::encode_minifloat(format, x)),
+                None => out.extend_from_slice(&(x as f32).to_le_bytes()),
+            },
         }
         return;
     }

@@ -765,12 +765,21 @@ fn fused_multiply_add(
     Ok(make(out_shape, res))
 }
 
+/// Population count, leading zeros and shifts of 2- and 4-bit integers ([`crate::subbyte`]).
+fn sub_byte_bit_op(op: &Op, dtype: DType, ops: &[&Literal]) -> Option<ArrayData> {
+    let data: Option<Vec<&ArrayData>> = ops.iter().map(|l| l.array_data()).collect();
+    crate::subbyte::bit_op(op, dtype, &data?)
+}
+
 /// Evaluates ops that need no module context (no called computations).
 pub fn eval_detached(op: &Op, out: &Shape, ops: &[&Literal], options: &Options) -> OpResult<Literal> {
     if let Some(res) = minifloat_arithmetic(op, out, ops, options)? {
         return Ok(res);
     }
     let out_shape = out_array(out)?;
+    if let Some(data) = sub_byte_bit_op(op, out_shape.dtype, ops) {
+        return Ok(make(out_shape, data));
+    }
     let from = ops.first().and_then(|l| l.array_shape()).map(|a| a.dtype);
     let flush = options.flush_denormals && flushes(op, from, out_shape.dtype);
     // atan2, pow and remainder of f32 (and narrower) read subnormal operands themselves in

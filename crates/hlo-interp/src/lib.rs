@@ -48,6 +48,7 @@ mod scalar;
 mod scalar_ops;
 mod shape_ops;
 mod sort;
+mod subbyte;
 
 pub use coverage::{supports, supports_custom_call};
 pub use error::InterpError;

@@ -251,6 +251,11 @@ impl Compiler<'_> {
         for (i, instr) in c.instrs.iter().enumerate() {
             let ops: Option<Vec<Val>> = instr.operands.iter().map(|o| vals.get(o.index()).cloned().flatten()).collect();
             let ops = ops?;
+            // 2- and 4-bit integers wrap to their width after each op, which the scalar steps
+            // (on 8-bit and wider values) do not do: such computations take the array path.
+            if instr.shape.dtype().is_some_and(|d| d.is_integer() && d.bit_width() < 8) {
+                return None;
+            }
             let slot_of = |v: &Val| match v {
                 Val::Slot(s) => Some(*s),
                 Val::Tuple(_) => None,
@@ -551,6 +556,10 @@ pub fn trivial_binop(module: &Module, comp: CompId) -> Option<BinaryOp> {
     }
     let root = c.instrs.get(c.root.index())?;
     let Op::Binary(op) = root.op else { return None };
+    // The typed folds compute 2- and 4-bit integers in a byte without wrapping them.
+    if root.shape.dtype().is_some_and(|d| d.is_integer() && d.bit_width() < 8) {
+        return None;
+    }
     let [a, b] = root.operands[..] else { return None };
     let (p0, p1) = (c.params[0], c.params[1]);
     let commutes = op.is_commutative();

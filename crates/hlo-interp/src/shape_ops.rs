@@ -114,20 +114,30 @@ pub fn slice(x: &Literal, dims: &[SliceDim], out: &ArrayShape) -> OpResult<Array
 }
 
 /// Start indices read from scalar operands and clamped so that `sizes` fit.
+/// The start indices, one scalar per dimension or (XLA's legacy form) one index vector,
+/// clamped so that the window fits.
 fn clamped_starts(shape: &ArrayShape, starts: &[&Literal], sizes: &[i64]) -> OpResult<Vec<i64>> {
-    if starts.len() != shape.rank() || sizes.len() != shape.rank() {
+    let legacy_vector = starts.len() == 1 && shape.rank() != 1;
+    if (starts.len() != shape.rank() && !legacy_vector) || sizes.len() != shape.rank() {
         return invalid("need one start index and size per dimension");
     }
-    let mut res = Vec::with_capacity(starts.len());
-    for (d, s) in starts.iter().enumerate() {
+    let mut values = Vec::with_capacity(shape.rank());
+    for s in starts {
         let (_, idx) = array_of(s)?;
-        let Some(v) = to_i64s(idx).filter(|v| v.len() == 1) else {
-            return invalid("start indices must be integer scalars");
-        };
+        match to_i64s(idx) {
+            Some(v) if v.len() == 1 || legacy_vector => values.extend(v),
+            _ => return invalid("start indices must be integer scalars"),
+        }
+    }
+    if values.len() != shape.rank() {
+        return invalid("need one start index per dimension");
+    }
+    let mut res = Vec::with_capacity(values.len());
+    for (d, v) in values.into_iter().enumerate() {
         if sizes[d] > shape.dims[d] || sizes[d] < 0 {
             return invalid("slice size larger than the operand");
         }
-        res.push(v[0].clamp(0, shape.dims[d] - sizes[d]));
+        res.push(v.clamp(0, shape.dims[d] - sizes[d]));
     }
     Ok(res)
 }

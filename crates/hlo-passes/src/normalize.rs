@@ -12,6 +12,8 @@
 //! - removes `copy` and `opt-barrier`, which are the identity on logical values
 //!   (a layout-changing copy only moves bytes, and the barrier only constrains
 //!   XLA's scheduler);
+//! - splits the legacy single index vector of `dynamic-slice` and
+//!   `dynamic-update-slice` into one scalar index per dimension;
 //! - strips every layout, so all shapes are row-major, and declares the entry
 //!   signature row-major. The entry's logical values do not change: the host
 //!   contract of this project is row-major buffers (numpy order), so no
@@ -127,6 +129,9 @@ fn remove_physical_ops(comp: &mut Computation, names: &mut NameUniquer) -> Resul
                     repl.insert(id, operand);
                 }
             }
+            Op::DynamicSlice { .. } | Op::DynamicUpdateSlice => {
+                changed |= split_index_vector(comp, id, names);
+            }
             Op::Bitcast if instr.operands.len() == 1 => {
                 let operand = instr.operands[0];
                 let unsupported = |reason: &str| PassError::Unsupported {
@@ -179,6 +184,42 @@ fn remove_physical_ops(comp: &mut Computation, names: &mut NameUniquer) -> Resul
     apply_replacements(comp, &repl);
     changed |= compact(comp)?;
     Ok(changed)
+}
+
+/// Rewrites XLA's legacy form of `dynamic-slice` / `dynamic-update-slice`, one index vector
+/// `s32[rank]` (rank 1 included), into one scalar index per dimension (a slice and a
+/// reshape of the vector each), the form every backend reads. Returns whether it did.
+fn split_index_vector(comp: &mut Computation, id: InstrId, names: &mut NameUniquer) -> bool {
+    let instr = comp.instr(id);
+    let first_index = if matches!(instr.op, Op::DynamicSlice { .. }) { 1 } else { 2 };
+    let Some(rank) = comp.instr(instr.operands[0]).shape.as_array().map(|a| a.rank()) else { return false };
+    if instr.operands.len() != first_index + 1 || rank == 0 {
+        return false;
+    }
+    let vector = instr.operands[first_index];
+    let Some(index) = comp.instr(vector).shape.as_array().cloned() else { return false };
+    if index.dims != [rank as i64] {
+        return false;
+    }
+    let (base, metadata) = (instr.name.clone(), instr.meta.metadata.clone());
+    let mut scalars = Vec::with_capacity(rank);
+    for d in 0..rank as i64 {
+        let dims = vec![hlo_ir::SliceDim { start: d, limit: d + 1, stride: 1 }];
+        let one = ArrayShape::new(index.dtype, vec![1]);
+        let mut slice =
+            Instr::new(names.fresh(&format!("{base}.index")), Shape::Array(one), Op::Slice { dims }, vec![vector]);
+        slice.meta.metadata = metadata.clone();
+        let slice = comp.push(slice);
+        let scalar = ArrayShape::new(index.dtype, vec![]);
+        let mut reshape =
+            Instr::new(names.fresh(&format!("{base}.index")), Shape::Array(scalar), Op::Reshape, vec![slice]);
+        reshape.meta.metadata = metadata.clone();
+        scalars.push(comp.push(reshape));
+    }
+    let it = comp.instr_mut(id);
+    it.operands.truncate(first_index);
+    it.operands.extend(scalars);
+    true
 }
 
 /// Removes every layout; declares the entry signature row-major.

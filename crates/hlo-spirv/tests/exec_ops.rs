@@ -382,6 +382,29 @@ ENTRY e {{
     }
 }
 
+/// XLA's legacy `dynamic-slice` / `dynamic-update-slice` with one index vector instead of a
+/// scalar per dimension (XLA's test_utils_test has one); out-of-range starts clamp.
+#[test]
+fn dynamic_slice_with_an_index_vector() {
+    let hlo = r#"HloModule m
+ENTRY e {
+  x = f32[20,20] parameter(0)
+  i = s32[] parameter(1)
+  u = f32[3,2] parameter(2)
+  z = s32[1] constant({0})
+  ib = s32[1] reshape(i)
+  v = s32[2] concatenate(z, ib), dimensions={0}
+  w = s32[2] concatenate(ib, ib), dimensions={0}
+  ds = f32[20,1] dynamic-slice(x, v), dynamic_slice_sizes={20,1}
+  col = f32[20] reshape(ds)
+  one = f32[1] dynamic-slice(col, ib), dynamic_slice_sizes={1}
+  dus = f32[20,20] dynamic-update-slice(x, u, w)
+  ROOT t = (f32[1], f32[20,20]) tuple(one, dus)
+}
+"#;
+    check(hlo, Inputs::Range(-3.0, 25.0), 0.0);
+}
+
 #[test]
 fn gather_clamps_indices() {
     let hlo = r#"HloModule m
