@@ -66,7 +66,12 @@ fn widen(data: &AD, from: DType, to: DType, flush: bool) -> OpResult<Wide> {
         AD::F64(v) => Wide::F64(v.clone()),
         AD::C64(v) => Wide::C128(v.iter().map(|z| [z[0] as f64, z[1] as f64]).collect()),
         AD::C128(v) => Wide::C128(v.clone()),
-        AD::Pred(_) | AD::Bits(_) => return unsupported(format!("dot/convolution producing {to}")),
+        // 8- and 4-bit floats accumulate in f32 (their values, rounded to the format first).
+        AD::Bits(_) => match crate::convert::convert(&data, to, DType::F32)? {
+            AD::F32(v) => Wide::F32(v),
+            _ => return unsupported(format!("dot/convolution producing {to}")),
+        },
+        AD::Pred(_) => return unsupported(format!("dot/convolution producing {to}")),
         // Reinterpret rather than saturate: products wrap modulo 2^64 either way.
         AD::U64(v) => Wide::I64(v.iter().map(|&x| x as i64).collect()),
         _ => match crate::array::to_i64s(&data) {

@@ -253,7 +253,9 @@ impl Compiler<'_> {
             let ops = ops?;
             // 2- and 4-bit integers wrap to their width after each op, which the scalar steps
             // (on 8-bit and wider values) do not do: such computations take the array path.
-            if instr.shape.dtype().is_some_and(|d| d.is_integer() && d.bit_width() < 8) {
+            // 8- and 4-bit floats compute in f32 and round (`eval::minifloat_arithmetic`), which
+            // only the array path does.
+            if instr.shape.dtype().is_some_and(|d| d.bit_width() < 8 && d.is_integer() || d.bit_width() <= 8 && d.is_float()) {
                 return None;
             }
             let slot_of = |v: &Val| match v {
@@ -556,8 +558,9 @@ pub fn trivial_binop(module: &Module, comp: CompId) -> Option<BinaryOp> {
     }
     let root = c.instrs.get(c.root.index())?;
     let Op::Binary(op) = root.op else { return None };
-    // The typed folds compute 2- and 4-bit integers in a byte without wrapping them.
-    if root.shape.dtype().is_some_and(|d| d.is_integer() && d.bit_width() < 8) {
+    // The typed folds compute 2- and 4-bit integers in a byte without wrapping them, and have
+    // no arithmetic of 8- and 4-bit floats.
+    if root.shape.dtype().is_some_and(|d| d.bit_width() < 8 && d.is_integer() || d.bit_width() <= 8 && d.is_float()) {
         return None;
     }
     let [a, b] = root.operands[..] else { return None };
