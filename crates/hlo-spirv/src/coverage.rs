@@ -131,7 +131,11 @@ const PARTIAL: &[(Opcode, &str)] = &[
         "all four types over 1-3 dimensions, as dots with DFT matrices (lengths split Cooley-Tukey style); a prime \
          factor of a length above 2048 is refused",
     ),
-    (Opcode::Scatter, "single-operand scatter; 64-bit elements only with native atomics"),
+    (
+        Opcode::Scatter,
+        "single-operand scatter: 64-bit elements only with native atomics; a variadic scatter runs one invocation per \
+         operand element walking every update in order (slow: on lavapipe at most 65,535 update elements)",
+    ),
     (Opcode::SelectAndScatter, "windows without dilation"),
     (
         Opcode::While,
