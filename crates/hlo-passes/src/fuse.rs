@@ -154,12 +154,68 @@ pub fn run_with_report(module: &mut Module, max_buffers: u32) -> Result<(bool, F
     let mut names = NameUniquer::new(module);
     let mut changed = false;
     for cid in control_comps(module) {
+        changed |= split_wide_concatenates(module.comp_mut(cid), max_arrays(max_buffers) - 1, &mut names)?;
         changed |= fuse_comp(module, cid, &mut names, &mut report, max_buffers)?;
     }
     if changed {
         order_callees_first(module);
     }
     Ok((changed, report))
+}
+
+/// Most distinct arrays one kernel may read and write on a device with `max_buffers` bindings:
+/// one binding stays free for the status word of the kernel's device checks.
+fn max_arrays(max_buffers: u32) -> usize {
+    (max_buffers as usize).saturating_sub(1).max(3)
+}
+
+/// A `concatenate` of more operands than one kernel may read becomes a concatenate of
+/// concatenates of at most `max_operands` each (level after level), so that fusion can keep
+/// every kernel within the device's bindings (`jnp.concatenate` of 40 arrays).
+fn split_wide_concatenates(
+    comp: &mut Computation,
+    max_operands: usize,
+    names: &mut NameUniquer,
+) -> Result<bool, PassError> {
+    let max_operands = max_operands.max(2);
+    let mut changed = false;
+    for idx in 0..comp.instrs.len() {
+        let id = InstrId::from_index(idx);
+        let instr = comp.instr(id);
+        let Op::Concatenate { dimension } = instr.op else { continue };
+        if instr.operands.len() <= max_operands {
+            continue;
+        }
+        let (Some(shape), name) = (instr.shape.as_array().cloned(), instr.name.clone()) else { continue };
+        let d = dimension as usize;
+        let mut ops = instr.operands.clone();
+        while ops.len() > max_operands {
+            let mut next = Vec::new();
+            for chunk in ops.chunks(max_operands) {
+                if chunk.len() == 1 {
+                    next.push(chunk[0]);
+                    continue;
+                }
+                let len: i64 = chunk.iter().map(|&o| crate::util::dims(&comp.instr(o).shape)[d]).sum();
+                let mut dims = shape.dims.clone();
+                dims[d] = len;
+                let part = Instr::new(
+                    names.fresh(&name),
+                    Shape::Array(hlo_ir::ArrayShape::new(shape.dtype, dims)),
+                    Op::Concatenate { dimension },
+                    chunk.to_vec(),
+                );
+                next.push(comp.push(part));
+            }
+            ops = next;
+        }
+        comp.instrs[idx].operands = ops;
+        changed = true;
+    }
+    if changed {
+        crate::util::compact(comp)?;
+    }
+    Ok(changed)
 }
 
 /// The fusion report for `module` (the pass runs on a copy): `--explain-fusion`.
@@ -839,8 +895,7 @@ fn fuse_comp(
 ) -> Result<bool, PassError> {
     let comp = module.comp(cid).clone();
     let n = comp.instrs.len();
-    // One binding stays free for the status word of a kernel's device checks.
-    let max_arrays = (max_buffers as usize).saturating_sub(1).max(2);
+    let max_arrays = max_arrays(max_buffers);
     let mut planner =
         Planner { comp: &comp, max_arrays, users: users(&comp), needed: vec![false; n], groups: Vec::new(), report };
     planner.plan();

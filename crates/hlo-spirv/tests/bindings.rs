@@ -73,6 +73,24 @@ fn fusions_at_the_binding_limit() {
     }
 }
 
+/// `jnp.concatenate` of 40 arrays: one op reading 40 arrays becomes concatenates of concatenates.
+#[test]
+fn concatenate_of_forty_arrays() {
+    let n = 40;
+    let mut hlo = String::from("HloModule m\nENTRY e {\n");
+    for k in 0..n {
+        hlo += &format!("  p{k} = f32[3] parameter({k})\n");
+    }
+    hlo += &format!(
+        "  c = f32[{}] concatenate({}), dimensions={{0}}\n  ROOT r = f32[{}] negate(c)\n}}\n",
+        3 * n,
+        (0..n).map(|k| format!("p{k}")).collect::<Vec<_>>().join(", "),
+        3 * n
+    );
+    let inputs: Vec<Vec<u8>> = (0..n).map(|k| f32_bytes((0..3).map(|i| value(k, i)))).collect();
+    check(&hlo, &inputs);
+}
+
 #[test]
 fn explain_fusion_names_the_binding_limit() {
     let text = hlo_passes::explain(&parse(&sum_of_params(40)));
