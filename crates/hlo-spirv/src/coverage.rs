@@ -133,8 +133,8 @@ const PARTIAL: &[(Opcode, &str)] = &[
     ),
     (
         Opcode::Scatter,
-        "single-operand scatter: 64-bit elements only with native atomics; a variadic scatter runs one invocation per \
-         operand element walking every update in order (slow: on lavapipe at most 65,535 update elements)",
+        "64-bit elements only with native atomics; a variadic scatter (several operands) runs one invocation per \
+         operand element folding in every update in order: deterministic but slow (operand x updates work)",
     ),
     (Opcode::SelectAndScatter, "windows without dilation"),
     (

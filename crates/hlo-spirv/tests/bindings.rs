@@ -315,12 +315,51 @@ ENTRY e {
 "#;
     let inputs = vec![
         f32_bytes((0..15).map(|i| value(1, i))),
-        s32_bytes((0..15).map(|i| i as i32 - 4)),
+        s32_bytes((0..15).map(|i: i32| i - 4)),
         s32_bytes([4, 1, 5, 1]),
         f32_bytes((0..12).map(|i| value(2, i))),
-        s32_bytes((0..12).map(|i| (i % 5) as i32 - 2)),
+        s32_bytes((0..12).map(|i: i32| i % 5 - 2)),
     ];
     check(hlo, &inputs);
+}
+
+/// More updates than one invocation may loop over on lavapipe (65,535): several dispatches each
+/// fold in a chunk, in order. Indices 8 and 9 are out of bounds of f32[8].
+#[test]
+fn variadic_scatter_of_many_updates() {
+    let n_upd = 70_000;
+    let hlo = format!(
+        r#"HloModule m
+comb {{
+  a0 = f32[] parameter(0)
+  a1 = s32[] parameter(1)
+  b0 = f32[] parameter(2)
+  b1 = s32[] parameter(3)
+  h = f32[] constant(0.5)
+  s = f32[] multiply(a0, h)
+  t = f32[] add(s, b0)
+  m = s32[] add(a1, b1)
+  ROOT r = (f32[], s32[]) tuple(t, m)
+}}
+ENTRY e {{
+  o0 = f32[8] parameter(0)
+  o1 = s32[8] parameter(1)
+  idx = s32[{n_upd},1] parameter(2)
+  u0 = f32[{n_upd}] parameter(3)
+  u1 = s32[{n_upd}] parameter(4)
+  ROOT s = (f32[8], s32[8]) scatter(o0, o1, idx, u0, u1), update_window_dims={{}}, inserted_window_dims={{0}}, scatter_dims_to_operand_dims={{0}}, index_vector_dim=1, to_apply=comb
+}}
+"#
+    );
+    let inputs = vec![
+        f32_bytes((0..8).map(|i| value(0, i))),
+        s32_bytes(0..8),
+        s32_bytes((0..n_upd).map(|u| ((u * 7) % 10) as i32)),
+        f32_bytes((0..n_upd).map(|u| value(1, u))),
+        s32_bytes((0..n_upd).map(|u| (u % 3) as i32)),
+    ];
+    let kernels = check(&hlo, &inputs);
+    assert!(kernels.len() >= 3, "{kernels:?}");
 }
 
 /// The outputs' element types, for the record: a mixed scatter keeps each operand's type.

@@ -93,12 +93,11 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
 /// A scatter of several operands (one combiner over tuples): one invocation per operand element,
 /// which walks every update element in order and folds in those that land on it. Deterministic
 /// and in the interpreter's order whatever the indices, but each invocation reads every update:
-/// O(operand x updates) work, and on a driver with a loop budget (lavapipe: 65,535 iterations)
-/// at most that many update elements (refused by name above it).
+/// O(operand x updates) work. On a driver with a loop budget (lavapipe: 65,535 iterations) the
+/// updates are folded in by several dispatches, each taking a chunk of them.
 fn variadic(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     let comp = ctx.m.comp(ctx.comp);
     let root = comp.instr(ctx.root);
-    let Op::Scatter { dims, to_apply, .. } = &root.op else { unreachable!("classified as scatter") };
     let n = (root.operands.len() - 1) / 2;
     if ctx.outputs.len() != n {
         return Err(CodegenError::unsupported("scatter", &root.name, "outputs do not match the operands"));
@@ -121,7 +120,40 @@ fn variadic(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     if n_out > u32::MAX as u64 / 2 || n_upd > u32::MAX as u64 / 2 {
         return Err(CodegenError::unsupported("scatter", &root.name, "more than 2^31 elements"));
     }
-    let name = format!("{}_variadic", ctx.name);
+    // Each dispatch folds in a chunk of the updates (the first from the operands, the others from
+    // the outputs the previous one wrote), so that no invocation loops past the driver's budget.
+    let chunk = ctx.target.max_loop_iterations.map_or(n_upd, |budget| (budget / 2).max(1)).max(1);
+    let spec = Variadic { n, op_shape, idx_shape, upd_shape };
+    let mut steps = Vec::new();
+    let mut start = 0;
+    loop {
+        let len = chunk.min(n_upd - start);
+        steps.push(variadic_chunk(ctx, &spec, steps.len(), start, len)?);
+        start += len;
+        if start >= n_upd {
+            return Ok(steps);
+        }
+    }
+}
+
+/// The shapes of a variadic scatter.
+struct Variadic {
+    n: usize,
+    op_shape: hlo_ir::ArrayShape,
+    idx_shape: hlo_ir::ArrayShape,
+    upd_shape: hlo_ir::ArrayShape,
+}
+
+/// One dispatch of a variadic scatter: every operand element folds in the updates `start..start + len`
+/// that land on it, starting from the operands (`c == 0`) or from the outputs.
+fn variadic_chunk(ctx: &KernelCtx, spec: &Variadic, c: usize, start: u64, len: u64) -> Result<KernelStep> {
+    let comp = ctx.m.comp(ctx.comp);
+    let root = comp.instr(ctx.root);
+    let Op::Scatter { dims, to_apply, .. } = &root.op else { unreachable!("classified as scatter") };
+    let Variadic { n, op_shape, idx_shape, upd_shape } = spec;
+    let n = *n;
+    let n_out = op_shape.num_elements();
+    let name = format!("{}_variadic{c}", ctx.name);
     let wg = ctx.target.loop_workgroup();
     let groups = grid(n_out.div_ceil(wg as u64));
     let mut em = Em::new(ctx.m, ctx.target, &name);
@@ -136,25 +168,26 @@ fn variadic(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     let idx = Index::from_linear(&op_shape.dims, i);
     let mut init = Vec::with_capacity(n);
     for k in 0..n {
-        init.push(em.eval(f, root.operands[k], &[], &idx)?);
+        init.push(match c {
+            0 => em.eval(f, root.operands[k], &[], &idx)?,
+            _ => em.load(outs[k], i, ctx.outputs[k].dtype),
+        });
     }
     let to_apply = *to_apply;
-    let dims = dims.clone();
     let upd_ids: Vec<InstrId> = root.operands[n + 1..].to_vec();
-    let upd_dims = upd_shape.dims.clone();
     let mut body = |em: &mut Em, point: &[H], accs: &[Val]| -> Result<Vec<Val>> {
-        let u = point[0];
-        let Target { inside, j } = target(em, f, root, &dims, &op_shape, &idx_shape, &upd_shape, n, u)?;
+        let u = em.kb.add_c(point[0], start as u32);
+        let Target { inside, j } = target(em, f, root, dims, op_shape, idx_shape, upd_shape, n, u)?;
         let here = em.kb.binary(Bo::Equal, j, i);
         let hit = em.kb.binary(Bo::LogicalAnd, inside, here);
         let mut args = accs.to_vec();
         for &id in &upd_ids {
-            args.push(em.eval(f, id, &[], &Index::from_linear(&upd_dims, u))?);
+            args.push(em.eval(f, id, &[], &Index::from_linear(&upd_shape.dims, u))?);
         }
         let new = em.apply(to_apply, args)?;
         Ok(accs.iter().zip(new).map(|(acc, v)| Val { h: em.kb.select(hit, v.h, acc.h), dt: acc.dt }).collect())
     };
-    let res = em.fold(&[n_upd as u32], init, &mut body)?;
+    let res = em.fold(&[len as u32], init, &mut body)?;
     em.kb.begin_block();
     for (&g, v) in outs.iter().zip(res) {
         em.store_copy(g, i, v);
@@ -167,7 +200,7 @@ fn variadic(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         let ok = em.kb.binary(Bo::Less, raw, nn);
         em.kb.stmt(naga::Statement::If { condition: ok, accept: store, reject: naga::Block::new() });
     }
-    Ok(vec![finish(em, &name, KernelKind::Scatter, [wg, 1, 1], groups, ctx.sources.clone())?])
+    finish(em, &name, KernelKind::Scatter, [wg, 1, 1], groups, ctx.sources.clone())
 }
 
 /// Where update element `u` goes: its operand element's linear index `j`, and whether its
