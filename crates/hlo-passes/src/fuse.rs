@@ -1037,6 +1037,46 @@ mod tests {
         (module, report)
     }
 
+    /// A chain of `n` parameters added together, and a concatenate of `n` parameters.
+    fn wide(n: usize) -> String {
+        let mut s = String::from("HloModule m\nENTRY e {\n");
+        for k in 0..n {
+            s += &format!("  p{k} = f32[4] parameter({k})\n");
+        }
+        s += "  a0 = f32[4] add(p0, p1)\n";
+        for k in 2..n {
+            s += &format!("  a{} = f32[4] add(a{}, p{k})\n", k - 1, k - 2);
+        }
+        let all: Vec<String> = (0..n).map(|k| format!("p{k}")).collect();
+        s += &format!("  c = f32[{}] concatenate({}), dimensions={{0}}\n", 4 * n, all.join(", "));
+        s += &format!("  ROOT t = (f32[4], f32[{}]) tuple(a{}, c)\n}}\n", 4 * n, n - 2);
+        s
+    }
+
+    #[test]
+    fn kernels_stay_within_the_device_bindings() {
+        for max_buffers in [8, 32] {
+            let mut module = parse(&wide(40));
+            let (_, report) = run_with_report(&mut module, max_buffers).unwrap();
+            crate::pipeline::verify_after("fusion", &module).unwrap();
+            assert_fused_form(&module);
+            let entry = module.entry_comp();
+            for instr in &entry.instrs {
+                if matches!(instr.op, Op::Fusion { .. }) {
+                    let outputs = instr.shape.leaves().len();
+                    assert!(
+                        instr.operands.len() + outputs < max_buffers as usize,
+                        "{} reads {} arrays with {max_buffers} bindings",
+                        instr.name,
+                        instr.operands.len()
+                    );
+                }
+            }
+            assert!(report.edges.iter().any(|e| e.decision
+                == FusionDecision::Reject("the kernel would bind more arrays than the device allows one kernel")));
+        }
+    }
+
     pub(crate) fn assert_fused_form(module: &Module) {
         for cid in control_comps(module) {
             for instr in &module.comp(cid).instrs {
