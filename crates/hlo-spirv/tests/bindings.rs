@@ -362,6 +362,19 @@ ENTRY e {{
     assert!(kernels.len() >= 3, "{kernels:?}");
 }
 
+/// FIXME: a variadic scatter of 11 operands binds 11 operands, the indices, 11 updates and 11
+/// outputs in its one kernel (34): refused by name until its outputs are split over kernels.
+#[test]
+fn variadic_scatter_past_the_binding_limit_is_refused() {
+    match hlo_spirv::compile(&parse_and_fuse(&scatter_module(11, false)), &hlo_spirv::Target::lavapipe()) {
+        Err(hlo_spirv::CodegenError::Unsupported { reason, .. }) => {
+            assert!(reason.contains("storage buffers"), "{reason}")
+        }
+        Err(e) => panic!("expected Unsupported, got {e}"),
+        Ok(_) => panic!("a kernel of 34 bindings compiled"),
+    }
+}
+
 /// The outputs' element types, for the record: a mixed scatter keeps each operand's type.
 #[test]
 fn variadic_scatter_output_types() {
