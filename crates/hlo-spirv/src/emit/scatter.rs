@@ -124,16 +124,59 @@ fn variadic(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     // the outputs the previous one wrote), so that no invocation loops past the driver's budget.
     let chunk = ctx.target.max_loop_iterations.map_or(n_upd, |budget| (budget / 2).max(1)).max(1);
     let spec = Variadic { n, op_shape, idx_shape, upd_shape };
+    // A combiner whose results each read only their own pair of arguments computes each output
+    // on its own: past the device's bindings (an operand, an update and an output per component,
+    // the indices and a status word) the components are split over kernels.
+    let Op::Scatter { to_apply, .. } = &root.op else { unreachable!("classified as scatter") };
+    let per_kernel = (ctx.target.max_storage_buffers as usize).saturating_sub(2) / 3;
+    let all: Vec<usize> = (0..n).collect();
+    let parts: Vec<&[usize]> = match 3 * n + 2 > ctx.target.max_storage_buffers as usize
+        && per_kernel > 0
+        && independent_components(ctx.m, *to_apply, n)
+    {
+        true => all.chunks(per_kernel).collect(),
+        false => vec![&all[..]],
+    };
     let mut steps = Vec::new();
-    let mut start = 0;
-    loop {
-        let len = chunk.min(n_upd - start);
-        steps.push(variadic_chunk(ctx, &spec, steps.len(), start, len)?);
-        start += len;
-        if start >= n_upd {
-            return Ok(steps);
+    for part in parts {
+        let mut start = 0;
+        loop {
+            let len = chunk.min(n_upd - start);
+            steps.push(variadic_chunk(ctx, &spec, part, steps.len(), start, len)?);
+            start += len;
+            if start >= n_upd {
+                break;
+            }
         }
     }
+    Ok(steps)
+}
+
+/// Whether result `k` of the combiner `(acc_0..acc_n-1, upd_0..upd_n-1) -> tuple` reads only
+/// `acc_k` and `upd_k`, for every `k`.
+fn independent_components(m: &hlo_ir::Module, to_apply: hlo_ir::CompId, n: usize) -> bool {
+    let c = m.comp(to_apply);
+    let root = c.root_instr();
+    if !matches!(root.op, Op::Tuple) || root.operands.len() != n {
+        return false;
+    }
+    root.operands.iter().enumerate().all(|(k, &out)| {
+        let mut stack = vec![out];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(id) = stack.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            let instr = c.instr(id);
+            if let Op::Parameter { number } = instr.op {
+                if number as usize != k && number as usize != n + k {
+                    return false;
+                }
+            }
+            stack.extend(instr.operands.iter().copied());
+        }
+        true
+    })
 }
 
 /// The shapes of a variadic scatter.
@@ -144,9 +187,17 @@ struct Variadic {
     upd_shape: hlo_ir::ArrayShape,
 }
 
-/// One dispatch of a variadic scatter: every operand element folds in the updates `start..start + len`
-/// that land on it, starting from the operands (`c == 0`) or from the outputs.
-fn variadic_chunk(ctx: &KernelCtx, spec: &Variadic, c: usize, start: u64, len: u64) -> Result<KernelStep> {
+/// One dispatch of a variadic scatter computing the outputs `part`: every operand element folds in
+/// the updates `start..start + len` that land on it, starting from the operands (`start == 0`) or
+/// from the outputs. The combiner's arguments of the other components are zeros, never read.
+fn variadic_chunk(
+    ctx: &KernelCtx,
+    spec: &Variadic,
+    part: &[usize],
+    c: usize,
+    start: u64,
+    len: u64,
+) -> Result<KernelStep> {
     let comp = ctx.m.comp(ctx.comp);
     let root = comp.instr(ctx.root);
     let Op::Scatter { dims, to_apply, .. } = &root.op else { unreachable!("classified as scatter") };
@@ -158,34 +209,42 @@ fn variadic_chunk(ctx: &KernelCtx, spec: &Variadic, c: usize, start: u64, len: u
     let groups = grid(n_out.div_ceil(wg as u64));
     let mut em = Em::new(ctx.m, ctx.target, &name);
     let f = em.frame(ctx.comp, ctx.leaves.clone());
-    let mut outs = Vec::with_capacity(n);
-    for o in &ctx.outputs {
+    let mut outs = Vec::with_capacity(part.len());
+    for &k in part {
+        let o = &ctx.outputs[k];
         em.check_type(root, o.dtype)?;
         outs.push(em.bind_array(o.buf, o.n_elems(), o.dtype, true, false)?);
     }
     let ElementIndex { raw, clamped: i, exact } = element_index(&mut em.kb, wg, groups, n_out);
     em.kb.name(i, "i");
     let idx = Index::from_linear(&op_shape.dims, i);
-    let mut init = Vec::with_capacity(n);
-    for k in 0..n {
-        init.push(match c {
+    let mut init = Vec::with_capacity(part.len());
+    for (&k, &g) in part.iter().zip(&outs) {
+        init.push(match start {
             0 => em.eval(f, root.operands[k], &[], &idx)?,
-            _ => em.load(outs[k], i, ctx.outputs[k].dtype),
+            _ => em.load(g, i, ctx.outputs[k].dtype),
         });
     }
     let to_apply = *to_apply;
     let upd_ids: Vec<InstrId> = root.operands[n + 1..].to_vec();
+    let dtypes: Vec<DType> = ctx.outputs.iter().map(|o| o.dtype).collect();
     let mut body = |em: &mut Em, point: &[H], accs: &[Val]| -> Result<Vec<Val>> {
         let u = em.kb.add_c(point[0], start as u32);
         let Target { inside, j } = target(em, f, root, dims, op_shape, idx_shape, upd_shape, n, u)?;
         let here = em.kb.binary(Bo::Equal, j, i);
         let hit = em.kb.binary(Bo::LogicalAnd, inside, here);
-        let mut args = accs.to_vec();
-        for &id in &upd_ids {
-            args.push(em.eval(f, id, &[], &Index::from_linear(&upd_shape.dims, u))?);
+        let mut args: Vec<Val> = dtypes.iter().map(|&dt| zero_of(em, dt)).collect();
+        for (&k, acc) in part.iter().zip(accs) {
+            args[k] = *acc;
+        }
+        for (k, &id) in upd_ids.iter().enumerate() {
+            args.push(match part.contains(&k) {
+                true => em.eval(f, id, &[], &Index::from_linear(&upd_shape.dims, u))?,
+                false => zero_of(em, dtypes[k]),
+            });
         }
         let new = em.apply(to_apply, args)?;
-        Ok(accs.iter().zip(new).map(|(acc, v)| Val { h: em.kb.select(hit, v.h, acc.h), dt: acc.dt }).collect())
+        Ok(part.iter().zip(accs).map(|(&k, acc)| Val { h: em.kb.select(hit, new[k].h, acc.h), dt: acc.dt }).collect())
     };
     let res = em.fold(&[len as u32], init, &mut body)?;
     em.kb.begin_block();
@@ -284,6 +343,12 @@ fn target(
     }
     let j = linearize(&mut em.kb, &op_shape.dims, &full);
     Ok(Target { inside, j })
+}
+
+/// A zero of `dt`, for combiner arguments whose results are not computed.
+fn zero_of(em: &mut Em, dt: DType) -> Val {
+    let t = ops::value_sty(dt).unwrap_or(STy::U32);
+    Val { h: em.kb.lit_int(t, 0), dt }
 }
 
 fn to_i32(em: &mut Em, v: Val) -> H {
