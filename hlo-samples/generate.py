@@ -2522,6 +2522,51 @@ def linalg_qr(a, b, c):
     return qa, ra, qb, rb, jnp.linalg.qr(a, mode="complete")[0], qc, rc
 
 
+# --- storage-buffer limit samples ---
+# Kernels that would bind more storage buffers than lavapipe allows one kernel (32): the fused
+# series and continued fractions of the incomplete gamma and beta functions, and a sort of 17
+# operands (17 inputs and 17 outputs).
+
+
+def _special_limit_inputs(rng):
+    return [unif(rng, 0.1, 8.0, (64,)), unif(rng, 0.05, 10.0, (64,)), unif(rng, 0.1, 6.0, (64,)),
+            unif(rng, 0.02, 0.98, (64,))]
+
+
+@register("gammainc_betainc",
+          "jax.scipy.special.gammainc, gammaincc and betainc on f32[64] arrays (a in [0.1, 8], "
+          "x in [0.05, 10]; b in [0.1, 6], x in [0.02, 0.98]): their fusions read and write more "
+          "arrays than one kernel may bind on lavapipe.", 1e-4, _special_limit_inputs,
+          f64_check=False)
+def gammainc_betainc(a, x, b, t):
+    import jax.scipy.special as jss
+    return jss.gammainc(a, x), jss.gammaincc(a, x), jss.betainc(a, b, t)
+
+
+@register("random_beta_gamma",
+          "jax.random.beta with array parameters a, b f32[128] and jax.random.gamma of the same "
+          "shapes (threefry key as raw uint32[2]).", 1e-5,
+          lambda rng: [rng.integers(0, 2 ** 32, (2,), dtype=np.uint32),
+                       unif(rng, 0.3, 4.0, (128,)), unif(rng, 0.3, 4.0, (128,))], f64_check=False,
+          notes="Rejection sampling: an ulp of difference in log or exp may flip a decision.")
+def random_beta_gamma(key_data, a, b):
+    k1, k2 = jax.random.split(jax.random.wrap_key_data(key_data))
+    return jax.random.beta(k1, a, b), jax.random.gamma(k2, a + b)
+
+
+def _sort17_inputs(rng):
+    keys = rng.integers(0, 8, (4, 33)).astype(np.int32)
+    return [keys] + [unif(rng, -1, 1, (4, 33)) for _ in range(16)]
+
+
+@register("sort_17_operands",
+          "lax.sort of 17 operands along the last axis of [4,33] (s32 keys with ties, 16 f32 "
+          "payloads, num_keys=1, stable): 34 arrays, more than one kernel may bind on lavapipe "
+          "(XLA's Sort17Inputs).", 0, _sort17_inputs)
+def sort_17_operands(*ops):
+    return lax.sort(ops, dimension=1, num_keys=1, is_stable=True)
+
+
 ALL_NAMES[:] = list(SAMPLES) + [SEED_NAME]
 
 

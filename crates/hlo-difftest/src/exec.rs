@@ -163,7 +163,7 @@ fn install_hook() {
 /// then reports the problem).
 fn with_bf16_excess_precision(module: &Module) -> Module {
     let mut m = module.clone();
-    let mut opts = hlo_passes::PipelineOptions { verify: false, dump_after_each: None };
+    let mut opts = hlo_passes::PipelineOptions { verify: false, dump_after_each: None, ..Default::default() };
     match hlo_passes::run_passes(&mut m, &["bf16-excess-precision"], &mut opts) {
         Ok(_) => m,
         Err(_) => module.clone(),
@@ -252,7 +252,7 @@ impl Harness {
         let run = quietly(|| -> Result<Vec<HostArray>, String> {
             let args = literals(module, inputs)?;
             let mut module = module.clone();
-            let mut opts = hlo_passes::PipelineOptions { verify: false, dump_after_each: None };
+            let mut opts = hlo_passes::PipelineOptions { verify: false, dump_after_each: None, ..Default::default() };
             hlo_passes::run_passes(&mut module, passes, &mut opts).map_err(|e| format!("XLA:CPU's rewrites: {e}"))?;
             let result = hlo_interp::evaluate_with(&module, &args, &hlo_interp::Options::xla_cpu())
                 .map_err(|e| e.to_string())?;

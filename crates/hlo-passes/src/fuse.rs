@@ -137,17 +137,25 @@ impl fmt::Display for FusionReport {
 }
 
 pub fn run(module: &mut Module) -> Result<bool, PassError> {
-    run_with_report(module).map(|(changed, _)| changed)
+    run_with_report(module, DEFAULT_MAX_KERNEL_BUFFERS).map(|(changed, _)| changed)
 }
 
-/// Runs the pass and returns its report.
-pub fn run_with_report(module: &mut Module) -> Result<(bool, FusionReport), PassError> {
+/// The most storage buffers a kernel may bind when the device is not known: lavapipe's
+/// `maxPerStageDescriptorStorageBuffers`, the smallest of the devices this project runs on
+/// (desktop GPUs allow thousands; Vulkan guarantees only 4).
+pub const DEFAULT_MAX_KERNEL_BUFFERS: u32 = 32;
+
+/// Runs the pass for a device whose kernels may bind at most `max_buffers` storage buffers, and
+/// returns its report: no fusion reads and writes more distinct arrays than that (one binding is
+/// kept for the kernel's status word).
+pub fn run_with_report(module: &mut Module, max_buffers: u32) -> Result<(bool, FusionReport), PassError> {
     let _span = tracing::info_span!("fusion").entered();
     let mut report = FusionReport::default();
     let mut names = NameUniquer::new(module);
     let mut changed = false;
     for cid in control_comps(module) {
-        changed |= fuse_comp(module, cid, &mut names, &mut report)?;
+        changed |= split_wide_concatenates(module.comp_mut(cid), max_arrays(max_buffers) - 1, &mut names)?;
+        changed |= fuse_comp(module, cid, &mut names, &mut report, max_buffers)?;
     }
     if changed {
         order_callees_first(module);
@@ -155,10 +163,70 @@ pub fn run_with_report(module: &mut Module) -> Result<(bool, FusionReport), Pass
     Ok((changed, report))
 }
 
+/// Most distinct arrays one kernel may read and write on a device with `max_buffers` bindings:
+/// one binding stays free for the status word of the kernel's device checks.
+fn max_arrays(max_buffers: u32) -> usize {
+    (max_buffers as usize).saturating_sub(1).max(3)
+}
+
+/// A `concatenate` of more operands than one kernel may read becomes a concatenate of
+/// concatenates of at most `max_operands` each (level after level), so that fusion can keep
+/// every kernel within the device's bindings (`jnp.concatenate` of 40 arrays).
+fn split_wide_concatenates(
+    comp: &mut Computation,
+    max_operands: usize,
+    names: &mut NameUniquer,
+) -> Result<bool, PassError> {
+    let max_operands = max_operands.max(2);
+    let mut changed = false;
+    for idx in 0..comp.instrs.len() {
+        let id = InstrId::from_index(idx);
+        let instr = comp.instr(id);
+        let Op::Concatenate { dimension } = instr.op else { continue };
+        if instr.operands.len() <= max_operands {
+            continue;
+        }
+        let (Some(shape), name) = (instr.shape.as_array().cloned(), instr.name.clone()) else { continue };
+        let d = dimension as usize;
+        let mut ops = instr.operands.clone();
+        while ops.len() > max_operands {
+            let mut next = Vec::new();
+            for chunk in ops.chunks(max_operands) {
+                if chunk.len() == 1 {
+                    next.push(chunk[0]);
+                    continue;
+                }
+                let len: i64 = chunk.iter().map(|&o| crate::util::dims(&comp.instr(o).shape)[d]).sum();
+                let mut dims = shape.dims.clone();
+                dims[d] = len;
+                let part = Instr::new(
+                    names.fresh(&name),
+                    Shape::Array(hlo_ir::ArrayShape::new(shape.dtype, dims)),
+                    Op::Concatenate { dimension },
+                    chunk.to_vec(),
+                );
+                next.push(comp.push(part));
+            }
+            ops = next;
+        }
+        comp.instrs[idx].operands = ops;
+        changed = true;
+    }
+    if changed {
+        crate::util::compact(comp)?;
+    }
+    Ok(changed)
+}
+
 /// The fusion report for `module` (the pass runs on a copy): `--explain-fusion`.
 pub fn explain(module: &Module) -> String {
+    explain_for(module, DEFAULT_MAX_KERNEL_BUFFERS)
+}
+
+/// [`explain`] for a device whose kernels may bind at most `max_buffers` storage buffers.
+pub fn explain_for(module: &Module, max_buffers: u32) -> String {
     let mut copy = module.clone();
-    match run_with_report(&mut copy) {
+    match run_with_report(&mut copy, max_buffers) {
         Ok((_, report)) => report.to_string(),
         Err(err) => format!("fusion failed: {err}\n"),
     }
@@ -382,6 +450,8 @@ impl Group {
 
 struct Planner<'a> {
     comp: &'a Computation,
+    /// Most distinct arrays (inputs and outputs) one kernel may read and write.
+    max_arrays: usize,
     users: Vec<Vec<InstrId>>,
     needed: Vec<bool>,
     groups: Vec<Group>,
@@ -557,6 +627,9 @@ impl Planner<'_> {
         if group.nested_loop_work + self.nested_loop_work(p, count, group) > MAX_NESTED_LOOP_WORK {
             return reject("its reduction would nest inside the consumer's loop for too many iterations");
         }
+        if self.arrays_with(p, group) > self.max_arrays {
+            return reject("the kernel would bind more arrays than the device allows one kernel");
+        }
         let exclusive = self.users[p.index()].iter().all(|u| group.exclusive.contains(u));
         // Duplicates compound (a duplicated producer is recomputed by every group
         // downstream that duplicates its users too), so only small costly ones are copied.
@@ -564,6 +637,22 @@ impl Planner<'_> {
             return reject("producer has other users and is too costly to duplicate");
         }
         (FusionDecision::Fuse, count)
+    }
+
+    /// How many distinct arrays the group's kernel would bind with `p` fused: its inputs, its
+    /// outputs, and the fused constants that are not scalars (the emitter may keep those in a buffer).
+    fn arrays_with(&self, p: InstrId, group: &Group) -> usize {
+        let comp = self.comp;
+        let mut inputs: BTreeSet<InstrId> = BTreeSet::new();
+        let mut constants = 0;
+        for &m in group.members.iter().chain([&p]) {
+            let instr = comp.instr(m);
+            if matches!(instr.op, Op::Constant(_)) && num_elements(&instr.shape) > 1 {
+                constants += 1;
+            }
+            inputs.extend(instr.operands.iter().copied().filter(|o| *o != p && !group.members.contains(o)));
+        }
+        inputs.len() + constants + group.outputs.len()
     }
 
     /// How many copies of `p` the elemental emitter would generate in `group`: users reading it
@@ -662,7 +751,7 @@ impl Planner<'_> {
                     let mut union = ga.clone();
                     union.members.extend(gb.members.iter().copied());
                     union.outputs.extend(gb.outputs.iter().copied());
-                    if union.inputs(comp).len() + union.outputs.len() > MAX_BINDINGS {
+                    if union.inputs(comp).len() + union.outputs.len() > MAX_BINDINGS.min(self.max_arrays) {
                         continue;
                     }
                     if horizontal
@@ -802,10 +891,13 @@ fn fuse_comp(
     cid: CompId,
     names: &mut NameUniquer,
     report: &mut FusionReport,
+    max_buffers: u32,
 ) -> Result<bool, PassError> {
     let comp = module.comp(cid).clone();
     let n = comp.instrs.len();
-    let mut planner = Planner { comp: &comp, users: users(&comp), needed: vec![false; n], groups: Vec::new(), report };
+    let max_arrays = max_arrays(max_buffers);
+    let mut planner =
+        Planner { comp: &comp, max_arrays, users: users(&comp), needed: vec![false; n], groups: Vec::new(), report };
     planner.plan();
     planner.merge_siblings();
     let groups = std::mem::take(&mut planner.groups);
@@ -939,10 +1031,50 @@ mod tests {
     /// Runs fusion and checks the post-condition on every control computation.
     fn fuse(text: &str) -> (Module, FusionReport) {
         let mut module = parse(text);
-        let (_, report) = run_with_report(&mut module).unwrap();
+        let (_, report) = run_with_report(&mut module, DEFAULT_MAX_KERNEL_BUFFERS).unwrap();
         crate::pipeline::verify_after("fusion", &module).unwrap();
         assert_fused_form(&module);
         (module, report)
+    }
+
+    /// A chain of `n` parameters added together, and a concatenate of `n` parameters.
+    fn wide(n: usize) -> String {
+        let mut s = String::from("HloModule m\nENTRY e {\n");
+        for k in 0..n {
+            s += &format!("  p{k} = f32[4] parameter({k})\n");
+        }
+        s += "  a0 = f32[4] add(p0, p1)\n";
+        for k in 2..n {
+            s += &format!("  a{} = f32[4] add(a{}, p{k})\n", k - 1, k - 2);
+        }
+        let all: Vec<String> = (0..n).map(|k| format!("p{k}")).collect();
+        s += &format!("  c = f32[{}] concatenate({}), dimensions={{0}}\n", 4 * n, all.join(", "));
+        s += &format!("  ROOT t = (f32[4], f32[{}]) tuple(a{}, c)\n}}\n", 4 * n, n - 2);
+        s
+    }
+
+    #[test]
+    fn kernels_stay_within_the_device_bindings() {
+        for max_buffers in [8, 32] {
+            let mut module = parse(&wide(40));
+            let (_, report) = run_with_report(&mut module, max_buffers).unwrap();
+            crate::pipeline::verify_after("fusion", &module).unwrap();
+            assert_fused_form(&module);
+            let entry = module.entry_comp();
+            for instr in &entry.instrs {
+                if matches!(instr.op, Op::Fusion { .. }) {
+                    let outputs = instr.shape.leaves().len();
+                    assert!(
+                        instr.operands.len() + outputs < max_buffers as usize,
+                        "{} reads {} arrays with {max_buffers} bindings",
+                        instr.name,
+                        instr.operands.len()
+                    );
+                }
+            }
+            assert!(report.edges.iter().any(|e| e.decision
+                == FusionDecision::Reject("the kernel would bind more arrays than the device allows one kernel")));
+        }
     }
 
     pub(crate) fn assert_fused_form(module: &Module) {

@@ -114,13 +114,20 @@ pub struct PipelineOptions<'a> {
     pub verify: bool,
     /// Called after every pass with the pass name and the module.
     pub dump_after_each: Option<DumpFn<'a>>,
+    /// The most storage buffers one kernel may bind on the target device
+    /// (`maxPerStageDescriptorStorageBuffers`): fusion keeps every kernel's arrays below it.
+    pub max_kernel_buffers: u32,
 }
 
 // Not derived: `verify` defaults to on in debug builds only (clippy sees `false` in release).
 #[allow(clippy::derivable_impls)]
 impl Default for PipelineOptions<'_> {
     fn default() -> Self {
-        PipelineOptions { verify: cfg!(debug_assertions), dump_after_each: None }
+        PipelineOptions {
+            verify: cfg!(debug_assertions),
+            dump_after_each: None,
+            max_kernel_buffers: fuse::DEFAULT_MAX_KERNEL_BUFFERS,
+        }
     }
 }
 
@@ -194,7 +201,7 @@ fn run_into(
         .ok_or_else(|| PassError::UnknownPass(name.to_string()))?;
     let start = Instant::now();
     let changed = if name == "fusion" {
-        let (changed, fusion) = fuse::run_with_report(module)?;
+        let (changed, fusion) = fuse::run_with_report(module, opts.max_kernel_buffers)?;
         report.fusion = Some(fusion);
         changed
     } else {

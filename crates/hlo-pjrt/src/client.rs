@@ -381,7 +381,8 @@ pub fn compile_module(module: &Module, target: &Target) -> Result<hlo_spirv::Com
         )));
     }
     let mut optimized = module.clone();
-    hlo_passes::run_pipeline(&mut optimized, &mut hlo_passes::PipelineOptions::default()).map_err(|e| match e {
+    let mut opts = hlo_passes::PipelineOptions { max_kernel_buffers: target.max_storage_buffers, ..Default::default() };
+    hlo_passes::run_pipeline(&mut optimized, &mut opts).map_err(|e| match e {
         hlo_passes::PassError::Unsupported { .. } => Error::Unsupported(format!("unsupported on Vulkan: {e}")),
         other => Error::Internal(format!("internal compiler error in the pass pipeline: {other}")),
     })?;

@@ -490,7 +490,7 @@ pub fn opt(args: &OptArgs) -> anyhow::Result<()> {
             }
         }
     };
-    let mut opts = hlo_passes::PipelineOptions { verify: true, dump_after_each: Some(&mut dump) };
+    let mut opts = hlo_passes::PipelineOptions { verify: true, dump_after_each: Some(&mut dump), ..Default::default() };
     let report = if args.passes.is_empty() {
         hlo_passes::run_pipeline(&mut loaded.module, &mut opts)
     } else {

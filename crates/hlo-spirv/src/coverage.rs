@@ -131,7 +131,13 @@ const PARTIAL: &[(Opcode, &str)] = &[
         "all four types over 1-3 dimensions, as dots with DFT matrices (lengths split Cooley-Tukey style); a prime \
          factor of a length above 2048 is refused",
     ),
-    (Opcode::Scatter, "single-operand scatter; 64-bit elements with `shaderBufferInt64Atomics` (native add, min, max and bitwise atomics; other combiners as a 64-bit compare-exchange loop) or an overwriting combiner"),
+    (
+        Opcode::Scatter,
+        "64-bit elements with `shaderBufferInt64Atomics` (native add, min, max and bitwise atomics; other \
+         combiners as a 64-bit compare-exchange loop) or an overwriting combiner; a variadic scatter (several \
+         operands) runs one invocation per operand element folding in every update in order: deterministic but \
+         slow (operand x updates work)",
+    ),
     (Opcode::SelectAndScatter, "windows without dilation"),
     (
         Opcode::While,

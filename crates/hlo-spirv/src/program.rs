@@ -803,6 +803,23 @@ impl<'m> Builder<'m> {
     }
 
     fn push_steps(&mut self, steps: Vec<KernelStep>) -> Result<()> {
+        // Refused before any step is emitted, so that a caller trying several lowerings
+        // ([`Builder::unless_unsupported`]) can fall back to the next one.
+        for s in &steps {
+            if let KernelStep::Kernel(k) = s {
+                if k.binds.len() > self.target.max_storage_buffers as usize {
+                    return Err(CodegenError::unsupported(
+                        k.kind.to_string(),
+                        &k.name,
+                        format!(
+                            "the kernel binds {} storage buffers, more than the device allows one kernel ({})",
+                            k.binds.len(),
+                            self.target.max_storage_buffers
+                        ),
+                    ));
+                }
+            }
+        }
         for s in steps {
             match s {
                 KernelStep::Copy { src, dst, bytes } => self.emit_step(Step::Copy { src, dst, size_bytes: bytes }),

@@ -148,8 +148,11 @@ pub fn prepare(module: &Module, kind: BackendKind, opts: &PrepareOptions) -> any
             if !InterpPrepared::pure() {
                 // XLA:CPU's value-changing rewrites (x / c as x * (1/c), sums in blocks of 32,
                 // scans in blocks of 16, bf16 excess precision): what JAX on CPU computes.
-                let mut pipeline =
-                    hlo_passes::PipelineOptions { verify: cfg!(debug_assertions), dump_after_each: None };
+                let mut pipeline = hlo_passes::PipelineOptions {
+                    verify: cfg!(debug_assertions),
+                    dump_after_each: None,
+                    ..Default::default()
+                };
                 hlo_passes::run_passes(&mut module, hlo_passes::XLA_CPU_NUMERICS, &mut pipeline)
                     .map_err(|e| anyhow::anyhow!("internal compiler error in XLA:CPU's rewrites: {e}"))?;
             } else {

@@ -169,7 +169,8 @@ pub fn compile_module(
     }
     let start = Instant::now();
     let mut optimized = module.clone();
-    let report = hlo_passes::run_pipeline(&mut optimized, &mut hlo_passes::PipelineOptions::default())
+    let mut opts = hlo_passes::PipelineOptions { max_kernel_buffers: target.max_storage_buffers, ..Default::default() };
+    let report = hlo_passes::run_pipeline(&mut optimized, &mut opts)
         .map_err(|e| anyhow::anyhow!("internal compiler error in the pass pipeline: {e}"))?;
     if let (true, Some(fusion)) = (explain_fusion, &report.fusion) {
         eprintln!("{fusion}");

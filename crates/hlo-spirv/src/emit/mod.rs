@@ -286,7 +286,11 @@ pub(crate) fn emit(ctx: &KernelCtx, scratch: &Scratch) -> crate::error::Result<V
     let name = || root.name.clone();
     match classify(ctx.m, ctx.comp, ctx.root) {
         KernelKind::Scatter => {
-            because(scatter::emit(ctx), || "scatter at the root: one invocation per update element".into())
+            let variadic = root.operands.len() > 3;
+            because(scatter::emit(ctx), || match variadic {
+                false => "scatter at the root: one invocation per update element".into(),
+                true => "variadic scatter at the root: one invocation per operand element, walking every update".into(),
+            })
         }
         KernelKind::ReduceRow => reduce::emit(ctx),
         KernelKind::Sort => because(sort::emit(ctx, scratch), || "sort at the root".into()),

@@ -14,7 +14,9 @@
 use crate::builder::{STy, H};
 use crate::emit::elemental::{delinearize, linearize, Em, Index, Leaf};
 use crate::emit::ops::{self, Val};
-use crate::emit::{finish, grid, invocation_index, loop_fusion, KernelCtx, KernelKind, KernelStep, OutBuf};
+use crate::emit::{
+    element_index, finish, grid, invocation_index, loop_fusion, ElementIndex, KernelCtx, KernelKind, KernelStep, OutBuf,
+};
 use crate::error::{CodegenError, Result};
 use crate::hostio::array_data_to_device;
 use hlo_ir::{BinaryOp, Computation, DType, InstrId, Op};
@@ -33,7 +35,7 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     let root = comp.instr(ctx.root);
     let Op::Scatter { dims, to_apply, unique_indices, .. } = &root.op else { unreachable!("classified as scatter") };
     if root.operands.len() != 3 {
-        return Err(CodegenError::unsupported("scatter", &root.name, "variadic scatter (more than one operand)"));
+        return variadic(ctx);
     }
     let out =
         ctx.outputs.first().cloned().ok_or_else(|| CodegenError::unsupported("scatter", &root.name, "no output"))?;
@@ -74,6 +76,217 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         let oob = em.kb.binary(Bo::GreaterEqual, u, n);
         em.kb.return_if(oob);
     }
+    let Target { inside, j } = target(&mut em, f, root, dims, &op_shape, &idx_shape, &upd_shape, 1, u)?;
+    em.kb.name(inside, "in_bounds");
+    em.kb.name(j, "j");
+    em.kb.begin_block();
+    let upd = em.eval(f, root.operands[2], &[], &Index::from_linear(&upd_shape.dims, u))?;
+    let s = ops::to_storage(&mut em.kb, upd.h, dtype);
+    em.at_element(g, j, |em, ptr| {
+        match combine {
+            Combine::Store => em.kb.store(ptr, s),
+            Combine::Atomic(fun) => em.kb.stmt(naga::Statement::Atomic { pointer: ptr, fun, value: s, result: None }),
+            Combine::Cas => cas_loop(em, ptr, storage, dtype, *to_apply, upd)?,
+        }
+        Ok(())
+    })?;
+    let accept = em.kb.end_block();
+    em.kb.stmt(naga::Statement::If { condition: inside, accept, reject: naga::Block::new() });
+    steps.push(finish(em, &name, KernelKind::Scatter, [wg, 1, 1], groups, ctx.sources.clone())?);
+    Ok(steps)
+}
+
+/// A scatter of several operands (one combiner over tuples): one invocation per operand element,
+/// which walks every update element in order and folds in those that land on it. Deterministic
+/// and in the interpreter's order whatever the indices, but each invocation reads every update:
+/// O(operand x updates) work. On a driver with a loop budget (lavapipe: 65,535 iterations) the
+/// updates are folded in by several dispatches, each taking a chunk of them.
+fn variadic(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
+    let comp = ctx.m.comp(ctx.comp);
+    let root = comp.instr(ctx.root);
+    let n = (root.operands.len() - 1) / 2;
+    if ctx.outputs.len() != n {
+        return Err(CodegenError::unsupported("scatter", &root.name, "outputs do not match the operands"));
+    }
+    let array = |id: InstrId| {
+        comp.instr(id)
+            .shape
+            .as_array()
+            .cloned()
+            .ok_or_else(|| CodegenError::unsupported("scatter", &root.name, "tuple operand"))
+    };
+    let op_shape = array(root.operands[0])?;
+    let idx_shape = array(root.operands[n])?;
+    let upd_shape = array(root.operands[n + 1])?;
+    let n_out = op_shape.num_elements();
+    let n_upd = upd_shape.num_elements();
+    if n_out == 0 {
+        return Ok(Vec::new());
+    }
+    if n_out > u32::MAX as u64 / 2 || n_upd > u32::MAX as u64 / 2 {
+        return Err(CodegenError::unsupported("scatter", &root.name, "more than 2^31 elements"));
+    }
+    // Each dispatch folds in a chunk of the updates (the first from the operands, the others from
+    // the outputs the previous one wrote), so that no invocation loops past the driver's budget.
+    let chunk = ctx.target.max_loop_iterations.map_or(n_upd, |budget| (budget / 2).max(1)).max(1);
+    let spec = Variadic { n, op_shape, idx_shape, upd_shape };
+    // A combiner whose results each read only their own pair of arguments computes each output
+    // on its own: past the device's bindings (an operand, an update and an output per component,
+    // the indices and a status word) the components are split over kernels.
+    let Op::Scatter { to_apply, .. } = &root.op else { unreachable!("classified as scatter") };
+    let per_kernel = (ctx.target.max_storage_buffers as usize).saturating_sub(2) / 3;
+    let all: Vec<usize> = (0..n).collect();
+    let parts: Vec<&[usize]> = match 3 * n + 2 > ctx.target.max_storage_buffers as usize
+        && per_kernel > 0
+        && independent_components(ctx.m, *to_apply, n)
+    {
+        true => all.chunks(per_kernel).collect(),
+        false => vec![&all[..]],
+    };
+    let mut steps = Vec::new();
+    for part in parts {
+        let mut start = 0;
+        loop {
+            let len = chunk.min(n_upd - start);
+            steps.push(variadic_chunk(ctx, &spec, part, steps.len(), start, len)?);
+            start += len;
+            if start >= n_upd {
+                break;
+            }
+        }
+    }
+    Ok(steps)
+}
+
+/// Whether result `k` of the combiner `(acc_0..acc_n-1, upd_0..upd_n-1) -> tuple` reads only
+/// `acc_k` and `upd_k`, for every `k`.
+fn independent_components(m: &hlo_ir::Module, to_apply: hlo_ir::CompId, n: usize) -> bool {
+    let c = m.comp(to_apply);
+    let root = c.root_instr();
+    if !matches!(root.op, Op::Tuple) || root.operands.len() != n {
+        return false;
+    }
+    root.operands.iter().enumerate().all(|(k, &out)| {
+        let mut stack = vec![out];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(id) = stack.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            let instr = c.instr(id);
+            if let Op::Parameter { number } = instr.op {
+                if number as usize != k && number as usize != n + k {
+                    return false;
+                }
+            }
+            stack.extend(instr.operands.iter().copied());
+        }
+        true
+    })
+}
+
+/// The shapes of a variadic scatter.
+struct Variadic {
+    n: usize,
+    op_shape: hlo_ir::ArrayShape,
+    idx_shape: hlo_ir::ArrayShape,
+    upd_shape: hlo_ir::ArrayShape,
+}
+
+/// One dispatch of a variadic scatter computing the outputs `part`: every operand element folds in
+/// the updates `start..start + len` that land on it, starting from the operands (`start == 0`) or
+/// from the outputs. The combiner's arguments of the other components are zeros, never read.
+fn variadic_chunk(
+    ctx: &KernelCtx,
+    spec: &Variadic,
+    part: &[usize],
+    c: usize,
+    start: u64,
+    len: u64,
+) -> Result<KernelStep> {
+    let comp = ctx.m.comp(ctx.comp);
+    let root = comp.instr(ctx.root);
+    let Op::Scatter { dims, to_apply, .. } = &root.op else { unreachable!("classified as scatter") };
+    let Variadic { n, op_shape, idx_shape, upd_shape } = spec;
+    let n = *n;
+    let n_out = op_shape.num_elements();
+    let name = format!("{}_variadic{c}", ctx.name);
+    let wg = ctx.target.loop_workgroup();
+    let groups = grid(n_out.div_ceil(wg as u64));
+    let mut em = Em::new(ctx.m, ctx.target, &name);
+    let f = em.frame(ctx.comp, ctx.leaves.clone());
+    let mut outs = Vec::with_capacity(part.len());
+    for &k in part {
+        let o = &ctx.outputs[k];
+        em.check_type(root, o.dtype)?;
+        outs.push(em.bind_array(o.buf, o.n_elems(), o.dtype, true, false)?);
+    }
+    let ElementIndex { raw, clamped: i, exact } = element_index(&mut em.kb, wg, groups, n_out);
+    em.kb.name(i, "i");
+    let idx = Index::from_linear(&op_shape.dims, i);
+    let mut init = Vec::with_capacity(part.len());
+    for (&k, &g) in part.iter().zip(&outs) {
+        init.push(match start {
+            0 => em.eval(f, root.operands[k], &[], &idx)?,
+            _ => em.load(g, i, ctx.outputs[k].dtype),
+        });
+    }
+    let to_apply = *to_apply;
+    let upd_ids: Vec<InstrId> = root.operands[n + 1..].to_vec();
+    let dtypes: Vec<DType> = ctx.outputs.iter().map(|o| o.dtype).collect();
+    let mut body = |em: &mut Em, point: &[H], accs: &[Val]| -> Result<Vec<Val>> {
+        let u = em.kb.add_c(point[0], start as u32);
+        let Target { inside, j } = target(em, f, root, dims, op_shape, idx_shape, upd_shape, n, u)?;
+        let here = em.kb.binary(Bo::Equal, j, i);
+        let hit = em.kb.binary(Bo::LogicalAnd, inside, here);
+        let mut args: Vec<Val> = dtypes.iter().map(|&dt| zero_of(em, dt)).collect();
+        for (&k, acc) in part.iter().zip(accs) {
+            args[k] = *acc;
+        }
+        for (k, &id) in upd_ids.iter().enumerate() {
+            args.push(match part.contains(&k) {
+                true => em.eval(f, id, &[], &Index::from_linear(&upd_shape.dims, u))?,
+                false => zero_of(em, dtypes[k]),
+            });
+        }
+        let new = em.apply(to_apply, args)?;
+        Ok(part.iter().zip(accs).map(|(&k, acc)| Val { h: em.kb.select(hit, new[k].h, acc.h), dt: acc.dt }).collect())
+    };
+    let res = em.fold(&[len as u32], init, &mut body)?;
+    em.kb.begin_block();
+    for (&g, v) in outs.iter().zip(res) {
+        em.store_copy(g, i, v);
+    }
+    let store = em.kb.end_block();
+    if exact {
+        em.kb.stmt(naga::Statement::Block(store));
+    } else {
+        let nn = em.kb.lit_u32(n_out as u32);
+        let ok = em.kb.binary(Bo::Less, raw, nn);
+        em.kb.stmt(naga::Statement::If { condition: ok, accept: store, reject: naga::Block::new() });
+    }
+    finish(em, &name, KernelKind::Scatter, [wg, 1, 1], groups, ctx.sources.clone())
+}
+
+/// Where update element `u` goes: its operand element's linear index `j`, and whether its
+/// window lies inside the operand (XLA skips windows that do not).
+struct Target {
+    inside: H,
+    j: H,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn target(
+    em: &mut Em,
+    f: usize,
+    root: &hlo_ir::Instr,
+    dims: &hlo_ir::ScatterDims,
+    op_shape: &hlo_ir::ArrayShape,
+    idx_shape: &hlo_ir::ArrayShape,
+    upd_shape: &hlo_ir::ArrayShape,
+    n_inputs: usize,
+    u: H,
+) -> Result<Target> {
     let um = delinearize(&mut em.kb, &upd_shape.dims, u);
     let scatter_dims: Vec<usize> =
         (0..upd_shape.rank()).filter(|d| !dims.update_window_dims.contains(&(*d as i64))).collect();
@@ -94,8 +307,8 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         if ivd < idx_shape.rank() {
             gi[ivd] = em.kb.lit_u32(k as u32);
         }
-        let v = em.eval(f, root.operands[1], &[], &Index::from_multi(&idx_shape.dims, gi))?;
-        start_i[od as usize] = Some(to_i32(&mut em, v));
+        let v = em.eval(f, root.operands[n_inputs], &[], &Index::from_multi(&idx_shape.dims, gi))?;
+        start_i[od as usize] = Some(to_i32(em, v));
     }
     for (i, &obd) in dims.input_batching_dims.iter().enumerate() {
         let sbd = dims.scatter_indices_batching_dims[i] as usize;
@@ -134,24 +347,14 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
             }
         }
     }
-    em.kb.name(inside, "in_bounds");
-    em.kb.begin_block();
     let j = linearize(&mut em.kb, &op_shape.dims, &full);
-    em.kb.name(j, "j");
-    let upd = em.eval(f, root.operands[2], &[], &Index::from_linear(&upd_shape.dims, u))?;
-    let s = ops::to_storage(&mut em.kb, upd.h, dtype);
-    em.at_element(g, j, |em, ptr| {
-        match combine {
-            Combine::Store => em.kb.store(ptr, s),
-            Combine::Atomic(fun) => em.kb.stmt(naga::Statement::Atomic { pointer: ptr, fun, value: s, result: None }),
-            Combine::Cas => cas_loop(em, ptr, storage, dtype, *to_apply, upd)?,
-        }
-        Ok(())
-    })?;
-    let accept = em.kb.end_block();
-    em.kb.stmt(naga::Statement::If { condition: inside, accept, reject: naga::Block::new() });
-    steps.push(finish(em, &name, KernelKind::Scatter, [wg, 1, 1], groups, ctx.sources.clone())?);
-    Ok(steps)
+    Ok(Target { inside, j })
+}
+
+/// A zero of `dt`, for combiner arguments whose results are not computed.
+fn zero_of(em: &mut Em, dt: DType) -> Val {
+    let t = ops::value_sty(dt).unwrap_or(STy::U32);
+    Val { h: em.kb.lit_int(t, 0), dt }
 }
 
 fn to_i32(em: &mut Em, v: Val) -> H {

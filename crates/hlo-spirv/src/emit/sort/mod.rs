@@ -29,7 +29,7 @@ mod rank;
 use crate::builder::{STy, H};
 use crate::emit::elemental::{Em, Index};
 use crate::emit::ops::{self, Val};
-use crate::emit::{finish, grid, invocation_index, KernelCtx, KernelKind, KernelStep, Scratch};
+use crate::emit::{finish, grid, invocation_index, KernelCtx, KernelKind, KernelStep, OutBuf, Scratch};
 use crate::error::{CodegenError, Result};
 use hlo_ir::{CompId, DType, InstrId, Op};
 use hlo_program::BufferId;
@@ -44,6 +44,7 @@ const RANK_MAX_ROW: u32 = 32;
 const RADIX_MIN_ROW: u32 = 2048;
 
 /// What is sorted: one row per position of the non-sorted dimensions.
+#[derive(Clone)]
 struct Spec {
     /// Dimensions of every sorted operand.
     dims: Vec<i64>,
@@ -57,6 +58,9 @@ struct Spec {
     topk: Option<u32>,
     /// Name of the HLO instruction, for errors.
     instr: String,
+    /// The comparator argument pair of each operand: its position among the sort's operands, or
+    /// `None` for an operand the comparator does not see (a permutation's positions).
+    orig: Vec<Option<usize>>,
 }
 
 /// One sorted array.
@@ -75,6 +79,7 @@ enum Source {
 }
 
 /// How two elements are ordered.
+#[derive(Clone)]
 enum Order {
     /// The comparator computation: `(lhs_0, rhs_0, lhs_1, rhs_1, ...) -> pred`, true when lhs goes
     /// first; `flush` as in [`flush_for_comparator`].
@@ -147,6 +152,7 @@ impl Spec {
             row_len,
             rows,
             inner: inner as u32,
+            orig: (0..operands.len()).map(Some).collect(),
             operands,
             order,
             topk,
@@ -182,6 +188,7 @@ impl Spec {
         match &self.order {
             Order::Key(key) => key.operand == k,
             Order::Comparator { comp: c, .. } => {
+                let Some(k) = self.orig[k] else { return false };
                 let comp = m.comp(*c);
                 let used = key::used_params(m, *c);
                 [2 * k, 2 * k + 1].iter().any(|&p| p < comp.params.len() && used[p])
@@ -202,14 +209,28 @@ impl Spec {
                 Ok(em.kb.binary(Bo::Less, ka, kb_))
             }
             Order::Comparator { comp: c, flush } => {
-                let mut args = Vec::with_capacity(2 * self.operands.len());
-                for (k, op) in self.operands.iter().enumerate() {
-                    for v in [lhs[k], rhs[k]] {
-                        args.push(match v {
-                            Some(v) => v,
-                            None => zero_of(em, op.dt),
-                        });
-                    }
+                // One pair of arguments per comparator operand; those of operands this sort does not
+                // move (see `by_permutation`) are never read.
+                let params: Vec<DType> =
+                    em.m.comp(*c)
+                        .params
+                        .iter()
+                        .step_by(2)
+                        .map(|&p| em.m.comp(*c).instr(p).shape.as_array().map_or(DType::U32, |a| a.dtype))
+                        .collect();
+                let mut pairs: Vec<Option<(Val, Val)>> = vec![None; params.len()];
+                for (k, orig) in self.orig.iter().enumerate() {
+                    let Some(slot) = orig.and_then(|o| pairs.get_mut(o)) else { continue };
+                    let dt = self.operands[k].dt;
+                    let a = lhs[k].unwrap_or_else(|| zero_of(em, dt));
+                    let b = rhs[k].unwrap_or_else(|| zero_of(em, dt));
+                    *slot = Some((a, b));
+                }
+                let mut args = Vec::with_capacity(2 * params.len());
+                for (pair, &dt) in pairs.iter().zip(&params) {
+                    let (a, b) = pair.unwrap_or_else(|| (zero_of(em, dt), zero_of(em, dt)));
+                    args.push(a);
+                    args.push(b);
                 }
                 // XLA:CPU runs comparators with DAZ: its arithmetic compares read subnormal
                 // arguments as zero, total-order compares read their bits.
@@ -245,9 +266,155 @@ pub(crate) fn emit(ctx: &KernelCtx, scratch: &Scratch) -> Result<Vec<KernelStep>
     if spec.n_elems() == 0 {
         return Ok(Vec::new());
     }
+    if spec.topk.is_none() && buffers_needed(spec.operands.len()) > ctx.target.max_storage_buffers as usize {
+        return by_permutation(ctx, scratch, spec);
+    }
     if spec.row_len <= RANK_MAX_ROW {
         return rank::emit(ctx);
     }
+    sort_spec(ctx, scratch, spec)
+}
+
+/// The most storage buffers a kernel of any strategy binds for a sort of `n` operands: every
+/// operand read and written, the radix sort's histograms and totals, a status word.
+fn buffers_needed(n: usize) -> usize {
+    2 * n + 3
+}
+
+/// A sort of more operands than one kernel may bind (XLA's `Sort17Inputs`: 34 arrays): the
+/// operands the order reads are sorted together with their positions in the row, and every
+/// output is then gathered from its operand through those positions, by kernels that each bind
+/// as many operands as the device allows. Equal elements keep their order either way.
+fn by_permutation(ctx: &KernelCtx, scratch: &Scratch, full: Spec) -> Result<Vec<KernelStep>> {
+    let n_ops = full.operands.len();
+    let compared: Vec<usize> = (0..n_ops).filter(|&k| full.is_compared(ctx.m, k)).collect();
+    let max = ctx.target.max_storage_buffers as usize;
+    if buffers_needed(compared.len() + 1) > max {
+        return Err(CodegenError::unsupported(
+            "sort",
+            &full.instr,
+            format!(
+                "its order reads {} operands: sorting them with their positions binds {} storage buffers, the \
+                 device allows one kernel {max}",
+                compared.len(),
+                buffers_needed(compared.len() + 1)
+            ),
+        ));
+    }
+    let mut operands: Vec<Operand> = compared.iter().map(|&k| full.operands[k]).collect();
+    operands.push(Operand { src: Source::Iota, dt: DType::S32 });
+    let mut orig: Vec<Option<usize>> = compared.iter().map(|&k| Some(k)).collect();
+    orig.push(None);
+    let order = match full.order {
+        Order::Key(mut key) => {
+            key.operand = compared.iter().position(|&k| k == key.operand).expect("the key operand is compared");
+            Order::Key(key)
+        }
+        other => other,
+    };
+    let dims = full.dims.clone();
+    let spec = Spec { operands, order, orig, ..full };
+    // The positions land in a scratch buffer, and so do the sorted keys (the gathers write every output).
+    let outputs: Vec<OutBuf> = spec
+        .operands
+        .iter()
+        .map(|op| OutBuf {
+            path: Vec::new(),
+            buf: scratch.buffer(dims.clone(), op.dt),
+            dims: dims.clone(),
+            dtype: op.dt,
+        })
+        .collect();
+    let perm = outputs.last().expect("the positions").buf;
+    let sub = KernelCtx {
+        m: ctx.m,
+        target: ctx.target,
+        name: ctx.name.clone(),
+        comp: ctx.comp,
+        root: ctx.root,
+        leaves: ctx.leaves.clone(),
+        outputs,
+        sources: ctx.sources.clone(),
+    };
+    let mut steps = sort_spec(&sub, scratch, spec.clone())?;
+    // Gathers: as many operands per kernel as fit, one per kernel when a fused operand binds more.
+    let per_kernel = ((max - 2) / 2).max(1);
+    let all: Vec<usize> = (0..n_ops).collect();
+    for (c, chunk) in all.chunks(per_kernel).enumerate() {
+        match gather(ctx, &spec, perm, chunk, &format!("{}_gather{c}", ctx.name)) {
+            Ok(step) => steps.push(step),
+            Err(CodegenError::Unsupported { .. }) if chunk.len() > 1 => {
+                for &k in chunk {
+                    steps.push(gather(ctx, &spec, perm, &[k], &format!("{}_gather{c}_{k}", ctx.name))?);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(steps)
+}
+
+/// `out_k[i] = operand_k[i with its position along the sorted dimension replaced by perm[i]]` for
+/// the sort's operands `ks`: one invocation per element.
+fn gather(ctx: &KernelCtx, spec: &Spec, perm: BufferId, ks: &[usize], name: &str) -> Result<KernelStep> {
+    let comp = ctx.m.comp(ctx.comp);
+    let root = comp.instr(ctx.root);
+    let n = spec.n_elems();
+    let wg = ctx.target.loop_workgroup();
+    let groups = grid(n.div_ceil(wg as u64));
+    let mut em = Em::new(ctx.m, ctx.target, name);
+    let f = em.frame(ctx.comp, ctx.leaves.clone());
+    let p = em.bind_buffer(perm, DType::S32, false, false)?;
+    let i = invocation_index(&mut em.kb, wg, groups);
+    em.kb.name(i, "i");
+    let nn = em.kb.lit_u32(n as u32);
+    let oob = em.kb.binary(Bo::GreaterEqual, i, nn);
+    em.kb.return_if(oob);
+    // from = i - j * inner + perm[i] * inner, with j = i's own position along the sorted dimension.
+    let pos = em.load(p, i, DType::S32);
+    let pos = em.kb.bitcast(pos.h, STy::U32);
+    let q = em.kb.div_c(i, spec.inner);
+    let j = em.kb.rem_c(q, spec.row_len);
+    let jn = em.kb.mul_c(j, spec.inner);
+    let base = em.kb.binary(Bo::Subtract, i, jn);
+    let from = spec.at(&mut em, base, pos);
+    em.kb.name(from, "from");
+    let idx = Index::from_linear(&spec.dims, from);
+    for &k in ks {
+        let out = &ctx.outputs[k];
+        let id = root.operands[k];
+        let g = em.bind_buffer(out.buf, out.dtype, true, false)?;
+        match ctx.leaves.get(&id) {
+            // A buffer is moved as it is; a computed operand is stored as the sort's `sources` kernel stores it.
+            Some(crate::emit::elemental::Leaf::Buffer { buf, dims, dtype })
+                if *dims == spec.dims && *dtype == out.dtype =>
+            {
+                let src = em.bind_buffer(*buf, *dtype, false, false)?;
+                let v = em.load(src, from, *dtype);
+                move_value(&mut em, g, i, v);
+            }
+            _ => {
+                let v = em.eval(f, id, &[], &idx)?;
+                em.store(g, i, v);
+            }
+        }
+    }
+    if em.binds.len() + 1 > ctx.target.max_storage_buffers as usize {
+        return Err(CodegenError::unsupported(
+            "sort",
+            &spec.instr,
+            format!(
+                "gathering its outputs binds {} storage buffers, the device allows one kernel {}",
+                em.binds.len() + 1,
+                ctx.target.max_storage_buffers
+            ),
+        ));
+    }
+    finish(em, name, KernelKind::Loop, [wg, 1, 1], groups, ctx.sources.clone())
+}
+
+/// Sorts by `spec` into `ctx.outputs` with a multi-pass strategy (merge or radix).
+fn sort_spec(ctx: &KernelCtx, scratch: &Scratch, spec: Spec) -> Result<Vec<KernelStep>> {
     let radix = match &spec.order {
         Order::Key(key) if spec.row_len >= RADIX_MIN_ROW => Some(radix::Plan::new(&spec, key)?),
         _ => None,
