@@ -35,6 +35,7 @@ pub mod loop_analysis;
 pub mod lower_complex;
 pub mod normalize;
 pub mod pipeline;
+pub mod rng_bit_generator_expander;
 pub mod scan_rewrite;
 pub mod split_reductions;
 pub mod tree_reduction;
@@ -57,6 +58,7 @@ pub const PASSES: &[(&str, PassFn)] = &[
     ("inline-calls", inline_calls::run),
     ("batch-norm-expander", batch_norm_expander::run),
     ("linalg-expander", linalg_expander::run),
+    ("rng-bit-generator-expander", rng_bit_generator_expander::run),
     ("normalize", normalize::run),
     ("lower-complex", lower_complex::run),
     ("tree-reduction", tree_reduction::run),

@@ -3,6 +3,7 @@
 //! ```text
 //! inline-calls                  call/fusion bodies inlined (XLA's fusions undone)
 //! linalg-expander               LAPACK custom calls, cholesky, triangular-solve as while loops
+//! rng-bit-generator-expander    rng-bit-generator as elementwise ThreeFry/Philox arithmetic
 //! normalize                     bitcast/copy/opt-barrier gone, layouts stripped (row-major)
 //! lower-complex                 complex arrays as (re, im) real pairs; fft as DFT dots
 //! scan-rewrite                  cumulative reduce-windows as blocked scans of 16 (XLA:CPU's)
@@ -48,6 +49,7 @@ pub const PIPELINE: &[&str] = &[
     "inline-calls",
     "batch-norm-expander",
     "linalg-expander",
+    "rng-bit-generator-expander",
     "normalize",
     "lower-complex",
     "scan-rewrite",
@@ -68,6 +70,8 @@ pub const STEPS: &[Step] = &[
     Step::Pass("batch-norm-expander"),
     // LAPACK custom calls, `cholesky` and `triangular-solve` as while loops of plain HLO.
     Step::Pass("linalg-expander"),
+    // `rng-bit-generator` as iota, adds, shifts, xors and u64 products, fused like any elementwise code.
+    Step::Pass("rng-bit-generator-expander"),
     Step::Pass("normalize"),
     Step::Pass("lower-complex"),
     // Not `tree-reduction`: XLA:CPU's blocks of 32 give the interpreter JAX's sums bit for bit

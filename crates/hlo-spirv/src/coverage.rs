@@ -91,6 +91,8 @@ const FULL: &[Opcode] = &[
     Opcode::Remainder,
     Opcode::Reshape,
     Opcode::Reverse,
+    // Expanded into elementwise ThreeFry/Philox arithmetic by `rng-bit-generator-expander`.
+    Opcode::RngBitGenerator,
     Opcode::RoundNearestAfz,
     Opcode::RoundNearestEven,
     Opcode::Rsqrt,
