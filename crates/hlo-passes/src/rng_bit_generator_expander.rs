@@ -250,6 +250,11 @@ impl Expander<'_> {
             [n] if n >= 2 && state_shape.dtype == DType::U64 => n,
             _ => return false,
         };
+        // The declared state must be the operand's: the expansion slices the operand.
+        let operand = self.comp.instr(state_in).shape.as_array();
+        if operand.is_none_or(|a| a.dtype != DType::U64 || a.dims != state_shape.dims) {
+            return false;
+        }
         let bits = data_shape.dtype.bit_width();
         let unsigned = match bits {
             8 => DType::U8,

@@ -2,6 +2,9 @@
 //! `rng_bit_generator_u64`, `random_rbg`) must give JAX's bits exactly, and hand-written
 //! forms JAX does not emit (3- and 4-word states, signed and float element types, scalars,
 //! counters about to carry) must give the interpreter's bits exactly.
+//! JAX wraps the op in width-changing `bitcast-convert`s (`u32[2,2]` key words to `u64[2]`),
+//! which `bitcast-convert-expander` turns into shifts and concatenations; those are checked
+//! here too, in both directions and across signed, float and 8-bit pieces.
 
 mod common;
 use common::*;
@@ -63,6 +66,61 @@ fn rng_forms_match_the_interpreter() {
                     failures.push(format!("{alg}, state u64[{n}], output {k} ({}{:?}): {e}", io.dtype, io.dims));
                 }
             }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A device without 64-bit integers is refused by the op's name before the expansion runs.
+#[test]
+fn a_device_without_int64_refuses_rng_bit_generator() {
+    let mut target = hlo_spirv::Target::lavapipe();
+    assert_eq!(hlo_spirv::refusal_on(hlo_ir::Opcode::RngBitGenerator, &target), None);
+    target.shader_int64 = false;
+    let reason = hlo_spirv::refusal_on(hlo_ir::Opcode::RngBitGenerator, &target).expect("refused");
+    assert!(reason.contains("shaderInt64"), "{reason}");
+}
+
+/// A form the expander leaves alone (4-bit elements) is refused by name, never run wrong.
+#[test]
+fn unexpanded_forms_are_refused_by_name() {
+    let text = "HloModule m\nENTRY e {\n  s = u64[2] parameter(0)\n  \
+                ROOT r = (u64[2], u4[8]) rng-bit-generator(s), algorithm=rng_philox\n}\n";
+    match hlo_spirv::compile(&parse_and_fuse(text), &hlo_spirv::Target::lavapipe()) {
+        Err(hlo_spirv::CodegenError::Unsupported { op, .. }) => assert_eq!(op, "rng-bit-generator"),
+        Err(e) => panic!("expected an Unsupported error naming the op, got {e}"),
+        Ok(_) => panic!("a u4 rng-bit-generator compiled"),
+    }
+}
+
+#[test]
+fn width_changing_bitcast_converts_match_the_interpreter() {
+    let ctx = vulkan();
+    let mut failures = Vec::new();
+    for (from, to) in [
+        ("u32[2,2]", "u64[2]"),
+        ("u64[2]", "u32[2,2]"),
+        ("s32[33,2]", "s64[33]"),
+        ("s64[33]", "s32[33,2]"),
+        ("f32[5,2]", "f64[5]"),
+        ("f64[5]", "f32[5,2]"),
+        ("u8[7,4]", "s32[7]"),
+        ("s32[7]", "s8[7,4]"),
+        ("u16[9,4]", "u64[9]"),
+        ("u32[2]", "u64[]"),
+    ] {
+        let text =
+            format!("HloModule m\nENTRY e {{\n  x = {from} parameter(0)\n  ROOT r = {to} bitcast-convert(x)\n}}\n");
+        let module = parse(&text);
+        let shape = module.entry_comp().param_shapes()[0].as_array().cloned().expect("array");
+        let input = hlo_interp::random_literal(&shape, 5);
+        let inputs = vec![hlo_interp::literal_to_bytes(&input).expect("bytes")];
+        let want = run_interp(&module, &inputs);
+        let compiled = compile_checked(&parse_and_fuse(&text));
+        let got = run_vulkan(&ctx, &compiled, &inputs);
+        let io = &compiled.outputs[0];
+        if let Err(e) = compare(io.dtype, &got[0], &want[0], 0.0) {
+            failures.push(format!("{from} -> {to}: {e}"));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
