@@ -267,7 +267,11 @@ impl Expander<'_> {
             return false;
         }
         let dims = data_shape.dims.clone();
-        let n: i64 = dims.iter().product();
+        // Counters are numbered by a `u32` iota: larger outputs stay unexpanded (refused by name).
+        let n = match dims.iter().try_fold(1i64, |acc, &d| acc.checked_mul(d)) {
+            Some(n) if (0..=i64::from(u32::MAX)).contains(&n) => n,
+            _ => return false,
+        };
         let key = self.state_word(state_in, 0);
         let key_words = self.split64(key);
         let (raw, new_words) = if n == 0 {
