@@ -2567,6 +2567,90 @@ def sort_17_operands(*ops):
     return lax.sort(ops, dimension=1, num_keys=1, is_stable=True)
 
 
+# --- rng-bit-generator samples ---
+# `lax.rng_bit_generator` and JAX's rbg/unsafe_rbg key implementations emit XLA's
+# `rng-bit-generator` op (ThreeFry, Philox, or the backend default, Philox on CPU); the
+# interpreter computes its bits directly and the Vulkan pipeline expands it into elementwise
+# HLO (`rng-bit-generator-expander`). Every output is integer (exact) or a float derived from
+# the bits, which must match JAX bit for bit too.
+
+_RBG_ALGS = (("threefry", lax.RandomAlgorithm.RNG_THREE_FRY),
+             ("philox", lax.RandomAlgorithm.RNG_PHILOX),
+             ("default", lax.RandomAlgorithm.RNG_DEFAULT))
+
+
+def _rbg_key_inputs(rng):
+    return [rng.integers(0, 2 ** 32, (4,), dtype=np.uint32)]
+
+
+@register("rng_bit_generator",
+          "lax.rng_bit_generator on a traced u32[4] key (u64[2] state) with ThreeFry, Philox and "
+          "the default algorithm: u32 bits of shapes (1,), (3,), (17,), (1000,), (3,4), (5,7), "
+          "(2,3,5), u8 (17,) and u16 (3,5); Philox u32[2^20+3] in full and ThreeFry u32[2^20+3] as "
+          "a wrapping sum and a strided slice; every new state.", 0, _rbg_key_inputs,
+          f64_check=False)
+def rng_bit_generator(key):
+    outs = []
+    for _, alg in _RBG_ALGS:
+        for shape in ((1,), (3,), (17,), (1000,), (3, 4), (5, 7), (2, 3, 5)):
+            outs += lax.rng_bit_generator(key, shape, dtype=jnp.uint32, algorithm=alg)
+        outs += lax.rng_bit_generator(key, (17,), dtype=jnp.uint8, algorithm=alg)
+        outs += lax.rng_bit_generator(key, (3, 5), dtype=jnp.uint16, algorithm=alg)
+    outs += lax.rng_bit_generator(key, (2 ** 20 + 3,), dtype=jnp.uint32,
+                                  algorithm=lax.RandomAlgorithm.RNG_PHILOX)
+    k, big = lax.rng_bit_generator(key, (2 ** 20 + 3,), dtype=jnp.uint32,
+                                   algorithm=lax.RandomAlgorithm.RNG_THREE_FRY)
+    outs += [k, jnp.sum(big, dtype=jnp.uint32), big[::997]]
+    return outs
+
+
+@register("rng_bit_generator_u64",
+          "lax.rng_bit_generator with u64 bits (traced and run with jax_enable_x64): ThreeFry, "
+          "Philox and default, shapes (1,), (3,), (17,), (1000,) and (5,7), with the new states.",
+          0, _rbg_key_inputs, f64_check=False, extra_meta={"x64_sample": True})
+def rng_bit_generator_u64(key):
+    outs = []
+    for _, alg in _RBG_ALGS:
+        for shape in ((1,), (3,), (17,), (1000,), (5, 7)):
+            outs += lax.rng_bit_generator(key, shape, dtype=jnp.uint64, algorithm=alg)
+    return outs
+
+
+def _random_rbg_inputs(rng):
+    return [rng.integers(0, 2 ** 32, (4,), dtype=np.uint32),
+            rng.integers(0, 2 ** 32, (4,), dtype=np.uint32), unif(rng, 0.2, 5.0, (64,))]
+
+
+@register("random_rbg",
+          "jax.random with traced rbg and unsafe_rbg keys (raw u32[4] key data, wrap_key_data), "
+          "whose draws are rng-bit-generator ops: split, bits u32[17], uniform f32[8,8], normal "
+          "f32[1000], randint, and jax.random.gamma f32[64] (a rejection-sampling while loop).",
+          1e-5, _random_rbg_inputs, f64_check=False,
+          notes="Gamma accepts or rejects by comparing a uniform with an f32 expression; an "
+                "implementation whose log or exp differs by an ulp may flip a decision and then "
+                "draw a different value for that element.")
+def random_rbg(rbg_data, unsafe_data, alpha):
+    key = jax.random.wrap_key_data(rbg_data, impl="rbg")
+    k1, k2, k3, k4, k5 = jax.random.split(key, 5)
+    ukey = jax.random.wrap_key_data(unsafe_data, impl="unsafe_rbg")
+    u1, u2 = jax.random.split(ukey)
+    return (jax.random.bits(k1, (17,)), jax.random.uniform(k2, (8, 8)),
+            jax.random.normal(k3, (1000,)), jax.random.randint(k4, (33,), -5, 100),
+            jax.random.gamma(k5, alpha), jax.random.bits(u1, (5,)),
+            jax.random.normal(u2, (3, 7)))
+
+
+def _generate_sample_with_x64(sample, _plain=generate_sample):
+    """Samples marked `x64_sample` are traced, compiled and run with jax_enable_x64 (u64 bits)."""
+    if not sample.extra_meta.get("x64_sample"):
+        return _plain(sample)
+    with jax.enable_x64(True):
+        return _plain(sample)
+
+
+generate_sample = _generate_sample_with_x64
+
+
 ALL_NAMES[:] = list(SAMPLES) + [SEED_NAME]
 
 

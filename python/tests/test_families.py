@@ -142,3 +142,21 @@ def test_composite():
 
     composite = lax.composite(tangent, name="test.tangent")
     check(lambda x: composite(x, scale=3.0), np.linspace(-1, 1, 9, dtype=np.float32), rtol=1e-6)
+
+
+def test_rng_bit_generator_and_rbg_keys():
+    """`lax.rng_bit_generator` (ThreeFry, Philox, default) and rbg keys: JAX's CPU bits exactly."""
+    key = rng.integers(0, 2**32, size=(4,), dtype=np.uint32)
+    algs = (lax.RandomAlgorithm.RNG_THREE_FRY, lax.RandomAlgorithm.RNG_PHILOX, lax.RandomAlgorithm.RNG_DEFAULT)
+
+    def bits(k):
+        return [lax.rng_bit_generator(k, (5, 7), dtype=jnp.uint32, algorithm=a) for a in algs]
+
+    check(bits, key, rtol=0, atol=0)
+
+    def split(k):
+        return jax.random.split(jax.random.wrap_key_data(k, impl="rbg"))
+
+    check(lambda k: jax.random.bits(split(k)[0], (17,)), key, rtol=0, atol=0)
+    # Floats from the bits: JAX's erf_inv in our arithmetic, within the default tolerance.
+    check(lambda k: jax.random.normal(split(k)[1], (100,)), key)

@@ -21,8 +21,8 @@ use crate::edit::{assemble, compact, Cb};
 use crate::inputs::{make_inputs, DataKind, Role};
 use hlo_ir::{
     ArrayData, ArrayShape, BinaryOp, CompId, CompareDirection, CompareType, Computation, ConvDims, DType, DotDims,
-    FftType, GatherDims, InstrId, Literal, Module, Op, PadDim, ScatterDims, Shape, SliceDim, UnaryOp, Window,
-    WindowDim,
+    FftType, GatherDims, InstrId, Literal, Module, Op, PadDim, RngAlgorithm, ScatterDims, Shape, SliceDim, UnaryOp,
+    Window, WindowDim,
 };
 use hlo_run::npy::HostArray;
 use rand::seq::IndexedRandom;
@@ -119,6 +119,14 @@ pub fn generate(seed: u64, profile: &Profile) -> Option<Case> {
     let data = if g.rng.random_bool(0.3) { DataKind::Special } else { DataKind::Tame };
     g.data = data;
     g.build()?;
+    // Drawn from a stream of its own, so that every other seed's program stays what it was.
+    let mut side = ChaCha8Rng::seed_from_u64(seed ^ 0x7a6e_6269_7467_656e);
+    let with_rng_bits = profile.name != "large" && side.random_bool(0.08);
+    if with_rng_bits {
+        std::mem::swap(&mut g.rng, &mut side);
+        g.rng_bit_generator();
+        std::mem::swap(&mut g.rng, &mut side);
+    }
     let root = g.finish_root()?;
     let entry = std::mem::replace(&mut g.entry, Cb::new("unused")).finish(root);
     let module = compact(&assemble(&format!("difftest_{seed}"), std::mem::take(&mut g.comps), entry));
@@ -127,7 +135,8 @@ pub fn generate(seed: u64, profile: &Profile) -> Option<Case> {
     }
     let roles = g.roles_for(&module);
     let inputs = make_inputs(&module, &roles, data, seed);
-    let direct = g.rng.random_bool(0.5);
+    // XLA's post-optimisation form never holds `rng-bit-generator` (XLA expands it first).
+    let direct = g.rng.random_bool(0.5) && !with_rng_bits;
     Some(Case { module, inputs, seed, profile: profile.name.to_string(), data, direct })
 }
 
@@ -1085,6 +1094,24 @@ impl<'p> Gen<'p> {
         let dimension = self.rng.random_range(0..rank) as i64;
         let id = self.op(Op::Iota { dimension }, &[], Some(Shape::array(dtype, dims)));
         self.push_val(id, true)
+    }
+
+    /// `rng-bit-generator` on a new `u64[2..=4]` state parameter: its integer bits (exact) join the pool.
+    fn rng_bit_generator(&mut self) -> Option<V> {
+        let n_state = self.rng.random_range(2..=4);
+        let state_shape = ArrayShape::new(DType::U64, vec![n_state]);
+        let state = self.param(state_shape.clone(), Role::Data);
+        let algorithm = *[RngAlgorithm::ThreeFry, RngAlgorithm::Philox, RngAlgorithm::Default].choose(&mut self.rng)?;
+        let dtype = *[DType::U32, DType::U32, DType::S32, DType::U64, DType::S64, DType::U8, DType::S16]
+            .choose(&mut self.rng)?;
+        let rank = self.pick_rank();
+        let dims = self.pick_dims(rank);
+        let shape = Shape::Tuple(vec![Shape::Array(state_shape), Shape::array(dtype, dims)]);
+        let res = self.op(Op::RngBitGenerator { algorithm }, &[state.id], Some(shape))?;
+        let new_state = self.op(Op::GetTupleElement { index: 0 }, &[res], None);
+        self.push_val(new_state, true)?;
+        let bits = self.op(Op::GetTupleElement { index: 1 }, &[res], None);
+        self.push_val(bits, true)
     }
 
     /// One `s32[]` start index for a dimension of extent `dim` that keeps slices of `size`:

@@ -59,3 +59,18 @@ fn shrinking_keeps_the_failing_op_and_little_else() {
     let elems: u64 = small.inputs.iter().map(|a| a.num_elements()).sum();
     assert!(elems <= 1, "inputs not shrunk: {elems} elements\n{}", hlo_ir::print_module(&small.module));
 }
+
+/// The side stream draws `rng-bit-generator` into about one program in twelve.
+#[test]
+fn some_draws_use_rng_bit_generator() {
+    let n = (0..200)
+        .filter_map(|seed| gen::generate(seed, &gen::CI))
+        .filter(|case| {
+            case.module
+                .comps
+                .iter()
+                .any(|c| c.instrs.iter().any(|i| matches!(i.op, hlo_ir::Op::RngBitGenerator { .. })))
+        })
+        .count();
+    assert!((5..=40).contains(&n), "{n} of 200 programs draw rng-bit-generator");
+}

@@ -24,6 +24,7 @@
 pub mod algebraic_simplification;
 pub mod batch_norm_expander;
 pub mod bf16_excess_precision;
+pub mod bitcast_convert_expander;
 pub mod constant_folding;
 pub mod cse;
 pub mod dce;
@@ -35,6 +36,7 @@ pub mod loop_analysis;
 pub mod lower_complex;
 pub mod normalize;
 pub mod pipeline;
+pub mod rng_bit_generator_expander;
 pub mod scan_rewrite;
 pub mod split_reductions;
 pub mod tree_reduction;
@@ -57,6 +59,8 @@ pub const PASSES: &[(&str, PassFn)] = &[
     ("inline-calls", inline_calls::run),
     ("batch-norm-expander", batch_norm_expander::run),
     ("linalg-expander", linalg_expander::run),
+    ("rng-bit-generator-expander", rng_bit_generator_expander::run),
+    ("bitcast-convert-expander", bitcast_convert_expander::run),
     ("normalize", normalize::run),
     ("lower-complex", lower_complex::run),
     ("tree-reduction", tree_reduction::run),

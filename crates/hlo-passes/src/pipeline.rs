@@ -3,6 +3,8 @@
 //! ```text
 //! inline-calls                  call/fusion bodies inlined (XLA's fusions undone)
 //! linalg-expander               LAPACK custom calls, cholesky, triangular-solve as while loops
+//! rng-bit-generator-expander    rng-bit-generator as elementwise ThreeFry/Philox arithmetic
+//! bitcast-convert-expander      width-changing bitcast-converts as shifts, ors and concatenations
 //! normalize                     bitcast/copy/opt-barrier gone, layouts stripped (row-major)
 //! lower-complex                 complex arrays as (re, im) real pairs; fft as DFT dots
 //! scan-rewrite                  cumulative reduce-windows as blocked scans of 16 (XLA:CPU's)
@@ -48,6 +50,8 @@ pub const PIPELINE: &[&str] = &[
     "inline-calls",
     "batch-norm-expander",
     "linalg-expander",
+    "rng-bit-generator-expander",
+    "bitcast-convert-expander",
     "normalize",
     "lower-complex",
     "scan-rewrite",
@@ -68,6 +72,10 @@ pub const STEPS: &[Step] = &[
     Step::Pass("batch-norm-expander"),
     // LAPACK custom calls, `cholesky` and `triangular-solve` as while loops of plain HLO.
     Step::Pass("linalg-expander"),
+    // `rng-bit-generator` as iota, adds, shifts, xors and u64 products, fused like any elementwise code.
+    Step::Pass("rng-bit-generator-expander"),
+    // JAX's `u32[2]` key words to the `u64` state and back: a bitcast-convert that changes the width.
+    Step::Pass("bitcast-convert-expander"),
     Step::Pass("normalize"),
     Step::Pass("lower-complex"),
     // Not `tree-reduction`: XLA:CPU's blocks of 32 give the interpreter JAX's sums bit for bit

@@ -372,10 +372,18 @@ pub fn read_stablehlo(code: &[u8]) -> Result<Module> {
 
 /// The pass pipeline and SPIR-V codegen, as `hlo-run` runs them for Vulkan.
 pub fn compile_module(module: &Module, target: &Target) -> Result<hlo_spirv::Compiled> {
-    let unsupported = module.comps.iter().flat_map(|c| &c.instrs).find(|i| !hlo_spirv::supports(i.op.opcode()));
-    if let Some(instr) = unsupported {
+    let unsupported = module.comps.iter().flat_map(|c| &c.instrs).find_map(|i| {
+        let opcode = i.op.opcode();
+        let reason = if !hlo_spirv::supports(opcode) {
+            "the Vulkan backend has no lowering for this op"
+        } else {
+            hlo_spirv::refusal_on(opcode, target)?
+        };
+        Some((i, reason))
+    });
+    if let Some((instr, reason)) = unsupported {
         return Err(Error::Unsupported(format!(
-            "unsupported on Vulkan: {} ({}): the Vulkan backend has no lowering for this op",
+            "unsupported on Vulkan: {} ({}): {reason}",
             instr.op.opcode().name(),
             instr.name
         )));

@@ -169,21 +169,28 @@ fn vulkan_backend_runs_the_seed_module() {
     run_sample_matches_jax("seed_draw_points", "module.opt.hlo", "vulkan");
 }
 
+/// `rng-bit-generator` (JAX's `lax.rng_bit_generator`) gives JAX's bits on both backends.
+#[test]
+fn both_backends_run_rng_bit_generator() {
+    run_sample_matches_jax("rng_bit_generator", "module.hlo", "vulkan");
+    run_sample_matches_jax("rng_bit_generator", "module.hlo", "interp");
+}
+
 #[test]
 fn an_op_vulkan_cannot_run_is_named_with_its_line() {
     let dir = temp_dir("unsupported");
-    let file = dir.join("rbg.hlo");
+    let file = dir.join("replica.hlo");
     std::fs::write(
         &file,
-        "HloModule rbg\n\nENTRY main {\n  s = u64[2] parameter(0)\n  \
-         ROOT r = (u64[2], u32[8]) rng-bit-generator(s), algorithm=rng_three_fry\n}\n",
+        "HloModule replica\n\nENTRY main {\n  s = u64[2] parameter(0)\n  \
+         ROOT r = u32[] replica-id()\n}\n",
     )
     .unwrap();
     let out = hlo_run(&[file.to_str().unwrap(), "--random-inputs"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.starts_with(&format!("{}:5:", file.display())), "{err}");
-    assert!(err.contains("rng-bit-generator") && err.contains("--backend interp"), "{err}");
+    assert!(err.contains("replica-id") && err.contains("--backend interp"), "{err}");
 }
 
 /// An op neither backend runs is named (not a parameter before it), and the message does

@@ -2,6 +2,7 @@
 //! list (and checked against it by `tests/ops_doc.rs`). Anything not listed
 //! makes [`crate::compile`] return `CodegenError::Unsupported` naming the op.
 
+use crate::Target;
 use hlo_ir::Opcode;
 
 /// How far the Vulkan path handles an opcode.
@@ -91,6 +92,8 @@ const FULL: &[Opcode] = &[
     Opcode::Remainder,
     Opcode::Reshape,
     Opcode::Reverse,
+    // Expanded into elementwise ThreeFry/Philox arithmetic by `rng-bit-generator-expander`.
+    Opcode::RngBitGenerator,
     Opcode::RoundNearestAfz,
     Opcode::RoundNearestEven,
     Opcode::Rsqrt,
@@ -161,4 +164,15 @@ pub fn coverage(opcode: Opcode) -> Coverage {
 /// True when the Vulkan path handles at least the common forms of `opcode`.
 pub fn supports(opcode: Opcode) -> bool {
     coverage(opcode) != Coverage::None
+}
+
+/// Why `target` cannot run `opcode` although the Vulkan path lowers it, if it cannot: checked
+/// before the passes expand the op, so that the refusal names it rather than its expansion.
+pub fn refusal_on(opcode: Opcode, target: &Target) -> Option<&'static str> {
+    match opcode {
+        Opcode::RngBitGenerator if !target.shader_int64 => {
+            Some("its state is u64 and its expansion multiplies in u64, but the device lacks shaderInt64")
+        }
+        _ => None,
+    }
 }

@@ -32,7 +32,7 @@ mod program;
 mod spirv_exact;
 mod target;
 
-pub use coverage::{coverage, supports, Coverage};
+pub use coverage::{coverage, refusal_on, supports, Coverage};
 pub use emit::KernelKind;
 pub use error::CodegenError;
 pub use hlo_program::Program;

@@ -148,13 +148,18 @@ pub fn check_env() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The first instruction whose opcode the Vulkan path never lowers: named before anything
-/// else can fail (a c64 parameter of an `fft` module is not what stops it).
-fn first_unsupported_op(module: &Module) -> Option<Unsupported> {
-    module.comps.iter().flat_map(|c| &c.instrs).find(|i| !hlo_spirv::supports(i.op.opcode())).map(|i| Unsupported {
-        op: i.op.opcode().name().to_string(),
-        instr: i.name.clone(),
-        reason: "the Vulkan backend has no lowering for this op (docs/ops.md)".into(),
+/// The first instruction whose opcode the Vulkan path never lowers, or cannot lower for this
+/// device: named before anything else can fail (a c64 parameter of an `fft` module is not what
+/// stops it).
+fn first_unsupported_op(module: &Module, target: &hlo_spirv::Target) -> Option<Unsupported> {
+    module.comps.iter().flat_map(|c| &c.instrs).find_map(|i| {
+        let opcode = i.op.opcode();
+        let reason = if !hlo_spirv::supports(opcode) {
+            "the Vulkan backend has no lowering for this op (docs/ops.md)"
+        } else {
+            hlo_spirv::refusal_on(opcode, target)?
+        };
+        Some(Unsupported { op: opcode.name().to_string(), instr: i.name.clone(), reason: reason.into() })
     })
 }
 
@@ -164,7 +169,7 @@ pub fn compile_module(
     target: &hlo_spirv::Target,
     explain_fusion: bool,
 ) -> anyhow::Result<(hlo_spirv::Compiled, Duration, Duration)> {
-    if let Some(unsupported) = first_unsupported_op(module) {
+    if let Some(unsupported) = first_unsupported_op(module, target) {
         return Err(anyhow::Error::new(unsupported));
     }
     let start = Instant::now();

@@ -263,18 +263,23 @@ pub struct SampleReport {
 /// floats by relative L2 error within the sample's tolerance. `files` lists the module files
 /// to try in order; samples with none of them are skipped.
 pub fn run_samples(files: &[&str], prepare: impl Fn(&str) -> Module) -> SampleReport {
-    let ctx = vulkan();
-    let target = target_from_caps(ctx.caps());
-    let dir = samples_dir();
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
+    let mut names: Vec<String> = std::fs::read_dir(samples_dir())
         .expect("hlo-samples")
         .filter_map(|e| e.ok())
         .filter(|e| e.path().join("meta.json").exists())
         .map(|e| e.file_name().into_string().unwrap())
         .collect();
     names.sort();
+    run_named_samples(&names, files, prepare)
+}
+
+/// [`run_samples`] over the named samples only.
+pub fn run_named_samples(names: &[String], files: &[&str], prepare: impl Fn(&str) -> Module) -> SampleReport {
+    let ctx = vulkan();
+    let target = target_from_caps(ctx.caps());
+    let dir = samples_dir();
     let mut report = SampleReport { unsupported: Vec::new(), failures: Vec::new(), passed: Vec::new() };
-    for name in &names {
+    for name in names {
         let case = dir.join(name);
         let Some(file) = files.iter().find(|f| case.join(f).exists()) else { continue };
         let text = std::fs::read_to_string(case.join(file)).unwrap();
