@@ -324,7 +324,8 @@ struct Tally {
     matches: u64,
     invalid: u64,
     skipped: BTreeMap<String, u64>,
-    unsupported: BTreeMap<String, u64>,
+    /// Per op: how many refusals, and the first one's reason.
+    unsupported: BTreeMap<String, (u64, String)>,
     failures: BTreeMap<String, (u64, Option<String>, String)>,
     ops: BTreeMap<String, u64>,
     modes: u64,
@@ -476,7 +477,14 @@ fn record(t: &mut Tally, r: &Report, bar: &indicatif::ProgressBar) {
     match r.outcome.as_str() {
         "match" => t.matches += 1,
         "invalid" => t.invalid += 1,
-        "unsupported" => *t.unsupported.entry(r.op.clone().unwrap_or_default()).or_default() += 1,
+        "unsupported" => {
+            let entry = t.unsupported.entry(r.op.clone().unwrap_or_default()).or_default();
+            entry.0 += 1;
+            if entry.1.is_empty() {
+                // The first reason and seed, so that a refusal can be looked into.
+                entry.1 = format!("{} (seed {})", r.detail.clone().unwrap_or_default(), r.seed);
+            }
+        }
         "skip" => {
             let reason = r.detail.clone().unwrap_or_default();
             let key: String = reason.chars().take(80).collect();
@@ -513,7 +521,7 @@ fn progress(t: &Tally, elapsed: Duration) -> String {
         "{} programs ({per_min:.0}/min), {} match, {} unsupported, {} failing ({} signatures)",
         t.programs,
         t.matches,
-        t.unsupported.values().sum::<u64>(),
+        t.unsupported.values().map(|(n, _)| n).sum::<u64>(),
         fails,
         t.failures.len()
     )
@@ -530,8 +538,9 @@ fn print_summary(t: &Tally, elapsed: Duration, o: &RunOpts) {
     println!("device runs: {} (pipeline + direct forms); generator draws without a program: {}", t.modes, t.invalid);
     if !t.unsupported.is_empty() {
         println!("unsupported on Vulkan, by op:");
-        for (op, n) in &t.unsupported {
-            println!("  {n:6}  {op}");
+        for (op, (n, first)) in &t.unsupported {
+            let first: String = first.chars().take(120).collect();
+            println!("  {n:6}  {op}: {first}");
         }
     }
     if !t.skipped.is_empty() {

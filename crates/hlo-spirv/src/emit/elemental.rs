@@ -2582,6 +2582,8 @@ pub(crate) fn literal_element(kb: &mut Kb, data: &ArrayData, dtype: DType, i: us
         ArrayData::BF16(v) => kb.lit_f32(v[i].to_f32()),
         ArrayData::F32(v) => kb.lit_f32(v[i]),
         ArrayData::F64(v) => kb.lit_f64(v[i]),
+        // An 8- or 4-bit float is the f32 of its value on the device.
+        ArrayData::Bits(v) => kb.lit_f32(crate::minifloat::MiniFloat::of(dtype)?.decode(v[i])),
         _ => return None,
     };
     Some(Val { h, dt: dtype })
