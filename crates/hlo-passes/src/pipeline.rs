@@ -1,8 +1,13 @@
 //! The pass pipeline, in order, top to bottom:
 //!
 //! ```text
+//! single-device                 async pairs, copy-start/done, partition/replica ids synchronous
 //! inline-calls                  call/fusion bodies inlined (XLA's fusions undone)
 //! linalg-expander               LAPACK custom calls, cholesky, triangular-solve as while loops
+//! dynamic-shape-removal         dynamic-reshape, set-dimension-size of static sizes as static ops
+//! mulhi-expander                mulhi from half-width partial products
+//! stochastic-convert-decomposer stochastic-convert to integers as floor, compare and select
+//! scalar-reduce-window          reduce-window over scalars as one over one-element vectors
 //! normalize                     bitcast/copy/opt-barrier gone, layouts stripped (row-major)
 //! lower-complex                 complex arrays as (re, im) real pairs; fft as DFT dots
 //! scan-rewrite                  cumulative reduce-windows as blocked scans of 16 (XLA:CPU's)
@@ -45,9 +50,14 @@ pub const MAX_FIXPOINT_ROUNDS: usize = 4;
 /// The pipeline's passes in order, each listed once (the fixpoint group once):
 /// what `--list-passes`-style tools show. [`run_pipeline`] follows [`STEPS`].
 pub const PIPELINE: &[&str] = &[
+    "single-device",
     "inline-calls",
     "batch-norm-expander",
     "linalg-expander",
+    "dynamic-shape-removal",
+    "mulhi-expander",
+    "stochastic-convert-decomposer",
+    "scalar-reduce-window",
     "normalize",
     "lower-complex",
     "scan-rewrite",
@@ -64,10 +74,17 @@ pub const PIPELINE: &[&str] = &[
 
 /// The pipeline's steps, in order.
 pub const STEPS: &[Step] = &[
+    // Before inlining, which then inlines the computations that async pairs wrapped.
+    Step::Pass("single-device"),
     Step::Pass("inline-calls"),
     Step::Pass("batch-norm-expander"),
     // LAPACK custom calls, `cholesky` and `triangular-solve` as while loops of plain HLO.
     Step::Pass("linalg-expander"),
+    // Ops the interpreter evaluates itself (it is the oracle for these expansions).
+    Step::Pass("dynamic-shape-removal"),
+    Step::Pass("mulhi-expander"),
+    Step::Pass("stochastic-convert-decomposer"),
+    Step::Pass("scalar-reduce-window"),
     Step::Pass("normalize"),
     Step::Pass("lower-complex"),
     // Not `tree-reduction`: XLA:CPU's blocks of 32 give the interpreter JAX's sums bit for bit
