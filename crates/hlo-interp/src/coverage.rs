@@ -21,7 +21,6 @@ const UNSUPPORTED: &[Opcode] = &[
     Opcode::Infeed,
     Opcode::Outfeed,
     Opcode::RaggedAllToAll,
-    Opcode::RaggedDot,
     Opcode::Recv,
     Opcode::RecvDone,
     Opcode::Rng,

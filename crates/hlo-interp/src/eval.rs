@@ -514,6 +514,9 @@ impl<'m> Interp<'m> {
             Op::Gather { dims, slice_sizes, .. } => gather_scatter::gather(dims, slice_sizes, out, ops)?,
             Op::Scatter { dims, to_apply, .. } => gather_scatter::scatter(self, dims, *to_apply, out, ops)?,
             Op::Dot { dims, .. } => linalg::dot(dims, out, ops, self.options.flush_denormals)?,
+            Op::RaggedDot { dims, lhs_ragged, rhs_group, .. } => {
+                linalg::ragged_dot(dims, lhs_ragged, rhs_group, out, ops)?
+            }
             Op::Convolution { window, dims, feature_group_count, batch_group_count, .. } => {
                 let groups = (*feature_group_count, *batch_group_count);
                 linalg::convolution(window, dims, groups, out, ops, self.options.flush_denormals)?
@@ -913,7 +916,7 @@ fn unsupported_reason(op: &Op) -> String {
 /// The fewest operands each op reads by position (so indexing them cannot fail).
 fn min_operands(op: &Op) -> usize {
     match op {
-        Op::Select | Op::Clamp | Op::SelectAndScatter { .. } | Op::Scatter { .. } => 3,
+        Op::Select | Op::Clamp | Op::SelectAndScatter { .. } | Op::Scatter { .. } | Op::RaggedDot { .. } => 3,
         Op::Binary(_)
         | Op::StochasticConvert
         | Op::SetDimensionSize { .. }

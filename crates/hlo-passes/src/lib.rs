@@ -37,6 +37,7 @@ pub mod lower_complex;
 pub mod mulhi_expander;
 pub mod normalize;
 pub mod pipeline;
+pub mod ragged_dot_expander;
 pub mod scalar_reduce_window;
 pub mod scan_rewrite;
 pub mod single_device;
@@ -67,6 +68,7 @@ pub const PASSES: &[(&str, PassFn)] = &[
     ("mulhi-expander", mulhi_expander::run),
     ("stochastic-convert-decomposer", stochastic_convert_decomposer::run),
     ("scalar-reduce-window", scalar_reduce_window::run),
+    ("ragged-dot-expander", ragged_dot_expander::run),
     ("normalize", normalize::run),
     ("lower-complex", lower_complex::run),
     ("tree-reduction", tree_reduction::run),

@@ -8,6 +8,7 @@
 //! mulhi-expander                mulhi from half-width partial products
 //! stochastic-convert-decomposer stochastic-convert to integers as floor, compare and select
 //! scalar-reduce-window          reduce-window over scalars as one over one-element vectors
+//! ragged-dot-expander           ragged-dot (ragged rows) as a dot with every group and a mask
 //! normalize                     bitcast/copy/opt-barrier gone, layouts stripped (row-major)
 //! lower-complex                 complex arrays as (re, im) real pairs; fft as DFT dots
 //! scan-rewrite                  cumulative reduce-windows as blocked scans of 16 (XLA:CPU's)
@@ -58,6 +59,7 @@ pub const PIPELINE: &[&str] = &[
     "mulhi-expander",
     "stochastic-convert-decomposer",
     "scalar-reduce-window",
+    "ragged-dot-expander",
     "normalize",
     "lower-complex",
     "scan-rewrite",
@@ -85,6 +87,7 @@ pub const STEPS: &[Step] = &[
     Step::Pass("mulhi-expander"),
     Step::Pass("stochastic-convert-decomposer"),
     Step::Pass("scalar-reduce-window"),
+    Step::Pass("ragged-dot-expander"),
     Step::Pass("normalize"),
     Step::Pass("lower-complex"),
     // Not `tree-reduction`: XLA:CPU's blocks of 32 give the interpreter JAX's sums bit for bit

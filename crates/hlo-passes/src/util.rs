@@ -453,64 +453,6 @@ fn callees(module: &Module, comp: usize) -> Vec<CompId> {
     res
 }
 
-/// Helpers for the passes' unit tests: parse HLO text, run a pass, compare printed text.
-#[cfg(test)]
-pub(crate) mod testing {
-    use hlo_ir::Module;
-
-    pub(crate) fn parse(text: &str) -> Module {
-        let module =
-            hlo_parse::parse_module(text).unwrap_or_else(|e| panic!("test module does not parse: {e}\n{text}"));
-        crate::pipeline::verify_after("parse", &module).unwrap_or_else(|e| panic!("{e}"));
-        module
-    }
-
-    /// The printed module without its `HloModule` header, one trimmed line per instruction.
-    pub(crate) fn print(module: &Module) -> String {
-        let text = hlo_ir::print::print_module(module);
-        text.lines().skip(1).map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n")
-    }
-
-    /// Runs `pass` on `input`, verifies the result, and returns whether it changed and the printed module.
-    pub(crate) fn run(pass: crate::PassFn, input: &str) -> (bool, Module) {
-        let mut module = parse(input);
-        let changed = pass(&mut module).unwrap_or_else(|e| panic!("pass failed: {e}"));
-        crate::pipeline::verify_after("test pass", &module).unwrap_or_else(|e| panic!("{e}"));
-        (changed, module)
-    }
-
-    /// Runs `pass` on `input` and compares the printed result with `expected` (whitespace-insensitive per line).
-    pub(crate) fn check(pass: crate::PassFn, input: &str, expected: &str) {
-        let (_, module) = run(pass, input);
-        let got = print(&module);
-        let want = expected.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n");
-        assert_eq!(got, want, "\n--- got ---\n{got}\n--- want ---\n{want}\n");
-    }
-
-    /// Runs `pass` on `input` and checks that it reports no change and leaves the module as it was.
-    pub(crate) fn check_unchanged(pass: crate::PassFn, input: &str) {
-        let before = print(&parse(input));
-        let (changed, module) = run(pass, input);
-        assert_eq!(print(&module), before);
-        assert!(!changed, "the pass reported a change but printed the same module");
-    }
-}
-
-/// The computation `name` of module: a scalar `add` over `dtype` (a reducer for the sums passes
-/// write), created once.
-pub(crate) fn scalar_add_computation(module: &mut Module, name: &str, dtype: hlo_ir::DType) -> CompId {
-    if let Some(id) = module.find_comp(name) {
-        return id;
-    }
-    let scalar = Shape::Array(hlo_ir::ArrayShape::scalar(dtype));
-    let mut c = Computation::new(name.to_string());
-    let a = c.push(hlo_ir::Instr::new("a", scalar.clone(), Op::Parameter { number: 0 }, vec![]));
-    let b = c.push(hlo_ir::Instr::new("b", scalar.clone(), Op::Parameter { number: 1 }, vec![]));
-    c.root = c.push(hlo_ir::Instr::new("sum", scalar, Op::Binary(hlo_ir::BinaryOp::Add), vec![a, b]));
-    module.comps.push(c);
-    CompId(module.comps.len() as u32 - 1)
-}
-
 /// Appends elementwise instructions that replace the instruction `at`: every new value has
 /// `at`'s dimensions, its metadata and its source span (so an error later names its line).
 /// Expansions build their graph with it and then turn `at` itself into the last step.
@@ -630,4 +572,62 @@ pub(crate) fn unsigned_of(dtype: hlo_ir::DType) -> Option<hlo_ir::DType> {
         D::S64 | D::U64 => D::U64,
         _ => return None,
     })
+}
+
+/// Helpers for the passes' unit tests: parse HLO text, run a pass, compare printed text.
+#[cfg(test)]
+pub(crate) mod testing {
+    use hlo_ir::Module;
+
+    pub(crate) fn parse(text: &str) -> Module {
+        let module =
+            hlo_parse::parse_module(text).unwrap_or_else(|e| panic!("test module does not parse: {e}\n{text}"));
+        crate::pipeline::verify_after("parse", &module).unwrap_or_else(|e| panic!("{e}"));
+        module
+    }
+
+    /// The printed module without its `HloModule` header, one trimmed line per instruction.
+    pub(crate) fn print(module: &Module) -> String {
+        let text = hlo_ir::print::print_module(module);
+        text.lines().skip(1).map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n")
+    }
+
+    /// Runs `pass` on `input`, verifies the result, and returns whether it changed and the printed module.
+    pub(crate) fn run(pass: crate::PassFn, input: &str) -> (bool, Module) {
+        let mut module = parse(input);
+        let changed = pass(&mut module).unwrap_or_else(|e| panic!("pass failed: {e}"));
+        crate::pipeline::verify_after("test pass", &module).unwrap_or_else(|e| panic!("{e}"));
+        (changed, module)
+    }
+
+    /// Runs `pass` on `input` and compares the printed result with `expected` (whitespace-insensitive per line).
+    pub(crate) fn check(pass: crate::PassFn, input: &str, expected: &str) {
+        let (_, module) = run(pass, input);
+        let got = print(&module);
+        let want = expected.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n");
+        assert_eq!(got, want, "\n--- got ---\n{got}\n--- want ---\n{want}\n");
+    }
+
+    /// Runs `pass` on `input` and checks that it reports no change and leaves the module as it was.
+    pub(crate) fn check_unchanged(pass: crate::PassFn, input: &str) {
+        let before = print(&parse(input));
+        let (changed, module) = run(pass, input);
+        assert_eq!(print(&module), before);
+        assert!(!changed, "the pass reported a change but printed the same module");
+    }
+}
+
+/// The computation `name` of module: a scalar `add` over `dtype` (a reducer for the sums passes
+/// write), created once.
+pub(crate) fn scalar_add_computation(module: &mut Module, name: &str, dtype: hlo_ir::DType) -> CompId {
+    if let Some(id) = module.find_comp(name) {
+        return id;
+    }
+    let scalar = Shape::Array(hlo_ir::ArrayShape::scalar(dtype));
+    let mut c = Computation::new(name.to_string());
+    let a = c.push(hlo_ir::Instr::new("a", scalar.clone(), Op::Parameter { number: 0 }, vec![]));
+    let b = c.push(hlo_ir::Instr::new("b", scalar.clone(), Op::Parameter { number: 1 }, vec![]));
+    c.root = c.push(hlo_ir::Instr::new("sum", scalar, Op::Binary(hlo_ir::BinaryOp::Add), vec![a, b]));
+    module.comps.push(c);
+    CompId(module.comps.len() as u32 - 1)
 }

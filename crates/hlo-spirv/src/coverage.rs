@@ -158,6 +158,11 @@ const PARTIAL: &[(Opcode, &str)] = &[
         "float to signed integer types (8 to 64 bits), as XLA's `StochasticConvertDecomposer` writes it; XLA has \
          no float-to-float form either",
     ),
+    (
+        Opcode::RaggedDot,
+        "rows of `lhs` ragged (`lhs [m, k]`, `rhs [g, k, n]`, no batch dimensions), as a dot with every group and \
+         a mask (`ragged-dot-expander`); ragged contracting or batch dimensions are refused",
+    ),
     (Opcode::Scatter, "single-operand scatter; 64-bit elements only with native atomics"),
     (Opcode::SelectAndScatter, "windows without dilation"),
     (

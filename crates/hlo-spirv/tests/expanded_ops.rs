@@ -17,6 +17,11 @@ const SIZES: [usize; 6] = [1, 16, 17, 64, 256, 1000];
 /// XLA:CPU's floating-point environment, as the device fuses multiply-adds), and requires every
 /// output to be equal bit for bit.
 fn check(hlo: &str, inputs: &[Vec<u8>]) {
+    check_within(hlo, inputs, 0.0);
+}
+
+/// [`check`] with floats within a relative L2 error of `tol` (0: bit for bit).
+fn check_within(hlo: &str, inputs: &[Vec<u8>], tol: f64) {
     let c = compile_checked(&parse_and_fuse(hlo));
     let got = run_vulkan(&vulkan(), &c, inputs);
     let m = parse(hlo);
@@ -34,7 +39,7 @@ fn check(hlo: &str, inputs: &[Vec<u8>]) {
     };
     assert_eq!(got.len(), want.len());
     for (k, io) in c.outputs.iter().enumerate() {
-        if let Err(e) = compare(io.dtype, &got[k], &want[k], 0.0) {
+        if let Err(e) = compare(io.dtype, &got[k], &want[k], tol) {
             panic!("output {k} ({}{:?}): {e}\n{hlo}", io.dtype, io.dims);
         }
     }
@@ -261,5 +266,33 @@ fn reduce_window_over_scalars() {
                ROOT t = (f32[], f32[], s32[]) tuple(s, mv, mi)\n}\n";
     for x in [2.25f32, -7.0, f32::NEG_INFINITY, f32::NAN] {
         check(hlo, &[x.to_le_bytes().to_vec(), 7i32.to_le_bytes().to_vec()]);
+    }
+}
+
+/// Rows of `lhs` in groups, each group's rows times its own `rhs` matrix; rows after the last
+/// group are zero (group sizes that leave rows over, and ones that run past the end). The
+/// interpreter sums in f64, the device in f32: a relative error of 1e-6.
+#[test]
+fn ragged_dot_with_ragged_rows() {
+    for m in SIZES {
+        for (k, n) in [(8usize, 5usize), (17, 16)] {
+            let g = 3usize;
+            let hlo = format!(
+                "HloModule m\n\nENTRY e {{\n  a = f32[{m},{k}] parameter(0)\n  b = f32[{g},{k},{n}] parameter(1)\n  \
+                 s = s32[{g}] parameter(2)\n  ROOT r = f32[{m},{n}] ragged-dot(a, b, s), lhs_contracting_dims={{1}}, \
+                 rhs_contracting_dims={{1}}, lhs_ragged_dims={{0}}, rhs_group_dims={{0}}\n}}\n"
+            );
+            let mut next = stream(m as u64 + k as u64);
+            let mut floats = |len: usize| -> Vec<u8> {
+                (0..len)
+                    .flat_map(|_| (((next() >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0).to_le_bytes())
+                    .collect()
+            };
+            let (a, b) = (floats(m * k), floats(g * k * n));
+            for sizes in [[m as i32 / 4, m as i32 / 2, m as i32 / 8], [0, m as i32, 5], [m as i32 + 3, 1, 0]] {
+                let s: Vec<u8> = sizes.iter().flat_map(|v| v.to_le_bytes()).collect();
+                check_within(&hlo, &[a.clone(), b.clone(), s], 1e-6);
+            }
+        }
     }
 }
