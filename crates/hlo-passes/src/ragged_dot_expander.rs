@@ -67,6 +67,9 @@ fn canonical(comp: &Computation, id: InstrId) -> bool {
         && instr.shape.as_array().is_some_and(|a| a.dtype.is_float())
 }
 
+/// Appends an array instruction of a type and dimensions.
+type Push<'a> = dyn FnMut(&mut Computation, DType, &[i64], Op, Vec<InstrId>) -> InstrId + 'a;
+
 fn expand(comp: &mut Computation, names: &mut NameUniquer, id: InstrId, add_out: CompId, add_int: CompId) {
     let instr = comp.instr(id).clone();
     let span = comp.span(id);
@@ -81,10 +84,7 @@ fn expand(comp: &mut Computation, names: &mut NameUniquer, id: InstrId, add_out:
     let dims_of = |comp: &Computation, x: InstrId| comp.instr(x).shape.as_array().expect("an array").dims.clone();
     let (m, g, n) = (dims_of(comp, lhs)[0], dims_of(comp, rhs)[0], dims_of(comp, rhs)[2]);
     let int = comp.instr(sizes).shape.as_array().expect("an array").dtype;
-    let scalar = |comp: &mut Computation,
-                  push: &mut dyn FnMut(&mut Computation, DType, &[i64], Op, Vec<InstrId>) -> InstrId,
-                  dtype: DType,
-                  data: ArrayData| {
+    let scalar = |comp: &mut Computation, push: &mut Push<'_>, dtype: DType, data: ArrayData| {
         let lit = Literal { shape: Shape::Array(ArrayShape::scalar(dtype)), data: LiteralData::Array(data) };
         push(comp, dtype, &[], Op::Constant(Box::new(lit)), vec![])
     };

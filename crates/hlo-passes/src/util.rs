@@ -574,6 +574,21 @@ pub(crate) fn unsigned_of(dtype: hlo_ir::DType) -> Option<hlo_ir::DType> {
     })
 }
 
+/// The computation `name` of module: a scalar `add` over `dtype` (a reducer for the sums passes
+/// write), created once.
+pub(crate) fn scalar_add_computation(module: &mut Module, name: &str, dtype: hlo_ir::DType) -> CompId {
+    if let Some(id) = module.find_comp(name) {
+        return id;
+    }
+    let scalar = Shape::Array(hlo_ir::ArrayShape::scalar(dtype));
+    let mut c = Computation::new(name.to_string());
+    let a = c.push(hlo_ir::Instr::new("a", scalar.clone(), Op::Parameter { number: 0 }, vec![]));
+    let b = c.push(hlo_ir::Instr::new("b", scalar.clone(), Op::Parameter { number: 1 }, vec![]));
+    c.root = c.push(hlo_ir::Instr::new("sum", scalar, Op::Binary(hlo_ir::BinaryOp::Add), vec![a, b]));
+    module.comps.push(c);
+    CompId(module.comps.len() as u32 - 1)
+}
+
 /// Helpers for the passes' unit tests: parse HLO text, run a pass, compare printed text.
 #[cfg(test)]
 pub(crate) mod testing {
@@ -615,19 +630,4 @@ pub(crate) mod testing {
         assert_eq!(print(&module), before);
         assert!(!changed, "the pass reported a change but printed the same module");
     }
-}
-
-/// The computation `name` of module: a scalar `add` over `dtype` (a reducer for the sums passes
-/// write), created once.
-pub(crate) fn scalar_add_computation(module: &mut Module, name: &str, dtype: hlo_ir::DType) -> CompId {
-    if let Some(id) = module.find_comp(name) {
-        return id;
-    }
-    let scalar = Shape::Array(hlo_ir::ArrayShape::scalar(dtype));
-    let mut c = Computation::new(name.to_string());
-    let a = c.push(hlo_ir::Instr::new("a", scalar.clone(), Op::Parameter { number: 0 }, vec![]));
-    let b = c.push(hlo_ir::Instr::new("b", scalar.clone(), Op::Parameter { number: 1 }, vec![]));
-    c.root = c.push(hlo_ir::Instr::new("sum", scalar, Op::Binary(hlo_ir::BinaryOp::Add), vec![a, b]));
-    module.comps.push(c);
-    CompId(module.comps.len() as u32 - 1)
 }

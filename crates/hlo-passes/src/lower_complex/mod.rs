@@ -48,8 +48,7 @@ pub fn run(module: &mut Module) -> Result<bool> {
     let mut names = NameUniquer::new(module);
     // Callees come before callers in `comps`, so every callee is lowered (and its new signature
     // known to the builder) before a caller refers to it.
-    for c in 0..old.comps.len() {
-        let role = roles[c];
+    for (c, &role) in roles.iter().enumerate() {
         if role == Role::Untouched {
             continue;
         }
