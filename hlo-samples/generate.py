@@ -2649,6 +2649,30 @@ def _generate_sample_with_x64(sample, _plain=generate_sample):
 
 
 generate_sample = _generate_sample_with_x64
+# --- complex unary and sort samples ---
+
+
+def _complex_unary_sort_inputs(rng):
+    inf, nan = np.inf, np.nan
+    parts = [0.0, -0.0, 1.0, -2.5, inf, -inf, nan, 3e38]
+    z = np.array([complex(a, b) for a in parts for b in parts], np.complex64)
+    re = rng.uniform(-3, 3, 64).round(1)
+    im = np.concatenate([rng.uniform(-3, 3, 48), [50.0, -50.0, 100.0, -100.0, 1e-3, -1e-3, 0.0, -0.0],
+                         rng.uniform(-20, 20, 8)])
+    w = (re + 1j * im).astype(np.complex64)
+    return [z, w]
+
+
+@register("complex_unary_sort",
+          "Complex functions XLA's elemental emitter computes itself, at special values (every pair of "
+          "parts from 0, -0, 1, -2.5, +-inf, NaN, 3e38 in c64[64] z) and at moderate ones (c64[64] w, "
+          "real parts rounded to 0.1 so sort keys tie, imaginary parts up to 100 where tanh saturates): "
+          "jnp.tan, jnp.tanh, lax.rsqrt, jnp.sin and jnp.cos (JAX writes these two with real ops), and "
+          "jnp.sort of complex keys, lexicographic by (real, imag).",
+          1e-5, _complex_unary_sort_inputs, f64_check=False)
+def complex_unary_sort(z, w):
+    return (jnp.tan(z), jnp.tanh(z), lax.rsqrt(z), jnp.sin(z), jnp.cos(z), jnp.sort(z),
+            jnp.tan(w), jnp.tanh(w), lax.rsqrt(w), jnp.sin(w), jnp.cos(w), jnp.sort(w.reshape(4, 16), axis=-1))
 
 
 ALL_NAMES[:] = list(SAMPLES) + [SEED_NAME]

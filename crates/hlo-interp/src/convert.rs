@@ -507,3 +507,55 @@ pub(crate) fn flushes_subnormals(from: DType, to: DType) -> bool {
         );
     !bit_level
 }
+
+/// `stochastic-convert(x, random)` from float type `from` to a signed integer type `to`, as
+/// XLA's operation semantics and `StochasticConvertDecomposer` define it: the magnitude's
+/// integer part is rounded up where the unsigned `random` (of `from`'s width) is below the
+/// fraction scaled to `random`'s range (`fraction * 2^width`, truncated), the sign is put back,
+/// NaN gives 0, and values at or past the integer limits (each rounded to `from` first) saturate.
+pub fn stochastic_convert(data: &AD, from: DType, random: &AD, random_type: DType, to: DType) -> OpResult<AD> {
+    if !to.is_signed_integer() || to.bit_width() < 8 {
+        return unsupported(format!("stochastic-convert to {to} (XLA defines it to signed integers only)"));
+    }
+    let (Wide::F(x), Wide::I(r)) = (widen(data, from)?, widen(random, random_type)?) else {
+        return invalid("stochastic-convert takes a float operand and unsigned random bits");
+    };
+    if x.len() != r.len() {
+        return invalid("stochastic-convert's operands differ in size");
+    }
+    let bits = to.bit_width();
+    let (min, max) = (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1);
+    // The limits as the float type holds them (`-2^31` is `-inf` in f16).
+    let limit = |v: i128| -> OpResult<f64> {
+        match widen(&from_f64(&[v as f64], from)?, from)? {
+            Wide::F(w) => Ok(w[0]),
+            _ => invalid("a float limit"),
+        }
+    };
+    let (min_f, max_f) = (limit(min)?, limit(max)?);
+    let scale = 2f64.powi(random_type.bit_width() as i32);
+    let res: Vec<i128> = x
+        .iter()
+        .zip(&r)
+        .map(|(&x, &r)| {
+            if x.is_nan() {
+                0
+            } else if x <= min_f {
+                min
+            } else if x >= max_f {
+                max
+            } else {
+                let magnitude = x.abs();
+                let truncated = magnitude.floor();
+                let fixed = ((magnitude - truncated) * scale).trunc() as i128;
+                let int = truncated as i128 + i128::from(r < fixed);
+                if x < 0.0 {
+                    -int
+                } else {
+                    int
+                }
+            }
+        })
+        .collect();
+    from_i128(&res, to)
+}

@@ -4,7 +4,7 @@
 use hlo_ir::Opcode;
 
 /// Opcodes the evaluator rejects with `InterpError::Unsupported`: stateful or
-/// host-transfer ops with no defined value, dynamic shapes, batch norm (expanded by
+/// host-transfer ops with no defined value, batch norm (expanded by
 /// `hlo-passes` before evaluation), and multi-device collectives.
 const UNSUPPORTED: &[Opcode] = &[
     Opcode::AllGatherDone,
@@ -18,11 +18,9 @@ const UNSUPPORTED: &[Opcode] = &[
     Opcode::CollectivePermuteDone,
     Opcode::CollectivePermuteStart,
     Opcode::CollectiveReduce,
-    Opcode::DynamicReshape,
     Opcode::Infeed,
     Opcode::Outfeed,
     Opcode::RaggedAllToAll,
-    Opcode::RaggedDot,
     Opcode::Recv,
     Opcode::RecvDone,
     Opcode::Rng,
@@ -31,9 +29,7 @@ const UNSUPPORTED: &[Opcode] = &[
     Opcode::Scan,
     Opcode::Send,
     Opcode::SendDone,
-    Opcode::SetDimensionSize,
     Opcode::Shuffle,
-    Opcode::StochasticConvert,
 ];
 
 /// True when [`crate::evaluate`] can run instructions with this opcode.

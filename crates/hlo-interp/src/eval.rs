@@ -514,6 +514,9 @@ impl<'m> Interp<'m> {
             Op::Gather { dims, slice_sizes, .. } => gather_scatter::gather(dims, slice_sizes, out, ops)?,
             Op::Scatter { dims, to_apply, .. } => gather_scatter::scatter(self, dims, *to_apply, out, ops)?,
             Op::Dot { dims, .. } => linalg::dot(dims, out, ops, self.options.flush_denormals)?,
+            Op::RaggedDot { dims, lhs_ragged, rhs_group, .. } => {
+                linalg::ragged_dot(dims, lhs_ragged, rhs_group, out, ops)?
+            }
             Op::Convolution { window, dims, feature_group_count, batch_group_count, .. } => {
                 let groups = (*feature_group_count, *batch_group_count);
                 linalg::convolution(window, dims, groups, out, ops, self.options.flush_denormals)?
@@ -854,6 +857,33 @@ pub fn eval_detached(op: &Op, out: &Shape, ops: &[&Literal], options: &Options) 
         }
         Op::Broadcast { dimensions } => shape_ops::broadcast(ops[0], dimensions, out_shape)?,
         Op::Reshape => shape_ops::reshape(ops[0], out_shape)?,
+        Op::StochasticConvert => {
+            check_len(0)?;
+            check_len(1)?;
+            convert::stochastic_convert(data(0)?, dtype(0)?, data(1)?, dtype(1)?, out_shape.dtype)?
+        }
+        // Static sizes only: the result's dimensions, which the size operands must repeat.
+        Op::DynamicReshape => {
+            let sizes = ops[1..].iter().map(|l| scalar_i64(l)).collect::<OpResult<Vec<i64>>>()?;
+            if out_shape.dynamic.iter().any(|&d| d) || sizes != out_shape.dims {
+                return unsupported(format!(
+                    "dynamic-reshape to sizes {sizes:?} with result {out_shape} (only static results of those sizes)"
+                ));
+            }
+            shape_ops::reshape(ops[0], out_shape)?
+        }
+        // A size equal to the dimension's bound leaves the whole array as the value; a smaller
+        // one would need every user to mask the padding.
+        Op::SetDimensionSize { dimension } => {
+            let (x, d) = array_of(ops[0])?;
+            let size = scalar_i64(ops[1])?;
+            if x.dims.get(*dimension as usize) != Some(&size) {
+                return unsupported(format!(
+                    "set-dimension-size to {size} below the bound of dimension {dimension} of {x} (dynamic sizes)"
+                ));
+            }
+            d.clone()
+        }
         Op::Transpose { dimensions } => shape_ops::transpose(ops[0], dimensions)?,
         Op::Reverse { dimensions } => shape_ops::reverse(ops[0], dimensions)?,
         Op::Fft { fft_type, fft_length } => crate::fft::fft(ops[0], *fft_type, fft_length, out_shape)?,
@@ -888,7 +918,6 @@ fn unsupported_reason(op: &Op) -> String {
         Op::Infeed | Op::Outfeed | Op::Send { .. } | Op::Recv { .. } | Op::SendDone { .. } | Op::RecvDone { .. } => {
             "host transfers are not available to an evaluator".into()
         }
-        Op::DynamicReshape | Op::SetDimensionSize { .. } => "dynamic shapes are not supported".into(),
         _ => "not implemented".into(),
     }
 }
@@ -896,8 +925,10 @@ fn unsupported_reason(op: &Op) -> String {
 /// The fewest operands each op reads by position (so indexing them cannot fail).
 fn min_operands(op: &Op) -> usize {
     match op {
-        Op::Select | Op::Clamp | Op::SelectAndScatter { .. } | Op::Scatter { .. } => 3,
+        Op::Select | Op::Clamp | Op::SelectAndScatter { .. } | Op::Scatter { .. } | Op::RaggedDot { .. } => 3,
         Op::Binary(_)
+        | Op::StochasticConvert
+        | Op::SetDimensionSize { .. }
         | Op::Compare { .. }
         | Op::Pad { .. }
         | Op::Dot { .. }

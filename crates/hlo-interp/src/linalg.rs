@@ -356,3 +356,62 @@ pub fn convolution(
     let res = with_wide!(&a, &b, |x, y| plan.run(x, y)?);
     Ok(make(out_shape, narrow(res, out_shape.dtype, flush)?))
 }
+
+/// `ragged-dot(lhs, rhs, group_sizes)` with the rows of `lhs` ragged (XLA's first mode, without
+/// batch dimensions): `lhs` is `[m, k]`, `rhs` `[g, k, n]`, `group_sizes` `[g]`; the rows of
+/// group `j` (the next `group_sizes[j]` rows after the earlier groups') are multiplied by
+/// `rhs[j]`, and rows after the last group are zero. Sums are taken in f64 and rounded once.
+pub fn ragged_dot(
+    dims: &DotDims,
+    lhs_ragged: &[i64],
+    rhs_group: &[i64],
+    out: &Shape,
+    ops: &[&Literal],
+) -> OpResult<Literal> {
+    let (Some(&lhs), Some(&rhs), Some(&sizes)) = (ops.first(), ops.get(1), ops.get(2)) else {
+        return invalid("ragged-dot takes lhs, rhs and group sizes");
+    };
+    let (ls, ld) = array_of(lhs)?;
+    let (rs, rd) = array_of(rhs)?;
+    let (_, sd) = array_of(sizes)?;
+    let out = match out {
+        Shape::Array(a) => a,
+        _ => return invalid("ragged-dot returns an array"),
+    };
+    let canonical = dims.lhs_batch.is_empty()
+        && dims.rhs_batch.is_empty()
+        && dims.lhs_contracting == [1]
+        && dims.rhs_contracting == [1]
+        && lhs_ragged == [0]
+        && rhs_group == [0]
+        && ls.rank() == 2
+        && rs.rank() == 3;
+    if !canonical {
+        return unsupported(
+            "ragged-dot other than lhs [m, k] ragged in m with rhs [g, k, n] grouped in g (no batch dimensions)",
+        );
+    }
+    let (m, k) = (ls.dims[0] as usize, ls.dims[1] as usize);
+    let (g, n) = (rs.dims[0] as usize, rs.dims[2] as usize);
+    let Some(sizes) = crate::array::to_i64s(sd) else { return invalid("ragged-dot group sizes must be integers") };
+    if sizes.len() != g || rs.dims[1] as usize != k || out.dims != [m as i64, n as i64] {
+        return invalid(format!("ragged-dot of {ls} and {rs} with {} group sizes into {out}", sizes.len()));
+    }
+    let as_f64 = |data: &AD, dtype: DType| match crate::convert::convert(data, dtype, DType::F64)? {
+        AD::F64(v) => Ok(v),
+        _ => invalid("ragged-dot operands must be numbers"),
+    };
+    let (a, b) = (as_f64(ld, ls.dtype)?, as_f64(rd, rs.dtype)?);
+    let mut res = vec![0f64; m * n];
+    let mut start = 0usize;
+    for (j, &size) in sizes.iter().enumerate() {
+        let end = (start + size.max(0) as usize).min(m);
+        for i in start..end {
+            for c in 0..n {
+                res[i * n + c] = (0..k).map(|p| a[i * k + p] * b[(j * k + p) * n + c]).sum();
+            }
+        }
+        start = end;
+    }
+    Ok(make(out, crate::convert::convert(&AD::F64(res), DType::F64, out.dtype)?))
+}

@@ -931,6 +931,81 @@ fn c_pow<T: Float>(x: Cplx<T>, y: Cplx<T>) -> Cplx<T> {
     r
 }
 
+/// `1/sqrt|z|` as XLA's `EmitRsqrtComplexAbs`: `rsqrt(max) * rsqrt(sqrt(1 + (min/max)^2))`,
+/// or `rsqrt(min)` where that is NaN.
+fn c_rsqrt_abs<T: Float>(z: Cplx<T>) -> T {
+    let (max, min) = max_min(z[0], z[1]);
+    let d = min.fdiv(max);
+    let root = d.fma(d, T::ONE).sqrt();
+    let r = rsqrt(max).fmul(rsqrt(root));
+    if r.is_nan() {
+        rsqrt(min)
+    } else {
+        r
+    }
+}
+
+/// XLA's `EmitComplexRsqrt`: `rsqrt|z| * (cos(-t/2), sin(-t/2))`, `t = atan2(b, a)`; `0` gives
+/// `inf + NaN i`, an infinite real part (or an infinite imaginary part with a NaN real one)
+/// gives `(copysign(0, a), -copysign(0, b))`.
+fn c_rsqrt<T: Float>(z: Cplx<T>) -> Cplx<T> {
+    let [a, b] = z;
+    let (zero, inf) = (T::ZERO, T::from_f64(f64::INFINITY));
+    let r = c_rsqrt_abs(z);
+    let t = b.atan2(a).fmul(T::from_f64(-0.5));
+    if a == zero && b == zero {
+        return [inf, T::from_f64(f64::NAN)];
+    }
+    if (b.abs() == inf && a.is_nan()) || a.abs() == inf {
+        return [zero.copysign(a), zero.copysign(b).neg()];
+    }
+    [r.fmul(t.cos()), r.fmul(t.sin())]
+}
+
+/// XLA's complex `sin` and `cos`: with `e = exp(y)`, `sinh y = e/2 - 0.5/e` and
+/// `cosh y = e/2 + 0.5/e`, `sin(x+iy) = (sin x cosh y, cos x sinh y)` and
+/// `cos(x+iy) = (cos x cosh y, -sin x sinh y)`.
+fn c_sin_cos<T: Float>(z: Cplx<T>, cos: bool) -> Cplx<T> {
+    let [x, y] = z;
+    let half = T::from_f64(0.5);
+    let e = y.exp();
+    let (half_e, half_inv) = (half.fmul(e), half.fdiv(e));
+    let (sinh, cosh) = (half_e.sub(half_inv).ftz(), half_e.add(half_inv).ftz());
+    if cos {
+        [x.cos().fmul(cosh), x.sin().fmul(sinh).neg()]
+    } else {
+        [x.sin().fmul(cosh), x.cos().fmul(sinh)]
+    }
+}
+
+/// XLA's complex `tanh` (and `tan(z) = -i tanh(iz)`): with `p = expm1(2a)`, `m = expm1(-2a)`,
+/// `tanh(a+bi) = ((p - m) + 4 cos b sin b i) / (p + m + 4 cos^2 b)`, the real part `copysign(1, a)`
+/// where `p + m` is infinite, then its corner cases: a NaN `sin 2b` makes the real part NaN
+/// unless `a` is infinite, and the imaginary part is 0 where `b` is 0 or both hold.
+fn c_tanh_of<T: Float>(a: T, b: T) -> Cplx<T> {
+    let (zero, four, inf) = (T::ZERO, T::from_f64(4.0), T::from_f64(f64::INFINITY));
+    let two_a = a.add(a).ftz();
+    let neg_2a = T::from_f64(-1.0).fmul(two_a);
+    let (p, m) = (two_a.exp_m1(), neg_2a.exp_m1());
+    let real_numerator = p.sub(m).ftz();
+    let (cos_b, sin_b) = (b.cos(), b.sin());
+    let four_cos_sq = cos_b.fmul(cos_b).fmul(four);
+    let imag_numerator = four.fmul(cos_b.fmul(sin_b));
+    let sum = p.add(m).ftz();
+    let denom = sum.add(four_cos_sq).ftz();
+    let mut real = if sum == inf { T::ONE.copysign(a) } else { real_numerator.fdiv(denom) };
+    let mut imag = imag_numerator.fdiv(denom);
+    let a_inf = a.abs() == inf;
+    let sin_2b_nan = imag_numerator.is_nan();
+    if sin_2b_nan && !a_inf {
+        real = T::from_f64(f64::NAN);
+    }
+    if b == zero || (a_inf && sin_2b_nan) {
+        imag = zero;
+    }
+    [real, imag]
+}
+
 /// The typed function of a complex unary op that stays complex.
 pub fn complex_unop<T: Float>(op: UnaryOp) -> OpResult<fn(Cplx<T>) -> Cplx<T>> {
     Ok(match op {
@@ -939,6 +1014,15 @@ pub fn complex_unop<T: Float>(op: UnaryOp) -> OpResult<fn(Cplx<T>) -> Cplx<T>> {
         UnaryOp::Log => c_log::<T>,
         UnaryOp::Sqrt => c_sqrt::<T>,
         UnaryOp::Sign => c_sign::<T>,
+        UnaryOp::Rsqrt => c_rsqrt::<T>,
+        UnaryOp::Sin => |z| c_sin_cos(z, false),
+        UnaryOp::Cos => |z| c_sin_cos(z, true),
+        UnaryOp::Tanh => |z| c_tanh_of(z[0], z[1]),
+        // tan(a+bi) = -i tanh(-b + ai).
+        UnaryOp::Tan => |z| {
+            let [re, im] = c_tanh_of(z[1].neg(), z[0]);
+            [im, T::from_f64(-1.0).fmul(re)]
+        },
         _ => return unsupported(format!("{} on a complex type", op.opcode())),
     })
 }

@@ -28,17 +28,23 @@ pub mod bitcast_convert_expander;
 pub mod constant_folding;
 pub mod cse;
 pub mod dce;
+pub mod dynamic_shape_removal;
 pub mod fuse;
 pub mod fusion_analysis;
 pub mod inline_calls;
 pub mod linalg_expander;
 pub mod loop_analysis;
 pub mod lower_complex;
+pub mod mulhi_expander;
 pub mod normalize;
 pub mod pipeline;
 pub mod rng_bit_generator_expander;
+pub mod ragged_dot_expander;
+pub mod scalar_reduce_window;
 pub mod scan_rewrite;
+pub mod single_device;
 pub mod split_reductions;
+pub mod stochastic_convert_decomposer;
 pub mod tree_reduction;
 mod util;
 pub mod xla_rewrites;
@@ -56,11 +62,17 @@ pub type PassFn = fn(&mut Module) -> Result<bool, PassError>;
 /// Every registered pass under its stable name, in pipeline order.
 /// `hlo-run opt --passes=a,b` and `--list-passes` read this table.
 pub const PASSES: &[(&str, PassFn)] = &[
+    ("single-device", single_device::run),
     ("inline-calls", inline_calls::run),
     ("batch-norm-expander", batch_norm_expander::run),
     ("linalg-expander", linalg_expander::run),
     ("rng-bit-generator-expander", rng_bit_generator_expander::run),
     ("bitcast-convert-expander", bitcast_convert_expander::run),
+    ("dynamic-shape-removal", dynamic_shape_removal::run),
+    ("mulhi-expander", mulhi_expander::run),
+    ("stochastic-convert-decomposer", stochastic_convert_decomposer::run),
+    ("scalar-reduce-window", scalar_reduce_window::run),
+    ("ragged-dot-expander", ragged_dot_expander::run),
     ("normalize", normalize::run),
     ("lower-complex", lower_complex::run),
     ("tree-reduction", tree_reduction::run),

@@ -1,10 +1,16 @@
 //! The pass pipeline, in order, top to bottom:
 //!
 //! ```text
+//! single-device                 async pairs, copy-start/done, partition/replica ids synchronous
 //! inline-calls                  call/fusion bodies inlined (XLA's fusions undone)
 //! linalg-expander               LAPACK custom calls, cholesky, triangular-solve as while loops
 //! rng-bit-generator-expander    rng-bit-generator as elementwise ThreeFry/Philox arithmetic
 //! bitcast-convert-expander      width-changing bitcast-converts as shifts, ors and concatenations
+//! dynamic-shape-removal         dynamic-reshape, set-dimension-size of static sizes as static ops
+//! mulhi-expander                mulhi from half-width partial products
+//! stochastic-convert-decomposer stochastic-convert to integers as floor, compare and select
+//! scalar-reduce-window          reduce-window over scalars as one over one-element vectors
+//! ragged-dot-expander           ragged-dot (ragged rows) as a dot with every group and a mask
 //! normalize                     bitcast/copy/opt-barrier gone, layouts stripped (row-major)
 //! lower-complex                 complex arrays as (re, im) real pairs; fft as DFT dots
 //! scan-rewrite                  cumulative reduce-windows as blocked scans of 16 (XLA:CPU's)
@@ -47,11 +53,17 @@ pub const MAX_FIXPOINT_ROUNDS: usize = 4;
 /// The pipeline's passes in order, each listed once (the fixpoint group once):
 /// what `--list-passes`-style tools show. [`run_pipeline`] follows [`STEPS`].
 pub const PIPELINE: &[&str] = &[
+    "single-device",
     "inline-calls",
     "batch-norm-expander",
     "linalg-expander",
     "rng-bit-generator-expander",
     "bitcast-convert-expander",
+    "dynamic-shape-removal",
+    "mulhi-expander",
+    "stochastic-convert-decomposer",
+    "scalar-reduce-window",
+    "ragged-dot-expander",
     "normalize",
     "lower-complex",
     "scan-rewrite",
@@ -68,6 +80,8 @@ pub const PIPELINE: &[&str] = &[
 
 /// The pipeline's steps, in order.
 pub const STEPS: &[Step] = &[
+    // Before inlining, which then inlines the computations that async pairs wrapped.
+    Step::Pass("single-device"),
     Step::Pass("inline-calls"),
     Step::Pass("batch-norm-expander"),
     // LAPACK custom calls, `cholesky` and `triangular-solve` as while loops of plain HLO.
@@ -76,6 +90,12 @@ pub const STEPS: &[Step] = &[
     Step::Pass("rng-bit-generator-expander"),
     // JAX's `u32[2]` key words to the `u64` state and back: a bitcast-convert that changes the width.
     Step::Pass("bitcast-convert-expander"),
+    // Ops the interpreter evaluates itself (it is the oracle for these expansions).
+    Step::Pass("dynamic-shape-removal"),
+    Step::Pass("mulhi-expander"),
+    Step::Pass("stochastic-convert-decomposer"),
+    Step::Pass("scalar-reduce-window"),
+    Step::Pass("ragged-dot-expander"),
     Step::Pass("normalize"),
     Step::Pass("lower-complex"),
     // Not `tree-reduction`: XLA:CPU's blocks of 32 give the interpreter JAX's sums bit for bit

@@ -453,6 +453,142 @@ fn callees(module: &Module, comp: usize) -> Vec<CompId> {
     res
 }
 
+/// Appends elementwise instructions that replace the instruction `at`: every new value has
+/// `at`'s dimensions, its metadata and its source span (so an error later names its line).
+/// Expansions build their graph with it and then turn `at` itself into the last step.
+pub(crate) struct Splice<'a> {
+    pub comp: &'a mut Computation,
+    pub names: &'a mut NameUniquer,
+    pub at: InstrId,
+    pub dims: Vec<i64>,
+}
+
+impl Splice<'_> {
+    /// Appends `op(operands)` with element type `dtype`.
+    pub fn push(&mut self, dtype: hlo_ir::DType, op: Op, operands: Vec<InstrId>) -> InstrId {
+        let base = self.comp.instr(self.at);
+        let shape = Shape::Array(hlo_ir::ArrayShape::new(dtype, self.dims.clone()));
+        let mut instr = hlo_ir::Instr::new(self.names.fresh(&base.name), shape, op, operands);
+        instr.meta.metadata = base.meta.metadata.clone();
+        let span = self.comp.span(self.at);
+        self.comp.push_with_span(instr, span)
+    }
+
+    /// `x`'s element type.
+    pub fn dtype(&self, x: InstrId) -> hlo_ir::DType {
+        self.comp.instr(x).shape.as_array().map(|a| a.dtype).unwrap_or(hlo_ir::DType::Pred)
+    }
+
+    pub fn unary(&mut self, op: hlo_ir::UnaryOp, x: InstrId) -> InstrId {
+        let dtype = self.dtype(x);
+        self.push(dtype, Op::Unary(op), vec![x])
+    }
+
+    pub fn binary(&mut self, op: hlo_ir::BinaryOp, a: InstrId, b: InstrId) -> InstrId {
+        let dtype = self.dtype(a);
+        self.push(dtype, Op::Binary(op), vec![a, b])
+    }
+
+    pub fn compare(&mut self, direction: hlo_ir::CompareDirection, a: InstrId, b: InstrId) -> InstrId {
+        self.push(hlo_ir::DType::Pred, Op::Compare { direction, compare_type: None }, vec![a, b])
+    }
+
+    pub fn select(&mut self, p: InstrId, a: InstrId, b: InstrId) -> InstrId {
+        let dtype = self.dtype(a);
+        self.push(dtype, Op::Select, vec![p, a, b])
+    }
+
+    pub fn convert(&mut self, x: InstrId, dtype: hlo_ir::DType) -> InstrId {
+        self.push(dtype, Op::Convert, vec![x])
+    }
+
+    pub fn bitcast_convert(&mut self, x: InstrId, dtype: hlo_ir::DType) -> InstrId {
+        self.push(dtype, Op::BitcastConvert, vec![x])
+    }
+
+    /// The scalar `data` (one element of type `dtype`) broadcast to the dimensions.
+    pub fn splat(&mut self, dtype: hlo_ir::DType, data: ArrayData) -> InstrId {
+        let scalar = Shape::Array(hlo_ir::ArrayShape::scalar(dtype));
+        let base = self.comp.instr(self.at);
+        let lit = Literal { shape: scalar.clone(), data: LiteralData::Array(data) };
+        let mut instr = hlo_ir::Instr::new(self.names.fresh(&base.name), scalar, Op::Constant(Box::new(lit)), vec![]);
+        instr.meta.metadata = base.meta.metadata.clone();
+        let span = self.comp.span(self.at);
+        let c = self.comp.push_with_span(instr, span);
+        self.push(dtype, Op::Broadcast { dimensions: vec![] }, vec![c])
+    }
+
+    /// The float `v` rounded once to the float type `dtype` (an f64 constant converted, which
+    /// constant folding evaluates), broadcast to the dimensions.
+    pub fn splat_float(&mut self, dtype: hlo_ir::DType, v: f64) -> InstrId {
+        let scalar = Shape::Array(hlo_ir::ArrayShape::scalar(hlo_ir::DType::F64));
+        let base = self.comp.instr(self.at);
+        let lit = Literal { shape: scalar.clone(), data: LiteralData::Array(ArrayData::F64(vec![v])) };
+        let mut instr = hlo_ir::Instr::new(self.names.fresh(&base.name), scalar, Op::Constant(Box::new(lit)), vec![]);
+        instr.meta.metadata = base.meta.metadata.clone();
+        let span = self.comp.span(self.at);
+        let mut c = self.comp.push_with_span(instr, span);
+        if dtype != hlo_ir::DType::F64 {
+            let shape = Shape::Array(hlo_ir::ArrayShape::scalar(dtype));
+            let name = self.names.fresh(&self.comp.instr(self.at).name);
+            c = self.comp.push_with_span(hlo_ir::Instr::new(name, shape, Op::Convert, vec![c]), span);
+        }
+        self.push(dtype, Op::Broadcast { dimensions: vec![] }, vec![c])
+    }
+
+    /// Turns `at` into `x`'s value (a `convert` to its own type, which simplification removes),
+    /// so its users are untouched.
+    pub fn finish(self, x: InstrId) {
+        let target = self.comp.instr_mut(self.at);
+        target.op = Op::Convert;
+        target.operands = vec![x];
+        target.meta.other_attrs.clear();
+    }
+}
+
+/// One element of integer type `dtype` holding `v` (wrapped to the type's width).
+pub(crate) fn int_scalar(dtype: hlo_ir::DType, v: i128) -> Option<ArrayData> {
+    use hlo_ir::DType as D;
+    Some(match dtype {
+        D::S8 => ArrayData::S8(vec![v as i8]),
+        D::S16 => ArrayData::S16(vec![v as i16]),
+        D::S32 => ArrayData::S32(vec![v as i32]),
+        D::S64 => ArrayData::S64(vec![v as i64]),
+        D::U8 => ArrayData::U8(vec![v as u8]),
+        D::U16 => ArrayData::U16(vec![v as u16]),
+        D::U32 => ArrayData::U32(vec![v as u32]),
+        D::U64 => ArrayData::U64(vec![v as u64]),
+        _ => return None,
+    })
+}
+
+/// The unsigned integer type of `dtype`'s width (itself when unsigned).
+pub(crate) fn unsigned_of(dtype: hlo_ir::DType) -> Option<hlo_ir::DType> {
+    use hlo_ir::DType as D;
+    Some(match dtype {
+        D::S8 | D::U8 => D::U8,
+        D::S16 | D::U16 => D::U16,
+        D::S32 | D::U32 => D::U32,
+        D::S64 | D::U64 => D::U64,
+        _ => return None,
+    })
+}
+
+/// The computation `name` of module: a scalar `add` over `dtype` (a reducer for the sums passes
+/// write), created once.
+pub(crate) fn scalar_add_computation(module: &mut Module, name: &str, dtype: hlo_ir::DType) -> CompId {
+    if let Some(id) = module.find_comp(name) {
+        return id;
+    }
+    let scalar = Shape::Array(hlo_ir::ArrayShape::scalar(dtype));
+    let mut c = Computation::new(name.to_string());
+    let a = c.push(hlo_ir::Instr::new("a", scalar.clone(), Op::Parameter { number: 0 }, vec![]));
+    let b = c.push(hlo_ir::Instr::new("b", scalar.clone(), Op::Parameter { number: 1 }, vec![]));
+    c.root = c.push(hlo_ir::Instr::new("sum", scalar, Op::Binary(hlo_ir::BinaryOp::Add), vec![a, b]));
+    module.comps.push(c);
+    CompId(module.comps.len() as u32 - 1)
+}
+
 /// Helpers for the passes' unit tests: parse HLO text, run a pass, compare printed text.
 #[cfg(test)]
 pub(crate) mod testing {
@@ -494,19 +630,4 @@ pub(crate) mod testing {
         assert_eq!(print(&module), before);
         assert!(!changed, "the pass reported a change but printed the same module");
     }
-}
-
-/// The computation `name` of module: a scalar `add` over `dtype` (a reducer for the sums passes
-/// write), created once.
-pub(crate) fn scalar_add_computation(module: &mut Module, name: &str, dtype: hlo_ir::DType) -> CompId {
-    if let Some(id) = module.find_comp(name) {
-        return id;
-    }
-    let scalar = Shape::Array(hlo_ir::ArrayShape::scalar(dtype));
-    let mut c = Computation::new(name.to_string());
-    let a = c.push(hlo_ir::Instr::new("a", scalar.clone(), Op::Parameter { number: 0 }, vec![]));
-    let b = c.push(hlo_ir::Instr::new("b", scalar.clone(), Op::Parameter { number: 1 }, vec![]));
-    c.root = c.push(hlo_ir::Instr::new("sum", scalar, Op::Binary(hlo_ir::BinaryOp::Add), vec![a, b]));
-    module.comps.push(c);
-    CompId(module.comps.len() as u32 - 1)
 }

@@ -28,6 +28,11 @@ const FULL: &[Opcode] = &[
     Opcode::Atan,
     Opcode::Atan2,
     Opcode::Atanh,
+    // Made synchronous by `single-device`: the wrapped computation is called (and inlined) at
+    // the start, the update passes the value on, the done reads the result.
+    Opcode::AsyncDone,
+    Opcode::AsyncStart,
+    Opcode::AsyncUpdate,
     // Expanded into elementwise ops and sums by `batch-norm-expander` before code generation.
     Opcode::BatchNormGrad,
     Opcode::BatchNormInference,
@@ -51,6 +56,9 @@ const FULL: &[Opcode] = &[
     Opcode::Convert,
     Opcode::Convolution,
     Opcode::Copy,
+    // `single-device`: a copy finished when it starts.
+    Opcode::CopyDone,
+    Opcode::CopyStart,
     Opcode::Cos,
     Opcode::Cosh,
     Opcode::Divide,
@@ -74,6 +82,8 @@ const FULL: &[Opcode] = &[
     Opcode::Maximum,
     Opcode::Minimum,
     Opcode::Multiply,
+    // From half-width partial products by `mulhi-expander` (8- to 64-bit integers).
+    Opcode::Mulhi,
     Opcode::Negate,
     Opcode::Not,
     Opcode::OptimizationBarrier,
@@ -83,6 +93,9 @@ const FULL: &[Opcode] = &[
     Opcode::Or,
     Opcode::Pad,
     Opcode::Parameter,
+    // The constant 0 on one device (`single-device`).
+    Opcode::PartitionId,
+    Opcode::ReplicaId,
     Opcode::PopulationCount,
     Opcode::Power,
     Opcode::Real,
@@ -133,6 +146,25 @@ const PARTIAL: &[(Opcode, &str)] = &[
         Opcode::Fft,
         "all four types over 1-3 dimensions, as dots with DFT matrices (lengths split Cooley-Tukey style); a prime \
          factor of a length above 2048 is refused",
+    ),
+    (
+        Opcode::DynamicReshape,
+        "a static result, as a `reshape` (`dynamic-shape-removal`); a dynamic result is refused",
+    ),
+    (
+        Opcode::SetDimensionSize,
+        "a constant size equal to the dimension's bound, the identity (`dynamic-shape-removal`); a smaller or \
+         run-time size is refused",
+    ),
+    (
+        Opcode::StochasticConvert,
+        "float to signed integer types (8 to 64 bits), as XLA's `StochasticConvertDecomposer` writes it; XLA has \
+         no float-to-float form either",
+    ),
+    (
+        Opcode::RaggedDot,
+        "rows of `lhs` ragged (`lhs [m, k]`, `rhs [g, k, n]`, no batch dimensions), as a dot with every group and \
+         a mask (`ragged-dot-expander`); ragged contracting or batch dimensions are refused",
     ),
     (
         Opcode::Scatter,

@@ -20,10 +20,12 @@
 //! Pre-condition: `inline-calls` and `normalize` have run (no `call`, `bitcast` or `copy`
 //! chains of layouts). Post-condition: the only complex-typed instructions are entry
 //! parameters, the `real`/`imag` that read them, and the `complex` ops that build entry results.
-//! An op on complex values that has no lowering here (`sort` by complex keys, `map`,
-//! trigonometric functions, custom calls) is reported by name; nothing is lowered halfway.
+//! A `sort` with complex operands sorts their parts ([`sort`]). An op on complex values that has
+//! no lowering here (`map`, `expm1`, `log1p`, inverse trigonometric functions, custom calls) is
+//! reported by name; nothing is lowered halfway.
 
 mod fft;
+mod sort;
 
 use crate::util::NameUniquer;
 use crate::PassError;
@@ -40,13 +42,13 @@ pub fn run(module: &mut Module) -> Result<bool> {
     if is_lowered(module) {
         return Ok(false);
     }
+    sort::split_complex_sorts(module, &mut NameUniquer::new(module))?;
     let roles = roles(module)?;
     let old = module.clone();
     let mut names = NameUniquer::new(module);
     // Callees come before callers in `comps`, so every callee is lowered (and its new signature
     // known to the builder) before a caller refers to it.
-    for c in 0..old.comps.len() {
-        let role = roles[c];
+    for (c, &role) in roles.iter().enumerate() {
         if role == Role::Untouched {
             continue;
         }
@@ -99,7 +101,11 @@ fn roles(module: &Module) -> Result<Vec<Role>> {
                 | Op::Sort { to_apply, .. }
                 | Op::Map { to_apply, .. }
                 | Op::SelectAndScatter { scatter: to_apply, .. } => {
-                    if roles[to_apply.index()] != Role::Untouched {
+                    // A sort's complex operands are split by now (`sort::split_complex_sorts`); its
+                    // comparator rebuilds complex values from real parameters and lowers as a body.
+                    let split_sort = matches!(instr.op, Op::Sort { .. })
+                        && instr.operands.iter().all(|&o| !has_complex(&comp.instr(o).shape));
+                    if roles[to_apply.index()] != Role::Untouched && !split_sort {
                         // Scatter lowers its reducer by pattern (add or overwrite) below; the
                         // others have no complex lowering: name the op.
                         if !matches!(instr.op, Op::Scatter { .. }) {
@@ -755,8 +761,122 @@ impl Lowerer<'_> {
                 Val::Pair(re, im)
             }
             UnaryOp::Sqrt => self.sqrt(a, b),
+            UnaryOp::Rsqrt => self.rsqrt(a, b),
+            UnaryOp::Sin | UnaryOp::Cos => self.sin_cos(a, b, u == UnaryOp::Cos),
+            UnaryOp::Tanh => self.tanh(a, b),
+            // tan(a+bi) = -i tanh(-b + ai).
+            UnaryOp::Tan => {
+                let minus_one = self.splat(-1.0, b);
+                let neg_b = self.mul(minus_one, b);
+                let Val::Pair(re, im) = self.tanh(neg_b, a) else { unreachable!("tanh is a pair") };
+                let neg_re = self.mul(minus_one, re);
+                Val::Pair(im, neg_re)
+            }
             _ => return Err(unsupported(instr, &format!("`{}` of complex numbers", u.opcode().name()))),
         })
+    }
+
+    /// XLA's `EmitComplexRsqrt`: `rsqrt|z| * (cos(-t/2), sin(-t/2))` with `t = atan2(b, a)` and
+    /// `rsqrt|z| = rsqrt(max) * rsqrt(sqrt(1 + (min/max)^2))` (`rsqrt(min)` where NaN); `0` gives
+    /// `inf + NaN i`, an infinite `a` (or an infinite `b` with a NaN `a`) gives
+    /// `(copysign(0, a), -copysign(0, b))`.
+    fn rsqrt(&mut self, a: InstrId, b: InstrId) -> Val {
+        let (min, max, root) = self.abs_helper(a, b, true);
+        let rsqrt_max = self.unary(UnaryOp::Rsqrt, max);
+        let rsqrt_root = self.unary(UnaryOp::Rsqrt, root);
+        let r = self.mul(rsqrt_max, rsqrt_root);
+        let rsqrt_min = self.unary(UnaryOp::Rsqrt, min);
+        let r_nan = self.is_nan(r);
+        let r = self.select(r_nan, rsqrt_min, r);
+        let t = self.binary(BinaryOp::Atan2, b, a);
+        let minus_half = self.splat(-0.5, t);
+        let angle = self.mul(t, minus_half);
+        let cos = self.unary(UnaryOp::Cos, angle);
+        let sin = self.unary(UnaryOp::Sin, angle);
+        let re = self.mul(r, cos);
+        let im = self.mul(r, sin);
+        let (zero, inf, nan) = (self.splat(0.0, a), self.splat(f64::INFINITY, a), self.splat(f64::NAN, a));
+        let minus_one = self.splat(-1.0, a);
+        let a_zero = self.copysign(zero, a);
+        let b_zero = self.copysign(zero, b);
+        let neg_b_zero = self.mul(b_zero, minus_one);
+        let abs_a = self.unary(UnaryOp::Abs, a);
+        let abs_b = self.unary(UnaryOp::Abs, b);
+        let is_a_zero = self.compare(CompareDirection::Eq, a, zero);
+        let is_b_zero = self.compare(CompareDirection::Eq, b, zero);
+        let zero_zero = self.and(is_b_zero, is_a_zero);
+        let b_inf = self.compare(CompareDirection::Eq, abs_b, inf);
+        let a_nan = self.is_nan(a);
+        let b_inf_a_nan = self.and(b_inf, a_nan);
+        let a_inf = self.compare(CompareDirection::Eq, abs_a, inf);
+        let infinite = self.or(b_inf_a_nan, a_inf);
+        let re = self.select(infinite, a_zero, re);
+        let re = self.select(zero_zero, inf, re);
+        let im = self.select(infinite, neg_b_zero, im);
+        let im = self.select(zero_zero, nan, im);
+        Val::Pair(re, im)
+    }
+
+    /// XLA's complex `sin` and `cos`: with `e = exp(y)`, `sinh y = e/2 - 0.5/e` and
+    /// `cosh y = e/2 + 0.5/e`, `sin(x+iy) = (sin x cosh y, cos x sinh y)` and
+    /// `cos(x+iy) = (cos x cosh y, -sin x sinh y)`.
+    fn sin_cos(&mut self, x: InstrId, y: InstrId, cos: bool) -> Val {
+        let e = self.unary(UnaryOp::Exp, y);
+        let half = self.splat(0.5, y);
+        let half_e = self.mul(half, e);
+        let half_inv = self.div(half, e);
+        let sin_x = self.unary(UnaryOp::Sin, x);
+        let cos_x = self.unary(UnaryOp::Cos, x);
+        let sinh = self.sub(half_e, half_inv);
+        let cosh = self.add(half_e, half_inv);
+        if cos {
+            let re = self.mul(cos_x, cosh);
+            let im = self.mul(sin_x, sinh);
+            let im = self.unary(UnaryOp::Negate, im);
+            Val::Pair(re, im)
+        } else {
+            let re = self.mul(sin_x, cosh);
+            let im = self.mul(cos_x, sinh);
+            Val::Pair(re, im)
+        }
+    }
+
+    /// XLA's complex `tanh`: with `p = expm1(2a)` and `m = expm1(-2a)`,
+    /// `((p - m) + 4 cos b sin b i) / (p + m + 4 cos^2 b)`, the real part `copysign(1, a)` where
+    /// `p + m` is infinite; a NaN `sin 2b` makes the real part NaN unless `a` is infinite, and the
+    /// imaginary part is 0 where `b` is 0 or both hold.
+    fn tanh(&mut self, a: InstrId, b: InstrId) -> Val {
+        let (zero, four, inf) = (self.splat(0.0, a), self.splat(4.0, a), self.splat(f64::INFINITY, a));
+        let (one, minus_one, nan) = (self.splat(1.0, a), self.splat(-1.0, a), self.splat(f64::NAN, a));
+        let two_a = self.add(a, a);
+        let neg_2a = self.mul(minus_one, two_a);
+        let p = self.unary(UnaryOp::Expm1, two_a);
+        let m = self.unary(UnaryOp::Expm1, neg_2a);
+        let real_numerator = self.sub(p, m);
+        let cos_b = self.unary(UnaryOp::Cos, b);
+        let cos_sq = self.mul(cos_b, cos_b);
+        let four_cos_sq = self.mul(cos_sq, four);
+        let sin_b = self.unary(UnaryOp::Sin, b);
+        let cos_sin = self.mul(cos_b, sin_b);
+        let imag_numerator = self.mul(four, cos_sin);
+        let sum = self.add(p, m);
+        let denom = self.add(sum, four_cos_sq);
+        let sum_inf = self.compare(CompareDirection::Eq, sum, inf);
+        let limit = self.copysign(one, a);
+        let quotient = self.div(real_numerator, denom);
+        let re = self.select(sum_inf, limit, quotient);
+        let im = self.div(imag_numerator, denom);
+        let abs_a = self.unary(UnaryOp::Abs, a);
+        let a_inf = self.compare(CompareDirection::Eq, abs_a, inf);
+        let b_zero = self.compare(CompareDirection::Eq, b, zero);
+        let sin_2b_nan = self.is_nan(imag_numerator);
+        let a_finite = self.compare(CompareDirection::Ne, abs_a, inf);
+        let re_nan = self.and(sin_2b_nan, a_finite);
+        let inf_and_nan = self.and(a_inf, sin_2b_nan);
+        let im_zero = self.or(b_zero, inf_and_nan);
+        let re = self.select(re_nan, nan, re);
+        let im = self.select(im_zero, zero, im);
+        Val::Pair(re, im)
     }
 
     /// XLA's `EmitComplexSqrt`: `sqrt(|z|) * (cos(t/2), sin(t/2))` with `t = atan2(b, a)`,

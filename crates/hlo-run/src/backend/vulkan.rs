@@ -38,6 +38,22 @@ fn codegen_error(err: hlo_spirv::CodegenError) -> anyhow::Error {
     }
 }
 
+/// Maps pipeline errors: a pass that cannot lower an op (`op` written `name (%instr)`, or naming
+/// the instruction) refuses it as an unsupported op (exit status 2, with its line); anything
+/// else is an internal error.
+fn pass_error(err: hlo_passes::PassError) -> anyhow::Error {
+    match err {
+        hlo_passes::PassError::Unsupported { pass, op, reason } => {
+            let (name, instr) = match op.split_once(" (%") {
+                Some((name, instr)) => (name.to_string(), instr.trim_end_matches(')').to_string()),
+                None => (op.clone(), op),
+            };
+            anyhow::Error::new(Unsupported { op: name, instr, reason: format!("{pass}: {reason}") })
+        }
+        other => anyhow::anyhow!("internal compiler error in the pass pipeline: {other}"),
+    }
+}
+
 /// A failure while running: a failed device check (work the device could not finish, such as a
 /// loop the driver stopped early) is something this backend cannot run, reported like an
 /// unsupported op (exit status 2); anything else is an internal error.
@@ -175,8 +191,7 @@ pub fn compile_module(
     let start = Instant::now();
     let mut optimized = module.clone();
     let mut opts = hlo_passes::PipelineOptions { max_kernel_buffers: target.max_storage_buffers, ..Default::default() };
-    let report = hlo_passes::run_pipeline(&mut optimized, &mut opts)
-        .map_err(|e| anyhow::anyhow!("internal compiler error in the pass pipeline: {e}"))?;
+    let report = hlo_passes::run_pipeline(&mut optimized, &mut opts).map_err(pass_error)?;
     if let (true, Some(fusion)) = (explain_fusion, &report.fusion) {
         eprintln!("{fusion}");
     }

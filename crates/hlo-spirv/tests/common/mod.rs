@@ -261,13 +261,15 @@ pub struct SampleReport {
 /// Runs every `hlo-samples/` case through `prepare` (parse, maybe the pass pipeline), this
 /// compiler and lavapipe, and compares each output with JAX's `out_K.npy`: integers exactly,
 /// floats by relative L2 error within the sample's tolerance. `files` lists the module files
-/// to try in order; samples with none of them are skipped.
+/// to try in order; samples with none of them are skipped. `HLO_SAMPLES=a,b` runs only the named
+/// samples (a quick loop while working on them; the suites run them all).
 pub fn run_samples(files: &[&str], prepare: impl Fn(&str) -> Module) -> SampleReport {
     let mut names: Vec<String> = std::fs::read_dir(samples_dir())
         .expect("hlo-samples")
         .filter_map(|e| e.ok())
         .filter(|e| e.path().join("meta.json").exists())
         .map(|e| e.file_name().into_string().unwrap())
+        .filter(|name| std::env::var("HLO_SAMPLES").map_or(true, |only| only.split(',').any(|o| o == name)))
         .collect();
     names.sort();
     run_named_samples(&names, files, prepare)
