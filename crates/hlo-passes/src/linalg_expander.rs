@@ -77,6 +77,20 @@ pub fn run(module: &mut Module) -> Result<bool, PassError> {
     Ok(changed)
 }
 
+/// Why a LAPACK custom-call target is not expanded (complex routines, routines this pass does not
+/// know such as `geev`), or `None` for targets that are not LAPACK's or that it expands (those of
+/// f32 and f64 elements).
+pub fn refused_target(target: &str) -> Option<String> {
+    let (kind, routine) = lapack_routine(target)?;
+    if !ROUTINES.contains(&routine) {
+        Some(format!("the LAPACK routine `{kind}{routine}` has no expansion (linalg-expander)"))
+    } else if matches!(kind, 'c' | 'z') {
+        Some("complex LAPACK routines have no expansion (linalg-expander)".into())
+    } else {
+        None
+    }
+}
+
 /// What an instruction expands into.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Kind {

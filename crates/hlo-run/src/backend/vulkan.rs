@@ -150,10 +150,17 @@ pub fn check_env() -> anyhow::Result<()> {
 /// The first instruction whose opcode the Vulkan path never lowers: named before anything
 /// else can fail (a c64 parameter of an `fft` module is not what stops it).
 fn first_unsupported_op(module: &Module) -> Option<Unsupported> {
-    module.comps.iter().flat_map(|c| &c.instrs).find(|i| !hlo_spirv::supports(i.op.opcode())).map(|i| Unsupported {
-        op: i.op.opcode().name().to_string(),
-        instr: i.name.clone(),
-        reason: "the Vulkan backend has no lowering for this op (docs/ops.md)".into(),
+    module.comps.iter().flat_map(|c| &c.instrs).find_map(|i| {
+        let reason = match &i.op {
+            // LAPACK targets that linalg-expander leaves alone, by name (`lapack_sgeev_ffi`, ...).
+            hlo_ir::Op::CustomCall(cc) => hlo_passes::linalg_expander::refused_target(&cc.target)
+                .map(|why| format!("target \"{}\" is not supported: {why}", cc.target)),
+            op if !hlo_spirv::supports(op.opcode()) => {
+                Some("the Vulkan backend has no lowering for this op (docs/ops.md)".into())
+            }
+            _ => None,
+        }?;
+        Some(Unsupported { op: i.op.opcode().name().to_string(), instr: i.name.clone(), reason })
     })
 }
 
