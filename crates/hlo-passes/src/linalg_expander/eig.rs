@@ -4,8 +4,8 @@
 //! Both use the parallel (tournament, or round-robin) ordering of XLA's `EighExpander`: the
 //! matrix order `n` is padded to an even `N` with a zero row and column that never mixes with the
 //! others, and each round rotates the `N / 2` disjoint pairs of the circle method at once; `N - 1`
-//! rounds make a sweep. A round gathers each index's partner by a dot with a one-hot permutation
-//! matrix (exact: one nonzero term) and applies the rotations as elementwise
+//! rounds make a sweep. A round gathers each index's partner row or column (a `gather`, which
+//! fuses into its users) and applies the rotations as elementwise
 //! `x_i' = c_i x_i + s_i x_partner(i)`, so the entries off the diagonal carry rounding relative to
 //! themselves and converge to zero, not to a floor of dot-product rounding.
 //! - `syevd`: two-sided Jacobi on the triangle `uplo` names, the rotated pair's diagonal entries
@@ -25,7 +25,7 @@
 
 use super::{Expander, Reducers, G};
 use hlo_ir::builder::ComputationBuilder;
-use hlo_ir::{BinaryOp, CompareDirection, DType, DotDims, Op, PadDim, Shape, UnaryOp};
+use hlo_ir::{BinaryOp, CompareDirection, DType, DotDims, GatherDims, Op, PadDim, Shape, UnaryOp};
 
 type Id = hlo_ir::InstrId;
 
@@ -51,11 +51,25 @@ impl G<'_> {
             DotDims { lhs_batch: vec![0], lhs_contracting: vec![2], rhs_batch: vec![0], rhs_contracting: vec![1] };
         self.b.dot(x, y, dims)
     }
-    /// Batched `x[B, i, k] y[B, j, k]` (`x y^T`).
-    fn bmm_t(&mut self, x: Id, y: Id) -> Id {
-        let dims =
-            DotDims { lhs_batch: vec![0], lhs_contracting: vec![2], rhs_batch: vec![0], rhs_contracting: vec![2] };
-        self.b.dot(x, y, dims)
+    /// `x[B, i, j]` at `[B, i, partner[j]]` (`axis` 2) or `[B, partner[i], j]` (`axis` 1), or
+    /// `x[B, i]` at `[B, partner[i]]` (`axis` 1 of a rank-2 `x`): a gather that fuses into its users.
+    fn take(&mut self, x: Id, partner: Id, axis: i64) -> Id {
+        let d = self.dims(x);
+        let n = self.dims(partner)[0];
+        let idx = self.b.reshape(partner, &[n, 1]);
+        let rank = d.len() as i64;
+        let offset_dims: Vec<i64> = (0..rank).filter(|&k| k != axis).collect();
+        let mut slice_sizes = d.clone();
+        slice_sizes[axis as usize] = 1;
+        let dims = GatherDims {
+            offset_dims,
+            collapsed_slice_dims: vec![axis],
+            start_index_map: vec![axis],
+            index_vector_dim: 1,
+            operand_batching_dims: vec![],
+            start_indices_batching_dims: vec![],
+        };
+        self.b.instr(Op::Gather { dims, slice_sizes, indices_are_sorted: false }, &[x, idx])
     }
     /// `sum` of `x` over `dim`, where `keep` holds (an exact gather when one element is kept).
     fn masked_sum(&mut self, keep: Id, x: Id, dim: i64, r: Reducers) -> Id {
@@ -102,9 +116,9 @@ impl G<'_> {
     }
 }
 
-/// The round's pairing for `big_n` (even) indices: `partner[i]` as `s32[N]` and the one-hot
-/// permutation `p[i, j] = (j == partner[i])` broadcast to `[B, N, N]` in `dt`.
-fn pairing(g: &mut G, round: Id, batch: i64, big_n: i64, dt: DType) -> (Id, Id) {
+/// The round's pairing for `big_n` (even) indices: `partner[i]` as `s32[N]` and the mask
+/// `j == partner[i]` broadcast to `[B, N, N]`.
+fn pairing(g: &mut G, round: Id, batch: i64, big_n: i64) -> (Id, Id) {
     let rounds = big_n - 1;
     let nd = [big_n];
     let i = g.iota(&nd, 0);
@@ -135,8 +149,7 @@ fn pairing(g: &mut G, round: Id, batch: i64, big_n: i64, dt: DType) -> (Id, Id) 
     let cols = g.iota(&md, 2);
     let partner_m = g.bc(partner, &[1], &md);
     let onehot = g.cmp(CompareDirection::Eq, cols, partner_m);
-    let p = g.indicator(onehot, dt);
-    (partner, p)
+    (partner, onehot)
 }
 
 /// Per-index rotation coefficients of the pairs: `(c_i, s_i, t, is_low)` with
@@ -252,25 +265,19 @@ impl Expander<'_> {
             },
             |g, s| {
                 let (round, a, v, norm2) = (s[0], s[1], s[2], s[3]);
-                let (partner, p) = pairing(g, round, batch, big_n, dt);
+                let (partner, pbool) = pairing(g, round, batch, big_n);
                 let vd = [batch, big_n];
                 let idx = g.iota(&vd, 1);
                 let partner_v = g.bc(partner, &[1], &vd);
                 let is_low = g.cmp(CompareDirection::Lt, idx, partner_v);
-                // Gathers: A[i, partner i] = diag(A P^T), A[partner i, i] = diag(P A),
-                // d[partner i] = sum_j P[i, j] d[j].
-                let ap = g.bmm_t(a, p);
-                let pa = g.bmm(p, a);
+                // The partners' rows and columns (A[partner i, j], A[i, partner j]) and entries.
+                let ap = g.take(a, partner, 2);
+                let pa = g.take(a, partner, 1);
                 let d = g.diag(a, r);
                 let a_ip = g.diag(ap, r);
                 let a_pi = g.diag(pa, r);
                 let apq = g.sel(is_low, a_ip, a_pi);
-                let pbool = {
-                    let zero = g.full(dt, 0.0, &md);
-                    g.cmp(CompareDirection::Ne, p, zero)
-                };
-                let d_b = g.along_rows(d, big_n);
-                let d_partner = g.masked_sum(pbool, d_b, 2, r);
+                let d_partner = g.take(d, partner, 1);
                 let app = g.sel(is_low, d, d_partner);
                 let aqq = g.sel(is_low, d_partner, d);
                 let zero_v = g.full(dt, 0.0, &vd);
@@ -282,7 +289,7 @@ impl Expander<'_> {
                 let x = g.bin(BinaryOp::Multiply, c_rows, a);
                 let y = g.bin(BinaryOp::Multiply, s_rows, pa);
                 let bm = g.bin(BinaryOp::Add, x, y);
-                let bp = g.bmm_t(bm, p);
+                let bp = g.take(bm, partner, 2);
                 let c_cols = g.along_rows(c, big_n);
                 let s_cols = g.along_rows(si, big_n);
                 let x = g.bin(BinaryOp::Multiply, bm, c_cols);
@@ -300,7 +307,7 @@ impl Expander<'_> {
                 let zero_m = g.full(dt, 0.0, &md);
                 let cm = g.sel(pbool, zero_m, cm);
                 // V J.
-                let vp = g.bmm_t(v, p);
+                let vp = g.take(v, partner, 2);
                 let x = g.bin(BinaryOp::Multiply, v, c_cols);
                 let y = g.bin(BinaryOp::Multiply, vp, s_cols);
                 let v = g.bin(BinaryOp::Add, x, y);
@@ -379,23 +386,18 @@ impl Expander<'_> {
             },
             |g, s| {
                 let (round, w, v, quiet) = (s[0], s[1], s[2], s[3]);
-                let (partner, p) = pairing(g, round, batch, big_k, dt);
+                let (partner, _) = pairing(g, round, batch, big_k);
                 let vd = [batch, big_k];
                 let idx = g.iota(&vd, 1);
                 let partner_v = g.bc(partner, &[1], &vd);
                 let is_low = g.cmp(CompareDirection::Lt, idx, partner_v);
-                let wp = g.bmm_t(w, p);
+                let wp = g.take(w, partner, 2);
                 let z = g.c(dt, 0.0);
                 let w2 = g.bin(BinaryOp::Multiply, w, w);
                 let alpha = g.reduce(w2, z, 1, r.add);
                 let wwp = g.bin(BinaryOp::Multiply, w, wp);
                 let gamma = g.reduce(wwp, z, 1, r.add);
-                let pbool = {
-                    let zero = g.full(dt, 0.0, &kd);
-                    g.cmp(CompareDirection::Ne, p, zero)
-                };
-                let alpha_b = g.along_rows(alpha, big_k);
-                let beta = g.masked_sum(pbool, alpha_b, 2, r);
+                let beta = g.take(alpha, partner, 1);
                 let app = g.sel(is_low, alpha, beta);
                 let aqq = g.sel(is_low, beta, alpha);
                 let na = g.b.unary(UnaryOp::Sqrt, alpha);
@@ -411,7 +413,7 @@ impl Expander<'_> {
                 let x = g.bin(BinaryOp::Multiply, w, c_w);
                 let y = g.bin(BinaryOp::Multiply, wp, s_w);
                 let w = g.bin(BinaryOp::Add, x, y);
-                let vp = g.bmm_t(v, p);
+                let vp = g.take(v, partner, 2);
                 let c_v = g.along_rows(c, big_k);
                 let s_v = g.along_rows(si, big_k);
                 let x = g.bin(BinaryOp::Multiply, v, c_v);
