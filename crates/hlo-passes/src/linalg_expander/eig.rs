@@ -336,9 +336,8 @@ impl Expander<'_> {
         let w = g.b.slice(d, &[(0, batch, 1), (0, n, 1)]);
         let v = g.b.slice(v_fin, &[(0, batch, 1), (0, n, 1), (0, n, 1)]);
         let (w, v) = sort_by_rank(&mut g, r, dt, w, v, false);
-        finish_nan(&mut g, r, dt, ok, &[v, w])
-            .map(|res| (res.0[0], res.0[1], res.1))
-            .ok_or_else(|| "internal: finish".to_string())
+        let (res, info) = finish_nan(&mut g, dt, ok, &[v, w]);
+        Ok((res[0], res[1], info))
     }
 
     /// SVD of `a[B, m, n]`: `(s[B, k], u, vt, info[B])` with `u[B, m, m]` and `vt[B, n, n]` when
@@ -489,9 +488,8 @@ impl Expander<'_> {
             let vt = g.transpose_minor(v);
             (u, vt)
         };
-        finish_nan(&mut g, r, dt, ok, &[s, u_out, vt_out])
-            .map(|res| (res.0[0], res.0[1], res.0[2], res.1))
-            .ok_or_else(|| "internal: finish".to_string())
+        let (res, info) = finish_nan(&mut g, dt, ok, &[s, u_out, vt_out]);
+        Ok((res[0], res[1], res[2], info))
     }
 }
 
@@ -526,7 +524,7 @@ fn sort_by_rank(g: &mut G, r: Reducers, dt: DType, keys: Id, cols: Id, descendin
 }
 
 /// `values` as they are where `ok[B]`, else NaN; and `info[B]` (0, or 1 where not `ok`).
-fn finish_nan(g: &mut G, _r: Reducers, dt: DType, ok: Id, values: &[Id]) -> Option<(Vec<Id>, Id)> {
+fn finish_nan(g: &mut G, dt: DType, ok: Id, values: &[Id]) -> (Vec<Id>, Id) {
     let mut res = Vec::new();
     for &x in values {
         let dims = g.dims(x);
@@ -536,5 +534,5 @@ fn finish_nan(g: &mut G, _r: Reducers, dt: DType, ok: Id, values: &[Id]) -> Opti
     }
     let batch = g.dims(ok);
     let (zero, one) = (g.full(DType::S32, 0.0, &batch), g.full(DType::S32, 1.0, &batch));
-    Some((res, g.sel(ok, zero, one)))
+    (res, g.sel(ok, zero, one))
 }
