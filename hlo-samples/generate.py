@@ -2675,6 +2675,94 @@ def complex_unary_sort(z, w):
             jnp.tan(w), jnp.tanh(w), lax.rsqrt(w), jnp.sin(w), jnp.cos(w), jnp.sort(w.reshape(4, 16), axis=-1))
 
 
+
+# --- eigh / svd samples ---
+# jnp.linalg.eigh and svd call lapack_{s}syevd_ffi and lapack_{s}gesdd_ffi on CPU. Eigen- and
+# singular vectors are unique only up to sign (and, for equal values, up to a rotation within
+# their subspace), so these samples return what is unique: the values themselves and products
+# of the vectors (reconstructions V diag(w) V^T and U diag(s) V^T, Gram matrices V^T V that must
+# be the identity, pseudo-inverses, ranks, norms), computed inside the jitted function so that
+# the vectors the backend returns are what gets checked.
+
+_EIG_NOTE = ("Tolerance 1e-4 relative L2: LAPACK's divide and conquer (syevd, gesdd) and hlo-vk's "
+             "Jacobi methods (f64 in the interpreter, f32 sweeps on Vulkan) agree to ~1e-6 "
+             "relative on these well-separated spectra; outputs are invariants of the "
+             "decompositions (values, reconstructions, Gram matrices), never the vectors "
+             "themselves, whose signs are not unique.")
+
+
+def _sym(rng, shape):
+    m = rng.uniform(-1, 1, shape)
+    return ((m + np.swapaxes(m, -1, -2)) / 2).astype(F32)
+
+
+def _eigh_inputs(rng):
+    q, _ = np.linalg.qr(rng.uniform(-1, 1, (6, 6)))
+    repeated = (q @ np.diag([1.0, 1.0, 1.0, 2.0, 2.0, -3.0]) @ q.T).astype(F32)
+    return [_sym(rng, (4, 8, 8)), unif(rng, -2, 2, (1, 1)), _sym(rng, (32, 32)),
+            unif(rng, -1, 1, (2, 5, 5)), repeated]
+
+
+def _eigh_invariants(a, **kw):
+    w, v = jnp.linalg.eigh(a, **kw)
+    recon = jnp.einsum("...ij,...j,...kj->...ik", v, w, v)
+    gram = jnp.einsum("...ji,...jk->...ik", v, v)
+    return w, recon, gram
+
+
+@register("linalg_eigh",
+          "jnp.linalg.eigh (lapack_ssyevd_ffi): eigenvalues, V diag(w) V^T and V^T V of batched "
+          "symmetric f32[4,8,8], of a f32[1,1] and of a f32[32,32]; lax.linalg.eigh of the upper "
+          "triangle of non-symmetric f32[2,5,5] without symmetrizing; a f32[6,6] with repeated "
+          "eigenvalues (1, 1, 1, 2, 2, -3); jnp.linalg.eigvalsh of the f32[4,8,8].", 1e-4,
+          _eigh_inputs, notes=_EIG_NOTE)
+def linalg_eigh(a, one, big, upper, repeated):
+    w, recon, gram = _eigh_invariants(a)
+    w1, v1 = jnp.linalg.eigh(one)
+    wb, reconb, gramb = _eigh_invariants(big)
+    vu, wu = lax.linalg.eigh(upper, lower=False, symmetrize_input=False)
+    reconu = jnp.einsum("...ij,...j,...kj->...ik", vu, wu, vu)
+    wr, reconr, gramr = _eigh_invariants(repeated)
+    return (w, recon, gram, w1, v1 * v1, wb, reconb, gramb, wu, reconu, wr, reconr, gramr,
+            jnp.linalg.eigvalsh(a))
+
+
+def _svd_invariants(a, full_matrices):
+    u, s, vt = jnp.linalg.svd(a, full_matrices=full_matrices)
+    k = s.shape[-1]
+    recon = jnp.einsum("...ij,...j,...jk->...ik", u[..., :, :k], s, vt[..., :k, :])
+    return s, recon, jnp.einsum("...ji,...jk->...ik", u, u), jnp.einsum("...ij,...kj->...ik", vt, vt)
+
+
+def _svd_inputs(rng):
+    # Small integers over 4: exactly rank 3 in f32 as in f64.
+    low_rank = (rng.integers(-3, 4, (7, 3)) @ rng.integers(-3, 4, (3, 5))) / 4
+    return [unif(rng, -1, 1, (3, 10, 6)), unif(rng, -1, 1, (6, 10)), unif(rng, -1, 1, (8, 8)),
+            unif(rng, -1, 1, (2, 5, 7)), low_rank.astype(F32)]
+
+
+@register("linalg_svd",
+          "jnp.linalg.svd (lapack_sgesdd_ffi): singular values, U diag(s) V^T, U^T U and V V^T of "
+          "batched tall f32[3,10,6] (full_matrices True and False), wide f32[6,10] (full) and "
+          "square f32[8,8] (thin); compute_uv=False of batched wide f32[2,5,7]; jnp.linalg.pinv, "
+          "matrix_rank, norm(ord=2) and cond of a rank-3 f32[7,5], with the orthogonality of its "
+          "full U (completed where singular values are zero).", 1e-4, _svd_inputs,
+          notes=_EIG_NOTE)
+def linalg_svd(tall, wide, square, nouv, low_rank):
+    res = []
+    res += _svd_invariants(tall, True)
+    res += _svd_invariants(tall, False)
+    res += _svd_invariants(wide, True)
+    res += _svd_invariants(square, False)
+    res.append(jnp.linalg.svd(nouv, compute_uv=False))
+    u, _, _ = jnp.linalg.svd(low_rank)
+    res.append(jnp.einsum("ji,jk->ik", u, u))
+    res.append(jnp.linalg.pinv(low_rank))
+    res.append(jnp.linalg.matrix_rank(low_rank))
+    res.append(jnp.linalg.norm(tall, ord=2, axis=(-2, -1)))
+    res.append(jnp.linalg.cond(square))
+    return tuple(res)
+
 ALL_NAMES[:] = list(SAMPLES) + [SEED_NAME]
 
 

@@ -1,6 +1,6 @@
 //! Dense linear algebra: the LAPACK custom calls JAX emits on CPU
-//! (`lapack_{s,d}{potrf,getrf,geqrf,orgqr,trsm}_ffi`) and XLA's own `cholesky` and
-//! `triangular-solve` opcodes.
+//! (`lapack_{s,d}{potrf,getrf,geqrf,orgqr,trsm}_ffi`, and `syevd` and `gesdd` in
+//! [`crate::lapack_eig`]) and XLA's own `cholesky` and `triangular-solve` opcodes.
 //!
 //! Each runs LAPACK's unblocked algorithm in the element type (f32 or f64): `potf2`, `getf2`,
 //! `geqr2` (`larfg` + `larf`), `org2r` and `trsm`'s substitutions. LAPACK's blocked and recursive
@@ -102,7 +102,7 @@ pub fn lapack_routine(target: &str) -> Option<(char, &str)> {
 }
 
 /// The LAPACK routines that [`custom_call`] evaluates (and `linalg-expander` expands).
-pub const ROUTINES: &[&str] = &["potrf", "getrf", "geqrf", "orgqr", "trsm"];
+pub const ROUTINES: &[&str] = &["potrf", "getrf", "geqrf", "orgqr", "trsm", "syevd", "gesdd"];
 
 /// A LAPACK custom call, or `None` when `target` is not one this module knows.
 pub(crate) fn custom_call(
@@ -124,6 +124,8 @@ pub(crate) fn custom_call(
         "getrf" => getrf(out, ops),
         "geqrf" => geqrf(out, ops),
         "orgqr" => orgqr(out, ops),
+        "syevd" => crate::lapack_eig::syevd(cfg("uplo") != Some('U'), out, ops),
+        "gesdd" => crate::lapack_eig::gesdd(cfg("mode"), out, ops),
         "trsm" => {
             let transpose = match cfg("trans_x") {
                 Some('T') => TransposeKind::Transpose,

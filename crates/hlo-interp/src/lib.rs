@@ -39,6 +39,7 @@ mod fft;
 mod gather_scatter;
 pub mod index;
 pub mod lapack;
+mod lapack_eig;
 mod linalg;
 mod literal_io;
 mod options;

@@ -28,6 +28,8 @@
 //! each is replaced by its expansion in place (inlined, so users see the same values), its results
 //! copied into the instruction's layouts.
 
+mod eig;
+
 use crate::util::{order_callees_first, NameUniquer};
 use crate::PassError;
 use hlo_interp::lapack::{config_char, lapack_routine, ROUTINES};
@@ -75,15 +77,46 @@ pub fn run(module: &mut Module) -> Result<bool, PassError> {
     Ok(changed)
 }
 
+/// Why a LAPACK custom-call target is not expanded (complex routines, routines this pass does not
+/// know such as `geev`), or `None` for targets that are not LAPACK's or that it expands (those of
+/// f32 and f64 elements).
+pub fn refused_target(target: &str) -> Option<String> {
+    let (kind, routine) = lapack_routine(target)?;
+    if !ROUTINES.contains(&routine) {
+        Some(format!("the LAPACK routine `{kind}{routine}` has no expansion (linalg-expander)"))
+    } else if matches!(kind, 'c' | 'z') {
+        Some("complex LAPACK routines have no expansion (linalg-expander)".into())
+    } else {
+        None
+    }
+}
+
 /// What an instruction expands into.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Kind {
-    Potrf { lower: bool },
-    Cholesky { lower: bool },
+    Potrf {
+        lower: bool,
+    },
+    Cholesky {
+        lower: bool,
+    },
     Getrf,
     Geqrf,
     Orgqr,
-    Trsm { left_side: bool, lower: bool, unit_diagonal: bool, transposed: bool },
+    Trsm {
+        left_side: bool,
+        lower: bool,
+        unit_diagonal: bool,
+        transposed: bool,
+    },
+    Syevd {
+        lower: bool,
+    },
+    /// `full`: `jobz = 'A'` (else `'S'`, or `'N'` with `uv` false).
+    Gesdd {
+        full: bool,
+        uv: bool,
+    },
 }
 
 fn expansion_kind(module: &Module, c: usize, id: hlo_ir::InstrId) -> Option<Kind> {
@@ -116,12 +149,20 @@ fn expansion_kind(module: &Module, c: usize, id: hlo_ir::InstrId) -> Option<Kind
                 "getrf" => Kind::Getrf,
                 "geqrf" => Kind::Geqrf,
                 "orgqr" => Kind::Orgqr,
-                _ => Kind::Trsm {
+                "syevd" => Kind::Syevd { lower: cfg("uplo") != Some('U') },
+                "gesdd" => match cfg("mode") {
+                    Some('A') => Kind::Gesdd { full: true, uv: true },
+                    Some('S') => Kind::Gesdd { full: false, uv: true },
+                    Some('N') => Kind::Gesdd { full: false, uv: false },
+                    _ => return None,
+                },
+                "trsm" => Kind::Trsm {
                     left_side: cfg("side") != Some('R'),
                     lower: cfg("uplo") != Some('U'),
                     unit_diagonal: cfg("diag") == Some('U'),
                     transposed: matches!(cfg("trans_x"), Some('T' | 'C')),
                 },
+                _ => return None,
             })
         }
         _ => None,
@@ -295,6 +336,7 @@ struct Reducers {
     add: CompId,
     max: CompId,
     min_s32: CompId,
+    add_s32: CompId,
 }
 
 impl Expander<'_> {
@@ -380,6 +422,7 @@ impl Expander<'_> {
             add: self.reducer(BinaryOp::Add, dt),
             max: self.reducer(BinaryOp::Maximum, dt),
             min_s32: self.reducer(BinaryOp::Minimum, DType::S32),
+            add_s32: self.reducer(BinaryOp::Add, DType::S32),
         };
         let mut ob = ComputationBuilder::for_module("linalg", self.module);
         let params: Vec<Id> =
@@ -449,6 +492,37 @@ impl Expander<'_> {
                 let bmat = ob.reshape(params[1], &[batch, bm, bn]);
                 let x = self.trsm(&mut ob, dt, a, bmat, left_side, lower, unit_diagonal, transposed)?;
                 ob.reshape(x, &b_shape.dims)
+            }
+            Kind::Syevd { lower } => {
+                if m != n {
+                    return Err("needs square matrices".into());
+                }
+                let (v, w, info) = self.syevd(&mut ob, dt, r, a, lower)?;
+                let v = ob.reshape(v, &with_batch(&[n, n]));
+                let w = ob.reshape(w, &with_batch(&[n]));
+                let info = ob.reshape(info, &batch_dims);
+                ob.tuple(&[v, w, info])
+            }
+            Kind::Gesdd { full, uv } => {
+                let (s, u, vt, info) = self.gesdd(&mut ob, dt, r, a, full)?;
+                let k = m.min(n);
+                let s = ob.reshape(s, &with_batch(&[k]));
+                let info = ob.reshape(info, &batch_dims);
+                let (u, vt) = if uv {
+                    let ucols = if full { m } else { k };
+                    let vrows = if full { n } else { k };
+                    (ob.reshape(u, &with_batch(&[m, ucols])), ob.reshape(vt, &with_batch(&[vrows, n])))
+                } else {
+                    // LAPACK leaves them unspecified: zeros of the declared shapes.
+                    let elems = out.as_tuple().ok_or("gesdd returns a tuple")?;
+                    let mut zero = |e: &Shape| -> Result<Id, String> {
+                        let dims = &e.as_array().ok_or("array")?.dims;
+                        let z = ob.constant(scalar_literal(dt, 0.0));
+                        Ok(ob.broadcast(z, &[], dims))
+                    };
+                    (zero(&elems[2])?, zero(&elems[3])?)
+                };
+                ob.tuple(&[params[0], s, u, vt, info])
             }
         };
         if !hlo_ir::shape_inference::same_shape(ob.shape(root), out) {

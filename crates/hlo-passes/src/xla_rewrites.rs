@@ -276,8 +276,10 @@ fn divide(b: &mut Builder, id: InstrId, one_use: impl Fn(InstrId) -> bool) -> Op
             return Some(b.binary(BinaryOp::Multiply, shape, x, r));
         }
     }
-    // A / Const => A * (1 / Const), for a non-constant A.
-    if !b.is_constant(x) {
+    // A / Const => A * (1 / Const), for a non-constant A (nor a broadcast constant: the `1 / Const`
+    // this builds for a non-scalar Const is one, which must not be rewritten again).
+    let x_constant = b.is_constant(x) || matches!(b.op(x), Op::Broadcast { .. } if b.is_constant(b.operand(x, 0)));
+    if !x_constant {
         let (constant, broadcast) = match b.op(y) {
             Op::Constant(_) => (Some(y), None),
             Op::Broadcast { dimensions } if b.is_constant(b.operand(y, 0)) => {
@@ -601,6 +603,33 @@ ENTRY %main (x: f32[4]) -> f32[4] {
 %d.2 = f32[] divide(%d.1, %c)
 %d.3 = f32[4] broadcast(%d.2), dimensions={}
 ROOT %d.4 = f32[4] multiply(%x, %d.3)
+}
+"#,
+        );
+    }
+
+    #[test]
+    fn division_by_an_array_constant_builds_its_reciprocal_once() {
+        // `1 / c` is a divide of a broadcast constant, which this rule must leave to constant
+        // folding (it rewrote it again and again, past the pipeline's fixed point).
+        check(
+            super::run,
+            r#"
+HloModule m
+ENTRY main {
+  x = f32[1,1] parameter(0)
+  c = f32[1,1] constant({ {2} })
+  ROOT d = f32[1,1] divide(x, c)
+}
+"#,
+            r#"
+ENTRY %main (x: f32[1,1]) -> f32[1,1] {
+%x = f32[1,1] parameter(0)
+%c = f32[1,1] constant({ {2} })
+%d.1 = f32[] constant(1)
+%d.2 = f32[1,1] broadcast(%d.1), dimensions={}
+%d.3 = f32[1,1] divide(%d.2, %c)
+ROOT %d.4 = f32[1,1] multiply(%x, %d.3)
 }
 "#,
         );

@@ -261,3 +261,221 @@ fn complex_routines_are_left_alone() {
     let mut module = parse(text);
     assert!(!hlo_passes::linalg_expander::run(&mut module).unwrap());
 }
+
+// ---------------------------------------------------------------------------------------------
+// syevd and gesdd: eigen- and singular vectors are unique only up to sign (and rotations within
+// equal values), so the expansion's values are compared with the interpreter's and its vectors
+// checked by what they must satisfy: V diag(w) V^T = A, V^T V = I, U diag(s) V^T = A,
+// U^T U = I, V^T V = I.
+
+/// `x` as f64, and its dims.
+fn mat(lit: &Literal) -> (Vec<i64>, Vec<f64>) {
+    (lit.shape.as_array().unwrap().dims.clone(), floats(lit.array_data().unwrap()).unwrap())
+}
+
+/// Relative L2 distance over the finite elements (the others must be NaN in both).
+fn rel(got: &[f64], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let (mut diff, mut norm) = (0.0, 0.0);
+    for (a, b) in got.iter().zip(want) {
+        if !b.is_finite() {
+            assert!(a.is_nan() && b.is_nan(), "got {a}, want {b}");
+            continue;
+        }
+        diff += (a - b) * (a - b);
+        norm += b * b;
+    }
+    (diff / f64::max(norm, 1e-300)).sqrt()
+}
+
+/// `sum_j x[i, j] d[j] y[k, j]` (`x diag(d) y^T`) of row-major `[r, c]` and `[q, c]` matrices.
+fn x_d_yt(x: &[f64], d: &[f64], y: &[f64], r: usize, c: usize, q: usize) -> Vec<f64> {
+    let mut out = vec![0.0; r * q];
+    for i in 0..r {
+        for k in 0..q {
+            out[i * q + k] = (0..c).map(|j| x[i * c + j] * d[j] * y[k * c + j]).sum();
+        }
+    }
+    out
+}
+
+fn transpose(x: &[f64], r: usize, c: usize) -> Vec<f64> {
+    (0..r * c).map(|k| x[(k % r) * c + k / r]).collect()
+}
+
+fn eye(n: usize) -> Vec<f64> {
+    (0..n * n).map(|k| if k / n == k % n { 1.0 } else { 0.0 }).collect()
+}
+
+fn syevd_text(ty: &str, dims: &str, n: i64, batch_dims: &str, uplo: u8) -> String {
+    let t = if ty == "f32" { "s" } else { "d" };
+    let nb = batch_dims.split(',').filter(|s| !s.is_empty()).count();
+    let vdims = if batch_dims.is_empty() { format!("{n}") } else { format!("{batch_dims},{n}") };
+    format!(
+        "HloModule m\nENTRY e {{\n  a = {ty}[{dims}] parameter(0)\n  ROOT c = ({ty}[{dims}], {ty}[{vdims}], s32[{batch_dims}]) custom-call(a), custom_call_target=\"lapack_{t}syevd_ffi\", output_to_operand_aliasing={{{{0}}: (0, {{}})}}, api_version=API_VERSION_TYPED_FFI, frontend_attributes={{num_batch_dims=\"{nb}\"}}, backend_config={{mode = 86 : ui8, uplo = {uplo} : ui8}}\n}}\n"
+    )
+}
+
+/// Checks `syevd` expanded against the interpreter; `a` holds `batch` `n x n` matrices.
+fn check_syevd(text: &str, a: &Literal, n: usize, lower: bool, tol: f64) -> Vec<Literal> {
+    let module = parse(text);
+    let want = eval(&module, std::slice::from_ref(a));
+    let got = eval(&expand(&module), std::slice::from_ref(a));
+    assert_eq!(ints(&got[2]), ints(&want[2]), "info\n{text}");
+    let (_, w_want) = mat(&want[1]);
+    let (_, w_got) = mat(&got[1]);
+    let (_, v) = mat(&got[0]);
+    let (_, input) = mat(a);
+    let batch = w_got.len() / n.max(1);
+    let err = rel(&w_got, &w_want);
+    assert!(err <= tol, "eigenvalues: error {err}\ngot  {w_got:?}\nwant {w_want:?}\n{text}");
+    for b in 0..batch {
+        if ints(&want[2])[b] != 0 {
+            assert!(w_got[b * n..(b + 1) * n].iter().all(|x| x.is_nan()), "NaN expected\n{text}");
+            continue;
+        }
+        let w = &w_got[b * n..(b + 1) * n];
+        assert!(w.windows(2).all(|p| p[0] <= p[1]), "not ascending: {w:?}");
+        let v = &v[b * n * n..(b + 1) * n * n];
+        let m = &input[b * n * n..(b + 1) * n * n];
+        let sym: Vec<f64> =
+            (0..n * n).map(|k| if ((k / n) >= (k % n)) == lower { m[k] } else { m[(k % n) * n + k / n] }).collect();
+        let recon = x_d_yt(v, w, v, n, n, n);
+        let err = rel(&recon, &sym);
+        assert!(err <= tol, "V diag(w) V^T: error {err}\n{text}");
+        let vt = transpose(v, n, n);
+        let gram = x_d_yt(&vt, &vec![1.0; n], &vt, n, n, n);
+        let err = rel(&gram, &eye(n));
+        assert!(err <= tol, "V^T V: error {err}\n{text}");
+    }
+    got
+}
+
+#[test]
+fn syevd_batched_lower_and_upper_odd_and_even() {
+    for (n, uplo) in [(8i64, 76u8), (5, 85), (2, 76), (1, 76)] {
+        let text = syevd_text("f32", &format!("3,{n},{n}"), n, "3", uplo);
+        let a = f32s(&[3, n, n], values((3 * n * n) as usize, n as u32));
+        check_syevd(&text, &a, n as usize, uplo == 76, 2e-6);
+    }
+}
+
+#[test]
+fn syevd_f64_repeated_eigenvalues_and_nan() {
+    // Batch 0: 2 I + the rank-one ones matrix (eigenvalues 2, 2, 2, 2, 6); 1: diagonal already;
+    // 2: a NaN in the lower triangle (info 1, all NaN); 3: zero but for a NaN in the upper
+    // triangle, which is never read.
+    let mut a = vec![0.0; 4 * 25];
+    for i in 0..5 {
+        for j in 0..5 {
+            a[i * 5 + j] = if i == j { 3.0 } else { 1.0 };
+        }
+        a[25 + i * 5 + i] = 5.0 - i as f64;
+    }
+    a[50 + 11] = f64::NAN;
+    a[75 + 1] = f64::NAN;
+    let got = check_syevd(&syevd_text("f64", "4,5,5", 5, "4", 76), &f64s(&[4, 5, 5], a), 5, true, 1e-13);
+    assert_eq!(ints(&got[2]), vec![0, 0, 1, 0]);
+    let (_, w) = mat(&got[1]);
+    assert_eq!(&w[5..10], &[1.0, 2.0, 3.0, 4.0, 5.0]);
+}
+
+#[test]
+fn syevd_32x32_unbatched() {
+    let n = 32;
+    let v = values(n * n, 7);
+    let sym: Vec<f32> = (0..n * n).map(|k| (v[k] + v[(k % n) * n + k / n]) / 2.0).collect();
+    check_syevd(&syevd_text("f32", "32,32", 32, "", 76), &f32s(&[32, 32], sym), n, true, 1e-5);
+}
+
+fn gesdd_text(ty: &str, batch: &[i64], m: i64, n: i64, mode: char) -> String {
+    let t = if ty == "f32" { "s" } else { "d" };
+    let k = m.min(n);
+    let (ur, uc, vr, vc) = match mode {
+        'A' | 'N' => (m, m, n, n),
+        _ => (m, k, k, n),
+    };
+    let pre: String = batch.iter().map(|b| format!("{b},")).collect();
+    let bd = batch.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(",");
+    format!(
+        "HloModule m\nENTRY e {{\n  a = {ty}[{pre}{m},{n}] parameter(0)\n  ROOT c = ({ty}[{pre}{m},{n}], {ty}[{pre}{k}], {ty}[{pre}{ur},{uc}], {ty}[{pre}{vr},{vc}], s32[{bd}]) custom-call(a), custom_call_target=\"lapack_{t}gesdd_ffi\", output_to_operand_aliasing={{{{0}}: (0, {{}})}}, api_version=API_VERSION_TYPED_FFI, frontend_attributes={{num_batch_dims=\"{}\"}}, backend_config={{mode = {} : ui8}}\n}}\n",
+        batch.len(),
+        mode as u8
+    )
+}
+
+/// Checks `gesdd` expanded against the interpreter.
+fn check_gesdd(text: &str, a: &Literal, m: usize, n: usize, mode: char, tol: f64) -> Vec<Literal> {
+    let module = parse(text);
+    let want = eval(&module, std::slice::from_ref(a));
+    let got = eval(&expand(&module), std::slice::from_ref(a));
+    assert_eq!(ints(&got[4]), ints(&want[4]), "info\n{text}");
+    let k = m.min(n);
+    let (_, s_want) = mat(&want[1]);
+    let (_, s_got) = mat(&got[1]);
+    let err = rel(&s_got, &s_want);
+    assert!(err <= tol, "singular values: error {err}\ngot  {s_got:?}\nwant {s_want:?}\n{text}");
+    let (_, input) = mat(a);
+    let (_, out0) = mat(&got[0]);
+    assert_eq!(out0.len(), input.len());
+    let (ud, u) = mat(&got[2]);
+    let (vd, vt) = mat(&got[3]);
+    let (ur, uc) = (ud[ud.len() - 2] as usize, ud[ud.len() - 1] as usize);
+    let (vr, vc) = (vd[vd.len() - 2] as usize, vd[vd.len() - 1] as usize);
+    let batch = s_got.len() / k;
+    for b in 0..batch {
+        if ints(&want[4])[b] != 0 {
+            assert!(s_got[b * k..(b + 1) * k].iter().all(|x| x.is_nan()), "NaN expected\n{text}");
+            continue;
+        }
+        let s = &s_got[b * k..(b + 1) * k];
+        assert!(s.windows(2).all(|p| p[0] >= p[1]), "not descending: {s:?}");
+        let u = &u[b * ur * uc..(b + 1) * ur * uc];
+        let vt = &vt[b * vr * vc..(b + 1) * vr * vc];
+        if mode == 'N' {
+            assert!(u.iter().chain(vt).all(|&x| x == 0.0));
+            continue;
+        }
+        // U[:, :k] diag(s) Vt[:k, :].
+        let uk: Vec<f64> = (0..m * k).map(|x| u[(x / k) * uc + x % k]).collect();
+        let vk = transpose(&vt[..k * n], k, n);
+        let recon = x_d_yt(&uk, s, &vk, m, k, n);
+        let err = rel(&recon, &input[b * m * n..(b + 1) * m * n]);
+        assert!(err <= tol, "U S V^T: error {err}\n{text}");
+        let ut = transpose(u, ur, uc);
+        let err = rel(&x_d_yt(&ut, &vec![1.0; ur], &ut, uc, ur, uc), &eye(uc));
+        assert!(err <= tol, "U^T U: error {err}\n{text}");
+        let err = rel(&x_d_yt(vt, &vec![1.0; vc], vt, vr, vc, vr), &eye(vr));
+        assert!(err <= tol, "V^T V: error {err}\n{text}");
+    }
+    got
+}
+
+#[test]
+fn gesdd_tall_wide_square_full_thin_and_none() {
+    for (m, n, mode) in
+        [(7i64, 4i64, 'A'), (7, 4, 'S'), (4, 9, 'A'), (5, 8, 'S'), (6, 6, 'A'), (3, 5, 'N'), (1, 3, 'A')]
+    {
+        let text = gesdd_text("f32", &[2], m, n, mode);
+        let a = f32s(&[2, m, n], values((2 * m * n) as usize, (m * 10 + n) as u32));
+        check_gesdd(&text, &a, m as usize, n as usize, mode, 3e-6);
+    }
+}
+
+#[test]
+fn gesdd_f64_rank_deficient_zero_and_nan() {
+    // Batch 0: rank 2 (u completed where s = 0); 1: zero; 2: a NaN.
+    let (m, n) = (6usize, 4usize);
+    let mut a = vec![0.0; 3 * m * n];
+    for i in 0..m {
+        for j in 0..n {
+            a[i * n + j] = (i as f64 + 1.0) * (j as f64 - 1.5) + (i % 2) as f64 * (j * j) as f64;
+        }
+    }
+    a[2 * m * n + 5] = f64::NAN;
+    for mode in ['A', 'S'] {
+        let text = gesdd_text("f64", &[3], m as i64, n as i64, mode);
+        let got = check_gesdd(&text, &f64s(&[3, m as i64, n as i64], a.clone()), m, n, mode, 1e-12);
+        assert_eq!(ints(&got[4]), vec![0, 0, 1]);
+    }
+}

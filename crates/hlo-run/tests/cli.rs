@@ -1147,3 +1147,25 @@ fn elided_constants_check_but_do_not_run() {
         assert!(stderr(&out).contains("elided.hlo:4:8: constant c has its values elided"), "{}", stderr(&out));
     }
 }
+
+#[test]
+fn lapack_targets_without_an_expansion_are_refused_by_name_and_line() {
+    // jnp.linalg.eig (geev, complex results) and a complex eigh (heevd) on both backends.
+    let dir = temp_dir("lapack-refused");
+    for (target, result) in [
+        ("lapack_sgeev_ffi", "(f32[3], f32[3], c64[3,3]{0,1}, c64[3,3]{0,1}, s32[])"),
+        ("lapack_cheevd_ffi", "(c64[3,3]{0,1}, f32[3], s32[])"),
+    ] {
+        let ty = if target.contains("cheevd") { "c64" } else { "f32" };
+        let module = dir.join("eig.hlo");
+        std::fs::write(
+            &module,
+            format!("HloModule m\n\nENTRY main {{\n  a = {ty}[3,3] parameter(0)\n  ROOT e = {result} custom-call(a), custom_call_target=\"{target}\", api_version=API_VERSION_TYPED_FFI\n}}\n"),
+        )
+        .unwrap();
+        let m = module.to_str().unwrap();
+        for backend in ["interp", "vulkan"] {
+            assert_user_error(&[m, "--random-inputs", "--backend", backend], &[], &[&format!("{m}:5:"), target]);
+        }
+    }
+}

@@ -140,7 +140,8 @@ const PARTIAL: &[(Opcode, &str)] = &[
     (
         Opcode::CustomCall,
         "XLA's `TopK` target and the real LAPACK targets JAX emits on CPU \
-         (`lapack_{s,d}{potrf,getrf,geqrf,orgqr,trsm}_ffi`, expanded into while loops by `linalg-expander`)",
+         (`lapack_{s,d}{potrf,getrf,geqrf,orgqr,trsm,syevd,gesdd}_ffi`, expanded into while loops by \
+         `linalg-expander`); complex routines and `geev` are refused by name",
     ),
     (
         Opcode::Fft,

@@ -170,12 +170,16 @@ pub fn check_env() -> anyhow::Result<()> {
 fn first_unsupported_op(module: &Module, target: &hlo_spirv::Target) -> Option<Unsupported> {
     module.comps.iter().flat_map(|c| &c.instrs).find_map(|i| {
         let opcode = i.op.opcode();
-        let reason = if !hlo_spirv::supports(opcode) {
-            "the Vulkan backend has no lowering for this op (docs/ops.md)"
-        } else {
-            hlo_spirv::refusal_on(opcode, target)?
-        };
-        Some(Unsupported { op: opcode.name().to_string(), instr: i.name.clone(), reason: reason.into() })
+        let reason = match &i.op {
+            // LAPACK targets that linalg-expander leaves alone, by name (`lapack_sgeev_ffi`, ...).
+            hlo_ir::Op::CustomCall(cc) => hlo_passes::linalg_expander::refused_target(&cc.target)
+                .map(|why| format!("target \"{}\" is not supported: {why}", cc.target)),
+            _ if !hlo_spirv::supports(opcode) => {
+                Some("the Vulkan backend has no lowering for this op (docs/ops.md)".into())
+            }
+            _ => hlo_spirv::refusal_on(opcode, target).map(String::from),
+        }?;
+        Some(Unsupported { op: opcode.name().to_string(), instr: i.name.clone(), reason })
     })
 }
 
