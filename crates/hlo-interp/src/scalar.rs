@@ -255,7 +255,11 @@ impl Compiler<'_> {
             // (on 8-bit and wider values) do not do: such computations take the array path.
             // 8- and 4-bit floats compute in f32 and round (`eval::minifloat_arithmetic`), which
             // only the array path does.
-            if instr.shape.dtype().is_some_and(|d| d.bit_width() < 8 && d.is_integer() || d.bit_width() <= 8 && d.is_float()) {
+            if instr
+                .shape
+                .dtype()
+                .is_some_and(|d| d.bit_width() < 8 && d.is_integer() || d.bit_width() <= 8 && d.is_float())
+            {
                 return None;
             }
             let slot_of = |v: &Val| match v {
