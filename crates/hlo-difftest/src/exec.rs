@@ -407,7 +407,13 @@ fn absolute_inputs(inputs: &[HostArray]) -> Vec<HostArray> {
                 DType::F64 => (8, 0x7fff_ffff_ffff_ffff),
                 DType::F32 => (4, 0x7fff_ffff),
                 DType::F16 | DType::BF16 => (2, 0x7fff),
-                _ => return a,
+                // 8- and 4-bit floats: a byte, the sign the top bit of the format's width.
+                d => match hlo_ir::print::MiniFloat::of(d) {
+                    Some(f) if f.kind != hlo_ir::print::MiniFloatKind::ExponentOnly => {
+                        (1, (1u64 << (f.width() - 1)) - 1)
+                    }
+                    _ => return a,
+                },
             };
             for chunk in a.bytes.chunks_exact_mut(width) {
                 let mut word = [0u8; 8];
