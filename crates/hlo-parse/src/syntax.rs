@@ -33,17 +33,25 @@ const SECTIONS: [&str; 4] = ["FileNames", "FunctionNames", "FileLocations", "Sta
 pub(crate) fn module(c: &mut Cursor<'_>) -> PResult<Module> {
     c.skip_ws();
     let pos = c.pos;
-    if !c.eat_keyword("HloModule") {
+    // XLA also reads a module without its header (computations only, as several of its tests
+    // write them), naming it itself.
+    let has_header = c.eat_keyword("HloModule");
+    if !has_header && !(c.at_keyword("ENTRY") || at_computation_start(c)) {
         return Err(c.err_expected("'HloModule'"));
     }
-    let Some(name) = c.word() else {
-        return Err(c.err_expected("a module name"));
+    let name = if has_header {
+        let Some(name) = c.word() else {
+            return Err(c.err_expected("a module name"));
+        };
+        // XLA's lexer also reads `HloModule name:` (an older form its tests still use).
+        c.eat(b':');
+        name
+    } else {
+        "module"
     };
-    // XLA's lexer also reads `HloModule name:` (an older form its tests still use).
-    c.eat(b':');
     let mut attrs = ModuleAttrs::default();
     let mut seen: Vec<&str> = Vec::new();
-    while c.eat(b',') {
+    while has_header && c.eat(b',') {
         let (key, key_pos) = attr_name(c)?;
         if seen.contains(&key) {
             return Err(PErr::new(key_pos, key_pos + key.len(), format!("duplicate attribute '{key}'")));
@@ -105,6 +113,12 @@ pub(crate) fn module(c: &mut Cursor<'_>) -> PResult<Module> {
 pub(crate) struct Scratch<'a> {
     attrs: Vec<Attr<'a>>,
     seen: Vec<&'a str>,
+}
+
+/// A computation's name followed by its signature or body (`add {`, `%add (a: f32[]) -> ...`).
+fn at_computation_start(c: &Cursor<'_>) -> bool {
+    let mut probe = c.clone();
+    probe.name("a computation").is_ok() && matches!(probe.peek(), Some(b'{' | b'('))
 }
 
 /// A section keyword not used as a computation name (`FileNames {` would be a computation).

@@ -461,7 +461,13 @@ fn host_values_f64(array: &HostArray) -> Vec<f64> {
         DType::U64 => chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
         DType::F64 => chunks(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
         DType::C128 => chunks(16).map(|c| f64::from_le_bytes(c[..8].try_into().unwrap())).collect(),
-        _ => Vec::new(),
+        DType::S2 | DType::S4 => b.iter().map(|&x| x as i8 as f64).collect(),
+        DType::U2 | DType::U4 => b.iter().map(|&x| x as f64).collect(),
+        d => match hlo_ir::print::MiniFloat::of(d) {
+            // 8- and 4-bit floats: a byte holds each pattern.
+            Some(format) => b.iter().map(|&x| format.to_f64(x)).collect(),
+            None => Vec::new(),
+        },
     }
 }
 
