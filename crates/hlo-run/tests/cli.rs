@@ -179,18 +179,19 @@ fn both_backends_run_rng_bit_generator() {
 #[test]
 fn an_op_vulkan_cannot_run_is_named_with_its_line() {
     let dir = temp_dir("unsupported");
-    let file = dir.join("replica.hlo");
+    let file = dir.join("all_reduce.hlo");
     std::fs::write(
         &file,
-        "HloModule replica\n\nENTRY main {\n  s = u64[2] parameter(0)\n  \
-         ROOT r = u32[] replica-id()\n}\n",
+        "HloModule all_reduce\n\nadd {\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n  \
+         ROOT s = f32[] add(a, b)\n}\n\nENTRY main {\n  x = f32[4] parameter(0)\n  \
+         ROOT r = f32[4] all-reduce(x), replica_groups={}, to_apply=add\n}\n",
     )
     .unwrap();
     let out = hlo_run(&[file.to_str().unwrap(), "--random-inputs"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.starts_with(&format!("{}:5:", file.display())), "{err}");
-    assert!(err.contains("replica-id") && err.contains("--backend interp"), "{err}");
+    assert!(err.starts_with(&format!("{}:11:", file.display())), "{err}");
+    assert!(err.contains("all-reduce") && err.contains("--backend interp"), "{err}");
 }
 
 /// A pass that cannot lower an op in the form it has (here `lower-complex`, which has no
