@@ -71,7 +71,8 @@ fn widen(data: &AD, from: DType, to: DType, flush: bool) -> OpResult<Wide> {
             AD::F32(v) => Wide::F32(v),
             _ => return unsupported(format!("dot/convolution producing {to}")),
         },
-        AD::Pred(_) => return unsupported(format!("dot/convolution producing {to}")),
+        // pred products are ANDs summed as integers; any nonzero sum is true (XLA:CPU's result).
+        AD::Pred(v) => Wide::I64(v.iter().map(|&b| b as i64).collect()),
         // Reinterpret rather than saturate: products wrap modulo 2^64 either way.
         AD::U64(v) => Wide::I64(v.iter().map(|&x| x as i64).collect()),
         _ => match crate::array::to_i64s(&data) {

@@ -713,3 +713,17 @@ ENTRY e {
     let err = evaluate(&module, &[s32s(&[2], &[1, 2])]).expect_err("wrong type");
     assert!(matches!(err, hlo_interp::InterpError::ArgShape { index: 0, .. }), "{err}");
 }
+
+/// A dot of preds is an OR of ANDs (XLA's SmallIntegerDot execution test).
+#[test]
+fn dot_of_preds() {
+    let pred = |dims: &[i64], v: &[bool]| {
+        Literal::array(hlo_ir::ArrayShape::new(hlo_ir::DType::Pred, dims.to_vec()), ArrayData::Pred(v.to_vec()))
+    };
+    let hlo = "HloModule m\nENTRY e {\n  a = pred[2,2] parameter(0)\n  b = pred[2,2] parameter(1)\n  \
+               ROOT d = pred[2,2] dot(a, b), lhs_contracting_dims={1}, rhs_contracting_dims={0}\n}\n";
+    let a = pred(&[2, 2], &[true, false, true, true]);
+    let b = pred(&[2, 2], &[false, true, true, false]);
+    // [[1,0],[1,1]] x [[0,1],[1,0]] = [[0,1],[1,1]].
+    assert_eq!(data(&run(hlo, &[a, b])), &ArrayData::Pred(vec![false, true, true, true]));
+}
