@@ -1085,7 +1085,9 @@ fn tune_keeps_the_fastest_block_per_device_and_compiles_use_it() {
 #[test]
 fn stablehlo_artifacts_and_text_run_like_hlo() {
     let fixtures = repo().join("crates/hlo-stablehlo/tests/fixtures");
-    for file in ["mlp_step.mlirbc", "mlp_step.mlir", "while_loop.mlirbc", "gather_scatter.mlir"] {
+    for file in
+        ["mlp_step.mlirbc", "mlp_step.mlir", "while_loop.mlirbc", "gather_scatter.mlir", "betainc_broadcast.mlirbc"]
+    {
         let stem = file.split('.').next().unwrap();
         for backend in ["vulkan", "interp"] {
             let mut args = vec![fixtures.join(file).display().to_string()];

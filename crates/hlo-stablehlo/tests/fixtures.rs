@@ -113,6 +113,19 @@ fn check(name: &str, module: hlo_ir::Module) {
 /// verified only.
 const CUSTOM_CALLS: &[(&str, &str)] = &[("cholesky", "lapack_spotrf_ffi")];
 
+/// Programs whose text form keeps CHLO ops that `jax.export` decomposes in the artifact, and
+/// that the text reader does not lower yet (each is refused by name, checked below).
+const TEXT_ONLY_CHLO: &[(&str, &str)] = &[("betainc_broadcast", "chlo.lgamma")];
+
+#[test]
+fn undecomposed_chlo_in_text_is_refused_by_name() {
+    for (name, op) in TEXT_ONLY_CHLO {
+        let src = std::fs::read_to_string(fixtures().join(format!("{name}.mlir"))).unwrap();
+        let err = hlo_stablehlo::parse_text(&src).expect_err("refused").to_string();
+        assert!(err.contains(op), "{name}: {err}");
+    }
+}
+
 #[test]
 fn custom_calls_keep_their_target() {
     for (name, target) in CUSTOM_CALLS {
@@ -152,7 +165,8 @@ fn portable_artifacts_match_jax() {
 fn text_matches_jax() {
     let mut failures = Vec::new();
     let mut n_generic = 0;
-    for name in names().into_iter().filter(|n| CUSTOM_CALLS.iter().all(|(c, _)| c != n) && !n.contains('.')) {
+    let skip = |n: &str| CUSTOM_CALLS.iter().any(|(c, _)| *c == n) || TEXT_ONLY_CHLO.iter().any(|(c, _)| *c == n);
+    for name in names().into_iter().filter(|n| !skip(n) && !n.contains('.')) {
         let mut files = vec![format!("{name}.mlir")];
         if fixtures().join(format!("{name}.generic.mlir")).exists() {
             files.push(format!("{name}.generic.mlir"));

@@ -1452,7 +1452,9 @@ impl<'m> Em<'m> {
     fn constant(&mut self, f: usize, id: InstrId, instr: &Instr, lit: &Literal, idx: &Index) -> Result<Val> {
         let shape = lit.array_shape().ok_or_else(|| self.unsupported(instr, "tuple constant"))?;
         let data = lit.array_data().ok_or_else(|| self.unsupported(instr, "tuple constant"))?;
-        if shape.num_elements() == 1 {
+        // One element, or one value everywhere (a folded broadcast of a scalar): a literal, no
+        // buffer to bind (a kernel may bind only so many).
+        if shape.num_elements() == 1 || is_splat(data) {
             return literal_element(&mut self.kb, data, shape.dtype, 0)
                 .ok_or_else(|| self.unsupported(instr, "constant type"));
         }
@@ -2567,6 +2569,29 @@ fn from_physical_offset(kb: &mut Kb, shape: &ArrayShape, off: H) -> Vec<H> {
 }
 
 /// Element `i` of literal data as a shader constant of its value type.
+/// Whether every element of a non-empty array has the same bits.
+fn is_splat(data: &ArrayData) -> bool {
+    fn all_same<T: PartialEq>(v: &[T]) -> bool {
+        v.first().is_some_and(|first| v.iter().all(|x| x == first))
+    }
+    match data {
+        ArrayData::Pred(v) => all_same(v),
+        ArrayData::S8(v) => all_same(v),
+        ArrayData::S16(v) => all_same(v),
+        ArrayData::S32(v) => all_same(v),
+        ArrayData::S64(v) => all_same(v),
+        ArrayData::U8(v) | ArrayData::Bits(v) => all_same(v),
+        ArrayData::U16(v) => all_same(v),
+        ArrayData::U32(v) => all_same(v),
+        ArrayData::U64(v) => all_same(v),
+        ArrayData::F16(v) => all_same(&v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()),
+        ArrayData::BF16(v) => all_same(&v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()),
+        ArrayData::F32(v) => all_same(&v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()),
+        ArrayData::F64(v) => all_same(&v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()),
+        ArrayData::C64(_) | ArrayData::C128(_) => false,
+    }
+}
+
 pub(crate) fn literal_element(kb: &mut Kb, data: &ArrayData, dtype: DType, i: usize) -> Option<Val> {
     let h = match data {
         ArrayData::Pred(v) => kb.lit_bool(v[i]),
