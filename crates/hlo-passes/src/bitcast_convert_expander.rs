@@ -14,9 +14,7 @@
 
 use crate::util::{compact, NameUniquer};
 use crate::PassError;
-use hlo_ir::{
-    ArrayData, ArrayShape, BinaryOp, Computation, DType, Instr, InstrId, Literal, Module, Op, Shape, SliceDim,
-};
+use hlo_ir::{ArrayData, ArrayShape, BinaryOp, Computation, DType, InstrId, Literal, Module, Op, SliceDim};
 
 pub fn run(module: &mut Module) -> Result<bool, PassError> {
     let _span = tracing::info_span!("bitcast-convert-expander").entered();
@@ -145,11 +143,7 @@ struct Builder<'a> {
 
 impl Builder<'_> {
     fn push(&mut self, dtype: DType, dims: &[i64], op: Op, operands: Vec<InstrId>) -> InstrId {
-        let base = self.comp.instr(self.at);
-        let mut instr =
-            Instr::new(self.names.fresh(&base.name), Shape::Array(ArrayShape::new(dtype, dims.to_vec())), op, operands);
-        instr.meta.metadata = base.meta.metadata.clone();
-        self.comp.push(instr)
+        crate::util::push_expansion_step(self.comp, self.names, self.at, (dtype, dims), op, operands)
     }
 
     /// `x` reinterpreted as `to` of the same width (itself when it already is).

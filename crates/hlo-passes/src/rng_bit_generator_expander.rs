@@ -21,8 +21,8 @@
 use crate::util::{compact, NameUniquer};
 use crate::PassError;
 use hlo_ir::{
-    ArrayData, ArrayShape, BinaryOp, CompareDirection, CompareType, Computation, DType, Instr, InstrId, Literal,
-    Module, Op, RngAlgorithm, Shape, SliceDim,
+    ArrayData, ArrayShape, BinaryOp, CompareDirection, CompareType, Computation, DType, InstrId, Literal, Module, Op,
+    RngAlgorithm, Shape, SliceDim,
 };
 
 pub fn run(module: &mut Module) -> Result<bool, PassError> {
@@ -64,11 +64,7 @@ struct Expander<'a> {
 
 impl Expander<'_> {
     fn push(&mut self, dtype: DType, dims: &[i64], op: Op, operands: Vec<InstrId>) -> InstrId {
-        let base = self.comp.instr(self.at);
-        let mut instr =
-            Instr::new(self.names.fresh(&base.name), Shape::Array(ArrayShape::new(dtype, dims.to_vec())), op, operands);
-        instr.meta.metadata = base.meta.metadata.clone();
-        self.comp.push(instr)
+        crate::util::push_expansion_step(self.comp, self.names, self.at, (dtype, dims), op, operands)
     }
 
     fn dims(&self, x: InstrId) -> Vec<i64> {

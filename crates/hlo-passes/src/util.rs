@@ -463,15 +463,28 @@ pub(crate) struct Splice<'a> {
     pub dims: Vec<i64>,
 }
 
+/// Appends `op(operands)` of type `dtype[dims]` to `comp` as part of the expansion of `at`:
+/// named after it, with its metadata and source span (so an error later names its line).
+pub(crate) fn push_expansion_step(
+    comp: &mut Computation,
+    names: &mut NameUniquer,
+    at: InstrId,
+    (dtype, dims): (hlo_ir::DType, &[i64]),
+    op: Op,
+    operands: Vec<InstrId>,
+) -> InstrId {
+    let base = comp.instr(at);
+    let shape = Shape::Array(hlo_ir::ArrayShape::new(dtype, dims.to_vec()));
+    let mut instr = hlo_ir::Instr::new(names.fresh(&base.name), shape, op, operands);
+    instr.meta.metadata = base.meta.metadata.clone();
+    let span = comp.span(at);
+    comp.push_with_span(instr, span)
+}
+
 impl Splice<'_> {
     /// Appends `op(operands)` with element type `dtype`.
     pub fn push(&mut self, dtype: hlo_ir::DType, op: Op, operands: Vec<InstrId>) -> InstrId {
-        let base = self.comp.instr(self.at);
-        let shape = Shape::Array(hlo_ir::ArrayShape::new(dtype, self.dims.clone()));
-        let mut instr = hlo_ir::Instr::new(self.names.fresh(&base.name), shape, op, operands);
-        instr.meta.metadata = base.meta.metadata.clone();
-        let span = self.comp.span(self.at);
-        self.comp.push_with_span(instr, span)
+        push_expansion_step(self.comp, self.names, self.at, (dtype, &self.dims), op, operands)
     }
 
     /// `x`'s element type.
