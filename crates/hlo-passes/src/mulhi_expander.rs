@@ -11,38 +11,20 @@
 //! Pre-condition: none. Post-condition: no `mulhi` on 8- to 64-bit integers remains (sub-byte
 //! types stay, and the device refuses them by name).
 
-use crate::util::{compact, int_scalar, unsigned_of, NameUniquer, Splice};
+use crate::util::{int_scalar, unsigned_of, Splice};
 use crate::PassError;
 use hlo_ir::{BinaryOp, CompareDirection, InstrId, Module, Op};
 
 pub fn run(module: &mut Module) -> Result<bool, PassError> {
     let _span = tracing::info_span!("mulhi-expander").entered();
-    let mut names = NameUniquer::new(module);
-    let mut changed = false;
-    for comp in &mut module.comps {
-        let ids: Vec<InstrId> = comp
-            .ids()
-            .filter(|&id| {
-                let instr = comp.instr(id);
-                matches!(instr.op, Op::Binary(BinaryOp::Mulhi))
-                    && instr.shape.as_array().is_some_and(|a| unsigned_of(a.dtype).is_some())
-            })
-            .collect();
-        if ids.is_empty() {
-            continue;
-        }
-        for id in ids {
-            let instr = comp.instr(id);
-            let (a, b) = (instr.operands[0], instr.operands[1]);
-            let Some(shape) = instr.shape.as_array().cloned() else { continue };
-            let mut s = Splice { comp, names: &mut names, at: id, dims: shape.dims.clone() };
-            let res = expand(&mut s, shape.dtype, a, b);
-            s.finish(res);
-        }
-        compact(comp)?;
-        changed = true;
-    }
-    Ok(changed)
+    crate::util::expand_elementwise(
+        module,
+        |instr| {
+            matches!(instr.op, Op::Binary(BinaryOp::Mulhi))
+                && instr.shape.as_array().is_some_and(|a| unsigned_of(a.dtype).is_some())
+        },
+        |s, dtype, operands| expand(s, dtype, operands[0], operands[1]),
+    )
 }
 
 fn expand(s: &mut Splice<'_>, dtype: hlo_ir::DType, a: InstrId, b: InstrId) -> InstrId {

@@ -8,38 +8,20 @@
 //!
 //! Pre-condition: none. Post-condition: no `stochastic-convert` to a signed integer remains.
 
-use crate::util::{compact, int_scalar, NameUniquer, Splice};
+use crate::util::{int_scalar, Splice};
 use crate::PassError;
 use hlo_ir::{BinaryOp, CompareDirection, DType, InstrId, Module, Op, UnaryOp};
 
 pub fn run(module: &mut Module) -> Result<bool, PassError> {
     let _span = tracing::info_span!("stochastic-convert-decomposer").entered();
-    let mut names = NameUniquer::new(module);
-    let mut changed = false;
-    for comp in &mut module.comps {
-        let ids: Vec<InstrId> = comp
-            .ids()
-            .filter(|&id| {
-                let instr = comp.instr(id);
-                matches!(instr.op, Op::StochasticConvert)
-                    && instr.shape.as_array().is_some_and(|a| a.dtype.is_signed_integer() && a.dtype.bit_width() >= 8)
-            })
-            .collect();
-        if ids.is_empty() {
-            continue;
-        }
-        for id in ids {
-            let instr = comp.instr(id);
-            let (x, random) = (instr.operands[0], instr.operands[1]);
-            let Some(shape) = instr.shape.as_array().cloned() else { continue };
-            let mut s = Splice { comp, names: &mut names, at: id, dims: shape.dims.clone() };
-            let res = expand(&mut s, shape.dtype, x, random);
-            s.finish(res);
-        }
-        compact(comp)?;
-        changed = true;
-    }
-    Ok(changed)
+    crate::util::expand_elementwise(
+        module,
+        |instr| {
+            matches!(instr.op, Op::StochasticConvert)
+                && instr.shape.as_array().is_some_and(|a| a.dtype.is_signed_integer() && a.dtype.bit_width() >= 8)
+        },
+        |s, to, operands| expand(s, to, operands[0], operands[1]),
+    )
 }
 
 fn expand(s: &mut Splice<'_>, to: DType, x: InstrId, random: InstrId) -> InstrId {

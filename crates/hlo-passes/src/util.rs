@@ -559,6 +559,36 @@ impl Splice<'_> {
     }
 }
 
+/// Replaces every array-shaped instruction `wanted` picks, in every computation, by the
+/// elementwise expansion `expand` builds with a [`Splice`] (given the result's element type and
+/// the operands); returns whether anything changed.
+pub(crate) fn expand_elementwise(
+    module: &mut hlo_ir::Module,
+    wanted: impl Fn(&hlo_ir::Instr) -> bool,
+    mut expand: impl FnMut(&mut Splice<'_>, hlo_ir::DType, &[InstrId]) -> InstrId,
+) -> Result<bool, crate::PassError> {
+    let mut names = NameUniquer::new(module);
+    let mut changed = false;
+    for comp in &mut module.comps {
+        let ids: Vec<InstrId> =
+            comp.ids().filter(|&id| comp.instr(id).shape.as_array().is_some() && wanted(comp.instr(id))).collect();
+        if ids.is_empty() {
+            continue;
+        }
+        for id in ids {
+            let instr = comp.instr(id);
+            let operands = instr.operands.clone();
+            let Some(shape) = instr.shape.as_array().cloned() else { continue };
+            let mut s = Splice { comp, names: &mut names, at: id, dims: shape.dims };
+            let res = expand(&mut s, shape.dtype, &operands);
+            s.finish(res);
+        }
+        compact(comp)?;
+        changed = true;
+    }
+    Ok(changed)
+}
+
 /// One element of integer type `dtype` holding `v` (wrapped to the type's width).
 pub(crate) fn int_scalar(dtype: hlo_ir::DType, v: i128) -> Option<ArrayData> {
     use hlo_ir::DType as D;
