@@ -431,6 +431,7 @@ fn target_for(ctx: &Context) -> Target {
         max_loop_iterations: caps.max_shader_loop_iterations,
         max_storage_buffers: caps.max_per_stage_storage_buffers,
         predicated_branches: caps.predicated_branches,
+        texel_gathers: caps.texel_gathers,
         tiles: hlo_spirv::TileTable::default(),
     }
 }

@@ -51,11 +51,15 @@ pub enum Access {
     Read,
     Write,
     ReadWrite,
+    /// Read through a uniform texel buffer of `vec4<f32>` texels (the buffer's bytes, 16 per
+    /// texel) instead of a storage buffer: on CPU drivers (lavapipe) a texel fetch at a
+    /// per-invocation index is a vector gather, where a storage-buffer load is a loop over lanes.
+    ReadTexels,
 }
 
 impl Access {
     pub fn reads(self) -> bool {
-        matches!(self, Access::Read | Access::ReadWrite)
+        matches!(self, Access::Read | Access::ReadWrite | Access::ReadTexels)
     }
     pub fn writes(self) -> bool {
         matches!(self, Access::Write | Access::ReadWrite)
@@ -64,7 +68,7 @@ impl Access {
 
 /// One compiled compute shader: SPIR-V words plus the facts a runtime needs to
 /// build its pipeline layout. Bindings are storage buffers in descriptor set 0,
-/// binding `i` for `bindings[i]`.
+/// binding `i` for `bindings[i]` (uniform texel buffers where that is [`Access::ReadTexels`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Kernel {
     /// Human-readable name (shows up in `--stats`, debuggers and validation messages).

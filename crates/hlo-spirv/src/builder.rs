@@ -108,6 +108,8 @@ enum Key {
 #[derive(Clone, Debug)]
 pub(crate) struct BindingDecl {
     pub writable: bool,
+    /// A uniform texel buffer ([`Kb::texel_buffer_vec4`]) rather than a storage buffer.
+    pub texels: bool,
 }
 
 /// Builds one compute kernel: a naga module with one entry point.
@@ -222,6 +224,47 @@ impl Kb {
         self.storage_array(name, base, 4 * elem.width as u32, writable)
     }
 
+    /// A read-only binding of `vec4<f32>` texels, fetched by index ([`Kb::fetch_texel`]).
+    ///
+    /// naga has no buffer images, so this is declared as a sampled 1D texture and the SPIR-V
+    /// writer's output is turned into a texel buffer afterwards ([`crate::spirv_texels`]); no
+    /// kernel uses real 1D textures.
+    pub(crate) fn texel_buffer_vec4(&mut self, name: &str) -> Handle<GlobalVariable> {
+        let ty = self.ty(TypeInner::Image {
+            dim: naga::ImageDimension::D1,
+            arrayed: false,
+            class: naga::ImageClass::Sampled { kind: naga::ScalarKind::Float, multi: false },
+        });
+        let binding = self.bindings.len() as u32;
+        let global = self.module.global_variables.append(
+            GlobalVariable {
+                name: Some(name.to_string()),
+                space: AddressSpace::Handle,
+                binding: Some(ResourceBinding { group: 0, binding }),
+                ty,
+                init: None,
+                memory_decorations: naga::MemoryDecorations::empty(),
+            },
+            Span::UNDEFINED,
+        );
+        self.bindings.push(BindingDecl { writable: false, texels: true });
+        global
+    }
+
+    /// Texel `index` (a u32) of a binding made by [`Kb::texel_buffer_vec4`], as a `vec4<f32>`.
+    pub(crate) fn fetch_texel(&mut self, g: Handle<GlobalVariable>, index: H) -> H {
+        let image = self.global(g);
+        let index = self.expr(Expression::As { expr: index, kind: naga::ScalarKind::Sint, convert: None });
+        let level = self.lit_i32(0);
+        self.expr(Expression::ImageLoad {
+            image,
+            coordinate: index,
+            array_index: None,
+            sample: None,
+            level: Some(level),
+        })
+    }
+
     /// `vec4<elem>(components)`.
     pub(crate) fn compose_vec4(&mut self, elem: Scalar, components: [H; 4]) -> H {
         let ty = self.ty(TypeInner::Vector { size: naga::VectorSize::Quad, scalar: elem });
@@ -243,7 +286,7 @@ impl Kb {
             },
             Span::UNDEFINED,
         );
-        self.bindings.push(BindingDecl { writable });
+        self.bindings.push(BindingDecl { writable, texels: false });
         if writable {
             self.writable_globals.insert(global);
         }
@@ -1231,7 +1274,8 @@ impl Kb {
         let info = validate(&module, kernel, target)?;
         let spirv = write_spirv(&module, &info, kernel)?;
         let writable = self.bindings.iter().map(|b| b.writable).collect();
-        Ok(Built { module, spirv, writable, workgroup_size, push_constant_bytes: self.push_constant_bytes })
+        let texels = self.bindings.iter().map(|b| b.texels).collect();
+        Ok(Built { module, spirv, writable, texels, workgroup_size, push_constant_bytes: self.push_constant_bytes })
     }
 }
 
@@ -1240,6 +1284,8 @@ pub(crate) struct Built {
     pub module: naga::Module,
     pub spirv: Vec<u32>,
     pub writable: Vec<bool>,
+    /// Per binding: a uniform texel buffer ([`Kb::texel_buffer_vec4`]).
+    pub texels: Vec<bool>,
     pub workgroup_size: [u32; 3],
     /// Bytes of the push-constant block (0 if none).
     pub push_constant_bytes: u32,
@@ -1276,6 +1322,7 @@ pub(crate) fn write_spirv(module: &naga::Module, info: &naga::valid::ModuleInfo,
         CodegenError::Internal { kernel: kernel.to_string(), naga_error: format!("SPIR-V writer: {e}") }
     })?;
     crate::spirv_exact::mark_float_ops_exact(&mut words);
+    crate::spirv_texels::images_to_texel_buffers(&mut words);
     Ok(words)
 }
 

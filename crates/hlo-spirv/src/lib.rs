@@ -30,6 +30,7 @@ mod hostio;
 mod minifloat;
 mod program;
 mod spirv_exact;
+mod spirv_texels;
 mod target;
 
 pub use coverage::{coverage, refusal_on, supports, Coverage};
@@ -111,6 +112,7 @@ impl Compiled {
                     hlo_program::Access::Read => "r",
                     hlo_program::Access::Write => "w",
                     hlo_program::Access::ReadWrite => "rw",
+                    hlo_program::Access::ReadTexels => "t",
                 })
                 .collect();
             let _ = writeln!(

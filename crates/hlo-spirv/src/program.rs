@@ -807,13 +807,13 @@ impl<'m> Builder<'m> {
         // ([`Builder::unless_unsupported`]) can fall back to the next one.
         for s in &steps {
             if let KernelStep::Kernel(k) = s {
-                if k.binds.len() > self.target.max_storage_buffers as usize {
+                if crate::emit::storage_binds(&k.binds) > self.target.max_storage_buffers as usize {
                     return Err(CodegenError::unsupported(
                         k.kind.to_string(),
                         &k.name,
                         format!(
                             "the kernel binds {} storage buffers, more than the device allows one kernel ({})",
-                            k.binds.len(),
+                            crate::emit::storage_binds(&k.binds),
                             self.target.max_storage_buffers
                         ),
                     ));
@@ -829,7 +829,7 @@ impl<'m> Builder<'m> {
                     let mut windows = Vec::new();
                     for bind in &k.binds {
                         let (buffer, window) = match bind {
-                            Bind::Buffer(b) => (*b, None),
+                            Bind::Buffer(b) | Bind::Texels(b) => (*b, None),
                             &Bind::Window { buf, offset_bytes, size_bytes } => {
                                 (buf, Some(BufferWindow { offset_bytes, size_bytes }))
                             }
@@ -851,14 +851,15 @@ impl<'m> Builder<'m> {
                         buffers.push(buffer);
                         windows.push(window);
                     }
-                    if buffers.len() > self.target.max_storage_buffers as usize {
+                    let storage = crate::emit::storage_binds(&k.binds);
+                    if storage > self.target.max_storage_buffers as usize {
                         let windowed = windows.iter().flatten().count();
                         return Err(CodegenError::unsupported(
                             k.kind.to_string(),
                             &k.name,
                             format!(
                                 "the kernel binds {} storage buffers{}, more than the device allows one kernel ({})",
-                                buffers.len(),
+                                storage,
                                 if windowed > 0 {
                                     format!(" ({windowed} of them windows of arrays larger than one binding may be)")
                                 } else {
@@ -875,7 +876,9 @@ impl<'m> Builder<'m> {
                         .built
                         .writable
                         .iter()
-                        .map(|&w| match (w, k.kind) {
+                        .zip(&k.built.texels)
+                        .map(|(&w, &texels)| match (w, k.kind) {
+                            (false, _) if texels => Access::ReadTexels,
                             (false, _) => Access::Read,
                             (true, KernelKind::Scatter | KernelKind::SortPass | KernelKind::WorkgroupLoop) => {
                                 Access::ReadWrite

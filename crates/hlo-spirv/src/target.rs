@@ -66,6 +66,12 @@ pub struct Target {
     /// The driver executes both sides of a divergent branch (lavapipe), so code keeps rare slow
     /// paths (big-argument `sin`) out of hot loops instead of branching around them.
     pub predicated_branches: bool,
+    /// Where reading f32 data at a per-invocation index is cheaper through a uniform texel
+    /// buffer than through a storage buffer, the device's `maxTexelBufferElements`; `None`
+    /// elsewhere. On lavapipe a texel fetch is a vector gather, while a storage-buffer load at a
+    /// varying index is a loop over the lanes with a bounds check per element (about 30
+    /// instructions per lane for a vec4).
+    pub texel_gathers: Option<u64>,
     /// Block sizes measured fastest on this device for particular blocked kernels (`hlo-run
     /// tune` keeps them in a cache file per device); kernels not in it take the defaults.
     pub tiles: TileTable,
@@ -112,6 +118,7 @@ impl Target {
             max_loop_iterations: Some(65_535),
             max_storage_buffers: 32,
             predicated_branches: true,
+            texel_gathers: Some(1 << 27),
             tiles: TileTable::default(),
         }
     }
@@ -138,6 +145,7 @@ impl Target {
             max_loop_iterations: None,
             max_storage_buffers: 4,
             predicated_branches: false,
+            texel_gathers: None,
             tiles: TileTable::default(),
         }
     }

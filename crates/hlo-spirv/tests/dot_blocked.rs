@@ -173,3 +173,37 @@ fn special_values_propagate() {
     );
     blocked_matches_interp(&hlo, vec![bytes(&a), bytes(&b)], 1e-5);
 }
+
+/// On lavapipe the blocked dot reads its columns (and the staged rows) through uniform texel
+/// buffers (`Target::texel_gathers`); other devices read the same values from storage buffers.
+/// Both must give the same bits, special values included, at sizes around the texel (4 floats),
+/// the subgroup's staged chunk and the blocks.
+#[test]
+fn texel_fetches_and_storage_loads_give_the_same_bits() {
+    let ctx = vulkan();
+    for (m, k, n) in [(64, 1, 2048), (128, 37, 256), (100, 300, 260), (16, 3, 2048), (33, 8, 516)] {
+        let hlo = format!(
+            "HloModule m\nENTRY e {{\n  a = f32[{m},{k}] parameter(0)\n  b = f32[{k},{n}] parameter(1)\n  \
+             ROOT d = f32[{m},{n}] dot(a, b), lhs_contracting_dims={{1}}, rhs_contracting_dims={{0}}\n}}\n"
+        );
+        let mut a = f32_values(m * k, 21);
+        let mut b = f32_values(k * n, 22);
+        a[0] = f32::NAN;
+        b[n - 1] = f32::INFINITY;
+        b[(k * n) / 2 + 1] = -1e-39; // subnormal, read as zero (the interpreter keeps it: not next to the inf)
+        let inputs = vec![bytes(&a), bytes(&b)];
+        let module = parse_and_fuse(&hlo);
+        let mut results = Vec::new();
+        for texels in [Some(1u64 << 27), None] {
+            let target = hlo_spirv::Target { texel_gathers: texels, ..common::target_from_caps(ctx.caps()) };
+            let c = hlo_spirv::compile(&module, &target).unwrap_or_else(|e| panic!("{e}\n{hlo}"));
+            check_spirv(&c);
+            let dot = c.kernels_info.iter().find(|k| k.kind == KernelKind::Dot).expect("a blocked dot");
+            assert_eq!(dot.why.contains("texels"), texels.is_some(), "{}", dot.why);
+            results.push(run_vulkan(&ctx, &c, &inputs));
+        }
+        assert_eq!(results[0], results[1], "texel and storage reads differ\n{hlo}");
+        let want = run_interp(&parse(&hlo), &inputs);
+        compare(hlo_ir::DType::F32, &results[0][0], &want[0], 1e-5).unwrap_or_else(|e| panic!("{e}\n{hlo}"));
+    }
+}

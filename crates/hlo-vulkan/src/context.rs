@@ -158,6 +158,9 @@ pub struct DeviceCaps {
     pub subgroup_ops: SubgroupOps,
     pub max_storage_buffer_range: u64,
     pub min_storage_buffer_offset_alignment: u64,
+    /// `minTexelBufferOffsetAlignment`: temps are placed at multiples of it too, so that any of
+    /// them can be bound as a texel buffer.
+    pub min_texel_buffer_offset_alignment: u64,
     pub max_memory_allocation_size: u64,
     /// `maxBufferSize` (Vulkan 1.3); `u64::MAX` when the device does not say.
     pub max_buffer_size: u64,
@@ -167,6 +170,8 @@ pub struct DeviceCaps {
     pub max_compute_shared_memory_size: u32,
     pub max_push_constants_size: u32,
     pub max_per_stage_storage_buffers: u32,
+    /// `maxPerStageDescriptorSampledImages` (uniform texel buffers count against it).
+    pub max_per_stage_sampled_images: u32,
     /// Some memory type is device-local, host-visible and host-coherent, so buffers can be mapped (zero-copy).
     pub host_visible_device_local: bool,
     /// `timestampComputeAndGraphics`: compute queues can write GPU timestamps (used by profiling).
@@ -180,6 +185,10 @@ pub struct DeviceCaps {
     /// The driver runs both sides of a divergent branch, masking lanes off, instead of skipping
     /// a side no lane takes (llvmpipe's SIMD code), so a rarely taken slow path costs every time.
     pub predicated_branches: bool,
+    /// `maxTexelBufferElements` where reads at per-invocation indices are faster through uniform
+    /// texel buffers than storage buffers (llvmpipe gathers texels as vectors but loads storage
+    /// buffers lane by lane); `None` elsewhere.
+    pub texel_gathers: Option<u64>,
 }
 
 /// One physical device as [`list_devices`] reports it.
@@ -729,12 +738,14 @@ fn query_device(parts: &InstanceParts, pd: vk::PhysicalDevice, index: usize) -> 
     let caps = &mut info.caps;
     caps.max_storage_buffer_range = limits.max_storage_buffer_range as u64;
     caps.min_storage_buffer_offset_alignment = limits.min_storage_buffer_offset_alignment.max(4);
+    caps.min_texel_buffer_offset_alignment = limits.min_texel_buffer_offset_alignment.max(4);
     caps.max_compute_work_group_count = limits.max_compute_work_group_count;
     caps.max_compute_work_group_size = limits.max_compute_work_group_size;
     caps.max_compute_work_group_invocations = limits.max_compute_work_group_invocations;
     caps.max_compute_shared_memory_size = limits.max_compute_shared_memory_size;
     caps.max_push_constants_size = limits.max_push_constants_size;
     caps.max_per_stage_storage_buffers = limits.max_per_stage_descriptor_storage_buffers;
+    caps.max_per_stage_sampled_images = limits.max_per_stage_descriptor_sampled_images;
     caps.timestamps = limits.timestamp_compute_and_graphics == vk::TRUE;
     caps.timestamp_period_fs = (limits.timestamp_period as f64 * 1e6).round() as u64;
     caps.max_memory_allocation_size = u64::MAX;
@@ -784,6 +795,7 @@ fn query_device(parts: &InstanceParts, pd: vk::PhysicalDevice, index: usize) -> 
     if v12p.driver_id == vk::DriverId::MESA_LLVMPIPE {
         caps.max_shader_loop_iterations = Some(65_535);
         caps.predicated_branches = true;
+        caps.texel_gathers = Some(u64::from(limits.max_texel_buffer_elements));
     }
     caps.max_memory_allocation_size = maint3.max_memory_allocation_size;
     if use_13 {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use ash::vk;
 use gpu_allocator::MemoryLocation;
-use hlo_program::{walk_steps, BufferId, BufferRole, DeviceCondition, Loop, Program, Step, TripCount};
+use hlo_program::{walk_steps, Access, BufferId, BufferRole, DeviceCondition, Loop, Program, Step, TripCount};
 
 use crate::array::{ArrayInput, ArrayStorage, DeviceArray, SyncPoint, Timeline};
 use crate::context::Context;
@@ -200,6 +200,8 @@ pub struct Executable {
     force_staging: bool,
     pipelines: Vec<KernelPipeline>,
     descriptor_pool: vk::DescriptorPool,
+    /// Views of the buffers bound as uniform texel buffers, destroyed with the executable.
+    buffer_views: Vec<vk::BufferView>,
     /// One descriptor set per dispatch that binds something, per predicated fill or copy and per gate, keyed by
     /// the step.
     descriptor_sets: HashMap<StepKey, vk::DescriptorSet>,
@@ -287,6 +289,17 @@ struct KernelPipeline {
     pipeline: vk::Pipeline,
     layout: vk::PipelineLayout,
     set_layout: vk::DescriptorSetLayout,
+    /// Per binding: a uniform texel buffer ([`Access::ReadTexels`]); empty when all are storage buffers.
+    texels: Vec<bool>,
+}
+
+/// The descriptor type of binding `i` of `pipeline`.
+fn descriptor_type(pipeline: &KernelPipeline, i: usize) -> vk::DescriptorType {
+    if pipeline.texels.get(i).copied().unwrap_or(false) {
+        vk::DescriptorType::UNIFORM_TEXEL_BUFFER
+    } else {
+        vk::DescriptorType::STORAGE_BUFFER
+    }
 }
 
 impl Executable {
@@ -308,6 +321,7 @@ impl Executable {
             force_staging: options.force_staging,
             pipelines: Vec::new(),
             descriptor_pool: vk::DescriptorPool::null(),
+            buffer_views: Vec::new(),
             descriptor_sets: HashMap::new(),
             command_pool: vk::CommandPool::null(),
             plan: Vec::new(),
@@ -903,7 +917,11 @@ impl Executable {
         let cap = caps.max_memory_allocation_size.min(caps.max_buffer_size);
         // At least 16 bytes: kernels read and write f32 buffers as `array<vec4<f32>>`, whose
         // elements must be 16-byte aligned even where the device allows 4-byte binding offsets.
-        let layout = place_temps(&items, caps.min_storage_buffer_offset_alignment.max(16), cap);
+        let layout = place_temps(
+            &items,
+            caps.min_storage_buffer_offset_alignment.max(caps.min_texel_buffer_offset_alignment).max(16),
+            cap,
+        );
         let mut arena_bufs = Vec::new();
         for (i, &size) in layout.arena_sizes.iter().enumerate() {
             arena_bufs.push(self.add_buffer(&format!("arena {i}"), size, MemoryLocation::GpuOnly)?);
@@ -1122,11 +1140,18 @@ impl Executable {
                 caps.max_compute_work_group_size, caps.max_compute_work_group_invocations
             )));
         }
-        if kernel.bindings.len() > caps.max_per_stage_storage_buffers as usize {
+        let texels = kernel.bindings.iter().filter(|&&a| a == Access::ReadTexels).count();
+        if texels > caps.max_per_stage_sampled_images as usize {
+            return Err(bad(format!(
+                "{texels} uniform texel buffers, the device allows {}",
+                caps.max_per_stage_sampled_images
+            )));
+        }
+        let storage = kernel.bindings.len() - texels;
+        if storage > caps.max_per_stage_storage_buffers as usize {
             return Err(bad(format!(
                 "{} storage buffers, the device allows {}",
-                kernel.bindings.len(),
-                caps.max_per_stage_storage_buffers
+                storage, caps.max_per_stage_storage_buffers
             )));
         }
         if !kernel.push_constant_bytes.is_multiple_of(4) || kernel.push_constant_bytes > caps.max_push_constants_size {
@@ -1140,11 +1165,14 @@ impl Executable {
         let device = ctx.device();
         self.pipelines.push(KernelPipeline::default());
         let pipeline = self.pipelines.last_mut().expect("just pushed");
+        if kernel.bindings.contains(&Access::ReadTexels) {
+            pipeline.texels = kernel.bindings.iter().map(|&a| a == Access::ReadTexels).collect();
+        }
         let layout_bindings: Vec<_> = (0..kernel.bindings.len() as u32)
             .map(|i| {
                 vk::DescriptorSetLayoutBinding::default()
                     .binding(i)
-                    .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+                    .descriptor_type(descriptor_type(pipeline, i as usize))
                     .descriptor_count(1)
                     .stage_flags(vk::ShaderStageFlags::COMPUTE)
             })
@@ -1254,9 +1282,23 @@ impl Executable {
             return Ok(());
         }
         let device = self.ctx.device();
-        let n_descriptors: usize = requests.iter().map(|(_, _, b)| b.len()).sum();
-        let sizes =
-            [vk::DescriptorPoolSize { ty: vk::DescriptorType::STORAGE_BUFFER, descriptor_count: n_descriptors as u32 }];
+        let n_texels: usize = requests
+            .iter()
+            .map(|(_, pipeline, b)| {
+                (0..b.len()).filter(|&i| self.pipelines[*pipeline].texels.get(i) == Some(&true)).count()
+            })
+            .sum();
+        let n_descriptors: usize = requests.iter().map(|(_, _, b)| b.len()).sum::<usize>() - n_texels;
+        let mut sizes = vec![vk::DescriptorPoolSize {
+            ty: vk::DescriptorType::STORAGE_BUFFER,
+            descriptor_count: n_descriptors as u32,
+        }];
+        if n_texels > 0 {
+            sizes.push(vk::DescriptorPoolSize {
+                ty: vk::DescriptorType::UNIFORM_TEXEL_BUFFER,
+                descriptor_count: n_texels as u32,
+            });
+        }
         let info = vk::DescriptorPoolCreateInfo::default().max_sets(requests.len() as u32).pool_sizes(&sizes);
         // SAFETY: valid create info; the pool is destroyed in Drop.
         self.descriptor_pool =
@@ -1279,17 +1321,61 @@ impl Executable {
                     .collect()
             })
             .collect();
-        let writes: Vec<_> = sets
-            .iter()
-            .zip(&infos)
-            .map(|(&set, infos)| {
-                vk::WriteDescriptorSet::default()
-                    .dst_set(set)
-                    .dst_binding(0)
-                    .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
-                    .buffer_info(infos)
-            })
-            .collect();
+        // Texel-buffer bindings get a view of their bytes as vec4<f32> texels; the views live as
+        // long as the descriptor sets.
+        let mut views: Vec<Vec<(usize, vk::BufferView)>> = Vec::with_capacity(requests.len());
+        for (_, pipeline, bindings) in &requests {
+            let mut these = Vec::new();
+            for (i, b) in bindings.iter().enumerate() {
+                if descriptor_type(&self.pipelines[*pipeline], i) != vk::DescriptorType::UNIFORM_TEXEL_BUFFER {
+                    continue;
+                }
+                let info = vk::BufferViewCreateInfo::default()
+                    .buffer(self.buffers[b.buf].buffer)
+                    .format(vk::Format::R32G32B32A32_SFLOAT)
+                    .offset(b.offset)
+                    .range(b.range);
+                // SAFETY: the buffer is live and was created with UNIFORM_TEXEL_BUFFER usage; the code generator
+                // only reads buffers of a multiple of 16 bytes within maxTexelBufferElements this way, and temps
+                // are placed at multiples of minTexelBufferOffsetAlignment.
+                let view =
+                    unsafe { device.create_buffer_view(&info, None) }.map_err(VulkanError::vk("vkCreateBufferView"))?;
+                self.buffer_views.push(view);
+                these.push((i, view));
+            }
+            views.push(these);
+        }
+        let mut writes = Vec::new();
+        for ((&set, infos), ((_, pipeline, _), views)) in sets.iter().zip(&infos).zip(requests.iter().zip(&views)) {
+            let pipeline = &self.pipelines[*pipeline];
+            // Runs of consecutive storage-buffer bindings share one write; each texel buffer has its own.
+            let mut i = 0;
+            while i < infos.len() {
+                if descriptor_type(pipeline, i) == vk::DescriptorType::UNIFORM_TEXEL_BUFFER {
+                    let view = views.iter().find(|(k, _)| *k == i).map(|(_, v)| v).expect("a view per texel binding");
+                    writes.push(
+                        vk::WriteDescriptorSet::default()
+                            .dst_set(set)
+                            .dst_binding(i as u32)
+                            .descriptor_type(vk::DescriptorType::UNIFORM_TEXEL_BUFFER)
+                            .texel_buffer_view(std::slice::from_ref(view)),
+                    );
+                    i += 1;
+                    continue;
+                }
+                let end = (i..infos.len())
+                    .find(|&k| descriptor_type(pipeline, k) != vk::DescriptorType::STORAGE_BUFFER)
+                    .unwrap_or(infos.len());
+                writes.push(
+                    vk::WriteDescriptorSet::default()
+                        .dst_set(set)
+                        .dst_binding(i as u32)
+                        .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+                        .buffer_info(&infos[i..end]),
+                );
+                i = end;
+            }
+        }
         // SAFETY: every set, buffer and range is live and valid (ranges were checked against the limits).
         unsafe { device.update_descriptor_sets(&writes, &[]) };
         for ((key, _, _), set) in requests.iter().zip(sets) {
@@ -1991,6 +2077,9 @@ impl Drop for Executable {
                 device.destroy_descriptor_set_layout(p.set_layout, None);
             }
             device.destroy_descriptor_pool(self.descriptor_pool, None);
+            for v in self.buffer_views.drain(..) {
+                device.destroy_buffer_view(v, None);
+            }
             device.destroy_command_pool(self.command_pool, None);
             device.destroy_command_pool(self.call_pool, None);
             if let Some((pool, _)) = self.profile.take() {

@@ -117,6 +117,8 @@ pub fn target_for(ctx: &Context) -> hlo_spirv::Target {
         max_loop_iterations: caps.max_shader_loop_iterations,
         max_storage_buffers: caps.max_per_stage_storage_buffers,
         predicated_branches: caps.predicated_branches,
+        // `HLO_TEXEL_GATHERS=off`: storage-buffer loads only, to measure what texel fetches gain.
+        texel_gathers: caps.texel_gathers.filter(|_| std::env::var("HLO_TEXEL_GATHERS").as_deref() != Ok("off")),
         tiles: load_tiles(ctx.info()),
     }
 }

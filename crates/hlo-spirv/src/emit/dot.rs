@@ -233,7 +233,11 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         s.tile.cols,
         if s.tuned { " (tuned)" } else { "" },
         if s.swapped { ", swapped (few output columns)" } else { "" },
-        if quads.is_some() { ", columns read as vec4" } else { "" }
+        match quads {
+            Some(Quads::Storage(_)) => ", columns read as vec4",
+            Some(Quads::Texels(_)) => ", columns read as vec4 texels",
+            None => "",
+        }
     );
 
     // An invocation's columns: strided by the workgroup size (neighbouring invocations read
@@ -333,6 +337,15 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     because(Ok(vec![step]), || why)
 }
 
+/// How a side's four columns are read in one load ([`Side::quads`]).
+#[derive(Clone, Copy)]
+enum Quads {
+    /// A vec4 of an `array<vec4<f32>>` storage buffer.
+    Storage(naga::Handle<naga::GlobalVariable>),
+    /// A texel of a uniform texel buffer ([`crate::Target::texel_gathers`]).
+    Texels(naga::Handle<naga::GlobalVariable>),
+}
+
 /// One operand of the dot: its instruction, dims, and batch and contracting dimensions (the
 /// contracting ones in the order they pair with the other operand's).
 #[derive(Clone, Copy)]
@@ -347,7 +360,7 @@ impl Side<'_> {
     /// This side as `array<vec4<f32>>` when an invocation's four columns can be read in one load:
     /// an f32 buffer whose only free dimension is its last, of a multiple of 4 elements (then
     /// four consecutive columns are four consecutive elements, 16-byte aligned).
-    fn quads(&self, ctx: &KernelCtx, em: &mut Em) -> Option<naga::Handle<naga::GlobalVariable>> {
+    fn quads(&self, ctx: &KernelCtx, em: &mut Em) -> Option<Quads> {
         let Some(Leaf::Buffer { buf, dims, dtype: DType::F32 }) = ctx.leaves.get(&self.id) else { return None };
         let last = self.dims.len().checked_sub(1)? as i64;
         let free_is_last = (0..last).all(|d| self.batch.contains(&d) || self.contracting.contains(&d))
@@ -356,20 +369,16 @@ impl Side<'_> {
         if !free_is_last || dims.as_slice() != self.dims || self.dims[last as usize] % 4 != 0 {
             return None;
         }
-        em.bind_vec4(*buf, self.dims.iter().product::<i64>() as u64)
+        let elems = self.dims.iter().product::<i64>() as u64;
+        match em.bind_texels(*buf, elems) {
+            Some(g) => Some(Quads::Texels(g)),
+            None => em.bind_vec4(*buf, elems).map(Quads::Storage),
+        }
     }
 
     /// The four values at contraction `point` of the columns `first..first + 4` (see
     /// [`Side::quads`]), read as XLA:CPU reads them (subnormals as zero).
-    fn load_quad(
-        &self,
-        em: &mut Em,
-        f: usize,
-        g: naga::Handle<naga::GlobalVariable>,
-        batch_index: &[H],
-        first: H,
-        point: &[H],
-    ) -> Vec<H> {
+    fn load_quad(&self, em: &mut Em, f: usize, g: Quads, batch_index: &[H], first: H, point: &[H]) -> Vec<H> {
         let strides = crate::emit::elemental::strides(self.dims);
         let last = self.dims.len() - 1;
         let kb = &mut em.kb;
@@ -380,7 +389,11 @@ impl Side<'_> {
             at = kb.add_u(at, t);
         }
         let quad = kb.div_c(at, 4);
-        em.load_vec4(g, quad).into_iter().map(|h| em.daz(f, self.id, Val { h, dt: DType::F32 }).h).collect()
+        let values = match g {
+            Quads::Storage(g) => em.load_vec4(g, quad),
+            Quads::Texels(g) => em.fetch_vec4(g, quad),
+        };
+        values.into_iter().map(|h| em.daz(f, self.id, Val { h, dt: DType::F32 }).h).collect()
     }
 
     /// The operand's multi-index for each of the block's rows (or columns): the batch dimensions

@@ -502,6 +502,46 @@ impl<'m> Em<'m> {
         Some(g)
     }
 
+    /// A read-only f32 buffer of `elems` elements bound as `vec4<f32>` texels, where the target
+    /// gathers faster that way ([`crate::Target::texel_gathers`]); `None` elsewhere, or where the
+    /// buffer is not a whole number of texels or has more than the device allows in one view.
+    pub(crate) fn bind_texels(&mut self, buf: BufferId, elems: u64) -> Option<Handle<naga::GlobalVariable>> {
+        let max_texels = self.target.texel_gathers?;
+        let key = BindKey::Texels(buf);
+        if let Some(&g) = self.bound.get(&key) {
+            return Some(g);
+        }
+        if elems % 4 != 0 || elems / 4 > max_texels || self.needs_windows(elems, naga::Scalar::F32) {
+            return None;
+        }
+        let g = self.kb.texel_buffer_vec4(&format!("b{}_t", buf.0));
+        self.bound.insert(key, g);
+        self.binds.push(Bind::Texels(buf));
+        Some(g)
+    }
+
+    /// The four elements `4 * quad .. 4 * quad + 4` of a buffer bound by [`Em::bind_texels`].
+    pub(crate) fn fetch_vec4(&mut self, g: Handle<naga::GlobalVariable>, quad: H) -> [H; 4] {
+        let v = self.kb.fetch_texel(g, quad);
+        [0, 1, 2, 3].map(|k| self.kb.access_index(v, k))
+    }
+
+    /// Element `index` of a buffer bound by [`Em::bind_texels`]: its texel, then the component.
+    pub(crate) fn fetch_element(&mut self, g: Handle<naga::GlobalVariable>, index: H) -> H {
+        let quad = self.kb.div_c(index, 4);
+        let v = self.kb.fetch_texel(g, quad);
+        let three = self.kb.lit_u32(3);
+        let c = self.kb.binary(Bo::And, index, three);
+        let mut h = self.kb.access_index(v, 0);
+        for k in 1..4 {
+            let lit = self.kb.lit_u32(k);
+            let is_k = self.kb.binary(Bo::Equal, c, lit);
+            let vk = self.kb.access_index(v, k);
+            h = self.kb.select(is_k, vk, h);
+        }
+        h
+    }
+
     /// The four elements `4 * quad .. 4 * quad + 4` of a buffer bound by [`Em::bind_vec4`], as
     /// they are in memory.
     pub(crate) fn load_vec4(&mut self, g: Handle<naga::GlobalVariable>, quad: H) -> [H; 4] {
@@ -2370,7 +2410,13 @@ impl<'m> Em<'m> {
         if !uses_r || combos > 4 {
             return Ok(None);
         }
-        let g = self.bind_buffer(buf, dtype, false, false)?;
+        // Each lane reads a different element: through the texture path where that gathers faster.
+        let elems = buffer_dims.iter().product::<i64>().max(0) as u64;
+        let texels = if dtype == DType::F32 { self.bind_texels(buf, elems) } else { None };
+        let g = match texels {
+            Some(_) => None,
+            None => Some(self.bind_buffer(buf, dtype, false, false)?),
+        };
         // f32 values also get a flushed copy (flushed once per lane, not at every use).
         let flush = dtype == DType::F32;
         let mut result: Option<(H, H)> = None;
@@ -2394,9 +2440,15 @@ impl<'m> Em<'m> {
             let (raw, flushed) = match self.prefetched.get(&(buf, lin_lane)) {
                 Some(&(h, b)) if self.kb.is_open(b) => (h, self.prefetched_flushed[&(buf, lin_lane)]),
                 _ => {
-                    let base = self.kb.global(g);
-                    let p = self.kb.access(base, lin_lane);
-                    let h = self.kb.load(p);
+                    let h = match (texels, g) {
+                        (Some(t), _) => self.fetch_element(t, lin_lane),
+                        (None, Some(g)) => {
+                            let base = self.kb.global(g);
+                            let p = self.kb.access(base, lin_lane);
+                            self.kb.load(p)
+                        }
+                        (None, None) => unreachable!("bound one way or the other"),
+                    };
                     let fl = if flush { ops::flush_subnormal(&mut self.kb, h, dtype) } else { h };
                     self.prefetched.insert((buf, lin_lane), (h, self.kb.block_of(h)));
                     self.prefetched_flushed.insert((buf, lin_lane), fl);

@@ -84,10 +84,19 @@ impl fmt::Display for KernelKind {
     }
 }
 
+/// How many of `binds` are storage buffers (the device's `maxPerStageDescriptorStorageBuffers`
+/// counts these; texel buffers have a limit of their own).
+pub(crate) fn storage_binds(binds: &[Bind]) -> usize {
+    binds.iter().filter(|b| !matches!(b, Bind::Texels(_))).count()
+}
+
 /// What a kernel binding is bound to.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Bind {
     Buffer(BufferId),
+    /// A read-only buffer bound as a uniform texel buffer ([`crate::Target::texel_gathers`]):
+    /// not one of the device's storage-buffer bindings.
+    Texels(BufferId),
     /// Bytes `offset_bytes..offset_bytes + size_bytes` of a buffer larger than one binding may be.
     Window {
         buf: BufferId,
@@ -109,6 +118,8 @@ pub(crate) enum BindKey {
     Buffer(BufferId),
     /// A read-only f32 buffer seen as `array<vec4<f32>>` (four consecutive elements per load).
     Vec4(BufferId),
+    /// A read-only f32 buffer bound as a uniform texel buffer of `vec4<f32>` texels.
+    Texels(BufferId),
     Constant(String, InstrId),
 }
 

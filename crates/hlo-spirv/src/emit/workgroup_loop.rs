@@ -494,10 +494,10 @@ pub(crate) fn emit(ctx: &WorkgroupLoopCtx, scratch: &Scratch) -> Result<LoopKern
     em.kb.stmt(naga::Statement::Loop { body: block, continuing: naga::Block::new(), break_if: None });
     // One binding per state leaf, intermediate and constant (and the status word): past the device's limit the
     // loop runs as separate kernels instead.
-    if em.binds.len() + 1 > ctx.target.max_storage_buffers as usize {
+    if crate::emit::storage_binds(&em.binds) + 1 > ctx.target.max_storage_buffers as usize {
         return Err(unsupported(&format!(
             "the loop kernel would bind {} buffers, the device allows {}",
-            em.binds.len() + 1,
+            crate::emit::storage_binds(&em.binds) + 1,
             ctx.target.max_storage_buffers
         )));
     }

@@ -105,6 +105,7 @@ pub fn target_from_caps(caps: &DeviceCaps) -> Target {
         max_loop_iterations: caps.max_shader_loop_iterations,
         max_storage_buffers: caps.max_per_stage_storage_buffers,
         predicated_branches: caps.predicated_branches,
+        texel_gathers: caps.texel_gathers,
         tiles: Default::default(),
     }
 }

@@ -399,13 +399,13 @@ fn gather(ctx: &KernelCtx, spec: &Spec, perm: BufferId, ks: &[usize], name: &str
             }
         }
     }
-    if em.binds.len() + 1 > ctx.target.max_storage_buffers as usize {
+    if crate::emit::storage_binds(&em.binds) + 1 > ctx.target.max_storage_buffers as usize {
         return Err(CodegenError::unsupported(
             "sort",
             &spec.instr,
             format!(
                 "gathering its outputs binds {} storage buffers, the device allows one kernel {}",
-                em.binds.len() + 1,
+                crate::emit::storage_binds(&em.binds) + 1,
                 ctx.target.max_storage_buffers
             ),
         ));
