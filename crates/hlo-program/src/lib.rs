@@ -51,8 +51,8 @@ pub enum Access {
     Read,
     Write,
     ReadWrite,
-    /// Read through a uniform texel buffer of `vec4<f32>` texels (the buffer's bytes, 16 per
-    /// texel) instead of a storage buffer: on CPU drivers (lavapipe) a texel fetch at a
+    /// Read through a uniform texel buffer of `R32G32B32A32_UINT` texels (the buffer's bytes, 16
+    /// per texel) instead of a storage buffer: on CPU drivers (lavapipe) a texel fetch at a
     /// per-invocation index is a vector gather, where a storage-buffer load is a loop over lanes.
     ReadTexels,
 }

@@ -224,7 +224,8 @@ impl Kb {
         self.storage_array(name, base, 4 * elem.width as u32, writable)
     }
 
-    /// A read-only binding of `vec4<f32>` texels, fetched by index ([`Kb::fetch_texel`]).
+    /// A read-only binding of texels of four 32-bit words, fetched by index as a `vec4<f32>`
+    /// ([`Kb::fetch_texel`]).
     ///
     /// naga has no buffer images, so this is declared as a sampled 1D texture and the SPIR-V
     /// writer's output is turned into a texel buffer afterwards ([`crate::spirv_texels`]); no
@@ -233,7 +234,7 @@ impl Kb {
         let ty = self.ty(TypeInner::Image {
             dim: naga::ImageDimension::D1,
             arrayed: false,
-            class: naga::ImageClass::Sampled { kind: naga::ScalarKind::Float, multi: false },
+            class: naga::ImageClass::Sampled { kind: naga::ScalarKind::Uint, multi: false },
         });
         let binding = self.bindings.len() as u32;
         let global = self.module.global_variables.append(
@@ -251,18 +252,22 @@ impl Kb {
         global
     }
 
-    /// Texel `index` (a u32) of a binding made by [`Kb::texel_buffer_vec4`], as a `vec4<f32>`.
+    /// Texel `index` (a u32) of a binding made by [`Kb::texel_buffer_vec4`], as a `vec4<f32>` with
+    /// the buffer's bits.
     pub(crate) fn fetch_texel(&mut self, g: Handle<GlobalVariable>, index: H) -> H {
         let image = self.global(g);
         let index = self.expr(Expression::As { expr: index, kind: naga::ScalarKind::Sint, convert: None });
         let level = self.lit_i32(0);
-        self.expr(Expression::ImageLoad {
+        let words = self.expr(Expression::ImageLoad {
             image,
             coordinate: index,
             array_index: None,
             sample: None,
             level: Some(level),
-        })
+        });
+        // Fetched as integers, which the driver moves bit for bit (llvmpipe's float texel path
+        // flushes subnormals), then reinterpreted.
+        self.expr(Expression::As { expr: words, kind: naga::ScalarKind::Float, convert: None })
     }
 
     /// `vec4<elem>(components)`.
@@ -534,6 +539,8 @@ impl Kb {
                         return true;
                     }
                 }
+                // A texel fetch ([`Kb::fetch_texel`]) reads data, like a storage load.
+                Expression::ImageLoad { .. } => {}
                 Expression::Select { accept, reject, .. } => stack.extend([*accept, *reject]),
                 // A component of a loaded vector (a vec4 read of a vectorised loop) is data.
                 Expression::AccessIndex { base, .. } => stack.push(*base),
@@ -581,6 +588,11 @@ impl Kb {
             Expression::Access { base, .. } | Expression::AccessIndex { base, .. } => self.points_into_storage(*base),
             _ => false,
         }
+    }
+
+    /// Whether global `g` is a binding the kernel may write.
+    pub(crate) fn is_writable(&self, g: Handle<GlobalVariable>) -> bool {
+        self.writable_globals.contains(&g)
     }
 
     /// Whether `h` may differ between the invocations of a subgroup.

@@ -851,6 +851,17 @@ impl<'m> Builder<'m> {
                         buffers.push(buffer);
                         windows.push(window);
                     }
+                    // A texel fetch need not see a write of the same dispatch: a buffer read as texels is
+                    // never also written by the kernel (the emitters that use them promise it; this keeps it so).
+                    for (bind, &buffer) in k.binds.iter().zip(&buffers) {
+                        let written = |(j, &b): (usize, &BufferId)| b == buffer && k.built.writable[j];
+                        if matches!(bind, Bind::Texels(_)) && buffers.iter().enumerate().any(written) {
+                            return Err(CodegenError::Internal {
+                                kernel: k.name.clone(),
+                                naga_error: format!("buffer b{} is both read as texels and written", buffer.0),
+                            });
+                        }
+                    }
                     let storage = crate::emit::storage_binds(&k.binds);
                     if storage > self.target.max_storage_buffers as usize {
                         let windowed = windows.iter().flatten().count();

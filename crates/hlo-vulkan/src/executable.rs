@@ -1332,7 +1332,7 @@ impl Executable {
                 }
                 let info = vk::BufferViewCreateInfo::default()
                     .buffer(self.buffers[b.buf].buffer)
-                    .format(vk::Format::R32G32B32A32_SFLOAT)
+                    .format(vk::Format::R32G32B32A32_UINT)
                     .offset(b.offset)
                     .range(b.range);
                 // SAFETY: the buffer is live and was created with UNIFORM_TEXEL_BUFFER usage; the code generator

@@ -200,6 +200,7 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         s.batch as u32,
     ];
     let mut em = Em::new(ctx.m, ctx.target, &ctx.name);
+    em.texel_reads = true;
     let f = em.frame(ctx.comp, ctx.leaves.clone());
     em.check_type(root, out.dtype)?;
     let g = em.bind_array(out.buf, out.n_elems(), out.dtype, true, false)?;

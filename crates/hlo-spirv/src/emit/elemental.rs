@@ -206,6 +206,11 @@ pub(crate) struct Em<'m> {
     nested: HashMap<(usize, InstrId), usize>,
     /// Buffers bound so far, in binding order.
     pub binds: Vec<Bind>,
+    /// Whether inputs read at per-invocation indices may go through texel buffers
+    /// ([`Em::bind_texels`]): set by emitters whose kernels never write a buffer they read
+    /// (dot, convolution, reduction, elementwise loop), since a texel fetch need not see a
+    /// write of the same dispatch.
+    pub texel_reads: bool,
     bound: HashMap<BindKey, Handle<naga::GlobalVariable>>,
     /// Buffers larger than one binding may be, bound as several windows ([`Em::bind_array`]),
     /// by the global of their first window.
@@ -314,6 +319,7 @@ impl<'m> Em<'m> {
             cache: HashMap::new(),
             nested: HashMap::new(),
             binds: Vec::new(),
+            texel_reads: false,
             bound: HashMap::new(),
             windows: HashMap::new(),
             kernel: kernel.to_string(),
@@ -510,6 +516,9 @@ impl<'m> Em<'m> {
         let key = BindKey::Texels(buf);
         if let Some(&g) = self.bound.get(&key) {
             return Some(g);
+        }
+        if !self.texel_reads || self.bound.get(&BindKey::Buffer(buf)).is_some_and(|&g| self.kb.is_writable(g)) {
+            return None;
         }
         if elems % 4 != 0 || elems / 4 > max_texels || self.needs_windows(elems, naga::Scalar::F32) {
             return None;
@@ -947,6 +956,13 @@ impl<'m> Em<'m> {
                 if let Some(&(quad, c)) = self.quads.get(&lin) {
                     if let Some(v) = self.quad_load(*buf, elems, *dtype, quad, c) {
                         return Ok(v);
+                    }
+                }
+                // Each lane reads a different element: through the texture path where that
+                // gathers faster (a uniform index stays a storage load: one load, broadcast).
+                if *dtype == DType::F32 && self.kb.varying(lin) {
+                    if let Some(t) = self.bind_texels(*buf, elems) {
+                        return Ok(Val { h: self.fetch_element(t, lin), dt: DType::F32 });
                     }
                 }
                 let g = self.bind_array(*buf, elems, *dtype, false, false)?;
@@ -2270,7 +2286,7 @@ impl<'m> Em<'m> {
             let copies = self.unrolled_copies * (lanes as u64 + 1);
             if innermost
                 && self.stage.is_none()
-                && extents[d] >= 2 * lanes
+                && extents[d] >= lanes
                 && self.kb.subgroup_uniform()
                 && copies <= MAX_STAGED_COPIES
             {

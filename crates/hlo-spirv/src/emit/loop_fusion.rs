@@ -19,6 +19,7 @@ pub(crate) fn emit(ctx: &KernelCtx, kind: KernelKind) -> Result<Vec<KernelStep>>
     let wg = ctx.target.loop_workgroup();
     let groups = grid(n_max.div_ceil(wg as u64));
     let mut em = Em::new(ctx.m, ctx.target, &ctx.name);
+    em.texel_reads = true;
     let f = em.frame(ctx.comp, ctx.leaves.clone());
     let mut outs = Vec::new();
     for o in &ctx.outputs {
@@ -125,6 +126,7 @@ fn emit_quads(ctx: &KernelCtx, kind: KernelKind) -> Result<Vec<KernelStep>> {
     let wg = ctx.target.loop_workgroup();
     let groups = grid(quads.div_ceil(wg as u64));
     let mut em = Em::new(ctx.m, ctx.target, &ctx.name);
+    em.texel_reads = true;
     let f = em.frame(ctx.comp, ctx.leaves.clone());
     let mut outs = Vec::new();
     for o in &ctx.outputs {

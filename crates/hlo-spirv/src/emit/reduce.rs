@@ -97,6 +97,7 @@ pub(crate) fn rows_sharing_minor(ctx: &KernelCtx, minor: u32, reduce: InstrId) -
     let wg = ctx.target.loop_workgroup().min((rows / 8).max(1).next_power_of_two() as u32).max(32);
     let groups = grid(rows.div_ceil(u64::from(wg)));
     let mut em = Em::new(ctx.m, ctx.target, &ctx.name);
+    em.texel_reads = true;
     let f = em.frame(ctx.comp, ctx.leaves.clone());
     let mut outs = Vec::with_capacity(ctx.outputs.len());
     for o in &ctx.outputs {
@@ -233,6 +234,7 @@ fn tree(
     let wg = if wg.is_power_of_two() { wg } else { wg.next_power_of_two() / 2 };
     let groups = grid(n_out);
     let mut em = Em::new(ctx.m, ctx.target, &ctx.name);
+    em.texel_reads = true;
     let f = em.frame(ctx.comp, ctx.leaves.clone());
     let mut outs = Vec::new();
     for o in &ctx.outputs {
