@@ -1018,7 +1018,51 @@ impl Kb {
             Expression::Literal(Literal::Bool(false)) => return reject,
             _ => {}
         }
+        if let Some(h) = self.select_unit_or_zero(condition, accept, reject) {
+            return h;
+        }
         self.expr(Expression::Select { condition, accept, reject })
+    }
+
+    /// A select between the float constants ±1 and ±0, as exact arithmetic on the condition.
+    ///
+    /// Mesa's NIR rewrites such selects into `±b2f(c)` whatever the zero's sign (lavapipe turned
+    /// `select(c, -1.0, 0.0)` into -0.0 where `c` is false, and `select(c, 1.0, -0.0)` into +0.0),
+    /// matching constants by their bits, so a select of the bits fares no better; `NoContraction`
+    /// does not apply to selects. `one * b2f(c) + zero`, with every operation exact, cannot be
+    /// rewritten that way and gives the right zero (negated around for `+1` against `-0`).
+    fn select_unit_or_zero(&mut self, condition: H, accept: H, reject: H) -> Option<H> {
+        let lit = |kb: &Kb, h: H| match kb.func.expressions[h] {
+            Expression::Literal(Literal::F32(v)) => Some((f64::from(v), 4u8)),
+            Expression::Literal(Literal::F64(v)) => Some((v, 8u8)),
+            _ => None,
+        };
+        let ((a, width), (b, width_b)) = (lit(self, accept)?, lit(self, reject)?);
+        if width != width_b {
+            return None;
+        }
+        let (one, zero, cond) = if a.abs() == 1.0 && b == 0.0 {
+            (a, b, condition)
+        } else if b.abs() == 1.0 && a == 0.0 {
+            (b, a, self.unary(UnaryOperator::LogicalNot, condition))
+        } else {
+            return None;
+        };
+        let ty = if width == 8 { STy::F64 } else { STy::F32 };
+        let s = self.expr(Expression::As { expr: cond, kind: naga::ScalarKind::Float, convert: Some(width) });
+        Some(if one > 0.0 && zero.is_sign_negative() {
+            // -((-1) * s + 0): -0 where c is false (+0 + ... would give +0).
+            let minus_one = self.lit_float(ty, -1.0);
+            let plus_zero = self.lit_float(ty, 0.0);
+            let t = self.binary(BinaryOperator::Multiply, minus_one, s);
+            let t = self.binary(BinaryOperator::Add, t, plus_zero);
+            self.unary(UnaryOperator::Negate, t)
+        } else {
+            let one = self.lit_float(ty, one);
+            let zero = self.lit_float(ty, zero);
+            let t = self.binary(BinaryOperator::Multiply, one, s);
+            self.binary(BinaryOperator::Add, t, zero)
+        })
     }
 
     pub(crate) fn math(&mut self, fun: MathFunction, args: &[H]) -> H {

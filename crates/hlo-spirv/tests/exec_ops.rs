@@ -175,6 +175,32 @@ fn literal_zero_operands() {
     check(&hlo, Inputs::Special, 0.0);
 }
 
+/// Selects between the constants ±1 and ±0 (`jnp.where(x > 0, -1.0, 0.0)`): Mesa's NIR turns
+/// them into `±b2f(c)` whatever the zero's sign, so the emitter computes them as exact arithmetic
+/// (`Kb::select_unit_or_zero`); difftest seed 9383 found `select(c, -1, 0)` giving -0.
+#[test]
+fn selects_between_unit_and_zero_constants_keep_the_zero_sign() {
+    for ty in ["f32", "f64"] {
+        let mut consts = String::new();
+        let mut ops = Vec::new();
+        for (k, (a, b)) in
+            [("1", "0"), ("-1", "0"), ("1", "-0"), ("-1", "-0"), ("0", "1"), ("0", "-1"), ("-0", "1"), ("-0", "-1")]
+                .into_iter()
+                .enumerate()
+        {
+            consts.push_str(&format!(
+                "a{k} = {ty}[] constant({a})\n  ab{k} = {ty}[300] broadcast(a{k}), dimensions={{}}\n  \
+                 b{k} = {ty}[] constant({b})\n  bb{k} = {ty}[300] broadcast(b{k}), dimensions={{}}\n  "
+            ));
+            ops.push((ty, format!("select(c, ab{k}, bb{k})")));
+        }
+        consts.push_str(&format!("z = {ty}[] constant(0)\n  zb = {ty}[300] broadcast(z), dimensions={{}}\n  c = pred[300] compare(x, zb), direction=GT\n  "));
+        let ops: Vec<(&str, &str)> = ops.iter().map(|(t, o)| (*t, o.as_str())).collect();
+        let hlo = elementwise(ty, 300, 1, &ops).replacen("  r0 =", &format!("  {consts}r0 ="), 1);
+        check(&hlo, Inputs::Special, 0.0);
+    }
+}
+
 /// XLA emits LLVM's `maximum`/`minimum`: NaN wins, and +0 is greater than -0 in either order
 /// (JAX's `float_special` sample agrees; checked by hand rather than against the interpreter).
 #[test]
