@@ -94,6 +94,8 @@ pub struct Interp<'m> {
     pub options: Options,
     /// Bytes held by the values of every active call (see [`Options::memory_limit`]).
     live: Cell<u64>,
+    /// The hidden state of `rng` and `rng-get-and-update-state` ([`crate::rng_distribution`]).
+    rng_state: Cell<u128>,
 }
 
 /// Bytes counted in [`Interp::live`] on behalf of one holder; released when dropped,
@@ -233,7 +235,7 @@ fn plan_fma(comp: &Computation, live: &[bool]) -> Vec<Option<Fma>> {
 
 impl<'m> Interp<'m> {
     pub fn new(module: &'m Module, options: Options) -> Interp<'m> {
-        Interp { module, options, live: Cell::new(0) }
+        Interp { module, options, live: Cell::new(0), rng_state: Cell::new(crate::rng_distribution::RNG_INITIAL_STATE) }
     }
 
     /// Fails when `bytes` more would go past [`Options::memory_limit`].
@@ -529,6 +531,8 @@ impl<'m> Interp<'m> {
                 lapack::triangular_solve(*left_side, *lower, *unit_diagonal, *transpose_a, out, ops)?
             }
             Op::RngBitGenerator { algorithm } => rng::rng_bit_generator(*algorithm, out, ops)?,
+            Op::RngGetAndUpdateState { delta } => self.rng_get_and_update_state(*delta),
+            Op::Rng { distribution } => self.rng(*distribution, out, ops)?,
             Op::AfterAll => Literal { shape: Shape::Token, data: LiteralData::Token },
             // A copy of a tuple (arrays go through `eval_detached`) keeps the values.
             Op::Copy if out.is_tuple() => {
@@ -601,6 +605,31 @@ impl<'m> Interp<'m> {
             op => eval_detached(op, out, ops, &self.options)?,
         };
         Ok(res)
+    }
+
+    /// The hidden state as `u64[2]` (low word first), advanced by `delta` afterwards.
+    fn rng_get_and_update_state(&self, delta: i64) -> Literal {
+        let old = self.rng_state.get();
+        self.rng_state.set(old.wrapping_add(delta as i128 as u128));
+        make(&ArrayShape::new(DType::U64, vec![2]), ArrayData::U64(vec![old as u64, (old >> 64) as u64]))
+    }
+
+    /// `rng(a, b)`: its expansion ([`crate::rng_distribution::rng_expansion`]) evaluated on the
+    /// operands and the hidden state, with this evaluator's options.
+    fn rng(&self, distribution: hlo_ir::RngDistribution, out: &Shape, ops: &[&Literal]) -> OpResult<Literal> {
+        let out = out_array(out)?;
+        let expansion = crate::rng_distribution::rng_expansion(distribution, out).map_err(OpError::Unsupported)?;
+        let state = self.rng_get_and_update_state(expansion.delta);
+        let module = Module {
+            name: expansion.comp.name.clone(),
+            attrs: Default::default(),
+            comps: vec![expansion.comp],
+            entry: CompId(0),
+            stack_frames: Default::default(),
+        };
+        let (Some(a), Some(b)) = (ops.first(), ops.get(1)) else { return invalid("rng takes (a, b)") };
+        let inner = Interp::new(&module, self.options);
+        inner.call(CompId(0), &[a, b, &state]).map_err(|e| OpError::Nested(Box::new(e)))
     }
 
     fn call_with(&self, comp: CompId, ops: &[&Literal]) -> OpResult<Literal> {
@@ -914,7 +943,6 @@ pub fn eval_detached(op: &Op, out: &Shape, ops: &[&Literal], options: &Options) 
 
 fn unsupported_reason(op: &Op) -> String {
     match op {
-        Op::Rng { .. } | Op::RngGetAndUpdateState { .. } => "stateful random numbers have no defined values".into(),
         Op::Infeed | Op::Outfeed | Op::Send { .. } | Op::Recv { .. } | Op::SendDone { .. } | Op::RecvDone { .. } => {
             "host transfers are not available to an evaluator".into()
         }
@@ -936,7 +964,8 @@ fn min_operands(op: &Op) -> usize {
         | Op::Gather { .. }
         | Op::DynamicUpdateSlice
         | Op::Reduce { .. }
-        | Op::ReduceWindow { .. } => 2,
+        | Op::ReduceWindow { .. }
+        | Op::Rng { .. } => 2,
         Op::Parameter { .. }
         | Op::Constant(_)
         | Op::Iota { .. }
@@ -950,7 +979,6 @@ fn min_operands(op: &Op) -> usize {
         | Op::Map { .. }
         | Op::Concatenate { .. }
         | Op::Async { .. }
-        | Op::Rng { .. }
         | Op::RngGetAndUpdateState { .. }
         | Op::Other { .. } => 0,
         _ => 1,

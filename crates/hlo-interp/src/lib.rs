@@ -45,6 +45,7 @@ mod literal_io;
 mod options;
 mod reduce;
 mod rng;
+pub mod rng_distribution;
 mod scalar;
 mod scalar_ops;
 mod shape_ops;
