@@ -23,7 +23,6 @@ const UNSUPPORTED: &[Opcode] = &[
     Opcode::RaggedAllToAll,
     Opcode::Recv,
     Opcode::RecvDone,
-    Opcode::ScaledDot,
     Opcode::Scan,
     Opcode::Send,
     Opcode::SendDone,

@@ -533,6 +533,7 @@ impl<'m> Interp<'m> {
             Op::RngBitGenerator { algorithm } => rng::rng_bit_generator(*algorithm, out, ops)?,
             Op::RngGetAndUpdateState { delta } => self.rng_get_and_update_state(*delta),
             Op::Rng { distribution } => self.rng(*distribution, out, ops)?,
+            Op::ScaledDot { dims, precision } => self.scaled_dot(dims, precision, out, ops)?,
             Op::AfterAll => Literal { shape: Shape::Token, data: LiteralData::Token },
             // A copy of a tuple (arrays go through `eval_detached`) keeps the values.
             Op::Copy if out.is_tuple() => {
@@ -620,16 +621,36 @@ impl<'m> Interp<'m> {
         let out = out_array(out)?;
         let expansion = crate::rng_distribution::rng_expansion(distribution, out).map_err(OpError::Unsupported)?;
         let state = self.rng_get_and_update_state(expansion.delta);
+        let (Some(a), Some(b)) = (ops.first(), ops.get(1)) else { return invalid("rng takes (a, b)") };
+        self.eval_expansion(expansion.comp, &[a, b, &state])
+    }
+
+    /// `scaled-dot`: its expansion ([`crate::scaled_dot::scaled_dot_expansion`]) evaluated.
+    fn scaled_dot(
+        &self,
+        dims: &hlo_ir::DotDims,
+        precision: &[hlo_ir::Precision],
+        out: &Shape,
+        ops: &[&Literal],
+    ) -> OpResult<Literal> {
+        let out = out_array(out)?;
+        let shapes = ops.iter().map(|l| array_of(l).map(|(s, _)| s)).collect::<OpResult<Vec<_>>>()?;
+        let comp = crate::scaled_dot::scaled_dot_expansion(dims, precision, &shapes, out)
+            .map_err(|e| OpError::Unsupported(format!("scaled-dot with {e}")))?;
+        self.eval_expansion(comp, ops)
+    }
+
+    /// Evaluates `comp`, an op's defining expansion, on `args` with this evaluator's options.
+    fn eval_expansion(&self, comp: Computation, args: &[&Literal]) -> OpResult<Literal> {
         let module = Module {
-            name: expansion.comp.name.clone(),
+            name: comp.name.clone(),
             attrs: Default::default(),
-            comps: vec![expansion.comp],
+            comps: vec![comp],
             entry: CompId(0),
             stack_frames: Default::default(),
         };
-        let (Some(a), Some(b)) = (ops.first(), ops.get(1)) else { return invalid("rng takes (a, b)") };
         let inner = Interp::new(&module, self.options);
-        inner.call(CompId(0), &[a, b, &state]).map_err(|e| OpError::Nested(Box::new(e)))
+        inner.call(CompId(0), args).map_err(|e| OpError::Nested(Box::new(e)))
     }
 
     fn call_with(&self, comp: CompId, ops: &[&Literal]) -> OpResult<Literal> {

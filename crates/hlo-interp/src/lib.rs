@@ -48,6 +48,7 @@ mod rng;
 pub mod rng_distribution;
 mod scalar;
 mod scalar_ops;
+pub mod scaled_dot;
 mod shape_ops;
 mod sort;
 mod subbyte;

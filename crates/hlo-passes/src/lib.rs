@@ -43,6 +43,7 @@ pub mod rng_bit_generator_expander;
 pub mod rng_expander;
 pub mod rng_state_threading;
 pub mod scalar_reduce_window;
+pub mod scaled_dot_expander;
 pub mod scan_rewrite;
 pub mod single_device;
 pub mod split_reductions;
@@ -66,6 +67,7 @@ pub type PassFn = fn(&mut Module) -> Result<bool, PassError>;
 pub const PASSES: &[(&str, PassFn)] = &[
     ("single-device", single_device::run),
     ("rng-expander", rng_expander::run),
+    ("scaled-dot-expander", scaled_dot_expander::run),
     ("inline-calls", inline_calls::run),
     ("batch-norm-expander", batch_norm_expander::run),
     ("linalg-expander", linalg_expander::run),

@@ -3,6 +3,7 @@
 //! ```text
 //! single-device                 async pairs, copy-start/done, partition/replica ids synchronous
 //! rng-expander                  rng as a call of its definition: state op, Philox bits, distribution
+//! scaled-dot-expander           scaled-dot as a call of its definition: operands times block scales, dot
 //! inline-calls                  call/fusion bodies inlined (XLA's fusions undone)
 //! linalg-expander               LAPACK custom calls, cholesky, triangular-solve as while loops
 //! rng-state-threading           the hidden rng state as a value threaded through entry and loops
@@ -57,6 +58,7 @@ pub const MAX_FIXPOINT_ROUNDS: usize = 4;
 pub const PIPELINE: &[&str] = &[
     "single-device",
     "rng-expander",
+    "scaled-dot-expander",
     "inline-calls",
     "batch-norm-expander",
     "linalg-expander",
@@ -88,6 +90,7 @@ pub const STEPS: &[Step] = &[
     Step::Pass("single-device"),
     // Before inlining, which inlines the call of each `rng`'s definition.
     Step::Pass("rng-expander"),
+    Step::Pass("scaled-dot-expander"),
     Step::Pass("inline-calls"),
     Step::Pass("batch-norm-expander"),
     // LAPACK custom calls, `cholesky` and `triangular-solve` as while loops of plain HLO.

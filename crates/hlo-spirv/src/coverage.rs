@@ -182,6 +182,11 @@ const PARTIAL: &[(Opcode, &str)] = &[
          conditional branch, a loop condition or a reducer it is refused",
     ),
     (
+        Opcode::ScaledDot,
+        "lhs, rhs and their block scales, as the interpreter defines it (`scaled-dot-expander`: each operand times \
+         its scale repeated over blocks, then a dot); the six-operand form with NVFP4 global scales is refused",
+    ),
+    (
         Opcode::RngGetAndUpdateState,
         "in the entry computation and loop bodies (`rng-state-threading`); elsewhere it is refused",
     ),
