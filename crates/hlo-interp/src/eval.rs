@@ -534,6 +534,9 @@ impl<'m> Interp<'m> {
             Op::RngGetAndUpdateState { delta } => self.rng_get_and_update_state(*delta),
             Op::Rng { distribution } => self.rng(*distribution, out, ops)?,
             Op::ScaledDot { dims, precision } => self.scaled_dot(dims, precision, out, ops)?,
+            Op::Other { opcode: hlo_ir::Opcode::Scan | hlo_ir::Opcode::Shuffle } => {
+                return unsupported(unsupported_reason(&instr.op))
+            }
             Op::AfterAll => Literal { shape: Shape::Token, data: LiteralData::Token },
             // A copy of a tuple (arrays go through `eval_detached`) keeps the values.
             Op::Copy if out.is_tuple() => {
@@ -967,6 +970,14 @@ fn unsupported_reason(op: &Op) -> String {
         Op::Infeed | Op::Outfeed | Op::Send { .. } | Op::Recv { .. } | Op::SendDone { .. } | Op::RecvDone { .. } => {
             "host transfers are not available to an evaluator".into()
         }
+        Op::Other { opcode: hlo_ir::Opcode::Scan } => "not implemented: XLA's `scan` (a loop over slices of its \
+            inputs with carries, which XLA's ScanExpander lowers to a while loop) has changed form across XLA versions \
+            and has no typed form in this IR; JAX writes `lax.scan` as a while loop"
+            .into(),
+        Op::Other { opcode: hlo_ir::Opcode::Shuffle } => "not implemented: XLA's `shuffle` (rotating or permuting \
+            elements along dimensions, which XLA's ShuffleExpander lowers to slices and concatenations or a gather) \
+            has changed form across XLA versions and has no typed form in this IR; JAX does not emit it"
+            .into(),
         _ => "not implemented".into(),
     }
 }
