@@ -199,3 +199,21 @@ fn draws_in_a_conditional_are_refused_by_name() {
     let err = hlo_passes::run_pipeline(&mut m, &mut hlo_passes::PipelineOptions::default()).unwrap_err().to_string();
     assert!(err.contains("rng-state-threading") && err.contains("conditional"), "{err}");
 }
+
+/// A loop whose state is one array (not a tuple) gets the rng state as a second element; draws
+/// nothing needs (in the loop and outside it) advance nothing, on either backend.
+#[test]
+fn array_loop_state_and_unused_draws() {
+    let hlo = "HloModule m\n\
+        body {\n  x = f32[16] parameter(0)\n  a = f32[] constant(0)\n  b = f32[] constant(1)\n  \
+        unused = f32[16] rng(a, b), distribution=rng_normal\n  r = f32[16] rng(a, b), distribution=rng_uniform\n  \
+        ROOT y = f32[16] add(x, r)\n}\n\
+        cond {\n  x = f32[16] parameter(0)\n  i = f32[1] slice(x), slice={[0:1]}\n  s = f32[] reshape(i)\n  \
+        n = f32[] constant(3)\n  ROOT lt = pred[] compare(s, n), direction=LT\n}\n\
+        ENTRY e {\n  z = f32[] constant(0)\n  one = f32[] constant(1)\n  \
+        dead = f32[8] rng(z, one), distribution=rng_uniform\n  init = f32[16] broadcast(z), dimensions={}\n  \
+        w = f32[16] while(init), condition=cond, body=body\n  \
+        after = f32[16] rng(z, one), distribution=rng_uniform\n  \
+        ROOT t = (f32[16], f32[16]) tuple(w, after)\n}\n";
+    check(hlo, &[], 0.0);
+}
