@@ -217,3 +217,21 @@ fn array_loop_state_and_unused_draws() {
         ROOT t = (f32[16], f32[16]) tuple(w, after)\n}\n";
     check(hlo, &[], 0.0);
 }
+
+/// XLA's own expansion of two `rng`s (`tests/cases/xla_rng/module.opt.hlo`: JAX 0.8.3's
+/// `jax.jit` of two `lax.rng_uniform` draws in [-1, 2), compiled for CPU): `rng-get-and-update-state`
+/// in the entry feeding fused Philox arithmetic. Both backends draw from the same state, so the
+/// same bits; every value lies in [-1, 2).
+#[test]
+fn xla_expanded_rng_module_runs_on_both_backends() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases/xla_rng/module.opt.hlo");
+    let text = std::fs::read_to_string(path).unwrap();
+    let inputs = vec![(-1f32).to_le_bytes().to_vec(), 2f32.to_le_bytes().to_vec()];
+    check(&text, &inputs, 0.0);
+    let out = run_interp(&parse(&text), &inputs);
+    for (bytes, scale) in out.iter().zip([1.0f32, 2.0]) {
+        let v: Vec<f32> = bytes.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        assert!(v.iter().all(|&x| (-scale..2.0 * scale).contains(&x)), "a value outside the range");
+    }
+    assert_ne!(out[0][..60], out[1][..60], "the two draws are the same");
+}
