@@ -235,3 +235,27 @@ fn xla_expanded_rng_module_runs_on_both_backends() {
     }
     assert_ne!(out[0][..60], out[1][..60], "the two draws are the same");
 }
+
+/// Narrow types: 8-bit floats draw in f32 and round once (a value that rounds to `b` becomes
+/// `a`), 2- and 4-bit integers draw in 32 bits; bit for bit on both backends, and in range.
+#[test]
+fn narrow_types_draw_in_range() {
+    for n in [17usize, 1000] {
+        let hlo = format!(
+            "HloModule m\nENTRY e {{\n  a = f8e4m3fn[] constant(-2)\n  b = f8e4m3fn[] constant(3)\n  \
+             c = f8e5m2[] constant(0)\n  d = f8e5m2[] constant(1)\n  i = s4[] constant(-3)\n  j = s4[] constant(5)\n  \
+             k = u2[] constant(0)\n  l = u2[] constant(3)\n  \
+             x = f8e4m3fn[{n}] rng(a, b), distribution=rng_uniform\n  y = f8e5m2[{n}] rng(c, d), distribution=rng_uniform\n  \
+             z = s4[{n}] rng(i, j), distribution=rng_uniform\n  w = u2[{n}] rng(k, l), distribution=rng_uniform\n  \
+             xf = f32[{n}] convert(x)\n  yf = f32[{n}] convert(y)\n  zf = f32[{n}] convert(z)\n  wf = f32[{n}] convert(w)\n  \
+             ROOT t = (f32[{n}], f32[{n}], f32[{n}], f32[{n}]) tuple(xf, yf, zf, wf)\n}}\n"
+        );
+        check(&hlo, &[], 0.0);
+        let out = run_interp(&parse(&hlo), &[]);
+        for (bytes, (lo, hi)) in out.iter().zip([(-2.0f32, 3.0f32), (0.0, 1.0), (-3.0, 5.0), (0.0, 3.0)]) {
+            let v: Vec<f32> = bytes.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+            assert!(v.iter().all(|&x| x >= lo && x < hi), "a value outside [{lo}, {hi}): {v:?}");
+            assert!(v.iter().any(|&x| x != v[0]), "all draws equal in [{lo}, {hi})");
+        }
+    }
+}
