@@ -6,7 +6,7 @@
 //! scaled-dot-expander           scaled-dot as a call of its definition: operands times block scales, dot
 //! inline-calls                  call/fusion bodies inlined (XLA's fusions undone)
 //! linalg-expander               LAPACK custom calls, cholesky, triangular-solve as while loops
-//! rng-state-threading           the hidden rng state as a value threaded through entry and loops
+//! rng-state-threading           the hidden rng state as a value threaded through entry, loops, branches
 //! rng-bit-generator-expander    rng-bit-generator as elementwise ThreeFry/Philox arithmetic
 //! bitcast-convert-expander      width-changing bitcast-converts as shifts, ors and concatenations
 //! dynamic-shape-removal         dynamic-reshape, set-dimension-size of static sizes as static ops
@@ -95,7 +95,7 @@ pub const STEPS: &[Step] = &[
     Step::Pass("batch-norm-expander"),
     // LAPACK custom calls, `cholesky` and `triangular-solve` as while loops of plain HLO.
     Step::Pass("linalg-expander"),
-    // `rng-get-and-update-state` as a `u64[2]` value threaded through the entry and loop bodies.
+    // `rng-get-and-update-state` as a `u64[2]` value threaded through the entry, loops and branches.
     Step::Pass("rng-state-threading"),
     // `rng-bit-generator` as iota, adds, shifts, xors and u64 products, fused like any elementwise code.
     Step::Pass("rng-bit-generator-expander"),

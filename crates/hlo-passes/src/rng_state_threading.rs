@@ -2,15 +2,16 @@
 //! that XLA keeps process-global) becomes a `u64[2]` value the program threads through: the
 //! entry computation starts it at `hlo_interp::rng_distribution::RNG_INITIAL_STATE`, each state
 //! op reads the current value and passes on the value advanced by its `delta` (a 128-bit add),
-//! and a `while` whose body draws numbers carries the state as one more element of its tuple.
+//! a `while` whose body draws numbers carries the state as one more element of its tuple, and
+//! a `conditional` one of whose branches draws numbers passes it to every branch and back.
 //!
 //! The order is the interpreter's: state ops the root does not need are skipped, the others
 //! advance the state in arena order, and a loop body's once per iteration; so the device draws
 //! the interpreter's numbers, and the same numbers on every run of a module.
 //!
 //! Pre-condition: calls are inlined. Post-condition: no `rng-get-and-update-state` remains.
-//! A state op anywhere else (a `conditional` branch, a loop condition, the computation of a
-//! reduce, sort, map or scatter) is refused by name.
+//! A state op anywhere else (a loop condition, the computation of a reduce, sort, map or
+//! scatter) is refused by name.
 
 use crate::util::{compact, NameUniquer};
 use crate::PassError;
@@ -30,8 +31,8 @@ pub fn run(module: &mut Module) -> Result<bool, PassError> {
     if !needs.iter().any(|&x| x) {
         return Ok(false);
     }
-    check_callers(module, &needs)?;
-    let mut t = Threader { names: NameUniquer::new(module), needs, done: vec![false; n] };
+    let threaded = check_callers(module, &needs)?;
+    let mut t = Threader { names: NameUniquer::new(module), needs, threaded, done: vec![false; n] };
     let entry = module.entry;
     let value = hlo_interp::rng_distribution::RNG_INITIAL_STATE;
     let lit =
@@ -67,8 +68,17 @@ fn needs_state(module: &Module, c: CompId, memo: &mut [Option<bool>], depth: usi
     Ok(res)
 }
 
-/// Refuses a state op reached other than through the entry and `while` bodies.
-fn check_callers(module: &Module, needs: &[bool]) -> Result<(), PassError> {
+/// Refuses a state op reached other than through the entry, `while` bodies and `conditional`
+/// branches, and a branch that takes the state but is also called otherwise.
+fn check_callers(module: &Module, needs: &[bool]) -> Result<Vec<bool>, PassError> {
+    let mut threaded = vec![false; module.comps.len()];
+    for instr in module.comps.iter().flat_map(|c| &c.instrs) {
+        if let Op::Conditional { branches } = &instr.op {
+            if branches.iter().any(|b| needs[b.index()]) {
+                branches.iter().for_each(|b| threaded[b.index()] = true);
+            }
+        }
+    }
     for comp in &module.comps {
         for instr in &comp.instrs {
             let refuse = |place: &str| PassError::Unsupported {
@@ -81,21 +91,32 @@ fn check_callers(module: &Module, needs: &[bool]) -> Result<(), PassError> {
             };
             match &instr.op {
                 Op::While { condition, .. } if needs[condition.index()] => return Err(refuse("a loop condition")),
+                Op::While { condition, body } if threaded[condition.index()] || threaded[body.index()] => {
+                    return Err(refuse("a computation that is both a loop's and a conditional's"))
+                }
                 Op::While { .. } => {}
+                Op::Conditional { branches } => {
+                    let all = branches.iter().all(|b| threaded[b.index()]);
+                    if branches.iter().any(|b| threaded[b.index()]) && !all {
+                        return Err(refuse("a computation shared by several conditionals"));
+                    }
+                }
                 op => {
-                    if op.called_computations().iter().any(|c| needs[c.index()]) {
+                    if op.called_computations().iter().any(|c| needs[c.index()] || threaded[c.index()]) {
                         return Err(refuse(&format!("a computation called by `{}`", op.opcode().name())));
                     }
                 }
             }
         }
     }
-    Ok(())
+    Ok(threaded)
 }
 
 struct Threader {
     names: NameUniquer,
     needs: Vec<bool>,
+    /// Branches of conditionals that pass the state (one of their branches draws numbers).
+    threaded: Vec<bool>,
     /// Computations whose parameter already carries the state (a body or condition shared by loops).
     done: Vec<bool>,
 }
@@ -139,6 +160,29 @@ impl Threader {
                     replace_uses(comp, id, unpacked, original);
                     if live[i] {
                         let index = comp.instr(packed).operands.len() as u64 - 1;
+                        s = self.push(comp, state_shape(), Op::GetTupleElement { index }, vec![id]);
+                    }
+                }
+                Op::Conditional { branches } if branches.iter().any(|b| self.threaded[b.index()]) => {
+                    // Every branch takes the state and returns it, advanced or not.
+                    for &branch in &branches {
+                        if !self.done[branch.index()] {
+                            self.done[branch.index()] = true;
+                            self.extend_param(module, branch, true)?;
+                        }
+                    }
+                    let comp = module.comp_mut(c);
+                    for k in 1..comp.instr(id).operands.len() {
+                        let operand = comp.instr(id).operands[k];
+                        let packed = self.pack(comp, operand, s);
+                        comp.instr_mut(id).operands[k] = packed;
+                    }
+                    let old_shape = comp.instr(id).shape.clone();
+                    comp.instr_mut(id).shape = extended(&old_shape);
+                    let unpacked = self.unpack(comp, id, &old_shape);
+                    replace_uses(comp, id, unpacked, original);
+                    if live[i] {
+                        let index = elements(&old_shape) as u64;
                         s = self.push(comp, state_shape(), Op::GetTupleElement { index }, vec![id]);
                     }
                 }

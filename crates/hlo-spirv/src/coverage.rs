@@ -178,8 +178,8 @@ const PARTIAL: &[(Opcode, &str)] = &[
     (
         Opcode::Rng,
         "uniform floats and integers, normal floats, as the interpreter defines them (`rng-expander`: Philox bits \
-         from a hidden state `rng-state-threading` threads through the entry and loop bodies); drawn in a \
-         conditional branch, a loop condition or a reducer it is refused",
+         from a hidden state `rng-state-threading` threads through the entry, loop bodies and conditional \
+         branches); drawn in a loop condition or a reducer it is refused",
     ),
     (
         Opcode::ScaledDot,
@@ -188,7 +188,8 @@ const PARTIAL: &[(Opcode, &str)] = &[
     ),
     (
         Opcode::RngGetAndUpdateState,
-        "in the entry computation and loop bodies (`rng-state-threading`); elsewhere it is refused",
+        "in the entry computation, loop bodies and conditional branches (`rng-state-threading`); elsewhere it is \
+         refused",
     ),
     (
         Opcode::While,

@@ -187,17 +187,35 @@ fn get_and_update_state_matches_the_interpreter() {
     assert_eq!(words(&want[3]), [11, 0]);
 }
 
-/// Numbers drawn in a conditional branch are refused by name, not drawn from a wrong state.
+/// A conditional one of whose branches draws numbers passes the state to every branch: the
+/// interpreter's numbers whichever branch runs, and the draws after it continue from there.
 #[test]
-fn draws_in_a_conditional_are_refused_by_name() {
+fn draws_in_a_conditional_match_the_interpreter() {
     let hlo = "HloModule m\n\
-        yes {\n  p = f32[] parameter(0)\n  ROOT r = f32[4] rng(p, p), distribution=rng_normal\n}\n\
+        yes {\n  p = f32[] parameter(0)\n  one = f32[] constant(1)\n  \
+        ROOT r = f32[4] rng(p, one), distribution=rng_normal\n}\n\
         no {\n  p = f32[] parameter(0)\n  ROOT r = f32[4] broadcast(p), dimensions={}\n}\n\
         ENTRY e {\n  c = pred[] parameter(0)\n  x = f32[] parameter(1)\n  \
-        ROOT r = f32[4] conditional(c, x, x), true_computation=yes, false_computation=no\n}\n";
+        first = f32[4] rng(x, x), distribution=rng_uniform\n  \
+        r = f32[4] conditional(c, x, x), true_computation=yes, false_computation=no\n  \
+        z = f32[] constant(0)\n  one = f32[] constant(1)\n  after = f32[4] rng(z, one), distribution=rng_uniform\n  \
+        ROOT t = (f32[4], f32[4], f32[4]) tuple(first, r, after)\n}\n";
+    for c in [0u8, 1] {
+        check(hlo, &[vec![c], 0.5f32.to_le_bytes().to_vec()], 1e-6);
+    }
+}
+
+/// Numbers drawn in a loop condition are refused by name, not drawn from a wrong state.
+#[test]
+fn draws_in_a_loop_condition_are_refused_by_name() {
+    let hlo = "HloModule m\n\
+        body {\n  x = f32[] parameter(0)\n  one = f32[] constant(1)\n  ROOT y = f32[] add(x, one)\n}\n\
+        cond {\n  x = f32[] parameter(0)\n  z = f32[] constant(0)\n  ten = f32[] constant(10)\n  \
+        r = f32[] rng(z, ten), distribution=rng_uniform\n  ROOT lt = pred[] compare(x, r), direction=LT\n}\n\
+        ENTRY e {\n  z = f32[] constant(0)\n  ROOT w = f32[] while(z), condition=cond, body=body\n}\n";
     let mut m = parse(hlo);
     let err = hlo_passes::run_pipeline(&mut m, &mut hlo_passes::PipelineOptions::default()).unwrap_err().to_string();
-    assert!(err.contains("rng-state-threading") && err.contains("conditional"), "{err}");
+    assert!(err.contains("rng-state-threading") && err.contains("loop condition"), "{err}");
 }
 
 /// A loop whose state is one array (not a tuple) gets the rng state as a second element; draws
