@@ -132,13 +132,13 @@ impl Threader {
     fn thread(&mut self, module: &mut Module, c: CompId, mut s: InstrId) -> Result<InstrId, PassError> {
         let original = module.comp(c).instrs.len();
         let live = live_from_root(module.comp(c));
-        for i in 0..original {
+        for (i, &is_live) in live.iter().enumerate().take(original) {
             let id = InstrId::from_index(i);
             match module.comp(c).instr(id).op.clone() {
                 Op::RngGetAndUpdateState { delta } => {
                     let comp = module.comp_mut(c);
                     replace_uses(comp, id, s, original);
-                    if live[i] {
+                    if is_live {
                         s = self.advance(comp, s, delta);
                     }
                 }
@@ -158,7 +158,7 @@ impl Threader {
                     comp.instr_mut(id).operands[0] = packed;
                     let unpacked = self.unpack(comp, id, &old_shape);
                     replace_uses(comp, id, unpacked, original);
-                    if live[i] {
+                    if is_live {
                         let index = comp.instr(packed).operands.len() as u64 - 1;
                         s = self.push(comp, state_shape(), Op::GetTupleElement { index }, vec![id]);
                     }
@@ -181,7 +181,7 @@ impl Threader {
                     comp.instr_mut(id).shape = extended(&old_shape);
                     let unpacked = self.unpack(comp, id, &old_shape);
                     replace_uses(comp, id, unpacked, original);
-                    if live[i] {
+                    if is_live {
                         let index = elements(&old_shape) as u64;
                         s = self.push(comp, state_shape(), Op::GetTupleElement { index }, vec![id]);
                     }

@@ -33,8 +33,8 @@ pub fn run(module: &mut Module) -> Result<bool, PassError> {
                 .map(|&o| comp.instr(o).shape.as_array().ok_or_else(|| refuse("a tuple operand".into())))
                 .collect::<Result<_, _>>()?;
             let out = instr.shape.as_array().ok_or_else(|| refuse("a tuple result".into()))?;
-            let mut callee = hlo_interp::scaled_dot::scaled_dot_expansion(dims, precision, &shapes, out)
-                .map_err(|e| refuse(format!("{e}")))?;
+            let mut callee =
+                hlo_interp::scaled_dot::scaled_dot_expansion(dims, precision, &shapes, out).map_err(refuse)?;
             callee.name = names.fresh(&callee.name);
             for it in &mut callee.instrs {
                 it.name = names.fresh(&it.name);
