@@ -23,7 +23,7 @@ fn scales(n: usize, seed: usize) -> Vec<f32> {
 
 /// `lhs [m, k] x rhs [n, k]` (contracting the last dimension of both), with scales
 /// `[m, k / block]` and `[n, k / block]`, in f64.
-fn reference(lhs: &[f32], rhs: &[f32], ls: &[f32], rs: &[f32], m: usize, n: usize, k: usize, block: usize) -> Vec<f32> {
+fn reference([lhs, rhs, ls, rs]: [&[f32]; 4], (m, n, k, block): (usize, usize, usize, usize)) -> Vec<f32> {
     let kb = k / block;
     let mut out = Vec::new();
     for i in 0..m {
@@ -60,7 +60,7 @@ fn mx_scaled_dot_in_the_interpreter_is_the_definition() {
         let (sa, sb) = (scales(m * k / block, 3), scales(n * k / block, 4));
         let inputs = [f32_bytes(&a), f32_bytes(&b), f32_bytes(&sa), f32_bytes(&sb)];
         let got = run_interp(&parse(&mx_module(m, n, k, block)), &inputs);
-        let want = reference(&a, &b, &sa, &sb, m, n, k, block);
+        let want = reference([&a, &b, &sa, &sb], (m, n, k, block));
         assert_eq!(got[0], f32_bytes(&want), "m={m} n={n} k={k} block={block}");
     }
 }
