@@ -3,8 +3,8 @@
 
 use hlo_ir::Opcode;
 
-/// Opcodes the evaluator rejects with `InterpError::Unsupported`: stateful or
-/// host-transfer ops with no defined value, batch norm (expanded by
+/// Opcodes the evaluator rejects with `InterpError::Unsupported`: host-transfer ops
+/// with no defined value, batch norm (expanded by
 /// `hlo-passes` before evaluation), and multi-device collectives.
 const UNSUPPORTED: &[Opcode] = &[
     Opcode::AllGatherDone,
@@ -23,9 +23,6 @@ const UNSUPPORTED: &[Opcode] = &[
     Opcode::RaggedAllToAll,
     Opcode::Recv,
     Opcode::RecvDone,
-    Opcode::Rng,
-    Opcode::RngGetAndUpdateState,
-    Opcode::ScaledDot,
     Opcode::Scan,
     Opcode::Send,
     Opcode::SendDone,

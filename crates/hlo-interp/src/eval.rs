@@ -94,6 +94,8 @@ pub struct Interp<'m> {
     pub options: Options,
     /// Bytes held by the values of every active call (see [`Options::memory_limit`]).
     live: Cell<u64>,
+    /// The hidden state of `rng` and `rng-get-and-update-state` ([`crate::rng_distribution`]).
+    rng_state: Cell<u128>,
 }
 
 /// Bytes counted in [`Interp::live`] on behalf of one holder; released when dropped,
@@ -233,7 +235,7 @@ fn plan_fma(comp: &Computation, live: &[bool]) -> Vec<Option<Fma>> {
 
 impl<'m> Interp<'m> {
     pub fn new(module: &'m Module, options: Options) -> Interp<'m> {
-        Interp { module, options, live: Cell::new(0) }
+        Interp { module, options, live: Cell::new(0), rng_state: Cell::new(crate::rng_distribution::RNG_INITIAL_STATE) }
     }
 
     /// Fails when `bytes` more would go past [`Options::memory_limit`].
@@ -529,6 +531,12 @@ impl<'m> Interp<'m> {
                 lapack::triangular_solve(*left_side, *lower, *unit_diagonal, *transpose_a, out, ops)?
             }
             Op::RngBitGenerator { algorithm } => rng::rng_bit_generator(*algorithm, out, ops)?,
+            Op::RngGetAndUpdateState { delta } => self.rng_get_and_update_state(*delta),
+            Op::Rng { distribution } => self.rng(*distribution, out, ops)?,
+            Op::ScaledDot { dims, precision } => self.scaled_dot(dims, precision, out, ops)?,
+            Op::Other { opcode: hlo_ir::Opcode::Scan | hlo_ir::Opcode::Shuffle } => {
+                return unsupported(unsupported_reason(&instr.op))
+            }
             Op::AfterAll => Literal { shape: Shape::Token, data: LiteralData::Token },
             // A copy of a tuple (arrays go through `eval_detached`) keeps the values.
             Op::Copy if out.is_tuple() => {
@@ -601,6 +609,51 @@ impl<'m> Interp<'m> {
             op => eval_detached(op, out, ops, &self.options)?,
         };
         Ok(res)
+    }
+
+    /// The hidden state as `u64[2]` (low word first), advanced by `delta` afterwards.
+    fn rng_get_and_update_state(&self, delta: i64) -> Literal {
+        let old = self.rng_state.get();
+        self.rng_state.set(old.wrapping_add(delta as i128 as u128));
+        make(&ArrayShape::new(DType::U64, vec![2]), ArrayData::U64(vec![old as u64, (old >> 64) as u64]))
+    }
+
+    /// `rng(a, b)`: its expansion ([`crate::rng_distribution::rng_expansion`]) evaluated on the
+    /// operands and the hidden state, with this evaluator's options.
+    fn rng(&self, distribution: hlo_ir::RngDistribution, out: &Shape, ops: &[&Literal]) -> OpResult<Literal> {
+        let out = out_array(out)?;
+        let expansion = crate::rng_distribution::rng_expansion(distribution, out).map_err(OpError::Unsupported)?;
+        let state = self.rng_get_and_update_state(expansion.delta);
+        let (Some(a), Some(b)) = (ops.first(), ops.get(1)) else { return invalid("rng takes (a, b)") };
+        self.eval_expansion(expansion.comp, &[a, b, &state])
+    }
+
+    /// `scaled-dot`: its expansion ([`crate::scaled_dot::scaled_dot_expansion`]) evaluated.
+    fn scaled_dot(
+        &self,
+        dims: &hlo_ir::DotDims,
+        precision: &[hlo_ir::Precision],
+        out: &Shape,
+        ops: &[&Literal],
+    ) -> OpResult<Literal> {
+        let out = out_array(out)?;
+        let shapes = ops.iter().map(|l| array_of(l).map(|(s, _)| s)).collect::<OpResult<Vec<_>>>()?;
+        let comp = crate::scaled_dot::scaled_dot_expansion(dims, precision, &shapes, out)
+            .map_err(|e| OpError::Unsupported(format!("scaled-dot with {e}")))?;
+        self.eval_expansion(comp, ops)
+    }
+
+    /// Evaluates `comp`, an op's defining expansion, on `args` with this evaluator's options.
+    fn eval_expansion(&self, comp: Computation, args: &[&Literal]) -> OpResult<Literal> {
+        let module = Module {
+            name: comp.name.clone(),
+            attrs: Default::default(),
+            comps: vec![comp],
+            entry: CompId(0),
+            stack_frames: Default::default(),
+        };
+        let inner = Interp::new(&module, self.options);
+        inner.call(CompId(0), args).map_err(|e| OpError::Nested(Box::new(e)))
     }
 
     fn call_with(&self, comp: CompId, ops: &[&Literal]) -> OpResult<Literal> {
@@ -914,10 +967,17 @@ pub fn eval_detached(op: &Op, out: &Shape, ops: &[&Literal], options: &Options) 
 
 fn unsupported_reason(op: &Op) -> String {
     match op {
-        Op::Rng { .. } | Op::RngGetAndUpdateState { .. } => "stateful random numbers have no defined values".into(),
         Op::Infeed | Op::Outfeed | Op::Send { .. } | Op::Recv { .. } | Op::SendDone { .. } | Op::RecvDone { .. } => {
             "host transfers are not available to an evaluator".into()
         }
+        Op::Other { opcode: hlo_ir::Opcode::Scan } => "not implemented: XLA's `scan` (a loop over slices of its \
+            inputs with carries, which XLA's ScanExpander lowers to a while loop) has changed form across XLA versions \
+            and has no typed form in this IR; JAX writes `lax.scan` as a while loop"
+            .into(),
+        Op::Other { opcode: hlo_ir::Opcode::Shuffle } => "not implemented: XLA's `shuffle` (rotating or permuting \
+            elements along dimensions, which XLA's ShuffleExpander lowers to slices and concatenations or a gather) \
+            has changed form across XLA versions and has no typed form in this IR; JAX does not emit it"
+            .into(),
         _ => "not implemented".into(),
     }
 }
@@ -936,7 +996,8 @@ fn min_operands(op: &Op) -> usize {
         | Op::Gather { .. }
         | Op::DynamicUpdateSlice
         | Op::Reduce { .. }
-        | Op::ReduceWindow { .. } => 2,
+        | Op::ReduceWindow { .. }
+        | Op::Rng { .. } => 2,
         Op::Parameter { .. }
         | Op::Constant(_)
         | Op::Iota { .. }
@@ -950,7 +1011,6 @@ fn min_operands(op: &Op) -> usize {
         | Op::Map { .. }
         | Op::Concatenate { .. }
         | Op::Async { .. }
-        | Op::Rng { .. }
         | Op::RngGetAndUpdateState { .. }
         | Op::Other { .. } => 0,
         _ => 1,

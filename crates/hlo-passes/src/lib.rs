@@ -40,7 +40,10 @@ pub mod normalize;
 pub mod pipeline;
 pub mod ragged_dot_expander;
 pub mod rng_bit_generator_expander;
+pub mod rng_expander;
+pub mod rng_state_threading;
 pub mod scalar_reduce_window;
+pub mod scaled_dot_expander;
 pub mod scan_rewrite;
 pub mod single_device;
 pub mod split_reductions;
@@ -63,9 +66,12 @@ pub type PassFn = fn(&mut Module) -> Result<bool, PassError>;
 /// `hlo-run opt --passes=a,b` and `--list-passes` read this table.
 pub const PASSES: &[(&str, PassFn)] = &[
     ("single-device", single_device::run),
+    ("rng-expander", rng_expander::run),
+    ("scaled-dot-expander", scaled_dot_expander::run),
     ("inline-calls", inline_calls::run),
     ("batch-norm-expander", batch_norm_expander::run),
     ("linalg-expander", linalg_expander::run),
+    ("rng-state-threading", rng_state_threading::run),
     ("rng-bit-generator-expander", rng_bit_generator_expander::run),
     ("bitcast-convert-expander", bitcast_convert_expander::run),
     ("dynamic-shape-removal", dynamic_shape_removal::run),

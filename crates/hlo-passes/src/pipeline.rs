@@ -2,8 +2,11 @@
 //!
 //! ```text
 //! single-device                 async pairs, copy-start/done, partition/replica ids synchronous
+//! rng-expander                  rng as a call of its definition: state op, Philox bits, distribution
+//! scaled-dot-expander           scaled-dot as a call of its definition: operands times block scales, dot
 //! inline-calls                  call/fusion bodies inlined (XLA's fusions undone)
 //! linalg-expander               LAPACK custom calls, cholesky, triangular-solve as while loops
+//! rng-state-threading           the hidden rng state as a value threaded through entry, loops, branches
 //! rng-bit-generator-expander    rng-bit-generator as elementwise ThreeFry/Philox arithmetic
 //! bitcast-convert-expander      width-changing bitcast-converts as shifts, ors and concatenations
 //! dynamic-shape-removal         dynamic-reshape, set-dimension-size of static sizes as static ops
@@ -54,9 +57,12 @@ pub const MAX_FIXPOINT_ROUNDS: usize = 4;
 /// what `--list-passes`-style tools show. [`run_pipeline`] follows [`STEPS`].
 pub const PIPELINE: &[&str] = &[
     "single-device",
+    "rng-expander",
+    "scaled-dot-expander",
     "inline-calls",
     "batch-norm-expander",
     "linalg-expander",
+    "rng-state-threading",
     "rng-bit-generator-expander",
     "bitcast-convert-expander",
     "dynamic-shape-removal",
@@ -82,10 +88,15 @@ pub const PIPELINE: &[&str] = &[
 pub const STEPS: &[Step] = &[
     // Before inlining, which then inlines the computations that async pairs wrapped.
     Step::Pass("single-device"),
+    // Before inlining, which inlines the call of each `rng`'s definition.
+    Step::Pass("rng-expander"),
+    Step::Pass("scaled-dot-expander"),
     Step::Pass("inline-calls"),
     Step::Pass("batch-norm-expander"),
     // LAPACK custom calls, `cholesky` and `triangular-solve` as while loops of plain HLO.
     Step::Pass("linalg-expander"),
+    // `rng-get-and-update-state` as a `u64[2]` value threaded through the entry, loops and branches.
+    Step::Pass("rng-state-threading"),
     // `rng-bit-generator` as iota, adds, shifts, xors and u64 products, fused like any elementwise code.
     Step::Pass("rng-bit-generator-expander"),
     // JAX's `u32[2]` key words to the `u64` state and back: a bitcast-convert that changes the width.

@@ -176,6 +176,22 @@ const PARTIAL: &[(Opcode, &str)] = &[
     ),
     (Opcode::SelectAndScatter, "windows without dilation"),
     (
+        Opcode::Rng,
+        "uniform floats and integers, normal floats, as the interpreter defines them (`rng-expander`: Philox bits \
+         from a hidden state `rng-state-threading` threads through the entry, loop bodies and conditional \
+         branches); drawn in a loop condition or a reducer it is refused",
+    ),
+    (
+        Opcode::ScaledDot,
+        "lhs, rhs and their block scales, as the interpreter defines it (`scaled-dot-expander`: each operand times \
+         its scale repeated over blocks, then a dot); the six-operand form with NVFP4 global scales is refused",
+    ),
+    (
+        Opcode::RngGetAndUpdateState,
+        "in the entry computation, loop bodies and conditional branches (`rng-state-threading`); elsewhere it is \
+         refused",
+    ),
+    (
         Opcode::While,
         "elementwise bodies run as one in-shader loop; others as device loops (a known trip count replayed, or one the \
          condition decides on the device, checked by the host between batches); a device loop inside another device \
@@ -203,7 +219,7 @@ pub fn supports(opcode: Opcode) -> bool {
 /// before the passes expand the op, so that the refusal names it rather than its expansion.
 pub fn refusal_on(opcode: Opcode, target: &Target) -> Option<&'static str> {
     match opcode {
-        Opcode::RngBitGenerator if !target.shader_int64 => {
+        Opcode::RngBitGenerator | Opcode::Rng | Opcode::RngGetAndUpdateState if !target.shader_int64 => {
             Some("its state is u64 and its expansion multiplies in u64, but the device lacks shaderInt64")
         }
         _ => None,
