@@ -2763,6 +2763,33 @@ def linalg_svd(tall, wide, square, nouv, low_rank):
     res.append(jnp.linalg.cond(square))
     return tuple(res)
 
+def _complex_expm1_inputs(rng):
+    inf, nan = np.inf, np.nan
+    parts = [0.0, -0.0, 1.0, -2.5, inf, -inf, nan, 3e38]
+    z = np.array([complex(a, b) for a in parts for b in parts], np.complex64)
+
+    def near_zero(scale):
+        # Parts of one magnitude with random signs, some purely real or imaginary.
+        re = rng.choice([-1, 1], 64) * rng.uniform(0.1, 1, 64) * scale
+        im = rng.choice([-1, 1], 64) * rng.uniform(0.1, 1, 64) * scale
+        re[:8], im[8:16] = 0.0, 0.0
+        return (re + 1j * im).astype(np.complex64)
+
+    # Imaginary parts around pi/4, where cosm1 switches from its polynomial to cos(b) - 1.
+    around = (rng.uniform(-2, 2, 64) + 1j * np.concatenate(
+        [rng.uniform(0.7, 0.87, 32), -rng.uniform(0.7, 0.87, 16), rng.uniform(-6, 6, 16)]))
+    return [z, near_zero(1e-2), near_zero(1e-5), near_zero(1e-8), around.astype(np.complex64)]
+
+
+@register("complex_expm1",
+          "jnp.expm1 of complex numbers: at special values (every pair of parts from 0, -0, 1, -2.5, "
+          "+-inf, NaN, 3e38 in c64[64]), near 0 (c64[64] with parts of magnitude 1e-2, 1e-5 and 1e-8, "
+          "where e^a cos b - 1 would cancel; XLA computes expm1(a) cos b + cosm1(b)) and with "
+          "imaginary parts around pi/4, where cosm1 changes method.",
+          1e-5, _complex_expm1_inputs, f64_check=False)
+def complex_expm1(z, s2, s5, s8, around):
+    return jnp.expm1(z), jnp.expm1(s2), jnp.expm1(s5), jnp.expm1(s8), jnp.expm1(around)
+
 ALL_NAMES[:] = list(SAMPLES) + [SEED_NAME]
 
 
