@@ -1085,9 +1085,16 @@ fn tune_keeps_the_fastest_block_per_device_and_compiles_use_it() {
 #[test]
 fn stablehlo_artifacts_and_text_run_like_hlo() {
     let fixtures = repo().join("crates/hlo-stablehlo/tests/fixtures");
-    for file in
-        ["mlp_step.mlirbc", "mlp_step.mlir", "while_loop.mlirbc", "gather_scatter.mlir", "betainc_broadcast.mlirbc"]
-    {
+    for file in [
+        "mlp_step.mlirbc",
+        "mlp_step.mlir",
+        "while_loop.mlirbc",
+        "gather_scatter.mlir",
+        "betainc_broadcast.mlirbc",
+        // The text forms keep chlo.lgamma and chlo.digamma, which the reader decomposes.
+        "betainc_broadcast.mlir",
+        "gamma.mlir",
+    ] {
         let stem = file.split('.').next().unwrap();
         for backend in ["vulkan", "interp"] {
             let mut args = vec![fixtures.join(file).display().to_string()];
@@ -1111,7 +1118,16 @@ fn stablehlo_artifacts_and_text_run_like_hlo() {
                         a.bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
                     };
                     for (x, y) in f(&ours).iter().zip(f(&jax)) {
-                        assert!((x - y).abs() <= 1e-4 * y.abs().max(1.0), "{file} on {backend} out{k}: {x} vs {y}");
+                        let close = *x == y || (x.is_nan() && y.is_nan()) || (x - y).abs() <= 1e-4 * y.abs().max(1.0);
+                        assert!(close, "{file} on {backend} out{k}: {x} vs {y}");
+                    }
+                } else if ours.dtype == hlo_ir::DType::F16 {
+                    let f = |a: &npy::HostArray| -> Vec<f32> {
+                        a.bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
+                    };
+                    for (x, y) in f(&ours).iter().zip(f(&jax)) {
+                        let close = *x == y || (x.is_nan() && y.is_nan()) || (x - y).abs() <= 2e-3 * y.abs().max(1.0);
+                        assert!(close, "{file} on {backend} out{k}: {x} vs {y}");
                     }
                 } else {
                     assert_eq!(ours.bytes, jax.bytes, "{file} on {backend} out{k}");
