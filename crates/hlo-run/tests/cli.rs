@@ -1188,3 +1188,36 @@ fn lapack_targets_without_an_expansion_are_refused_by_name_and_line() {
         }
     }
 }
+
+/// `opt` bounds fused kernels by the target's storage-buffer bindings, as `compile` does:
+/// twenty parameters summed fit one kernel of lavapipe's 32, not one of 8
+/// (`HLO_MAX_STORAGE_BUFFERS` lowers the device's limit); a malformed limit is a user error.
+#[test]
+fn opt_explains_fusion_for_the_targets_binding_limit() {
+    let dir = temp_dir("opt-binding-limit");
+    let mut text = String::from("HloModule m\nENTRY e {\n");
+    for k in 0..20 {
+        text += &format!("  p{k} = f32[64] parameter({k})\n");
+    }
+    text += "  a0 = f32[64] add(p0, p1)\n";
+    for k in 2..20 {
+        text += &format!("  a{} = f32[64] add(a{}, p{k})\n", k - 1, k - 2);
+    }
+    text += "  ROOT r = f32[64] negate(a18)\n}\n";
+    let file = dir.join("sum20.hlo");
+    std::fs::write(&file, text).unwrap();
+    let file = file.display().to_string();
+    let limit = "the kernel would bind more arrays than the device allows one kernel";
+    let run = |env: &[(&str, &str)]| {
+        hlo_run_bounded(&["opt", "--explain-fusion", &file], env, std::time::Duration::from_secs(60))
+    };
+    let wide = run(&[]);
+    assert!(wide.status.success(), "{}", stderr(&wide));
+    assert!(!stderr(&wide).contains(limit), "{}", stderr(&wide));
+    let narrow = run(&[("HLO_MAX_STORAGE_BUFFERS", "8")]);
+    assert!(narrow.status.success(), "{}", stderr(&narrow));
+    assert!(stderr(&narrow).contains(limit), "{}", stderr(&narrow));
+    let fusions = String::from_utf8_lossy(&narrow.stdout).matches(" fusion(").count();
+    assert!(fusions >= 3, "{}", String::from_utf8_lossy(&narrow.stdout));
+    assert_user_error(&["opt", &file], &[("HLO_MAX_STORAGE_BUFFERS", "4")], &["HLO_MAX_STORAGE_BUFFERS=4"]);
+}
