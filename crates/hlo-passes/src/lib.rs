@@ -44,6 +44,7 @@ pub mod scalar_reduce_window;
 pub mod scan_rewrite;
 pub mod single_device;
 pub mod split_reductions;
+pub mod split_wide_reduces;
 pub mod stochastic_convert_decomposer;
 pub mod tree_reduction;
 mod util;
@@ -85,6 +86,7 @@ pub const PASSES: &[(&str, PassFn)] = &[
     ("dce", dce::run),
     ("split-reductions", split_reductions::run),
     ("fusion", fuse::run),
+    ("split-wide-reduces", split_wide_reduces::run),
 ];
 
 /// Looks a pass up by its registered name.

@@ -24,6 +24,8 @@
 //! split-reductions              variadic reduces and dots over very many elements in two levels
 //! fusion                        kernels formed: fusion instructions + control flow
 //! dce                           clean up after fusion
+//! (split-wide-reduces runs right before split-reductions: variadic reduces past the binding limit
+//!  split into independent groups)
 //! ```
 //!
 //! The simplification passes repeat because each exposes work for the others
@@ -73,6 +75,7 @@ pub const PIPELINE: &[&str] = &[
     "constant-folding",
     "cse",
     "dce",
+    "split-wide-reduces",
     "split-reductions",
     "fusion",
     "dce",
@@ -107,6 +110,8 @@ pub const STEPS: &[Step] = &[
     Step::Pass("bf16-excess-precision"),
     Step::Fixpoint(&["algebraic-simplification", "xla-rewrites", "constant-folding", "cse"]),
     Step::Pass("dce"),
+    // A variadic reduce wider than a kernel may bind: one reduce per independent group of results.
+    Step::Pass("split-wide-reduces"),
     Step::Pass("split-reductions"),
     Step::Pass("fusion"),
     Step::Pass("dce"),
@@ -232,6 +237,8 @@ fn run_into(
         let (changed, fusion) = fuse::run_with_report(module, opts.max_kernel_buffers)?;
         report.fusion = Some(fusion);
         changed
+    } else if name == "split-wide-reduces" {
+        crate::split_wide_reduces::run_with_limit(module, opts.max_kernel_buffers)?
     } else {
         pass(module)?
     };
