@@ -2790,6 +2790,25 @@ def _complex_expm1_inputs(rng):
 def complex_expm1(z, s2, s5, s8, around):
     return jnp.expm1(z), jnp.expm1(s2), jnp.expm1(s5), jnp.expm1(s8), jnp.expm1(around)
 
+def _conv_pred_inputs(rng):
+    def sparse(shape, p):
+        return rng.uniform(size=shape) < p
+    return [sparse((1, 6, 6, 2), 0.15), sparse((3, 3, 2, 3), 0.2), sparse((2, 17, 16, 4), 0.05),
+            sparse((5, 4, 2, 6), 0.1), sparse((1, 8, 8, 1), 0.5), sparse((1, 1, 1, 16), 0.5)]
+
+
+@register("conv_pred",
+          "lax.conv_general_dilated of bool arrays (XLA: an OR of ANDs): a SAME 3x3 of pred[1,6,6,2] "
+          "by pred[3,3,2,3]; a strided (2, 1), dilated, feature-grouped (2 groups) 5x4 of sparse "
+          "pred[2,17,16,4]; a 1x1 of pred[1,8,8,1] to 16 features.", 0, _conv_pred_inputs,
+          f64_check=False)
+def conv_pred(x, w, y, v, z, u):
+    nhwc = ("NHWC", "HWIO", "NHWC")
+    return (lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=nhwc),
+            lax.conv_general_dilated(y, v, (2, 1), "VALID", rhs_dilation=(1, 2), dimension_numbers=nhwc,
+                                     feature_group_count=2),
+            lax.conv_general_dilated(z, u, (1, 1), "VALID", dimension_numbers=nhwc))
+
 ALL_NAMES[:] = list(SAMPLES) + [SEED_NAME]
 
 

@@ -38,6 +38,7 @@ pub mod lower_complex;
 pub mod mulhi_expander;
 pub mod normalize;
 pub mod pipeline;
+pub mod pred_convolution;
 pub mod ragged_dot_expander;
 pub mod rng_bit_generator_expander;
 pub mod scalar_reduce_window;
@@ -87,6 +88,7 @@ pub const PASSES: &[(&str, PassFn)] = &[
     ("split-reductions", split_reductions::run),
     ("fusion", fuse::run),
     ("split-wide-reduces", split_wide_reduces::run),
+    ("pred-convolution", pred_convolution::run),
 ];
 
 /// Looks a pass up by its registered name.

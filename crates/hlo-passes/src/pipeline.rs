@@ -26,6 +26,7 @@
 //! dce                           clean up after fusion
 //! (split-wide-reduces runs right before split-reductions: variadic reduces past the binding limit
 //!  split into independent groups)
+//! (pred-convolution runs right after ragged-dot-expander: a pred convolution as an s32 one, != 0)
 //! ```
 //!
 //! The simplification passes repeat because each exposes work for the others
@@ -66,6 +67,7 @@ pub const PIPELINE: &[&str] = &[
     "stochastic-convert-decomposer",
     "scalar-reduce-window",
     "ragged-dot-expander",
+    "pred-convolution",
     "normalize",
     "lower-complex",
     "scan-rewrite",
@@ -99,6 +101,7 @@ pub const STEPS: &[Step] = &[
     Step::Pass("stochastic-convert-decomposer"),
     Step::Pass("scalar-reduce-window"),
     Step::Pass("ragged-dot-expander"),
+    Step::Pass("pred-convolution"),
     Step::Pass("normalize"),
     Step::Pass("lower-complex"),
     // Not `tree-reduction`: XLA:CPU's blocks of 32 give the interpreter JAX's sums bit for bit
