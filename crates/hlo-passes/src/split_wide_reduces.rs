@@ -11,7 +11,7 @@
 //! Pre-condition: none. Post-condition: every variadic reduce that needs more than the limit
 //! has reducer-coupled results only.
 
-use crate::util::{compact, order_callees_first, NameUniquer};
+use crate::util::{compact, order_callees_first, uniform_constant, NameUniquer};
 use crate::PassError;
 use hlo_ir::{CompId, Computation, Instr, InstrId, Module, Op, Shape};
 use std::collections::BTreeSet;
@@ -44,13 +44,14 @@ pub fn run_with_limit(module: &mut Module, max_buffers: u32) -> Result<bool, Pas
     Ok(changed)
 }
 
-/// The storage buffers a reduce of the results `group` binds: its distinct non-constant
-/// arrays and init values, one output each, and a status word.
+/// The storage buffers a reduce of the results `group` binds: its distinct arrays and init
+/// values (but uniform constants, which are literals in the kernel), one output each, and a
+/// status word.
 fn buffers(comp: &Computation, operands: &[InstrId], n: usize, group: &[usize]) -> usize {
     let reads: BTreeSet<InstrId> = group
         .iter()
         .flat_map(|&k| [operands[k], operands[n + k]])
-        .filter(|&o| !matches!(comp.instr(o).op, Op::Constant(_)))
+        .filter(|&o| uniform_constant(comp, o).is_none())
         .collect();
     reads.len() + group.len() + 1
 }
@@ -206,4 +207,62 @@ fn split(module: &mut Module, c: usize, id: InstrId, max: usize, names: &mut Nam
     target.op = Op::Tuple;
     target.operands = results.into_iter().map(|r| r.expect("every result is in a bin")).collect();
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Four results, the first two coupled (an argmin: value and index), the others a sum and
+    /// a max: with 8 bindings allowed the reduce splits in three and computes the same values.
+    #[test]
+    fn splits_independent_results_and_keeps_coupled_ones() {
+        let text = "HloModule m
+red {
+  v0 = f32[] parameter(0)
+  i0 = s32[] parameter(1)
+  s0 = f32[] parameter(2)
+  m0 = f32[] parameter(3)
+  v1 = f32[] parameter(4)
+  i1 = s32[] parameter(5)
+  s1 = f32[] parameter(6)
+  m1 = f32[] parameter(7)
+  lt = pred[] compare(v0, v1), direction=LE
+  v = f32[] select(lt, v0, v1)
+  i = s32[] select(lt, i0, i1)
+  s = f32[] add(s0, s1)
+  m = f32[] maximum(m0, m1)
+  ROOT t = (f32[], s32[], f32[], f32[]) tuple(v, i, s, m)
+}
+ENTRY e {
+  a = f32[3,5] parameter(0)
+  b = s32[3,5] parameter(1)
+  c = f32[3,5] parameter(2)
+  d = f32[3,5] parameter(3)
+  inf = f32[] parameter(4)
+  zi = s32[] constant(0)
+  z = f32[] constant(0)
+  ninf = f32[] constant(-inf)
+  ROOT r = (f32[3], s32[3], f32[3], f32[3]) reduce(a, b, c, d, inf, zi, z, ninf), dimensions={1}, to_apply=red
+}
+";
+        let module = hlo_parse::parse_module(text).expect("parses");
+        let mut split = module.clone();
+        assert!(run_with_limit(&mut split, 8).expect("splits"));
+        hlo_ir::verify::verify(&split).expect("verifies");
+        let reduces = split.entry_comp().instrs.iter().filter(|i| matches!(i.op, Op::Reduce { .. })).count();
+        assert_eq!(reduces, 3, "{}", hlo_ir::print::print_module(&split));
+        let mut inputs: Vec<_> = module.entry_comp().param_shapes()[..4]
+            .iter()
+            .enumerate()
+            .map(|(k, s)| hlo_interp::random_literal(s.as_array().expect("array"), 3 + k as u64))
+            .collect();
+        inputs.push(hlo_ir::Literal::scalar_f32(f32::INFINITY));
+        let want = hlo_interp::evaluate(&module, &inputs).expect("interprets");
+        let got = hlo_interp::evaluate(&split, &inputs).expect("interprets the split");
+        assert_eq!(got, want);
+        // At the default limit nothing needs splitting.
+        let mut same = module.clone();
+        assert!(!run(&mut same).expect("runs"));
+    }
 }

@@ -11,6 +11,7 @@ const EXPECTED_UNSUPPORTED: &[(&str, &str)] = &[
     // LAPACK custom calls as loops after its `linalg-expander`: passes these dumps skip (the
     // samples pass in samples_vulkan, through the pipeline).
     ("complex_arith", "constant"),
+    ("complex_expm1", "exponential-minus-one"),
     ("complex_matmul_julia", "dot"),
     ("complex_special", "type c64"),
     ("complex_unary_sort", "tan"),
@@ -25,6 +26,8 @@ const EXPECTED_UNSUPPORTED: &[(&str, &str)] = &[
     // workgroup's invocations would each loop 65,536 times, past lavapipe's budget (refused,
     // exit 2; the pipeline splits it and the sample passes in samples_vulkan).
     ("softmax_16m", "reduce-tree"),
+    // A `pred` convolution runs as an s32 one after hlo-passes' `pred-convolution`.
+    ("conv_pred", "convolution"),
 ];
 
 #[test]
