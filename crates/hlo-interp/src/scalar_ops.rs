@@ -843,6 +843,7 @@ fn c_expm1<T: Float>(z: Cplx<T>) -> Cplx<T> {
 }
 
 /// Cephes' coefficients of `P` in `cos x - 1 = -x^2/2 + x^4 P(x^2)`, highest degree first.
+#[allow(clippy::excessive_precision)]
 pub const COSM1_COEFFS: [f64; 7] = [
     4.737_750_796_424_620_469_168_5E-14,
     -1.147_028_484_342_535_976_567_1E-11,

@@ -72,8 +72,8 @@ fn expand(comp: &mut Computation, names: &mut NameUniquer, at: InstrId) -> bool 
     let mut b = Builder { comp, names, at };
     let res = if fw == tw {
         // Between 2- or 4-bit types of one width: through the unsigned bits.
-        let bits = b.to_bits(x, unsigned(fw).expect("plain"));
-        b.from_bits(bits, to.dtype)
+        let bits = b.bits_of(x, unsigned(fw).expect("plain"));
+        b.read_bits_as(bits, to.dtype)
     } else if fw < tw {
         // Narrow to wide: the minor dimension's `k` pieces, lowest bits first.
         let k = i64::from(tw / fw);
@@ -81,7 +81,7 @@ fn expand(comp: &mut Computation, names: &mut NameUniquer, at: InstrId) -> bool 
             return false;
         }
         let (narrow, wide) = (unsigned(fw).expect("plain"), unsigned(tw).expect("plain"));
-        let x = b.to_bits(x, narrow);
+        let x = b.bits_of(x, narrow);
         let mut acc = None;
         for i in 0..k {
             let mut dims = from.dims.clone();
@@ -113,7 +113,7 @@ fn expand(comp: &mut Computation, names: &mut NameUniquer, at: InstrId) -> bool 
             });
         }
         let Some(acc) = acc else { return false };
-        b.from_bits(acc, to.dtype)
+        b.read_bits_as(acc, to.dtype)
     } else {
         // Wide to narrow: a new minor dimension of `k` pieces, lowest bits first.
         let k = i64::from(fw / tw);
@@ -121,7 +121,7 @@ fn expand(comp: &mut Computation, names: &mut NameUniquer, at: InstrId) -> bool 
             return false;
         }
         let (narrow, wide) = (unsigned(tw).expect("plain"), unsigned(fw).expect("plain"));
-        let x = b.to_bits(x, wide);
+        let x = b.bits_of(x, wide);
         let mut piece_dims = from.dims.clone();
         piece_dims.push(1);
         let mut pieces = Vec::new();
@@ -137,7 +137,7 @@ fn expand(comp: &mut Computation, names: &mut NameUniquer, at: InstrId) -> bool 
         }
         let dimension = from.dims.len() as i64;
         let joined = b.push(narrow, &to.dims, Op::Concatenate { dimension }, pieces);
-        b.from_bits(joined, to.dtype)
+        b.read_bits_as(joined, to.dtype)
     };
     // The instruction becomes a copy-free alias of its expansion: a reshape to its own shape.
     let target = b.comp.instr_mut(at);
@@ -172,7 +172,7 @@ impl Builder<'_> {
 
     /// `x`'s bits as the unsigned `bits` type of its width: a `convert` for 2- and 4-bit
     /// integers (which wraps to the same bits), the code of an `f4e2m1fn`, else a bitcast.
-    fn to_bits(&mut self, x: InstrId, bits: DType) -> InstrId {
+    fn bits_of(&mut self, x: InstrId, bits: DType) -> InstrId {
         let Some(a) = self.comp.instr(x).shape.as_array().cloned() else { return x };
         match a.dtype {
             d if d == bits => x,
@@ -182,8 +182,8 @@ impl Builder<'_> {
         }
     }
 
-    /// The inverse of [`Self::to_bits`]: unsigned `x` read as `to` of its width.
-    fn from_bits(&mut self, x: InstrId, to: DType) -> InstrId {
+    /// The inverse of [`Self::bits_of`]: unsigned `x` read as `to` of its width.
+    fn read_bits_as(&mut self, x: InstrId, to: DType) -> InstrId {
         let Some(a) = self.comp.instr(x).shape.as_array().cloned() else { return x };
         match to {
             d if d == a.dtype => x,

@@ -502,12 +502,7 @@ pub fn opt(args: &OptArgs) -> anyhow::Result<()> {
     };
     // Fusion stops growing a kernel at the device's storage-buffer bindings, as `compile` does.
     let max_kernel_buffers = crate::backend::vulkan::target_for_device(args.device.as_deref())?.max_storage_buffers;
-    let mut opts = hlo_passes::PipelineOptions {
-        verify: true,
-        dump_after_each: Some(&mut dump),
-        max_kernel_buffers,
-        ..Default::default()
-    };
+    let mut opts = hlo_passes::PipelineOptions { verify: true, dump_after_each: Some(&mut dump), max_kernel_buffers };
     let report = if args.passes.is_empty() {
         hlo_passes::run_pipeline(&mut loaded.module, &mut opts)
     } else {

@@ -13,8 +13,10 @@ use std::f64::consts::PI;
 /// Lanczos' `g`.
 const LANCZOS_GAMMA: f64 = 7.0;
 /// The constant term of Lanczos' series `a(z)`.
+#[allow(clippy::excessive_precision)]
 const BASE_LANCZOS_COEFF: f64 = 0.999_999_999_999_809_932_276_847_004_734_78;
 /// The coefficients `c_k` of `a(z) = base + sum(c_k / (z + k))`, `k = 1..8`.
+#[allow(clippy::excessive_precision)]
 const LANCZOS_COEFFICIENTS: [f64; 8] = [
     676.520_368_121_885_098_567_009_190_444_019,
     -1_259.139_216_722_402_870_471_560_787_552_83,
