@@ -2763,6 +2763,52 @@ def linalg_svd(tall, wide, square, nouv, low_rank):
     res.append(jnp.linalg.cond(square))
     return tuple(res)
 
+def _complex_expm1_inputs(rng):
+    inf, nan = np.inf, np.nan
+    parts = [0.0, -0.0, 1.0, -2.5, inf, -inf, nan, 3e38]
+    z = np.array([complex(a, b) for a in parts for b in parts], np.complex64)
+
+    def near_zero(scale):
+        # Parts of one magnitude with random signs, some purely real or imaginary.
+        re = rng.choice([-1, 1], 64) * rng.uniform(0.1, 1, 64) * scale
+        im = rng.choice([-1, 1], 64) * rng.uniform(0.1, 1, 64) * scale
+        re[:8], im[8:16] = 0.0, 0.0
+        return (re + 1j * im).astype(np.complex64)
+
+    # Imaginary parts around pi/4, where cosm1 switches from its polynomial to cos(b) - 1.
+    around = (rng.uniform(-2, 2, 64) + 1j * np.concatenate(
+        [rng.uniform(0.7, 0.87, 32), -rng.uniform(0.7, 0.87, 16), rng.uniform(-6, 6, 16)]))
+    return [z, near_zero(1e-2), near_zero(1e-5), near_zero(1e-8), around.astype(np.complex64)]
+
+
+@register("complex_expm1",
+          "jnp.expm1 of complex numbers: at special values (every pair of parts from 0, -0, 1, -2.5, "
+          "+-inf, NaN, 3e38 in c64[64]), near 0 (c64[64] with parts of magnitude 1e-2, 1e-5 and 1e-8, "
+          "where e^a cos b - 1 would cancel; XLA computes expm1(a) cos b + cosm1(b)) and with "
+          "imaginary parts around pi/4, where cosm1 changes method.",
+          1e-5, _complex_expm1_inputs, f64_check=False)
+def complex_expm1(z, s2, s5, s8, around):
+    return jnp.expm1(z), jnp.expm1(s2), jnp.expm1(s5), jnp.expm1(s8), jnp.expm1(around)
+
+def _conv_pred_inputs(rng):
+    def sparse(shape, p):
+        return rng.uniform(size=shape) < p
+    return [sparse((1, 6, 6, 2), 0.15), sparse((3, 3, 2, 3), 0.2), sparse((2, 17, 16, 4), 0.05),
+            sparse((5, 4, 2, 6), 0.1), sparse((1, 8, 8, 1), 0.5), sparse((1, 1, 1, 16), 0.5)]
+
+
+@register("conv_pred",
+          "lax.conv_general_dilated of bool arrays (XLA: an OR of ANDs): a SAME 3x3 of pred[1,6,6,2] "
+          "by pred[3,3,2,3]; a strided (2, 1), dilated, feature-grouped (2 groups) 5x4 of sparse "
+          "pred[2,17,16,4]; a 1x1 of pred[1,8,8,1] to 16 features.", 0, _conv_pred_inputs,
+          f64_check=False)
+def conv_pred(x, w, y, v, z, u):
+    nhwc = ("NHWC", "HWIO", "NHWC")
+    return (lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=nhwc),
+            lax.conv_general_dilated(y, v, (2, 1), "VALID", rhs_dilation=(1, 2), dimension_numbers=nhwc,
+                                     feature_group_count=2),
+            lax.conv_general_dilated(z, u, (1, 1), "VALID", dimension_numbers=nhwc))
+
 ALL_NAMES[:] = list(SAMPLES) + [SEED_NAME]
 
 

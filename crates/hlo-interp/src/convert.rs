@@ -219,9 +219,32 @@ pub fn from_le_bytes(ty: DType, bytes: &[u8]) -> AD {
 /// row-major byte stream splits.
 pub fn bitcast_convert(data: &AD, from: DType, to: DType) -> OpResult<AD> {
     if from.bit_width() < 8 || to.bit_width() < 8 {
-        return unsupported("bitcast-convert of sub-byte types");
+        return Ok(bitcast_sub_byte(data, from, to));
     }
     Ok(from_le_bytes(to, &to_le_bytes(data)))
+}
+
+/// A `bitcast-convert` with a 2- or 4-bit side, through one little-endian bit stream: XLA (and
+/// ml_dtypes) put element 0 of the narrow minor dimension in the lowest bits, so a `u8` holding
+/// `0x1b` is the `s4` pair `[-5, 1]` and the `u2` quadruple `[3, 2, 1, 0]`.
+fn bitcast_sub_byte(data: &AD, from: DType, to: DType) -> AD {
+    let (fw, tw) = (from.bit_width() as usize, to.bit_width() as usize);
+    // Sub-byte elements take a byte each here, the type's bits in its low end.
+    let (fbytes, tbytes) = (fw.div_ceil(8), tw.div_ceil(8));
+    let src = to_le_bytes(data);
+    let mut bits = Vec::with_capacity(src.len() / fbytes * fw);
+    for element in src.chunks_exact(fbytes) {
+        bits.extend((0..fw).map(|i| (element[i / 8] >> (i % 8)) & 1));
+    }
+    let mut out = Vec::with_capacity(bits.len() / tw * tbytes);
+    for element in bits.chunks_exact(tw) {
+        let mut bytes = vec![0u8; tbytes];
+        for (i, &b) in element.iter().enumerate() {
+            bytes[i / 8] |= b << (i % 8);
+        }
+        out.extend(bytes);
+    }
+    from_le_bytes(to, &out)
 }
 
 /// XLA's `reduce-precision` on a float given by its bits (`src_exp`/`src_man` wide).

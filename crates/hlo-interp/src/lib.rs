@@ -58,3 +58,5 @@ pub use error::InterpError;
 pub use eval::{evaluate, evaluate_computation, evaluate_computation_with, evaluate_instr, evaluate_with};
 pub use literal_io::{literal_from_bytes, literal_to_bytes, random_literal};
 pub use options::Options;
+/// Cephes' `cos x - 1` polynomial, shared with `lower-complex`'s complex `expm1` so both backends agree.
+pub use scalar_ops::COSM1_COEFFS;

@@ -829,6 +829,42 @@ fn c_exp<T: Float>(z: Cplx<T>) -> Cplx<T> {
     [m.fmul(z[1].cos()), m.fmul(z[1].sin())]
 }
 
+/// XLA's complex `expm1`: `(expm1(a) cos b + cosm1(b), e^a sin b)`, the imaginary part +0
+/// where `b` is 0; near 0 neither part cancels as `e^a cos b - 1` would.
+fn c_expm1<T: Float>(z: Cplx<T>) -> Cplx<T> {
+    let [a, b] = z;
+    let expm1_a = a.exp_m1();
+    let exp_a = expm1_a.add(T::ONE);
+    let cosm1_b = cosm1(b);
+    let cos_b = cosm1_b.add(T::ONE);
+    let re = expm1_a.fmul(cos_b).add(cosm1_b);
+    let im = if b == T::ZERO { T::ZERO } else { exp_a.fmul(b.sin()) };
+    [re, im]
+}
+
+/// Cephes' coefficients of `P` in `cos x - 1 = -x^2/2 + x^4 P(x^2)`, highest degree first.
+#[allow(clippy::excessive_precision)]
+pub const COSM1_COEFFS: [f64; 7] = [
+    4.737_750_796_424_620_469_168_5E-14,
+    -1.147_028_484_342_535_976_567_1E-11,
+    2.087_675_428_708_152_175_836_1E-9,
+    -2.755_731_921_499_978_797_981_4E-7,
+    2.480_158_730_157_055_230_499_1E-5,
+    -1.388_888_888_888_887_299_373_7E-3,
+    4.166_666_666_666_666_660_905_4E-2,
+];
+
+/// XLA's `cosm1` (`EmitCosm1`): Cephes' polynomial while `x^2 <= 0.61685` (about `(pi/4)^2`),
+/// else `cos x - 1`.
+fn cosm1<T: Float>(x: T) -> T {
+    let xx = x.fmul(x);
+    if xx > T::from_f64(0.61685) {
+        return x.cos().sub(T::ONE);
+    }
+    let poly = COSM1_COEFFS.iter().fold(T::ZERO, |p, &c| p.fmul(xx).add(T::from_f64(c)));
+    xx.fmul(xx).fmul(poly).add(T::from_f64(-0.5).fmul(xx))
+}
+
 fn c_log<T: Float>(z: Cplx<T>) -> Cplx<T> {
     [c_abs(z).ln(), z[1].atan2(z[0])]
 }
@@ -1011,6 +1047,7 @@ pub fn complex_unop<T: Float>(op: UnaryOp) -> OpResult<fn(Cplx<T>) -> Cplx<T>> {
     Ok(match op {
         UnaryOp::Negate => |z| [z[0].neg(), z[1].neg()],
         UnaryOp::Exp => c_exp::<T>,
+        UnaryOp::Expm1 => c_expm1::<T>,
         UnaryOp::Log => c_log::<T>,
         UnaryOp::Sqrt => c_sqrt::<T>,
         UnaryOp::Sign => c_sign::<T>,

@@ -38,6 +38,7 @@ pub mod lower_complex;
 pub mod mulhi_expander;
 pub mod normalize;
 pub mod pipeline;
+pub mod pred_convolution;
 pub mod ragged_dot_expander;
 pub mod rng_bit_generator_expander;
 pub mod rng_expander;
@@ -47,6 +48,7 @@ pub mod scaled_dot_expander;
 pub mod scan_rewrite;
 pub mod single_device;
 pub mod split_reductions;
+pub mod split_wide_reduces;
 pub mod stochastic_convert_decomposer;
 pub mod tree_reduction;
 mod util;
@@ -91,6 +93,8 @@ pub const PASSES: &[(&str, PassFn)] = &[
     ("dce", dce::run),
     ("split-reductions", split_reductions::run),
     ("fusion", fuse::run),
+    ("split-wide-reduces", split_wide_reduces::run),
+    ("pred-convolution", pred_convolution::run),
 ];
 
 /// Looks a pass up by its registered name.

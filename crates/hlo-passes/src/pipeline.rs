@@ -27,6 +27,9 @@
 //! split-reductions              variadic reduces and dots over very many elements in two levels
 //! fusion                        kernels formed: fusion instructions + control flow
 //! dce                           clean up after fusion
+//! (split-wide-reduces runs right before split-reductions: variadic reduces past the binding limit
+//!  split into independent groups)
+//! (pred-convolution runs right after ragged-dot-expander: a pred convolution as an s32 one, != 0)
 //! ```
 //!
 //! The simplification passes repeat because each exposes work for the others
@@ -70,6 +73,7 @@ pub const PIPELINE: &[&str] = &[
     "stochastic-convert-decomposer",
     "scalar-reduce-window",
     "ragged-dot-expander",
+    "pred-convolution",
     "normalize",
     "lower-complex",
     "scan-rewrite",
@@ -79,6 +83,7 @@ pub const PIPELINE: &[&str] = &[
     "constant-folding",
     "cse",
     "dce",
+    "split-wide-reduces",
     "split-reductions",
     "fusion",
     "dce",
@@ -107,6 +112,7 @@ pub const STEPS: &[Step] = &[
     Step::Pass("stochastic-convert-decomposer"),
     Step::Pass("scalar-reduce-window"),
     Step::Pass("ragged-dot-expander"),
+    Step::Pass("pred-convolution"),
     Step::Pass("normalize"),
     Step::Pass("lower-complex"),
     // Not `tree-reduction`: XLA:CPU's blocks of 32 give the interpreter JAX's sums bit for bit
@@ -118,6 +124,8 @@ pub const STEPS: &[Step] = &[
     Step::Pass("bf16-excess-precision"),
     Step::Fixpoint(&["algebraic-simplification", "xla-rewrites", "constant-folding", "cse"]),
     Step::Pass("dce"),
+    // A variadic reduce wider than a kernel may bind: one reduce per independent group of results.
+    Step::Pass("split-wide-reduces"),
     Step::Pass("split-reductions"),
     Step::Pass("fusion"),
     Step::Pass("dce"),
@@ -243,6 +251,8 @@ fn run_into(
         let (changed, fusion) = fuse::run_with_report(module, opts.max_kernel_buffers)?;
         report.fusion = Some(fusion);
         changed
+    } else if name == "split-wide-reduces" {
+        crate::split_wide_reduces::run_with_limit(module, opts.max_kernel_buffers)?
     } else {
         pass(module)?
     };

@@ -121,6 +121,10 @@ pub struct OptArgs {
     /// Print why each producer was or was not fused.
     #[arg(long)]
     pub explain_fusion: bool,
+    /// Vulkan device whose binding limit bounds the fused kernels (default: the best device, or
+    /// a lavapipe-like target when there is no Vulkan).
+    #[arg(long)]
+    pub device: Option<String>,
 }
 
 /// What `compile --emit` shows.
@@ -496,7 +500,9 @@ pub fn opt(args: &OptArgs) -> anyhow::Result<()> {
             }
         }
     };
-    let mut opts = hlo_passes::PipelineOptions { verify: true, dump_after_each: Some(&mut dump), ..Default::default() };
+    // Fusion stops growing a kernel at the device's storage-buffer bindings, as `compile` does.
+    let max_kernel_buffers = crate::backend::vulkan::target_for_device(args.device.as_deref())?.max_storage_buffers;
+    let mut opts = hlo_passes::PipelineOptions { verify: true, dump_after_each: Some(&mut dump), max_kernel_buffers };
     let report = if args.passes.is_empty() {
         hlo_passes::run_pipeline(&mut loaded.module, &mut opts)
     } else {

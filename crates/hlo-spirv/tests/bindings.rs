@@ -394,3 +394,121 @@ fn variadic_scatter_output_types() {
     let types: Vec<DType> = c.outputs.iter().map(|o| o.dtype).collect();
     assert_eq!(types, vec![DType::F32, DType::S32, DType::F32]);
 }
+
+// ---- variadic reduce --------------------------------------------------------------------------
+
+/// A variadic reduce of `n` f32 arrays `[rows, len]` along `dims` with init values that are
+/// parameters (so each binds a buffer: `3n` arrays in one kernel). Results are independent sums
+/// and maxima, except that with `coupled` every result takes its operand's pair where the first
+/// pair compares less (a lexicographic selection that keeps all `n` results in one reduce).
+fn variadic_reduce_module(n: usize, rows: usize, len: usize, dims: &str, coupled: bool) -> String {
+    let out_dims = if dims == "1" { rows } else { len };
+    let mut red = String::from("red {\n");
+    for k in 0..2 * n {
+        red += &format!("  x{k} = f32[] parameter({k})\n");
+    }
+    if coupled {
+        red += &format!("  lt = pred[] compare(x0, x{n}), direction=LT\n");
+    }
+    for k in 0..n {
+        let (a, b) = (format!("x{k}"), format!("x{}", n + k));
+        red += &if coupled {
+            format!("  c{k} = f32[] select(lt, {a}, {b})\n")
+        } else {
+            format!("  c{k} = f32[] {}({a}, {b})\n", ["add", "maximum"][k % 2])
+        };
+    }
+    let results: Vec<String> = (0..n).map(|k| format!("c{k}")).collect();
+    red += &format!("  ROOT t = ({}) tuple({})\n}}\n", vec!["f32[]"; n].join(", "), results.join(", "));
+    let mut entry = String::from("ENTRY e {\n");
+    for k in 0..n {
+        entry += &format!("  p{k} = f32[{rows},{len}] parameter({k})\n");
+    }
+    for k in 0..n {
+        entry += &format!("  z{k} = f32[] parameter({})\n", n + k);
+    }
+    let args: Vec<String> = (0..n).map(|k| format!("p{k}")).chain((0..n).map(|k| format!("z{k}"))).collect();
+    entry += &format!(
+        "  ROOT r = ({}) reduce({}), dimensions={{{dims}}}, to_apply=red\n}}\n",
+        vec![format!("f32[{out_dims}]"); n].join(", "),
+        args.join(", ")
+    );
+    format!("HloModule m\n{red}{entry}")
+}
+
+/// The arrays, and init values that are the identities of the sums and maxima (XLA may apply
+/// an init value more than once: a long reduction is split into partial reductions).
+fn variadic_reduce_inputs(n: usize, elems: usize) -> Vec<Vec<u8>> {
+    let mut inputs: Vec<Vec<u8>> = (0..n).map(|k| f32_bytes((0..elems).map(|i| value(k, i)))).collect();
+    inputs.extend((0..n).map(|k| f32_bytes([[0.0, f32::NEG_INFINITY][k % 2]])));
+    inputs
+}
+
+/// Up to 10 arrays (30 buffers and a status word) reduce in one kernel; 11 and more are split
+/// into reduces of independent results, each within the limit. Row, column and long reductions.
+#[test]
+fn variadic_reduces_past_the_binding_limit() {
+    for (rows, len, dims) in [(4, 33, "1"), (17, 8, "0"), (2, 2500, "1")] {
+        for n in [10, 11, 16] {
+            let hlo = variadic_reduce_module(n, rows, len, dims, false);
+            let kernels = check(&hlo, &variadic_reduce_inputs(n, rows * len));
+            assert_eq!(kernels.len() > 1, n > 10, "{n} arrays along {{{dims}}} of [{rows},{len}]: {kernels:?}");
+        }
+    }
+}
+
+/// A reduce whose results all depend on the first pair cannot be split: past the limit it is
+/// refused by name; at the limit it runs.
+#[test]
+fn coupled_variadic_reduce_past_the_binding_limit_is_refused() {
+    check(&variadic_reduce_module(10, 4, 33, "1", true), &variadic_reduce_inputs(10, 4 * 33));
+    let hlo = variadic_reduce_module(11, 4, 33, "1", true);
+    match hlo_spirv::compile(&parse_and_fuse(&hlo), &hlo_spirv::Target::lavapipe()) {
+        Err(hlo_spirv::CodegenError::Unsupported { reason, .. }) => {
+            assert!(reason.contains("storage buffers"), "{reason}")
+        }
+        Err(e) => panic!("expected Unsupported, got {e}"),
+        Ok(_) => panic!("a reduce of 33 bindings compiled"),
+    }
+}
+
+/// A sort of `n` operands (as [`sort_module`]) whose comparator orders lexicographically by the
+/// first `c` of them.
+fn lexicographic_sort_module(n: usize, c: usize, rows: usize, len: usize) -> String {
+    let base = sort_module(n, rows, len, false);
+    let (_, entry) = base.split_once("ENTRY").expect("an entry");
+    let mut cmp = String::from("cmp {\n");
+    for k in 0..n {
+        let ty = if k == 0 { "s32[]" } else { "f32[]" };
+        cmp += &format!("  l{k} = {ty} parameter({})\n  r{k} = {ty} parameter({})\n", 2 * k, 2 * k + 1);
+    }
+    // less_k = lt_k or (eq_k and less_{k+1}), from the last compared operand back.
+    cmp += &format!("  less{} = pred[] compare(l{}, r{}), direction=LT\n", c - 1, c - 1, c - 1);
+    for k in (0..c - 1).rev() {
+        cmp += &format!("  lt{k} = pred[] compare(l{k}, r{k}), direction=LT\n");
+        cmp += &format!("  eq{k} = pred[] compare(l{k}, r{k}), direction=EQ\n");
+        cmp += &format!("  then{k} = pred[] and(eq{k}, less{})\n", k + 1);
+        cmp += &format!("  less{k} = pred[] or(lt{k}, then{k})\n");
+    }
+    cmp += "  ROOT r = pred[] copy(less0)\n}\n";
+    format!("HloModule m\n{cmp}ENTRY{entry}")
+}
+
+/// A sort of 17 operands sorts the ones its order reads with their positions: up to 13 of them
+/// (31 buffers with the positions, a radix pass's histograms and a status word). A comparator
+/// that reads 14 is refused by name (FIXME: reading the compared operands through the positions
+/// instead of moving them would lift this).
+#[test]
+fn sort_comparing_many_operands_at_the_limit() {
+    for (rows, len) in [(3, 8), (4, 33)] {
+        check(&lexicographic_sort_module(17, 13, rows, len), &sort_inputs(17, rows * len));
+    }
+    let hlo = lexicographic_sort_module(17, 14, 4, 33);
+    match hlo_spirv::compile(&parse_and_fuse(&hlo), &hlo_spirv::Target::lavapipe()) {
+        Err(hlo_spirv::CodegenError::Unsupported { reason, .. }) => {
+            assert!(reason.contains("its order reads 14 operands"), "{reason}")
+        }
+        Err(e) => panic!("expected Unsupported, got {e}"),
+        Ok(_) => panic!("a sort reading 14 operands compiled"),
+    }
+}

@@ -344,3 +344,46 @@ ENTRY e {
         assert!((g - w).abs() <= 1e-15 * 3.0, "x = {:e}: got {g:e} want {w:e}", x[i]);
     }
 }
+
+/// JAX's `jnp.expm1` of `c128` points with x64 enabled (JAX 0.8.3 on CPU): near 0, where
+/// `e^a cos b - 1` would cancel (XLA computes `expm1(a) cos b + cosm1(b)`), around `|b| = pi/4`,
+/// where `cosm1` changes method, and where `e^a` is large or tiny.
+const JAX_C128_EXPM1: [((f64, f64), (f64, f64)); 12] = [
+    ((1e-10, 1e-10), (1e-10, 1.0000000001000001e-10)),
+    ((1e-05, -3e-06), (1.0000045500121668e-05, -3.0000300001455004e-06)),
+    ((0.0, 1e-07), (-4.999999999999995e-15, 9.999999999999982e-08)),
+    ((-2e-08, 0.0), (-1.99999998e-08, 0.0)),
+    ((0.3, 0.7), (0.032428962911661675, 0.8696029191140402)),
+    ((0.1, 0.9), (-0.31301474068133567, 0.8657101198663658)),
+    ((-1.0, 2.0), (-1.1530918656742264, 0.33451182923926226)),
+    ((0.001, 0.001), (0.0009999996664999667, 0.0010010003333333001)),
+    ((-0.5, -0.785), (-0.5709473264290403, -0.42871114339733923)),
+    ((20.0, 3.0), (-480309904.06738126, 68466516.28659666)),
+    ((-30.0, 0.5), (-0.999999999999918, 4.487029959180856e-14)),
+    ((0.0, 0.0), (0.0, 0.0)),
+];
+
+/// Complex `expm1` of `c128` on both backends (the device through `lower-complex`) within a few
+/// ulps of the larger part of JAX's result, so neither part may cancel near 0.
+#[test]
+fn complex_expm1_c128_matches_jax() {
+    let n = JAX_C128_EXPM1.len();
+    let text = format!(
+        "HloModule m\nENTRY e {{\n  z = c128[{n}] parameter(0)\n  ROOT r = c128[{n}] exponential-minus-one(z)\n}}\n"
+    );
+    let z: Vec<u8> =
+        JAX_C128_EXPM1.iter().flat_map(|((a, b), _)| [a.to_le_bytes(), b.to_le_bytes()]).flatten().collect();
+    let interp = run_interp(&parse(&text), std::slice::from_ref(&z)).remove(0);
+    let device = run_vulkan(&vulkan(), &compile_checked(&parse_and_fuse(&text)), &[z]).remove(0);
+    for (backend, got) in [("interpreter", interp), ("Vulkan", device)] {
+        let got = from_bytes(&got);
+        for (i, (point, (re, im))) in JAX_C128_EXPM1.iter().enumerate() {
+            let tol = 1e-14 * re.abs().max(im.abs());
+            let (g_re, g_im) = (got[2 * i], got[2 * i + 1]);
+            assert!(
+                (g_re - re).abs() <= tol && (g_im - im).abs() <= tol,
+                "{backend}: expm1{point:?} = ({g_re:e}, {g_im:e}), JAX ({re:e}, {im:e})"
+            );
+        }
+    }
+}

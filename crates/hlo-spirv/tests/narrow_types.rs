@@ -223,3 +223,114 @@ ENTRY main {
     let got = run_vulkan(&vulkan(), &c, &inputs);
     assert_eq!(got, want, "Vulkan and the interpreter");
 }
+
+/// The bytes of the `bitcast-convert` test: every nibble twice, then every nibble and crumb in
+/// each position.
+const BITCAST_BYTES: [u8; 32] = [
+    0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x01, 0x23, 0x45,
+    0x67, 0x89, 0xab, 0xcd, 0xef, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32, 0x1b,
+];
+
+/// JAX 0.8.3's `lax.bitcast_convert_type(x, jnp.int4)` of [`BITCAST_BYTES`] (low nibble first);
+/// `jnp.uint4` and the `jnp.float4_e2m1fn` codes are these values modulo 16, and `u16` words of
+/// the same bytes give the same `int4` sequence.
+const JAX_S4: [i8; 64] = [
+    0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, -8, -8, -7, -7, -6, -6, -5, -5, -4, -4, -3, -3, -2, -2, -1, -1, 1,
+    0, 3, 2, 5, 4, 7, 6, -7, -8, -5, -6, -3, -4, -1, -2, -2, -1, -4, -3, -6, -5, -8, -7, 6, 7, 4, 5, 2, 3, -5, 1,
+];
+
+/// JAX's `lax.bitcast_convert_type(x, jnp.uint2)` of [`BITCAST_BYTES`] (lowest crumb first);
+/// `jnp.int2` is these values wrapped to -2..1, and so is the `int2` of the `int4` above.
+const JAX_U2: [u8; 128] = [
+    0, 0, 0, 0, 1, 0, 1, 0, 2, 0, 2, 0, 3, 0, 3, 0, 0, 1, 0, 1, 1, 1, 1, 1, 2, 1, 2, 1, 3, 1, 3, 1, 0, 2, 0, 2, 1, 2,
+    1, 2, 2, 2, 2, 2, 3, 2, 3, 2, 0, 3, 0, 3, 1, 3, 1, 3, 2, 3, 2, 3, 3, 3, 3, 3, 1, 0, 0, 0, 3, 0, 2, 0, 1, 1, 0, 1,
+    3, 1, 2, 1, 1, 2, 0, 2, 3, 2, 2, 2, 1, 3, 0, 3, 3, 3, 2, 3, 2, 3, 3, 3, 0, 3, 1, 3, 2, 2, 3, 2, 0, 2, 1, 2, 2, 1,
+    3, 1, 0, 1, 1, 1, 2, 0, 3, 0, 3, 2, 1, 0,
+];
+
+/// JAX's `int16` of the `int4[16,4]` that the `uint16` words of [`BITCAST_BYTES`] become.
+const JAX_S16: [i16; 16] =
+    [4352, 13090, 21828, 30566, -26232, -17494, -8756, -18, 8961, 26437, -21623, -4147, -8962, -26438, 21622, 6962];
+
+/// `bitcast-convert` between bytes and 2- and 4-bit types, both ways, between 4- and 2-bit
+/// types, and of `f4e2m1fn` (as values: its f32 is an output too), for `n` bytes and `n / 2`
+/// (at least 1) `u16` words.
+fn bitcast_module(n: usize) -> String {
+    let m = (n / 2).max(1);
+    format!(
+        "HloModule bitcasts
+ENTRY main {{
+  x = u8[{n}] parameter(0)
+  w = u16[{m}] parameter(1)
+  s4 = s4[{n},2] bitcast-convert(x)
+  u4 = u4[{n},2] bitcast-convert(x)
+  f4 = f4e2m1fn[{n},2] bitcast-convert(x)
+  s2 = s2[{n},4] bitcast-convert(x)
+  u2 = u2[{n},4] bitcast-convert(x)
+  b4 = u8[{n}] bitcast-convert(s4)
+  bf = s8[{n}] bitcast-convert(f4)
+  b2 = u8[{n}] bitcast-convert(s2)
+  n2 = s2[{n},2,2] bitcast-convert(s4)
+  fu = u2[{n},2,2] bitcast-convert(f4)
+  f32 = f32[{n},2] convert(f4)
+  su = u4[{n},2] bitcast-convert(s4)
+  ws = s4[{m},4] bitcast-convert(w)
+  sw = s16[{m}] bitcast-convert(ws)
+  ROOT t = (s4[{n},2], u4[{n},2], f4e2m1fn[{n},2], s2[{n},4], u2[{n},4], u8[{n}], s8[{n}], u8[{n}], s2[{n},2,2], u2[{n},2,2], f32[{n},2], u4[{n},2], s4[{m},4], s16[{m}]) tuple(s4, u4, f4, s2, u2, b4, bf, b2, n2, fu, f32, su, ws, sw)
+}}
+"
+    )
+}
+
+/// `bitcast-convert` with 2- and 4-bit sides (XLA adds a minor dimension on the narrow side,
+/// element 0 in the lowest bits): the interpreter against JAX, and the device (where the
+/// `bitcast-convert-expander` turns it into shifts, converts and, for `f4e2m1fn`, comparisons)
+/// against the interpreter at sizes straddling the thresholds.
+#[test]
+fn sub_byte_bitcast_convert_matches_jax_on_both_backends() {
+    let x = BITCAST_BYTES.to_vec();
+    let got = run_interp(&parse(&bitcast_module(32)), &[x.clone(), x.clone()]);
+    let low = |b: &[u8], bits: u32| -> Vec<u8> { b.iter().map(|&v| v & ((1u8 << bits) - 1)).collect() };
+    let s4: Vec<u8> = JAX_S4.iter().map(|&v| v as u8 & 15).collect();
+    assert_eq!(low(&got[0], 4), s4, "s4");
+    assert_eq!(got[0].iter().map(|&v| v as i8).collect::<Vec<_>>(), JAX_S4, "s4 values");
+    assert_eq!(got[1], s4, "u4");
+    assert_eq!(low(&got[2], 4), s4, "f4e2m1fn codes");
+    assert_eq!(low(&got[3], 2), JAX_U2, "s2");
+    assert!(got[3].iter().all(|&v| (v as i8) >= -2 && (v as i8) <= 1), "s2 values");
+    assert_eq!(got[4], JAX_U2, "u2");
+    for k in [5, 6, 7] {
+        assert_eq!(got[k], x, "output {k} round-trips to the bytes");
+    }
+    assert_eq!(low(&got[8], 2), JAX_U2, "s4 to s2");
+    assert_eq!(got[9], JAX_U2, "f4e2m1fn to u2");
+    assert_eq!(got[11], s4, "s4 to u4");
+    assert_eq!(low(&got[12], 4), s4, "u16 to s4");
+    let s16: Vec<u8> = JAX_S16.iter().flat_map(|v| v.to_le_bytes()).collect();
+    assert_eq!(got[13], s16, "s4 to s16");
+
+    let ctx = vulkan();
+    for n in [1usize, 8, 16, 17, 32, 64, 256] {
+        let text = bitcast_module(n);
+        let mut next = 0x2545_f491_4f6c_dd1du64;
+        let mut bytes = |len: usize| -> Vec<u8> {
+            (0..len)
+                .map(|i| {
+                    next ^= next << 13;
+                    next ^= next >> 7;
+                    next ^= next << 17;
+                    if i < 32 && n >= 32 {
+                        BITCAST_BYTES[i]
+                    } else {
+                        next as u8
+                    }
+                })
+                .collect()
+        };
+        let inputs = vec![bytes(n), bytes(2 * (n / 2).max(1))];
+        let want = run_interp(&parse(&text), &inputs);
+        let c = compile_checked(&parse_and_fuse(&text));
+        let got = run_vulkan(&ctx, &c, &inputs);
+        assert_eq!(got, want, "n = {n}: Vulkan and the interpreter");
+    }
+}

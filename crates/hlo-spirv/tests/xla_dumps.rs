@@ -11,9 +11,12 @@ const EXPECTED_UNSUPPORTED: &[(&str, &str)] = &[
     // LAPACK custom calls as loops after its `linalg-expander`: passes these dumps skip (the
     // samples pass in samples_vulkan, through the pipeline).
     ("complex_arith", "constant"),
+    ("complex_expm1", "exponential-minus-one"),
     ("complex_matmul_julia", "dot"),
     ("complex_special", "type c64"),
     ("complex_unary_sort", "tan"),
+    // A `pred` convolution runs as an s32 one after hlo-passes' `pred-convolution`.
+    ("conv_pred", "convolution"),
     ("fft_family", "fft"),
     ("fft_long", "fft"),
     ("linalg_cholesky_solve", "custom-call"),

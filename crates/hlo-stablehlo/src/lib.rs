@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bytecode;
+mod chlo_gamma;
 pub mod ir;
 mod lower;
 pub mod text;

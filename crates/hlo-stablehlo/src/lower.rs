@@ -280,6 +280,25 @@ impl<'a> Lowerer<'a> {
         self.untuple(cx, at, t, shapes)
     }
 
+    /// `chlo.lgamma` or `chlo.digamma` of a float array, decomposed ([`crate::chlo_gamma`]).
+    fn emit_gamma(&mut self, cx: &mut Ctx, at: &Operation, f: crate::chlo_gamma::Gamma, ins: &[InstrId]) -> Result<()> {
+        let (&[x], [(result, ty)]) = (ins, at.results.as_slice()) else {
+            return Err(invalid(at, "one operand and one result"));
+        };
+        let shape = match cx.shape(x) {
+            Shape::Array(a) if a.dtype.is_float() => a.clone(),
+            other => return Err(invalid(at, format!("a floating-point operand, found {other}"))),
+        };
+        let declared = shape_of(at, ty)?;
+        if !same_shape(&declared, &Shape::Array(shape.clone())) {
+            return Err(invalid(at, format!("declares {declared}, but its operand is {shape}")));
+        }
+        let mut emit = |op: Op, operands: &[InstrId], s: Shape| self.emit(cx, at, op, operands, s);
+        let id = crate::chlo_gamma::lower(f, &mut emit, x, &shape)?;
+        cx.values.insert(*result, id);
+        Ok(())
+    }
+
     fn untuple(&mut self, cx: &mut Ctx, at: &Operation, t: InstrId, shapes: Vec<Shape>) -> Result<()> {
         for (i, ((v, _), s)) in at.results.iter().zip(shapes).enumerate() {
             let g = self.emit(cx, at, Op::GetTupleElement { index: i as u64 }, &[t], s)?;
@@ -585,6 +604,9 @@ impl<'a> Lowerer<'a> {
             "acosh" => Op::Unary(UnaryOp::Acosh),
             "atanh" => Op::Unary(UnaryOp::Atanh),
             "top_k" => Op::TopK { k: a.int("k")?, largest: a.bool_or("largest", true)? },
+            // CHLO ops that HLO lacks: the elementwise ops of XLA's legalization.
+            "lgamma" => return self.emit_gamma(cx, op, crate::chlo_gamma::Gamma::Lgamma, &ins),
+            "digamma" => return self.emit_gamma(cx, op, crate::chlo_gamma::Gamma::Digamma, &ins),
             "fft" => Op::Fft {
                 fft_type: match a.enum_("fft_type")? {
                     "IFFT" => hlo_ir::FftType::Ifft,

@@ -27,6 +27,7 @@ fn read_npy(path: &Path) -> Literal {
     let dtype = match descr {
         "<f4" => DType::F32,
         "<f8" => DType::F64,
+        "<f2" => DType::F16,
         "<i4" => DType::S32,
         "<i8" => DType::S64,
         "<u4" => DType::U32,
@@ -41,6 +42,7 @@ fn read_npy(path: &Path) -> Literal {
     let arr = match dtype {
         DType::F32 => ArrayData::F32(data.chunks(4).map(|c| f32::from_le_bytes(c4(c))).collect()),
         DType::F64 => ArrayData::F64(data.chunks(8).map(|c| f64::from_le_bytes(c8(c))).collect()),
+        DType::F16 => ArrayData::F16(data.chunks(2).map(|c| half::f16::from_le_bytes([c[0], c[1]])).collect()),
         DType::S32 => ArrayData::S32(data.chunks(4).map(|c| i32::from_le_bytes(c4(c))).collect()),
         DType::S64 => ArrayData::S64(data.chunks(8).map(|c| i64::from_le_bytes(c8(c))).collect()),
         DType::U32 => ArrayData::U32(data.chunks(4).map(|c| u32::from_le_bytes(c4(c))).collect()),
@@ -65,7 +67,21 @@ fn assert_close(name: &str, i: usize, got: &Literal, want: &Literal) {
         (ArrayData::F32(g), ArrayData::F32(w)) => {
             for (k, (a, b)) in g.iter().zip(w).enumerate() {
                 let tol = 1e-5 * b.abs().max(1.0);
-                assert!((a - b).abs() <= tol || (a.is_nan() && b.is_nan()), "{name} output {i}[{k}]: {a} vs JAX {b}");
+                assert!(
+                    a == b || (a - b).abs() <= tol || (a.is_nan() && b.is_nan()),
+                    "{name} output {i}[{k}]: {a} vs JAX {b}"
+                );
+            }
+        }
+        // Half precision: within two of its ulps (a decomposed function rounds once at the end).
+        (ArrayData::F16(g), ArrayData::F16(w)) => {
+            for (k, (a, b)) in g.iter().zip(w).enumerate() {
+                let (a, b) = (a.to_f32(), b.to_f32());
+                let tol = 2.0 * 2f32.powi(-10) * b.abs().max(1.0);
+                assert!(
+                    a == b || (a - b).abs() <= tol || (a.is_nan() && b.is_nan()),
+                    "{name} output {i}[{k}]: {a} vs JAX {b}"
+                );
             }
         }
         _ => assert_eq!(g, w, "{name} output {i}"),
@@ -114,8 +130,9 @@ fn check(name: &str, module: hlo_ir::Module) {
 const CUSTOM_CALLS: &[(&str, &str)] = &[("cholesky", "lapack_spotrf_ffi")];
 
 /// Programs whose text form keeps CHLO ops that `jax.export` decomposes in the artifact, and
-/// that the text reader does not lower yet (each is refused by name, checked below).
-const TEXT_ONLY_CHLO: &[(&str, &str)] = &[("betainc_broadcast", "chlo.lgamma")];
+/// that the text reader does not lower yet (each is refused by name, checked below). None now:
+/// `chlo.lgamma` and `chlo.digamma` (betainc_broadcast, gamma) are decomposed as XLA does.
+const TEXT_ONLY_CHLO: &[(&str, &str)] = &[];
 
 #[test]
 fn undecomposed_chlo_in_text_is_refused_by_name() {

@@ -21,7 +21,7 @@
 //! chains of layouts). Post-condition: the only complex-typed instructions are entry
 //! parameters, the `real`/`imag` that read them, and the `complex` ops that build entry results.
 //! A `sort` with complex operands sorts their parts ([`sort`]). An op on complex values that has
-//! no lowering here (`map`, `expm1`, `log1p`, inverse trigonometric functions, custom calls) is
+//! no lowering here (`map`, `log1p`, inverse trigonometric functions, custom calls) is
 //! reported by name; nothing is lowered halfway.
 
 mod fft;
@@ -754,6 +754,7 @@ impl Lowerer<'_> {
                 let im = self.mul(m, sin);
                 Val::Pair(re, im)
             }
+            UnaryOp::Expm1 => self.expm1(a, b),
             UnaryOp::Log => {
                 let abs = self.abs(a, b);
                 let re = self.unary(UnaryOp::Log, abs);
@@ -815,6 +816,48 @@ impl Lowerer<'_> {
         let im = self.select(infinite, neg_b_zero, im);
         let im = self.select(zero_zero, nan, im);
         Val::Pair(re, im)
+    }
+
+    /// XLA's complex `expm1`: `(expm1(a) cos b + cosm1(b), e^a sin b)` with `e^a = expm1(a) + 1`
+    /// and `cos b = cosm1(b) + 1`, the imaginary part +0 where `b` is 0; near 0 neither part
+    /// cancels as `e^a cos b - 1` would.
+    fn expm1(&mut self, a: InstrId, b: InstrId) -> Val {
+        let one = self.splat(1.0, a);
+        let expm1_a = self.unary(UnaryOp::Expm1, a);
+        let exp_a = self.add(expm1_a, one);
+        let cosm1_b = self.cosm1(b);
+        let cos_b = self.add(cosm1_b, one);
+        let scaled = self.mul(expm1_a, cos_b);
+        let re = self.add(scaled, cosm1_b);
+        let sin_b = self.unary(UnaryOp::Sin, b);
+        let im = self.mul(exp_a, sin_b);
+        let zero = self.splat(0.0, b);
+        let b_zero = self.compare(CompareDirection::Eq, b, zero);
+        let im = self.select(b_zero, zero, im);
+        Val::Pair(re, im)
+    }
+
+    /// XLA's `cosm1`: Cephes' `-x^2/2 + x^4 P(x^2)` while `x^2 <= 0.61685` (about `(pi/4)^2`),
+    /// else `cos x - 1`.
+    fn cosm1(&mut self, x: InstrId) -> InstrId {
+        let xx = self.mul(x, x);
+        let mut poly = self.splat(0.0, x);
+        for c in hlo_interp::COSM1_COEFFS {
+            let scaled = self.mul(poly, xx);
+            let c = self.splat(c, x);
+            poly = self.add(scaled, c);
+        }
+        let x4 = self.mul(xx, xx);
+        let high = self.mul(x4, poly);
+        let minus_half = self.splat(-0.5, x);
+        let low = self.mul(minus_half, xx);
+        let small = self.add(high, low);
+        let cos = self.unary(UnaryOp::Cos, x);
+        let one = self.splat(1.0, x);
+        let large = self.sub(cos, one);
+        let bound = self.splat(0.61685, x);
+        let is_large = self.compare(CompareDirection::Gt, xx, bound);
+        self.select(is_large, large, small)
     }
 
     /// XLA's complex `sin` and `cos`: with `e = exp(y)`, `sinh y = e/2 - 0.5/e` and

@@ -115,7 +115,7 @@ pub fn target_for(ctx: &Context) -> hlo_spirv::Target {
         // `HLO_DENORMALS=fast`: like `HLO_FMA=native`, speed over matching XLA:CPU in the last bit.
         flush_results: std::env::var("HLO_DENORMALS").as_deref() != Ok("fast"),
         max_loop_iterations: caps.max_shader_loop_iterations,
-        max_storage_buffers: caps.max_per_stage_storage_buffers,
+        max_storage_buffers: storage_buffers(caps.max_per_stage_storage_buffers),
         predicated_branches: caps.predicated_branches,
         // `HLO_TEXEL_GATHERS=off`: storage-buffer loads only, to measure what texel fetches gain.
         texel_gathers: caps.texel_gathers.filter(|_| std::env::var("HLO_TEXEL_GATHERS").as_deref() != Ok("off")),
@@ -129,6 +129,16 @@ pub fn target_for(ctx: &Context) -> hlo_spirv::Target {
 fn binding_range(device: u64) -> u64 {
     match std::env::var("HLO_MAX_BINDING_BYTES").ok().and_then(|v| v.parse::<u64>().ok()) {
         Some(bytes) if bytes >= 256 && bytes.is_power_of_two() => bytes.min(device),
+        _ => device,
+    }
+}
+
+/// The most storage buffers one kernel may bind: the device's `maxPerStageDescriptorStorageBuffers`,
+/// or fewer with `HLO_MAX_STORAGE_BUFFERS` (at least 8), so that tests reach the paths that
+/// split kernels at the limit on a device whose limit is higher.
+fn storage_buffers(device: u32) -> u32 {
+    match std::env::var("HLO_MAX_STORAGE_BUFFERS").ok().and_then(|v| v.parse::<u32>().ok()) {
+        Some(n) if n >= 8 => n.min(device),
         _ => device,
     }
 }
@@ -161,6 +171,11 @@ pub fn check_env() -> anyhow::Result<()> {
             if !values.contains(&v.as_str()) {
                 return Err(user_error(format!("{var}={v}: expected one of {}", values.join(", "))));
             }
+        }
+    }
+    if let Ok(v) = std::env::var("HLO_MAX_STORAGE_BUFFERS") {
+        if !v.parse::<u32>().is_ok_and(|n| n >= 8) {
+            return Err(user_error(format!("HLO_MAX_STORAGE_BUFFERS={v}: expected an integer of at least 8")));
         }
     }
     Ok(())
@@ -220,15 +235,20 @@ pub fn compile_for_device(
     device: Option<&str>,
     explain_fusion: bool,
 ) -> anyhow::Result<hlo_spirv::Compiled> {
-    let target = match open_context(device) {
-        Ok(ctx) => target_for(&ctx),
+    Ok(compile_module(module, &target_for_device(device)?, explain_fusion)?.0)
+}
+
+/// The chosen device's target, or a lavapipe-like default when there is no Vulkan and no
+/// device was named (`compile`, and `opt`, whose fusion bounds kernels by its bindings).
+pub fn target_for_device(device: Option<&str>) -> anyhow::Result<hlo_spirv::Target> {
+    match open_context(device) {
+        Ok(ctx) => Ok(target_for(&ctx)),
         Err(err) if device.is_none() => {
             tracing::warn!("no Vulkan device ({err}); compiling for the default target");
-            hlo_spirv::Target::lavapipe()
+            Ok(hlo_spirv::Target::lavapipe())
         }
-        Err(err) => return Err(err),
-    };
-    Ok(compile_module(module, &target, explain_fusion)?.0)
+        Err(err) => Err(err),
+    }
 }
 
 /// Where pipelines are cached between runs: `$HLO_VULKAN_CACHE_DIR`,

@@ -1,0 +1,272 @@
+//! `split-wide-reduces`: a variadic `reduce` whose kernel would bind more storage buffers than
+//! the device allows one kernel (its arrays, its non-constant init values, its results and a
+//! status word: `3n + 1` for `n` arrays reduced from parameters) becomes several narrower
+//! reduces, one per group of results that its reducer computes independently of the others (a
+//! tuple of 12 sums, not an argmax), packed up to the limit; the original becomes a tuple of
+//! their results.
+//!
+//! Results whose reducer couples them (result `i` reads argument `j`) stay in one reduce: a
+//! group that alone exceeds the limit is left whole, and code generation refuses it by name.
+//!
+//! Pre-condition: none. Post-condition: every variadic reduce that needs more than the limit
+//! has reducer-coupled results only.
+
+use crate::util::{compact, order_callees_first, uniform_constant, NameUniquer};
+use crate::PassError;
+use hlo_ir::{CompId, Computation, Instr, InstrId, Module, Op, Shape};
+use std::collections::BTreeSet;
+
+/// The pass at the default binding limit (`fuse::DEFAULT_MAX_KERNEL_BUFFERS`).
+pub fn run(module: &mut Module) -> Result<bool, PassError> {
+    run_with_limit(module, crate::fuse::DEFAULT_MAX_KERNEL_BUFFERS)
+}
+
+/// The pass for a device whose kernels may bind at most `max_buffers` storage buffers.
+pub fn run_with_limit(module: &mut Module, max_buffers: u32) -> Result<bool, PassError> {
+    let _span = tracing::info_span!("split-wide-reduces").entered();
+    let max = max_buffers as usize;
+    let mut names = NameUniquer::new(module);
+    let mut changed = false;
+    for c in 0..module.comps.len() {
+        let ids: Vec<InstrId> = module.comps[c].ids().collect();
+        let mut comp_changed = false;
+        for id in ids {
+            comp_changed |= split(module, c, id, max, &mut names);
+        }
+        if comp_changed {
+            compact(&mut module.comps[c])?;
+            changed = true;
+        }
+    }
+    if changed {
+        order_callees_first(module);
+    }
+    Ok(changed)
+}
+
+/// The storage buffers a reduce of the results `group` binds: its distinct arrays and init
+/// values (but uniform constants, which are literals in the kernel), one output each, and a
+/// status word.
+fn buffers(comp: &Computation, operands: &[InstrId], n: usize, group: &[usize]) -> usize {
+    let reads: BTreeSet<InstrId> = group
+        .iter()
+        .flat_map(|&k| [operands[k], operands[n + k]])
+        .filter(|&o| uniform_constant(comp, o).is_none())
+        .collect();
+    reads.len() + group.len() + 1
+}
+
+/// The reducer's results as groups that read only their own arguments, in result order; `None`
+/// when its root is not a tuple of `n` results.
+fn independent_groups(reducer: &Computation, n: usize) -> Option<Vec<Vec<usize>>> {
+    let root = reducer.instr(reducer.root);
+    if !matches!(root.op, Op::Tuple) || root.operands.len() != n || reducer.params.len() != 2 * n {
+        return None;
+    }
+    // The parameters each instruction reads, transitively (the arena is in topological order).
+    let mut reads: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); reducer.instrs.len()];
+    for id in reducer.ids() {
+        let instr = reducer.instr(id);
+        let mut set = BTreeSet::new();
+        if let Op::Parameter { number } = instr.op {
+            set.insert(number as usize % n);
+        }
+        for &o in &instr.operands {
+            set.extend(reads[o.index()].iter().copied());
+        }
+        reads[id.index()] = set;
+    }
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn find(parent: &mut [usize], mut k: usize) -> usize {
+        while parent[k] != k {
+            parent[k] = parent[parent[k]];
+            k = parent[k];
+        }
+        k
+    }
+    for (k, &result) in root.operands.iter().enumerate() {
+        for &j in &reads[result.index()] {
+            let (a, b) = (find(&mut parent, k), find(&mut parent, j));
+            parent[a.max(b)] = a.min(b);
+        }
+    }
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut group_of = vec![usize::MAX; n];
+    for k in 0..n {
+        let r = find(&mut parent, k);
+        if group_of[r] == usize::MAX {
+            group_of[r] = groups.len();
+            groups.push(Vec::new());
+        }
+        groups[group_of[r]].push(k);
+    }
+    Some(groups)
+}
+
+/// The reducer restricted to the results `group` (renumbered in order), with only the
+/// instructions they need.
+fn sub_reducer(reducer: &Computation, n: usize, group: &[usize], names: &mut NameUniquer) -> Computation {
+    let root = reducer.instr(reducer.root);
+    let mut needed = vec![false; reducer.instrs.len()];
+    for &k in group {
+        needed[root.operands[k].index()] = true;
+    }
+    for id in (0..reducer.instrs.len()).rev().map(InstrId::from_index) {
+        if needed[id.index()] {
+            for &o in &reducer.instr(id).operands {
+                needed[o.index()] = true;
+            }
+        }
+    }
+    // Every argument of the group is a parameter of the new reducer, used or not.
+    for &k in group {
+        needed[reducer.params[k].index()] = true;
+        needed[reducer.params[n + k].index()] = true;
+    }
+    let m = group.len();
+    let mut out = Computation::new(names.fresh(&format!("{}.split", reducer.name)));
+    let mut map: Vec<Option<InstrId>> = vec![None; reducer.instrs.len()];
+    for id in reducer.ids().filter(|id| needed[id.index()]) {
+        let mut instr = reducer.instr(id).clone();
+        instr.name = names.fresh(&instr.name);
+        if let Op::Parameter { number } = instr.op {
+            let (half, k) = ((number as usize) / n, (number as usize) % n);
+            let pos = group.iter().position(|&g| g == k).expect("a needed parameter is the group's");
+            instr.op = Op::Parameter { number: (half * m + pos) as u64 };
+        }
+        instr.operands = instr.operands.iter().map(|o| map[o.index()].expect("operands precede users")).collect();
+        map[id.index()] = Some(out.push_with_span(instr, reducer.span(id)));
+    }
+    let results: Vec<InstrId> = group.iter().map(|&k| map[root.operands[k].index()].expect("needed")).collect();
+    out.root = if m == 1 {
+        results[0]
+    } else {
+        let shapes = results.iter().map(|&r| out.instr(r).shape.clone()).collect();
+        out.push(Instr::new(names.fresh(&root.name), Shape::Tuple(shapes), Op::Tuple, results))
+    };
+    out
+}
+
+/// Splits the reduce at `id` of computation `c` when it is too wide; false otherwise.
+fn split(module: &mut Module, c: usize, id: InstrId, max: usize, names: &mut NameUniquer) -> bool {
+    let instr = module.comps[c].instr(id).clone();
+    let Op::Reduce { dimensions, to_apply } = &instr.op else { return false };
+    let n = instr.operands.len() / 2;
+    if n < 2 || buffers(&module.comps[c], &instr.operands, n, &(0..n).collect::<Vec<_>>()) <= max {
+        return false;
+    }
+    let Some(groups) = independent_groups(module.comp(*to_apply), n) else { return false };
+    // Pack the groups, in result order, into reduces that each fit the limit.
+    let mut bins: Vec<Vec<usize>> = Vec::new();
+    for g in groups {
+        match bins.last_mut() {
+            Some(bin) if buffers(&module.comps[c], &instr.operands, n, &[bin.as_slice(), &g].concat()) <= max => {
+                bin.extend(g);
+                bin.sort_unstable();
+            }
+            _ => bins.push(g),
+        }
+    }
+    if bins.len() < 2 {
+        return false;
+    }
+    let Shape::Tuple(result_shapes) = &instr.shape else { return false };
+    let mut results: Vec<Option<InstrId>> = vec![None; n];
+    for bin in &bins {
+        let sub = sub_reducer(module.comp(*to_apply), n, bin, names);
+        module.comps.push(sub);
+        let sub_id = CompId((module.comps.len() - 1) as u32);
+        let comp = &mut module.comps[c];
+        let span = comp.span(id);
+        let operands: Vec<InstrId> =
+            bin.iter().map(|&k| instr.operands[k]).chain(bin.iter().map(|&k| instr.operands[n + k])).collect();
+        let shape = if bin.len() == 1 {
+            result_shapes[bin[0]].clone()
+        } else {
+            Shape::Tuple(bin.iter().map(|&k| result_shapes[k].clone()).collect())
+        };
+        let op = Op::Reduce { dimensions: dimensions.clone(), to_apply: sub_id };
+        let mut reduce = Instr::new(names.fresh(&instr.name), shape, op, operands);
+        reduce.meta = instr.meta.clone();
+        let reduce = comp.push_with_span(reduce, span);
+        if bin.len() == 1 {
+            results[bin[0]] = Some(reduce);
+            continue;
+        }
+        for (i, &k) in bin.iter().enumerate() {
+            let gte = Instr::new(
+                names.fresh(&instr.name),
+                result_shapes[k].clone(),
+                Op::GetTupleElement { index: i as u64 },
+                vec![reduce],
+            );
+            results[k] = Some(comp.push_with_span(gte, span));
+        }
+    }
+    let target = module.comps[c].instr_mut(id);
+    target.op = Op::Tuple;
+    target.operands = results.into_iter().map(|r| r.expect("every result is in a bin")).collect();
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Four results, the first two coupled (an argmin: value and index), the others a sum and
+    /// a max: with 8 bindings allowed (the whole needs 10) the argmin and the sum fit one reduce
+    /// (8), the max goes to another, and the values are the same.
+    #[test]
+    fn splits_independent_results_and_keeps_coupled_ones() {
+        let text = "HloModule m
+red {
+  v0 = f32[] parameter(0)
+  i0 = s32[] parameter(1)
+  s0 = f32[] parameter(2)
+  m0 = f32[] parameter(3)
+  v1 = f32[] parameter(4)
+  i1 = s32[] parameter(5)
+  s1 = f32[] parameter(6)
+  m1 = f32[] parameter(7)
+  lt = pred[] compare(v0, v1), direction=LE
+  v = f32[] select(lt, v0, v1)
+  i = s32[] select(lt, i0, i1)
+  s = f32[] add(s0, s1)
+  m = f32[] maximum(m0, m1)
+  ROOT t = (f32[], s32[], f32[], f32[]) tuple(v, i, s, m)
+}
+ENTRY e {
+  a = f32[3,5] parameter(0)
+  b = s32[3,5] parameter(1)
+  c = f32[3,5] parameter(2)
+  d = f32[3,5] parameter(3)
+  inf = f32[] parameter(4)
+  zi = s32[] constant(0)
+  z = f32[] constant(0)
+  ninf = f32[] constant(-inf)
+  ROOT r = (f32[3], s32[3], f32[3], f32[3]) reduce(a, b, c, d, inf, zi, z, ninf), dimensions={1}, to_apply=red
+}
+";
+        let module = hlo_parse::parse_module(text).expect("parses");
+        let mut split = module.clone();
+        assert!(run_with_limit(&mut split, 8).expect("splits"));
+        hlo_ir::verify::verify(&split).expect("verifies");
+        let reduces: Vec<_> = split.entry_comp().instrs.iter().filter(|i| matches!(i.op, Op::Reduce { .. })).collect();
+        let printed = hlo_ir::print::print_module(&split);
+        assert_eq!(reduces.len(), 2, "{printed}");
+        assert_eq!(reduces[0].operands.len() + reduces[1].operands.len(), 8, "{printed}");
+        assert!(reduces.iter().any(|r| r.operands.len() == 6), "the argmin pair and the sum together: {printed}");
+        let mut inputs: Vec<_> = module.entry_comp().param_shapes()[..4]
+            .iter()
+            .enumerate()
+            .map(|(k, s)| hlo_interp::random_literal(s.as_array().expect("array"), 3 + k as u64))
+            .collect();
+        inputs.push(hlo_ir::Literal::scalar_f32(f32::INFINITY));
+        let want = hlo_interp::evaluate(&module, &inputs).expect("interprets");
+        let got = hlo_interp::evaluate(&split, &inputs).expect("interprets the split");
+        assert_eq!(got, want);
+        // At the default limit nothing needs splitting.
+        let mut same = module.clone();
+        assert!(!run(&mut same).expect("runs"));
+    }
+}
