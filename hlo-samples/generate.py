@@ -2763,6 +2763,100 @@ def linalg_svd(tall, wide, square, nouv, low_rank):
     res.append(jnp.linalg.cond(square))
     return tuple(res)
 
+# Complex linear algebra: jnp.linalg on c64 calls lapack_c{potrf,getrf,geqrf,ungqr,trsm}_ffi on
+# CPU; linalg-expander runs the real expansions with conjugates, lower-complex then splits them.
+
+def _herm_pd(rng, shape):
+    m = _complex(rng, shape, 0.5)
+    n = shape[-1]
+    return (m @ np.conj(np.swapaxes(m, -1, -2)) + n * np.eye(n)).astype(np.complex64)
+
+
+def _complex_chol_lu_inputs(rng):
+    a = _complex(rng, (4, 8, 8), 0.5) + 2.5 * np.eye(8)
+    bad = np.array([[4, 2j, 0], [-2j, 1, 0], [0, 0, 3]], np.complex64)
+    return [_herm_pd(rng, (3, 4, 4)), _complex(rng, (3, 4, 2)), _herm_pd(rng, (2, 17, 17)),
+            _complex(rng, (2, 17, 3)), a.astype(np.complex64), _complex(rng, (4, 8, 3)),
+            (_complex(rng, (1, 1)) + 2).astype(np.complex64), bad]
+
+
+@register("linalg_complex_cholesky_lu",
+          "Complex (c64) Cholesky, triangular solves and LU (lapack_c{potrf,trsm,getrf}_ffi): "
+          "jnp.linalg.cholesky and cho_solve on batched Hermitian positive definite c64[3,4,4] "
+          "with c64[3,4,2]; upper cholesky of c64[2,17,17]; solve_triangular lower, upper with "
+          "trans=2 (the adjoint), transposed unit-diagonal, and a right-side conjugated "
+          "lax.linalg.triangular_solve; jnp.linalg.solve, inv, det, slogdet and lu_factor of "
+          "batched c64[4,8,8] (normal(0, 0.5) + 2.5 I); inv of a c64[1,1]; the cholesky of a "
+          "Hermitian matrix that is not positive definite (all NaN).", 1e-4,
+          _complex_chol_lu_inputs, notes=_LINALG_NOTE)
+def linalg_complex_cholesky_lu(h, b, h17, b17, a, ab, one, bad):
+    import jax.scipy.linalg as jsl
+    l4 = jnp.linalg.cholesky(h)
+    x4 = jsl.cho_solve((l4, True), b)
+    u17 = jsl.cholesky(h17, lower=False)
+    l17 = jnp.linalg.cholesky(h17)
+    y1 = jsl.solve_triangular(l17, b17, lower=True)
+    y2 = jsl.solve_triangular(u17, b17, lower=False, trans=2)
+    y3 = jsl.solve_triangular(l17, b17, lower=True, trans=1, unit_diagonal=True)
+    y4 = lax.linalg.triangular_solve(l17, jnp.swapaxes(b17, -1, -2), left_side=False, lower=True,
+                                     transpose_a=True, conjugate_a=True)
+    sign, logdet = jnp.linalg.slogdet(a)
+    lu, piv = jsl.lu_factor(a)
+    return (l4, x4, u17, y1, y2, y3, y4, jnp.linalg.solve(a, ab), jnp.linalg.inv(a),
+            jnp.linalg.det(a), sign, logdet, lu, piv, jnp.linalg.inv(one), jnp.linalg.cholesky(bad))
+
+
+@register("linalg_complex_qr",
+          "Complex (c64) jnp.linalg.qr (lapack_cgeqrf_ffi, lapack_cungqr_ffi): reduced Q, R of "
+          "c64[12,8] and of c64[8,8], the complete Q (c64[12,12]) of the c64[12,8], Q, R of a "
+          "batched c64[3,5,4], of a wide c64[3,5] and of a c64[1,1].", 1e-4,
+          lambda rng: [_complex(rng, (12, 8)), _complex(rng, (8, 8)), _complex(rng, (3, 5, 4)),
+                       _complex(rng, (3, 5)), _complex(rng, (1, 1))], notes=_LINALG_NOTE)
+def linalg_complex_qr(a, b, c, wide, one):
+    qa, ra = jnp.linalg.qr(a)
+    qb, rb = jnp.linalg.qr(b)
+    qc, rc = jnp.linalg.qr(c)
+    qw, rw = jnp.linalg.qr(wide)
+    q1, r1 = jnp.linalg.qr(one)
+    return qa, ra, qb, rb, jnp.linalg.qr(a, mode="complete")[0], qc, rc, qw, rw, q1, r1
+
+
+def _herm(rng, shape):
+    m = _complex(rng, shape, 0.5)
+    return ((m + np.conj(np.swapaxes(m, -1, -2))) / 2).astype(np.complex64)
+
+
+def _complex_eigh_inputs(rng):
+    q, _ = np.linalg.qr(_complex(rng, (6, 6)))
+    repeated = (q @ np.diag([1.0, 1.0, 1.0, 2.0, 2.0, -3.0]) @ np.conj(q.T)).astype(np.complex64)
+    return [_herm(rng, (4, 8, 8)), (_complex(rng, (1, 1)) * 2).astype(np.complex64),
+            _herm(rng, (17, 17)), _complex(rng, (2, 5, 5)), repeated]
+
+
+def _heigh_invariants(a, **kw):
+    w, v = jnp.linalg.eigh(a, **kw)
+    recon = jnp.einsum("...ij,...j,...kj->...ik", v, w, jnp.conj(v))
+    gram = jnp.einsum("...ji,...jk->...ik", jnp.conj(v), v)
+    return w, recon, gram
+
+
+@register("linalg_complex_eigh",
+          "Complex jnp.linalg.eigh (lapack_cheevd_ffi): eigenvalues, V diag(w) V^H and V^H V of "
+          "batched Hermitian c64[4,8,8], of a c64[1,1] (|v|^2) and of a c64[17,17]; "
+          "lax.linalg.eigh of the upper triangle of non-Hermitian c64[2,5,5] without "
+          "symmetrizing; a c64[6,6] with repeated eigenvalues (1, 1, 1, 2, 2, -3); "
+          "jnp.linalg.eigvalsh of the c64[4,8,8].", 1e-4, _complex_eigh_inputs, notes=_EIG_NOTE)
+def linalg_complex_eigh(a, one, big, upper, repeated):
+    w, recon, gram = _heigh_invariants(a)
+    w1, v1 = jnp.linalg.eigh(one)
+    wb, reconb, gramb = _heigh_invariants(big)
+    vu, wu = lax.linalg.eigh(upper, lower=False, symmetrize_input=False)
+    reconu = jnp.einsum("...ij,...j,...kj->...ik", vu, wu, jnp.conj(vu))
+    wr, reconr, gramr = _heigh_invariants(repeated)
+    return (w, recon, gram, w1, jnp.abs(v1) ** 2, wb, reconb, gramb, wu, reconu, wr, reconr, gramr,
+            jnp.linalg.eigvalsh(a))
+
+
 ALL_NAMES[:] = list(SAMPLES) + [SEED_NAME]
 
 

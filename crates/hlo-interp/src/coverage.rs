@@ -38,7 +38,7 @@ pub fn supports(opcode: Opcode) -> bool {
 }
 
 /// True when the interpreter evaluates a `custom-call` to `target`: XLA's `TopK`, the annotations
-/// that return their operand, and the real LAPACK routines JAX emits on CPU ([`crate::lapack`]).
+/// that return their operand, and the LAPACK routines JAX emits on CPU ([`crate::lapack`]).
 pub fn supports_custom_call(target: &str) -> bool {
     matches!(
         target,
@@ -51,5 +51,5 @@ pub fn supports_custom_call(target: &str) -> bool {
             | "MoveToDevice"
             | "xla_python_cpu_callback_identity"
     ) || crate::lapack::lapack_routine(target)
-        .is_some_and(|(kind, routine)| matches!(kind, 's' | 'd') && crate::lapack::ROUTINES.contains(&routine))
+        .is_some_and(|(kind, routine)| crate::lapack::refusal(kind, routine).is_none())
 }

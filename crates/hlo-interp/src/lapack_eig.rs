@@ -19,6 +19,7 @@
 
 use crate::array::{array_of, make};
 use crate::error::{invalid, unsupported, OpResult};
+use crate::lapack::{Cx, Field};
 use hlo_ir::{ArrayData, ArrayShape, Literal, LiteralData, Shape};
 
 /// Sweeps after which a Jacobi iteration stops even if some rotation was still applied.
@@ -30,6 +31,9 @@ pub(crate) fn syevd(lower: bool, out: &Shape, ops: &[&Literal]) -> OpResult<Lite
     let (batch, n, n2) = matrix_dims(shape)?;
     if n != n2 {
         return invalid("syevd needs square matrices");
+    }
+    if matches!(data, ArrayData::C64(_) | ArrayData::C128(_)) {
+        return heevd(lower, out, data, batch, n);
     }
     let a = to_f64(data)?;
     let (mut vecs, mut vals, mut info) = (Vec::new(), Vec::new(), Vec::new());
@@ -55,6 +59,52 @@ pub(crate) fn syevd(lower: bool, out: &Shape, ops: &[&Literal]) -> OpResult<Lite
     let elems = vec![
         make(out_array(out, 0)?, from_f64(data, vecs)),
         make(out_array(out, 1)?, from_f64(data, vals)),
+        make(out_array(out, 2)?, ArrayData::S32(info)),
+    ];
+    Ok(Literal { shape: out.clone(), data: LiteralData::Tuple(elems) })
+}
+
+/// `heevd`: `syevd` of Hermitian matrices (`c64`, `c128`): complex eigenvectors, real eigenvalues.
+/// Only the real part of the diagonal is read, as LAPACK's.
+fn heevd(lower: bool, out: &Shape, data: &ArrayData, batch: usize, n: usize) -> OpResult<Literal> {
+    let a: Vec<Cx<f64>> = match data {
+        ArrayData::C64(v) => v.iter().map(|&[re, im]| Cx { re: re as f64, im: im as f64 }).collect(),
+        ArrayData::C128(v) => v.iter().map(|&[re, im]| Cx { re, im }).collect(),
+        _ => return invalid("heevd of a real matrix"),
+    };
+    let (mut vecs, mut vals, mut info) = (Vec::new(), Vec::new(), Vec::new());
+    for b in 0..batch {
+        let m = &a[b * n * n..(b + 1) * n * n];
+        let herm: Vec<Cx<f64>> = (0..n * n)
+            .map(|k| {
+                let (i, j) = (k / n, k % n);
+                if i == j {
+                    Cx { re: m[k].re, im: 0.0 }
+                } else if (i > j) == lower {
+                    m[k]
+                } else {
+                    m[j * n + i].conj()
+                }
+            })
+            .collect();
+        let finite = herm.iter().all(|x| x.re.is_finite() && x.im.is_finite());
+        let nan = Cx { re: f64::NAN, im: f64::NAN };
+        let (w, v) = if finite { jacobi_heigh(herm, n) } else { (vec![f64::NAN; n], vec![nan; n * n]) };
+        vals.extend(w);
+        vecs.extend(v);
+        info.push(i32::from(!finite));
+    }
+    let vecs = match data {
+        ArrayData::C64(_) => ArrayData::C64(vecs.iter().map(|z| [z.re as f32, z.im as f32]).collect()),
+        _ => ArrayData::C128(vecs.iter().map(|z| [z.re, z.im]).collect()),
+    };
+    let vals = match data {
+        ArrayData::C64(_) => ArrayData::F32(vals.into_iter().map(|x| x as f32).collect()),
+        _ => ArrayData::F64(vals),
+    };
+    let elems = vec![
+        make(out_array(out, 0)?, vecs),
+        make(out_array(out, 1)?, vals),
         make(out_array(out, 2)?, ArrayData::S32(info)),
     ];
     Ok(Literal { shape: out.clone(), data: LiteralData::Tuple(elems) })
@@ -206,6 +256,60 @@ fn jacobi_eigh(mut a: Vec<f64>, n: usize) -> (Vec<f64>, Vec<f64>) {
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&i, &j| a[i * n + i].total_cmp(&a[j * n + j]));
     let w = order.iter().map(|&i| a[i * n + i]).collect();
+    let vs = (0..n * n).map(|k| v[(k / n) * n + order[k % n]]).collect();
+    (w, vs)
+}
+
+/// Cyclic Jacobi on a Hermitian row-major `n x n` matrix, as [`jacobi_eigh`]: each rotation is
+/// `U = D J D^H` with `D` the phase `conj(u)` at `q`, `u = a_pq / |a_pq|`, which makes the pair's
+/// entry real (`|a_pq|`) for the real rotation `J` and zeroes it.
+fn jacobi_heigh(mut a: Vec<Cx<f64>>, n: usize) -> (Vec<f64>, Vec<Cx<f64>>) {
+    let (zero, one) = (Cx { re: 0.0, im: 0.0 }, Cx { re: 1.0, im: 0.0 });
+    let real = |x: f64| Cx { re: x, im: 0.0 };
+    let mut v: Vec<Cx<f64>> = (0..n * n).map(|k| if k / n == k % n { one } else { zero }).collect();
+    for _ in 0..MAX_SWEEPS {
+        let mut rotated = false;
+        for p in 0..n {
+            for q in p + 1..n {
+                let apq = a[p * n + q];
+                let mag = apq.re.hypot(apq.im);
+                let (app, aqq) = (a[p * n + p].re, a[q * n + q].re);
+                if mag == 0.0 || mag <= 1e-18 * (app.abs() * aqq.abs()).sqrt() {
+                    continue;
+                }
+                rotated = true;
+                let u = Cx { re: apq.re / mag, im: apq.im / mag };
+                let (c, s, t) = schur2(app, aqq, mag);
+                let (c, su, suc) = (real(c), real(s) * u, real(s) * u.conj());
+                // Columns: A U, V U; rows: U^H A.
+                for k in 0..n {
+                    let (akp, akq) = (a[k * n + p], a[k * n + q]);
+                    a[k * n + p] = c * akp - suc * akq;
+                    a[k * n + q] = su * akp + c * akq;
+                }
+                for k in 0..n {
+                    let (apk, aqk) = (a[p * n + k], a[q * n + k]);
+                    a[p * n + k] = c * apk - su * aqk;
+                    a[q * n + k] = suc * apk + c * aqk;
+                }
+                a[p * n + p] = real(app - t * mag);
+                a[q * n + q] = real(aqq + t * mag);
+                a[p * n + q] = zero;
+                a[q * n + p] = zero;
+                for k in 0..n {
+                    let (vkp, vkq) = (v[k * n + p], v[k * n + q]);
+                    v[k * n + p] = c * vkp - suc * vkq;
+                    v[k * n + q] = su * vkp + c * vkq;
+                }
+            }
+        }
+        if !rotated {
+            break;
+        }
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&i, &j| a[i * n + i].re.total_cmp(&a[j * n + j].re));
+    let w = order.iter().map(|&i| a[i * n + i].re).collect();
     let vs = (0..n * n).map(|k| v[(k / n) * n + order[k % n]]).collect();
     (w, vs)
 }

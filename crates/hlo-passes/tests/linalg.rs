@@ -256,10 +256,17 @@ fn geqrf_and_orgqr() {
 }
 
 #[test]
-fn complex_routines_are_left_alone() {
-    let text = "HloModule m\nENTRY e {\n  a = c64[3,3] parameter(0)\n  ROOT c = (c64[3,3], s32[]) custom-call(a), custom_call_target=\"lapack_cpotrf_ffi\", api_version=API_VERSION_TYPED_FFI, backend_config={uplo = 76 : ui8}\n}\n";
-    let mut module = parse(text);
-    assert!(!hlo_passes::linalg_expander::run(&mut module).unwrap());
+fn complex_svd_and_geev_are_left_alone() {
+    for (target, result) in [
+        ("lapack_cgesdd_ffi", "(c64[3,3], f32[3], c64[3,3], c64[3,3], s32[])"),
+        ("lapack_sgeev_ffi", "(f32[3], f32[3], c64[3,3], c64[3,3], s32[])"),
+    ] {
+        let ty = if target.contains("cgesdd") { "c64" } else { "f32" };
+        let text = format!("HloModule m\nENTRY e {{\n  a = {ty}[3,3] parameter(0)\n  ROOT c = {result} custom-call(a), custom_call_target=\"{target}\", api_version=API_VERSION_TYPED_FFI, backend_config={{mode = 65 : ui8}}\n}}\n");
+        let mut module = parse(&text);
+        assert!(!hlo_passes::linalg_expander::run(&mut module).unwrap());
+        assert!(hlo_passes::linalg_expander::refused_target(target).is_some());
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
