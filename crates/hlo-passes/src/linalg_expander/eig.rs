@@ -38,8 +38,9 @@ fn pad_dims(edges: &[(i64, i64)]) -> Vec<PadDim> {
     edges.iter().map(|&(low, high)| PadDim { low, high, interior: 0 }).collect()
 }
 
+/// The machine epsilon of `dt`'s real type.
 fn eps(dt: DType) -> f64 {
-    if dt == DType::F64 {
+    if real_of(dt) == DType::F64 {
         f64::EPSILON
     } else {
         f32::EPSILON as f64
