@@ -2857,6 +2857,44 @@ def linalg_complex_eigh(a, one, big, upper, repeated):
             jnp.linalg.eigvalsh(a))
 
 
+def _csvd_invariants(a, full_matrices):
+    u, s, vh = jnp.linalg.svd(a, full_matrices=full_matrices)
+    k = s.shape[-1]
+    recon = jnp.einsum("...ij,...j,...jk->...ik", u[..., :, :k], s, vh[..., :k, :])
+    return (s, recon, jnp.einsum("...ji,...jk->...ik", jnp.conj(u), u),
+            jnp.einsum("...ij,...kj->...ik", vh, jnp.conj(vh)))
+
+
+def _complex_svd_inputs(rng):
+    low_rank = (rng.integers(-3, 4, (7, 3)) + 1j * rng.integers(-3, 4, (7, 3))) @ \
+        rng.integers(-3, 4, (3, 5)) / 4
+    # Smaller than linalg_svd's: complex Jacobi rounds cost ~4x, and lavapipe with validation
+    # pays per dispatch (the Rust tests cover sizes up to 17).
+    return [_complex(rng, (3, 7, 4)), _complex(rng, (4, 7)), _complex(rng, (5, 5)),
+            _complex(rng, (2, 3, 5)), low_rank.astype(np.complex64), _complex(rng, (1, 1))]
+
+
+@register("linalg_complex_svd",
+          "Complex jnp.linalg.svd (lapack_cgesdd_ffi): singular values, U diag(s) V^H, U^H U and "
+          "V V^H of batched tall c64[3,7,4] (full_matrices True and False), wide c64[4,7] "
+          "(full) and square c64[5,5] (thin); compute_uv=False of batched wide c64[2,3,5] and of "
+          "a c64[1,1]; jnp.linalg.pinv and matrix_rank of a rank-3 c64[7,5], with the unitarity "
+          "of its full U.", 1e-4, _complex_svd_inputs, notes=_EIG_NOTE)
+def linalg_complex_svd(tall, wide, square, nouv, low_rank, one):
+    res = []
+    res += _csvd_invariants(tall, True)
+    res += _csvd_invariants(tall, False)
+    res += _csvd_invariants(wide, True)
+    res += _csvd_invariants(square, False)
+    res.append(jnp.linalg.svd(nouv, compute_uv=False))
+    res.append(jnp.linalg.svd(one, compute_uv=False))
+    u, _, _ = jnp.linalg.svd(low_rank)
+    res.append(jnp.einsum("ji,jk->ik", jnp.conj(u), u))
+    res.append(jnp.linalg.pinv(low_rank))
+    res.append(jnp.linalg.matrix_rank(low_rank))
+    return tuple(res)
+
+
 ALL_NAMES[:] = list(SAMPLES) + [SEED_NAME]
 
 

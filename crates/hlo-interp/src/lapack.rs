@@ -260,9 +260,8 @@ pub fn lapack_routine(target: &str) -> Option<(char, &str)> {
 /// real names: the complex routines are the same algorithms with conjugates.
 pub const ROUTINES: &[&str] = &["potrf", "getrf", "geqrf", "orgqr", "trsm", "syevd", "gesdd"];
 
-/// The complex routines (`c`, `z`) that are expanded and evaluated: all but the singular value
-/// decomposition (`gesdd`), which has no complex Jacobi method yet.
-pub const COMPLEX_ROUTINES: &[&str] = &["potrf", "getrf", "geqrf", "orgqr", "trsm", "syevd"];
+/// The complex routines (`c`, `z`) that are expanded and evaluated: all of [`ROUTINES`].
+pub const COMPLEX_ROUTINES: &[&str] = &["potrf", "getrf", "geqrf", "orgqr", "trsm", "syevd", "gesdd"];
 
 /// The routine of `kind` by its real name (`ungqr` is `orgqr`, `heevd` is `syevd`).
 pub fn real_name(routine: &str) -> &str {
@@ -677,14 +676,26 @@ fn geqrf_all<T: Field>(mut a: Vec<T>, batch: usize, m: usize, n: usize) -> (Vec<
             let alpha = a[i * n + i];
             let (alphr, alphi) = (alpha.re(), alpha.im());
             let zero = T::Re::ZERO;
+            // Scaled by the largest part, as `dznrm2`, so that tiny columns do not square to 0.
+            let mut big = alpha.abs1();
+            for r in i + 1..m {
+                let v = a[r * n + i].abs1();
+                if v > big {
+                    big = v;
+                }
+            }
+            let big = if big > zero { big } else { T::Re::ONE };
             let mut xnorm2 = zero;
             for r in i + 1..m {
-                xnorm2 = xnorm2 + a[r * n + i].abs2();
+                let v = a[r * n + i];
+                let (re, im) = (v.re() / big, v.im() / big);
+                xnorm2 = xnorm2 + re * re + im * im;
             }
             let tau = if xnorm2 == zero && alphi == zero {
                 T::ZERO
             } else {
-                let norm = (alphr * alphr + alphi * alphi + xnorm2).sqrt();
+                let (ar, ai) = (alphr / big, alphi / big);
+                let norm = big * (ar * ar + ai * ai + xnorm2).sqrt();
                 let beta = if alphr < zero { norm } else { -norm };
                 let tau = T::from_parts((beta - alphr) / beta, -alphi / beta);
                 let scale = T::ONE / (alpha - T::from_re(beta));

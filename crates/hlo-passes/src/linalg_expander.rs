@@ -28,8 +28,8 @@
 //! in complex HLO ops that `lower-complex` then turns into real pairs: `potrf` reads the
 //! diagonal's real part, `getrf` pivots on `|re| + |im|` (`icamax`), `geqrf`'s `beta` is real
 //! (`zlarfg`), `heevd` rotates `U = D J D^H` with a phase `D` that makes each pair's entry real
-//! ([`eig`]). Complex `gesdd` and `geev` (any type) are left alone, so that backends report them
-//! by name ([`refused_target`]).
+//! ([`eig`]), and `gesdd` its one-sided Jacobi alike. `geev` (any type) is left alone, so that
+//! backends report it by name ([`refused_target`]).
 //!
 //! Pre-condition: none (run after `inline-calls`). Post-condition: no expanded instruction remains;
 //! each is replaced by its expansion in place (inlined, so users see the same values), its results
@@ -85,8 +85,7 @@ pub fn run(module: &mut Module) -> Result<bool, PassError> {
 }
 
 /// Why a LAPACK custom-call target is not expanded (routines this pass does not know such as
-/// `geev`, complex `heevd` and `gesdd`), or `None` for targets that are not LAPACK's or that it
-/// expands.
+/// `geev`), or `None` for targets that are not LAPACK's or that it expands.
 pub fn refused_target(target: &str) -> Option<String> {
     let (kind, routine) = lapack_routine(target)?;
     refusal(kind, routine).map(|why| format!("{why} (linalg-expander)"))
@@ -571,9 +570,6 @@ impl Expander<'_> {
                 let x = self.trsm(&mut ob, dt, a, bmat, left_side, lower, unit_diagonal, transposed)?;
                 ob.reshape(x, &b_shape.dims)
             }
-            Kind::Gesdd { .. } if dt.is_complex() => {
-                return Err(format!("{kind:?} of complex {dt} has no expansion"));
-            }
             Kind::Syevd { lower } => {
                 if m != n {
                     return Err("needs square matrices".into());
@@ -812,21 +808,36 @@ impl Expander<'_> {
             let below = g.cmp_s(CompareDirection::Gt, ri, i);
             let zero_v = g.full(dt, 0.0, &vd);
             let x = g.sel(below, ci, zero_v);
-            let x2 = g.abs2(x);
             let rt = real_of(dt);
+            // The norm of (alpha, x) scaled by its largest part (as LAPACK's `dznrm2`/`dlapy3`),
+            // so that tiny columns (rounding noise in `gesdd`'s `u`) do not square to zero.
+            let vd_rows = g.cmp_s(CompareDirection::Ge, ri, i);
+            let mag = g.abs1(ci);
+            let zero_rv = g.full(rt, 0.0, &vd);
+            let mag = g.sel(vd_rows, mag, zero_rv);
             let zero = g.c(rt, 0.0);
-            let xnorm2 = g.reduce(x2, zero, 1, r.add_re);
+            let big = g.reduce(mag, zero, 1, r.max);
             let zero_b = g.full(rt, 0.0, &[batch]);
+            let positive = g.cmp(CompareDirection::Gt, big, zero_b);
+            let one_b = g.full(rt, 1.0, &[batch]);
+            let big = g.sel(positive, big, one_b);
+            let big_c = g.of_re(big, dt);
+            let big_v = g.lead(big_c, &vd);
+            let xs = g.bin(BinaryOp::Divide, x, big_v);
+            let x2 = g.abs2(xs);
+            let xnorm2 = g.reduce(x2, zero, 1, r.add_re);
             // Complex `alpha = (alphr, alphi)`: the real `beta` of `zlarfg`, and
             // `tau = ((beta - alphr) / beta, -alphi / beta)`.
             let alphr = g.re(alpha);
             let alphi = g.im(alpha);
             let trivial = g.cmp(CompareDirection::Eq, xnorm2, zero_b);
-            let mut alpha2 = g.bin(BinaryOp::Multiply, alphr, alphr);
+            let alphr_s = g.bin(BinaryOp::Divide, alphr, big);
+            let mut alpha2 = g.bin(BinaryOp::Multiply, alphr_s, alphr_s);
             let trivial = match alphi {
                 Some(alphi) => {
                     let real = g.cmp(CompareDirection::Eq, alphi, zero_b);
-                    let sq = g.bin(BinaryOp::Multiply, alphi, alphi);
+                    let alphi_s = g.bin(BinaryOp::Divide, alphi, big);
+                    let sq = g.bin(BinaryOp::Multiply, alphi_s, alphi_s);
                     alpha2 = g.bin(BinaryOp::Add, alpha2, sq);
                     g.and(trivial, real)
                 }
@@ -834,6 +845,7 @@ impl Expander<'_> {
             };
             let norm2 = g.bin(BinaryOp::Add, alpha2, xnorm2);
             let norm = g.b.unary(UnaryOp::Sqrt, norm2);
+            let norm = g.bin(BinaryOp::Multiply, big, norm);
             let neg_norm = g.b.unary(UnaryOp::Negate, norm);
             let negative = g.cmp(CompareDirection::Lt, alphr, zero_b);
             let beta = g.sel(negative, norm, neg_norm);

@@ -20,6 +20,7 @@ const EXPECTED_UNSUPPORTED: &[(&str, &str)] = &[
     ("linalg_complex_cholesky_lu", "constant"),
     ("linalg_complex_eigh", "copy"),
     ("linalg_complex_qr", "copy"),
+    ("linalg_complex_svd", "copy"),
     ("linalg_eigh", "custom-call"),
     ("linalg_lu_solve_inv_det", "custom-call"),
     ("linalg_qr", "custom-call"),

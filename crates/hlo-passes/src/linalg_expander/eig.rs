@@ -14,8 +14,9 @@
 //!   set to `a_pp - t a_pq`, `a_qq + t a_pq` and `a_pq` to zero (Golub and Van Loan's
 //!   `sym.schur2`); it stops when the off-diagonal Frobenius norm is at most `eps` times the
 //!   input's, or after 30 sweeps.
-//! - `gesdd`: one-sided (Hestenes) Jacobi on the columns of the tall orientation (`A^T` for a wide
-//!   `A`): a pair rotates when `|a_p . a_q| > sqrt(M) eps |a_p| |a_q|`; it stops after a sweep
+//! - `gesdd`: one-sided (Hestenes) Jacobi on the columns of the tall orientation (`A^H` for a wide
+//!   `A`): a pair rotates when `|a_p^H a_q| > sqrt(M) eps |a_p| |a_q|` (complex: by `D J D^H` on
+//!   that Gram entry's phase, as `heevd`); it stops after a sweep
 //!   without rotations, or after 30 sweeps. The singular values are the column norms; `u` is the
 //!   Householder QR's `Q` (signs fixed by `R`'s diagonal) of the normalised columns, which keeps it
 //!   orthonormal where singular values are zero and completes it to `M x M` for `full_matrices`.
@@ -403,7 +404,7 @@ impl Expander<'_> {
         let (w0, v0, ok) = {
             let mut g = G { b: ob };
             let ok = g.all_finite(a, r);
-            let tall = if wide { g.transpose_minor(a) } else { a };
+            let tall = if wide { g.adjoint(a) } else { a };
             let zero = g.c(dt, 0.0);
             let pad = pad_dims(&[(0, 0), (0, 0), (0, big_k - k)]);
             let w0 = g.b.instr(Op::Pad { dims: pad }, &[tall, zero]);
@@ -435,30 +436,55 @@ impl Expander<'_> {
                 let partner_v = g.bc(partner, &[1], &vd);
                 let is_low = g.cmp(CompareDirection::Lt, idx, partner_v);
                 let wp = g.take(w, partner, 2);
-                let z = g.c(dt, 0.0);
-                let w2 = g.bin(BinaryOp::Multiply, w, w);
-                let alpha = g.reduce(w2, z, 1, r.add);
-                let wwp = g.bin(BinaryOp::Multiply, w, wp);
+                let rt = real_of(dt);
+                let (z, z_re) = (g.c(dt, 0.0), g.c(rt, 0.0));
+                let w2 = g.abs2(w);
+                let alpha = g.reduce(w2, z_re, 1, r.add_re);
+                let wc = g.conj(w);
+                let wwp = g.bin(BinaryOp::Multiply, wc, wp);
                 let gamma = g.reduce(wwp, z, 1, r.add);
+                // Complex: both indices of a pair read the low index's a_p^H a_q, so that they
+                // agree exactly on whether and how the pair turns (the high index's own sum
+                // conj(a_q^H a_p) may differ in its last bit and leave U not unitary).
+                let gamma = if dt.is_complex() {
+                    let from_low = g.take(gamma, partner, 1);
+                    g.sel(is_low, gamma, from_low)
+                } else {
+                    gamma
+                };
                 let beta = g.take(alpha, partner, 1);
                 let app = g.sel(is_low, alpha, beta);
                 let aqq = g.sel(is_low, beta, alpha);
                 let na = g.b.unary(UnaryOp::Sqrt, alpha);
                 let nb = g.b.unary(UnaryOp::Sqrt, beta);
                 let nab = g.bin(BinaryOp::Multiply, na, nb);
-                let tol_v = g.full(dt, tol, &vd);
+                let tol_v = g.full(rt, tol, &vd);
                 let bound = g.bin(BinaryOp::Multiply, tol_v, nab);
                 let abs_g = g.b.unary(UnaryOp::Abs, gamma);
                 let rotate = g.cmp(CompareDirection::Gt, abs_g, bound);
-                let (c, si, _) = coefficients(g, app, aqq, gamma, is_low, rotate, dt);
+                // Complex: the Gram entry a_p^H a_q of each index's pair, its phase as in `heevd`.
+                let (c, s_col) = if dt.is_complex() {
+                    let (c, si, _) = coefficients(g, app, aqq, abs_g, is_low, rotate, rt);
+                    let mag = g.of_re(abs_g, dt);
+                    let u = g.bin(BinaryOp::Divide, gamma, mag);
+                    let one = g.full(dt, 1.0, &vd);
+                    let u = g.sel(rotate, u, one);
+                    let uc = g.conj(u);
+                    let ph = g.sel(is_low, uc, u);
+                    let si = g.of_re(si, dt);
+                    (g.of_re(c, dt), g.bin(BinaryOp::Multiply, si, ph))
+                } else {
+                    let (c, si, _) = coefficients(g, app, aqq, gamma, is_low, rotate, dt);
+                    (c, si)
+                };
                 let c_w = g.along_rows(c, big_m);
-                let s_w = g.along_rows(si, big_m);
+                let s_w = g.along_rows(s_col, big_m);
                 let x = g.bin(BinaryOp::Multiply, w, c_w);
                 let y = g.bin(BinaryOp::Multiply, wp, s_w);
                 let w = g.bin(BinaryOp::Add, x, y);
                 let vp = g.take(v, partner, 2);
                 let c_v = g.along_rows(c, big_k);
-                let s_v = g.along_rows(si, big_k);
+                let s_v = g.along_rows(s_col, big_k);
                 let x = g.bin(BinaryOp::Multiply, v, c_v);
                 let y = g.bin(BinaryOp::Multiply, vp, s_v);
                 let v = g.bin(BinaryOp::Add, x, y);
@@ -479,19 +505,21 @@ impl Expander<'_> {
         let mut g = G { b: ob };
         let w = g.b.slice(w_fin, &[(0, batch, 1), (0, big_m, 1), (0, k, 1)]);
         let v = g.b.slice(v_fin, &[(0, batch, 1), (0, k, 1), (0, k, 1)]);
-        let z = g.c(dt, 0.0);
-        let w2 = g.bin(BinaryOp::Multiply, w, w);
-        let norm2 = g.reduce(w2, z, 1, r.add);
+        let rt = real_of(dt);
+        let z = g.c(rt, 0.0);
+        let w2 = g.abs2(w);
+        let norm2 = g.reduce(w2, z, 1, r.add_re);
         let s = g.b.unary(UnaryOp::Sqrt, norm2);
         // Sort s descending with the columns of w and v.
         let wv = g.b.instr(Op::Concatenate { dimension: 1 }, &[w, v]);
         let (s, wv) = sort_by_rank(&mut g, r, dt, s, wv, true);
         let w = g.b.slice(wv, &[(0, batch, 1), (0, big_m, 1), (0, k, 1)]);
         let v = g.b.slice(wv, &[(0, batch, 1), (big_m, big_m + k, 1), (0, k, 1)]);
-        let zero_s = g.full(dt, 0.0, &[batch, k]);
+        let zero_s = g.full(rt, 0.0, &[batch, k]);
         let pos = g.cmp(CompareDirection::Gt, s, zero_s);
-        let one_s = g.full(dt, 1.0, &[batch, k]);
+        let one_s = g.full(rt, 1.0, &[batch, k]);
         let den = g.sel(pos, s, one_s);
+        let den = g.of_re(den, dt);
         let den = g.along_rows(den, big_m);
         let u_raw = g.bin(BinaryOp::Divide, w, den);
         // u: Q of the QR of u_raw, its first k columns signed as R's diagonal.
@@ -507,29 +535,33 @@ impl Expander<'_> {
         };
         let rdiag = {
             let sq = g.b.slice(qr, &[(0, batch, 1), (0, k, 1), (0, k, 1)]);
-            g.diag(sq, r)
+            let d = g.diag(sq, r);
+            // Real: `geqrf`'s beta.
+            g.re(d)
         };
         let q = self.orgqr(ob, dt, a_for_q, tau, k)?;
         let mut g = G { b: ob };
-        let zero_k = g.full(dt, 0.0, &[batch, k]);
+        let rt = real_of(dt);
+        let zero_k = g.full(rt, 0.0, &[batch, k]);
         let neg = g.cmp(CompareDirection::Lt, rdiag, zero_k);
-        let (one_k, m_one_k) = (g.full(dt, 1.0, &[batch, k]), g.full(dt, -1.0, &[batch, k]));
+        let (one_k, m_one_k) = (g.full(rt, 1.0, &[batch, k]), g.full(rt, -1.0, &[batch, k]));
         let sign = g.sel(neg, m_one_k, one_k);
         let sign = if ucols > k {
-            let one = g.c(dt, 1.0);
+            let one = g.c(rt, 1.0);
             let pad = pad_dims(&[(0, 0), (0, ucols - k)]);
             g.b.instr(Op::Pad { dims: pad }, &[sign, one])
         } else {
             sign
         };
+        let sign = g.of_re(sign, dt);
         let sign_m = g.along_rows(sign, big_m);
         let u = g.bin(BinaryOp::Multiply, q, sign_m);
-        // a = u s v^T (tall); a wide a^T = u s v^T gives a = v s u^T.
+        // a = u s v^H (tall); a wide a^H = u s v^H gives a = v s u^H.
         let (u_out, vt_out) = if wide {
-            let vt = g.transpose_minor(u);
+            let vt = g.adjoint(u);
             (v, vt)
         } else {
-            let vt = g.transpose_minor(v);
+            let vt = g.adjoint(v);
             (u, vt)
         };
         let (res, info) = finish_nan(&mut g, dt, ok, &[s, u_out, vt_out]);
