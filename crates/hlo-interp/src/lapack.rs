@@ -256,6 +256,18 @@ pub fn lapack_routine(target: &str) -> Option<(char, &str)> {
     matches!(kind, 's' | 'd' | 'c' | 'z').then(|| (kind, &name[1..]))
 }
 
+/// The LAPACK routine of XLA's own QR custom calls, which JAX's default lowering of
+/// `lax.linalg.geqrf` and `householder_product` emits (platforms other than CPU and GPU, such as a
+/// PJRT plugin's): `Qr` is `geqrf` (`(a, taus)`, LAPACK's representation, as XLA's
+/// `QrExpander` computes it) and `ProductOfElementaryHouseholderReflectors` is `orgqr`/`ungqr`.
+pub fn xla_target_routine(target: &str) -> Option<&'static str> {
+    match target {
+        "Qr" => Some("geqrf"),
+        "ProductOfElementaryHouseholderReflectors" => Some("orgqr"),
+        _ => None,
+    }
+}
+
 /// The LAPACK routines that [`custom_call`] evaluates (and `linalg-expander` expands), by their
 /// real names: the complex routines are the same algorithms with conjugates.
 pub const ROUTINES: &[&str] = &["potrf", "getrf", "geqrf", "orgqr", "trsm", "syevd", "gesdd"];
@@ -296,6 +308,11 @@ pub(crate) fn custom_call(
     out: &Shape,
     ops: &[&Literal],
 ) -> Option<OpResult<Literal>> {
+    match xla_target_routine(target) {
+        Some("geqrf") => return Some(geqrf(out, ops)),
+        Some(_) => return Some(orgqr(out, ops)),
+        None => {}
+    }
     let (kind, routine) = lapack_routine(target)?;
     if !ROUTINES.contains(&real_name(routine)) {
         return None;

@@ -3,7 +3,9 @@
 //!
 //! Expanded: the LAPACK custom calls JAX emits on CPU, `lapack_{s,d}{potrf,getrf,geqrf,orgqr,trsm}_ffi`
 //! and their complex forms `lapack_{c,z}{potrf,getrf,geqrf,ungqr,trsm}_ffi`, and XLA's `cholesky`
-//! and `triangular-solve` opcodes (real or complex). Each loops over the columns (or rows) like
+//! and `triangular-solve` opcodes (real or complex), and XLA's `Qr` and
+//! `ProductOfElementaryHouseholderReflectors` targets (JAX's lowering of `geqrf` and
+//! `householder_product` on platforms other than CPU and GPU), which are `geqrf` and `orgqr`. Each loops over the columns (or rows) like
 //! LAPACK's unblocked routines, the way XLA's `CholeskyExpander`, `TriangularSolveExpander` and
 //! `QrExpander` do, with every step a whole-matrix op under an `iota` mask:
 //! - `potrf` (`A = L L^T`, or `U^T U` on the transpose): column `j` is `(a[:, j] - L[:, :j] L[j, :j]^T)`
@@ -39,7 +41,7 @@ mod eig;
 
 use crate::util::{order_callees_first, NameUniquer};
 use crate::PassError;
-use hlo_interp::lapack::{config_char, lapack_routine, real_name, refusal};
+use hlo_interp::lapack::{config_char, lapack_routine, real_name, refusal, xla_target_routine};
 use hlo_ir::builder::ComputationBuilder;
 use hlo_ir::{
     ArrayData, ArrayShape, BinaryOp, CompId, CompareDirection, Computation, DType, DotDims, Instr, Literal, Module, Op,
@@ -139,6 +141,11 @@ fn expansion_kind(module: &Module, c: usize, id: hlo_ir::InstrId) -> Option<Kind
             conjugate: *transpose_a == TransposeKind::Adjoint,
         }),
         Op::CustomCall(cc) => {
+            match xla_target_routine(&cc.target) {
+                Some("geqrf") => return Some(Kind::Geqrf),
+                Some(_) => return Some(Kind::Orgqr),
+                None => {}
+            }
             let (kind, routine) = lapack_routine(&cc.target)?;
             if refusal(kind, routine).is_some() {
                 return None;

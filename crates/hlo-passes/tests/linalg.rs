@@ -780,3 +780,25 @@ fn complex_gesdd_nan_reports_info() {
     let want = check(&complex_gesdd_text("c64", 2, 3, 'S'), &[complex("c64", &[2, 2, 3], &a)]);
     assert_eq!(ints(want.last().unwrap()), vec![0, 1]);
 }
+
+/// XLA's `Qr` and `ProductOfElementaryHouseholderReflectors` (JAX's default lowering of `geqrf`
+/// and `householder_product`, e.g. through a PJRT plugin) are `geqrf` and `orgqr`/`ungqr`: the
+/// same results as the LAPACK targets, expanded and evaluated.
+#[test]
+fn xla_qr_targets_are_geqrf_and_orgqr() {
+    for ty in ["f32", "c64", "c128"] {
+        let p = match ty {
+            "f32" => 's',
+            t => prefix(t),
+        };
+        let orgqr = if ty == "f32" { "orgqr" } else { "ungqr" };
+        let text = format!(
+            "HloModule m\nENTRY e {{\n  a = {ty}[2,5,3] parameter(0)\n  qr = ({ty}[2,5,3], {ty}[2,3]) custom-call(a), custom_call_target=\"Qr\"\n  r = {ty}[2,5,3] get-tuple-element(qr), index=0\n  tau = {ty}[2,3] get-tuple-element(qr), index=1\n  q = {ty}[2,5,3] custom-call(r, tau), custom_call_target=\"ProductOfElementaryHouseholderReflectors\"\n  lq = ({ty}[2,5,3], {ty}[2,3]) custom-call(a), custom_call_target=\"lapack_{p}geqrf_ffi\", api_version=API_VERSION_TYPED_FFI\n  lr = {ty}[2,5,3] get-tuple-element(lq), index=0\n  ltau = {ty}[2,3] get-tuple-element(lq), index=1\n  lqq = {ty}[2,5,3] custom-call(lr, ltau), custom_call_target=\"lapack_{p}{orgqr}_ffi\", api_version=API_VERSION_TYPED_FFI\n  ROOT t = ({ty}[2,5,3], {ty}[2,3], {ty}[2,5,3], {ty}[2,5,3], {ty}[2,3], {ty}[2,5,3]) tuple(r, tau, q, lr, ltau, lqq)\n}}\n"
+        );
+        let a = if ty == "f32" { f32s(&[2, 5, 3], values(30, 90)) } else { complex(ty, &[2, 5, 3], &parts(30, 90)) };
+        let want = check(&text, &[a]);
+        for k in 0..3 {
+            assert_eq!(want[k], want[k + 3], "{ty} output {k}");
+        }
+    }
+}
