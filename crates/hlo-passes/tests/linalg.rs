@@ -709,10 +709,10 @@ fn complex_heevd_repeated_eigenvalues_and_nan() {
                 (f64::from(r == c) - 2.0 * pr / norm2, -2.0 * pi / norm2)
             };
             let (mut re, mut im) = (0.0, 0.0);
-            for k in 0..3 {
+            for (k, dk) in d.iter().enumerate() {
                 let ((ar, ai), (br, bi)) = (h(i, k), h(k, j));
-                re += d[k] * (ar * br - ai * bi);
-                im += d[k] * (ar * bi + ai * br);
+                re += dk * (ar * br - ai * bi);
+                im += dk * (ar * bi + ai * br);
             }
             a[2 * (i * 3 + j)] = re;
             a[2 * (i * 3 + j) + 1] = im;
