@@ -2895,6 +2895,43 @@ def linalg_complex_svd(tall, wide, square, nouv, low_rank, one):
     return tuple(res)
 
 
+def _generate_sample_with_xla_qr(sample, _plain=generate_sample):
+    """Samples marked `xla_qr` lower lax.linalg.geqrf and householder_product as JAX does on
+    platforms other than CPU and GPU (a PJRT plugin's): XLA's `Qr` and
+    `ProductOfElementaryHouseholderReflectors` custom calls, which XLA:CPU's QrExpander then
+    computes for the reference outputs. The CPU rules are restored afterwards."""
+    if not sample.extra_meta.get("xla_qr"):
+        return _plain(sample)
+    from jax._src.interpreters import mlir
+    from jax._src.lax import linalg as lax_linalg
+    cpu = mlir._platform_specific_lowerings["cpu"]
+    prims = (lax_linalg.geqrf_p, lax_linalg.householder_product_p)
+    saved = {p: cpu[p] for p in prims}
+    mlir.register_lowering(lax_linalg.geqrf_p, lax_linalg._geqrf_lowering_rule, platform="cpu")
+    mlir.register_lowering(lax_linalg.householder_product_p,
+                           lax_linalg._householder_product_lowering, platform="cpu")
+    try:
+        return _plain(sample)
+    finally:
+        cpu.update(saved)
+
+
+generate_sample = _generate_sample_with_xla_qr
+
+
+@register("linalg_xla_qr",
+          "jnp.linalg.qr as JAX lowers it off CPU and GPU (e.g. through a PJRT plugin): XLA's `Qr` "
+          "and `ProductOfElementaryHouseholderReflectors` custom calls (geqrf and orgqr/ungqr); "
+          "reduced Q, R of batched f32[2,7,4] and c64[2,4,6] (wide), complete Q of the f32. "
+          "JAX's outputs come from XLA:CPU's QrExpander.", 1e-4,
+          lambda rng: [unif(rng, -1, 1, (2, 7, 4)), _complex(rng, (2, 4, 6))],
+          notes=_LINALG_NOTE, extra_meta={"xla_qr": True})
+def linalg_xla_qr(a, z):
+    qa, ra = jnp.linalg.qr(a)
+    qz, rz = jnp.linalg.qr(z)
+    return qa, ra, jnp.linalg.qr(a, mode="complete")[0], qz, rz
+
+
 ALL_NAMES[:] = list(SAMPLES) + [SEED_NAME]
 
 

@@ -25,6 +25,7 @@ const EXPECTED_UNSUPPORTED: &[(&str, &str)] = &[
     ("linalg_lu_solve_inv_det", "custom-call"),
     ("linalg_qr", "custom-call"),
     ("linalg_svd", "custom-call"),
+    ("linalg_xla_qr", "constant"),
     // XLA's argmax over 2^24 elements is one reduce: without hlo-passes' split-reductions a
     // workgroup's invocations would each loop 65,536 times, past lavapipe's budget (refused,
     // exit 2; the pipeline splits it and the sample passes in samples_vulkan).
