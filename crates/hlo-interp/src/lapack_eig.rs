@@ -67,11 +67,7 @@ pub(crate) fn syevd(lower: bool, out: &Shape, ops: &[&Literal]) -> OpResult<Lite
 /// `heevd`: `syevd` of Hermitian matrices (`c64`, `c128`): complex eigenvectors, real eigenvalues.
 /// Only the real part of the diagonal is read, as LAPACK's.
 fn heevd(lower: bool, out: &Shape, data: &ArrayData, batch: usize, n: usize) -> OpResult<Literal> {
-    let a: Vec<Cx<f64>> = match data {
-        ArrayData::C64(v) => v.iter().map(|&[re, im]| Cx { re: re as f64, im: im as f64 }).collect(),
-        ArrayData::C128(v) => v.iter().map(|&[re, im]| Cx { re, im }).collect(),
-        _ => return invalid("heevd of a real matrix"),
-    };
+    let a = to_c128(data)?;
     let (mut vecs, mut vals, mut info) = (Vec::new(), Vec::new(), Vec::new());
     for b in 0..batch {
         let m = &a[b * n * n..(b + 1) * n * n];
@@ -94,17 +90,9 @@ fn heevd(lower: bool, out: &Shape, data: &ArrayData, batch: usize, n: usize) -> 
         vecs.extend(v);
         info.push(i32::from(!finite));
     }
-    let vecs = match data {
-        ArrayData::C64(_) => ArrayData::C64(vecs.iter().map(|z| [z.re as f32, z.im as f32]).collect()),
-        _ => ArrayData::C128(vecs.iter().map(|z| [z.re, z.im]).collect()),
-    };
-    let vals = match data {
-        ArrayData::C64(_) => ArrayData::F32(vals.into_iter().map(|x| x as f32).collect()),
-        _ => ArrayData::F64(vals),
-    };
     let elems = vec![
-        make(out_array(out, 0)?, vecs),
-        make(out_array(out, 1)?, vals),
+        make(out_array(out, 0)?, from_c128(data, vecs)),
+        make(out_array(out, 1)?, from_f64(data, vals)),
         make(out_array(out, 2)?, ArrayData::S32(info)),
     ];
     Ok(Literal { shape: out.clone(), data: LiteralData::Tuple(elems) })
