@@ -2809,6 +2809,176 @@ def conv_pred(x, w, y, v, z, u):
                                      feature_group_count=2),
             lax.conv_general_dilated(z, u, (1, 1), "VALID", dimension_numbers=nhwc))
 
+
+# Complex linear algebra: jnp.linalg on c64 calls lapack_c{potrf,getrf,geqrf,ungqr,trsm}_ffi on
+# CPU; linalg-expander runs the real expansions with conjugates, lower-complex then splits them.
+
+def _herm_pd(rng, shape):
+    m = _complex(rng, shape, 0.5)
+    n = shape[-1]
+    return (m @ np.conj(np.swapaxes(m, -1, -2)) + n * np.eye(n)).astype(np.complex64)
+
+
+def _complex_chol_lu_inputs(rng):
+    a = _complex(rng, (4, 8, 8), 0.5) + 2.5 * np.eye(8)
+    bad = np.array([[4, 2j, 0], [-2j, 1, 0], [0, 0, 3]], np.complex64)
+    return [_herm_pd(rng, (3, 4, 4)), _complex(rng, (3, 4, 2)), _herm_pd(rng, (2, 17, 17)),
+            _complex(rng, (2, 17, 3)), a.astype(np.complex64), _complex(rng, (4, 8, 3)),
+            (_complex(rng, (1, 1)) + 2).astype(np.complex64), bad]
+
+
+@register("linalg_complex_cholesky_lu",
+          "Complex (c64) Cholesky, triangular solves and LU (lapack_c{potrf,trsm,getrf}_ffi): "
+          "jnp.linalg.cholesky and cho_solve on batched Hermitian positive definite c64[3,4,4] "
+          "with c64[3,4,2]; upper cholesky of c64[2,17,17]; solve_triangular lower, upper with "
+          "trans=2 (the adjoint), transposed unit-diagonal, and a right-side conjugated "
+          "lax.linalg.triangular_solve; jnp.linalg.solve, inv, det, slogdet and lu_factor of "
+          "batched c64[4,8,8] (normal(0, 0.5) + 2.5 I); inv of a c64[1,1]; the cholesky of a "
+          "Hermitian matrix that is not positive definite (all NaN).", 1e-4,
+          _complex_chol_lu_inputs, notes=_LINALG_NOTE)
+def linalg_complex_cholesky_lu(h, b, h17, b17, a, ab, one, bad):
+    import jax.scipy.linalg as jsl
+    l4 = jnp.linalg.cholesky(h)
+    x4 = jsl.cho_solve((l4, True), b)
+    u17 = jsl.cholesky(h17, lower=False)
+    l17 = jnp.linalg.cholesky(h17)
+    y1 = jsl.solve_triangular(l17, b17, lower=True)
+    y2 = jsl.solve_triangular(u17, b17, lower=False, trans=2)
+    y3 = jsl.solve_triangular(l17, b17, lower=True, trans=1, unit_diagonal=True)
+    y4 = lax.linalg.triangular_solve(l17, jnp.swapaxes(b17, -1, -2), left_side=False, lower=True,
+                                     transpose_a=True, conjugate_a=True)
+    sign, logdet = jnp.linalg.slogdet(a)
+    lu, piv = jsl.lu_factor(a)
+    return (l4, x4, u17, y1, y2, y3, y4, jnp.linalg.solve(a, ab), jnp.linalg.inv(a),
+            jnp.linalg.det(a), sign, logdet, lu, piv, jnp.linalg.inv(one), jnp.linalg.cholesky(bad))
+
+
+@register("linalg_complex_qr",
+          "Complex (c64) jnp.linalg.qr (lapack_cgeqrf_ffi, lapack_cungqr_ffi): reduced Q, R of "
+          "c64[12,8] and of c64[8,8], the complete Q (c64[12,12]) of the c64[12,8], Q, R of a "
+          "batched c64[3,5,4], of a wide c64[3,5] and of a c64[1,1].", 1e-4,
+          lambda rng: [_complex(rng, (12, 8)), _complex(rng, (8, 8)), _complex(rng, (3, 5, 4)),
+                       _complex(rng, (3, 5)), _complex(rng, (1, 1))], notes=_LINALG_NOTE)
+def linalg_complex_qr(a, b, c, wide, one):
+    qa, ra = jnp.linalg.qr(a)
+    qb, rb = jnp.linalg.qr(b)
+    qc, rc = jnp.linalg.qr(c)
+    qw, rw = jnp.linalg.qr(wide)
+    q1, r1 = jnp.linalg.qr(one)
+    return qa, ra, qb, rb, jnp.linalg.qr(a, mode="complete")[0], qc, rc, qw, rw, q1, r1
+
+
+def _herm(rng, shape):
+    m = _complex(rng, shape, 0.5)
+    return ((m + np.conj(np.swapaxes(m, -1, -2))) / 2).astype(np.complex64)
+
+
+def _complex_eigh_inputs(rng):
+    q, _ = np.linalg.qr(_complex(rng, (6, 6)))
+    repeated = (q @ np.diag([1.0, 1.0, 1.0, 2.0, 2.0, -3.0]) @ np.conj(q.T)).astype(np.complex64)
+    return [_herm(rng, (4, 8, 8)), (_complex(rng, (1, 1)) * 2).astype(np.complex64),
+            _herm(rng, (17, 17)), _complex(rng, (2, 5, 5)), repeated]
+
+
+def _heigh_invariants(a, **kw):
+    w, v = jnp.linalg.eigh(a, **kw)
+    recon = jnp.einsum("...ij,...j,...kj->...ik", v, w, jnp.conj(v))
+    gram = jnp.einsum("...ji,...jk->...ik", jnp.conj(v), v)
+    return w, recon, gram
+
+
+@register("linalg_complex_eigh",
+          "Complex jnp.linalg.eigh (lapack_cheevd_ffi): eigenvalues, V diag(w) V^H and V^H V of "
+          "batched Hermitian c64[4,8,8], of a c64[1,1] (|v|^2) and of a c64[17,17]; "
+          "lax.linalg.eigh of the upper triangle of non-Hermitian c64[2,5,5] without "
+          "symmetrizing; a c64[6,6] with repeated eigenvalues (1, 1, 1, 2, 2, -3); "
+          "jnp.linalg.eigvalsh of the c64[4,8,8].", 1e-4, _complex_eigh_inputs, notes=_EIG_NOTE)
+def linalg_complex_eigh(a, one, big, upper, repeated):
+    w, recon, gram = _heigh_invariants(a)
+    w1, v1 = jnp.linalg.eigh(one)
+    wb, reconb, gramb = _heigh_invariants(big)
+    vu, wu = lax.linalg.eigh(upper, lower=False, symmetrize_input=False)
+    reconu = jnp.einsum("...ij,...j,...kj->...ik", vu, wu, jnp.conj(vu))
+    wr, reconr, gramr = _heigh_invariants(repeated)
+    return (w, recon, gram, w1, jnp.abs(v1) ** 2, wb, reconb, gramb, wu, reconu, wr, reconr, gramr,
+            jnp.linalg.eigvalsh(a))
+
+
+def _csvd_invariants(a, full_matrices):
+    u, s, vh = jnp.linalg.svd(a, full_matrices=full_matrices)
+    k = s.shape[-1]
+    recon = jnp.einsum("...ij,...j,...jk->...ik", u[..., :, :k], s, vh[..., :k, :])
+    return (s, recon, jnp.einsum("...ji,...jk->...ik", jnp.conj(u), u),
+            jnp.einsum("...ij,...kj->...ik", vh, jnp.conj(vh)))
+
+
+def _complex_svd_inputs(rng):
+    low_rank = (rng.integers(-3, 4, (7, 3)) + 1j * rng.integers(-3, 4, (7, 3))) @ \
+        rng.integers(-3, 4, (3, 5)) / 4
+    # Smaller than linalg_svd's: complex Jacobi rounds cost ~4x, and lavapipe with validation
+    # pays per dispatch (the Rust tests cover sizes up to 17).
+    return [_complex(rng, (3, 7, 4)), _complex(rng, (4, 7)), _complex(rng, (5, 5)),
+            _complex(rng, (2, 3, 5)), low_rank.astype(np.complex64), _complex(rng, (1, 1))]
+
+
+@register("linalg_complex_svd",
+          "Complex jnp.linalg.svd (lapack_cgesdd_ffi): singular values, U diag(s) V^H, U^H U and "
+          "V V^H of batched tall c64[3,7,4] (full_matrices True and False), wide c64[4,7] "
+          "(full) and square c64[5,5] (thin); compute_uv=False of batched wide c64[2,3,5] and of "
+          "a c64[1,1]; jnp.linalg.pinv and matrix_rank of a rank-3 c64[7,5], with the unitarity "
+          "of its full U.", 1e-4, _complex_svd_inputs, notes=_EIG_NOTE)
+def linalg_complex_svd(tall, wide, square, nouv, low_rank, one):
+    res = []
+    res += _csvd_invariants(tall, True)
+    res += _csvd_invariants(tall, False)
+    res += _csvd_invariants(wide, True)
+    res += _csvd_invariants(square, False)
+    res.append(jnp.linalg.svd(nouv, compute_uv=False))
+    res.append(jnp.linalg.svd(one, compute_uv=False))
+    u, _, _ = jnp.linalg.svd(low_rank)
+    res.append(jnp.einsum("ji,jk->ik", jnp.conj(u), u))
+    res.append(jnp.linalg.pinv(low_rank))
+    res.append(jnp.linalg.matrix_rank(low_rank))
+    return tuple(res)
+
+
+def _generate_sample_with_xla_qr(sample, _plain=generate_sample):
+    """Samples marked `xla_qr` lower lax.linalg.geqrf and householder_product as JAX does on
+    platforms other than CPU and GPU (a PJRT plugin's): XLA's `Qr` and
+    `ProductOfElementaryHouseholderReflectors` custom calls, which XLA:CPU's QrExpander then
+    computes for the reference outputs. The CPU rules are restored afterwards."""
+    if not sample.extra_meta.get("xla_qr"):
+        return _plain(sample)
+    from jax._src.interpreters import mlir
+    from jax._src.lax import linalg as lax_linalg
+    cpu = mlir._platform_specific_lowerings["cpu"]
+    prims = (lax_linalg.geqrf_p, lax_linalg.householder_product_p)
+    saved = {p: cpu[p] for p in prims}
+    mlir.register_lowering(lax_linalg.geqrf_p, lax_linalg._geqrf_lowering_rule, platform="cpu")
+    mlir.register_lowering(lax_linalg.householder_product_p,
+                           lax_linalg._householder_product_lowering, platform="cpu")
+    try:
+        return _plain(sample)
+    finally:
+        cpu.update(saved)
+
+
+generate_sample = _generate_sample_with_xla_qr
+
+
+@register("linalg_xla_qr",
+          "jnp.linalg.qr as JAX lowers it off CPU and GPU (e.g. through a PJRT plugin): XLA's `Qr` "
+          "and `ProductOfElementaryHouseholderReflectors` custom calls (geqrf and orgqr/ungqr); "
+          "reduced Q, R of batched f32[2,7,4] and c64[2,4,6] (wide), complete Q of the f32. "
+          "JAX's outputs come from XLA:CPU's QrExpander.", 1e-4,
+          lambda rng: [unif(rng, -1, 1, (2, 7, 4)), _complex(rng, (2, 4, 6))],
+          notes=_LINALG_NOTE, extra_meta={"xla_qr": True})
+def linalg_xla_qr(a, z):
+    qa, ra = jnp.linalg.qr(a)
+    qz, rz = jnp.linalg.qr(z)
+    return qa, ra, jnp.linalg.qr(a, mode="complete")[0], qz, rz
+
+
 ALL_NAMES[:] = list(SAMPLES) + [SEED_NAME]
 
 

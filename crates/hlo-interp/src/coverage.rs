@@ -35,7 +35,8 @@ pub fn supports(opcode: Opcode) -> bool {
 }
 
 /// True when the interpreter evaluates a `custom-call` to `target`: XLA's `TopK`, the annotations
-/// that return their operand, and the real LAPACK routines JAX emits on CPU ([`crate::lapack`]).
+/// that return their operand, the LAPACK routines JAX emits on CPU and XLA's `Qr` and
+/// `ProductOfElementaryHouseholderReflectors` ([`crate::lapack`]).
 pub fn supports_custom_call(target: &str) -> bool {
     matches!(
         target,
@@ -47,6 +48,7 @@ pub fn supports_custom_call(target: &str) -> bool {
             | "MoveToHost"
             | "MoveToDevice"
             | "xla_python_cpu_callback_identity"
-    ) || crate::lapack::lapack_routine(target)
-        .is_some_and(|(kind, routine)| matches!(kind, 's' | 'd') && crate::lapack::ROUTINES.contains(&routine))
+    ) || crate::lapack::xla_target_routine(target).is_some()
+        || crate::lapack::lapack_routine(target)
+            .is_some_and(|(kind, routine)| crate::lapack::refusal(kind, routine).is_none())
 }

@@ -19,6 +19,7 @@
 
 use crate::array::{array_of, make};
 use crate::error::{invalid, unsupported, OpResult};
+use crate::lapack::{Cx, Field};
 use hlo_ir::{ArrayData, ArrayShape, Literal, LiteralData, Shape};
 
 /// Sweeps after which a Jacobi iteration stops even if some rotation was still applied.
@@ -30,6 +31,9 @@ pub(crate) fn syevd(lower: bool, out: &Shape, ops: &[&Literal]) -> OpResult<Lite
     let (batch, n, n2) = matrix_dims(shape)?;
     if n != n2 {
         return invalid("syevd needs square matrices");
+    }
+    if matches!(data, ArrayData::C64(_) | ArrayData::C128(_)) {
+        return heevd(lower, out, data, batch, n);
     }
     let a = to_f64(data)?;
     let (mut vecs, mut vals, mut info) = (Vec::new(), Vec::new(), Vec::new());
@@ -60,6 +64,40 @@ pub(crate) fn syevd(lower: bool, out: &Shape, ops: &[&Literal]) -> OpResult<Lite
     Ok(Literal { shape: out.clone(), data: LiteralData::Tuple(elems) })
 }
 
+/// `heevd`: `syevd` of Hermitian matrices (`c64`, `c128`): complex eigenvectors, real eigenvalues.
+/// Only the real part of the diagonal is read, as LAPACK's.
+fn heevd(lower: bool, out: &Shape, data: &ArrayData, batch: usize, n: usize) -> OpResult<Literal> {
+    let a = to_c128(data)?;
+    let (mut vecs, mut vals, mut info) = (Vec::new(), Vec::new(), Vec::new());
+    for b in 0..batch {
+        let m = &a[b * n * n..(b + 1) * n * n];
+        let herm: Vec<Cx<f64>> = (0..n * n)
+            .map(|k| {
+                let (i, j) = (k / n, k % n);
+                if i == j {
+                    Cx { re: m[k].re, im: 0.0 }
+                } else if (i > j) == lower {
+                    m[k]
+                } else {
+                    m[j * n + i].conj()
+                }
+            })
+            .collect();
+        let finite = herm.iter().all(|x| x.re.is_finite() && x.im.is_finite());
+        let nan = Cx { re: f64::NAN, im: f64::NAN };
+        let (w, v) = if finite { jacobi_heigh(herm, n) } else { (vec![f64::NAN; n], vec![nan; n * n]) };
+        vals.extend(w);
+        vecs.extend(v);
+        info.push(i32::from(!finite));
+    }
+    let elems = vec![
+        make(out_array(out, 0)?, from_c128(data, vecs)),
+        make(out_array(out, 1)?, from_f64(data, vals)),
+        make(out_array(out, 2)?, ArrayData::S32(info)),
+    ];
+    Ok(Literal { shape: out.clone(), data: LiteralData::Tuple(elems) })
+}
+
 /// `gesdd`: `(a, s, u, vt, info)` of `[batch..., m, n]` matrices; `mode` is `jobz`.
 pub(crate) fn gesdd(mode: Option<char>, out: &Shape, ops: &[&Literal]) -> OpResult<Literal> {
     let (shape, data) = array_of(one(ops)?)?;
@@ -77,14 +115,45 @@ pub(crate) fn gesdd(mode: Option<char>, out: &Shape, ops: &[&Literal]) -> OpResu
     if want_uv && (um != m || vn != n) || out_array(out, 1)?.dims.last() != Some(&(k as i64)) {
         return invalid(format!("gesdd of {shape} with results {out}"));
     }
-    let a = to_f64(data)?;
+    let (s_all, u_all, vt_all, info) = match data {
+        ArrayData::C64(_) | ArrayData::C128(_) => {
+            let (s, u, vt, info) = gesdd_all(&to_c128(data)?, batch, m, n, (um, ucols), (vrows, vn), want_uv);
+            (from_f64(data, s), from_c128(data, u), from_c128(data, vt), info)
+        }
+        _ => {
+            let (s, u, vt, info) = gesdd_all(&to_f64(data)?, batch, m, n, (um, ucols), (vrows, vn), want_uv);
+            (from_f64(data, s), from_f64(data, u), from_f64(data, vt), info)
+        }
+    };
+    let elems = vec![
+        ops[0].clone(),
+        make(out_array(out, 1)?, s_all),
+        make(u_shape, u_all),
+        make(vt_shape, vt_all),
+        make(out_array(out, 4)?, ArrayData::S32(info)),
+    ];
+    Ok(Literal { shape: out.clone(), data: LiteralData::Tuple(elems) })
+}
+
+/// `gesdd` of each matrix of the batch: `(s, u, vt, info)`, NaN where a matrix is not finite.
+#[allow(clippy::type_complexity)]
+fn gesdd_all<T: Field<Re = f64>>(
+    a: &[T],
+    batch: usize,
+    m: usize,
+    n: usize,
+    (um, ucols): (usize, usize),
+    (vrows, vn): (usize, usize),
+    want_uv: bool,
+) -> (Vec<f64>, Vec<T>, Vec<T>, Vec<i32>) {
+    let k = m.min(n);
     let (mut s_all, mut u_all, mut vt_all, mut info) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for b in 0..batch {
         let mat = &a[b * m * n..(b + 1) * m * n];
-        if !mat.iter().all(|x| x.is_finite()) {
+        if !mat.iter().all(|x| x.re().is_finite() && x.im().is_finite()) {
             s_all.extend(vec![f64::NAN; k]);
-            u_all.extend(vec![f64::NAN; um * ucols]);
-            vt_all.extend(vec![f64::NAN; vrows * vn]);
+            u_all.extend(vec![T::nan(); um * ucols]);
+            vt_all.extend(vec![T::nan(); vrows * vn]);
             info.push(1);
             continue;
         }
@@ -92,26 +161,19 @@ pub(crate) fn gesdd(mode: Option<char>, out: &Shape, ops: &[&Literal]) -> OpResu
         let (s, u, v) = jacobi_svd(mat, m, n);
         s_all.extend(&s);
         if !want_uv {
-            u_all.extend(vec![0.0; um * ucols]);
-            vt_all.extend(vec![0.0; vrows * vn]);
+            u_all.extend(vec![T::ZERO; um * ucols]);
+            vt_all.extend(vec![T::ZERO; vrows * vn]);
             continue;
         }
-        // u: the first `ucols` columns of the m x m `u`; vt: the first `vrows` rows of v^T.
+        // u: the first `ucols` columns of the m x m `u`; vt: the first `vrows` rows of v^H.
         for i in 0..m {
             u_all.extend_from_slice(&u[i * m..i * m + ucols]);
         }
         for r in 0..vrows {
-            vt_all.extend((0..n).map(|c| v[c * n + r]));
+            vt_all.extend((0..n).map(|c| v[c * n + r].conj()));
         }
     }
-    let elems = vec![
-        ops[0].clone(),
-        make(out_array(out, 1)?, from_f64(data, s_all)),
-        make(u_shape, from_f64(data, u_all)),
-        make(vt_shape, from_f64(data, vt_all)),
-        make(out_array(out, 4)?, ArrayData::S32(info)),
-    ];
-    Ok(Literal { shape: out.clone(), data: LiteralData::Tuple(elems) })
+    (s_all, u_all, vt_all, info)
 }
 
 fn one<'a>(ops: &[&'a Literal]) -> OpResult<&'a Literal> {
@@ -145,10 +207,26 @@ fn to_f64(data: &ArrayData) -> OpResult<Vec<f64>> {
     }
 }
 
-/// `v` in the element type of `like`.
+fn to_c128(data: &ArrayData) -> OpResult<Vec<Cx<f64>>> {
+    match data {
+        ArrayData::C64(v) => Ok(v.iter().map(|&[re, im]| Cx { re: re as f64, im: im as f64 }).collect()),
+        ArrayData::C128(v) => Ok(v.iter().map(|&[re, im]| Cx { re, im }).collect()),
+        _ => unsupported("complex linear algebra on real elements"),
+    }
+}
+
+/// Complex `v` in the element type of complex `like`.
+fn from_c128(like: &ArrayData, v: Vec<Cx<f64>>) -> ArrayData {
+    match like {
+        ArrayData::C64(_) => ArrayData::C64(v.into_iter().map(|z| [z.re as f32, z.im as f32]).collect()),
+        _ => ArrayData::C128(v.into_iter().map(|z| [z.re, z.im]).collect()),
+    }
+}
+
+/// `v` in the element type of `like` (the real type of a complex one).
 fn from_f64(like: &ArrayData, v: Vec<f64>) -> ArrayData {
     match like {
-        ArrayData::F32(_) => ArrayData::F32(v.into_iter().map(|x| x as f32).collect()),
+        ArrayData::F32(_) | ArrayData::C64(_) => ArrayData::F32(v.into_iter().map(|x| x as f32).collect()),
         _ => ArrayData::F64(v),
     }
 }
@@ -210,34 +288,92 @@ fn jacobi_eigh(mut a: Vec<f64>, n: usize) -> (Vec<f64>, Vec<f64>) {
     (w, vs)
 }
 
+/// Cyclic Jacobi on a Hermitian row-major `n x n` matrix, as [`jacobi_eigh`]: each rotation is
+/// `U = D J D^H` with `D` the phase `conj(u)` at `q`, `u = a_pq / |a_pq|`, which makes the pair's
+/// entry real (`|a_pq|`) for the real rotation `J` and zeroes it.
+fn jacobi_heigh(mut a: Vec<Cx<f64>>, n: usize) -> (Vec<f64>, Vec<Cx<f64>>) {
+    let (zero, one) = (Cx { re: 0.0, im: 0.0 }, Cx { re: 1.0, im: 0.0 });
+    let real = |x: f64| Cx { re: x, im: 0.0 };
+    let mut v: Vec<Cx<f64>> = (0..n * n).map(|k| if k / n == k % n { one } else { zero }).collect();
+    for _ in 0..MAX_SWEEPS {
+        let mut rotated = false;
+        for p in 0..n {
+            for q in p + 1..n {
+                let apq = a[p * n + q];
+                let mag = apq.re.hypot(apq.im);
+                let (app, aqq) = (a[p * n + p].re, a[q * n + q].re);
+                if mag == 0.0 || mag <= 1e-18 * (app.abs() * aqq.abs()).sqrt() {
+                    continue;
+                }
+                rotated = true;
+                let u = Cx { re: apq.re / mag, im: apq.im / mag };
+                let (c, s, t) = schur2(app, aqq, mag);
+                let (c, su, suc) = (real(c), real(s) * u, real(s) * u.conj());
+                // Columns: A U, V U; rows: U^H A.
+                for k in 0..n {
+                    let (akp, akq) = (a[k * n + p], a[k * n + q]);
+                    a[k * n + p] = c * akp - suc * akq;
+                    a[k * n + q] = su * akp + c * akq;
+                }
+                for k in 0..n {
+                    let (apk, aqk) = (a[p * n + k], a[q * n + k]);
+                    a[p * n + k] = c * apk - su * aqk;
+                    a[q * n + k] = suc * apk + c * aqk;
+                }
+                a[p * n + p] = real(app - t * mag);
+                a[q * n + q] = real(aqq + t * mag);
+                a[p * n + q] = zero;
+                a[q * n + p] = zero;
+                for k in 0..n {
+                    let (vkp, vkq) = (v[k * n + p], v[k * n + q]);
+                    v[k * n + p] = c * vkp - suc * vkq;
+                    v[k * n + q] = su * vkp + c * vkq;
+                }
+            }
+        }
+        if !rotated {
+            break;
+        }
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&i, &j| a[i * n + i].re.total_cmp(&a[j * n + j].re));
+    let w = order.iter().map(|&i| a[i * n + i].re).collect();
+    let vs = (0..n * n).map(|k| v[(k / n) * n + order[k % n]]).collect();
+    (w, vs)
+}
+
 /// One-sided Jacobi SVD of a row-major `m x n` matrix: descending singular values `s[k]`, the
-/// row-major orthogonal `u[m, m]` and `v[n, n]` with `a = u[:, :k] diag(s) v[:, :k]^T`.
-fn jacobi_svd(a: &[f64], m: usize, n: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+/// row-major unitary `u[m, m]` and `v[n, n]` with `a = u[:, :k] diag(s) v[:, :k]^H`. A complex
+/// pair rotates by `U = D J D^H` as in [`jacobi_heigh`], on the Gram entry `a_p^H a_q`.
+fn jacobi_svd<T: Field<Re = f64>>(a: &[T], m: usize, n: usize) -> (Vec<f64>, Vec<T>, Vec<T>) {
     if m < n {
-        // a^T = u' s v'^T, so a = v' s u'^T.
-        let at: Vec<f64> = (0..m * n).map(|k| a[(k % m) * n + k / m]).collect();
+        // a^H = u' s v'^H, so a = v' s u'^H.
+        let at: Vec<T> = (0..m * n).map(|k| a[(k % m) * n + k / m].conj()).collect();
         let (s, u, v) = jacobi_svd(&at, n, m);
         return (s, v, u);
     }
     // m >= n: orthogonalise the columns of `w`, rotating `v` alike.
     let mut w = a.to_vec();
-    let mut v: Vec<f64> = (0..n * n).map(|k| if k / n == k % n { 1.0 } else { 0.0 }).collect();
-    let col_dot = |w: &[f64], p: usize, q: usize| (0..m).map(|r| w[r * n + p] * w[r * n + q]).sum::<f64>();
+    let mut v: Vec<T> = (0..n * n).map(|k| if k / n == k % n { T::ONE } else { T::ZERO }).collect();
+    let col_dot = |w: &[T], p: usize, q: usize| (0..m).fold(T::ZERO, |acc, r| acc + w[r * n + p].conj() * w[r * n + q]);
     for _ in 0..MAX_SWEEPS {
         let mut rotated = false;
         for p in 0..n {
             for q in p + 1..n {
-                let (alpha, beta, gamma) = (col_dot(&w, p, p), col_dot(&w, q, q), col_dot(&w, p, q));
-                if gamma == 0.0 || gamma.abs() <= 1e-15 * (alpha * beta).sqrt() {
+                let (alpha, beta, gamma) = (col_dot(&w, p, p).re(), col_dot(&w, q, q).re(), col_dot(&w, p, q));
+                let mag = gamma.modulus();
+                if mag == 0.0 || mag <= 1e-15 * (alpha * beta).sqrt() {
                     continue;
                 }
                 rotated = true;
-                let (c, s, _) = schur2(alpha, beta, gamma);
+                let u = gamma / T::from_re(mag);
+                let (c, s, _) = schur2(alpha, beta, mag);
+                let (c, su, suc) = (T::from_re(c), T::from_re(s) * u, T::from_re(s) * u.conj());
                 for (x, cols) in [(&mut w, m), (&mut v, n)] {
                     for r in 0..cols {
                         let (xp, xq) = (x[r * n + p], x[r * n + q]);
-                        x[r * n + p] = c * xp - s * xq;
-                        x[r * n + q] = s * xp + c * xq;
+                        x[r * n + p] = c * xp - suc * xq;
+                        x[r * n + q] = su * xp + c * xq;
                     }
                 }
             }
@@ -246,21 +382,21 @@ fn jacobi_svd(a: &[f64], m: usize, n: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
             break;
         }
     }
-    let norms: Vec<f64> = (0..n).map(|j| col_dot(&w, j, j).sqrt()).collect();
+    let norms: Vec<f64> = (0..n).map(|j| col_dot(&w, j, j).re().sqrt()).collect();
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&i, &j| norms[j].total_cmp(&norms[i]));
     let s: Vec<f64> = order.iter().map(|&j| norms[j]).collect();
-    let v_sorted: Vec<f64> = (0..n * n).map(|k| v[(k / n) * n + order[k % n]]).collect();
+    let v_sorted: Vec<T> = (0..n * n).map(|k| v[(k / n) * n + order[k % n]]).collect();
     // Columns of u: the normalised columns of w, made orthogonal to rounding (Gram-Schmidt
     // twice, as Kahan advises), then completed.
-    let mut cols: Vec<Vec<f64>> = Vec::with_capacity(m);
+    let mut cols: Vec<Vec<T>> = Vec::with_capacity(m);
     for &j in &order {
-        let mut x: Vec<f64> = (0..m).map(|r| w[r * n + j]).collect();
+        let mut x: Vec<T> = (0..m).map(|r| w[r * n + j]).collect();
         let before = norms[j];
         orthogonalise(&cols, &mut x);
-        let norm = x.iter().map(|e| e * e).sum::<f64>().sqrt();
+        let norm = x.iter().map(|e| e.abs2()).sum::<f64>().sqrt();
         if before > 0.0 && norm > 0.5 * before {
-            cols.push(x.iter().map(|e| e / norm).collect());
+            cols.push(x.iter().map(|&e| e / T::from_re(norm)).collect());
         } else {
             // A column of (near) zero singular value: any direction orthogonal to the others.
             cols.push(complete(&cols, m));
@@ -274,29 +410,29 @@ fn jacobi_svd(a: &[f64], m: usize, n: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
 }
 
 /// Removes from `x` its components along the orthonormal `cols`, twice.
-fn orthogonalise(cols: &[Vec<f64>], x: &mut [f64]) {
+fn orthogonalise<T: Field<Re = f64>>(cols: &[Vec<T>], x: &mut [T]) {
     for _ in 0..2 {
         for c in cols {
-            let d: f64 = c.iter().zip(x.iter()).map(|(a, b)| a * b).sum();
-            x.iter_mut().zip(c).for_each(|(e, ce)| *e -= d * ce);
+            let d = c.iter().zip(x.iter()).fold(T::ZERO, |acc, (&a, &b)| acc + a.conj() * b);
+            x.iter_mut().zip(c).for_each(|(e, &ce)| *e = *e - d * ce);
         }
     }
 }
 
 /// A unit vector orthogonal to the orthonormal `cols` (fewer than `m`): the unit vector `e_i`
 /// farthest from their span, orthogonalised and normalised.
-fn complete(cols: &[Vec<f64>], m: usize) -> Vec<f64> {
-    let mut best = (vec![0.0; m], -1.0);
+fn complete<T: Field<Re = f64>>(cols: &[Vec<T>], m: usize) -> Vec<T> {
+    let mut best = (vec![T::ZERO; m], -1.0);
     for i in 0..m {
-        let mut x: Vec<f64> = (0..m).map(|r| if r == i { 1.0 } else { 0.0 }).collect();
+        let mut x: Vec<T> = (0..m).map(|r| if r == i { T::ONE } else { T::ZERO }).collect();
         orthogonalise(cols, &mut x);
-        let norm = x.iter().map(|e| e * e).sum::<f64>().sqrt();
+        let norm = x.iter().map(|e| e.abs2()).sum::<f64>().sqrt();
         if norm > best.1 {
             best = (x, norm);
         }
     }
     let mut x = best.0;
     orthogonalise(cols, &mut x);
-    let norm = x.iter().map(|e| e * e).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
-    x.iter().map(|e| e / norm).collect()
+    let norm = x.iter().map(|e| e.abs2()).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
+    x.iter().map(|&e| e / T::from_re(norm)).collect()
 }

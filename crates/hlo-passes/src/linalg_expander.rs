@@ -1,8 +1,11 @@
 //! `linalg-expander`: dense linear algebra as `while` loops of plain HLO, so that every backend
 //! runs it with the kernels it already has (dynamic slices, dots, selects, reductions).
 //!
-//! Expanded: the LAPACK custom calls JAX emits on CPU, `lapack_{s,d}{potrf,getrf,geqrf,orgqr,trsm}_ffi`,
-//! and XLA's `cholesky` and `triangular-solve` opcodes. Each loops over the columns (or rows) like
+//! Expanded: the LAPACK custom calls JAX emits on CPU, `lapack_{s,d}{potrf,getrf,geqrf,orgqr,trsm}_ffi`
+//! and their complex forms `lapack_{c,z}{potrf,getrf,geqrf,ungqr,trsm}_ffi`, and XLA's `cholesky`
+//! and `triangular-solve` opcodes (real or complex), and XLA's `Qr` and
+//! `ProductOfElementaryHouseholderReflectors` targets (JAX's lowering of `geqrf` and
+//! `householder_product` on platforms other than CPU and GPU), which are `geqrf` and `orgqr`. Each loops over the columns (or rows) like
 //! LAPACK's unblocked routines, the way XLA's `CholeskyExpander`, `TriangularSolveExpander` and
 //! `QrExpander` do, with every step a whole-matrix op under an `iota` mask:
 //! - `potrf` (`A = L L^T`, or `U^T U` on the transpose): column `j` is `(a[:, j] - L[:, :j] L[j, :j]^T)`
@@ -21,8 +24,14 @@
 //!
 //! Matrices are the two minor dimensions (the custom calls' column-major layouts describe memory,
 //! not values); all batch dimensions are flattened into one for the loops and restored after.
-//! Complex (`c`, `z`) routines and element types other than f32 and f64 are left alone, so that
-//! backends report them by name.
+//!
+//! Complex (`c`, `z`) routines run the same expansions with conjugates where LAPACK's have them
+//! (`L L^H`, `v^H A`, `H^H = I - conj(tau) v v^H` in `geqrf`, the adjoint for `trans_x = 'C'`),
+//! in complex HLO ops that `lower-complex` then turns into real pairs: `potrf` reads the
+//! diagonal's real part, `getrf` pivots on `|re| + |im|` (`icamax`), `geqrf`'s `beta` is real
+//! (`zlarfg`), `heevd` rotates `U = D J D^H` with a phase `D` that makes each pair's entry real
+//! ([`eig`]), and `gesdd` its one-sided Jacobi alike. `geev` (any type) is left alone, so that
+//! backends report it by name ([`refused_target`]).
 //!
 //! Pre-condition: none (run after `inline-calls`). Post-condition: no expanded instruction remains;
 //! each is replaced by its expansion in place (inlined, so users see the same values), its results
@@ -32,7 +41,7 @@ mod eig;
 
 use crate::util::{order_callees_first, NameUniquer};
 use crate::PassError;
-use hlo_interp::lapack::{config_char, lapack_routine, ROUTINES};
+use hlo_interp::lapack::{config_char, lapack_routine, real_name, refusal, xla_target_routine};
 use hlo_ir::builder::ComputationBuilder;
 use hlo_ir::{
     ArrayData, ArrayShape, BinaryOp, CompId, CompareDirection, Computation, DType, DotDims, Instr, Literal, Module, Op,
@@ -77,18 +86,11 @@ pub fn run(module: &mut Module) -> Result<bool, PassError> {
     Ok(changed)
 }
 
-/// Why a LAPACK custom-call target is not expanded (complex routines, routines this pass does not
-/// know such as `geev`), or `None` for targets that are not LAPACK's or that it expands (those of
-/// f32 and f64 elements).
+/// Why a LAPACK custom-call target is not expanded (routines this pass does not know such as
+/// `geev`), or `None` for targets that are not LAPACK's or that it expands.
 pub fn refused_target(target: &str) -> Option<String> {
     let (kind, routine) = lapack_routine(target)?;
-    if !ROUTINES.contains(&routine) {
-        Some(format!("the LAPACK routine `{kind}{routine}` has no expansion (linalg-expander)"))
-    } else if matches!(kind, 'c' | 'z') {
-        Some("complex LAPACK routines have no expansion (linalg-expander)".into())
-    } else {
-        None
-    }
+    refusal(kind, routine).map(|why| format!("{why} (linalg-expander)"))
 }
 
 /// What an instruction expands into.
@@ -108,6 +110,8 @@ enum Kind {
         lower: bool,
         unit_diagonal: bool,
         transposed: bool,
+        /// With `transposed`: the adjoint (`trans_x = 'C'`), which conjugates complex elements.
+        conjugate: bool,
     },
     Syevd {
         lower: bool,
@@ -122,12 +126,8 @@ enum Kind {
 fn expansion_kind(module: &Module, c: usize, id: hlo_ir::InstrId) -> Option<Kind> {
     let comp = &module.comps[c];
     let instr = comp.instr(id);
-    let real = instr
-        .operands
-        .first()
-        .and_then(|&o| comp.instr(o).shape.dtype())
-        .is_some_and(|d| matches!(d, DType::F32 | DType::F64));
-    if !real {
+    let dtype = instr.operands.first().and_then(|&o| comp.instr(o).shape.dtype());
+    if !dtype.is_some_and(|d| matches!(d, DType::F32 | DType::F64 | DType::C64 | DType::C128)) {
         return None;
     }
     let cfg = |key| config_char(instr.meta.backend_config.as_deref(), key);
@@ -138,13 +138,19 @@ fn expansion_kind(module: &Module, c: usize, id: hlo_ir::InstrId) -> Option<Kind
             lower: *lower,
             unit_diagonal: *unit_diagonal,
             transposed: *transpose_a != TransposeKind::NoTranspose,
+            conjugate: *transpose_a == TransposeKind::Adjoint,
         }),
         Op::CustomCall(cc) => {
+            match xla_target_routine(&cc.target) {
+                Some("geqrf") => return Some(Kind::Geqrf),
+                Some(_) => return Some(Kind::Orgqr),
+                None => {}
+            }
             let (kind, routine) = lapack_routine(&cc.target)?;
-            if !matches!(kind, 's' | 'd') || !ROUTINES.contains(&routine) {
+            if refusal(kind, routine).is_some() {
                 return None;
             }
-            Some(match routine {
+            Some(match real_name(routine) {
                 "potrf" => Kind::Potrf { lower: cfg("uplo") != Some('U') },
                 "getrf" => Kind::Getrf,
                 "geqrf" => Kind::Geqrf,
@@ -161,6 +167,7 @@ fn expansion_kind(module: &Module, c: usize, id: hlo_ir::InstrId) -> Option<Kind
                     lower: cfg("uplo") != Some('U'),
                     unit_diagonal: cfg("diag") == Some('U'),
                     transposed: matches!(cfg("trans_x"), Some('T' | 'C')),
+                    conjugate: cfg("trans_x") == Some('C'),
                 },
                 _ => return None,
             })
@@ -188,9 +195,12 @@ fn bmn(shape: &ArrayShape) -> Result<(i64, i64, i64), String> {
 }
 
 fn scalar_literal(dtype: DType, v: f64) -> Literal {
+    // `v * 0` keeps -0 (the identity of addition) and NaN in the imaginary part.
     let data = match dtype {
         DType::F32 => ArrayData::F32(vec![v as f32]),
         DType::F64 => ArrayData::F64(vec![v]),
+        DType::C64 => ArrayData::C64(vec![[v as f32, (v * 0.0) as f32]]),
+        DType::C128 => ArrayData::C128(vec![[v, v * 0.0]]),
         DType::S32 => ArrayData::S32(vec![v as i32]),
         _ => ArrayData::Pred(vec![v != 0.0]),
     };
@@ -328,12 +338,83 @@ impl G<'_> {
     fn transpose_minor(&mut self, x: Id) -> Id {
         self.b.transpose(x, &[0, 2, 1])
     }
+    fn is_complex(&self, x: Id) -> bool {
+        self.b.array_shape(x).is_some_and(|a| a.dtype.is_complex())
+    }
+    /// The complex conjugate (the identity on reals).
+    fn conj(&mut self, x: Id) -> Id {
+        if !self.is_complex(x) {
+            return x;
+        }
+        let re = self.b.unary(UnaryOp::Real, x);
+        let im = self.b.unary(UnaryOp::Imag, x);
+        let neg = self.b.unary(UnaryOp::Negate, im);
+        self.b.binary(BinaryOp::Complex, re, neg)
+    }
+    /// The conjugate transpose of `[B, m, n]`.
+    fn adjoint(&mut self, x: Id) -> Id {
+        let t = self.transpose_minor(x);
+        self.conj(t)
+    }
+    /// The real part (the identity on reals).
+    fn re(&mut self, x: Id) -> Id {
+        if self.is_complex(x) {
+            self.b.unary(UnaryOp::Real, x)
+        } else {
+            x
+        }
+    }
+    /// The imaginary part of a complex `x`, `None` for a real one.
+    fn im(&mut self, x: Id) -> Option<Id> {
+        self.is_complex(x).then(|| self.b.unary(UnaryOp::Imag, x))
+    }
+    /// `|x|^2`, real.
+    fn abs2(&mut self, x: Id) -> Id {
+        let re = self.re(x);
+        let sq = self.bin(BinaryOp::Multiply, re, re);
+        match self.im(x) {
+            Some(im) => {
+                let sq_im = self.bin(BinaryOp::Multiply, im, im);
+                self.bin(BinaryOp::Add, sq, sq_im)
+            }
+            None => sq,
+        }
+    }
+    /// `|re| + |im|`, real: LAPACK's `i?amax` compares it (`cabs1`).
+    fn abs1(&mut self, x: Id) -> Id {
+        let re = self.re(x);
+        let a = self.b.unary(UnaryOp::Abs, re);
+        match self.im(x) {
+            Some(im) => {
+                let b = self.b.unary(UnaryOp::Abs, im);
+                self.bin(BinaryOp::Add, a, b)
+            }
+            None => a,
+        }
+    }
+    /// A real `x` as an element of `dt` (`complex(x, 0)` for a complex `dt`).
+    fn of_re(&mut self, x: Id, dt: DType) -> Id {
+        if !dt.is_complex() {
+            return x;
+        }
+        let d = self.dims(x);
+        let zero = self.full(dt.complex_component().unwrap_or(DType::F32), 0.0, &d);
+        self.bin(BinaryOp::Complex, x, zero)
+    }
+}
+
+/// The real type of an element type (`f32` for `c64`).
+fn real_of(dt: DType) -> DType {
+    dt.complex_component().unwrap_or(dt)
 }
 
 /// Scalar reducers an expansion uses.
 #[derive(Clone, Copy)]
 struct Reducers {
     add: CompId,
+    /// `add` over the real type (the same as `add` for a real element type).
+    add_re: CompId,
+    /// Over the real type.
     max: CompId,
     min_s32: CompId,
     add_s32: CompId,
@@ -420,7 +501,8 @@ impl Expander<'_> {
         let dt = a_shape.dtype;
         let r = Reducers {
             add: self.reducer(BinaryOp::Add, dt),
-            max: self.reducer(BinaryOp::Maximum, dt),
+            add_re: self.reducer(BinaryOp::Add, real_of(dt)),
+            max: self.reducer(BinaryOp::Maximum, real_of(dt)),
             min_s32: self.reducer(BinaryOp::Minimum, DType::S32),
             add_s32: self.reducer(BinaryOp::Add, DType::S32),
         };
@@ -436,7 +518,8 @@ impl Expander<'_> {
                 if m != n {
                     return Err("needs square matrices".into());
                 }
-                let a = if lower { a } else { ob.transpose(a, &[0, 2, 1]) };
+                // The upper factor is the adjoint of the lower one of the adjoint.
+                let a = if lower { a } else { G { b: &mut ob }.adjoint(a) };
                 let (l, info) = self.potrf(&mut ob, dt, r, a)?;
                 let mut g = G { b: &mut ob };
                 let l = if let Kind::Cholesky { .. } = kind {
@@ -453,7 +536,7 @@ impl Expander<'_> {
                 } else {
                     l
                 };
-                let l = if lower { l } else { g.transpose_minor(l) };
+                let l = if lower { l } else { g.adjoint(l) };
                 let l = g.b.reshape(l, &with_batch(&[n, n]));
                 if let Kind::Cholesky { .. } = kind {
                     l
@@ -486,10 +569,11 @@ impl Expander<'_> {
                 let q = self.orgqr(&mut ob, dt, a, tau, k)?;
                 ob.reshape(q, &with_batch(&[m, n]))
             }
-            Kind::Trsm { left_side, lower, unit_diagonal, transposed } => {
+            Kind::Trsm { left_side, lower, unit_diagonal, transposed, conjugate } => {
                 let b_shape = operands.get(1).ok_or("a triangular solve takes (a, b)")?;
                 let (_, bm, bn) = bmn(b_shape)?;
                 let bmat = ob.reshape(params[1], &[batch, bm, bn]);
+                let a = if conjugate { G { b: &mut ob }.conj(a) } else { a };
                 let x = self.trsm(&mut ob, dt, a, bmat, left_side, lower, unit_diagonal, transposed)?;
                 ob.reshape(x, &b_shape.dims)
             }
@@ -564,15 +648,20 @@ impl Expander<'_> {
             let zero = g.full(dt, 0.0, &dims);
             let lm = g.sel(before, a, zero);
             let lj = g.row(lm, j);
+            let lj = g.conj(lj);
             let v = g.mat_vec(lm, lj);
             let aj = g.col(a, j);
             let c = g.bin(BinaryOp::Subtract, aj, v);
-            let dj = g.elem(c, j);
-            let zero_b = g.full(dt, 0.0, &[batch]);
+            // Hermitian: the diagonal's real part, `a_jj - sum |l_jk|^2`.
+            let cj = g.elem(c, j);
+            let dj = g.re(cj);
+            let rt = real_of(dt);
+            let zero_b = g.full(rt, 0.0, &[batch]);
             let ok = g.cmp(CompareDirection::Gt, dj, zero_b);
             let l = g.b.unary(UnaryOp::Sqrt, dj);
-            let one = g.full(dt, 1.0, &[batch]);
+            let one = g.full(rt, 1.0, &[batch]);
             let rinv = g.bin(BinaryOp::Divide, one, l);
+            let (rinv, l, dj) = (g.of_re(rinv, dt), g.of_re(l, dt), g.of_re(dj, dt));
             let vd = [batch, n];
             let ri = g.iota(&vd, 1);
             let is_j = g.cmp_s(CompareDirection::Eq, ri, j);
@@ -620,10 +709,11 @@ impl Expander<'_> {
             let ri = g.iota(&vd, 1);
             // isamax over rows >= j: the first of the largest magnitudes.
             let from_j = g.cmp_s(CompareDirection::Ge, ri, j);
-            let absc = g.b.unary(UnaryOp::Abs, cj);
-            let minus_one = g.full(dt, -1.0, &vd);
+            let rt = real_of(dt);
+            let absc = g.abs1(cj);
+            let minus_one = g.full(rt, -1.0, &vd);
             let cand = g.sel(from_j, absc, minus_one);
-            let init = g.c(dt, -1.0);
+            let init = g.c(rt, -1.0);
             let mx = g.reduce(cand, init, 1, r.max);
             let mx_b = g.lead(mx, &vd);
             let at_max = g.cmp(CompareDirection::Eq, cand, mx_b);
@@ -646,8 +736,9 @@ impl Expander<'_> {
             let pivot_terms = g.sel(is_p, cj, neg_zero_v);
             let neg_zero = g.c(dt, -0.0);
             let pivot = g.reduce(pivot_terms, neg_zero, 1, r.add);
-            let zero_b = g.full(dt, 0.0, &[batch]);
-            let nz = g.cmp(CompareDirection::Ne, pivot, zero_b);
+            let zero_b = g.full(rt, 0.0, &[batch]);
+            let pivot_mag = g.abs1(pivot);
+            let nz = g.cmp(CompareDirection::Ne, pivot_mag, zero_b);
             let rows = g.iota(&md, 1);
             let p_m = g.lead(p, &md);
             let is_p_m = g.cmp(CompareDirection::Eq, rows, p_m);
@@ -671,8 +762,8 @@ impl Expander<'_> {
             let pivot_v = g.lead(pivot, &vd);
             let by_div = g.bin(BinaryOp::Divide, c1, pivot_v);
             let abs_p = g.b.unary(UnaryOp::Abs, pivot);
-            let safe_min = if dt == DType::F64 { f64::MIN_POSITIVE } else { f32::MIN_POSITIVE as f64 };
-            let safe = g.full(dt, safe_min, &[batch]);
+            let safe_min = if rt == DType::F64 { f64::MIN_POSITIVE } else { f32::MIN_POSITIVE as f64 };
+            let safe = g.full(rt, safe_min, &[batch]);
             let normal = g.cmp(CompareDirection::Ge, abs_p, safe);
             let normal_v = g.lead(normal, &vd);
             let scaled = g.sel(normal_v, by_recip, by_div);
@@ -724,20 +815,60 @@ impl Expander<'_> {
             let below = g.cmp_s(CompareDirection::Gt, ri, i);
             let zero_v = g.full(dt, 0.0, &vd);
             let x = g.sel(below, ci, zero_v);
-            let x2 = g.bin(BinaryOp::Multiply, x, x);
-            let zero = g.c(dt, 0.0);
-            let xnorm2 = g.reduce(x2, zero, 1, r.add);
-            let zero_b = g.full(dt, 0.0, &[batch]);
+            let rt = real_of(dt);
+            // The norm of (alpha, x) scaled by its largest part (as LAPACK's `dznrm2`/`dlapy3`),
+            // so that tiny columns (rounding noise in `gesdd`'s `u`) do not square to zero.
+            let vd_rows = g.cmp_s(CompareDirection::Ge, ri, i);
+            let mag = g.abs1(ci);
+            let zero_rv = g.full(rt, 0.0, &vd);
+            let mag = g.sel(vd_rows, mag, zero_rv);
+            let zero = g.c(rt, 0.0);
+            let big = g.reduce(mag, zero, 1, r.max);
+            let zero_b = g.full(rt, 0.0, &[batch]);
+            let positive = g.cmp(CompareDirection::Gt, big, zero_b);
+            let one_b = g.full(rt, 1.0, &[batch]);
+            let big = g.sel(positive, big, one_b);
+            let big_c = g.of_re(big, dt);
+            let big_v = g.lead(big_c, &vd);
+            let xs = g.bin(BinaryOp::Divide, x, big_v);
+            let x2 = g.abs2(xs);
+            let xnorm2 = g.reduce(x2, zero, 1, r.add_re);
+            // Complex `alpha = (alphr, alphi)`: the real `beta` of `zlarfg`, and
+            // `tau = ((beta - alphr) / beta, -alphi / beta)`.
+            let alphr = g.re(alpha);
+            let alphi = g.im(alpha);
             let trivial = g.cmp(CompareDirection::Eq, xnorm2, zero_b);
-            let alpha2 = g.bin(BinaryOp::Multiply, alpha, alpha);
+            let alphr_s = g.bin(BinaryOp::Divide, alphr, big);
+            let mut alpha2 = g.bin(BinaryOp::Multiply, alphr_s, alphr_s);
+            let trivial = match alphi {
+                Some(alphi) => {
+                    let real = g.cmp(CompareDirection::Eq, alphi, zero_b);
+                    let alphi_s = g.bin(BinaryOp::Divide, alphi, big);
+                    let sq = g.bin(BinaryOp::Multiply, alphi_s, alphi_s);
+                    alpha2 = g.bin(BinaryOp::Add, alpha2, sq);
+                    g.and(trivial, real)
+                }
+                None => trivial,
+            };
             let norm2 = g.bin(BinaryOp::Add, alpha2, xnorm2);
             let norm = g.b.unary(UnaryOp::Sqrt, norm2);
+            let norm = g.bin(BinaryOp::Multiply, big, norm);
             let neg_norm = g.b.unary(UnaryOp::Negate, norm);
-            let negative = g.cmp(CompareDirection::Lt, alpha, zero_b);
+            let negative = g.cmp(CompareDirection::Lt, alphr, zero_b);
             let beta = g.sel(negative, norm, neg_norm);
-            let bma = g.bin(BinaryOp::Subtract, beta, alpha);
+            let bma = g.bin(BinaryOp::Subtract, beta, alphr);
             let tau = g.bin(BinaryOp::Divide, bma, beta);
+            let tau = match alphi {
+                Some(alphi) => {
+                    let neg = g.b.unary(UnaryOp::Negate, alphi);
+                    let tau_im = g.bin(BinaryOp::Divide, neg, beta);
+                    g.bin(BinaryOp::Complex, tau, tau_im)
+                }
+                None => tau,
+            };
+            let zero_b = g.full(dt, 0.0, &[batch]);
             let tau = g.sel(trivial, zero_b, tau);
+            let beta = g.of_re(beta, dt);
             let amb = g.bin(BinaryOp::Subtract, alpha, beta);
             let one = g.full(dt, 1.0, &[batch]);
             let scale = g.bin(BinaryOp::Divide, one, amb);
@@ -753,9 +884,11 @@ impl Expander<'_> {
             let diag = g.sel(trivial_v, ci, beta_v);
             let newcol = g.sel(below, scaled, ci);
             let newcol = g.sel(is_i, diag, newcol);
-            // A[i.., i+1..] -= (tau v) (v^T A).
-            let w = g.vec_mat(v, a);
-            let tau_v = g.lead(tau, &vd);
+            // A[i.., i+1..] -= (conj(tau) v) (v^H A): `geqr2` applies H^H.
+            let vc = g.conj(v);
+            let w = g.vec_mat(vc, a);
+            let tau_c = g.conj(tau);
+            let tau_v = g.lead(tau_c, &vd);
             let tv = g.bin(BinaryOp::Multiply, tau_v, v);
             let prod = g.outer(tv, w);
             let upd = g.bin(BinaryOp::Subtract, a, prod);
@@ -800,7 +933,8 @@ impl Expander<'_> {
             let v = g.sel(below, ci, zero_v);
             let v = g.sel(is_i, one_v, v);
             let ti = g.elem(tau, i);
-            let w = g.vec_mat(v, q);
+            let vc = g.conj(v);
+            let w = g.vec_mat(vc, q);
             let ti_v = g.lead(ti, &vd);
             let tv = g.bin(BinaryOp::Multiply, ti_v, v);
             let prod = g.outer(tv, w);

@@ -43,6 +43,9 @@ fn floats(data: &ArrayData) -> Option<Vec<f64>> {
     match data {
         ArrayData::F32(v) => Some(v.iter().map(|&x| x as f64).collect()),
         ArrayData::F64(v) => Some(v.clone()),
+        // Complex: the parts, interleaved (the relative L2 error of the complex values).
+        ArrayData::C64(v) => Some(v.iter().flat_map(|z| [z[0] as f64, z[1] as f64]).collect()),
+        ArrayData::C128(v) => Some(v.iter().flat_map(|&z| z).collect()),
         _ => None,
     }
 }
@@ -256,10 +259,17 @@ fn geqrf_and_orgqr() {
 }
 
 #[test]
-fn complex_routines_are_left_alone() {
-    let text = "HloModule m\nENTRY e {\n  a = c64[3,3] parameter(0)\n  ROOT c = (c64[3,3], s32[]) custom-call(a), custom_call_target=\"lapack_cpotrf_ffi\", api_version=API_VERSION_TYPED_FFI, backend_config={uplo = 76 : ui8}\n}\n";
-    let mut module = parse(text);
-    assert!(!hlo_passes::linalg_expander::run(&mut module).unwrap());
+fn geev_is_left_alone() {
+    for (target, result) in [
+        ("lapack_cgeev_ffi", "(c64[3], c64[3,3], c64[3,3], s32[])"),
+        ("lapack_sgeev_ffi", "(f32[3], f32[3], c64[3,3], c64[3,3], s32[])"),
+    ] {
+        let ty = if target.contains("cgeev") { "c64" } else { "f32" };
+        let text = format!("HloModule m\nENTRY e {{\n  a = {ty}[3,3] parameter(0)\n  ROOT c = {result} custom-call(a), custom_call_target=\"{target}\", api_version=API_VERSION_TYPED_FFI, backend_config={{mode = 65 : ui8}}\n}}\n");
+        let mut module = parse(&text);
+        assert!(!hlo_passes::linalg_expander::run(&mut module).unwrap());
+        assert!(hlo_passes::linalg_expander::refused_target(target).is_some());
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -477,5 +487,318 @@ fn gesdd_f64_rank_deficient_zero_and_nan() {
         let text = gesdd_text("f64", &[3], m as i64, n as i64, mode);
         let got = check_gesdd(&text, &f64s(&[3, m as i64, n as i64], a.clone()), m, n, mode, 1e-12);
         assert_eq!(ints(&got[4]), vec![0, 0, 1]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Complex routines (`c`, `z`): the same checks at sizes that straddle the loops' edges (1, 2, 3,
+// 8, 17), in c64 and c128, with complex values everywhere (imaginary parts on the diagonal too,
+// which Hermitian routines must not read).
+
+/// A complex literal of type `ty` (`c64` or `c128`) from interleaved parts.
+fn complex(ty: &str, dims: &[i64], parts: &[f64]) -> Literal {
+    let pairs = parts.chunks_exact(2);
+    if ty == "c64" {
+        let v = pairs.map(|p| [p[0] as f32, p[1] as f32]).collect();
+        Literal::array(ArrayShape::new(DType::C64, dims.to_vec()), ArrayData::C64(v))
+    } else {
+        let v = pairs.map(|p| [p[0], p[1]]).collect();
+        Literal::array(ArrayShape::new(DType::C128, dims.to_vec()), ArrayData::C128(v))
+    }
+}
+
+/// `2 * count` parts in [-1, 1).
+fn parts(count: usize, seed: u32) -> Vec<f64> {
+    values(2 * count, seed).iter().map(|&x| x as f64).collect()
+}
+
+/// `batch` Hermitian positive definite `n x n` matrices `M M^H + n I` as interleaved parts, with
+/// a stray imaginary part on the diagonal (which `potrf` and `heevd` ignore).
+fn hpd(batch: usize, n: usize, seed: u32) -> Vec<f64> {
+    let m = parts(batch * n * n, seed);
+    let mut out = vec![0.0; 2 * batch * n * n];
+    for b in 0..batch {
+        let at = |i: usize, j: usize| 2 * (b * n * n + i * n + j);
+        for i in 0..n {
+            for j in 0..n {
+                let (mut re, mut im) = (if i == j { n as f64 } else { 0.0 }, 0.0);
+                for k in 0..n {
+                    let (xr, xi, yr, yi) = (m[at(i, k)], m[at(i, k) + 1], m[at(j, k)], m[at(j, k) + 1]);
+                    re += xr * yr + xi * yi;
+                    im += xi * yr - xr * yi;
+                }
+                out[at(i, j)] = re;
+                out[at(i, j) + 1] = if i == j { 0.25 } else { im };
+            }
+        }
+    }
+    out
+}
+
+fn prefix(ty: &str) -> char {
+    if ty == "c64" {
+        'c'
+    } else {
+        'z'
+    }
+}
+
+#[test]
+fn complex_potrf_getrf_and_every_trsm() {
+    for ty in ["c64", "c128"] {
+        for n in [1i64, 2, 3, 8, 17] {
+            let p = prefix(ty);
+            let mut body = format!(
+                "  a = {ty}[2,{n},{n}] parameter(0)\n  g = {ty}[2,{n},{n}] parameter(1)\n  bl = {ty}[2,{n},3] parameter(2)\n  br = {ty}[2,3,{n}] parameter(3)\n"
+            );
+            let mut outs = Vec::new();
+            for uplo in [76, 85] {
+                body += &format!("  ch{uplo} = ({ty}[2,{n},{n}], s32[2]) custom-call(a), custom_call_target=\"lapack_{p}potrf_ffi\", api_version=API_VERSION_TYPED_FFI, backend_config={{uplo = {uplo} : ui8}}\n  f{uplo} = {ty}[2,{n},{n}] get-tuple-element(ch{uplo}), index=0\n  i{uplo} = s32[2] get-tuple-element(ch{uplo}), index=1\n");
+                outs.push((format!("f{uplo}"), format!("{ty}[2,{n},{n}]")));
+                outs.push((format!("i{uplo}"), "s32[2]".to_string()));
+                for side in [76, 82] {
+                    for trans in [78, 84, 67] {
+                        for diag in [78, 85] {
+                            let (b, bd) =
+                                if side == 76 { ("bl", format!("2,{n},3")) } else { ("br", format!("2,3,{n}")) };
+                            let x = format!("x{uplo}_{side}_{trans}_{diag}");
+                            body += &format!("  {x} = {ty}[{bd}] custom-call(f{uplo}, {b}), custom_call_target=\"lapack_{p}trsm_ffi\", api_version=API_VERSION_TYPED_FFI, backend_config={{diag = {diag} : ui8, side = {side} : ui8, trans_x = {trans} : ui8, uplo = {uplo} : ui8}}\n");
+                            outs.push((x, format!("{ty}[{bd}]")));
+                        }
+                    }
+                }
+            }
+            body += &format!("  lu = ({ty}[2,{n},{n}], s32[2,{n}], s32[2]) custom-call(g), custom_call_target=\"lapack_{p}getrf_ffi\", api_version=API_VERSION_TYPED_FFI, backend_config={{}}\n");
+            for (k, t) in [format!("{ty}[2,{n},{n}]"), format!("s32[2,{n}]"), "s32[2]".to_string()].iter().enumerate() {
+                body += &format!("  lu{k} = {t} get-tuple-element(lu), index={k}\n");
+                outs.push((format!("lu{k}"), t.clone()));
+            }
+            let (names, types): (Vec<_>, Vec<_>) = outs.into_iter().unzip();
+            let text = format!(
+                "HloModule m\nENTRY e {{\n{body}  ROOT t = ({}) tuple({})\n}}\n",
+                types.join(", "),
+                names.join(", ")
+            );
+            let nn = (n * n) as usize;
+            // The second general matrix is singular: its last column is zero, an exact zero pivot.
+            let mut g = parts(2 * nn, 31);
+            let nu = n as usize;
+            for i in 0..nu {
+                let last = 2 * (nn + i * nu + nu - 1);
+                g[last] = 0.0;
+                g[last + 1] = 0.0;
+            }
+            let want = check(
+                &text,
+                &[
+                    complex(ty, &[2, n, n], &hpd(2, nu, 30 + n as u32)),
+                    complex(ty, &[2, n, n], &g),
+                    complex(ty, &[2, n, 3], &parts(6 * nu, 32)),
+                    complex(ty, &[2, 3, n], &parts(6 * nu, 33)),
+                ],
+            );
+            assert_eq!(ints(&want[1]), vec![0, 0], "{ty} {n}: positive definite");
+            let info = ints(want.last().unwrap());
+            assert_eq!(info[0], 0, "{ty} {n}");
+            assert_eq!(info[1], n as i32, "{ty} {n}: singular");
+        }
+    }
+}
+
+#[test]
+fn complex_potrf_stops_at_a_matrix_that_is_not_positive_definite() {
+    let text = "HloModule m\nENTRY e {\n  a = c64[2,3,3] parameter(0)\n  ROOT c = (c64[2,3,3], s32[2]) custom-call(a), custom_call_target=\"lapack_cpotrf_ffi\", api_version=API_VERSION_TYPED_FFI, backend_config={uplo = 85 : ui8}\n}\n";
+    let mut a = hpd(2, 3, 40);
+    // Batch 1: [[4, 2i], [-2i, 1]] leading block, singular: the second pivot is 0.
+    let block = [4.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, -2.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.0, 0.0];
+    a[18..].copy_from_slice(&block);
+    let want = check(text, &[complex("c64", &[2, 3, 3], &a)]);
+    assert_eq!(ints(&want[1]), vec![0, 2]);
+}
+
+#[test]
+fn complex_cholesky_and_triangular_solve_opcodes() {
+    for ty in ["c64", "c128"] {
+        let text = format!(
+            "HloModule m\nENTRY e {{\n  a = {ty}[3,5,5] parameter(0)\n  b = {ty}[3,5,2] parameter(1)\n  l = {ty}[3,5,5] cholesky(a), lower=true\n  u = {ty}[3,5,5] cholesky(a), lower=false\n  x = {ty}[3,5,2] triangular-solve(l, b), left_side=true, lower=true, unit_diagonal=false, transpose_a=ADJOINT\n  y = {ty}[3,5,2] triangular-solve(u, b), left_side=true, lower=false, unit_diagonal=false, transpose_a=TRANSPOSE\n  bt = {ty}[3,2,5] transpose(b), dimensions={{0,2,1}}\n  z = {ty}[3,2,5] triangular-solve(u, bt), left_side=false, lower=false, unit_diagonal=false, transpose_a=ADJOINT\n  ROOT t = ({ty}[3,5,5], {ty}[3,5,5], {ty}[3,5,2], {ty}[3,5,2], {ty}[3,2,5]) tuple(l, u, x, y, z)\n}}\n"
+        );
+        check(&text, &[complex(ty, &[3, 5, 5], &hpd(3, 5, 41)), complex(ty, &[3, 5, 2], &parts(30, 42))]);
+    }
+}
+
+#[test]
+fn complex_geqrf_and_ungqr() {
+    for ty in ["c64", "c128"] {
+        let p = prefix(ty);
+        for (m, n) in [(6i64, 4i64), (4, 4), (3, 5), (1, 1), (2, 2), (17, 3)] {
+            let k = m.min(n);
+            let text = format!(
+                "HloModule m\nENTRY e {{\n  a = {ty}[2,{m},{n}] parameter(0)\n  qr = ({ty}[2,{m},{n}]{{1,2,0}}, {ty}[2,{k}]) custom-call(a), custom_call_target=\"lapack_{p}geqrf_ffi\", api_version=API_VERSION_TYPED_FFI, backend_config={{}}\n  r = {ty}[2,{m},{n}] get-tuple-element(qr), index=0\n  tau = {ty}[2,{k}] get-tuple-element(qr), index=1\n  rk = {ty}[2,{m},{k}] slice(r), slice={{[0:2], [0:{m}], [0:{k}]}}\n  q = {ty}[2,{m},{k}] custom-call(rk, tau), custom_call_target=\"lapack_{p}ungqr_ffi\", api_version=API_VERSION_TYPED_FFI, backend_config={{}}\n  ROOT t = ({ty}[2,{m},{n}], {ty}[2,{k}], {ty}[2,{m},{k}]) tuple(r, tau, q)\n}}\n"
+            );
+            let (mu, nu) = (m as usize, n as usize);
+            let mut a = parts(2 * mu * nu, 43);
+            // Batch 0, column 0: (real, 0, ...), tau = 0. Batch 1, column 0: (imaginary, 0, ...),
+            // which still reflects (LAPACK makes beta real).
+            for r in 0..mu {
+                a[2 * (r * nu) + 1] = 0.0;
+                a[2 * (mu * nu + r * nu)] = 0.0;
+                if r > 0 {
+                    a[2 * (r * nu)] = 0.0;
+                    a[2 * (mu * nu + r * nu) + 1] = 0.0;
+                }
+            }
+            let want = check(&text, &[complex(ty, &[2, m, n], &a)]);
+            let tau = floats(want[1].array_data().unwrap()).unwrap();
+            assert_eq!(&tau[..2], &[0.0, 0.0], "{ty} {m}x{n}");
+            assert!(tau[2 * k as usize] != 0.0 || tau[2 * k as usize + 1] != 0.0, "{ty} {m}x{n}");
+        }
+    }
+}
+
+/// `heevd` by invariants computed in the module: eigenvalues, `V diag(w) V^H` and `V^H V`
+/// (eigenvectors are unique only up to a phase, and the two Jacobi orderings differ).
+fn heevd_text(ty: &str, n: i64, uplo: u8) -> String {
+    let p = prefix(ty);
+    let re = if ty == "c64" { "f32" } else { "f64" };
+    format!(
+        "HloModule m\nENTRY e {{\n  a = {ty}[2,{n},{n}] parameter(0)\n  eig = ({ty}[2,{n},{n}]{{1,2,0}}, {re}[2,{n}], s32[2]) custom-call(a), custom_call_target=\"lapack_{p}heevd_ffi\", api_version=API_VERSION_TYPED_FFI, frontend_attributes={{num_batch_dims=\"1\"}}, backend_config={{mode = 86 : ui8, uplo = {uplo} : ui8}}\n  v = {ty}[2,{n},{n}] get-tuple-element(eig), index=0\n  w = {re}[2,{n}] get-tuple-element(eig), index=1\n  info = s32[2] get-tuple-element(eig), index=2\n  vr = {re}[2,{n},{n}] real(v)\n  vi = {re}[2,{n},{n}] imag(v)\n  nvi = {re}[2,{n},{n}] negate(vi)\n  vc = {ty}[2,{n},{n}] complex(vr, nvi)\n  wc = {ty}[2,{n}] convert(w)\n  wb = {ty}[2,{n},{n}] broadcast(wc), dimensions={{0,2}}\n  vw = {ty}[2,{n},{n}] multiply(v, wb)\n  recon = {ty}[2,{n},{n}] dot(vw, vc), lhs_batch_dims={{0}}, lhs_contracting_dims={{2}}, rhs_batch_dims={{0}}, rhs_contracting_dims={{2}}\n  gram = {ty}[2,{n},{n}] dot(vc, v), lhs_batch_dims={{0}}, lhs_contracting_dims={{1}}, rhs_batch_dims={{0}}, rhs_contracting_dims={{1}}\n  ROOT t = ({re}[2,{n}], {ty}[2,{n},{n}], {ty}[2,{n},{n}], s32[2]) tuple(w, recon, gram, info)\n}}\n"
+    )
+}
+
+#[test]
+fn complex_heevd_lower_and_upper_across_sizes() {
+    for ty in ["c64", "c128"] {
+        for n in [1i64, 2, 3, 8, 17] {
+            for uplo in [76, 85] {
+                let nu = n as usize;
+                // Hermitian in the named triangle only: the other holds unrelated values.
+                let mut a = hpd(2, nu, 50 + n as u32);
+                let noise = parts(2 * nu * nu, 51);
+                for b in 0..2 {
+                    for i in 0..nu {
+                        for j in 0..nu {
+                            let other = if uplo == 76 { j > i } else { j < i };
+                            if other {
+                                let k = 2 * (b * nu * nu + i * nu + j);
+                                a[k] = noise[k];
+                                a[k + 1] = noise[k + 1];
+                            }
+                        }
+                    }
+                }
+                let want = check(&heevd_text(ty, n, uplo), &[complex(ty, &[2, n, n], &a)]);
+                assert_eq!(ints(&want[3]), vec![0, 0]);
+            }
+        }
+    }
+}
+
+#[test]
+fn complex_heevd_repeated_eigenvalues_and_nan() {
+    // diag(1, 1, 2) conjugated by a unitary Householder reflector; batch 1 holds a NaN.
+    let v = [0.5, 0.5, 0.5, -0.5, 0.0, 0.5];
+    let norm2: f64 = v.iter().map(|x| x * x).sum();
+    let d = [1.0, 1.0, 2.0];
+    let mut a = vec![0.0; 36];
+    for i in 0..3 {
+        for j in 0..3 {
+            // H = I - 2 v v^H / |v|^2; A = H D H.
+            let h = |r: usize, c: usize| -> (f64, f64) {
+                let (vr, vi, wr, wi) = (v[2 * r], v[2 * r + 1], v[2 * c], -v[2 * c + 1]);
+                let (pr, pi) = (vr * wr - vi * wi, vr * wi + vi * wr);
+                (f64::from(r == c) - 2.0 * pr / norm2, -2.0 * pi / norm2)
+            };
+            let (mut re, mut im) = (0.0, 0.0);
+            for (k, dk) in d.iter().enumerate() {
+                let ((ar, ai), (br, bi)) = (h(i, k), h(k, j));
+                re += dk * (ar * br - ai * bi);
+                im += dk * (ar * bi + ai * br);
+            }
+            a[2 * (i * 3 + j)] = re;
+            a[2 * (i * 3 + j) + 1] = im;
+        }
+    }
+    a.copy_within(..18, 18);
+    a[18 + 2 * 3] = f64::NAN;
+    let want = check(&heevd_text("c128", 3, 76), &[complex("c128", &[2, 3, 3], &a)]);
+    let w = floats(want[0].array_data().unwrap()).unwrap();
+    assert!((w[0] - 1.0).abs() < 1e-12 && (w[1] - 1.0).abs() < 1e-12 && (w[2] - 2.0).abs() < 1e-12, "{w:?}");
+    assert!(w[3..].iter().all(|x| x.is_nan()));
+    assert_eq!(ints(&want[3]), vec![0, 1]);
+}
+
+/// Complex `gesdd` by invariants computed in the module: `s`, `U[:, :k] diag(s) VT[:k]`,
+/// `U^H U` and `VT VT^H` (or `s` alone for `jobz = 'N'`).
+fn complex_gesdd_text(ty: &str, m: i64, n: i64, mode: char) -> String {
+    let p = prefix(ty);
+    let re = if ty == "c64" { "f32" } else { "f64" };
+    let k = m.min(n);
+    let (uc, vr) = match mode {
+        'A' => (m, n),
+        _ => (k, k),
+    };
+    let head = format!(
+        "HloModule m\nENTRY e {{\n  a = {ty}[2,{m},{n}] parameter(0)\n  sv = ({ty}[2,{m},{n}]{{1,2,0}}, {re}[2,{k}], {ty}[2,{m},{uc}]{{1,2,0}}, {ty}[2,{vr},{n}]{{1,2,0}}, s32[2]) custom-call(a), custom_call_target=\"lapack_{p}gesdd_ffi\", api_version=API_VERSION_TYPED_FFI, backend_config={{mode = {} : ui8}}\n  s = {re}[2,{k}] get-tuple-element(sv), index=1\n  info = s32[2] get-tuple-element(sv), index=4\n",
+        mode as u8
+    );
+    if mode == 'N' {
+        return format!("{head}  ROOT t = ({re}[2,{k}], s32[2]) tuple(s, info)\n}}\n");
+    }
+    format!(
+        "{head}  u = {ty}[2,{m},{uc}] get-tuple-element(sv), index=2\n  vt = {ty}[2,{vr},{n}] get-tuple-element(sv), index=3\n  uk = {ty}[2,{m},{k}] slice(u), slice={{[0:2], [0:{m}], [0:{k}]}}\n  vk = {ty}[2,{k},{n}] slice(vt), slice={{[0:2], [0:{k}], [0:{n}]}}\n  sc = {ty}[2,{k}] convert(s)\n  sb = {ty}[2,{m},{k}] broadcast(sc), dimensions={{0,2}}\n  us = {ty}[2,{m},{k}] multiply(uk, sb)\n  recon = {ty}[2,{m},{n}] dot(us, vk), lhs_batch_dims={{0}}, lhs_contracting_dims={{2}}, rhs_batch_dims={{0}}, rhs_contracting_dims={{1}}\n  ur = {re}[2,{m},{uc}] real(u)\n  ui = {re}[2,{m},{uc}] imag(u)\n  nui = {re}[2,{m},{uc}] negate(ui)\n  uh = {ty}[2,{m},{uc}] complex(ur, nui)\n  gu = {ty}[2,{uc},{uc}] dot(uh, u), lhs_batch_dims={{0}}, lhs_contracting_dims={{1}}, rhs_batch_dims={{0}}, rhs_contracting_dims={{1}}\n  vr = {re}[2,{vr},{n}] real(vt)\n  vi = {re}[2,{vr},{n}] imag(vt)\n  nvi = {re}[2,{vr},{n}] negate(vi)\n  vh = {ty}[2,{vr},{n}] complex(vr, nvi)\n  gv = {ty}[2,{vr},{vr}] dot(vt, vh), lhs_batch_dims={{0}}, lhs_contracting_dims={{2}}, rhs_batch_dims={{0}}, rhs_contracting_dims={{2}}\n  ROOT t = ({re}[2,{k}], {ty}[2,{m},{n}], {ty}[2,{uc},{uc}], {ty}[2,{vr},{vr}], s32[2]) tuple(s, recon, gu, gv, info)\n}}\n"
+    )
+}
+
+#[test]
+fn complex_gesdd_tall_wide_square_full_thin_and_none() {
+    for ty in ["c64", "c128"] {
+        for (m, n) in [(1i64, 1i64), (2, 3), (3, 2), (8, 8), (17, 3), (3, 17)] {
+            for mode in ['A', 'S', 'N'] {
+                let mut a = parts(2 * (m * n) as usize, 70 + m as u32);
+                // Batch 1 of the square case: rank 1 (u is completed where s is zero).
+                if m == n && m > 1 {
+                    let nu = n as usize;
+                    for i in 0..nu {
+                        for j in 0..nu {
+                            let k = 2 * (nu * nu + i * nu + j);
+                            a[k] = (i + 1) as f64 * (j as f64 - 2.0) / 4.0;
+                            a[k + 1] = (i + 1) as f64 * 0.5 / 4.0;
+                        }
+                    }
+                }
+                let want = check(&complex_gesdd_text(ty, m, n, mode), &[complex(ty, &[2, m, n], &a)]);
+                assert_eq!(ints(want.last().unwrap()), vec![0, 0], "{ty} {m}x{n} {mode}");
+            }
+        }
+    }
+}
+
+#[test]
+fn complex_gesdd_nan_reports_info() {
+    let mut a = parts(12, 80);
+    a[2 * 6 + 1] = f64::NAN;
+    let want = check(&complex_gesdd_text("c64", 2, 3, 'S'), &[complex("c64", &[2, 2, 3], &a)]);
+    assert_eq!(ints(want.last().unwrap()), vec![0, 1]);
+}
+
+/// XLA's `Qr` and `ProductOfElementaryHouseholderReflectors` (JAX's default lowering of `geqrf`
+/// and `householder_product`, e.g. through a PJRT plugin) are `geqrf` and `orgqr`/`ungqr`: the
+/// same results as the LAPACK targets, expanded and evaluated.
+#[test]
+fn xla_qr_targets_are_geqrf_and_orgqr() {
+    for ty in ["f32", "c64", "c128"] {
+        let p = match ty {
+            "f32" => 's',
+            t => prefix(t),
+        };
+        let orgqr = if ty == "f32" { "orgqr" } else { "ungqr" };
+        let text = format!(
+            "HloModule m\nENTRY e {{\n  a = {ty}[2,5,3] parameter(0)\n  qr = ({ty}[2,5,3], {ty}[2,3]) custom-call(a), custom_call_target=\"Qr\"\n  r = {ty}[2,5,3] get-tuple-element(qr), index=0\n  tau = {ty}[2,3] get-tuple-element(qr), index=1\n  q = {ty}[2,5,3] custom-call(r, tau), custom_call_target=\"ProductOfElementaryHouseholderReflectors\"\n  lq = ({ty}[2,5,3], {ty}[2,3]) custom-call(a), custom_call_target=\"lapack_{p}geqrf_ffi\", api_version=API_VERSION_TYPED_FFI\n  lr = {ty}[2,5,3] get-tuple-element(lq), index=0\n  ltau = {ty}[2,3] get-tuple-element(lq), index=1\n  lqq = {ty}[2,5,3] custom-call(lr, ltau), custom_call_target=\"lapack_{p}{orgqr}_ffi\", api_version=API_VERSION_TYPED_FFI\n  ROOT t = ({ty}[2,5,3], {ty}[2,3], {ty}[2,5,3], {ty}[2,5,3], {ty}[2,3], {ty}[2,5,3]) tuple(r, tau, q, lr, ltau, lqq)\n}}\n"
+        );
+        let a = if ty == "f32" { f32s(&[2, 5, 3], values(30, 90)) } else { complex(ty, &[2, 5, 3], &parts(30, 90)) };
+        let want = check(&text, &[a]);
+        for k in 0..3 {
+            assert_eq!(want[k], want[k + 3], "{ty} output {k}");
+        }
     }
 }

@@ -25,6 +25,11 @@ fn every_registered_pass_runs_alone_on_every_sample() {
     for (sample, file) in common::sample_modules() {
         for &(name, pass) in PASSES {
             let mut module = common::load(&sample, file);
+            // Complex LAPACK (and XLA QR) custom calls become complex HLO only in `linalg-expander`, which runs
+            // before `lower-complex` in the pipeline; alone, `lower-complex` refuses them by name.
+            if name == "lower-complex" && has_complex_lapack_call(&module) {
+                continue;
+            }
             let res = pass(&mut module)
                 .map_err(|e| e.to_string())
                 .and_then(|_| hlo_passes::pipeline::verify_after(name, &module).map_err(|e| e.to_string()));
@@ -34,6 +39,17 @@ fn every_registered_pass_runs_alone_on_every_sample() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+fn has_complex_lapack_call(module: &Module) -> bool {
+    module.comps.iter().flat_map(|c| &c.instrs).any(|instr| match &instr.op {
+        Op::CustomCall(cc) => {
+            cc.target.starts_with("lapack_c")
+                || cc.target.starts_with("lapack_z")
+                || hlo_interp::lapack::xla_target_routine(&cc.target).is_some()
+        }
+        _ => false,
+    })
 }
 
 /// Re-running any pass of the pipeline but `inline-calls` (which undoes fusions by design) on

@@ -6,7 +6,8 @@
 //! `syevd` and `gesdd`, whose vectors are unique only up to sign, are checked by what the module
 //! computes from them (values, reconstructions, Gram matrices), within 2e-5 (f32 Jacobi sweeps on
 //! the device, f64 in the interpreter), or 1e-12 for the f64 routines.
-//! The JAX samples `linalg_*` cover the same targets end to end.
+//! The complex routines (`lapack_{c,z}*`) run the same way in c64 and c128 (complex outputs
+//! compared part by part). The JAX samples `linalg_*` cover the same targets end to end.
 
 mod common;
 use common::*;
@@ -52,7 +53,7 @@ fn check_within(hlo: &str, inputs: Vec<Vec<u8>>, float_tol: f64) {
     let leaves = root.leaves();
     assert_eq!(got.len(), want.len());
     for (k, (g, w)) in got.iter().zip(&want).enumerate() {
-        let tol = if leaves[k].dtype.is_float() { float_tol } else { 0.0 };
+        let tol = if leaves[k].dtype.is_float() || leaves[k].dtype.is_complex() { float_tol } else { 0.0 };
         compare(leaves[k].dtype, g, w, tol).unwrap_or_else(|e| panic!("output {k}: {e}\n{hlo}"));
     }
 }
@@ -102,4 +103,55 @@ fn f64_eigh_and_svd_by_invariants() {
     let sym: Vec<f64> = (0..50).map(|k| (a[k] + a[(k / 25) * 25 + (k % 5) * 5 + (k % 25) / 5]) / 2.0).collect();
     let b: Vec<f64> = values(24, 22).iter().map(|&x| x as f64 * 0.75).collect();
     check_within(hlo, vec![f64_bytes(sym), f64_bytes(b)], 1e-12);
+}
+
+/// `batch` Hermitian positive definite `M M^H + n I` as interleaved parts (a stray imaginary
+/// part on the diagonal, which the Hermitian routines never read).
+fn hpd(batch: usize, n: usize, seed: u32) -> Vec<f64> {
+    let m = values(2 * batch * n * n, seed);
+    let mut out = vec![0.0; 2 * batch * n * n];
+    for b in 0..batch {
+        let at = |i: usize, j: usize| 2 * (b * n * n + i * n + j);
+        for i in 0..n {
+            for j in 0..n {
+                let (mut re, mut im) = (if i == j { n as f64 } else { 0.0 }, 0.0);
+                for k in 0..n {
+                    let (xr, xi) = (m[at(i, k)] as f64, m[at(i, k) + 1] as f64);
+                    let (yr, yi) = (m[at(j, k)] as f64, m[at(j, k) + 1] as f64);
+                    re += xr * yr + xi * yi;
+                    im += xi * yr - xr * yi;
+                }
+                out[at(i, j)] = re;
+                out[at(i, j) + 1] = if i == j { 0.5 } else { im };
+            }
+        }
+    }
+    out
+}
+
+/// Every complex routine in one module of `ty` (`c64` or `c128`, LAPACK prefix `p`): Cholesky
+/// (upper), solves with its adjoint and from the right, LU of a general matrix, QR and its `Q`,
+/// and `heevd` by `V diag(w) V^H` and `V^H V`.
+fn complex_module(ty: &str, re: &str, p: char) -> String {
+    format!(
+        "HloModule m\nENTRY e {{\n  a = {ty}[2,6,6] parameter(0)\n  g = {ty}[2,6,6] parameter(1)\n  b = {ty}[2,6,3] parameter(2)\n  ch = ({ty}[2,6,6]{{1,2,0}}, s32[2]) custom-call(a), custom_call_target=\"lapack_{p}potrf_ffi\", api_version=API_VERSION_TYPED_FFI, backend_config={{uplo = 85 : ui8}}\n  u = {ty}[2,6,6] get-tuple-element(ch), index=0\n  info = s32[2] get-tuple-element(ch), index=1\n  x = {ty}[2,6,3]{{1,2,0}} custom-call(u, b), custom_call_target=\"lapack_{p}trsm_ffi\", api_version=API_VERSION_TYPED_FFI, backend_config={{diag = 78 : ui8, side = 76 : ui8, trans_x = 67 : ui8, uplo = 85 : ui8}}\n  bt = {ty}[2,3,6] transpose(b), dimensions={{0,2,1}}\n  y = {ty}[2,3,6]{{1,2,0}} custom-call(u, bt), custom_call_target=\"lapack_{p}trsm_ffi\", api_version=API_VERSION_TYPED_FFI, backend_config={{diag = 85 : ui8, side = 82 : ui8, trans_x = 84 : ui8, uplo = 85 : ui8}}\n  lu = ({ty}[2,6,6]{{1,2,0}}, s32[2,6], s32[2]) custom-call(g), custom_call_target=\"lapack_{p}getrf_ffi\", api_version=API_VERSION_TYPED_FFI, backend_config={{}}\n  lu0 = {ty}[2,6,6] get-tuple-element(lu), index=0\n  lu1 = s32[2,6] get-tuple-element(lu), index=1\n  qr = ({ty}[2,6,6]{{1,2,0}}, {ty}[2,6]) custom-call(g), custom_call_target=\"lapack_{p}geqrf_ffi\", api_version=API_VERSION_TYPED_FFI, backend_config={{}}\n  r = {ty}[2,6,6] get-tuple-element(qr), index=0\n  tau = {ty}[2,6] get-tuple-element(qr), index=1\n  q = {ty}[2,6,6]{{1,2,0}} custom-call(r, tau), custom_call_target=\"lapack_{p}ungqr_ffi\", api_version=API_VERSION_TYPED_FFI, backend_config={{}}\n  eig = ({ty}[2,6,6]{{1,2,0}}, {re}[2,6], s32[2]) custom-call(a), custom_call_target=\"lapack_{p}heevd_ffi\", api_version=API_VERSION_TYPED_FFI, backend_config={{mode = 86 : ui8, uplo = 76 : ui8}}\n  v = {ty}[2,6,6] get-tuple-element(eig), index=0\n  w = {re}[2,6] get-tuple-element(eig), index=1\n  vr = {re}[2,6,6] real(v)\n  vi = {re}[2,6,6] imag(v)\n  nvi = {re}[2,6,6] negate(vi)\n  vc = {ty}[2,6,6] complex(vr, nvi)\n  wc = {ty}[2,6] convert(w)\n  wb = {ty}[2,6,6] broadcast(wc), dimensions={{0,2}}\n  vw = {ty}[2,6,6] multiply(v, wb)\n  recon = {ty}[2,6,6] dot(vw, vc), lhs_batch_dims={{0}}, lhs_contracting_dims={{2}}, rhs_batch_dims={{0}}, rhs_contracting_dims={{2}}\n  gram = {ty}[2,6,6] dot(vc, v), lhs_batch_dims={{0}}, lhs_contracting_dims={{1}}, rhs_batch_dims={{0}}, rhs_contracting_dims={{1}}\n  ROOT t = ({ty}[2,6,6], s32[2], {ty}[2,6,3], {ty}[2,3,6], {ty}[2,6,6], s32[2,6], {ty}[2,6,6], {ty}[2,6], {ty}[2,6,6], {re}[2,6], {ty}[2,6,6], {ty}[2,6,6]) tuple(u, info, x, y, lu0, lu1, r, tau, q, w, recon, gram)\n}}\n"
+    )
+}
+
+#[test]
+fn complex_routines_c64() {
+    let f32_bytes = |v: &[f64]| -> Vec<u8> { v.iter().flat_map(|&x| (x as f32).to_le_bytes()).collect() };
+    let g: Vec<f64> = values(144, 61).iter().map(|&x| x as f64).collect();
+    let b: Vec<f64> = values(72, 62).iter().map(|&x| x as f64).collect();
+    let inputs = vec![f32_bytes(&hpd(2, 6, 60)), f32_bytes(&g), f32_bytes(&b)];
+    check_within(&complex_module("c64", "f32", 'c'), inputs, 2e-5);
+}
+
+#[test]
+fn complex_routines_c128() {
+    let f64_bytes = |v: &[f64]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+    let g: Vec<f64> = values(144, 63).iter().map(|&x| x as f64).collect();
+    let b: Vec<f64> = values(72, 64).iter().map(|&x| x as f64).collect();
+    let inputs = vec![f64_bytes(&hpd(2, 6, 65)), f64_bytes(&g), f64_bytes(&b)];
+    check_within(&complex_module("c128", "f64", 'z'), inputs, 1e-12);
 }

@@ -20,10 +20,15 @@ const EXPECTED_UNSUPPORTED: &[(&str, &str)] = &[
     ("fft_family", "fft"),
     ("fft_long", "fft"),
     ("linalg_cholesky_solve", "custom-call"),
+    ("linalg_complex_cholesky_lu", "constant"),
+    ("linalg_complex_eigh", "copy"),
+    ("linalg_complex_qr", "copy"),
+    ("linalg_complex_svd", "copy"),
     ("linalg_eigh", "custom-call"),
     ("linalg_lu_solve_inv_det", "custom-call"),
     ("linalg_qr", "custom-call"),
     ("linalg_svd", "custom-call"),
+    ("linalg_xla_qr", "constant"),
     // XLA's argmax over 2^24 elements is one reduce: without hlo-passes' split-reductions a
     // workgroup's invocations would each loop 65,536 times, past lavapipe's budget (refused,
     // exit 2; the pipeline splits it and the sample passes in samples_vulkan).

@@ -8,12 +8,15 @@
 //! fuses into its users) and applies the rotations as elementwise
 //! `x_i' = c_i x_i + s_i x_partner(i)`, so the entries off the diagonal carry rounding relative to
 //! themselves and converge to zero, not to a floor of dot-product rounding.
-//! - `syevd`: two-sided Jacobi on the triangle `uplo` names, the rotated pair's diagonal entries
+//! - `syevd` (and complex `heevd`, whose rotations are `U = D J D^H` with the phase
+//!   `D = conj(a_pq / |a_pq|)` at `q`, so that `J` acts on the real `|a_pq|`; the diagonal's
+//!   imaginary part is never read): two-sided Jacobi on the triangle `uplo` names, the rotated pair's diagonal entries
 //!   set to `a_pp - t a_pq`, `a_qq + t a_pq` and `a_pq` to zero (Golub and Van Loan's
 //!   `sym.schur2`); it stops when the off-diagonal Frobenius norm is at most `eps` times the
 //!   input's, or after 30 sweeps.
-//! - `gesdd`: one-sided (Hestenes) Jacobi on the columns of the tall orientation (`A^T` for a wide
-//!   `A`): a pair rotates when `|a_p . a_q| > sqrt(M) eps |a_p| |a_q|`; it stops after a sweep
+//! - `gesdd`: one-sided (Hestenes) Jacobi on the columns of the tall orientation (`A^H` for a wide
+//!   `A`): a pair rotates when `|a_p^H a_q| > sqrt(M) eps |a_p| |a_q|` (complex: by `D J D^H` on
+//!   that Gram entry's phase, as `heevd`); it stops after a sweep
 //!   without rotations, or after 30 sweeps. The singular values are the column norms; `u` is the
 //!   Householder QR's `Q` (signs fixed by `R`'s diagonal) of the normalised columns, which keeps it
 //!   orthonormal where singular values are zero and completes it to `M x M` for `full_matrices`.
@@ -23,7 +26,7 @@
 //! matrix holding a NaN or an infinity, whose results are NaN; `gesdd`'s first output keeps the
 //! input and, for `jobz = 'N'`, `u` and `vt` are zeros (LAPACK leaves all three unspecified).
 
-use super::{Expander, Reducers, G};
+use super::{real_of, Expander, Reducers, G};
 use hlo_ir::builder::ComputationBuilder;
 use hlo_ir::{BinaryOp, CompareDirection, DType, DotDims, GatherDims, Op, PadDim, Shape, UnaryOp};
 
@@ -36,8 +39,9 @@ fn pad_dims(edges: &[(i64, i64)]) -> Vec<PadDim> {
     edges.iter().map(|&(low, high)| PadDim { low, high, interior: 0 }).collect()
 }
 
+/// The machine epsilon of `dt`'s real type.
 fn eps(dt: DType) -> f64 {
-    if dt == DType::F64 {
+    if real_of(dt) == DType::F64 {
         f64::EPSILON
     } else {
         f32::EPSILON as f64
@@ -78,7 +82,8 @@ impl G<'_> {
         let neg_zero = self.full(dt, -0.0, &dims);
         let terms = self.sel(keep, x, neg_zero);
         let init = self.c(dt, -0.0);
-        self.reduce(terms, init, dim, r.add)
+        let add = if dt.is_complex() { r.add } else { r.add_re };
+        self.reduce(terms, init, dim, add)
     }
     /// The diagonal of `[B, n, n]`: `[B, n]`.
     fn diag(&mut self, x: Id, r: Reducers) -> Id {
@@ -105,7 +110,15 @@ impl G<'_> {
     /// A predicate `[B]` true where every element of `x[B, ...]` is finite.
     fn all_finite(&mut self, x: Id, r: Reducers) -> Id {
         let dims = self.dims(x);
-        let fin = self.b.unary(UnaryOp::IsFinite, x);
+        let fin = match self.im(x) {
+            Some(im) => {
+                let re = self.re(x);
+                let fin_re = self.b.unary(UnaryOp::IsFinite, re);
+                let fin_im = self.b.unary(UnaryOp::IsFinite, im);
+                self.and(fin_re, fin_im)
+            }
+            None => self.b.unary(UnaryOp::IsFinite, x),
+        };
         let (zero, one) = (self.full(DType::S32, 0.0, &dims), self.full(DType::S32, 1.0, &dims));
         let bad = self.sel(fin, zero, one);
         let init = self.c(DType::S32, 0.0);
@@ -230,12 +243,21 @@ impl Expander<'_> {
         let md = [batch, big_n, big_n];
         let (a0, v0, norm2, ok) = {
             let mut g = G { b: ob };
-            let at = g.transpose_minor(a);
+            let at = g.adjoint(a);
             let nd = [batch, n, n];
             let (ri, ci) = (g.iota(&nd, 1), g.iota(&nd, 2));
             let dir = if lower { CompareDirection::Ge } else { CompareDirection::Le };
             let keep = g.cmp(dir, ri, ci);
             let sym = g.sel(keep, a, at);
+            // Hermitian: the diagonal's real part only, as LAPACK reads it.
+            let sym = if dt.is_complex() {
+                let eye = g.cmp(CompareDirection::Eq, ri, ci);
+                let re = g.re(sym);
+                let re = g.of_re(re, dt);
+                g.sel(eye, re, sym)
+            } else {
+                sym
+            };
             let ok = g.all_finite(sym, r);
             let zero = g.c(dt, 0.0);
             let pad = pad_dims(&[(0, 0), (0, big_n - n), (0, big_n - n)]);
@@ -243,9 +265,9 @@ impl Expander<'_> {
             let (ri, ci) = (g.iota(&md, 1), g.iota(&md, 2));
             let eye = g.cmp(CompareDirection::Eq, ri, ci);
             let v0 = g.indicator(eye, dt);
-            let sq = g.bin(BinaryOp::Multiply, a0, a0);
-            let z = g.c(dt, 0.0);
-            let norm2 = g.b.reduce(&[sq], &[z], &[1, 2], r.add);
+            let sq = g.abs2(a0);
+            let z = g.c(real_of(dt), 0.0);
+            let norm2 = g.b.reduce(&[sq], &[z], &[1, 2], r.add_re);
             (a0, v0, norm2, ok)
         };
         let (round0, go0) = {
@@ -274,24 +296,45 @@ impl Expander<'_> {
                 let ap = g.take(a, partner, 2);
                 let pa = g.take(a, partner, 1);
                 let d = g.diag(a, r);
+                let d = g.re(d);
                 let a_ip = g.diag(ap, r);
                 let a_pi = g.diag(pa, r);
-                let apq = g.sel(is_low, a_ip, a_pi);
+                // a_pq of each index's pair (p < q), seen from both.
+                let apq_c = g.sel(is_low, a_ip, a_pi);
+                let rt = real_of(dt);
+                // Complex: the rotation is U = D J D^H with the phase D = conj(u) at q,
+                // u = a_pq / |a_pq|, so J acts on the real |a_pq|.
+                let apq = if dt.is_complex() { g.b.unary(UnaryOp::Abs, apq_c) } else { apq_c };
                 let d_partner = g.take(d, partner, 1);
                 let app = g.sel(is_low, d, d_partner);
                 let aqq = g.sel(is_low, d_partner, d);
-                let zero_v = g.full(dt, 0.0, &vd);
+                let zero_v = g.full(rt, 0.0, &vd);
                 let rotate = g.cmp(CompareDirection::Ne, apq, zero_v);
-                let (c, si, t) = coefficients(g, app, aqq, apq, is_low, rotate, dt);
+                let (c, si, t) = coefficients(g, app, aqq, apq, is_low, rotate, rt);
+                // Column coefficients s_i (of A U, V U), and their conjugates for the rows (U^H A).
+                let (s_col, s_row) = if dt.is_complex() {
+                    let mag = g.of_re(apq, dt);
+                    let u = g.bin(BinaryOp::Divide, apq_c, mag);
+                    let one = g.full(dt, 1.0, &vd);
+                    let u = g.sel(rotate, u, one);
+                    let uc = g.conj(u);
+                    let ph = g.sel(is_low, uc, u);
+                    let si = g.of_re(si, dt);
+                    let s_col = g.bin(BinaryOp::Multiply, si, ph);
+                    (s_col, g.conj(s_col))
+                } else {
+                    (si, si)
+                };
+                let c = g.of_re(c, dt);
                 // Rows, then columns: B = J^T A, C = B J.
                 let c_rows = g.along_cols(c, big_n);
-                let s_rows = g.along_cols(si, big_n);
+                let s_rows = g.along_cols(s_row, big_n);
                 let x = g.bin(BinaryOp::Multiply, c_rows, a);
                 let y = g.bin(BinaryOp::Multiply, s_rows, pa);
                 let bm = g.bin(BinaryOp::Add, x, y);
                 let bp = g.take(bm, partner, 2);
                 let c_cols = g.along_rows(c, big_n);
-                let s_cols = g.along_rows(si, big_n);
+                let s_cols = g.along_rows(s_col, big_n);
                 let x = g.bin(BinaryOp::Multiply, bm, c_cols);
                 let y = g.bin(BinaryOp::Multiply, bp, s_cols);
                 let cm = g.bin(BinaryOp::Add, x, y);
@@ -300,6 +343,7 @@ impl Expander<'_> {
                 let signed_t = g.sel(is_low, neg_t, t);
                 let shift = g.bin(BinaryOp::Multiply, signed_t, apq);
                 let new_d = g.bin(BinaryOp::Add, d, shift);
+                let new_d = g.of_re(new_d, dt);
                 let (ri, ci) = (g.iota(&md, 1), g.iota(&md, 2));
                 let eye = g.cmp(CompareDirection::Eq, ri, ci);
                 let new_d_m = g.along_cols(new_d, big_n);
@@ -313,10 +357,10 @@ impl Expander<'_> {
                 let v = g.bin(BinaryOp::Add, x, y);
                 // Converged when |off(A)|_F^2 <= eps^2 |A|_F^2 in every matrix of the batch.
                 let off = g.sel(eye, zero_m, cm);
-                let sq = g.bin(BinaryOp::Multiply, off, off);
-                let z = g.c(dt, 0.0);
-                let off2 = g.b.reduce(&[sq], &[z], &[1, 2], r.add);
-                let tol = g.full(dt, tol2, &[batch]);
+                let sq = g.abs2(off);
+                let z = g.c(rt, 0.0);
+                let off2 = g.b.reduce(&[sq], &[z], &[1, 2], r.add_re);
+                let tol = g.full(rt, tol2, &[batch]);
                 let bound = g.bin(BinaryOp::Multiply, tol, norm2);
                 // (A NaN matrix, whose results become NaN, never holds the others back.)
                 let busy = g.cmp(CompareDirection::Gt, off2, bound);
@@ -333,6 +377,7 @@ impl Expander<'_> {
         let mut g = G { b: ob };
         let (a_fin, v_fin) = (out[1], out[2]);
         let d = g.diag(a_fin, r);
+        let d = g.re(d);
         let w = g.b.slice(d, &[(0, batch, 1), (0, n, 1)]);
         let v = g.b.slice(v_fin, &[(0, batch, 1), (0, n, 1), (0, n, 1)]);
         let (w, v) = sort_by_rank(&mut g, r, dt, w, v, false);
@@ -359,7 +404,7 @@ impl Expander<'_> {
         let (w0, v0, ok) = {
             let mut g = G { b: ob };
             let ok = g.all_finite(a, r);
-            let tall = if wide { g.transpose_minor(a) } else { a };
+            let tall = if wide { g.adjoint(a) } else { a };
             let zero = g.c(dt, 0.0);
             let pad = pad_dims(&[(0, 0), (0, 0), (0, big_k - k)]);
             let w0 = g.b.instr(Op::Pad { dims: pad }, &[tall, zero]);
@@ -391,30 +436,55 @@ impl Expander<'_> {
                 let partner_v = g.bc(partner, &[1], &vd);
                 let is_low = g.cmp(CompareDirection::Lt, idx, partner_v);
                 let wp = g.take(w, partner, 2);
-                let z = g.c(dt, 0.0);
-                let w2 = g.bin(BinaryOp::Multiply, w, w);
-                let alpha = g.reduce(w2, z, 1, r.add);
-                let wwp = g.bin(BinaryOp::Multiply, w, wp);
+                let rt = real_of(dt);
+                let (z, z_re) = (g.c(dt, 0.0), g.c(rt, 0.0));
+                let w2 = g.abs2(w);
+                let alpha = g.reduce(w2, z_re, 1, r.add_re);
+                let wc = g.conj(w);
+                let wwp = g.bin(BinaryOp::Multiply, wc, wp);
                 let gamma = g.reduce(wwp, z, 1, r.add);
+                // Complex: both indices of a pair read the low index's a_p^H a_q, so that they
+                // agree exactly on whether and how the pair turns (the high index's own sum
+                // conj(a_q^H a_p) may differ in its last bit and leave U not unitary).
+                let gamma = if dt.is_complex() {
+                    let from_low = g.take(gamma, partner, 1);
+                    g.sel(is_low, gamma, from_low)
+                } else {
+                    gamma
+                };
                 let beta = g.take(alpha, partner, 1);
                 let app = g.sel(is_low, alpha, beta);
                 let aqq = g.sel(is_low, beta, alpha);
                 let na = g.b.unary(UnaryOp::Sqrt, alpha);
                 let nb = g.b.unary(UnaryOp::Sqrt, beta);
                 let nab = g.bin(BinaryOp::Multiply, na, nb);
-                let tol_v = g.full(dt, tol, &vd);
+                let tol_v = g.full(rt, tol, &vd);
                 let bound = g.bin(BinaryOp::Multiply, tol_v, nab);
                 let abs_g = g.b.unary(UnaryOp::Abs, gamma);
                 let rotate = g.cmp(CompareDirection::Gt, abs_g, bound);
-                let (c, si, _) = coefficients(g, app, aqq, gamma, is_low, rotate, dt);
+                // Complex: the Gram entry a_p^H a_q of each index's pair, its phase as in `heevd`.
+                let (c, s_col) = if dt.is_complex() {
+                    let (c, si, _) = coefficients(g, app, aqq, abs_g, is_low, rotate, rt);
+                    let mag = g.of_re(abs_g, dt);
+                    let u = g.bin(BinaryOp::Divide, gamma, mag);
+                    let one = g.full(dt, 1.0, &vd);
+                    let u = g.sel(rotate, u, one);
+                    let uc = g.conj(u);
+                    let ph = g.sel(is_low, uc, u);
+                    let si = g.of_re(si, dt);
+                    (g.of_re(c, dt), g.bin(BinaryOp::Multiply, si, ph))
+                } else {
+                    let (c, si, _) = coefficients(g, app, aqq, gamma, is_low, rotate, dt);
+                    (c, si)
+                };
                 let c_w = g.along_rows(c, big_m);
-                let s_w = g.along_rows(si, big_m);
+                let s_w = g.along_rows(s_col, big_m);
                 let x = g.bin(BinaryOp::Multiply, w, c_w);
                 let y = g.bin(BinaryOp::Multiply, wp, s_w);
                 let w = g.bin(BinaryOp::Add, x, y);
                 let vp = g.take(v, partner, 2);
                 let c_v = g.along_rows(c, big_k);
-                let s_v = g.along_rows(si, big_k);
+                let s_v = g.along_rows(s_col, big_k);
                 let x = g.bin(BinaryOp::Multiply, v, c_v);
                 let y = g.bin(BinaryOp::Multiply, vp, s_v);
                 let v = g.bin(BinaryOp::Add, x, y);
@@ -435,19 +505,21 @@ impl Expander<'_> {
         let mut g = G { b: ob };
         let w = g.b.slice(w_fin, &[(0, batch, 1), (0, big_m, 1), (0, k, 1)]);
         let v = g.b.slice(v_fin, &[(0, batch, 1), (0, k, 1), (0, k, 1)]);
-        let z = g.c(dt, 0.0);
-        let w2 = g.bin(BinaryOp::Multiply, w, w);
-        let norm2 = g.reduce(w2, z, 1, r.add);
+        let rt = real_of(dt);
+        let z = g.c(rt, 0.0);
+        let w2 = g.abs2(w);
+        let norm2 = g.reduce(w2, z, 1, r.add_re);
         let s = g.b.unary(UnaryOp::Sqrt, norm2);
         // Sort s descending with the columns of w and v.
         let wv = g.b.instr(Op::Concatenate { dimension: 1 }, &[w, v]);
         let (s, wv) = sort_by_rank(&mut g, r, dt, s, wv, true);
         let w = g.b.slice(wv, &[(0, batch, 1), (0, big_m, 1), (0, k, 1)]);
         let v = g.b.slice(wv, &[(0, batch, 1), (big_m, big_m + k, 1), (0, k, 1)]);
-        let zero_s = g.full(dt, 0.0, &[batch, k]);
+        let zero_s = g.full(rt, 0.0, &[batch, k]);
         let pos = g.cmp(CompareDirection::Gt, s, zero_s);
-        let one_s = g.full(dt, 1.0, &[batch, k]);
+        let one_s = g.full(rt, 1.0, &[batch, k]);
         let den = g.sel(pos, s, one_s);
+        let den = g.of_re(den, dt);
         let den = g.along_rows(den, big_m);
         let u_raw = g.bin(BinaryOp::Divide, w, den);
         // u: Q of the QR of u_raw, its first k columns signed as R's diagonal.
@@ -463,29 +535,33 @@ impl Expander<'_> {
         };
         let rdiag = {
             let sq = g.b.slice(qr, &[(0, batch, 1), (0, k, 1), (0, k, 1)]);
-            g.diag(sq, r)
+            let d = g.diag(sq, r);
+            // Real: `geqrf`'s beta.
+            g.re(d)
         };
         let q = self.orgqr(ob, dt, a_for_q, tau, k)?;
         let mut g = G { b: ob };
-        let zero_k = g.full(dt, 0.0, &[batch, k]);
+        let rt = real_of(dt);
+        let zero_k = g.full(rt, 0.0, &[batch, k]);
         let neg = g.cmp(CompareDirection::Lt, rdiag, zero_k);
-        let (one_k, m_one_k) = (g.full(dt, 1.0, &[batch, k]), g.full(dt, -1.0, &[batch, k]));
+        let (one_k, m_one_k) = (g.full(rt, 1.0, &[batch, k]), g.full(rt, -1.0, &[batch, k]));
         let sign = g.sel(neg, m_one_k, one_k);
         let sign = if ucols > k {
-            let one = g.c(dt, 1.0);
+            let one = g.c(rt, 1.0);
             let pad = pad_dims(&[(0, 0), (0, ucols - k)]);
             g.b.instr(Op::Pad { dims: pad }, &[sign, one])
         } else {
             sign
         };
+        let sign = g.of_re(sign, dt);
         let sign_m = g.along_rows(sign, big_m);
         let u = g.bin(BinaryOp::Multiply, q, sign_m);
-        // a = u s v^T (tall); a wide a^T = u s v^T gives a = v s u^T.
+        // a = u s v^H (tall); a wide a^H = u s v^H gives a = v s u^H.
         let (u_out, vt_out) = if wide {
-            let vt = g.transpose_minor(u);
+            let vt = g.adjoint(u);
             (v, vt)
         } else {
-            let vt = g.transpose_minor(v);
+            let vt = g.adjoint(v);
             (u, vt)
         };
         let (res, info) = finish_nan(&mut g, dt, ok, &[s, u_out, vt_out]);
@@ -529,6 +605,7 @@ fn finish_nan(g: &mut G, dt: DType, ok: Id, values: &[Id]) -> (Vec<Id>, Id) {
     for &x in values {
         let dims = g.dims(x);
         let ok_b = g.lead(ok, &dims);
+        let dt = g.b.array_shape(x).map_or(dt, |a| a.dtype);
         let nan = g.full(dt, f64::NAN, &dims);
         res.push(g.sel(ok_b, x, nan));
     }
