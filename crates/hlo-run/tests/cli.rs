@@ -216,19 +216,20 @@ fn an_op_a_pass_cannot_lower_is_named_with_its_line() {
 /// not send the user to an interpreter that cannot run it either.
 #[test]
 fn an_op_no_backend_runs_is_named_without_a_false_hint() {
-    let dir = temp_dir("rng");
-    let file = dir.join("rng.hlo");
+    let dir = temp_dir("custom_call");
+    let file = dir.join("custom_call.hlo");
     std::fs::write(
         &file,
-        "HloModule f\n\nENTRY main {\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n  \
-         ROOT f = f32[8] rng(a, b), distribution=rng_uniform\n}\n",
+        "HloModule f\n\nENTRY main {\n  a = f32[8] parameter(0)\n  b = f32[] parameter(1)\n  \
+         ROOT f = f32[8] custom-call(a), custom_call_target=\"my_kernel\"\n}\n",
     )
     .unwrap();
     let out = hlo_run(&[file.to_str().unwrap(), "--random-inputs"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.starts_with(&format!("{}:6:", file.display())), "{err}");
-    assert!(err.contains("rng `f`") && err.contains("cannot run this module either"), "{err}");
+    assert!(err.contains("custom-call `f`") && err.contains("my_kernel"), "{err}");
+    assert!(err.contains("cannot run this module either"), "{err}");
     assert!(!err.contains("runs every op"), "{err}");
 }
 
