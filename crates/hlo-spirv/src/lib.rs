@@ -31,6 +31,7 @@ mod minifloat;
 mod program;
 mod spirv_exact;
 mod spirv_texels;
+mod spirv_words;
 mod target;
 
 pub use coverage::{coverage, refusal_on, supports, Coverage};

@@ -33,20 +33,11 @@ fn is_declaration(op: u32) -> bool {
 /// Adds `NoContraction` to every float arithmetic result of `words` (a SPIR-V module).
 /// Leaves malformed input unchanged: the validator downstream reports it.
 pub(crate) fn mark_float_ops_exact(words: &mut Vec<u32>) {
-    const HEADER: usize = 5;
-    if words.len() < HEADER {
-        return;
-    }
+    let Some(list) = crate::spirv_words::instructions(words) else { return };
     let mut results = Vec::new();
     let mut last_annotation_end = None;
     let mut first_declaration = None;
-    let mut at = HEADER;
-    while at < words.len() {
-        let count = (words[at] >> 16) as usize;
-        let op = words[at] & 0xffff;
-        if count == 0 || at + count > words.len() {
-            return;
-        }
+    for (at, op, count) in list {
         if ANNOTATIONS.contains(&op) {
             last_annotation_end = Some(at + count);
         } else if first_declaration.is_none() && is_declaration(op) {
@@ -56,7 +47,6 @@ pub(crate) fn mark_float_ops_exact(words: &mut Vec<u32>) {
         if FLOAT_ARITHMETIC.contains(&op) && count >= 3 {
             results.push(words[at + 2]);
         }
-        at += count;
     }
     if results.is_empty() {
         return;

@@ -22,22 +22,14 @@ const IMAGE_OPERANDS_LOD: u32 = 0x2;
 /// Rewrites every 1D image of `words` (a SPIR-V module) into a texel buffer; a module without
 /// 1D images is left as it is, and so is malformed input (the validator downstream reports it).
 pub(crate) fn images_to_texel_buffers(words: &mut Vec<u32>) {
-    const HEADER: usize = 5;
-    if words.len() < HEADER {
-        return;
-    }
+    use crate::spirv_words::{instructions, HEADER};
+    let Some(list) = instructions(words) else { return };
     let mut out = Vec::with_capacity(words.len());
     out.extend_from_slice(&words[..HEADER]);
     let mut any_image = false;
     let mut capability_at = None;
     let mut has_sampled_buffer = false;
-    let mut at = HEADER;
-    while at < words.len() {
-        let count = (words[at] >> 16) as usize;
-        let op = words[at] & 0xffff;
-        if count == 0 || at + count > words.len() {
-            return;
-        }
+    for (at, op, count) in list {
         let inst = &words[at..at + count];
         match op {
             OP_CAPABILITY if count == 2 => {
@@ -64,7 +56,6 @@ pub(crate) fn images_to_texel_buffers(words: &mut Vec<u32>) {
             }
             _ => out.extend_from_slice(inst),
         }
-        at += count;
     }
     if !any_image {
         return;
