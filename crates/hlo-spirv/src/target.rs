@@ -96,7 +96,9 @@ impl TileTable {
 }
 
 impl Target {
-    /// What Mesa's lavapipe (22.3) reports; the test machines have it.
+    /// What Mesa's lavapipe (22.3) reports with 256-bit vectors (8-lane subgroups); the test
+    /// machines have it. On CPUs with AVX-512 the runtime asks it for 512-bit vectors, and the
+    /// device then reports 16-lane subgroups (`hlo_vulkan::Context`).
     pub fn lavapipe() -> Target {
         Target {
             shader_int64: true,
