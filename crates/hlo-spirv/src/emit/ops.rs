@@ -290,19 +290,6 @@ pub(crate) fn flush_subnormal(kb: &mut Kb, x: H, dt: DType) -> H {
     kb.select(tiny, signed_zero, x)
 }
 
-/// `r` (a floor, ceiling, rounding or truncation of `x`, whose sign is always `x`'s) with `x`'s
-/// sign bit: lavapipe's f64 `round` and `trunc` return +0.0 for -0.3 where XLA gives -0.0
-/// (difftest seeds 95523, 95731).
-fn with_sign_of(kb: &mut Kb, r: H, x: H, dt: DType) -> H {
-    let t = vty(dt);
-    let (ut, sign) = if t == STy::F64 { (STy::U64, kb.lit_u64(1 << 63)) } else { (STy::U32, kb.lit_u32(1 << 31)) };
-    let xbits = kb.bitcast(x, ut);
-    let xsign = kb.binary(Bo::And, xbits, sign);
-    let rbits = kb.bitcast(r, ut);
-    let bits = kb.binary(Bo::InclusiveOr, rbits, xsign);
-    kb.bitcast(bits, t)
-}
-
 fn lit(kb: &mut Kb, dt: DType, v: f64) -> H {
     let t = vty(dt);
     if t.is_float() {
@@ -509,18 +496,9 @@ pub(crate) fn unary(kb: &mut Kb, op: UnaryOp, x: Val, out: DType) -> Result<H, S
             let nan = lit(kb, dt, f64::NAN);
             kb.select(neg, nan, r)
         }
-        UnaryOp::Floor if float => {
-            let r = kb.math(Mf::Floor, &[xh]);
-            with_sign_of(kb, r, xh, dt)
-        }
-        UnaryOp::Ceil if float => {
-            let r = kb.math(Mf::Ceil, &[xh]);
-            with_sign_of(kb, r, xh, dt)
-        }
-        UnaryOp::RoundNearestEven if float => {
-            let r = kb.math(Mf::Round, &[xh]);
-            with_sign_of(kb, r, xh, dt)
-        }
+        UnaryOp::Floor if float => kb.math(Mf::Floor, &[xh]),
+        UnaryOp::Ceil if float => kb.math(Mf::Ceil, &[xh]),
+        UnaryOp::RoundNearestEven if float => kb.math(Mf::Round, &[xh]),
         UnaryOp::RoundNearestAfz if float => {
             // trunc(x) plus one step away from zero when the dropped fraction is at least a half
             // (x - trunc(x) is exact, so there is no double rounding).
@@ -531,8 +509,7 @@ pub(crate) fn unary(kb: &mut Kb, op: UnaryOp, x: Val, out: DType) -> Result<H, S
             let up = kb.binary(Bo::GreaterEqual, ad, half);
             let s = kb.math(Mf::Sign, &[xh]);
             let away = kb.binary(Bo::Add, t, s);
-            let r = kb.select(up, away, t);
-            with_sign_of(kb, r, xh, dt)
+            kb.select(up, away, t)
         }
         _ if float && is_transcendental(op) => transcendental(kb, op, xh, vty(dt)),
         UnaryOp::Clz if dt.is_integer() => {
