@@ -219,6 +219,71 @@ fn float_max_min_signed_zero_and_nan() {
     assert_eq!(bits(&min), bits(&[-0.0, -0.0, f32::NAN, f32::NAN, 2.0, -0.0]));
 }
 
+/// f64 rounding to integers, bit for bit against Rust's `round_ties_even` and `round`: lavapipe's
+/// own f64 `roundEven` gives -1 for -1.5 and +0 for -0.3, so the emitter rounds on the bits
+/// (difftest seeds 95523, 95731). The values straddle every threshold of that code: |x| below
+/// and at 0.5 and 1, ties at each parity, 2^27 - 0.5 (where a sign-bit fix once failed), the
+/// last fractional doubles below 2^52, carries into the exponent, subnormals, inf and NaN.
+#[test]
+fn f64_rounding_matches_ieee_at_every_threshold() {
+    let mut x: Vec<f64> = vec![
+        0.0,
+        -0.0,
+        0.3,
+        -0.3,
+        0.5,
+        -0.5,
+        0.49999999999999994,
+        -0.49999999999999994,
+        0.7,
+        -0.7,
+        1.0,
+        -1.0,
+        1.5,
+        -1.5,
+        2.5,
+        -2.5,
+        3.5,
+        -3.5,
+        0.9999999999999999,
+        1.0000000000000002,
+        5e-324,
+        -5e-324,
+        1e-310,
+        -1e-310,
+        4503599627370495.5,
+        -4503599627370495.5,
+        4503599627370494.5,
+        4503599627370496.0,
+        9007199254740993.0,
+        1e300,
+        -1e300,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::MAX,
+        f64::MIN,
+    ];
+    for e in [27, 31, 35, 51] {
+        let p = (1u64 << e) as f64;
+        x.extend([p - 0.5, -(p - 0.5), p - 1.5, p + 0.5, p - 0.25, p - 0.75]);
+    }
+    let n = x.len();
+    let hlo = elementwise("f64", n, 1, &[("f64", "round-nearest-even(x)"), ("f64", "round-nearest-afz(x)")]);
+    let c = compile_checked(&parse_and_fuse(&hlo));
+    let bytes: Vec<u8> = x.iter().flat_map(|f| f.to_le_bytes()).collect();
+    let out = run_vulkan(&vulkan(), &c, &[bytes]);
+    let bits = |b: &[u8]| b.chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect::<Vec<u64>>();
+    let want_even: Vec<u64> = x.iter().map(|v| v.round_ties_even().to_bits()).collect();
+    let want_away: Vec<u64> = x.iter().map(|v| v.round().to_bits()).collect();
+    assert_eq!(bits(&out[0]), want_even, "round-nearest-even of {x:?}");
+    assert_eq!(bits(&out[1]), want_away, "round-nearest-afz of {x:?}");
+    // NaN keeps its payload and sign.
+    let nan = f64::from_bits(0xfff8_0000_0000_1234);
+    let c1 = compile_checked(&parse_and_fuse(&elementwise("f64", 1, 1, &[("f64", "round-nearest-even(x)")])));
+    let out = run_vulkan(&vulkan(), &c1, &[nan.to_le_bytes().to_vec()]);
+    assert_eq!(bits(&out[0]), vec![nan.to_bits()]);
+}
+
 #[test]
 fn float_unary_exact() {
     let ops = [

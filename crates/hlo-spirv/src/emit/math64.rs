@@ -128,6 +128,59 @@ pub(crate) fn copysign(kb: &mut Kb, mag: H, sign: H) -> H {
     from_bits(kb, r)
 }
 
+/// `x` rounded to an integer, ties to even or (`ties_away`) away from zero, computed on the bit
+/// pattern. lavapipe's f64 `roundEven` gives -1 for -1.5, and its `round` and `trunc` drop the
+/// sign of a zero result (XLA: -0.0 for -0.3); integer arithmetic leaves the driver nothing to
+/// get wrong. NaN payloads and infinities pass through.
+pub(crate) fn round_to_integral(kb: &mut Kb, x: H, ties_away: bool) -> H {
+    let b = bits(kb, x);
+    let sign = ubin(kb, Bo::And, b, 1 << 63);
+    let a = ubin(kb, Bo::And, b, !(1u64 << 63));
+    let hi = hi_word(kb, a);
+    let biased = shift(kb, Bo::ShiftRight, hi, 20);
+    // 1 <= |x| < 2^52: the lowest `n` = 1075 - biased bits are the fraction (n clamped to
+    // 1..=52 so that the shifts stay defined in the other ranges, whose results are not used).
+    let c1075 = kb.lit_u32(1075);
+    let c1023 = kb.lit_u32(1023);
+    let c1074 = kb.lit_u32(1074);
+    let clamped = kb.math(Mf::Clamp, &[biased, c1023, c1074]);
+    let n = kb.binary(Bo::Subtract, c1075, clamped);
+    let one = kb.lit_u64(1);
+    let unit = kb.binary(Bo::ShiftLeft, one, n);
+    let frac_mask = ubin(kb, Bo::Subtract, unit, 1);
+    let half = shift(kb, Bo::ShiftRight, unit, 1);
+    let frac = kb.binary(Bo::And, a, frac_mask);
+    let t = kb.binary(Bo::Subtract, a, frac);
+    let up = if ties_away {
+        kb.binary(Bo::GreaterEqual, frac, half)
+    } else {
+        let above = kb.binary(Bo::Greater, frac, half);
+        let tie = kb.binary(Bo::Equal, frac, half);
+        let odd = kb.binary(Bo::And, t, unit);
+        let zero = kb.lit_u64(0);
+        let odd = kb.binary(Bo::NotEqual, odd, zero);
+        let tie_odd = kb.binary(Bo::LogicalAnd, tie, odd);
+        kb.binary(Bo::LogicalOr, above, tie_odd)
+    };
+    // A carry out of the mantissa raises the exponent, which is the right result.
+    let t_up = kb.binary(Bo::Add, t, unit);
+    let mid = kb.select(up, t_up, t);
+    // |x| < 1: 0 or 1.
+    let half_bits = kb.lit_u64(0x3fe0_0000_0000_0000);
+    let small_up =
+        if ties_away { kb.binary(Bo::GreaterEqual, a, half_bits) } else { kb.binary(Bo::Greater, a, half_bits) };
+    let one_bits = kb.lit_u64(0x3ff0_0000_0000_0000);
+    let zero = kb.lit_u64(0);
+    let small = kb.select(small_up, one_bits, zero);
+    let is_small = kb.binary(Bo::Less, biased, c1023);
+    let r = kb.select(is_small, small, mid);
+    // |x| >= 2^52, infinities and NaNs are already integral.
+    let integral = kb.binary(Bo::GreaterEqual, biased, c1075);
+    let r = kb.select(integral, a, r);
+    let r = kb.binary(Bo::InclusiveOr, r, sign);
+    from_bits(kb, r)
+}
+
 /// Horner evaluation of `coef[0] + coef[1] z + ...`.
 fn poly(kb: &mut Kb, z: H, coef: &[f64]) -> H {
     let mut p = c(kb, coef[coef.len() - 1]);

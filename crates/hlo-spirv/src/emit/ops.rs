@@ -498,6 +498,8 @@ pub(crate) fn unary(kb: &mut Kb, op: UnaryOp, x: Val, out: DType) -> Result<H, S
         }
         UnaryOp::Floor if float => kb.math(Mf::Floor, &[xh]),
         UnaryOp::Ceil if float => kb.math(Mf::Ceil, &[xh]),
+        UnaryOp::RoundNearestEven if dt == DType::F64 => math64::round_to_integral(kb, xh, false),
+        UnaryOp::RoundNearestAfz if dt == DType::F64 => math64::round_to_integral(kb, xh, true),
         UnaryOp::RoundNearestEven if float => kb.math(Mf::Round, &[xh]),
         UnaryOp::RoundNearestAfz if float => {
             // trunc(x) plus one step away from zero when the dropped fraction is at least a half
