@@ -555,13 +555,26 @@ fn atan2_xla_cpu<T: Float>(y: T, x: T) -> T {
     y.atan2(x)
 }
 
-/// `fmod` as XLA:CPU computes it with denormals-are-zero on: a divisor that reads as zero gives
-/// NaN, otherwise the exact remainder of the operands as they are.
-fn rem_xla_cpu<T: Float>(x: T, y: T) -> T {
-    if daz(y) == T::ZERO {
-        return T::ZERO.div(T::ZERO);
+/// `fmod` as XLA computes it: a zero or NaN divisor and an infinite dividend give the canonical
+/// +NaN; a NaN dividend comes back unchanged (sign, payload, even a signalling one); otherwise the
+/// exact remainder. (libm's `fmod`, which Rust's `%` calls, returns a NaN divisor instead.)
+fn rem_xla<T: Float>(x: T, y: T) -> T {
+    if y.is_nan() || y == T::ZERO || !(x.is_finite() || x.is_nan()) {
+        return T::from_f64(f64::NAN);
+    }
+    if x.is_nan() {
+        return x;
     }
     x.rem(y)
+}
+
+/// [`rem_xla`] with denormals-are-zero on: a divisor that reads as zero gives NaN, the rest sees
+/// the operands as they are.
+fn rem_xla_cpu<T: Float>(x: T, y: T) -> T {
+    if daz(y) == T::ZERO && !y.is_nan() {
+        return T::from_f64(f64::NAN);
+    }
+    rem_xla(x, y)
 }
 
 /// `pow` as XLA:CPU computes it with denormals-are-zero on (glibc's `powf`): special operands
@@ -614,7 +627,7 @@ pub fn float_binop<T: Float>(op: BinaryOp) -> OpResult<fn(T, T) -> T> {
         B::Subtract => T::sub,
         B::Multiply => T::mul,
         B::Divide => T::div,
-        B::Remainder => T::rem,
+        B::Remainder => rem_xla::<T>,
         B::Maximum => float_max::<T>,
         B::Minimum => float_min::<T>,
         B::Power => float_pow::<T>,

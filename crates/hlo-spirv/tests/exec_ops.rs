@@ -284,6 +284,76 @@ fn f64_rounding_matches_ieee_at_every_threshold() {
     assert_eq!(bits(&out[0]), vec![nan.to_bits()]);
 }
 
+/// `remainder`'s NaN results bit for bit, as jax 0.8.3's XLA:CPU gives them: the canonical +NaN
+/// for a zero or NaN divisor and for an infinite dividend, and a NaN dividend unchanged (sign,
+/// payload, signalling bit) otherwise. libm's `fmod` returns a NaN divisor instead, which once
+/// made the interpreter disagree after a TOTALORDER compare (difftest seed 100794, f8e4m3fn).
+#[test]
+fn remainder_nans_follow_xla_bit_for_bit() {
+    let specials32: [u32; 10] = [
+        0x4000_0000,
+        0xc000_0000,
+        0x7fc0_0000,
+        0xffc0_0000,
+        0x7fc0_0001,
+        0x7f80_0000,
+        0xff80_0000,
+        0,
+        0x8000_0000,
+        0x7f80_0001,
+    ];
+    let want = |x: u32, y: u32| -> Option<u32> {
+        let (fx, fy) = (f32::from_bits(x), f32::from_bits(y));
+        if fy.is_nan() || fy == 0.0 || fx.is_infinite() {
+            Some(0x7fc0_0000)
+        } else if fx.is_nan() {
+            Some(x)
+        } else {
+            None
+        }
+    };
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for &x in &specials32 {
+        for &y in &specials32 {
+            xs.push(x);
+            ys.push(y);
+        }
+    }
+    let n = xs.len();
+    let c32 = compile_checked(&parse_and_fuse(&elementwise("f32", n, 2, &[("f32", "remainder(x, y)")])));
+    let le32 = |v: &[u32]| v.iter().flat_map(|b| b.to_le_bytes()).collect::<Vec<u8>>();
+    let out = run_vulkan(&vulkan(), &c32, &[le32(&xs), le32(&ys)]);
+    let got: Vec<u32> = out[0].chunks(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
+    for k in 0..n {
+        if let Some(w) = want(xs[k], ys[k]) {
+            assert_eq!(got[k], w, "f32 remainder({:#x}, {:#x})", xs[k], ys[k]);
+        }
+    }
+    // The same cases in f64, and both backends agree on every bit (`check` compares NaNs by bits
+    // only through a bitcast, so compare the integer views).
+    let wide = |b: u32| -> u64 {
+        let f = f32::from_bits(b) as f64;
+        if f.is_nan() {
+            ((b as u64 & 0x8000_0000) << 32) | 0x7ff0_0000_0000_0000 | ((b as u64 & 0x7f_ffff) << 29)
+        } else {
+            f.to_bits()
+        }
+    };
+    let (xs64, ys64): (Vec<u64>, Vec<u64>) = xs.iter().zip(&ys).map(|(&x, &y)| (wide(x), wide(y))).unzip();
+    let c64 = compile_checked(&parse_and_fuse(&elementwise("f64", n, 2, &[("f64", "remainder(x, y)")])));
+    let le64 = |v: &[u64]| v.iter().flat_map(|b| b.to_le_bytes()).collect::<Vec<u8>>();
+    let out = run_vulkan(&vulkan(), &c64, &[le64(&xs64), le64(&ys64)]);
+    let got: Vec<u64> = out[0].chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
+    for k in 0..n {
+        if let Some(w) = want(xs[k], ys[k]) {
+            assert_eq!(got[k], wide(w), "f64 remainder({:#x}, {:#x})", xs64[k], ys64[k]);
+        }
+    }
+    let bits_hlo = "HloModule m\n\nENTRY e {\n  x = f32[64] parameter(0)\n  y = f32[64] parameter(1)\n  \
+                    r = f32[64] remainder(x, y)\n  ROOT b = u32[64] bitcast-convert(r)\n}\n";
+    check(bits_hlo, Inputs::Special, 0.0);
+}
+
 #[test]
 fn float_unary_exact() {
     let ops = [

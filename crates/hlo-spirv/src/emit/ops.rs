@@ -366,16 +366,18 @@ fn fmod(kb: &mut Kb, x: H, y: H, t: STy) -> H {
     kb.stmt(naga::Statement::Loop { body, continuing: naga::Block::new(), break_if: None });
     let res = kb.load(r);
     let res = copysign(kb, res, x, t);
-    // NaN for y == 0, infinite x, or NaN operands; x itself when |x| < |y| is covered by the loop.
+    // XLA:CPU's NaNs: the canonical +NaN for y == 0, an infinite x or a NaN y; otherwise a NaN x
+    // itself, payload and sign (even a signalling one) unchanged. x itself when |x| < |y| is
+    // covered by the loop.
     let zero = kb.lit_float(t, 0.0);
     let y0 = kb.binary(Bo::Equal, ay, zero);
     let xinf = isinf(kb, x, t);
     let xn = isnan_t(kb, x, t);
     let yn = isnan_t(kb, y, t);
     let bad = bool_or(kb, y0, xinf);
-    let bad = bool_or(kb, bad, xn);
     let bad = bool_or(kb, bad, yn);
     let nan = kb.lit_float(t, f64::NAN);
+    let res = kb.select(xn, x, res);
     kb.select(bad, nan, res)
 }
 
