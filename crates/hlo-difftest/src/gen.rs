@@ -159,6 +159,11 @@ struct Gen<'p> {
     /// Complex results of the `complex` family: outputs too, kept out of the pool (the other
     /// families draw real operands from it).
     complex_outs: Vec<InstrId>,
+    /// Float values that arithmetic may have turned into NaN: which NaN (sign, payload) an op
+    /// returns is unspecified (IEEE 754; XLA's backends differ, and so do ours), so these go
+    /// through [`Gen::with_canonical_nans`] before anything that can see NaN bits (a TOTALORDER
+    /// compare, a bitcast, a TOTALORDER sort).
+    nan_bits_unknown: std::collections::HashSet<InstrId>,
 }
 
 /// Element types and their weights. The 8- and 4-bit floats and the 4-bit integers are kept
@@ -326,6 +331,7 @@ impl<'p> Gen<'p> {
             pool: Vec::new(),
             roles: Vec::new(),
             complex_outs: Vec::new(),
+            nan_bits_unknown: Default::default(),
         }
     }
 
@@ -340,7 +346,54 @@ impl<'p> Gen<'p> {
     }
 
     fn op(&mut self, op: Op, operands: &[InstrId], declared: Option<Shape>) -> Option<InstrId> {
-        self.entry.push(&self.comps, op, operands, declared).ok()
+        // Ops that move or pick values keep their NaN bits; `negate` and `abs` set the sign bit
+        // the same way everywhere; a bitcast from an integer makes known bits.
+        let keeps_nan_bits = matches!(
+            op,
+            Op::Parameter { .. }
+                | Op::Constant(_)
+                | Op::Reshape
+                | Op::Bitcast
+                | Op::Copy
+                | Op::Transpose { .. }
+                | Op::Broadcast { .. }
+                | Op::Slice { .. }
+                | Op::Reverse { .. }
+                | Op::Concatenate { .. }
+                | Op::Pad { .. }
+                | Op::Select
+                | Op::DynamicSlice { .. }
+                | Op::DynamicUpdateSlice
+                | Op::Gather { .. }
+                | Op::Tuple
+                | Op::GetTupleElement { .. }
+                | Op::Sort { .. }
+                | Op::BitcastConvert
+                | Op::Unary(UnaryOp::Negate | UnaryOp::Abs)
+        );
+        let id = self.entry.push(&self.comps, op, operands, declared).ok()?;
+        let float = match self.entry.shape(id) {
+            Shape::Array(a) => a.dtype.is_float(),
+            _ => true,
+        };
+        if float && (!keeps_nan_bits || operands.iter().any(|o| self.nan_bits_unknown.contains(o))) {
+            self.nan_bits_unknown.insert(id);
+        }
+        Some(id)
+    }
+
+    /// `x` with every NaN replaced by the canonical +NaN where arithmetic may have made it
+    /// (`select(x != x, nan, x)`), so that its NaN bits are the same on every backend.
+    fn with_canonical_nans(&mut self, x: InstrId) -> Option<InstrId> {
+        if !self.nan_bits_unknown.contains(&x) {
+            return Some(x);
+        }
+        let s = self.shape_of(x);
+        let ne = Op::Compare { direction: CompareDirection::Ne, compare_type: None };
+        let is_nan = self.op(ne, &[x, x], None)?;
+        let nan = self.constant(s.dtype, f64::NAN);
+        let nans = self.op(Op::Broadcast { dimensions: vec![] }, &[nan], Some(Shape::Array(s)))?;
+        self.op(Op::Select, &[is_nan, nans, x], None)
     }
 
     fn add_comp(&mut self, comp: Computation) -> CompId {
@@ -882,7 +935,12 @@ impl<'p> Gen<'p> {
         use CompareDirection as D;
         let direction = *[D::Eq, D::Ne, D::Lt, D::Le, D::Gt, D::Ge].choose(&mut self.rng)?;
         let compare_type = if s.dtype.is_float() && self.chance(0.3) { Some(CompareType::TotalOrder) } else { None };
-        let id = self.op(Op::Compare { direction, compare_type }, &[x.id, y.id], None);
+        let (a, b) = if compare_type.is_some() {
+            (self.with_canonical_nans(x.id)?, self.with_canonical_nans(y.id)?)
+        } else {
+            (x.id, y.id)
+        };
+        let id = self.op(Op::Compare { direction, compare_type }, &[a, b], None);
         self.push_val(id, true)
     }
 
@@ -935,7 +993,8 @@ impl<'p> Gen<'p> {
             .filter(|&d| d.bit_width() >= 16 || !(d.is_float() || s.dtype.is_float()))
             .collect();
         let to = *same_width.choose(&mut self.rng)?;
-        let id = self.op(Op::BitcastConvert, &[x.id], Some(Shape::Array(s.with_dtype(to))));
+        let from = self.with_canonical_nans(x.id)?;
+        let id = self.op(Op::BitcastConvert, &[from], Some(Shape::Array(s.with_dtype(to))));
         self.push_val(id, true)
     }
 
@@ -1595,7 +1654,7 @@ impl<'p> Gen<'p> {
         let compare_type = s.dtype.is_float().then_some(CompareType::TotalOrder);
         let root = b.push(&self.comps, Op::Compare { direction, compare_type }, &[a, c], None).ok()?;
         let to_apply = self.add_comp(b.finish(root));
-        let mut operands = vec![x.id];
+        let mut operands = vec![self.with_canonical_nans(x.id)?];
         if with_index {
             let iota = self.op(Op::Iota { dimension }, &[], Some(Shape::array(DType::S32, s.dims.clone())))?;
             operands.push(iota);

@@ -354,6 +354,42 @@ fn remainder_nans_follow_xla_bit_for_bit() {
     check(bits_hlo, Inputs::Special, 0.0);
 }
 
+/// An argmin over subnormals: XLA:CPU reads them as zero (DAZ), so every element ties and the
+/// first index wins (`jnp.argmin([1e-40, 0, 5e-41])` is 0 in jax 0.8.3). The row-reduction
+/// kernel once passed its elements to the reducer unflushed (difftest seed 93094, f64).
+#[test]
+fn argmin_reads_subnormals_as_zero() {
+    for (ty, tiny) in [("f32", f32::from_bits(1) as f64), ("f64", f64::from_bits(1))] {
+        for (rows, cols, dim) in [(255usize, 16usize, 0), (16, 255, 1), (4097, 1, 0), (1, 300, 1)] {
+            let keep = if dim == 0 { cols } else { rows };
+            let hlo = format!(
+                "HloModule m\n\nargmin {{\n  a = {ty}[] parameter(0)\n  ai = s32[] parameter(1)\n  \
+                 b = {ty}[] parameter(2)\n  bi = s32[] parameter(3)\n  lt = pred[] compare(a, b), direction=LT\n  \
+                 nan = pred[] compare(a, a), direction=NE\n  pick_a = pred[] or(lt, nan)\n  \
+                 eq = pred[] compare(a, b), direction=EQ\n  ilt = pred[] compare(ai, bi), direction=LT\n  \
+                 tie = pred[] and(eq, ilt)\n  v = {ty}[] select(pick_a, a, b)\n  \
+                 pick_ai = pred[] or(pick_a, tie)\n  i = s32[] select(pick_ai, ai, bi)\n  \
+                 ROOT r = ({ty}[], s32[]) tuple(v, i)\n}}\n\nENTRY e {{\n  x = {ty}[{rows},{cols}] parameter(0)\n  \
+                 iota = s32[{rows},{cols}] iota(), iota_dimension={dim}\n  inf = {ty}[] constant(inf)\n  \
+                 zero = s32[] constant(0)\n  r = ({ty}[{keep}], s32[{keep}]) reduce(x, iota, inf, zero), \
+                 dimensions={{{dim}}}, to_apply=argmin\n  ROOT i = s32[{keep}] get-tuple-element(r), index=1\n}}\n"
+            );
+            let c = compile_checked(&parse_and_fuse(&hlo));
+            let n = rows * cols;
+            // 0, then subnormals of both signs and +-0 in a pattern whose true minimum is late.
+            let vals: Vec<f64> = (0..n).map(|k| [tiny * 3.0, 0.0, tiny, -0.0, tiny * 2.0, -tiny][k % 6]).collect();
+            let bytes: Vec<u8> = if ty == "f32" {
+                vals.iter().flat_map(|&v| (v as f32).to_le_bytes()).collect()
+            } else {
+                vals.iter().flat_map(|&v| v.to_le_bytes()).collect()
+            };
+            let out = run_vulkan(&vulkan(), &c, &[bytes]);
+            let got: Vec<i32> = out[0].chunks(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect();
+            assert_eq!(got, vec![0; keep], "{ty}[{rows},{cols}] argmin over dimension {dim}");
+        }
+    }
+}
+
 #[test]
 fn float_unary_exact() {
     let ops = [

@@ -260,7 +260,8 @@ fn tree(
 
     let mut inits = Vec::new();
     for k in 0..n {
-        inits.push(em.eval(f, root.operands[n + k], &[], &Index::scalar())?);
+        let init = em.eval(f, root.operands[n + k], &[], &Index::scalar())?;
+        inits.push(em.daz(f, root.operands[n + k], init));
     }
     // Each invocation folds elements t, t + wg, t + 2wg, ... or, keeping index order,
     // the contiguous chunk [t * chunk, (t + 1) * chunk).
@@ -309,7 +310,10 @@ fn tree(
         let at = Index::from_multi(&input.dims, full);
         let mut args: Vec<Val> = accs.iter().map(|&(p, dt)| Val { h: em.kb.load(p), dt }).collect();
         for k in 0..n {
-            args.push(em.eval(f, root.operands[k], &[], &at)?);
+            // Read as XLA:CPU's DAZ reads them (the elemental reduce does the same): a compare in
+            // the reducer (an argmin) must see a subnormal as zero.
+            let v = em.eval(f, root.operands[k], &[], &at)?;
+            args.push(em.daz(f, root.operands[k], v));
         }
         let new = em.apply(to_apply, args)?;
         for (&(p, _), v) in accs.iter().zip(new) {
