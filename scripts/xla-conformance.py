@@ -439,8 +439,13 @@ def run_hlo(hlo_run, module_path, inputs, out_dir, backend, timeout):
     dt = time.time() - t0
     if p.returncode != 0:
         err = (p.stderr.strip() or p.stdout.strip()).splitlines()
-        panic = p.returncode >= 101 and ("panicked" in p.stderr or p.returncode < 0)
-        return {"status": "panic" if ("panicked" in p.stderr or p.returncode < 0) else "refused",
+        if "panicked" in p.stderr or p.returncode < 0:
+            status = "panic"
+        elif "internal compiler error" in p.stderr or "internal error" in p.stderr:
+            status = "ice"  # an invalid kernel or a broken invariant: a bug, not a refusal
+        else:
+            status = "refused"
+        return {"status": status,
                 "rc": p.returncode, "error": " | ".join(err[-3:])[:500], "secs": dt}
     return {"status": "ran", "secs": dt}
 
@@ -518,6 +523,31 @@ def evaluate(job, args, work):
     return row
 
 
+def cross_check(job, args, work):
+    """No XLA:CPU reference: run both backends on --random-inputs and compare them with each
+    other (bit-exact), to catch crashes and disagreements."""
+    d = os.path.join(work, job["key"])
+    os.makedirs(d, exist_ok=True)
+    mod = os.path.join(d, "module.hlo")
+    with open(mod, "w") as f:
+        f.write(job["text"])
+    out = {}
+    for backend in ("interp", "vulkan"):
+        out[backend] = run_hlo(args.hlo_run, mod, ["--random-inputs", "--seed", str(args.seed)],
+                               os.path.join(d, backend), backend, args.timeout)
+    if out["interp"]["status"] == out["vulkan"]["status"] == "ran":
+        a = sorted(os.listdir(os.path.join(d, "interp")))
+        b = sorted(os.listdir(os.path.join(d, "vulkan")))
+        same = a == b and all(
+            np.array_equal(np.load(os.path.join(d, "interp", f)),
+                           np.load(os.path.join(d, "vulkan", f)), equal_nan=True)
+            if np.load(os.path.join(d, "interp", f)).dtype.kind in "fc" else
+            np.array_equal(np.load(os.path.join(d, "interp", f)),
+                           np.load(os.path.join(d, "vulkan", f))) for f in a)
+        out["cross"] = "interp and vulkan agree" if same else "interp and vulkan DIFFER"
+    return out
+
+
 def check_parser(args, e, work):
     d = os.path.join(work, "parser")
     os.makedirs(d, exist_ok=True)
@@ -561,6 +591,8 @@ def main():
     ap.add_argument("--timeout", type=int, default=120, help="seconds per hlo-run call")
     ap.add_argument("-j", "--jobs", type=int, default=2)
     ap.add_argument("--only", help="regex on module ids: run only those")
+    ap.add_argument("--reuse-xla", action="store_true",
+                    help="keep XLA:CPU results already in --out (same seed and sources)")
     ap.add_argument("--skip-parser", action="store_true")
     ap.add_argument("--skip-exec", action="store_true")
     ap.add_argument("--exclude", action="append", default=[],
@@ -645,8 +677,9 @@ def main():
                              "literals": [l.tolist() for l in lits] if lits else None})
         work = os.path.join(args.out, "exec")
         os.makedirs(work, exist_ok=True)
-        # Fresh run: forget old XLA results of these modules.
-        for j in jobs:
+        # Fresh run: forget old XLA results of these modules (--reuse-xla keeps them: the
+        # inputs are deterministic, so only the hlo-run side is redone).
+        for j in ([] if args.reuse_xla else jobs):
             d = os.path.join(work, j["key"])
             for f in ("xla.json", "xla.started"):
                 if os.path.exists(os.path.join(d, f)):
@@ -675,7 +708,11 @@ def main():
                 xla_ok.append(j)
             else:
                 exec_rows.append({"id": j["id"], "file": j["file"], "line": j["line"],
-                                  "xla": x["status"], "error": x["error"]})
+                                  "xla": x["status"], "error": x["error"], "job": j})
+        with cf.ThreadPoolExecutor(args.jobs) as ex:
+            for r, cross in zip(exec_rows, ex.map(lambda r: cross_check(r.pop("job"), args, work),
+                                                   list(exec_rows))):
+                r.update(cross)
         with cf.ThreadPoolExecutor(args.jobs) as ex:
             results = list(ex.map(lambda j: evaluate(j, args, work), xla_ok))
         for r in results:
@@ -693,9 +730,15 @@ def main():
             flag = "" if r["xla_deterministic"] else " [XLA:CPU nondeterministic]"
             print("%-58s %-8s %-8s %s%s" % (r["id"][:58], r["interp"]["status"],
                                              r["vulkan"]["status"], reason[:300], flag))
+        print("-- not run by XLA:CPU: both backends on --random-inputs, compared with each other")
         for r in exec_rows:
             if r.get("xla") != "ok":
-                print("%-58s %-8s %-8s XLA:CPU: %s" % (r["id"][:58], "-", "-", r["error"][:200]))
+                st = [r[b]["status"] for b in ("interp", "vulkan")]
+                why = [r[b].get("error", "") for b in ("interp", "vulkan")]
+                print("%-58s %-8s %-8s %s | XLA:CPU: %s" % (
+                    r["id"][:58], st[0], st[1],
+                    r.get("cross") or " / ".join(w[:200] for w in why if w),
+                    r["error"].splitlines()[0][:160]))
         report["execution"] = {"rows": exec_rows, "templates_skipped": skipped,
                                "files": files}
         n = len(results)
