@@ -340,6 +340,64 @@ fn nested_operand<'a>(
     Ok(InstrId::from_index(index as usize))
 }
 
+/// XLA's compact get-tuple-element operand, `%t#1#0`: element 0 of element 1 of `%t`, which
+/// must be defined before it. Each distinct path becomes one `get-tuple-element` instruction,
+/// named `t_1_0` (made unique), shared by every use of the same text.
+fn compact_gte<'a>(c: &mut Cursor<'a>, body: &mut Body<'a>, base: &'a str, pos: usize) -> PResult<InstrId> {
+    let Some(&base_index) = body.names.get(base) else {
+        return Err(PErr::new(
+            pos,
+            pos + base.len() + 1,
+            format!("compact get-tuple-element: '%{base}' must be defined before '%{base}#...'"),
+        ));
+    };
+    let name_start = c.pos - base.len();
+    let mut current = base_index;
+    let mut synthesized = base.to_string();
+    while c.peek_raw(0) == Some(b'#') {
+        c.pos += 1;
+        let index_pos = c.pos;
+        let index = c.uint()?;
+        synthesized = format!("{synthesized}_{index}");
+        let path = &c.src[name_start..c.pos];
+        if let Some(&known) = body.names.get(path) {
+            current = known;
+            continue;
+        }
+        let element = match &body.comp.instrs[current as usize].shape {
+            hlo_ir::Shape::Tuple(elements) => elements.get(index as usize).cloned(),
+            _ => None,
+        };
+        let Some(element) = element else {
+            return Err(PErr::new(
+                index_pos,
+                c.pos,
+                format!("compact get-tuple-element: '%{path}' is not an element of a tuple"),
+            ));
+        };
+        let mut k = 0;
+        let name = loop {
+            let candidate = if k == 0 { synthesized.clone() } else { format!("{synthesized}.{k}") };
+            if !body.names.contains_key(candidate.as_str()) && !body.comp.instrs.iter().any(|i| i.name == candidate) {
+                break candidate;
+            }
+            k += 1;
+        };
+        let instr = Instr {
+            name,
+            shape: element,
+            op: hlo_ir::Op::GetTupleElement { index },
+            operands: vec![InstrId::from_index(current as usize)],
+            meta: InstrMeta::default(),
+        };
+        let index = body.comp.instrs.len() as u32;
+        body.comp.push_with_span(instr, Span { start: crate::error::to_u32(pos), end: crate::error::to_u32(c.pos) });
+        body.names.insert(path, index);
+        current = index;
+    }
+    Ok(InstrId::from_index(current as usize))
+}
+
 /// Whether the text after a `,` is an attribute (`name=`), not another operand.
 fn at_attribute(c: &Cursor<'_>) -> bool {
     let rest = c.rest().trim_start();
@@ -403,8 +461,12 @@ fn instruction_rhs<'a>(
                         }
                         _ => {
                             let (name, pos) = c.name("an operand")?;
-                            let slot = Slot::Operand(operands.len() as u32);
-                            operands.push(reference(body, NameRef { name, pos }, slot));
+                            if c.peek_raw(0) == Some(b'#') {
+                                operands.push(compact_gte(c, body, name, pos)?);
+                            } else {
+                                let slot = Slot::Operand(operands.len() as u32);
+                                operands.push(reference(body, NameRef { name, pos }, slot));
+                            }
                         }
                     }
                     if c.eat(b',') {

@@ -150,6 +150,36 @@ fn nested_anonymous_operands_become_instructions() {
     assert_eq!(parse(&text), m);
 }
 
+/// XLA's compact get-tuple-element operands (`%t#1#0`): one `get-tuple-element` per distinct
+/// path, named `t_1_0` (made unique against existing names), shared by every use.
+#[test]
+fn compact_get_tuple_element_operands() {
+    let m = parse(
+        "HloModule m\nENTRY e {\n  p0 = (f32[10], (f32[20], f32[30])) parameter(0)\n  \
+         p0_1 = f32[5] parameter(1)\n  \
+         a = f32[20] negate(f32[20] %p0#1#0)\n  \
+         ROOT r = ((f32[20], f32[30]), f32[20], f32[20]) tuple(p0#1, a, %p0#1#0)\n}\n",
+    );
+    let c = m.entry_comp();
+    assert_eq!(names(c), ["p0", "p0_1", "p0_1.1", "p0_1_0", "a", "r"]);
+    let root = c.root_instr();
+    assert_eq!(c.instr(root.operands[0]).name, "p0_1.1");
+    assert_eq!(c.instr(root.operands[2]).name, "p0_1_0");
+    assert!(matches!(c.instr(root.operands[2]).op, Op::GetTupleElement { index: 0 }));
+    assert!(hlo_ir::verify::verify(&m).is_ok());
+    let text = hlo_ir::print::print_module(&m);
+    assert_eq!(parse(&text), m);
+    for (bad, what) in [
+        ("ROOT r = f32[10] negate(later#0)\n  later = (f32[10]) parameter(0)", "must be defined before"),
+        ("p = f32[10] parameter(0)\n  ROOT r = f32[10] negate(p#0)", "is not an element of a tuple"),
+        ("p = (f32[10]) parameter(0)\n  ROOT r = f32[10] negate(p#1)", "is not an element of a tuple"),
+    ] {
+        let text = format!("HloModule m\nENTRY e {{\n  {bad}\n}}\n");
+        let err = hlo_parse::parse_module(&text).expect_err(bad);
+        assert!(err.message.contains(what), "{}", err.message);
+    }
+}
+
 #[test]
 fn a_scalar_broadcast_may_omit_its_dimensions() {
     let m = parse("HloModule m\nENTRY e {\n  p = f32[] parameter(0)\n  ROOT b = f32[2,3] broadcast(p)\n}\n");
