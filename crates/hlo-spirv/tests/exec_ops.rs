@@ -390,6 +390,16 @@ fn argmin_reads_subnormals_as_zero() {
     }
 }
 
+/// `bitcast-convert` between pred and 8-bit integers (XLA's `S8ToPred`): a nonzero byte reads as
+/// true, true is the byte 1. It was an internal compiler error (a u32 select condition).
+#[test]
+fn bitcast_convert_between_pred_and_bytes() {
+    for ty in ["s8", "u8"] {
+        check(&elementwise(ty, 300, 1, &[("pred", "bitcast-convert(x)")]), Inputs::Special, 0.0);
+        check(&elementwise("pred", 300, 1, &[(ty, "bitcast-convert(x)")]), Inputs::Special, 0.0);
+    }
+}
+
 #[test]
 fn float_unary_exact() {
     let ops = [

@@ -1200,7 +1200,18 @@ pub(crate) fn bitcast_convert(kb: &mut Kb, x: Val, to: DType) -> Result<H, Strin
             }
         }
         8 => {
-            let bits = to_u32_bits(kb, x.h, from);
+            // pred is a byte holding 0 or 1 (a bool in registers); a nonzero byte reads as true,
+            // as in the interpreter.
+            let bits = if from == DType::Pred {
+                let (one, zero) = (kb.lit_u32(1), kb.lit_u32(0));
+                kb.select(x.h, one, zero)
+            } else {
+                to_u32_bits(kb, x.h, from)
+            };
+            if to == DType::Pred {
+                let zero = kb.lit_u32(0);
+                return Ok(kb.binary(Bo::NotEqual, bits, zero));
+            }
             let r = if tt == STy::I32 { kb.bitcast(bits, STy::I32) } else { bits };
             let _ = ft;
             normalize(kb, r, to)
