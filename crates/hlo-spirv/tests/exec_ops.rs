@@ -400,6 +400,15 @@ fn bitcast_convert_between_pred_and_bytes() {
     }
 }
 
+/// Integer `power` (XLA's int4 `Binary/power` tests; JAX itself expands `x ** n` into
+/// multiplies): wrapping square-and-multiply, `x^0 = 1`, `1^y = 1`, negative exponents 0.
+#[test]
+fn integer_power_wraps_like_xla() {
+    for ty in ["s32", "u32", "s8", "u8", "s16", "s64", "u64"] {
+        check(&elementwise(ty, 300, 2, &[(ty, "power(x, y)")]), Inputs::Special, 0.0);
+    }
+}
+
 #[test]
 fn float_unary_exact() {
     let ops = [

@@ -891,6 +891,7 @@ pub(crate) fn binary(
             kb.math(f, &[x, y])
         }
         BinaryOp::Power if float => pow(kb, x, y, rhs_const, vty(dt)),
+        BinaryOp::Power if dt.is_integer() => int_pow(kb, x, y, dt),
         BinaryOp::Atan2 if is_f64(dt) => math64::atan2(kb, x, y),
         BinaryOp::Atan2 if float => math::atan2(kb, x, y),
         BinaryOp::And if pred => bool_and(kb, x, y),
@@ -909,6 +910,39 @@ pub(crate) fn binary(
 
 /// Integer division or remainder with XLA's results for a zero divisor
 /// (x / 0 = -1, x % 0 = x) and for signed overflow (MIN / -1 = MIN, MIN % -1 = 0).
+/// Integer `power` as XLA computes it: square and multiply with wrapping products, one step
+/// per exponent bit (unrolled: no data-dependent loop for the lanes to diverge on); `x^0 = 1`,
+/// `1^y = 1`, and a negative exponent gives 0 (for any other base).
+fn int_pow(kb: &mut Kb, x: H, y: H, dt: DType) -> H {
+    let t = vty(dt);
+    let ut = if int_bits(dt) == 64 { STy::U64 } else { STy::U32 };
+    let e = if t == ut { y } else { kb.bitcast(y, ut) };
+    let one = kb.lit_int(t, 1);
+    let uone = kb.lit_int(ut, 1);
+    let uzero = kb.lit_int(ut, 0);
+    let (mut res, mut base) = (one, x);
+    let bits = int_bits(dt);
+    for k in 0..bits {
+        let sh = kb.lit_u32(k);
+        let b = kb.binary(Bo::ShiftRight, e, sh);
+        let b = kb.binary(Bo::And, b, uone);
+        let set = kb.binary(Bo::NotEqual, b, uzero);
+        let prod = kb.binary(Bo::Multiply, res, base);
+        res = kb.select(set, prod, res);
+        if k + 1 < bits {
+            base = kb.binary(Bo::Multiply, base, base);
+        }
+    }
+    if dt.is_signed_integer() {
+        let zero = kb.lit_int(t, 0);
+        let neg = kb.binary(Bo::Less, y, zero);
+        let is_one = kb.binary(Bo::Equal, x, one);
+        let tiny = kb.select(is_one, one, zero);
+        res = kb.select(neg, tiny, res);
+    }
+    res
+}
+
 fn int_div(kb: &mut Kb, x: H, y: H, dt: DType, rem: bool) -> H {
     let t = vty(dt);
     let zero = kb.lit_int(t, 0);
