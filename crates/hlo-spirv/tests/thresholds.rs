@@ -101,6 +101,25 @@ fn reductions_across_thresholds() {
     }
 }
 
+/// Tree reductions past their narrow width: on lavapipe a tree is one subgroup wide until an
+/// invocation would fold more than 4096 elements, then it doubles (`reduce::tree_workgroup`).
+/// Sums, maxima and argmaxes of rows straddling 16 x 4096 and 32 x 4096 elements.
+#[test]
+fn narrow_trees_widen_past_their_chunk() {
+    for c in [65535, 65536, 65537, 131073] {
+        let hlo = format!(
+            "HloModule m\n{REDUCERS}\nENTRY e {{\n  zero = f32[] constant(0)\n  ninf = f32[] constant(-inf)\n  \
+             izero = s32[] constant(0)\n  x = f32[2,{c}] parameter(0)\n  \
+             rs = f32[2] reduce(x, zero), dimensions={{1}}, to_apply=add\n  \
+             rm = f32[2] reduce(x, ninf), dimensions={{1}}, to_apply=max\n  \
+             io = s32[2,{c}] iota(), iota_dimension=1\n  \
+             am = (f32[2], s32[2]) reduce(x, io, ninf, izero), dimensions={{1}}, to_apply=argmax\n  \
+             ai = s32[2] get-tuple-element(am), index=1\n  ROOT t = (f32[2], f32[2], s32[2]) tuple(rs, rm, ai)\n}}\n"
+        );
+        check(&hlo);
+    }
+}
+
 /// Dots whose operands are reshapes, slices or transposes of arrays of another rank, with the
 /// contracted extent around the subgroup-staging threshold (16 on lavapipe) and beyond.
 #[test]
