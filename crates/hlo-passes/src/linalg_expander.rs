@@ -38,6 +38,7 @@
 //! copied into the instruction's layouts.
 
 mod eig;
+mod geev;
 
 use crate::util::{order_callees_first, NameUniquer};
 use crate::PassError;
@@ -121,6 +122,11 @@ enum Kind {
         full: bool,
         uv: bool,
     },
+    /// Which eigenvectors `geev` computes (`compute_left`, `compute_right` = `'V'`).
+    Geev {
+        left: bool,
+        right: bool,
+    },
 }
 
 fn expansion_kind(module: &Module, c: usize, id: hlo_ir::InstrId) -> Option<Kind> {
@@ -162,6 +168,9 @@ fn expansion_kind(module: &Module, c: usize, id: hlo_ir::InstrId) -> Option<Kind
                     Some('N') => Kind::Gesdd { full: false, uv: false },
                     _ => return None,
                 },
+                "geev" => {
+                    Kind::Geev { left: cfg("compute_left") == Some('V'), right: cfg("compute_right") == Some('V') }
+                }
                 "trsm" => Kind::Trsm {
                     left_side: cfg("side") != Some('R'),
                     lower: cfg("uplo") != Some('U'),
@@ -607,6 +616,26 @@ impl Expander<'_> {
                     (zero(&elems[2])?, zero(&elems[3])?)
                 };
                 ob.tuple(&[params[0], s, u, vt, info])
+            }
+            Kind::Geev { left, right } => {
+                if m != n {
+                    return Err("needs square matrices".into());
+                }
+                let (w, vl, vr, info) = self.geev(&mut ob, dt, a, left, right)?;
+                let vl = ob.reshape(vl, &with_batch(&[n, n]));
+                let vr = ob.reshape(vr, &with_batch(&[n, n]));
+                let info = ob.reshape(info, &batch_dims);
+                let mut res = Vec::new();
+                if dt.is_complex() {
+                    res.push(ob.reshape(w, &with_batch(&[n])));
+                } else {
+                    for part in [UnaryOp::Real, UnaryOp::Imag] {
+                        let x = ob.unary(part, w);
+                        res.push(ob.reshape(x, &with_batch(&[n])));
+                    }
+                }
+                res.extend([vl, vr, info]);
+                ob.tuple(&res)
             }
         };
         if !hlo_ir::shape_inference::same_shape(ob.shape(root), out) {
