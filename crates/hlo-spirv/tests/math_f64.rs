@@ -9,6 +9,8 @@
 //! subnormals flushed, NaN must meet NaN, infinities and the sign of zero must match.
 //! The bounds are the largest distances measured, rounded up (docs/numerics.md);
 //! `MATH_SUITE_REPORT=1` prints them.
+//! Complex `expm1` (c128) and `log1p` (c64 and c128), which `lower-complex` turns into real
+//! arithmetic, are compared with JAX's values at chosen points.
 
 mod common;
 #[path = "../../hlo-interp/tests/math_suite/mod.rs"]
