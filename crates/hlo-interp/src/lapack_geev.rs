@@ -9,9 +9,10 @@
 //! Hessenberg form, then single-shift complex QR (Wilkinson shifts, exceptional shifts after 10
 //! and 20 iterations without deflation, deflation at `|h[l, l-1]| <= eps (|h[l-1, l-1]| +
 //! |h[l, l]|)`, as `zlahqr`) on the whole matrix to the Schur form `T = Z^H A Z`. Eigenvalues are
-//! `T`'s diagonal in its order: the order of deflation from the bottom, which is LAPACK's order
-//! in general but not always (its real routines' double shifts and blocked sweeps deflate
-//! differently). Real matrices get eigenvalues whose imaginary parts are rounding-level rather
+//! `T`'s diagonal in its order, which the order of convergence decides: LAPACK's `zlahqr` often
+//! gives the same for small complex matrices, but nothing guarantees it (its multishift sweeps
+//! above order 75 and `dgeev`'s real double shifts converge differently), so programs that
+//! compare eigenvalues should sort them or use symmetric functions of them. Real matrices get eigenvalues whose imaginary parts are rounding-level rather
 //! than exactly zero, and conjugate pairs conjugate to rounding.
 //!
 //! Eigenvectors are `ztrevc`'s: back substitution in `T - lambda I` (diagonal entries smaller

@@ -34,9 +34,9 @@
 //! ([`eig`]), and `gesdd` its one-sided Jacobi alike. `geev` (any type, JAX's `eig`) computes in
 //! complex arithmetic: Hessenberg reduction, then single-shift complex QR, one Givens rotation of
 //! a bulge-chasing sweep per loop step with every batch element at its own position, then back
-//! substitution for the eigenvectors ([`geev`]). Its eigenvalues come in the order of deflation
-//! from the bottom of the Schur form, which is LAPACK's in general but not always (`dgeev`'s real
-//! double-shift QR deflates differently), so programs that compare them should sort them.
+//! substitution for the eigenvectors ([`geev`]). Its eigenvalues come in the Schur form's
+//! diagonal order, the order of convergence, which need not be LAPACK's (`dgeev`'s real
+//! double-shift QR converges differently), so programs that compare them should sort them.
 //! Other LAPACK routines are left alone, so that backends report them by name ([`refused_target`]).
 //!
 //! Pre-condition: none (run after `inline-calls`). Post-condition: no expanded instruction remains;

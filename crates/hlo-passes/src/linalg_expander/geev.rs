@@ -60,6 +60,7 @@ impl G<'_> {
         let s = self.of_re(s, dt);
         self.bin(BinaryOp::Multiply, x, s)
     }
+    /// `x + v` for an s32 `x`.
     fn s32_plus(&mut self, x: Id, v: f64) -> Id {
         let d = self.dims(x);
         let c = self.full(DType::S32, v, &d);
