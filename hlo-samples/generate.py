@@ -2942,6 +2942,73 @@ def linalg_complex_svd(tall, wide, square, nouv, low_rank, one):
     return tuple(res)
 
 
+_GEEV_NOTE = ("Tolerance 1e-4 relative L2: LAPACK's geev (real double-shift QR for f32) and "
+              "hlo-vk's single-shift complex QR order eigenvalues differently and scale "
+              "eigenvectors by different phases, so the outputs are invariants: sorted real "
+              "parts, imaginary parts and moduli, the sum and product of the eigenvalues, "
+              "V diag(w) V^-1 (= A) and the eigenvectors' norms.")
+
+
+def _eig_invariants(a):
+    w, v = jnp.linalg.eig(a)
+    recon = jnp.einsum("...ij,...j,...jk->...ik", v, w, jnp.linalg.inv(v))
+    return (jnp.sort(w.real, axis=-1), jnp.sort(w.imag, axis=-1), jnp.sort(jnp.abs(w), axis=-1),
+            recon, jnp.linalg.norm(v, axis=-2))
+
+
+def _eigvals_invariants(a):
+    w = jnp.linalg.eigvals(a)
+    return jnp.sum(w, axis=-1), jnp.prod(w, axis=-1), jnp.sort(jnp.abs(w), axis=-1)
+
+
+def _rotations(theta):
+    c, s = np.cos(theta), np.sin(theta)
+    return np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2)
+
+
+def _geev_inputs(rng):
+    rot = _rotations(np.array([0.5, 2.0]))
+    return [unif(rng, -1, 1, (3, 5, 5)), unif(rng, -1, 1, (2, 16, 16)), unif(rng, -2, 2, (1, 1)),
+            rot.astype(F32)]
+
+
+@register("linalg_eig",
+          "jnp.linalg.eig (lapack_sgeev_ffi, complex results) of batched real f32[3,5,5] and "
+          "f32[2,16,16], a f32[1,1] and two 2x2 rotations (conjugate pairs e^(+-i theta)): sorted "
+          "real parts, imaginary parts and moduli, V diag(w) V^-1 and |v|; jnp.linalg.eigvals "
+          "of the f32[3,5,5]: sum, product and sorted moduli.", 1e-4,
+          _geev_inputs, notes=_GEEV_NOTE)
+def linalg_eig(a, big, one, rot):
+    res = []
+    for x in (a, big, one, rot):
+        res += _eig_invariants(x)
+    res += _eigvals_invariants(a)
+    return tuple(res)
+
+
+def _complex_geev_inputs(rng):
+    rot = _rotations(np.array([0.3, 1.0, 2.5])) * np.exp(1j * np.array([0.2, -0.4, 1.0]))[:, None, None]
+    return [_complex(rng, (3, 5, 5)), _complex(rng, (2, 16, 16)), _complex(rng, (1, 1)),
+            rot.astype(np.complex64), _complex(rng, (4, 4))]
+
+
+@register("linalg_complex_eig",
+          "Complex jnp.linalg.eig (lapack_cgeev_ffi) of batched c64[3,5,5] and c64[2,16,16], a "
+          "c64[1,1] and three rotated 2x2 rotations: sorted real parts, imaginary parts and "
+          "moduli, V diag(w) V^-1 and |v|; jnp.linalg.eigvals (sum, product, sorted moduli) of "
+          "the c64[3,5,5]; lax.linalg.eig of a c64[4,4] with left eigenvectors only: "
+          "U^-H diag(w) U^H and |u|.", 1e-4, _complex_geev_inputs, notes=_GEEV_NOTE)
+def linalg_complex_eig(a, big, one, rot, small):
+    res = []
+    for x in (a, big, one, rot):
+        res += _eig_invariants(x)
+    res += _eigvals_invariants(a)
+    w, u = lax.linalg.eig(small, compute_left_eigenvectors=True, compute_right_eigenvectors=False)
+    uh = jnp.conj(u).T
+    res += [jnp.sort(jnp.abs(w)), jnp.linalg.inv(uh) @ jnp.diag(w) @ uh, jnp.linalg.norm(u, axis=0)]
+    return tuple(res)
+
+
 def _generate_sample_with_xla_qr(sample, _plain=generate_sample):
     """Samples marked `xla_qr` lower lax.linalg.geqrf and householder_product as JAX does on
     platforms other than CPU and GPU (a PJRT plugin's): XLA's `Qr` and

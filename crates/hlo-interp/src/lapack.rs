@@ -1,7 +1,7 @@
 //! Dense linear algebra: the LAPACK custom calls JAX emits on CPU
 //! (`lapack_{s,d}{potrf,getrf,geqrf,orgqr,trsm}_ffi` and their complex forms
-//! `lapack_{c,z}{potrf,getrf,geqrf,ungqr,trsm}_ffi`, and `syevd` and `gesdd` in
-//! [`crate::lapack_eig`]) and XLA's own `cholesky` and `triangular-solve` opcodes.
+//! `lapack_{c,z}{potrf,getrf,geqrf,ungqr,trsm}_ffi`, `syevd` and `gesdd` in
+//! [`crate::lapack_eig`], `geev` in [`crate::lapack_geev`]) and XLA's own `cholesky` and `triangular-solve` opcodes.
 //!
 //! Each runs LAPACK's unblocked algorithm in the element type (f32, f64, c64 or c128): `potf2`,
 //! `getf2`, `geqr2` (`larfg` + `larf`), `org2r` (`ung2r`) and `trsm`'s substitutions. LAPACK's
@@ -270,10 +270,10 @@ pub fn xla_target_routine(target: &str) -> Option<&'static str> {
 
 /// The LAPACK routines that [`custom_call`] evaluates (and `linalg-expander` expands), by their
 /// real names: the complex routines are the same algorithms with conjugates.
-pub const ROUTINES: &[&str] = &["potrf", "getrf", "geqrf", "orgqr", "trsm", "syevd", "gesdd"];
+pub const ROUTINES: &[&str] = &["potrf", "getrf", "geqrf", "orgqr", "trsm", "syevd", "gesdd", "geev"];
 
 /// The complex routines (`c`, `z`) that are expanded and evaluated: all of [`ROUTINES`].
-pub const COMPLEX_ROUTINES: &[&str] = &["potrf", "getrf", "geqrf", "orgqr", "trsm", "syevd", "gesdd"];
+pub const COMPLEX_ROUTINES: &[&str] = &["potrf", "getrf", "geqrf", "orgqr", "trsm", "syevd", "gesdd", "geev"];
 
 /// The routine of `kind` by its real name (`ungqr` is `orgqr`, `heevd` is `syevd`).
 pub fn real_name(routine: &str) -> &str {
@@ -328,6 +328,7 @@ pub(crate) fn custom_call(
         "orgqr" => orgqr(out, ops),
         "syevd" => crate::lapack_eig::syevd(cfg("uplo") != Some('U'), out, ops),
         "gesdd" => crate::lapack_eig::gesdd(cfg("mode"), out, ops),
+        "geev" => crate::lapack_geev::geev(backend_config, out, ops),
         "trsm" => {
             let transpose = match cfg("trans_x") {
                 Some('T') => TransposeKind::Transpose,

@@ -176,21 +176,21 @@ fn gesdd_all<T: Field<Re = f64>>(
     (s_all, u_all, vt_all, info)
 }
 
-fn one<'a>(ops: &[&'a Literal]) -> OpResult<&'a Literal> {
+pub(crate) fn one<'a>(ops: &[&'a Literal]) -> OpResult<&'a Literal> {
     match ops {
         [a] => Ok(a),
         _ => invalid(format!("expected one operand, got {}", ops.len())),
     }
 }
 
-fn out_array(out: &Shape, index: usize) -> OpResult<&ArrayShape> {
+pub(crate) fn out_array(out: &Shape, index: usize) -> OpResult<&ArrayShape> {
     match out.as_tuple().and_then(|t| t.get(index)).and_then(Shape::as_array) {
         Some(a) => Ok(a),
         None => invalid(format!("unexpected result shape {out}")),
     }
 }
 
-fn matrix_dims(shape: &ArrayShape) -> OpResult<(usize, usize, usize)> {
+pub(crate) fn matrix_dims(shape: &ArrayShape) -> OpResult<(usize, usize, usize)> {
     let r = shape.dims.len();
     if r < 2 {
         return invalid(format!("expected a matrix, got {shape}"));
@@ -207,7 +207,7 @@ fn to_f64(data: &ArrayData) -> OpResult<Vec<f64>> {
     }
 }
 
-fn to_c128(data: &ArrayData) -> OpResult<Vec<Cx<f64>>> {
+pub(crate) fn to_c128(data: &ArrayData) -> OpResult<Vec<Cx<f64>>> {
     match data {
         ArrayData::C64(v) => Ok(v.iter().map(|&[re, im]| Cx { re: re as f64, im: im as f64 }).collect()),
         ArrayData::C128(v) => Ok(v.iter().map(|&[re, im]| Cx { re, im }).collect()),
@@ -216,7 +216,7 @@ fn to_c128(data: &ArrayData) -> OpResult<Vec<Cx<f64>>> {
 }
 
 /// Complex `v` in the element type of complex `like`.
-fn from_c128(like: &ArrayData, v: Vec<Cx<f64>>) -> ArrayData {
+pub(crate) fn from_c128(like: &ArrayData, v: Vec<Cx<f64>>) -> ArrayData {
     match like {
         ArrayData::C64(_) => ArrayData::C64(v.into_iter().map(|z| [z.re as f32, z.im as f32]).collect()),
         _ => ArrayData::C128(v.into_iter().map(|z| [z.re, z.im]).collect()),
@@ -224,7 +224,7 @@ fn from_c128(like: &ArrayData, v: Vec<Cx<f64>>) -> ArrayData {
 }
 
 /// `v` in the element type of `like` (the real type of a complex one).
-fn from_f64(like: &ArrayData, v: Vec<f64>) -> ArrayData {
+pub(crate) fn from_f64(like: &ArrayData, v: Vec<f64>) -> ArrayData {
     match like {
         ArrayData::F32(_) | ArrayData::C64(_) => ArrayData::F32(v.into_iter().map(|x| x as f32).collect()),
         _ => ArrayData::F64(v),

@@ -40,6 +40,7 @@ mod gather_scatter;
 pub mod index;
 pub mod lapack;
 mod lapack_eig;
+mod lapack_geev;
 mod linalg;
 mod literal_io;
 mod options;

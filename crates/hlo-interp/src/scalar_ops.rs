@@ -882,6 +882,38 @@ fn c_log<T: Float>(z: Cplx<T>) -> Cplx<T> {
     [c_abs(z).ln(), z[1].atan2(z[0])]
 }
 
+/// `log(1 + z)` with the real part `log1p(2 re + re^2 + im^2) / 2` summed exactly (fused
+/// multiply-adds give the squares' rounding errors), so that it does not cancel where
+/// `|1 + z| ~ 1`; `log(max) + log1p((min/max)^2) / 2` for parts above `sqrt(max) / 100` and
+/// `log((1 + re)^2 + im^2) / 2` near `z = -1`, as `lower-complex` computes it.
+fn c_log1p<T: Float>(z: Cplx<T>) -> Cplx<T> {
+    let [a, b] = z;
+    let one = T::ONE;
+    let half = T::from_f64(0.5);
+    let (max, min) = max_min(a, b);
+    let ap1 = a.add(one);
+    let im = b.atan2(ap1);
+    let large = if T::from_f64(1e300).is_finite() { f64::MAX.sqrt() } else { (f32::MAX as f64).sqrt() } / 100.0;
+    let re = if max > T::from_f64(large) {
+        let r = if min == max { one } else { min.div(max).mul(min.div(max)) };
+        max.ln().add(half.mul(r.ln_1p()))
+    } else if ap1.abs().add(b.abs()) < T::from_f64(0.2) {
+        half.mul(ap1.mul(ap1).add(b.mul(b)).ln())
+    } else {
+        let (a2, b2) = (a.mul(a), b.mul(b));
+        let (a2_err, b2_err) = (a.mul_add(a, a2.neg()), b.mul_add(b, b2.neg()));
+        let two_sum = |x: T, y: T| {
+            let s = x.add(y);
+            let yy = s.sub(x);
+            (s, x.sub(s.sub(yy)).add(y.sub(yy)))
+        };
+        let (s1, e1) = two_sum(a.add(a), b2);
+        let (s2, e2) = two_sum(s1, a2);
+        half.mul(s2.add(e1.add(e2).add(a2_err).add(b2_err)).ln_1p())
+    };
+    [re, im]
+}
+
 /// `max(|a|, |b|)` and `min(...)` as XLA's NaN-propagating `maximum`/`minimum`.
 fn max_min<T: Float>(a: T, b: T) -> (T, T) {
     let (a, b) = (a.abs(), b.abs());
@@ -1062,6 +1094,7 @@ pub fn complex_unop<T: Float>(op: UnaryOp) -> OpResult<fn(Cplx<T>) -> Cplx<T>> {
         UnaryOp::Exp => c_exp::<T>,
         UnaryOp::Expm1 => c_expm1::<T>,
         UnaryOp::Log => c_log::<T>,
+        UnaryOp::Log1p => c_log1p::<T>,
         UnaryOp::Sqrt => c_sqrt::<T>,
         UnaryOp::Sign => c_sign::<T>,
         UnaryOp::Rsqrt => c_rsqrt::<T>,

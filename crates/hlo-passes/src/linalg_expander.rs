@@ -2,7 +2,8 @@
 //! runs it with the kernels it already has (dynamic slices, dots, selects, reductions).
 //!
 //! Expanded: the LAPACK custom calls JAX emits on CPU, `lapack_{s,d}{potrf,getrf,geqrf,orgqr,trsm}_ffi`
-//! and their complex forms `lapack_{c,z}{potrf,getrf,geqrf,ungqr,trsm}_ffi`, and XLA's `cholesky`
+//! and their complex forms `lapack_{c,z}{potrf,getrf,geqrf,ungqr,trsm}_ffi`, the eigen- and
+//! singular value routines `syevd`/`heevd`, `gesdd` ([`eig`]) and `geev` ([`geev`]), and XLA's `cholesky`
 //! and `triangular-solve` opcodes (real or complex), and XLA's `Qr` and
 //! `ProductOfElementaryHouseholderReflectors` targets (JAX's lowering of `geqrf` and
 //! `householder_product` on platforms other than CPU and GPU), which are `geqrf` and `orgqr`. Each loops over the columns (or rows) like
@@ -30,14 +31,20 @@
 //! in complex HLO ops that `lower-complex` then turns into real pairs: `potrf` reads the
 //! diagonal's real part, `getrf` pivots on `|re| + |im|` (`icamax`), `geqrf`'s `beta` is real
 //! (`zlarfg`), `heevd` rotates `U = D J D^H` with a phase `D` that makes each pair's entry real
-//! ([`eig`]), and `gesdd` its one-sided Jacobi alike. `geev` (any type) is left alone, so that
-//! backends report it by name ([`refused_target`]).
+//! ([`eig`]), and `gesdd` its one-sided Jacobi alike. `geev` (any type, JAX's `eig`) computes in
+//! complex arithmetic: Hessenberg reduction, then single-shift complex QR, one Givens rotation of
+//! a bulge-chasing sweep per loop step with every batch element at its own position, then back
+//! substitution for the eigenvectors ([`geev`]). Its eigenvalues come in the Schur form's
+//! diagonal order, the order of convergence, which need not be LAPACK's (`dgeev`'s real
+//! double-shift QR converges differently), so programs that compare them should sort them.
+//! Other LAPACK routines are left alone, so that backends report them by name ([`refused_target`]).
 //!
 //! Pre-condition: none (run after `inline-calls`). Post-condition: no expanded instruction remains;
 //! each is replaced by its expansion in place (inlined, so users see the same values), its results
 //! copied into the instruction's layouts.
 
 mod eig;
+mod geev;
 
 use crate::util::{order_callees_first, NameUniquer};
 use crate::PassError;
@@ -87,7 +94,7 @@ pub fn run(module: &mut Module) -> Result<bool, PassError> {
 }
 
 /// Why a LAPACK custom-call target is not expanded (routines this pass does not know such as
-/// `geev`), or `None` for targets that are not LAPACK's or that it expands.
+/// `gees`), or `None` for targets that are not LAPACK's or that it expands.
 pub fn refused_target(target: &str) -> Option<String> {
     let (kind, routine) = lapack_routine(target)?;
     refusal(kind, routine).map(|why| format!("{why} (linalg-expander)"))
@@ -120,6 +127,11 @@ enum Kind {
     Gesdd {
         full: bool,
         uv: bool,
+    },
+    /// Which eigenvectors `geev` computes (`compute_left`, `compute_right` = `'V'`).
+    Geev {
+        left: bool,
+        right: bool,
     },
 }
 
@@ -162,6 +174,9 @@ fn expansion_kind(module: &Module, c: usize, id: hlo_ir::InstrId) -> Option<Kind
                     Some('N') => Kind::Gesdd { full: false, uv: false },
                     _ => return None,
                 },
+                "geev" => {
+                    Kind::Geev { left: cfg("compute_left") == Some('V'), right: cfg("compute_right") == Some('V') }
+                }
                 "trsm" => Kind::Trsm {
                     left_side: cfg("side") != Some('R'),
                     lower: cfg("uplo") != Some('U'),
@@ -607,6 +622,26 @@ impl Expander<'_> {
                     (zero(&elems[2])?, zero(&elems[3])?)
                 };
                 ob.tuple(&[params[0], s, u, vt, info])
+            }
+            Kind::Geev { left, right } => {
+                if m != n {
+                    return Err("needs square matrices".into());
+                }
+                let (w, vl, vr, info) = self.geev(&mut ob, dt, a, left, right)?;
+                let vl = ob.reshape(vl, &with_batch(&[n, n]));
+                let vr = ob.reshape(vr, &with_batch(&[n, n]));
+                let info = ob.reshape(info, &batch_dims);
+                let mut res = Vec::new();
+                if dt.is_complex() {
+                    res.push(ob.reshape(w, &with_batch(&[n])));
+                } else {
+                    for part in [UnaryOp::Real, UnaryOp::Imag] {
+                        let x = ob.unary(part, w);
+                        res.push(ob.reshape(x, &with_batch(&[n])));
+                    }
+                }
+                res.extend([vl, vr, info]);
+                ob.tuple(&res)
             }
         };
         if !hlo_ir::shape_inference::same_shape(ob.shape(root), out) {

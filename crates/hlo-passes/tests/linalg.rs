@@ -258,18 +258,90 @@ fn geqrf_and_orgqr() {
     }
 }
 
-#[test]
-fn geev_is_left_alone() {
-    for (target, result) in [
-        ("lapack_cgeev_ffi", "(c64[3], c64[3,3], c64[3,3], s32[])"),
-        ("lapack_sgeev_ffi", "(f32[3], f32[3], c64[3,3], c64[3,3], s32[])"),
-    ] {
-        let ty = if target.contains("cgeev") { "c64" } else { "f32" };
-        let text = format!("HloModule m\nENTRY e {{\n  a = {ty}[3,3] parameter(0)\n  ROOT c = {result} custom-call(a), custom_call_target=\"{target}\", api_version=API_VERSION_TYPED_FFI, backend_config={{mode = 65 : ui8}}\n}}\n");
-        let mut module = parse(&text);
-        assert!(!hlo_passes::linalg_expander::run(&mut module).unwrap());
-        assert!(hlo_passes::linalg_expander::refused_target(target).is_some());
+/// `geev` of `[b, n, n]` (`ty` f64 or c128) as invariants of the order of the eigenvalues and
+/// the phases of the vectors: sorted real and imaginary parts, `1 + sum_k |A v_k - w_k v_k|^2`,
+/// `1 + sum_k |u_k^H A - w_k u_k^H|^2`, the vectors' squared norms and `info`.
+fn geev_text(ty: &str, b: i64, n: i64) -> String {
+    let complex = ty == "c128";
+    let (target, eig_ty, parts, first_vec) = if complex {
+        ("lapack_zgeev_ffi", format!("(c128[{b},{n}], c128[{b},{n},{n}]{{1,2,0}}, c128[{b},{n},{n}]{{1,2,0}}, s32[{b}])"),
+         format!("  w = c128[{b},{n}] get-tuple-element(eig), index=0\n  wr = f64[{b},{n}] real(w)\n  wi = f64[{b},{n}] imag(w)\n"), 1)
+    } else {
+        ("lapack_dgeev_ffi", format!("(f64[{b},{n}], f64[{b},{n}], c128[{b},{n},{n}]{{1,2,0}}, c128[{b},{n},{n}]{{1,2,0}}, s32[{b}])"),
+         format!("  wr = f64[{b},{n}] get-tuple-element(eig), index=0\n  wi = f64[{b},{n}] get-tuple-element(eig), index=1\n  w = c128[{b},{n}] complex(wr, wi)\n"), 2)
+    };
+    let (m, v) = (format!("c128[{b},{n},{n}]"), format!("f64[{b},{n}]"));
+    let bdot = "lhs_batch_dims={0}, rhs_batch_dims={0}";
+    format!(
+        "HloModule m\nlt {{\n  x = f64[] parameter(0)\n  y = f64[] parameter(1)\n  ROOT c = pred[] compare(x, y), direction=LT\n}}\nadd {{\n  x = f64[] parameter(0)\n  y = f64[] parameter(1)\n  ROOT s = f64[] add(x, y)\n}}\nENTRY e {{\n  a = {ty}[{b},{n},{n}] parameter(0)\n  eig = {eig_ty} custom-call(a), custom_call_target=\"{target}\", api_version=API_VERSION_TYPED_FFI, backend_config={{compute_left = 86 : ui8, compute_right = 86 : ui8}}\n{parts}  vl = {m} get-tuple-element(eig), index={first_vec}\n  vr = {m} get-tuple-element(eig), index={}\n  info = s32[{b}] get-tuple-element(eig), index={}\n  sr = {v} sort(wr), dimensions={{1}}, to_apply=lt\n  si = {v} sort(wi), dimensions={{1}}, to_apply=lt\n  ac = {m} convert(a)\n  av = {m} dot(ac, vr), {bdot}, lhs_contracting_dims={{2}}, rhs_contracting_dims={{1}}\n  wb = {m} broadcast(w), dimensions={{0,2}}\n  vw = {m} multiply(vr, wb)\n  dr = {m} subtract(av, vw)\n  vlr = f64[{b},{n},{n}] real(vl)\n  vli = f64[{b},{n},{n}] imag(vl)\n  nvli = f64[{b},{n},{n}] negate(vli)\n  vlc = {m} complex(vlr, nvli)\n  ua = {m} dot(vlc, ac), {bdot}, lhs_contracting_dims={{1}}, rhs_contracting_dims={{1}}\n  vlct = {m} transpose(vlc), dimensions={{0,2,1}}\n  wb2 = {m} broadcast(w), dimensions={{0,1}}\n  uw = {m} multiply(vlct, wb2)\n  dl = {m} subtract(ua, uw)\n  zero = f64[] constant(0)\n  one = f64[] constant(1)\n  ones = f64[{b}] broadcast(one), dimensions={{}}\n  adr = f64[{b},{n},{n}] abs(dr)\n  sdr = f64[{b},{n},{n}] multiply(adr, adr)\n  rr = f64[{b}] reduce(sdr, zero), dimensions={{1,2}}, to_apply=add\n  rr1 = f64[{b}] add(rr, ones)\n  adl = f64[{b},{n},{n}] abs(dl)\n  sdl = f64[{b},{n},{n}] multiply(adl, adl)\n  rl = f64[{b}] reduce(sdl, zero), dimensions={{1,2}}, to_apply=add\n  rl1 = f64[{b}] add(rl, ones)\n  avr = f64[{b},{n},{n}] abs(vr)\n  svr = f64[{b},{n},{n}] multiply(avr, avr)\n  nr = {v} reduce(svr, zero), dimensions={{1}}, to_apply=add\n  avl = f64[{b},{n},{n}] abs(vl)\n  svl = f64[{b},{n},{n}] multiply(avl, avl)\n  nl = {v} reduce(svl, zero), dimensions={{1}}, to_apply=add\n  ROOT t = ({v}, {v}, f64[{b}], f64[{b}], {v}, {v}, s32[{b}]) tuple(sr, si, rr1, rl1, nr, nl, info)\n}}\n",
+        first_vec + 1,
+        first_vec + 2
+    )
+}
+
+/// Checks the residuals are at rounding level, the norms 1 and `info` 0, where `ok[b]`.
+fn check_geev(ty: &str, b: usize, n: usize, a: Literal, ok: &[bool]) {
+    let got = check(&geev_text(ty, b as i64, n as i64), &[a]);
+    let f = |k: usize| floats(got[k].array_data().unwrap()).unwrap();
+    let info = ints(&got[6]);
+    for i in 0..b {
+        if !ok[i] {
+            assert_eq!(info[i], 1);
+            assert!(f(0)[i * n].is_nan() && f(2)[i].is_nan());
+            continue;
+        }
+        assert_eq!(info[i], 0);
+        assert!(f(2)[i] - 1.0 < 1e-20 && f(3)[i] - 1.0 < 1e-20, "residuals {} {}", f(2)[i], f(3)[i]);
+        for k in 0..n {
+            assert!((f(4)[i * n + k] - 1.0).abs() < 1e-12 && (f(5)[i * n + k] - 1.0).abs() < 1e-12);
+        }
     }
+}
+
+#[test]
+fn geev_real_and_complex_across_sizes() {
+    for (b, n) in [(1usize, 1usize), (3, 2), (2, 5), (1, 16)] {
+        let a: Vec<f64> = values(b * n * n, 90 + n as u32).iter().map(|&x| x as f64).collect();
+        check_geev("f64", b, n, f64s(&[b as i64, n as i64, n as i64], a), &vec![true; b]);
+        check_geev(
+            "c128",
+            b,
+            n,
+            complex("c128", &[b as i64, n as i64, n as i64], &parts(b * n * n, 95 + n as u32)),
+            &vec![true; b],
+        );
+    }
+}
+
+#[test]
+fn geev_edge_cases() {
+    // Upper triangular, zero, a rotation (+-i) beside a rotation by acos(0.6), repeated
+    // eigenvalues (2, 2, -1, -1: lower triangular, diagonalisable), a permutation cycle (the
+    // fourth roots of unity, where QR without exceptional shifts stalls), a NaN.
+    let n = 4;
+    let mut a = vec![0.0f64; 6 * 16];
+    let m = values(16, 97);
+    for i in 0..n {
+        for j in i..n {
+            a[i * n + j] = m[i * n + j] as f64;
+        }
+    }
+    let (c, s) = (0.6, 0.8);
+    for (i, j, v) in [(0, 1, -1.0), (1, 0, 1.0), (2, 2, c), (2, 3, -s), (3, 2, s), (3, 3, c)] {
+        a[32 + i * n + j] = v;
+    }
+    for (i, j, v) in [(0, 0, 2.0), (1, 1, 2.0), (2, 2, -1.0), (3, 3, -1.0), (2, 0, 1.0), (3, 1, 1.0)] {
+        a[48 + i * n + j] = v;
+    }
+    for i in 0..n {
+        a[64 + ((i + 1) % n) * n + i] = 1.0;
+    }
+    a[80..96].copy_from_slice(&m.iter().map(|&x| x as f64).collect::<Vec<_>>());
+    a[80 + 5] = f64::NAN;
+    let ok = [true, true, true, true, true, false];
+    check_geev("f64", 6, n, f64s(&[6, 4, 4], a.clone()), &ok);
+    let parts: Vec<f64> = a.iter().flat_map(|&x| [x, 0.0]).collect();
+    check_geev("c128", 6, n, complex("c128", &[6, 4, 4], &parts), &ok);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1170,14 +1170,14 @@ fn elided_constants_check_but_do_not_run() {
 
 #[test]
 fn lapack_targets_without_an_expansion_are_refused_by_name_and_line() {
-    // jnp.linalg.eig (geev, complex results) of a real and of a complex matrix, on both backends.
+    // jax.lax.linalg.schur (gees) of a real and of a complex matrix, on both backends.
     let dir = temp_dir("lapack-refused");
     for (target, result) in [
-        ("lapack_sgeev_ffi", "(f32[3], f32[3], c64[3,3]{0,1}, c64[3,3]{0,1}, s32[])"),
-        ("lapack_cgeev_ffi", "(c64[3], c64[3,3]{0,1}, c64[3,3]{0,1}, s32[])"),
+        ("lapack_sgees_ffi", "(f32[3,3]{0,1}, f32[3,3]{0,1}, f32[3], f32[3], s32[], s32[])"),
+        ("lapack_cgees_ffi", "(c64[3,3]{0,1}, c64[3,3]{0,1}, c64[3], s32[], s32[])"),
     ] {
-        let ty = if target.contains("cgeev") { "c64" } else { "f32" };
-        let module = dir.join("eig.hlo");
+        let ty = if target.contains("cgees") { "c64" } else { "f32" };
+        let module = dir.join("schur.hlo");
         std::fs::write(
             &module,
             format!("HloModule m\n\nENTRY main {{\n  a = {ty}[3,3] parameter(0)\n  ROOT e = {result} custom-call(a), custom_call_target=\"{target}\", api_version=API_VERSION_TYPED_FFI\n}}\n"),

@@ -140,10 +140,10 @@ const PARTIAL: &[(Opcode, &str)] = &[
     (
         Opcode::CustomCall,
         "XLA's `TopK` target, the LAPACK targets JAX emits on CPU \
-         (`lapack_{s,d}{potrf,getrf,geqrf,orgqr,trsm,syevd,gesdd}_ffi` and the complex \
-         `lapack_{c,z}{potrf,getrf,geqrf,ungqr,trsm,heevd,gesdd}_ffi`) and XLA's `Qr` and \
+         (`lapack_{s,d}{potrf,getrf,geqrf,orgqr,trsm,syevd,gesdd,geev}_ffi` and the complex \
+         `lapack_{c,z}{potrf,getrf,geqrf,ungqr,trsm,heevd,gesdd,geev}_ffi`) and XLA's `Qr` and \
          `ProductOfElementaryHouseholderReflectors` (JAX's lowering of QR off CPU and GPU), expanded into \
-         while loops by `linalg-expander`; `geev` (`jnp.linalg.eig`) is refused by name",
+         while loops by `linalg-expander`; other LAPACK targets are refused by name",
     ),
     (
         Opcode::Fft,

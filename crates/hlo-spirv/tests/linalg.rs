@@ -155,3 +155,55 @@ fn complex_routines_c128() {
     let inputs = vec![f64_bytes(&hpd(2, 6, 65)), f64_bytes(&g), f64_bytes(&b)];
     check_within(&complex_module("c128", "f64", 'z'), inputs, 1e-12);
 }
+
+/// `geev` of `ty` matrices (`s` or `c` routine) checked by invariants that do not depend on the
+/// eigenvalues' order or the eigenvectors' phases: sorted real and imaginary parts,
+/// `1 + sum_k |A v_k - w_k v_k|^2` and `1 + sum_k |u_k^H A - w_k u_k^H|^2` (1 within rounding),
+/// the vectors' norms and `info`.
+fn geev_module(ty: &str, p: char) -> String {
+    let (parts, eig_ty) = if p == 'c' {
+        (
+            "  w = c64[5,4] get-tuple-element(eig), index=0\n  wr = f32[5,4] real(w)\n  wi = f32[5,4] imag(w)\n"
+                .to_string(),
+            "(c64[5,4], c64[5,4,4]{1,2,0}, c64[5,4,4]{1,2,0}, s32[5])",
+        )
+    } else {
+        ("  wr = f32[5,4] get-tuple-element(eig), index=0\n  wi = f32[5,4] get-tuple-element(eig), index=1\n  w = c64[5,4] complex(wr, wi)\n".to_string(), "(f32[5,4], f32[5,4], c64[5,4,4]{1,2,0}, c64[5,4,4]{1,2,0}, s32[5])")
+    };
+    let first_vec = if p == 'c' { 1 } else { 2 };
+    format!(
+        "HloModule m\nlt {{\n  x = f32[] parameter(0)\n  y = f32[] parameter(1)\n  ROOT c = pred[] compare(x, y), direction=LT\n}}\nadd {{\n  x = f32[] parameter(0)\n  y = f32[] parameter(1)\n  ROOT s = f32[] add(x, y)\n}}\nENTRY e {{\n  a = {ty}[5,4,4] parameter(0)\n  eig = {eig_ty} custom-call(a), custom_call_target=\"lapack_{p}geev_ffi\", api_version=API_VERSION_TYPED_FFI, frontend_attributes={{num_batch_dims=\"1\"}}, backend_config={{compute_left = 86 : ui8, compute_right = 86 : ui8}}\n{parts}  vl = c64[5,4,4] get-tuple-element(eig), index={first_vec}\n  vr = c64[5,4,4] get-tuple-element(eig), index={}\n  info = s32[5] get-tuple-element(eig), index={}\n  sr = f32[5,4] sort(wr), dimensions={{1}}, to_apply=lt\n  si = f32[5,4] sort(wi), dimensions={{1}}, to_apply=lt\n  ac = c64[5,4,4] convert(a)\n  av = c64[5,4,4] dot(ac, vr), lhs_batch_dims={{0}}, lhs_contracting_dims={{2}}, rhs_batch_dims={{0}}, rhs_contracting_dims={{1}}\n  wb = c64[5,4,4] broadcast(w), dimensions={{0,2}}\n  vw = c64[5,4,4] multiply(vr, wb)\n  dr = c64[5,4,4] subtract(av, vw)\n  vlr = f32[5,4,4] real(vl)\n  vli = f32[5,4,4] imag(vl)\n  nvli = f32[5,4,4] negate(vli)\n  vlc = c64[5,4,4] complex(vlr, nvli)\n  ua = c64[5,4,4] dot(vlc, ac), lhs_batch_dims={{0}}, lhs_contracting_dims={{1}}, rhs_batch_dims={{0}}, rhs_contracting_dims={{1}}\n  vlct = c64[5,4,4] transpose(vlc), dimensions={{0,2,1}}\n  wb2 = c64[5,4,4] broadcast(w), dimensions={{0,1}}\n  uw = c64[5,4,4] multiply(vlct, wb2)\n  dl = c64[5,4,4] subtract(ua, uw)\n  zero = f32[] constant(0)\n  one = f32[] constant(1)\n  ones = f32[5] broadcast(one), dimensions={{}}\n  adr = f32[5,4,4] abs(dr)\n  sdr = f32[5,4,4] multiply(adr, adr)\n  rr = f32[5] reduce(sdr, zero), dimensions={{1,2}}, to_apply=add\n  rr1 = f32[5] add(rr, ones)\n  adl = f32[5,4,4] abs(dl)\n  sdl = f32[5,4,4] multiply(adl, adl)\n  rl = f32[5] reduce(sdl, zero), dimensions={{1,2}}, to_apply=add\n  rl1 = f32[5] add(rl, ones)\n  avr = f32[5,4,4] abs(vr)\n  svr = f32[5,4,4] multiply(avr, avr)\n  nr = f32[5,4] reduce(svr, zero), dimensions={{1}}, to_apply=add\n  avl = f32[5,4,4] abs(vl)\n  svl = f32[5,4,4] multiply(avl, avl)\n  nl = f32[5,4] reduce(svl, zero), dimensions={{1}}, to_apply=add\n  ROOT t = (f32[5,4], f32[5,4], f32[5], f32[5], f32[5,4], f32[5,4], s32[5]) tuple(sr, si, rr1, rl1, nr, nl, info)\n}}\n",
+        first_vec + 1,
+        first_vec + 2
+    )
+}
+
+/// Five 4 x 4 matrices: general, upper triangular, zero, two rotations (conjugate pairs), and
+/// one holding a NaN (NaN results, `info = 1`); interleaved parts when `complex`.
+fn geev_inputs(complex: bool) -> Vec<u8> {
+    let parts = if complex { 2 } else { 1 };
+    let mut m = values(5 * 16 * parts, 70);
+    for i in 0..4 {
+        for j in 0..i {
+            for p in 0..parts {
+                m[(16 + i * 4 + j) * parts + p] = 0.0;
+            }
+        }
+    }
+    for k in 0..16 * parts {
+        m[32 * parts + k] = 0.0;
+        m[48 * parts + k] = 0.0;
+    }
+    let (c, s) = (0.6f32, 0.8f32);
+    for (i, j, v) in [(0, 1, -1.0), (1, 0, 1.0), (2, 2, c), (2, 3, -s), (3, 2, s), (3, 3, c)] {
+        m[(48 + i * 4 + j) * parts] = v;
+    }
+    m[(64 + 6) * parts] = f32::NAN;
+    bytes(&m)
+}
+
+#[test]
+fn geev_by_invariants() {
+    check_within(&geev_module("f32", 's'), vec![geev_inputs(false)], 2e-5);
+    check_within(&geev_module("c64", 'c'), vec![geev_inputs(true)], 2e-5);
+}

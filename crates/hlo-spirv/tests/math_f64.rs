@@ -9,6 +9,8 @@
 //! subnormals flushed, NaN must meet NaN, infinities and the sign of zero must match.
 //! The bounds are the largest distances measured, rounded up (docs/numerics.md);
 //! `MATH_SUITE_REPORT=1` prints them.
+//! Complex `expm1` (c128) and `log1p` (c64 and c128), which `lower-complex` turns into real
+//! arithmetic, are compared with JAX's values at chosen points.
 
 mod common;
 #[path = "../../hlo-interp/tests/math_suite/mod.rs"]
@@ -384,6 +386,109 @@ fn complex_expm1_c128_matches_jax() {
                 (g_re - re).abs() <= tol && (g_im - im).abs() <= tol,
                 "{backend}: expm1{point:?} = ({g_re:e}, {g_im:e}), JAX ({re:e}, {im:e})"
             );
+        }
+    }
+}
+
+/// `log1p` of complex64 and complex128 points by JAX 0.8.3 on CPU (`jnp.log1p`): small, on the
+/// circle `|1 + z| = 1` (where the real part cancels), near and at -1, negative real, huge,
+/// infinite and NaN parts.
+const JAX_C64_LOG1P: [((f64, f64), (f64, f64)); 24] = [
+    ((0.0, 0.0), (0.0, 0.0)),
+    ((9.99999993922529e-09, 9.99999993922529e-09), (9.99999993922529e-09, 9.99999993922529e-09)),
+    ((-1.0000000116860974e-07, 0.0003000000142492354), (-5.499999389257937e-08, 0.00030000004335306585)),
+    ((0.0010000000474974513, -0.0020000000949949026), (0.0010014964500442147, -0.001997999381273985)),
+    ((0.5, 0.5), (0.4581453800201416, 0.32175055146217346)),
+    ((-0.5, 0.20000000298023224), (-0.6189371347427368, 0.38050639629364014)),
+    ((-2.0, 0.0), (0.0, 3.1415927410125732)),
+    ((-2.5, -1.0), (0.5893275141716003, -2.5535900592803955)),
+    ((-1.0, 0.0), (-f64::INFINITY, 0.0)),
+    ((-1.0, 9.999999974752427e-07), (-13.815510749816895, 1.5707963705062866)),
+    ((-0.8999999761581421, 0.05000000074505806), (-2.1910130977630615, 0.4636475145816803)),
+    ((-9.999999747378752e-05, 0.014141780324280262), (-2.210394020596418e-11, 0.014142252504825592)),
+    ((3.0, 4.0), (1.732867956161499, 0.7853981852531433)),
+    ((1.0000000200408773e+20, 9.999999980506448e+18), (46.05667495727539, 0.09966865181922913)),
+    ((-9.999999562023526e+24, -2.999999894026671e+30), (70.17616271972656, -1.5707995891571045)),
+    ((1.0000000031710769e-30, 0.0), (1.0000000031710769e-30, 0.0)),
+    ((-0.75, 0.6614378094673157), (-0.3465735912322998, 1.209429144859314)),
+    ((1.9999999949504854e-06, -0.0020000000949949026), (3.999986347480444e-06, -0.0019999935757368803)),
+    ((f64::INFINITY, 0.0), (f64::INFINITY, 0.0)),
+    ((-f64::INFINITY, 1.0), (f64::INFINITY, 3.1415927410125732)),
+    ((0.0, f64::INFINITY), (f64::INFINITY, 1.5707963705062866)),
+    ((f64::NAN, 0.0), (f64::NAN, f64::NAN)),
+    ((1.0, f64::NAN), (f64::NAN, f64::NAN)),
+    ((f64::INFINITY, f64::INFINITY), (f64::INFINITY, 0.7853981852531433)),
+];
+
+const JAX_C128_LOG1P: [((f64, f64), (f64, f64)); 24] = [
+    ((0.0, 0.0), (0.0, 0.0)),
+    ((1e-08, 1e-08), (1e-08, 9.999999900000002e-09)),
+    ((-1e-07, 0.0003), (-5.4999998024999677e-08, 0.00030000002100000076)),
+    ((0.001, -0.002), (0.0010014963350915137, -0.0019979993393257262)),
+    ((0.5, 0.5), (0.45814536593707755, 0.3217505543966422)),
+    ((-0.5, 0.2), (-0.6189371780008086, 0.3805063771123649)),
+    ((-2.0, 0.0), (0.0, 3.141592653589793)),
+    ((-2.5, -1.0), (0.5893274981708231, -2.5535900500422257)),
+    ((-1.0, 0.0), (-f64::INFINITY, 0.0)),
+    ((-1.0, 1e-06), (-13.815510557964274, 1.5707963267948966)),
+    ((-0.9, 0.05), (-2.191013317336941, 0.4636476090008062)),
+    ((-0.0001, 0.01414178), (-2.9215800010898275e-11, 0.01414225141179864)),
+    ((3.0, 4.0), (1.7328679513998633, 0.7853981633974483)),
+    ((1e+20, 1e+19), (46.0566770253075, 0.09966865249116202)),
+    ((-1e+25, -3e+30), (70.17616507849503, -1.57079966012823)),
+    ((1e-30, 0.0), (1e-30, 0.0)),
+    ((-0.75, 0.6614378), (-0.34657362701113403, 1.2094291890051145)),
+    ((2e-06, -0.002), (3.999986000069333e-06, -0.001999993333363733)),
+    ((f64::INFINITY, 0.0), (f64::INFINITY, 0.0)),
+    ((-f64::INFINITY, 1.0), (f64::INFINITY, 3.141592653589793)),
+    ((0.0, f64::INFINITY), (f64::INFINITY, 1.5707963267948966)),
+    ((f64::NAN, 0.0), (f64::NAN, f64::NAN)),
+    ((1.0, f64::NAN), (f64::NAN, f64::NAN)),
+    ((f64::INFINITY, f64::INFINITY), (f64::INFINITY, 0.7853981633974483)),
+];
+
+/// Complex `log-plus-one` (which JAX expands before HLO, but other producers emit) on both
+/// backends, the device through `lower-complex`: each part within `rtol` of JAX's relative to
+/// itself (so a real part that cancels must not), non-finite parts exactly.
+#[test]
+fn complex_log1p_matches_jax() {
+    for (ty, points, rtol) in [("c64", &JAX_C64_LOG1P, 2e-6), ("c128", &JAX_C128_LOG1P, 1e-13)] {
+        let n = points.len();
+        let text = format!(
+            "HloModule m\nENTRY e {{\n  z = {ty}[{n}] parameter(0)\n  ROOT r = {ty}[{n}] log-plus-one(z)\n}}\n"
+        );
+        let z: Vec<u8> = if ty == "c64" {
+            points
+                .iter()
+                .flat_map(|((a, b), _)| [(*a as f32).to_le_bytes(), (*b as f32).to_le_bytes()])
+                .flatten()
+                .collect()
+        } else {
+            points.iter().flat_map(|((a, b), _)| [a.to_le_bytes(), b.to_le_bytes()]).flatten().collect()
+        };
+        let interp = run_interp(&parse(&text), std::slice::from_ref(&z)).remove(0);
+        let device = run_vulkan(&vulkan(), &compile_checked(&parse_and_fuse(&text)), &[z]).remove(0);
+        for (backend, got) in [("interpreter", interp), ("Vulkan", device)] {
+            let got: Vec<f64> = if ty == "c64" {
+                got.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect()
+            } else {
+                from_bytes(&got)
+            };
+            for (i, (point, want)) in points.iter().enumerate() {
+                for (g, w) in [(got[2 * i], want.0), (got[2 * i + 1], want.1)] {
+                    let ok = if w.is_finite() {
+                        (g - w).abs() <= rtol * w.abs()
+                    } else {
+                        g == w || g.is_nan() && w.is_nan()
+                    };
+                    assert!(
+                        ok,
+                        "{backend} {ty}: log1p{point:?} = ({:e}, {:e}), JAX {want:?}",
+                        got[2 * i],
+                        got[2 * i + 1]
+                    );
+                }
+            }
         }
     }
 }

@@ -40,7 +40,7 @@ fn pad_dims(edges: &[(i64, i64)]) -> Vec<PadDim> {
 }
 
 /// The machine epsilon of `dt`'s real type.
-fn eps(dt: DType) -> f64 {
+pub(super) fn eps(dt: DType) -> f64 {
     if real_of(dt) == DType::F64 {
         f64::EPSILON
     } else {
@@ -50,7 +50,7 @@ fn eps(dt: DType) -> f64 {
 
 impl G<'_> {
     /// Batched `x[B, i, k] y[B, k, j]`.
-    fn bmm(&mut self, x: Id, y: Id) -> Id {
+    pub(super) fn bmm(&mut self, x: Id, y: Id) -> Id {
         let dims =
             DotDims { lhs_batch: vec![0], lhs_contracting: vec![2], rhs_batch: vec![0], rhs_contracting: vec![1] };
         self.b.dot(x, y, dims)
@@ -76,7 +76,7 @@ impl G<'_> {
         self.b.instr(Op::Gather { dims, slice_sizes, indices_are_sorted: false }, &[x, idx])
     }
     /// `sum` of `x` over `dim`, where `keep` holds (an exact gather when one element is kept).
-    fn masked_sum(&mut self, keep: Id, x: Id, dim: i64, r: Reducers) -> Id {
+    pub(super) fn masked_sum(&mut self, keep: Id, x: Id, dim: i64, r: Reducers) -> Id {
         let dt = self.b.array_shape(x).map(|a| a.dtype).unwrap_or(DType::F32);
         let dims = self.dims(x);
         let neg_zero = self.full(dt, -0.0, &dims);
@@ -86,29 +86,29 @@ impl G<'_> {
         self.reduce(terms, init, dim, add)
     }
     /// The diagonal of `[B, n, n]`: `[B, n]`.
-    fn diag(&mut self, x: Id, r: Reducers) -> Id {
+    pub(super) fn diag(&mut self, x: Id, r: Reducers) -> Id {
         let dims = self.dims(x);
         let (ri, ci) = (self.iota(&dims, 1), self.iota(&dims, 2));
         let eye = self.cmp(CompareDirection::Eq, ri, ci);
         self.masked_sum(eye, x, 2, r)
     }
-    fn indicator(&mut self, p: Id, dt: DType) -> Id {
+    pub(super) fn indicator(&mut self, p: Id, dt: DType) -> Id {
         let dims = self.dims(p);
         let (one, zero) = (self.full(dt, 1.0, &dims), self.full(dt, 0.0, &dims));
         self.sel(p, one, zero)
     }
     /// `x[B, n]` broadcast along the rows (`x[b, j]` at `[b, i, j]`) of `[B, m, n]`.
-    fn along_rows(&mut self, x: Id, m: i64) -> Id {
+    pub(super) fn along_rows(&mut self, x: Id, m: i64) -> Id {
         let d = self.dims(x);
         self.bc(x, &[0, 2], &[d[0], m, d[1]])
     }
     /// `x[B, n]` broadcast along the columns (`x[b, i]` at `[b, i, j]`) of `[B, n, k]`.
-    fn along_cols(&mut self, x: Id, k: i64) -> Id {
+    pub(super) fn along_cols(&mut self, x: Id, k: i64) -> Id {
         let d = self.dims(x);
         self.bc(x, &[0, 1], &[d[0], d[1], k])
     }
     /// A predicate `[B]` true where every element of `x[B, ...]` is finite.
-    fn all_finite(&mut self, x: Id, r: Reducers) -> Id {
+    pub(super) fn all_finite(&mut self, x: Id, r: Reducers) -> Id {
         let dims = self.dims(x);
         let fin = match self.im(x) {
             Some(im) => {
@@ -198,7 +198,7 @@ fn coefficients(g: &mut G, app: Id, aqq: Id, apq: Id, is_low: Id, rotate: Id, dt
 
 impl Expander<'_> {
     /// `while cond(state) { state = body(state) }` over `state` (arrays), built in `outer`.
-    fn while_loop(
+    pub(super) fn while_loop(
         &mut self,
         outer: &mut ComputationBuilder,
         state: &[Id],
@@ -600,7 +600,7 @@ fn sort_by_rank(g: &mut G, r: Reducers, dt: DType, keys: Id, cols: Id, descendin
 }
 
 /// `values` as they are where `ok[B]`, else NaN; and `info[B]` (0, or 1 where not `ok`).
-fn finish_nan(g: &mut G, dt: DType, ok: Id, values: &[Id]) -> (Vec<Id>, Id) {
+pub(super) fn finish_nan(g: &mut G, dt: DType, ok: Id, values: &[Id]) -> (Vec<Id>, Id) {
     let mut res = Vec::new();
     for &x in values {
         let dims = g.dims(x);

@@ -6,7 +6,8 @@
 //! `select`, gathers and slices apply to both parts alike; arithmetic follows XLA's elemental
 //! emitter formula by formula (`EmitComplexDivide`'s Smith's algorithm and its C99 Annex G
 //! corner cases, `EmitComplexAbs`, `EmitComplexSqrt`, `EmitComplexPower`), so special values
-//! come out as XLA:CPU's; `dot` and `convolution` are four real products.
+//! come out as XLA:CPU's; `dot` and `convolution` are four real products; `log1p` is
+//! [`log1p`]'s.
 //!
 //! Where a complex array is an element of a tuple (`while` state, `conditional` operands), it
 //! becomes the 2-tuple `(re, im)` in place, so tuple indices keep their meaning. Computations
@@ -21,10 +22,11 @@
 //! chains of layouts). Post-condition: the only complex-typed instructions are entry
 //! parameters, the `real`/`imag` that read them, and the `complex` ops that build entry results.
 //! A `sort` with complex operands sorts their parts ([`sort`]). An op on complex values that has
-//! no lowering here (`map`, `log1p`, inverse trigonometric functions, custom calls) is
+//! no lowering here (`map`, inverse trigonometric functions, custom calls) is
 //! reported by name; nothing is lowered halfway.
 
 mod fft;
+mod log1p;
 mod sort;
 
 use crate::util::NameUniquer;
@@ -761,6 +763,7 @@ impl Lowerer<'_> {
                 let im = self.binary(BinaryOp::Atan2, b, a);
                 Val::Pair(re, im)
             }
+            UnaryOp::Log1p => self.log1p(a, b),
             UnaryOp::Sqrt => self.sqrt(a, b),
             UnaryOp::Rsqrt => self.rsqrt(a, b),
             UnaryOp::Sin | UnaryOp::Cos => self.sin_cos(a, b, u == UnaryOp::Cos),

@@ -188,7 +188,7 @@ fn first_unsupported_op(module: &Module, target: &hlo_spirv::Target) -> Option<U
     module.comps.iter().flat_map(|c| &c.instrs).find_map(|i| {
         let opcode = i.op.opcode();
         let reason = match &i.op {
-            // LAPACK targets that linalg-expander leaves alone, by name (`lapack_sgeev_ffi`, ...).
+            // LAPACK targets that linalg-expander leaves alone, by name (`lapack_sgees_ffi`, ...).
             hlo_ir::Op::CustomCall(cc) => hlo_passes::linalg_expander::refused_target(&cc.target)
                 .map(|why| format!("target \"{}\" is not supported: {why}", cc.target)),
             _ if !hlo_spirv::supports(opcode) => {
