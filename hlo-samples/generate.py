@@ -2988,12 +2988,12 @@ def linalg_eig(a, big, one, rot):
 
 def _complex_geev_inputs(rng):
     rot = _rotations(np.array([0.3, 1.0, 2.5])) * np.exp(1j * np.array([0.2, -0.4, 1.0]))[:, None, None]
-    return [_complex(rng, (3, 5, 5)), _complex(rng, (2, 16, 16)), _complex(rng, (1, 1)),
+    return [_complex(rng, (3, 5, 5)), _complex(rng, (2, 12, 12)), _complex(rng, (1, 1)),
             rot.astype(np.complex64), _complex(rng, (4, 4))]
 
 
 @register("linalg_complex_eig",
-          "Complex jnp.linalg.eig (lapack_cgeev_ffi) of batched c64[3,5,5] and c64[2,16,16], a "
+          "Complex jnp.linalg.eig (lapack_cgeev_ffi) of batched c64[3,5,5] and c64[2,12,12], a "
           "c64[1,1] and three rotated 2x2 rotations: sorted real parts, imaginary parts and "
           "moduli, V diag(w) V^-1 and |v|; jnp.linalg.eigvals (sum, product, sorted moduli) of "
           "the c64[3,5,5]; lax.linalg.eig of a c64[4,4] with left eigenvectors only: "
