@@ -42,6 +42,7 @@ pub mod pred_convolution;
 pub mod ragged_dot_expander;
 pub mod rng_bit_generator_expander;
 pub mod rng_expander;
+pub mod rng_loop_conditions;
 pub mod rng_state_threading;
 pub mod scalar_reduce_window;
 pub mod scaled_dot_expander;
@@ -69,6 +70,7 @@ pub type PassFn = fn(&mut Module) -> Result<bool, PassError>;
 pub const PASSES: &[(&str, PassFn)] = &[
     ("single-device", single_device::run),
     ("rng-expander", rng_expander::run),
+    ("rng-loop-conditions", rng_loop_conditions::run),
     ("scaled-dot-expander", scaled_dot_expander::run),
     ("inline-calls", inline_calls::run),
     ("batch-norm-expander", batch_norm_expander::run),

@@ -3,6 +3,7 @@
 //! ```text
 //! single-device                 async pairs, copy-start/done, partition/replica ids synchronous
 //! rng-expander                  rng as a call of its definition: state op, Philox bits, distribution
+//! rng-loop-conditions           a loop whose condition draws numbers carries the condition's result
 //! scaled-dot-expander           scaled-dot as a call of its definition: operands times block scales, dot
 //! inline-calls                  call/fusion bodies inlined (XLA's fusions undone)
 //! linalg-expander               LAPACK custom calls, cholesky, triangular-solve as while loops
@@ -61,6 +62,7 @@ pub const MAX_FIXPOINT_ROUNDS: usize = 4;
 pub const PIPELINE: &[&str] = &[
     "single-device",
     "rng-expander",
+    "rng-loop-conditions",
     "scaled-dot-expander",
     "inline-calls",
     "batch-norm-expander",
@@ -95,6 +97,8 @@ pub const STEPS: &[Step] = &[
     Step::Pass("single-device"),
     // Before inlining, which inlines the call of each `rng`'s definition.
     Step::Pass("rng-expander"),
+    // Before inlining, which inlines the condition it calls in the loop body and before the loop.
+    Step::Pass("rng-loop-conditions"),
     Step::Pass("scaled-dot-expander"),
     Step::Pass("inline-calls"),
     Step::Pass("batch-norm-expander"),

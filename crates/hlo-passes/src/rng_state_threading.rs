@@ -9,9 +9,11 @@
 //! advance the state in arena order, and a loop body's once per iteration; so the device draws
 //! the interpreter's numbers, and the same numbers on every run of a module.
 //!
-//! Pre-condition: calls are inlined. Post-condition: no `rng-get-and-update-state` remains.
-//! A state op anywhere else (a loop condition, the computation of a reduce, sort, map or
-//! scatter) is refused by name.
+//! Pre-condition: calls are inlined; loop conditions draw nothing (`rng-loop-conditions` moves
+//! their draws into the loop body). Post-condition: no `rng-get-and-update-state` remains.
+//! A state op anywhere else (the computation of a reduce, sort, map or scatter) is refused by
+//! name: how many times and in what order those apply their computation is the implementation's
+//! choice, so no threading of the state could draw the interpreter's numbers there.
 
 use crate::util::{compact, NameUniquer};
 use crate::PassError;
@@ -90,7 +92,9 @@ fn check_callers(module: &Module, needs: &[bool]) -> Result<Vec<bool>, PassError
                 ),
             };
             match &instr.op {
-                Op::While { condition, .. } if needs[condition.index()] => return Err(refuse("a loop condition")),
+                Op::While { condition, .. } if needs[condition.index()] => {
+                    return Err(refuse("a loop condition (run `rng-loop-conditions` first)"))
+                }
                 Op::While { condition, body } if threaded[condition.index()] || threaded[body.index()] => {
                     return Err(refuse("a computation that is both a loop's and a conditional's"))
                 }
@@ -103,7 +107,12 @@ fn check_callers(module: &Module, needs: &[bool]) -> Result<Vec<bool>, PassError
                 }
                 op => {
                     if op.called_computations().iter().any(|c| needs[c.index()] || threaded[c.index()]) {
-                        return Err(refuse(&format!("a computation called by `{}`", op.opcode().name())));
+                        let place = format!(
+                            "a computation called by `{}`, which applies it as often and in the order the \
+                             implementation chooses",
+                            op.opcode().name()
+                        );
+                        return Err(refuse(&place));
                     }
                 }
             }

@@ -5,11 +5,15 @@
 //! tuple of 12 sums, not an argmax), packed up to the limit; the original becomes a tuple of
 //! their results.
 //!
-//! Results whose reducer couples them (result `i` reads argument `j`) stay in one reduce: a
-//! group that alone exceeds the limit is left whole, and code generation refuses it by name.
+//! Results whose reducer couples them (result `i` reads argument `j`) go together where they fit
+//! the limit. A coupled group that does not is split by what each result needs: the closure of
+//! the arguments it reads (an argmax's payload `k` needs the compared value and `k`), so that
+//! each narrower reduce recomputes the results its own ones depend on (the compared value, in
+//! every reduce) and yields exactly the values the wide one would. Only a result whose closure
+//! alone exceeds the limit stays wide, and code generation refuses it by name.
 //!
 //! Pre-condition: none. Post-condition: every variadic reduce that needs more than the limit
-//! has reducer-coupled results only.
+//! has a result whose closure needs more than the limit.
 
 use crate::util::{compact, order_callees_first, uniform_constant, NameUniquer};
 use crate::PassError;
@@ -103,6 +107,34 @@ fn independent_groups(reducer: &Computation, n: usize) -> Option<Vec<Vec<usize>>
     Some(groups)
 }
 
+/// Result `k` of the reducer and every result it reads, transitively: the results a reduce
+/// must compute to yield `k` exactly.
+fn closure(reducer: &Computation, n: usize, k: usize) -> Vec<usize> {
+    let root = reducer.instr(reducer.root);
+    let mut reads: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); reducer.instrs.len()];
+    for id in reducer.ids() {
+        let instr = reducer.instr(id);
+        let mut set = BTreeSet::new();
+        if let Op::Parameter { number } = instr.op {
+            set.insert(number as usize % n);
+        }
+        for &o in &instr.operands {
+            set.extend(reads[o.index()].iter().copied());
+        }
+        reads[id.index()] = set;
+    }
+    let mut set = BTreeSet::from([k]);
+    let mut todo = vec![k];
+    while let Some(j) = todo.pop() {
+        for &m in &reads[root.operands[j].index()] {
+            if set.insert(m) {
+                todo.push(m);
+            }
+        }
+    }
+    set.into_iter().collect()
+}
+
 /// The reducer restricted to the results `group` (renumbered in order), with only the
 /// instructions they need.
 fn sub_reducer(reducer: &Computation, n: usize, group: &[usize], names: &mut NameUniquer) -> Computation {
@@ -155,16 +187,32 @@ fn split(module: &mut Module, c: usize, id: InstrId, max: usize, names: &mut Nam
     if n < 2 || buffers(&module.comps[c], &instr.operands, n, &(0..n).collect::<Vec<_>>()) <= max {
         return false;
     }
-    let Some(groups) = independent_groups(module.comp(*to_apply), n) else { return false };
-    // Pack the groups, in result order, into reduces that each fit the limit.
-    let mut bins: Vec<Vec<usize>> = Vec::new();
+    let reducer = module.comp(*to_apply);
+    let Some(groups) = independent_groups(reducer, n) else { return false };
+    // Units to pack: an independent group that fits, or each result of one that does not with
+    // the closure of what it reads. A bin is (the results it reduces, the results it yields).
+    let fits = |u: &[usize]| buffers(&module.comps[c], &instr.operands, n, u) <= max;
+    let mut units: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
     for g in groups {
+        if fits(&g) {
+            units.push((g.clone(), g));
+        } else {
+            units.extend(g.iter().map(|&k| (closure(reducer, n, k), vec![k])));
+        }
+    }
+    // Pack the units, in result order, into reduces that each fit the limit.
+    let mut bins: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
+    for (u, own) in units {
+        let merged = |bin: &[usize]| -> Vec<usize> {
+            let set: BTreeSet<usize> = bin.iter().chain(&u).copied().collect();
+            set.into_iter().collect()
+        };
         match bins.last_mut() {
-            Some(bin) if buffers(&module.comps[c], &instr.operands, n, &[bin.as_slice(), &g].concat()) <= max => {
-                bin.extend(g);
-                bin.sort_unstable();
+            Some((bin, owned)) if fits(&merged(bin)) => {
+                *bin = merged(bin);
+                owned.extend(own);
             }
-            _ => bins.push(g),
+            _ => bins.push((u, own)),
         }
     }
     if bins.len() < 2 {
@@ -172,7 +220,7 @@ fn split(module: &mut Module, c: usize, id: InstrId, max: usize, names: &mut Nam
     }
     let Shape::Tuple(result_shapes) = &instr.shape else { return false };
     let mut results: Vec<Option<InstrId>> = vec![None; n];
-    for bin in &bins {
+    for (bin, owned) in &bins {
         let sub = sub_reducer(module.comp(*to_apply), n, bin, names);
         module.comps.push(sub);
         let sub_id = CompId((module.comps.len() - 1) as u32);
@@ -193,7 +241,7 @@ fn split(module: &mut Module, c: usize, id: InstrId, max: usize, names: &mut Nam
             results[bin[0]] = Some(reduce);
             continue;
         }
-        for (i, &k) in bin.iter().enumerate() {
+        for (i, &k) in bin.iter().enumerate().filter(|(_, k)| owned.contains(k)) {
             let gte = Instr::new(
                 names.fresh(&instr.name),
                 result_shapes[k].clone(),
@@ -268,5 +316,52 @@ ENTRY e {
         // At the default limit nothing needs splitting.
         let mut same = module.clone();
         assert!(!run(&mut same).expect("runs"));
+    }
+
+    /// An argmin over a value and five payloads (every payload's result reads the values): with
+    /// 8 bindings allowed the coupled group is split by closure, each reduce recomputing the
+    /// value with its own payloads, and the results are the wide reduce's.
+    #[test]
+    fn splits_coupled_results_by_closure() {
+        let n = 6;
+        let mut red = String::from("red {\n");
+        for k in 0..2 * n {
+            red += &format!("  x{k} = f32[] parameter({k})\n");
+        }
+        red += &format!("  lt = pred[] compare(x0, x{n}), direction=LT\n");
+        for k in 0..n {
+            red += &format!("  c{k} = f32[] select(lt, x{k}, x{})\n", n + k);
+        }
+        let results: Vec<String> = (0..n).map(|k| format!("c{k}")).collect();
+        red += &format!("  ROOT t = ({}) tuple({})\n}}\n", vec!["f32[]"; n].join(", "), results.join(", "));
+        let mut entry = String::from("ENTRY e {\n");
+        for k in 0..n {
+            entry += &format!("  p{k} = f32[3,5] parameter({k})\n");
+        }
+        entry += "  inf = f32[] constant(inf)\n  z = f32[] constant(0)\n";
+        let args: Vec<String> =
+            (0..n).map(|k| format!("p{k}")).chain((0..n).map(|k| (if k == 0 { "inf" } else { "z" }).into())).collect();
+        entry += &format!(
+            "  ROOT r = ({}) reduce({}), dimensions={{1}}, to_apply=red\n}}\n",
+            vec!["f32[3]"; n].join(", "),
+            args.join(", ")
+        );
+        let module = hlo_parse::parse_module(&format!("HloModule m\n{red}{entry}")).expect("parses");
+        let mut split = module.clone();
+        assert!(run_with_limit(&mut split, 8).expect("splits"));
+        hlo_ir::verify::verify(&split).expect("verifies");
+        let printed = hlo_ir::print::print_module(&split);
+        let reduces: Vec<_> = split.entry_comp().instrs.iter().filter(|i| matches!(i.op, Op::Reduce { .. })).collect();
+        // The value and one payload (2 arrays, 2 outputs, a status word) and one more payload per reduce.
+        assert_eq!(reduces.len(), 3, "{printed}");
+        assert!(reduces.iter().all(|r| r.operands[0] == reduces[0].operands[0]), "{printed}");
+        let inputs: Vec<_> = module.entry_comp().param_shapes()[..n]
+            .iter()
+            .enumerate()
+            .map(|(k, s)| hlo_interp::random_literal(s.as_array().expect("array"), 11 + k as u64))
+            .collect();
+        let want = hlo_interp::evaluate(&module, &inputs).expect("interprets");
+        let got = hlo_interp::evaluate(&split, &inputs).expect("interprets the split");
+        assert_eq!(got, want);
     }
 }

@@ -180,8 +180,9 @@ const PARTIAL: &[(Opcode, &str)] = &[
     (
         Opcode::Rng,
         "uniform floats and integers, normal floats, as the interpreter defines them (`rng-expander`: Philox bits \
-         from a hidden state `rng-state-threading` threads through the entry, loop bodies and conditional \
-         branches); drawn in a loop condition or a reducer it is refused",
+         from a hidden state `rng-state-threading` threads through the entry, loop bodies, loop conditions \
+         (`rng-loop-conditions`) and conditional branches); drawn in a reducer, comparator or combiner it is \
+         refused (those are applied as often and in the order the implementation chooses)",
     ),
     (
         Opcode::ScaledDot,
@@ -190,8 +191,8 @@ const PARTIAL: &[(Opcode, &str)] = &[
     ),
     (
         Opcode::RngGetAndUpdateState,
-        "in the entry computation, loop bodies and conditional branches (`rng-state-threading`); elsewhere it is \
-         refused",
+        "in the entry computation, loop bodies, loop conditions and conditional branches (`rng-state-threading`, \
+         `rng-loop-conditions`); elsewhere it is refused",
     ),
     (
         Opcode::While,

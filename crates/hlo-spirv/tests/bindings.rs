@@ -460,21 +460,75 @@ fn variadic_reduces_past_the_binding_limit() {
     }
 }
 
-/// A reduce whose results all depend on the first pair cannot be split: past the limit it is
-/// refused by name; at the limit it runs. Where inputs are read as texel buffers (lavapipe),
-/// they do not count against the storage-buffer limit, and 11 arrays run in one kernel.
+/// A reduce whose results all depend on the first pair (an argmin over many payloads) is split
+/// by what each result needs: every narrower reduce recomputes the first pair with its own
+/// payloads. Storage buffers only (no texel reads) and lavapipe's texel reads; reductions of
+/// every threshold length, rows and columns.
 #[test]
-fn coupled_variadic_reduce_past_the_binding_limit_is_refused() {
-    check(&variadic_reduce_module(10, 4, 33, "1", true), &variadic_reduce_inputs(10, 4 * 33));
-    let hlo = variadic_reduce_module(11, 4, 33, "1", true);
-    check(&hlo, &variadic_reduce_inputs(11, 4 * 33));
+fn coupled_variadic_reduces_past_the_binding_limit() {
+    let storage_only = hlo_spirv::Target { texel_gathers: None, ..hlo_spirv::Target::lavapipe() };
+    for (rows, len, dims) in [(3, 1, "1"), (2, 16, "1"), (17, 2, "0"), (2, 256, "1"), (257, 1, "0"), (1, 4097, "1")] {
+        for n in [10, 11, 40] {
+            let hlo = variadic_reduce_module(n, rows, len, dims, true);
+            let inputs = variadic_reduce_inputs(n, rows * len);
+            let kernels = check(&hlo, &inputs);
+            assert_eq!(kernels.len() > 1, n > 10, "{n} arrays along {{{dims}}} of [{rows},{len}]: {kernels:?}");
+            let c = hlo_spirv::compile(&parse_and_fuse(&hlo), &storage_only).unwrap_or_else(|e| panic!("{e}"));
+            let got = run_vulkan(&vulkan(), &c, &inputs);
+            let want = run_interp(&parse(&hlo), &inputs);
+            for (k, io) in c.outputs.iter().enumerate() {
+                compare(io.dtype, &got[k], &want[k], 0.0).unwrap_or_else(|e| panic!("output {k}: {e}"));
+            }
+        }
+    }
+}
+
+/// The same under a limit of 8 storage buffers (`HLO_MAX_STORAGE_BUFFERS=8` in `hlo-run`): the
+/// pipeline splits for the lowered limit and every kernel fits it.
+#[test]
+fn coupled_variadic_reduce_under_a_lowered_limit() {
+    let target = hlo_spirv::Target { max_storage_buffers: 8, texel_gathers: None, ..hlo_spirv::Target::lavapipe() };
+    for (rows, len) in [(4, 33), (1, 257)] {
+        let n = 6;
+        let hlo = variadic_reduce_module(n, rows, len, "1", true);
+        let inputs = variadic_reduce_inputs(n, rows * len);
+        let mut m = parse(&hlo);
+        let mut opts = hlo_passes::PipelineOptions { max_kernel_buffers: 8, ..Default::default() };
+        hlo_passes::run_pipeline(&mut m, &mut opts).unwrap_or_else(|e| panic!("{e}"));
+        let c = hlo_spirv::compile(&m, &target).unwrap_or_else(|e| panic!("{e}"));
+        check_spirv(&c);
+        let storage =
+            |k: &hlo_program::Kernel| k.bindings.iter().filter(|&&a| a != hlo_program::Access::ReadTexels).count();
+        assert!(c.program.kernels.iter().all(|k| storage(k) <= 8));
+        let got = run_vulkan(&vulkan(), &c, &inputs);
+        let want = run_interp(&parse(&hlo), &inputs);
+        for (k, io) in c.outputs.iter().enumerate() {
+            compare(io.dtype, &got[k], &want[k], 0.0).unwrap_or_else(|e| panic!("output {k}: {e}"));
+        }
+    }
+}
+
+/// A reduce whose every result reads every argument cannot be split: past the limit it is
+/// refused by name.
+#[test]
+fn fully_coupled_variadic_reduce_past_the_binding_limit_is_refused() {
+    let n = 12;
+    let hlo = variadic_reduce_module(n, 4, 33, "1", true);
+    // Every result adds the sum of all the first arguments: each needs every pair.
+    let mut all = String::from("  all0 = f32[] add(x0, x1)\n");
+    for k in 2..n {
+        all += &format!("  all{} = f32[] add(all{}, x{k})\n", k - 1, k - 2);
+    }
+    let hlo = hlo
+        .replace("  lt = pred[]", &format!("{all}  lt = pred[]"))
+        .replace(&format!("compare(x0, x{n}), direction=LT"), &format!("compare(all{}, x{n}), direction=LT", n - 2));
     let storage_only = hlo_spirv::Target { texel_gathers: None, ..hlo_spirv::Target::lavapipe() };
     match hlo_spirv::compile(&parse_and_fuse(&hlo), &storage_only) {
         Err(hlo_spirv::CodegenError::Unsupported { reason, .. }) => {
             assert!(reason.contains("storage buffers"), "{reason}")
         }
         Err(e) => panic!("expected Unsupported, got {e}"),
-        Ok(_) => panic!("a reduce of 33 bindings compiled"),
+        Ok(_) => panic!("a reduce of 37 bindings compiled\n{hlo}"),
     }
 }
 
@@ -501,20 +555,83 @@ fn lexicographic_sort_module(n: usize, c: usize, rows: usize, len: usize) -> Str
 }
 
 /// A sort of 17 operands sorts the ones its order reads with their positions: up to 13 of them
-/// (31 buffers with the positions, a radix pass's histograms and a status word). A comparator
-/// that reads 14 is refused by name (FIXME: reading the compared operands through the positions
-/// instead of moving them would lift this).
+/// (31 buffers with the positions, a radix pass's histograms and a status word). From 14 on, the
+/// compared operands are packed into one buffer per type and the merge passes move only the
+/// positions, reading the compared values through them. Rows of every threshold length.
 #[test]
-fn sort_comparing_many_operands_at_the_limit() {
+fn sort_comparing_many_operands() {
     for (rows, len) in [(3, 8), (4, 33)] {
         check(&lexicographic_sort_module(17, 13, rows, len), &sort_inputs(17, rows * len));
     }
-    let hlo = lexicographic_sort_module(17, 14, 4, 33);
-    match hlo_spirv::compile(&parse_and_fuse(&hlo), &hlo_spirv::Target::lavapipe()) {
-        Err(hlo_spirv::CodegenError::Unsupported { reason, .. }) => {
-            assert!(reason.contains("its order reads 14 operands"), "{reason}")
+    for (rows, len) in [(3, 1), (2, 16), (2, 17), (1, 256), (2, 257), (1, 4097)] {
+        for c in [14, 17] {
+            let kernels = check(&lexicographic_sort_module(17, c, rows, len), &sort_inputs(17, rows * len));
+            assert!(kernels.iter().any(|k| k.contains("pack")), "{c} compared: {kernels:?}");
         }
-        Err(e) => panic!("expected Unsupported, got {e}"),
-        Ok(_) => panic!("a sort reading 14 operands compiled"),
+    }
+}
+
+/// A sort of `n` operands whose comparator orders lexicographically by the first `c`, s32 keys
+/// of four values in all (so most elements tie on every key), the others f32 payloads that tell
+/// the input order: with `is_stable=true` ties must keep it.
+fn tied_sort(n: usize, c: usize, rows: usize, len: usize) -> (String, Vec<Vec<u8>>) {
+    let ty = |k: usize| if k < c { "s32" } else { "f32" };
+    let mut cmp = String::from("cmp {\n");
+    for k in 0..n {
+        cmp += &format!("  l{k} = {}[] parameter({})\n  r{k} = {}[] parameter({})\n", ty(k), 2 * k, ty(k), 2 * k + 1);
+    }
+    cmp += &format!("  less{} = pred[] compare(l{}, r{}), direction=GT\n", c - 1, c - 1, c - 1);
+    for k in (0..c - 1).rev() {
+        let dir = ["LT", "GT"][k % 2];
+        cmp += &format!("  lt{k} = pred[] compare(l{k}, r{k}), direction={dir}\n");
+        cmp += &format!("  eq{k} = pred[] compare(l{k}, r{k}), direction=EQ\n");
+        cmp += &format!("  then{k} = pred[] and(eq{k}, less{})\n", k + 1);
+        cmp += &format!("  less{k} = pred[] or(lt{k}, then{k})\n");
+    }
+    cmp += "  ROOT r = pred[] copy(less0)\n}\n";
+    let mut entry = String::from("ENTRY e {\n");
+    let tys: Vec<String> = (0..n).map(|k| format!("{}[{rows},{len}]", ty(k))).collect();
+    for (k, t) in tys.iter().enumerate() {
+        entry += &format!("  p{k} = {t} parameter({k})\n");
+    }
+    entry += &format!(
+        "  ROOT s = ({}) sort({}), dimensions={{1}}, is_stable=true, to_apply=cmp\n}}\n",
+        tys.join(", "),
+        (0..n).map(|k| format!("p{k}")).collect::<Vec<_>>().join(", ")
+    );
+    let elems = rows * len;
+    let inputs = (0..n)
+        .map(|k| match k {
+            k if k < c => s32_bytes((0..elems).map(|i| ((i / [3, 5][k % 2]) % 2) as i32)),
+            _ => f32_bytes((0..elems).map(|i| (i * n + k) as f32)),
+        })
+        .collect();
+    (format!("HloModule m\n{cmp}{entry}"), inputs)
+}
+
+#[test]
+fn stable_sort_comparing_many_tied_operands() {
+    for (rows, len) in [(2, 17), (1, 257), (1, 4097)] {
+        let (hlo, inputs) = tied_sort(17, 15, rows, len);
+        check(&hlo, &inputs);
+    }
+}
+
+/// With the device's limit lowered to 8 storage buffers (what `HLO_MAX_STORAGE_BUFFERS=8` does in
+/// `hlo-run`), a sort of 5 operands compared lexicographically packs them too.
+#[test]
+fn sort_comparing_many_operands_under_a_lowered_limit() {
+    let target = hlo_spirv::Target { max_storage_buffers: 8, ..hlo_spirv::Target::lavapipe() };
+    for (rows, len) in [(1, 1), (2, 16), (1, 257)] {
+        let hlo = lexicographic_sort_module(5, 5, rows, len);
+        let inputs = sort_inputs(5, rows * len);
+        let c = hlo_spirv::compile(&parse_and_fuse(&hlo), &target).unwrap_or_else(|e| panic!("{e}"));
+        check_spirv(&c);
+        assert!(c.program.kernels.iter().any(|k| k.name.contains("pack")));
+        let got = run_vulkan(&vulkan(), &c, &inputs);
+        let want = run_interp(&parse(&hlo), &inputs);
+        for (k, io) in c.outputs.iter().enumerate() {
+            compare(io.dtype, &got[k], &want[k], 0.0).unwrap_or_else(|e| panic!("output {k}: {e}"));
+        }
     }
 }

@@ -205,17 +205,69 @@ fn draws_in_a_conditional_match_the_interpreter() {
     }
 }
 
-/// Numbers drawn in a loop condition are refused by name, not drawn from a wrong state.
+/// Numbers drawn in a loop condition (`rng-loop-conditions`): the loop carries the condition's
+/// result, so the state advances once per evaluation of the condition, before the first iteration
+/// and after every body, as the interpreter draws; the body's draws and those after the loop
+/// continue from there. Body draws of every threshold size.
 #[test]
-fn draws_in_a_loop_condition_are_refused_by_name() {
+fn draws_in_a_loop_condition_match_the_interpreter() {
+    for n in [1, 16, 17, 256, 257, 4097] {
+        let hlo = format!(
+            "HloModule m\n\
+            body {{\n  p = (s32[], f32[{n}]) parameter(0)\n  i = s32[] get-tuple-element(p), index=0\n  \
+            acc = f32[{n}] get-tuple-element(p), index=1\n  one = s32[] constant(1)\n  j = s32[] add(i, one)\n  \
+            a = f32[] constant(0)\n  b = f32[] constant(1)\n  r = f32[{n}] rng(a, b), distribution=rng_uniform\n  \
+            acc2 = f32[{n}] add(acc, r)\n  ROOT q = (s32[], f32[{n}]) tuple(j, acc2)\n}}\n\
+            cond {{\n  p = (s32[], f32[{n}]) parameter(0)\n  i = s32[] get-tuple-element(p), index=0\n  \
+            z = f32[] constant(0)\n  one = f32[] constant(1)\n  r = f32[3] rng(z, one), distribution=rng_uniform\n  \
+            r0 = f32[1] slice(r), slice={{[0:1]}}\n  x = f32[] reshape(r0)\n  lim = f32[] constant(0.9)\n  \
+            go = pred[] compare(x, lim), direction=LT\n  n = s32[] constant(40)\n  \
+            more = pred[] compare(i, n), direction=LT\n  ROOT c = pred[] and(go, more)\n}}\n\
+            ENTRY e {{\n  zero = s32[] constant(0)\n  z = f32[] constant(0)\n  one = f32[] constant(1)\n  \
+            acc = f32[{n}] broadcast(z), dimensions={{}}\n  init = (s32[], f32[{n}]) tuple(zero, acc)\n  \
+            w = (s32[], f32[{n}]) while(init), condition=cond, body=body\n  \
+            after = f32[5] rng(z, one), distribution=rng_uniform\n  \
+            i = s32[] get-tuple-element(w), index=0\n  out = f32[{n}] get-tuple-element(w), index=1\n  \
+            ROOT t = (s32[], f32[{n}], f32[5]) tuple(i, out, after)\n}}\n"
+        );
+        check(&hlo, &[], 0.0);
+        // The loop ran (and stops on a draw or on its bound).
+        let trips = i32::from_le_bytes(run_interp(&parse(&hlo), &[])[0][..4].try_into().unwrap());
+        assert!((1..=40).contains(&trips), "{trips} iterations");
+    }
+}
+
+/// XLA's form: `rng-get-and-update-state` in a loop condition whose carry is one array, and in the
+/// body; the condition's and the body's advances interleave, so the sums tell any other order.
+#[test]
+fn state_ops_in_a_loop_condition_match_the_interpreter() {
     let hlo = "HloModule m\n\
-        body {\n  x = f32[] parameter(0)\n  one = f32[] constant(1)\n  ROOT y = f32[] add(x, one)\n}\n\
-        cond {\n  x = f32[] parameter(0)\n  z = f32[] constant(0)\n  ten = f32[] constant(10)\n  \
-        r = f32[] rng(z, ten), distribution=rng_uniform\n  ROOT lt = pred[] compare(x, r), direction=LT\n}\n\
-        ENTRY e {\n  z = f32[] constant(0)\n  ROOT w = f32[] while(z), condition=cond, body=body\n}\n";
+        body {\n  x = u64[2] parameter(0)\n  s = u64[2] rng-get-and-update-state(), delta=3\n  \
+        ROOT y = u64[2] add(x, s)\n}\n\
+        cond {\n  x = u64[2] parameter(0)\n  s = u64[2] rng-get-and-update-state(), delta=5\n  \
+        lo = u64[1] slice(s), slice={[0:1]}\n  l = u64[] reshape(lo)\n  seven = u64[] constant(7)\n  \
+        m = u64[] remainder(l, seven)\n  zero = u64[] constant(0)\n  go = pred[] compare(m, zero), direction=NE\n  \
+        c0 = u64[1] slice(x), slice={[1:2]}\n  c = u64[] reshape(c0)\n  cap = u64[] constant(0)\n  \
+        small = pred[] compare(c, cap), direction=GE\n  ROOT r = pred[] and(go, small)\n}\n\
+        ENTRY e {\n  z = u64[] constant(0)\n  init = u64[2] broadcast(z), dimensions={}\n  \
+        w = u64[2] while(init), condition=cond, body=body\n  \
+        s = u64[2] rng-get-and-update-state(), delta=1\n  ROOT t = (u64[2], u64[2]) tuple(w, s)\n}\n";
+    check(hlo, &[], 0.0);
+}
+
+/// Numbers drawn in a reducer are refused by name: how many times, and in what order, a reduce
+/// applies its reducer is the implementation's choice, and the device's is not the interpreter's.
+#[test]
+fn draws_in_a_reducer_are_refused_by_name() {
+    let hlo = "HloModule m\n\
+        red {\n  a = f32[] parameter(0)\n  b = f32[] parameter(1)\n  z = f32[] constant(0)\n  \
+        one = f32[] constant(1)\n  r = f32[] rng(z, one), distribution=rng_uniform\n  s = f32[] add(a, b)\n  \
+        ROOT t = f32[] add(s, r)\n}\n\
+        ENTRY e {\n  x = f32[8] parameter(0)\n  z = f32[] constant(0)\n  \
+        ROOT r = f32[] reduce(x, z), dimensions={0}, to_apply=red\n}\n";
     let mut m = parse(hlo);
     let err = hlo_passes::run_pipeline(&mut m, &mut hlo_passes::PipelineOptions::default()).unwrap_err().to_string();
-    assert!(err.contains("rng-state-threading") && err.contains("loop condition"), "{err}");
+    assert!(err.contains("rng-state-threading") && err.contains("reduce"), "{err}");
 }
 
 /// A loop whose state is one array (not a tuple) gets the rng state as a second element; draws

@@ -59,7 +59,14 @@ fn merge_kernel(ctx: &KernelCtx, spec: &Spec, src: &[BufferId], dst: &[BufferId]
         let d = em.bind_buffer(dst[k], op.dt, true, false)?;
         bufs.push((s, d));
     }
-    let compared: Vec<bool> = (0..spec.operands.len()).map(|k| spec.is_compared(ctx.m, k)).collect();
+    let compared = spec.compared_types(ctx.m);
+    let packed: Vec<_> =
+        spec.packed.iter().map(|p| em.bind_array(p.buf, p.elems, p.dt, false, false)).collect::<Result<_>>()?;
+    // Where compared operands are packed, the moved operand is the positions they are read at.
+    let perm = (!spec.packed.is_empty()).then(|| {
+        let k = spec.operands.iter().position(|op| matches!(op.src, super::Source::Iota));
+        bufs[k.expect("a packed sort moves positions")].0
+    });
     let log_w = em.kb.push_constant_words(1)[0];
     em.kb.name(log_w, "log_w");
     let i = invocation_index(&mut em.kb, WG, groups);
@@ -86,7 +93,22 @@ fn merge_kernel(ctx: &KernelCtx, spec: &Spec, src: &[BufferId], dst: &[BufferId]
     let load_compared = |em: &mut Em, pos: H| -> Vec<Option<Val>> {
         let pos = em.kb.min_u(pos, last);
         let at = spec.at(em, rb, pos);
-        spec.operands.iter().enumerate().map(|(k, op)| compared[k].then(|| em.load(bufs[k].0, at, op.dt))).collect()
+        let mut vals: Vec<Option<Val>> = spec
+            .operands
+            .iter()
+            .enumerate()
+            .map(|(k, op)| compared[k].map(|_| em.load(bufs[k].0, at, op.dt)))
+            .collect();
+        if let Some(perm) = perm {
+            let from = em.load(perm, at, hlo_ir::DType::S32);
+            let from = em.kb.bitcast(from.h, STy::U32);
+            let from = spec.at(em, rb, from);
+            for (p, &g) in spec.packed.iter().zip(&packed) {
+                let i = em.kb.add_c(from, p.offset);
+                vals.push(Some(em.load(g, i, p.dt)));
+            }
+        }
+        vals
     };
 
     // Merge state: next unread element of each run, the runs' ends, and the next elements' values.
@@ -95,18 +117,15 @@ fn merge_kernel(ctx: &KernelCtx, spec: &Spec, src: &[BufferId], dst: &[BufferId]
     let ib = em.kb.local_init("ib", STy::U32, zero);
     let a_end = em.kb.local_init("a_end", STy::U32, zero);
     let b_end = em.kb.local_init("b_end", STy::U32, zero);
-    let held: Vec<Option<(H, H, hlo_ir::DType)>> = spec
-        .operands
+    let held: Vec<Option<(H, H, hlo_ir::DType)>> = compared
         .iter()
         .enumerate()
-        .map(|(k, op)| {
-            compared[k]
-                .then(|| {
-                    let t = crate::emit::ops::value_sty(op.dt).expect("checked");
-                    let z = em.kb.lit_int(t, 0);
-                    (em.kb.local_init(&format!("a{k}"), t, z), em.kb.local_init(&format!("b{k}"), t, z))
-                })
-                .map(|(a, b)| (a, b, op.dt))
+        .map(|(k, dt)| {
+            dt.map(|dt| {
+                let t = crate::emit::ops::value_sty(dt).expect("checked");
+                let z = em.kb.lit_int(t, 0);
+                (em.kb.local_init(&format!("a{k}"), t, z), em.kb.local_init(&format!("b{k}"), t, z), dt)
+            })
         })
         .collect();
     let read_held = |em: &mut Em, side: usize| -> Vec<Option<Val>> {

@@ -61,6 +61,22 @@ struct Spec {
     /// The comparator argument pair of each operand: its position among the sort's operands, or
     /// `None` for an operand the comparator does not see (a permutation's positions).
     orig: Vec<Option<usize>>,
+    /// Compared operands that are not moved but read at the positions the sort moves (the one
+    /// [`Source::Iota`] operand): see [`by_packed_permutation`]. Empty for every other sort.
+    packed: Vec<Packed>,
+}
+
+/// A compared operand kept, unsorted, in a slice of a buffer shared by the compared operands of
+/// its type: element `i` of the operand is element `offset + i` of `buf`.
+#[derive(Clone, Copy, Debug)]
+struct Packed {
+    /// Its comparator argument pair.
+    orig: usize,
+    dt: DType,
+    buf: BufferId,
+    /// Elements of `buf`.
+    elems: u64,
+    offset: u32,
 }
 
 /// One sorted array.
@@ -153,6 +169,7 @@ impl Spec {
             rows,
             inner: inner as u32,
             orig: (0..operands.len()).map(Some).collect(),
+            packed: Vec::new(),
             operands,
             order,
             topk,
@@ -196,8 +213,15 @@ impl Spec {
         }
     }
 
-    /// `lhs goes before rhs`, for elements given as one value per operand (`None` for operands
-    /// that [`Spec::is_compared`] says are not read).
+    /// The type of every value [`Spec::less`] takes, where it reads it: the operands it compares,
+    /// then the packed ones.
+    fn compared_types(&self, m: &hlo_ir::Module) -> Vec<Option<DType>> {
+        let moved = self.operands.iter().enumerate().map(|(k, op)| self.is_compared(m, k).then_some(op.dt));
+        moved.chain(self.packed.iter().map(|p| Some(p.dt))).collect()
+    }
+
+    /// `lhs goes before rhs`, for elements given as one value per operand and then one per packed
+    /// operand (`None` where [`Spec::compared_types`] says it is not read).
     fn less(&self, em: &mut Em, lhs: &[Option<Val>], rhs: &[Option<Val>]) -> Result<H> {
         match &self.order {
             Order::Key(key) => {
@@ -219,9 +243,10 @@ impl Spec {
                         .map(|&p| em.m.comp(*c).instr(p).shape.as_array().map_or(DType::U32, |a| a.dtype))
                         .collect();
                 let mut pairs: Vec<Option<(Val, Val)>> = vec![None; params.len()];
-                for (k, orig) in self.orig.iter().enumerate() {
+                let inputs = self.orig.iter().zip(&self.operands).map(|(&o, op)| (o, op.dt));
+                let inputs = inputs.chain(self.packed.iter().map(|p| (Some(p.orig), p.dt)));
+                for (k, (orig, dt)) in inputs.enumerate() {
                     let Some(slot) = orig.and_then(|o| pairs.get_mut(o)) else { continue };
-                    let dt = self.operands[k].dt;
                     let a = lhs[k].unwrap_or_else(|| zero_of(em, dt));
                     let b = rhs[k].unwrap_or_else(|| zero_of(em, dt));
                     *slot = Some((a, b));
@@ -284,23 +309,14 @@ fn buffers_needed(n: usize) -> usize {
 /// A sort of more operands than one kernel may bind (XLA's `Sort17Inputs`: 34 arrays): the
 /// operands the order reads are sorted together with their positions in the row, and every
 /// output is then gathered from its operand through those positions, by kernels that each bind
-/// as many operands as the device allows. Equal elements keep their order either way.
+/// as many operands as the device allows. When the compared operands do not fit one kernel
+/// either, they are packed ([`pack`]) and only the positions move. Equal elements keep their
+/// order either way.
 fn by_permutation(ctx: &KernelCtx, scratch: &Scratch, full: Spec) -> Result<Vec<KernelStep>> {
     let n_ops = full.operands.len();
     let compared: Vec<usize> = (0..n_ops).filter(|&k| full.is_compared(ctx.m, k)).collect();
     let max = ctx.target.max_storage_buffers as usize;
-    if buffers_needed(compared.len() + 1) > max {
-        return Err(CodegenError::unsupported(
-            "sort",
-            &full.instr,
-            format!(
-                "its order reads {} operands: sorting them with their positions binds {} storage buffers, the \
-                 device allows one kernel {max}",
-                compared.len(),
-                buffers_needed(compared.len() + 1)
-            ),
-        ));
-    }
+    let packed = buffers_needed(compared.len() + 1) > max;
     let mut operands: Vec<Operand> = compared.iter().map(|&k| full.operands[k]).collect();
     operands.push(Operand { src: Source::Iota, dt: DType::S32 });
     let mut orig: Vec<Option<usize>> = compared.iter().map(|&k| Some(k)).collect();
@@ -313,7 +329,11 @@ fn by_permutation(ctx: &KernelCtx, scratch: &Scratch, full: Spec) -> Result<Vec<
         other => other,
     };
     let dims = full.dims.clone();
-    let spec = Spec { operands, order, orig, ..full };
+    let mut spec = Spec { operands, order, orig, ..full };
+    let mut steps = Vec::new();
+    if packed {
+        spec = pack(ctx, scratch, spec, &mut steps)?;
+    }
     // The positions land in a scratch buffer, and so do the sorted keys (the gathers write every output).
     let outputs: Vec<OutBuf> = spec
         .operands
@@ -336,7 +356,7 @@ fn by_permutation(ctx: &KernelCtx, scratch: &Scratch, full: Spec) -> Result<Vec<
         outputs,
         sources: ctx.sources.clone(),
     };
-    let mut steps = sort_spec(&sub, scratch, spec.clone())?;
+    steps.extend(sort_spec(&sub, scratch, spec.clone())?);
     // Gathers: as many operands per kernel as fit, one per kernel when a fused operand binds more.
     let per_kernel = ((max - 2) / 2).max(1);
     let all: Vec<usize> = (0..n_ops).collect();
@@ -352,6 +372,97 @@ fn by_permutation(ctx: &KernelCtx, scratch: &Scratch, full: Spec) -> Result<Vec<
         }
     }
     Ok(steps)
+}
+
+/// The compared operands of `spec` (a [`by_permutation`] sort) packed into one buffer per
+/// type, for an order that reads more operands than a kernel may bind while moving them: the
+/// merge passes then move only the positions and read the compared values through them (three
+/// storage buffers and one per type). Kernels that each bind as many operands as the device
+/// allows copy them in; a comparator sort is merge sorted, which is stable.
+fn pack(ctx: &KernelCtx, scratch: &Scratch, spec: Spec, steps: &mut Vec<KernelStep>) -> Result<Spec> {
+    let max = ctx.target.max_storage_buffers as usize;
+    let n = spec.n_elems();
+    let iota = spec.operands.len() - 1;
+    let mut types: Vec<(DType, Vec<usize>)> = Vec::new();
+    for k in 0..iota {
+        let dt = spec.operands[k].dt;
+        match types.iter_mut().find(|(t, _)| *t == dt) {
+            Some((_, ks)) => ks.push(k),
+            None => types.push((dt, vec![k])),
+        }
+    }
+    let refuse = |reason: String| CodegenError::unsupported("sort", &spec.instr, reason);
+    if types.len() + 3 > max {
+        return Err(refuse(format!(
+            "its order reads {iota} operands of {} types: sorting their positions binds {} storage buffers, the \
+             device allows one kernel {max}",
+            types.len(),
+            types.len() + 3
+        )));
+    }
+    let mut packed = Vec::new();
+    for (dt, ks) in &types {
+        let elems = n * ks.len() as u64;
+        if elems > u32::MAX as u64 {
+            return Err(refuse(format!("its {} compared {dt} operands hold more than 2^32 elements", ks.len())));
+        }
+        let buf = scratch.buffer(vec![elems as i64], *dt);
+        for (j, &k) in ks.iter().enumerate() {
+            let Some(orig) = spec.orig[k] else { unreachable!("compared operands have arguments") };
+            packed.push((k, Packed { orig, dt: *dt, buf, elems, offset: (j as u64 * n) as u32 }));
+        }
+    }
+    // Copies: as many operands per kernel as fit, one per kernel when a fused operand binds more.
+    let per_kernel = ((max - 2) / 2).max(1);
+    for (c, chunk) in packed.chunks(per_kernel).enumerate() {
+        match pack_kernel(ctx, &spec, chunk, &format!("{}_pack{c}", ctx.name)) {
+            Ok(step) => steps.push(step),
+            Err(CodegenError::Unsupported { .. }) if chunk.len() > 1 => {
+                for (j, one) in chunk.chunks(1).enumerate() {
+                    steps.push(pack_kernel(ctx, &spec, one, &format!("{}_pack{c}_{j}", ctx.name))?);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let operands = vec![spec.operands[iota]];
+    let orig = vec![spec.orig[iota]];
+    Ok(Spec { operands, orig, packed: packed.into_iter().map(|(_, p)| p).collect(), ..spec })
+}
+
+/// `packed[offset + i] = operand_k[i]` for the operands `ks` of a [`pack`]: one invocation per element,
+/// each operand evaluated (and stored) as the sort's `sources` kernel would.
+fn pack_kernel(ctx: &KernelCtx, spec: &Spec, ks: &[(usize, Packed)], name: &str) -> Result<KernelStep> {
+    let n = spec.n_elems();
+    let wg = ctx.target.loop_workgroup();
+    let groups = grid(n.div_ceil(wg as u64));
+    let mut em = Em::new(ctx.m, ctx.target, name);
+    let f = em.frame(ctx.comp, ctx.leaves.clone());
+    let i = invocation_index(&mut em.kb, wg, groups);
+    em.kb.name(i, "i");
+    let nn = em.kb.lit_u32(n as u32);
+    let oob = em.kb.binary(Bo::GreaterEqual, i, nn);
+    em.kb.return_if(oob);
+    let idx = Index::from_linear(&spec.dims, i);
+    for (k, p) in ks {
+        let Source::Instr(id) = spec.operands[*k].src else { unreachable!("positions are not compared") };
+        let g = em.bind_array(p.buf, p.elems, p.dt, true, false)?;
+        let v = em.eval(f, id, &[], &idx)?;
+        let at = em.kb.add_c(i, p.offset);
+        em.store(g, at, v);
+    }
+    if crate::emit::storage_binds(&em.binds) + 1 > ctx.target.max_storage_buffers as usize {
+        return Err(CodegenError::unsupported(
+            "sort",
+            &spec.instr,
+            format!(
+                "packing its compared operands binds {} storage buffers, the device allows one kernel {}",
+                crate::emit::storage_binds(&em.binds) + 1,
+                ctx.target.max_storage_buffers
+            ),
+        ));
+    }
+    finish(em, name, KernelKind::Loop, [wg, 1, 1], groups, ctx.sources.clone())
 }
 
 /// `out_k[i] = operand_k[i with its position along the sorted dimension replaced by perm[i]]` for
