@@ -468,7 +468,9 @@ fn variadic_reduces_past_the_binding_limit() {
 fn coupled_variadic_reduces_past_the_binding_limit() {
     let storage_only = hlo_spirv::Target { texel_gathers: None, ..hlo_spirv::Target::lavapipe() };
     for (rows, len, dims) in [(3, 1, "1"), (2, 16, "1"), (17, 2, "0"), (2, 256, "1"), (257, 1, "0"), (1, 4097, "1")] {
-        for n in [10, 11, 40] {
+        // 40 arrays make dozens of kernels: two shapes are enough for them (CI time).
+        let ns: &[usize] = if matches!((rows, len), (2, 16) | (1, 4097)) { &[10, 11, 40] } else { &[10, 11] };
+        for &n in ns {
             let hlo = variadic_reduce_module(n, rows, len, dims, true);
             let inputs = variadic_reduce_inputs(n, rows * len);
             let kernels = check(&hlo, &inputs);
