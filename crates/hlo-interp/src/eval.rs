@@ -762,6 +762,7 @@ fn flushes(op: &Op, from: Option<DType>, to: DType) -> bool {
         // `real`, `imag` and `complex` move parts; the complex `abs` is arithmetic (a quotient
         // and a square root), unlike the real one.
         Op::Unary(UnaryOp::Abs) => from.is_some_and(|d| d.is_complex()),
+        Op::Unary(u) if from.is_some_and(|d| crate::scalar_ops::complex_log_reads_subnormals(*u, d)) => false,
         Op::Unary(u) => {
             !matches!(u, UnaryOp::Negate | UnaryOp::IsFinite | UnaryOp::Real | UnaryOp::Imag | UnaryOp::Not)
         }

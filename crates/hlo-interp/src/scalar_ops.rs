@@ -17,7 +17,7 @@
 
 use crate::error::{unsupported, OpResult};
 use half::{bf16, f16};
-use hlo_ir::{BinaryOp, CompareDirection, UnaryOp};
+use hlo_ir::{BinaryOp, CompareDirection, DType, UnaryOp};
 
 /// The IEEE float types computed natively (`f32`, `f64`).
 pub trait Float: Copy + PartialOrd + PartialEq + std::fmt::Debug + 'static {
@@ -878,8 +878,20 @@ fn cosm1<T: Float>(x: T) -> T {
     xx.fmul(xx).fmul(poly).add(T::from_f64(-0.5).fmul(xx))
 }
 
+/// `log|z| + i atan2(im, re)`. For c64 the operands arrive unflushed ([`complex_log_reads_subnormals`]):
+/// XLA:CPU's `|z|` reads subnormal parts as zero, while its `atan2` classifies them by their bits
+/// first, so `log(1e-45 + 1e-45i)` is `-inf + NaN i` and `log(1e-40 i)` is `-inf + pi/2 i`, as
+/// jax 0.8.3 gives (and the device computes).
 fn c_log<T: Float>(z: Cplx<T>) -> Cplx<T> {
+    if std::mem::size_of::<T>() == 4 {
+        return [c_abs([daz(z[0]), daz(z[1])]).ln(), atan2_xla_cpu(z[1], z[0])];
+    }
     [c_abs(z).ln(), z[1].atan2(z[0])]
+}
+
+/// Whether a complex unary op of `dtype` takes its operand unflushed (see [`c_log`]).
+pub fn complex_log_reads_subnormals(op: UnaryOp, dtype: DType) -> bool {
+    op == UnaryOp::Log && dtype == DType::C64
 }
 
 /// `log(1 + z)` with the real part `log1p(2 re + re^2 + im^2) / 2` summed exactly (fused

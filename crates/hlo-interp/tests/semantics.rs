@@ -727,3 +727,28 @@ fn dot_of_preds() {
     // [[1,0],[1,1]] x [[0,1],[1,0]] = [[0,1],[1,1]].
     assert_eq!(data(&run(hlo, &[a, b])), &ArrayData::Pred(vec![false, true, true, true]));
 }
+
+/// Complex `log` of subnormal parts as jax 0.8.3's XLA:CPU gives it: `|z|` reads them as zero
+/// (`-inf`), `atan2` classifies them by their bits before its DAZ arithmetic (two subnormals: 0/0,
+/// NaN; a subnormal over +0: pi/2). The device computed this; the interpreter had flushed the
+/// operand first (difftest seed 141617).
+#[test]
+fn complex_log_of_subnormal_parts_follows_xla_cpu() {
+    let t = 1e-45f32;
+    let z = [[t, t], [1e-40, 0.0], [0.0, 1e-40], [-1e-40, 1e-40], [2.0, 0.0]];
+    let arg = Literal::array(ArrayShape::new(DType::C64, vec![5]), ArrayData::C64(z.to_vec()));
+    let out = run("HloModule m\nENTRY e {\n  x = c64[5] parameter(0)\n  ROOT l = c64[5] log(x)\n}\n", &[arg]);
+    let ArrayData::C64(got) = data(&out) else { panic!("expected c64") };
+    let want = [
+        [f32::NEG_INFINITY, f32::NAN],
+        [f32::NEG_INFINITY, 0.0],
+        [f32::NEG_INFINITY, std::f32::consts::FRAC_PI_2],
+        [f32::NEG_INFINITY, f32::NAN],
+        [std::f32::consts::LN_2, 0.0],
+    ];
+    for (g, w) in got.iter().zip(&want) {
+        for k in 0..2 {
+            assert!(g[k] == w[k] || (g[k].is_nan() && w[k].is_nan()), "got {got:?}, want {want:?}");
+        }
+    }
+}
