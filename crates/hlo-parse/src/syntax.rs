@@ -15,7 +15,7 @@
 //! are patched (and the computation sorted) when the computation ends, and computation
 //! references hold provisional ids until the whole module is read (see [`crate::build`]).
 
-use crate::attrs::{self, NameRef};
+use crate::attrs::{self, CompRef, NameRef};
 use crate::build::{self, CompNames, Pending, Slot};
 use crate::error::{PErr, PResult};
 use crate::lexer::{estimate_lines, is_name_char, Cursor, NameMap};
@@ -72,12 +72,10 @@ pub(crate) fn module(c: &mut Cursor<'_>) -> PResult<Module> {
         }
     }
     attrs.other.sort_by_key(|(name, _)| hlo_ir::print::header_attr_rank(name));
-    let mut comps = Vec::new();
-    let mut comp_names = CompNames::default();
+    let mut ctx = Ctx::default();
     let mut entry: Option<usize> = None;
     let mut stack_frames = StackFrameIndex::default();
     let mut scratch = Scratch::default();
-    let mut deferred: Vec<(usize, Deferred)> = Vec::new();
     loop {
         if c.at_end() {
             break;
@@ -87,25 +85,111 @@ pub(crate) fn module(c: &mut Cursor<'_>) -> PResult<Module> {
             stack_frame_section(c, section, &mut stack_frames)?;
             continue;
         }
-        let (comp, is_entry, pos, deferred_here) = computation(c, &mut comp_names, comps.len(), &mut scratch)?;
-        deferred.extend(deferred_here.into_iter().map(|d| (comps.len(), d)));
+        let (comp, is_entry, name_ref, deferred_here) = computation(c, &mut ctx, &mut scratch)?;
+        // Numbered when complete: the computations written inline in it come before it.
+        let index = ctx.comps.len();
+        ctx.comp_names.define(name_ref, index)?;
+        ctx.deferred.extend(deferred_here.into_iter().map(|d| (index, d)));
         if is_entry {
             if entry.is_some() {
+                let pos = name_ref.pos;
                 return Err(PErr::new(pos, pos + comp.name.len() + 1, "more than one ENTRY computation"));
             }
-            entry = Some(comps.len());
+            entry = Some(index);
         }
-        comps.push(comp);
+        ctx.comps.push(comp);
     }
+    let Ctx { mut comps, comp_names, deferred, inline } = ctx;
     if comps.is_empty() {
         return Err(PErr::new(pos, pos + "HloModule".len(), "module has no computations"));
     }
+    name_inline_computations(&mut comps, &inline);
     let wrapped = desugar_async_starts(&mut comps, &deferred)?;
     comp_names.resolve(&mut comps)?;
     link_async_wrappers(&mut comps, &wrapped, &deferred);
     infer_deferred_shapes(&mut comps, &deferred)?;
     let entry = entry.unwrap_or(comps.len() - 1);
     Ok(Module { name: name.to_string(), attrs, comps, entry: hlo_ir::CompId(entry as u32), stack_frames })
+}
+
+/// The module as read so far: complete computations, in the order they were completed (a
+/// computation written inline in an attribute completes before the one that holds it).
+#[derive(Default)]
+pub(crate) struct Ctx<'a> {
+    comps: Vec<Computation>,
+    comp_names: CompNames<'a>,
+    /// Instructions completed once the whole module is read, by computation index.
+    deferred: Vec<(usize, Deferred)>,
+    /// The computations written inline: index and the name to make unique for it.
+    inline: Vec<(usize, String)>,
+}
+
+/// Names each computation written inline (`to_apply={...}`) after the instruction and
+/// attribute that hold it (`reduce.3.to_apply`), made unique among the module's computations.
+fn name_inline_computations(comps: &mut [Computation], inline: &[(usize, String)]) {
+    let mut taken: std::collections::HashSet<String> =
+        comps.iter().filter(|c| !c.name.is_empty()).map(|c| c.name.clone()).collect();
+    for (index, base) in inline {
+        let name = (0..)
+            .map(|k| if k == 0 { base.clone() } else { format!("{base}.{k}") })
+            .find(|n| !taken.contains(n))
+            .unwrap_or_default();
+        taken.insert(name.clone());
+        comps[*index].name = name;
+    }
+}
+
+/// A computation written inline as an attribute's value (`to_apply={ p0 = ... }`, as XLA's
+/// parser accepts): its instructions are read in a scope of their own, and it becomes a
+/// computation of the module, named once the module is read.
+fn inline_computation<'a>(c: &mut Cursor<'a>, ctx: &mut Ctx<'a>, base: String) -> PResult<CompRef<'a>> {
+    c.skip_ws();
+    let pos = c.pos;
+    c.enter()?;
+    let mut scratch = Scratch::default();
+    let (comp, deferred) = instruction_list(c, ctx, &mut scratch, "", pos)?;
+    c.leave();
+    let index = ctx.comps.len();
+    let id = ctx.comp_names.inline(pos, index)?;
+    ctx.deferred.extend(deferred.into_iter().map(|d| (index, d)));
+    ctx.inline.push((index, base));
+    ctx.comps.push(comp);
+    Ok(CompRef::Inline(id))
+}
+
+/// The value of a computation attribute: a name or an inline computation (`Comp`), or a
+/// braced list of those (`Comps`).
+fn computation_value<'a>(
+    c: &mut Cursor<'a>,
+    ctx: &mut Ctx<'a>,
+    grammar: attrs::Grammar,
+    instr: &str,
+    key: &str,
+) -> PResult<attrs::Value<'a>> {
+    let one = |c: &mut Cursor<'a>, ctx: &mut Ctx<'a>| -> PResult<CompRef<'a>> {
+        if c.peek() == Some(b'{') {
+            inline_computation(c, ctx, format!("{instr}.{key}"))
+        } else {
+            let (name, pos) = c.name("a computation name or an inline computation ('{')")?;
+            Ok(CompRef::Named(NameRef { name, pos }))
+        }
+    };
+    if matches!(grammar, attrs::Grammar::Comp) {
+        return Ok(attrs::Value::Comp(one(c, ctx)?));
+    }
+    let mut comps = Vec::new();
+    c.expect(b'{')?;
+    if !c.eat(b'}') {
+        loop {
+            comps.push(one(c, ctx)?);
+            if c.eat(b',') {
+                continue;
+            }
+            c.expect(b'}')?;
+            break;
+        }
+    }
+    Ok(attrs::Value::Comps(comps))
 }
 
 /// Buffers reused from one instruction to the next, so that the hot path does not allocate them.
@@ -198,16 +282,53 @@ fn attr_name<'a>(c: &mut Cursor<'a>) -> PResult<(&'a str, usize)> {
 
 fn computation<'a>(
     c: &mut Cursor<'a>,
-    comp_names: &mut CompNames<'a>,
-    index: usize,
+    ctx: &mut Ctx<'a>,
     scratch: &mut Scratch<'a>,
-) -> PResult<(Computation, bool, usize, Vec<Deferred>)> {
+) -> PResult<(Computation, bool, NameRef<'a>, Vec<Deferred>)> {
     let is_entry = c.eat_keyword("ENTRY");
     let (name, pos) = c.name(if is_entry { "a computation name" } else { "a computation" })?;
-    comp_names.define(NameRef { name, pos }, index)?;
-    if c.peek() == Some(b'(') {
-        signature(c)?;
+    let declared = if c.peek() == Some(b'(') { Some(signature(c)?) } else { None };
+    let (mut comp, deferred) = instruction_list(c, ctx, scratch, name, pos)?;
+    if let Some((result, start, end)) = declared {
+        // XLA checks the declared result against the root (the parameters carry their own
+        // shapes). A root whose shape is inferred later is checked by the verifier.
+        let root = comp.instr(comp.root);
+        let later = deferred.iter().any(|d| d.instr == root.name && matches!(d.kind, DeferredKind::InferShape));
+        if !later && !result.compatible(&root.shape) {
+            return Err(PErr::new(
+                start,
+                end,
+                format!(
+                    "the signature of computation '%{name}' declares the result shape {}, but its root '%{}' has the shape {}",
+                    hlo_ir::print::print_shape(&result),
+                    root.name,
+                    hlo_ir::print::print_shape(&root.shape)
+                ),
+            ));
+        }
     }
+    let save = c.pos;
+    if c.eat(b',') {
+        if c.eat_keyword("execution_thread") {
+            c.expect(b'=')?;
+            comp.execution_thread = Some(c.string()?);
+        } else {
+            c.pos = save;
+            c.pos += 1;
+            return Err(c.err_expected("'execution_thread'"));
+        }
+    }
+    Ok((comp, is_entry, NameRef { name, pos }, deferred))
+}
+
+/// `'{' instruction* '}'`: a computation's body, named `name` (empty for one written inline).
+fn instruction_list<'a>(
+    c: &mut Cursor<'a>,
+    ctx: &mut Ctx<'a>,
+    scratch: &mut Scratch<'a>,
+    name: &str,
+    pos: usize,
+) -> PResult<(Computation, Vec<Deferred>)> {
     c.expect(b'{')?;
     let estimate = estimate_lines(c.rest());
     let mut comp = Computation::new(name);
@@ -215,29 +336,30 @@ fn computation<'a>(
     comp.spans.reserve(estimate);
     let mut names = NameMap::default();
     names.reserve(estimate);
-    let mut body = Body { comp, names, pending: Vec::new(), params: Vec::new(), root: None, deferred: Vec::new() };
+    let mut body = Body {
+        comp,
+        names,
+        pending: Vec::new(),
+        params: Vec::new(),
+        root: None,
+        deferred: Vec::new(),
+        operand_shapes: Vec::new(),
+    };
     while !c.eat(b'}') {
         if c.at_end() {
             return Err(c.err_expected("an instruction or '}'"));
         }
-        instruction(c, &mut body, comp_names, scratch)?;
+        instruction(c, &mut body, ctx, scratch)?;
     }
     if body.comp.instrs.is_empty() {
-        return Err(PErr::new(pos, pos + name.len(), format!("computation '%{name}' has no instructions")));
-    }
-    let save = c.pos;
-    if c.eat(b',') {
-        if c.eat_keyword("execution_thread") {
-            c.expect(b'=')?;
-            body.comp.execution_thread = Some(c.string()?);
+        let message = if name.is_empty() {
+            "inline computation has no instructions".to_string()
         } else {
-            c.pos = save;
-            c.pos += 1;
-            return Err(c.err_expected("'execution_thread'"));
-        }
+            format!("computation '%{name}' has no instructions")
+        };
+        return Err(PErr::new(pos, pos + name.len() + 1, message));
     }
-    let deferred = std::mem::take(&mut body.deferred);
-    Ok((build::finish(body)?, is_entry, pos, deferred))
+    build::finish(body)
 }
 
 /// A computation being read: its instructions so far, their names, and the references
@@ -252,6 +374,10 @@ pub(crate) struct Body<'a> {
     pub root: Option<u32>,
     /// Instructions completed once the whole module is read.
     pub deferred: Vec<Deferred>,
+    /// Operand shapes written out (`add(f32[2] %x, ...)`), checked against the operands'
+    /// shapes when the computation ends: instruction index ([`UNPLACED`] until pushed),
+    /// operand number, the shape and its span.
+    pub operand_shapes: Vec<(u32, u32, hlo_ir::Shape, usize, usize)>,
 }
 
 /// An instruction that needs the other computations of the module to be complete: async
@@ -259,11 +385,11 @@ pub(crate) struct Body<'a> {
 /// its called computations give.
 pub(crate) struct Deferred {
     /// The instruction's name (arena indices change when a computation is sorted).
-    instr: String,
+    pub(crate) instr: String,
     /// The opcode's span, for messages.
     start: usize,
     end: usize,
-    kind: DeferredKind,
+    pub(crate) kind: DeferredKind,
 }
 
 pub(crate) enum DeferredKind {
@@ -289,12 +415,12 @@ fn reference<'a>(body: &mut Body<'a>, r: NameRef<'a>, slot: Slot) -> InstrId {
 }
 
 /// The instruction index of a deferred reference whose instruction is not pushed yet.
-const UNPLACED: u32 = u32::MAX;
+pub(crate) const UNPLACED: u32 = u32::MAX;
 
 fn instruction<'a>(
     c: &mut Cursor<'a>,
     body: &mut Body<'a>,
-    comp_names: &mut CompNames<'a>,
+    ctx: &mut Ctx<'a>,
     scratch: &mut Scratch<'a>,
 ) -> PResult<()> {
     let is_root = c.eat_keyword("ROOT");
@@ -308,7 +434,7 @@ fn instruction<'a>(
     c.expect(b'=')?;
     // XLA also reads `name = opcode(...)` and infers the shape from the operands.
     let shape = if at_nested_opcode(c) { None } else { Some(shape(c)?) };
-    let index = instruction_rhs(c, body, comp_names, scratch, name.to_string(), pos, shape, false)?;
+    let index = instruction_rhs(c, body, ctx, scratch, name.to_string(), pos, shape, false)?;
     body.names.insert(name, index);
     if is_root {
         body.root = Some(index);
@@ -321,7 +447,7 @@ fn instruction<'a>(
 fn nested_operand<'a>(
     c: &mut Cursor<'a>,
     body: &mut Body<'a>,
-    comp_names: &mut CompNames<'a>,
+    ctx: &mut Ctx<'a>,
     shape: Option<hlo_ir::Shape>,
 ) -> PResult<InstrId> {
     let pos = c.pos;
@@ -336,7 +462,7 @@ fn nested_operand<'a>(
     };
     // Its own attribute scratch: the enclosing instruction's attributes are read after it.
     let mut nested = Scratch::default();
-    let index = instruction_rhs(c, body, comp_names, &mut nested, name, pos, shape, true)?;
+    let index = instruction_rhs(c, body, ctx, &mut nested, name, pos, shape, true)?;
     Ok(InstrId::from_index(index as usize))
 }
 
@@ -412,7 +538,7 @@ fn at_attribute(c: &Cursor<'_>) -> bool {
 fn instruction_rhs<'a>(
     c: &mut Cursor<'a>,
     body: &mut Body<'a>,
-    comp_names: &mut CompNames<'a>,
+    ctx: &mut Ctx<'a>,
     scratch: &mut Scratch<'a>,
     name: String,
     pos: usize,
@@ -422,6 +548,7 @@ fn instruction_rhs<'a>(
     // Without a declared shape, ops are built against an empty tuple and the shape is inferred.
     let shape = declared.clone().unwrap_or(hlo_ir::Shape::Tuple(Vec::new()));
     let pending_start = body.pending.len();
+    let shapes_start = body.operand_shapes.len();
     c.skip_ws();
     let opcode_pos = c.pos;
     let Some(opcode_name) = c.word() else {
@@ -454,12 +581,18 @@ fn instruction_rhs<'a>(
         _ => {
             if !c.eat(b')') {
                 loop {
+                    c.skip_ws();
+                    let shape_start = c.pos;
                     let operand_shape = if at_shape(c) { Some(crate::shape::shape(c)?) } else { None };
                     match operand_shape {
                         shape if at_nested_opcode(c) => {
-                            operands.push(nested_operand(c, body, comp_names, shape)?);
+                            operands.push(nested_operand(c, body, ctx, shape)?);
                         }
-                        _ => {
+                        shape => {
+                            if let Some(shape) = shape {
+                                let k = operands.len() as u32;
+                                body.operand_shapes.push((UNPLACED, k, shape, shape_start, c.pos));
+                            }
                             let (name, pos) = c.name("an operand")?;
                             if c.peek_raw(0) == Some(b'#') {
                                 operands.push(compact_gte(c, body, name, pos)?);
@@ -530,6 +663,10 @@ fn instruction_rhs<'a>(
                 }
             }
             _ => match attrs::grammar_of(key).filter(|_| attrs::accepts(opcode, key)) {
+                Some(grammar @ (attrs::Grammar::Comp | attrs::Grammar::Comps)) => {
+                    let value = computation_value(c, ctx, grammar, &name, key)?;
+                    scratch.attrs.push(Attr { name: key, pos: key_pos, value });
+                }
                 Some(grammar) => {
                     let value = attrs::value(c, grammar)?;
                     scratch.attrs.push(Attr { name: key, pos: key_pos, value });
@@ -545,7 +682,7 @@ fn instruction_rhs<'a>(
     // List unmodelled attributes in the order the printer writes them.
     meta.other_attrs.sort_by_key(|(name, _)| hlo_ir::print::other_attr_rank(opcode, name));
     let parameter_number = if let Payload::Parameter(n) = payload { Some(n) } else { None };
-    let op = build::op(opcode, opcode_pos, payload, &mut scratch.attrs, &shape, comp_names)?;
+    let op = build::op(opcode, opcode_pos, payload, &mut scratch.attrs, &shape, &mut ctx.comp_names)?;
     let op = if sugar == Some(AsyncPart::Start) {
         if declared.is_none() {
             return Err(PErr::new(
@@ -606,6 +743,11 @@ fn instruction_rhs<'a>(
     for p in &mut body.pending[pending_start..] {
         if p.instr == UNPLACED {
             p.instr = index;
+        }
+    }
+    for s in &mut body.operand_shapes[shapes_start..] {
+        if s.0 == UNPLACED {
+            s.0 = index;
         }
     }
     let instr = Instr { name, shape, op, operands, meta };
@@ -762,8 +904,9 @@ fn at_nested_opcode(c: &Cursor<'_>) -> bool {
     word_len > 0 && Opcode::from_name(&rest[..word_len]).is_some() && rest[word_len..].trim_start().starts_with('(')
 }
 
-/// `(p: shape, ...) -> shape`: checked for syntax, then dropped (parameters carry their shapes).
-fn signature(c: &mut Cursor<'_>) -> PResult<()> {
+/// `(p: shape, ...) -> shape`: checked for syntax; returns the result shape and its span (the
+/// parameters carry their own shapes).
+fn signature(c: &mut Cursor<'_>) -> PResult<(hlo_ir::Shape, usize, usize)> {
     c.expect(b'(')?;
     if !c.eat(b')') {
         loop {
@@ -784,8 +927,10 @@ fn signature(c: &mut Cursor<'_>) -> PResult<()> {
     if !c.eat_str("->") {
         return Err(c.err_expected("'->'"));
     }
-    shape(c)?;
-    Ok(())
+    c.skip_ws();
+    let start = c.pos;
+    let result = shape(c)?;
+    Ok((result, start, c.pos))
 }
 
 /// True when an operand starts with a shape (`f32[2] %x`, `(f32[], s32[]) %t`, `token[] %t`).

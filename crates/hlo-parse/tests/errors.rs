@@ -272,3 +272,46 @@ fn rendered_errors_match_snapshots() {
         insta::assert_snapshot!(rendered);
     });
 }
+
+#[test]
+fn declared_shapes_must_match() {
+    let mut t = Table::default();
+    // A shape written before an operand is the operand's (layouts aside), wherever it is defined.
+    t.check(
+        &entry("  %x = f32[3] parameter(0)\n  ROOT %a = f32[3] add(f32[2] %x, f32[3] %x)"),
+        5,
+        24,
+        "the declared operand shape f32[2] does not match the shape of '%x', f32[3]",
+    );
+    t.check(
+        &entry("  ROOT %a = f32[3] negate(s32[3] %x)\n  %x = f32[3] parameter(0)"),
+        4,
+        27,
+        "the declared operand shape s32[3] does not match the shape of '%x', f32[3]",
+    );
+    t.check(
+        &entry("  %t = (f32[2], s32[]) parameter(0)\n  ROOT %n = f32[2] negate(f32[3] %t#0)"),
+        5,
+        27,
+        "the declared operand shape f32[3] does not match the shape of '%t_0', f32[2]",
+    );
+    // The result a signature declares is the root's.
+    t.check(
+        "HloModule m\n\nENTRY %main (x: f32[2]) -> f32[3] {\n  ROOT %x = f32[2] parameter(0)\n}\n",
+        3,
+        28,
+        "the signature of computation '%main' declares the result shape f32[3], but its root '%x' has the shape f32[2]",
+    );
+    t.check(
+        "HloModule m\n\n%f () -> (f32[], s32[]) {\n  ROOT %c = f32[] constant(1)\n}\n\nENTRY %main {\n  ROOT %c = f32[] call(), to_apply=%f\n}\n",
+        3,
+        10,
+        "the signature of computation '%f' declares the result shape (f32[], s32[]), but its root '%c' has the shape f32[]",
+    );
+}
+
+#[test]
+fn declared_shapes_that_match_up_to_layout_are_accepted() {
+    let text = "HloModule m\n\nENTRY %main (x: f32[2,3]) -> f32[2,3]{0,1} {\n  %x = f32[2,3]{1,0} parameter(0)\n  ROOT %n = f32[2,3]{1,0} negate(f32[2,3]{0,1} %x)\n}\n";
+    hlo_parse::parse_module(text).unwrap_or_else(|e| panic!("{}", hlo_parse::render_error(text, "input", &e)));
+}
