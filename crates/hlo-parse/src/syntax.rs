@@ -66,6 +66,12 @@ pub(crate) fn module(c: &mut Cursor<'_>) -> PResult<Module> {
                 c.expect(b'}')?;
             }
             _ => {
+                // Kept verbatim, but their syntax is checked as XLA's parser does.
+                match key {
+                    "input_output_alias" => aliasing(&mut c.clone())?,
+                    "buffer_donor" => buffer_donor(&mut c.clone())?,
+                    _ => {}
+                }
                 let value = c.skip_multiline_value()?;
                 attrs.other.push((key.to_string(), value.to_string()));
             }
@@ -106,7 +112,7 @@ pub(crate) fn module(c: &mut Cursor<'_>) -> PResult<Module> {
     name_inline_computations(&mut comps, &inline);
     let wrapped = desugar_async_starts(&mut comps, &deferred)?;
     comp_names.resolve(&mut comps)?;
-    link_async_wrappers(&mut comps, &wrapped, &deferred);
+    link_async_wrappers(&mut comps, &wrapped, &deferred)?;
     infer_deferred_shapes(&mut comps, &deferred)?;
     let entry = entry.unwrap_or(comps.len() - 1);
     Ok(Module { name: name.to_string(), attrs, comps, entry: hlo_ir::CompId(entry as u32), stack_frames })
@@ -190,6 +196,94 @@ fn computation_value<'a>(
         }
     }
     Ok(attrs::Value::Comps(comps))
+}
+
+/// `{ {output index}: (parameter, {parameter index}[, may-alias|must-alias]), ... }`.
+fn aliasing(c: &mut Cursor<'_>) -> PResult<()> {
+    const FORMAT: &str = "(in `input_output_alias`: `{output index}: (parameter, {parameter index}[, kind])`)";
+    c.expect(b'{')?;
+    while c.peek() != Some(b'}') {
+        shape_index(c).map_err(|e| e.note(FORMAT))?;
+        for (i, token) in [b':', b'('].into_iter().enumerate() {
+            if !c.eat(token) {
+                let what = if i == 0 { "':'" } else { "'('" };
+                return Err(c.err_expected(&format!("{what} {FORMAT}")));
+            }
+        }
+        if !matches!(c.peek(), Some(b'0'..=b'9')) {
+            return Err(c.err_expected(&format!("a parameter number {FORMAT}")));
+        }
+        c.uint()?;
+        c.expect(b',')?;
+        shape_index(c).map_err(|e| e.note(FORMAT))?;
+        if c.eat(b',') {
+            c.skip_ws();
+            let start = c.pos;
+            match c.word() {
+                Some("may-alias" | "must-alias") => {}
+                _ => {
+                    c.pos = start;
+                    return Err(c.err_expected("'may-alias' or 'must-alias'"));
+                }
+            }
+        }
+        if !c.eat(b')') {
+            return Err(c.err_expected(&format!("')' {FORMAT}")));
+        }
+        if !c.eat(b',') {
+            break;
+        }
+    }
+    if !c.eat(b'}') {
+        return Err(c.err_expected(&format!("',' or '}}' {FORMAT}")));
+    }
+    Ok(())
+}
+
+/// `{ (parameter, {parameter index}), ... }`.
+fn buffer_donor(c: &mut Cursor<'_>) -> PResult<()> {
+    const FORMAT: &str = "(in `buffer_donor`: `(parameter, {parameter index})`)";
+    c.expect(b'{')?;
+    while c.peek() != Some(b'}') {
+        if !c.eat(b'(') {
+            return Err(c.err_expected(&format!("'(' {FORMAT}")));
+        }
+        if !matches!(c.peek(), Some(b'0'..=b'9')) {
+            return Err(c.err_expected(&format!("a parameter number {FORMAT}")));
+        }
+        c.uint()?;
+        c.expect(b',')?;
+        shape_index(c).map_err(|e| e.note(FORMAT))?;
+        if !c.eat(b')') {
+            return Err(c.err_expected(&format!("')' {FORMAT}")));
+        }
+        if !c.eat(b',') {
+            break;
+        }
+    }
+    if !c.eat(b'}') {
+        return Err(c.err_expected(&format!("',' or '}}' {FORMAT}")));
+    }
+    Ok(())
+}
+
+/// `{i, j, ...}`: a shape index, non-negative integers.
+fn shape_index(c: &mut Cursor<'_>) -> PResult<()> {
+    c.expect(b'{')?;
+    if c.eat(b'}') {
+        return Ok(());
+    }
+    loop {
+        if !matches!(c.peek(), Some(b'0'..=b'9')) {
+            return Err(c.err_expected("a shape index (non-negative integers)"));
+        }
+        c.uint()?;
+        if c.eat(b',') {
+            continue;
+        }
+        c.expect(b'}')?;
+        return Ok(());
+    }
 }
 
 /// Buffers reused from one instruction to the next, so that the hot path does not allocate them.
@@ -395,8 +489,9 @@ pub(crate) struct Deferred {
 pub(crate) enum DeferredKind {
     /// `X-start(operands), attrs`: an `async-start` wrapping `X(operands), attrs`.
     AsyncStart(hlo_ir::Op),
-    /// `X-update`/`X-done`: an `async-update`/`async-done` of the start it reads.
-    AsyncWrapper,
+    /// `X-update`/`X-done`: an `async-update`/`async-done` of the start it reads, which must
+    /// wrap an `X`.
+    AsyncWrapper(Opcode),
     /// A shape left out where inferring it needs called computations (`conditional`, `call`).
     InferShape,
 }
@@ -696,15 +791,50 @@ fn instruction_rhs<'a>(
         hlo_ir::Op::Async { opcode: Opcode::AsyncStart, calls: None }
     } else {
         if sugar.is_some() {
+            let stem = opcode_name.rsplit_once('-').and_then(|(stem, _)| Opcode::from_name(stem));
             body.deferred.push(Deferred {
                 instr: name.clone(),
                 start: opcode_pos,
                 end,
-                kind: DeferredKind::AsyncWrapper,
+                kind: DeferredKind::AsyncWrapper(stem.unwrap_or(opcode)),
             });
         }
         op
     };
+    if let hlo_ir::Op::Async { opcode: part, .. } = &op {
+        let bad_shape = !matches!(declared.as_ref().and_then(|s| s.as_tuple()), Some([hlo_ir::Shape::Tuple(_), _, ..]));
+        if *part != Opcode::AsyncDone && bad_shape {
+            return Err(PErr::new(
+                opcode_pos,
+                end,
+                format!("{opcode_name} takes the shape ((operand shapes...), result shape, ...)"),
+            ));
+        }
+        if *part != Opcode::AsyncStart {
+            let Some(first) = operands.first() else {
+                return Err(PErr::new(
+                    opcode_pos,
+                    end,
+                    format!("{opcode_name} takes the async-start or async-update it completes as operand, found none"),
+                ));
+            };
+            let defined = !body.pending[pending_start..]
+                .iter()
+                .any(|p| p.instr == UNPLACED && matches!(p.slot, Slot::Operand(0)));
+            if defined {
+                if let hlo_ir::Op::Async { opcode: Opcode::AsyncDone, .. } = body.comp.instrs[first.index()].op {
+                    return Err(PErr::new(
+                        opcode_pos,
+                        end,
+                        format!(
+                            "{opcode_name} takes an async-start or async-update as operand, found the async-done '%{}'",
+                            body.comp.instrs[first.index()].name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
     let shape = match declared {
         Some(shape) => shape,
         None => match inferred_shape(body, &op, &operands, pending_start) {
@@ -775,6 +905,11 @@ fn async_sugar(name: &str) -> Option<(Opcode, AsyncPart)> {
         (name.strip_suffix("-done")?, AsyncPart::Done)
     };
     let inner = Opcode::from_name(stem)?;
+    // As in XLA, these have async forms of their own and no sugar.
+    use Opcode as O;
+    if matches!(inner, O::AllGather | O::AllReduce | O::CollectivePermute | O::Copy | O::Recv | O::Send) {
+        return None;
+    }
     Some(match part {
         AsyncPart::Start => (inner, part),
         AsyncPart::Update => (Opcode::AsyncUpdate, part),
@@ -826,34 +961,86 @@ fn desugar_async_starts(
 }
 
 /// Points each desugared start at its wrapped computation, then each `async-update` and
-/// `async-done` at the computation of the start (or update) it completes.
+/// `async-done` at the computation of the start (or update) it completes, checking what it
+/// writes itself (`calls=`, `async_execution_thread=`, the `X` of `X-update`) against it.
 fn link_async_wrappers(
     comps: &mut [Computation],
     wrapped: &[(usize, String, hlo_ir::CompId)],
     deferred: &[(usize, Deferred)],
-) {
+) -> PResult<()> {
     for (c, name, id) in wrapped {
         if let Some(i) = comps[*c].find(name) {
             comps[*c].instr_mut(i).op = hlo_ir::Op::Async { opcode: Opcode::AsyncStart, calls: Some(*id) };
         }
     }
-    // In module order: an update is linked before the done that reads it.
-    for (c, d) in deferred {
-        if !matches!(d.kind, DeferredKind::AsyncWrapper) {
-            continue;
-        }
-        let comp = &mut comps[*c];
-        if let Some(i) = comp.find(&d.instr) {
-            let k = i.index();
-            let from = comp.instrs[k].operands.first().and_then(|o| match comp.instrs.get(o.index()).map(|i| &i.op) {
-                Some(hlo_ir::Op::Async { calls: Some(id), .. }) => Some(*id),
+    let thread = |instr: &Instr| {
+        instr
+            .meta
+            .other_attrs
+            .iter()
+            .find(|(k, _)| k == "async_execution_thread")
+            .map(|(_, v)| v.trim_matches('"').to_string())
+    };
+    for c in 0..comps.len() {
+        // In order: an update is linked before the done that reads it.
+        for k in 0..comps[c].instrs.len() {
+            let comp = &comps[c];
+            let instr = &comp.instrs[k];
+            let hlo_ir::Op::Async { opcode: Opcode::AsyncUpdate | Opcode::AsyncDone, calls: own } = instr.op else {
+                continue;
+            };
+            let Some(producer) = instr.operands.first().and_then(|o| comp.instrs.get(o.index())) else { continue };
+            let hlo_ir::Op::Async { opcode: Opcode::AsyncStart | Opcode::AsyncUpdate, calls: Some(id) } = producer.op
+            else {
+                continue;
+            };
+            let span = comp.spans[k];
+            let err = |message: String| PErr::new(span.start as usize, span.end as usize, message);
+            let comp_name = |id: hlo_ir::CompId| comps.get(id.index()).map_or("?", |c| c.name.as_str()).to_string();
+            if let Some(own) = own.filter(|&own| own != id) {
+                return Err(err(format!(
+                    "'%{}' completes '%{}', which calls %{}, but it names calls=%{}",
+                    instr.name,
+                    producer.name,
+                    comp_name(id),
+                    comp_name(own)
+                )));
+            }
+            let expected = thread(producer).unwrap_or_else(|| "main".to_string());
+            if let Some(found) = thread(instr).filter(|t| *t != expected) {
+                return Err(err(format!(
+                    "'%{}' completes '%{}', whose async_execution_thread is \"{expected}\", but it names \"{found}\"",
+                    instr.name, producer.name
+                )));
+            }
+            let stem = deferred.iter().find_map(|(dc, d)| match d.kind {
+                DeferredKind::AsyncWrapper(stem) if *dc == c && d.instr == instr.name => Some(stem),
                 _ => None,
             });
-            if let (Some(id), hlo_ir::Op::Async { calls, .. }) = (from, &mut comp.instrs[k].op) {
+            let wrapped_op = comps.get(id.index()).map(|w| w.root_instr().op.opcode());
+            if let (Some(stem), Some(wrapped_op)) = (stem, wrapped_op) {
+                if stem != wrapped_op {
+                    return Err(err(format!(
+                        "'%{}' ({}-{}) completes an async {}, not {}",
+                        instr.name,
+                        stem.name(),
+                        if matches!(instr.op, hlo_ir::Op::Async { opcode: Opcode::AsyncUpdate, .. }) {
+                            "update"
+                        } else {
+                            "done"
+                        },
+                        wrapped_op.name(),
+                        stem.name()
+                    )));
+                }
+            }
+            // A sugared one has no `calls=` of its own; one written out keeps what it names.
+            if let (Some(_), hlo_ir::Op::Async { calls, .. }) = (stem, &mut comps[c].instrs[k].op) {
                 *calls = Some(id);
             }
         }
     }
+    Ok(())
 }
 
 /// Infers the shapes left out where the called computations give them, in module order.

@@ -315,3 +315,86 @@ fn declared_shapes_that_match_up_to_layout_are_accepted() {
     let text = "HloModule m\n\nENTRY %main (x: f32[2,3]) -> f32[2,3]{0,1} {\n  %x = f32[2,3]{1,0} parameter(0)\n  ROOT %n = f32[2,3]{1,0} negate(f32[2,3]{0,1} %x)\n}\n";
     hlo_parse::parse_module(text).unwrap_or_else(|e| panic!("{}", hlo_parse::render_error(text, "input", &e)));
 }
+
+#[test]
+fn aliasing_header_attributes() {
+    let mut t = Table::default();
+    let body = "\n\nENTRY %main {\n  ROOT %p = (f32[], f32[]) parameter(0)\n}\n";
+    let ok = format!("HloModule m, input_output_alias={{ {{0}}: (0, {{0}}, must-alias), {{1}}: (0, {{1}}) }}, buffer_donor={{ (0, {{}}) }}{body}");
+    hlo_parse::parse_module(&ok).unwrap_or_else(|e| panic!("{}", hlo_parse::render_error(&ok, "input", &e)));
+    const ALIAS: &str = "(in `input_output_alias`: `{output index}: (parameter, {parameter index}[, kind])`)";
+    t.check(
+        &format!("HloModule m, input_output_alias={{ {{0, x}}: (0, {{0}}) }}{body}"),
+        1,
+        39,
+        &format!("expected a shape index (non-negative integers), found 'x' {ALIAS}"),
+    );
+    t.check(
+        &format!("HloModule m, input_output_alias={{ {{0}} (0, {{0}}) }}{body}"),
+        1,
+        39,
+        &format!("expected ':' {ALIAS}, found '('"),
+    );
+    t.check(
+        &format!("HloModule m, input_output_alias={{ {{0}}: (0, {{0}}, maybe) }}{body}"),
+        1,
+        49,
+        "expected 'may-alias' or 'must-alias', found 'maybe'",
+    );
+    t.check(
+        &format!("HloModule m, buffer_donor={{ (p, {{0}}) }}{body}"),
+        1,
+        30,
+        "expected a parameter number (in `buffer_donor`: `(parameter, {parameter index})`), found 'p'",
+    );
+}
+
+#[test]
+fn async_chains() {
+    let mut t = Table::default();
+    let wrapped = "HloModule m\n\n%w (p: f32[2]) -> f32[3] {\n  %p = f32[2] parameter(0)\n  ROOT %c = f32[3] custom-call(%p), custom_call_target=\"f\"\n}\n\n%v (p: f32[2]) -> f32[3] {\n  %p = f32[2] parameter(0)\n  ROOT %c = f32[3] custom-call(%p), custom_call_target=\"g\"\n}\n\nENTRY %main {\n  %x = f32[2] parameter(0)\n";
+    let start = "  %s = ((f32[2]), f32[3], s32[]) async-start(%x), calls=%w\n";
+    t.check(
+        &format!("{wrapped}  %s = (f32[2], f32[3], s32[]) async-start(%x), calls=%w\n  ROOT %d = f32[3] async-done(%s)\n}}\n"),
+        15,
+        32,
+        "async-start takes the shape ((operand shapes...), result shape, ...)",
+    );
+    t.check(
+        &format!("{wrapped}{start}  ROOT %d = f32[3] async-done()\n}}\n"),
+        16,
+        20,
+        "async-done takes the async-start or async-update it completes as operand, found none",
+    );
+    t.check(
+        &format!("{wrapped}{start}  %d = f32[3] async-done(%s)\n  ROOT %e = f32[3] async-done(%d)\n}}\n"),
+        17,
+        20,
+        "async-done takes an async-start or async-update as operand, found the async-done '%d'",
+    );
+    t.check(
+        &format!("{wrapped}{start}  ROOT %d = f32[3] async-done(%s), calls=%v\n}}\n"),
+        16,
+        8,
+        "'%d' completes '%s', which calls %w, but it names calls=%v",
+    );
+    t.check(
+        &format!("{wrapped}{start}  ROOT %d = f32[3] async-done(%s), async_execution_thread=\"t\"\n}}\n"),
+        16,
+        8,
+        "'%d' completes '%s', whose async_execution_thread is \"main\", but it names \"t\"",
+    );
+    t.check(
+        &entry("  %x = f32[2] parameter(0)\n  %s = ((f32[2]), f32[3], s32[]) custom-call-start(%x), custom_call_target=\"f\"\n  ROOT %d = f32[3] negate-done(%s)"),
+        6,
+        8,
+        "'%d' (negate-done) completes an async custom-call, not negate",
+    );
+    // Ops with async forms of their own have no `X-update` sugar.
+    t.check(
+        &entry("  %x = f32[2] parameter(0)\n  %s = (f32[2], f32[2], u32[]) copy-start(%x)\n  %u = (f32[2], f32[2], u32[]) copy-update(%s)\n  ROOT %d = f32[2] copy-done(%u)"),
+        6,
+        32,
+        "unknown opcode 'copy-update'",
+    );
+}
