@@ -709,6 +709,7 @@ fn instruction_rhs<'a>(
     };
     scratch.attrs.clear();
     scratch.seen.clear();
+    let mut unexpected_comp_attr: Option<(&str, usize)> = None;
     let mut meta = InstrMeta::default();
     // The span ends after the last token of the instruction, not after the whitespace that
     // the failed search for another `,` skipped.
@@ -738,7 +739,11 @@ fn instruction_rhs<'a>(
                 if c.peek() != Some(b'{') {
                     return Err(c.err_expected("'{'"));
                 }
-                meta.sharding = Some(c.skip_value()?.to_string());
+                c.skip_ws();
+                let start = c.pos;
+                let value = c.skip_value()?;
+                device_counts(value, start)?;
+                meta.sharding = Some(value.to_string());
             }
             "frontend_attributes" => meta.frontend_attributes = frontend_attributes(c)?,
             "control-predecessors" => {
@@ -767,6 +772,18 @@ fn instruction_rhs<'a>(
                     scratch.attrs.push(Attr { name: key, pos: key_pos, value });
                 }
                 None => {
+                    c.skip_ws();
+                    let start = c.pos;
+                    // A computation attribute XLA does not give this opcode (unknown attributes
+                    // are otherwise kept verbatim).
+                    if matches!(attrs::grammar_of(key), Some(attrs::Grammar::Comp | attrs::Grammar::Comps)) {
+                        unexpected_comp_attr.get_or_insert((key, key_pos));
+                    }
+                    match key {
+                        "result_accuracy" => result_accuracy(&mut c.clone(), opcode, key_pos)?,
+                        "replica_groups" => device_counts(c.rest().split('\n').next().unwrap_or(""), start)?,
+                        _ => {}
+                    }
                     let value = c.skip_value()?;
                     meta.other_attrs.push((key.to_string(), value.to_string()));
                 }
@@ -777,7 +794,13 @@ fn instruction_rhs<'a>(
     // List unmodelled attributes in the order the printer writes them.
     meta.other_attrs.sort_by_key(|(name, _)| hlo_ir::print::other_attr_rank(opcode, name));
     let parameter_number = if let Payload::Parameter(n) = payload { Some(n) } else { None };
+    xla_checks(opcode, &scratch.attrs, &operands, body, pending_start, declared.as_ref(), opcode_pos, end)?;
     let op = build::op(opcode, opcode_pos, payload, &mut scratch.attrs, &shape, &mut ctx.comp_names)?;
+    // Checked for the opcodes the IR models (the others keep all their attributes verbatim).
+    if let (Some((key, key_pos)), false) = (unexpected_comp_attr, matches!(op, hlo_ir::Op::Other { .. })) {
+        let opcode = opcode.name();
+        return Err(PErr::new(key_pos, key_pos + key.len(), format!("unexpected attribute \"{key}\" for {opcode}")));
+    }
     let op = if sugar == Some(AsyncPart::Start) {
         if declared.is_none() {
             return Err(PErr::new(
@@ -885,6 +908,243 @@ fn instruction_rhs<'a>(
     Ok(index)
 }
 
+/// Checks XLA's parser makes on what the IR does not keep or the verifier does not see.
+#[allow(clippy::too_many_arguments)]
+fn xla_checks(
+    opcode: Opcode,
+    attrs: &[Attr<'_>],
+    operands: &[InstrId],
+    body: &Body<'_>,
+    pending_start: usize,
+    declared: Option<&hlo_ir::Shape>,
+    start: usize,
+    end: usize,
+) -> PResult<()> {
+    use attrs::Value;
+    use Opcode as O;
+    let attr = |name: &str| attrs.iter().find(|a| a.name == name);
+    // An operand's shape, when it is defined before the instruction.
+    let operand_shape = |k: usize| {
+        let later = body.pending[pending_start..]
+            .iter()
+            .any(|p| p.instr == UNPLACED && matches!(p.slot, Slot::Operand(n) if n as usize == k));
+        operands.get(k).filter(|_| !later).map(|o| &body.comp.instrs[o.index()].shape)
+    };
+    let name = opcode.name();
+    if matches!(opcode, O::AllGather | O::AllGatherStart | O::ReduceScatter) {
+        if let Some(Attr { value: Value::Ints(dims), pos, .. }) = attr("dimensions") {
+            if dims.len() != 1 {
+                let n = dims.len();
+                return Err(PErr::new(
+                    *pos,
+                    pos + "dimensions".len(),
+                    format!("{name} takes exactly one dimension, found {n}"),
+                ));
+            }
+        }
+    }
+    if opcode == O::CustomCall {
+        if let Some(Attr { value: Value::Shapes(shapes), pos, .. }) = attr("operand_layout_constraints") {
+            let at = PErr::new(*pos, pos + "operand_layout_constraints".len(), "");
+            if shapes.len() != operands.len() {
+                return Err(PErr::new(
+                    at.start,
+                    at.end,
+                    format!(
+                        "expected {} operand layout constraints (one per operand), found {}",
+                        operands.len(),
+                        shapes.len()
+                    ),
+                ));
+            }
+            for (k, constraint) in shapes.iter().enumerate() {
+                if let Some(shape) = operand_shape(k).filter(|s| !constraint.compatible(s)) {
+                    return Err(PErr::new(
+                        at.start,
+                        at.end,
+                        format!(
+                            "operand layout constraint {k}, {}, does not match the shape of operand {k}, {}",
+                            hlo_ir::print::print_shape(constraint),
+                            hlo_ir::print::print_shape(shape)
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    if opcode == O::Conditional {
+        if let (Some(a), Some(hlo_ir::Shape::Array(p))) = (attr("branch_computations"), operand_shape(0)) {
+            if p.dtype == hlo_ir::DType::Pred {
+                return Err(PErr::new(
+                    a.pos,
+                    a.pos + a.name.len(),
+                    "a conditional on a pred takes true_computation and false_computation, not branch_computations",
+                ));
+            }
+        }
+    }
+    if let (O::DynamicReshape, Some(hlo_ir::Shape::Array(result))) = (opcode, declared) {
+        let sizes = operands.len().saturating_sub(1);
+        if sizes != result.rank() {
+            return Err(PErr::new(
+                start,
+                end,
+                format!(
+                    "dynamic-reshape takes one dimension size operand per result dimension: {sizes} for {} dimensions",
+                    result.rank()
+                ),
+            ));
+        }
+        if let Some(hlo_ir::Shape::Array(operand)) = operand_shape(0) {
+            let count = |a: &hlo_ir::ArrayShape| {
+                a.dims.iter().try_fold(1i64, |n, &d| if d < 0 { None } else { n.checked_mul(d) })
+            };
+            if let (Some(a), Some(b)) = (count(operand), count(result)) {
+                if a != b {
+                    return Err(PErr::new(start, end, format!(
+                        "dynamic-reshape: the result shape {} holds {b} elements (at its bounds), the operand {} holds {a}",
+                        hlo_ir::print::print_shape(declared.unwrap_or(&hlo_ir::Shape::Tuple(vec![]))),
+                        hlo_ir::print::print_shape(operand_shape(0).unwrap_or(&hlo_ir::Shape::Tuple(vec![])))
+                    )));
+                }
+            }
+        }
+    }
+    if matches!(opcode, O::Infeed | O::Recv) {
+        let bad = match declared {
+            None => false,
+            Some(hlo_ir::Shape::Tuple(elems)) => elems.is_empty(),
+            Some(_) => true,
+        };
+        if bad {
+            let form = if opcode == O::Infeed { "(data, token)" } else { "(data, context, token)" };
+            return Err(PErr::new(start, end, format!("{name} takes a non-empty tuple shape {form}")));
+        }
+    }
+    Ok(())
+}
+
+/// `{mode=default|highest}` or `{tolerance={rtol=x, atol=x, ulps=n}}`, on the unary ops that
+/// XLA gives a result accuracy.
+fn result_accuracy(c: &mut Cursor<'_>, opcode: Opcode, key_pos: usize) -> PResult<()> {
+    use Opcode as O;
+    if !matches!(
+        opcode,
+        O::Acos
+            | O::Acosh
+            | O::Asin
+            | O::Asinh
+            | O::Atanh
+            | O::Expm1
+            | O::Log
+            | O::Log1p
+            | O::Logistic
+            | O::Sqrt
+            | O::Cbrt
+            | O::Rsqrt
+            | O::Tanh
+            | O::Erf
+            | O::Sin
+            | O::Sinh
+            | O::Cos
+            | O::Cosh
+            | O::Tan
+            | O::Exp
+    ) {
+        let name = opcode.name();
+        return Err(PErr::new(
+            key_pos,
+            key_pos + "result_accuracy".len(),
+            format!("{name} takes no result_accuracy (a transcendental unary op does)"),
+        ));
+    }
+    c.expect(b'{')?;
+    let (key, _) = attr_name(c)?;
+    c.expect(b'=')?;
+    match key {
+        "mode" => {
+            c.skip_ws();
+            let at = c.pos;
+            if !matches!(c.word(), Some("default" | "highest")) {
+                c.pos = at;
+                return Err(c.err_expected("a result accuracy mode ('default' or 'highest')"));
+            }
+        }
+        "tolerance" => {
+            c.expect(b'{')?;
+            if !c.eat(b'}') {
+                loop {
+                    c.skip_ws();
+                    let at = c.pos;
+                    let (field, _) = attr_name(c)?;
+                    if !matches!(field, "rtol" | "atol" | "ulps") {
+                        return Err(PErr::new(
+                            at,
+                            at + field.len(),
+                            format!("unknown result accuracy tolerance '{field}' (rtol, atol, ulps)"),
+                        ));
+                    }
+                    c.expect(b'=')?;
+                    c.skip_ws();
+                    if c.float_token().is_none() {
+                        return Err(c.err_expected("a number"));
+                    }
+                    if c.eat(b',') {
+                        continue;
+                    }
+                    c.expect(b'}')?;
+                    break;
+                }
+            }
+        }
+        _ => {
+            let at = c.pos - key.len();
+            return Err(PErr::new(at, c.pos, format!("unknown result accuracy field '{key}' (mode, tolerance)")));
+        }
+    }
+    c.expect(b'}')?;
+    Ok(())
+}
+
+/// The device counts written in a sharding or in iota replica groups: `devices=[2,2]0,1,2,3`
+/// lists as many devices as the tile dimensions' product, and an iota `[2,2]<=[4]` (or
+/// `<=[2,2]T(1,0)`) reshapes that many. `at` is the offset of `text` in the source.
+fn device_counts(text: &str, at: usize) -> PResult<()> {
+    let ints = |s: &str| -> Option<Vec<u64>> { s.split(',').map(|x| x.trim().parse::<u64>().ok()).collect() };
+    let mut from = 0;
+    loop {
+        let Some(found) = text[from..].find('[') else { return Ok(()) };
+        let open = from + found;
+        from = open + 1;
+        // Tile dimensions follow `devices=` in a sharding; a replica-group iota starts the value.
+        let before = text[..open].trim_end();
+        if !(before.ends_with("devices=") || before.is_empty()) {
+            continue;
+        }
+        let Some(close) = text[open..].find(']').map(|k| open + k) else { return Ok(()) };
+        let Some(dims) = ints(&text[open + 1..close]) else { continue };
+        let product: u64 = dims.iter().product();
+        let rest = &text[close + 1..];
+        let err = |message: String| Err(PErr::new(at + open, at + close + 1, message));
+        if let Some(iota) = rest.trim_start().strip_prefix("<=[") {
+            let Some(iota_dims) = iota.find(']').and_then(|k| ints(&iota[..k])) else { continue };
+            let n: u64 = iota_dims.iter().product();
+            if n != product {
+                return err(format!(
+                    "the iota of {n} devices does not match the tile assignment dimensions' product, {product}"
+                ));
+            }
+        } else if !before.is_empty() {
+            let list: String =
+                rest.chars().take_while(|ch| ch.is_ascii_digit() || *ch == ',' || ch.is_whitespace()).collect();
+            let n = list.split(',').filter(|x| !x.trim().is_empty()).count() as u64;
+            if n != product {
+                return err(format!("{n} devices listed, but the tile assignment dimensions' product is {product}"));
+            }
+        }
+    }
+}
+
 /// Which part of an async op a sugared opcode names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum AsyncPart {
@@ -982,18 +1242,21 @@ fn link_async_wrappers(
             .map(|(_, v)| v.trim_matches('"').to_string())
     };
     for c in 0..comps.len() {
-        // In order: an update is linked before the done that reads it.
+        // The computation each async op of this computation runs (an update's or done's is
+        // its start's), in order: an update is linked before the done that reads it.
+        let mut runs: Vec<Option<hlo_ir::CompId>> = vec![None; comps[c].instrs.len()];
         for k in 0..comps[c].instrs.len() {
             let comp = &comps[c];
             let instr = &comp.instrs[k];
-            let hlo_ir::Op::Async { opcode: Opcode::AsyncUpdate | Opcode::AsyncDone, calls: own } = instr.op else {
+            let hlo_ir::Op::Async { opcode, calls: own } = instr.op else { continue };
+            if opcode == Opcode::AsyncStart {
+                runs[k] = own;
                 continue;
-            };
-            let Some(producer) = instr.operands.first().and_then(|o| comp.instrs.get(o.index())) else { continue };
-            let hlo_ir::Op::Async { opcode: Opcode::AsyncStart | Opcode::AsyncUpdate, calls: Some(id) } = producer.op
-            else {
-                continue;
-            };
+            }
+            let Some(first) = instr.operands.first() else { continue };
+            let Some(producer) = comp.instrs.get(first.index()) else { continue };
+            let Some(id) = runs.get(first.index()).copied().flatten() else { continue };
+            runs[k] = Some(id);
             let span = comp.spans[k];
             let err = |message: String| PErr::new(span.start as usize, span.end as usize, message);
             let comp_name = |id: hlo_ir::CompId| comps.get(id.index()).map_or("?", |c| c.name.as_str()).to_string();
@@ -1024,11 +1287,7 @@ fn link_async_wrappers(
                         "'%{}' ({}-{}) completes an async {}, not {}",
                         instr.name,
                         stem.name(),
-                        if matches!(instr.op, hlo_ir::Op::Async { opcode: Opcode::AsyncUpdate, .. }) {
-                            "update"
-                        } else {
-                            "done"
-                        },
+                        if opcode == Opcode::AsyncUpdate { "update" } else { "done" },
                         wrapped_op.name(),
                         stem.name()
                     )));

@@ -106,7 +106,7 @@ ENTRY main {
       ROOT plus = s32[] add(z, one)
     }
   }
-  p = pred[] compare(w, i), direction=GT
+  p = s32[] constant(1)
   ROOT r = s32[] conditional(p, w, i), branch_computations={{
     t = s32[] parameter(0)
     ROOT nt = s32[] negate(t)
