@@ -398,3 +398,95 @@ fn async_chains() {
         "unknown opcode 'copy-update'",
     );
 }
+
+#[test]
+fn attribute_checks_xla_makes() {
+    let mut t = Table::default();
+    let x = "  %x = f32[4,4] parameter(0)\n";
+    t.check(
+        &entry(&format!("{x}  ROOT %c = f32[4,4] copy(%x), sharding={{devices=[2,2]0,1,2}}")),
+        5,
+        50,
+        "3 devices listed, but the tile assignment dimensions' product is 4",
+    );
+    t.check(
+        &entry(&format!("{x}  ROOT %c = f32[4,4] copy(%x), sharding={{devices=[2,2]<=[8]}}")),
+        5,
+        50,
+        "the iota of 8 devices does not match the tile assignment dimensions' product, 4",
+    );
+    t.check(
+        &entry(&format!("{x}  ROOT %g = f32[8,4] all-gather(%x), dimensions={{0}}, replica_groups=[2,2]<=[2]")),
+        5,
+        69,
+        "the iota of 2 devices does not match the tile assignment dimensions' product, 4",
+    );
+    t.check(
+        &entry(&format!("{x}  ROOT %g = f32[4,4] all-gather(%x), replica_groups={{}}, dimensions={{}}")),
+        5,
+        57,
+        "all-gather takes exactly one dimension, found 0",
+    );
+    t.check(
+        &entry(&format!("{x}  ROOT %e = f32[4,4] exponential(%x), result_accuracy={{mode=high}}")),
+        5,
+        61,
+        "expected a result accuracy mode ('default' or 'highest'), found 'high'",
+    );
+    t.check(
+        &entry(&format!("{x}  ROOT %e = f32[4,4] exponential(%x), result_accuracy={{tolerance={{rtol=0.5, btol=1}}}}")),
+        5,
+        77,
+        "unknown result accuracy tolerance 'btol' (rtol, atol, ulps)",
+    );
+    t.check(
+        &entry(&format!("{x}  ROOT %e = f32[4,4] negate(%x), result_accuracy={{mode=highest}}")),
+        5,
+        34,
+        "negate takes no result_accuracy (a transcendental unary op does)",
+    );
+    t.check(
+        &entry(&format!("{x}  ROOT %c = f32[4] custom-call(%x), custom_call_target=\"f\", operand_layout_constraints={{f32[4,4], f32[4]}}")),
+        5,
+        61,
+        "expected 1 operand layout constraints (one per operand), found 2",
+    );
+    t.check(
+        &entry(&format!(
+            "{x}  ROOT %c = f32[4] custom-call(%x), custom_call_target=\"f\", operand_layout_constraints={{f32[4,2]}}"
+        )),
+        5,
+        61,
+        "operand layout constraint 0, f32[4,2], does not match the shape of operand 0, f32[4,4]",
+    );
+    t.check(
+        &entry("  %t = token[] after-all()\n  ROOT %i = f32[2] infeed(%t)"),
+        5,
+        20,
+        "infeed takes a non-empty tuple shape (data, token)",
+    );
+    t.check(
+        &entry(&format!("{x}  %n = s32[] constant(2)\n  ROOT %r = f32[2,<=8] dynamic-reshape(%x, %n)")),
+        6,
+        24,
+        "dynamic-reshape takes one dimension size operand per result dimension: 1 for 2 dimensions",
+    );
+    t.check(
+        &entry("  ROOT %p = f32[2,2]{1,0:D(D,Q)} parameter(0)"),
+        4,
+        30,
+        "expected a dimension level type (D, C, S or H) for dimension 1, found 'Q'",
+    );
+    t.check(
+        &entry("  %t = token[] after-all()\n  ROOT %s = (f32[], u32[], token[]) send(f32[] %t, %t), channel_id=1, to_apply=%t"),
+        5,
+        71,
+        "unexpected attribute \"to_apply\" for send",
+    );
+    t.check(
+        "HloModule m\n\n%b {\n  ROOT %p = f32[] parameter(0)\n}\n\nENTRY %main {\n  %c = pred[] parameter(0)\n  %x = f32[] parameter(1)\n  ROOT %r = f32[] conditional(%c, %x, %x), branch_computations={%b, %b}\n}\n",
+        10,
+        44,
+        "a conditional on a pred takes true_computation and false_computation, not branch_computations",
+    );
+}
