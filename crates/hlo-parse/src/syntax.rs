@@ -70,6 +70,7 @@ pub(crate) fn module(c: &mut Cursor<'_>) -> PResult<Module> {
                 match key {
                     "input_output_alias" => aliasing(&mut c.clone())?,
                     "buffer_donor" => buffer_donor(&mut c.clone())?,
+                    "debug_attributes" => debug_log_modes(c)?,
                     _ => {}
                 }
                 let value = c.skip_multiline_value()?;
@@ -236,6 +237,26 @@ fn aliasing(c: &mut Cursor<'_>) -> PResult<()> {
     }
     if !c.eat(b'}') {
         return Err(c.err_expected(&format!("',' or '}}' {FORMAT}")));
+    }
+    Ok(())
+}
+
+/// The `log_mode=` values of `debug_attributes`: `default` or `fusion_debugger`.
+fn debug_log_modes(c: &mut Cursor<'_>) -> PResult<()> {
+    c.skip_ws();
+    let start = c.pos;
+    let value = c.clone().skip_multiline_value()?;
+    for (k, _) in value.match_indices("log_mode=") {
+        let mode_at = k + "log_mode=".len();
+        let mode: String = value[mode_at..].chars().take_while(|&ch| is_name_char(ch)).collect();
+        if mode != "default" && mode != "fusion_debugger" {
+            let at = start + mode_at;
+            return Err(PErr::new(
+                at,
+                at + mode.len().max(1),
+                format!("invalid log_mode '{mode}' (default or fusion_debugger)"),
+            ));
+        }
     }
     Ok(())
 }
@@ -780,7 +801,8 @@ fn instruction_rhs<'a>(
                         unexpected_comp_attr.get_or_insert((key, key_pos));
                     }
                     match key {
-                        "result_accuracy" => result_accuracy(&mut c.clone(), opcode, key_pos)?,
+                        "result_accuracy" => result_accuracy(&mut c.clone())?,
+                        "replica_groups" if c.rest().starts_with("mesh[") => mesh_replica_groups(c.rest(), start)?,
                         "replica_groups" => device_counts(c.rest().split('\n').next().unwrap_or(""), start)?,
                         _ => {}
                     }
@@ -972,17 +994,6 @@ fn xla_checks(
             }
         }
     }
-    if opcode == O::Conditional {
-        if let (Some(a), Some(hlo_ir::Shape::Array(p))) = (attr("branch_computations"), operand_shape(0)) {
-            if p.dtype == hlo_ir::DType::Pred {
-                return Err(PErr::new(
-                    a.pos,
-                    a.pos + a.name.len(),
-                    "a conditional on a pred takes true_computation and false_computation, not branch_computations",
-                ));
-            }
-        }
-    }
     if let (O::DynamicReshape, Some(hlo_ir::Shape::Array(result))) = (opcode, declared) {
         let sizes = operands.len().saturating_sub(1);
         if sizes != result.rank() {
@@ -1024,40 +1035,9 @@ fn xla_checks(
     Ok(())
 }
 
-/// `{mode=default|highest}` or `{tolerance={rtol=x, atol=x, ulps=n}}`, on the unary ops that
-/// XLA gives a result accuracy.
-fn result_accuracy(c: &mut Cursor<'_>, opcode: Opcode, key_pos: usize) -> PResult<()> {
-    use Opcode as O;
-    if !matches!(
-        opcode,
-        O::Acos
-            | O::Acosh
-            | O::Asin
-            | O::Asinh
-            | O::Atanh
-            | O::Expm1
-            | O::Log
-            | O::Log1p
-            | O::Logistic
-            | O::Sqrt
-            | O::Cbrt
-            | O::Rsqrt
-            | O::Tanh
-            | O::Erf
-            | O::Sin
-            | O::Sinh
-            | O::Cos
-            | O::Cosh
-            | O::Tan
-            | O::Exp
-    ) {
-        let name = opcode.name();
-        return Err(PErr::new(
-            key_pos,
-            key_pos + "result_accuracy".len(),
-            format!("{name} takes no result_accuracy (a transcendental unary op does)"),
-        ));
-    }
+/// `{mode=default|highest}` or `{tolerance={rtol=x, atol=x, ulps=n}}` (XLA also refuses it on
+/// other than its transcendental unary ops; that is not checked here).
+fn result_accuracy(c: &mut Cursor<'_>) -> PResult<()> {
     c.expect(b'{')?;
     let (key, _) = attr_name(c)?;
     c.expect(b'=')?;
@@ -1089,11 +1069,10 @@ fn result_accuracy(c: &mut Cursor<'_>, opcode: Opcode, key_pos: usize) -> PResul
                     if c.float_token().is_none() {
                         return Err(c.err_expected("a number"));
                     }
-                    if c.eat(b',') {
-                        continue;
+                    c.eat(b',');
+                    if c.eat(b'}') {
+                        break;
                     }
-                    c.expect(b'}')?;
-                    break;
                 }
             }
         }
@@ -1103,6 +1082,59 @@ fn result_accuracy(c: &mut Cursor<'_>, opcode: Opcode, key_pos: usize) -> PResul
         }
     }
     c.expect(b'}')?;
+    Ok(())
+}
+
+/// `mesh['a'=2,'b'=4(, device_ids=(...))] {'a', ...}`: replica groups over the axes of a
+/// device mesh. The axes chosen must be the mesh's (by name or index) and the device ids, when
+/// listed, as many as the mesh has devices. `at` is the offset of `text` in the source.
+fn mesh_replica_groups(text: &str, at: usize) -> PResult<()> {
+    let Some(close) = text.find(']') else { return Ok(()) };
+    let mesh = &text["mesh[".len()..close];
+    let (axes_text, device_ids) = match mesh.find("device_ids") {
+        Some(k) => (&mesh[..k], Some(&mesh[k..])),
+        None => (mesh, None),
+    };
+    let mut names = Vec::new();
+    let mut devices: u64 = 1;
+    for axis in axes_text.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        let Some((name, size)) = axis.split_once('=') else { return Ok(()) };
+        names.push(name.trim().trim_matches('\'').to_string());
+        devices = devices.saturating_mul(size.trim().parse().unwrap_or(0));
+    }
+    if let Some(ids) = device_ids {
+        let list = ids.split_once('(').and_then(|(_, r)| r.split_once(')')).map_or("", |(l, _)| l);
+        let n = list.split(',').filter(|x| !x.trim().is_empty()).count() as u64;
+        if n != devices {
+            let k = at + "mesh[".len() + axes_text.len();
+            return Err(PErr::new(
+                k,
+                k + "device_ids".len(),
+                format!("{n} device_ids listed, but the mesh has {devices} devices"),
+            ));
+        }
+    }
+    let rest = &text[close + 1..];
+    let Some(open) = rest.find('{').filter(|&k| rest[..k].trim().is_empty()) else { return Ok(()) };
+    let Some(end) = rest[open..].find('}') else { return Ok(()) };
+    let mut offset = close + 1 + open + 1;
+    for item in rest[open + 1..open + end].split(',') {
+        let axis = item.trim().split(':').next().unwrap_or("").trim_matches('\'');
+        let item_at = at + offset + item.find(|ch: char| !ch.is_whitespace()).unwrap_or(0);
+        offset += item.len() + 1;
+        let valid = match axis.parse::<usize>() {
+            Ok(index) => index < names.len(),
+            Err(_) => names.iter().any(|n| n == axis),
+        };
+        if !valid && !axis.is_empty() {
+            let mesh_axes = names.join(", ");
+            return Err(PErr::new(
+                item_at,
+                item_at + item.trim().len(),
+                format!("'{axis}' is not an axis of the mesh (names {mesh_axes}, or an index below {})", names.len()),
+            ));
+        }
+    }
     Ok(())
 }
 

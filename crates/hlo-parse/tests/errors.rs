@@ -440,12 +440,6 @@ fn attribute_checks_xla_makes() {
         "unknown result accuracy tolerance 'btol' (rtol, atol, ulps)",
     );
     t.check(
-        &entry(&format!("{x}  ROOT %e = f32[4,4] negate(%x), result_accuracy={{mode=highest}}")),
-        5,
-        34,
-        "negate takes no result_accuracy (a transcendental unary op does)",
-    );
-    t.check(
         &entry(&format!("{x}  ROOT %c = f32[4] custom-call(%x), custom_call_target=\"f\", operand_layout_constraints={{f32[4,4], f32[4]}}")),
         5,
         61,
@@ -483,10 +477,39 @@ fn attribute_checks_xla_makes() {
         71,
         "unexpected attribute \"to_apply\" for send",
     );
+}
+
+#[test]
+fn mesh_replica_groups_and_debug_log_modes() {
+    let mut t = Table::default();
+    let add = "%add {\n  %a = f32[] parameter(0)\n  %b = f32[] parameter(1)\n  ROOT %s = f32[] add(%a, %b)\n}\n\n";
+    let module = |groups: &str| {
+        format!("HloModule m\n\n{add}ENTRY %main {{\n  %x = f32[4] parameter(0)\n  ROOT %r = f32[4] all-reduce(%x), replica_groups={groups}, to_apply=%add\n}}\n")
+    };
+    let ok = module("mesh['x'=2,'y'=2] {'y'}");
+    hlo_parse::parse_module(&ok).unwrap_or_else(|e| panic!("{}", hlo_parse::render_error(&ok, "input", &e)));
     t.check(
-        "HloModule m\n\n%b {\n  ROOT %p = f32[] parameter(0)\n}\n\nENTRY %main {\n  %c = pred[] parameter(0)\n  %x = f32[] parameter(1)\n  ROOT %r = f32[] conditional(%c, %x, %x), branch_computations={%b, %b}\n}\n",
-        10,
-        44,
-        "a conditional on a pred takes true_computation and false_computation, not branch_computations",
+        &module("mesh['x'=2,'y'=2] {'z'}"),
+        11,
+        70,
+        "'z' is not an axis of the mesh (names x, y, or an index below 2)",
+    );
+    t.check(
+        &module("mesh['x'=2,'y'=2] {'2'}"),
+        11,
+        70,
+        "'2' is not an axis of the mesh (names x, y, or an index below 2)",
+    );
+    t.check(
+        &module("mesh['x'=2,'y'=2, device_ids=(0,1,2)] {'x'}"),
+        11,
+        69,
+        "3 device_ids listed, but the mesh has 4 devices",
+    );
+    t.check(
+        "HloModule m, debug_attributes={ {\"c\"}:({log_mode=loud}) }\n\nENTRY %main {\n  ROOT %c = f32[] constant(0)\n}\n",
+        1,
+        50,
+        "invalid log_mode 'loud' (default or fusion_debugger)",
     );
 }
