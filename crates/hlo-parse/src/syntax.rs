@@ -9,6 +9,11 @@
 //! operands    ::= [[shape] name (',' [shape] name)*]   | integer (parameter) | literal (constant)
 //! ```
 //!
+//! A computation attribute (`to_apply`, `calls`, `condition`, `body`, `branch_computations`, ...)
+//! names a computation or holds one inline (`to_apply={ p = f32[] parameter(0) ... }`): an inline
+//! one is read in a scope of its own and becomes a computation of the module, named
+//! `<instruction>.<attribute>` (made unique) once the whole module is read.
+//!
 //! Newlines carry no meaning. Attributes an opcode models are parsed with their grammar
 //! (see [`crate::attrs`]); the others are kept verbatim. Each instruction becomes an
 //! [`Instr`] as soon as it is read: operands defined earlier resolve at once, later ones
