@@ -50,8 +50,8 @@ pub(crate) enum Value<'a> {
     Bool(bool),
     Ints(Vec<i64>),
     Ident(&'a str),
-    Comp(NameRef<'a>),
-    Comps(Vec<NameRef<'a>>),
+    Comp(CompRef<'a>),
+    Comps(Vec<CompRef<'a>>),
     Slice(Vec<SliceDim>),
     Padding(Vec<PadDim>),
     Window(Window),
@@ -62,6 +62,14 @@ pub(crate) enum Value<'a> {
     Shapes(Vec<Shape>),
     Aliasing(Vec<Aliasing>),
     Literal(Box<Literal>),
+}
+
+/// A called computation as an attribute names it: by name, or written inline (`to_apply={...}`),
+/// already made a computation of the module with a provisional id.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum CompRef<'a> {
+    Named(NameRef<'a>),
+    Inline(hlo_ir::CompId),
 }
 
 /// The grammar of a modelled attribute name.
@@ -241,7 +249,7 @@ pub(crate) fn value<'a>(c: &mut Cursor<'a>, grammar: Grammar) -> PResult<Value<'
         },
         Grammar::Comp => {
             let (name, pos) = c.name("a computation name")?;
-            Value::Comp(NameRef { name, pos })
+            Value::Comp(CompRef::Named(NameRef { name, pos }))
         }
         Grammar::Comps => {
             let mut comps = Vec::new();
@@ -249,7 +257,7 @@ pub(crate) fn value<'a>(c: &mut Cursor<'a>, grammar: Grammar) -> PResult<Value<'
             if !c.eat(b'}') {
                 loop {
                     let (name, pos) = c.name("a computation name")?;
-                    comps.push(NameRef { name, pos });
+                    comps.push(CompRef::Named(NameRef { name, pos }));
                     if c.eat(b',') {
                         continue;
                     }

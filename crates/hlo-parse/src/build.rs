@@ -11,7 +11,7 @@
 //!   requires operands first), keeping text order wherever the dependencies allow
 //!   (Kahn's algorithm, earliest ready instruction first).
 
-use crate::attrs::{is_collective, NameRef, Value};
+use crate::attrs::{is_collective, CompRef, NameRef, Value};
 use crate::error::{PErr, PResult};
 use crate::lexer::NameMap;
 use crate::syntax::Body;
@@ -84,8 +84,21 @@ impl<'a> CompNames<'a> {
     }
 
     /// A provisional id for a reference; [`CompNames::resolve`] rewrites it.
-    pub fn reference(&mut self, r: NameRef<'a>) -> CompId {
-        CompId(self.intern(r))
+    pub fn reference(&mut self, r: CompRef<'a>) -> CompId {
+        match r {
+            CompRef::Named(r) => CompId(self.intern(r)),
+            CompRef::Inline(id) => id,
+        }
+    }
+
+    /// A provisional id for computation number `index`, written inline at `pos`: it has no
+    /// name to look up (one is made for it once the module is read).
+    pub fn inline(&mut self, pos: usize, index: usize) -> PResult<CompId> {
+        let index = u32::try_from(index).map_err(|_| PErr::new(pos, pos + 1, "too many computations"))?;
+        let id = self.first_mention.len() as u32;
+        self.first_mention.push(NameRef { name: "", pos });
+        self.defined.push(Some(index));
+        Ok(CompId(id))
     }
 
     /// Rewrites every provisional id in `comps` to its definition's [`CompId`], or reports
@@ -106,8 +119,8 @@ impl<'a> CompNames<'a> {
 }
 
 /// Completes a computation once its closing brace is read.
-pub(crate) fn finish(body: Body<'_>) -> PResult<Computation> {
-    let Body { mut comp, names, pending, params, root, deferred: _ } = body;
+pub(crate) fn finish(body: Body<'_>) -> PResult<(Computation, Vec<crate::syntax::Deferred>)> {
+    let Body { mut comp, names, pending, params, root, deferred, operand_shapes } = body;
     let n = comp.instrs.len();
     let mut forward = false;
     for p in &pending {
@@ -121,6 +134,29 @@ pub(crate) fn finish(body: Body<'_>) -> PResult<Computation> {
         match p.slot {
             Slot::Operand(i) => instr.operands[i as usize] = id,
             Slot::Pred(i) => instr.meta.control_predecessors[i as usize] = id,
+        }
+    }
+    // A shape written before an operand must be that of the operand (layouts aside); an
+    // operand whose own shape is inferred once the module is read is left to the verifier.
+    for (instr, k, declared, start, end) in &operand_shapes {
+        let Some(operand) = comp.instrs.get(*instr as usize).and_then(|i| i.operands.get(*k as usize)) else {
+            continue;
+        };
+        let target = &comp.instrs[operand.index()];
+        let inferred_later = deferred
+            .iter()
+            .any(|d| d.instr == target.name && matches!(d.kind, crate::syntax::DeferredKind::InferShape));
+        if !inferred_later && !declared.compatible(&target.shape) {
+            return Err(PErr::new(
+                *start,
+                *end,
+                format!(
+                    "the declared operand shape {} does not match the shape of '%{}', {}",
+                    print::print_shape(declared),
+                    target.name,
+                    print::print_shape(&target.shape)
+                ),
+            ));
         }
     }
     // Parameter numbers must be `0..count`, each once.
@@ -143,7 +179,7 @@ pub(crate) fn finish(body: Body<'_>) -> PResult<Computation> {
     if forward {
         comp = sort(comp)?;
     }
-    Ok(comp)
+    Ok((comp, deferred))
 }
 
 /// Reorders a computation whose text used names before defining them.

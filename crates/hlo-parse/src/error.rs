@@ -51,6 +51,12 @@ impl PErr {
         PErr { start, end: end.max(start), message: message.into() }
     }
 
+    /// The same error with `note` appended to its message.
+    pub fn note(mut self, note: &str) -> PErr {
+        self.message = format!("{} {note}", self.message);
+        self
+    }
+
     /// Computes line and column from the source; offsets past the end clamp to it.
     pub fn locate(self, source: &str) -> ParseError {
         let start = floor_char_boundary(source, self.start.min(source.len()));

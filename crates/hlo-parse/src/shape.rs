@@ -119,6 +119,25 @@ fn layout(c: &mut Cursor<'_>) -> PResult<Layout> {
             } else if rest.starts_with('S') {
                 c.pos += 1;
                 layout.memory_space = Some(paren_int(c)?);
+            } else if rest.starts_with("D(") {
+                // Dimension level types: D, C, S or H, each optionally followed by `+` and `~`.
+                let item = paren_item(c, 1)?;
+                let inner = &item[2..item.len() - 1];
+                for (k, level) in inner.split(',').enumerate().filter(|_| !inner.trim().is_empty()) {
+                    let level = level.trim();
+                    let ok = matches!(level.trim_end_matches('~').trim_end_matches('+'), "D" | "C" | "S" | "H");
+                    if !ok {
+                        let at = item_start + 2 + item[2..].find(level).unwrap_or(0);
+                        return Err(PErr::new(
+                            at,
+                            at + level.len(),
+                            format!(
+                                "expected a dimension level type (D, C, S or H) for dimension {k}, found '{level}'"
+                            ),
+                        ));
+                    }
+                }
+                layout.other.push(item.to_string());
             } else if rest.starts_with(['D', 'L', '#', '*', 'M']) {
                 layout.other.push(paren_item(c, 1)?.to_string());
             } else {

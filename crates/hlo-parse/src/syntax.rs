@@ -9,13 +9,18 @@
 //! operands    ::= [[shape] name (',' [shape] name)*]   | integer (parameter) | literal (constant)
 //! ```
 //!
+//! A computation attribute (`to_apply`, `calls`, `condition`, `body`, `branch_computations`, ...)
+//! names a computation or holds one inline (`to_apply={ p = f32[] parameter(0) ... }`): an inline
+//! one is read in a scope of its own and becomes a computation of the module, named
+//! `<instruction>.<attribute>` (made unique) once the whole module is read.
+//!
 //! Newlines carry no meaning. Attributes an opcode models are parsed with their grammar
 //! (see [`crate::attrs`]); the others are kept verbatim. Each instruction becomes an
 //! [`Instr`] as soon as it is read: operands defined earlier resolve at once, later ones
 //! are patched (and the computation sorted) when the computation ends, and computation
 //! references hold provisional ids until the whole module is read (see [`crate::build`]).
 
-use crate::attrs::{self, NameRef};
+use crate::attrs::{self, CompRef, NameRef};
 use crate::build::{self, CompNames, Pending, Slot};
 use crate::error::{PErr, PResult};
 use crate::lexer::{estimate_lines, is_name_char, Cursor, NameMap};
@@ -66,18 +71,23 @@ pub(crate) fn module(c: &mut Cursor<'_>) -> PResult<Module> {
                 c.expect(b'}')?;
             }
             _ => {
+                // Kept verbatim, but their syntax is checked as XLA's parser does.
+                match key {
+                    "input_output_alias" => aliasing(&mut c.clone())?,
+                    "buffer_donor" => buffer_donor(&mut c.clone())?,
+                    "debug_attributes" => debug_log_modes(c)?,
+                    _ => {}
+                }
                 let value = c.skip_multiline_value()?;
                 attrs.other.push((key.to_string(), value.to_string()));
             }
         }
     }
     attrs.other.sort_by_key(|(name, _)| hlo_ir::print::header_attr_rank(name));
-    let mut comps = Vec::new();
-    let mut comp_names = CompNames::default();
+    let mut ctx = Ctx::default();
     let mut entry: Option<usize> = None;
     let mut stack_frames = StackFrameIndex::default();
     let mut scratch = Scratch::default();
-    let mut deferred: Vec<(usize, Deferred)> = Vec::new();
     loop {
         if c.at_end() {
             break;
@@ -87,25 +97,219 @@ pub(crate) fn module(c: &mut Cursor<'_>) -> PResult<Module> {
             stack_frame_section(c, section, &mut stack_frames)?;
             continue;
         }
-        let (comp, is_entry, pos, deferred_here) = computation(c, &mut comp_names, comps.len(), &mut scratch)?;
-        deferred.extend(deferred_here.into_iter().map(|d| (comps.len(), d)));
+        let (comp, is_entry, name_ref, deferred_here) = computation(c, &mut ctx, &mut scratch)?;
+        // Numbered when complete: the computations written inline in it come before it.
+        let index = ctx.comps.len();
+        ctx.comp_names.define(name_ref, index)?;
+        ctx.deferred.extend(deferred_here.into_iter().map(|d| (index, d)));
         if is_entry {
             if entry.is_some() {
+                let pos = name_ref.pos;
                 return Err(PErr::new(pos, pos + comp.name.len() + 1, "more than one ENTRY computation"));
             }
-            entry = Some(comps.len());
+            entry = Some(index);
         }
-        comps.push(comp);
+        ctx.comps.push(comp);
     }
+    let Ctx { mut comps, comp_names, deferred, inline } = ctx;
     if comps.is_empty() {
         return Err(PErr::new(pos, pos + "HloModule".len(), "module has no computations"));
     }
+    name_inline_computations(&mut comps, &inline);
     let wrapped = desugar_async_starts(&mut comps, &deferred)?;
     comp_names.resolve(&mut comps)?;
-    link_async_wrappers(&mut comps, &wrapped, &deferred);
+    link_async_wrappers(&mut comps, &wrapped, &deferred)?;
     infer_deferred_shapes(&mut comps, &deferred)?;
     let entry = entry.unwrap_or(comps.len() - 1);
     Ok(Module { name: name.to_string(), attrs, comps, entry: hlo_ir::CompId(entry as u32), stack_frames })
+}
+
+/// The module as read so far: complete computations, in the order they were completed (a
+/// computation written inline in an attribute completes before the one that holds it).
+#[derive(Default)]
+pub(crate) struct Ctx<'a> {
+    comps: Vec<Computation>,
+    comp_names: CompNames<'a>,
+    /// Instructions completed once the whole module is read, by computation index.
+    deferred: Vec<(usize, Deferred)>,
+    /// The computations written inline: index and the name to make unique for it.
+    inline: Vec<(usize, String)>,
+}
+
+/// Names each computation written inline (`to_apply={...}`) after the instruction and
+/// attribute that hold it (`reduce.3.to_apply`), made unique among the module's computations.
+fn name_inline_computations(comps: &mut [Computation], inline: &[(usize, String)]) {
+    let mut taken: std::collections::HashSet<String> =
+        comps.iter().filter(|c| !c.name.is_empty()).map(|c| c.name.clone()).collect();
+    for (index, base) in inline {
+        let name = (0..)
+            .map(|k| if k == 0 { base.clone() } else { format!("{base}.{k}") })
+            .find(|n| !taken.contains(n))
+            .unwrap_or_default();
+        taken.insert(name.clone());
+        comps[*index].name = name;
+    }
+}
+
+/// A computation written inline as an attribute's value (`to_apply={ p0 = ... }`, as XLA's
+/// parser accepts): its instructions are read in a scope of their own, and it becomes a
+/// computation of the module, named once the module is read.
+fn inline_computation<'a>(c: &mut Cursor<'a>, ctx: &mut Ctx<'a>, base: String) -> PResult<CompRef<'a>> {
+    c.skip_ws();
+    let pos = c.pos;
+    c.enter()?;
+    let mut scratch = Scratch::default();
+    let (comp, deferred) = instruction_list(c, ctx, &mut scratch, "", pos)?;
+    c.leave();
+    let index = ctx.comps.len();
+    let id = ctx.comp_names.inline(pos, index)?;
+    ctx.deferred.extend(deferred.into_iter().map(|d| (index, d)));
+    ctx.inline.push((index, base));
+    ctx.comps.push(comp);
+    Ok(CompRef::Inline(id))
+}
+
+/// The value of a computation attribute: a name or an inline computation (`Comp`), or a
+/// braced list of those (`Comps`).
+fn computation_value<'a>(
+    c: &mut Cursor<'a>,
+    ctx: &mut Ctx<'a>,
+    grammar: attrs::Grammar,
+    instr: &str,
+    key: &str,
+) -> PResult<attrs::Value<'a>> {
+    let one = |c: &mut Cursor<'a>, ctx: &mut Ctx<'a>| -> PResult<CompRef<'a>> {
+        if c.peek() == Some(b'{') {
+            inline_computation(c, ctx, format!("{instr}.{key}"))
+        } else {
+            let (name, pos) = c.name("a computation name or an inline computation ('{')")?;
+            Ok(CompRef::Named(NameRef { name, pos }))
+        }
+    };
+    if matches!(grammar, attrs::Grammar::Comp) {
+        return Ok(attrs::Value::Comp(one(c, ctx)?));
+    }
+    let mut comps = Vec::new();
+    c.expect(b'{')?;
+    if !c.eat(b'}') {
+        loop {
+            comps.push(one(c, ctx)?);
+            if c.eat(b',') {
+                continue;
+            }
+            c.expect(b'}')?;
+            break;
+        }
+    }
+    Ok(attrs::Value::Comps(comps))
+}
+
+/// `{ {output index}: (parameter, {parameter index}[, may-alias|must-alias]), ... }`.
+fn aliasing(c: &mut Cursor<'_>) -> PResult<()> {
+    const FORMAT: &str = "(in `input_output_alias`: `{output index}: (parameter, {parameter index}[, kind])`)";
+    c.expect(b'{')?;
+    while c.peek() != Some(b'}') {
+        shape_index(c).map_err(|e| e.note(FORMAT))?;
+        for (i, token) in [b':', b'('].into_iter().enumerate() {
+            if !c.eat(token) {
+                let what = if i == 0 { "':'" } else { "'('" };
+                return Err(c.err_expected(&format!("{what} {FORMAT}")));
+            }
+        }
+        if !matches!(c.peek(), Some(b'0'..=b'9')) {
+            return Err(c.err_expected(&format!("a parameter number {FORMAT}")));
+        }
+        c.uint()?;
+        c.expect(b',')?;
+        shape_index(c).map_err(|e| e.note(FORMAT))?;
+        if c.eat(b',') {
+            c.skip_ws();
+            let start = c.pos;
+            match c.word() {
+                Some("may-alias" | "must-alias") => {}
+                _ => {
+                    c.pos = start;
+                    return Err(c.err_expected("'may-alias' or 'must-alias'"));
+                }
+            }
+        }
+        if !c.eat(b')') {
+            return Err(c.err_expected(&format!("')' {FORMAT}")));
+        }
+        if !c.eat(b',') {
+            break;
+        }
+    }
+    if !c.eat(b'}') {
+        return Err(c.err_expected(&format!("',' or '}}' {FORMAT}")));
+    }
+    Ok(())
+}
+
+/// The `log_mode=` values of `debug_attributes`: `default` or `fusion_debugger`.
+fn debug_log_modes(c: &mut Cursor<'_>) -> PResult<()> {
+    c.skip_ws();
+    let start = c.pos;
+    let value = c.clone().skip_multiline_value()?;
+    for (k, _) in value.match_indices("log_mode=") {
+        let mode_at = k + "log_mode=".len();
+        let mode: String = value[mode_at..].chars().take_while(|&ch| is_name_char(ch)).collect();
+        if mode != "default" && mode != "fusion_debugger" {
+            let at = start + mode_at;
+            return Err(PErr::new(
+                at,
+                at + mode.len().max(1),
+                format!("invalid log_mode '{mode}' (default or fusion_debugger)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `{ (parameter, {parameter index}), ... }`.
+fn buffer_donor(c: &mut Cursor<'_>) -> PResult<()> {
+    const FORMAT: &str = "(in `buffer_donor`: `(parameter, {parameter index})`)";
+    c.expect(b'{')?;
+    while c.peek() != Some(b'}') {
+        if !c.eat(b'(') {
+            return Err(c.err_expected(&format!("'(' {FORMAT}")));
+        }
+        if !matches!(c.peek(), Some(b'0'..=b'9')) {
+            return Err(c.err_expected(&format!("a parameter number {FORMAT}")));
+        }
+        c.uint()?;
+        c.expect(b',')?;
+        shape_index(c).map_err(|e| e.note(FORMAT))?;
+        if !c.eat(b')') {
+            return Err(c.err_expected(&format!("')' {FORMAT}")));
+        }
+        if !c.eat(b',') {
+            break;
+        }
+    }
+    if !c.eat(b'}') {
+        return Err(c.err_expected(&format!("',' or '}}' {FORMAT}")));
+    }
+    Ok(())
+}
+
+/// `{i, j, ...}`: a shape index, non-negative integers.
+fn shape_index(c: &mut Cursor<'_>) -> PResult<()> {
+    c.expect(b'{')?;
+    if c.eat(b'}') {
+        return Ok(());
+    }
+    loop {
+        if !matches!(c.peek(), Some(b'0'..=b'9')) {
+            return Err(c.err_expected("a shape index (non-negative integers)"));
+        }
+        c.uint()?;
+        if c.eat(b',') {
+            continue;
+        }
+        c.expect(b'}')?;
+        return Ok(());
+    }
 }
 
 /// Buffers reused from one instruction to the next, so that the hot path does not allocate them.
@@ -198,16 +402,53 @@ fn attr_name<'a>(c: &mut Cursor<'a>) -> PResult<(&'a str, usize)> {
 
 fn computation<'a>(
     c: &mut Cursor<'a>,
-    comp_names: &mut CompNames<'a>,
-    index: usize,
+    ctx: &mut Ctx<'a>,
     scratch: &mut Scratch<'a>,
-) -> PResult<(Computation, bool, usize, Vec<Deferred>)> {
+) -> PResult<(Computation, bool, NameRef<'a>, Vec<Deferred>)> {
     let is_entry = c.eat_keyword("ENTRY");
     let (name, pos) = c.name(if is_entry { "a computation name" } else { "a computation" })?;
-    comp_names.define(NameRef { name, pos }, index)?;
-    if c.peek() == Some(b'(') {
-        signature(c)?;
+    let declared = if c.peek() == Some(b'(') { Some(signature(c)?) } else { None };
+    let (mut comp, deferred) = instruction_list(c, ctx, scratch, name, pos)?;
+    if let Some((result, start, end)) = declared {
+        // XLA checks the declared result against the root (the parameters carry their own
+        // shapes). A root whose shape is inferred later is checked by the verifier.
+        let root = comp.instr(comp.root);
+        let later = deferred.iter().any(|d| d.instr == root.name && matches!(d.kind, DeferredKind::InferShape));
+        if !later && !result.compatible(&root.shape) {
+            return Err(PErr::new(
+                start,
+                end,
+                format!(
+                    "the signature of computation '%{name}' declares the result shape {}, but its root '%{}' has the shape {}",
+                    hlo_ir::print::print_shape(&result),
+                    root.name,
+                    hlo_ir::print::print_shape(&root.shape)
+                ),
+            ));
+        }
     }
+    let save = c.pos;
+    if c.eat(b',') {
+        if c.eat_keyword("execution_thread") {
+            c.expect(b'=')?;
+            comp.execution_thread = Some(c.string()?);
+        } else {
+            c.pos = save;
+            c.pos += 1;
+            return Err(c.err_expected("'execution_thread'"));
+        }
+    }
+    Ok((comp, is_entry, NameRef { name, pos }, deferred))
+}
+
+/// `'{' instruction* '}'`: a computation's body, named `name` (empty for one written inline).
+fn instruction_list<'a>(
+    c: &mut Cursor<'a>,
+    ctx: &mut Ctx<'a>,
+    scratch: &mut Scratch<'a>,
+    name: &str,
+    pos: usize,
+) -> PResult<(Computation, Vec<Deferred>)> {
     c.expect(b'{')?;
     let estimate = estimate_lines(c.rest());
     let mut comp = Computation::new(name);
@@ -215,29 +456,30 @@ fn computation<'a>(
     comp.spans.reserve(estimate);
     let mut names = NameMap::default();
     names.reserve(estimate);
-    let mut body = Body { comp, names, pending: Vec::new(), params: Vec::new(), root: None, deferred: Vec::new() };
+    let mut body = Body {
+        comp,
+        names,
+        pending: Vec::new(),
+        params: Vec::new(),
+        root: None,
+        deferred: Vec::new(),
+        operand_shapes: Vec::new(),
+    };
     while !c.eat(b'}') {
         if c.at_end() {
             return Err(c.err_expected("an instruction or '}'"));
         }
-        instruction(c, &mut body, comp_names, scratch)?;
+        instruction(c, &mut body, ctx, scratch)?;
     }
     if body.comp.instrs.is_empty() {
-        return Err(PErr::new(pos, pos + name.len(), format!("computation '%{name}' has no instructions")));
-    }
-    let save = c.pos;
-    if c.eat(b',') {
-        if c.eat_keyword("execution_thread") {
-            c.expect(b'=')?;
-            body.comp.execution_thread = Some(c.string()?);
+        let message = if name.is_empty() {
+            "inline computation has no instructions".to_string()
         } else {
-            c.pos = save;
-            c.pos += 1;
-            return Err(c.err_expected("'execution_thread'"));
-        }
+            format!("computation '%{name}' has no instructions")
+        };
+        return Err(PErr::new(pos, pos + name.len() + 1, message));
     }
-    let deferred = std::mem::take(&mut body.deferred);
-    Ok((build::finish(body)?, is_entry, pos, deferred))
+    build::finish(body)
 }
 
 /// A computation being read: its instructions so far, their names, and the references
@@ -252,6 +494,10 @@ pub(crate) struct Body<'a> {
     pub root: Option<u32>,
     /// Instructions completed once the whole module is read.
     pub deferred: Vec<Deferred>,
+    /// Operand shapes written out (`add(f32[2] %x, ...)`), checked against the operands'
+    /// shapes when the computation ends: instruction index ([`UNPLACED`] until pushed),
+    /// operand number, the shape and its span.
+    pub operand_shapes: Vec<(u32, u32, hlo_ir::Shape, usize, usize)>,
 }
 
 /// An instruction that needs the other computations of the module to be complete: async
@@ -259,18 +505,19 @@ pub(crate) struct Body<'a> {
 /// its called computations give.
 pub(crate) struct Deferred {
     /// The instruction's name (arena indices change when a computation is sorted).
-    instr: String,
+    pub(crate) instr: String,
     /// The opcode's span, for messages.
     start: usize,
     end: usize,
-    kind: DeferredKind,
+    pub(crate) kind: DeferredKind,
 }
 
 pub(crate) enum DeferredKind {
     /// `X-start(operands), attrs`: an `async-start` wrapping `X(operands), attrs`.
     AsyncStart(hlo_ir::Op),
-    /// `X-update`/`X-done`: an `async-update`/`async-done` of the start it reads.
-    AsyncWrapper,
+    /// `X-update`/`X-done`: an `async-update`/`async-done` of the start it reads, which must
+    /// wrap an `X`.
+    AsyncWrapper(Opcode),
     /// A shape left out where inferring it needs called computations (`conditional`, `call`).
     InferShape,
 }
@@ -289,12 +536,12 @@ fn reference<'a>(body: &mut Body<'a>, r: NameRef<'a>, slot: Slot) -> InstrId {
 }
 
 /// The instruction index of a deferred reference whose instruction is not pushed yet.
-const UNPLACED: u32 = u32::MAX;
+pub(crate) const UNPLACED: u32 = u32::MAX;
 
 fn instruction<'a>(
     c: &mut Cursor<'a>,
     body: &mut Body<'a>,
-    comp_names: &mut CompNames<'a>,
+    ctx: &mut Ctx<'a>,
     scratch: &mut Scratch<'a>,
 ) -> PResult<()> {
     let is_root = c.eat_keyword("ROOT");
@@ -308,7 +555,7 @@ fn instruction<'a>(
     c.expect(b'=')?;
     // XLA also reads `name = opcode(...)` and infers the shape from the operands.
     let shape = if at_nested_opcode(c) { None } else { Some(shape(c)?) };
-    let index = instruction_rhs(c, body, comp_names, scratch, name.to_string(), pos, shape, false)?;
+    let index = instruction_rhs(c, body, ctx, scratch, name.to_string(), pos, shape, false)?;
     body.names.insert(name, index);
     if is_root {
         body.root = Some(index);
@@ -321,7 +568,7 @@ fn instruction<'a>(
 fn nested_operand<'a>(
     c: &mut Cursor<'a>,
     body: &mut Body<'a>,
-    comp_names: &mut CompNames<'a>,
+    ctx: &mut Ctx<'a>,
     shape: Option<hlo_ir::Shape>,
 ) -> PResult<InstrId> {
     let pos = c.pos;
@@ -336,7 +583,7 @@ fn nested_operand<'a>(
     };
     // Its own attribute scratch: the enclosing instruction's attributes are read after it.
     let mut nested = Scratch::default();
-    let index = instruction_rhs(c, body, comp_names, &mut nested, name, pos, shape, true)?;
+    let index = instruction_rhs(c, body, ctx, &mut nested, name, pos, shape, true)?;
     Ok(InstrId::from_index(index as usize))
 }
 
@@ -412,7 +659,7 @@ fn at_attribute(c: &Cursor<'_>) -> bool {
 fn instruction_rhs<'a>(
     c: &mut Cursor<'a>,
     body: &mut Body<'a>,
-    comp_names: &mut CompNames<'a>,
+    ctx: &mut Ctx<'a>,
     scratch: &mut Scratch<'a>,
     name: String,
     pos: usize,
@@ -422,6 +669,7 @@ fn instruction_rhs<'a>(
     // Without a declared shape, ops are built against an empty tuple and the shape is inferred.
     let shape = declared.clone().unwrap_or(hlo_ir::Shape::Tuple(Vec::new()));
     let pending_start = body.pending.len();
+    let shapes_start = body.operand_shapes.len();
     c.skip_ws();
     let opcode_pos = c.pos;
     let Some(opcode_name) = c.word() else {
@@ -454,12 +702,18 @@ fn instruction_rhs<'a>(
         _ => {
             if !c.eat(b')') {
                 loop {
+                    c.skip_ws();
+                    let shape_start = c.pos;
                     let operand_shape = if at_shape(c) { Some(crate::shape::shape(c)?) } else { None };
                     match operand_shape {
                         shape if at_nested_opcode(c) => {
-                            operands.push(nested_operand(c, body, comp_names, shape)?);
+                            operands.push(nested_operand(c, body, ctx, shape)?);
                         }
-                        _ => {
+                        shape => {
+                            if let Some(shape) = shape {
+                                let k = operands.len() as u32;
+                                body.operand_shapes.push((UNPLACED, k, shape, shape_start, c.pos));
+                            }
                             let (name, pos) = c.name("an operand")?;
                             if c.peek_raw(0) == Some(b'#') {
                                 operands.push(compact_gte(c, body, name, pos)?);
@@ -481,6 +735,7 @@ fn instruction_rhs<'a>(
     };
     scratch.attrs.clear();
     scratch.seen.clear();
+    let mut unexpected_comp_attr: Option<(&str, usize)> = None;
     let mut meta = InstrMeta::default();
     // The span ends after the last token of the instruction, not after the whitespace that
     // the failed search for another `,` skipped.
@@ -510,7 +765,11 @@ fn instruction_rhs<'a>(
                 if c.peek() != Some(b'{') {
                     return Err(c.err_expected("'{'"));
                 }
-                meta.sharding = Some(c.skip_value()?.to_string());
+                c.skip_ws();
+                let start = c.pos;
+                let value = c.skip_value()?;
+                device_counts(value, start)?;
+                meta.sharding = Some(value.to_string());
             }
             "frontend_attributes" => meta.frontend_attributes = frontend_attributes(c)?,
             "control-predecessors" => {
@@ -530,11 +789,28 @@ fn instruction_rhs<'a>(
                 }
             }
             _ => match attrs::grammar_of(key).filter(|_| attrs::accepts(opcode, key)) {
+                Some(grammar @ (attrs::Grammar::Comp | attrs::Grammar::Comps)) => {
+                    let value = computation_value(c, ctx, grammar, &name, key)?;
+                    scratch.attrs.push(Attr { name: key, pos: key_pos, value });
+                }
                 Some(grammar) => {
                     let value = attrs::value(c, grammar)?;
                     scratch.attrs.push(Attr { name: key, pos: key_pos, value });
                 }
                 None => {
+                    c.skip_ws();
+                    let start = c.pos;
+                    // A computation attribute XLA does not give this opcode (unknown attributes
+                    // are otherwise kept verbatim).
+                    if matches!(attrs::grammar_of(key), Some(attrs::Grammar::Comp | attrs::Grammar::Comps)) {
+                        unexpected_comp_attr.get_or_insert((key, key_pos));
+                    }
+                    match key {
+                        "result_accuracy" => result_accuracy(&mut c.clone())?,
+                        "replica_groups" if c.rest().starts_with("mesh[") => mesh_replica_groups(c.rest(), start)?,
+                        "replica_groups" => device_counts(c.rest().split('\n').next().unwrap_or(""), start)?,
+                        _ => {}
+                    }
                     let value = c.skip_value()?;
                     meta.other_attrs.push((key.to_string(), value.to_string()));
                 }
@@ -545,7 +821,13 @@ fn instruction_rhs<'a>(
     // List unmodelled attributes in the order the printer writes them.
     meta.other_attrs.sort_by_key(|(name, _)| hlo_ir::print::other_attr_rank(opcode, name));
     let parameter_number = if let Payload::Parameter(n) = payload { Some(n) } else { None };
-    let op = build::op(opcode, opcode_pos, payload, &mut scratch.attrs, &shape, comp_names)?;
+    xla_checks(opcode, &scratch.attrs, &operands, body, pending_start, declared.as_ref(), opcode_pos, end)?;
+    let op = build::op(opcode, opcode_pos, payload, &mut scratch.attrs, &shape, &mut ctx.comp_names)?;
+    // Checked for the opcodes the IR models (the others keep all their attributes verbatim).
+    if let (Some((key, key_pos)), false) = (unexpected_comp_attr, matches!(op, hlo_ir::Op::Other { .. })) {
+        let opcode = opcode.name();
+        return Err(PErr::new(key_pos, key_pos + key.len(), format!("unexpected attribute \"{key}\" for {opcode}")));
+    }
     let op = if sugar == Some(AsyncPart::Start) {
         if declared.is_none() {
             return Err(PErr::new(
@@ -559,15 +841,50 @@ fn instruction_rhs<'a>(
         hlo_ir::Op::Async { opcode: Opcode::AsyncStart, calls: None }
     } else {
         if sugar.is_some() {
+            let stem = opcode_name.rsplit_once('-').and_then(|(stem, _)| Opcode::from_name(stem));
             body.deferred.push(Deferred {
                 instr: name.clone(),
                 start: opcode_pos,
                 end,
-                kind: DeferredKind::AsyncWrapper,
+                kind: DeferredKind::AsyncWrapper(stem.unwrap_or(opcode)),
             });
         }
         op
     };
+    if let hlo_ir::Op::Async { opcode: part, .. } = &op {
+        let bad_shape = !matches!(declared.as_ref().and_then(|s| s.as_tuple()), Some([hlo_ir::Shape::Tuple(_), _, ..]));
+        if *part != Opcode::AsyncDone && bad_shape {
+            return Err(PErr::new(
+                opcode_pos,
+                end,
+                format!("{opcode_name} takes the shape ((operand shapes...), result shape, ...)"),
+            ));
+        }
+        if *part != Opcode::AsyncStart {
+            let Some(first) = operands.first() else {
+                return Err(PErr::new(
+                    opcode_pos,
+                    end,
+                    format!("{opcode_name} takes the async-start or async-update it completes as operand, found none"),
+                ));
+            };
+            let defined = !body.pending[pending_start..]
+                .iter()
+                .any(|p| p.instr == UNPLACED && matches!(p.slot, Slot::Operand(0)));
+            if defined {
+                if let hlo_ir::Op::Async { opcode: Opcode::AsyncDone, .. } = body.comp.instrs[first.index()].op {
+                    return Err(PErr::new(
+                        opcode_pos,
+                        end,
+                        format!(
+                            "{opcode_name} takes an async-start or async-update as operand, found the async-done '%{}'",
+                            body.comp.instrs[first.index()].name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
     let shape = match declared {
         Some(shape) => shape,
         None => match inferred_shape(body, &op, &operands, pending_start) {
@@ -608,9 +925,261 @@ fn instruction_rhs<'a>(
             p.instr = index;
         }
     }
+    for s in &mut body.operand_shapes[shapes_start..] {
+        if s.0 == UNPLACED {
+            s.0 = index;
+        }
+    }
     let instr = Instr { name, shape, op, operands, meta };
     body.comp.push_with_span(instr, Span { start: crate::error::to_u32(pos), end: crate::error::to_u32(end) });
     Ok(index)
+}
+
+/// Checks XLA's parser makes on what the IR does not keep or the verifier does not see.
+#[allow(clippy::too_many_arguments)]
+fn xla_checks(
+    opcode: Opcode,
+    attrs: &[Attr<'_>],
+    operands: &[InstrId],
+    body: &Body<'_>,
+    pending_start: usize,
+    declared: Option<&hlo_ir::Shape>,
+    start: usize,
+    end: usize,
+) -> PResult<()> {
+    use attrs::Value;
+    use Opcode as O;
+    let attr = |name: &str| attrs.iter().find(|a| a.name == name);
+    // An operand's shape, when it is defined before the instruction.
+    let operand_shape = |k: usize| {
+        let later = body.pending[pending_start..]
+            .iter()
+            .any(|p| p.instr == UNPLACED && matches!(p.slot, Slot::Operand(n) if n as usize == k));
+        operands.get(k).filter(|_| !later).map(|o| &body.comp.instrs[o.index()].shape)
+    };
+    let name = opcode.name();
+    if matches!(opcode, O::AllGather | O::AllGatherStart | O::ReduceScatter) {
+        if let Some(Attr { value: Value::Ints(dims), pos, .. }) = attr("dimensions") {
+            if dims.len() != 1 {
+                let n = dims.len();
+                return Err(PErr::new(
+                    *pos,
+                    pos + "dimensions".len(),
+                    format!("{name} takes exactly one dimension, found {n}"),
+                ));
+            }
+        }
+    }
+    if opcode == O::CustomCall {
+        if let Some(Attr { value: Value::Shapes(shapes), pos, .. }) = attr("operand_layout_constraints") {
+            let at = PErr::new(*pos, pos + "operand_layout_constraints".len(), "");
+            if shapes.len() != operands.len() {
+                return Err(PErr::new(
+                    at.start,
+                    at.end,
+                    format!(
+                        "expected {} operand layout constraints (one per operand), found {}",
+                        operands.len(),
+                        shapes.len()
+                    ),
+                ));
+            }
+            for (k, constraint) in shapes.iter().enumerate() {
+                if let Some(shape) = operand_shape(k).filter(|s| !constraint.compatible(s)) {
+                    return Err(PErr::new(
+                        at.start,
+                        at.end,
+                        format!(
+                            "operand layout constraint {k}, {}, does not match the shape of operand {k}, {}",
+                            hlo_ir::print::print_shape(constraint),
+                            hlo_ir::print::print_shape(shape)
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    if let (O::DynamicReshape, Some(hlo_ir::Shape::Array(result))) = (opcode, declared) {
+        let sizes = operands.len().saturating_sub(1);
+        if sizes != result.rank() {
+            return Err(PErr::new(
+                start,
+                end,
+                format!(
+                    "dynamic-reshape takes one dimension size operand per result dimension: {sizes} for {} dimensions",
+                    result.rank()
+                ),
+            ));
+        }
+        if let Some(hlo_ir::Shape::Array(operand)) = operand_shape(0) {
+            let count = |a: &hlo_ir::ArrayShape| {
+                a.dims.iter().try_fold(1i64, |n, &d| if d < 0 { None } else { n.checked_mul(d) })
+            };
+            if let (Some(a), Some(b)) = (count(operand), count(result)) {
+                if a != b {
+                    return Err(PErr::new(start, end, format!(
+                        "dynamic-reshape: the result shape {} holds {b} elements (at its bounds), the operand {} holds {a}",
+                        hlo_ir::print::print_shape(declared.unwrap_or(&hlo_ir::Shape::Tuple(vec![]))),
+                        hlo_ir::print::print_shape(operand_shape(0).unwrap_or(&hlo_ir::Shape::Tuple(vec![])))
+                    )));
+                }
+            }
+        }
+    }
+    if matches!(opcode, O::Infeed | O::Recv) {
+        let bad = match declared {
+            None => false,
+            Some(hlo_ir::Shape::Tuple(elems)) => elems.is_empty(),
+            Some(_) => true,
+        };
+        if bad {
+            let form = if opcode == O::Infeed { "(data, token)" } else { "(data, context, token)" };
+            return Err(PErr::new(start, end, format!("{name} takes a non-empty tuple shape {form}")));
+        }
+    }
+    Ok(())
+}
+
+/// `{mode=default|highest}` or `{tolerance={rtol=x, atol=x, ulps=n}}` (XLA also refuses it on
+/// other than its transcendental unary ops; that is not checked here).
+fn result_accuracy(c: &mut Cursor<'_>) -> PResult<()> {
+    c.expect(b'{')?;
+    let (key, _) = attr_name(c)?;
+    c.expect(b'=')?;
+    match key {
+        "mode" => {
+            c.skip_ws();
+            let at = c.pos;
+            if !matches!(c.word(), Some("default" | "highest")) {
+                c.pos = at;
+                return Err(c.err_expected("a result accuracy mode ('default' or 'highest')"));
+            }
+        }
+        "tolerance" => {
+            c.expect(b'{')?;
+            if !c.eat(b'}') {
+                loop {
+                    c.skip_ws();
+                    let at = c.pos;
+                    let (field, _) = attr_name(c)?;
+                    if !matches!(field, "rtol" | "atol" | "ulps") {
+                        return Err(PErr::new(
+                            at,
+                            at + field.len(),
+                            format!("unknown result accuracy tolerance '{field}' (rtol, atol, ulps)"),
+                        ));
+                    }
+                    c.expect(b'=')?;
+                    c.skip_ws();
+                    if c.float_token().is_none() {
+                        return Err(c.err_expected("a number"));
+                    }
+                    c.eat(b',');
+                    if c.eat(b'}') {
+                        break;
+                    }
+                }
+            }
+        }
+        _ => {
+            let at = c.pos - key.len();
+            return Err(PErr::new(at, c.pos, format!("unknown result accuracy field '{key}' (mode, tolerance)")));
+        }
+    }
+    c.expect(b'}')?;
+    Ok(())
+}
+
+/// `mesh['a'=2,'b'=4(, device_ids=(...))] {'a', ...}`: replica groups over the axes of a
+/// device mesh. The axes chosen must be the mesh's (by name or index) and the device ids, when
+/// listed, as many as the mesh has devices. `at` is the offset of `text` in the source.
+fn mesh_replica_groups(text: &str, at: usize) -> PResult<()> {
+    let Some(close) = text.find(']') else { return Ok(()) };
+    let mesh = &text["mesh[".len()..close];
+    let (axes_text, device_ids) = match mesh.find("device_ids") {
+        Some(k) => (&mesh[..k], Some(&mesh[k..])),
+        None => (mesh, None),
+    };
+    let mut names = Vec::new();
+    let mut devices: u64 = 1;
+    for axis in axes_text.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        let Some((name, size)) = axis.split_once('=') else { return Ok(()) };
+        names.push(name.trim().trim_matches('\'').to_string());
+        devices = devices.saturating_mul(size.trim().parse().unwrap_or(0));
+    }
+    if let Some(ids) = device_ids {
+        let list = ids.split_once('(').and_then(|(_, r)| r.split_once(')')).map_or("", |(l, _)| l);
+        let n = list.split(',').filter(|x| !x.trim().is_empty()).count() as u64;
+        if n != devices {
+            let k = at + "mesh[".len() + axes_text.len();
+            return Err(PErr::new(
+                k,
+                k + "device_ids".len(),
+                format!("{n} device_ids listed, but the mesh has {devices} devices"),
+            ));
+        }
+    }
+    let rest = &text[close + 1..];
+    let Some(open) = rest.find('{').filter(|&k| rest[..k].trim().is_empty()) else { return Ok(()) };
+    let Some(end) = rest[open..].find('}') else { return Ok(()) };
+    let mut offset = close + 1 + open + 1;
+    for item in rest[open + 1..open + end].split(',') {
+        let axis = item.trim().split(':').next().unwrap_or("").trim_matches('\'');
+        let item_at = at + offset + item.find(|ch: char| !ch.is_whitespace()).unwrap_or(0);
+        offset += item.len() + 1;
+        let valid = match axis.parse::<usize>() {
+            Ok(index) => index < names.len(),
+            Err(_) => names.iter().any(|n| n == axis),
+        };
+        if !valid && !axis.is_empty() {
+            let mesh_axes = names.join(", ");
+            return Err(PErr::new(
+                item_at,
+                item_at + item.trim().len(),
+                format!("'{axis}' is not an axis of the mesh (names {mesh_axes}, or an index below {})", names.len()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The device counts written in a sharding or in iota replica groups: `devices=[2,2]0,1,2,3`
+/// lists as many devices as the tile dimensions' product, and an iota `[2,2]<=[4]` (or
+/// `<=[2,2]T(1,0)`) reshapes that many. `at` is the offset of `text` in the source.
+fn device_counts(text: &str, at: usize) -> PResult<()> {
+    let ints = |s: &str| -> Option<Vec<u64>> { s.split(',').map(|x| x.trim().parse::<u64>().ok()).collect() };
+    let mut from = 0;
+    loop {
+        let Some(found) = text[from..].find('[') else { return Ok(()) };
+        let open = from + found;
+        from = open + 1;
+        // Tile dimensions follow `devices=` in a sharding; a replica-group iota starts the value.
+        let before = text[..open].trim_end();
+        if !(before.ends_with("devices=") || before.is_empty()) {
+            continue;
+        }
+        let Some(close) = text[open..].find(']').map(|k| open + k) else { return Ok(()) };
+        let Some(dims) = ints(&text[open + 1..close]) else { continue };
+        let product: u64 = dims.iter().product();
+        let rest = &text[close + 1..];
+        let err = |message: String| Err(PErr::new(at + open, at + close + 1, message));
+        if let Some(iota) = rest.trim_start().strip_prefix("<=[") {
+            let Some(iota_dims) = iota.find(']').and_then(|k| ints(&iota[..k])) else { continue };
+            let n: u64 = iota_dims.iter().product();
+            if n != product {
+                return err(format!(
+                    "the iota of {n} devices does not match the tile assignment dimensions' product, {product}"
+                ));
+            }
+        } else if !before.is_empty() {
+            let list: String =
+                rest.chars().take_while(|ch| ch.is_ascii_digit() || *ch == ',' || ch.is_whitespace()).collect();
+            let n = list.split(',').filter(|x| !x.trim().is_empty()).count() as u64;
+            if n != product {
+                return err(format!("{n} devices listed, but the tile assignment dimensions' product is {product}"));
+            }
+        }
+    }
 }
 
 /// Which part of an async op a sugared opcode names.
@@ -633,6 +1202,11 @@ fn async_sugar(name: &str) -> Option<(Opcode, AsyncPart)> {
         (name.strip_suffix("-done")?, AsyncPart::Done)
     };
     let inner = Opcode::from_name(stem)?;
+    // As in XLA, these have async forms of their own and no sugar.
+    use Opcode as O;
+    if matches!(inner, O::AllGather | O::AllReduce | O::CollectivePermute | O::Copy | O::Recv | O::Send) {
+        return None;
+    }
     Some(match part {
         AsyncPart::Start => (inner, part),
         AsyncPart::Update => (Opcode::AsyncUpdate, part),
@@ -684,34 +1258,85 @@ fn desugar_async_starts(
 }
 
 /// Points each desugared start at its wrapped computation, then each `async-update` and
-/// `async-done` at the computation of the start (or update) it completes.
+/// `async-done` at the computation of the start (or update) it completes, checking what it
+/// writes itself (`calls=`, `async_execution_thread=`, the `X` of `X-update`) against it.
 fn link_async_wrappers(
     comps: &mut [Computation],
     wrapped: &[(usize, String, hlo_ir::CompId)],
     deferred: &[(usize, Deferred)],
-) {
+) -> PResult<()> {
     for (c, name, id) in wrapped {
         if let Some(i) = comps[*c].find(name) {
             comps[*c].instr_mut(i).op = hlo_ir::Op::Async { opcode: Opcode::AsyncStart, calls: Some(*id) };
         }
     }
-    // In module order: an update is linked before the done that reads it.
-    for (c, d) in deferred {
-        if !matches!(d.kind, DeferredKind::AsyncWrapper) {
-            continue;
-        }
-        let comp = &mut comps[*c];
-        if let Some(i) = comp.find(&d.instr) {
-            let k = i.index();
-            let from = comp.instrs[k].operands.first().and_then(|o| match comp.instrs.get(o.index()).map(|i| &i.op) {
-                Some(hlo_ir::Op::Async { calls: Some(id), .. }) => Some(*id),
+    let thread = |instr: &Instr| {
+        instr
+            .meta
+            .other_attrs
+            .iter()
+            .find(|(k, _)| k == "async_execution_thread")
+            .map(|(_, v)| v.trim_matches('"').to_string())
+    };
+    for c in 0..comps.len() {
+        // The computation each async op of this computation runs (an update's or done's is
+        // its start's), in order: an update is linked before the done that reads it.
+        let mut runs: Vec<Option<hlo_ir::CompId>> = vec![None; comps[c].instrs.len()];
+        for k in 0..comps[c].instrs.len() {
+            let comp = &comps[c];
+            let instr = &comp.instrs[k];
+            let hlo_ir::Op::Async { opcode, calls: own } = instr.op else { continue };
+            if opcode == Opcode::AsyncStart {
+                runs[k] = own;
+                continue;
+            }
+            let Some(first) = instr.operands.first() else { continue };
+            let Some(producer) = comp.instrs.get(first.index()) else { continue };
+            let Some(id) = runs.get(first.index()).copied().flatten() else { continue };
+            runs[k] = Some(id);
+            let span = comp.spans[k];
+            let err = |message: String| PErr::new(span.start as usize, span.end as usize, message);
+            let comp_name = |id: hlo_ir::CompId| comps.get(id.index()).map_or("?", |c| c.name.as_str()).to_string();
+            if let Some(own) = own.filter(|&own| own != id) {
+                return Err(err(format!(
+                    "'%{}' completes '%{}', which calls %{}, but it names calls=%{}",
+                    instr.name,
+                    producer.name,
+                    comp_name(id),
+                    comp_name(own)
+                )));
+            }
+            let expected = thread(producer).unwrap_or_else(|| "main".to_string());
+            if let Some(found) = thread(instr).filter(|t| *t != expected) {
+                return Err(err(format!(
+                    "'%{}' completes '%{}', whose async_execution_thread is \"{expected}\", but it names \"{found}\"",
+                    instr.name, producer.name
+                )));
+            }
+            let stem = deferred.iter().find_map(|(dc, d)| match d.kind {
+                DeferredKind::AsyncWrapper(stem) if *dc == c && d.instr == instr.name => Some(stem),
                 _ => None,
             });
-            if let (Some(id), hlo_ir::Op::Async { calls, .. }) = (from, &mut comp.instrs[k].op) {
+            let wrapped_op = comps.get(id.index()).map(|w| w.root_instr().op.opcode());
+            if let (Some(stem), Some(wrapped_op)) = (stem, wrapped_op) {
+                if stem != wrapped_op {
+                    return Err(err(format!(
+                        "'%{}' ({}-{}) completes an async {}, not {}",
+                        instr.name,
+                        stem.name(),
+                        if opcode == Opcode::AsyncUpdate { "update" } else { "done" },
+                        wrapped_op.name(),
+                        stem.name()
+                    )));
+                }
+            }
+            // A sugared one has no `calls=` of its own; one written out keeps what it names.
+            if let (Some(_), hlo_ir::Op::Async { calls, .. }) = (stem, &mut comps[c].instrs[k].op) {
                 *calls = Some(id);
             }
         }
     }
+    Ok(())
 }
 
 /// Infers the shapes left out where the called computations give them, in module order.
@@ -762,8 +1387,9 @@ fn at_nested_opcode(c: &Cursor<'_>) -> bool {
     word_len > 0 && Opcode::from_name(&rest[..word_len]).is_some() && rest[word_len..].trim_start().starts_with('(')
 }
 
-/// `(p: shape, ...) -> shape`: checked for syntax, then dropped (parameters carry their shapes).
-fn signature(c: &mut Cursor<'_>) -> PResult<()> {
+/// `(p: shape, ...) -> shape`: checked for syntax; returns the result shape and its span (the
+/// parameters carry their own shapes).
+fn signature(c: &mut Cursor<'_>) -> PResult<(hlo_ir::Shape, usize, usize)> {
     c.expect(b'(')?;
     if !c.eat(b')') {
         loop {
@@ -784,8 +1410,10 @@ fn signature(c: &mut Cursor<'_>) -> PResult<()> {
     if !c.eat_str("->") {
         return Err(c.err_expected("'->'"));
     }
-    shape(c)?;
-    Ok(())
+    c.skip_ws();
+    let start = c.pos;
+    let result = shape(c)?;
+    Ok((result, start, c.pos))
 }
 
 /// True when an operand starts with a shape (`f32[2] %x`, `(f32[], s32[]) %t`, `token[] %t`).

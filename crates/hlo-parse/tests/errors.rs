@@ -272,3 +272,244 @@ fn rendered_errors_match_snapshots() {
         insta::assert_snapshot!(rendered);
     });
 }
+
+#[test]
+fn declared_shapes_must_match() {
+    let mut t = Table::default();
+    // A shape written before an operand is the operand's (layouts aside), wherever it is defined.
+    t.check(
+        &entry("  %x = f32[3] parameter(0)\n  ROOT %a = f32[3] add(f32[2] %x, f32[3] %x)"),
+        5,
+        24,
+        "the declared operand shape f32[2] does not match the shape of '%x', f32[3]",
+    );
+    t.check(
+        &entry("  ROOT %a = f32[3] negate(s32[3] %x)\n  %x = f32[3] parameter(0)"),
+        4,
+        27,
+        "the declared operand shape s32[3] does not match the shape of '%x', f32[3]",
+    );
+    t.check(
+        &entry("  %t = (f32[2], s32[]) parameter(0)\n  ROOT %n = f32[2] negate(f32[3] %t#0)"),
+        5,
+        27,
+        "the declared operand shape f32[3] does not match the shape of '%t_0', f32[2]",
+    );
+    // The result a signature declares is the root's.
+    t.check(
+        "HloModule m\n\nENTRY %main (x: f32[2]) -> f32[3] {\n  ROOT %x = f32[2] parameter(0)\n}\n",
+        3,
+        28,
+        "the signature of computation '%main' declares the result shape f32[3], but its root '%x' has the shape f32[2]",
+    );
+    t.check(
+        "HloModule m\n\n%f () -> (f32[], s32[]) {\n  ROOT %c = f32[] constant(1)\n}\n\nENTRY %main {\n  ROOT %c = f32[] call(), to_apply=%f\n}\n",
+        3,
+        10,
+        "the signature of computation '%f' declares the result shape (f32[], s32[]), but its root '%c' has the shape f32[]",
+    );
+}
+
+#[test]
+fn declared_shapes_that_match_up_to_layout_are_accepted() {
+    let text = "HloModule m\n\nENTRY %main (x: f32[2,3]) -> f32[2,3]{0,1} {\n  %x = f32[2,3]{1,0} parameter(0)\n  ROOT %n = f32[2,3]{1,0} negate(f32[2,3]{0,1} %x)\n}\n";
+    hlo_parse::parse_module(text).unwrap_or_else(|e| panic!("{}", hlo_parse::render_error(text, "input", &e)));
+}
+
+#[test]
+fn aliasing_header_attributes() {
+    let mut t = Table::default();
+    let body = "\n\nENTRY %main {\n  ROOT %p = (f32[], f32[]) parameter(0)\n}\n";
+    let ok = format!("HloModule m, input_output_alias={{ {{0}}: (0, {{0}}, must-alias), {{1}}: (0, {{1}}) }}, buffer_donor={{ (0, {{}}) }}{body}");
+    hlo_parse::parse_module(&ok).unwrap_or_else(|e| panic!("{}", hlo_parse::render_error(&ok, "input", &e)));
+    const ALIAS: &str = "(in `input_output_alias`: `{output index}: (parameter, {parameter index}[, kind])`)";
+    t.check(
+        &format!("HloModule m, input_output_alias={{ {{0, x}}: (0, {{0}}) }}{body}"),
+        1,
+        39,
+        &format!("expected a shape index (non-negative integers), found 'x' {ALIAS}"),
+    );
+    t.check(
+        &format!("HloModule m, input_output_alias={{ {{0}} (0, {{0}}) }}{body}"),
+        1,
+        39,
+        &format!("expected ':' {ALIAS}, found '('"),
+    );
+    t.check(
+        &format!("HloModule m, input_output_alias={{ {{0}}: (0, {{0}}, maybe) }}{body}"),
+        1,
+        49,
+        "expected 'may-alias' or 'must-alias', found 'maybe'",
+    );
+    t.check(
+        &format!("HloModule m, buffer_donor={{ (p, {{0}}) }}{body}"),
+        1,
+        30,
+        "expected a parameter number (in `buffer_donor`: `(parameter, {parameter index})`), found 'p'",
+    );
+}
+
+#[test]
+fn async_chains() {
+    let mut t = Table::default();
+    let wrapped = "HloModule m\n\n%w (p: f32[2]) -> f32[3] {\n  %p = f32[2] parameter(0)\n  ROOT %c = f32[3] custom-call(%p), custom_call_target=\"f\"\n}\n\n%v (p: f32[2]) -> f32[3] {\n  %p = f32[2] parameter(0)\n  ROOT %c = f32[3] custom-call(%p), custom_call_target=\"g\"\n}\n\nENTRY %main {\n  %x = f32[2] parameter(0)\n";
+    let start = "  %s = ((f32[2]), f32[3], s32[]) async-start(%x), calls=%w\n";
+    t.check(
+        &format!("{wrapped}  %s = (f32[2], f32[3], s32[]) async-start(%x), calls=%w\n  ROOT %d = f32[3] async-done(%s)\n}}\n"),
+        15,
+        32,
+        "async-start takes the shape ((operand shapes...), result shape, ...)",
+    );
+    t.check(
+        &format!("{wrapped}{start}  ROOT %d = f32[3] async-done()\n}}\n"),
+        16,
+        20,
+        "async-done takes the async-start or async-update it completes as operand, found none",
+    );
+    t.check(
+        &format!("{wrapped}{start}  %d = f32[3] async-done(%s)\n  ROOT %e = f32[3] async-done(%d)\n}}\n"),
+        17,
+        20,
+        "async-done takes an async-start or async-update as operand, found the async-done '%d'",
+    );
+    t.check(
+        &format!("{wrapped}{start}  ROOT %d = f32[3] async-done(%s), calls=%v\n}}\n"),
+        16,
+        8,
+        "'%d' completes '%s', which calls %w, but it names calls=%v",
+    );
+    t.check(
+        &format!("{wrapped}{start}  ROOT %d = f32[3] async-done(%s), async_execution_thread=\"t\"\n}}\n"),
+        16,
+        8,
+        "'%d' completes '%s', whose async_execution_thread is \"main\", but it names \"t\"",
+    );
+    t.check(
+        &entry("  %x = f32[2] parameter(0)\n  %s = ((f32[2]), f32[3], s32[]) custom-call-start(%x), custom_call_target=\"f\"\n  ROOT %d = f32[3] negate-done(%s)"),
+        6,
+        8,
+        "'%d' (negate-done) completes an async custom-call, not negate",
+    );
+    // Ops with async forms of their own have no `X-update` sugar.
+    t.check(
+        &entry("  %x = f32[2] parameter(0)\n  %s = (f32[2], f32[2], u32[]) copy-start(%x)\n  %u = (f32[2], f32[2], u32[]) copy-update(%s)\n  ROOT %d = f32[2] copy-done(%u)"),
+        6,
+        32,
+        "unknown opcode 'copy-update'",
+    );
+}
+
+#[test]
+fn attribute_checks_xla_makes() {
+    let mut t = Table::default();
+    let x = "  %x = f32[4,4] parameter(0)\n";
+    t.check(
+        &entry(&format!("{x}  ROOT %c = f32[4,4] copy(%x), sharding={{devices=[2,2]0,1,2}}")),
+        5,
+        50,
+        "3 devices listed, but the tile assignment dimensions' product is 4",
+    );
+    t.check(
+        &entry(&format!("{x}  ROOT %c = f32[4,4] copy(%x), sharding={{devices=[2,2]<=[8]}}")),
+        5,
+        50,
+        "the iota of 8 devices does not match the tile assignment dimensions' product, 4",
+    );
+    t.check(
+        &entry(&format!("{x}  ROOT %g = f32[8,4] all-gather(%x), dimensions={{0}}, replica_groups=[2,2]<=[2]")),
+        5,
+        69,
+        "the iota of 2 devices does not match the tile assignment dimensions' product, 4",
+    );
+    t.check(
+        &entry(&format!("{x}  ROOT %g = f32[4,4] all-gather(%x), replica_groups={{}}, dimensions={{}}")),
+        5,
+        57,
+        "all-gather takes exactly one dimension, found 0",
+    );
+    t.check(
+        &entry(&format!("{x}  ROOT %e = f32[4,4] exponential(%x), result_accuracy={{mode=high}}")),
+        5,
+        61,
+        "expected a result accuracy mode ('default' or 'highest'), found 'high'",
+    );
+    t.check(
+        &entry(&format!("{x}  ROOT %e = f32[4,4] exponential(%x), result_accuracy={{tolerance={{rtol=0.5, btol=1}}}}")),
+        5,
+        77,
+        "unknown result accuracy tolerance 'btol' (rtol, atol, ulps)",
+    );
+    t.check(
+        &entry(&format!("{x}  ROOT %c = f32[4] custom-call(%x), custom_call_target=\"f\", operand_layout_constraints={{f32[4,4], f32[4]}}")),
+        5,
+        61,
+        "expected 1 operand layout constraints (one per operand), found 2",
+    );
+    t.check(
+        &entry(&format!(
+            "{x}  ROOT %c = f32[4] custom-call(%x), custom_call_target=\"f\", operand_layout_constraints={{f32[4,2]}}"
+        )),
+        5,
+        61,
+        "operand layout constraint 0, f32[4,2], does not match the shape of operand 0, f32[4,4]",
+    );
+    t.check(
+        &entry("  %t = token[] after-all()\n  ROOT %i = f32[2] infeed(%t)"),
+        5,
+        20,
+        "infeed takes a non-empty tuple shape (data, token)",
+    );
+    t.check(
+        &entry(&format!("{x}  %n = s32[] constant(2)\n  ROOT %r = f32[2,<=8] dynamic-reshape(%x, %n)")),
+        6,
+        24,
+        "dynamic-reshape takes one dimension size operand per result dimension: 1 for 2 dimensions",
+    );
+    t.check(
+        &entry("  ROOT %p = f32[2,2]{1,0:D(D,Q)} parameter(0)"),
+        4,
+        30,
+        "expected a dimension level type (D, C, S or H) for dimension 1, found 'Q'",
+    );
+    t.check(
+        &entry("  %t = token[] after-all()\n  ROOT %s = (f32[], u32[], token[]) send(f32[] %t, %t), channel_id=1, to_apply=%t"),
+        5,
+        71,
+        "unexpected attribute \"to_apply\" for send",
+    );
+}
+
+#[test]
+fn mesh_replica_groups_and_debug_log_modes() {
+    let mut t = Table::default();
+    let add = "%add {\n  %a = f32[] parameter(0)\n  %b = f32[] parameter(1)\n  ROOT %s = f32[] add(%a, %b)\n}\n\n";
+    let module = |groups: &str| {
+        format!("HloModule m\n\n{add}ENTRY %main {{\n  %x = f32[4] parameter(0)\n  ROOT %r = f32[4] all-reduce(%x), replica_groups={groups}, to_apply=%add\n}}\n")
+    };
+    let ok = module("mesh['x'=2,'y'=2] {'y'}");
+    hlo_parse::parse_module(&ok).unwrap_or_else(|e| panic!("{}", hlo_parse::render_error(&ok, "input", &e)));
+    t.check(
+        &module("mesh['x'=2,'y'=2] {'z'}"),
+        11,
+        70,
+        "'z' is not an axis of the mesh (names x, y, or an index below 2)",
+    );
+    t.check(
+        &module("mesh['x'=2,'y'=2] {'2'}"),
+        11,
+        70,
+        "'2' is not an axis of the mesh (names x, y, or an index below 2)",
+    );
+    t.check(
+        &module("mesh['x'=2,'y'=2, device_ids=(0,1,2)] {'x'}"),
+        11,
+        69,
+        "3 device_ids listed, but the mesh has 4 devices",
+    );
+    t.check(
+        "HloModule m, debug_attributes={ {\"c\"}:({log_mode=loud}) }\n\nENTRY %main {\n  ROOT %c = f32[] constant(0)\n}\n",
+        1,
+        50,
+        "invalid log_mode 'loud' (default or fusion_debugger)",
+    );
+}
