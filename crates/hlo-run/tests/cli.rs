@@ -195,21 +195,26 @@ fn an_op_vulkan_cannot_run_is_named_with_its_line() {
 }
 
 /// A pass that cannot lower an op in the form it has (here `lower-complex`, which has no
-/// complex `log1p`) refuses it by name and line, exit status 2, rather than an internal error.
+/// complex scatter with a multiplying combiner) refuses it by name and line, exit status 2,
+/// rather than an internal error.
 #[test]
 fn an_op_a_pass_cannot_lower_is_named_with_its_line() {
     let dir = temp_dir("complex");
-    let file = dir.join("log1p.hlo");
+    let file = dir.join("scatter.hlo");
     std::fs::write(
         &file,
-        "HloModule c\n\nENTRY main {\n  z = c64[4] parameter(0)\n  ROOT e = c64[4] log-plus-one(z)\n}\n",
+        "HloModule c\n\nmul {\n  a = c64[] parameter(0)\n  b = c64[] parameter(1)\n  \
+         ROOT m = c64[] multiply(a, b)\n}\n\nENTRY main {\n  z = c64[4] parameter(0)\n  \
+         i = s32[2,1] parameter(1)\n  u = c64[2] parameter(2)\n  ROOT s = c64[4] scatter(z, i, u), \
+         update_window_dims={}, inserted_window_dims={0}, scatter_dims_to_operand_dims={0}, \
+         index_vector_dim=1, to_apply=mul\n}\n",
     )
     .unwrap();
     let out = hlo_run(&[file.to_str().unwrap(), "--random-inputs"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.starts_with(&format!("{}:5:", file.display())), "{err}");
-    assert!(err.contains("log-plus-one `e`") && err.contains("lower-complex"), "{err}");
+    assert!(err.starts_with(&format!("{}:13:", file.display())), "{err}");
+    assert!(err.contains("scatter `s`") && err.contains("lower-complex"), "{err}");
 }
 
 /// An op neither backend runs is named (not a parameter before it), and the message does
