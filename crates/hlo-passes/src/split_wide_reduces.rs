@@ -67,19 +67,7 @@ fn independent_groups(reducer: &Computation, n: usize) -> Option<Vec<Vec<usize>>
     if !matches!(root.op, Op::Tuple) || root.operands.len() != n || reducer.params.len() != 2 * n {
         return None;
     }
-    // The parameters each instruction reads, transitively (the arena is in topological order).
-    let mut reads: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); reducer.instrs.len()];
-    for id in reducer.ids() {
-        let instr = reducer.instr(id);
-        let mut set = BTreeSet::new();
-        if let Op::Parameter { number } = instr.op {
-            set.insert(number as usize % n);
-        }
-        for &o in &instr.operands {
-            set.extend(reads[o.index()].iter().copied());
-        }
-        reads[id.index()] = set;
-    }
+    let reads = operands_read(reducer, n);
     let mut parent: Vec<usize> = (0..n).collect();
     fn find(parent: &mut [usize], mut k: usize) -> usize {
         while parent[k] != k {
@@ -107,10 +95,9 @@ fn independent_groups(reducer: &Computation, n: usize) -> Option<Vec<Vec<usize>>
     Some(groups)
 }
 
-/// Result `k` of the reducer and every result it reads, transitively: the results a reduce
-/// must compute to yield `k` exactly.
-fn closure(reducer: &Computation, n: usize, k: usize) -> Vec<usize> {
-    let root = reducer.instr(reducer.root);
+/// For each instruction of `reducer` (taking `2n` parameters), the operands (`0..n`, accumulator
+/// and value alike) it reads, transitively; the arena is in topological order.
+fn operands_read(reducer: &Computation, n: usize) -> Vec<BTreeSet<usize>> {
     let mut reads: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); reducer.instrs.len()];
     for id in reducer.ids() {
         let instr = reducer.instr(id);
@@ -123,6 +110,14 @@ fn closure(reducer: &Computation, n: usize, k: usize) -> Vec<usize> {
         }
         reads[id.index()] = set;
     }
+    reads
+}
+
+/// Result `k` of the reducer and every result it reads, transitively: the results a reduce
+/// must compute to yield `k` exactly.
+fn closure(reducer: &Computation, n: usize, k: usize) -> Vec<usize> {
+    let root = reducer.instr(reducer.root);
+    let reads = operands_read(reducer, n);
     let mut set = BTreeSet::from([k]);
     let mut todo = vec![k];
     while let Some(j) = todo.pop() {

@@ -451,17 +451,7 @@ fn pack_kernel(ctx: &KernelCtx, spec: &Spec, ks: &[(usize, Packed)], name: &str)
         let at = em.kb.add_c(i, p.offset);
         em.store(g, at, v);
     }
-    if crate::emit::storage_binds(&em.binds) + 1 > ctx.target.max_storage_buffers as usize {
-        return Err(CodegenError::unsupported(
-            "sort",
-            &spec.instr,
-            format!(
-                "packing its compared operands binds {} storage buffers, the device allows one kernel {}",
-                crate::emit::storage_binds(&em.binds) + 1,
-                ctx.target.max_storage_buffers
-            ),
-        ));
-    }
+    check_storage_limit(&em, ctx, spec, "packing its compared operands")?;
     finish(em, name, KernelKind::Loop, [wg, 1, 1], groups, ctx.sources.clone())
 }
 
@@ -510,17 +500,7 @@ fn gather(ctx: &KernelCtx, spec: &Spec, perm: BufferId, ks: &[usize], name: &str
             }
         }
     }
-    if crate::emit::storage_binds(&em.binds) + 1 > ctx.target.max_storage_buffers as usize {
-        return Err(CodegenError::unsupported(
-            "sort",
-            &spec.instr,
-            format!(
-                "gathering its outputs binds {} storage buffers, the device allows one kernel {}",
-                crate::emit::storage_binds(&em.binds) + 1,
-                ctx.target.max_storage_buffers
-            ),
-        ));
-    }
+    check_storage_limit(&em, ctx, spec, "gathering its outputs")?;
     finish(em, name, KernelKind::Loop, [wg, 1, 1], groups, ctx.sources.clone())
 }
 
@@ -703,4 +683,21 @@ fn with_push_constants(mut step: KernelStep, bytes: Vec<u8>) -> KernelStep {
         k.push_constants = bytes;
     }
     step
+}
+
+/// Refuses a sort kernel that binds more storage buffers (with the one `finish` adds) than the
+/// device allows one kernel; `what` says which kernel.
+fn check_storage_limit(em: &Em, ctx: &KernelCtx, spec: &Spec, what: &str) -> Result<()> {
+    let binds = crate::emit::storage_binds(&em.binds) + 1;
+    if binds > ctx.target.max_storage_buffers as usize {
+        return Err(CodegenError::unsupported(
+            "sort",
+            &spec.instr,
+            format!(
+                "{what} binds {binds} storage buffers, the device allows one kernel {}",
+                ctx.target.max_storage_buffers
+            ),
+        ));
+    }
+    Ok(())
 }
