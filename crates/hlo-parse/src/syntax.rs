@@ -120,6 +120,7 @@ pub(crate) fn module(c: &mut Cursor<'_>) -> PResult<Module> {
     comp_names.resolve(&mut comps)?;
     link_async_wrappers(&mut comps, &wrapped, &deferred)?;
     infer_deferred_shapes(&mut comps, &deferred)?;
+    check_deferred_conditionals(&comps, &deferred)?;
     let entry = entry.unwrap_or(comps.len() - 1);
     Ok(Module { name: name.to_string(), attrs, comps, entry: hlo_ir::CompId(entry as u32), stack_frames })
 }
@@ -520,6 +521,70 @@ pub(crate) enum DeferredKind {
     AsyncWrapper(Opcode),
     /// A shape left out where inferring it needs called computations (`conditional`, `call`).
     InferShape,
+    /// A `conditional` whose selector's shape is not known yet: whether its branches were
+    /// written as `branch_computations` (the span is that of the attribute's name).
+    ConditionalForm { listed: bool },
+}
+
+/// How a `conditional` names its branches: the first of its branch attributes.
+struct ConditionalForm<'a> {
+    /// `branch_computations={...}` rather than `true_computation`/`false_computation`.
+    listed: bool,
+    attr: &'a str,
+    start: usize,
+}
+
+fn conditional_form<'a>(opcode: Opcode, attrs: &[Attr<'a>]) -> Option<ConditionalForm<'a>> {
+    if opcode != Opcode::Conditional {
+        return None;
+    }
+    let a = attrs
+        .iter()
+        .filter(|a| matches!(a.name, "branch_computations" | "true_computation" | "false_computation"))
+        .min_by_key(|a| a.pos)?;
+    Some(ConditionalForm { listed: a.name == "branch_computations", attr: a.name, start: a.pos })
+}
+
+/// XLA's parser reads `true_computation`/`false_computation` for a `pred` selector and
+/// `branch_computations` for an integer one, and refuses the other form. Other selector
+/// types are left to the verifier.
+fn check_conditional_form(selector: &hlo_ir::Shape, form: &ConditionalForm<'_>) -> PResult<()> {
+    check_selector(selector, form.listed, form.start, form.start + form.attr.len())
+}
+
+fn check_selector(selector: &hlo_ir::Shape, listed: bool, start: usize, end: usize) -> PResult<()> {
+    let Some(dtype) = selector.dtype() else { return Ok(()) };
+    let pred = dtype == hlo_ir::DType::Pred;
+    if pred && listed {
+        return Err(PErr::new(
+            start,
+            end,
+            "a conditional whose selector is pred takes 'true_computation' and 'false_computation', not 'branch_computations'",
+        ));
+    }
+    if !pred && !listed && dtype.is_integer() {
+        return Err(PErr::new(
+            start,
+            end,
+            format!(
+                "a conditional whose selector is {dtype} takes 'branch_computations', not 'true_computation'/'false_computation'"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the [`DeferredKind::ConditionalForm`] conditionals once every shape is known.
+fn check_deferred_conditionals(comps: &[Computation], deferred: &[(usize, Deferred)]) -> PResult<()> {
+    for (c, d) in deferred {
+        let DeferredKind::ConditionalForm { listed } = d.kind else { continue };
+        let comp = &comps[*c];
+        let Some(id) = comp.find(&d.instr) else { continue };
+        if let Some(&selector) = comp.instr(id).operands.first() {
+            check_selector(&comp.instr(selector).shape, listed, d.start, d.end)?;
+        }
+    }
+    Ok(())
 }
 
 /// An operand or control-predecessor reference: resolved now if defined, else deferred. A
@@ -806,6 +871,17 @@ fn instruction_rhs<'a>(
                         unexpected_comp_attr.get_or_insert((key, key_pos));
                     }
                     match key {
+                        "result_accuracy" if !takes_result_accuracy(opcode) => {
+                            let opcode = opcode.name();
+                            return Err(PErr::new(
+                                key_pos,
+                                key_pos + key.len(),
+                                format!(
+                                    "unexpected attribute \"result_accuracy\" for {opcode}: XLA takes it only on the transcendental unary ops ({})",
+                                    RESULT_ACCURACY_OPS.iter().map(|o| o.name()).collect::<Vec<_>>().join(", ")
+                                ),
+                            ));
+                        }
                         "result_accuracy" => result_accuracy(&mut c.clone())?,
                         "replica_groups" if c.rest().starts_with("mesh[") => mesh_replica_groups(c.rest(), start)?,
                         "replica_groups" => device_counts(c.rest().split('\n').next().unwrap_or(""), start)?,
@@ -822,6 +898,26 @@ fn instruction_rhs<'a>(
     meta.other_attrs.sort_by_key(|(name, _)| hlo_ir::print::other_attr_rank(opcode, name));
     let parameter_number = if let Payload::Parameter(n) = payload { Some(n) } else { None };
     xla_checks(opcode, &scratch.attrs, &operands, body, pending_start, declared.as_ref(), opcode_pos, end)?;
+    if let Some(form) = conditional_form(opcode, &scratch.attrs) {
+        // The selector's shape decides which attributes name the branches: checked now when it
+        // is known, else once the module is read.
+        let later =
+            body.pending[pending_start..].iter().any(|p| p.instr == UNPLACED && matches!(p.slot, Slot::Operand(0)))
+                || operands.first().is_some_and(|o| {
+                    let target = &body.comp.instrs[o.index()].name;
+                    body.deferred.iter().any(|d| d.instr == *target && matches!(d.kind, DeferredKind::InferShape))
+                });
+        match operands.first() {
+            Some(o) if !later => check_conditional_form(&body.comp.instrs[o.index()].shape, &form)?,
+            Some(_) => body.deferred.push(Deferred {
+                instr: name.clone(),
+                start: form.start,
+                end: form.start + form.attr.len(),
+                kind: DeferredKind::ConditionalForm { listed: form.listed },
+            }),
+            None => {}
+        }
+    }
     let op = build::op(opcode, opcode_pos, payload, &mut scratch.attrs, &shape, &mut ctx.comp_names)?;
     // Checked for the opcodes the IR models (the others keep all their attributes verbatim).
     if let (Some((key, key_pos)), false) = (unexpected_comp_attr, matches!(op, hlo_ir::Op::Other { .. })) {
@@ -1040,8 +1136,37 @@ fn xla_checks(
     Ok(())
 }
 
-/// `{mode=default|highest}` or `{tolerance={rtol=x, atol=x, ulps=n}}` (XLA also refuses it on
-/// other than its transcendental unary ops; that is not checked here).
+/// The opcodes XLA's parser reads `result_accuracy=` on (its unary ops "with result
+/// accuracy"); on any other it is an unexpected attribute.
+const RESULT_ACCURACY_OPS: [Opcode; 20] = [
+    Opcode::Acos,
+    Opcode::Acosh,
+    Opcode::Asin,
+    Opcode::Asinh,
+    Opcode::Atanh,
+    Opcode::Expm1,
+    Opcode::Log,
+    Opcode::Log1p,
+    Opcode::Logistic,
+    Opcode::Sqrt,
+    Opcode::Cbrt,
+    Opcode::Rsqrt,
+    Opcode::Tanh,
+    Opcode::Erf,
+    Opcode::Sin,
+    Opcode::Sinh,
+    Opcode::Cos,
+    Opcode::Cosh,
+    Opcode::Tan,
+    Opcode::Exp,
+];
+
+fn takes_result_accuracy(opcode: Opcode) -> bool {
+    RESULT_ACCURACY_OPS.contains(&opcode)
+}
+
+/// `{mode=default|highest}` or `{tolerance={rtol=x, atol=x, ulps=n}}` (only on
+/// [`RESULT_ACCURACY_OPS`]).
 fn result_accuracy(c: &mut Cursor<'_>) -> PResult<()> {
     c.expect(b'{')?;
     let (key, _) = attr_name(c)?;

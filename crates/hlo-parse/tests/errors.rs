@@ -440,6 +440,14 @@ fn attribute_checks_xla_makes() {
         "unknown result accuracy tolerance 'btol' (rtol, atol, ulps)",
     );
     t.check(
+        &entry("  %p = s32[10] parameter(0)\n  ROOT %o = s8[10,4] bitcast-convert(%p), result_accuracy={tolerance={rtol=0.5, atol=1.0, ulps=2}}"),
+        5,
+        43,
+        "unexpected attribute \"result_accuracy\" for bitcast-convert: XLA takes it only on the transcendental unary ops \
+         (acos, acosh, asin, asinh, atanh, exponential-minus-one, log, log-plus-one, logistic, sqrt, cbrt, rsqrt, tanh, \
+         erf, sine, sinh, cosine, cosh, tan, exponential)",
+    );
+    t.check(
         &entry(&format!("{x}  ROOT %c = f32[4] custom-call(%x), custom_call_target=\"f\", operand_layout_constraints={{f32[4,4], f32[4]}}")),
         5,
         61,
@@ -512,4 +520,41 @@ fn mesh_replica_groups_and_debug_log_modes() {
         50,
         "invalid log_mode 'loud' (default or fusion_debugger)",
     );
+}
+
+#[test]
+fn conditional_branch_attributes_follow_the_selector_type() {
+    let mut t = Table::default();
+    let branches = "%b0 {\n  ROOT %x = f32[] parameter(0)\n}\n\n%b1 {\n  %y = f32[] parameter(0)\n  ROOT %n = f32[] negate(%y)\n}\n\n";
+    let module =
+        |entry: &str| format!("HloModule m\n\n{branches}ENTRY %main {{\n  %v = f32[] parameter(0)\n{entry}\n}}\n");
+    // As XLA's CheckPredicatedConditionalRequiresTrueAndFalseComputation: a pred selector
+    // takes true_computation/false_computation.
+    t.check(
+        &module("  %p = pred[] parameter(1)\n  ROOT %c = f32[] conditional(%p, %v, %v), branch_computations={%b0, %b1}"),
+        15,
+        44,
+        "a conditional whose selector is pred takes 'true_computation' and 'false_computation', not 'branch_computations'",
+    );
+    // The selector defined after the conditional: checked once the computation is read.
+    t.check(
+        &module("  ROOT %c = f32[] conditional(%p, %v, %v), branch_computations={%b0, %b1}\n  %p = pred[] parameter(1)"),
+        14,
+        44,
+        "a conditional whose selector is pred takes 'true_computation' and 'false_computation', not 'branch_computations'",
+    );
+    t.check(
+        &module("  %i = s32[] parameter(1)\n  ROOT %c = f32[] conditional(%i, %v, %v), true_computation=%b0, false_computation=%b1"),
+        15,
+        44,
+        "a conditional whose selector is s32 takes 'branch_computations', not 'true_computation'/'false_computation'",
+    );
+    for ok in [
+        "  %p = pred[] parameter(1)\n  ROOT %c = f32[] conditional(%p, %v, %v), true_computation=%b0, false_computation=%b1",
+        "  %i = s32[] parameter(1)\n  ROOT %c = f32[] conditional(%i, %v, %v), branch_computations={%b0, %b1}",
+        "  ROOT %c = f32[] conditional(%p, %v, %v), false_computation=%b1, true_computation=%b0\n  %p = pred[] parameter(1)",
+    ] {
+        let text = module(ok);
+        hlo_parse::parse_module(&text).unwrap_or_else(|e| panic!("{}", hlo_parse::render_error(&text, "input", &e)));
+    }
 }
