@@ -198,9 +198,9 @@ pub struct TuneArgs {
     pub warmup: usize,
 }
 
-/// `hlo-run check`: parse, verify, summarise.
-pub fn check(path: &Path) -> anyhow::Result<()> {
-    let loaded = load::load_module(path)?;
+/// `hlo-run check`: parse, verify (unless `parse_only`), summarise.
+pub fn check(path: &Path, parse_only: bool) -> anyhow::Result<()> {
+    let loaded = if parse_only { load::load_module_unverified(path)? } else { load::load_module(path)? };
     let module = &loaded.module;
     let mut ops: BTreeMap<&str, usize> = BTreeMap::new();
     for comp in &module.comps {
@@ -210,8 +210,9 @@ pub fn check(path: &Path) -> anyhow::Result<()> {
     }
     let ops_text: Vec<String> = ops.iter().map(|(name, n)| format!("{name}:{n}")).collect();
     println!(
-        "{}: ok: module {}, {} computations, {} instructions; ops {}",
+        "{}: ok{}: module {}, {} computations, {} instructions; ops {}",
         loaded.path,
+        if parse_only { " (parsed, not verified)" } else { "" },
         module.name,
         module.comps.len(),
         module.instr_count(),

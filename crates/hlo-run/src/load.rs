@@ -21,22 +21,37 @@ pub struct Loaded {
 /// the VHLO dialect as `jax.export` writes it, or textual MLIR as `jax.jit(f).lower(x).as_text()`
 /// prints it). Every failure is a [`crate::UserError`].
 pub fn load_module(path: &Path) -> anyhow::Result<Loaded> {
+    load(path, true)
+}
+
+/// Parses `path` as [`load_module`] does but does not verify it: XLA's
+/// `ParseAndReturnUnverifiedModule`, for `hlo-run check --parse-only`. Nothing may run or
+/// compile such a module.
+pub fn load_module_unverified(path: &Path) -> anyhow::Result<Loaded> {
+    load(path, false)
+}
+
+fn load(path: &Path, verify: bool) -> anyhow::Result<Loaded> {
     let display = path.display().to_string();
     let bytes = limits::read_bytes(path, limits::MAX_MODULE_BYTES)?;
     if bytes.starts_with(MLIR_BYTECODE_MAGIC) {
         let module = hlo_stablehlo::read_portable_artifact(&bytes)
             .map_err(|e| user_error(format!("{display}: StableHLO artifact: {e}")))?;
-        let module = verify_stablehlo(module, &display)?;
+        let module = if verify { verify_stablehlo(module, &display)? } else { module };
         return Ok(Loaded { module, source: String::new(), path: display });
     }
     let source = limits::text_of(path, bytes)?;
     check_parse_budget(&source, &display, limits::memory_limit()?)?;
     if is_mlir_text(&source) {
         let module = hlo_stablehlo::parse_text(&source).map_err(|e| user_error(format!("{display}:{e}")))?;
-        let module = verify_stablehlo(module, &display)?;
+        let module = if verify { verify_stablehlo(module, &display)? } else { module };
         return Ok(Loaded { module, source: String::new(), path: display });
     }
-    let module = parse_and_verify(&source, &display)?;
+    let module = if verify {
+        parse_and_verify(&source, &display)?
+    } else {
+        hlo_parse::parse_module(&source).map_err(|err| user_error(hlo_parse::render_error(&source, &display, &err)))?
+    };
     Ok(Loaded { module, source, path: display })
 }
 

@@ -3,6 +3,7 @@
 //! ```text
 //! hlo-run MODULE.hlo [INPUT.npy ...] -o OUT_DIR      run, write out_K.npy
 //! hlo-run check MODULE.hlo                           parse + verify, one-line summary
+//! hlo-run check --parse-only MODULE.hlo              parse only (XLA's unverified parse)
 //! hlo-run print MODULE.hlo                           canonical text
 //! hlo-run opt MODULE.hlo --passes=a,b                run passes, print the result
 //! hlo-run compile MODULE.hlo --emit plan|wgsl|spirv  show the fusion plan and kernels
@@ -30,7 +31,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Parse and verify a module; print a one-line summary.
-    Check(FileArg),
+    Check(CheckArgs),
     /// Print a module in canonical HLO text.
     Print(FileArg),
     /// Run passes over a module and print the result.
@@ -44,6 +45,16 @@ enum Command {
     Tune(commands::TuneArgs),
     /// List the Vulkan devices and their capabilities.
     Devices,
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    /// The HLO text module (or StableHLO).
+    module: PathBuf,
+    /// Parse only, without the verifier (as XLA's `ParseAndReturnUnverifiedModule`): shapes
+    /// that disagree with their operands, operand counts and the like are not checked.
+    #[arg(long)]
+    parse_only: bool,
 }
 
 #[derive(Args, Debug)]
@@ -69,7 +80,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     hlo_run::init_tracing();
     let res = hlo_run::backend::vulkan::check_env().and_then(|()| match cli.command {
-        Some(Command::Check(f)) => commands::check(&f.module),
+        Some(Command::Check(f)) => commands::check(&f.module, f.parse_only),
         Some(Command::Print(f)) => commands::print(&f.module),
         Some(Command::Opt(args)) => commands::opt(&args),
         Some(Command::Compile(args)) => commands::compile(&args),

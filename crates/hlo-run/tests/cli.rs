@@ -49,6 +49,39 @@ fn check_reports_a_type_error_naming_the_instruction() {
     assert!(stderr(&out).contains("bad.hlo:6:8: in %main, instruction %c"), "{}", stderr(&out));
 }
 
+/// `check --parse-only` parses without verifying, as XLA's `ParseAndReturnUnverifiedModule`:
+/// a type error passes, what the parser itself refuses still fails at its line and column.
+#[test]
+fn check_parse_only_skips_the_verifier() {
+    let dir = temp_dir("parse-only");
+    let file = dir.join("unverified.hlo");
+    std::fs::write(
+        &file,
+        "HloModule unverified\n\nENTRY main {\n  a = f32[3] parameter(0)\n  b = f32[4] parameter(1)\n  ROOT c = f32[3] add(a, b)\n}\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let out = hlo_run(&["check", path]);
+    assert_eq!(out.status.code(), Some(2), "the verifier refuses it: {}", stdout(&out));
+    let out = hlo_run(&["check", "--parse-only", path]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains(": ok (parsed, not verified): module unverified"), "{text}");
+    assert!(text.contains("add:1"), "{text}");
+    // XLA's parser refuses a pred selector with branch_computations: so does ours, verifier or not.
+    let bad = dir.join("pred_branches.hlo");
+    std::fs::write(
+        &bad,
+        "HloModule m\n\nb {\n  ROOT x = f32[] parameter(0)\n}\n\nENTRY main {\n  p = pred[] parameter(0)\n  \
+         v = f32[] parameter(1)\n  ROOT c = f32[] conditional(p, v, v), branch_computations={b, b}\n}\n",
+    )
+    .unwrap();
+    let out = hlo_run(&["check", "--parse-only", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.starts_with(&format!("{}:10:40: a conditional whose selector is pred", bad.display())), "{err}");
+}
+
 /// `compile -o DIR` writes the plan, WGSL or SPIR-V there (one file per kernel) and prints the
 /// paths; without -o the plan and WGSL go to stdout.
 #[test]
