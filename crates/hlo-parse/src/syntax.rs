@@ -546,12 +546,9 @@ fn conditional_form<'a>(opcode: Opcode, attrs: &[Attr<'a>]) -> Option<Conditiona
 }
 
 /// XLA's parser reads `true_computation`/`false_computation` for a `pred` selector and
-/// `branch_computations` for an integer one, and refuses the other form. Other selector
-/// types are left to the verifier.
-fn check_conditional_form(selector: &hlo_ir::Shape, form: &ConditionalForm<'_>) -> PResult<()> {
-    check_selector(selector, form.listed, form.start, form.start + form.attr.len())
-}
-
+/// `branch_computations` for an integer one, and refuses the other form (`listed`: the
+/// branches were written as `branch_computations`). Other selector types are left to the
+/// verifier.
 fn check_selector(selector: &hlo_ir::Shape, listed: bool, start: usize, end: usize) -> PResult<()> {
     let Some(dtype) = selector.dtype() else { return Ok(()) };
     let pred = dtype == hlo_ir::DType::Pred;
@@ -908,7 +905,12 @@ fn instruction_rhs<'a>(
                     body.deferred.iter().any(|d| d.instr == *target && matches!(d.kind, DeferredKind::InferShape))
                 });
         match operands.first() {
-            Some(o) if !later => check_conditional_form(&body.comp.instrs[o.index()].shape, &form)?,
+            Some(o) if !later => check_selector(
+                &body.comp.instrs[o.index()].shape,
+                form.listed,
+                form.start,
+                form.start + form.attr.len(),
+            )?,
             Some(_) => body.deferred.push(Deferred {
                 instr: name.clone(),
                 start: form.start,
