@@ -638,7 +638,8 @@ def main():
                                               " [XLA's test does not verify it: check --parse-only]"
                                               if r["xla_only_parses"] else ""))
         for g, what in (("table", "table cases (XLA parses them): pass hlo-run check"),
-                        ("accept", "TEST_F modules XLA accepts: pass hlo-run check"),
+                        ("accept", "TEST_F modules XLA accepts: pass hlo-run check"
+                         " (--parse-only where XLA's test only parses)"),
                         ("reject", "TEST_F modules XLA refuses: refused by hlo-run check")):
             rows = [r for r in parser_rows if r["group"] == g]
             print("parser: %d of %d %s" % (sum(r["status"] == "pass" for r in rows), len(rows),
