@@ -55,11 +55,22 @@ pub enum Access {
     /// per texel) instead of a storage buffer: on CPU drivers (lavapipe) a texel fetch at a
     /// per-invocation index is a vector gather, where a storage-buffer load is a loop over lanes.
     ReadTexels,
+    /// Read through a uniform texel buffer of `R32_UINT` texels (one 32-bit element per texel):
+    /// the same gathers as [`Access::ReadTexels`] for arrays of any length and any 32-bit type.
+    ReadWordTexels,
 }
 
 impl Access {
     pub fn reads(self) -> bool {
-        matches!(self, Access::Read | Access::ReadWrite | Access::ReadTexels)
+        matches!(self, Access::Read | Access::ReadWrite | Access::ReadTexels | Access::ReadWordTexels)
+    }
+    /// 32-bit words per texel where the binding is a uniform texel buffer (4 or 1), else `None`.
+    pub fn texel_words(self) -> Option<u32> {
+        match self {
+            Access::ReadTexels => Some(4),
+            Access::ReadWordTexels => Some(1),
+            _ => None,
+        }
     }
     pub fn writes(self) -> bool {
         matches!(self, Access::Write | Access::ReadWrite)

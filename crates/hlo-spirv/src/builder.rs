@@ -108,8 +108,9 @@ enum Key {
 #[derive(Clone, Debug)]
 pub(crate) struct BindingDecl {
     pub writable: bool,
-    /// A uniform texel buffer ([`Kb::texel_buffer_vec4`]) rather than a storage buffer.
-    pub texels: bool,
+    /// 32-bit words per texel of a uniform texel buffer ([`Kb::texel_buffer`]: 4 or 1), or
+    /// `None` for a storage buffer.
+    pub texel_words: Option<u32>,
 }
 
 /// Builds one compute kernel: a naga module with one entry point.
@@ -224,13 +225,14 @@ impl Kb {
         self.storage_array(name, base, 4 * elem.width as u32, writable)
     }
 
-    /// A read-only binding of texels of four 32-bit words, fetched by index as a `vec4<f32>`
-    /// ([`Kb::fetch_texel`]).
+    /// A read-only binding of texels of `words` 32-bit words (4 or 1), fetched by index as a
+    /// `vec4<f32>` with the buffer's bits ([`Kb::fetch_texel`]; a one-word texel is its `.x`).
     ///
     /// naga has no buffer images, so this is declared as a sampled 1D texture and the SPIR-V
     /// writer's output is turned into a texel buffer afterwards ([`crate::spirv_texels`]); no
-    /// kernel uses real 1D textures.
-    pub(crate) fn texel_buffer_vec4(&mut self, name: &str) -> Handle<GlobalVariable> {
+    /// kernel uses real 1D textures. The texel format is the view's, chosen by the runtime from
+    /// the binding's access ([`hlo_program::Access::texel_words`]).
+    pub(crate) fn texel_buffer(&mut self, name: &str, words: u32) -> Handle<GlobalVariable> {
         let ty = self.ty(TypeInner::Image {
             dim: naga::ImageDimension::D1,
             arrayed: false,
@@ -248,7 +250,7 @@ impl Kb {
             },
             Span::UNDEFINED,
         );
-        self.bindings.push(BindingDecl { writable: false, texels: true });
+        self.bindings.push(BindingDecl { writable: false, texel_words: Some(words) });
         global
     }
 
@@ -291,7 +293,7 @@ impl Kb {
             },
             Span::UNDEFINED,
         );
-        self.bindings.push(BindingDecl { writable, texels: false });
+        self.bindings.push(BindingDecl { writable, texel_words: None });
         if writable {
             self.writable_globals.insert(global);
         }
@@ -1330,7 +1332,7 @@ impl Kb {
         let info = validate(&module, kernel, target)?;
         let spirv = write_spirv(&module, &info, kernel)?;
         let writable = self.bindings.iter().map(|b| b.writable).collect();
-        let texels = self.bindings.iter().map(|b| b.texels).collect();
+        let texels = self.bindings.iter().map(|b| b.texel_words).collect();
         Ok(Built { module, spirv, writable, texels, workgroup_size, push_constant_bytes: self.push_constant_bytes })
     }
 }
@@ -1340,8 +1342,8 @@ pub(crate) struct Built {
     pub module: naga::Module,
     pub spirv: Vec<u32>,
     pub writable: Vec<bool>,
-    /// Per binding: a uniform texel buffer ([`Kb::texel_buffer_vec4`]).
-    pub texels: Vec<bool>,
+    /// Per binding: 32-bit words per texel of a uniform texel buffer ([`Kb::texel_buffer`]).
+    pub texels: Vec<Option<u32>>,
     pub workgroup_size: [u32; 3],
     /// Bytes of the push-constant block (0 if none).
     pub push_constant_bytes: u32,

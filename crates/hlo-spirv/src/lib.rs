@@ -114,6 +114,7 @@ impl Compiled {
                     hlo_program::Access::Write => "w",
                     hlo_program::Access::ReadWrite => "rw",
                     hlo_program::Access::ReadTexels => "t",
+                    hlo_program::Access::ReadWordTexels => "tw",
                 })
                 .collect();
             let _ = writeln!(

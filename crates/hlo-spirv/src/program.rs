@@ -829,7 +829,7 @@ impl<'m> Builder<'m> {
                     let mut windows = Vec::new();
                     for bind in &k.binds {
                         let (buffer, window) = match bind {
-                            Bind::Buffer(b) | Bind::Texels(b) => (*b, None),
+                            Bind::Buffer(b) | Bind::Texels(b) | Bind::WordTexels(b) => (*b, None),
                             &Bind::Window { buf, offset_bytes, size_bytes } => {
                                 (buf, Some(BufferWindow { offset_bytes, size_bytes }))
                             }
@@ -855,7 +855,9 @@ impl<'m> Builder<'m> {
                     // never also written by the kernel (the emitters that use them promise it; this keeps it so).
                     for (bind, &buffer) in k.binds.iter().zip(&buffers) {
                         let written = |(j, &b): (usize, &BufferId)| b == buffer && k.built.writable[j];
-                        if matches!(bind, Bind::Texels(_)) && buffers.iter().enumerate().any(written) {
+                        if matches!(bind, Bind::Texels(_) | Bind::WordTexels(_))
+                            && buffers.iter().enumerate().any(written)
+                        {
                             return Err(CodegenError::Internal {
                                 kernel: k.name.clone(),
                                 naga_error: format!("buffer b{} is both read as texels and written", buffer.0),
@@ -889,7 +891,8 @@ impl<'m> Builder<'m> {
                         .iter()
                         .zip(&k.built.texels)
                         .map(|(&w, &texels)| match (w, k.kind) {
-                            (false, _) if texels => Access::ReadTexels,
+                            (false, _) if texels == Some(4) => Access::ReadTexels,
+                            (false, _) if texels.is_some() => Access::ReadWordTexels,
                             (false, _) => Access::Read,
                             (true, KernelKind::Scatter | KernelKind::SortPass | KernelKind::WorkgroupLoop) => {
                                 Access::ReadWrite

@@ -3,7 +3,7 @@
 //! Why: naga's IR has no buffer images (WGSL has none), but uniform texel buffers are how a
 //! kernel reads a storage buffer's bytes through the driver's texture path, which on CPU drivers
 //! gathers a whole subgroup's elements at once ([`crate::Target::texel_gathers`]). Kernels declare
-//! such bindings as `texture_1d<f32>` ([`crate::builder::Kb::texel_buffer_vec4`]) and never use
+//! such bindings as `texture_1d<f32>` ([`crate::builder::Kb::texel_buffer`]) and never use
 //! real 1D textures, so after naga has written the module this pass rewrites, in the binary:
 //! - `OpTypeImage ... 1D ...` to `Dim Buffer`;
 //! - the `Sampled1D` capability to `SampledBuffer`;

@@ -39,9 +39,8 @@ fn check(hlo: &str, inputs: &[Vec<u8>]) -> Vec<String> {
             panic!("output {k} ({}{:?}): {e}\n{}", io.dtype, io.dims, hlo);
         }
     }
-    // Texel buffers (lavapipe's reads, `Access::ReadTexels`) have a limit of their own.
-    let storage =
-        |k: &hlo_program::Kernel| k.bindings.iter().filter(|&&a| a != hlo_program::Access::ReadTexels).count();
+    // Texel buffers (lavapipe's reads, `Access::ReadTexels` and `ReadWordTexels`) have a limit of their own.
+    let storage = |k: &hlo_program::Kernel| k.bindings.iter().filter(|a| a.texel_words().is_none()).count();
     let max = c.program.kernels.iter().map(storage).max().unwrap_or(0);
     assert!(max <= 32, "a kernel binds {max} storage buffers");
     c.program.kernels.iter().map(|k| k.name.clone()).collect()
@@ -499,8 +498,7 @@ fn coupled_variadic_reduce_under_a_lowered_limit() {
         hlo_passes::run_pipeline(&mut m, &mut opts).unwrap_or_else(|e| panic!("{e}"));
         let c = hlo_spirv::compile(&m, &target).unwrap_or_else(|e| panic!("{e}"));
         check_spirv(&c);
-        let storage =
-            |k: &hlo_program::Kernel| k.bindings.iter().filter(|&&a| a != hlo_program::Access::ReadTexels).count();
+        let storage = |k: &hlo_program::Kernel| k.bindings.iter().filter(|a| a.texel_words().is_none()).count();
         assert!(c.program.kernels.iter().all(|k| storage(k) <= 8));
         let got = run_vulkan(&vulkan(), &c, &inputs);
         let want = run_interp(&parse(&hlo), &inputs);

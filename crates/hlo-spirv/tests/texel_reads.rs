@@ -1,8 +1,10 @@
 //! Reads through uniform texel buffers (`Target::texel_gathers`, lavapipe): an input read at a
-//! per-invocation index is fetched as texels of four 32-bit words instead of loaded lane by lane.
-//! The values must be the buffer's bits: subnormals (llvmpipe's float texel formats flush them),
-//! NaN payloads, signed zeros and infinities, at sizes around the texel (4 elements; other sizes
-//! keep storage loads) and the subgroup; and a kernel that writes a buffer never fetches it.
+//! per-invocation index is fetched as texels (of four 32-bit words, or of one for arrays whose
+//! length is not a multiple of four and for every other type kept as one word per element)
+//! instead of loaded lane by lane. The values must be the buffer's bits: subnormals (llvmpipe's
+//! float texel formats flush them), NaN payloads, signed zeros and infinities, integers of every
+//! width, at sizes around the texel and the subgroup; and a kernel that writes a buffer never
+//! fetches it.
 
 mod common;
 use common::*;
@@ -29,7 +31,7 @@ fn same_bits_either_way(hlo: &str, inputs: &[Vec<u8>], expect_texels: bool, exac
         let target = hlo_spirv::Target { texel_gathers: texels, ..target_from_caps(ctx.caps()) };
         let c = hlo_spirv::compile(&module, &target).unwrap_or_else(|e| panic!("{e}\n{hlo}"));
         check_spirv(&c);
-        let fetches = c.program.kernels.iter().any(|k| k.bindings.contains(&hlo_program::Access::ReadTexels));
+        let fetches = c.program.kernels.iter().any(|k| k.bindings.iter().any(|a| a.texel_words().is_some()));
         assert_eq!(fetches, texels.is_some() && expect_texels, "texel bindings with {texels:?}\n{hlo}");
         let got = run_vulkan(&ctx, &c, inputs);
         if exact {
@@ -51,7 +53,7 @@ fn transposes_keep_every_bit() {
         );
         let n = rows * cols;
         // A transpose with a unit dimension is a reshape: a copy, no kernel.
-        same_bits_either_way(&hlo, &[special_f32(n)], n % 4 == 0 && rows > 1, true);
+        same_bits_either_way(&hlo, &[special_f32(n)], rows > 1, true);
     }
 }
 
@@ -64,4 +66,41 @@ fn gathers_of_broadcast_and_reversed_inputs() {
     // kept by the interpreter.
     let specials = [f32::from_bits(0x7fc0_0123), -0.0, f32::INFINITY, f32::NEG_INFINITY, 1e30];
     same_bits_either_way(hlo, &[with_specials(48, &specials), with_specials(768, &specials)], true, false);
+}
+
+/// Bytes of `n` elements of `dtype` with every bit pattern class the type has (sign bits, high
+/// bits, zero), as the `.npy`-free test helpers take them.
+fn pattern_bytes(dtype: &str, n: usize) -> Vec<u8> {
+    (0..n)
+        .flat_map(|i| {
+            let x = (i as u32).wrapping_mul(0x9e37_79b9) ^ 0x8000_0001;
+            match dtype {
+                "s32" | "u32" => x.to_le_bytes().to_vec(),
+                "s16" | "u16" => (x as u16).to_le_bytes().to_vec(),
+                "s8" | "u8" => vec![x as u8],
+                "pred" => vec![(x >> 7) as u8 & 1],
+                _ => unreachable!("{dtype}"),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn word_texels_carry_every_word_type_at_any_length() {
+    for dtype in ["s32", "u32", "s16", "u16", "s8", "u8", "pred"] {
+        for n in [1, 3, 5, 8, 33, 257] {
+            let hlo = format!(
+                "HloModule m\nENTRY e {{\n  a = {dtype}[{n}] parameter(0)\n  \
+                 ROOT r = {dtype}[{n}] reverse(a), dimensions={{0}}\n}}\n"
+            );
+            same_bits_either_way(&hlo, &[pattern_bytes(dtype, n)], n > 1, true);
+        }
+    }
+    // f32 arrays whose length is not a multiple of four.
+    for n in [3, 5, 7, 255] {
+        let hlo = format!(
+            "HloModule m\nENTRY e {{\n  a = f32[{n}] parameter(0)\n  ROOT r = f32[{n}] reverse(a), dimensions={{0}}\n}}\n"
+        );
+        same_bits_either_way(&hlo, &[special_f32(n)], n > 1, true);
+    }
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use ash::vk;
 use gpu_allocator::MemoryLocation;
-use hlo_program::{walk_steps, Access, BufferId, BufferRole, DeviceCondition, Loop, Program, Step, TripCount};
+use hlo_program::{walk_steps, BufferId, BufferRole, DeviceCondition, Loop, Program, Step, TripCount};
 
 use crate::array::{ArrayInput, ArrayStorage, DeviceArray, SyncPoint, Timeline};
 use crate::context::Context;
@@ -290,12 +290,12 @@ struct KernelPipeline {
     layout: vk::PipelineLayout,
     set_layout: vk::DescriptorSetLayout,
     /// Per binding: a uniform texel buffer ([`Access::ReadTexels`]); empty when all are storage buffers.
-    texels: Vec<bool>,
+    texels: Vec<Option<vk::Format>>,
 }
 
 /// The descriptor type of binding `i` of `pipeline`.
 fn descriptor_type(pipeline: &KernelPipeline, i: usize) -> vk::DescriptorType {
-    if pipeline.texels.get(i).copied().unwrap_or(false) {
+    if pipeline.texels.get(i).copied().flatten().is_some() {
         vk::DescriptorType::UNIFORM_TEXEL_BUFFER
     } else {
         vk::DescriptorType::STORAGE_BUFFER
@@ -1140,7 +1140,7 @@ impl Executable {
                 caps.max_compute_work_group_size, caps.max_compute_work_group_invocations
             )));
         }
-        let texels = kernel.bindings.iter().filter(|&&a| a == Access::ReadTexels).count();
+        let texels = kernel.bindings.iter().filter(|a| a.texel_words().is_some()).count();
         if texels > caps.max_per_stage_sampled_images as usize {
             return Err(bad(format!(
                 "{texels} uniform texel buffers, the device allows {}",
@@ -1165,8 +1165,16 @@ impl Executable {
         let device = ctx.device();
         self.pipelines.push(KernelPipeline::default());
         let pipeline = self.pipelines.last_mut().expect("just pushed");
-        if kernel.bindings.contains(&Access::ReadTexels) {
-            pipeline.texels = kernel.bindings.iter().map(|&a| a == Access::ReadTexels).collect();
+        if kernel.bindings.iter().any(|a| a.texel_words().is_some()) {
+            pipeline.texels = kernel
+                .bindings
+                .iter()
+                .map(|a| match a.texel_words() {
+                    Some(4) => Some(vk::Format::R32G32B32A32_UINT),
+                    Some(_) => Some(vk::Format::R32_UINT),
+                    None => None,
+                })
+                .collect();
         }
         let layout_bindings: Vec<_> = (0..kernel.bindings.len() as u32)
             .map(|i| {
@@ -1285,7 +1293,7 @@ impl Executable {
         let n_texels: usize = requests
             .iter()
             .map(|(_, pipeline, b)| {
-                (0..b.len()).filter(|&i| self.pipelines[*pipeline].texels.get(i) == Some(&true)).count()
+                (0..b.len()).filter(|&i| self.pipelines[*pipeline].texels.get(i).copied().flatten().is_some()).count()
             })
             .sum();
         let n_descriptors: usize = requests.iter().map(|(_, _, b)| b.len()).sum::<usize>() - n_texels;
@@ -1330,9 +1338,10 @@ impl Executable {
                 if descriptor_type(&self.pipelines[*pipeline], i) != vk::DescriptorType::UNIFORM_TEXEL_BUFFER {
                     continue;
                 }
+                let format = self.pipelines[*pipeline].texels[i].expect("a texel binding has a format");
                 let info = vk::BufferViewCreateInfo::default()
                     .buffer(self.buffers[b.buf].buffer)
-                    .format(vk::Format::R32G32B32A32_UINT)
+                    .format(format)
                     .offset(b.offset)
                     .range(b.range);
                 // SAFETY: the buffer is live and was created with UNIFORM_TEXEL_BUFFER usage; the code generator

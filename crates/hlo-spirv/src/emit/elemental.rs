@@ -523,9 +523,30 @@ impl<'m> Em<'m> {
         if elems % 4 != 0 || elems / 4 > max_texels || self.needs_windows(elems, naga::Scalar::F32) {
             return None;
         }
-        let g = self.kb.texel_buffer_vec4(&format!("b{}_t", buf.0));
+        let g = self.kb.texel_buffer(&format!("b{}_t", buf.0), 4);
         self.bound.insert(key, g);
         self.binds.push(Bind::Texels(buf));
+        Some(g)
+    }
+
+    /// A read-only buffer of `elems` 32-bit elements bound as a uniform texel buffer of one
+    /// element per texel, where the target gathers faster that way; `None` elsewhere (as for
+    /// [`Em::bind_texels`]), or where the buffer has more elements than one view may.
+    pub(crate) fn bind_word_texels(&mut self, buf: BufferId, elems: u64) -> Option<Handle<naga::GlobalVariable>> {
+        let max_texels = self.target.texel_gathers?;
+        let key = BindKey::WordTexels(buf);
+        if let Some(&g) = self.bound.get(&key) {
+            return Some(g);
+        }
+        if !self.texel_reads || self.bound.get(&BindKey::Buffer(buf)).is_some_and(|&g| self.kb.is_writable(g)) {
+            return None;
+        }
+        if elems == 0 || elems > max_texels || self.needs_windows(elems, naga::Scalar::U32) {
+            return None;
+        }
+        let g = self.kb.texel_buffer(&format!("b{}_w", buf.0), 1);
+        self.bound.insert(key, g);
+        self.binds.push(Bind::WordTexels(buf));
         Some(g)
     }
 
@@ -574,8 +595,13 @@ impl<'m> Em<'m> {
         let v = match self.quad_cache.get(&(buf, quad)) {
             Some(&(v, block)) if self.kb.is_open(block) => v,
             _ => {
-                let g = self.bind_vec4(buf, elems)?;
-                let v = self.load_quad_vector(g, quad);
+                let v = match self.bind_texels(buf, elems) {
+                    Some(t) => self.kb.fetch_texel(t, quad),
+                    None => {
+                        let g = self.bind_vec4(buf, elems)?;
+                        self.load_quad_vector(g, quad)
+                    }
+                };
                 let block = self.kb.block_of(v);
                 self.quad_cache.insert((buf, quad), (v, block));
                 v
@@ -959,10 +985,25 @@ impl<'m> Em<'m> {
                     }
                 }
                 // Each lane reads a different element: through the texture path where that
-                // gathers faster (a uniform index stays a storage load: one load, broadcast).
-                if *dtype == DType::F32 && self.kb.varying(lin) {
-                    if let Some(t) = self.bind_texels(*buf, elems) {
-                        return Ok(Val { h: self.fetch_element(t, lin), dt: DType::F32 });
+                // gathers faster. A uniform index outside loops stays a storage load (one load,
+                // broadcast); inside a loop llvmpipe loads a storage buffer lane by lane even at
+                // a uniform index (its loop mask hides that every lane is active), which made a
+                // convolution's kernel-weight loads 5x slower than texel fetches.
+                // Every type kept as one 32-bit word per element takes the same path (texels
+                // move bits unchanged): f32 through the vec4 texels other reads of the buffer
+                // may share, else one word per texel.
+                let storage = ops::storage_sty(*dtype).filter(|t| t.bits() == 32);
+                if let (Some(storage), true) = (storage, self.kb.varying(lin) || !self.open_loops.is_empty()) {
+                    if *dtype == DType::F32 && self.bound.contains_key(&BindKey::Texels(*buf)) {
+                        if let Some(t) = self.bind_texels(*buf, elems) {
+                            return Ok(Val { h: self.fetch_element(t, lin), dt: DType::F32 });
+                        }
+                    }
+                    if let Some(t) = self.bind_word_texels(*buf, elems) {
+                        let texel = self.kb.fetch_texel(t, lin);
+                        let word = self.kb.access_index(texel, 0);
+                        let raw = if storage == STy::F32 { word } else { self.kb.bitcast(word, storage) };
+                        return Ok(Val { h: ops::from_storage(&mut self.kb, raw, *dtype), dt: *dtype });
                     }
                 }
                 let g = self.bind_array(*buf, elems, *dtype, false, false)?;
@@ -1514,9 +1555,16 @@ impl<'m> Em<'m> {
             return literal_element(&mut self.kb, data, shape.dtype, 0)
                 .ok_or_else(|| self.unsupported(instr, "constant type"));
         }
+        // An element the kernel knows at compile time (a gather's constant start indices): a
+        // literal too, which also saves a load that llvmpipe does lane by lane in a branch.
+        let lin = idx.linear(&mut self.kb);
+        if let Some(k) = self.kb.const_int(lin).filter(|&k| k >= 0 && (k as u64) < shape.num_elements()) {
+            if let Some(v) = literal_element(&mut self.kb, data, shape.dtype, k as usize) {
+                return Ok(v);
+            }
+        }
         let comp = self.frames[f].comp;
         let g = self.bind_constant(comp, id, lit)?;
-        let lin = idx.linear(&mut self.kb);
         Ok(self.load(g, lin, shape.dtype))
     }
 

@@ -87,7 +87,7 @@ impl fmt::Display for KernelKind {
 /// How many of `binds` are storage buffers (the device's `maxPerStageDescriptorStorageBuffers`
 /// counts these; texel buffers have a limit of their own).
 pub(crate) fn storage_binds(binds: &[Bind]) -> usize {
-    binds.iter().filter(|b| !matches!(b, Bind::Texels(_))).count()
+    binds.iter().filter(|b| !matches!(b, Bind::Texels(_) | Bind::WordTexels(_))).count()
 }
 
 /// What a kernel binding is bound to.
@@ -97,6 +97,9 @@ pub(crate) enum Bind {
     /// A read-only buffer bound as a uniform texel buffer ([`crate::Target::texel_gathers`]):
     /// not one of the device's storage-buffer bindings.
     Texels(BufferId),
+    /// A read-only buffer of 32-bit elements bound as a uniform texel buffer of one word per
+    /// texel ([`Em::bind_word_texels`](crate::emit::elemental::Em::bind_word_texels)).
+    WordTexels(BufferId),
     /// Bytes `offset_bytes..offset_bytes + size_bytes` of a buffer larger than one binding may be.
     Window {
         buf: BufferId,
@@ -120,6 +123,8 @@ pub(crate) enum BindKey {
     Vec4(BufferId),
     /// A read-only f32 buffer bound as a uniform texel buffer of `vec4<f32>` texels.
     Texels(BufferId),
+    /// A read-only buffer of 32-bit elements bound as a uniform texel buffer of single words.
+    WordTexels(BufferId),
     Constant(String, InstrId),
 }
 

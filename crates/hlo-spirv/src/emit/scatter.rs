@@ -69,6 +69,9 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         }
     };
     let g = em.bind_array_as(out.buf, out.n_elems(), elem, true, atomic)?;
+    // Indices and updates may go through texel fetches: the output, the one buffer this
+    // kernel writes, is bound above, so it never is read that way.
+    em.texel_reads = true;
     let u = invocation_index(&mut em.kb, wg, groups);
     em.kb.name(u, "u");
     if groups[0] as u64 * groups[1] as u64 * wg as u64 != n_upd {
