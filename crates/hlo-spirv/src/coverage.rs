@@ -152,11 +152,11 @@ const PARTIAL: &[(Opcode, &str)] = &[
     ),
     (
         Opcode::DynamicReshape,
-        "a static result, as a `reshape` (`dynamic-shape-removal`); a dynamic result is refused",
+        "a static result, as a `reshape` (`dynamic-padder`); a dynamic result is refused",
     ),
     (
         Opcode::SetDimensionSize,
-        "a constant size equal to the dimension's bound, the identity (`dynamic-shape-removal`); a smaller or \
+        "a constant size equal to the dimension's bound, the identity (`dynamic-padder`); a smaller or \
          run-time size is refused",
     ),
     (

@@ -1,6 +1,6 @@
 //! Ops that passes expand into ops both backends run: `mulhi` (`mulhi-expander`),
 //! `stochastic-convert` (`stochastic-convert-decomposer`), `dynamic-reshape` and
-//! `set-dimension-size` of static sizes (`dynamic-shape-removal`), async pairs, `copy-start`/
+//! `set-dimension-size` of static sizes (`dynamic-padder`), async pairs, `copy-start`/
 //! `copy-done`, `partition-id` and `replica-id` (`single-device`), and `reduce-window` over a
 //! scalar (`scalar-reduce-window`). Each runs on lavapipe
 //! (validation layer on) through the whole pipeline and is compared bit for bit with the
