@@ -337,6 +337,9 @@ impl DynamicResults {
                 dims[cut.dim] = size;
                 continue;
             }
+            if bytes.len() % elements as usize != 0 || bytes.len() < elements as usize {
+                return Err(format!("result leaf {} packs its elements below a byte: it cannot be cut", cut.leaf));
+            }
             let elem = bytes.len() / elements as usize;
             let inner: usize = dims[cut.dim + 1..].iter().product::<i64>() as usize * elem;
             let outer: usize = dims[..cut.dim].iter().product::<i64>() as usize;

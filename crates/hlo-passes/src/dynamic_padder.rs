@@ -34,13 +34,18 @@ use std::collections::HashMap;
 
 const PASS: &str = "dynamic-padder";
 
-pub fn run(module: &mut Module) -> Result<bool, PassError> {
-    let _span = tracing::info_span!("dynamic-padder").entered();
+/// Whether the module has anything this pass changes: a dynamic shape or a dynamic-shape op.
+pub fn needed(module: &Module) -> bool {
     let targeted = |i: &Instr| {
         matches!(i.op, Op::DynamicReshape | Op::SetDimensionSize { .. } | Op::GetDimensionSize { .. })
             || is_dynamic(&i.shape)
     };
-    if !module.comps.iter().any(|c| c.instrs.iter().any(targeted)) {
+    module.comps.iter().any(|c| c.instrs.iter().any(targeted))
+}
+
+pub fn run(module: &mut Module) -> Result<bool, PassError> {
+    let _span = tracing::info_span!("dynamic-padder").entered();
+    if !needed(module) {
         return Ok(false);
     }
     let mut names = NameUniquer::new(module);
