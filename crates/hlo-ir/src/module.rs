@@ -382,3 +382,30 @@ impl Module {
         self.comps.iter().map(|c| c.instrs.len()).sum()
     }
 }
+
+#[cfg(test)]
+mod dynamic_results_tests {
+    use super::*;
+
+    fn s32(v: i32) -> LeafBytes {
+        (vec![], v.to_le_bytes().to_vec())
+    }
+
+    #[test]
+    fn apply_cuts_checks_and_drops_the_size_leaves() {
+        // f32[2,3] padded from [2,<=3] with size 2, then its size leaf.
+        let data: Vec<u8> = (0u8..24).collect();
+        let results = DynamicResults {
+            visible_leaves: 1,
+            cuts: vec![DynamicCut { leaf: 0, dim: 1, size_leaf: 1 }],
+            checks: vec![SizeCheck { size_leaf: 1, bound: 3, instr: "s".into() }],
+        };
+        let out = results.apply(vec![(vec![2, 3], data.clone()), s32(2)]).unwrap();
+        let want: Vec<u8> = [0..8, 12..20].into_iter().flatten().collect();
+        assert_eq!(out, vec![(vec![2, 2], want)]);
+        let out = results.apply(vec![(vec![2, 3], data.clone()), s32(0)]).unwrap();
+        assert_eq!(out, vec![(vec![2, 0], vec![])]);
+        let err = results.apply(vec![(vec![2, 3], data), s32(4)]).unwrap_err();
+        assert!(err.contains("%s") && err.contains("outside 0..=3"), "{err}");
+    }
+}
