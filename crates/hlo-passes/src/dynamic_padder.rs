@@ -524,7 +524,7 @@ impl Padder<'_> {
             return Err(unsupported(instr, "a size operand count that differs from the result's rank"));
         }
         let mut out_sizes = vec![None; out.rank()];
-        for j in 0..out.rank() {
+        for (j, slot) in out_sizes.iter_mut().enumerate() {
             let s = instr.operands[j + 1];
             match uniform_constant(self.comp, s) {
                 Some(c) if c == out.dims[j] as f64 => {}
@@ -534,7 +534,7 @@ impl Padder<'_> {
                         &format!("the size {c} of result dimension {j} (bound {})", out.dims[j]),
                     ))
                 }
-                _ if out.dynamic[j] => out_sizes[j] = Some(self.as_s32(id, s)),
+                _ if out.dynamic[j] => *slot = Some(self.as_s32(id, s)),
                 _ => {}
             }
         }
@@ -552,12 +552,12 @@ impl Padder<'_> {
         let od = out.dims.clone();
         // The result's linear index in its runtime sizes (Horner over the dimensions).
         let mut linear: Option<InstrId> = None;
-        for j in 0..out.rank() {
+        for (j, &out_size) in out_sizes.iter().enumerate() {
             let iota = self.push(id, DType::S32, &od, Op::Iota { dimension: j as i64 }, vec![]);
             linear = Some(match linear {
                 None => iota,
                 Some(l) => {
-                    let size = match out_sizes[j] {
+                    let size = match out_size {
                         Some(s) => s,
                         None => self.constant_s32(id, out.dims[j]),
                     };
