@@ -76,6 +76,7 @@ pub(crate) fn assemble(name: &str, mut comps: Vec<Computation>, entry: Computati
         comps,
         entry,
         stack_frames: StackFrameIndex::default(),
+        dynamic_results: None,
     }
 }
 
@@ -135,6 +136,7 @@ pub fn compact(module: &Module) -> Module {
         comps,
         entry,
         stack_frames: StackFrameIndex::default(),
+        dynamic_results: None,
     }
 }
 

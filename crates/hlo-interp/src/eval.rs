@@ -651,6 +651,7 @@ impl<'m> Interp<'m> {
             comps: vec![comp],
             entry: CompId(0),
             stack_frames: Default::default(),
+            dynamic_results: None,
         };
         let inner = Interp::new(&module, self.options);
         inner.call(CompId(0), args).map_err(|e| OpError::Nested(Box::new(e)))

@@ -332,6 +332,7 @@ impl ModuleBuilder {
             comps: self.comps,
             entry,
             stack_frames: StackFrameIndex::default(),
+            dynamic_results: None,
         }
     }
 }

@@ -29,8 +29,8 @@ pub mod verify;
 pub use dtype::{DType, DTypeClass};
 pub use literal::{ArrayData, Literal, LiteralData};
 pub use module::{
-    CompId, Computation, FileLocation, Instr, InstrId, InstrMeta, Module, ModuleAttrs, OpMetadata, ProgramShape, Span,
-    StackFrame, StackFrameIndex,
+    CompId, Computation, DynamicCut, DynamicResults, FileLocation, Instr, InstrId, InstrMeta, LeafBytes, Module,
+    ModuleAttrs, OpMetadata, ProgramShape, SizeCheck, Span, StackFrame, StackFrameIndex,
 };
 pub use op::*;
 pub use opcode::Opcode;

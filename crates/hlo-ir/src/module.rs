@@ -260,6 +260,100 @@ pub struct Module {
     pub comps: Vec<Computation>,
     pub entry: CompId,
     pub stack_frames: StackFrameIndex,
+    /// Set by `dynamic-padder` when the entry's result has sizes only the run knows: what the
+    /// caller does to the result leaves (not printed; `None` for every module as parsed).
+    pub dynamic_results: Option<DynamicResults>,
+}
+
+/// How to turn the entry's result leaves, once every bounded dynamic shape was padded to its
+/// bound, back into XLA's result: each leaf cut to its runtime sizes, the size leaves dropped.
+/// Leaves are the array leaves of the root's shape, depth first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DynamicResults {
+    /// The leaves the caller sees (the module's own result); every leaf from here on is an
+    /// `s32[]` size that the run appended.
+    pub visible_leaves: usize,
+    /// Visible leaves to cut along a dimension to the size in another leaf.
+    pub cuts: Vec<DynamicCut>,
+    /// Sizes given to `set-dimension-size` at run time, to check against their bounds.
+    pub checks: Vec<SizeCheck>,
+}
+
+/// Leaf `leaf` holds only the first `size` (the value of leaf `size_leaf`) elements along `dim`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DynamicCut {
+    pub leaf: usize,
+    pub dim: usize,
+    pub size_leaf: usize,
+}
+
+/// Leaf `size_leaf` is a size that `set-dimension-size` instruction `instr` set at run time:
+/// it must lie in `0..=bound`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SizeCheck {
+    pub size_leaf: usize,
+    pub bound: i64,
+    pub instr: String,
+}
+
+/// One result leaf as the run returns it: dimensions and row-major element bytes.
+pub type LeafBytes = (Vec<i64>, Vec<u8>);
+
+impl DynamicResults {
+    /// XLA's result from the padded one: checks every size, cuts each leaf to its sizes and
+    /// drops the size leaves (`s32[]`, little-endian). An error names the failed check.
+    pub fn apply(&self, mut leaves: Vec<LeafBytes>) -> Result<Vec<LeafBytes>, String> {
+        let size_of = |leaves: &[LeafBytes], k: usize| -> Result<i64, String> {
+            match leaves.get(k) {
+                Some((dims, bytes)) if dims.is_empty() && bytes.len() == 4 => {
+                    Ok(i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as i64)
+                }
+                _ => Err(format!("result leaf {k} is not the s32[] size the padded module appended")),
+            }
+        };
+        for c in &self.checks {
+            let size = size_of(&leaves, c.size_leaf)?;
+            if size < 0 || size > c.bound {
+                return Err(format!(
+                    "set-dimension-size (%{}): the size {size} given at run time is outside 0..={}, the bound of its \
+                     dimension",
+                    c.instr, c.bound
+                ));
+            }
+        }
+        for cut in &self.cuts {
+            let size = size_of(&leaves, cut.size_leaf)?;
+            let (dims, bytes) = leaves.get_mut(cut.leaf).ok_or_else(|| format!("no result leaf {}", cut.leaf))?;
+            let bound =
+                *dims.get(cut.dim).ok_or_else(|| format!("result leaf {} has no dimension {}", cut.leaf, cut.dim))?;
+            if size < 0 || size > bound {
+                return Err(format!(
+                    "result leaf {}: the size {size} of dimension {} is outside 0..={bound}",
+                    cut.leaf, cut.dim
+                ));
+            }
+            let elements: i64 = dims.iter().product();
+            if elements == 0 {
+                dims[cut.dim] = size;
+                continue;
+            }
+            if bytes.len() % elements as usize != 0 || bytes.len() < elements as usize {
+                return Err(format!("result leaf {} packs its elements below a byte: it cannot be cut", cut.leaf));
+            }
+            let elem = bytes.len() / elements as usize;
+            let inner: usize = dims[cut.dim + 1..].iter().product::<i64>() as usize * elem;
+            let outer: usize = dims[..cut.dim].iter().product::<i64>() as usize;
+            let (row, keep) = (bound as usize * inner, size as usize * inner);
+            let mut cut_bytes = Vec::with_capacity(outer * keep);
+            for o in 0..outer {
+                cut_bytes.extend_from_slice(&bytes[o * row..o * row + keep]);
+            }
+            *bytes = cut_bytes;
+            dims[cut.dim] = size;
+        }
+        leaves.truncate(self.visible_leaves);
+        Ok(leaves)
+    }
 }
 
 impl Module {
@@ -286,5 +380,32 @@ impl Module {
     /// Total number of instructions in all computations.
     pub fn instr_count(&self) -> usize {
         self.comps.iter().map(|c| c.instrs.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod dynamic_results_tests {
+    use super::*;
+
+    fn s32(v: i32) -> LeafBytes {
+        (vec![], v.to_le_bytes().to_vec())
+    }
+
+    #[test]
+    fn apply_cuts_checks_and_drops_the_size_leaves() {
+        // f32[2,3] padded from [2,<=3] with size 2, then its size leaf.
+        let data: Vec<u8> = (0u8..24).collect();
+        let results = DynamicResults {
+            visible_leaves: 1,
+            cuts: vec![DynamicCut { leaf: 0, dim: 1, size_leaf: 1 }],
+            checks: vec![SizeCheck { size_leaf: 1, bound: 3, instr: "s".into() }],
+        };
+        let out = results.apply(vec![(vec![2, 3], data.clone()), s32(2)]).unwrap();
+        let want: Vec<u8> = [0..8, 12..20].into_iter().flatten().collect();
+        assert_eq!(out, vec![(vec![2, 2], want)]);
+        let out = results.apply(vec![(vec![2, 3], data.clone()), s32(0)]).unwrap();
+        assert_eq!(out, vec![(vec![2, 0], vec![])]);
+        let err = results.apply(vec![(vec![2, 3], data), s32(4)]).unwrap_err();
+        assert!(err.contains("%s") && err.contains("outside 0..=3"), "{err}");
     }
 }

@@ -122,7 +122,14 @@ pub(crate) fn module(c: &mut Cursor<'_>) -> PResult<Module> {
     infer_deferred_shapes(&mut comps, &deferred)?;
     check_deferred_conditionals(&comps, &deferred)?;
     let entry = entry.unwrap_or(comps.len() - 1);
-    Ok(Module { name: name.to_string(), attrs, comps, entry: hlo_ir::CompId(entry as u32), stack_frames })
+    Ok(Module {
+        name: name.to_string(),
+        attrs,
+        comps,
+        entry: hlo_ir::CompId(entry as u32),
+        stack_frames,
+        dynamic_results: None,
+    })
 }
 
 /// The module as read so far: complete computations, in the order they were completed (a

@@ -28,7 +28,7 @@ pub mod bitcast_convert_expander;
 pub mod constant_folding;
 pub mod cse;
 pub mod dce;
-pub mod dynamic_shape_removal;
+pub mod dynamic_padder;
 pub mod fuse;
 pub mod fusion_analysis;
 pub mod inline_calls;
@@ -78,7 +78,7 @@ pub const PASSES: &[(&str, PassFn)] = &[
     ("rng-state-threading", rng_state_threading::run),
     ("rng-bit-generator-expander", rng_bit_generator_expander::run),
     ("bitcast-convert-expander", bitcast_convert_expander::run),
-    ("dynamic-shape-removal", dynamic_shape_removal::run),
+    ("dynamic-padder", dynamic_padder::run),
     ("mulhi-expander", mulhi_expander::run),
     ("stochastic-convert-decomposer", stochastic_convert_decomposer::run),
     ("scalar-reduce-window", scalar_reduce_window::run),

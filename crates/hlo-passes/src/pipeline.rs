@@ -10,7 +10,7 @@
 //! rng-state-threading           the hidden rng state as a value threaded through entry, loops, branches
 //! rng-bit-generator-expander    rng-bit-generator as elementwise ThreeFry/Philox arithmetic
 //! bitcast-convert-expander      width-changing bitcast-converts as shifts, ors and concatenations
-//! dynamic-shape-removal         dynamic-reshape, set-dimension-size of static sizes as static ops
+//! dynamic-padder                bounded dynamic shapes padded to their bound, sizes carried, padding masked
 //! mulhi-expander                mulhi from half-width partial products
 //! stochastic-convert-decomposer stochastic-convert to integers as floor, compare and select
 //! scalar-reduce-window          reduce-window over scalars as one over one-element vectors
@@ -70,7 +70,7 @@ pub const PIPELINE: &[&str] = &[
     "rng-state-threading",
     "rng-bit-generator-expander",
     "bitcast-convert-expander",
-    "dynamic-shape-removal",
+    "dynamic-padder",
     "mulhi-expander",
     "stochastic-convert-decomposer",
     "scalar-reduce-window",
@@ -111,7 +111,7 @@ pub const STEPS: &[Step] = &[
     // JAX's `u32[2]` key words to the `u64` state and back: a bitcast-convert that changes the width.
     Step::Pass("bitcast-convert-expander"),
     // Ops the interpreter evaluates itself (it is the oracle for these expansions).
-    Step::Pass("dynamic-shape-removal"),
+    Step::Pass("dynamic-padder"),
     Step::Pass("mulhi-expander"),
     Step::Pass("stochastic-convert-decomposer"),
     Step::Pass("scalar-reduce-window"),

@@ -394,6 +394,14 @@ pub fn compile_module(module: &Module, target: &Target) -> Result<hlo_spirv::Com
         hlo_passes::PassError::Unsupported { .. } => Error::Unsupported(format!("unsupported on Vulkan: {e}")),
         other => Error::Internal(format!("internal compiler error in the pass pipeline: {other}")),
     })?;
+    if optimized.dynamic_results.is_some() {
+        // The buffers PJRT hands back have the static shapes the executable declares.
+        return Err(Error::Unsupported(
+            "unsupported on Vulkan: a result with dynamic dimensions (`<=N` sizes only the run knows); hlo-run \
+             runs such modules"
+                .into(),
+        ));
+    }
     hlo_spirv::compile(&optimized, target).map_err(|e| match e {
         hlo_spirv::CodegenError::Unsupported { op, instr, reason } => {
             Error::Unsupported(format!("unsupported on Vulkan: {op} ({instr}): {reason}"))

@@ -323,6 +323,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             outcome.outputs
         }
     };
+    let outputs =
+        backend::finish_outputs(prepared.as_ref(), outputs).map_err(|e| user_error(format!("{}: {e}", loaded.path)))?;
     finish_run(args, &outputs)?;
     if args.stats {
         eprintln!("{}", prepared.stats());
@@ -382,6 +384,17 @@ fn finish_run(args: &RunArgs, outputs: &[HostArray]) -> anyhow::Result<()> {
 fn locate(loaded: &Loaded, err: anyhow::Error) -> anyhow::Error {
     let err = match err.downcast::<hlo_interp::InterpError>() {
         Ok(interp) => return locate_interp(loaded, interp),
+        Err(err) => err,
+    };
+    let err = match err.downcast::<crate::backend::Refused>() {
+        Ok(refused) => {
+            let at = loaded
+                .module
+                .comp_ids()
+                .find_map(|c| loaded.module.comp(c).find(&refused.instr).map(|i| load::location_of(loaded, c, i)))
+                .unwrap_or_else(|| loaded.path.clone());
+            return user_error(format!("{at}: cannot run {} `{}`: {}", refused.op, refused.instr, refused.reason));
+        }
         Err(err) => err,
     };
     match err.downcast::<crate::backend::vulkan::Unsupported>() {
@@ -658,7 +671,7 @@ pub fn tune(args: &TuneArgs) -> anyhow::Result<()> {
     let info = ctx.info().clone();
     let target = vulkan::target_for(&ctx);
     drop(ctx);
-    let (compiled, _, _) = vulkan::compile_module(&loaded.module, &target, false).map_err(|e| locate(&loaded, e))?;
+    let (compiled, _, _, _) = vulkan::compile_module(&loaded.module, &target, false).map_err(|e| locate(&loaded, e))?;
     let mut tunable: Vec<(String, String)> = Vec::new();
     for k in &compiled.kernels_info {
         if let Some(key) = &k.tile_key {

@@ -2,8 +2,9 @@
 //! `FILE:LINE:COL: message` with the source line and a caret.
 //!
 //! Only a regular file of at most [`crate::limits::MAX_MODULE_BYTES`] is read.
-//! Dynamic dimensions (`f32[?]`, `f32[<=8]`) parse and print, but nothing executes
-//! them: [`check_static`] names the first one for the commands that run or compile.
+//! Dynamic dimensions (`f32[?]`, `f32[<=8]`) parse and print; bounded ones inside the module run
+//! padded to their bound (`dynamic-padder`), but an unbounded one or a dynamic entry parameter
+//! does not: [`check_static`] names the first one for the commands that run or compile.
 
 use crate::limits;
 use crate::user_error;
@@ -79,8 +80,9 @@ fn verify_stablehlo(module: Module, file: &str) -> anyhow::Result<Module> {
     Ok(module)
 }
 
-/// Fails with `FILE:LINE:COL` at the first instruction whose shape has a dynamic
-/// dimension (the interpreter, the passes and the Vulkan path all need static shapes), or at
+/// Fails with `FILE:LINE:COL` at the first instruction whose shape has an unbounded dynamic
+/// dimension, or at the first entry parameter with a dynamic dimension (both backends run bounded
+/// dynamic shapes padded to their bound, with sizes the module sets itself), or at
 /// the first constant whose values the dump elided (`{...}`): nothing can compute with it.
 pub fn check_static(loaded: &Loaded) -> anyhow::Result<()> {
     if let Some((comp, instr)) = first_elided_constant(&loaded.module) {
@@ -97,7 +99,8 @@ pub fn check_static(loaded: &Loaded) -> anyhow::Result<()> {
             let at = location_of(loaded, comp, instr);
             let i = loaded.module.comp(comp).instr(instr);
             Err(user_error(format!(
-                "{at}: {} has the dynamic shape {}; dynamic dimensions (`?`, `<=N`) are not supported",
+                "{at}: {} has the dynamic shape {}; unbounded dynamic dimensions (`?`) and dynamic entry parameters are \
+                 not supported (bounded ones, `<=N`, set inside the module by `set-dimension-size` are)",
                 i.name, i.shape
             )))
         }
@@ -120,18 +123,29 @@ pub fn first_elided_constant(module: &Module) -> Option<(CompId, InstrId)> {
     })
 }
 
-/// The first instruction (in computation and arena order) with a dynamic dimension.
+/// The first instruction (in computation and arena order) with an unbounded dynamic dimension,
+/// or the first entry parameter with a dynamic dimension.
 pub fn first_dynamic(module: &Module) -> Option<(CompId, InstrId)> {
-    fn is_dynamic(shape: &Shape) -> bool {
+    fn has(shape: &Shape, dim: &dyn Fn(&hlo_ir::ArrayShape) -> bool) -> bool {
         match shape {
-            Shape::Array(a) => a.dynamic.iter().any(|&d| d) || a.dims.iter().any(|&d| d < 0),
-            Shape::Tuple(elems) => elems.iter().any(is_dynamic),
+            Shape::Array(a) => dim(a),
+            Shape::Tuple(elems) => elems.iter().any(|e| has(e, dim)),
             Shape::Token => false,
         }
     }
-    module
-        .comp_ids()
-        .find_map(|c| module.comp(c).ids().find(|&i| is_dynamic(&module.comp(c).instr(i).shape)).map(|i| (c, i)))
+    let unbounded = |a: &hlo_ir::ArrayShape| a.dims.iter().any(|&d| d < 0);
+    let dynamic = |a: &hlo_ir::ArrayShape| a.dynamic.iter().any(|&d| d) || unbounded(a);
+    let entry = module.entry_comp();
+    let param = entry.params.iter().copied().find(|&p| has(&entry.instr(p).shape, &dynamic));
+    let first = module.comp_ids().find_map(|c| {
+        let comp = module.comp(c);
+        comp.ids().find(|&i| has(&comp.instr(i).shape, &unbounded)).map(|i| (c, i))
+    });
+    match (first, param) {
+        (Some(f), _) => Some(f),
+        (None, Some(p)) => Some((module.entry, p)),
+        (None, None) => None,
+    }
 }
 
 /// `FILE:LINE:COL` of the instruction named `instr` in computation `comp`, or the file alone.

@@ -126,7 +126,8 @@ pub fn run_present(
     if outputs.is_empty() {
         return Err(anyhow::anyhow!("the window closed before the first frame"));
     }
-    prepared.read_all(&outputs)
+    let outputs = prepared.read_all(&outputs)?;
+    crate::backend::finish_outputs(&prepared, outputs)
 }
 
 /// How the presenter reads the image output on the device (u8 is stored as one u32 per element).

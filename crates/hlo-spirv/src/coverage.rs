@@ -87,7 +87,8 @@ const FULL: &[Opcode] = &[
     Opcode::Negate,
     Opcode::Not,
     Opcode::OptimizationBarrier,
-    // Folded by `algebraic-simplification`: a static size is a constant, a domain its operand.
+    // A dynamic size is the `s32[]` that `dynamic-padder` carries, a static one a constant; a domain is
+    // its operand (`algebraic-simplification`).
     Opcode::GetDimensionSize,
     Opcode::Domain,
     Opcode::Or,
@@ -152,12 +153,17 @@ const PARTIAL: &[(Opcode, &str)] = &[
     ),
     (
         Opcode::DynamicReshape,
-        "a static result, as a `reshape` (`dynamic-shape-removal`); a dynamic result is refused",
+        "bounded sizes, constant or given at run time (`dynamic-padder`): each result element gathered from the \
+         operand's valid region in row-major order (a static reshape of a static operand is a `reshape`); unbounded \
+         (`?`) sizes are refused",
     ),
     (
         Opcode::SetDimensionSize,
-        "a constant size equal to the dimension's bound, the identity (`dynamic-shape-removal`); a smaller or \
-         run-time size is refused",
+        "any size within the bound, constant or given at run time (`dynamic-padder`): the array stays padded to \
+         its bound with its size carried beside it; reductions, reduce-windows and dots over the dimension mask \
+         the padding, results are cut to their size; ops that would read the padding otherwise (a sort, gather, \
+         reverse, pad or concatenation along it, ...) and dynamic entry parameters are refused by name, and so is a \
+         size outside the bound (when compiling, or when the run gives it)",
     ),
     (
         Opcode::StochasticConvert,

@@ -1,6 +1,6 @@
 //! Ops that passes expand into ops both backends run: `mulhi` (`mulhi-expander`),
 //! `stochastic-convert` (`stochastic-convert-decomposer`), `dynamic-reshape` and
-//! `set-dimension-size` of static sizes (`dynamic-shape-removal`), async pairs, `copy-start`/
+//! `set-dimension-size` of static sizes (`dynamic-padder`), async pairs, `copy-start`/
 //! `copy-done`, `partition-id` and `replica-id` (`single-device`), and `reduce-window` over a
 //! scalar (`scalar-reduce-window`). Each runs on lavapipe
 //! (validation layer on) through the whole pipeline and is compared bit for bit with the
@@ -216,14 +216,15 @@ fn dynamic_reshape_and_set_dimension_size_of_static_sizes() {
     }
 }
 
-/// A size below the bound needs masked padding: refused by name on both backends.
+/// A constant size past the bound is refused by name when compiling (sizes below it run padded,
+/// `crates/hlo-run/tests/dynamic_shapes.rs`).
 #[test]
-fn set_dimension_size_below_the_bound_is_refused() {
-    let hlo = "HloModule m\n\nENTRY e {\n  x = f32[8] parameter(0)\n  d = s32[] constant(5)\n  \
+fn set_dimension_size_past_the_bound_is_refused() {
+    let hlo = "HloModule m\n\nENTRY e {\n  x = f32[8] parameter(0)\n  d = s32[] constant(9)\n  \
                ROOT s = f32[<=8] set-dimension-size(x, d), dimensions={0}\n}\n";
     let mut m = parse(hlo);
     let err = hlo_passes::run_pipeline(&mut m, &mut hlo_passes::PipelineOptions::default()).unwrap_err().to_string();
-    assert!(err.contains("set-dimension-size (%s)"), "{err}");
+    assert!(err.contains("set-dimension-size (%s)") && err.contains("outside 0..=8"), "{err}");
     let args = [hlo_interp::literal_from_bytes(&hlo_ir::ArrayShape::new(DType::F32, vec![8]), &[0; 32]).unwrap()];
     let err = hlo_interp::evaluate(&parse(hlo), &args).unwrap_err().to_string();
     assert!(err.contains("set-dimension-size"), "{err}");

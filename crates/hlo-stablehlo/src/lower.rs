@@ -60,6 +60,7 @@ pub(crate) fn lower(top: &[Operation]) -> Result<Module> {
         comps: l.comps,
         entry,
         stack_frames: Default::default(),
+        dynamic_results: None,
     };
     let root_is_tuple = module.entry_comp().instr(module.entry_comp().root).shape.is_tuple();
     module.attrs.other = donation_attrs(main, root_is_tuple);

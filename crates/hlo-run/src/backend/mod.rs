@@ -77,6 +77,11 @@ pub trait Prepared {
     /// The device that runs the calls, e.g. `#0 llvmpipe (LLVM 15.0.6, 256 bits) [cpu]`.
     fn device(&self) -> String;
     fn compile_times(&self) -> CompileTimes;
+    /// How to cut the outputs to their runtime sizes, when the module has dynamic results
+    /// (`dynamic-padder`); [`finish_outputs`] applies it.
+    fn dynamic_results(&self) -> Option<&hlo_ir::DynamicResults> {
+        None
+    }
     /// Device time per step of the last call, `(step name, nanoseconds)`, when prepared with `profile`.
     fn step_times(&self) -> anyhow::Result<Option<Vec<(String, f64)>>> {
         Ok(None)
@@ -133,6 +138,55 @@ pub trait Prepared {
     }
 }
 
+/// The module's result from the outputs of a call: a result with dynamic dimensions (padded to
+/// their bounds on both backends) cut to the sizes the run gave them, the size leaves the padded
+/// module appended dropped; a size given to `set-dimension-size` outside its bound is a user error.
+pub fn finish_outputs(prepared: &dyn Prepared, outputs: Vec<HostArray>) -> anyhow::Result<Vec<HostArray>> {
+    let Some(dynamic) = prepared.dynamic_results() else { return Ok(outputs) };
+    let dtypes: Vec<hlo_ir::DType> = outputs.iter().map(|o| o.dtype).collect();
+    let leaves = outputs.into_iter().map(|o| (o.dims, o.bytes)).collect();
+    let cut = dynamic.apply(leaves).map_err(user_error)?;
+    Ok(cut.into_iter().zip(dtypes).map(|((dims, bytes), dtype)| HostArray { dtype, dims, bytes }).collect())
+}
+
+/// A pass refused an op of the module before the interpreter ran it (`dynamic-padder`);
+/// `commands` turns it into a message with the op's line.
+#[derive(Debug)]
+pub struct Refused {
+    pub op: String,
+    pub instr: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot run {} ({}): {}", self.op, self.instr, self.reason)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Bounded dynamic shapes as the Vulkan pipeline runs them: padded to their bounds, sizes carried
+/// (`dynamic-padder`, after inlining so that sizes do not cross calls). A module without them is
+/// left as it is.
+fn pad_dynamic_shapes(module: &mut Module) -> anyhow::Result<()> {
+    if !hlo_passes::dynamic_padder::needed(module) {
+        return Ok(());
+    }
+    let mut pipeline = hlo_passes::PipelineOptions::default();
+    hlo_passes::run_passes(module, &["inline-calls", "dynamic-padder"], &mut pipeline).map_err(|e| match e {
+        hlo_passes::PassError::Unsupported { pass, op, reason } => {
+            let (name, instr) = match op.split_once(" (%") {
+                Some((name, instr)) => (name.to_string(), instr.trim_end_matches(')').to_string()),
+                None => (op.clone(), op),
+            };
+            anyhow::Error::new(Refused { op: name, instr, reason: format!("{pass}: {reason}") })
+        }
+        other => anyhow::anyhow!("internal compiler error padding dynamic shapes: {other}"),
+    })?;
+    Ok(())
+}
+
 /// Whether the interpreter backend runs `opcode`: what `hlo-interp` evaluates, and batch norm,
 /// which it runs expanded (`batch-norm-expander`).
 pub fn interp_runs(opcode: hlo_ir::Opcode) -> bool {
@@ -145,6 +199,7 @@ pub fn prepare(module: &Module, kind: BackendKind, opts: &PrepareOptions) -> any
     match kind {
         BackendKind::Interp => {
             let mut module = module.clone();
+            pad_dynamic_shapes(&mut module)?;
             if !InterpPrepared::pure() {
                 // XLA:CPU's value-changing rewrites (x / c as x * (1/c), sums in blocks of 32,
                 // scans in blocks of 16, bf16 excess precision): what JAX on CPU computes.
@@ -203,6 +258,10 @@ impl InterpPrepared {
 }
 
 impl Prepared for InterpPrepared {
+    fn dynamic_results(&self) -> Option<&hlo_ir::DynamicResults> {
+        self.module.dynamic_results.as_ref()
+    }
+
     fn run(&mut self, inputs: &[HostArray]) -> anyhow::Result<Vec<HostArray>> {
         let args = self.literals(inputs)?;
         self.evaluate(&args)

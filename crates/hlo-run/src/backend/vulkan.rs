@@ -41,7 +41,7 @@ fn codegen_error(err: hlo_spirv::CodegenError) -> anyhow::Error {
 /// Maps pipeline errors: a pass that cannot lower an op (`op` written `name (%instr)`, or naming
 /// the instruction) refuses it as an unsupported op (exit status 2, with its line); anything
 /// else is an internal error.
-fn pass_error(err: hlo_passes::PassError) -> anyhow::Error {
+pub(crate) fn pass_error(err: hlo_passes::PassError) -> anyhow::Error {
     match err {
         hlo_passes::PassError::Unsupported { pass, op, reason } => {
             let (name, instr) = match op.split_once(" (%") {
@@ -200,12 +200,13 @@ fn first_unsupported_op(module: &Module, target: &hlo_spirv::Target) -> Option<U
     })
 }
 
-/// Runs the pass pipeline and codegen; returns the compiled program and the time each took.
+/// Runs the pass pipeline and codegen; returns the compiled program, the time each took, and how
+/// to cut the outputs to their runtime sizes when the module has dynamic results (`dynamic-padder`).
 pub fn compile_module(
     module: &Module,
     target: &hlo_spirv::Target,
     explain_fusion: bool,
-) -> anyhow::Result<(hlo_spirv::Compiled, Duration, Duration)> {
+) -> anyhow::Result<(hlo_spirv::Compiled, Duration, Duration, Option<hlo_ir::DynamicResults>)> {
     if let Some(unsupported) = first_unsupported_op(module, target) {
         return Err(anyhow::Error::new(unsupported));
     }
@@ -226,7 +227,7 @@ pub fn compile_module(
             eprintln!("  {} {}: {}", info.name, info.kind, info.why);
         }
     }
-    Ok((compiled, passes, start.elapsed()))
+    Ok((compiled, passes, start.elapsed(), optimized.dynamic_results))
 }
 
 /// `hlo-run compile`: targets the chosen device, or a lavapipe-like default without Vulkan.
@@ -326,6 +327,8 @@ pub struct VulkanPrepared {
     device: String,
     /// The module's input/output aliasing: these inputs are donated in loops.
     aliased: Vec<Feed>,
+    /// How to cut the outputs to their runtime sizes (`dynamic-padder`).
+    dynamic: Option<hlo_ir::DynamicResults>,
 }
 
 /// A loop's state on the device (`--iterations`, `--frames`, `--present`): one array per parameter leaf,
@@ -349,7 +352,7 @@ impl VulkanPrepared {
         if let Some(tiles) = &opts.tiles {
             target.tiles = tiles.clone();
         }
-        let (compiled, passes, codegen) = compile_module(module, &target, false)?;
+        let (compiled, passes, codegen, dynamic) = compile_module(module, &target, false)?;
         check_buffers_fit(&compiled.program, &ctx, opts.memory_limit)?;
         let start = Instant::now();
         let options = hlo_vulkan::BuildOptions {
@@ -361,7 +364,7 @@ impl VulkanPrepared {
             .map_err(|e| anyhow::anyhow!("building the Vulkan executable: {e}"))?;
         let times = CompileTimes { passes, codegen, runtime_build: start.elapsed() };
         let device = ctx.info().short();
-        Ok(VulkanPrepared { compiled, executable, times, device, aliased: crate::feed::aliased(module) })
+        Ok(VulkanPrepared { compiled, executable, times, device, aliased: crate::feed::aliased(module), dynamic })
     }
 
     pub fn context(&self) -> &Arc<Context> {
@@ -523,6 +526,10 @@ impl VulkanPrepared {
 }
 
 impl Prepared for VulkanPrepared {
+    fn dynamic_results(&self) -> Option<&hlo_ir::DynamicResults> {
+        self.dynamic.as_ref()
+    }
+
     fn run(&mut self, inputs: &[HostArray]) -> anyhow::Result<Vec<HostArray>> {
         self.upload(inputs)?;
         let ticket = self.executable.submit().map_err(run_error)?;
