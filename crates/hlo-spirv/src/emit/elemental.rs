@@ -512,41 +512,39 @@ impl<'m> Em<'m> {
     /// gathers faster that way ([`crate::Target::texel_gathers`]); `None` elsewhere, or where the
     /// buffer is not a whole number of texels or has more than the device allows in one view.
     pub(crate) fn bind_texels(&mut self, buf: BufferId, elems: u64) -> Option<Handle<naga::GlobalVariable>> {
-        let max_texels = self.target.texel_gathers?;
-        let key = BindKey::Texels(buf);
-        if let Some(&g) = self.bound.get(&key) {
-            return Some(g);
-        }
-        if !self.texel_reads || self.bound.get(&BindKey::Buffer(buf)).is_some_and(|&g| self.kb.is_writable(g)) {
-            return None;
-        }
-        if elems % 4 != 0 || elems / 4 > max_texels || self.needs_windows(elems, naga::Scalar::F32) {
-            return None;
-        }
-        let g = self.kb.texel_buffer(&format!("b{}_t", buf.0), 4);
-        self.bound.insert(key, g);
-        self.binds.push(Bind::Texels(buf));
-        Some(g)
+        self.bind_texel_view(buf, elems, 4)
     }
 
     /// A read-only buffer of `elems` 32-bit elements bound as a uniform texel buffer of one
     /// element per texel, where the target gathers faster that way; `None` elsewhere (as for
     /// [`Em::bind_texels`]), or where the buffer has more elements than one view may.
     pub(crate) fn bind_word_texels(&mut self, buf: BufferId, elems: u64) -> Option<Handle<naga::GlobalVariable>> {
+        self.bind_texel_view(buf, elems, 1)
+    }
+
+    /// [`Em::bind_texels`] (`words` 4) or [`Em::bind_word_texels`] (`words` 1).
+    fn bind_texel_view(&mut self, buf: BufferId, elems: u64, words: u64) -> Option<Handle<naga::GlobalVariable>> {
         let max_texels = self.target.texel_gathers?;
-        let key = BindKey::WordTexels(buf);
+        let (key, bind, suffix) = match words {
+            4 => (BindKey::Texels(buf), Bind::Texels(buf), "t"),
+            _ => (BindKey::WordTexels(buf), Bind::WordTexels(buf), "w"),
+        };
         if let Some(&g) = self.bound.get(&key) {
             return Some(g);
         }
         if !self.texel_reads || self.bound.get(&BindKey::Buffer(buf)).is_some_and(|&g| self.kb.is_writable(g)) {
             return None;
         }
-        if elems == 0 || elems > max_texels || self.needs_windows(elems, naga::Scalar::U32) {
+        if elems == 0
+            || elems % words != 0
+            || elems / words > max_texels
+            || self.needs_windows(elems, naga::Scalar::U32)
+        {
             return None;
         }
-        let g = self.kb.texel_buffer(&format!("b{}_w", buf.0), 1);
+        let g = self.kb.texel_buffer(&format!("b{}_{suffix}", buf.0), words as u32);
         self.bound.insert(key, g);
-        self.binds.push(Bind::WordTexels(buf));
+        self.binds.push(bind);
         Some(g)
     }
 
