@@ -529,6 +529,11 @@ impl Kb {
                 Some(false) => continue,
                 None => {}
             }
+            // Marked as data (a float made from data bits, a reduction that only selects),
+            // whatever expression holds it (a load of a local, for a reduction's result).
+            if self.data_bits.contains(&x) {
+                continue;
+            }
             match &self.func.expressions[x] {
                 Expression::Literal(_)
                 | Expression::Constant(_)

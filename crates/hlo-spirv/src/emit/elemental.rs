@@ -1876,14 +1876,22 @@ impl<'m> Em<'m> {
                 let at = Index::from_multi(&in_dims, full);
                 let mut args = accs[k * n..(k + 1) * n].to_vec();
                 for &op in &operands {
-                    let v = em.eval(f, op, &[], &at)?;
-                    args.push(em.daz(f, op, v));
+                    args.push(em.eval(f, op, &[], &at)?);
                 }
-                next.extend(em.apply(to_apply, args)?);
+                // Elements and partial results as they are in memory: the reducer's arithmetic
+                // and compares read them as XLA:CPU's DAZ does (an argmin sees a subnormal as
+                // zero), and what it only selects keeps its bits.
+                next.extend(em.apply_loaded(to_apply, args)?);
             }
             Ok(next)
         };
         let flat = self.fold(&extents, inits, &mut body)?;
+        let moves_data = crate::emit::reduce::reducer_moves_data(self.m, to_apply);
+        for (k, v) in flat.iter().enumerate() {
+            if moves_data.get(k % n).copied().unwrap_or(false) {
+                self.kb.mark_data_bits(v.h);
+            }
+        }
         Ok(flat.chunks(n).map(|c| c.to_vec()).collect())
     }
 

@@ -226,6 +226,27 @@ pub(crate) fn emit_with_hero(ctx: &KernelCtx, hero: InstrId) -> Result<Vec<Kerne
     tree(ctx, hero, Some(ctx.root), dimensions, reduced, ctx.outputs[0].n_elems())
 }
 
+/// Per result of `reducer`: whether it only selects among its arguments (parameters under
+/// `select`s, as an argmin's value and index are). Such a result is data, stored with its bits
+/// (a subnormal minimum stays subnormal, as XLA:CPU's blend keeps it); any other is arithmetic,
+/// whose subnormal results are flushed as XLA:CPU flushes them.
+pub(crate) fn reducer_moves_data(m: &Module, reducer: CompId) -> Vec<bool> {
+    fn moves(c: &hlo_ir::Computation, id: InstrId, depth: u32) -> bool {
+        let instr = c.instr(id);
+        match &instr.op {
+            Op::Parameter { .. } => true,
+            Op::Select if depth < 64 => instr.operands[1..].iter().all(|&o| moves(c, o, depth + 1)),
+            _ => false,
+        }
+    }
+    let c = m.comp(reducer);
+    let root = c.instr(c.root);
+    match &root.op {
+        Op::Tuple => root.operands.iter().map(|&o| moves(c, o, 0)).collect(),
+        _ => vec![moves(c, c.root, 0)],
+    }
+}
+
 /// Whether `reducer` is `f(a, b) = a op b` for a commutative `op`: then the order
 /// in which partial results meet does not change the result (beyond rounding).
 fn commutative_reducer(m: &Module, reducer: CompId) -> bool {
@@ -281,7 +302,7 @@ fn tree(
     let mut inits = Vec::new();
     for k in 0..n {
         let init = em.eval(f, root.operands[n + k], &[], &Index::scalar())?;
-        inits.push(em.daz(f, root.operands[n + k], init));
+        inits.push(init);
     }
     // Each invocation folds elements t, t + wg, t + 2wg, ... or, keeping index order,
     // the contiguous chunk [t * chunk, (t + 1) * chunk).
@@ -330,12 +351,12 @@ fn tree(
         let at = Index::from_multi(&input.dims, full);
         let mut args: Vec<Val> = accs.iter().map(|&(p, dt)| Val { h: em.kb.load(p), dt }).collect();
         for k in 0..n {
-            // Read as XLA:CPU's DAZ reads them (the elemental reduce does the same): a compare in
-            // the reducer (an argmin) must see a subnormal as zero.
-            let v = em.eval(f, root.operands[k], &[], &at)?;
-            args.push(em.daz(f, root.operands[k], v));
+            args.push(em.eval(f, root.operands[k], &[], &at)?);
         }
-        let new = em.apply(to_apply, args)?;
+        // As they are in memory: the reducer reads them as XLA:CPU's DAZ does (a compare in an
+        // argmin sees a subnormal as zero), and what it only selects keeps its bits (the
+        // elemental reduce does the same).
+        let new = em.apply_loaded(to_apply, args)?;
         for (&(p, _), v) in accs.iter().zip(new) {
             em.kb.store(p, v.h);
         }
@@ -403,7 +424,7 @@ fn tree(
             }
         }
         // Reorder: reducer takes (accs..., values...) = (sh[t] k..., sh[t+s] k...).
-        let new = em.apply(to_apply, args)?;
+        let new = em.apply_loaded(to_apply, args)?;
         for (&g, v) in shared.iter().zip(new) {
             let base = em.kb.global(g);
             let ptr = em.kb.access(base, t);
@@ -414,6 +435,7 @@ fn tree(
         em.kb.stmt(naga::Statement::If { condition: cond, accept, reject: naga::Block::new() });
         em.kb.barrier();
     }
+    let moves_data = reducer_moves_data(ctx.m, to_apply);
     let zero = em.kb.lit_u32(0);
     let is_first = em.kb.binary(Bo::Equal, t, zero);
     em.kb.begin_block();
@@ -423,6 +445,9 @@ fn tree(
         let ptr = em.kb.access(base, zero);
         let raw = em.kb.load(ptr);
         let v = Val { h: ops::from_storage(&mut em.kb, raw, dt), dt };
+        if moves_data.get(k).copied().unwrap_or(false) {
+            em.kb.mark_data_bits(v.h);
+        }
         let v = match epilogue {
             None => v,
             Some(root) => {
