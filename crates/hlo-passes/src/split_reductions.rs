@@ -24,6 +24,13 @@ use hlo_ir::{ArrayShape, CompId, Computation, DType, DotDims, Instr, InstrId, Mo
 pub const MAX_REDUCED: u64 = 1 << 15;
 /// Most elements one output of a `dot` may contract in one level.
 pub const MAX_CONTRACTED: u64 = 1 << 14;
+/// Most input features times kernel taps one output of a grouped convolution may contract: a
+/// quarter of [`MAX_CONTRACTED`], since the per-element kernel that runs grouped convolutions
+/// computes four outputs per invocation (one `vec4` store), each with its own nest of loops
+/// whose outer levels add iterations too. Lavapipe silently cut short a convolution of
+/// 4 x 30 x 30 x 3 = 10,800 per output (XLA's DepthwiseBatchOuterDot with 4 features); 1 to 3
+/// features (up to 8,100) ran right.
+pub const MAX_CONV_CONTRACTED: u64 = MAX_CONTRACTED / 4;
 
 pub fn run(module: &mut Module) -> Result<bool, PassError> {
     let _span = tracing::info_span!("split-reductions").entered();
@@ -339,7 +346,7 @@ fn slice(comp: &mut Computation, base: &str, x: InstrId, d: usize, lo: i64, hi: 
 }
 
 /// Split-K for grouped convolutions. The per-element kernel that runs them (one invocation per
-/// output) loops over the kernel's input features times its taps; past [`MAX_CONTRACTED`] the
+/// four outputs) loops over the kernel's input features times its taps; past [`MAX_CONV_CONTRACTED`] the
 /// convolution becomes the sum of convolutions over chunks of the input features, each within
 /// the limit (or one feature each, when the taps alone are past it), summed by one `reduce` over
 /// their concatenation. With `batch_group_count`, the lhs input features and the rhs kernel
@@ -366,7 +373,7 @@ fn split_conv(module: &mut Module, comp_id: CompId, id: InstrId) -> Result<Optio
     };
     let c = rs.dims[dims.kernel_input_feature as usize].max(0) as u64;
     let taps: u64 = dims.kernel_spatial.iter().map(|&d| rs.dims[d as usize].max(0) as u64).product();
-    if c * taps <= MAX_CONTRACTED || c <= 1 || taps == 0 || out.num_elements() == 0 {
+    if c * taps <= MAX_CONV_CONTRACTED || c <= 1 || taps == 0 || out.num_elements() == 0 {
         return Ok(None);
     }
     if fg > 1 && ls.dims[dims.input_feature as usize] as u64 != c * fg as u64 {
@@ -379,7 +386,7 @@ fn split_conv(module: &mut Module, comp_id: CompId, id: InstrId) -> Result<Optio
         d => d,
     };
     // The fewest chunks whose features fit the limit, as even as they can be.
-    let most = (MAX_CONTRACTED / taps).max(1);
+    let most = (MAX_CONV_CONTRACTED / taps).max(1);
     let chunk = c.div_ceil(c.div_ceil(most));
     let count = c.div_ceil(chunk);
     let (window, dims, precision) = (window.clone(), dims.clone(), precision.clone());
@@ -480,7 +487,7 @@ mod tests {
                     let taps: i64 = dims.kernel_spatial.iter().map(|&d| rs.dims[d as usize]).product();
                     let grouped = *feature_group_count > 1 || *batch_group_count > 1;
                     assert!(
-                        !grouped || c == 1 || c * taps as u64 <= super::MAX_CONTRACTED,
+                        !grouped || c == 1 || c * taps as u64 <= super::MAX_CONV_CONTRACTED,
                         "{} still contracts {c} x {taps}",
                         instr.name
                     );
@@ -604,14 +611,16 @@ ENTRY e {
 
     #[test]
     fn batch_grouped_convolutions_split_their_features() {
-        // A depthwise weight gradient (JAX's `f01b_i01o->01bf`): 40 x 24 x 24 contracted per
-        // output, two chunks of 20 features.
-        let attrs = "window={size=24x24 pad=1_1x1_1}, dim_labels=f01b_i01o->01bf, batch_group_count=4";
-        check_equivalent(&conv("f32[40,24,24,4]", "f32[40,24,24,4]", "f32[3,3,1,4]", attrs));
-        // An uneven split (23 + 22 features) with a depth multiplier of 2 (6 output features).
+        // A depthwise weight gradient (JAX's `f01b_i01o->01bf`): 48 x 16 x 16 contracted per
+        // output, three chunks of 16 features.
+        let attrs = "window={size=16x16 pad=1_1x1_1}, dim_labels=f01b_i01o->01bf, batch_group_count=4";
+        check_equivalent(&conv("f32[48,16,16,4]", "f32[48,16,16,4]", "f32[3,3,1,4]", attrs));
+        // An uneven split (five chunks of 8 features, one of 5) with a depth multiplier of 2 (6
+        // output features).
         let attrs = "window={size=22x22 pad=1_1x1_1}, dim_labels=f01b_i01o->01bf, batch_group_count=3";
         check_equivalent(&conv("f32[45,24,24,3]", "f32[45,22,22,6]", "f32[5,5,1,6]", attrs));
-        // XLA's DepthwiseBatchOuterDot with fewer positions: 8 x 30 x 30 x 3 per output.
+        // XLA's DepthwiseBatchOuterDot with fewer positions: 8 x 30 x 30 x 3 per output, the taps
+        // alone 2,700, so eight chunks of one feature.
         let attrs = "window={size=30x30x3 pad=0_0x29_29x0_0 lhs_dilate=30x1x3 rhs_dilate=29x1x1}, \
                      dim_labels=f01b2_i01o2->01fb2, batch_group_count=2";
         check_equivalent(&conv("f32[8,30,1,2,5]", "f32[8,30,30,2,3]", "f32[30,30,2,1,11]", attrs));
@@ -619,10 +628,11 @@ ENTRY e {
 
     #[test]
     fn feature_grouped_convolutions_split_every_group() {
-        // Two groups of 20 features, a depth multiplier of 2: 20 x 30 x 30 per output.
+        // Two groups of 20 features, a depth multiplier of 2: 20 x 30 x 30 per output, five
+        // chunks of 4 features from each group.
         let attrs = "window={size=30x30}, dim_labels=b01f_01io->b01f, feature_group_count=2";
         check_equivalent(&conv("f32[2,32,32,40]", "f32[30,30,20,4]", "f32[2,3,3,4]", attrs));
-        // Three groups of 21 features in chunks of 11 and 10, features first.
+        // Three groups of 21 features in chunks of 4 and a last one of 1, features first.
         let attrs = "window={size=30x30 pad=1_0x0_1}, dim_labels=bf01_oi01->bf01, feature_group_count=3";
         check_equivalent(&conv("f32[1,63,31,31]", "f32[3,21,30,30]", "f32[1,3,3,3]", attrs));
     }
@@ -657,9 +667,9 @@ ENTRY e {
 
     #[test]
     fn short_or_ungrouped_convolutions_are_left_alone() {
-        // 8 x 30 x 30 x 2 = 14400 per output.
-        let attrs = "window={size=30x30x2}, dim_labels=f01b2_i01o2->01fb2, batch_group_count=4";
-        assert!(!run(super::run, &conv("f32[8,30,30,4,2]", "f32[8,30,30,4,2]", "f32[1,1,4,1,1]", attrs)).0);
+        // 4 x 30 x 30 = 3,600 per output.
+        let attrs = "window={size=30x30x1}, dim_labels=f01b2_i01o2->01fb2, batch_group_count=4";
+        assert!(!run(super::run, &conv("f32[4,30,30,4,1]", "f32[4,30,30,4,1]", "f32[1,1,4,1,1]", attrs)).0);
         // Ungrouped: the blocked kernel's loops are short.
         let attrs = "window={size=30x30}, dim_labels=b01f_01io->b01f";
         assert!(!run(super::run, &conv("f32[1,30,30,40]", "f32[30,30,40,2]", "f32[1,1,1,2]", attrs)).0);
