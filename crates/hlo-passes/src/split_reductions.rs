@@ -27,9 +27,10 @@ pub const MAX_CONTRACTED: u64 = 1 << 14;
 /// Most input features times kernel taps one output of a grouped convolution may contract: a
 /// quarter of [`MAX_CONTRACTED`], since the per-element kernel that runs grouped convolutions
 /// computes four outputs per invocation (one `vec4` store), each with its own nest of loops
-/// whose outer levels add iterations too. Lavapipe silently cut short a convolution of
-/// 4 x 30 x 30 x 3 = 10,800 per output (XLA's DepthwiseBatchOuterDot with 4 features); 1 to 3
-/// features (up to 8,100) ran right.
+/// whose outer levels add iterations too. On lavapipe a convolution of 4 x 30 x 30 x 3 = 10,800
+/// per output (XLA's DepthwiseBatchOuterDot with 4 features; 58,096 loop iterations per
+/// invocation by the emitter's count, under the 65,535 budget) came out wrong, as if cut short;
+/// 1 to 3 features (up to 43,572) ran right.
 pub const MAX_CONV_CONTRACTED: u64 = MAX_CONTRACTED / 4;
 
 pub fn run(module: &mut Module) -> Result<bool, PassError> {
