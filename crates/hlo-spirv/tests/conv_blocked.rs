@@ -191,3 +191,24 @@ fn special_values_next_to_padding() {
     );
     blocked_matches_interp(&hlo, vec![bytes(&x), bytes(&w)], 1e-5);
 }
+
+/// Grouped convolutions run as the per-element kernel, one invocation per four outputs, each
+/// looping over the kernel's input features times its taps; past lavapipe's loop budget
+/// `split-reductions` sums them over chunks of input features. XLA's DepthwiseBatchOuterDot
+/// (conv_depthwise_backprop_filter_test.cc: 8 x 30 x 30 x 3 per output) was refused, and with 4
+/// features (10,800 per output) the kernel passed the budget check but lavapipe cut it short.
+#[test]
+fn long_grouped_convolutions_split_over_features() {
+    let hlo = "HloModule main, entry_computation_layout={(f32[8,30,1,64,5]{3,0,2,1,4},f32[8,30,30,64,3]{3,0,2,1,4})->f32[30,30,64,1,11]{2,3,1,0,4}}\n\
+               ENTRY main {\n  p0 = f32[8,30,1,64,5] parameter(0)\n  p1 = f32[8,30,30,64,3] parameter(1)\n  \
+               ROOT conv.1 = convolution(p0, p1), window={size=30x30x3 pad=0_0x29_29x0_0 lhs_dilate=30x1x3 rhs_dilate=29x1x1}, \
+               dim_labels=f01b2_i01o2->01fb2, batch_group_count=64\n}\n";
+    let inputs = vec![bytes(&f32_values(8 * 30 * 64 * 5, 1)), bytes(&f32_values(8 * 30 * 30 * 64 * 3, 2))];
+    matches_interp(hlo, inputs, 1e-5, false);
+    let attrs = "window={size=30x30x3 pad=0_0x29_29x0_0 lhs_dilate=30x1x1 rhs_dilate=29x1x1}, \
+                 dim_labels=f01b2_i01o2->01fb2, batch_group_count=2";
+    check_blocked("f32[4,30,1,2,3]", "f32[4,30,30,2,3]", "f32[30,30,2,1,1]", attrs, false);
+    // Feature groups: two groups of 20 features, chunks of 4 from each.
+    let attrs = "window={size=30x30}, dim_labels=b01f_01io->b01f, feature_group_count=2";
+    check_blocked("f32[2,32,32,40]", "f32[30,30,20,4]", "f32[2,3,3,4]", attrs, false);
+}
