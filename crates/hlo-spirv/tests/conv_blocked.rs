@@ -212,3 +212,45 @@ fn long_grouped_convolutions_split_over_features() {
     let attrs = "window={size=30x30}, dim_labels=b01f_01io->b01f, feature_group_count=2";
     check_blocked("f32[2,32,32,40]", "f32[30,30,20,4]", "f32[2,3,3,4]", attrs, false);
 }
+
+/// The loop budget's model: lavapipe stops a shader's loops after 65,535 back-edges, and a loop
+/// spends one more than its trips (its header runs again to leave). A per-element grouped
+/// convolution of `features` x `taps` x `taps` x 3, four outputs per invocation, compiled as it
+/// is (no split): the nests that fit under that count run and match the interpreter; 4 x 30 x
+/// 30 x 3, counted at 58,096 as trips but 72,996 as runs, gave wrong results unrefused and is now
+/// refused.
+#[test]
+fn loop_budget_counts_each_loop_exit() {
+    let ctx = vulkan();
+    let target = target_from_caps(ctx.caps());
+    if target.max_loop_iterations.is_none() {
+        return;
+    }
+    for (features, taps, fits) in [(4usize, 28usize, true), (8, 20, true), (3, 30, true), (4, 30, false)] {
+        let (f, s) = (features, taps);
+        let lhs = format!("f32[{f},{s},1,2,3]");
+        let rhs = format!("f32[{f},{s},{s},2,3]");
+        let out = format!("f32[{s},{s},2,1,1]");
+        let hlo = format!(
+            "HloModule m\n\nconv {{\n  p0 = {lhs} parameter(0)\n  p1 = {rhs} parameter(1)\n  \
+             ROOT c = {out} convolution(p0, p1), window={{size={s}x{s}x3 pad=0_0x{p}_{p}x0_0 lhs_dilate={s}x1x1 \
+             rhs_dilate={p}x1x1}}, dim_labels=f01b2_i01o2->01fb2, batch_group_count=2\n}}\n\n\
+             ENTRY e {{\n  p0 = {lhs} parameter(0)\n  p1 = {rhs} parameter(1)\n  \
+             ROOT r = {out} fusion(p0, p1), kind=kLoop, calls=conv\n}}\n",
+            p = s - 1
+        );
+        let m = parse(&hlo);
+        match hlo_spirv::compile(&m, &target) {
+            Ok(c) if fits => {
+                check_spirv(&c);
+                let inputs = vec![bytes(&f32_values(f * s * 6, 1)), bytes(&f32_values(f * s * s * 6, 2))];
+                let got = run_vulkan(&ctx, &c, &inputs);
+                let want = run_interp(&m, &inputs);
+                compare(hlo_ir::DType::F32, &got[0], &want[0], 1e-5).unwrap_or_else(|e| panic!("{f} x {s}: {e}"));
+            }
+            Ok(_) => panic!("{f} x {s}: compiled, but its loops run past the budget"),
+            Err(e) if !fits => assert!(e.to_string().contains("loop iterations"), "{f} x {s}: {e}"),
+            Err(e) => panic!("{f} x {s}: {e}"),
+        }
+    }
+}
