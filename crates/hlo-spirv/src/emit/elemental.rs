@@ -1869,6 +1869,8 @@ impl<'m> Em<'m> {
         let out_ms: Vec<Vec<H>> = idxs.iter().map(|idx| idx.multi(&mut self.kb)).collect();
         let in_dims = ins.dims.clone();
         let operands: Vec<InstrId> = instr.operands[..n].to_vec();
+        let moves_data = crate::emit::reduce::reducer_moves_data(self.m, to_apply);
+        let selects = moves_data.iter().any(|&m| m);
         if extents.iter().all(|&e| e == 1) {
             // One element per output: XLA's algebraic simplifier makes such a reduce a reshape
             // (the init value is the reducer's identity by contract), so the element is the
@@ -1911,17 +1913,18 @@ impl<'m> Em<'m> {
                 let at = Index::from_multi(&in_dims, full);
                 let mut args = accs[k * n..(k + 1) * n].to_vec();
                 for &op in &operands {
-                    args.push(em.eval(f, op, &[], &at)?);
+                    let v = em.eval(f, op, &[], &at)?;
+                    args.push(if selects { v } else { em.daz(f, op, v) });
                 }
-                // Elements and partial results as they are in memory: the reducer's arithmetic
-                // and compares read them as XLA:CPU's DAZ does (an argmin sees a subnormal as
-                // zero), and what it only selects keeps its bits.
-                next.extend(em.apply_loaded(to_apply, args)?);
+                // A reducer that selects (an argmin) takes elements and partial results as they
+                // are in memory: its compares read them as XLA:CPU's DAZ does (a subnormal is
+                // zero) and what it selects keeps its bits. An arithmetic one (a sum) takes the
+                // elements flushed once, as before, which is cheaper than flushing both sides.
+                next.extend(if selects { em.apply_loaded(to_apply, args)? } else { em.apply(to_apply, args)? });
             }
             Ok(next)
         };
         let flat = self.fold(&extents, inits, &mut body)?;
-        let moves_data = crate::emit::reduce::reducer_moves_data(self.m, to_apply);
         for (k, v) in flat.iter().enumerate() {
             if moves_data.get(k % n).copied().unwrap_or(false) {
                 self.kb.mark_data_bits(v.h);

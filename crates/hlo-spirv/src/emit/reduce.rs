@@ -299,10 +299,14 @@ fn tree(
     red.sort_unstable();
     let red_dims: Vec<i64> = red.iter().map(|&d| input.dims[d]).collect();
 
+    // A reducer that selects (an argmin) reads elements and partial results as they are in
+    // memory (see `Em::reduce_many`); an arithmetic one takes them flushed once.
+    let moves_data = reducer_moves_data(ctx.m, to_apply);
+    let selects = moves_data.iter().any(|&m| m);
     let mut inits = Vec::new();
     for k in 0..n {
         let init = em.eval(f, root.operands[n + k], &[], &Index::scalar())?;
-        inits.push(init);
+        inits.push(if selects { init } else { em.daz(f, root.operands[n + k], init) });
     }
     // Each invocation folds elements t, t + wg, t + 2wg, ... or, keeping index order,
     // the contiguous chunk [t * chunk, (t + 1) * chunk).
@@ -351,12 +355,10 @@ fn tree(
         let at = Index::from_multi(&input.dims, full);
         let mut args: Vec<Val> = accs.iter().map(|&(p, dt)| Val { h: em.kb.load(p), dt }).collect();
         for k in 0..n {
-            args.push(em.eval(f, root.operands[k], &[], &at)?);
+            let v = em.eval(f, root.operands[k], &[], &at)?;
+            args.push(if selects { v } else { em.daz(f, root.operands[k], v) });
         }
-        // As they are in memory: the reducer reads them as XLA:CPU's DAZ does (a compare in an
-        // argmin sees a subnormal as zero), and what it only selects keeps its bits (the
-        // elemental reduce does the same).
-        let new = em.apply_loaded(to_apply, args)?;
+        let new = if selects { em.apply_loaded(to_apply, args)? } else { em.apply(to_apply, args)? };
         for (&(p, _), v) in accs.iter().zip(new) {
             em.kb.store(p, v.h);
         }
@@ -424,7 +426,7 @@ fn tree(
             }
         }
         // Reorder: reducer takes (accs..., values...) = (sh[t] k..., sh[t+s] k...).
-        let new = em.apply_loaded(to_apply, args)?;
+        let new = if selects { em.apply_loaded(to_apply, args)? } else { em.apply(to_apply, args)? };
         for (&g, v) in shared.iter().zip(new) {
             let base = em.kb.global(g);
             let ptr = em.kb.access(base, t);
@@ -435,7 +437,6 @@ fn tree(
         em.kb.stmt(naga::Statement::If { condition: cond, accept, reject: naga::Block::new() });
         em.kb.barrier();
     }
-    let moves_data = reducer_moves_data(ctx.m, to_apply);
     let zero = em.kb.lit_u32(0);
     let is_first = em.kb.binary(Bo::Equal, t, zero);
     em.kb.begin_block();
