@@ -362,18 +362,7 @@ fn argmin_reads_subnormals_as_zero() {
     for (ty, tiny) in [("f32", f32::from_bits(1) as f64), ("f64", f64::from_bits(1))] {
         for (rows, cols, dim) in [(255usize, 16usize, 0), (16, 255, 1), (4097, 1, 0), (1, 300, 1)] {
             let keep = if dim == 0 { cols } else { rows };
-            let hlo = format!(
-                "HloModule m\n\nargmin {{\n  a = {ty}[] parameter(0)\n  ai = s32[] parameter(1)\n  \
-                 b = {ty}[] parameter(2)\n  bi = s32[] parameter(3)\n  lt = pred[] compare(a, b), direction=LT\n  \
-                 nan = pred[] compare(a, a), direction=NE\n  pick_a = pred[] or(lt, nan)\n  \
-                 eq = pred[] compare(a, b), direction=EQ\n  ilt = pred[] compare(ai, bi), direction=LT\n  \
-                 tie = pred[] and(eq, ilt)\n  v = {ty}[] select(pick_a, a, b)\n  \
-                 pick_ai = pred[] or(pick_a, tie)\n  i = s32[] select(pick_ai, ai, bi)\n  \
-                 ROOT r = ({ty}[], s32[]) tuple(v, i)\n}}\n\nENTRY e {{\n  x = {ty}[{rows},{cols}] parameter(0)\n  \
-                 iota = s32[{rows},{cols}] iota(), iota_dimension={dim}\n  inf = {ty}[] constant(inf)\n  \
-                 zero = s32[] constant(0)\n  r = ({ty}[{keep}], s32[{keep}]) reduce(x, iota, inf, zero), \
-                 dimensions={{{dim}}}, to_apply=argmin\n  ROOT i = s32[{keep}] get-tuple-element(r), index=1\n}}\n"
-            );
+            let hlo = argmin_module(ty, rows, cols, dim, false);
             let c = compile_checked(&parse_and_fuse(&hlo));
             let n = rows * cols;
             // 0, then subnormals of both signs and +-0 in a pattern whose true minimum is late.
@@ -390,6 +379,32 @@ fn argmin_reads_subnormals_as_zero() {
     }
 }
 
+/// An argmin (XLA's: NaN wins, ties go to the lower index) of `ty[rows, cols]` along `dim`, with
+/// an iota for the indices; the root is the indices, or `(values, indices)` with `values`.
+fn argmin_module(ty: &str, rows: usize, cols: usize, dim: usize, values: bool) -> String {
+    let keep = if dim == 0 { cols } else { rows };
+    let root = if values {
+        format!(
+            "v = {ty}[{keep}] get-tuple-element(r), index=0\n  i = s32[{keep}] get-tuple-element(r), index=1\n  \
+             ROOT t = ({ty}[{keep}], s32[{keep}]) tuple(v, i)"
+        )
+    } else {
+        format!("ROOT i = s32[{keep}] get-tuple-element(r), index=1")
+    };
+    format!(
+        "HloModule m\n\nargmin {{\n  a = {ty}[] parameter(0)\n  ai = s32[] parameter(1)\n  \
+         b = {ty}[] parameter(2)\n  bi = s32[] parameter(3)\n  lt = pred[] compare(a, b), direction=LT\n  \
+         nan = pred[] compare(a, a), direction=NE\n  pick_a = pred[] or(lt, nan)\n  \
+         eq = pred[] compare(a, b), direction=EQ\n  ilt = pred[] compare(ai, bi), direction=LT\n  \
+         tie = pred[] and(eq, ilt)\n  v = {ty}[] select(pick_a, a, b)\n  \
+         pick_ai = pred[] or(pick_a, tie)\n  i = s32[] select(pick_ai, ai, bi)\n  \
+         ROOT r = ({ty}[], s32[]) tuple(v, i)\n}}\n\nENTRY e {{\n  x = {ty}[{rows},{cols}] parameter(0)\n  \
+         iota = s32[{rows},{cols}] iota(), iota_dimension={dim}\n  inf = {ty}[] constant(inf)\n  \
+         zero = s32[] constant(0)\n  r = ({ty}[{keep}], s32[{keep}]) reduce(x, iota, inf, zero), \
+         dimensions={{{dim}}}, to_apply=argmin\n  {root}\n}}\n"
+    )
+}
+
 /// What an argmin only selects keeps its bits: XLA:CPU compares subnormals as zero (DAZ) but
 /// returns the selected element as it is in memory (a blend), so the minimum of equal
 /// subnormals is that subnormal, not 0. The reduction kernels had flushed the elements before
@@ -400,19 +415,7 @@ fn argmin_value_keeps_subnormal_bits() {
     for (ty, bits) in [("f32", 0x8000_0003u32), ("f32", 7), ("bf16", 3), ("f64", 5)] {
         for (rows, cols, dim) in [(255usize, 16usize, 0), (16, 255, 1), (4097, 1, 0), (1, 300, 1), (34, 2, 1)] {
             let keep = if dim == 0 { cols } else { rows };
-            let hlo = format!(
-                "HloModule m\n\nargmin {{\n  a = {ty}[] parameter(0)\n  ai = s32[] parameter(1)\n  \
-                 b = {ty}[] parameter(2)\n  bi = s32[] parameter(3)\n  lt = pred[] compare(a, b), direction=LT\n  \
-                 nan = pred[] compare(a, a), direction=NE\n  pick_a = pred[] or(lt, nan)\n  \
-                 eq = pred[] compare(a, b), direction=EQ\n  ilt = pred[] compare(ai, bi), direction=LT\n  \
-                 tie = pred[] and(eq, ilt)\n  v = {ty}[] select(pick_a, a, b)\n  \
-                 pick_ai = pred[] or(pick_a, tie)\n  i = s32[] select(pick_ai, ai, bi)\n  \
-                 ROOT r = ({ty}[], s32[]) tuple(v, i)\n}}\n\nENTRY e {{\n  x = {ty}[{rows},{cols}] parameter(0)\n  \
-                 iota = s32[{rows},{cols}] iota(), iota_dimension={dim}\n  inf = {ty}[] constant(inf)\n  \
-                 zero = s32[] constant(0)\n  r = ({ty}[{keep}], s32[{keep}]) reduce(x, iota, inf, zero), \
-                 dimensions={{{dim}}}, to_apply=argmin\n  v = {ty}[{keep}] get-tuple-element(r), index=0\n  \
-                 i = s32[{keep}] get-tuple-element(r), index=1\n  ROOT t = ({ty}[{keep}], s32[{keep}]) tuple(v, i)\n}}\n"
-            );
+            let hlo = argmin_module(ty, rows, cols, dim, true);
             let c = compile_checked(&parse_and_fuse(&hlo));
             let n = rows * cols;
             let element: Vec<u8> = match ty {
