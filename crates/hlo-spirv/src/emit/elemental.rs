@@ -365,13 +365,11 @@ impl<'m> Em<'m> {
     pub(crate) fn enter_loop(&mut self, trips: Option<u64>) {
         match trips {
             Some(t) if self.open_loops.iter().all(Option::is_some) => {
-                // llvmpipe spends its budget once more per run of a loop than the loop has
-                // trips (the header runs again to leave): a grouped convolution counted at
-                // 58,096 of 65,535 as trips ran out of budget, silently (difftest of XLA's
-                // DepthwiseBatchOuterDot); counted as trips + 1, four nests that pass and one
-                // that fails fall on the right sides of the limit.
+                // The driver's own count is higher for some nests (a grouped convolution
+                // counted here at 58,096 of 65,535 ran out of budget), so kernels near the
+                // budget also get the run-time sentinel ([`Em::loop_budget_sentinel`]).
                 let outer: u64 = self.open_loops.iter().map(|t| t.unwrap_or(1)).fold(1u64, u64::saturating_mul);
-                self.loop_iterations = self.loop_iterations.saturating_add(outer.saturating_mul(t.saturating_add(1)));
+                self.loop_iterations = self.loop_iterations.saturating_add(outer.saturating_mul(t));
             }
             _ => self.dynamic_loops = true,
         }
