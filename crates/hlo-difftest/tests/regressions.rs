@@ -21,6 +21,15 @@ fn every_regression_matches() {
         let mode = saved.header.mode.unwrap_or(Mode::Pipeline);
         match h.check(&saved.module, mode, &saved.inputs) {
             Outcome::Match => println!("{}: match", f.display()),
+            // This program's reduce kernel runs past lavapipe's loop budget: it used to match by
+            // luck (an `and` reduction that had settled), and the run-time sentinel of kernels
+            // near the budget now fails it with its message instead. Keeping it under the budget
+            // (fusion's nested-loop work) is open; a refusal by name is the accepted outcome.
+            Outcome::Unsupported { op, reason }
+                if f.to_string_lossy().contains("24b8585e") && op == "device-check" && reason.contains("loop") =>
+            {
+                println!("{}: refused at run time (loop budget)", f.display())
+            }
             other => failures.push(format!("{}: {other:?}", f.display())),
         }
     }
