@@ -1869,31 +1869,6 @@ impl<'m> Em<'m> {
         let operands: Vec<InstrId> = instr.operands[..n].to_vec();
         let moves_data = crate::emit::reduce::reducer_moves_data(self.m, to_apply);
         let selects = moves_data.iter().any(|&m| m);
-        if extents.iter().all(|&e| e == 1) {
-            // One element per output: XLA's algebraic simplifier makes such a reduce a reshape
-            // (the init value is the reducer's identity by contract), so the element is the
-            // result, bits and all: a subnormal stays one (difftest seed 181767).
-            let mut results = Vec::with_capacity(idxs.len());
-            for out_m in &out_ms {
-                let mut full = Vec::with_capacity(in_dims.len());
-                let mut o = 0;
-                for d in 0..in_dims.len() {
-                    if red.contains(&d) {
-                        full.push(self.kb.lit_u32(0));
-                    } else {
-                        full.push(out_m[o]);
-                        o += 1;
-                    }
-                }
-                let at = Index::from_multi(&in_dims, full);
-                let mut vals = Vec::with_capacity(n);
-                for &op in &operands {
-                    vals.push(self.eval(f, op, &[], &at)?);
-                }
-                results.push(vals);
-            }
-            return Ok(results);
-        }
         let mut body = |em: &mut Em<'m>, point: &[H], accs: &[Val]| -> Result<Vec<Val>> {
             let mut next = Vec::with_capacity(accs.len());
             for (k, out_m) in out_ms.iter().enumerate() {
