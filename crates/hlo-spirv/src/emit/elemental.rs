@@ -365,9 +365,6 @@ impl<'m> Em<'m> {
     pub(crate) fn enter_loop(&mut self, trips: Option<u64>) {
         match trips {
             Some(t) if self.open_loops.iter().all(Option::is_some) => {
-                // The driver's own count is higher for some nests (a grouped convolution
-                // counted here at 58,096 of 65,535 ran out of budget), so kernels near the
-                // budget also get the run-time sentinel ([`Em::loop_budget_sentinel`]).
                 let outer: u64 = self.open_loops.iter().map(|t| t.unwrap_or(1)).fold(1u64, u64::saturating_mul);
                 self.loop_iterations = self.loop_iterations.saturating_add(outer.saturating_mul(t));
             }
@@ -1867,8 +1864,7 @@ impl<'m> Em<'m> {
         let out_ms: Vec<Vec<H>> = idxs.iter().map(|idx| idx.multi(&mut self.kb)).collect();
         let in_dims = ins.dims.clone();
         let operands: Vec<InstrId> = instr.operands[..n].to_vec();
-        let moves_data = crate::emit::reduce::reducer_moves_data(self.m, to_apply);
-        let selects = moves_data.iter().any(|&m| m);
+        let reads = crate::emit::reduce::ReducerReads::of(self.m, to_apply);
         let mut body = |em: &mut Em<'m>, point: &[H], accs: &[Val]| -> Result<Vec<Val>> {
             let mut next = Vec::with_capacity(accs.len());
             for (k, out_m) in out_ms.iter().enumerate() {
@@ -1887,21 +1883,15 @@ impl<'m> Em<'m> {
                 let mut args = accs[k * n..(k + 1) * n].to_vec();
                 for &op in &operands {
                     let v = em.eval(f, op, &[], &at)?;
-                    args.push(if selects { v } else { em.daz(f, op, v) });
+                    args.push(reads.arg(em, f, op, v));
                 }
-                // A reducer that selects (an argmin) takes elements and partial results as they
-                // are in memory: its compares read them as XLA:CPU's DAZ does (a subnormal is
-                // zero) and what it selects keeps its bits. An arithmetic one (a sum) takes the
-                // elements flushed once, as before, which is cheaper than flushing both sides.
-                next.extend(if selects { em.apply_loaded(to_apply, args)? } else { em.apply(to_apply, args)? });
+                next.extend(reads.apply(em, to_apply, args)?);
             }
             Ok(next)
         };
         let flat = self.fold(&extents, inits, &mut body)?;
-        for (k, v) in flat.iter().enumerate() {
-            if moves_data.get(k % n).copied().unwrap_or(false) {
-                self.kb.mark_data_bits(v.h);
-            }
+        for (k, &v) in flat.iter().enumerate() {
+            reads.mark_result(self, k % n, v);
         }
         Ok(flat.chunks(n).map(|c| c.to_vec()).collect())
     }

@@ -226,24 +226,63 @@ pub(crate) fn emit_with_hero(ctx: &KernelCtx, hero: InstrId) -> Result<Vec<Kerne
     tree(ctx, hero, Some(ctx.root), dimensions, reduced, ctx.outputs[0].n_elems())
 }
 
-/// Per result of `reducer`: whether it only selects among its arguments (parameters under
-/// `select`s, as an argmin's value and index are). Such a result is data, stored with its bits
-/// (a subnormal minimum stays subnormal, as XLA:CPU's blend keeps it); any other is arithmetic,
-/// whose subnormal results are flushed as XLA:CPU flushes them.
-pub(crate) fn reducer_moves_data(m: &Module, reducer: CompId) -> Vec<bool> {
-    fn moves(c: &hlo_ir::Computation, id: InstrId, depth: u32) -> bool {
-        let instr = c.instr(id);
-        match &instr.op {
-            Op::Parameter { .. } => true,
-            Op::Select if depth < 64 => instr.operands[1..].iter().all(|&o| moves(c, o, depth + 1)),
-            _ => false,
+/// How a reduction kernel hands values to its reducer and stores what it returns, following
+/// XLA:CPU's DAZ/FTZ environment.
+///
+/// Per result, `moves_data` says whether it only selects among the reducer's arguments
+/// (parameters under `select`s, as an argmin's value and index are). A reducer with such a
+/// result takes elements and partial results as they are in memory (its compares read them
+/// with DAZ, and what it selects keeps its bits: a subnormal minimum stays subnormal, as
+/// XLA:CPU's blend keeps it), and those results are stored as data. An arithmetic reducer (a
+/// sum) takes its elements flushed once, which is cheaper than flushing both sides per step.
+pub(crate) struct ReducerReads {
+    moves_data: Vec<bool>,
+    selects: bool,
+}
+
+impl ReducerReads {
+    pub(crate) fn of(m: &Module, reducer: CompId) -> Self {
+        fn moves(c: &hlo_ir::Computation, id: InstrId, depth: u32) -> bool {
+            let instr = c.instr(id);
+            match &instr.op {
+                Op::Parameter { .. } => true,
+                Op::Select if depth < 64 => instr.operands[1..].iter().all(|&o| moves(c, o, depth + 1)),
+                _ => false,
+            }
+        }
+        let c = m.comp(reducer);
+        let root = c.instr(c.root);
+        let moves_data: Vec<bool> = match &root.op {
+            Op::Tuple => root.operands.iter().map(|&o| moves(c, o, 0)).collect(),
+            _ => vec![moves(c, c.root, 0)],
+        };
+        let selects = moves_data.iter().any(|&m| m);
+        ReducerReads { moves_data, selects }
+    }
+
+    /// Element or init value `v` of operand `id`, as the reducer takes it.
+    pub(crate) fn arg(&self, em: &mut Em, f: usize, id: InstrId, v: Val) -> Val {
+        if self.selects {
+            v
+        } else {
+            em.daz(f, id, v)
         }
     }
-    let c = m.comp(reducer);
-    let root = c.instr(c.root);
-    match &root.op {
-        Op::Tuple => root.operands.iter().map(|&o| moves(c, o, 0)).collect(),
-        _ => vec![moves(c, c.root, 0)],
+
+    /// The reducer applied to `args` (partial results, then elements).
+    pub(crate) fn apply(&self, em: &mut Em, reducer: CompId, args: Vec<Val>) -> Result<Vec<Val>> {
+        if self.selects {
+            em.apply_loaded(reducer, args)
+        } else {
+            em.apply(reducer, args)
+        }
+    }
+
+    /// Marks the reduction's result `k` (of the reducer's results) as data where it only selects.
+    pub(crate) fn mark_result(&self, em: &mut Em, k: usize, v: Val) {
+        if self.moves_data.get(k).copied().unwrap_or(false) {
+            em.kb.mark_data_bits(v.h);
+        }
     }
 }
 
@@ -299,14 +338,11 @@ fn tree(
     red.sort_unstable();
     let red_dims: Vec<i64> = red.iter().map(|&d| input.dims[d]).collect();
 
-    // A reducer that selects (an argmin) reads elements and partial results as they are in
-    // memory (see `Em::reduce_many`); an arithmetic one takes them flushed once.
-    let moves_data = reducer_moves_data(ctx.m, to_apply);
-    let selects = moves_data.iter().any(|&m| m);
+    let reads = ReducerReads::of(ctx.m, to_apply);
     let mut inits = Vec::new();
     for k in 0..n {
         let init = em.eval(f, root.operands[n + k], &[], &Index::scalar())?;
-        inits.push(if selects { init } else { em.daz(f, root.operands[n + k], init) });
+        inits.push(reads.arg(&mut em, f, root.operands[n + k], init));
     }
     // Each invocation folds elements t, t + wg, t + 2wg, ... or, keeping index order,
     // the contiguous chunk [t * chunk, (t + 1) * chunk).
@@ -356,9 +392,9 @@ fn tree(
         let mut args: Vec<Val> = accs.iter().map(|&(p, dt)| Val { h: em.kb.load(p), dt }).collect();
         for k in 0..n {
             let v = em.eval(f, root.operands[k], &[], &at)?;
-            args.push(if selects { v } else { em.daz(f, root.operands[k], v) });
+            args.push(reads.arg(&mut em, f, root.operands[k], v));
         }
-        let new = if selects { em.apply_loaded(to_apply, args)? } else { em.apply(to_apply, args)? };
+        let new = reads.apply(&mut em, to_apply, args)?;
         for (&(p, _), v) in accs.iter().zip(new) {
             em.kb.store(p, v.h);
         }
@@ -426,7 +462,7 @@ fn tree(
             }
         }
         // Reorder: reducer takes (accs..., values...) = (sh[t] k..., sh[t+s] k...).
-        let new = if selects { em.apply_loaded(to_apply, args)? } else { em.apply(to_apply, args)? };
+        let new = reads.apply(&mut em, to_apply, args)?;
         for (&g, v) in shared.iter().zip(new) {
             let base = em.kb.global(g);
             let ptr = em.kb.access(base, t);
@@ -446,9 +482,7 @@ fn tree(
         let ptr = em.kb.access(base, zero);
         let raw = em.kb.load(ptr);
         let v = Val { h: ops::from_storage(&mut em.kb, raw, dt), dt };
-        if moves_data.get(k).copied().unwrap_or(false) {
-            em.kb.mark_data_bits(v.h);
-        }
+        reads.mark_result(&mut em, k, v);
         let v = match epilogue {
             None => v,
             Some(root) => {
