@@ -28,8 +28,8 @@
 //! split-reductions              variadic reduces and dots over very many elements in two levels
 //! fusion                        kernels formed: fusion instructions + control flow
 //! dce                           clean up after fusion
-//! (split-wide-reduces runs right before split-reductions: variadic reduces past the binding limit
-//!  split into independent groups)
+//! (split-wide-reduces runs right before split-reductions: variadic reduces and scatters past the binding limit
+//!  split into independent groups, coupled ones by closure)
 //! (pred-convolution runs right after ragged-dot-expander: a pred convolution as an s32 one, != 0)
 //! ```
 //!

@@ -1,19 +1,24 @@
-//! `split-wide-reduces`: a variadic `reduce` whose kernel would bind more storage buffers than
-//! the device allows one kernel (its arrays, its non-constant init values, its results and a
-//! status word: `3n + 1` for `n` arrays reduced from parameters) becomes several narrower
-//! reduces, one per group of results that its reducer computes independently of the others (a
-//! tuple of 12 sums, not an argmax), packed up to the limit; the original becomes a tuple of
-//! their results.
+//! `split-wide-reduces`: a variadic `reduce` or `scatter` whose kernel would bind more storage
+//! buffers than the device allows one kernel (a reduce: its arrays, its non-constant init values,
+//! its results and a status word, `3n + 1` for `n` arrays reduced from parameters; a scatter: its
+//! operands, updates and results, the indices and a status word, `3n + 2`) becomes several
+//! narrower ones, one per group of results that its computation produces independently of the
+//! others (a tuple of 12 sums, not an argmax), packed up to the limit; the original becomes a
+//! tuple of their results. Both ops give their computation `2n` scalar parameters, result `k`'s
+//! running value first and its new element (init value or update) `n` later, so one analysis of
+//! the computation serves both.
 //!
-//! Results whose reducer couples them (result `i` reads argument `j`) go together where they fit
-//! the limit. A coupled group that does not is split by what each result needs: the closure of
-//! the arguments it reads (an argmax's payload `k` needs the compared value and `k`), so that
-//! each narrower reduce recomputes the results its own ones depend on (the compared value, in
-//! every reduce) and yields exactly the values the wide one would. Only a result whose closure
-//! alone exceeds the limit stays wide, and code generation refuses it by name.
+//! Results whose computation couples them (result `i` reads argument `j`) go together where they
+//! fit the limit. A coupled group that does not is split by what each result needs: the closure
+//! of the arguments it reads (an argmax's payload `k` needs the compared value and `k`), so that
+//! each narrower op recomputes the results its own ones depend on (the compared value, in every
+//! reduce) and yields exactly the values the wide one would. For a scatter this holds whatever
+//! the order it applies updates in: a closure's running values depend only on the closure's own
+//! operands and updates. Only a result whose closure alone exceeds the limit stays wide, and code
+//! generation refuses it by name.
 //!
-//! Pre-condition: none. Post-condition: every variadic reduce that needs more than the limit
-//! has a result whose closure needs more than the limit.
+//! Pre-condition: none. Post-condition: every variadic reduce or scatter that needs more than the
+//! limit has a result whose closure needs more than the limit.
 
 use crate::util::{compact, order_callees_first, uniform_constant, NameUniquer};
 use crate::PassError;
@@ -48,16 +53,60 @@ pub fn run_with_limit(module: &mut Module, max_buffers: u32) -> Result<bool, Pas
     Ok(changed)
 }
 
-/// The storage buffers a reduce of the results `group` binds: its distinct arrays and init
-/// values (but uniform constants, which are literals in the kernel), one output each, and a
-/// status word.
-fn buffers(comp: &Computation, operands: &[InstrId], n: usize, group: &[usize]) -> usize {
-    let reads: BTreeSet<InstrId> = group
-        .iter()
-        .flat_map(|&k| [operands[k], operands[n + k]])
-        .filter(|&o| uniform_constant(comp, o).is_none())
-        .collect();
-    reads.len() + group.len() + 1
+/// A variadic reduce or scatter of `n` results: where its operands sit.
+#[derive(Clone, Copy)]
+enum Wide {
+    /// `reduce(arrays.., inits..)`.
+    Reduce { n: usize },
+    /// `scatter(operands.., indices, updates..)`.
+    Scatter { n: usize },
+}
+
+impl Wide {
+    fn of(instr: &Instr) -> Option<(Wide, CompId)> {
+        match &instr.op {
+            Op::Reduce { to_apply, .. } => Some((Wide::Reduce { n: instr.operands.len() / 2 }, *to_apply)),
+            Op::Scatter { to_apply, .. } => Some((Wide::Scatter { n: (instr.operands.len() - 1) / 2 }, *to_apply)),
+            _ => None,
+        }
+    }
+
+    fn n(self) -> usize {
+        match self {
+            Wide::Reduce { n } | Wide::Scatter { n } => n,
+        }
+    }
+
+    /// The operands result `k` folds: its array or scatter operand, and its init or updates.
+    fn pair(self, operands: &[InstrId], k: usize) -> [InstrId; 2] {
+        match self {
+            Wide::Reduce { n } => [operands[k], operands[n + k]],
+            Wide::Scatter { n } => [operands[k], operands[n + 1 + k]],
+        }
+    }
+
+    /// The operands of the narrower op computing the results `group`, in its operand order.
+    fn operands(self, operands: &[InstrId], group: &[usize]) -> Vec<InstrId> {
+        let firsts = group.iter().map(|&k| self.pair(operands, k)[0]);
+        let seconds = group.iter().map(|&k| self.pair(operands, k)[1]);
+        match self {
+            Wide::Reduce { .. } => firsts.chain(seconds).collect(),
+            Wide::Scatter { n } => firsts.chain([operands[n]]).chain(seconds).collect(),
+        }
+    }
+
+    /// The storage buffers the op's kernel for the results `group` binds: its distinct arrays
+    /// (but uniform constants, which are literals in the kernel), a scatter's indices, one output
+    /// per result and a status word.
+    fn buffers(self, comp: &Computation, operands: &[InstrId], group: &[usize]) -> usize {
+        let reads: BTreeSet<InstrId> = group
+            .iter()
+            .flat_map(|&k| self.pair(operands, k))
+            .filter(|&o| uniform_constant(comp, o).is_none())
+            .collect();
+        let indices = usize::from(matches!(self, Wide::Scatter { .. }));
+        reads.len() + indices + group.len() + 1
+    }
 }
 
 /// The reducer's results as groups that read only their own arguments, in result order; `None`
@@ -174,19 +223,19 @@ fn sub_reducer(reducer: &Computation, n: usize, group: &[usize], names: &mut Nam
     out
 }
 
-/// Splits the reduce at `id` of computation `c` when it is too wide; false otherwise.
+/// Splits the reduce or scatter at `id` of computation `c` when it is too wide; false otherwise.
 fn split(module: &mut Module, c: usize, id: InstrId, max: usize, names: &mut NameUniquer) -> bool {
     let instr = module.comps[c].instr(id).clone();
-    let Op::Reduce { dimensions, to_apply } = &instr.op else { return false };
-    let n = instr.operands.len() / 2;
-    if n < 2 || buffers(&module.comps[c], &instr.operands, n, &(0..n).collect::<Vec<_>>()) <= max {
+    let Some((wide, to_apply)) = Wide::of(&instr) else { return false };
+    let n = wide.n();
+    if n < 2 || wide.buffers(&module.comps[c], &instr.operands, &(0..n).collect::<Vec<_>>()) <= max {
         return false;
     }
-    let reducer = module.comp(*to_apply);
+    let reducer = module.comp(to_apply);
     let Some(groups) = independent_groups(reducer, n) else { return false };
     // Units to pack: an independent group that fits, or each result of one that does not with
-    // the closure of what it reads. A bin is (the results it reduces, the results it yields).
-    let fits = |u: &[usize]| buffers(&module.comps[c], &instr.operands, n, u) <= max;
+    // the closure of what it reads. A bin is (the results it computes, the results it yields).
+    let fits = |u: &[usize]| wide.buffers(&module.comps[c], &instr.operands, u) <= max;
     let mut units: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
     for g in groups {
         if fits(&g) {
@@ -195,7 +244,7 @@ fn split(module: &mut Module, c: usize, id: InstrId, max: usize, names: &mut Nam
             units.extend(g.iter().map(|&k| (closure(reducer, n, k), vec![k])));
         }
     }
-    // Pack the units, in result order, into reduces that each fit the limit.
+    // Pack the units, in result order, into ops that each fit the limit.
     let mut bins: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
     for (u, own) in units {
         let merged = |bin: &[usize]| -> Vec<usize> {
@@ -216,24 +265,32 @@ fn split(module: &mut Module, c: usize, id: InstrId, max: usize, names: &mut Nam
     let Shape::Tuple(result_shapes) = &instr.shape else { return false };
     let mut results: Vec<Option<InstrId>> = vec![None; n];
     for (bin, owned) in &bins {
-        let sub = sub_reducer(module.comp(*to_apply), n, bin, names);
+        let sub = sub_reducer(module.comp(to_apply), n, bin, names);
         module.comps.push(sub);
         let sub_id = CompId((module.comps.len() - 1) as u32);
         let comp = &mut module.comps[c];
         let span = comp.span(id);
-        let operands: Vec<InstrId> =
-            bin.iter().map(|&k| instr.operands[k]).chain(bin.iter().map(|&k| instr.operands[n + k])).collect();
+        let operands = wide.operands(&instr.operands, bin);
         let shape = if bin.len() == 1 {
             result_shapes[bin[0]].clone()
         } else {
             Shape::Tuple(bin.iter().map(|&k| result_shapes[k].clone()).collect())
         };
-        let op = Op::Reduce { dimensions: dimensions.clone(), to_apply: sub_id };
-        let mut reduce = Instr::new(names.fresh(&instr.name), shape, op, operands);
-        reduce.meta = instr.meta.clone();
-        let reduce = comp.push_with_span(reduce, span);
+        let op = match &instr.op {
+            Op::Reduce { dimensions, .. } => Op::Reduce { dimensions: dimensions.clone(), to_apply: sub_id },
+            Op::Scatter { dims, indices_are_sorted, unique_indices, .. } => Op::Scatter {
+                dims: dims.clone(),
+                indices_are_sorted: *indices_are_sorted,
+                unique_indices: *unique_indices,
+                to_apply: sub_id,
+            },
+            _ => unreachable!("Wide::of matched a reduce or a scatter"),
+        };
+        let mut narrow = Instr::new(names.fresh(&instr.name), shape, op, operands);
+        narrow.meta = instr.meta.clone();
+        let narrow = comp.push_with_span(narrow, span);
         if bin.len() == 1 {
-            results[bin[0]] = Some(reduce);
+            results[bin[0]] = Some(narrow);
             continue;
         }
         for (i, &k) in bin.iter().enumerate().filter(|(_, k)| owned.contains(k)) {
@@ -241,7 +298,7 @@ fn split(module: &mut Module, c: usize, id: InstrId, max: usize, names: &mut Nam
                 names.fresh(&instr.name),
                 result_shapes[k].clone(),
                 Op::GetTupleElement { index: i as u64 },
-                vec![reduce],
+                vec![narrow],
             );
             results[k] = Some(comp.push_with_span(gte, span));
         }
@@ -354,6 +411,66 @@ ENTRY e {
             .iter()
             .enumerate()
             .map(|(k, s)| hlo_interp::random_literal(s.as_array().expect("array"), 11 + k as u64))
+            .collect();
+        let want = hlo_interp::evaluate(&module, &inputs).expect("interprets");
+        let got = hlo_interp::evaluate(&split, &inputs).expect("interprets the split");
+        assert_eq!(got, want);
+    }
+    /// A scatter of five operands whose every result selects on the first pair's comparison:
+    /// with 11 bindings allowed (the whole needs 17) it is split by closure, every narrower
+    /// scatter recomputing result 0, and the interpreter gives the wide scatter's values.
+    #[test]
+    fn splits_coupled_scatters_by_closure() {
+        let n = 5;
+        let mut comb = String::from("comb {\n");
+        for k in 0..2 * n {
+            comb += &format!("  x{k} = f32[] parameter({k})\n");
+        }
+        comb += &format!("  lt = pred[] compare(x0, x{n}), direction=LT\n");
+        for k in 0..n {
+            comb += &format!("  c{k} = f32[] select(lt, x{k}, x{})\n", n + k);
+        }
+        let results: Vec<String> = (0..n).map(|k| format!("c{k}")).collect();
+        comb += &format!("  ROOT t = ({}) tuple({})\n}}\n", vec!["f32[]"; n].join(", "), results.join(", "));
+        let mut entry = String::from("ENTRY e {\n");
+        for k in 0..n {
+            entry += &format!("  o{k} = f32[6] parameter({k})\n");
+        }
+        entry += &format!("  idx = s32[4,1] parameter({n})\n");
+        for k in 0..n {
+            entry += &format!("  u{k} = f32[4] parameter({})\n", n + 1 + k);
+        }
+        let ops: Vec<String> = (0..n).map(|k| format!("o{k}")).collect();
+        let upds: Vec<String> = (0..n).map(|k| format!("u{k}")).collect();
+        entry += &format!(
+            "  ROOT s = ({}) scatter({}, idx, {}), update_window_dims={{}}, inserted_window_dims={{0}}, \
+             scatter_dims_to_operand_dims={{0}}, index_vector_dim=1, to_apply=comb\n}}\n",
+            vec!["f32[6]"; n].join(", "),
+            ops.join(", "),
+            upds.join(", ")
+        );
+        let module = hlo_parse::parse_module(&format!("HloModule m\n{comb}{entry}")).expect("parses");
+        let mut split = module.clone();
+        assert!(run_with_limit(&mut split, 11).expect("splits"));
+        hlo_ir::verify::verify(&split).expect("verifies");
+        let printed = hlo_ir::print::print_module(&split);
+        let scatters: Vec<_> =
+            split.entry_comp().instrs.iter().filter(|i| matches!(i.op, Op::Scatter { .. })).collect();
+        // Result 0 and two more per scatter: 6 arrays, the indices, 3 outputs and a status word.
+        assert_eq!(scatters.len(), 2, "{printed}");
+        assert!(scatters.iter().all(|s| s.operands[0] == scatters[0].operands[0]), "{printed}");
+        let shapes = module.entry_comp().param_shapes();
+        let inputs: Vec<_> = shapes
+            .iter()
+            .enumerate()
+            .map(|(k, s)| match k == n {
+                // Indices 2 (three times, in bounds) and 7 (out of bounds).
+                true => hlo_ir::Literal::array(
+                    hlo_ir::ArrayShape::new(hlo_ir::DType::S32, [4, 1]),
+                    hlo_ir::ArrayData::S32(vec![2, 2, 7, 2]),
+                ),
+                false => hlo_interp::random_literal(s.as_array().expect("array"), 21 + k as u64),
+            })
             .collect();
         let want = hlo_interp::evaluate(&module, &inputs).expect("interprets");
         let got = hlo_interp::evaluate(&split, &inputs).expect("interprets the split");

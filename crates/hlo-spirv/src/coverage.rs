@@ -180,7 +180,9 @@ const PARTIAL: &[(Opcode, &str)] = &[
         "64-bit elements with `shaderBufferInt64Atomics` (native add, min, max and bitwise atomics; other \
          combiners as a 64-bit compare-exchange loop) or an overwriting combiner; a variadic scatter (several \
          operands) runs one invocation per operand element folding in every update in order: deterministic but \
-         slow (operand x updates work)",
+         slow (operand x updates work); past the device's storage-buffer bindings it runs as narrower scatters \
+         (`split-wide-reduces`: by the closure of what each result reads where the combiner couples them), \
+         refused only when one result's closure alone needs more",
     ),
     (Opcode::SelectAndScatter, "windows without dilation"),
     (

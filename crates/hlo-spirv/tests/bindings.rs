@@ -374,18 +374,47 @@ fn variadic_scatter_past_the_binding_limit() {
     }
 }
 
-/// FIXME: when the combiner mixes components (result 1 reads update 0), a variadic scatter of 11
-/// operands needs its 34 arrays in one kernel: refused by name.
+/// When the combiner mixes components, a variadic scatter of 11 operands past the limit is split
+/// by closure: each narrower scatter computes the results its own ones read (`split-wide-reduces`).
+/// Here result 1 reads update 0 (a pair that goes together), then every result reads the first
+/// pair's comparison (an argmax-like selection: every scatter recomputes result 0).
 #[test]
-fn coupled_variadic_scatter_past_the_binding_limit_is_refused() {
-    let hlo = scatter_module(11, false).replace("c1 = f32[] maximum(a1, b1)", "c1 = f32[] maximum(a1, b0)");
-    assert_ne!(hlo, scatter_module(11, false));
+fn coupled_variadic_scatter_past_the_binding_limit() {
+    let pair = scatter_module(11, false).replace("c1 = f32[] maximum(a1, b1)", "c1 = f32[] maximum(a1, b0)");
+    assert_ne!(pair, scatter_module(11, false));
+    let kernels = check(&pair, &scatter_inputs(11, false));
+    assert!(kernels.len() >= 2, "{kernels:?}");
+    let mut selecting = scatter_module(11, false);
+    selecting = selecting.replace(
+        "  two = f32[] constant(2)\n",
+        "  two = f32[] constant(2)\n  lt = pred[] compare(a0, b0), direction=LT\n",
+    );
+    for k in 1..11 {
+        let op = if k % 2 == 1 { "maximum" } else { "add" };
+        selecting = selecting
+            .replace(&format!("c{k} = f32[] {op}(a{k}, b{k})"), &format!("c{k} = f32[] select(lt, a{k}, b{k})"));
+    }
+    assert_eq!(selecting.matches("select(lt").count(), 10, "{selecting}");
+    let kernels = check(&selecting, &scatter_inputs(11, false));
+    assert!(kernels.len() >= 2, "{kernels:?}");
+}
+
+/// A combiner where result `k` reads update `k - 1` (a chain): the last result needs all 11
+/// operands' arrays, 35 bindings in one kernel; refused by name.
+#[test]
+fn chained_variadic_scatter_past_the_binding_limit_is_refused() {
+    let mut hlo = scatter_module(11, false);
+    for k in 1..11 {
+        let op = if k % 2 == 1 { "maximum" } else { "add" };
+        hlo = hlo.replace(&format!("c{k} = f32[] {op}(a{k}, b{k})"), &format!("c{k} = f32[] {op}(a{k}, b{})", k - 1));
+    }
+    assert_eq!(hlo.matches("(a10, b9)").count(), 1, "{hlo}");
     match hlo_spirv::compile(&parse_and_fuse(&hlo), &hlo_spirv::Target::lavapipe()) {
         Err(hlo_spirv::CodegenError::Unsupported { reason, .. }) => {
             assert!(reason.contains("storage buffers"), "{reason}")
         }
         Err(e) => panic!("expected Unsupported, got {e}"),
-        Ok(_) => panic!("a kernel of 34 bindings compiled"),
+        Ok(_) => panic!("a kernel of 35 bindings compiled"),
     }
 }
 
