@@ -11,7 +11,8 @@
 //!   straddle the code generator's thresholds; [`inputs`]: seeded data, tame or special.
 //! - [`exec`]: one Vulkan context for every program, the same library calls as `hlo-run`,
 //!   panics caught; [`compare`]: exact where the program is exact, otherwise a tolerance
-//!   that grows with the number of terms summed.
+//!   that grows with the number of terms summed; [`magnitude`]: the program that bounds the
+//!   terms of a sum that cancelled.
 //! - [`fuse`]: the program rewritten into `fusion` instructions, compiled without our pipeline.
 //! - [`shrink`]: delta debugging of a failing program while the same failure kind persists.
 //! - [`corpus`]: saved programs (`found/`, `regressions/`) as HLO text plus `.npz` inputs.
@@ -30,6 +31,7 @@ pub mod exec;
 pub mod fuse;
 pub mod gen;
 pub mod inputs;
+pub mod magnitude;
 pub mod shrink;
 
 use exec::{FailKind, Failure, Harness, Mode, Outcome};
