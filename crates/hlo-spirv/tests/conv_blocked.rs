@@ -65,7 +65,7 @@ fn check_blocked(input: &str, kernel: &str, out: &str, attrs: &str, blocked: boo
 #[test]
 fn features_and_positions_around_the_blocks() {
     for n in [8, 63, 64, 65, 129, 257] {
-        for f in [1, 4, 16, 17, 33] {
+        for f in [1, 4, 12, 16, 17, 20, 33] {
             // Convolutions under 1024 multiply-adds keep the per-element kernel.
             check_blocked(
                 &format!("f32[1,{n},3]"),

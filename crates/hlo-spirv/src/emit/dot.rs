@@ -338,9 +338,10 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     because(Ok(vec![step]), || why)
 }
 
-/// How a side's four columns are read in one load ([`Side::quads`]).
+/// How four consecutive f32 elements are read in one load ([`Side::quads`], and a convolution's
+/// kernel values in `conv.rs`).
 #[derive(Clone, Copy)]
-enum Quads {
+pub(crate) enum Quads {
     /// A vec4 of an `array<vec4<f32>>` storage buffer.
     Storage(naga::Handle<naga::GlobalVariable>),
     /// A texel of a uniform texel buffer ([`crate::Target::texel_gathers`]).
@@ -357,6 +358,27 @@ struct Side<'a> {
     contracting: &'a [i64],
 }
 
+impl Quads {
+    /// An f32 buffer of `elems` elements (a multiple of 4) bound for vec4 reads: a texel view
+    /// where the target gathers faster through texels, else `array<vec4<f32>>`.
+    pub(crate) fn bind(em: &mut Em, buf: hlo_program::BufferId, elems: u64) -> Option<Quads> {
+        match em.bind_texels(buf, elems) {
+            Some(g) => Some(Quads::Texels(g)),
+            None => em.bind_vec4(buf, elems).map(Quads::Storage),
+        }
+    }
+
+    /// Elements `4 quad .. 4 quad + 4` of the buffer that instruction `id` of frame `f` reads,
+    /// as XLA:CPU reads them (subnormals as zero).
+    pub(crate) fn load(self, em: &mut Em, f: usize, id: InstrId, quad: H) -> Vec<H> {
+        let values = match self {
+            Quads::Storage(g) => em.load_vec4(g, quad),
+            Quads::Texels(g) => em.fetch_vec4(g, quad),
+        };
+        values.into_iter().map(|h| em.daz(f, id, Val { h, dt: DType::F32 }).h).collect()
+    }
+}
+
 impl Side<'_> {
     /// This side as `array<vec4<f32>>` when an invocation's four columns can be read in one load:
     /// an f32 buffer whose only free dimension is its last, of a multiple of 4 elements (then
@@ -370,11 +392,7 @@ impl Side<'_> {
         if !free_is_last || dims.as_slice() != self.dims || self.dims[last as usize] % 4 != 0 {
             return None;
         }
-        let elems = self.dims.iter().product::<i64>() as u64;
-        match em.bind_texels(*buf, elems) {
-            Some(g) => Some(Quads::Texels(g)),
-            None => em.bind_vec4(*buf, elems).map(Quads::Storage),
-        }
+        Quads::bind(em, *buf, self.dims.iter().product::<i64>() as u64)
     }
 
     /// The four values at contraction `point` of the columns `first..first + 4` (see
@@ -390,11 +408,7 @@ impl Side<'_> {
             at = kb.add_u(at, t);
         }
         let quad = kb.div_c(at, 4);
-        let values = match g {
-            Quads::Storage(g) => em.load_vec4(g, quad),
-            Quads::Texels(g) => em.fetch_vec4(g, quad),
-        };
-        values.into_iter().map(|h| em.daz(f, self.id, Val { h, dt: DType::F32 }).h).collect()
+        g.load(em, f, self.id, quad)
     }
 
     /// The operand's multi-index for each of the block's rows (or columns): the batch dimensions
