@@ -27,7 +27,9 @@
 
 use crate::util::{compact, dims, is_identity_permutation, transpose_is_reshape, uniform_constant, NameUniquer};
 use crate::PassError;
-use hlo_ir::{ArrayData, ArrayShape, BinaryOp, CompId, Computation, DType, Instr, InstrId, Literal, Module, Op, Shape};
+use hlo_ir::{
+    ArrayData, ArrayShape, BinaryOp, CompId, Computation, DType, DotDims, Instr, InstrId, Literal, Module, Op, Shape,
+};
 use std::collections::{HashMap, HashSet};
 
 /// Rounds of rewriting before giving up on reaching a fixpoint.
@@ -201,6 +203,25 @@ fn rule(comp: &Computation, id: InstrId) -> Option<Rewrite> {
             if transpose_is_reshape(dims(&operand.shape), dimensions) {
                 return Some(Rewrite::InPlace(Box::new(Op::Reshape), vec![x]));
             }
+            if let Op::Dot { dims: dot_dims, precision, algorithm } = &operand.op {
+                if swaps_dot_sides(comp, x, dot_dims, dimensions) {
+                    // (A B)^T = B^T A^T: the product of the swapped operands, element for
+                    // element the same sums (the same order of terms, each product commuted), so
+                    // its users read it in order (a weight gradient feeding an SGD update).
+                    let swapped = DotDims {
+                        lhs_batch: dot_dims.rhs_batch.clone(),
+                        lhs_contracting: dot_dims.rhs_contracting.clone(),
+                        rhs_batch: dot_dims.lhs_batch.clone(),
+                        rhs_contracting: dot_dims.lhs_contracting.clone(),
+                    };
+                    let op = Op::Dot {
+                        dims: swapped,
+                        precision: precision.iter().rev().copied().collect(),
+                        algorithm: algorithm.clone(),
+                    };
+                    return Some(Rewrite::InPlace(Box::new(op), vec![operand.operands[1], operand.operands[0]]));
+                }
+            }
             None
         }
         Op::Slice { dims: slice } => {
@@ -260,6 +281,25 @@ fn rule(comp: &Computation, id: InstrId) -> Option<Rewrite> {
         }
         _ => None,
     }
+}
+
+/// Whether `permutation` of the dot `dot`'s result puts the rhs's free dimensions before the
+/// lhs's (batch dimensions staying first), and the transpose is the dot's only user: then the
+/// transpose is the dot of the swapped operands.
+fn swaps_dot_sides(comp: &Computation, dot: InstrId, dims: &DotDims, permutation: &[i64]) -> bool {
+    let instr = comp.instr(dot);
+    let rank = |k: usize| comp.instr(instr.operands[k]).shape.as_array().map(|a| a.rank());
+    let (Some(lhs_rank), Some(rhs_rank)) = (rank(0), rank(1)) else { return false };
+    let batch = dims.lhs_batch.len() as i64;
+    let lhs_free = lhs_rank as i64 - batch - dims.lhs_contracting.len() as i64;
+    let rhs_free = rhs_rank as i64 - batch - dims.rhs_contracting.len() as i64;
+    if lhs_free < 1 || rhs_free < 1 {
+        return false;
+    }
+    let want: Vec<i64> =
+        (0..batch).chain(batch + lhs_free..batch + lhs_free + rhs_free).chain(batch..batch + lhs_free).collect();
+    let users = comp.ids().filter(|&u| comp.instr(u).operands.contains(&dot)).count();
+    permutation == want.as_slice() && users == 1 && comp.root != dot
 }
 
 fn is_scalar(comp: &Computation, id: InstrId) -> bool {

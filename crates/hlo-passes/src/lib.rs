@@ -30,6 +30,7 @@ pub mod cse;
 pub mod dce;
 pub mod dynamic_padder;
 pub mod fuse;
+pub mod fuse_epilogues;
 pub mod fusion_analysis;
 pub mod inline_calls;
 pub mod linalg_expander;

@@ -19,7 +19,7 @@
 //! keep the per-element kernel: a block's features could then read different input features.
 
 use crate::builder::{STy, H};
-use crate::emit::dot::{blocked_root, tile_for, Quads, Tile, WORKGROUP};
+use crate::emit::dot::{blocked_root, product_hero, store_product, tile_for, Quads, Tile, WORKGROUP};
 use crate::emit::elemental::{delinearize, strides, window_input_index, Em, Index, Leaf};
 use crate::emit::ops::{self, Val};
 use crate::emit::{because, finish, KernelCtx, KernelKind, KernelStep};
@@ -58,7 +58,7 @@ pub(crate) fn declined(ctx: &KernelCtx) -> Option<String> {
 
 fn shape(ctx: &KernelCtx) -> Result<Shape, &'static str> {
     let comp = ctx.m.comp(ctx.comp);
-    let root = comp.instr(ctx.root);
+    let root = comp.instr(product_hero(ctx).ok_or("not a convolution")?);
     let Op::Convolution { dims, feature_group_count, batch_group_count, .. } = &root.op else {
         return Err("not a convolution");
     };
@@ -89,7 +89,8 @@ fn shape(ctx: &KernelCtx) -> Result<Shape, &'static str> {
 pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     let s = shape(ctx).expect("conv::applies was checked");
     let comp = ctx.m.comp(ctx.comp);
-    let root = comp.instr(ctx.root);
+    let product = product_hero(ctx).expect("conv::applies was checked");
+    let root = comp.instr(product);
     let Op::Convolution { window, dims, .. } = &root.op else { unreachable!("checked") };
     let out = &ctx.outputs[0];
     let out_shape = root.shape.as_array().expect("array").clone();
@@ -106,7 +107,9 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     let mut em = Em::new(ctx.m, ctx.target, &ctx.name);
     em.texel_reads = true;
     let f = em.frame(ctx.comp, ctx.leaves.clone());
-    em.check_type(root, out.dtype)?;
+    let product_dt = root.shape.dtype().expect("an array");
+    em.check_type(root, product_dt)?;
+    em.check_type(comp.instr(ctx.root), out.dtype)?;
     let g = em.bind_array(out.buf, out.n_elems(), out.dtype, true, false)?;
     let quads = kernel_quads(ctx, &mut em, root.operands[1], &kernel, dims, tile_rows);
     let why = format!(
@@ -228,12 +231,12 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
                 at = kb.add_u(at, t);
             }
             let v = sums[r * tile_cols as usize + c];
-            stores.push((inside, at, Val { h: ops::convert(kb, v, out.dtype), dt: out.dtype }));
+            stores.push((inside, at, Val { h: ops::convert(kb, v, product_dt), dt: product_dt }));
         }
     }
     for (inside, at, v) in stores {
         em.kb.begin_block();
-        em.store(g, at, v);
+        store_product(&mut em, ctx, f, g, product, at, v)?;
         let accept = em.kb.end_block();
         em.kb.stmt(naga::Statement::If { condition: inside, accept, reject: naga::Block::new() });
     }

@@ -108,7 +108,7 @@ pub(crate) fn declined(ctx: &KernelCtx) -> Option<String> {
 
 fn shape(ctx: &KernelCtx) -> Result<Shape, &'static str> {
     let comp = ctx.m.comp(ctx.comp);
-    let root = comp.instr(ctx.root);
+    let root = comp.instr(product_hero(ctx).ok_or("not a dot")?);
     let Op::Dot { dims, .. } = &root.op else { return Err("not a dot") };
     blocked_root(ctx)?;
     let ls = comp.instr(root.operands[0]).shape.as_array().ok_or("tuple operand")?;
@@ -141,11 +141,54 @@ fn shape(ctx: &KernelCtx) -> Result<Shape, &'static str> {
     Ok(s)
 }
 
-/// What every blocked kernel (dot, convolution) asks of its root: a float array that is the
-/// kernel's single output, with operands that only move data ([`cheap_operand`]).
+/// The dot or convolution a blocked kernel computes: the root, or the one product in the kernel
+/// that the root reads through an elementwise epilogue of its dimensions (a `kOutput` fusion,
+/// `hlo_passes::fuse_epilogues`: a bias and an activation, an SGD update).
+pub(crate) fn product_hero(ctx: &KernelCtx) -> Option<InstrId> {
+    let comp = ctx.m.comp(ctx.comp);
+    let is_product = |id: InstrId| matches!(comp.instr(id).op, Op::Dot { .. } | Op::Convolution { .. });
+    if is_product(ctx.root) {
+        return Some(ctx.root);
+    }
+    let mut products = comp.ids().filter(|&id| is_product(id) && !ctx.leaves.contains_key(&id));
+    let hero = products.next()?;
+    if products.next().is_some() || ctx.outputs.len() != 1 {
+        return None;
+    }
+    hlo_passes::fuse_epilogues::is_epilogue_of(comp, hero).then_some(hero)
+}
+
+/// Stores `value`, the product's element at the output's linear index `at`, into `g`: the value
+/// itself, or the root's epilogue of it ([`product_hero`]), computed from the product's value
+/// rounded and flushed as a stored product would be.
+pub(crate) fn store_product(
+    em: &mut Em,
+    ctx: &KernelCtx,
+    f: usize,
+    g: naga::Handle<naga::GlobalVariable>,
+    product: InstrId,
+    at: H,
+    value: Val,
+) -> Result<()> {
+    let v = if product == ctx.root {
+        value
+    } else {
+        let value = em.flushed_result(value);
+        let idx = Index::from_linear(&ctx.outputs[0].dims, at);
+        let leaf = Leaf::State { val: value, at: idx.key().clone(), name: ctx.name.clone() };
+        em.set_leaf(f, product, leaf);
+        em.eval(f, ctx.root, &[], &idx)?
+    };
+    em.store(g, at, v);
+    Ok(())
+}
+
+/// What every blocked kernel (dot, convolution) asks of its product ([`product_hero`]): a float
+/// array, in a kernel with a single output, with operands that only move data
+/// ([`cheap_operand`]).
 pub(crate) fn blocked_root<'c>(ctx: &'c KernelCtx) -> Result<&'c hlo_ir::ArrayShape, &'static str> {
     let comp = ctx.m.comp(ctx.comp);
-    let root = comp.instr(ctx.root);
+    let root = comp.instr(product_hero(ctx).ok_or("no dot or convolution hero")?);
     let out = root.shape.as_array().ok_or("tuple result")?;
     if !matches!(out.dtype, DType::F32 | DType::F16 | DType::BF16) {
         return Err("not a float result");
@@ -186,7 +229,8 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     let s = shape(ctx).expect("dot::applies was checked");
 
     let comp = ctx.m.comp(ctx.comp);
-    let root = comp.instr(ctx.root);
+    let product = product_hero(ctx).expect("dot::applies was checked");
+    let root = comp.instr(product);
     let Op::Dot { dims, .. } = &root.op else { unreachable!("checked") };
     let out = &ctx.outputs[0];
     let ls = comp.instr(root.operands[0]).shape.as_array().expect("array").clone();
@@ -202,7 +246,9 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     let mut em = Em::new(ctx.m, ctx.target, &ctx.name);
     em.texel_reads = true;
     let f = em.frame(ctx.comp, ctx.leaves.clone());
-    em.check_type(root, out.dtype)?;
+    let product_dt = root.shape.dtype().expect("an array");
+    em.check_type(root, product_dt)?;
+    em.check_type(comp.instr(ctx.root), out.dtype)?;
     let g = em.bind_array(out.buf, out.n_elems(), out.dtype, true, false)?;
 
     let kb = &mut em.kb;
@@ -321,13 +367,13 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
             let at = kb.add_u(at, out_col);
             let at = kb.add_u(plane, at);
             let v = sums[r * tile_cols as usize + c];
-            let v = Val { h: ops::convert(kb, v, out.dtype), dt: out.dtype };
+            let v = Val { h: ops::convert(kb, v, product_dt), dt: product_dt };
             stores.push((inside, at, v));
         }
     }
     for (inside, at, v) in stores {
         em.kb.begin_block();
-        em.store(g, at, v);
+        store_product(&mut em, ctx, f, g, product, at, v)?;
         let accept = em.kb.end_block();
         em.kb.stmt(naga::Statement::If { condition: inside, accept, reject: naga::Block::new() });
     }
