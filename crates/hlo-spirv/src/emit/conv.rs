@@ -37,6 +37,10 @@ struct Shape {
     /// The output's dimensions other than its feature dimension, in order: a position's index.
     position_dims: Vec<usize>,
     tile: Tile,
+    /// Invocations per workgroup: [`WORKGROUP`], or fewer when there are few positions (a weight
+    /// gradient's 27 taps x channels), since every invocation of a workgroup runs the whole
+    /// contraction, those past the last position included.
+    workgroup: u32,
     /// The key of this convolution's block in the target's [`crate::TileTable`], and whether
     /// the block came from it.
     key: String,
@@ -74,7 +78,19 @@ fn shape(ctx: &KernelCtx) -> Result<Shape, &'static str> {
         * dims.kernel_spatial.iter().map(|&d| ks.dims[d as usize].max(0) as u64).product::<u64>();
     let key = format!("conv f{features} p{positions} k{depth}");
     let (tile, tuned) = tile_for(ctx.target, &key, 1, features, positions);
-    let grid_ok = positions.div_ceil(u64::from(WORKGROUP * tile.cols)) <= 65535
+    // The workgroup that pads the positions least (the largest of equals), at least a subgroup.
+    let lanes = positions.div_ceil(u64::from(tile.cols));
+    let smallest = ctx.target.subgroup_size.clamp(1, WORKGROUP);
+    let mut workgroup = WORKGROUP;
+    let mut size = WORKGROUP;
+    while size >= smallest {
+        let padded = |wg: u32| lanes.div_ceil(u64::from(wg)) * u64::from(wg);
+        if padded(size) < padded(workgroup) {
+            workgroup = size;
+        }
+        size /= 2;
+    }
+    let grid_ok = positions.div_ceil(u64::from(workgroup * tile.cols)) <= 65535
         && features.div_ceil(u64::from(tile.rows)) <= 65535;
     let fits = features * positions < u64::from(u32::MAX) && depth < u64::from(u32::MAX);
     if features * positions * depth < MIN_WORK || features < 1 || positions < 8 || depth < 1 {
@@ -83,7 +99,7 @@ fn shape(ctx: &KernelCtx) -> Result<Shape, &'static str> {
     if !grid_ok || !fits {
         return Err("too large for one dispatch's grid");
     }
-    Ok(Shape { features, positions, position_dims, tile, key, tuned })
+    Ok(Shape { features, positions, position_dims, tile, workgroup, key, tuned })
 }
 
 pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
@@ -100,7 +116,7 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
 
     let Tile { rows: tile_rows, cols: tile_cols } = s.tile;
     let groups = [
-        s.positions.div_ceil(u64::from(WORKGROUP * tile_cols)) as u32,
+        s.positions.div_ceil(u64::from(s.workgroup * tile_cols)) as u32,
         s.features.div_ceil(u64::from(tile_rows)) as u32,
         1,
     ];
@@ -134,12 +150,12 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
             (raw, kb.min_u(raw, last_feature))
         })
         .collect();
-    let position0 = kb.mul_c(wx, WORKGROUP * tile_cols);
+    let position0 = kb.mul_c(wx, s.workgroup * tile_cols);
     let position0 = kb.add_u(position0, lid);
     let last_position = kb.lit_u32((s.positions - 1) as u32);
     let positions: Vec<(H, H)> = (0..tile_cols)
         .map(|c| {
-            let raw = kb.add_c(position0, c * WORKGROUP);
+            let raw = kb.add_c(position0, c * s.workgroup);
             (raw, kb.min_u(raw, last_position))
         })
         .collect();
@@ -240,7 +256,7 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         let accept = em.kb.end_block();
         em.kb.stmt(naga::Statement::If { condition: inside, accept, reject: naga::Block::new() });
     }
-    let mut step = finish(em, &ctx.name, KernelKind::Convolution, [WORKGROUP, 1, 1], groups, ctx.sources.clone())?;
+    let mut step = finish(em, &ctx.name, KernelKind::Convolution, [s.workgroup, 1, 1], groups, ctx.sources.clone())?;
     if let KernelStep::Kernel(k) = &mut step {
         k.tile_key = Some(s.key.clone());
     }
