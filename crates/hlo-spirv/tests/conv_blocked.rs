@@ -127,6 +127,16 @@ fn layouts_strides_padding_and_dilations() {
         ("f32[2,10,9,3]", "f32[3,3,3,6]", "f32[6,10,9,2]", "window={size=3x3 pad=1_1x1_1}, dim_labels=b01f_01io->f01b"),
         // Negative padding crops the input.
         ("f32[1,9,9,2]", "f32[2,2,2,3]", "f32[1,7,7,3]", "window={size=2x2 pad=-1_0x0_-1}, dim_labels=b01f_01io->b01f"),
+        // The input gradient JAX emits (`b01f_01oi`, input features last in both operands: four
+        // per vec4 load), plain, transposed (the input dilated) and strided.
+        ("f32[2,8,8,16]", "f32[3,3,8,16]", "f32[2,8,8,8]", "window={size=3x3 pad=1_1x1_1}, dim_labels=b01f_01oi->b01f"),
+        (
+            "f32[2,5,5,12]",
+            "f32[3,3,6,12]",
+            "f32[2,11,11,6]",
+            "window={size=3x3 pad=2_2x2_2 lhs_dilate=2x2}, dim_labels=b01f_01oi->b01f",
+        ),
+        ("f32[1,9,9,4]", "f32[3,3,5,4]", "f32[1,4,4,5]", "window={size=3x3 stride=2x2}, dim_labels=b01f_01oi->b01f"),
         // Three spatial dimensions.
         (
             "f32[1,6,6,6,2]",
