@@ -170,17 +170,21 @@ pub(crate) fn store_product(
     at: H,
     value: Val,
 ) -> Result<()> {
-    let v = if product == ctx.root {
-        value
-    } else {
-        let value = em.flushed_result(value);
-        let idx = Index::from_linear(&ctx.outputs[0].dims, at);
-        let leaf = Leaf::State { val: value, at: idx.key().clone(), name: ctx.name.clone() };
-        em.set_leaf(f, product, leaf);
-        em.eval(f, ctx.root, &[], &idx)?
-    };
+    let v = product_value(em, ctx, f, product, at, value)?;
     em.store(g, at, v);
     Ok(())
+}
+
+/// The value [`store_product`] stores at `at`.
+fn product_value(em: &mut Em, ctx: &KernelCtx, f: usize, product: InstrId, at: H, value: Val) -> Result<Val> {
+    if product == ctx.root {
+        return Ok(value);
+    }
+    let value = em.flushed_result(value);
+    let idx = Index::from_linear(&ctx.outputs[0].dims, at);
+    let leaf = Leaf::State { val: value, at: idx.key().clone(), name: ctx.name.clone() };
+    em.set_leaf(f, product, leaf);
+    em.eval(f, ctx.root, &[], &idx)
 }
 
 /// What every blocked kernel (dot, convolution) asks of its product ([`product_hero`]): a float
@@ -249,7 +253,18 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     let product_dt = root.shape.dtype().expect("an array");
     em.check_type(root, product_dt)?;
     em.check_type(comp.instr(ctx.root), out.dtype)?;
-    let g = em.bind_array(out.buf, out.n_elems(), out.dtype, true, false)?;
+    // An invocation's four columns side by side (`s.cols` a multiple of 4, not swapped): the
+    // four f32 outputs of each row are one vec4 store, where llvmpipe stores a scalar at a
+    // varying index lane by lane (a dot with a contraction of 10 and 65,536 outputs spent most of
+    // its time storing).
+    let vec4_out = match (tile_cols, s.swapped, out.dtype, s.cols % 4) {
+        (4, false, DType::F32, 0) => em.bind_vec4_as(out.buf, out.n_elems(), true),
+        _ => None,
+    };
+    let g = match vec4_out {
+        Some(_) => None,
+        None => Some(em.bind_array(out.buf, out.n_elems(), out.dtype, true, false)?),
+    };
 
     let kb = &mut em.kb;
     let wid = kb.builtin(naga::BuiltIn::WorkGroupId);
@@ -291,7 +306,7 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     // neighbouring elements), or four consecutive ones when they are read as one vec4.
     let kb = &mut em.kb;
     let last_col = kb.lit_u32((s.cols - 1) as u32);
-    let cols: Vec<(H, H)> = if quads.is_some() {
+    let cols: Vec<(H, H)> = if quads.is_some() || vec4_out.is_some() {
         let first = kb.mul_c(wx, WORKGROUP);
         let first = kb.add_u(first, lid);
         let first = kb.mul_c(first, 4);
@@ -371,11 +386,31 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
             stores.push((inside, at, v));
         }
     }
-    for (inside, at, v) in stores {
-        em.kb.begin_block();
-        store_product(&mut em, ctx, f, g, product, at, v)?;
-        let accept = em.kb.end_block();
-        em.kb.stmt(naga::Statement::If { condition: inside, accept, reject: naga::Block::new() });
+    match (g, vec4_out) {
+        (Some(g), _) => {
+            for (inside, at, v) in stores {
+                em.kb.begin_block();
+                store_product(&mut em, ctx, f, g, product, at, v)?;
+                let accept = em.kb.end_block();
+                em.kb.stmt(naga::Statement::If { condition: inside, accept, reject: naga::Block::new() });
+            }
+        }
+        // A row's four outputs are all inside or all outside (the columns are a multiple of 4).
+        (None, Some(gv)) => {
+            for row in stores.chunks(4) {
+                em.kb.begin_block();
+                let mut values = Vec::with_capacity(4);
+                for &(_, at, v) in row {
+                    values.push(product_value(&mut em, ctx, f, product, at, v)?);
+                }
+                let quad = em.kb.div_c(row[0].1, 4);
+                let values: [Val; 4] = values.try_into().expect("four columns");
+                em.store_quad(gv, quad, values);
+                let accept = em.kb.end_block();
+                em.kb.stmt(naga::Statement::If { condition: row[0].0, accept, reject: naga::Block::new() });
+            }
+        }
+        (None, None) => unreachable!("the output is bound one way or the other"),
     }
     let mut step = finish(em, &ctx.name, KernelKind::Dot, [WORKGROUP, 1, 1], groups, ctx.sources.clone())?;
     if let KernelStep::Kernel(k) = &mut step {
