@@ -89,7 +89,14 @@ pub fn is_epilogue_of(fused: &Computation, value: InstrId) -> bool {
         if id == value || !instr.operands.iter().any(|o| reads[o.index()]) {
             continue;
         }
-        if !instr.op.is_elementwise() || crate::util::dims(&instr.shape) != dims || instr.shape.as_array().is_none() {
+        // A complex result is what `lower-complex` rebuilds from real products at an output:
+        // no kernel stores it (XLA's ConvolveC64Forward).
+        let complex = instr.shape.dtype().is_some_and(|t| t.is_complex());
+        if !instr.op.is_elementwise()
+            || crate::util::dims(&instr.shape) != dims
+            || instr.shape.as_array().is_none()
+            || complex
+        {
             return false;
         }
         reads[id.index()] = true;
@@ -135,4 +142,68 @@ fn with_product(
     }
     out.root = map[fused.root.index()];
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fused(text: &str) -> Module {
+        let mut m = hlo_parse::parse_module(text).expect("parses");
+        let mut opts = crate::PipelineOptions::default();
+        crate::run_pipeline(&mut m, &mut opts).expect("pipeline");
+        m
+    }
+
+    fn output_fusions(m: &Module) -> Vec<&Computation> {
+        m.entry_comp()
+            .instrs
+            .iter()
+            .filter_map(|i| match i.op {
+                Op::Fusion { kind: FusionKind::Output, calls } => Some(m.comp(calls)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_bias_and_relu_join_their_dot() {
+        let m = fused(
+            "HloModule m
+ENTRY e {
+  x = f32[64,32] parameter(0)
+  w = f32[32,48] parameter(1)
+  b = f32[48] parameter(2)
+  d = f32[64,48] dot(x, w), lhs_contracting_dims={1}, rhs_contracting_dims={0}
+  bb = f32[64,48] broadcast(b), dimensions={1}
+  s = f32[64,48] add(d, bb)
+  z = f32[] constant(0)
+  zz = f32[64,48] broadcast(z), dimensions={}
+  ROOT r = f32[64,48] maximum(s, zz)
+}
+",
+        );
+        let outputs = output_fusions(&m);
+        assert_eq!(outputs.len(), 1, "{}", hlo_ir::print::print_module(&m));
+        assert!(outputs[0].instrs.iter().any(|i| matches!(i.op, Op::Dot { .. })));
+    }
+
+    /// `lower-complex` turns a c64 convolution into four real ones rebuilt by `complex`: the
+    /// rebuilt c64 value is no kernel's epilogue (XLA's ConvolveC64Forward was refused).
+    #[test]
+    fn complex_results_stay_out_of_epilogues() {
+        let m = fused(
+            "HloModule m
+ENTRY e {
+  x = c64[1,6,6,2] parameter(0)
+  k = c64[3,3,2,4] parameter(1)
+  ROOT c = c64[1,4,4,4] convolution(x, k), window={size=3x3}, dim_labels=b01f_01io->b01f
+}
+",
+        );
+        for comp in output_fusions(&m) {
+            let root = comp.instr(comp.root);
+            assert!(!root.shape.dtype().is_some_and(|t| t.is_complex()), "{}", hlo_ir::print::print_module(&m));
+        }
+    }
 }
