@@ -156,7 +156,7 @@ pub fn run_with_report(module: &mut Module, max_buffers: u32) -> Result<(bool, F
     for cid in control_comps(module) {
         changed |= split_wide_concatenates(module.comp_mut(cid), max_arrays(max_buffers) - 1, &mut names)?;
         changed |= fuse_comp(module, cid, &mut names, &mut report, max_buffers)?;
-        changed |= crate::fuse_epilogues::fuse_epilogues(module, cid, &mut names, &mut report);
+        changed |= crate::fuse_epilogues::fuse_epilogues(module, cid, &mut names, &mut report)?;
     }
     if changed {
         order_callees_first(module);

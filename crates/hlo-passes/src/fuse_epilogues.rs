@@ -12,81 +12,183 @@
 //! ops of its dimensions, and its operands are the fusion's parameters.
 
 use crate::fuse::{EdgeRecord, FusionDecision, FusionReport};
-use crate::util::{users, NameUniquer};
+use crate::util::{compact, users, NameUniquer};
+use crate::PassError;
 use hlo_ir::{CompId, Computation, FusionKind, Instr, InstrId, Module, Op, Shape};
 
 /// Moves products into their epilogue fusions in the control computation `cid`; true if any moved.
+///
+/// A product that other kernels read too (a dot whose relu and whose relu's derivative both
+/// need it) moves all the same: the fusion then also yields the product itself, as a second
+/// output the other readers take (`get-tuple-element` 1), unless one of them feeds the fusion.
 pub(crate) fn fuse_epilogues(
     module: &mut Module,
     cid: CompId,
     names: &mut NameUniquer,
     report: &mut FusionReport,
-) -> bool {
+) -> Result<bool, PassError> {
     let mut changed = false;
-    let ids: Vec<InstrId> = module.comp(cid).ids().collect();
-    for fusion_id in ids {
-        let comp = module.comp(cid);
+    // Each move renumbers the computation (`compact`), so the scan starts over after it.
+    while let Some((fusion_id, k)) = next_move(module, cid) {
+        move_product(module, cid, fusion_id, k, names, report)?;
+        changed = true;
+    }
+    Ok(changed)
+}
+
+/// The first loop fusion and operand position whose product can move into it.
+fn next_move(module: &Module, cid: CompId) -> Option<(InstrId, usize)> {
+    let comp = module.comp(cid);
+    let user_lists = users(comp);
+    for fusion_id in comp.ids() {
         let fusion = comp.instr(fusion_id);
         let Op::Fusion { kind: FusionKind::Loop, calls } = fusion.op else { continue };
         if fusion.shape.as_array().is_none() {
             continue;
         }
-        let user_lists = users(comp);
         let fused = module.comp(calls);
-        let candidate = fusion.operands.iter().enumerate().find(|&(k, &o)| {
+        let found = fusion.operands.iter().enumerate().find(|&(k, &o)| {
             let product = comp.instr(o);
+            let others: Vec<InstrId> = user_lists[o.index()].iter().copied().filter(|&u| u != fusion_id).collect();
             matches!(product.op, Op::Dot { .. } | Op::Convolution { .. })
-                && user_lists[o.index()].iter().all(|&u| u == fusion_id)
+                && comp.root != o
                 && fusion.operands.iter().filter(|&&x| x == o).count() == 1
                 && is_epilogue_of(fused, fused.params[k])
+                && !others.iter().any(|&u| feeds(comp, u, fusion_id, o))
         });
-        let Some((k, &product_id)) = candidate else { continue };
-        let product = comp.instr(product_id).clone();
-        let operand_shapes: Vec<Shape> = product.operands.iter().map(|&o| comp.instr(o).shape.clone()).collect();
-        let (fusion_name, fused_name) = (fusion.name.clone(), fused.name.clone());
-        let new_comp = with_product(fused, k, &product, &operand_shapes, names, &fused_name);
-        module.comps.push(new_comp);
-        let new_id = CompId((module.comps.len() - 1) as u32);
-        let comp = module.comp_mut(cid);
-        let fusion = comp.instr_mut(fusion_id);
-        let mut operands = fusion.operands.clone();
-        operands[k] = product.operands[0];
-        operands.extend(product.operands[1..].iter().copied());
-        fusion.operands = operands;
-        fusion.op = Op::Fusion { kind: FusionKind::Output, calls: new_id };
-        report.edges.push(EdgeRecord {
-            comp: comp.name.clone(),
-            producer: product.name.clone(),
-            consumer: fusion_name.clone(),
-            decision: FusionDecision::Fuse,
-        });
-        report.merges.push(format!(
-            "{}: `{}` moved into `{fusion_name}` as the hero of its elementwise epilogue",
-            comp.name, product.name
-        ));
-        report.kernels.retain(|r| r.name != product.name);
-        if let Some(record) = report.kernels.iter_mut().find(|r| r.name == fusion_name) {
-            record.kind = match product.op {
-                Op::Dot { .. } => crate::fusion_analysis::KernelKind::Dot,
-                _ => crate::fusion_analysis::KernelKind::Convolution,
-            };
-            record.n_instrs += 1;
+        if let Some((k, _)) = found {
+            return Some((fusion_id, k));
         }
-        changed = true;
     }
-    changed
+    None
+}
+
+/// Whether `from` is an operand of `to`, directly or through other instructions (not through
+/// `product`, which moves into `to`).
+fn feeds(comp: &Computation, from: InstrId, to: InstrId, product: InstrId) -> bool {
+    let mut stack: Vec<InstrId> = comp.instr(to).operands.iter().copied().filter(|&o| o != product).collect();
+    let mut seen = std::collections::HashSet::new();
+    while let Some(id) = stack.pop() {
+        if id == from {
+            return true;
+        }
+        if seen.insert(id) {
+            stack.extend(comp.instr(id).operands.iter().copied());
+        }
+    }
+    false
+}
+
+/// Moves the product at operand `k` of the fusion `fusion_id` into it (see [`fuse_epilogues`]).
+fn move_product(
+    module: &mut Module,
+    cid: CompId,
+    fusion_id: InstrId,
+    k: usize,
+    names: &mut NameUniquer,
+    report: &mut FusionReport,
+) -> Result<(), PassError> {
+    let comp = module.comp(cid);
+    let fusion = comp.instr(fusion_id);
+    let Op::Fusion { calls, .. } = fusion.op else { unreachable!("next_move found a fusion") };
+    let product_id = fusion.operands[k];
+    let product = comp.instr(product_id).clone();
+    let shared = users(comp)[product_id.index()].iter().any(|&u| u != fusion_id);
+    let operand_shapes: Vec<Shape> = product.operands.iter().map(|&o| comp.instr(o).shape.clone()).collect();
+    let (fusion_name, fused) = (fusion.name.clone(), module.comp(calls));
+    let new_comp = with_product(fused, k, &product, &operand_shapes, shared, names);
+    let out_shape = new_comp.instr(new_comp.root).shape.clone();
+    module.comps.push(new_comp);
+    let new_id = CompId((module.comps.len() - 1) as u32);
+    let comp = module.comp_mut(cid);
+    let fusion = comp.instr_mut(fusion_id);
+    let epilogue_shape = std::mem::replace(&mut fusion.shape, out_shape);
+    let mut operands = fusion.operands.clone();
+    operands[k] = product.operands[0];
+    operands.extend(product.operands[1..].iter().copied());
+    fusion.operands = operands;
+    fusion.op = Op::Fusion { kind: FusionKind::Output, calls: new_id };
+    if shared {
+        // The fusion's old users take output 0, the product's other users output 1.
+        let gte = |index: u64, shape: &Shape, names: &mut NameUniquer| {
+            Instr::new(
+                names.fresh(&format!("{fusion_name}.out")),
+                shape.clone(),
+                Op::GetTupleElement { index },
+                vec![fusion_id],
+            )
+        };
+        let epilogue = comp.push(gte(0, &epilogue_shape, names));
+        let own = comp.push(gte(1, &product.shape, names));
+        for id in comp.ids().collect::<Vec<_>>() {
+            if id == epilogue || id == own || id == fusion_id {
+                continue;
+            }
+            for o in comp.instr_mut(id).operands.iter_mut() {
+                if *o == fusion_id {
+                    *o = epilogue;
+                } else if *o == product_id {
+                    *o = own;
+                }
+            }
+        }
+        if comp.root == fusion_id {
+            comp.root = epilogue;
+        }
+    }
+    compact(comp)?;
+    report.edges.push(EdgeRecord {
+        comp: comp.name.clone(),
+        producer: product.name.clone(),
+        consumer: fusion_name.clone(),
+        decision: FusionDecision::Fuse,
+    });
+    report.merges.push(format!(
+        "{}: `{}` moved into `{fusion_name}` as the hero of its elementwise epilogue{}",
+        comp.name,
+        product.name,
+        if shared { ", which also yields it for its other readers" } else { "" }
+    ));
+    report.kernels.retain(|r| r.name != product.name);
+    if let Some(record) = report.kernels.iter_mut().find(|r| r.name == fusion_name) {
+        record.kind = match product.op {
+            Op::Dot { .. } => crate::fusion_analysis::KernelKind::Dot,
+            _ => crate::fusion_analysis::KernelKind::Convolution,
+        };
+        record.n_instrs += 1;
+        if shared {
+            record.outputs.push(product.name.clone());
+        }
+    }
+    Ok(())
 }
 
 /// Whether the root of `fused` is an elementwise epilogue of `value`: it reads `value` only
 /// through elementwise ops of `value`'s dimensions (and is not `value` itself). Code generation
 /// asks the same of a `kOutput` fusion's product.
 pub fn is_epilogue_of(fused: &Computation, value: InstrId) -> bool {
+    is_epilogue_at(fused, value, fused.root)
+}
+
+/// [`is_epilogue_of`] for the value `root` of `fused` (output 0 of a fusion that also yields
+/// the product).
+pub fn is_epilogue_at(fused: &Computation, value: InstrId, root: InstrId) -> bool {
     let dims = crate::util::dims(&fused.instr(value).shape);
+    // Only what `root` is computed from (a tuple root that also yields `value` reads it too).
+    let mut needed = vec![false; fused.instrs.len()];
+    needed[root.index()] = true;
+    for id in (0..fused.instrs.len()).rev().map(InstrId::from_index) {
+        if needed[id.index()] {
+            for &o in &fused.instr(id).operands {
+                needed[o.index()] = true;
+            }
+        }
+    }
     let mut reads = vec![false; fused.instrs.len()];
     reads[value.index()] = true;
     for id in fused.ids() {
         let instr = fused.instr(id);
-        if id == value || !instr.operands.iter().any(|o| reads[o.index()]) {
+        if id == value || !needed[id.index()] || !instr.operands.iter().any(|o| reads[o.index()]) {
             continue;
         }
         // A complex result is what `lower-complex` rebuilds from real products at an output:
@@ -101,20 +203,22 @@ pub fn is_epilogue_of(fused: &Computation, value: InstrId) -> bool {
         }
         reads[id.index()] = true;
     }
-    reads[fused.root.index()] && fused.root != value
+    reads[root.index()] && root != value
 }
 
 /// `fused` with parameter `k` replaced by `product` computed from parameters: its first operand
-/// takes number `k`, the others numbers after the existing parameters.
+/// takes number `k`, the others numbers after the existing parameters. With `keep_product` the
+/// root is the tuple (epilogue, product).
 fn with_product(
     fused: &Computation,
     k: usize,
     product: &Instr,
     operand_shapes: &[Shape],
+    keep_product: bool,
     names: &mut NameUniquer,
-    fused_name: &str,
 ) -> Computation {
-    let mut out = Computation::new(names.fresh(&format!("{fused_name}.{}", product.name)));
+    let mut out = Computation::new(names.fresh(&format!("{}.{}", fused.name, product.name)));
+    let mut product_id = None;
     let mut map: Vec<InstrId> = Vec::with_capacity(fused.instrs.len());
     let n = fused.params.len();
     for (idx, instr) in fused.instrs.iter().enumerate() {
@@ -133,7 +237,9 @@ fn with_product(
             let mut copy = product.clone();
             copy.name = names.fresh(&product.name);
             copy.operands = params;
-            map.push(out.push(copy));
+            let id = out.push(copy);
+            product_id = Some(id);
+            map.push(id);
             continue;
         }
         let mut copy = instr.clone();
@@ -141,6 +247,13 @@ fn with_product(
         map.push(out.push_with_span(copy, fused.spans[idx].clone()));
     }
     out.root = map[fused.root.index()];
+    if keep_product {
+        // Output 0 the epilogue, output 1 the product (`dot::product_hero` reads this order).
+        let product_id = product_id.expect("the parameter was replaced");
+        let shapes = vec![out.instr(out.root).shape.clone(), product.shape.clone()];
+        let name = names.fresh(&format!("{}.outputs", fused.name));
+        out.root = out.push(Instr::new(name, Shape::Tuple(shapes), Op::Tuple, vec![out.root, product_id]));
+    }
     out
 }
 

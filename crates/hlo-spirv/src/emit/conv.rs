@@ -22,7 +22,7 @@
 //! keep the per-element kernel: a block's features could then read different input features.
 
 use crate::builder::{STy, H};
-use crate::emit::dot::{blocked_root, product_hero, store_product, tile_for, Quads, Tile, WORKGROUP};
+use crate::emit::dot::{blocked_root, product_hero, store_product, tile_for, ProductStores, Quads, Tile, WORKGROUP};
 use crate::emit::elemental::{delinearize, strides, window_input_index, Em, Index, Leaf};
 use crate::emit::ops::{self, Val};
 use crate::emit::{because, finish, KernelCtx, KernelKind, KernelStep};
@@ -129,7 +129,7 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     let product_dt = root.shape.dtype().expect("an array");
     em.check_type(root, product_dt)?;
     em.check_type(comp.instr(ctx.root), out.dtype)?;
-    let g = em.bind_array(out.buf, out.n_elems(), out.dtype, true, false)?;
+    let g = ProductStores::bind(&mut em, ctx, product)?;
     let contraction = contraction_quads(ctx, &mut em, (root.operands[0], root.operands[1]), &input, &kernel, dims);
     let quads = match contraction {
         Some(_) => None,

@@ -152,26 +152,86 @@ pub(crate) fn product_hero(ctx: &KernelCtx) -> Option<InstrId> {
     }
     let mut products = comp.ids().filter(|&id| is_product(id) && !ctx.leaves.contains_key(&id));
     let hero = products.next()?;
-    if products.next().is_some() || ctx.outputs.len() != 1 {
+    let outputs = if product_output(ctx, hero).is_some() { 2 } else { 1 };
+    if products.next().is_some() || ctx.outputs.len() != outputs {
         return None;
     }
-    hlo_passes::fuse_epilogues::is_epilogue_of(comp, hero).then_some(hero)
+    hlo_passes::fuse_epilogues::is_epilogue_at(comp, hero, epilogue_root(ctx, hero)).then_some(hero)
 }
 
-/// Stores `value`, the product's element at the output's linear index `at`, into `g`: the value
-/// itself, or the root's epilogue of it ([`product_hero`]), computed from the product's value
-/// rounded and flushed as a stored product would be.
+/// Output 1 when the kernel also yields the product itself: its root is the tuple (epilogue,
+/// product) of a product other kernels read too (`hlo_passes::fuse_epilogues`).
+fn product_output(ctx: &KernelCtx, product: InstrId) -> Option<usize> {
+    let root = ctx.m.comp(ctx.comp).instr(ctx.root);
+    let pair = matches!(root.op, Op::Tuple) && root.operands.len() == 2 && root.operands[1] == product;
+    let paths = ctx.outputs.len() == 2 && ctx.outputs[0].path == [0] && ctx.outputs[1].path == [1];
+    (pair && paths).then_some(1)
+}
+
+/// The value the kernel's first output holds: the root, or output 0 of a root that also yields
+/// the product.
+fn epilogue_root(ctx: &KernelCtx, product: InstrId) -> InstrId {
+    match product_output(ctx, product) {
+        Some(_) => ctx.m.comp(ctx.comp).instr(ctx.root).operands[0],
+        None => ctx.root,
+    }
+}
+
+/// Where a blocked kernel stores: its output (the product, or the root's epilogue of it), and the
+/// product itself where the kernel also yields it ([`product_output`]).
+#[derive(Clone, Copy)]
+pub(crate) struct ProductStores {
+    pub out: naga::Handle<naga::GlobalVariable>,
+    pub product: Option<naga::Handle<naga::GlobalVariable>>,
+}
+
+impl ProductStores {
+    /// Binds the kernel's outputs for scalar stores.
+    pub(crate) fn bind(em: &mut Em, ctx: &KernelCtx, product: InstrId) -> Result<ProductStores> {
+        let o = &ctx.outputs[0];
+        let out = em.bind_array(o.buf, o.n_elems(), o.dtype, true, false)?;
+        let product = match product_output(ctx, product) {
+            Some(k) => {
+                let p = &ctx.outputs[k];
+                Some(em.bind_array(p.buf, p.n_elems(), p.dtype, true, false)?)
+            }
+            None => None,
+        };
+        Ok(ProductStores { out, product })
+    }
+
+    /// Binds the kernel's f32 outputs for vec4 stores; `None` where one is not f32 or cannot be.
+    fn bind_vec4(em: &mut Em, ctx: &KernelCtx, product: InstrId) -> Option<ProductStores> {
+        let vec4 = |em: &mut Em, o: &crate::emit::OutBuf| match o.dtype {
+            DType::F32 => em.bind_vec4_as(o.buf, o.n_elems(), true),
+            _ => None,
+        };
+        let out = vec4(em, &ctx.outputs[0])?;
+        let product = match product_output(ctx, product) {
+            Some(k) => Some(vec4(em, &ctx.outputs[k])?),
+            None => None,
+        };
+        Some(ProductStores { out, product })
+    }
+}
+
+/// Stores `value`, the product's element at the output's linear index `at`: the value itself, or
+/// the root's epilogue of it ([`product_hero`]), computed from the product's value rounded and
+/// flushed as a stored product would be; and the product where the kernel also yields it.
 pub(crate) fn store_product(
     em: &mut Em,
     ctx: &KernelCtx,
     f: usize,
-    g: naga::Handle<naga::GlobalVariable>,
+    g: ProductStores,
     product: InstrId,
     at: H,
     value: Val,
 ) -> Result<()> {
     let v = product_value(em, ctx, f, product, at, value)?;
-    em.store(g, at, v);
+    em.store(g.out, at, v);
+    if let Some(p) = g.product {
+        em.store(p, at, value);
+    }
     Ok(())
 }
 
@@ -184,7 +244,7 @@ fn product_value(em: &mut Em, ctx: &KernelCtx, f: usize, product: InstrId, at: H
     let idx = Index::from_linear(&ctx.outputs[0].dims, at);
     let leaf = Leaf::State { val: value, at: idx.key().clone(), name: ctx.name.clone() };
     em.set_leaf(f, product, leaf);
-    em.eval(f, ctx.root, &[], &idx)
+    em.eval(f, epilogue_root(ctx, product), &[], &idx)
 }
 
 /// What every blocked kernel (dot, convolution) asks of its product ([`product_hero`]): a float
@@ -197,7 +257,8 @@ pub(crate) fn blocked_root<'c>(ctx: &'c KernelCtx) -> Result<&'c hlo_ir::ArraySh
     if !matches!(out.dtype, DType::F32 | DType::F16 | DType::BF16) {
         return Err("not a float result");
     }
-    if ctx.outputs.len() != 1 || !ctx.outputs[0].path.is_empty() {
+    let own = ctx.outputs.len() == 1 && ctx.outputs[0].path.is_empty();
+    if !own && product_output(ctx, comp.instr(ctx.root).operands.get(1).copied().unwrap_or(ctx.root)).is_none() {
         return Err("other outputs in the kernel");
     }
     if !root.operands.iter().all(|&o| cheap_operand(ctx, comp, o)) {
@@ -257,13 +318,13 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     // four f32 outputs of each row are one vec4 store, where llvmpipe stores a scalar at a
     // varying index lane by lane (a dot with a contraction of 10 and 65,536 outputs spent most of
     // its time storing).
-    let vec4_out = match (tile_cols, s.swapped, out.dtype, s.cols % 4) {
-        (4, false, DType::F32, 0) => em.bind_vec4_as(out.buf, out.n_elems(), true),
+    let vec4_out = match (tile_cols, s.swapped, s.cols % 4) {
+        (4, false, 0) => ProductStores::bind_vec4(&mut em, ctx, product),
         _ => None,
     };
     let g = match vec4_out {
         Some(_) => None,
-        None => Some(em.bind_array(out.buf, out.n_elems(), out.dtype, true, false)?),
+        None => Some(ProductStores::bind(&mut em, ctx, product)?),
     };
 
     let kb = &mut em.kb;
@@ -405,7 +466,11 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
                 }
                 let quad = em.kb.div_c(row[0].1, 4);
                 let values: [Val; 4] = values.try_into().expect("four columns");
-                em.store_quad(gv, quad, values);
+                em.store_quad(gv.out, quad, values);
+                if let Some(p) = gv.product {
+                    let products: [Val; 4] = [0, 1, 2, 3].map(|c| row[c].2);
+                    em.store_quad(p, quad, products);
+                }
                 let accept = em.kb.end_block();
                 em.kb.stmt(naga::Statement::If { condition: row[0].0, accept, reject: naga::Block::new() });
             }
