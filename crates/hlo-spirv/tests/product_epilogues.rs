@@ -6,7 +6,7 @@
 
 mod common;
 use common::*;
-use hlo_spirv::KernelKind;
+use hlo_spirv::{Compiled, KernelKind};
 
 fn values(n: usize, seed: u32) -> Vec<f32> {
     (0..n)
@@ -24,11 +24,38 @@ fn check(hlo: &str, inputs: &[Vec<u8>], kinds: &[KernelKind]) {
     let c = compile_checked(&parse_and_fuse(hlo));
     let got_kinds: Vec<KernelKind> = c.kernels_info.iter().map(|k| k.kind).collect();
     assert_eq!(got_kinds, kinds, "{:?}\n{hlo}", c.kernels_info);
-    let got = run_vulkan(&vulkan(), &c, inputs);
+    matches_interp(hlo, &c, inputs);
+}
+
+/// Runs the compiled `hlo` and compares every output with the interpreter's.
+fn matches_interp(hlo: &str, c: &Compiled, inputs: &[Vec<u8>]) {
+    let got = run_vulkan(&vulkan(), c, inputs);
     let want = run_interp(&parse(hlo), inputs);
     for (k, io) in c.outputs.iter().enumerate() {
         compare(io.dtype, &got[k], &want[k], 1e-5).unwrap_or_else(|e| panic!("output {k}: {e}\n{hlo}"));
     }
+}
+
+/// A dot of `x: f32[64,32]` and `w: f32[32,48]` into `d`, also summed over its rows into
+/// `total`, then `tail` (HLO lines that use `d` and `total`, the last one the root).
+fn shared_product_module(tail: &str) -> String {
+    format!(
+        "HloModule m
+add {{
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT s = f32[] add(a, b)
+}}
+ENTRY e {{
+  x = f32[64,32] parameter(0)
+  w = f32[32,48] parameter(1)
+  d = f32[64,48] dot(x, w), lhs_contracting_dims={{1}}, rhs_contracting_dims={{0}}
+  z = f32[] constant(0)
+  total = f32[48] reduce(d, z), dimensions={{0}}, to_apply=add
+{tail}
+}}
+"
+    )
 }
 
 #[test]
@@ -148,60 +175,26 @@ ENTRY e {
 /// product itself (a second output), which the sum then reads.
 #[test]
 fn products_with_other_users_are_also_stored() {
-    let hlo = "HloModule m
-add {
-  a = f32[] parameter(0)
-  b = f32[] parameter(1)
-  ROOT s = f32[] add(a, b)
-}
-ENTRY e {
-  x = f32[64,32] parameter(0)
-  w = f32[32,48] parameter(1)
-  d = f32[64,48] dot(x, w), lhs_contracting_dims={1}, rhs_contracting_dims={0}
-  z = f32[] constant(0)
-  zz = f32[64,48] broadcast(z), dimensions={}
+    let hlo = shared_product_module(
+        "  zz = f32[64,48] broadcast(z), dimensions={}
   relu = f32[64,48] maximum(d, zz)
-  total = f32[48] reduce(d, z), dimensions={0}, to_apply=add
-  ROOT t = (f32[64,48], f32[48]) tuple(relu, total)
-}
-";
-    let c = compile_checked(&parse_and_fuse(hlo));
+  ROOT t = (f32[64,48], f32[48]) tuple(relu, total)",
+    );
+    let c = compile_checked(&parse_and_fuse(&hlo));
     let dots: Vec<_> = c.kernels_info.iter().filter(|k| k.kind == KernelKind::Dot).collect();
     assert_eq!(dots.len(), 1, "{:?}", c.kernels_info);
     assert!(!c.kernels_info.iter().any(|k| k.kind == KernelKind::Loop), "{:?}", c.kernels_info);
-    let inputs = [bytes(&values(64 * 32, 12)), bytes(&values(32 * 48, 13))];
-    let got = run_vulkan(&vulkan(), &c, &inputs);
-    let want = run_interp(&parse(hlo), &inputs);
-    for (k, io) in c.outputs.iter().enumerate() {
-        compare(io.dtype, &got[k], &want[k], 1e-5).unwrap_or_else(|e| panic!("output {k}: {e}"));
-    }
+    matches_interp(&hlo, &c, &[bytes(&values(64 * 32, 12)), bytes(&values(32 * 48, 13))]);
 }
 
 /// A product that another reader needs before the epilogue can run (the epilogue reads the
 /// reader's result) keeps its own kernel: moving it would make the fusion feed itself.
 #[test]
 fn products_whose_readers_feed_the_epilogue_keep_their_own_kernel() {
-    let hlo = "HloModule m
-add {
-  a = f32[] parameter(0)
-  b = f32[] parameter(1)
-  ROOT s = f32[] add(a, b)
-}
-ENTRY e {
-  x = f32[64,32] parameter(0)
-  w = f32[32,48] parameter(1)
-  d = f32[64,48] dot(x, w), lhs_contracting_dims={1}, rhs_contracting_dims={0}
-  z = f32[] constant(0)
-  total = f32[48] reduce(d, z), dimensions={0}, to_apply=add
-  tb = f32[64,48] broadcast(total), dimensions={1}
-  ROOT r = f32[64,48] subtract(d, tb)
-}
-";
-    let c = compile_checked(&parse_and_fuse(hlo));
-    let inputs = [bytes(&values(64 * 32, 14)), bytes(&values(32 * 48, 15))];
-    let got = run_vulkan(&vulkan(), &c, &inputs);
-    let want = run_interp(&parse(hlo), &inputs);
-    for (k, io) in c.outputs.iter().enumerate() {
-        compare(io.dtype, &got[k], &want[k], 1e-5).unwrap_or_else(|e| panic!("output {k}: {e}"));
-    }
+    let hlo = shared_product_module(
+        "  tb = f32[64,48] broadcast(total), dimensions={1}
+  ROOT r = f32[64,48] subtract(d, tb)",
+    );
+    let c = compile_checked(&parse_and_fuse(&hlo));
+    matches_interp(&hlo, &c, &[bytes(&values(64 * 32, 14)), bytes(&values(32 * 48, 15))]);
 }
