@@ -811,6 +811,23 @@ impl Kb {
         }
     }
 
+    /// Whether `h` is computed from literals only (no load, builtin or argument), so that the
+    /// driver knows its value when it compiles the kernel.
+    pub(crate) fn is_const_expr(&self, h: H) -> bool {
+        match &self.func.expressions[h] {
+            Expression::Literal(_) | Expression::Constant(_) | Expression::ZeroValue(_) => true,
+            Expression::As { expr, .. } | Expression::Unary { expr, .. } => self.is_const_expr(*expr),
+            Expression::Binary { left, right, .. } => self.is_const_expr(*left) && self.is_const_expr(*right),
+            Expression::Select { condition, accept, reject } => {
+                self.is_const_expr(*condition) && self.is_const_expr(*accept) && self.is_const_expr(*reject)
+            }
+            Expression::Math { arg, arg1, arg2, arg3, .. } => {
+                self.is_const_expr(*arg) && [arg1, arg2, arg3].iter().all(|a| a.is_none_or(|a| self.is_const_expr(a)))
+            }
+            _ => false,
+        }
+    }
+
     /// If `h` is an integer literal, its value.
     pub(crate) fn const_int(&self, h: H) -> Option<i128> {
         match self.func.expressions[h] {

@@ -997,3 +997,38 @@ fn two_dimensional_grid() {
         compare(c.outputs[k].dtype, &got[k], &want[k], 0.0).unwrap();
     }
 }
+
+/// A divisor the driver knows when it compiles the kernel: the `iota` of one element is the
+/// literal 0 there, and llvmpipe folded `x / 0.0` to 0 (difftest seed 232451). Each element must
+/// be IEEE's quotient: ±inf by the signs, NaN for 0 / 0 and NaN / 0; and through -0 as well.
+#[test]
+fn division_by_a_zero_known_when_compiling() {
+    for (ty, divisor) in [("f32", "copy(z)"), ("f32", "negate(z)"), ("f64", "copy(z)"), ("f64", "negate(z)")] {
+        let hlo = format!(
+            "HloModule m
+ENTRY e {{
+  x = {ty}[1] parameter(0)
+  z = {ty}[1] iota(), iota_dimension=0
+  d = {ty}[1] {divisor}
+  ROOT r = {ty}[1] divide(x, d)
+}}
+"
+        );
+        let c = compile_checked(&parse_and_fuse(&hlo));
+        for x in [-1.885f64, 2.5, 0.0, -0.0, f64::NAN, f64::INFINITY] {
+            let bytes = match ty {
+                "f32" => (x as f32).to_le_bytes().to_vec(),
+                _ => x.to_le_bytes().to_vec(),
+            };
+            let got = run_vulkan(&vulkan(), &c, std::slice::from_ref(&bytes));
+            let want = run_interp(&parse(&hlo), &[bytes]);
+            let value = |b: &[u8]| match ty {
+                "f32" => f32::from_le_bytes(b.try_into().unwrap()) as f64,
+                _ => f64::from_le_bytes(b.try_into().unwrap()),
+            };
+            let (g, w) = (value(&got[0]), value(&want[0]));
+            assert!(g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()), "{ty} {x} / {divisor}: got {g} want {w}");
+            assert!(w.is_nan() || w.is_infinite(), "{ty} {x} / {divisor}: the reference gives {w}");
+        }
+    }
+}

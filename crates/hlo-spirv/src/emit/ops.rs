@@ -413,6 +413,24 @@ fn bool_or(kb: &mut Kb, a: H, b: H) -> H {
     kb.binary(Bo::LogicalOr, a, b)
 }
 
+/// `x / y` for floats. A divisor the driver knows when it compiles the kernel (an `iota` of one
+/// element is the literal 0) gets its zero case spelled out: llvmpipe folds `x / 0.0` to 0 where
+/// IEEE and XLA give an infinity or NaN (difftest seed 232451); `x * ±inf` at a literal infinity
+/// it keeps.
+fn float_divide(kb: &mut Kb, x: H, y: H, dt: DType) -> H {
+    let quotient = kb.binary(Bo::Divide, x, y);
+    if !kb.is_const_expr(y) {
+        return quotient;
+    }
+    let sty = vty(dt);
+    let zero = kb.lit_float(sty, 0.0);
+    let is_zero = kb.binary(Bo::Equal, y, zero);
+    let inf = kb.lit_float(sty, f64::INFINITY);
+    let signed_inf = copysign(kb, inf, y, sty);
+    let by_zero = kb.binary(Bo::Multiply, x, signed_inf);
+    kb.select(is_zero, by_zero, quotient)
+}
+
 fn fbin(kb: &mut Kb, op: Bo, a: H, b: H) -> H {
     kb.binary(op, a, b)
 }
@@ -856,7 +874,7 @@ pub(crate) fn binary(
         BinaryOp::Add => kb.binary(Bo::Add, x, y),
         BinaryOp::Subtract if !pred => kb.binary(Bo::Subtract, x, y),
         BinaryOp::Multiply => kb.binary(Bo::Multiply, x, y),
-        BinaryOp::Divide if float => kb.binary(Bo::Divide, x, y),
+        BinaryOp::Divide if float => float_divide(kb, x, y, dt),
         BinaryOp::Divide if dt.is_integer() => int_div(kb, x, y, dt, false),
         BinaryOp::Remainder if float => fmod(kb, x, y, vty(dt)),
         BinaryOp::Remainder if dt.is_integer() => int_div(kb, x, y, dt, true),
