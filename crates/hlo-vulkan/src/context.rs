@@ -553,10 +553,56 @@ fn prefer_wide_lavapipe_vectors() {
     });
 }
 
+/// Stack of the threads the driver starts (lavapipe's queue thread JIT-compiles each shader
+/// with LLVM at its first dispatch): LLVM's recursion grows with the kernel, and a kernel of
+/// 610k SPIR-V words with 512-bit vectors went past glibc's default of 8 MB (the `ulimit -s`)
+/// and segfaulted (difftest regression 24b8585e on a cold shader cache). Virtual memory,
+/// committed only as used.
+const DRIVER_THREAD_STACK: usize = 128 << 20;
+
+/// Raises the default stack of threads created from now on (glibc's
+/// `pthread_setattr_default_np`), before the driver is loaded and starts its threads.
+fn roomy_driver_thread_stacks() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            /// `pthread_attr_t`: 56 bytes on 64-bit glibc, opaque; 64 bytes of room, aligned.
+            #[repr(C, align(16))]
+            struct Attr([u8; 64]);
+            extern "C" {
+                fn pthread_getattr_default_np(attr: *mut Attr) -> i32;
+                fn pthread_setattr_default_np(attr: *const Attr) -> i32;
+                fn pthread_attr_getstacksize(attr: *const Attr, size: *mut usize) -> i32;
+                fn pthread_attr_setstacksize(attr: *mut Attr, size: usize) -> i32;
+                fn pthread_attr_destroy(attr: *mut Attr) -> i32;
+            }
+            let mut attr = Attr([0; 64]);
+            let mut size = 0usize;
+            // SAFETY: glibc's documented calls on an attribute object it initialises itself
+            // (`pthread_getattr_default_np`) and that is destroyed after use; a failure leaves the
+            // default as it was.
+            unsafe {
+                if pthread_getattr_default_np(&mut attr) != 0 {
+                    return;
+                }
+                if pthread_attr_getstacksize(&attr, &mut size) == 0
+                    && size < DRIVER_THREAD_STACK
+                    && pthread_attr_setstacksize(&mut attr, DRIVER_THREAD_STACK) == 0
+                {
+                    pthread_setattr_default_np(&attr);
+                }
+                pthread_attr_destroy(&mut attr);
+            }
+        });
+    }
+}
+
 impl InstanceParts {
     /// `surface_extensions`: what presenting to a display needs (empty when headless).
     fn new(validation: bool, surface_extensions: &[*const std::ffi::c_char]) -> Result<InstanceParts> {
         prefer_wide_lavapipe_vectors();
+        roomy_driver_thread_stacks();
         // SAFETY: loading libvulkan runs its initialisers; the loader is a well-behaved system library.
         let entry =
             unsafe { ash::Entry::load() }.map_err(|err| VulkanError::NoVulkanLoader { reason: err.to_string() })?;
