@@ -152,33 +152,32 @@ pub(crate) fn product_hero(ctx: &KernelCtx) -> Option<InstrId> {
     }
     let mut products = comp.ids().filter(|&id| is_product(id) && !ctx.leaves.contains_key(&id));
     let hero = products.next()?;
-    let outputs = if product_output(ctx, hero).is_some() { 2 } else { 1 };
+    let outputs = if yields_product(ctx, hero) { 2 } else { 1 };
     if products.next().is_some() || ctx.outputs.len() != outputs {
         return None;
     }
     hlo_passes::fuse_epilogues::is_epilogue_at(comp, hero, epilogue_root(ctx, hero)).then_some(hero)
 }
 
-/// Output 1 when the kernel also yields the product itself: its root is the tuple (epilogue,
-/// product) of a product other kernels read too (`hlo_passes::fuse_epilogues`).
-fn product_output(ctx: &KernelCtx, product: InstrId) -> Option<usize> {
+/// Whether the kernel also yields the product itself, as output 1: its root is the tuple
+/// (epilogue, product) of a product other kernels read too (`hlo_passes::fuse_epilogues`).
+fn yields_product(ctx: &KernelCtx, product: InstrId) -> bool {
     let root = ctx.m.comp(ctx.comp).instr(ctx.root);
     let pair = matches!(root.op, Op::Tuple) && root.operands.len() == 2 && root.operands[1] == product;
-    let paths = ctx.outputs.len() == 2 && ctx.outputs[0].path == [0] && ctx.outputs[1].path == [1];
-    (pair && paths).then_some(1)
+    pair && ctx.outputs.len() == 2 && ctx.outputs[0].path == [0] && ctx.outputs[1].path == [1]
 }
 
 /// The value the kernel's first output holds: the root, or output 0 of a root that also yields
 /// the product.
 fn epilogue_root(ctx: &KernelCtx, product: InstrId) -> InstrId {
-    match product_output(ctx, product) {
-        Some(_) => ctx.m.comp(ctx.comp).instr(ctx.root).operands[0],
-        None => ctx.root,
+    match yields_product(ctx, product) {
+        true => ctx.m.comp(ctx.comp).instr(ctx.root).operands[0],
+        false => ctx.root,
     }
 }
 
 /// Where a blocked kernel stores: its output (the product, or the root's epilogue of it), and the
-/// product itself where the kernel also yields it ([`product_output`]).
+/// product itself where the kernel also yields it ([`yields_product`]).
 #[derive(Clone, Copy)]
 pub(crate) struct ProductStores {
     pub out: naga::Handle<naga::GlobalVariable>,
@@ -190,12 +189,12 @@ impl ProductStores {
     pub(crate) fn bind(em: &mut Em, ctx: &KernelCtx, product: InstrId) -> Result<ProductStores> {
         let o = &ctx.outputs[0];
         let out = em.bind_array(o.buf, o.n_elems(), o.dtype, true, false)?;
-        let product = match product_output(ctx, product) {
-            Some(k) => {
-                let p = &ctx.outputs[k];
+        let product = match yields_product(ctx, product) {
+            true => {
+                let p = &ctx.outputs[1];
                 Some(em.bind_array(p.buf, p.n_elems(), p.dtype, true, false)?)
             }
-            None => None,
+            false => None,
         };
         Ok(ProductStores { out, product })
     }
@@ -207,9 +206,9 @@ impl ProductStores {
             _ => None,
         };
         let out = vec4(em, &ctx.outputs[0])?;
-        let product = match product_output(ctx, product) {
-            Some(k) => Some(vec4(em, &ctx.outputs[k])?),
-            None => None,
+        let product = match yields_product(ctx, product) {
+            true => Some(vec4(em, &ctx.outputs[1])?),
+            false => None,
         };
         Some(ProductStores { out, product })
     }
@@ -252,13 +251,14 @@ fn product_value(em: &mut Em, ctx: &KernelCtx, f: usize, product: InstrId, at: H
 /// ([`cheap_operand`]).
 pub(crate) fn blocked_root<'c>(ctx: &'c KernelCtx) -> Result<&'c hlo_ir::ArrayShape, &'static str> {
     let comp = ctx.m.comp(ctx.comp);
-    let root = comp.instr(product_hero(ctx).ok_or("no dot or convolution hero")?);
+    let hero = product_hero(ctx).ok_or("no dot or convolution hero")?;
+    let root = comp.instr(hero);
     let out = root.shape.as_array().ok_or("tuple result")?;
     if !matches!(out.dtype, DType::F32 | DType::F16 | DType::BF16) {
         return Err("not a float result");
     }
-    let own = ctx.outputs.len() == 1 && ctx.outputs[0].path.is_empty();
-    if !own && product_output(ctx, comp.instr(ctx.root).operands.get(1).copied().unwrap_or(ctx.root)).is_none() {
+    // A product under an epilogue has had its outputs checked by `product_hero`.
+    if hero == ctx.root && (ctx.outputs.len() != 1 || !ctx.outputs[0].path.is_empty()) {
         return Err("other outputs in the kernel");
     }
     if !root.operands.iter().all(|&o| cheap_operand(ctx, comp, o)) {
