@@ -111,6 +111,9 @@ pub fn run(opts: &Opts) -> Result<()> {
             (Ok(v), _) if device_from_stats(v).is_some() => device_from_stats(v).unwrap_or_default(),
             _ => devices_line.get_or_insert_with(|| first_device(&bin, opts.timeout)).clone(),
         };
+        // `hlo-run bench` measured this program faster without lavapipe's worker threads.
+        let serial = ours.as_ref().is_ok_and(|v| v["driver_threads"].as_str() == Some("serial"));
+        let device = if serial { format!("{device}, LP_NUM_THREADS=0") } else { device };
         eprintln!(
             "xtask: [{}/{}] {:<20} hlo-run {:<14} JAX {}",
             k + 1,

@@ -224,6 +224,25 @@ pub fn walk_steps<'a>(steps: &'a [Step], f: &mut impl FnMut(&'a Step)) {
     }
 }
 
+/// How many dispatches one run of `steps` makes: a loop's body once per iteration when the count
+/// is static and once when the device decides it (with its condition's steps once more), a
+/// conditional its largest branch. Counted the way `hlo_passes::cost_analysis` counts work, so
+/// that the two compare.
+pub fn dispatches_per_run(steps: &[Step]) -> u64 {
+    steps
+        .iter()
+        .map(|step| match step {
+            Step::Dispatch(_) => 1,
+            Step::Fill { .. } | Step::Copy { .. } => 0,
+            Step::Loop(Loop { body, trip: TripCount::Static(n) }) => n.saturating_mul(dispatches_per_run(body)),
+            Step::Loop(Loop { body, trip: TripCount::Device(cond) }) => {
+                2 * dispatches_per_run(&cond.steps) + dispatches_per_run(body)
+            }
+            Step::Conditional(c) => c.branches.iter().map(|b| dispatches_per_run(b)).max().unwrap_or(0),
+        })
+        .fold(0, u64::saturating_add)
+}
+
 /// A complete device program for one HLO entry computation.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Program {

@@ -10,7 +10,7 @@ use crate::user_error;
 use clap::Args;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Arguments of the default command: run a module.
 #[derive(Args, Debug)]
@@ -598,12 +598,22 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         profile: args.profile,
         ..args.common.prepare_options(limit.saturating_sub(host_bytes(&host_inputs)))
     };
-    let mut prepared =
-        backend::prepare(&loaded.module, args.common.backend, &options).map_err(|e| locate(&loaded, e))?;
+    let prepare = || -> anyhow::Result<Box<dyn backend::Prepared>> {
+        let mut prepared =
+            backend::prepare(&loaded.module, args.common.backend, &options).map_err(|e| locate(&loaded, e))?;
+        prepared.set_inputs(&host_inputs).map_err(|e| locate(&loaded, e))?;
+        for _ in 0..args.warmup {
+            prepared.time_call().map_err(|e| locate(&loaded, e))?;
+        }
+        Ok(prepared)
+    };
+    let mut prepared = prepare()?;
     let prep_time = prep_start.elapsed();
-    prepared.set_inputs(&host_inputs).map_err(|e| locate(&loaded, e))?;
-    for _ in 0..args.warmup {
-        prepared.time_call().map_err(|e| locate(&loaded, e))?;
+    let mut driver_threads = None;
+    if let Some(dispatches) = prepared.driver_threads_choice() {
+        let (choice, faster) = choose_driver_threads(prepared, &prepare, dispatches)?;
+        driver_threads = Some(choice);
+        prepared = faster;
     }
     let samples = (0..args.runs.max(1))
         .map(|_| prepared.time_call().map_err(|e| locate(&loaded, e)))
@@ -627,6 +637,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             "p99_ms": t.p99.as_secs_f64() * 1e3,
             "mean_ms": t.mean.as_secs_f64() * 1e3,
             "stats": prepared.stats(),
+            "driver_threads": driver_threads.map(|t| format!("{t:?}").to_lowercase()),
         });
         println!("{record}");
     } else {
@@ -641,6 +652,9 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             ms(times.runtime_build)
         );
         println!("runs:     {} (after {} warm-up)", t.runs, args.warmup);
+        if let Some(threads) = driver_threads {
+            println!("driver threads: {threads:?} (measured faster for this program; LP_NUM_THREADS overrides)");
+        }
         println!("per call: min {}  median {}  p99 {}  mean {}", ms(t.min), ms(t.median), ms(t.p99), ms(t.mean));
         println!("{}", prepared.stats());
         if let Some(steps) = prepared.step_times()? {
@@ -653,6 +667,44 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Calls timed per driver-thread setting when [`choose_driver_threads`] compares them.
+const THREAD_TRIAL_CALLS: usize = 15;
+/// Calls longer than this per dispatch keep the driver's worker threads untried: waking them
+/// costs tens of microseconds per dispatch, which only programs of short dispatches notice.
+const THREAD_TRIAL_MAX_PER_DISPATCH: Duration = Duration::from_micros(500);
+
+/// For a program of short dispatches on lavapipe (`Prepared::driver_threads_choice`), times
+/// calls with the driver's worker threads and without them ([`vulkan::DriverThreads`]) and
+/// returns the faster setting with the program prepared for it. `prepared` must be the only
+/// prepared program alive: the driver reads the setting when a context opens.
+fn choose_driver_threads(
+    mut prepared: Box<dyn backend::Prepared>,
+    prepare: &dyn Fn() -> anyhow::Result<Box<dyn backend::Prepared>>,
+    dispatches: u64,
+) -> anyhow::Result<(crate::backend::vulkan::DriverThreads, Box<dyn backend::Prepared>)> {
+    use crate::backend::vulkan::{choose_driver_threads as set_threads, DriverThreads};
+    let median = |p: &mut Box<dyn backend::Prepared>| -> anyhow::Result<Duration> {
+        let mut times = (0..THREAD_TRIAL_CALLS).map(|_| p.time_call()).collect::<anyhow::Result<Vec<_>>>()?;
+        times.sort();
+        Ok(times[times.len() / 2])
+    };
+    let parallel = median(&mut prepared)?;
+    if parallel > THREAD_TRIAL_MAX_PER_DISPATCH * dispatches as u32 {
+        return Ok((DriverThreads::Parallel, prepared));
+    }
+    drop(prepared);
+    set_threads(DriverThreads::Serial);
+    let mut serial_prepared = prepare()?;
+    let serial = median(&mut serial_prepared)?;
+    tracing::debug!(?parallel, ?serial, "median call with and without the driver's worker threads");
+    if serial < parallel {
+        return Ok((DriverThreads::Serial, serial_prepared));
+    }
+    drop(serial_prepared);
+    set_threads(DriverThreads::Parallel);
+    Ok((DriverThreads::Parallel, prepare()?))
 }
 
 /// `hlo-run tune`: times every blocked dot and convolution kernel of the module with each

@@ -63,20 +63,10 @@ struct FileArg {
     module: PathBuf,
 }
 
-/// lavapipe runs a dispatch's workgroups on `LP_NUM_THREADS` threads (default: one per core), and with exactly
-/// one per core two workgroups often end up on one thread: on 2 cores `fori_loop_10k` (2 workgroups) took 0.39 or
-/// 0.77 ms by chance, `while_7000` 0.32 or 0.58 ms, and with twice as many threads the fast figure every time
-/// (sprite_render 0.86 -> 0.52 ms, the seed frame 52 -> 41 ms median; single-workgroup loops 5% slower). Set
-/// before any thread starts and before the driver loads; a value the user set is kept.
-fn tune_lavapipe_threads() {
-    if std::env::var_os("LP_NUM_THREADS").is_none() {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        std::env::set_var("LP_NUM_THREADS", (2 * cores).min(32).to_string());
-    }
-}
-
 fn main() -> ExitCode {
-    tune_lavapipe_threads();
+    // Before any thread starts and before the driver loads; `VulkanPrepared::new` may choose
+    // one thread instead for a program of small dispatches.
+    hlo_run::backend::vulkan::choose_driver_threads(hlo_run::backend::vulkan::DriverThreads::Parallel);
     let cli = Cli::parse();
     hlo_run::init_tracing();
     let res = hlo_run::backend::vulkan::check_env().and_then(|()| match cli.command {

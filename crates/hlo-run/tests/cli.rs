@@ -1260,3 +1260,33 @@ fn opt_explains_fusion_for_the_targets_binding_limit() {
     assert!(fusions >= 3, "{}", String::from_utf8_lossy(&narrow.stdout));
     assert_user_error(&["opt", &file], &[("HLO_MAX_STORAGE_BUFFERS", "4")], &["HLO_MAX_STORAGE_BUFFERS=4"]);
 }
+
+/// `bench --json` on lavapipe reports its timings and, for a program of several short
+/// dispatches, which driver-thread setting it measured faster; a `LP_NUM_THREADS` the user set
+/// is kept and nothing is measured.
+#[test]
+fn bench_measures_the_driver_threads_of_a_program_of_short_dispatches() {
+    let module = "hlo-samples/nbody_sim_update/module.hlo";
+    let args = ["bench", module, "--random-inputs", "-n", "3", "--warmup", "1", "--json"];
+    let parse = |out: &Output| -> serde_json::Value {
+        assert!(out.status.success(), "{}", stderr(out));
+        let line = stdout(out).lines().last().unwrap_or_default().to_string();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    };
+    let record = parse(&hlo_run(&args));
+    assert!(record["median_ms"].as_f64().is_some_and(|m| m > 0.0), "{record}");
+    let device = record["device"].as_str().unwrap_or_default();
+    if device.contains("llvmpipe") {
+        let threads = record["driver_threads"].as_str();
+        assert!(matches!(threads, Some("serial" | "parallel")), "{record}");
+    }
+    let user_set = Command::new(env!("CARGO_BIN_EXE_hlo-run"))
+        .args(args)
+        .current_dir(repo())
+        .env("HLO_VULKAN_VALIDATION", "1")
+        .env("LP_NUM_THREADS", "1")
+        .output()
+        .expect("hlo-run starts");
+    let record = parse(&user_set);
+    assert!(record["driver_threads"].is_null(), "{record}");
+}

@@ -102,6 +102,9 @@ enum Key {
     Access(H, H),
     AccessIndex(H, u32),
     Load(H),
+    /// A texel fetch: uniform texel buffers are read-only in a kernel, so the same texel is the
+    /// same value everywhere.
+    ImageLoad(H, H, Option<H>),
 }
 
 /// A binding of a storage buffer in a kernel.
@@ -476,6 +479,10 @@ impl Kb {
             Expression::AccessIndex { base, .. } => d(base),
             Expression::Compose { components, .. } => components.iter().map(d).max().unwrap_or(0),
             Expression::Splat { value, .. } => d(value),
+            // Hoisted out of loops like a storage load: the texel is the same in every iteration.
+            Expression::ImageLoad { image, coordinate, array_index: None, sample: None, level } => {
+                d(&image).max(d(&coordinate)).max(level.as_ref().map_or(0, d))
+            }
             _ => cur,
         }
     }
@@ -744,6 +751,9 @@ impl Kb {
             Expression::Access { base, index } => Key::Access(base, index),
             Expression::AccessIndex { base, index } => Key::AccessIndex(base, index),
             Expression::Load { pointer } if !self.is_pinned_pointer(pointer) => Key::Load(pointer),
+            Expression::ImageLoad { image, coordinate, array_index: None, sample: None, level } => {
+                Key::ImageLoad(image, coordinate, level)
+            }
             _ => return None,
         })
     }

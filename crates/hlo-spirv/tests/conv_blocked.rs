@@ -150,6 +150,66 @@ fn layouts_strides_padding_and_dilations() {
     }
 }
 
+/// Weight gradients (few outputs, long contractions) whose lanes split the contraction of one
+/// block: contraction lengths around the 256 where splitting starts (255 stays a block per lane),
+/// features and positions around the 4 x 4 block (1 to 9), the kernel read as vec4 (features a
+/// multiple of 4) or not, both operands read as vec4 (input features last), padding, strides.
+#[test]
+fn weight_gradients_split_their_contraction() {
+    let cases = [
+        // (input, kernel, output, attrs, split expected)
+        (
+            "f32[8,16,16,3]",
+            "f32[8,16,16,8]",
+            "f32[3,3,3,8]",
+            "window={size=16x16 pad=1_1x1_1}, dim_labels=f01b_i01o->01bf",
+            true,
+        ),
+        (
+            "f32[4,8,8,5]",
+            "f32[4,8,8,6]",
+            "f32[3,3,5,6]",
+            "window={size=8x8 pad=1_1x1_1}, dim_labels=f01b_i01o->01bf",
+            true,
+        ),
+        (
+            "f32[4,8,8,1]",
+            "f32[4,8,8,1]",
+            "f32[3,3,1,1]",
+            "window={size=8x8 pad=1_1x1_1}, dim_labels=f01b_i01o->01bf",
+            true,
+        ),
+        ("f32[9,7,9,2]", "f32[9,5,7,9]", "f32[3,3,2,9]", "window={size=5x7}, dim_labels=f01b_i01o->01bf", true),
+        // 255 and 256 products per output.
+        ("f32[5,51,2]", "f32[5,51,4]", "f32[1,2,4]", "window={size=51}, dim_labels=f0b_i0o->0bf", false),
+        ("f32[1,256,2]", "f32[1,256,4]", "f32[1,2,4]", "window={size=256}, dim_labels=f0b_i0o->0bf", true),
+        // Strided, with the kernel's output features not last (no vec4 kernel reads).
+        (
+            "f32[2,20,20,4]",
+            "f32[8,4,9,9]",
+            "f32[2,5,5,8]",
+            "window={size=9x9 stride=4x4 pad=4_4x4_4}, dim_labels=b01f_oi01->b01f",
+            true,
+        ),
+        // Input features last in both operands: four per vec4 load of each.
+        (
+            "f32[1,4,4,16]",
+            "f32[5,5,8,16]",
+            "f32[1,4,4,8]",
+            "window={size=5x5 pad=2_2x2_2}, dim_labels=b01f_01oi->b01f",
+            true,
+        ),
+    ];
+    for (input, kernel, out, attrs, split) in cases {
+        let hlo = conv_module(input, kernel, out, attrs);
+        let c = compile_checked(&parse_and_fuse(&hlo));
+        let conv = c.kernels_info.iter().find(|k| k.kind == KernelKind::Convolution);
+        let splits = conv.is_some_and(|k| k.why.contains("splitting the contraction"));
+        assert_eq!(splits, split, "split contraction expected: {split} ({:?})\n{hlo}", conv.map(|k| &k.why));
+        check_blocked(input, kernel, out, attrs, conv.is_some());
+    }
+}
+
 #[test]
 fn grouped_convolutions_keep_the_per_element_kernel() {
     // Depthwise (feature groups) and the batch-grouped weight gradient of a grouped convolution.

@@ -1,7 +1,7 @@
 //! Dots and convolutions with an elementwise epilogue in one kernel (`kOutput` fusions,
 //! `hlo_passes::fuse_epilogues`, `dot::store_product`) on lavapipe against the interpreter: a
 //! bias and an activation, a comparison (a pred result from an f32 product), an SGD update of a
-//! weight gradient (a transposed dot), a product that is subnormal before its epilogue scales it
+//! weight gradient (a transposed dot, and a convolution whose lanes split the contraction), a product that is subnormal before its epilogue scales it
 //! (flushed first, as XLA:CPU stores it), and products the epilogue cannot take (two users).
 
 mod common;
@@ -168,6 +168,28 @@ ENTRY e {
 }
 ";
     let inputs = [bytes(&values(2 * 10 * 9 * 3, 9)), bytes(&values(3 * 3 * 3 * 16, 10)), bytes(&values(16, 11))];
+    check(hlo, &inputs, &[KernelKind::Convolution]);
+}
+
+/// An SGD update of a convolution's weight gradient, whose lanes split the contraction
+/// (`conv::split_fold`): only lane 0 of each workgroup stores, the update included.
+#[test]
+fn sgd_update_of_a_split_weight_gradient() {
+    let hlo = "HloModule m
+ENTRY e {
+  x = f32[8,16,16,3] parameter(0)
+  g = f32[8,16,16,8] parameter(1)
+  w = f32[3,3,3,8] parameter(2)
+  d = f32[3,3,3,8] convolution(x, g), window={size=16x16 pad=1_1x1_1}, dim_labels=f01b_i01o->01bf
+  lr = f32[] constant(0.01)
+  lrs = f32[3,3,3,8] broadcast(lr), dimensions={}
+  step = f32[3,3,3,8] multiply(d, lrs)
+  ROOT r = f32[3,3,3,8] subtract(w, step)
+}
+";
+    let inputs = [bytes(&values(8 * 16 * 16 * 3, 12)), bytes(&values(8 * 16 * 16 * 8, 13)), bytes(&values(216, 14))];
+    let c = compile_checked(&parse_and_fuse(hlo));
+    assert!(c.kernels_info[0].why.contains("splitting the contraction"), "{:?}", c.kernels_info);
     check(hlo, &inputs, &[KernelKind::Convolution]);
 }
 

@@ -189,6 +189,10 @@ pub struct DeviceCaps {
     /// texel buffers than storage buffers (llvmpipe gathers texels as vectors but loads storage
     /// buffers lane by lane); `None` elsewhere.
     pub texel_gathers: Option<u64>,
+    /// The environment variable from which the driver takes how many worker threads run a
+    /// dispatch's workgroups, read when an instance enumerates its devices (lavapipe:
+    /// `LP_NUM_THREADS`, 0 running them on the submitting thread); `None` where there is none.
+    pub worker_threads_variable: Option<&'static str>,
 }
 
 /// One physical device as [`list_devices`] reports it.
@@ -864,6 +868,7 @@ fn query_device(parts: &InstanceParts, pd: vk::PhysicalDevice, index: usize) -> 
         caps.max_shader_loop_iterations = Some(65_535);
         caps.predicated_branches = true;
         caps.texel_gathers = Some(u64::from(limits.max_texel_buffer_elements));
+        caps.worker_threads_variable = Some("LP_NUM_THREADS");
     }
     caps.max_memory_allocation_size = maint3.max_memory_allocation_size;
     if use_13 {

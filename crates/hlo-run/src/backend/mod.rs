@@ -82,6 +82,11 @@ pub trait Prepared {
     fn dynamic_results(&self) -> Option<&hlo_ir::DynamicResults> {
         None
     }
+    /// Where the driver's worker threads could be chosen for this program ([`vulkan::DriverThreads`]:
+    /// lavapipe, `LP_NUM_THREADS` not set by the user, several dispatches), the dispatches per call.
+    fn driver_threads_choice(&self) -> Option<u64> {
+        None
+    }
     /// Device time per step of the last call, `(step name, nanoseconds)`, when prepared with `profile`.
     fn step_times(&self) -> anyhow::Result<Option<Vec<(String, f64)>>> {
         Ok(None)

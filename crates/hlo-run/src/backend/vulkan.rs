@@ -71,6 +71,48 @@ pub fn open_context(device: Option<&str>) -> anyhow::Result<Arc<Context>> {
     open_context_for(device, None)
 }
 
+/// How many worker threads a CPU driver (lavapipe) should run dispatches on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DriverThreads {
+    /// Twice the cores. lavapipe's default is one per core, and with exactly one per core two
+    /// workgroups often end up on one thread: on 2 cores `fori_loop_10k` (2 workgroups) took 0.39
+    /// or 0.77 ms by chance, `while_7000` 0.32 or 0.58 ms, and with twice as many threads the fast
+    /// figure every time (sprite_render 0.86 -> 0.52 ms, the seed frame 52 -> 41 ms median).
+    Parallel,
+    /// None: the driver's queue thread runs every workgroup itself. Waking the workers and waiting
+    /// for them costs every dispatch tens of microseconds on a busy 2-core machine (half the
+    /// process's CPU time on nbody_sim_update was the kernel switching threads), which a program
+    /// of many small dispatches never wins back. `hlo-run bench` measures both where a call is
+    /// short (`commands::bench`).
+    Serial,
+}
+
+/// Whether `LP_NUM_THREADS` now holds a value this process chose (rather than the user).
+static DRIVER_THREADS_CHOSEN_HERE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the user chose lavapipe's `LP_NUM_THREADS` (then this process keeps it).
+pub fn driver_threads_set_by_user() -> bool {
+    std::env::var_os("LP_NUM_THREADS").is_some()
+        && !DRIVER_THREADS_CHOSEN_HERE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Sets lavapipe's `LP_NUM_THREADS` for contexts opened from now on, unless the user set it.
+/// The driver reads it when an instance enumerates its devices; other drivers ignore it. Call it
+/// while no other thread reads the environment: at start-up, or with no context open.
+pub fn choose_driver_threads(threads: DriverThreads) {
+    use std::sync::atomic::Ordering;
+    const VARIABLE: &str = "LP_NUM_THREADS";
+    if std::env::var_os(VARIABLE).is_some() && !DRIVER_THREADS_CHOSEN_HERE.load(Ordering::Relaxed) {
+        return;
+    }
+    let count = match threads {
+        DriverThreads::Parallel => (2 * std::thread::available_parallelism().map_or(1, |n| n.get())).min(32),
+        DriverThreads::Serial => 0,
+    };
+    std::env::set_var(VARIABLE, count.to_string());
+    DRIVER_THREADS_CHOSEN_HERE.store(true, Ordering::Relaxed);
+}
+
 /// Like [`open_context`]; with `display`, also able to present to its windows (`--present`).
 pub fn open_context_for(
     device: Option<&str>,
@@ -200,13 +242,17 @@ fn first_unsupported_op(module: &Module, target: &hlo_spirv::Target) -> Option<U
     })
 }
 
+/// What [`compile_module`] returns: the compiled program, the time passes and codegen took, and
+/// how to cut dynamic results.
+type CompiledModule = (hlo_spirv::Compiled, Duration, Duration, Option<hlo_ir::DynamicResults>);
+
 /// Runs the pass pipeline and codegen; returns the compiled program, the time each took, and how
 /// to cut the outputs to their runtime sizes when the module has dynamic results (`dynamic-padder`).
 pub fn compile_module(
     module: &Module,
     target: &hlo_spirv::Target,
     explain_fusion: bool,
-) -> anyhow::Result<(hlo_spirv::Compiled, Duration, Duration, Option<hlo_ir::DynamicResults>)> {
+) -> anyhow::Result<CompiledModule> {
     if let Some(unsupported) = first_unsupported_op(module, target) {
         return Err(anyhow::Error::new(unsupported));
     }
@@ -348,12 +394,28 @@ impl VulkanPrepared {
 
     /// Compiles `module` for `ctx` (opened by the caller, e.g. able to present).
     pub fn with_context(module: &Module, opts: &PrepareOptions, ctx: Arc<Context>) -> anyhow::Result<VulkanPrepared> {
-        let mut target = target_for(&ctx);
+        let compiled = VulkanPrepared::compile_for(module, opts, &ctx)?;
+        VulkanPrepared::build(module, opts, ctx, compiled)
+    }
+
+    /// Passes and codegen for `ctx`'s device.
+    fn compile_for(module: &Module, opts: &PrepareOptions, ctx: &Context) -> anyhow::Result<CompiledModule> {
+        let mut target = target_for(ctx);
         if let Some(tiles) = &opts.tiles {
             target.tiles = tiles.clone();
         }
-        let (compiled, passes, codegen, dynamic) = compile_module(module, &target, false)?;
-        check_buffers_fit(&compiled.program, &ctx, opts.memory_limit)?;
+        let compiled = compile_module(module, &target, false)?;
+        check_buffers_fit(&compiled.0.program, ctx, opts.memory_limit)?;
+        Ok(compiled)
+    }
+
+    /// Builds the executable of a compiled module on `ctx`.
+    fn build(
+        module: &Module,
+        opts: &PrepareOptions,
+        ctx: Arc<Context>,
+        (compiled, passes, codegen, dynamic): CompiledModule,
+    ) -> anyhow::Result<VulkanPrepared> {
         let start = Instant::now();
         let options = hlo_vulkan::BuildOptions {
             pipeline_cache_dir: pipeline_cache_dir(),
@@ -528,6 +590,13 @@ impl VulkanPrepared {
 impl Prepared for VulkanPrepared {
     fn dynamic_results(&self) -> Option<&hlo_ir::DynamicResults> {
         self.dynamic.as_ref()
+    }
+
+    fn driver_threads_choice(&self) -> Option<u64> {
+        let ctx = self.executable.context();
+        let lavapipe = ctx.caps().worker_threads_variable == Some("LP_NUM_THREADS");
+        let dispatches = hlo_program::dispatches_per_run(&self.compiled.program.steps);
+        (lavapipe && !driver_threads_set_by_user() && dispatches >= 2).then_some(dispatches)
     }
 
     fn run(&mut self, inputs: &[HostArray]) -> anyhow::Result<Vec<HostArray>> {

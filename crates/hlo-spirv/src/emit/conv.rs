@@ -20,10 +20,15 @@
 //! vec4 load of each operand and the taps run outside them, a different order of the same terms
 //! (a 3x3 convolution 16 -> 8 features, 0.58 -> 0.25 ms on one core). Grouped convolutions (feature or batch groups)
 //! keep the per-element kernel: a block's features could then read different input features.
+//!
+//! Few outputs with a long contraction (a weight gradient) would leave most lanes idle: there the
+//! lanes of a one-subgroup workgroup share one 4 x 4 block and split its contraction, each lane
+//! taking every subgroup-size-th step, and add their sums in lane order ([`split_fold`]). The
+//! order of the terms differs from the per-element kernel's there too.
 
 use crate::builder::{STy, H};
 use crate::emit::dot::{blocked_root, product_hero, store_product, tile_for, ProductStores, Quads, Tile, WORKGROUP};
-use crate::emit::elemental::{delinearize, strides, window_input_index, Em, Index, Leaf};
+use crate::emit::elemental::{delinearize, strides, window_input_index, Em, FoldBody, Index, Leaf};
 use crate::emit::ops::{self, Val};
 use crate::emit::{because, finish, KernelCtx, KernelKind, KernelStep};
 use crate::error::Result;
@@ -48,7 +53,22 @@ struct Shape {
     /// the block came from it.
     key: String,
     tuned: bool,
+    /// Whether the lanes of a workgroup split the contraction of one block instead (see
+    /// [`SPLIT_MAX_LANES`]).
+    split: bool,
 }
+
+/// Below this many lanes with a block of their own, and from [`SPLIT_MIN_DEPTH`] products per
+/// output, the lanes of a one-subgroup workgroup split the contraction of one block (each lane
+/// every subgroup-size-th product) and add their sums through subgroup broadcasts. A weight
+/// gradient has few outputs and a long contraction: `[3,3,3,8]` over 8 x 16 x 16 products each
+/// gave 7 lanes of one workgroup all the work (0.51 -> 0.20 ms on one core; its `[3,3,8,16]`
+/// sibling 0.45 -> 0.30 ms).
+const SPLIT_MAX_LANES: u64 = 512;
+const SPLIT_MIN_DEPTH: u64 = 256;
+/// The block of a split contraction: 4 x 4 outputs, so that small outputs still make several
+/// workgroups.
+const SPLIT_TILE: Tile = Tile { rows: 4, cols: 4 };
 
 /// Whether `ctx.root` is a convolution this emitter takes: a float, ungrouped convolution of
 /// enough work whose operands only move data, and whose single output is the convolution itself.
@@ -81,6 +101,29 @@ fn shape(ctx: &KernelCtx) -> Result<Shape, &'static str> {
         * dims.kernel_spatial.iter().map(|&d| ks.dims[d as usize].max(0) as u64).product::<u64>();
     let key = format!("conv f{features} p{positions} k{depth}");
     let (tile, tuned) = tile_for(ctx.target, &key, 1, features, positions);
+    let lanes_with_blocks = features.div_ceil(u64::from(tile.rows)) * positions.div_ceil(u64::from(tile.cols));
+    let split_lanes = ctx.target.staging_lanes();
+    if let (Some(workgroup), false) = (split_lanes, tuned) {
+        let split_groups =
+            [positions.div_ceil(u64::from(SPLIT_TILE.cols)), features.div_ceil(u64::from(SPLIT_TILE.rows))];
+        if lanes_with_blocks < SPLIT_MAX_LANES
+            && depth >= SPLIT_MIN_DEPTH
+            && depth < u64::from(u32::MAX)
+            && features * positions < u64::from(u32::MAX)
+            && split_groups.iter().all(|&g| g <= 65535)
+        {
+            return Ok(Shape {
+                features,
+                positions,
+                position_dims,
+                tile: SPLIT_TILE,
+                workgroup,
+                key,
+                tuned,
+                split: true,
+            });
+        }
+    }
     // The workgroup that pads the positions least (the largest of equals), at least a subgroup.
     let lanes = positions.div_ceil(u64::from(tile.cols));
     let smallest = ctx.target.subgroup_size.clamp(1, WORKGROUP);
@@ -102,7 +145,7 @@ fn shape(ctx: &KernelCtx) -> Result<Shape, &'static str> {
     if !grid_ok || !fits {
         return Err("too large for one dispatch's grid");
     }
-    Ok(Shape { features, positions, position_dims, tile, workgroup, key, tuned })
+    Ok(Shape { features, positions, position_dims, tile, workgroup, key, tuned, split: false })
 }
 
 pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
@@ -118,8 +161,10 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     let acc_dt = DType::F32;
 
     let Tile { rows: tile_rows, cols: tile_cols } = s.tile;
+    // Normal blocks: each lane its own positions; split: the workgroup's lanes share them.
+    let lanes_per_block = if s.split { 1 } else { s.workgroup };
     let groups = [
-        s.positions.div_ceil(u64::from(s.workgroup * tile_cols)) as u32,
+        s.positions.div_ceil(u64::from(lanes_per_block * tile_cols)) as u32,
         s.features.div_ceil(u64::from(tile_rows)) as u32,
         1,
     ];
@@ -136,9 +181,10 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         None => kernel_quads(ctx, &mut em, root.operands[1], &kernel, dims, tile_rows),
     };
     let why = format!(
-        "blocked convolution (implicit GEMM): {} features x {} positions per invocation{}{}",
+        "blocked convolution (implicit GEMM): {} features x {} positions per {}{}{}",
         s.tile.rows,
         s.tile.cols,
+        if s.split { "workgroup, its lanes splitting the contraction" } else { "invocation" },
         if s.tuned { " (tuned)" } else { "" },
         match (contraction, quads) {
             (Some(_), _) => ", four input features per vec4 load of each operand",
@@ -161,12 +207,12 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
             (raw, kb.min_u(raw, last_feature))
         })
         .collect();
-    let position0 = kb.mul_c(wx, s.workgroup * tile_cols);
-    let position0 = kb.add_u(position0, lid);
+    let position0 = kb.mul_c(wx, lanes_per_block * tile_cols);
+    let position0 = if s.split { position0 } else { kb.add_u(position0, lid) };
     let last_position = kb.lit_u32((s.positions - 1) as u32);
     let positions: Vec<(H, H)> = (0..tile_cols)
         .map(|c| {
-            let raw = kb.add_c(position0, c * s.workgroup);
+            let raw = kb.add_c(position0, c * lanes_per_block);
             (raw, kb.min_u(raw, last_position))
         })
         .collect();
@@ -270,14 +316,23 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         }
         Ok(next)
     };
-    let sums = match contraction {
+    let fold_extents = match contraction {
         Some(_) => {
             let mut quad_extents: Vec<u32> =
                 dims.kernel_spatial.iter().map(|&d| kernel.dims[d as usize] as u32).collect();
             quad_extents.push(extents[0] / 4);
-            em.fold(&quad_extents, init, &mut quad_body)?
+            quad_extents
         }
-        None => em.fold(&extents, init, &mut body)?,
+        None => extents.clone(),
+    };
+    let fold_body: &mut FoldBody = match contraction {
+        Some(_) => &mut quad_body,
+        None => &mut body,
+    };
+    let sums = if s.split {
+        split_fold(&mut em, &fold_extents, init, fold_body, lid, s.workgroup)?
+    } else {
+        em.fold(&fold_extents, init, fold_body)?
     };
 
     // Store the block inside the edges: output element `m` with its feature index set.
@@ -298,17 +353,84 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
             stores.push((inside, at, Val { h: ops::convert(kb, v, product_dt), dt: product_dt }));
         }
     }
+    if s.split {
+        // The tree left the block's sums with lane 0.
+        em.kb.begin_block();
+    }
     for (inside, at, v) in stores {
         em.kb.begin_block();
         store_product(&mut em, ctx, f, g, product, at, v)?;
         let accept = em.kb.end_block();
         em.kb.stmt(naga::Statement::If { condition: inside, accept, reject: naga::Block::new() });
     }
+    if s.split {
+        let accept = em.kb.end_block();
+        let first = em.kb.lit_u32(0);
+        let is_first = em.kb.binary(Bo::Equal, lid, first);
+        em.kb.stmt(naga::Statement::If { condition: is_first, accept, reject: naga::Block::new() });
+    }
     let mut step = finish(em, &ctx.name, KernelKind::Convolution, [s.workgroup, 1, 1], groups, ctx.sources.clone())?;
     if let KernelStep::Kernel(k) = &mut step {
         k.tile_key = Some(s.key.clone());
     }
     because(Ok(vec![step]), || why)
+}
+
+/// [`Em::fold`] over `extents` split between the `lanes` invocations of a one-subgroup workgroup:
+/// lane `lane` folds points `lane`, `lane + lanes`, ... (row-major), and the lanes' sums are added
+/// in lane order, the same in every lane. Every lane runs the loop at least once, so `extents`
+/// hold at least `lanes` points.
+fn split_fold<'m>(
+    em: &mut Em<'m>,
+    extents: &[u32],
+    init: Vec<Val>,
+    body: &mut FoldBody<'_, 'm>,
+    lane: H,
+    lanes: u32,
+) -> Result<Vec<Val>> {
+    let total: u64 = extents.iter().map(|&e| u64::from(e)).product();
+    debug_assert!(total >= u64::from(lanes), "every lane folds at least one point");
+    let dims: Vec<i64> = extents.iter().map(|&e| i64::from(e)).collect();
+    let accs: Vec<(H, DType)> =
+        init.iter().enumerate().map(|(k, v)| (em.kb.local_init(&format!("acc{k}"), STy::F32, v.h), v.dt)).collect();
+    let r = em.kb.local_init("r", STy::U32, lane);
+    em.kb.begin_loop_body();
+    em.enter_loop(Some(total.div_ceil(u64::from(lanes))));
+    let rv = em.kb.load(r);
+    let point = delinearize(&mut em.kb, &dims, rv);
+    let current: Vec<Val> = accs.iter().map(|&(p, dt)| Val { h: em.kb.load(p), dt }).collect();
+    let next = body(em, &point, &current);
+    em.exit_loop();
+    for (&(p, _), v) in accs.iter().zip(next?) {
+        em.kb.store(p, v.h);
+    }
+    let body_block = em.kb.end_block();
+    em.kb.begin_block();
+    let rv = em.kb.load(r);
+    let next = em.kb.add_c(rv, lanes);
+    em.kb.store(r, next);
+    let end = em.kb.lit_u32(total as u32);
+    let done = em.kb.binary(Bo::GreaterEqual, next, end);
+    let continuing = em.kb.end_block();
+    em.kb.stmt(naga::Statement::Loop { body: body_block, continuing, break_if: Some(done) });
+
+    // The lanes' sums in lane order, through subgroup broadcasts: no shared memory, whose
+    // per-lane accesses lavapipe runs as a loop over the lanes (a shared-memory tree made
+    // these kernels 20x slower).
+    let sums = accs
+        .iter()
+        .map(|&(p, dt)| {
+            let mine = em.kb.load(p);
+            let mut sum = em.kb.subgroup_broadcast(mine, 0, STy::F32);
+            for t in 1..lanes {
+                let theirs = em.kb.subgroup_broadcast(mine, t, STy::F32);
+                let s = em.kb.binary(Bo::Add, sum, theirs);
+                sum = ops::normalize(&mut em.kb, s, DType::F32);
+            }
+            Val { h: sum, dt }
+        })
+        .collect();
+    Ok(sums)
 }
 
 /// The kernel bound for vec4 reads of four output features' values (see the module docs): an f32
