@@ -641,4 +641,18 @@ mod tests {
             assert!(accesses.contains(&(BufferId(id), access)), "{id} {access:?} in {accesses:?}");
         }
     }
+
+    #[test]
+    fn dispatches_per_run_counts_loop_iterations_and_the_largest_branch() {
+        let steps = vec![
+            fill(1),
+            copy(0, 1),
+            static_loop(10, vec![copy(1, 2), copy(2, 1)]),
+            // A device loop: its condition's steps twice, its body once.
+            device_loop(vec![copy(1, 3)], 3, vec![copy(1, 2)]),
+            conditional(3, vec![vec![copy(1, 2)], vec![copy(1, 2), copy(2, 1), copy(1, 2)], vec![]]),
+        ];
+        assert_eq!(dispatches_per_run(&steps), 1 + 20 + 3 + 3);
+        assert_eq!(dispatches_per_run(&[static_loop(u64::MAX, vec![copy(0, 1), copy(0, 1)])]), u64::MAX);
+    }
 }

@@ -180,16 +180,23 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         Some(_) => None,
         None => kernel_quads(ctx, &mut em, root.operands[1], &kernel, dims, tile_rows),
     };
+    // With vec4 kernel reads, an input that keeps its features last is read four input features
+    // per vec4 too (an NHWC convolution past the first layer).
+    let input_quads = match quads {
+        Some(_) => input_feature_quads(ctx, &mut em, root.operands[0], &input, &kernel, dims),
+        None => None,
+    };
     let why = format!(
         "blocked convolution (implicit GEMM): {} features x {} positions per {}{}{}",
         s.tile.rows,
         s.tile.cols,
         if s.split { "workgroup, its lanes splitting the contraction" } else { "invocation" },
         if s.tuned { " (tuned)" } else { "" },
-        match (contraction, quads) {
-            (Some(_), _) => ", four input features per vec4 load of each operand",
-            (None, Some(_)) => ", kernel values read as vec4",
-            (None, None) => "",
+        match (contraction, quads, input_quads) {
+            (Some(_), _, _) => ", four input features per vec4 load of each operand",
+            (None, Some(_), Some(_)) => ", kernel values read as vec4, four input features per vec4 input load",
+            (None, Some(_), None) => ", kernel values read as vec4",
+            (None, None, _) => "",
         }
     );
 
@@ -316,18 +323,60 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
         }
         Ok(next)
     };
-    let fold_extents = match contraction {
-        Some(_) => {
+    // Four input features per step, read as one vec4 per position; the kernel's values as
+    // vec4s of four output features for each of the four input features. The taps run outside
+    // the input features, as in `quad_body`.
+    let mut input_quad_body = |em: &mut Em<'_>, point: &[H], accs: &[Val]| -> Result<Vec<Val>> {
+        let (input_q, kernel_q) = (input_quads.expect("only folded with input quads"), quads.expect("kernel quads"));
+        let first = em.kb.mul_c(point[n_taps], 4);
+        let mut at_point = vec![first];
+        at_point.extend_from_slice(&point[..n_taps]);
+        let mut a = Vec::with_capacity(out_index.len());
+        for m in &out_index {
+            let (li, valid) = input_index(em, dims, window, &input, &kernel, m, &at_point);
+            let at = linear(em, &input.dims, &li);
+            let quad = em.kb.div_c(at, 4);
+            a.push((input_q.load(em, f, ids.0, quad), valid));
+        }
+        let last_quad = em.kb.lit_u32((s.features - 4) as u32);
+        let mut next = accs.to_vec();
+        for j in 0..4u32 {
+            let mut j_point = vec![em.kb.add_c(first, j)];
+            j_point.extend_from_slice(&point[..n_taps]);
+            let mut b = Vec::with_capacity(features.len());
+            for four in features.chunks(4) {
+                let quad_first = em.kb.min_u(four[0].0, last_quad);
+                let ki = kernel_multi_index(em, dims, kernel.rank(), &j_point, quad_first);
+                let at = linear(em, &kernel.dims, &ki);
+                let quad = em.kb.div_c(at, 4);
+                b.extend(kernel_q.load(em, f, ids.1, quad));
+            }
+            for (r, &br) in b.iter().enumerate() {
+                for (c, (ac, valid)) in a.iter().enumerate() {
+                    let k = r * a.len() + c;
+                    let kb = &mut em.kb;
+                    let p = kb.binary(Bo::Multiply, ac[j as usize], br);
+                    let sum = kb.binary(Bo::Add, next[k].h, p);
+                    let sum = ops::normalize(kb, sum, acc_dt);
+                    next[k] = Val { h: kb.select(*valid, sum, next[k].h), dt: acc_dt };
+                }
+            }
+        }
+        Ok(next)
+    };
+    let fold_extents = match (contraction, input_quads) {
+        (Some(_), _) | (None, Some(_)) => {
             let mut quad_extents: Vec<u32> =
                 dims.kernel_spatial.iter().map(|&d| kernel.dims[d as usize] as u32).collect();
             quad_extents.push(extents[0] / 4);
             quad_extents
         }
-        None => extents.clone(),
+        (None, None) => extents.clone(),
     };
-    let fold_body: &mut FoldBody = match contraction {
-        Some(_) => &mut quad_body,
-        None => &mut body,
+    let fold_body: &mut FoldBody = match (contraction, input_quads) {
+        (Some(_), _) => &mut quad_body,
+        (None, Some(_)) => &mut input_quad_body,
+        (None, None) => &mut body,
     };
     let sums = if s.split {
         split_fold(&mut em, &fold_extents, init, fold_body, lid, s.workgroup)?
@@ -492,6 +541,24 @@ fn contraction_quads(
     let input_q = Quads::bind(em, input_buf, input.num_elements())?;
     let kernel_q = Quads::bind(em, kernel_buf, kernel.num_elements())?;
     Some((input_q, kernel_q))
+}
+
+/// The input bound for vec4 reads of four consecutive input features: an f32 buffer read as it
+/// is, whose input features are its last dimension, a multiple of 4 of them.
+fn input_feature_quads(
+    ctx: &KernelCtx,
+    em: &mut Em,
+    id: InstrId,
+    input: &ArrayShape,
+    kernel: &ArrayShape,
+    dims: &ConvDims,
+) -> Option<Quads> {
+    let Some(Leaf::Buffer { buf, dims: buf_dims, dtype: DType::F32 }) = ctx.leaves.get(&id) else { return None };
+    let features = kernel.dims[dims.kernel_input_feature as usize];
+    if *buf_dims != input.dims || input.rank().checked_sub(1) != Some(dims.input_feature as usize) || features % 4 != 0 {
+        return None;
+    }
+    Quads::bind(em, *buf, input.num_elements())
 }
 
 /// The row-major linear index of the multi-index `index` into `dims`.
