@@ -218,9 +218,24 @@ fn weight_gradients_split_their_contraction() {
 fn input_features_as_vec4() {
     let cases = [
         ("f32[2,8,8,4]", "f32[3,3,4,8]", "f32[2,8,8,8]", "window={size=3x3 pad=1_1x1_1}, dim_labels=b01f_01io->b01f"),
-        ("f32[2,9,7,12]", "f32[3,3,12,20]", "f32[2,5,4,20]", "window={size=3x3 stride=2x2 pad=1_1x1_1}, dim_labels=b01f_01io->b01f"),
-        ("f32[1,6,6,4]", "f32[3,3,4,4]", "f32[1,13,13,4]", "window={size=3x3 pad=2_2x2_2 lhs_dilate=2x2}, dim_labels=b01f_01io->b01f"),
-        ("f32[2,10,10,8]", "f32[3,3,8,12]", "f32[2,6,6,12]", "window={size=3x3 rhs_dilate=2x2}, dim_labels=b01f_01io->b01f"),
+        (
+            "f32[2,9,7,12]",
+            "f32[3,3,12,20]",
+            "f32[2,5,4,20]",
+            "window={size=3x3 stride=2x2 pad=1_1x1_1}, dim_labels=b01f_01io->b01f",
+        ),
+        (
+            "f32[1,6,6,4]",
+            "f32[3,3,4,4]",
+            "f32[1,13,13,4]",
+            "window={size=3x3 pad=2_2x2_2 lhs_dilate=2x2}, dim_labels=b01f_01io->b01f",
+        ),
+        (
+            "f32[2,10,10,8]",
+            "f32[3,3,8,12]",
+            "f32[2,6,6,12]",
+            "window={size=3x3 rhs_dilate=2x2}, dim_labels=b01f_01io->b01f",
+        ),
         ("f32[3,12,8]", "f32[5,8,16]", "f32[3,12,16]", "window={size=5 pad=2_2}, dim_labels=b0f_0io->b0f"),
         // One position of a long contraction: the lanes split it too.
         ("f32[1,16,16,8]", "f32[16,16,8,4]", "f32[1,1,1,4]", "window={size=16x16}, dim_labels=b01f_01io->b01f"),

@@ -62,6 +62,44 @@ fn matmul_shapes_around_the_blocks() {
     }
 }
 
+/// Few outputs with a long contraction: a subgroup's lanes split each 4 x 4 block's
+/// contraction (`dot::split_fold`). Contractions around the 256 where that starts (255 keeps a
+/// block per lane), outputs around the block (2 to 9 rows and columns, swapped ones), a batch,
+/// a k-major lhs (a weight gradient), vec4 columns and not, and a second contracting dimension.
+#[test]
+fn long_contractions_of_few_outputs_split_between_lanes() {
+    let dot = |m: usize, k: usize, n: usize| {
+        format!(
+            "HloModule m\nENTRY e {{\n  a = f32[{m},{k}] parameter(0)\n  b = f32[{k},{n}] parameter(1)\n  \
+             ROOT d = f32[{m},{n}] dot(a, b), lhs_contracting_dims={{1}}, rhs_contracting_dims={{0}}\n}}\n"
+        )
+    };
+    for (m, k, n, split) in [
+        (8, 255, 8, false),
+        (8, 256, 8, true),
+        (2, 1000, 9, true),
+        (9, 300, 12, true),
+        (128, 512, 10, true),
+        (5, 700, 64, true),
+    ] {
+        let hlo = dot(m, k, n);
+        let inputs = vec![bytes(&f32_values(m * k, 21)), bytes(&f32_values(k * n, 22))];
+        let why = if split { "splitting the contraction" } else { "per invocation" };
+        blocked_matches_interp_why(&hlo, inputs, 1e-5, why);
+    }
+    // A weight gradient: the lhs contracted over its rows.
+    let hlo = "HloModule m\nENTRY e {\n  a = f32[600,10] parameter(0)\n  b = f32[600,16] parameter(1)\n  \
+               ROOT d = f32[10,16] dot(a, b), lhs_contracting_dims={0}, rhs_contracting_dims={0}\n}\n";
+    let inputs = vec![bytes(&f32_values(6000, 23)), bytes(&f32_values(9600, 24))];
+    blocked_matches_interp_why(hlo, inputs, 1e-5, "splitting the contraction");
+    // A batch, two contracting dimensions.
+    let hlo = "HloModule m\nENTRY e {\n  a = f32[3,6,20,30] parameter(0)\n  b = f32[3,20,30,9] parameter(1)\n  \
+               ROOT d = f32[3,6,9] dot(a, b), lhs_batch_dims={0}, lhs_contracting_dims={2,3}, rhs_batch_dims={0}, \
+               rhs_contracting_dims={1,2}\n}\n";
+    let inputs = vec![bytes(&f32_values(3 * 6 * 600, 25)), bytes(&f32_values(3 * 600 * 9, 26))];
+    blocked_matches_interp_why(hlo, inputs, 1e-5, "splitting the contraction");
+}
+
 /// Four consecutive columns per invocation read as one vec4 (an f32 rhs whose columns are its
 /// last dimension, of a multiple of 4): full and partial last blocks, a batch, and an rhs that
 /// is also the lhs.

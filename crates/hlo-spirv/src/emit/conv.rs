@@ -27,7 +27,10 @@
 //! order of the terms differs from the per-element kernel's there too.
 
 use crate::builder::{STy, H};
-use crate::emit::dot::{blocked_root, product_hero, store_product, tile_for, ProductStores, Quads, Tile, WORKGROUP};
+use crate::emit::dot::{
+    blocked_root, product_hero, split_fold, store_product, tile_for, ProductStores, Quads, Tile, SPLIT_MAX_LANES,
+    SPLIT_MIN_DEPTH, SPLIT_TILE, WORKGROUP,
+};
 use crate::emit::elemental::{delinearize, strides, window_input_index, Em, FoldBody, Index, Leaf};
 use crate::emit::ops::{self, Val};
 use crate::emit::{because, finish, KernelCtx, KernelKind, KernelStep};
@@ -57,18 +60,6 @@ struct Shape {
     /// [`SPLIT_MAX_LANES`]).
     split: bool,
 }
-
-/// Below this many lanes with a block of their own, and from [`SPLIT_MIN_DEPTH`] products per
-/// output, the lanes of a one-subgroup workgroup split the contraction of one block (each lane
-/// every subgroup-size-th product) and add their sums through subgroup broadcasts. A weight
-/// gradient has few outputs and a long contraction: `[3,3,3,8]` over 8 x 16 x 16 products each
-/// gave 7 lanes of one workgroup all the work (0.51 -> 0.20 ms on one core; its `[3,3,8,16]`
-/// sibling 0.45 -> 0.30 ms).
-const SPLIT_MAX_LANES: u64 = 512;
-const SPLIT_MIN_DEPTH: u64 = 256;
-/// The block of a split contraction: 4 x 4 outputs, so that small outputs still make several
-/// workgroups.
-const SPLIT_TILE: Tile = Tile { rows: 4, cols: 4 };
 
 /// Whether `ctx.root` is a convolution this emitter takes: a float, ungrouped convolution of
 /// enough work whose operands only move data, and whose single output is the convolution itself.
@@ -425,63 +416,6 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     because(Ok(vec![step]), || why)
 }
 
-/// [`Em::fold`] over `extents` split between the `lanes` invocations of a one-subgroup workgroup:
-/// lane `lane` folds points `lane`, `lane + lanes`, ... (row-major), and the lanes' sums are added
-/// in lane order, the same in every lane. Every lane runs the loop at least once, so `extents`
-/// hold at least `lanes` points.
-fn split_fold<'m>(
-    em: &mut Em<'m>,
-    extents: &[u32],
-    init: Vec<Val>,
-    body: &mut FoldBody<'_, 'm>,
-    lane: H,
-    lanes: u32,
-) -> Result<Vec<Val>> {
-    let total: u64 = extents.iter().map(|&e| u64::from(e)).product();
-    debug_assert!(total >= u64::from(lanes), "every lane folds at least one point");
-    let dims: Vec<i64> = extents.iter().map(|&e| i64::from(e)).collect();
-    let accs: Vec<(H, DType)> =
-        init.iter().enumerate().map(|(k, v)| (em.kb.local_init(&format!("acc{k}"), STy::F32, v.h), v.dt)).collect();
-    let r = em.kb.local_init("r", STy::U32, lane);
-    em.kb.begin_loop_body();
-    em.enter_loop(Some(total.div_ceil(u64::from(lanes))));
-    let rv = em.kb.load(r);
-    let point = delinearize(&mut em.kb, &dims, rv);
-    let current: Vec<Val> = accs.iter().map(|&(p, dt)| Val { h: em.kb.load(p), dt }).collect();
-    let next = body(em, &point, &current);
-    em.exit_loop();
-    for (&(p, _), v) in accs.iter().zip(next?) {
-        em.kb.store(p, v.h);
-    }
-    let body_block = em.kb.end_block();
-    em.kb.begin_block();
-    let rv = em.kb.load(r);
-    let next = em.kb.add_c(rv, lanes);
-    em.kb.store(r, next);
-    let end = em.kb.lit_u32(total as u32);
-    let done = em.kb.binary(Bo::GreaterEqual, next, end);
-    let continuing = em.kb.end_block();
-    em.kb.stmt(naga::Statement::Loop { body: body_block, continuing, break_if: Some(done) });
-
-    // The lanes' sums in lane order, through subgroup broadcasts: no shared memory, whose
-    // per-lane accesses lavapipe runs as a loop over the lanes (a shared-memory tree made
-    // these kernels 20x slower).
-    let sums = accs
-        .iter()
-        .map(|&(p, dt)| {
-            let mine = em.kb.load(p);
-            let mut sum = em.kb.subgroup_broadcast(mine, 0, STy::F32);
-            for t in 1..lanes {
-                let theirs = em.kb.subgroup_broadcast(mine, t, STy::F32);
-                let s = em.kb.binary(Bo::Add, sum, theirs);
-                sum = ops::normalize(&mut em.kb, s, DType::F32);
-            }
-            Val { h: sum, dt }
-        })
-        .collect();
-    Ok(sums)
-}
-
 /// The kernel bound for vec4 reads of four output features' values (see the module docs): an f32
 /// buffer read as it is, whose output-feature dimension is its last, with the features and the
 /// block's rows multiples of 4.
@@ -555,7 +489,8 @@ fn input_feature_quads(
 ) -> Option<Quads> {
     let Some(Leaf::Buffer { buf, dims: buf_dims, dtype: DType::F32 }) = ctx.leaves.get(&id) else { return None };
     let features = kernel.dims[dims.kernel_input_feature as usize];
-    if *buf_dims != input.dims || input.rank().checked_sub(1) != Some(dims.input_feature as usize) || features % 4 != 0 {
+    if *buf_dims != input.dims || input.rank().checked_sub(1) != Some(dims.input_feature as usize) || features % 4 != 0
+    {
         return None;
     }
     Quads::bind(em, *buf, input.num_elements())
