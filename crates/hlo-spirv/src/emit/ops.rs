@@ -325,8 +325,8 @@ fn widen_count(kb: &mut Kb, c: H, dt: DType) -> H {
 /// at most one iteration per binade between the operands (254 for f32, 2046 for f64).
 fn fmod(kb: &mut Kb, x: H, y: H, t: STy) -> H {
     let (ut, mant_bits) = if t == STy::F64 { (STy::U64, 52) } else { (STy::U32, 23) };
-    let ax = kb.math(Mf::Abs, &[x]);
-    let ay = kb.math(Mf::Abs, &[y]);
+    let ax = abs_bits(kb, x, t);
+    let ay = abs_bits(kb, y, t);
     // The loop only runs for finite x and y > 0 (the others are NaN, selected below): with
     // y == 0 or an infinite x it would never end (a driver stopping it would cut every later
     // loop of the kernel short, as lavapipe's shared loop budget does).
@@ -365,20 +365,31 @@ fn fmod(kb: &mut Kb, x: H, y: H, t: STy) -> H {
     let body = kb.end_block();
     kb.stmt(naga::Statement::Loop { body, continuing: naga::Block::new(), break_if: None });
     let res = kb.load(r);
-    let res = copysign(kb, res, x, t);
     // XLA:CPU's NaNs: the canonical +NaN for y == 0, an infinite x or a NaN y; otherwise a NaN x
     // itself, payload and sign (even a signalling one) unchanged. x itself when |x| < |y| is
     // covered by the loop.
     let zero = kb.lit_float(t, 0.0);
     let y0 = kb.binary(Bo::Equal, ay, zero);
     let xinf = isinf(kb, x, t);
-    let xn = isnan_t(kb, x, t);
     let yn = isnan_t(kb, y, t);
     let bad = bool_or(kb, y0, xinf);
     let bad = bool_or(kb, bad, yn);
     let nan = kb.lit_float(t, f64::NAN);
-    let res = kb.select(xn, x, res);
+    // |r| with x's sign. A NaN x is x itself, payload and sign (even a signalling one): the
+    // loop starts at |x|, which fails its first test, and the sign goes back on. Selecting x
+    // where it is NaN instead made lavapipe's LLVM return NaN for every element of an f16 or
+    // f8 remainder in a reduction tree (difftest seed 261759), on the bits as on the floats.
+    let res = copysign(kb, res, x, t);
     kb.select(bad, nan, res)
+}
+
+/// |x| by clearing the sign bit, so that a NaN keeps its payload.
+fn abs_bits(kb: &mut Kb, x: H, t: STy) -> H {
+    let (ut, mask) =
+        if t == STy::F64 { (STy::U64, kb.lit_u64(!(1 << 63))) } else { (STy::U32, kb.lit_u32(!(1 << 31))) };
+    let bits = kb.bitcast(x, ut);
+    let bits = kb.binary(Bo::And, bits, mask);
+    kb.bitcast(bits, t)
 }
 
 /// |mag| with the sign bit of `sign`.
