@@ -1582,12 +1582,15 @@ impl<'p> Gen<'p> {
 
     /// A 2-D convolution in a random layout (every dim_labels permutation of the input, kernel
     /// and output), with strides, padding (negative too), both dilations, reversal and feature
-    /// groups, at feature and position counts around the blocked kernel's blocks.
+    /// groups, at feature and position counts around the blocked kernel's blocks. A quarter are
+    /// weight-gradient shaped: a window as large as the input, so few outputs each sum hundreds
+    /// or thousands of products (the kernels whose lanes split the contraction).
     fn convolution(&mut self) -> Option<V> {
         let n = self.rng.random_range(1..=2);
         let h = *[1, 3, 7, 8, 9, 16, 17].choose(&mut self.rng)?;
         let w = *[1, 3, 7, 8, 9, 16, 17, 33, 65].choose(&mut self.rng)?;
-        let c = *[1, 2, 3, 8].choose(&mut self.rng)?;
+        let c = *[1, 2, 3, 4, 8, 16].choose(&mut self.rng)?;
+        let whole_window = self.chance(0.25);
         let mut o = *[1, 2, 5, 8, 16, 17, 33].choose(&mut self.rng)?;
         let groups = if c > 1 && self.chance(0.15) {
             o = c * self.rng.random_range(1..=2);
@@ -1595,8 +1598,10 @@ impl<'p> Gen<'p> {
         } else {
             1
         };
-        let kh = self.rng.random_range(1..=3.min(h));
-        let kw = self.rng.random_range(1..=3.min(w));
+        let (kh, kw) = match whole_window {
+            true => (h - self.rng.random_range(0..=1.min(h - 1)), w - self.rng.random_range(0..=2.min(w - 1))),
+            false => (self.rng.random_range(1..=3.min(h)), self.rng.random_range(1..=3.min(w))),
+        };
         let dtype = if self.chance(0.85) { DType::F32 } else { DType::F16 };
         // Where each logical dimension (batch or feature, then the two spatial ones) sits.
         let mut input_at = vec![0i64, 1, 2, 3];

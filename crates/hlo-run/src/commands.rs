@@ -611,7 +611,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let prep_time = prep_start.elapsed();
     let mut driver_threads = None;
     if let Some(dispatches) = prepared.driver_threads_choice() {
-        let (choice, faster) = choose_driver_threads(prepared, &prepare, dispatches)?;
+        let (choice, faster) = measure_driver_threads(prepared, &prepare, dispatches)?;
         driver_threads = Some(choice);
         prepared = faster;
     }
@@ -669,7 +669,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Calls timed per driver-thread setting when [`choose_driver_threads`] compares them.
+/// Calls timed per driver-thread setting when [`measure_driver_threads`] compares them.
 const THREAD_TRIAL_CALLS: usize = 20;
 /// Calls longer than this per dispatch keep the driver's worker threads untried: waking them
 /// costs tens of microseconds per dispatch, which only programs of short dispatches notice.
@@ -679,7 +679,7 @@ const THREAD_TRIAL_MAX_PER_DISPATCH: Duration = Duration::from_micros(500);
 /// calls with the driver's worker threads and without them ([`vulkan::DriverThreads`]) and
 /// returns the faster setting with the program prepared for it. `prepared` must be the only
 /// prepared program alive: the driver reads the setting when a context opens.
-fn choose_driver_threads(
+fn measure_driver_threads(
     mut prepared: Box<dyn backend::Prepared>,
     prepare: &dyn Fn() -> anyhow::Result<Box<dyn backend::Prepared>>,
     dispatches: u64,
