@@ -599,16 +599,24 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         ..args.common.prepare_options(limit.saturating_sub(host_bytes(&host_inputs)))
     };
     let prepare = || -> anyhow::Result<Box<dyn backend::Prepared>> {
-        let mut prepared =
-            backend::prepare(&loaded.module, args.common.backend, &options).map_err(|e| locate(&loaded, e))?;
+        backend::prepare(&loaded.module, args.common.backend, &options).map_err(|e| locate(&loaded, e))
+    };
+    let warm_up = |prepared: &mut Box<dyn backend::Prepared>| -> anyhow::Result<()> {
         prepared.set_inputs(&host_inputs).map_err(|e| locate(&loaded, e))?;
         for _ in 0..args.warmup {
             prepared.time_call().map_err(|e| locate(&loaded, e))?;
         }
-        Ok(prepared)
+        Ok(())
     };
     let mut prepared = prepare()?;
     let prep_time = prep_start.elapsed();
+    warm_up(&mut prepared)?;
+    // Prepared again (for the driver-thread trial), ready to time.
+    let prepare = || -> anyhow::Result<Box<dyn backend::Prepared>> {
+        let mut prepared = prepare()?;
+        warm_up(&mut prepared)?;
+        Ok(prepared)
+    };
     let mut driver_threads = None;
     if let Some(dispatches) = prepared.driver_threads_choice() {
         let (choice, faster) = measure_driver_threads(prepared, &prepare, dispatches)?;
