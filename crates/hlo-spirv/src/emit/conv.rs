@@ -280,8 +280,10 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     // Four input features per step: each position's four input values and each feature's four
     // kernel values are one vec4 load apiece; the taps run outside the input features.
     let n_taps = dims.kernel_spatial.len();
-    let mut quad_body = |em: &mut Em<'_>, point: &[H], accs: &[Val]| -> Result<Vec<Val>> {
-        let (input_q, kernel_q) = contraction.expect("only folded with contraction quads");
+    // At a point (taps, then a quad of input features): the contraction point of the quad's first
+    // input feature, and each position's four input values (one vec4 load) with whether the
+    // position reads inside the input there.
+    let input_quad_at = |em: &mut Em<'_>, input_q: Quads, point: &[H]| -> (Vec<H>, Vec<(Vec<H>, H)>) {
         let first = em.kb.mul_c(point[n_taps], 4);
         let mut at_point = vec![first];
         at_point.extend_from_slice(&point[..n_taps]);
@@ -292,6 +294,11 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
             let quad = em.kb.div_c(at, 4);
             a.push((input_q.load(em, f, ids.0, quad), valid));
         }
+        (at_point, a)
+    };
+    let mut quad_body = |em: &mut Em<'_>, point: &[H], accs: &[Val]| -> Result<Vec<Val>> {
+        let (input_q, kernel_q) = contraction.expect("only folded with contraction quads");
+        let (at_point, a) = input_quad_at(em, input_q, point);
         let mut b = Vec::with_capacity(features.len());
         for &(_, feature) in &features {
             let ki = kernel_multi_index(em, dims, kernel.rank(), &at_point, feature);
@@ -319,16 +326,8 @@ pub(crate) fn emit(ctx: &KernelCtx) -> Result<Vec<KernelStep>> {
     // the input features, as in `quad_body`.
     let mut input_quad_body = |em: &mut Em<'_>, point: &[H], accs: &[Val]| -> Result<Vec<Val>> {
         let (input_q, kernel_q) = (input_quads.expect("only folded with input quads"), quads.expect("kernel quads"));
-        let first = em.kb.mul_c(point[n_taps], 4);
-        let mut at_point = vec![first];
-        at_point.extend_from_slice(&point[..n_taps]);
-        let mut a = Vec::with_capacity(out_index.len());
-        for m in &out_index {
-            let (li, valid) = input_index(em, dims, window, &input, &kernel, m, &at_point);
-            let at = linear(em, &input.dims, &li);
-            let quad = em.kb.div_c(at, 4);
-            a.push((input_q.load(em, f, ids.0, quad), valid));
-        }
+        let (at_point, a) = input_quad_at(em, input_q, point);
+        let first = at_point[0];
         let last_quad = em.kb.lit_u32((s.features - 4) as u32);
         let mut next = accs.to_vec();
         for j in 0..4u32 {
