@@ -83,7 +83,7 @@ pub enum DriverThreads {
     /// for them costs every dispatch tens of microseconds on a busy 2-core machine (half the
     /// process's CPU time on nbody_sim_update was the kernel switching threads), which a program
     /// of many small dispatches never wins back. `hlo-run bench` measures both where a call is
-    /// short (`commands::bench`).
+    /// short (`commands::measure_driver_threads`).
     Serial,
 }
 
