@@ -1611,6 +1611,15 @@ impl<'p> Gen<'p> {
             input_at.shuffle_in_place(&mut self.rng);
             kernel_at.shuffle_in_place(&mut self.rng);
             output_at.shuffle_in_place(&mut self.rng);
+        } else if self.chance(0.5) {
+            // NHWC with an HWIO kernel (`b01f_01io->b01f`), as JAX lays out its CNNs, mostly with
+            // a multiple of 4 output features: with a multiple of 4 input features too, the
+            // kernels that read both four per vec4 load.
+            input_at = vec![0, 3, 1, 2];
+            output_at = vec![0, 3, 1, 2];
+            if groups == 1 && self.chance(0.7) {
+                o = (o + 3) / 4 * 4;
+            }
         }
         let place = |at: &[i64], sizes: [i64; 4]| {
             let mut dims = vec![0; 4];
